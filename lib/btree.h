@@ -1,0 +1,130 @@
+/* hyperfile: copy-on-write B+tree mapping logical blocks to where their
+ * newest bytes live: (segment seq, block offset in that segment, CRC32C).
+ *
+ * The tree's persistent form is a checkpoint: nodes (format.h, struct
+ * hf_disk_node_hdr and entries) written into a segment's node area, found
+ * from a root pointer in a segment header.  In memory, nodes are paged in
+ * on demand through a caller-supplied reader and kept in an LRU of
+ * bounded size; modified ("dirty") nodes and their ancestors are copies
+ * (copy-on-write: a checkpointed node is never changed in place) and are
+ * pinned in memory until the next checkpoint writes them out.
+ *
+ * Thread safety: hf_btree_lookup, hf_btree_iterate and hf_btree_stats may
+ * run concurrently with each other from any number of threads; node I/O
+ * happens without holding the tree's internal lock, so lookups of
+ * different blocks never wait for each other's reads.  hf_btree_insert,
+ * hf_btree_remove_range, hf_btree_checkpoint and hf_btree_close need
+ * exclusive access: the caller serialises them against every other call
+ * (lib/volume holds a rwlock).
+ *
+ * Errors: 0, or ENOENT (lookup: hole), EBADMSG (a node failed its magic,
+ * CRC or self-address check: logged with the segment and offset), EIO or
+ * another errno from the reader, ENOMEM.
+ */
+#ifndef HF_BTREE_H
+#define HF_BTREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+
+/* Where a logical block's data lives. */
+struct hf_bmap {
+  uint64_t seq;         /* segment number */
+  uint32_t blk;         /* byte offset in the segment / block_size */
+  uint32_t crc;         /* CRC32C of the block's bytes */
+};
+
+/* A checkpoint root; empty means the tree has no entries. */
+struct hf_btree_root {
+  bool empty;
+  uint16_t level;       /* root's bn_level */
+  struct hf_disk_node_ptr ptr;
+};
+
+/* Read the HF_NODE_SIZE bytes of the node at *ptr into buf (caller
+ * owns).  Must be thread safe.  The tree checks magic, CRC and
+ * self-address itself.  Returns 0 or a positive errno. */
+typedef int (*hf_btree_read_fn) (void *opaque,
+                                 const struct hf_disk_node_ptr *ptr,
+                                 void *buf);
+
+struct hf_btree;
+
+struct hf_btree_stats {
+  uint64_t nodes_cached;     /* clean nodes in memory */
+  uint64_t nodes_dirty;      /* dirty nodes pinned in memory */
+  uint64_t node_reads;       /* reader calls */
+  uint64_t node_hits;        /* lookups served from memory */
+  uint64_t entries;          /* mapped blocks (exact) */
+};
+
+/* Open a tree at root (borrowed; NULL or root->empty = new empty tree),
+ * reading nodes through rd (opaque is passed to it).  At most cache_nodes
+ * clean nodes stay in memory (minimum 16; dirty nodes come on top).
+ * entries is the number of mapped blocks at root (from the segment
+ * header's sh_mapped), kept up to date by insert/remove.  On success *out
+ * is a new tree the caller owns; on error *out is unchanged. */
+extern int hf_btree_open (const struct hf_btree_root *root, uint64_t entries,
+                          hf_btree_read_fn rd, void *opaque,
+                          size_t cache_nodes, struct hf_btree **out);
+
+extern void hf_btree_close (struct hf_btree *t);
+
+/* Find lba.  0 and *out filled if mapped, ENOENT if a hole. */
+extern int hf_btree_lookup (struct hf_btree *t, uint64_t lba,
+                            struct hf_bmap *out);
+
+/* Call fn for every mapped block in [lba, lba + count) in increasing
+ * order.  fn returns 0 to continue, 1 to stop early (iterate returns 0),
+ * or a positive errno to abort (iterate returns it). */
+typedef int (*hf_btree_iter_fn) (void *opaque, uint64_t lba,
+                                 const struct hf_bmap *m);
+extern int hf_btree_iterate (struct hf_btree *t, uint64_t lba,
+                             uint64_t count, hf_btree_iter_fn fn,
+                             void *opaque);
+
+/* Map lba to *m (borrowed), replacing any earlier mapping. */
+extern int hf_btree_insert (struct hf_btree *t, uint64_t lba,
+                            const struct hf_bmap *m);
+
+/* Unmap every block in [lba, lba + count).  Cost is proportional to the
+ * number of mapped blocks in the range plus the tree depth, never to
+ * count, so trimming a whole large volume is cheap. */
+extern int hf_btree_remove_range (struct hf_btree *t, uint64_t lba,
+                                  uint64_t count);
+
+/* Number of nodes the next checkpoint would write. */
+extern size_t hf_btree_dirty_count (struct hf_btree *t);
+
+/* Write out every dirty node: node i (0-based) is placed in segment seq
+ * at np_off = first_off + i and serialised into buf + i * HF_NODE_SIZE
+ * (caller owns buf, at least hf_btree_dirty_count () * HF_NODE_SIZE
+ * bytes).  Children are written before parents.  On success *nnodes is
+ * the number written, *root_out the new root, and the nodes are clean
+ * (their pointers refer to the new addresses) — the caller must then
+ * commit the segment, or discard the tree if that fails.  With no dirty
+ * nodes, writes nothing and returns the current root. */
+extern int hf_btree_checkpoint (struct hf_btree *t, uint64_t seq,
+                                uint32_t first_off, void *buf,
+                                size_t *nnodes,
+                                struct hf_btree_root *root_out);
+
+/* The current root (only meaningful when the tree is clean). */
+extern void hf_btree_get_root (struct hf_btree *t, struct hf_btree_root *out);
+
+extern void hf_btree_get_stats (struct hf_btree *t,
+                                struct hf_btree_stats *out);
+
+/* Visit every node reachable from the current (clean) root, parents
+ * before children, reading each through the reader and verifying it.
+ * For fsck and GC: fn receives the pointer and level of each node. */
+typedef int (*hf_btree_node_fn) (void *opaque,
+                                 const struct hf_disk_node_ptr *ptr,
+                                 unsigned level);
+extern int hf_btree_walk_nodes (struct hf_btree *t, hf_btree_node_fn fn,
+                                void *opaque);
+
+#endif /* HF_BTREE_H */

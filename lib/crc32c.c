@@ -1,0 +1,84 @@
+/* hyperfile: CRC32C, hardware-accelerated where available (see crc32c.h). */
+#include <config.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <pthread.h>
+
+#include "crc32c.h"
+
+static uint32_t hf_crc32c_table[8][256];
+static bool hf_crc32c_have_sse42;
+static pthread_once_t hf_crc32c_once = PTHREAD_ONCE_INIT;
+
+static void
+hf_crc32c_init (void)
+{
+  uint32_t i, j, c;
+
+  for (i = 0; i < 256; i++) {
+    c = i;
+    for (j = 0; j < 8; j++)
+      c = (c >> 1) ^ (0x82F63B78 & -(c & 1));
+    hf_crc32c_table[0][i] = c;
+  }
+  for (i = 0; i < 256; i++)
+    for (j = 1; j < 8; j++)
+      hf_crc32c_table[j][i] = (hf_crc32c_table[j - 1][i] >> 8) ^
+        hf_crc32c_table[0][hf_crc32c_table[j - 1][i] & 0xff];
+#if defined(__x86_64__)
+  __builtin_cpu_init ();
+  hf_crc32c_have_sse42 = __builtin_cpu_supports ("sse4.2");
+#endif
+}
+
+#if defined(__x86_64__)
+__attribute__ ((target ("sse4.2")))
+static uint32_t
+hf_crc32c_hw (uint32_t crc, const unsigned char *p, size_t len)
+{
+  uint64_t c = crc;
+
+  while (len >= 8) {
+    uint64_t v;
+    memcpy (&v, p, 8);
+    c = __builtin_ia32_crc32di (c, v);
+    p += 8;
+    len -= 8;
+  }
+  while (len--)
+    c = __builtin_ia32_crc32qi ((uint32_t) c, *p++);
+  return (uint32_t) c;
+}
+#endif
+
+static uint32_t
+hf_crc32c_sw (uint32_t crc, const unsigned char *p, size_t len)
+{
+  while (len >= 8) {
+    uint32_t lo = crc ^ ((uint32_t) p[0] | (uint32_t) p[1] << 8 |
+                         (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24);
+    crc = hf_crc32c_table[7][lo & 0xff] ^ hf_crc32c_table[6][(lo >> 8) & 0xff] ^
+      hf_crc32c_table[5][(lo >> 16) & 0xff] ^ hf_crc32c_table[4][lo >> 24] ^
+      hf_crc32c_table[3][p[4]] ^ hf_crc32c_table[2][p[5]] ^
+      hf_crc32c_table[1][p[6]] ^ hf_crc32c_table[0][p[7]];
+    p += 8;
+    len -= 8;
+  }
+  while (len--)
+    crc = (crc >> 8) ^ hf_crc32c_table[0][(crc ^ *p++) & 0xff];
+  return crc;
+}
+
+uint32_t
+hf_crc32c (uint32_t crc, const void *buf, size_t len)
+{
+  pthread_once (&hf_crc32c_once, hf_crc32c_init);
+  crc = ~crc;
+#if defined(__x86_64__)
+  if (hf_crc32c_have_sse42)
+    return ~hf_crc32c_hw (crc, buf, len);
+#endif
+  return ~hf_crc32c_sw (crc, buf, len);
+}

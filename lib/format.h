@@ -1,0 +1,392 @@
+/* hyperfile: the on-disk (on-S3) format.  This header IS the format
+ * specification; man/hyperfile-format.5 explains it for readers without
+ * the source.  Change nothing here without bumping the version of the
+ * structure concerned and updating the man page.
+ *
+ * General rules
+ *  - All integers are little-endian, whatever the host.  Code reads and
+ *    writes them with hf_le*() helpers, never by casting buffers.
+ *  - Every structure starts with magic, version, header size and flags,
+ *    and ends with (or contains) a CRC32C computed over the structure
+ *    with the CRC field itself set to zero.
+ *  - Reserved fields and padding are written as zero and ignored on read
+ *    (so a later minor version can use them).
+ *  - A reader rejects a structure whose magic, version or CRC is wrong
+ *    with EBADMSG and a log line naming the object and byte offset; it
+ *    never guesses.
+ *
+ * Objects of a volume (PREFIX is the volume's key prefix, "" or "dir/"):
+ *
+ *   PREFIX "volume"                 volume descriptor, written once at
+ *                                   create with a conditional PUT
+ *   PREFIX "seg/" HEX16(~seq)       segment number seq (1, 2, 3 ...);
+ *                                   the name is the bitwise complement of
+ *                                   seq in 16 lowercase hex digits, so the
+ *                                   newest segment sorts first in a LIST
+ *   PREFIX "lease/" HEX16(~epoch)   writer lease of the given epoch
+ *   PREFIX "snap/" NAME             named snapshot (see issue 6)
+ *
+ * Commit protocol.  A segment is committed by one conditional PUT
+ * (If-None-Match: *) of its key.  It is then immutable.  Its header names
+ * its parent (the segment that was the head when it was built); the
+ * volume's history is the chain of parent links from the head.  The head
+ * is the newest segment (first in LIST order) whose parent chain back to
+ * its checkpoint is intact and whose structures verify; segments that are
+ * not on the chain (orphans of an upload that never completed in order,
+ * or of a fenced writer) are ignored and later collected.  A writer
+ * always numbers its next segment above every seq it has seen, so an
+ * orphan's key is never reused.  Two writers racing for the same seq:
+ * exactly one conditional PUT wins; the loser stops writing (EROFS).
+ *
+ * Index.  The map from logical block to physical location is a
+ * copy-on-write B+tree whose nodes (HF_NODE_SIZE bytes each) are written
+ * into segments as checkpoints.  A segment's header points at the root of
+ * the newest checkpoint at or before it (sh_ckpt_*).  The state of the
+ * volume at segment S is: the tree at S's checkpoint, then the extent
+ * tables of every segment after that checkpoint up to and including S, in
+ * chain order.  A checkpoint in segment C already includes C's own
+ * extents.
+ */
+#ifndef HF_FORMAT_H
+#define HF_FORMAT_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* ---- Little-endian helpers ---- */
+
+static inline uint16_t
+hf_le16 (const void *p)
+{
+  const uint8_t *b = p;
+  return (uint16_t) (b[0] | b[1] << 8);
+}
+static inline uint32_t
+hf_le32 (const void *p)
+{
+  const uint8_t *b = p;
+  return (uint32_t) b[0] | (uint32_t) b[1] << 8 | (uint32_t) b[2] << 16 |
+    (uint32_t) b[3] << 24;
+}
+static inline uint64_t
+hf_le64 (const void *p)
+{
+  const uint8_t *b = p;
+  return (uint64_t) hf_le32 (b) | (uint64_t) hf_le32 (b + 4) << 32;
+}
+static inline void
+hf_put_le16 (void *p, uint16_t v)
+{
+  uint8_t *b = p;
+  b[0] = v;
+  b[1] = v >> 8;
+}
+static inline void
+hf_put_le32 (void *p, uint32_t v)
+{
+  uint8_t *b = p;
+  b[0] = v;
+  b[1] = v >> 8;
+  b[2] = v >> 16;
+  b[3] = v >> 24;
+}
+static inline void
+hf_put_le64 (void *p, uint64_t v)
+{
+  hf_put_le32 (p, (uint32_t) v);
+  hf_put_le32 ((uint8_t *) p + 4, (uint32_t) (v >> 32));
+}
+
+/* The structs below document layout and give sizes and offsets to
+ * _Static_assert and offsetof; their fields are little-endian on disk.
+ * Encoders and decoders use hf_le*() at offsetof (...) rather than
+ * casting, so host byte order and alignment never matter. */
+
+#define HF_UUID_SIZE 16
+#define HF_NODE_SIZE 4096       /* B+tree node, fixed */
+#define HF_MIN_BLOCK_SIZE 512
+#define HF_MAX_BLOCK_SIZE 65536
+#define HF_DEFAULT_BLOCK_SIZE 4096
+
+/* ---- Volume descriptor: object PREFIX "volume", HF_VD_SIZE bytes ----
+ *
+ * OFFSET SIZE DESCRIPTION
+ *      0    4 vd_magic        "HFVD" (0x44564648 as LE u32)
+ *      4    2 vd_version      1
+ *      6    2 vd_hdr_size     512
+ *      8    4 vd_flags        HF_VD_CLONE if the volume is a clone
+ *     12    4 vd_block_size   bytes per logical block, power of 2,
+ *                             512..65536
+ *     16   16 vd_uuid         random, identifies the volume; every
+ *                             segment carries it
+ *     32    8 vd_size         size in bytes at create (a multiple of
+ *                             vd_block_size); segments carry the current
+ *     40    8 vd_created_ns   creation time, ns since the epoch, UTC
+ *     48    8 vd_parent_seq   clone: the parent's point in time
+ *     56   16 vd_parent_uuid  clone: the parent volume's uuid
+ *     72  256 vd_parent_url   clone: the parent's url (NUL padded),
+ *                             e.g. "s3://bucket/prefix"
+ *    328  180 vd_reserved     zero
+ *    508    4 vd_crc          CRC32C of bytes 0..507
+ */
+struct hf_disk_volume {
+  uint32_t vd_magic;
+  uint16_t vd_version;
+  uint16_t vd_hdr_size;
+  uint32_t vd_flags;
+  uint32_t vd_block_size;
+  uint8_t vd_uuid[HF_UUID_SIZE];
+  uint64_t vd_size;
+  uint64_t vd_created_ns;
+  uint64_t vd_parent_seq;
+  uint8_t vd_parent_uuid[HF_UUID_SIZE];
+  char vd_parent_url[256];
+  uint8_t vd_reserved[180];
+  uint32_t vd_crc;
+} __attribute__ ((packed));
+#define HF_VD_MAGIC 0x44564648u /* "HFVD" */
+#define HF_VD_VERSION 1
+#define HF_VD_SIZE 512
+#define HF_VD_CLONE 0x1
+_Static_assert (sizeof (struct hf_disk_volume) == HF_VD_SIZE, "vd size");
+
+/* ---- B+tree node pointer (16 bytes), used in headers and branches ----
+ *
+ * OFFSET SIZE DESCRIPTION
+ *      0    8 np_seq   segment holding the node
+ *      8    4 np_off   byte offset of the node in that segment divided by
+ *                      HF_NODE_SIZE
+ *     12    4 np_crc   CRC32C the node must have (its bn_crc)
+ */
+struct hf_disk_node_ptr {
+  uint64_t np_seq;
+  uint32_t np_off;
+  uint32_t np_crc;
+} __attribute__ ((packed));
+_Static_assert (sizeof (struct hf_disk_node_ptr) == 16, "node ptr size");
+
+/* ---- B+tree node: HF_NODE_SIZE bytes in a segment's node area ----
+ *
+ * Header, 32 bytes:
+ * OFFSET SIZE DESCRIPTION
+ *      0    4 bn_magic     "HFBN"
+ *      4    2 bn_version   1
+ *      6    2 bn_hdr_size  32
+ *      8    2 bn_flags     HF_BN_LEAF on leaves
+ *     10    2 bn_level     0 for leaves, parent = child + 1
+ *     12    4 bn_count     number of entries that follow
+ *     16    8 bn_seq       segment holding this node (must equal the
+ *                          pointer's np_seq: detects misdirected reads)
+ *     24    4 bn_off       this node's np_off
+ *     28    4 bn_crc       CRC32C of all HF_NODE_SIZE bytes, this field 0
+ *
+ * Then bn_count entries of 24 bytes, sorted by strictly increasing lba;
+ * the rest of the node is zero.
+ *
+ * Leaf entry: logical block le_lba holds data in segment le_seq at byte
+ * offset le_blk * block_size, whose CRC32C is le_crc.  Blocks without an
+ * entry are holes (read as zeros).
+ * OFFSET SIZE DESCRIPTION
+ *      0    8 le_lba
+ *      8    8 le_seq
+ *     16    4 le_blk
+ *     20    4 le_crc
+ *
+ * Branch entry: child be_child holds every key >= be_lba and below the
+ * next entry's be_lba.  The first entry's be_lba is the smallest key in
+ * its subtree (not -infinity); lookups below it go to the first child.
+ * OFFSET SIZE DESCRIPTION
+ *      0    8 be_lba
+ *      8   16 be_child
+ *
+ * Invariant: every node reachable from a checkpoint root of generation
+ * (segment) C lives in a segment <= C and is reachable exactly once.
+ */
+struct hf_disk_node_hdr {
+  uint32_t bn_magic;
+  uint16_t bn_version;
+  uint16_t bn_hdr_size;
+  uint16_t bn_flags;
+  uint16_t bn_level;
+  uint32_t bn_count;
+  uint64_t bn_seq;
+  uint32_t bn_off;
+  uint32_t bn_crc;
+} __attribute__ ((packed));
+struct hf_disk_leaf_ent {
+  uint64_t le_lba;
+  uint64_t le_seq;
+  uint32_t le_blk;
+  uint32_t le_crc;
+} __attribute__ ((packed));
+struct hf_disk_branch_ent {
+  uint64_t be_lba;
+  struct hf_disk_node_ptr be_child;
+} __attribute__ ((packed));
+#define HF_BN_MAGIC 0x4e424648u /* "HFBN" */
+#define HF_BN_VERSION 1
+#define HF_BN_HDR_SIZE 32
+#define HF_BN_LEAF 0x1
+#define HF_BN_ENT_SIZE 24
+#define HF_BN_MAX_ENTS ((HF_NODE_SIZE - HF_BN_HDR_SIZE) / HF_BN_ENT_SIZE) /* 169 */
+_Static_assert (sizeof (struct hf_disk_node_hdr) == HF_BN_HDR_SIZE, "bn hdr");
+_Static_assert (sizeof (struct hf_disk_leaf_ent) == HF_BN_ENT_SIZE, "leaf ent");
+_Static_assert (sizeof (struct hf_disk_branch_ent) == HF_BN_ENT_SIZE, "br ent");
+
+/* ---- Segment: object PREFIX "seg/" HEX16(~seq) ----
+ *
+ * Layout (offsets from the start of the object; metadata first so one
+ * ranged GET of the head of the object usually returns all of it):
+ *
+ *   0             header, HF_SH_SIZE bytes
+ *   sh_ext_off    extent table: sh_n_ext entries of 16 bytes
+ *   sh_crc_off    block CRC table: sh_n_data little-endian u32, the
+ *                 CRC32C of each data block in data-area order
+ *   sh_node_off   sh_n_nodes B+tree nodes (multiple of HF_NODE_SIZE)
+ *   sh_data_off   sh_n_data data blocks of sh_block_size bytes
+ *                 (sh_data_off is a multiple of sh_block_size and of
+ *                 HF_NODE_SIZE)
+ *   sh_object_size  end of the object
+ *
+ * Header, HF_SH_SIZE (256) bytes:
+ * OFFSET SIZE DESCRIPTION
+ *      0    4 sh_magic        "HFSG"
+ *      4    2 sh_version      1
+ *      6    2 sh_hdr_size     256
+ *      8    4 sh_flags        HF_SH_CHECKPOINT: holds a checkpoint
+ *                             HF_SH_ROLLBACK: the checkpoint replaces
+ *                             the state (rollback to an older point)
+ *     12    4 sh_block_size   must equal the volume's
+ *     16   16 sh_volume_uuid  must equal the volume's
+ *     32    8 sh_seq          this segment's number (>= 1)
+ *     40    8 sh_parent_seq   the head it was built on (0: none)
+ *     48    8 sh_lease_epoch  lease epoch of the writer
+ *     56    8 sh_volume_size  volume size in bytes as of this segment
+ *     64    8 sh_timestamp_ns commit time, ns since the epoch, UTC
+ *     72    4 sh_n_ext        entries in the extent table
+ *     76    4 sh_n_data       data blocks
+ *     80    4 sh_n_nodes      B+tree nodes
+ *     84    4 sh_ext_off      byte offset of the extent table (256)
+ *     88    8 sh_crc_off      byte offset of the block CRC table
+ *     96    8 sh_node_off     byte offset of the node area
+ *    104    8 sh_data_off     byte offset of the data area
+ *    112    8 sh_object_size  total bytes in the object
+ *    120    8 sh_ckpt_seq     segment holding the newest checkpoint at or
+ *                             before this one (0: none, empty tree)
+ *    128   16 sh_ckpt_root    pointer to that checkpoint's root node
+ *                             (all zero when the tree is empty)
+ *    144    2 sh_ckpt_level   the root's bn_level
+ *    146    2 sh_reserved0    zero
+ *    148    4 sh_meta_crc     CRC32C of the extent table and block CRC
+ *                             table (bytes sh_ext_off .. sh_node_off-1,
+ *                             padding included)
+ *    152    8 sh_mapped       mapped blocks in the volume as of this
+ *                             segment (informational)
+ *    160    8 sh_live_bytes   reserved for GC accounting (0)
+ *    168   84 sh_reserved     zero
+ *    252    4 sh_hdr_crc      CRC32C of bytes 0..251
+ *
+ * Extent table entry (16 bytes), applied in table order:
+ * OFFSET SIZE DESCRIPTION
+ *      0    8 ex_lba       first logical block
+ *      8    4 ex_nblocks   number of blocks (>= 1)
+ *     12    2 ex_flags     HF_EXT_DATA: the next ex_nblocks blocks of the
+ *                          data area hold these blocks, in order;
+ *                          HF_EXT_ZERO: the blocks become holes (trim,
+ *                          zero, or written with all-zero data)
+ *     14    2 ex_reserved  zero
+ * Data extents consume data blocks in table order: the first data
+ * extent's blocks are data blocks 0..n-1, the next's follow, and so on.
+ */
+struct hf_disk_seg_hdr {
+  uint32_t sh_magic;
+  uint16_t sh_version;
+  uint16_t sh_hdr_size;
+  uint32_t sh_flags;
+  uint32_t sh_block_size;
+  uint8_t sh_volume_uuid[HF_UUID_SIZE];
+  uint64_t sh_seq;
+  uint64_t sh_parent_seq;
+  uint64_t sh_lease_epoch;
+  uint64_t sh_volume_size;
+  uint64_t sh_timestamp_ns;
+  uint32_t sh_n_ext;
+  uint32_t sh_n_data;
+  uint32_t sh_n_nodes;
+  uint32_t sh_ext_off;
+  uint64_t sh_crc_off;
+  uint64_t sh_node_off;
+  uint64_t sh_data_off;
+  uint64_t sh_object_size;
+  uint64_t sh_ckpt_seq;
+  struct hf_disk_node_ptr sh_ckpt_root;
+  uint16_t sh_ckpt_level;
+  uint16_t sh_reserved0;
+  uint32_t sh_meta_crc;
+  uint64_t sh_mapped;
+  uint64_t sh_live_bytes;
+  uint8_t sh_reserved[84];
+  uint32_t sh_hdr_crc;
+} __attribute__ ((packed));
+#define HF_SH_MAGIC 0x47534648u /* "HFSG" */
+#define HF_SH_VERSION 1
+#define HF_SH_SIZE 256
+#define HF_SH_CHECKPOINT 0x1
+#define HF_SH_ROLLBACK 0x2
+_Static_assert (sizeof (struct hf_disk_seg_hdr) == HF_SH_SIZE, "sh size");
+
+struct hf_disk_extent {
+  uint64_t ex_lba;
+  uint32_t ex_nblocks;
+  uint16_t ex_flags;
+  uint16_t ex_reserved;
+} __attribute__ ((packed));
+#define HF_EXT_DATA 0x1
+#define HF_EXT_ZERO 0x2
+#define HF_EXT_SIZE 16
+_Static_assert (sizeof (struct hf_disk_extent) == HF_EXT_SIZE, "ext size");
+
+/* ---- Writer lease: object PREFIX "lease/" HEX16(~epoch), 256 bytes ----
+ *
+ * A writer acquires epoch E+1 by a conditional PUT after seeing that
+ * lease E (the newest) has expired or was released; it renews by
+ * overwriting its own lease object with a later ls_renewed_ns (the only
+ * objects hyperfile ever overwrites), and releases it at close by writing
+ * HF_LS_RELEASED.  A writer that finds a newer epoch than its own has been
+ * fenced and stops writing.
+ *
+ * OFFSET SIZE DESCRIPTION
+ *      0    4 ls_magic        "HFLS"
+ *      4    2 ls_version      1
+ *      6    2 ls_hdr_size     256
+ *      8    4 ls_flags        HF_LS_RELEASED once given up cleanly
+ *     12    4 ls_ttl_s        seconds after ls_renewed_ns it expires
+ *     16    8 ls_epoch
+ *     24    8 ls_acquired_ns  wall clock, ns since the epoch, UTC
+ *     32    8 ls_renewed_ns
+ *     40   16 ls_holder_uuid  random per process
+ *     56  128 ls_holder       "hostname pid N" (NUL padded)
+ *    184   68 ls_reserved     zero
+ *    252    4 ls_crc          CRC32C of bytes 0..251
+ */
+struct hf_disk_lease {
+  uint32_t ls_magic;
+  uint16_t ls_version;
+  uint16_t ls_hdr_size;
+  uint32_t ls_flags;
+  uint32_t ls_ttl_s;
+  uint64_t ls_epoch;
+  uint64_t ls_acquired_ns;
+  uint64_t ls_renewed_ns;
+  uint8_t ls_holder_uuid[HF_UUID_SIZE];
+  char ls_holder[128];
+  uint8_t ls_reserved[68];
+  uint32_t ls_crc;
+} __attribute__ ((packed));
+#define HF_LS_MAGIC 0x534c4648u /* "HFLS" */
+#define HF_LS_VERSION 1
+#define HF_LS_SIZE 256
+#define HF_LS_RELEASED 0x1
+_Static_assert (sizeof (struct hf_disk_lease) == HF_LS_SIZE, "ls size");
+
+#endif /* HF_FORMAT_H */

@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int hf_placeholder_objstore_fault_c;

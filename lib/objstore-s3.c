@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int hf_placeholder_objstore_s3_c;

@@ -1,0 +1,240 @@
+/* hyperfile: the store-independent half of lib/objstore: argument checks,
+ * counters, and the URL parser that picks a store (see objstore.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "objstore.h"
+
+static int
+hf_objstore_check_key (const char *key)
+{
+  size_t n;
+
+  if (key == NULL)
+    return EINVAL;
+  n = strlen (key);
+  if (n == 0 || n > HF_OBJSTORE_KEY_MAX)
+    return EINVAL;
+  return 0;
+}
+
+uint64_t
+hf_objstore_now_us (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int
+hf_objstore_get (struct hf_objstore *s, const char *key, uint64_t offset,
+                 size_t len, void *buf, size_t *got)
+{
+  int r = hf_objstore_check_key (key);
+
+  if (r)
+    return r;
+  if (len == 0) {
+    *got = 0;
+    return 0;
+  }
+  return s->ops->get (s, key, offset, len, buf, got);
+}
+
+int
+hf_objstore_get_all (struct hf_objstore *s, const char *key, void **data,
+                     size_t *len)
+{
+  int r = hf_objstore_check_key (key);
+
+  return r ? r : s->ops->get_all (s, key, data, len);
+}
+
+int
+hf_objstore_head (struct hf_objstore *s, const char *key,
+                  struct hf_objstore_info *info)
+{
+  int r = hf_objstore_check_key (key);
+
+  return r ? r : s->ops->head (s, key, info);
+}
+
+int
+hf_objstore_put (struct hf_objstore *s, const char *key, const void *data,
+                 size_t len, unsigned flags)
+{
+  int r = hf_objstore_check_key (key);
+
+  if (r)
+    return r;
+  if (flags & ~HF_PUT_IF_NONE_MATCH)
+    return EINVAL;
+  return s->ops->put (s, key, data, len, flags);
+}
+
+int
+hf_objstore_delete (struct hf_objstore *s, const char *key)
+{
+  int r = hf_objstore_check_key (key);
+
+  return r ? r : s->ops->del (s, key);
+}
+
+int
+hf_objstore_delete_many (struct hf_objstore *s, const char *const *keys,
+                         size_t n)
+{
+  size_t i;
+  int r;
+
+  for (i = 0; i < n; i++)
+    if ((r = hf_objstore_check_key (keys[i])) != 0)
+      return r;
+  if (n == 0)
+    return 0;
+  return s->ops->delete_many (s, keys, n);
+}
+
+int
+hf_objstore_list (struct hf_objstore *s, const char *prefix,
+                  const char *start_after, hf_objstore_list_fn fn,
+                  void *opaque)
+{
+  if (prefix && strlen (prefix) > HF_OBJSTORE_KEY_MAX)
+    return EINVAL;
+  if (start_after && strlen (start_after) > HF_OBJSTORE_KEY_MAX)
+    return EINVAL;
+  return s->ops->list (s, prefix ? prefix : "", start_after, fn, opaque);
+}
+
+const char *
+hf_objstore_describe (struct hf_objstore *s)
+{
+  return s->ops->describe (s);
+}
+
+void
+hf_objstore_get_stats (struct hf_objstore *s, struct hf_objstore_stats *out)
+{
+  int i;
+
+  for (i = 0; i < HF_OP__MAX; i++) {
+    out->requests[i] = __atomic_load_n (&s->stats.requests[i],
+                                        __ATOMIC_RELAXED);
+    out->errors[i] = __atomic_load_n (&s->stats.errors[i], __ATOMIC_RELAXED);
+    out->latency_us[i] = __atomic_load_n (&s->stats.latency_us[i],
+                                          __ATOMIC_RELAXED);
+  }
+  out->retries = __atomic_load_n (&s->stats.retries, __ATOMIC_RELAXED);
+  out->bytes_in = __atomic_load_n (&s->stats.bytes_in, __ATOMIC_RELAXED);
+  out->bytes_out = __atomic_load_n (&s->stats.bytes_out, __ATOMIC_RELAXED);
+}
+
+void
+hf_objstore_count (struct hf_objstore *s, enum hf_objstore_op op,
+                   uint64_t latency_us, uint64_t bytes_in,
+                   uint64_t bytes_out, int err)
+{
+  __atomic_add_fetch (&s->stats.requests[op], 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch (&s->stats.latency_us[op], latency_us,
+                      __ATOMIC_RELAXED);
+  __atomic_add_fetch (&s->stats.bytes_in, bytes_in, __ATOMIC_RELAXED);
+  __atomic_add_fetch (&s->stats.bytes_out, bytes_out, __ATOMIC_RELAXED);
+  if (err)
+    __atomic_add_fetch (&s->stats.errors[op], 1, __ATOMIC_RELAXED);
+}
+
+void
+hf_objstore_count_retry (struct hf_objstore *s)
+{
+  __atomic_add_fetch (&s->stats.retries, 1, __ATOMIC_RELAXED);
+}
+
+void
+hf_objstore_close (struct hf_objstore *s)
+{
+  if (s)
+    s->ops->close (s);
+}
+
+int
+hf_objstore_open_url (const char *url, const struct hf_s3_config *cfg,
+                      bool create, struct hf_objstore **out,
+                      char **prefix_out)
+{
+  char *prefix = NULL;
+  int r;
+
+  if (url == NULL || *url == '\0') {
+    hf_error ("url: empty");
+    return EINVAL;
+  }
+
+  if (strncmp (url, "s3://", 5) == 0) {
+    struct hf_s3_config c = *cfg;
+    const char *b = url + 5, *slash = strchr (b, '/');
+    char *bucket;
+    size_t plen;
+
+    bucket = slash ? strndup (b, slash - b) : strdup (b);
+    if (bucket == NULL)
+      return ENOMEM;
+    if (*bucket == '\0') {
+      hf_error ("url %s: no bucket name (expected s3://BUCKET[/PREFIX])", url);
+      free (bucket);
+      return EINVAL;
+    }
+    /* Strip leading and trailing slashes of the prefix, then add one. */
+    b = slash ? slash : "";
+    while (*b == '/')
+      b++;
+    plen = strlen (b);
+    while (plen > 0 && b[plen - 1] == '/')
+      plen--;
+    if (plen > 0) {
+      if (asprintf (&prefix, "%.*s/", (int) plen, b) < 0) {
+        free (bucket);
+        return ENOMEM;
+      }
+    }
+    else if ((prefix = strdup ("")) == NULL) {
+      free (bucket);
+      return ENOMEM;
+    }
+    c.bucket = bucket;
+    r = hf_objstore_s3_open (&c, out);
+    free (bucket);
+  }
+  else {
+    const char *path = url;
+
+    if (strncmp (url, "file://", 7) == 0) {
+      path = url + 7;
+      if (*path != '/') {
+        hf_error ("url %s: file URLs must be absolute (file:///DIR)", url);
+        return EINVAL;
+      }
+    }
+    else if (strstr (url, "://") != NULL) {
+      hf_error ("url %s: unknown scheme (expected s3:// or file://)", url);
+      return EINVAL;
+    }
+    if ((prefix = strdup ("")) == NULL)
+      return ENOMEM;
+    r = hf_objstore_dir_open (path, create, out);
+  }
+
+  if (r) {
+    free (prefix);
+    return r;
+  }
+  *prefix_out = prefix;
+  return 0;
+}

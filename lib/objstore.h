@@ -1,0 +1,260 @@
+/* hyperfile: the object-store interface.
+ *
+ * Everything hyperfile keeps durably lives in an object store: a flat
+ * namespace of immutable-by-convention objects named by keys.  The volume
+ * engine only ever needs these operations, so a store is a small table of
+ * function pointers (struct hf_objstore_ops) behind a handle.  Three stores
+ * implement it:
+ *
+ *   dir    (objstore-dir.c)   a local directory; the embedded default
+ *   s3     (objstore-s3.c)    AWS S3 and S3-compatible servers
+ *   fault  (objstore-fault.c) wraps another store and injects failures
+ *
+ * Keys are byte strings without NUL, at most HF_OBJSTORE_KEY_MAX bytes,
+ * relative to the store's root (the bucket for s3, the directory for dir).
+ * They may contain '/'.  List order is the lexicographic order of the key
+ * bytes (as S3 ListObjectsV2 returns them).
+ *
+ * Errors: every function returns 0 on success or a positive errno:
+ *   ENOENT     the key does not exist (get, head; never delete)
+ *   EEXIST     conditional put: the key already exists
+ *   EACCES     credentials rejected (HTTP 403) or permission denied
+ *   EIO        the store failed (after retries), or returned garbage
+ *   ETIMEDOUT  the store did not answer in time (after retries)
+ *   ENOSPC     the store is full (dir: disk full)
+ *   EINVAL     bad arguments (empty or too long key, ...)
+ *   ENOMEM     out of memory
+ * The store logs one line naming the operation, key and store when it
+ * fails (except ENOENT from get/head and EEXIST from a conditional put,
+ * which are ordinary answers the caller decides about).
+ *
+ * Thread safety: every function may be called from any number of threads
+ * at once on the same handle, except hf_objstore_close, which the caller
+ * must call once, after all other calls have returned.
+ */
+#ifndef HF_OBJSTORE_H
+#define HF_OBJSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HF_OBJSTORE_KEY_MAX 1024
+
+/* Kinds of request, for the counters. */
+enum hf_objstore_op {
+  HF_OP_GET = 0,
+  HF_OP_HEAD,
+  HF_OP_PUT,            /* whole-object PUT, and each multipart part */
+  HF_OP_DELETE,         /* single DELETE, and each DeleteObjects batch */
+  HF_OP_LIST,           /* each ListObjectsV2 page */
+  HF_OP__MAX
+};
+
+/* Counters.  All monotonic since the store was opened.  Requests are
+ * counted per request sent to the backend (a retried request counts once
+ * per attempt; retries are also counted separately). */
+struct hf_objstore_stats {
+  uint64_t requests[HF_OP__MAX];
+  uint64_t errors[HF_OP__MAX];     /* attempts that failed, incl. retried */
+  uint64_t latency_us[HF_OP__MAX]; /* sum of attempt latencies */
+  uint64_t retries;
+  uint64_t bytes_in;               /* payload bytes received */
+  uint64_t bytes_out;              /* payload bytes sent */
+};
+
+/* Object metadata from head. */
+struct hf_objstore_info {
+  uint64_t size;
+  char etag[128];       /* opaque, quotes stripped; "" if unknown */
+  int64_t mtime;        /* seconds since the epoch; 0 if unknown */
+};
+
+/* Flags for put. */
+#define HF_PUT_IF_NONE_MATCH 0x1 /* create only: EEXIST if the key exists */
+
+/* Called once per key by list, in key order.  Return 0 to continue, 1 to
+ * stop listing (list then returns 0), or a positive errno to abort (list
+ * returns it).  key is borrowed for the duration of the call. */
+typedef int (*hf_objstore_list_fn) (void *opaque, const char *key,
+                                    uint64_t size);
+
+struct hf_objstore;
+
+/* The backend table.  Each function has the contract of the public
+ * wrapper of the same name below; priv is the store's private data. */
+struct hf_objstore_ops {
+  const char *name;     /* "dir", "s3", "fault" */
+  int (*get) (struct hf_objstore *s, const char *key, uint64_t offset,
+              size_t len, void *buf, size_t *got);
+  int (*get_all) (struct hf_objstore *s, const char *key, void **data,
+                  size_t *len);
+  int (*head) (struct hf_objstore *s, const char *key,
+               struct hf_objstore_info *info);
+  int (*put) (struct hf_objstore *s, const char *key, const void *data,
+              size_t len, unsigned flags);
+  int (*del) (struct hf_objstore *s, const char *key);
+  int (*delete_many) (struct hf_objstore *s, const char *const *keys,
+                      size_t n);
+  int (*list) (struct hf_objstore *s, const char *prefix,
+               const char *start_after, hf_objstore_list_fn fn,
+               void *opaque);
+  /* Human-readable description for log lines: "s3://bucket at
+   * http://127.0.0.1:9000", "dir:/var/lib/hf".  Never contains secrets. */
+  const char *(*describe) (struct hf_objstore *s);
+  void (*close) (struct hf_objstore *s);
+};
+
+/* The handle.  Stores allocate it (embedding or pointing to their private
+ * state) and fill ops and priv; stats are updated by the stores with
+ * hf_objstore_count (atomically). */
+struct hf_objstore {
+  const struct hf_objstore_ops *ops;
+  void *priv;
+  struct hf_objstore_stats stats;   /* update only via hf_objstore_count */
+};
+
+/* Read up to len bytes of key starting at offset into buf (caller owns
+ * buf, at least len bytes).  *got is set to the number of bytes read,
+ * which is less than len only when the object ends first; an offset at
+ * or past the end of the object gives *got = 0 and returns 0. */
+extern int hf_objstore_get (struct hf_objstore *s, const char *key,
+                            uint64_t offset, size_t len, void *buf,
+                            size_t *got);
+
+/* Read a whole object.  On success *data is a malloc'd buffer the caller
+ * owns (free it) of *len bytes; on error *data and *len are unchanged. */
+extern int hf_objstore_get_all (struct hf_objstore *s, const char *key,
+                                void **data, size_t *len);
+
+extern int hf_objstore_head (struct hf_objstore *s, const char *key,
+                             struct hf_objstore_info *info);
+
+/* Store data (borrowed) as the whole object key, atomically: readers see
+ * either no object / the old one, or all of the new one.  With
+ * HF_PUT_IF_NONE_MATCH the put fails with EEXIST if key exists, and of two
+ * racing conditional puts exactly one succeeds.  A retried conditional put
+ * whose earlier attempt landed reports success, not EEXIST. */
+extern int hf_objstore_put (struct hf_objstore *s, const char *key,
+                            const void *data, size_t len, unsigned flags);
+
+/* Delete key.  Deleting a key that does not exist succeeds. */
+extern int hf_objstore_delete (struct hf_objstore *s, const char *key);
+
+/* Delete n keys (borrowed).  Missing keys are not an error.  The first
+ * error is returned; keys before it may or may not have been deleted. */
+extern int hf_objstore_delete_many (struct hf_objstore *s,
+                                    const char *const *keys, size_t n);
+
+/* Call fn for every key that starts with prefix (NULL or "" = all) and
+ * sorts strictly after start_after (NULL = from the start), in order,
+ * paging through any number of keys. */
+extern int hf_objstore_list (struct hf_objstore *s, const char *prefix,
+                             const char *start_after,
+                             hf_objstore_list_fn fn, void *opaque);
+
+extern const char *hf_objstore_describe (struct hf_objstore *s);
+
+/* Copy a consistent-enough snapshot of the counters (each field read
+ * atomically). */
+extern void hf_objstore_get_stats (struct hf_objstore *s,
+                                   struct hf_objstore_stats *out);
+
+/* For stores: account one request attempt.  err is 0 or the errno of
+ * the attempt. */
+extern void hf_objstore_count (struct hf_objstore *s, enum hf_objstore_op op,
+                               uint64_t latency_us, uint64_t bytes_in,
+                               uint64_t bytes_out, int err);
+extern void hf_objstore_count_retry (struct hf_objstore *s);
+
+/* Release the store and everything it holds.  NULL is a no-op. */
+extern void hf_objstore_close (struct hf_objstore *s);
+
+/* Monotonic microseconds, for latency accounting. */
+extern uint64_t hf_objstore_now_us (void);
+
+/* ---- Constructors ---- */
+
+/* Directory store rooted at path (created, with parents, if create is
+ * true and it is missing).  On success *out is a new store the caller
+ * owns; on error *out is unchanged. */
+extern int hf_objstore_dir_open (const char *path, bool create,
+                                 struct hf_objstore **out);
+
+/* S3 store configuration.  All strings are borrowed for the duration of
+ * hf_objstore_s3_open, which copies what it keeps.  NULL means "not set":
+ * credentials and region then come from the environment
+ * (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+ * AWS_REGION / AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, AWS_PROFILE and
+ * ~/.aws/credentials, AWS_SHARED_CREDENTIALS_FILE). */
+struct hf_s3_config {
+  const char *bucket;           /* required */
+  const char *endpoint;         /* "http://127.0.0.1:4569"; NULL = AWS */
+  const char *region;           /* default "us-east-1" */
+  const char *access_key;
+  const char *secret_key;
+  const char *session_token;
+  const char *profile;          /* ~/.aws/credentials section */
+  bool virtual_host;            /* bucket.host addressing */
+  bool tls_verify;              /* default true: callers must set it */
+  const char *ca_file;
+  bool unsigned_payload;        /* UNSIGNED-PAYLOAD instead of SHA-256 */
+  unsigned connect_timeout_s;   /* 0 = default 10 */
+  unsigned request_timeout_s;   /* 0 = default 120 */
+  unsigned max_retries;         /* 0 = default 8 */
+  unsigned retry_base_ms;       /* 0 = default 100 (first backoff) */
+  unsigned retry_max_ms;        /* 0 = default 10000 (backoff cap) */
+  size_t multipart_threshold;   /* 0 = default 64 MiB */
+  size_t part_size;             /* 0 = default 16 MiB (>= 5 MiB) */
+  unsigned parallel_parts;      /* 0 = default 4 */
+};
+
+/* S3 store.  Does not contact the server (use hf_objstore_s3_check for
+ * that).  On success *out is a new store the caller owns; on error (bad
+ * configuration, missing credentials) *out is unchanged and one log line
+ * says what is wrong. */
+extern int hf_objstore_s3_open (const struct hf_s3_config *cfg,
+                                struct hf_objstore **out);
+
+/* Contact the server once (a one-key LIST of the bucket) to report
+ * unreachable endpoints, missing buckets (ENOENT) and rejected
+ * credentials (EACCES) at startup, with one clear log line. */
+extern int hf_objstore_s3_check (struct hf_objstore *s);
+
+/* Fault injection.  Wraps inner (the fault store takes ownership of it
+ * and closes it).  Each operation, before or after calling the inner
+ * store, draws from a PRNG seeded with seed and with the given
+ * probabilities (0..1) injects: */
+struct hf_fault_config {
+  uint64_t seed;
+  double p_error;         /* fail with EIO before calling inner */
+  double p_timeout;       /* fail with ETIMEDOUT before calling inner */
+  double p_put_lost_ack;  /* put lands in inner, then report EIO */
+  double p_short_read;    /* get returns fewer bytes than available:
+                             reported as EIO (a torn reply) */
+  unsigned max_delay_us;  /* uniform random delay per operation */
+  /* Fail every operation with EIO while true (toggle at run time with
+   * hf_objstore_fault_set_down). */
+  bool down;
+};
+extern int hf_objstore_fault_open (struct hf_objstore *inner,
+                                   const struct hf_fault_config *cfg,
+                                   struct hf_objstore **out);
+extern void hf_objstore_fault_set_down (struct hf_objstore *s, bool down);
+/* Replace probabilities at run time (tests switch faults on and off). */
+extern void hf_objstore_fault_set_config (struct hf_objstore *s,
+                                          const struct hf_fault_config *cfg);
+/* Count of faults injected so far. */
+extern uint64_t hf_objstore_fault_injected (struct hf_objstore *s);
+
+/* Open a store from a URL: "s3://BUCKET" (cfg supplies the rest; its
+ * bucket field is ignored), "file:///DIR" or a plain path.  *prefix_out
+ * receives a malloc'd copy (caller frees) of the key prefix from the URL
+ * ("PREFIX/" for s3://BUCKET/PREFIX, "" otherwise), normalised to end in
+ * '/' when non-empty. */
+extern int hf_objstore_open_url (const char *url,
+                                 const struct hf_s3_config *cfg,
+                                 bool create, struct hf_objstore **out,
+                                 char **prefix_out);
+
+#endif /* HF_OBJSTORE_H */

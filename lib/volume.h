@@ -1,0 +1,166 @@
+/* hyperfile: the volume engine, usable as a C library without nbdkit.
+ *
+ * A volume is a sparse array of size bytes, stored as a log of immutable
+ * segments in an object store (format.h).  Writes go into an in-memory
+ * write buffer; a full buffer (segment_size), an old one
+ * (flush_interval_ms) or a flush seals it into a segment that uploads in
+ * the background while new writes fill the next buffer.  Reads see every
+ * earlier write at every stage: buffer, sealed/uploading, committed.
+ *
+ * Durability: hf_volume_flush returns once every write that completed
+ * before it was called is committed to the store.  HF_VOL_FUA on a write
+ * does the same for that write.  Without flush there is no promise.
+ * After a crash the volume opens to a state containing every flushed
+ * write and a prefix of the rest, in write order.
+ *
+ * Offsets and lengths: any byte offset and length is accepted (partial
+ * blocks are read-modify-written); offset + count beyond the volume size
+ * fails with EINVAL for reads and ENOSPC for writes, trim and zero.
+ *
+ * Errors are positive errno values: EINVAL, ENOSPC (see above), EROFS
+ * (read-only open, or the writer was fenced by another writer), EIO
+ * (store failure, after retries), EBADMSG (corrupt structure or block,
+ * logged with object and offset; the plugin reports it as EIO), ENOENT
+ * (open: no volume), EEXIST (create: already exists), EBUSY (open: another
+ * writer holds a live lease; the message names it), ENOMEM.
+ *
+ * Thread safety: every function except open/create/close may be called
+ * concurrently from any number of threads on one volume.  Reads of
+ * different blocks never wait for each other or for uploads.
+ */
+#ifndef HF_VOLUME_H
+#define HF_VOLUME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "objstore.h"
+
+struct hf_volume;
+
+/* Optional local hooks (the WAL and cache issue fills them; NULL members
+ * are no-ops).  All must be thread safe; opaque is passed back. */
+struct hf_volume_hooks {
+  void *opaque;
+  /* Read-through cache of immutable physical ranges: copy len bytes of
+   * segment seq at byte offset off into buf and return 0, or return
+   * ENOENT on a miss.  Data returned is still CRC-checked by the volume. */
+  int (*cache_get) (void *opaque, uint64_t seq, uint64_t off, void *buf,
+                    size_t len);
+  /* Offer verified bytes of a committed segment to the cache. */
+  void (*cache_put) (void *opaque, uint64_t seq, uint64_t off,
+                     const void *buf, size_t len);
+};
+
+struct hf_volume_options {
+  size_t segment_size;          /* seal at this many buffered data bytes;
+                                   0 = default 32 MiB */
+  unsigned flush_interval_ms;   /* seal a non-empty buffer this old;
+                                   0 = default 5000; UINT32_MAX = never */
+  size_t dirty_limit;           /* buffered + uploading data bytes before
+                                   writers wait; 0 = 4 * segment_size */
+  unsigned max_uploads;         /* segments uploading at once; 0 = 4 */
+  size_t node_cache;            /* clean B+tree nodes kept in memory;
+                                   0 = default 16384 (64 MiB) */
+  uint64_t checkpoint_entries;  /* checkpoint when this many extent
+                                   entries accumulated since the last one;
+                                   0 = default 262144 */
+  unsigned checkpoint_segments; /* ... or this many segments; 0 = 64 */
+  unsigned lease_ttl_s;         /* writer lease lifetime; 0 = 60 */
+  bool takeover;                /* claim a lease that has expired */
+  bool break_lease;             /* claim the lease even if it is live
+                                   (tests; admin recovery) */
+  bool readonly;                /* no lease, no writes (EROFS) */
+  uint64_t at_seq;              /* readonly at this segment; 0 = head */
+  const struct hf_volume_hooks *hooks; /* borrowed; must outlive the
+                                          volume; NULL = none */
+};
+
+/* Write flags. */
+#define HF_VOL_FUA 0x1
+
+/* Create a volume of size bytes (rounded up to block_size; block_size 0
+ * = 4096) under prefix (borrowed; "" or ending in '/') in store
+ * (borrowed; must outlive every volume opened on it).  Writes only the
+ * volume descriptor.  EEXIST if a volume is already there. */
+extern int hf_volume_create (struct hf_objstore *store, const char *prefix,
+                             uint64_t size, uint32_t block_size);
+
+/* Open the volume under prefix.  opts NULL = defaults (writable).  A
+ * writable open takes the writer lease (EBUSY if another live writer
+ * holds it; a lease left by a dead process on this host, or expired with
+ * takeover set, is claimed), recovers the head, and starts the
+ * background upload and timer threads.  On success *out is a new volume
+ * the caller owns (close it with hf_volume_close); on error *out is
+ * unchanged and one log line says why. */
+extern int hf_volume_open (struct hf_objstore *store, const char *prefix,
+                           const struct hf_volume_options *opts,
+                           struct hf_volume **out);
+
+extern int hf_volume_pread (struct hf_volume *v, void *buf, size_t count,
+                            uint64_t offset);
+extern int hf_volume_pwrite (struct hf_volume *v, const void *buf,
+                             size_t count, uint64_t offset, unsigned flags);
+/* Unmap: reads as zeros afterwards; costs no data bytes. */
+extern int hf_volume_trim (struct hf_volume *v, uint64_t count,
+                           uint64_t offset, unsigned flags);
+/* Write zeros; whole blocks are unmapped, partial blocks written. */
+extern int hf_volume_zero (struct hf_volume *v, uint64_t count,
+                           uint64_t offset, unsigned flags);
+extern int hf_volume_flush (struct hf_volume *v);
+
+/* Report [offset, offset + count) as runs of data and holes, in order,
+ * covering the range exactly (fn may be called once per run).  Data
+ * that is buffered or uploading counts as data.  fn returns 0 to
+ * continue, or a positive errno to stop (returned). */
+typedef int (*hf_volume_extent_fn) (void *opaque, uint64_t offset,
+                                    uint64_t length, bool hole);
+extern int hf_volume_extents (struct hf_volume *v, uint64_t count,
+                              uint64_t offset, hf_volume_extent_fn fn,
+                              void *opaque);
+
+/* Hint that [offset, offset + count) will be read soon. */
+extern int hf_volume_prefetch (struct hf_volume *v, uint64_t count,
+                               uint64_t offset);
+
+/* Grow to new_size bytes (a multiple of the block size); EINVAL if it
+ * is smaller than the current size.  Committed with the next segment. */
+extern int hf_volume_grow (struct hf_volume *v, uint64_t new_size);
+
+struct hf_volume_info {
+  uint64_t size;
+  uint32_t block_size;
+  uint8_t uuid[16];
+  bool readonly;
+  bool fenced;                  /* another writer took over: EROFS */
+  uint64_t head_seq;            /* newest committed segment (0: none) */
+  uint64_t ckpt_seq;            /* segment of the newest checkpoint */
+  uint64_t lease_epoch;
+  uint64_t mapped_blocks;
+  uint64_t segments_committed;  /* by this open */
+  uint64_t checkpoints_written;
+  uint64_t dirty_bytes;         /* buffered + uploading */
+  uint64_t uploads_in_flight;
+  uint64_t bytes_written;       /* by clients */
+  uint64_t bytes_read;
+  uint64_t data_bytes_uploaded; /* data-block bytes in segments */
+  uint64_t meta_bytes_uploaded; /* headers, tables, nodes */
+  uint64_t cache_hits;
+  uint64_t cache_misses;
+  uint64_t node_cache_nodes;
+};
+extern void hf_volume_get_info (struct hf_volume *v,
+                                struct hf_volume_info *out);
+
+/* Commit everything, release the lease, stop threads and free v.
+ * Returns 0, or the error that kept data from being committed (v is
+ * freed either way; the error has been logged). */
+extern int hf_volume_close (struct hf_volume *v);
+
+/* Tests only: free v as if the process died right now: nothing is
+ * flushed, uploads in flight are abandoned (they may or may not land),
+ * the lease is not released. */
+extern void hf_volume_crash (struct hf_volume *v);
+
+#endif /* HF_VOLUME_H */

@@ -1,0 +1,66 @@
+/* Unit tests for lib/crc32c: known answers, and incremental use matching
+ * one-shot use at every split point and alignment. */
+#include <config.h>
+
+#undef NDEBUG
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc32c.h"
+
+START_TEST (test_known_answers)
+{
+  uint8_t zeros[32] = { 0 }, ones[32], inc[32];
+  int i;
+
+  for (i = 0; i < 32; i++) {
+    ones[i] = 0xff;
+    inc[i] = i;
+  }
+  /* RFC 3720 (iSCSI) B.4 test vectors, and the standard check value. */
+  ck_assert_uint_eq (hf_crc32c (0, "123456789", 9), 0xe3069283);
+  ck_assert_uint_eq (hf_crc32c (0, zeros, 32), 0x8a9136aa);
+  ck_assert_uint_eq (hf_crc32c (0, ones, 32), 0x62a8ab43);
+  ck_assert_uint_eq (hf_crc32c (0, inc, 32), 0x46dd794e);
+  ck_assert_uint_eq (hf_crc32c (0, "", 0), 0);
+}
+END_TEST
+
+START_TEST (test_incremental)
+{
+  uint8_t buf[300];
+  uint32_t whole;
+  size_t off, split;
+
+  for (off = 0; off < sizeof buf; off++)
+    buf[off] = (uint8_t) (off * 7 + 3);
+  for (off = 0; off < 9; off++) {
+    whole = hf_crc32c (0, buf + off, sizeof buf - off);
+    for (split = 0; split <= sizeof buf - off; split++) {
+      uint32_t c = hf_crc32c (0, buf + off, split);
+      c = hf_crc32c (c, buf + off + split, sizeof buf - off - split);
+      ck_assert_uint_eq (c, whole);
+    }
+  }
+}
+END_TEST
+
+int
+main (void)
+{
+  Suite *s = suite_create ("crc32c");
+  TCase *tc = tcase_create ("core");
+  SRunner *sr;
+  int failed;
+
+  tcase_add_test (tc, test_known_answers);
+  tcase_add_test (tc, test_incremental);
+  suite_add_tcase (s, tc);
+  sr = srunner_create (s);
+  srunner_run_all (sr, CK_NORMAL);
+  failed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
