@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Install what is missing, build, and run the whole test suite: the
+# normal build with warnings as errors (unit + integration tests), then
+# the unit tests once more under ASan + UBSan.  This is what CI runs.
+#
+# Environment: JOBS (default: number of CPUs), HF_SKIP_SANITIZERS=1.
+set -euo pipefail
+
+top="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$top"
+jobs="${JOBS:-$(nproc)}"
+
+contrib/install-deps.sh --test
+
+if [ ! -x configure ] || [ configure.ac -nt configure ]; then
+  autoreconf -fi
+fi
+
+summary_pass=0 summary_fail=0 summary_skip=0
+collect () {
+  local log="$1" n
+  for kind in PASS FAIL SKIP XFAIL XPASS ERROR; do
+    n=$(sed -n "s/^# $kind: *\([0-9]*\)$/\1/p" "$log" | tail -1)
+    n=${n:-0}
+    case $kind in
+      PASS|XFAIL) summary_pass=$((summary_pass + n)) ;;
+      FAIL|XPASS|ERROR) summary_fail=$((summary_fail + n)) ;;
+      SKIP) summary_skip=$((summary_skip + n)) ;;
+    esac
+  done
+}
+
+show_failures () {
+  local dir="$1" f
+  for f in $(find "$dir/tests" -name '*.trs' 2>/dev/null); do
+    if grep -qE '^:test-result: (FAIL|ERROR|XPASS)' "$f"; then
+      echo "===== ${f%.trs}.log ====="
+      tail -n 100 "${f%.trs}.log" || true
+    fi
+  done
+}
+
+status=0
+
+# 1. Normal build, full suite.
+mkdir -p _build
+( cd _build
+  [ -f Makefile ] || ../configure --enable-werror -q
+  make -j"$jobs" -s
+  make -j"$jobs" -s check > check.out 2>&1 ) || status=1
+cat _build/check.out 2>/dev/null | grep -E '^(PASS|FAIL|SKIP|XFAIL|XPASS|ERROR|#)' || true
+[ -f _build/check.out ] && collect _build/check.out
+[ "$status" -eq 0 ] || show_failures _build
+
+# 2. Sanitizer build, unit tests only.
+if [ "${HF_SKIP_SANITIZERS-}" != 1 ]; then
+  mkdir -p _build-san
+  ( cd _build-san
+    [ -f Makefile ] || ../configure --enable-werror --enable-sanitizers -q
+    make -j"$jobs" -s -C lib
+    unit=$(make -s -C tests print-unit-tests)
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+      make -j"$jobs" -s -C tests check TESTS="$unit" > check.out 2>&1 ) \
+    || { status=1; show_failures _build-san; }
+  cat _build-san/check.out 2>/dev/null | grep -E '^(PASS|FAIL|SKIP|ERROR|#)' || true
+  [ -f _build-san/check.out ] && collect _build-san/check.out
+fi
+
+echo "${summary_pass} passed, ${summary_fail} failed, ${summary_skip} skipped"
+[ "$summary_fail" -eq 0 ] || status=1
+exit "$status"
