@@ -37,6 +37,10 @@
  * always numbers its next segment above every seq it has seen, so an
  * orphan's key is never reused.  Two writers racing for the same seq:
  * exactly one conditional PUT wins; the loser stops writing (EROFS).
+ * A parent link is valid only if the parent's sh_hdr_crc equals the
+ * child's sh_parent_crc and the parent's sh_lease_epoch is not above the
+ * child's; a chain is also rejected if any segment on it names a
+ * different checkpoint than the head does.
  *
  * Index.  The map from logical block to physical location is a
  * copy-on-write B+tree whose nodes (HF_NODE_SIZE bytes each) are written
@@ -283,7 +287,12 @@ _Static_assert (sizeof (struct hf_disk_branch_ent) == HF_BN_ENT_SIZE, "br ent");
  *    152    8 sh_mapped       mapped blocks in the volume as of this
  *                             segment (informational)
  *    160    8 sh_live_bytes   reserved for GC accounting (0)
- *    168   84 sh_reserved     zero
+ *    168    4 sh_parent_crc   the parent's sh_hdr_crc (0 when
+ *                             sh_parent_seq is 0): a parent link names
+ *                             one exact object, so a fenced writer's
+ *                             orphan can never chain onto another
+ *                             writer's segment of the same seq
+ *    172   80 sh_reserved     zero
  *    252    4 sh_hdr_crc      CRC32C of bytes 0..251
  *
  * Extent table entry (16 bytes), applied in table order:
@@ -325,7 +334,8 @@ struct hf_disk_seg_hdr {
   uint32_t sh_meta_crc;
   uint64_t sh_mapped;
   uint64_t sh_live_bytes;
-  uint8_t sh_reserved[84];
+  uint32_t sh_parent_crc;
+  uint8_t sh_reserved[80];
   uint32_t sh_hdr_crc;
 } __attribute__ ((packed));
 #define HF_SH_MAGIC 0x47534648u /* "HFSG" */

@@ -1,2 +1,389 @@
-/* placeholder: being written */
-typedef int hf_placeholder_segment_c;
+/* hyperfile: segment objects: layout, encoding, decoding and
+ * verification (see segment.h; the format itself is in format.h).
+ *
+ * Encoding writes every field with hf_put_le*() at its offsetof () in
+ * struct hf_disk_seg_hdr, so host byte order never matters.  Decoding
+ * checks, in order: object long enough for a header, magic, version,
+ * header size, header CRC, then each size and offset against the others
+ * and against the object size, the expected uuid / block size / seq, the
+ * meta CRC, and finally each extent.  The first failure is logged with
+ * the object key and the byte offset of the field, and is EBADMSG.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "crc32c.h"
+#include "format.h"
+#include "log.h"
+#include "segment.h"
+
+#define SH(field) offsetof (struct hf_disk_seg_hdr, field)
+
+void
+hf_seg_key (char *out, size_t outlen, const char *prefix, uint64_t seq)
+{
+  snprintf (out, outlen, "%sseg/%016" PRIx64, prefix, ~seq);
+}
+
+int
+hf_seg_key_parse (const char *name, uint64_t *seq)
+{
+  uint64_t v = 0;
+  int i;
+
+  for (i = 0; i < 16; i++) {
+    char c = name[i];
+    if (c >= '0' && c <= '9')
+      v = v << 4 | (uint64_t) (c - '0');
+    else if (c >= 'a' && c <= 'f')
+      v = v << 4 | (uint64_t) (c - 'a' + 10);
+    else
+      return EINVAL;
+  }
+  if (name[16] != '\0' || ~v == 0)
+    return EINVAL;
+  *seq = ~v;
+  return 0;
+}
+
+static uint64_t
+hf_seg_round_up (uint64_t v, uint64_t a)
+{
+  return (v + a - 1) / a * a;
+}
+
+int
+hf_seg_layout (struct hf_seg_hdr *h)
+{
+  uint64_t align = h->block_size > HF_NODE_SIZE ? h->block_size
+    : HF_NODE_SIZE;
+  uint64_t end;
+
+  h->ext_off = HF_SH_SIZE;
+  h->crc_off = h->ext_off + (uint64_t) h->n_ext * HF_EXT_SIZE;
+  h->node_off = hf_seg_round_up (h->crc_off + (uint64_t) h->n_data * 4,
+                                 HF_NODE_SIZE);
+  h->data_off = hf_seg_round_up (h->node_off +
+                                 (uint64_t) h->n_nodes * HF_NODE_SIZE, align);
+  end = h->data_off + (uint64_t) h->n_data * h->block_size;
+  if (end > HF_SEG_MAX_OBJECT)
+    return EINVAL;
+  h->object_size = end;
+  return 0;
+}
+
+void
+hf_seg_write_meta (void *obj, struct hf_seg_hdr *h,
+                   const struct hf_seg_ext *ext, const uint32_t *crcs)
+{
+  uint8_t *o = obj;
+  uint8_t *p;
+  uint32_t i;
+
+  memset (o, 0, h->node_off);
+  p = o + h->ext_off;
+  for (i = 0; i < h->n_ext; i++, p += HF_EXT_SIZE) {
+    hf_put_le64 (p, ext[i].lba);
+    hf_put_le32 (p + 8, ext[i].nblocks);
+    hf_put_le16 (p + 12, ext[i].flags);
+  }
+  p = o + h->crc_off;
+  for (i = 0; i < h->n_data; i++, p += 4)
+    hf_put_le32 (p, crcs[i]);
+  h->meta_crc = hf_crc32c (0, o + h->ext_off, h->node_off - h->ext_off);
+
+  hf_put_le32 (o + SH (sh_magic), HF_SH_MAGIC);
+  hf_put_le16 (o + SH (sh_version), HF_SH_VERSION);
+  hf_put_le16 (o + SH (sh_hdr_size), HF_SH_SIZE);
+  hf_put_le32 (o + SH (sh_flags), h->flags);
+  hf_put_le32 (o + SH (sh_block_size), h->block_size);
+  memcpy (o + SH (sh_volume_uuid), h->volume_uuid, HF_UUID_SIZE);
+  hf_put_le64 (o + SH (sh_seq), h->seq);
+  hf_put_le64 (o + SH (sh_parent_seq), h->parent_seq);
+  hf_put_le64 (o + SH (sh_lease_epoch), h->lease_epoch);
+  hf_put_le64 (o + SH (sh_volume_size), h->volume_size);
+  hf_put_le64 (o + SH (sh_timestamp_ns), h->timestamp_ns);
+  hf_put_le32 (o + SH (sh_n_ext), h->n_ext);
+  hf_put_le32 (o + SH (sh_n_data), h->n_data);
+  hf_put_le32 (o + SH (sh_n_nodes), h->n_nodes);
+  hf_put_le32 (o + SH (sh_ext_off), h->ext_off);
+  hf_put_le64 (o + SH (sh_crc_off), h->crc_off);
+  hf_put_le64 (o + SH (sh_node_off), h->node_off);
+  hf_put_le64 (o + SH (sh_data_off), h->data_off);
+  hf_put_le64 (o + SH (sh_object_size), h->object_size);
+  hf_put_le64 (o + SH (sh_ckpt_seq), h->ckpt_seq);
+  hf_put_le64 (o + SH (sh_ckpt_root), h->ckpt_root.np_seq);
+  hf_put_le32 (o + SH (sh_ckpt_root) + 8, h->ckpt_root.np_off);
+  hf_put_le32 (o + SH (sh_ckpt_root) + 12, h->ckpt_root.np_crc);
+  hf_put_le16 (o + SH (sh_ckpt_level), h->ckpt_level);
+  hf_put_le32 (o + SH (sh_meta_crc), h->meta_crc);
+  hf_put_le64 (o + SH (sh_mapped), h->mapped);
+  hf_put_le64 (o + SH (sh_live_bytes), h->live_bytes);
+  hf_put_le32 (o + SH (sh_parent_crc), h->parent_crc);
+  h->hdr_crc = hf_crc32c (0, o, SH (sh_hdr_crc));
+  hf_put_le32 (o + SH (sh_hdr_crc), h->hdr_crc);
+}
+
+#define BAD(off, fmt, ...)                                              \
+  do {                                                                  \
+    hf_error ("segment %s: corrupt at byte offset %" PRIu64 ": " fmt,    \
+              key, (uint64_t) (off), ##__VA_ARGS__);                    \
+    return EBADMSG;                                                     \
+  } while (0)
+
+int
+hf_seg_parse_hdr (const void *buf, size_t len, const char *key,
+                  const uint8_t *uuid, uint32_t block_size, uint64_t seq,
+                  struct hf_seg_hdr *out)
+{
+  const uint8_t *o = buf;
+  struct hf_seg_hdr h;
+  uint64_t nodes_end, min_node_off;
+
+  if (len < HF_SH_SIZE)
+    BAD (len, "object too short for a header (%zu bytes)", len);
+  if (hf_le32 (o + SH (sh_magic)) != HF_SH_MAGIC)
+    BAD (SH (sh_magic), "bad magic 0x%08" PRIx32,
+         hf_le32 (o + SH (sh_magic)));
+  if (hf_le16 (o + SH (sh_version)) != HF_SH_VERSION)
+    BAD (SH (sh_version), "unsupported version %u",
+         (unsigned) hf_le16 (o + SH (sh_version)));
+  if (hf_le16 (o + SH (sh_hdr_size)) != HF_SH_SIZE)
+    BAD (SH (sh_hdr_size), "bad header size %u",
+         (unsigned) hf_le16 (o + SH (sh_hdr_size)));
+  h.hdr_crc = hf_le32 (o + SH (sh_hdr_crc));
+  if (hf_crc32c (0, o, SH (sh_hdr_crc)) != h.hdr_crc)
+    BAD (SH (sh_hdr_crc), "header CRC mismatch");
+
+  h.flags = hf_le32 (o + SH (sh_flags));
+  h.block_size = hf_le32 (o + SH (sh_block_size));
+  memcpy (h.volume_uuid, o + SH (sh_volume_uuid), HF_UUID_SIZE);
+  h.seq = hf_le64 (o + SH (sh_seq));
+  h.parent_seq = hf_le64 (o + SH (sh_parent_seq));
+  h.lease_epoch = hf_le64 (o + SH (sh_lease_epoch));
+  h.volume_size = hf_le64 (o + SH (sh_volume_size));
+  h.timestamp_ns = hf_le64 (o + SH (sh_timestamp_ns));
+  h.n_ext = hf_le32 (o + SH (sh_n_ext));
+  h.n_data = hf_le32 (o + SH (sh_n_data));
+  h.n_nodes = hf_le32 (o + SH (sh_n_nodes));
+  h.ext_off = hf_le32 (o + SH (sh_ext_off));
+  h.crc_off = hf_le64 (o + SH (sh_crc_off));
+  h.node_off = hf_le64 (o + SH (sh_node_off));
+  h.data_off = hf_le64 (o + SH (sh_data_off));
+  h.object_size = hf_le64 (o + SH (sh_object_size));
+  h.ckpt_seq = hf_le64 (o + SH (sh_ckpt_seq));
+  h.ckpt_root.np_seq = hf_le64 (o + SH (sh_ckpt_root));
+  h.ckpt_root.np_off = hf_le32 (o + SH (sh_ckpt_root) + 8);
+  h.ckpt_root.np_crc = hf_le32 (o + SH (sh_ckpt_root) + 12);
+  h.ckpt_level = hf_le16 (o + SH (sh_ckpt_level));
+  h.meta_crc = hf_le32 (o + SH (sh_meta_crc));
+  h.mapped = hf_le64 (o + SH (sh_mapped));
+  h.live_bytes = hf_le64 (o + SH (sh_live_bytes));
+  h.parent_crc = hf_le32 (o + SH (sh_parent_crc));
+
+  if (h.block_size < HF_MIN_BLOCK_SIZE || h.block_size > HF_MAX_BLOCK_SIZE ||
+      (h.block_size & (h.block_size - 1)) != 0)
+    BAD (SH (sh_block_size), "bad block size %" PRIu32, h.block_size);
+  if (block_size && h.block_size != block_size)
+    BAD (SH (sh_block_size), "block size %" PRIu32 " is not the volume's %"
+         PRIu32, h.block_size, block_size);
+  if (uuid && memcmp (h.volume_uuid, uuid, HF_UUID_SIZE) != 0)
+    BAD (SH (sh_volume_uuid), "belongs to another volume (uuid mismatch)");
+  if (h.seq == 0 || (seq && h.seq != seq))
+    BAD (SH (sh_seq), "holds seq %" PRIu64 ", expected %" PRIu64,
+         h.seq, seq);
+  if (h.parent_seq >= h.seq)
+    BAD (SH (sh_parent_seq), "parent %" PRIu64 " not below seq %" PRIu64,
+         h.parent_seq, h.seq);
+  if (h.ckpt_seq > h.seq)
+    BAD (SH (sh_ckpt_seq), "checkpoint %" PRIu64 " after seq %" PRIu64,
+         h.ckpt_seq, h.seq);
+  if ((h.flags & HF_SH_CHECKPOINT) && h.ckpt_seq != h.seq)
+    BAD (SH (sh_ckpt_seq), "checkpoint segment names checkpoint %" PRIu64,
+         h.ckpt_seq);
+  if (!(h.flags & HF_SH_CHECKPOINT) && h.n_nodes != 0)
+    BAD (SH (sh_n_nodes), "nodes in a segment without a checkpoint");
+  if (h.flags & ~(uint32_t) (HF_SH_CHECKPOINT | HF_SH_ROLLBACK))
+    BAD (SH (sh_flags), "unknown flags 0x%" PRIx32, h.flags);
+  if (h.volume_size % h.block_size != 0)
+    BAD (SH (sh_volume_size), "volume size %" PRIu64
+         " not a multiple of the block size", h.volume_size);
+  if (h.ext_off != HF_SH_SIZE)
+    BAD (SH (sh_ext_off), "extent table at %" PRIu32, h.ext_off);
+  if (h.crc_off != h.ext_off + (uint64_t) h.n_ext * HF_EXT_SIZE)
+    BAD (SH (sh_crc_off), "CRC table at %" PRIu64 " does not follow %"
+         PRIu32 " extents", h.crc_off, h.n_ext);
+  min_node_off = h.crc_off + (uint64_t) h.n_data * 4;
+  if (h.node_off < min_node_off || h.node_off % HF_NODE_SIZE != 0 ||
+      h.node_off > HF_SEG_MAX_OBJECT)
+    BAD (SH (sh_node_off), "bad node area offset %" PRIu64, h.node_off);
+  nodes_end = h.node_off + (uint64_t) h.n_nodes * HF_NODE_SIZE;
+  if (h.data_off < nodes_end || h.data_off % h.block_size != 0 ||
+      h.data_off % HF_NODE_SIZE != 0 || h.data_off > HF_SEG_MAX_OBJECT)
+    BAD (SH (sh_data_off), "bad data area offset %" PRIu64, h.data_off);
+  if (h.object_size != h.data_off + (uint64_t) h.n_data * h.block_size)
+    BAD (SH (sh_object_size), "object size %" PRIu64
+         " does not match %" PRIu32 " data blocks", h.object_size, h.n_data);
+  if (h.flags & HF_SH_CHECKPOINT) {
+    bool empty = h.ckpt_root.np_seq == 0 && h.ckpt_root.np_off == 0 &&
+      h.ckpt_root.np_crc == 0;
+    if (!empty && h.ckpt_root.np_seq > h.seq)
+      BAD (SH (sh_ckpt_root), "checkpoint root in a later segment");
+    if (!empty && h.ckpt_root.np_seq == h.seq &&
+        ((uint64_t) h.ckpt_root.np_off * HF_NODE_SIZE < h.node_off ||
+         (uint64_t) (h.ckpt_root.np_off + 1) * HF_NODE_SIZE > nodes_end))
+      BAD (SH (sh_ckpt_root), "checkpoint root outside the node area");
+  }
+  *out = h;
+  return 0;
+}
+
+int
+hf_seg_parse (const void *buf, size_t len, bool whole, const char *key,
+              const uint8_t *uuid, uint32_t block_size, uint64_t seq,
+              struct hf_seg_meta *out)
+{
+  const uint8_t *o = buf;
+  struct hf_seg_hdr h;
+  struct hf_seg_ext *ext = NULL;
+  uint32_t *crcs = NULL;
+  uint64_t ndata = 0, max_lba;
+  uint32_t i;
+  int r;
+
+  r = hf_seg_parse_hdr (buf, len, key, uuid, block_size, seq, &h);
+  if (r)
+    return r;
+  if (len < h.node_off)
+    BAD (len, "object truncated: tables end at %" PRIu64, h.node_off);
+  if (whole && len != h.object_size)
+    BAD (len < h.object_size ? len : h.object_size,
+         "object is %zu bytes, header says %" PRIu64, len, h.object_size);
+  if (hf_crc32c (0, o + h.ext_off, h.node_off - h.ext_off) != h.meta_crc)
+    BAD (h.ext_off, "extent/CRC table CRC mismatch");
+
+  ext = malloc (sizeof *ext * (h.n_ext ? h.n_ext : 1));
+  crcs = malloc (sizeof *crcs * (h.n_data ? h.n_data : 1));
+  if (ext == NULL || crcs == NULL) {
+    free (ext);
+    free (crcs);
+    return ENOMEM;
+  }
+  max_lba = h.volume_size / h.block_size;
+  for (i = 0; i < h.n_ext; i++) {
+    const uint8_t *p = o + h.ext_off + (uint64_t) i * HF_EXT_SIZE;
+    uint64_t off = h.ext_off + (uint64_t) i * HF_EXT_SIZE;
+
+    ext[i].lba = hf_le64 (p);
+    ext[i].nblocks = hf_le32 (p + 8);
+    ext[i].flags = hf_le16 (p + 12);
+    if ((ext[i].flags != HF_EXT_DATA && ext[i].flags != HF_EXT_ZERO) ||
+        ext[i].nblocks == 0 || ext[i].lba >= max_lba ||
+        ext[i].nblocks > max_lba - ext[i].lba) {
+      free (ext);
+      free (crcs);
+      BAD (off, "bad extent %" PRIu32 " (lba %" PRIu64 ", %" PRIu32
+           " blocks, flags 0x%x)", i, ext[i].lba, ext[i].nblocks,
+           (unsigned) ext[i].flags);
+    }
+    if (ext[i].flags == HF_EXT_DATA)
+      ndata += ext[i].nblocks;
+  }
+  if (ndata != h.n_data) {
+    free (ext);
+    free (crcs);
+    BAD (SH (sh_n_data), "extents hold %" PRIu64 " data blocks, header says %"
+         PRIu32, ndata, h.n_data);
+  }
+  for (i = 0; i < h.n_data; i++)
+    crcs[i] = hf_le32 (o + h.crc_off + (uint64_t) i * 4);
+  if (whole) {
+    for (i = 0; i < h.n_data; i++) {
+      uint64_t off = h.data_off + (uint64_t) i * h.block_size;
+      if (hf_crc32c (0, o + off, h.block_size) != crcs[i]) {
+        free (ext);
+        free (crcs);
+        BAD (off, "data block %" PRIu32 " CRC mismatch", i);
+      }
+    }
+  }
+  out->h = h;
+  out->ext = ext;
+  out->crcs = crcs;
+  return 0;
+}
+
+int
+hf_seg_read_meta (struct hf_objstore *s, const char *prefix, uint64_t seq,
+                  const uint8_t *uuid, uint32_t block_size,
+                  struct hf_seg_meta **out)
+{
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  CLEANUP_FREE uint8_t *buf = NULL;
+  struct hf_seg_hdr h;
+  struct hf_seg_meta *m;
+  size_t got = 0;
+  int r;
+
+  hf_seg_key (key, sizeof key, prefix, seq);
+  buf = malloc (HF_SEG_META_READ);
+  if (buf == NULL)
+    return ENOMEM;
+  r = hf_objstore_get (s, key, 0, HF_SEG_META_READ, buf, &got);
+  if (r)
+    return r;
+  if (got == 0)
+    return ENOENT;              /* an empty object is treated as absent */
+  r = hf_seg_parse_hdr (buf, got, key, uuid, block_size, seq, &h);
+  if (r)
+    return r;
+  if (got < HF_SEG_META_READ && got < h.object_size)
+    BAD (got, "object truncated: %zu bytes, header says %" PRIu64,
+         got, h.object_size);
+  if (h.node_off > got) {
+    uint8_t *nb = realloc (buf, h.node_off);
+    size_t got2 = 0;
+
+    if (nb == NULL)
+      return ENOMEM;
+    buf = nb;
+    r = hf_objstore_get (s, key, got, h.node_off - got, buf + got, &got2);
+    if (r)
+      return r;
+    got += got2;
+  }
+  m = calloc (1, sizeof *m);
+  if (m == NULL)
+    return ENOMEM;
+  r = hf_seg_parse (buf, got, false, key, uuid, block_size, seq, m);
+  if (r) {
+    free (m);
+    return r;
+  }
+  *out = m;
+  return 0;
+}
+
+void
+hf_seg_meta_free (struct hf_seg_meta *m)
+{
+  free (m->ext);
+  free (m->crcs);
+  m->ext = NULL;
+  m->crcs = NULL;
+}
+
+void
+hf_seg_meta_destroy (struct hf_seg_meta *m)
+{
+  if (m) {
+    hf_seg_meta_free (m);
+    free (m);
+  }
+}

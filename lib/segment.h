@@ -1,1 +1,140 @@
-/* placeholder */
+/* hyperfile: segment objects (format.h, "Segment"): building one in
+ * memory, and parsing and verifying one read back from a store.
+ *
+ * A segment is built by the volume in one contiguous buffer:
+ *
+ *   hf_seg_layout ()     computes the offsets of the tables, node area
+ *                        and data area from the counts in a header;
+ *   the caller fills the node area and the data area of a buffer of
+ *   sh_object_size bytes;
+ *   hf_seg_write_meta () writes the header, extent table and block CRC
+ *                        table (zero padding included) and the CRCs.
+ *
+ * Reading: hf_seg_read_meta () fetches the header and tables with one
+ * ranged GET of the first HF_SEG_META_READ bytes of the object, and a
+ * second GET only when the tables are larger, then verifies everything
+ * that can be verified without the data area: magic, version, header
+ * CRC, every size and offset (sane, consistent and within the object),
+ * volume uuid, block size and sequence number, the meta CRC, and each
+ * extent.  Damage is EBADMSG with an hf_error line naming the object key
+ * and the byte offset of the bad field.
+ *
+ * Thread safety: every function is reentrant; a struct hf_seg_meta is
+ * immutable after parsing and may be shared by readers.
+ */
+#ifndef HF_SEGMENT_H
+#define HF_SEGMENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "objstore.h"
+
+/* Bytes fetched by the first GET of a segment's metadata. */
+#define HF_SEG_META_READ (64 * 1024)
+
+/* Longest key hf_seg_key produces: prefix + "seg/" + 16 hex digits. */
+#define HF_SEG_KEY_LEN(prefix_len) ((prefix_len) + 4 + 16 + 1)
+
+/* Upper bound accepted for sh_object_size (sanity, 64 GiB). */
+#define HF_SEG_MAX_OBJECT ((uint64_t) 64 << 30)
+
+/* The decoded header (host byte order).  Field meanings: format.h. */
+struct hf_seg_hdr {
+  uint32_t flags;
+  uint32_t block_size;
+  uint8_t volume_uuid[HF_UUID_SIZE];
+  uint64_t seq;
+  uint64_t parent_seq;
+  uint32_t parent_crc;
+  uint64_t lease_epoch;
+  uint64_t volume_size;
+  uint64_t timestamp_ns;
+  uint32_t n_ext;
+  uint32_t n_data;
+  uint32_t n_nodes;
+  uint32_t ext_off;
+  uint64_t crc_off;
+  uint64_t node_off;
+  uint64_t data_off;
+  uint64_t object_size;
+  uint64_t ckpt_seq;
+  struct hf_disk_node_ptr ckpt_root;
+  uint16_t ckpt_level;
+  uint32_t meta_crc;
+  uint64_t mapped;
+  uint64_t live_bytes;
+  uint32_t hdr_crc;             /* set by write_meta and parse */
+};
+
+/* A decoded extent table entry. */
+struct hf_seg_ext {
+  uint64_t lba;
+  uint32_t nblocks;
+  uint16_t flags;               /* HF_EXT_DATA or HF_EXT_ZERO */
+};
+
+/* Header plus tables of one segment. */
+struct hf_seg_meta {
+  struct hf_seg_hdr h;
+  struct hf_seg_ext *ext;       /* h.n_ext entries, owned */
+  uint32_t *crcs;               /* h.n_data entries, owned */
+};
+
+/* Write the key of segment seq under prefix (borrowed) into out
+ * (outlen bytes, at least HF_SEG_KEY_LEN (strlen (prefix))). */
+extern void hf_seg_key (char *out, size_t outlen, const char *prefix,
+                        uint64_t seq);
+
+/* Parse the last path element of a segment key ("seg/" HEX16(~seq)):
+ * 0 and *seq set, or EINVAL if name is not 16 lowercase hex digits
+ * naming a seq >= 1. */
+extern int hf_seg_key_parse (const char *name, uint64_t *seq);
+
+/* Compute ext_off, crc_off, node_off, data_off and object_size of *h
+ * from h->n_ext, h->n_data, h->n_nodes and h->block_size.  EINVAL if the
+ * object would exceed HF_SEG_MAX_OBJECT. */
+extern int hf_seg_layout (struct hf_seg_hdr *h);
+
+/* Write the header and tables of the segment described by *h (laid out
+ * with hf_seg_layout) into obj (caller owns, h->object_size bytes, node
+ * and data areas already filled), computing h->meta_crc and
+ * h->hdr_crc.  ext has h->n_ext entries and crcs h->n_data (borrowed). */
+extern void hf_seg_write_meta (void *obj, struct hf_seg_hdr *h,
+                               const struct hf_seg_ext *ext,
+                               const uint32_t *crcs);
+
+/* Decode and verify the header in buf (len bytes from offset 0 of the
+ * object key, borrowed, for messages).  uuid (NULL: not checked),
+ * block_size (0: not checked) and seq (0: not checked) are what the
+ * header must say.  EBADMSG on any damage. */
+extern int hf_seg_parse_hdr (const void *buf, size_t len, const char *key,
+                             const uint8_t *uuid, uint32_t block_size,
+                             uint64_t seq, struct hf_seg_hdr *out);
+
+/* Decode and verify header and tables from buf (len bytes from offset 0
+ * of the object; must reach at least node_off).  If whole is true, buf
+ * is the whole object: len must equal sh_object_size and every data
+ * block's CRC is checked too.  On success *out is filled (caller frees
+ * with hf_seg_meta_free); on error *out is untouched. */
+extern int hf_seg_parse (const void *buf, size_t len, bool whole,
+                         const char *key, const uint8_t *uuid,
+                         uint32_t block_size, uint64_t seq,
+                         struct hf_seg_meta *out);
+
+/* Fetch and verify the metadata of segment seq under prefix from s.
+ * ENOENT if the object does not exist, EBADMSG if damaged, or the
+ * store's error.  On success *out is a new meta the caller owns (free
+ * with hf_seg_meta_destroy). */
+extern int hf_seg_read_meta (struct hf_objstore *s, const char *prefix,
+                             uint64_t seq, const uint8_t *uuid,
+                             uint32_t block_size, struct hf_seg_meta **out);
+
+/* Free the tables of *m (not m itself). */
+extern void hf_seg_meta_free (struct hf_seg_meta *m);
+/* Free a meta from hf_seg_read_meta.  NULL is a no-op. */
+extern void hf_seg_meta_destroy (struct hf_seg_meta *m);
+
+#endif /* HF_SEGMENT_H */

@@ -75,6 +75,10 @@ struct hf_volume_options {
   uint64_t at_seq;              /* readonly at this segment; 0 = head */
   const struct hf_volume_hooks *hooks; /* borrowed; must outlive the
                                           volume; NULL = none */
+  unsigned flush_timeout_ms;    /* flush (and close) give up with EIO
+                                   when the store keeps failing this
+                                   long; the data stays queued and keeps
+                                   being retried; 0 = 60000 */
 };
 
 /* Write flags. */

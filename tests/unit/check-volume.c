@@ -1,2 +1,910 @@
+/* Unit tests for lib/volume.
+ *
+ * The core is a model-based randomised test: random pwrite / trim /
+ * zero / flush / grow / reopen / crash steps at random sizes and
+ * alignments (sub-block, cross-block, cross-segment, with 64 KiB
+ * segments and small checkpoint thresholds so that checkpoints and
+ * roll-forward happen all the time), checked against an in-memory
+ * reference image, over several seeds, on the dir store and on the
+ * fault store (errors, timeouts, lost acknowledgements and delays).
+ * After a crash (hf_volume_crash, then reopen with break_lease) the
+ * image must equal the image after some write k >= the last completed
+ * flush: every flushed write is there and the rest is a prefix.
+ *
+ * Then targeted tests: corruption of a data block and of the newest
+ * segment header, two writers (EBUSY, takeover after expiry, forced
+ * race: exactly one wins each seq, the loser gets EROFS), read-only
+ * time travel, extents, trim of a huge range.
+ *
+ * HF_TEST_LONG=1 runs many more seeds and steps.
+ */
+#include <config.h>
+
+#undef NDEBUG
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
-int main (void) { return 77; }
+#include <string.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "log.h"
+#include "objstore.h"
+#include "segment.h"
+#include "volume.h"
+
+static bool long_run;
+static unsigned cur_step;
+static bool trace, paranoid;
+
+static void
+quiet (enum hf_log_level level, const char *msg)
+{
+  (void) level;
+  (void) msg;
+}
+
+static void
+loud (enum hf_log_level level, const char *msg)
+{
+  if (level <= HF_LOG_WARN && getenv ("HF_TEST_VERBOSE"))
+    fprintf (stderr, "%s\n", msg);
+}
+
+/* ---- Captured log lines, to check error messages ---- */
+static char last_error[1024];
+static void
+capture (enum hf_log_level level, const char *msg)
+{
+  if (level == HF_LOG_ERROR)
+    snprintf (last_error, sizeof last_error, "%s", msg);
+  loud (level, msg);
+}
+
+static uint64_t rng_state;
+static uint64_t
+rnd (void)
+{
+  uint64_t x = rng_state;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return rng_state = x;
+}
+static uint64_t
+rndn (uint64_t n)
+{
+  return n ? rnd () % n : 0;
+}
+
+static char *
+make_tmpdir (void)
+{
+  char *d = strdup ("/tmp/check-volume-XXXXXX");
+  ck_assert (d && mkdtemp (d));
+  return d;
+}
+
+static void
+rm_tmpdir (char *d)
+{
+  char cmd[256];
+  snprintf (cmd, sizeof cmd, "rm -rf '%s'", d);
+  ck_assert_int_eq (system (cmd), 0);
+  free (d);
+}
+
+/* Is the fault store available (it may be a placeholder)? */
+static bool
+have_fault (void)
+{
+  struct hf_objstore *d, *f;
+  struct hf_fault_config fc = { .seed = 1 };
+  char *dir = make_tmpdir ();
+  bool ok;
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &d), 0);
+  ok = hf_objstore_fault_open (d, &fc, &f) == 0;
+  if (ok)
+    hf_objstore_close (f);
+  else
+    hf_objstore_close (d);
+  rm_tmpdir (dir);
+  return ok;
+}
+
+/* ---- The reference model ---- */
+
+enum op_kind { OP_WRITE, OP_TRIM, OP_ZERO, OP_GROW };
+struct op {
+  enum op_kind kind;
+  uint64_t off, len;
+  uint8_t *data;
+};
+
+struct model {
+  uint64_t max_size, size;
+  uint8_t *img;                 /* current image, max_size bytes */
+  uint64_t fsize;               /* size at the last completed flush */
+  uint8_t *flushed;             /* image at the last completed flush */
+  struct op *ops;               /* applied since the last flush */
+  size_t nops, capops;
+};
+
+static void
+model_init (struct model *m, uint64_t size, uint64_t max_size)
+{
+  m->max_size = max_size;
+  m->size = m->fsize = size;
+  m->img = calloc (1, max_size);
+  m->flushed = calloc (1, max_size);
+  m->ops = NULL;
+  m->nops = m->capops = 0;
+  ck_assert (m->img && m->flushed);
+}
+
+static void
+model_clear_ops (struct model *m)
+{
+  size_t i;
+  for (i = 0; i < m->nops; i++)
+    free (m->ops[i].data);
+  m->nops = 0;
+}
+
+static void
+model_free (struct model *m)
+{
+  model_clear_ops (m);
+  free (m->ops);
+  free (m->img);
+  free (m->flushed);
+}
+
+static void
+op_apply (uint8_t *img, uint64_t *size, const struct op *o)
+{
+  switch (o->kind) {
+  case OP_WRITE:
+    memcpy (img + o->off, o->data, o->len);
+    break;
+  case OP_TRIM:
+  case OP_ZERO:
+    memset (img + o->off, 0, o->len);
+    break;
+  case OP_GROW:
+    *size = o->off;
+    break;
+  }
+}
+
+static void
+model_record (struct model *m, enum op_kind k, uint64_t off, uint64_t len,
+              const uint8_t *data)
+{
+  struct op o = { k, off, len, NULL };
+  if (data) {
+    o.data = malloc (len);
+    ck_assert (o.data);
+    memcpy (o.data, data, len);
+  }
+  op_apply (m->img, &m->size, &o);
+  if (m->nops == m->capops) {
+    m->capops = m->capops ? m->capops * 2 : 64;
+    m->ops = realloc (m->ops, m->capops * sizeof *m->ops);
+    ck_assert (m->ops);
+  }
+  m->ops[m->nops++] = o;
+}
+
+static void
+model_flushed (struct model *m)
+{
+  memcpy (m->flushed, m->img, m->max_size);
+  m->fsize = m->size;
+  model_clear_ops (m);
+}
+
+/* After a crash: the volume must hold flushed + a prefix of ops. */
+static void
+model_check_prefix (struct model *m, struct hf_volume *v)
+{
+  struct hf_volume_info info;
+  uint8_t *got, *cand;
+  uint64_t csize = m->fsize;
+  size_t k;
+  bool found = false;
+
+  hf_volume_get_info (v, &info);
+  got = calloc (1, m->max_size);
+  cand = malloc (m->max_size);
+  ck_assert (got && cand);
+  ck_assert_int_eq (hf_volume_pread (v, got, info.size, 0), 0);
+  memcpy (cand, m->flushed, m->max_size);
+  for (k = 0; ; k++) {
+    if (csize == info.size && memcmp (cand, got, csize) == 0) {
+      found = true;
+      break;
+    }
+    if (k == m->nops)
+      break;
+    op_apply (cand, &csize, &m->ops[k]);
+  }
+  if (!found) {
+    uint64_t i;
+    for (i = 0; i < info.size && i < m->max_size; i++)
+      if (got[i] != m->img[i])
+        break;
+    fprintf (stderr, "crash check failed: size %llu (flushed %llu, now %llu)"
+             ", %zu ops since flush, first diff vs latest at %llu\n",
+             (unsigned long long) info.size, (unsigned long long) m->fsize,
+             (unsigned long long) m->size, m->nops,
+             (unsigned long long) i);
+  }
+  ck_assert_msg (found, "image after crash is not flushed + a prefix");
+  /* The volume now is that image. */
+  memcpy (m->img, cand, m->max_size);
+  memset (m->img + csize, 0, m->max_size - csize);
+  m->size = csize;
+  model_flushed (m);
+  free (got);
+  free (cand);
+}
+
+static void
+model_check_range (struct model *m, struct hf_volume *v, uint64_t off,
+                   uint64_t len)
+{
+  uint8_t *got = malloc (len ? len : 1);
+  int r;
+
+  ck_assert (got);
+  r = hf_volume_pread (v, got, len, off);
+  ck_assert_msg (r == 0, "pread %llu+%llu: %s", (unsigned long long) off,
+                 (unsigned long long) len, strerror (r));
+  if (memcmp (got, m->img + off, len) != 0) {
+    uint64_t i;
+    for (i = 0; i < len && got[i] == m->img[off + i]; i++)
+      ;
+    ck_abort_msg ("step %u: pread %llu+%llu differs at byte %llu (got %u "
+                  "want %u)", cur_step,
+                  (unsigned long long) off, (unsigned long long) len,
+                  (unsigned long long) (off + i), got[i], m->img[off + i]);
+  }
+  free (got);
+}
+
+struct ext_check {
+  struct model *m;
+  uint64_t next;
+};
+
+static int
+ext_cb (void *opaque, uint64_t offset, uint64_t length, bool hole)
+{
+  struct ext_check *c = opaque;
+  uint64_t i;
+
+  ck_assert_uint_eq (offset, c->next);
+  ck_assert_uint_gt (length, 0);
+  if (hole)
+    for (i = 0; i < length; i++)
+      ck_assert_msg (c->m->img[offset + i] == 0,
+                     "extents: hole at %llu holds data",
+                     (unsigned long long) (offset + i));
+  c->next = offset + length;
+  return 0;
+}
+
+static void
+model_check_extents (struct model *m, struct hf_volume *v, uint64_t off,
+                     uint64_t len)
+{
+  struct ext_check c = { m, off };
+  ck_assert_int_eq (hf_volume_extents (v, len, off, ext_cb, &c), 0);
+  ck_assert_uint_eq (c.next, off + len);
+}
+
+/* ---- Randomised model test ---- */
+
+struct run_cfg {
+  uint64_t seed;
+  unsigned steps;
+  uint32_t bs;
+  bool fault;
+};
+
+static void
+fill_random (uint8_t *p, size_t n)
+{
+  size_t i;
+  for (i = 0; i < n; i++)
+    p[i] = (uint8_t) rnd ();
+}
+
+static struct hf_volume *
+open_vol (struct hf_objstore *s, bool break_lease, uint64_t seed)
+{
+  struct hf_volume_options o = {
+    .segment_size = 64 * 1024,
+    .flush_interval_ms = seed % 3 == 0 ? 20 : UINT32_MAX,
+    .dirty_limit = 256 * 1024,
+    .max_uploads = 1 + seed % 3,
+    .node_cache = 16,
+    .checkpoint_entries = 64,
+    .checkpoint_segments = 3 + seed % 4,
+    .break_lease = break_lease,
+    .flush_timeout_ms = 20000,
+  };
+  struct hf_volume *v = NULL;
+  int r = hf_volume_open (s, "v/", &o, &v);
+
+  ck_assert_msg (r == 0, "open: %s (%s)", strerror (r), last_error);
+  return v;
+}
+
+static void
+run_model (const struct run_cfg *cfg)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *d, *s;
+  struct hf_volume *v;
+  struct model m;
+  uint64_t size = 1 << 20, max_size = 2 << 20;
+  unsigned step;
+  uint8_t *buf = malloc (300 * 1024);
+  struct hf_fault_config fc = {
+    .seed = cfg->seed, .p_error = 0.03, .p_timeout = 0.01,
+    .p_put_lost_ack = 0.05, .max_delay_us = 300,
+  };
+
+  ck_assert (buf);
+  rng_state = cfg->seed * 0x9E3779B97F4A7C15ull + 1;
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &d), 0);
+  s = d;
+  if (cfg->fault)
+    ck_assert_int_eq (hf_objstore_fault_open (d, &fc, &s), 0);
+  {
+    int r;
+    /* create is not retried by the volume: retry here on injected EIO */
+    do
+      r = hf_volume_create (s, "v/", size, cfg->bs);
+    while (cfg->fault && (r == EIO || r == ETIMEDOUT));
+    ck_assert_msg (r == 0 || (cfg->fault && r == EEXIST), "create: %s",
+                   strerror (r));
+  }
+  model_init (&m, size, max_size);
+  v = open_vol (s, false, cfg->seed);
+
+  for (step = 0; step < cfg->steps; step++) {
+    unsigned what = (unsigned) rndn (100);
+    uint64_t off, len;
+    int r;
+
+    cur_step = step;
+    if (trace)
+      fprintf (stderr, "seed %llu step %u: what %u size %llu\n",
+               (unsigned long long) cfg->seed, step, what,
+               (unsigned long long) m.size);
+
+    if (what < 50) {                    /* write */
+      unsigned shape = (unsigned) rndn (10);
+      if (shape < 5) {                  /* small, any alignment */
+        len = 1 + rndn (3 * cfg->bs);
+        off = rndn (m.size - len);
+      }
+      else if (shape < 9) {             /* whole blocks */
+        len = (1 + rndn (40)) * cfg->bs;
+        if (len > m.size)
+          len = m.size;
+        off = rndn ((m.size - len) / cfg->bs + 1) * cfg->bs;
+      }
+      else {                            /* large, crosses segments */
+        len = 1 + rndn (200 * 1024);
+        off = rndn (m.size - len);
+      }
+      fill_random (buf, len);
+      if (rndn (4) == 0) {              /* some all-zero blocks */
+        uint64_t z = rndn (len), zl = rndn (2 * cfg->bs);
+        if (z + zl > len)
+          zl = len - z;
+        memset (buf + z, 0, zl);
+      }
+      r = hf_volume_pwrite (v, buf, len, off, rndn (50) == 0 ? HF_VOL_FUA : 0);
+      ck_assert_msg (r == 0, "pwrite: %s", strerror (r));
+      model_record (&m, OP_WRITE, off, len, buf);
+      if (trace)
+        fprintf (stderr, "  write %llu+%llu\n", (unsigned long long) off,
+                 (unsigned long long) len);
+    }
+    else if (what < 58) {               /* trim / zero */
+      len = 1 + rndn (rndn (4) == 0 ? m.size : 20 * cfg->bs);
+      if (len > m.size)
+        len = m.size;
+      off = rndn (m.size - len + 1);
+      if (what < 54)
+        r = hf_volume_trim (v, len, off, 0);
+      else
+        r = hf_volume_zero (v, len, off, 0);
+      ck_assert_msg (r == 0, "trim/zero: %s", strerror (r));
+      model_record (&m, what < 54 ? OP_TRIM : OP_ZERO, off, len, NULL);
+      if (trace)
+        fprintf (stderr, "  trim %llu+%llu\n", (unsigned long long) off,
+                 (unsigned long long) len);
+    }
+    else if (what < 66) {               /* flush */
+      r = hf_volume_flush (v);
+      ck_assert_msg (r == 0, "flush: %s", strerror (r));
+      model_flushed (&m);
+    }
+    else if (what < 82) {               /* read check */
+      len = 1 + rndn (rndn (3) == 0 ? m.size : 5 * cfg->bs);
+      if (len > m.size)
+        len = m.size;
+      off = rndn (m.size - len + 1);
+      model_check_range (&m, v, off, len);
+    }
+    else if (what < 86) {               /* extents */
+      len = 1 + rndn (m.size);
+      off = rndn (m.size - len + 1);
+      model_check_extents (&m, v, off, len);
+    }
+    else if (what < 87 && m.size + 64 * 1024 <= max_size) {
+      uint64_t ns = m.size + cfg->bs * (1 + rndn (16));
+      r = hf_volume_grow (v, ns);
+      ck_assert_msg (r == 0, "grow: %s", strerror (r));
+      model_record (&m, OP_GROW, ns, 0, NULL);
+    }
+    else if (what < 91) {               /* clean reopen */
+      r = hf_volume_close (v);
+      ck_assert_msg (r == 0, "close: %s", strerror (r));
+      model_flushed (&m);
+      v = open_vol (s, false, cfg->seed);
+      model_check_range (&m, v, 0, m.size);
+    }
+    else if (what < 95) {               /* crash and reopen */
+      hf_volume_crash (v);
+      v = open_vol (s, true, cfg->seed);
+      model_check_prefix (&m, v);
+    }
+    if (paranoid)
+      model_check_range (&m, v, 0, m.size);
+  }
+  model_check_range (&m, v, 0, m.size);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  model_flushed (&m);
+  v = open_vol (s, false, cfg->seed);
+  model_check_range (&m, v, 0, m.size);
+  model_check_extents (&m, v, 0, m.size);
+  {
+    struct hf_volume_info info;
+    hf_volume_get_info (v, &info);
+    ck_assert_uint_eq (info.size, m.size);
+  }
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (s);
+  model_free (&m);
+  free (buf);
+  rm_tmpdir (dir);
+}
+
+START_TEST (test_model_dir)
+{
+  unsigned seeds = long_run ? 60 : 6, i;
+
+  hf_log_set_sink (capture);
+  for (i = 0; i < seeds; i++) {
+    struct run_cfg c = { 1000 + i, long_run ? 2000 : 500,
+                         i % 3 == 2 ? 512 : 4096, false };
+    run_model (&c);
+  }
+}
+END_TEST
+
+START_TEST (test_model_fault)
+{
+  unsigned seeds = long_run ? 30 : 3, i;
+
+  if (!have_fault ()) {
+    fprintf (stderr, "check-volume: fault store not available, skipped\n");
+    return;
+  }
+  hf_log_set_sink (capture);
+  for (i = 0; i < seeds; i++) {
+    struct run_cfg c = { 5000 + i, long_run ? 1500 : 300, 4096, true };
+    run_model (&c);
+  }
+}
+END_TEST
+
+/* ---- Targeted tests ---- */
+
+static struct hf_volume *
+open_opts (struct hf_objstore *s, struct hf_volume_options *o)
+{
+  struct hf_volume *v = NULL;
+  int r = hf_volume_open (s, "", o, &v);
+  ck_assert_msg (r == 0, "open: %s (%s)", strerror (r), last_error);
+  return v;
+}
+
+static void
+pattern (uint8_t *p, size_t n, unsigned seed)
+{
+  size_t i;
+  for (i = 0; i < n; i++)
+    p[i] = (uint8_t) (i * 7 + seed * 13 + (i >> 12));
+}
+
+START_TEST (test_basic)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume *v;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX };
+  struct hf_volume_info info;
+  uint8_t w[3 * 4096], r[3 * 4096];
+
+  hf_log_set_sink (capture);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_open (s, "", NULL, &v), ENOENT);
+  ck_assert_int_eq (hf_volume_create (s, "", 1000000, 0), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1000000, 0), EEXIST);
+  v = open_opts (s, &o);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.size, 1003520);       /* rounded up */
+  ck_assert_uint_eq (info.block_size, 4096);
+  ck_assert_uint_eq (info.lease_epoch, 1);
+  /* Out of range. */
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, info.size - 100), EINVAL);
+  ck_assert_int_eq (hf_volume_pwrite (v, w, 4096, info.size - 100, 0),
+                    ENOSPC);
+  ck_assert_int_eq (hf_volume_trim (v, 4096, info.size, 0), ENOSPC);
+  ck_assert_int_eq (hf_volume_grow (v, 4096), EINVAL);
+  /* Unwritten reads as zeros. */
+  memset (r, 1, sizeof r);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 5000), 0);
+  for (size_t i = 0; i < sizeof r; i++)
+    ck_assert_uint_eq (r[i], 0);
+  pattern (w, sizeof w, 1);
+  ck_assert_int_eq (hf_volume_pwrite (v, w, sizeof w, 5000, 0), 0);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 5000), 0);
+  ck_assert (memcmp (w, r, sizeof w) == 0);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 5000), 0);
+  ck_assert (memcmp (w, r, sizeof w) == 0);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.segments_committed, 1);
+  ck_assert_uint_eq (info.head_seq, 1);
+  ck_assert_uint_eq (info.data_bytes_uploaded, 4 * 4096);
+  ck_assert_uint_gt (info.meta_bytes_uploaded, 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  /* Reopen: a second writer gets nothing in the way (released). */
+  v = open_opts (s, &o);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.lease_epoch, 2);
+  ck_assert_uint_eq (info.ckpt_seq, info.head_seq);     /* close ckpt */
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 5000), 0);
+  ck_assert (memcmp (w, r, sizeof w) == 0);
+  /* Trim 1 TiB-scale range costs O(1): grow and trim everything. */
+  ck_assert_int_eq (hf_volume_grow (v, (uint64_t) 1 << 40), 0);
+  ck_assert_int_eq (hf_volume_trim (v, (uint64_t) 1 << 40, 0, 0), 0);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 5000), 0);
+  for (size_t i = 0; i < sizeof r; i++)
+    ck_assert_uint_eq (r[i], 0);
+  ck_assert_int_eq (hf_volume_pwrite (v, w, 4096, ((uint64_t) 1 << 40) -
+                                      4096, HF_VOL_FUA), 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  v = open_opts (s, &o);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.size, (uint64_t) 1 << 40);
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, ((uint64_t) 1 << 40) -
+                                     4096), 0);
+  ck_assert (memcmp (w, r, 4096) == 0);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 5000), 0);
+  for (size_t i = 0; i < sizeof r; i++)
+    ck_assert_uint_eq (r[i], 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  /* Read-only open: EROFS for writes. */
+  o.readonly = true;
+  v = open_opts (s, &o);
+  ck_assert_int_eq (hf_volume_pwrite (v, w, 4096, 0, 0), EROFS);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* Damage via the store API (get the object, change it, put it back). */
+static void
+damage (struct hf_objstore *s, const char *key, uint64_t off)
+{
+  void *data;
+  size_t len;
+
+  ck_assert_int_eq (hf_objstore_get_all (s, key, &data, &len), 0);
+  ck_assert_uint_lt (off, len);
+  ((uint8_t *) data)[off] ^= 0x5a;
+  ck_assert_int_eq (hf_objstore_put (s, key, data, len, 0), 0);
+  free (data);
+}
+
+START_TEST (test_corruption)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume *v;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX };
+  struct hf_volume_info info;
+  struct hf_seg_meta *m;
+  uint8_t w[16 * 4096], w2[16 * 4096], r[16 * 4096];
+  char key[64];
+  uint64_t seq1;
+  int e;
+
+  hf_log_set_sink (capture);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  v = open_opts (s, &o);
+  pattern (w, sizeof w, 3);
+  ck_assert_int_eq (hf_volume_pwrite (v, w, sizeof w, 0, 0), 0);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  hf_volume_get_info (v, &info);
+  seq1 = info.head_seq;
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  /* Flip a byte of data block 5 of segment seq1. */
+  ck_assert_int_eq (hf_seg_read_meta (s, "", seq1, info.uuid, 4096, &m), 0);
+  hf_seg_key (key, sizeof key, "", seq1);
+  damage (s, key, m->h.data_off + 5 * 4096 + 100);
+  v = open_opts (s, &o);
+  last_error[0] = '\0';
+  e = hf_volume_pread (v, r, 4096, 5 * 4096);
+  ck_assert_int_eq (e, EBADMSG);
+  ck_assert_msg (strstr (last_error, key) && strstr (last_error, "offset"),
+                 "error names object and offset: %s", last_error);
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096 * 5, 0), 0);
+  ck_assert (memcmp (r, w, 5 * 4096) == 0);
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096 * 10, 6 * 4096), 0);
+  ck_assert (memcmp (r, w + 6 * 4096, 10 * 4096) == 0);
+  ck_assert_int_eq (hf_volume_pread (v, r, 100, 5 * 4096 + 3000), EBADMSG);
+  /* Overwriting the bad block heals it. */
+  ck_assert_int_eq (hf_volume_pwrite (v, w + 5 * 4096, 4096, 5 * 4096, 0), 0);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
+  ck_assert (memcmp (r, w, sizeof w) == 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_seg_meta_destroy (m);
+
+  /* A second generation, then damage the newest segment's header: open
+   * falls back to an intact older point, never wrong data. */
+  v = open_opts (s, &o);
+  pattern (w2, sizeof w2, 9);
+  ck_assert_int_eq (hf_volume_pwrite (v, w2, sizeof w2, 0, 0), 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  {
+    struct hf_volume_options ro = { .readonly = true };
+    v = open_opts (s, &ro);
+    hf_volume_get_info (v, &info);
+    ck_assert_int_eq (hf_volume_close (v), 0);
+  }
+  hf_seg_key (key, sizeof key, "", info.head_seq);
+  damage (s, key, 40);
+  v = open_opts (s, &o);
+  {
+    struct hf_volume_info i2;
+    hf_volume_get_info (v, &i2);
+    ck_assert_uint_lt (i2.head_seq, info.head_seq);
+    /* The next writer numbers above the damaged one. */
+  }
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
+  ck_assert (memcmp (r, w, sizeof w) == 0 || memcmp (r, w2, sizeof w2) == 0);
+  ck_assert_int_eq (hf_volume_pwrite (v, w2, 4096, 0, 0), 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  v = open_opts (s, &o);
+  hf_volume_get_info (v, &info);
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 0), 0);
+  ck_assert (memcmp (r, w2, 4096) == 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+START_TEST (test_two_writers)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume *a, *b;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .lease_ttl_s = 1 };
+  uint8_t x[8 * 4096], y[8 * 4096], r[8 * 4096];
+  int ea, eb, round;
+
+  hf_log_set_sink (capture);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  pattern (x, sizeof x, 1);
+  pattern (y, sizeof y, 2);
+
+  a = open_opts (s, &o);
+  last_error[0] = '\0';
+  ck_assert_int_eq (hf_volume_open (s, "", &o, &b), EBUSY);
+  ck_assert_msg (strstr (last_error, "pid") && strstr (last_error, "epoch"),
+                 "EBUSY names the holder: %s", last_error);
+  /* Crash: the lease stays; after expiry, takeover claims it. */
+  ck_assert_int_eq (hf_volume_pwrite (a, x, sizeof x, 0, HF_VOL_FUA), 0);
+  hf_volume_crash (a);
+  usleep (1200 * 1000);
+  ck_assert_int_eq (hf_volume_open (s, "", &o, &b), EBUSY);
+  o.takeover = true;
+  b = open_opts (s, &o);
+  o.takeover = false;
+  ck_assert_int_eq (hf_volume_pread (b, r, sizeof r, 0), 0);
+  ck_assert (memcmp (r, x, sizeof r) == 0);
+  ck_assert_int_eq (hf_volume_close (b), 0);
+
+  /* Forced race, both orders: the first to commit the contested seq
+   * wins; the other is fenced (EROFS) and the winner's data is intact. */
+  o.lease_ttl_s = 60;
+  for (round = 0; round < 2; round++) {
+    struct hf_volume_info ia, ib;
+    a = open_opts (s, &o);
+    o.break_lease = true;
+    b = open_opts (s, &o);
+    o.break_lease = false;
+    if (round == 0) {
+      ea = hf_volume_pwrite (a, x, sizeof x, 0, HF_VOL_FUA);
+      eb = hf_volume_pwrite (b, y, sizeof y, 0, 0);
+      if (eb == 0)
+        eb = hf_volume_flush (b);
+      ck_assert_int_eq (ea, 0);
+      ck_assert_int_eq (eb, EROFS);
+    }
+    else {
+      eb = hf_volume_pwrite (b, y, sizeof y, 0, HF_VOL_FUA);
+      ea = hf_volume_pwrite (a, x, sizeof x, 0, 0);
+      if (ea == 0)
+        ea = hf_volume_flush (a);
+      ck_assert_int_eq (eb, 0);
+      ck_assert_int_eq (ea, EROFS);
+    }
+    hf_volume_get_info (a, &ia);
+    hf_volume_get_info (b, &ib);
+    ck_assert (ia.fenced != ib.fenced);
+    ck_assert_int_eq (hf_volume_pwrite (round == 0 ? b : a, x, 4096, 0, 0),
+                      EROFS);
+    hf_volume_crash (a);
+    hf_volume_crash (b);
+    o.break_lease = true;
+    a = open_opts (s, &o);
+    o.break_lease = false;
+    ck_assert_int_eq (hf_volume_pread (a, r, sizeof r, 0), 0);
+    ck_assert (memcmp (r, round == 0 ? x : y, sizeof r) == 0);
+    ck_assert_int_eq (hf_volume_close (a), 0);
+  }
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+START_TEST (test_time_travel)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume *v;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .checkpoint_segments = 2 };
+  struct hf_volume_info info;
+  uint8_t w[4][4 * 4096], r[4 * 4096];
+  uint64_t seqs[4];
+  int i;
+
+  hf_log_set_sink (capture);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  v = open_opts (s, &o);
+  for (i = 0; i < 4; i++) {
+    pattern (w[i], sizeof w[i], 20 + i);
+    ck_assert_int_eq (hf_volume_pwrite (v, w[i], sizeof w[i], 8192, 0), 0);
+    ck_assert_int_eq (hf_volume_flush (v), 0);
+    hf_volume_get_info (v, &info);
+    seqs[i] = info.head_seq;
+  }
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  for (i = 0; i < 4; i++) {
+    struct hf_volume_options ro = { .at_seq = seqs[i] };
+    v = open_opts (s, &ro);
+    hf_volume_get_info (v, &info);
+    ck_assert (info.readonly);
+    ck_assert_uint_eq (info.head_seq, seqs[i]);
+    ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 8192), 0);
+    ck_assert (memcmp (r, w[i], sizeof r) == 0);
+    ck_assert_int_eq (hf_volume_pwrite (v, r, 10, 0, 0), EROFS);
+    ck_assert_int_eq (hf_volume_close (v), 0);
+  }
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* Orphans: a segment whose parent is missing is ignored, and the next
+ * writer numbers above it. */
+START_TEST (test_orphan)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume *v;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .checkpoint_segments = 100 };
+  struct hf_volume_info info;
+  uint8_t w[3][4096], r[4096];
+  char key[64];
+  int i;
+
+  hf_log_set_sink (capture);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  v = open_opts (s, &o);
+  for (i = 0; i < 3; i++) {
+    pattern (w[i], sizeof w[i], 40 + i);
+    ck_assert_int_eq (hf_volume_pwrite (v, w[i], 4096, 0, HF_VOL_FUA), 0);
+  }
+  hf_volume_get_info (v, &info);
+  hf_volume_crash (v);
+  /* Remove the middle one: the newest becomes an orphan. */
+  hf_seg_key (key, sizeof key, "", info.head_seq - 1);
+  ck_assert_int_eq (hf_objstore_delete (s, key), 0);
+  o.break_lease = true;
+  v = open_opts (s, &o);
+  {
+    struct hf_volume_info i2;
+    hf_volume_get_info (v, &i2);
+    ck_assert_uint_eq (i2.head_seq, info.head_seq - 2);
+  }
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 0), 0);
+  ck_assert (memcmp (r, w[0], 4096) == 0);
+  ck_assert_int_eq (hf_volume_pwrite (v, w[2], 4096, 0, HF_VOL_FUA), 0);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_gt (info.head_seq, info.head_seq - 1);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  v = open_opts (s, &o);
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 0), 0);
+  ck_assert (memcmp (r, w[2], 4096) == 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+int
+main (void)
+{
+  Suite *s = suite_create ("volume");
+  TCase *tc = tcase_create ("core");
+  SRunner *sr;
+  int failed;
+
+  long_run = getenv ("HF_TEST_LONG") != NULL;
+  trace = getenv ("HF_TEST_TRACE") != NULL;
+  paranoid = getenv ("HF_TEST_PARANOID") != NULL;
+  hf_log_set_sink (quiet);
+  tcase_set_timeout (tc, long_run ? 7200 : 600);
+  tcase_add_test (tc, test_basic);
+  tcase_add_test (tc, test_corruption);
+  tcase_add_test (tc, test_time_travel);
+  tcase_add_test (tc, test_orphan);
+  tcase_add_test (tc, test_two_writers);
+  tcase_add_test (tc, test_model_dir);
+  tcase_add_test (tc, test_model_fault);
+  suite_add_tcase (s, tc);
+  sr = srunner_create (s);
+  srunner_run_all (sr, CK_NORMAL);
+  failed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
