@@ -129,6 +129,13 @@ struct hf_btree {
   uint64_t entries;
   size_t ndirty;
 
+  /* Spare nodes for the splits of one insert, allocated before anything
+   * changes (so an insert either completes or changes nothing) and kept
+   * between inserts.  Mutations only. */
+  struct hf_btree_node *spare_leaf;
+  struct hf_btree_node *spare_br[HF_BTREE_MAX_LEVEL + 1];
+  unsigned nspare_br;
+
   /* lock protects: the hash table (buckets, every node's hnext), the
    * LRU list (lru_head, lru_tail, lprev, lnext, in_lru), every clean
    * node's refs, ncached, and the node_reads / node_hits counters.  It
@@ -681,6 +688,9 @@ hf_btree_close (struct hf_btree *t)
     return;
   if (!t->empty && t->root.dirty)
     hf_btree_free_dirty (t, t->root.dirty);
+  free (t->spare_leaf);
+  while (t->nspare_br > 0)
+    free (t->spare_br[--t->nspare_br]);
   for (b = 0; b < t->nbuckets; b++) {
     struct hf_btree_node *n = t->buckets[b], *next;
 
@@ -840,30 +850,40 @@ hf_btree_cow (struct hf_btree *t, struct hf_btree_ref *ref,
   return 0;
 }
 
-/* Spare nodes for the splits of one insert, allocated before anything
- * changes so that an insert either completes or changes nothing. */
-struct hf_btree_spares {
-  struct hf_btree_node *leaf;
-  struct hf_btree_node *br[HF_BTREE_MAX_LEVEL + 1];
-  unsigned nbr;
-};
+/* Make sure the spares cover the worst case of one insert: a leaf and
+ * one branch per level split, plus a new root. */
+static int
+hf_btree_fill_spares (struct hf_btree *t)
+{
+  if (t->spare_leaf == NULL) {
+    t->spare_leaf = hf_btree_node_alloc (0);
+    if (t->spare_leaf == NULL)
+      return ENOMEM;
+  }
+  while (t->nspare_br < (unsigned) t->level + 1) {
+    t->spare_br[t->nspare_br] = hf_btree_node_alloc (1);
+    if (t->spare_br[t->nspare_br] == NULL)
+      return ENOMEM;
+    t->nspare_br++;
+  }
+  return 0;
+}
 
 static struct hf_btree_node *
-hf_btree_take_spare (struct hf_btree *t, struct hf_btree_spares *s,
-                     unsigned level)
+hf_btree_take_spare (struct hf_btree *t, unsigned level)
 {
   struct hf_btree_node *n;
 
   if (level == 0) {
-    n = s->leaf;
-    s->leaf = NULL;
+    n = t->spare_leaf;
+    t->spare_leaf = NULL;
   }
   else {
-    assert (s->nbr > 0);
-    n = s->br[--s->nbr];
+    assert (t->nspare_br > 0);
+    n = t->spare_br[--t->nspare_br];
     n->level = level;
   }
-  assert (n != NULL);
+  assert (n != NULL && n->count == 0);
   n->dirty = true;
   t->ndirty++;
   return n;
@@ -886,8 +906,7 @@ hf_btree_split_point (uint32_t pos)
 static int
 hf_btree_ins (struct hf_btree *t, struct hf_btree_node *n,
               const struct hf_btree_expect *e, uint64_t lba,
-              const struct hf_bmap *m, struct hf_btree_spares *sp,
-              bool *added, struct hf_btree_node **split, uint64_t *split_key)
+              const struct hf_bmap *m, bool *added, struct hf_btree_node **split, uint64_t *split_key)
 {
   struct hf_btree_node *target, *right, *cs = NULL;
   uint64_t ck = 0;
@@ -913,7 +932,7 @@ hf_btree_ins (struct hf_btree *t, struct hf_btree_node *n,
     r = hf_btree_cow (t, &n->br[pos].child, &ce, &c);
     if (r)
       return r;
-    r = hf_btree_ins (t, c, &ce, lba, m, sp, added, &cs, &ck);
+    r = hf_btree_ins (t, c, &ce, lba, m, added, &cs, &ck);
     if (r)
       return r;
     if (lba < n->br[pos].lba)
@@ -926,7 +945,7 @@ hf_btree_ins (struct hf_btree *t, struct hf_btree_node *n,
   /* Insert an entry at pos (a leaf entry, or the branch entry for cs). */
   target = n;
   if (n->count == HF_BTREE_MAX) {
-    right = hf_btree_take_spare (t, sp, n->level);
+    right = hf_btree_take_spare (t, n->level);
     k = hf_btree_split_point (pos);
     right->count = n->count - k;
     if (n->level == 0)
@@ -962,7 +981,6 @@ hf_btree_ins (struct hf_btree *t, struct hf_btree_node *n,
 int
 hf_btree_insert (struct hf_btree *t, uint64_t lba, const struct hf_bmap *m)
 {
-  struct hf_btree_spares sp = { .leaf = NULL, .nbr = 0 };
   struct hf_btree_expect e;
   struct hf_btree_node *root, *split, *nr;
   uint64_t split_key;
@@ -984,27 +1002,18 @@ hf_btree_insert (struct hf_btree *t, uint64_t lba, const struct hf_bmap *m)
     return 0;
   }
 
-  /* Worst case: a leaf and one branch per level split, plus a new root. */
-  sp.leaf = hf_btree_node_alloc (0);
-  if (sp.leaf == NULL)
-    return ENOMEM;
-  for (sp.nbr = 0; sp.nbr < (unsigned) t->level + 1; sp.nbr++) {
-    sp.br[sp.nbr] = hf_btree_node_alloc (1);
-    if (sp.br[sp.nbr] == NULL) {
-      r = ENOMEM;
-      goto out;
-    }
-  }
-
+  r = hf_btree_fill_spares (t);
+  if (r)
+    return r;
   hf_btree_root_expect (t, &e);
   r = hf_btree_cow (t, &t->root, &e, &root);
   if (r)
-    goto out;
-  r = hf_btree_ins (t, root, &e, lba, m, &sp, &added, &split, &split_key);
+    return r;
+  r = hf_btree_ins (t, root, &e, lba, m, &added, &split, &split_key);
   if (r)
-    goto out;
+    return r;
   if (split) {
-    nr = hf_btree_take_spare (t, &sp, t->level + 1);
+    nr = hf_btree_take_spare (t, t->level + 1);
     nr->count = 2;
     nr->br[0].lba = hf_btree_min_key (root);
     nr->br[0].child.dirty = root;
@@ -1015,12 +1024,7 @@ hf_btree_insert (struct hf_btree *t, uint64_t lba, const struct hf_bmap *m)
   }
   if (added)
     t->entries++;
-
- out:
-  free (sp.leaf);
-  while (sp.nbr > 0)
-    free (sp.br[--sp.nbr]);
-  return r;
+  return 0;
 }
 
 /* Count the entries of the subtree at ref (reading clean nodes) without
