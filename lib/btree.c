@@ -215,7 +215,9 @@ hf_btree_last_key (const struct hf_btree_node *n)
 static size_t
 hf_btree_hash (const struct hf_btree *t, uint64_t seq, uint32_t off)
 {
-  uint64_t h = (seq * 0x9e3779b97f4a7c15ull) ^ ((uint64_t) off * 0xc2b2ae3d27d4eb4full);
+  uint64_t h = seq * 0x9e3779b97f4a7c15ull;
+
+  h ^= (uint64_t) off * 0xc2b2ae3d27d4eb4full;
   h ^= h >> 29;
   return (size_t) h & (t->nbuckets - 1);
 }
@@ -906,7 +908,8 @@ hf_btree_split_point (uint32_t pos)
 static int
 hf_btree_ins (struct hf_btree *t, struct hf_btree_node *n,
               const struct hf_btree_expect *e, uint64_t lba,
-              const struct hf_bmap *m, bool *added, struct hf_btree_node **split, uint64_t *split_key)
+              const struct hf_bmap *m, bool *added,
+              struct hf_btree_node **split, uint64_t *split_key)
 {
   struct hf_btree_node *target, *right, *cs = NULL;
   uint64_t ck = 0;
@@ -1266,7 +1269,8 @@ hf_btree_ckpt_node (struct hf_btree *t, struct hf_btree_node *n,
   off = ck->first_off + (uint32_t) ck->n;
   p->np_seq = ck->seq;
   p->np_off = off;
-  p->np_crc = hf_btree_encode (n, ck->seq, off, ck->buf + ck->n * HF_NODE_SIZE);
+  p->np_crc = hf_btree_encode (n, ck->seq, off,
+                               ck->buf + ck->n * HF_NODE_SIZE);
   ck->n++;
 
   n->dirty = false;
