@@ -17,8 +17,16 @@ srcdir="${abs_srcdir:-$(cd "$(dirname "$0")" && pwd)}"
 builddir="${abs_builddir:-$PWD}"
 signer="$builddir/unit/check-sigv4"
 
-requires python3 --version
-requires python3 -c 'import botocore.auth, botocore.awsrequest'
+# Debian's python3-botocore lives under /usr/bin/python3; a python3 earlier
+# in PATH (pyenv, venv) may lack it, so take the first one that has it.
+py=
+for cand in /usr/bin/python3 python3; do
+  if "$cand" -c 'import botocore.auth, botocore.awsrequest' >/dev/null 2>&1; then
+    py=$cand
+    break
+  fi
+done
+requires test -n "$py"
 requires test -x "$signer"
 
-python3 "$srcdir/sigv4-botocore.py" "$signer"
+"$py" "$srcdir/sigv4-botocore.py" "$signer"
