@@ -9,7 +9,7 @@
  * (copy-on-write: a checkpointed node is never changed in place) and are
  * pinned in memory until the next checkpoint writes them out.
  *
- * Thread safety: hf_btree_lookup, hf_btree_iterate and hf_btree_stats may
+ * Thread safety: hf_btree_lookup, hf_btree_iterate and hf_btree_get_stats may
  * run concurrently with each other from any number of threads; node I/O
  * happens without holding the tree's internal lock, so lookups of
  * different blocks never wait for each other's reads.  hf_btree_insert,
