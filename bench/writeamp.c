@@ -10,16 +10,19 @@
  *     and the metadata fraction.  The brief asks for <= 1.15 bytes/byte
  *     and <= 1/500 of the PUTs.
  *
- *   writeamp -m BLOCKS [-r READS] STORE
+ *   writeamp -m BLOCKS [-r READS] [-x] STORE
  *     Maps BLOCKS 4 KiB blocks with large sequential writes, closes,
  *     reopens with node_cache=256, does READS random 4 KiB reads and
- *     prints the peak RSS (getrusage) and the timings.
+ *     prints the peak RSS (getrusage) and the timings.  -x skips the
+ *     writing (reuse the volume of an earlier run), so the peak RSS is
+ *     that of the reopen and the reads alone.
  *
  * STORE must not hold a volume yet (a fresh directory is simplest).
  */
 #include <config.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,7 +134,7 @@ bench_writeamp (struct hf_objstore *s, const char *prefix, uint64_t mib,
 
 static int
 bench_memory (struct hf_objstore *s, const char *prefix, uint64_t blocks,
-              uint64_t reads)
+              uint64_t reads, bool reuse)
 {
   struct hf_volume_options o = { 0 };
   struct hf_volume_info info;
@@ -145,6 +148,10 @@ bench_memory (struct hf_objstore *s, const char *prefix, uint64_t blocks,
 
   if (buf == NULL)
     die ("malloc", ENOMEM);
+  t0 = t1 = now_s ();
+  rss_write = 0;
+  if (reuse)
+    goto reopen;
   r = hf_volume_create (s, prefix, total, 4096);
   if (r)
     die ("create", r);
@@ -169,6 +176,7 @@ bench_memory (struct hf_objstore *s, const char *prefix, uint64_t blocks,
   t1 = now_s ();
   rss_write = peak_rss_kib ();
 
+ reopen:
   o.node_cache = 256;
   o.readonly = true;
   r = hf_volume_open (s, prefix, &o, &v);
@@ -204,18 +212,20 @@ int
 main (int argc, char **argv)
 {
   uint64_t vol_gib = 16, blocks = 0, reads = 100000;
+  bool reuse = false;
   size_t seg_mib = 32;
   struct hf_s3_config s3cfg = { .tls_verify = true };
   struct hf_objstore *s;
   char *prefix = NULL;
   int c, r;
 
-  while ((c = getopt (argc, argv, "s:S:m:r:")) != -1)
+  while ((c = getopt (argc, argv, "s:S:m:r:x")) != -1)
     switch (c) {
     case 's': vol_gib = strtoull (optarg, NULL, 0); break;
     case 'S': seg_mib = strtoull (optarg, NULL, 0); break;
     case 'm': blocks = strtoull (optarg, NULL, 0); break;
     case 'r': reads = strtoull (optarg, NULL, 0); break;
+    case 'x': reuse = true; break;
     default: goto usage;
     }
   if (argc - optind != (blocks ? 1 : 2))
@@ -224,7 +234,7 @@ main (int argc, char **argv)
   if (r)
     die (argv[argc - 1], r);
   if (blocks)
-    bench_memory (s, prefix, blocks, reads);
+    bench_memory (s, prefix, blocks, reads, reuse);
   else
     bench_writeamp (s, prefix, strtoull (argv[optind], NULL, 0), vol_gib,
                     seg_mib);
@@ -234,6 +244,6 @@ main (int argc, char **argv)
 
  usage:
   fprintf (stderr, "usage: writeamp [-s VOLUME_GIB] [-S SEGMENT_MIB] MIB "
-           "STORE\n       writeamp -m BLOCKS [-r READS] STORE\n");
+           "STORE\n       writeamp -m BLOCKS [-r READS] [-x] STORE\n");
   return EXIT_FAILURE;
 }

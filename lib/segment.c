@@ -286,11 +286,12 @@ hf_seg_parse (const void *buf, size_t len, bool whole, const char *key,
     if ((ext[i].flags != HF_EXT_DATA && ext[i].flags != HF_EXT_ZERO) ||
         ext[i].nblocks == 0 || ext[i].lba >= max_lba ||
         ext[i].nblocks > max_lba - ext[i].lba) {
+      struct hf_seg_ext bad = ext[i];
       free (ext);
       free (crcs);
       BAD (off, "bad extent %" PRIu32 " (lba %" PRIu64 ", %" PRIu32
-           " blocks, flags 0x%x)", i, ext[i].lba, ext[i].nblocks,
-           (unsigned) ext[i].flags);
+           " blocks, flags 0x%x)", i, bad.lba, bad.nblocks,
+           (unsigned) bad.flags);
     }
     if (ext[i].flags == HF_EXT_DATA)
       ndata += ext[i].nblocks;

@@ -57,7 +57,11 @@
  * for holes, or a ranged GET (hooks->cache_get first) that coalesces
  * neighbouring blocks of one segment; GETs of different ranges run in
  * parallel threads.  Every block is checked against its CRC32C:
- * mismatch is EBADMSG, logged with object key and offset.
+ * mismatch is EBADMSG, logged with object key and offset.  Two reads in
+ * a row that each start where the previous one ended wake the
+ * read-ahead thread, which fetches the next contiguous physical run (up
+ * to 2 MiB) into a small buffer keyed by (segment, block): physical
+ * data is immutable, so that buffer never needs invalidating.
  *
  * Lease.  A writable open claims PREFIX "lease/" HEX16(~epoch) (see
  * format.h); a renewal thread rewrites it every ttl/3 after checking
@@ -77,6 +81,8 @@
  *                       counters, lease state.  Never held across store
  *                       I/O or B+tree calls.  cv (condvar, with lock) is
  *                       broadcast on every state change.
+ *   ra_lock (mutex)     the read-ahead state; a leaf: nothing else is
+ *                       taken while holding it.
  * The builder's b_* fields are owned by the builder thread (and by open
  * before threads start).
  */
@@ -542,7 +548,25 @@ struct hf_volume {
   pthread_t builder, timer, leaser, *uploaders;
   unsigned n_uploaders;
   bool builder_started, timer_started, leaser_started;
+
+  /* Read-ahead.  ra_lock protects every ra_* field; it is a leaf lock
+   * (nothing else is taken while holding it).  The buffer holds verified
+   * physical blocks [ra_blk, ra_blk + ra_n) of segment ra_seq, which are
+   * immutable, so it never needs invalidating. */
+  pthread_mutex_t ra_lock;
+  pthread_cond_t ra_cv;
+  uint64_t ra_expect;           /* where a sequential read would start */
+  unsigned ra_streak;
+  bool ra_req, ra_stop;
+  uint64_t ra_req_lba, ra_done_lba;
+  uint64_t ra_seq;
+  uint32_t ra_blk, ra_n;
+  uint8_t *ra_data;
+  pthread_t ra_thread;
+  bool ra_started;
 };
+
+#define HF_VOL_RA_BYTES (2u << 20)
 
 static uint64_t
 hf_vol_now_us (void)
@@ -673,8 +697,25 @@ hf_vol_read_node (void *opaque, const struct hf_disk_node_ptr *ptr, void *buf)
   return 0;
 }
 
+/* Copy blocks [blk, blk + n) of segment seq from the read-ahead
+ * buffer: 0, or ENOENT if it does not hold all of them. */
+static int
+hf_vol_ra_get (struct hf_volume *v, uint64_t seq, uint32_t blk, uint32_t n,
+               uint8_t *buf)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&v->ra_lock);
+
+  if (v->ra_n == 0 || v->ra_seq != seq || blk < v->ra_blk ||
+      (uint64_t) blk + n > (uint64_t) v->ra_blk + v->ra_n)
+    return ENOENT;
+  memcpy (buf, v->ra_data + (size_t) (blk - v->ra_blk) * v->bs,
+          (size_t) n * v->bs);
+  return 0;
+}
+
 /* Fetch n blocks of segment seq starting at block blk into buf and
- * verify them against crcs.  The cache hook is tried first. */
+ * verify them against crcs.  Pending objects, the read-ahead buffer
+ * and the cache hook are tried first. */
 static int
 hf_vol_fetch (struct hf_volume *v, uint64_t seq, uint32_t blk, uint32_t n,
               const uint32_t *crcs, uint8_t *buf)
@@ -688,7 +729,8 @@ hf_vol_fetch (struct hf_volume *v, uint64_t seq, uint32_t blk, uint32_t n,
   int r;
 
   hf_seg_key (key, sizeof key, v->prefix, seq);
-  if (hf_vol_mem_object (v, seq, off, buf, len) == 0)
+  if (hf_vol_mem_object (v, seq, off, buf, len) == 0 ||
+      hf_vol_ra_get (v, seq, blk, n, buf) == 0)
     from_cache = true;
   else if (hk && hk->cache_get &&
            hk->cache_get (hk->opaque, seq, off, buf, len) == 0) {
@@ -984,6 +1026,97 @@ hf_vol_read_chunk (struct hf_volume *v, uint8_t *dst, uint64_t off,
   return 0;
 }
 
+/* Sequential read detection: after two reads that each start where the
+ * previous ended, ask the read-ahead thread for the next
+ * HF_VOL_RA_BYTES. */
+static void
+hf_vol_ra_note (struct hf_volume *v, uint64_t offset, size_t count)
+{
+  uint64_t next_lba = (offset + count + v->bs - 1) / v->bs;
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&v->ra_lock);
+
+  if (!v->ra_started)
+    return;
+  v->ra_streak = offset == v->ra_expect ? v->ra_streak + 1 : 0;
+  v->ra_expect = offset + count;
+  if (v->ra_streak >= 2 &&
+      next_lba + HF_VOL_RA_BYTES / v->bs / 2 > v->ra_done_lba) {
+    v->ra_req = true;
+    v->ra_req_lba = next_lba > v->ra_done_lba ? next_lba : v->ra_done_lba;
+    pthread_cond_signal (&v->ra_cv);
+  }
+}
+
+/* The read-ahead thread: resolve the requested range and fetch the
+ * first run of blocks that are contiguous in one segment. */
+static void *
+hf_vol_ra_thread (void *arg)
+{
+  struct hf_volume *v = arg;
+  uint32_t max = HF_VOL_RA_BYTES / v->bs;
+  uint8_t *data = malloc (HF_VOL_RA_BYTES);
+  uint32_t *crcs = malloc (max * sizeof *crcs);
+
+  pthread_mutex_lock (&v->ra_lock);
+  while (data && crcs && !v->ra_stop) {
+    uint64_t lba, size, seq = 0;
+    uint32_t i, n = 0, blk0 = 0, scanned = 0;
+
+    if (!v->ra_req) {
+      pthread_cond_wait (&v->ra_cv, &v->ra_lock);
+      continue;
+    }
+    v->ra_req = false;
+    lba = v->ra_req_lba;
+    pthread_mutex_unlock (&v->ra_lock);
+
+    pthread_mutex_lock (&v->lock);
+    size = v->size / v->bs;
+    pthread_mutex_unlock (&v->lock);
+    for (i = 0; i < max && lba + i < size; i++) {
+      struct hf_vol_loc l;
+      pthread_mutex_lock (&v->lock);
+      hf_vol_resolve_locked (v, lba + i, NULL, &l);
+      pthread_mutex_unlock (&v->lock);
+      if (l.where == HF_VW_NONE) {
+        pthread_rwlock_rdlock (&v->tree_lock);
+        if (hf_vol_resolve_tree (v, lba + i, &l))
+          l.where = HF_VW_ZERO;
+        pthread_rwlock_unlock (&v->tree_lock);
+      }
+      scanned = i + 1;
+      if (l.where != HF_VW_STORE) {
+        if (n)
+          break;
+        continue;
+      }
+      if (n == 0) {
+        seq = l.seq;
+        blk0 = l.blk;
+      }
+      else if (l.seq != seq || l.blk != blk0 + n)
+        break;
+      crcs[n++] = l.crc;
+    }
+    if (n && hf_vol_fetch (v, seq, blk0, n, crcs, data) == 0) {
+      pthread_mutex_lock (&v->ra_lock);
+      memcpy (v->ra_data, data, (size_t) n * v->bs);
+      v->ra_seq = seq;
+      v->ra_blk = blk0;
+      v->ra_n = n;
+      v->ra_done_lba = lba + scanned;
+    }
+    else {
+      pthread_mutex_lock (&v->ra_lock);
+      v->ra_done_lba = lba + scanned;
+    }
+  }
+  pthread_mutex_unlock (&v->ra_lock);
+  free (data);
+  free (crcs);
+  return NULL;
+}
+
 int
 hf_volume_pread (struct hf_volume *v, void *buf, size_t count,
                  uint64_t offset)
@@ -1011,6 +1144,7 @@ hf_volume_pread (struct hf_volume *v, void *buf, size_t count,
   pthread_mutex_lock (&v->lock);
   v->st.bytes_read += count;
   pthread_mutex_unlock (&v->lock);
+  hf_vol_ra_note (v, offset, count);
   return 0;
 }
 
@@ -1878,20 +2012,8 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
             h->data_off - h->node_off - (size_t) h->n_nodes * HF_NODE_SIZE);
   hf_seg_write_meta (obj, h, s->meta.ext, s->meta.crcs);
 
-  /* Reads of s now come from the object's data area. */
-  pthread_mutex_lock (&v->lock);
-  for (i = 0; i < n; i++)
-    b->vals[ents[i].hpos] = (uint32_t) i;
-  old_slots = b->slots;
-  b->slots = NULL;
-  b->rdata = obj + h->data_off;
-  s->obj = obj;
-  s->ckpt = ckpt;
-  s->state = HF_VSEG_BUILT;
-  pthread_cond_broadcast (&v->cv);
-  pthread_mutex_unlock (&v->lock);
-  free (old_slots);
-
+  /* s may be uploaded, committed and freed as soon as it is BUILT:
+   * take what the builder keeps first. */
   v->b_parent_seq = s->seq;
   v->b_parent_crc = h->hdr_crc;
   if (ckpt) {
@@ -1905,6 +2027,20 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
   hf_debug ("volume", "built seq %" PRIu64 ": %" PRIu32 " extents, %" PRIu32
             " blocks, %" PRIu32 " nodes%s", s->seq, h->n_ext, h->n_data,
             h->n_nodes, ckpt ? " (checkpoint)" : "");
+
+  /* Reads of s now come from the object's data area. */
+  pthread_mutex_lock (&v->lock);
+  for (i = 0; i < n; i++)
+    b->vals[ents[i].hpos] = (uint32_t) i;
+  old_slots = b->slots;
+  b->slots = NULL;
+  b->rdata = obj + h->data_off;
+  s->obj = obj;
+  s->ckpt = ckpt;
+  s->state = HF_VSEG_BUILT;
+  pthread_cond_broadcast (&v->cv);
+  pthread_mutex_unlock (&v->lock);
+  free (old_slots);
   return 0;
 
  err:
@@ -2024,6 +2160,8 @@ hf_vol_is_ours (struct hf_volume *v, const char *key, const uint8_t *obj)
   return memcmp (hdr, obj, HF_SH_SIZE) == 0;
 }
 
+static int hf_vol_lease_check (struct hf_volume *v);
+
 static void *
 hf_vol_uploader_thread (void *arg)
 {
@@ -2034,6 +2172,7 @@ hf_vol_uploader_thread (void *arg)
   while (!v->stop) {
     struct hf_vol_seg *s, *pick = NULL;
     uint64_t now = hf_vol_now_us (), wake = 0;
+    bool stale;
     int r;
 
     if (!v->fenced && !v->broken)
@@ -2053,11 +2192,16 @@ hf_vol_uploader_thread (void *arg)
     s = pick;
     s->state = HF_VSEG_UPLOADING;
     v->uploading++;
+    stale = now - v->lease_ok_us > (uint64_t) v->o.lease_ttl_s * 2000000 / 3;
     pthread_mutex_unlock (&v->lock);
 
     hf_seg_key (key, sizeof key, v->prefix, s->seq);
-    r = hf_objstore_put (v->store, key, s->obj, s->meta.h.object_size,
-                         HF_PUT_IF_NONE_MATCH);
+    /* Renewals have been failing: before committing anything, make sure
+     * nobody took the volume over meanwhile. */
+    r = stale ? hf_vol_lease_check (v) : 0;
+    if (r == 0)
+      r = hf_objstore_put (v->store, key, s->obj, s->meta.h.object_size,
+                           HF_PUT_IF_NONE_MATCH);
     if (r == EEXIST && s->attempts > 0 && hf_vol_is_ours (v, key, s->obj))
       r = 0;
 
@@ -2345,6 +2489,26 @@ hf_vol_lease_acquire (struct hf_volume *v)
   v->lease_held = true;
   v->lease_ok_us = hf_vol_now_us ();
   hf_debug ("volume", "lease epoch %" PRIu64 " acquired", v->lease_epoch);
+  return 0;
+}
+
+/* Is our lease still the newest?  0 if so (and counts as a renewal
+ * check), EEXIST if a newer epoch exists (the caller fences), or a store
+ * error (retry later). */
+static int
+hf_vol_lease_check (struct hf_volume *v)
+{
+  struct hf_vol_lease l;
+  bool found;
+  int r = hf_vol_lease_newest (v, &found, &l);
+
+  if (r)
+    return r;
+  if (found && l.epoch > v->lease_epoch) {
+    hf_error ("volume: writer lease epoch %" PRIu64 " taken by \"%s\" "
+              "(ours %" PRIu64 ")", l.epoch, l.holder, v->lease_epoch);
+    return EEXIST;
+  }
   return 0;
 }
 
@@ -2754,6 +2918,13 @@ hf_vol_stop_threads (struct hf_volume *v, bool crash)
     pthread_join (v->leaser, NULL);
   for (i = 0; i < v->n_uploaders; i++)
     pthread_join (v->uploaders[i], NULL);
+  pthread_mutex_lock (&v->ra_lock);
+  v->ra_stop = true;
+  pthread_cond_broadcast (&v->ra_cv);
+  pthread_mutex_unlock (&v->ra_lock);
+  if (v->ra_started)
+    pthread_join (v->ra_thread, NULL);
+  v->ra_started = false;
   v->builder_started = v->timer_started = v->leaser_started = false;
   v->n_uploaders = 0;
 }
@@ -2776,6 +2947,9 @@ hf_vol_free (struct hf_volume *v)
   free (v->crc_tabs);
   free (v->uploaders);
   free (v->prefix);
+  free (v->ra_data);
+  pthread_cond_destroy (&v->ra_cv);
+  pthread_mutex_destroy (&v->ra_lock);
   pthread_cond_destroy (&v->cv);
   pthread_mutex_destroy (&v->lock);
   pthread_rwlock_destroy (&v->tree_lock);
@@ -2853,6 +3027,8 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
   pthread_mutex_init (&v->lock, NULL);
   pthread_cond_init (&v->cv, NULL);
   pthread_rwlock_init (&v->tree_lock, NULL);
+  pthread_mutex_init (&v->ra_lock, NULL);
+  pthread_cond_init (&v->ra_cv, NULL);
   v->prefix = strdup (prefix ? prefix : "");
   if (v->prefix == NULL) {
     r = ENOMEM;
@@ -2886,6 +3062,10 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
       goto err2;
     }
   }
+  v->ra_data = malloc (HF_VOL_RA_BYTES);
+  if (v->ra_data &&
+      pthread_create (&v->ra_thread, NULL, hf_vol_ra_thread, v) == 0)
+    v->ra_started = true;       /* without it, reads just do not prefetch */
   *out = v;
   return 0;
 
