@@ -526,6 +526,7 @@ struct hf_volume {
   uint64_t next_seq;            /* next seq to seal */
   uint64_t committed_seq;       /* every sealed seq <= this committed */
   uint64_t head_seq, ckpt_seq;
+  uint64_t ckpt_gen;            /* checkpoints committed (delta cleared) */
   uint64_t dirty_bytes;
   uint64_t lease_epoch;
   uint64_t lease_acquired_ns;
@@ -1360,6 +1361,7 @@ struct hf_vol_edge {
   uint64_t lba;
   uint32_t boff, len;           /* the part the write replaces */
   struct hf_vol_loc loc;        /* as resolved when fetched */
+  uint64_t gen;                 /* v->ckpt_gen when resolved */
   uint8_t *old;                 /* 2 * block_size bytes (+ scratch) */
 };
 
@@ -1371,6 +1373,7 @@ hf_vol_edge_fetch (struct hf_volume *v, struct hf_vol_edge *e)
 
   pthread_mutex_lock (&v->lock);
   hf_vol_resolve_locked (v, e->lba, e->old, &e->loc);
+  e->gen = v->ckpt_gen;
   pthread_mutex_unlock (&v->lock);
   if (e->loc.where == HF_VW_MEM || e->loc.where == HF_VW_ZERO)
     return 0;                   /* re-read under the lock at apply time */
@@ -1403,8 +1406,11 @@ hf_vol_edge_current_locked (struct hf_volume *v, struct hf_vol_edge *e)
     memcpy (e->old, tmp, v->bs);
     return true;
   }
+  /* Not in memory or the delta: the tree's answer is unchanged unless a
+   * checkpoint moved newer entries from the delta into it meanwhile. */
   if (l.where == HF_VW_NONE)
-    return e->loc.where == HF_VW_NONE || e->loc.where == HF_VW_STORE;
+    return (e->loc.where == HF_VW_NONE || e->loc.where == HF_VW_STORE) &&
+      e->gen == v->ckpt_gen;
   /* l from the delta */
   return e->loc.where == HF_VW_STORE && e->loc.seq == l.seq &&
     e->loc.blk == l.blk;
@@ -2097,6 +2103,7 @@ hf_vol_commit_locked (struct hf_volume *v)
         free (v->crc_tabs[i]);
       v->n_crc_tabs = 0;
       v->ckpt_seq = s->seq;
+      v->ckpt_gen++;
       v->st.checkpoints_written++;
     }
     else {

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <pthread.h>
 
 #include "format.h"
 #include "log.h"
@@ -494,6 +495,13 @@ run_model (const struct run_cfg *cfg)
     ck_assert_uint_eq (info.size, m.size);
   }
   ck_assert_int_eq (hf_volume_close (v), 0);
+  if (cfg->fault) {
+    uint64_t inj = hf_objstore_fault_injected (s);
+    if (trace)
+      fprintf (stderr, "seed %llu: %llu faults injected\n",
+               (unsigned long long) cfg->seed, (unsigned long long) inj);
+    ck_assert_uint_gt (inj, 0);
+  }
   hf_objstore_close (s);
   model_free (&m);
   free (buf);
@@ -502,7 +510,7 @@ run_model (const struct run_cfg *cfg)
 
 START_TEST (test_model_dir)
 {
-  unsigned seeds = long_run ? 60 : 6, i;
+  unsigned seeds = long_run ? 60 : 10, i;
 
   hf_log_set_sink (capture);
   for (i = 0; i < seeds; i++) {
@@ -888,6 +896,111 @@ START_TEST (test_orphan)
 }
 END_TEST
 
+
+/* Concurrency: threads write their own 512-byte sectors, interleaved
+ * within shared 4 KiB blocks (so read-modify-writes of one block race),
+ * read back what they own, while another thread flushes. */
+#define CT_THREADS 4
+#define CT_SECTORS 512                  /* 256 KiB shared region */
+struct ct_arg {
+  struct hf_volume *v;
+  unsigned id;
+  uint8_t img[CT_SECTORS][512];         /* this thread's view (own) */
+  uint64_t seed;
+};
+
+static void *
+ct_worker (void *p)
+{
+  struct ct_arg *a = p;
+  uint64_t st = a->seed;
+  uint8_t buf[4 * 512];
+  unsigned i, k;
+
+  for (i = 0; i < 400; i++) {
+    unsigned sec;
+    st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+    sec = (unsigned) (st % (CT_SECTORS / CT_THREADS)) * CT_THREADS + a->id;
+    if (st % 3) {
+      memset (buf, (int) (st >> 20), 512);
+      buf[0] = (uint8_t) a->id;
+      if (hf_volume_pwrite (a->v, buf, 512, (uint64_t) sec * 512, 0) != 0)
+        return "pwrite";
+      memcpy (a->img[sec], buf, 512);
+    }
+    else {
+      if (hf_volume_pread (a->v, buf, 512, (uint64_t) sec * 512) != 0)
+        return "pread";
+      if (memcmp (buf, a->img[sec], 512) != 0)
+        return "read back wrong data";
+    }
+    (void) k;
+  }
+  return NULL;
+}
+
+static void *
+ct_flusher (void *p)
+{
+  struct hf_volume *v = p;
+  unsigned i;
+  for (i = 0; i < 20; i++) {
+    if (hf_volume_flush (v) != 0)
+      return "flush";
+    usleep (2000);
+  }
+  return NULL;
+}
+
+START_TEST (test_concurrent)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume *v;
+  struct hf_volume_options o = { .segment_size = 16384,
+                                 .checkpoint_segments = 4,
+                                 .checkpoint_entries = 32,
+                                 .flush_interval_ms = 5 };
+  static struct ct_arg args[CT_THREADS];
+  pthread_t th[CT_THREADS], fl;
+  uint8_t buf[512];
+  void *ret;
+  unsigned i, sec, round;
+
+  hf_log_set_sink (capture);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  memset (args, 0, sizeof args);
+  for (round = 0; round < (long_run ? 10 : 3); round++) {
+    v = open_opts (s, &o);
+    for (i = 0; i < CT_THREADS; i++) {
+      args[i].v = v;
+      args[i].id = i;
+      args[i].seed = 77 + i + round * 1000;
+      ck_assert_int_eq (pthread_create (&th[i], NULL, ct_worker, &args[i]),
+                        0);
+    }
+    ck_assert_int_eq (pthread_create (&fl, NULL, ct_flusher, v), 0);
+    for (i = 0; i < CT_THREADS; i++) {
+      ck_assert_int_eq (pthread_join (th[i], &ret), 0);
+      ck_assert_msg (ret == NULL, "thread %u: %s", i, (char *) ret);
+    }
+    ck_assert_int_eq (pthread_join (fl, &ret), 0);
+    ck_assert_msg (ret == NULL, "flusher: %s", (char *) ret);
+    ck_assert_int_eq (hf_volume_close (v), 0);
+    v = open_opts (s, &o);
+    for (sec = 0; sec < CT_SECTORS; sec++) {
+      ck_assert_int_eq (hf_volume_pread (v, buf, 512, sec * 512), 0);
+      ck_assert_msg (memcmp (buf, args[sec % CT_THREADS].img[sec], 512) == 0,
+                     "sector %u lost an update", sec);
+    }
+    ck_assert_int_eq (hf_volume_close (v), 0);
+  }
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -906,6 +1019,7 @@ main (void)
   tcase_add_test (tc, test_time_travel);
   tcase_add_test (tc, test_orphan);
   tcase_add_test (tc, test_two_writers);
+  tcase_add_test (tc, test_concurrent);
   tcase_add_test (tc, test_model_dir);
   tcase_add_test (tc, test_model_fault);
   suite_add_tcase (s, tc);
