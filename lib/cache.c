@@ -537,7 +537,8 @@ hf_cache_get_chunk (struct hf_cache *c, uint64_t seq, uint64_t off,
   uint32_t slot[HF_CACHE_CHUNK], gen[HF_CACHE_CHUNK], crc[HF_CACHE_CHUNK];
   unsigned blk[HF_CACHE_CHUNK];
   struct hf_cache_run runs[HF_CACHE_CHUNK];
-  unsigned k, nr;
+  uint64_t bad_fo = 0, bad_off = 0;
+  unsigned k, nr, bad = 0;
   int err;
 
   pthread_mutex_lock (&c->lock);
@@ -567,22 +568,30 @@ hf_cache_get_chunk (struct hf_cache *c, uint64_t seq, uint64_t off,
       return ENOENT;            /* reused during the read: a plain miss */
 
   for (k = 0; k < n; k++) {
-    uint64_t fo = (uint64_t) slot[k] << c->bs_shift;
-
     if (hf_crc32c (0, buf + ((size_t) k << c->bs_shift), c->bs) == crc[k])
       continue;
+    /* Check and drop every damaged block of the range, log the first. */
     pthread_mutex_lock (&c->lock);
-    if (c->slots[slot[k]].gen == gen[k]) {
+    for (; k < n; k++) {
+      uint64_t fo = (uint64_t) slot[k] << c->bs_shift;
+
+      if (c->slots[slot[k]].gen != gen[k] ||
+          hf_crc32c (0, buf + ((size_t) k << c->bs_shift), c->bs) == crc[k])
+        continue;
       /* Still the entry we read: the bytes on disk are damaged. */
       hf_cache_evict_slot (c, slot[k]);
       __atomic_fetch_add (&c->corrupt, 1, __ATOMIC_RELAXED);
-      pthread_mutex_unlock (&c->lock);
-      hf_warn ("cache: CRC mismatch in %s at offset %" PRIu64
-               " (segment %" PRIu64 " offset %" PRIu64 "); entry dropped",
-               c->data_path, fo, seq, off + ((uint64_t) k << c->bs_shift));
+      if (bad++ == 0) {
+        bad_fo = fo;
+        bad_off = off + ((uint64_t) k << c->bs_shift);
+      }
     }
-    else
-      pthread_mutex_unlock (&c->lock);
+    pthread_mutex_unlock (&c->lock);
+    if (bad)
+      hf_warn ("cache: CRC mismatch in %s at offset %" PRIu64
+               " (segment %" PRIu64 " offset %" PRIu64 ", %u damaged "
+               "block(s) in this read); dropped", c->data_path, bad_fo,
+               seq, bad_off, bad);
     return ENOENT;
   }
   return 0;
