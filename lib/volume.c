@@ -1152,8 +1152,8 @@ hf_volume_pread (struct hf_volume *v, void *buf, size_t count,
 int
 hf_volume_prefetch (struct hf_volume *v, uint64_t count, uint64_t offset)
 {
-  /* Only useful with a cache hook: read the range so that the hook
-   * keeps it.  Without one it is a no-op. */
+  /* With a cache hook: read the range so that the hook keeps it.
+   * Without one: a read-ahead request for its start. */
   const struct hf_volume_hooks *hk = v->o.hooks;
   CLEANUP_FREE uint8_t *buf = NULL;
   uint64_t size;
@@ -1163,8 +1163,18 @@ hf_volume_prefetch (struct hf_volume *v, uint64_t count, uint64_t offset)
   pthread_mutex_unlock (&v->lock);
   if (offset > size || count > size - offset)
     return EINVAL;
-  if (hk == NULL || hk->cache_put == NULL || count == 0)
+  if (count == 0)
     return 0;
+  if (hk == NULL || hk->cache_put == NULL) {
+    /* No cache: let the read-ahead thread fetch the start of it. */
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&v->ra_lock);
+    if (v->ra_started) {
+      v->ra_req = true;
+      v->ra_req_lba = offset / v->bs;
+      pthread_cond_signal (&v->ra_cv);
+    }
+    return 0;
+  }
   if (count > 8 << 20)
     count = 8 << 20;
   buf = malloc (count);
@@ -1545,6 +1555,7 @@ hf_volume_zero (struct hf_volume *v, uint64_t count, uint64_t offset,
 static int
 hf_vol_flush_wait_force (struct hf_volume *v, bool force_ckpt)
 {
+  struct hf_vol_seg *s;
   uint64_t target, deadline;
   int r;
 
@@ -1556,6 +1567,10 @@ hf_vol_flush_wait_force (struct hf_volume *v, bool force_ckpt)
   r = hf_vol_write_err_locked (v);
   if (r == 0)
     r = hf_vol_seal_locked (v, false, force_ckpt);
+  /* A flush retries failed uploads now rather than after their backoff. */
+  for (s = v->sealed; s; s = s->next)
+    s->retry_at_us = 0;
+  pthread_cond_broadcast (&v->cv);
   target = v->next_seq - 1;
   deadline = hf_vol_now_us () + (uint64_t) v->o.flush_timeout_ms * 1000;
   while (r == 0 && v->committed_seq < target) {

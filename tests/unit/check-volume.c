@@ -1001,6 +1001,50 @@ START_TEST (test_concurrent)
 }
 END_TEST
 
+/* The store goes down: flush gives up with EIO after flush_timeout_ms
+ * but keeps the data (reads see it, uploads keep being retried); when
+ * the store comes back, flush succeeds and the data survives a crash. */
+START_TEST (test_store_down)
+{
+  char *dir;
+  struct hf_objstore *d, *s;
+  struct hf_volume *v;
+  struct hf_fault_config fc = { .seed = 9 };
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .flush_timeout_ms = 300 };
+  uint8_t w[8 * 4096], r[8 * 4096];
+
+  if (!have_fault ())
+    return;
+  hf_log_set_sink (capture);
+  dir = make_tmpdir ();
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &d), 0);
+  ck_assert_int_eq (hf_objstore_fault_open (d, &fc, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  v = open_opts (s, &o);
+  pattern (w, sizeof w, 5);
+  ck_assert_int_eq (hf_volume_pwrite (v, w, sizeof w, 4096, 0), 0);
+  hf_objstore_fault_set_down (s, true);
+  ck_assert_int_eq (hf_volume_flush (v), EIO);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 4096), 0);
+  ck_assert (memcmp (r, w, sizeof w) == 0);
+  ck_assert_int_eq (hf_volume_pwrite (v, w, 4096, 0, 0), 0);
+  ck_assert_int_eq (hf_volume_flush (v), EIO);
+  hf_objstore_fault_set_down (s, false);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  hf_volume_crash (v);
+  o.break_lease = true;
+  v = open_opts (s, &o);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 4096), 0);
+  ck_assert (memcmp (r, w, sizeof w) == 0);
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 0), 0);
+  ck_assert (memcmp (r, w, 4096) == 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -1020,6 +1064,7 @@ main (void)
   tcase_add_test (tc, test_orphan);
   tcase_add_test (tc, test_two_writers);
   tcase_add_test (tc, test_concurrent);
+  tcase_add_test (tc, test_store_down);
   tcase_add_test (tc, test_model_dir);
   tcase_add_test (tc, test_model_fault);
   suite_add_tcase (s, tc);
