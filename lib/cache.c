@@ -64,11 +64,13 @@
  * I/O ever happens under c->lock: a get looks up and notes (slot,
  * generation, CRC) for each block under the lock, drops it, reads, and
  * verifies; a put reserves slots under the lock, writes without it, and
- * publishes under it.  Reads and writes go through a pool of io_uring
- * rings (struct hf_cache_ring, each with its own mutex held only while
- * that ring is used); a thread starts at "its" ring and takes any idle
- * one, so concurrent gets do not serialize.  If io_uring is unavailable
- * the cache falls back to pread/pwrite.
+ * publishes under it.  Reads go through a pool of io_uring rings
+ * (struct hf_cache_ring, each with its own mutex held only while that
+ * ring is used); a thread starts at "its" ring and takes any idle one,
+ * so concurrent gets do not serialize; one read per run of consecutive
+ * slots.  If io_uring is unavailable reads fall back to pread.  Writes
+ * use pwrite (buffered io_uring writes are punted to kernel workers and
+ * measured 2-3x slower).
  *
  * THE REUSE RACE.  A get's read runs without the lock, so the slot it
  * reads may be evicted and reused by a put in the meantime.  Protection:
@@ -431,10 +433,10 @@ hf_cache_ring_get (struct hf_cache *c)
   return r;
 }
 
-/* Read or write all runs (n <= HF_CACHE_RING_DEPTH). */
+/* Read all runs (n <= HF_CACHE_RING_DEPTH) through one ring. */
 static int
-hf_cache_io (struct hf_cache *c, bool write,
-             const struct hf_cache_run *runs, unsigned n)
+hf_cache_read_runs (struct hf_cache *c, const struct hf_cache_run *runs,
+                    unsigned n)
 {
   struct hf_cache_ring *r;
   struct io_uring_cqe *cqe;
@@ -444,19 +446,14 @@ hf_cache_io (struct hf_cache *c, bool write,
   assert (n <= HF_CACHE_RING_DEPTH);
   r = hf_cache_ring_get (c);
   if (r == NULL)
-    return hf_cache_pio_runs (c, write, runs, n);
+    return hf_cache_pio_runs (c, false, runs, n);
 
   for (k = 0; k < n; k++) {
     struct io_uring_sqe *sqe = io_uring_get_sqe (&r->ring);
     int fd = r->fixed ? 0 : c->data_fd;
 
     assert (sqe != NULL);       /* the ring is empty between requests */
-    if (write)
-      io_uring_prep_write (sqe, fd, runs[k].buf, runs[k].len,
-                           runs[k].file_off);
-    else
-      io_uring_prep_read (sqe, fd, runs[k].buf, runs[k].len,
-                          runs[k].file_off);
+    io_uring_prep_read (sqe, fd, runs[k].buf, runs[k].len, runs[k].file_off);
     if (r->fixed)
       sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data64 (sqe, k);
@@ -467,12 +464,11 @@ hf_cache_io (struct hf_cache *c, bool write,
   while (ret == -EINTR);
   if (ret < 0 || (unsigned) ret != n) {
     /* Queued entries might still be pending: retire this ring. */
-    hf_warn ("cache: io_uring_submit: %s; falling back to %s",
-             ret < 0 ? strerror (-ret) : "short submit",
-             write ? "pwrite" : "pread");
+    hf_warn ("cache: io_uring_submit: %s; falling back to pread",
+             ret < 0 ? strerror (-ret) : "short submit");
     r->ok = false;
     pthread_mutex_unlock (&r->lock);
-    return hf_cache_pio_runs (c, write, runs, n);
+    return hf_cache_pio_runs (c, false, runs, n);
   }
 
   for (done = 0; done < n; done++) {
@@ -491,19 +487,18 @@ hf_cache_io (struct hf_cache *c, bool write,
     run = &runs[io_uring_cqe_get_data64 (cqe)];
     ret = cqe->res;
     io_uring_cqe_seen (&r->ring, cqe);
-    if (!write && ret > 0)
+    if (ret > 0)
       VALGRIND_MAKE_MEM_DEFINED (run->buf, ret);
     if (ret < 0) {
       if (!err) {
-        hf_warn ("cache: %s %s at offset %" PRIu64 ": %s",
-                 write ? "write" : "read", c->data_path, run->file_off,
-                 strerror (-ret));
+        hf_warn ("cache: read %s at offset %" PRIu64 ": %s",
+                 c->data_path, run->file_off, strerror (-ret));
         err = -ret;
       }
     }
     else if ((size_t) ret < run->len && !err)
       /* Short transfer: finish it synchronously. */
-      err = hf_cache_pio (c->data_fd, write, run->buf + ret,
+      err = hf_cache_pio (c->data_fd, false, run->buf + ret,
                           run->len - ret, run->file_off + ret);
   }
   pthread_mutex_unlock (&r->lock);
@@ -571,7 +566,7 @@ hf_cache_get_chunk (struct hf_cache *c, uint64_t seq, uint64_t off,
   pthread_mutex_unlock (&c->lock);
 
   nr = hf_cache_make_runs (c, slot, blk, n, buf, runs);
-  err = hf_cache_io (c, false, runs, nr);
+  err = hf_cache_read_runs (c, runs, nr);
   if (err)
     return err;
 
@@ -680,9 +675,11 @@ hf_cache_put_chunk (struct hf_cache *c, uint64_t seq, uint64_t off,
   if (nres == 0)
     return err;
 
-  /* Write without the lock. */
+  /* Write without the lock.  pwrite, not io_uring: buffered writes
+   * through io_uring go to a kernel worker thread here and measured 2-3
+   * times slower than a plain pwrite into the page cache. */
   nr = hf_cache_make_runs (c, slot, blk, nres, (char *) buf, runs);
-  if (hf_cache_io (c, true, runs, nr) != 0)
+  if (hf_cache_pio_runs (c, true, runs, nr) != 0)
     err = EIO;
 
   /* Publish. */
@@ -962,7 +959,7 @@ hf_cache_init_rings (struct hf_cache *c)
     ret = io_uring_queue_init (HF_CACHE_RING_DEPTH, &r->ring, 0);
     if (ret < 0) {
       if (k == 0)
-        hf_warn ("cache: io_uring_queue_init: %s; using pread/pwrite",
+        hf_warn ("cache: io_uring_queue_init: %s; using pread",
                  strerror (-ret));
       break;
     }
