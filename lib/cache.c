@@ -613,7 +613,7 @@ hf_cache_get (struct hf_cache *c, uint64_t seq, uint64_t off,
   int err;
 
   err = hf_cache_check_range (c, off, len);
-  if (err)
+  if (err || len == 0)
     return err;
   nblocks = len >> c->bs_shift;
   for (done = 0; done < nblocks; done += n) {

@@ -173,6 +173,8 @@ START_TEST (test_roundtrip)
   ck_assert_int_eq (hf_cache_get (c, 1, 100, buf, BS), EINVAL);
   ck_assert_int_eq (hf_cache_get (c, 1, 0, buf, 100), EINVAL);
   ck_assert_int_eq (hf_cache_put (c, 1, 0, buf, 100), EINVAL);
+  ck_assert_int_eq (hf_cache_get (c, 1, 0, buf, 0), 0);
+  ck_assert_int_eq (hf_cache_put (c, 1, 0, buf, 0), 0);
 
   stats (c, &st);
   ck_assert_uint_eq (st.inserts, 1 + 8 + 150 + 2);
@@ -489,10 +491,20 @@ START_TEST (test_other_volume)
   ck_assert_uint_eq (st.bytes_used, 0);
   ck_assert_int_eq (check_get (c, 1, 0, 8192, 8192), ENOENT);
   hf_cache_close (c);
-  /* Wiped: the old volume's bytes are gone (sparse zeros). */
+  /* Wiped: the old volume's bytes are gone (zeros). */
   snprintf (p, sizeof p, "%s/cache.data", cachedir);
   ck_assert_int_eq (stat (p, &sb), 0);
   ck_assert_int_eq (sb.st_size, 32 * 8192);
+  {
+    static const char zero[2 * BS];
+    char b[2 * BS];
+    int fd = open (p, O_RDONLY);
+
+    ck_assert_int_ge (fd, 0);
+    ck_assert_int_eq (pread (fd, b, sizeof b, 0), sizeof b);
+    ck_assert_int_eq (memcmp (b, zero, sizeof b), 0);
+    close (fd);
+  }
 }
 END_TEST
 
