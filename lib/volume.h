@@ -141,11 +141,13 @@ struct hf_volume_info {
   uint64_t head_seq;            /* newest committed segment (0: none) */
   uint64_t ckpt_seq;            /* segment of the newest checkpoint */
   uint64_t lease_epoch;
-  uint64_t mapped_blocks;
+  uint64_t mapped_blocks;       /* in the B+tree, i.e. as of the last
+                                   checkpoint merge (the delta since is
+                                   not counted) */
   uint64_t segments_committed;  /* by this open */
   uint64_t checkpoints_written;
   uint64_t dirty_bytes;         /* buffered + uploading */
-  uint64_t uploads_in_flight;
+  uint64_t uploads_in_flight;   /* segments sealed, not yet committed */
   uint64_t bytes_written;       /* by clients */
   uint64_t bytes_read;
   uint64_t data_bytes_uploaded; /* data-block bytes in segments */
