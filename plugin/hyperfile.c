@@ -1,3 +1,749 @@
+/* hyperfile: the nbdkit plugin.  Glue only: parameters, callbacks, and
+ * errno translation.  Everything durable lives in lib/volume.c.
+ *
+ *   nbdkit hyperfile s3://BUCKET/PREFIX size=10G endpoint=...
+ *   nbdkit hyperfile /var/lib/hyperfile/vol1 size=10G
+ *
+ * Lifecycle: .config/.config_complete parse and check parameters;
+ * .get_ready opens the store and validates the volume (so bad
+ * configuration fails at startup, before nbdkit forks); .after_fork opens
+ * the volume for real, because that starts the engine's background
+ * threads, which would not survive nbdkit's daemonising fork; .cleanup
+ * closes it, which commits everything to the store (also on SIGTERM and
+ * SIGINT) and releases the writer lease.
+ */
 #include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
+
+#include "log.h"
+#include "objstore.h"
+#include "volume.h"
+
+/* Debug flags: -D hyperfile.AREA=1 (see DEBUG FLAGS in the man page). */
+NBDKIT_DLL_PUBLIC int hyperfile_debug_s3 = 0;
+NBDKIT_DLL_PUBLIC int hyperfile_debug_dir = 0;
+NBDKIT_DLL_PUBLIC int hyperfile_debug_volume = 0;
+NBDKIT_DLL_PUBLIC int hyperfile_debug_btree = 0;
+NBDKIT_DLL_PUBLIC int hyperfile_debug_segment = 0;
+NBDKIT_DLL_PUBLIC int hyperfile_debug_fault = 0;
+
+/* Parameters (set during .config, read-only afterwards). */
+static char *hf_url;
+static struct hf_s3_config hf_s3 = { .tls_verify = true };
+static char *hf_secret_key, *hf_session_token;  /* from password syntax */
+static int64_t hf_size = -1;
+static uint32_t hf_block_size;
+static struct hf_volume_options hf_opts;
+static const char *hf_at;
+static uint64_t hf_at_seq;
+static const char *hf_metrics;
+
+/* State.  hf_store and hf_volume are set in .get_ready/.after_fork and
+ * torn down in .cleanup; the callbacks in between only read them. */
+static struct hf_objstore *hf_store;
+static char *hf_prefix;
+static struct hf_volume *hf_volume;
+
+/* The metrics thread: hf_metrics_lock protects hf_metrics_stop. */
+static pthread_t hf_metrics_thread;
+static bool hf_metrics_running;
+static pthread_mutex_t hf_metrics_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hf_metrics_cond = PTHREAD_COND_INITIALIZER;
+static bool hf_metrics_stop;
+
+static void
+hyperfile_log_sink (enum hf_log_level level, const char *msg)
+{
+  switch (level) {
+  case HF_LOG_ERROR: nbdkit_error ("%s", msg); break;
+  case HF_LOG_WARN: nbdkit_error ("warning: %s", msg); break;
+  case HF_LOG_INFO: nbdkit_debug ("%s", msg); break;
+  case HF_LOG_DEBUG: nbdkit_debug ("%s", msg); break;
+  }
+}
+
+static void
+hyperfile_load (void)
+{
+  hf_log_set_sink (hyperfile_log_sink);
+}
+
+static void
+hyperfile_unload (void)
+{
+  free (hf_url);
+  free (hf_secret_key);
+  free (hf_session_token);
+  free (hf_prefix);
+}
+
+/* Parse a duration: "30" (seconds), "500ms", "5s", "2m", "1h", "1d". */
+static int
+hyperfile_parse_duration (const char *key, const char *value,
+                          uint64_t *ms)
+{
+  char *end;
+  unsigned long long v;
+  uint64_t mult = 1000;
+
+  errno = 0;
+  v = strtoull (value, &end, 10);
+  if (errno || end == value)
+    goto bad;
+  if (strcmp (end, "ms") == 0) mult = 1;
+  else if (*end == '\0' || strcmp (end, "s") == 0) mult = 1000;
+  else if (strcmp (end, "m") == 0) mult = 60000;
+  else if (strcmp (end, "h") == 0) mult = 3600000;
+  else if (strcmp (end, "d") == 0) mult = 86400000;
+  else
+    goto bad;
+  *ms = v * mult;
+  return 0;
+ bad:
+  nbdkit_error ("%s=%s: expected a duration like 500ms, 5s, 2m, 24h",
+                key, value);
+  return -1;
+}
+
+static int
+hyperfile_config (const char *key, const char *value)
+{
+  int64_t n;
+  uint64_t ms;
+  int b;
+
+  if (strcmp (key, "url") == 0) {
+    free (hf_url);
+    if ((hf_url = strdup (value)) == NULL) {
+      nbdkit_error ("strdup: %m");
+      return -1;
+    }
+  }
+  else if (strcmp (key, "endpoint") == 0)
+    hf_s3.endpoint = value;
+  else if (strcmp (key, "virtual-host") == 0) {
+    if ((b = nbdkit_parse_bool (value)) == -1)
+      return -1;
+    hf_s3.virtual_host = b;
+  }
+  else if (strcmp (key, "region") == 0)
+    hf_s3.region = value;
+  else if (strcmp (key, "access-key") == 0)
+    hf_s3.access_key = value;
+  else if (strcmp (key, "secret-key") == 0) {
+    free (hf_secret_key);
+    if (nbdkit_read_password (value, &hf_secret_key) == -1)
+      return -1;
+    hf_s3.secret_key = hf_secret_key;
+  }
+  else if (strcmp (key, "session-token") == 0) {
+    free (hf_session_token);
+    if (nbdkit_read_password (value, &hf_session_token) == -1)
+      return -1;
+    hf_s3.session_token = hf_session_token;
+  }
+  else if (strcmp (key, "profile") == 0)
+    hf_s3.profile = value;
+  else if (strcmp (key, "size") == 0) {
+    if ((hf_size = nbdkit_parse_size (value)) == -1)
+      return -1;
+    if (hf_size == 0) {
+      nbdkit_error ("size=%s: must be greater than zero", value);
+      return -1;
+    }
+  }
+  else if (strcmp (key, "block-size") == 0) {
+    if ((n = nbdkit_parse_size (value)) == -1)
+      return -1;
+    if (n < 512 || n > 65536 || (n & (n - 1))) {
+      nbdkit_error ("block-size=%s: a power of 2 from 512 to 65536", value);
+      return -1;
+    }
+    hf_block_size = n;
+  }
+  else if (strcmp (key, "wal") == 0) {
+    if (strcmp (value, "off") != 0) {
+      nbdkit_error ("wal=%s: the write-ahead log is not supported yet; "
+                    "use wal=off", value);
+      return -1;
+    }
+  }
+  else if (strcmp (key, "cache") == 0) {
+    if (strcmp (value, "off") != 0) {
+      nbdkit_error ("cache=%s: the local block cache is not supported yet; "
+                    "use cache=off", value);
+      return -1;
+    }
+  }
+  else if (strcmp (key, "cache-size") == 0) {
+    if (nbdkit_parse_size (value) == -1)
+      return -1;
+  }
+  else if (strcmp (key, "segment-size") == 0) {
+    if ((n = nbdkit_parse_size (value)) == -1)
+      return -1;
+    if (n < 65536 || n > (INT64_C (1) << 32)) {
+      nbdkit_error ("segment-size=%s: between 64K and 4G", value);
+      return -1;
+    }
+    hf_opts.segment_size = n;
+  }
+  else if (strcmp (key, "flush-interval") == 0) {
+    if (hyperfile_parse_duration (key, value, &ms) == -1)
+      return -1;
+    hf_opts.flush_interval_ms = ms == 0 ? UINT32_MAX
+      : ms > UINT32_MAX - 1 ? UINT32_MAX - 1 : ms;
+  }
+  else if (strcmp (key, "at") == 0) {
+    char *end;
+    errno = 0;
+    hf_at_seq = strtoull (value, &end, 10);
+    if (errno || end == value || *end != '\0' || hf_at_seq == 0) {
+      nbdkit_error ("at=%s: only a segment number (at=SEQ, >= 1) is "
+                    "supported yet; timestamps and snapshot names are not",
+                    value);
+      return -1;
+    }
+    hf_at = value;
+  }
+  else if (strcmp (key, "retain") == 0) {
+    if (hyperfile_parse_duration (key, value, &ms) == -1)
+      return -1;
+  }
+  else if (strcmp (key, "gc") == 0) {
+    if (nbdkit_parse_bool (value) == -1)
+      return -1;
+  }
+  else if (strcmp (key, "takeover") == 0) {
+    if ((b = nbdkit_parse_bool (value)) == -1)
+      return -1;
+    hf_opts.takeover = b;
+  }
+  else if (strcmp (key, "tls-verify") == 0) {
+    if ((b = nbdkit_parse_bool (value)) == -1)
+      return -1;
+    hf_s3.tls_verify = b;
+  }
+  else if (strcmp (key, "ca-file") == 0)
+    hf_s3.ca_file = value;
+  else if (strcmp (key, "metrics") == 0)
+    hf_metrics = value;
+  else {
+    nbdkit_error ("unknown parameter '%s'", key);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+hyperfile_config_complete (void)
+{
+  if (hf_url == NULL) {
+    nbdkit_error ("url parameter is required: s3://BUCKET[/PREFIX], "
+                  "file:///DIR or a directory path");
+    return -1;
+  }
+  if (hyperfile_debug_s3) hf_log_set_debug ("s3", true);
+  if (hyperfile_debug_dir) hf_log_set_debug ("dir", true);
+  if (hyperfile_debug_volume) hf_log_set_debug ("volume", true);
+  if (hyperfile_debug_btree) hf_log_set_debug ("btree", true);
+  if (hyperfile_debug_segment) hf_log_set_debug ("segment", true);
+  if (hyperfile_debug_fault) hf_log_set_debug ("fault", true);
+  if (hf_at) {
+    hf_opts.readonly = true;
+    hf_opts.at_seq = hf_at_seq;
+  }
+  return 0;
+}
+
+#define hyperfile_config_help \
+  "[url=]s3://BUCKET[/PREFIX] | file:///DIR | DIR  (required) the volume\n" \
+  "endpoint=URL            S3-compatible endpoint (path-style)\n" \
+  "virtual-host=true       virtual-host addressing with endpoint=\n" \
+  "region=REGION           S3 region\n" \
+  "access-key=KEY          S3 access key id\n" \
+  "secret-key=SECRET       S3 secret (+FILE or - to read it)\n" \
+  "session-token=TOKEN     S3 session token (+FILE or -)\n" \
+  "profile=NAME            section of ~/.aws/credentials\n" \
+  "size=SIZE               create the volume with this size if missing\n" \
+  "block-size=N            block size of a new volume (default 4096)\n" \
+  "wal=off                 write-ahead log (only off so far)\n" \
+  "cache=off               local block cache (only off so far)\n" \
+  "cache-size=SIZE         local block cache size\n" \
+  "segment-size=SIZE       seal a segment at this size (default 32M)\n" \
+  "flush-interval=DURATION seal a segment this old (default 5s)\n" \
+  "at=SEQ                  serve the volume read-only at that point\n" \
+  "retain=DURATION         time-travel window kept by GC (default 24h)\n" \
+  "gc=on|off               background garbage collection\n" \
+  "takeover=true           claim a volume whose writer lease expired\n" \
+  "tls-verify=false        do not verify TLS certificates\n" \
+  "ca-file=FILE            CA certificates for TLS\n" \
+  "metrics=FILE            write Prometheus metrics to FILE"
+
+/* Open the store and check the volume against the parameters.  Opens
+ * the volume read-only briefly (no lease, no writes) to read its state. */
+static int
+hyperfile_get_ready (void)
+{
+  struct hf_volume_options ro = { .readonly = true,
+                                  .node_cache = 64,
+                                  .at_seq = 0 };
+  struct hf_volume_info vi;
+  struct hf_volume *v;
+  int r;
+
+  r = hf_objstore_open_url (hf_url, &hf_s3, hf_size > 0, &hf_store,
+                            &hf_prefix);
+  if (r)
+    return -1;                  /* the store logged why */
+  if (strncmp (hf_url, "s3://", 5) == 0 &&
+      hf_objstore_s3_check (hf_store) != 0)
+    return -1;
+
+  /* Look for the descriptor first, so a new volume is not an error. */
+  {
+    struct hf_objstore_info oi;
+    char key[HF_OBJSTORE_KEY_MAX + 1];
+
+    snprintf (key, sizeof key, "%svolume", hf_prefix);
+    r = hf_objstore_head (hf_store, key, &oi);
+    if (r && r != ENOENT)
+      return -1;                /* the store logged why */
+  }
+  if (r == 0)
+    r = hf_volume_open (hf_store, hf_prefix, &ro, &v);
+  if (r == ENOENT) {
+    if (hf_size <= 0) {
+      nbdkit_error ("%s: no volume there; add size=SIZE to create one",
+                    hf_url);
+      return -1;
+    }
+    if (hf_at) {
+      nbdkit_error ("%s: no volume there to open at=%s", hf_url, hf_at);
+      return -1;
+    }
+    r = hf_volume_create (hf_store, hf_prefix, hf_size, hf_block_size);
+    if (r && r != EEXIST) {
+      nbdkit_error ("%s: could not create the volume: %s", hf_url,
+                    strerror (r));
+      return -1;
+    }
+    nbdkit_debug ("created volume %s of %" PRIi64 " bytes", hf_url,
+                  hf_size);
+    return 0;
+  }
+  if (r) {
+    nbdkit_error ("%s: could not open the volume: %s", hf_url,
+                  strerror (r == EBADMSG ? EIO : r));
+    return -1;
+  }
+  hf_volume_get_info (v, &vi);
+  hf_volume_close (v);
+  if (hf_size > 0 && (uint64_t) hf_size != vi.size) {
+    nbdkit_error ("%s: size=%" PRIi64 " disagrees with the existing "
+                  "volume's size %" PRIu64 " (omit size= to use it)",
+                  hf_url, hf_size, vi.size);
+    return -1;
+  }
+  if (hf_block_size && hf_block_size != vi.block_size) {
+    nbdkit_error ("%s: block-size=%" PRIu32 " disagrees with the existing "
+                  "volume's block size %" PRIu32, hf_url, hf_block_size,
+                  vi.block_size);
+    return -1;
+  }
+  if (hf_at && hf_at_seq > vi.head_seq) {
+    nbdkit_error ("%s: at=%s is out of range: the newest point is %"
+                  PRIu64, hf_url, hf_at, vi.head_seq);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- metrics ---- */
+
+static void
+hyperfile_write_metrics (FILE *fp)
+{
+  static const char *const ops[HF_OP__MAX] = {
+    "get", "head", "put", "delete", "list"
+  };
+  struct hf_objstore_stats st;
+  struct hf_volume_info vi;
+  int i;
+
+  hf_objstore_get_stats (hf_store, &st);
+  hf_volume_get_info (hf_volume, &vi);
+  fprintf (fp, "# HELP hyperfile_store_requests_total Requests sent to "
+           "the object store.\n# TYPE hyperfile_store_requests_total "
+           "counter\n");
+  for (i = 0; i < HF_OP__MAX; i++)
+    fprintf (fp, "hyperfile_store_requests_total{op=\"%s\"} %" PRIu64 "\n",
+             ops[i], st.requests[i]);
+  fprintf (fp, "# HELP hyperfile_store_errors_total Failed store request "
+           "attempts.\n# TYPE hyperfile_store_errors_total counter\n");
+  for (i = 0; i < HF_OP__MAX; i++)
+    fprintf (fp, "hyperfile_store_errors_total{op=\"%s\"} %" PRIu64 "\n",
+             ops[i], st.errors[i]);
+  fprintf (fp, "# HELP hyperfile_store_latency_seconds_total Sum of store "
+           "request latencies.\n# TYPE hyperfile_store_latency_seconds_total"
+           " counter\n");
+  for (i = 0; i < HF_OP__MAX; i++)
+    fprintf (fp, "hyperfile_store_latency_seconds_total{op=\"%s\"} %.6f\n",
+             ops[i], st.latency_us[i] / 1e6);
+#define HF_M(name, type, help, val)                                      \
+  fprintf (fp, "# HELP hyperfile_" name " " help "\n# TYPE hyperfile_"    \
+           name " " type "\nhyperfile_" name " %" PRIu64 "\n",            \
+           (uint64_t) (val))
+  HF_M ("store_retries_total", "counter", "Store requests retried.",
+        st.retries);
+  HF_M ("store_bytes_in_total", "counter", "Bytes read from the store.",
+        st.bytes_in);
+  HF_M ("store_bytes_out_total", "counter", "Bytes written to the store.",
+        st.bytes_out);
+  HF_M ("size_bytes", "gauge", "Volume size.", vi.size);
+  HF_M ("head_seq", "gauge", "Newest committed segment.", vi.head_seq);
+  HF_M ("checkpoint_seq", "gauge", "Segment of the newest checkpoint.",
+        vi.ckpt_seq);
+  HF_M ("mapped_blocks", "gauge", "Mapped blocks.", vi.mapped_blocks);
+  HF_M ("segments_committed_total", "counter",
+        "Segments committed by this server.", vi.segments_committed);
+  HF_M ("checkpoints_total", "counter", "Checkpoints written.",
+        vi.checkpoints_written);
+  HF_M ("dirty_bytes", "gauge", "Data buffered or uploading.",
+        vi.dirty_bytes);
+  HF_M ("uploads_in_flight", "gauge", "Segments uploading.",
+        vi.uploads_in_flight);
+  HF_M ("client_written_bytes_total", "counter", "Bytes written by "
+        "clients.", vi.bytes_written);
+  HF_M ("client_read_bytes_total", "counter", "Bytes read by clients.",
+        vi.bytes_read);
+  HF_M ("uploaded_data_bytes_total", "counter", "Data block bytes in "
+        "committed segments.", vi.data_bytes_uploaded);
+  HF_M ("uploaded_meta_bytes_total", "counter", "Metadata bytes in "
+        "committed segments.", vi.meta_bytes_uploaded);
+  HF_M ("cache_hits_total", "counter", "Block cache hits.", vi.cache_hits);
+  HF_M ("cache_misses_total", "counter", "Block cache misses.",
+        vi.cache_misses);
+  HF_M ("node_cache_nodes", "gauge", "B+tree nodes in memory.",
+        vi.node_cache_nodes);
+  HF_M ("fenced", "gauge", "1 if another writer took over.", vi.fenced);
+#undef HF_M
+}
+
+/* Write the metrics file atomically: a 0600 temp file, then rename. */
+static void
+hyperfile_metrics_once (void)
+{
+  char tmp[4096];
+  FILE *fp;
+  int fd;
+
+  snprintf (tmp, sizeof tmp, "%s.tmp.XXXXXX", hf_metrics);
+  fd = mkstemp (tmp);
+  if (fd == -1) {
+    nbdkit_debug ("metrics: %s: %m", tmp);
+    return;
+  }
+  fp = fdopen (fd, "w");
+  if (fp == NULL) {
+    close (fd);
+    unlink (tmp);
+    return;
+  }
+  hyperfile_write_metrics (fp);
+  fchmod (fd, 0644);            /* readable by a node exporter */
+  if (fclose (fp) == EOF || rename (tmp, hf_metrics) == -1) {
+    nbdkit_debug ("metrics: %s: %m", hf_metrics);
+    unlink (tmp);
+  }
+}
+
+static void *
+hyperfile_metrics_loop (void *arg)
+{
+  struct timespec ts;
+
+  pthread_mutex_lock (&hf_metrics_lock);
+  while (!hf_metrics_stop) {
+    pthread_mutex_unlock (&hf_metrics_lock);
+    hyperfile_metrics_once ();
+    pthread_mutex_lock (&hf_metrics_lock);
+    clock_gettime (CLOCK_REALTIME, &ts);
+    ts.tv_sec += 5;
+    while (!hf_metrics_stop &&
+           pthread_cond_timedwait (&hf_metrics_cond, &hf_metrics_lock,
+                                   &ts) == 0)
+      ;
+  }
+  pthread_mutex_unlock (&hf_metrics_lock);
+  return NULL;
+}
+
+static int
+hyperfile_after_fork (void)
+{
+  int r = hf_volume_open (hf_store, hf_prefix, &hf_opts, &hf_volume);
+
+  if (r) {
+    if (r != EBUSY)
+      nbdkit_error ("%s: could not open the volume: %s", hf_url,
+                    strerror (r == EBADMSG ? EIO : r));
+    return -1;
+  }
+  if (hf_metrics) {
+    r = pthread_create (&hf_metrics_thread, NULL, hyperfile_metrics_loop,
+                        NULL);
+    if (r) {
+      nbdkit_error ("pthread_create: %s", strerror (r));
+      return -1;
+    }
+    hf_metrics_running = true;
+  }
+  return 0;
+}
+
+static void
+hyperfile_log_counters (void)
+{
+  struct hf_objstore_stats st;
+  struct hf_volume_info vi;
+
+  hf_objstore_get_stats (hf_store, &st);
+  hf_volume_get_info (hf_volume, &vi);
+  nbdkit_debug ("store %s: requests get %" PRIu64 " head %" PRIu64
+                " put %" PRIu64 " delete %" PRIu64 " list %" PRIu64
+                ", retries %" PRIu64 ", bytes in %" PRIu64 " out %" PRIu64,
+                hf_objstore_describe (hf_store),
+                st.requests[HF_OP_GET], st.requests[HF_OP_HEAD],
+                st.requests[HF_OP_PUT], st.requests[HF_OP_DELETE],
+                st.requests[HF_OP_LIST], st.retries, st.bytes_in,
+                st.bytes_out);
+  nbdkit_debug ("volume: head %" PRIu64 ", segments committed %" PRIu64
+                ", checkpoints %" PRIu64 ", written %" PRIu64 " read %"
+                PRIu64 ", uploaded data %" PRIu64 " meta %" PRIu64
+                ", dirty %" PRIu64 ", uploads in flight %" PRIu64
+                ", cache hits %" PRIu64 " misses %" PRIu64,
+                vi.head_seq, vi.segments_committed, vi.checkpoints_written,
+                vi.bytes_written, vi.bytes_read, vi.data_bytes_uploaded,
+                vi.meta_bytes_uploaded, vi.dirty_bytes, vi.uploads_in_flight,
+                vi.cache_hits, vi.cache_misses);
+}
+
+static void
+hyperfile_cleanup (void)
+{
+  if (hf_metrics_running) {
+    pthread_mutex_lock (&hf_metrics_lock);
+    hf_metrics_stop = true;
+    pthread_cond_signal (&hf_metrics_cond);
+    pthread_mutex_unlock (&hf_metrics_lock);
+    pthread_join (hf_metrics_thread, NULL);
+    hf_metrics_running = false;
+  }
+  if (hf_volume) {
+    int r;
+    if (hf_metrics)
+      hyperfile_metrics_once ();
+    hyperfile_log_counters ();
+    r = hf_volume_close (hf_volume);
+    hf_volume = NULL;
+    if (r)
+      nbdkit_error ("%s: closing the volume failed: %s; data not yet "
+                    "committed is lost", hf_url, strerror (r));
+    else
+      nbdkit_debug ("%s: everything committed", hf_url);
+  }
+  hf_objstore_close (hf_store);
+  hf_store = NULL;
+}
+
+/* ---- per connection ---- */
+
+static void *
+hyperfile_open (int readonly)
+{
+  /* The volume is shared by every connection: flush is volume-wide,
+   * which is what makes multi-conn safe. */
+  return hf_volume;
+}
+
+static int64_t
+hyperfile_get_size (void *handle)
+{
+  struct hf_volume_info vi;
+
+  hf_volume_get_info (hf_volume, &vi);
+  return vi.size;
+}
+
+static int
+hyperfile_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
+                      uint32_t *maximum)
+{
+  struct hf_volume_info vi;
+
+  hf_volume_get_info (hf_volume, &vi);
+  *minimum = 1;
+  *preferred = vi.block_size;
+  *maximum = 0xffffffff;
+  return 0;
+}
+
+static int
+hyperfile_can_write (void *handle)
+{
+  return !hf_opts.readonly;
+}
+
+static int
+hyperfile_can_true (void *handle)
+{
+  return 1;
+}
+
+static int
+hyperfile_can_fua (void *handle)
+{
+  return NBDKIT_FUA_NATIVE;
+}
+
+static int
+hyperfile_can_cache (void *handle)
+{
+  return NBDKIT_CACHE_NATIVE;
+}
+
+/* One place maps lib errors to what the client sees. */
+static int
+hyperfile_fail (int r)
+{
+  nbdkit_set_error (r == EBADMSG || r == ETIMEDOUT ? EIO : r);
+  return -1;
+}
+
+static int
+hyperfile_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
+                 uint32_t flags)
+{
+  int r = hf_volume_pread (hf_volume, buf, count, offset);
+  return r ? hyperfile_fail (r) : 0;
+}
+
+static int
+hyperfile_pwrite (void *handle, const void *buf, uint32_t count,
+                  uint64_t offset, uint32_t flags)
+{
+  int r = hf_volume_pwrite (hf_volume, buf, count, offset,
+                            flags & NBDKIT_FLAG_FUA ? HF_VOL_FUA : 0);
+  return r ? hyperfile_fail (r) : 0;
+}
+
+static int
+hyperfile_flush (void *handle, uint32_t flags)
+{
+  int r = hf_volume_flush (hf_volume);
+  return r ? hyperfile_fail (r) : 0;
+}
+
+static int
+hyperfile_trim (void *handle, uint32_t count, uint64_t offset,
+                uint32_t flags)
+{
+  int r = hf_volume_trim (hf_volume, count, offset,
+                          flags & NBDKIT_FLAG_FUA ? HF_VOL_FUA : 0);
+  return r ? hyperfile_fail (r) : 0;
+}
+
+static int
+hyperfile_zero (void *handle, uint32_t count, uint64_t offset,
+                uint32_t flags)
+{
+  /* Zeroing unmaps whole blocks, so it is always fast. */
+  int r = hf_volume_zero (hf_volume, count, offset,
+                          flags & NBDKIT_FLAG_FUA ? HF_VOL_FUA : 0);
+  return r ? hyperfile_fail (r) : 0;
+}
+
+static int
+hyperfile_add_extent (void *opaque, uint64_t offset, uint64_t length,
+                      bool hole)
+{
+  struct nbdkit_extents *extents = opaque;
+
+  if (nbdkit_add_extent (extents, offset, length,
+                         hole ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO
+                         : 0) == -1)
+    return errno ? errno : EIO;
+  return 0;
+}
+
+static int
+hyperfile_extents (void *handle, uint32_t count, uint64_t offset,
+                   uint32_t flags, struct nbdkit_extents *extents)
+{
+  int r = hf_volume_extents (hf_volume, count, offset, hyperfile_add_extent,
+                             extents);
+  return r ? hyperfile_fail (r) : 0;
+}
+
+static int
+hyperfile_cache (void *handle, uint32_t count, uint64_t offset,
+                 uint32_t flags)
+{
+  int r = hf_volume_prefetch (hf_volume, count, offset);
+  return r ? hyperfile_fail (r) : 0;
+}
+
+/* PARALLEL: the engine is thread safe, and reads of different blocks
+ * must not wait for each other or for uploads. */
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+static struct nbdkit_plugin plugin = {
+  .name = "hyperfile",
+  .longname = "hyperfile: a block device on S3",
+  .version = PACKAGE_VERSION,
+  .load = hyperfile_load,
+  .unload = hyperfile_unload,
+  .config = hyperfile_config,
+  .config_complete = hyperfile_config_complete,
+  .config_help = hyperfile_config_help,
+  .magic_config_key = "url",
+  .get_ready = hyperfile_get_ready,
+  .after_fork = hyperfile_after_fork,
+  .cleanup = hyperfile_cleanup,
+  .open = hyperfile_open,
+  .get_size = hyperfile_get_size,
+  .block_size = hyperfile_block_size,
+  .can_write = hyperfile_can_write,
+  .can_flush = hyperfile_can_true,
+  .can_fua = hyperfile_can_fua,
+  .can_trim = hyperfile_can_true,
+  .can_zero = hyperfile_can_true,
+  .can_fast_zero = hyperfile_can_true,
+  .can_extents = hyperfile_can_true,
+  .can_multi_conn = hyperfile_can_true,
+  .can_cache = hyperfile_can_cache,
+  .pread = hyperfile_pread,
+  .pwrite = hyperfile_pwrite,
+  .flush = hyperfile_flush,
+  .trim = hyperfile_trim,
+  .zero = hyperfile_zero,
+  .extents = hyperfile_extents,
+  .cache = hyperfile_cache,
+  .errno_is_preserved = 0,
+};
+
+NBDKIT_REGISTER_PLUGIN (plugin)
