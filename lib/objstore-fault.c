@@ -1,2 +1,423 @@
-/* placeholder: being written */
-typedef int hf_placeholder_objstore_fault_c;
+/* hyperfile: the fault-injection store (see objstore.h).
+ *
+ * A fault store wraps an inner store (which it owns and closes) and, per
+ * operation, draws from a seeded PRNG to decide whether to fail it.  Tests
+ * use it to drive the volume engine and the conformance suite through the
+ * failures a real object store produces:
+ *
+ *   down            every operation fails with EIO (inner not called)
+ *   p_error         EIO before calling inner
+ *   p_timeout       ETIMEDOUT before calling inner
+ *   p_put_lost_ack  put: inner put succeeds, then EIO is reported
+ *   p_short_read    get/get_all: inner read succeeds, then EIO is reported
+ *                   (a torn reply: the caller's buffer holds garbage)
+ *   max_delay_us    a uniform random delay in [0, max_delay_us] before
+ *                   every operation
+ *
+ * Determinism: every operation takes exactly HF_FAULT_DRAWS numbers from
+ * the PRNG in one critical section, whatever its kind and whatever the
+ * probabilities, so a single-threaded caller doing the same operations
+ * with the same seed and configuration sees the same faults.  (With
+ * several threads the interleaving, and so the sequence, is up to the
+ * scheduler.)
+ *
+ * The fault store counts its own requests (one per operation, with the
+ * final result, injected or not) on its own handle; the inner store keeps
+ * counting what actually reached it.  Each injected fault logs one debug
+ * line in area "fault" (-D hyperfile.fault=1): injected faults are not
+ * store errors and are not logged as such.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "objstore.h"
+
+/* PRNG values taken per operation (see the top comment). */
+#define HF_FAULT_DRAWS 4
+
+struct hf_fault {
+  struct hf_objstore handle;    /* handle.priv points to this struct */
+  struct hf_objstore *inner;    /* owned */
+  char *desc;                   /* "fault(<inner description>)", owned */
+
+  /* lock protects cfg (including cfg.down) and rng. */
+  pthread_mutex_t lock;
+  struct hf_fault_config cfg;
+  uint64_t rng;                 /* splitmix64 state */
+
+  uint64_t injected;            /* atomic */
+};
+
+/* What one operation drew: uniform values in [0, 1) and a delay. */
+struct hf_fault_draw {
+  bool down;
+  double u_error;
+  double u_timeout;
+  double u_after;               /* for p_put_lost_ack / p_short_read */
+  unsigned delay_us;
+  double p_error, p_timeout, p_put_lost_ack, p_short_read;
+};
+
+static const char *const hf_fault_op_names[HF_OP__MAX] = {
+  [HF_OP_GET] = "get", [HF_OP_HEAD] = "head", [HF_OP_PUT] = "put",
+  [HF_OP_DELETE] = "delete", [HF_OP_LIST] = "list",
+};
+
+/* splitmix64 step; caller holds f->lock. */
+static uint64_t
+hf_fault_next (struct hf_fault *f)
+{
+  uint64_t z = (f->rng += 0x9E3779B97F4A7C15ull);
+
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+/* Uniform double in [0, 1) from the top 53 bits; caller holds f->lock. */
+static double
+hf_fault_uniform (struct hf_fault *f)
+{
+  return (hf_fault_next (f) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Take this operation's draws and a snapshot of the configuration. */
+static void
+hf_fault_draw (struct hf_fault *f, struct hf_fault_draw *d)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&f->lock);
+  uint64_t r;
+
+  d->down = f->cfg.down;
+  d->p_error = f->cfg.p_error;
+  d->p_timeout = f->cfg.p_timeout;
+  d->p_put_lost_ack = f->cfg.p_put_lost_ack;
+  d->p_short_read = f->cfg.p_short_read;
+  d->u_error = hf_fault_uniform (f);
+  d->u_timeout = hf_fault_uniform (f);
+  d->u_after = hf_fault_uniform (f);
+  r = hf_fault_next (f);
+  d->delay_us = f->cfg.max_delay_us
+    ? (unsigned) (r % ((uint64_t) f->cfg.max_delay_us + 1)) : 0;
+}
+
+static void
+hf_fault_note (struct hf_fault *f, enum hf_objstore_op op, const char *key,
+               const char *what)
+{
+  __atomic_add_fetch (&f->injected, 1, __ATOMIC_RELAXED);
+  hf_debug ("fault", "%s %s: injected %s", hf_fault_op_names[op],
+            key ? key : "", what);
+}
+
+/* Run before every operation: delay, then maybe fail it.  Returns 0 to go
+ * on and call inner, or the injected errno. */
+static int
+hf_fault_before (struct hf_fault *f, enum hf_objstore_op op,
+                 const char *key, struct hf_fault_draw *d)
+{
+  hf_fault_draw (f, d);
+  if (d->delay_us)
+    usleep (d->delay_us);
+  if (d->down) {
+    hf_fault_note (f, op, key, "EIO (store down)");
+    return EIO;
+  }
+  if (d->u_error < d->p_error) {
+    hf_fault_note (f, op, key, "EIO");
+    return EIO;
+  }
+  if (d->u_timeout < d->p_timeout) {
+    hf_fault_note (f, op, key, "ETIMEDOUT");
+    return ETIMEDOUT;
+  }
+  return 0;
+}
+
+static struct hf_fault *
+hf_fault_of (struct hf_objstore *s)
+{
+  return s->priv;
+}
+
+static int
+hf_fault_get (struct hf_objstore *s, const char *key, uint64_t offset,
+              size_t len, void *buf, size_t *got)
+{
+  struct hf_fault *f = hf_fault_of (s);
+  struct hf_fault_draw d;
+  uint64_t t0 = hf_objstore_now_us ();
+  size_t n = 0;
+  int r;
+
+  r = hf_fault_before (f, HF_OP_GET, key, &d);
+  if (r == 0) {
+    r = hf_objstore_get (f->inner, key, offset, len, buf, &n);
+    if (r == 0 && n > 0 && d.u_after < d.p_short_read) {
+      hf_fault_note (f, HF_OP_GET, key, "short read (EIO)");
+      r = EIO;
+    }
+  }
+  hf_objstore_count (s, HF_OP_GET, hf_objstore_now_us () - t0,
+                     r == 0 ? n : 0, 0, r);
+  if (r == 0)
+    *got = n;
+  return r;
+}
+
+static int
+hf_fault_get_all (struct hf_objstore *s, const char *key, void **data,
+                  size_t *len)
+{
+  struct hf_fault *f = hf_fault_of (s);
+  struct hf_fault_draw d;
+  uint64_t t0 = hf_objstore_now_us ();
+  void *p = NULL;
+  size_t n = 0;
+  int r;
+
+  r = hf_fault_before (f, HF_OP_GET, key, &d);
+  if (r == 0) {
+    r = hf_objstore_get_all (f->inner, key, &p, &n);
+    if (r == 0 && n > 0 && d.u_after < d.p_short_read) {
+      hf_fault_note (f, HF_OP_GET, key, "short read (EIO)");
+      free (p);
+      r = EIO;
+    }
+  }
+  hf_objstore_count (s, HF_OP_GET, hf_objstore_now_us () - t0,
+                     r == 0 ? n : 0, 0, r);
+  if (r == 0) {
+    *data = p;
+    *len = n;
+  }
+  return r;
+}
+
+static int
+hf_fault_head (struct hf_objstore *s, const char *key,
+               struct hf_objstore_info *info)
+{
+  struct hf_fault *f = hf_fault_of (s);
+  struct hf_fault_draw d;
+  uint64_t t0 = hf_objstore_now_us ();
+  int r;
+
+  r = hf_fault_before (f, HF_OP_HEAD, key, &d);
+  if (r == 0)
+    r = hf_objstore_head (f->inner, key, info);
+  hf_objstore_count (s, HF_OP_HEAD, hf_objstore_now_us () - t0, 0, 0, r);
+  return r;
+}
+
+static int
+hf_fault_put (struct hf_objstore *s, const char *key, const void *data,
+              size_t len, unsigned flags)
+{
+  struct hf_fault *f = hf_fault_of (s);
+  struct hf_fault_draw d;
+  uint64_t t0 = hf_objstore_now_us ();
+  int r;
+
+  r = hf_fault_before (f, HF_OP_PUT, key, &d);
+  if (r == 0) {
+    r = hf_objstore_put (f->inner, key, data, len, flags);
+    if (r == 0 && d.u_after < d.p_put_lost_ack) {
+      hf_fault_note (f, HF_OP_PUT, key, "lost ack (EIO after the put)");
+      r = EIO;
+    }
+  }
+  hf_objstore_count (s, HF_OP_PUT, hf_objstore_now_us () - t0, 0,
+                     r == 0 ? len : 0, r);
+  return r;
+}
+
+static int
+hf_fault_del (struct hf_objstore *s, const char *key)
+{
+  struct hf_fault *f = hf_fault_of (s);
+  struct hf_fault_draw d;
+  uint64_t t0 = hf_objstore_now_us ();
+  int r;
+
+  r = hf_fault_before (f, HF_OP_DELETE, key, &d);
+  if (r == 0)
+    r = hf_objstore_delete (f->inner, key);
+  hf_objstore_count (s, HF_OP_DELETE, hf_objstore_now_us () - t0, 0, 0, r);
+  return r;
+}
+
+static int
+hf_fault_delete_many (struct hf_objstore *s, const char *const *keys,
+                      size_t n)
+{
+  struct hf_fault *f = hf_fault_of (s);
+  struct hf_fault_draw d;
+  uint64_t t0 = hf_objstore_now_us ();
+  int r;
+
+  r = hf_fault_before (f, HF_OP_DELETE, keys[0], &d);
+  if (r == 0)
+    r = hf_objstore_delete_many (f->inner, keys, n);
+  hf_objstore_count (s, HF_OP_DELETE, hf_objstore_now_us () - t0, 0, 0, r);
+  return r;
+}
+
+static int
+hf_fault_list (struct hf_objstore *s, const char *prefix,
+               const char *start_after, hf_objstore_list_fn fn, void *opaque)
+{
+  struct hf_fault *f = hf_fault_of (s);
+  struct hf_fault_draw d;
+  uint64_t t0 = hf_objstore_now_us ();
+  int r;
+
+  r = hf_fault_before (f, HF_OP_LIST, prefix, &d);
+  if (r == 0)
+    r = hf_objstore_list (f->inner, prefix, start_after, fn, opaque);
+  hf_objstore_count (s, HF_OP_LIST, hf_objstore_now_us () - t0, 0, 0, r);
+  return r;
+}
+
+static const char *
+hf_fault_describe (struct hf_objstore *s)
+{
+  return hf_fault_of (s)->desc;
+}
+
+static void
+hf_fault_close (struct hf_objstore *s)
+{
+  struct hf_fault *f = hf_fault_of (s);
+
+  hf_objstore_close (f->inner);
+  pthread_mutex_destroy (&f->lock);
+  free (f->desc);
+  free (f);
+}
+
+static const struct hf_objstore_ops hf_fault_ops = {
+  .name = "fault",
+  .get = hf_fault_get,
+  .get_all = hf_fault_get_all,
+  .head = hf_fault_head,
+  .put = hf_fault_put,
+  .del = hf_fault_del,
+  .delete_many = hf_fault_delete_many,
+  .list = hf_fault_list,
+  .describe = hf_fault_describe,
+  .close = hf_fault_close,
+};
+
+/* Returns NULL for a store that is not a fault store. */
+static struct hf_fault *
+hf_fault_check (struct hf_objstore *s)
+{
+  if (s == NULL || s->ops != &hf_fault_ops) {
+    hf_error ("fault store function called on a %s store",
+              s ? s->ops->name : "NULL");
+    return NULL;
+  }
+  return s->priv;
+}
+
+static bool
+hf_fault_valid_p (double p)
+{
+  return p >= 0.0 && p <= 1.0;  /* false for NaN too */
+}
+
+static int
+hf_fault_check_config (const struct hf_fault_config *cfg)
+{
+  if (cfg == NULL ||
+      !hf_fault_valid_p (cfg->p_error) ||
+      !hf_fault_valid_p (cfg->p_timeout) ||
+      !hf_fault_valid_p (cfg->p_put_lost_ack) ||
+      !hf_fault_valid_p (cfg->p_short_read)) {
+    hf_error ("fault store: probabilities must be between 0 and 1");
+    return EINVAL;
+  }
+  return 0;
+}
+
+int
+hf_objstore_fault_open (struct hf_objstore *inner,
+                        const struct hf_fault_config *cfg,
+                        struct hf_objstore **out)
+{
+  struct hf_fault *f;
+  int r;
+
+  if (inner == NULL)
+    return EINVAL;
+  if ((r = hf_fault_check_config (cfg)) != 0)
+    return r;
+  f = calloc (1, sizeof *f);
+  if (f == NULL)
+    return ENOMEM;
+  if (asprintf (&f->desc, "fault(%s)", hf_objstore_describe (inner)) < 0) {
+    f->desc = NULL;
+    goto err_free;
+  }
+  if (pthread_mutex_init (&f->lock, NULL) != 0)
+    goto err_desc;
+  f->cfg = *cfg;
+  f->rng = cfg->seed;
+  f->inner = inner;
+  f->handle.ops = &hf_fault_ops;
+  f->handle.priv = f;
+  *out = &f->handle;
+  return 0;
+
+ err_desc:
+  free (f->desc);
+ err_free:
+  free (f);
+  return ENOMEM;
+}
+
+void
+hf_objstore_fault_set_down (struct hf_objstore *s, bool down)
+{
+  struct hf_fault *f = hf_fault_check (s);
+
+  if (f == NULL)
+    return;
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&f->lock);
+  f->cfg.down = down;
+}
+
+/* Replaces the probabilities, delay and down flag; the PRNG keeps its
+ * state (cfg->seed is ignored) so a test switching faults off and on
+ * again does not replay the same sequence. */
+void
+hf_objstore_fault_set_config (struct hf_objstore *s,
+                              const struct hf_fault_config *cfg)
+{
+  struct hf_fault *f = hf_fault_check (s);
+
+  if (f == NULL || hf_fault_check_config (cfg) != 0)
+    return;
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&f->lock);
+  uint64_t seed = f->cfg.seed;
+  f->cfg = *cfg;
+  f->cfg.seed = seed;
+}
+
+uint64_t
+hf_objstore_fault_injected (struct hf_objstore *s)
+{
+  struct hf_fault *f = hf_fault_check (s);
+
+  return f ? __atomic_load_n (&f->injected, __ATOMIC_RELAXED) : 0;
+}
