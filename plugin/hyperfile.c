@@ -307,6 +307,11 @@ hyperfile_get_ready (void)
 
   r = hf_objstore_open_url (hf_url, &hf_s3, hf_size > 0, &hf_store,
                             &hf_prefix);
+  if (r == ENOENT && hf_size <= 0) {
+    nbdkit_error ("%s: no volume there; add size=SIZE to create one",
+                  hf_url);
+    return -1;
+  }
   if (r)
     return -1;                  /* the store logged why */
   if (strncmp (hf_url, "s3://", 5) == 0 &&

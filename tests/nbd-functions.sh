@@ -1,0 +1,93 @@
+# Shell helpers for the plugin's integration tests (tests/test-nbd-*.sh).
+# Source it after `set -e`.  It provides:
+#   requires CMD ARGS...    exit 77 (skip) unless the command succeeds
+#   cleanup_fn CMD...       run CMD at exit, even on failure (LIFO)
+#   hf_tmpdir               make $tmp, removed at exit
+#   hf_start DIR/URL ARGS   start the plugin on $sock in the background
+#   hf_stop [SIGNAL]        stop it (default SIGTERM) and wait
+# and sources tests/functions.sh (the S3 server helpers) when present.
+
+: "${abs_srcdir:=$(cd "$(dirname "$0")" && pwd)}"
+: "${PLUGIN:?PLUGIN must point at nbdkit-hyperfile-plugin.so}"
+
+# Debian's python3 (with the nbd module) before any other in PATH.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+
+if [ -s "$abs_srcdir/functions.sh" ]; then
+  # shellcheck source=/dev/null
+  . "$abs_srcdir/functions.sh"
+fi
+
+if ! type requires >/dev/null 2>&1; then
+  requires ()
+  {
+    if ! "$@" >/dev/null 2>&1; then
+      echo "$0: SKIP: requires $*"
+      exit 77
+    fi
+  }
+fi
+
+_hf_cleanups=()
+cleanup_fn ()
+{
+  _hf_cleanups=("$*" "${_hf_cleanups[@]}")
+}
+_hf_run_cleanups ()
+{
+  local status=$? c
+  for c in "${_hf_cleanups[@]}"; do
+    eval "$c" || :
+  done
+  _hf_cleanups=()
+  exit $status
+}
+trap _hf_run_cleanups EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+hf_tmpdir ()
+{
+  tmp="$(mktemp -d /tmp/hf-test.XXXXXX)"
+  cleanup_fn "rm -rf '$tmp'"
+  sock="$tmp/nbd.sock"
+  log="$tmp/nbdkit.log"
+}
+
+# hf_start URL [PARAMS...]: serve on $sock; output goes to $log.
+hf_start ()
+{
+  rm -f "$sock" "$tmp/nbdkit.pid"
+  nbdkit -f -v -U "$sock" -P "$tmp/nbdkit.pid" "$PLUGIN" "$@" \
+    >>"$log" 2>&1 &
+  hf_pid=$!
+  cleanup_fn "kill -9 $hf_pid 2>/dev/null"
+  local i
+  for i in $(seq 1 300); do
+    if [ -S "$sock" ] && [ -s "$tmp/nbdkit.pid" ]; then
+      uri="nbd+unix:///?socket=$sock"
+      return 0
+    fi
+    if ! kill -0 "$hf_pid" 2>/dev/null; then
+      echo "$0: nbdkit exited at startup:"
+      tail -20 "$log"
+      return 1
+    fi
+    sleep 0.1
+  done
+  echo "$0: nbdkit did not start"
+  tail -20 "$log"
+  return 1
+}
+
+# hf_stop [SIGNAL]: stop the server and wait for it to exit.
+hf_stop ()
+{
+  local sig="${1:-TERM}" i
+  kill -"$sig" "$hf_pid" 2>/dev/null || :
+  for i in $(seq 1 600); do
+    kill -0 "$hf_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  wait "$hf_pid" 2>/dev/null || :
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Bad configuration fails at startup with one clear message, and no
+# secret ever appears in any output.
+set -e
+. "$abs_srcdir/nbd-functions.sh"
+requires nbdkit --version
+hf_tmpdir
+
+secret="Sup3rS3cretValue-do-not-print"
+echo "$secret" > "$tmp/secret"
+
+# expect_fail PATTERN PARAMS...: nbdkit must fail and print PATTERN.
+expect_fail ()
+{
+  local pattern="$1"; shift
+  if nbdkit -f -U "$tmp/bad.sock" "$PLUGIN" "$@" --run true \
+      > "$tmp/out" 2>&1; then
+    echo "$0: expected failure for: $*"; cat "$tmp/out"; exit 1
+  fi
+  echo "--- $*"; cat "$tmp/out"
+  if ! grep -qiE "$pattern" "$tmp/out"; then
+    echo "$0: message does not match /$pattern/"; exit 1
+  fi
+  if grep -q "$secret" "$tmp/out"; then
+    echo "$0: the secret leaked into the output"; exit 1
+  fi
+}
+
+expect_fail 'url parameter is required'
+expect_fail 'unknown scheme' 'http://example.com/x'
+expect_fail 'no bucket' 's3://' secret-key=+"$tmp/secret" access-key=AK
+expect_fail 'no volume there.*size=' "$tmp/absent"
+expect_fail 'size=' "$tmp/v" size=0
+expect_fail 'wal=.*not supported' "$tmp/v" size=1M wal="$tmp/wal"
+expect_fail 'at=.*segment number' "$tmp/v" size=1M at=yesterday
+# An existing volume: size= that disagrees, and at= out of range.
+nbdkit -U - "$PLUGIN" "$tmp/v" size=1M --run true
+expect_fail 'disagrees' "$tmp/v" size=2M
+expect_fail 'at=99 is out of range' "$tmp/v" at=99
+# Unreachable S3 endpoint (nothing listens on port 1), wrong credentials.
+expect_fail '127.0.0.1:1|connect' 's3://bucket/v' endpoint=http://127.0.0.1:1 \
+  access-key=AK secret-key=+"$tmp/secret" size=1M
+if type start_s3rver >/dev/null 2>&1 && start_s3rver; then
+  expect_fail "403|denied|credentials|signature" "s3://$S3_BUCKET/v" \
+    endpoint="$S3_ENDPOINT" access-key="$AWS_ACCESS_KEY_ID" \
+    secret-key=+"$tmp/secret" size=1M
+  expect_fail "bucket" "s3://no-such-bucket-hf/v" endpoint="$S3_ENDPOINT" \
+    size=1M
+fi
+echo "$0: ok"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# With wal=off, a clean shutdown (SIGTERM or SIGINT) commits everything:
+# data written without any FLUSH survives a restart.  Also: a second
+# server on the same volume is refused while the first holds the lease,
+# and the metrics file is written in Prometheus format.
+set -e
+. "$abs_srcdir/nbd-functions.sh"
+requires nbdkit --version
+requires nbdsh --version
+requires python3 -c 'import nbd'
+hf_tmpdir
+
+for sig in TERM INT; do
+  rm -rf "$tmp/vol"
+  hf_start "$tmp/vol" size=16M wal=off flush-interval=1h \
+    metrics="$tmp/metrics.prom"
+  nbdsh -u "$uri" -c '
+import random
+r = random.Random(7)
+for i in range(200):
+    off = r.randrange(0, 16 * 1024 * 1024 - 9000)
+    h.pwrite(bytes([i % 251 + 1]) * 9000, off)
+with open("'"$tmp"'/expect", "wb") as f:
+    f.write(h.pread(h.get_size(), 0))
+'
+  # A second writer on the same volume must be refused, naming the holder.
+  rm -f "$tmp/second.sock"
+  if nbdkit -f -U "$tmp/second.sock" "$PLUGIN" "$tmp/vol" --run true \
+      > "$tmp/second.log" 2>&1; then
+    echo "$0: a second writer was allowed"; exit 1
+  fi
+  cat "$tmp/second.log"
+  grep -qi 'lease\|held\|busy' "$tmp/second.log"
+
+  hf_stop "$sig"
+  grep -q 'everything committed' "$log"
+  grep -q '^hyperfile_store_requests_total{op="put"}' "$tmp/metrics.prom"
+  grep -q '^# TYPE hyperfile_dirty_bytes gauge' "$tmp/metrics.prom"
+
+  hf_start "$tmp/vol"
+  nbdsh -u "$uri" -c '
+want = open("'"$tmp"'/expect", "rb").read()
+got = h.pread(h.get_size(), 0)
+assert got == want, "lost writes after SIG'"$sig"'"
+'
+  hf_stop TERM
+done
+echo "$0: ok"
