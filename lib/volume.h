@@ -66,7 +66,9 @@ struct hf_volume_options {
   uint64_t checkpoint_entries;  /* checkpoint when this many extent
                                    entries accumulated since the last one;
                                    0 = default 262144 */
-  unsigned checkpoint_segments; /* ... or this many segments; 0 = 64 */
+  unsigned checkpoint_segments; /* ... or this many segments; 0 = 64.
+                                   With both 0, the thresholds also grow
+                                   with the index (mapped blocks / 8) */
   unsigned lease_ttl_s;         /* writer lease lifetime; 0 = 60 */
   bool takeover;                /* claim a lease that has expired */
   bool break_lease;             /* claim the lease even if it is live
