@@ -1282,6 +1282,107 @@ START_TEST (test_fault_down)
 }
 END_TEST
 
+/* 8 threads retry through faults: every EIO/ETIMEDOUT they see is an
+ * injected fault (the inner dir store does not fail), so the totals must
+ * match the injected counter, and retried puts and gets must end with the
+ * right content. */
+struct fc_arg {
+  unsigned id;
+  uint64_t seen;
+  char err[256];
+};
+
+static void *
+fc_thread (void *p)
+{
+  struct fc_arg *a = p;
+  uint8_t data[3000];
+  unsigned i;
+
+  for (i = 0; i < 150; i++) {
+    const char *key = K ("fc/%u/%u", a->id, i % 10);
+    size_t len = (a->id * 100 + i * 7) % sizeof data, n = 0;
+    void *all = NULL;
+    int r;
+
+    fill (data, len, a->id * 1000 + i);
+    while ((r = hf_objstore_put (store, key, data, len, 0)) != 0) {
+      if (r != EIO && r != ETIMEDOUT)
+        CT_FAIL (a, "put: %s", strerror (r));
+      a->seen++;
+    }
+    while ((r = hf_objstore_get_all (store, key, &all, &n)) != 0) {
+      if (r != EIO && r != ETIMEDOUT)
+        CT_FAIL (a, "get_all: %s", strerror (r));
+      a->seen++;
+    }
+    r = n != len || memcmp (all, data, len) != 0;
+    free (all);
+    if (r)
+      CT_FAIL (a, "wrong content after retries");
+  }
+ out:
+  return NULL;
+}
+
+START_TEST (test_fault_concurrent)
+{
+  struct hf_fault_config fc = {
+    .p_error = 0.1, .p_timeout = 0.05, .p_put_lost_ack = 0.1,
+    .p_short_read = 0.1, .max_delay_us = 100,
+  };
+  struct fc_arg a[CT_THREADS];
+  pthread_t th[CT_THREADS];
+  uint64_t seen = 0;
+  unsigned t;
+
+  hf_objstore_fault_set_config (store, &fc);
+  for (t = 0; t < CT_THREADS; t++) {
+    a[t].id = t;
+    a[t].seen = 0;
+    a[t].err[0] = '\0';
+    ck_assert_int_eq (pthread_create (&th[t], NULL, fc_thread, &a[t]), 0);
+  }
+  for (t = 0; t < CT_THREADS; t++) {
+    ck_assert_int_eq (pthread_join (th[t], NULL), 0);
+    ck_assert_msg (a[t].err[0] == '\0', "thread %u: %s", t, a[t].err);
+    seen += a[t].seen;
+  }
+  ck_assert_uint_gt (seen, 100);
+  ck_assert_uint_eq (hf_objstore_fault_injected (store), seen);
+}
+END_TEST
+
+/* Injected faults log debug lines in area "fault", never errors. */
+static unsigned log_fault_debug, log_errors;
+
+static void
+count_sink (enum hf_log_level level, const char *msg)
+{
+  if (level == HF_LOG_DEBUG && strncmp (msg, "fault: ", 7) == 0)
+    __atomic_add_fetch (&log_fault_debug, 1, __ATOMIC_RELAXED);
+  if (level <= HF_LOG_WARN)
+    __atomic_add_fetch (&log_errors, 1, __ATOMIC_RELAXED);
+}
+
+START_TEST (test_fault_logging)
+{
+  hf_log_set_sink (count_sink);
+  hf_log_set_debug ("fault", true);
+  set_faults (1, 0, 0, 0);
+  all_ops_fail (EIO);
+  set_faults (0, 0, 1, 0);
+  ck_assert_int_eq (hf_objstore_put (store, K ("x"), "x", 1, 0), EIO);
+  hf_objstore_fault_set_down (store, true);
+  all_ops_fail (EIO);
+  hf_log_set_debug ("fault", false);
+  hf_log_set_sink (quiet_sink);
+  ck_assert_uint_eq (log_fault_debug, 2 * ALL_OPS + 1);
+  ck_assert_uint_eq (log_errors, 0);
+  ck_assert_uint_eq (hf_objstore_fault_injected (store), 2 * ALL_OPS + 1);
+}
+END_TEST
+
 /* ---- Dir store cases ---- */
 
 static void
@@ -1554,6 +1655,8 @@ main (void)
     tcase_add_test (tc, test_fault_lost_ack);
     tcase_add_test (tc, test_fault_seed);
     tcase_add_test (tc, test_fault_down);
+    tcase_add_test (tc, test_fault_concurrent);
+    tcase_add_test (tc, test_fault_logging);
     suite_add_tcase (s, tc);
 
     tc = new_tcase ("dir-enospc", setup_dir);
