@@ -810,9 +810,11 @@ struct ct_arg {
 static void
 ct_make_shared (uint8_t *b, size_t *len, uint64_t seed)
 {
-  *len = 16 + seed % 3000;
+  uint64_t len64 = 16 + seed % 3000;
+
+  *len = len64;
   memcpy (b, &seed, 8);
-  memcpy (b + 8, len, sizeof (size_t) < 8 ? sizeof (size_t) : 8);
+  memcpy (b + 8, &len64, 8);
   fill (b + 16, *len - 16, seed);
 }
 
