@@ -350,6 +350,9 @@ hf_fault_check_config (const struct hf_fault_config *cfg)
   return 0;
 }
 
+/* On success the fault store owns inner and *out is a new store the
+ * caller owns; on error *out is unchanged and the caller still owns
+ * inner. */
 int
 hf_objstore_fault_open (struct hf_objstore *inner,
                         const struct hf_fault_config *cfg,
