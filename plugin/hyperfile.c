@@ -28,6 +28,7 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include "cache.h"
 #include "log.h"
 #include "objstore.h"
 #include "volume.h"
@@ -39,6 +40,7 @@ NBDKIT_DLL_PUBLIC int hyperfile_debug_volume = 0;
 NBDKIT_DLL_PUBLIC int hyperfile_debug_btree = 0;
 NBDKIT_DLL_PUBLIC int hyperfile_debug_segment = 0;
 NBDKIT_DLL_PUBLIC int hyperfile_debug_fault = 0;
+NBDKIT_DLL_PUBLIC int hyperfile_debug_cache = 0;
 
 /* Parameters (set during .config, read-only afterwards). */
 static char *hf_url;
@@ -50,12 +52,18 @@ static struct hf_volume_options hf_opts;
 static const char *hf_at;
 static uint64_t hf_at_seq;
 static const char *hf_metrics;
+static const char *hf_cache_dir;        /* NULL: no local block cache */
+static uint64_t hf_cache_size;          /* 0: the cache's default */
 
 /* State.  hf_store and hf_volume are set in .get_ready/.after_fork and
  * torn down in .cleanup; the callbacks in between only read them. */
 static struct hf_objstore *hf_store;
 static char *hf_prefix;
 static struct hf_volume *hf_volume;
+static struct hf_cache *hf_cache;       /* NULL without cache=DIR */
+static struct hf_volume_info hf_vinfo;  /* from .get_ready: uuid, block
+                                           size for the cache */
+static struct hf_volume_hooks hf_hooks;
 
 /* The metrics thread: hf_metrics_lock protects hf_metrics_stop. */
 static pthread_t hf_metrics_thread;
@@ -182,15 +190,23 @@ hyperfile_config (const char *key, const char *value)
     }
   }
   else if (strcmp (key, "cache") == 0) {
-    if (strcmp (value, "off") != 0) {
-      nbdkit_error ("cache=%s: the local block cache is not supported yet; "
-                    "use cache=off", value);
+    if (strcmp (value, "off") == 0)
+      hf_cache_dir = NULL;
+    else if (*value == '\0') {
+      nbdkit_error ("cache=: expected a directory or off");
       return -1;
     }
+    else
+      hf_cache_dir = value;
   }
   else if (strcmp (key, "cache-size") == 0) {
-    if (nbdkit_parse_size (value) == -1)
+    if ((n = nbdkit_parse_size (value)) == -1)
       return -1;
+    if (n < 1024 * 1024) {
+      nbdkit_error ("cache-size=%s: at least 1M", value);
+      return -1;
+    }
+    hf_cache_size = n;
   }
   else if (strcmp (key, "segment-size") == 0) {
     if ((n = nbdkit_parse_size (value)) == -1)
@@ -262,6 +278,7 @@ hyperfile_config_complete (void)
   if (hyperfile_debug_btree) hf_log_set_debug ("btree", true);
   if (hyperfile_debug_segment) hf_log_set_debug ("segment", true);
   if (hyperfile_debug_fault) hf_log_set_debug ("fault", true);
+  if (hyperfile_debug_cache) hf_log_set_debug ("cache", true);
   if (hf_at) {
     hf_opts.readonly = true;
     hf_opts.at_seq = hf_at_seq;
@@ -281,8 +298,8 @@ hyperfile_config_complete (void)
   "size=SIZE               create the volume with this size if missing\n" \
   "block-size=N            block size of a new volume (default 4096)\n" \
   "wal=off                 write-ahead log (only off so far)\n" \
-  "cache=off               local block cache (only off so far)\n" \
-  "cache-size=SIZE         local block cache size\n" \
+  "cache=DIR|off           local block cache directory (default off)\n" \
+  "cache-size=SIZE         local block cache size (default 1G)\n" \
   "segment-size=SIZE       seal a segment at this size (default 32M)\n" \
   "flush-interval=DURATION seal a segment this old (default 5s)\n" \
   "at=SEQ                  serve the volume read-only at that point\n" \
@@ -303,7 +320,28 @@ hyperfile_get_ready (void)
                                   .at_seq = 0 };
   struct hf_volume_info vi;
   struct hf_volume *v;
+  struct stat st;
   int r;
+
+  /* The cache itself opens in .after_fork; catch a bad directory now. */
+  if (hf_cache_dir) {
+    if (mkdir (hf_cache_dir, 0700) == -1 && errno != EEXIST) {
+      nbdkit_error ("cache=%s: mkdir: %m", hf_cache_dir);
+      return -1;
+    }
+    if (stat (hf_cache_dir, &st) == -1) {
+      nbdkit_error ("cache=%s: %m", hf_cache_dir);
+      return -1;
+    }
+    if (!S_ISDIR (st.st_mode)) {
+      nbdkit_error ("cache=%s: not a directory", hf_cache_dir);
+      return -1;
+    }
+    if (access (hf_cache_dir, W_OK | X_OK) == -1) {
+      nbdkit_error ("cache=%s: %m", hf_cache_dir);
+      return -1;
+    }
+  }
 
   r = hf_objstore_open_url (hf_url, &hf_s3, hf_size > 0, &hf_store,
                             &hf_prefix);
@@ -348,7 +386,7 @@ hyperfile_get_ready (void)
     }
     nbdkit_debug ("created volume %s of %" PRIi64 " bytes", hf_url,
                   hf_size);
-    return 0;
+    r = hf_volume_open (hf_store, hf_prefix, &ro, &v);
   }
   if (r) {
     nbdkit_error ("%s: could not open the volume: %s", hf_url,
@@ -357,7 +395,11 @@ hyperfile_get_ready (void)
   }
   hf_volume_get_info (v, &vi);
   hf_volume_close (v);
-  if (hf_size > 0 && (uint64_t) hf_size != vi.size) {
+  hf_vinfo = vi;
+  /* The volume rounds its size up to whole blocks. */
+  if (hf_size > 0 &&
+      ((uint64_t) hf_size + vi.block_size - 1) / vi.block_size
+      * vi.block_size != vi.size) {
     nbdkit_error ("%s: size=%" PRIi64 " disagrees with the existing "
                   "volume's size %" PRIu64 " (omit size= to use it)",
                   hf_url, hf_size, vi.size);
@@ -442,6 +484,21 @@ hyperfile_write_metrics (FILE *fp)
   HF_M ("cache_hits_total", "counter", "Block cache hits.", vi.cache_hits);
   HF_M ("cache_misses_total", "counter", "Block cache misses.",
         vi.cache_misses);
+  if (hf_cache) {
+    struct hf_cache_stats cs;
+
+    hf_cache_get_stats (hf_cache, &cs);
+    HF_M ("local_cache_inserts_total", "counter", "Blocks put in the local "
+          "cache.", cs.inserts);
+    HF_M ("local_cache_evictions_total", "counter", "Blocks evicted from "
+          "the local cache.", cs.evictions);
+    HF_M ("local_cache_corrupt_total", "counter", "Damaged local cache "
+          "entries dropped.", cs.corrupt);
+    HF_M ("local_cache_used_bytes", "gauge", "Local cache bytes in use.",
+          cs.bytes_used);
+    HF_M ("local_cache_max_bytes", "gauge", "Local cache capacity.",
+          cs.bytes_max);
+  }
   HF_M ("node_cache_nodes", "gauge", "B+tree nodes in memory.",
         vi.node_cache_nodes);
   HF_M ("fenced", "gauge", "1 if another writer took over.", vi.fenced);
@@ -497,11 +554,47 @@ hyperfile_metrics_loop (void *arg)
   return NULL;
 }
 
+/* Volume hooks onto the local block cache (opaque is the cache). */
+static int
+hyperfile_cache_get (void *opaque, uint64_t seq, uint64_t off, void *buf,
+                     size_t len)
+{
+  return hf_cache_get (opaque, seq, off, buf, len);
+}
+
+static void
+hyperfile_cache_put (void *opaque, uint64_t seq, uint64_t off,
+                     const void *buf, size_t len)
+{
+  hf_cache_put (opaque, seq, off, buf, len);    /* failure: not cached */
+}
+
 static int
 hyperfile_after_fork (void)
 {
-  int r = hf_volume_open (hf_store, hf_prefix, &hf_opts, &hf_volume);
+  int r;
 
+  /* The cache's io_uring rings and lock must belong to this process,
+   * so it is opened here too, not in .get_ready. */
+  if (hf_cache_dir) {
+    struct hf_cache_options co = { .dir = hf_cache_dir,
+                                   .block_size = hf_vinfo.block_size,
+                                   .max_bytes = hf_cache_size };
+
+    memcpy (co.volume_uuid, hf_vinfo.uuid, sizeof co.volume_uuid);
+    r = hf_cache_open (&co, &hf_cache);
+    if (r) {
+      nbdkit_error ("cache=%s: could not open the cache: %s",
+                    hf_cache_dir, strerror (r));
+      return -1;
+    }
+    hf_hooks.opaque = hf_cache;
+    hf_hooks.cache_get = hyperfile_cache_get;
+    hf_hooks.cache_put = hyperfile_cache_put;
+    hf_opts.hooks = &hf_hooks;
+  }
+
+  r = hf_volume_open (hf_store, hf_prefix, &hf_opts, &hf_volume);
   if (r) {
     if (r != EBUSY)
       nbdkit_error ("%s: could not open the volume: %s", hf_url,
@@ -571,6 +664,10 @@ hyperfile_cleanup (void)
     else
       nbdkit_debug ("%s: everything committed", hf_url);
   }
+  if (hf_cache) {
+    hf_cache_close (hf_cache);  /* after the volume: it uses the cache */
+    hf_cache = NULL;
+  }
   hf_objstore_close (hf_store);
   hf_store = NULL;
 }
@@ -603,7 +700,7 @@ hyperfile_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
   hf_volume_get_info (hf_volume, &vi);
   *minimum = 1;
   *preferred = vi.block_size;
-  *maximum = 0xffffffff;
+  *maximum = 32 * 1024 * 1024;
   return 0;
 }
 

@@ -33,6 +33,12 @@ expect_fail 'no volume there.*size=' "$tmp/absent"
 expect_fail 'size=' "$tmp/v" size=0
 expect_fail 'wal=.*not supported' "$tmp/v" size=1M wal="$tmp/wal"
 expect_fail 'at=.*segment number' "$tmp/v" size=1M at=yesterday
+expect_fail 'cache-size=.*at least' "$tmp/v" size=1M cache="$tmp/c" cache-size=10
+touch "$tmp/notadir"
+expect_fail 'cache=.*directory' "$tmp/v" size=1M cache="$tmp/notadir"
+expect_fail 'block-size=' "$tmp/v" size=1M block-size=1000
+expect_fail 'flush-interval=.*duration' "$tmp/v" size=1M flush-interval=soon
+expect_fail 'unknown parameter' "$tmp/v" size=1M colour=blue
 # An existing volume: size= that disagrees, and at= out of range.
 nbdkit -U - "$PLUGIN" "$tmp/v" size=1M --run true
 expect_fail 'disagrees' "$tmp/v" size=2M

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# cache=DIR: reads fill the local block cache, a restarted server hits
+# the persisted cache without asking the store, and a damaged cache file
+# is never returned as data (every block is CRC-checked).
+set -e
+. "$abs_srcdir/nbd-functions.sh"
+requires nbdkit --version
+requires nbdsh --version
+requires python3 -c 'import nbd'
+hf_tmpdir
+
+# metric NAME: its value in the metrics file written at exit.
+metric ()
+{
+  awk -v n="$1" '$1 == n { print $2 }' "$tmp/m"
+}
+
+# A volume with data in the store (written without a cache).
+hf_start "$tmp/vol" size=8M segment-size=256K
+nbdsh -u "$uri" -c '
+import random
+data = random.Random(3).randbytes(3 * 1024 * 1024 + 77)
+open("'"$tmp"'/expect", "wb").write(data)
+h.pwrite(data, 12345)
+h.flush()
+'
+hf_stop TERM
+
+read_all ()
+{
+  hf_start "$tmp/vol" cache="$tmp/cache" cache-size=16M metrics="$tmp/m"
+  nbdsh -u "$uri" -c '
+want = open("'"$tmp"'/expect", "rb").read()
+assert h.pread(len(want), 12345) == want
+assert h.pread(len(want), 12345) == want
+'
+  hf_stop TERM
+  cat "$tmp/m" | grep cache_
+}
+
+# First server: misses fill the cache.
+read_all
+[ "$(metric hyperfile_cache_misses_total)" -gt 0 ]
+[ "$(metric hyperfile_local_cache_inserts_total)" -gt 0 ]
+# Second server: the persisted cache answers everything.
+read_all
+[ "$(metric hyperfile_cache_hits_total)" -gt 0 ]
+[ "$(metric hyperfile_cache_misses_total)" -eq 0 ]
+[ "$(metric hyperfile_store_bytes_in_total)" -lt 1048576 ]
+# Damage the cache's data file: reads stay correct (from the store).
+python3 -c '
+import os, sys
+p = sys.argv[1]
+size = os.path.getsize(p)
+with open(p, "r+b") as f:
+    for off in range(0, min(size, 64 * 1024 * 1024), 4096):
+        f.seek(off); f.write(b"\xde\xad" * 64)
+' "$tmp/cache/cache.data"
+read_all
+[ "$(metric hyperfile_local_cache_corrupt_total)" -gt 0 ]
+echo "$0: ok"
