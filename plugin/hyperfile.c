@@ -72,9 +72,20 @@ static pthread_mutex_t hf_metrics_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t hf_metrics_cond = PTHREAD_COND_INITIALIZER;
 static bool hf_metrics_stop;
 
+/* While hf_log_hold is set (only in .get_ready, single threaded), the
+ * first error is kept in hf_log_held instead of printed, so that an
+ * expected failure can be replaced by one clearer line. */
+static bool hf_log_hold;
+static char hf_log_held[1024];
+
 static void
 hyperfile_log_sink (enum hf_log_level level, const char *msg)
 {
+  if (hf_log_hold && level == HF_LOG_ERROR) {
+    if (hf_log_held[0] == '\0')
+      snprintf (hf_log_held, sizeof hf_log_held, "%s", msg);
+    return;
+  }
   switch (level) {
   case HF_LOG_ERROR: nbdkit_error ("%s", msg); break;
   case HF_LOG_WARN: nbdkit_error ("warning: %s", msg); break;
@@ -343,15 +354,22 @@ hyperfile_get_ready (void)
     }
   }
 
+  /* A missing directory without size= deserves one line saying what
+   * to do, not the store's "No such file or directory" as well. */
+  hf_log_held[0] = '\0';
+  hf_log_hold = true;
   r = hf_objstore_open_url (hf_url, &hf_s3, hf_size > 0, &hf_store,
                             &hf_prefix);
+  hf_log_hold = false;
   if (r == ENOENT && hf_size <= 0) {
     nbdkit_error ("%s: no volume there; add size=SIZE to create one",
                   hf_url);
     return -1;
   }
+  if (hf_log_held[0])
+    nbdkit_error ("%s", hf_log_held);
   if (r)
-    return -1;                  /* the store logged why */
+    return -1;                  /* the store said why */
   if (strncmp (hf_url, "s3://", 5) == 0 &&
       hf_objstore_s3_check (hf_store) != 0)
     return -1;
