@@ -91,3 +91,21 @@ hf_stop ()
   done
   wait "$hf_pid" 2>/dev/null || :
 }
+
+# hf_s3rver_start: start the S3 test server (tests/functions.sh) and
+# return 0, or return 1 when it is unavailable, so that a test runs its
+# S3 half only where it can.  start_s3rver may exit 77 (skip) when the
+# server is not installed; probing it in a subshell first keeps that
+# from turning a passed directory-store half into a skip.
+hf_s3rver_start ()
+{
+  type start_s3rver >/dev/null 2>&1 || {
+    echo "$0: no S3 test server helpers: skipping the S3 part"
+    return 1
+  }
+  if ! (start_s3rver && kill_s3rver) >/dev/null 2>&1; then
+    echo "$0: the S3 test server does not start: skipping the S3 part"
+    return 1
+  fi
+  start_s3rver
+}

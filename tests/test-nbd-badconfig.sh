@@ -54,7 +54,7 @@ one_line=0
 # Unreachable S3 endpoint (nothing listens on port 1), wrong credentials.
 expect_fail '127.0.0.1:1|connect' 's3://bucket/v' endpoint=http://127.0.0.1:1 \
   access-key=AK secret-key=+"$tmp/secret" size=1M
-if type start_s3rver >/dev/null 2>&1 && start_s3rver; then
+if hf_s3rver_start; then
   expect_fail "403|denied|credentials|signature" "s3://$S3_BUCKET/v" \
     endpoint="$S3_ENDPOINT" access-key="$AWS_ACCESS_KEY_ID" \
     secret-key=+"$tmp/secret" size=1M

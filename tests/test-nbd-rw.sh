@@ -107,7 +107,7 @@ run_store ()
 
 run_store "$tmp/vol"
 
-if type start_s3rver >/dev/null 2>&1 && start_s3rver; then
+if hf_s3rver_start; then
   run_store "s3://$S3_BUCKET/rw" endpoint="$S3_ENDPOINT"
 fi
 echo "$0: ok"
