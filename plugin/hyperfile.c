@@ -275,6 +275,68 @@ hyperfile_config (const char *key, const char *value)
   return 0;
 }
 
+/* Was nbdkit started with -r?  The plugin API (1.32) does not say so
+ * before the first connection, but a read-only server must not take the
+ * writer lease, or it would lock out the real writer.  So read nbdkit's
+ * own command line (/proc/self/cmdline) the way its getopt does, up to
+ * the plugin name.  If anything is unclear, answer false: the server then
+ * opens the volume for writing, the behaviour without this check. */
+static bool
+hyperfile_nbdkit_readonly (void)
+{
+  /* nbdkit's options that take an argument. */
+  static const char short_arg[] = "DegiPptUu";
+  static const char *const long_arg[] = {
+    "--debug", "--exportname", "--filter", "--group", "--ipaddr", "--log",
+    "--mask-handshake", "--pidfile", "--port", "--run", "--selinux-label",
+    "--threads", "--tls", "--tls-certificates", "--tls-psk", "--unix",
+    "--user", NULL
+  };
+  char buf[65536];
+  size_t len = 0, i;
+  ssize_t n;
+  bool ro = false, skip = true;   /* skip argv[0] */
+  FILE *fp = fopen ("/proc/self/cmdline", "r");
+
+  if (fp == NULL)
+    return false;
+  len = fread (buf, 1, sizeof buf - 1, fp);
+  fclose (fp);
+  if (len == 0 || len == sizeof buf - 1)
+    return false;
+  buf[len] = '\0';
+  for (i = 0; i < len; i += n + 1) {
+    const char *a = &buf[i];
+    size_t j;
+
+    n = strlen (a);
+    if (skip) {                 /* argv[0] or an option's argument */
+      skip = false;
+      continue;
+    }
+    if (a[0] != '-' || strcmp (a, "-") == 0 || strcmp (a, "--") == 0)
+      break;                    /* the plugin: nbdkit's options end */
+    if (a[1] == '-') {
+      if (strcmp (a, "--readonly") == 0 || strcmp (a, "--read-only") == 0)
+        ro = true;
+      else if (strchr (a, '=') == NULL)
+        for (j = 0; long_arg[j]; j++)
+          if (strcmp (a, long_arg[j]) == 0)
+            skip = true;
+      continue;
+    }
+    for (j = 1; a[j]; j++) {    /* bundled short options: -fr, -vU ... */
+      if (a[j] == 'r')
+        ro = true;
+      if (strchr (short_arg, a[j])) {
+        skip = a[j + 1] == '\0';       /* -U SOCK, not -USOCK */
+        break;
+      }
+    }
+  }
+  return ro;
+}
+
 static int
 hyperfile_config_complete (void)
 {
@@ -293,6 +355,10 @@ hyperfile_config_complete (void)
   if (hf_at) {
     hf_opts.readonly = true;
     hf_opts.at_seq = hf_at_seq;
+  }
+  if (hyperfile_nbdkit_readonly ()) {
+    nbdkit_debug ("nbdkit -r: opening the volume read-only (no lease)");
+    hf_opts.readonly = true;
   }
   return 0;
 }

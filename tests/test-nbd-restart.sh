@@ -38,6 +38,9 @@ with open("'"$tmp"'/expect", "wb") as f:
     fi
     cat "$tmp/second.log"
     grep -qi 'lease\|held\|busy\|in use' "$tmp/second.log"
+    # ... but a read-only server (nbdkit -r) takes no lease: it runs.
+    nbdkit -r -U - "$PLUGIN" "$url$n" "$@" \
+      --run 'nbdsh -u "$uri" -c "assert h.is_read_only(); h.pread(4096, 0)"'
 
     hf_stop "$sig"
     grep -q 'everything committed' "$log"
