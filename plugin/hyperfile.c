@@ -697,22 +697,31 @@ hyperfile_after_fork (void)
   return 0;
 }
 
+/* With -v, the counters when the server exits. */
 static void
 hyperfile_log_counters (void)
 {
+  static const char *const ops[HF_OP__MAX] = {
+    "get", "head", "put", "delete", "list"
+  };
   struct hf_objstore_stats st;
   struct hf_volume_info vi;
+  int i;
 
   hf_objstore_get_stats (hf_store, &st);
   hf_volume_get_info (hf_volume, &vi);
-  nbdkit_debug ("store %s: requests get %" PRIu64 " head %" PRIu64
-                " put %" PRIu64 " delete %" PRIu64 " list %" PRIu64
-                ", retries %" PRIu64 ", bytes in %" PRIu64 " out %" PRIu64,
-                hf_objstore_describe (hf_store),
-                st.requests[HF_OP_GET], st.requests[HF_OP_HEAD],
-                st.requests[HF_OP_PUT], st.requests[HF_OP_DELETE],
-                st.requests[HF_OP_LIST], st.retries, st.bytes_in,
-                st.bytes_out);
+  for (i = 0; i < HF_OP__MAX; i++)
+    if (st.requests[i] || st.errors[i])
+      nbdkit_debug ("store %s: %s: %" PRIu64 " requests, %" PRIu64
+                    " failed attempts, mean latency %.3f ms",
+                    hf_objstore_describe (hf_store), ops[i],
+                    st.requests[i], st.errors[i],
+                    st.requests[i] + st.errors[i]
+                    ? st.latency_us[i] / 1e3
+                      / (st.requests[i] + st.errors[i]) : 0.0);
+  nbdkit_debug ("store %s: %" PRIu64 " retries, %" PRIu64 " bytes in, %"
+                PRIu64 " bytes out", hf_objstore_describe (hf_store),
+                st.retries, st.bytes_in, st.bytes_out);
   nbdkit_debug ("volume: head %" PRIu64 ", segments committed %" PRIu64
                 ", checkpoints %" PRIu64 ", written %" PRIu64 " read %"
                 PRIu64 ", uploaded data %" PRIu64 " meta %" PRIu64
@@ -722,6 +731,16 @@ hyperfile_log_counters (void)
                 vi.bytes_written, vi.bytes_read, vi.data_bytes_uploaded,
                 vi.meta_bytes_uploaded, vi.dirty_bytes, vi.uploads_in_flight,
                 vi.cache_hits, vi.cache_misses);
+  if (hf_cache) {
+    struct hf_cache_stats cs;
+
+    hf_cache_get_stats (hf_cache, &cs);
+    nbdkit_debug ("cache %s: %" PRIu64 " hits, %" PRIu64 " misses, %"
+                  PRIu64 " inserts, %" PRIu64 " evictions, %" PRIu64
+                  " damaged, %" PRIu64 " of %" PRIu64 " bytes used",
+                  hf_cache_dir, cs.hits, cs.misses, cs.inserts,
+                  cs.evictions, cs.corrupt, cs.bytes_used, cs.bytes_max);
+  }
 }
 
 static void
