@@ -381,7 +381,7 @@ hyperfile_config_complete (void)
   "flush-interval=DURATION seal a segment this old (default 5s)\n" \
   "at=SEQ                  serve the volume read-only at that point\n" \
   "retain=DURATION         time-travel window kept by GC (default 24h)\n" \
-  "gc=on|off               background garbage collection\n" \
+  "gc=on|off               background garbage collection (not active yet)\n" \
   "takeover=true           claim a volume whose writer lease expired\n" \
   "tls-verify=false        do not verify TLS certificates\n" \
   "ca-file=FILE            CA certificates for TLS\n" \
