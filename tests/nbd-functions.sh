@@ -33,6 +33,20 @@ cleanup_fn ()
 {
   _hf_cleanups=("$*" "${_hf_cleanups[@]}")
 }
+# EXIT traps that tests/functions.sh set (when sourced, or when it
+# starts the S3 server) are adopted and run after ours, so neither set
+# of cleanups replaces the other.
+_hf_foreign_exit=()
+_hf_adopt_exit_trap ()
+{
+  local t
+  t="$(trap -p EXIT)"
+  if [ -n "$t" ] && [[ "$t" != *_hf_run_cleanups* ]]; then
+    eval "set -- $t"            # trap -- 'COMMAND' EXIT
+    _hf_foreign_exit=("$3" "${_hf_foreign_exit[@]}")
+  fi
+  trap _hf_run_cleanups EXIT
+}
 _hf_run_cleanups ()
 {
   local status=$? c
@@ -40,9 +54,13 @@ _hf_run_cleanups ()
     eval "$c" || :
   done
   _hf_cleanups=()
+  for c in "${_hf_foreign_exit[@]}"; do
+    eval "$c" || :
+  done
+  _hf_foreign_exit=()
   exit $status
 }
-trap _hf_run_cleanups EXIT
+_hf_adopt_exit_trap
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -108,4 +126,5 @@ hf_s3rver_start ()
     return 1
   fi
   start_s3rver
+  _hf_adopt_exit_trap
 }
