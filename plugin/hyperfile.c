@@ -472,11 +472,8 @@ hyperfile_get_ready (void)
                   hf_size);
     r = hf_volume_open (hf_store, hf_prefix, &ro, &v);
   }
-  if (r) {
-    nbdkit_error ("%s: could not open the volume: %s", hf_url,
-                  strerror (r == EBADMSG ? EIO : r));
-    return -1;
-  }
+  if (r)
+    return -1;                  /* hf_volume_open logged why */
   hf_volume_get_info (v, &vi);
   hf_volume_close (v);
   hf_vinfo = vi;
@@ -679,12 +676,8 @@ hyperfile_after_fork (void)
   }
 
   r = hf_volume_open (hf_store, hf_prefix, &hf_opts, &hf_volume);
-  if (r) {
-    if (r != EBUSY)
-      nbdkit_error ("%s: could not open the volume: %s", hf_url,
-                    strerror (r == EBADMSG ? EIO : r));
-    return -1;
-  }
+  if (r)
+    return -1;                  /* hf_volume_open logged why */
   if (hf_metrics) {
     r = pthread_create (&hf_metrics_thread, NULL, hyperfile_metrics_loop,
                         NULL);
