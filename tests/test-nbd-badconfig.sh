@@ -50,6 +50,14 @@ expect_fail 'unknown parameter' "$tmp/v" size=1M colour=blue
 nbdkit -U - "$PLUGIN" "$tmp/v" size=1M --run true
 expect_fail 'disagrees' "$tmp/v" size=2M
 expect_fail 'at=99 is out of range' "$tmp/v" at=99
+# Verbose output of a working server does not show the secret either
+# (given as +FILE; a literal value would be echoed by nbdkit -v itself).
+nbdkit -v -U - "$PLUGIN" "$tmp/v" access-key=AK secret-key=+"$tmp/secret" \
+  session-token=+"$tmp/secret" --run true > "$tmp/out" 2>&1
+if grep -q "$secret" "$tmp/out"; then
+  echo "$0: the secret leaked into verbose output"; exit 1
+fi
+
 one_line=0
 # Unreachable S3 endpoint (nothing listens on port 1), wrong credentials.
 expect_fail '127.0.0.1:1|connect' 's3://bucket/v' endpoint=http://127.0.0.1:1 \
