@@ -420,6 +420,27 @@ hyperfile_get_ready (void)
     }
   }
 
+  /* The metrics file is replaced by rename: its directory must take a
+   * new file. */
+  if (hf_metrics) {
+    char tmp[4096];
+    int fd;
+
+    if (snprintf (tmp, sizeof tmp, "%s.tmp.XXXXXX", hf_metrics)
+        >= (int) sizeof tmp) {
+      nbdkit_error ("metrics=%s: name too long", hf_metrics);
+      return -1;
+    }
+    fd = mkstemp (tmp);
+    if (fd == -1) {
+      nbdkit_error ("metrics=%s: cannot create a file there: %m",
+                    hf_metrics);
+      return -1;
+    }
+    close (fd);
+    unlink (tmp);
+  }
+
   /* A missing directory without size= deserves one line saying what
    * to do, not the store's "No such file or directory" as well. */
   hf_log_held[0] = '\0';

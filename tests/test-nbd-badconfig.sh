@@ -46,6 +46,7 @@ expect_fail 'cache=.*directory' "$tmp/v" size=1M cache="$tmp/notadir"
 expect_fail 'block-size=' "$tmp/v" size=1M block-size=1000
 expect_fail 'flush-interval=.*duration' "$tmp/v" size=1M flush-interval=soon
 expect_fail 'unknown parameter' "$tmp/v" size=1M colour=blue
+expect_fail 'metrics=.*cannot create' "$tmp/v" size=1M metrics="$tmp/no/such/m"
 # An existing volume: size= that disagrees, and at= out of range.
 nbdkit -U - "$PLUGIN" "$tmp/v" size=1M --run true
 expect_fail 'disagrees' "$tmp/v" size=2M
