@@ -23,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #define NBDKIT_API_VERSION 2
@@ -418,6 +420,26 @@ hyperfile_get_ready (void)
       nbdkit_error ("cache=%s: %m", hf_cache_dir);
       return -1;
     }
+    /* Another server using the cache holds a lock on DIR/cache.lock
+     * (hyperfile-format(5), CACHE FILES): refuse now, not after the
+     * fork.  The cache takes the lock for real in .after_fork. */
+    {
+      char lock[4096];
+      int fd;
+
+      snprintf (lock, sizeof lock, "%s/cache.lock", hf_cache_dir);
+      fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      if (fd == -1) {
+        nbdkit_error ("cache=%s: %s: %m", hf_cache_dir, lock);
+        return -1;
+      }
+      if (flock (fd, LOCK_EX | LOCK_NB) == -1) {
+        nbdkit_error ("cache=%s: in use by another process", hf_cache_dir);
+        close (fd);
+        return -1;
+      }
+      close (fd);               /* releases the lock */
+    }
   }
 
   /* The metrics file is replaced by rename: its directory must take a
@@ -686,8 +708,9 @@ hyperfile_after_fork (void)
     memcpy (co.volume_uuid, hf_vinfo.uuid, sizeof co.volume_uuid);
     r = hf_cache_open (&co, &hf_cache);
     if (r) {
-      nbdkit_error ("cache=%s: could not open the cache: %s",
-                    hf_cache_dir, strerror (r));
+      if (r == EINVAL || r == ENOMEM)   /* the others are logged */
+        nbdkit_error ("cache=%s: could not open the cache: %s",
+                      hf_cache_dir, strerror (r));
       return -1;
     }
     hf_hooks.opaque = hf_cache;

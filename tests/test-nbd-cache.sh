@@ -47,6 +47,15 @@ read_all
 [ "$(metric hyperfile_cache_hits_total)" -gt 0 ]
 [ "$(metric hyperfile_cache_misses_total)" -eq 0 ]
 [ "$(metric hyperfile_store_bytes_in_total)" -lt 1048576 ]
+# A cache directory serves one server: a second one fails at startup.
+hf_start "$tmp/vol" cache="$tmp/cache"
+if nbdkit -r -U - "$PLUGIN" "$tmp/vol" cache="$tmp/cache" --run true \
+    > "$tmp/out" 2>&1; then
+  echo "$0: two servers shared a cache"; exit 1
+fi
+cat "$tmp/out"
+grep -q 'cache=.*in use' "$tmp/out"
+hf_stop TERM
 # Damage the cache's data file: reads stay correct (from the store).
 python3 -c '
 import os, sys
