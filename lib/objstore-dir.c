@@ -542,7 +542,8 @@ hf_dir_list (struct hf_objstore *s, const char *prefix,
   r = hf_dir_walk (&l, path, strlen (path), key, 0);
   hf_objstore_count (s, HF_OP_LIST, hf_objstore_now_us () - t0, 0, 0, r);
   if (r == 0) {
-    qsort (l.ents, l.n, sizeof l.ents[0], hf_dir_ent_cmp);
+    if (l.n > 0)
+      qsort (l.ents, l.n, sizeof l.ents[0], hf_dir_ent_cmp);
     for (i = 0; i < l.n; i++) {
       r = fn (opaque, l.ents[i].key, l.ents[i].size);
       if (r == 1) {
