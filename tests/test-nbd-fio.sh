@@ -26,6 +26,8 @@ numjobs=4
 iodepth=8
 verify=crc32c
 verify_fatal=1
+# no *-verify.state files left in the build directory (make distcheck)
+verify_state_save=0
 do_verify=1
 randrepeat=1
 group_reporting=1
