@@ -958,8 +958,9 @@ hf_wal_open (const struct hf_wal_options *opts, struct hf_wal **out)
   if (flock (w->lockfd, LOCK_EX | LOCK_NB) == -1) {
     err = errno == EWOULDBLOCK ? EBUSY : errno;
     if (err == EBUSY)
-      hf_error ("wal: %s is in use by another hyperfile process (it holds "
-                "%s/%s)", w->dir, w->dir, HF_WAL_LOCK_NAME);
+      hf_error ("wal: %s is in use by another hyperfile process (or "
+                "another open of it) holding %s/%s", w->dir, w->dir,
+                HF_WAL_LOCK_NAME);
     else
       hf_error ("wal: flock %s/%s: %s", w->dir, HF_WAL_LOCK_NAME,
                 strerror (err));
@@ -1349,27 +1350,26 @@ hf_wal_append (struct hf_wal *w, uint32_t type, uint64_t offset,
 
 /* ---- Sync ---- */
 
-/* Issue the fsyncs of fds[0..n) (n - 1 files then, if dir, the
- * directory last) and wait for all.  Only the owner of the in-flight
- * sync calls this. */
+/* Issue the fdatasyncs of files[0..n) and, if dir, an fsync of the
+ * directory, and wait for all.  Only the owner of the in-flight sync
+ * calls this.  Returns 0 or the first error, with *what naming the file
+ * (or the directory, "") it concerns; logs nothing. */
 static int
 hf_wal_do_fsyncs (struct hf_wal *w, struct hf_wal_file **files, size_t n,
-                  bool dir)
+                  bool dir, const char **what)
 {
   size_t total = n + (dir ? 1 : 0), i = 0;
   int first_err = 0;
 
+  *what = "";
   if (!w->use_uring) {
     for (i = 0; i < n; i++)
       if (fdatasync (files[i]->fd) == -1 && !first_err) {
         first_err = errno;
-        hf_error ("wal: fdatasync %s/%s: %s", w->dir, files[i]->name,
-                  strerror (first_err));
+        *what = files[i]->name;
       }
-    if (dir && fsync (w->dirfd) == -1 && !first_err) {
+    if (dir && fsync (w->dirfd) == -1 && !first_err)
       first_err = errno;
-      hf_error ("wal: fsync %s: %s", w->dir, strerror (first_err));
-    }
     return first_err;
   }
 
@@ -1394,11 +1394,10 @@ hf_wal_do_fsyncs (struct hf_wal *w, struct hf_wal_file **files, size_t n,
       ret = io_uring_submit_and_wait (&w->ring, (unsigned) batch);
     while (ret == -EINTR);
     if (ret < 0 || (size_t) ret != batch) {
-      /* Should not happen with a ring this size; nothing we can trust
-       * about the submitted ones. */
-      hf_error ("wal: io_uring_submit: %s",
-                ret < 0 ? strerror (-ret) : "short submit");
-      return EIO;
+      /* Cannot happen with a ring this size and no other user; treat it
+       * as a failed sync (we cannot know what reached the disk). */
+      *what = "io_uring_submit";
+      return ret < 0 ? -ret : EIO;
     }
     for (k = 0; k < batch; k++) {
       struct io_uring_cqe *cqe;
@@ -1408,17 +1407,13 @@ hf_wal_do_fsyncs (struct hf_wal *w, struct hf_wal_file **files, size_t n,
         ret = io_uring_wait_cqe (&w->ring, &cqe);
       while (ret == -EINTR);
       if (ret < 0) {
-        hf_error ("wal: io_uring_wait_cqe: %s", strerror (-ret));
-        return EIO;
+        *what = "io_uring_wait_cqe";
+        return -ret;
       }
       j = io_uring_cqe_get_data64 (cqe);
       if (cqe->res < 0 && !first_err) {
         first_err = -cqe->res;
-        if (j < n)
-          hf_error ("wal: fdatasync %s/%s: %s", w->dir, files[j]->name,
-                    strerror (first_err));
-        else
-          hf_error ("wal: fsync %s: %s", w->dir, strerror (first_err));
+        *what = j < n ? files[j]->name : "";
       }
       io_uring_cqe_seen (&w->ring, cqe);
     }
@@ -1433,6 +1428,7 @@ hf_wal_sync (struct hf_wal *w)
   struct hf_wal_file **files = NULL;
   struct hf_wal_file *f;
   uint64_t target, upto, gen;
+  const char *what = "";
   size_t n, cap = 0;
   bool dir, fail;
   int err;
@@ -1501,12 +1497,15 @@ hf_wal_sync (struct hf_wal *w)
   pthread_mutex_unlock (&w->lock);
 
   if (fail) {
-    hf_error ("wal: fdatasync %s: %s (injected by HF_WAL_TEST_FAIL_SYNC)",
-              w->dir, strerror (EIO));
     err = EIO;
+    what = "(injected by HF_WAL_TEST_FAIL_SYNC)";
   }
   else
-    err = hf_wal_do_fsyncs (w, files, n, dir);
+    err = hf_wal_do_fsyncs (w, files, n, dir, &what);
+  if (err)                      /* log before the names go away */
+    hf_error ("wal: %s %s%s%s: %s; the log refuses all writes until it "
+              "is reopened", *what ? "fdatasync" : "fsync", w->dir,
+              *what == '(' ? " " : *what ? "/" : "", what, strerror (err));
   while (n > 0)
     hf_wal_file_unref (files[--n]);
   free (files);
@@ -1515,9 +1514,6 @@ hf_wal_sync (struct hf_wal *w)
   w->sync_inflight = false;
   if (err) {
     /* Never retry: the kernel may have dropped the dirty pages. */
-    if (w->sticky_err == 0)
-      hf_error ("wal: %s: the log could not be synced; refusing all "
-                "writes until it is reopened", w->dir);
     hf_wal_set_dead (w);
     err = EIO;
   }

@@ -1,0 +1,939 @@
+/* Unit tests for lib/wal: append/replay round trips, LSN continuity
+ * across reopen, rotation and release, 8 threads appending and syncing
+ * (everything replays intact, syncs are grouped), torn tails and corrupt
+ * records in the middle, another volume's log, a second opener, back-
+ * pressure, ENOSPC on a small tmpfs (as root), and a failed fdatasync
+ * making the log refuse writes.  Prints (never asserts) append and sync
+ * rates.
+ *
+ * HF_WAL_TEST_QUICK=1 shortens the timed parts (for valgrind). */
+#include <config.h>
+
+#undef NDEBUG
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "log.h"
+#include "wal.h"
+
+/* Record layout knowledge the tests need to damage files on purpose
+ * (see the format at the top of lib/wal.c). */
+#define FHDR 512
+#define ALIGN 512
+#define RHDR 64
+#define REC_SIZE(datalen) (((datalen) + RHDR + ALIGN - 1) / ALIGN * ALIGN)
+
+static char tmpdir[64];
+static char waldir[128];
+static int quick;
+
+static void
+setup (void)
+{
+  snprintf (tmpdir, sizeof tmpdir, "/tmp/check-wal.XXXXXX");
+  ck_assert_ptr_nonnull (mkdtemp (tmpdir));
+  snprintf (waldir, sizeof waldir, "%s/wal", tmpdir);
+  quick = getenv ("HF_WAL_TEST_QUICK") != NULL;
+}
+
+static void
+teardown (void)
+{
+  char cmd[256];
+
+  snprintf (cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+  ck_assert_int_eq (system (cmd), 0);
+}
+
+/* Log sink: counts errors, prints everything. */
+static int n_errors;
+static pthread_mutex_t sink_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+sink (enum hf_log_level level, const char *msg)
+{
+  pthread_mutex_lock (&sink_lock);
+  if (level == HF_LOG_ERROR)
+    n_errors++;
+  fprintf (stderr, "check-wal: log%s: %s\n",
+           level == HF_LOG_ERROR ? " error" : "", msg);
+  pthread_mutex_unlock (&sink_lock);
+}
+
+static double
+now (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t
+rnd (uint64_t *s)
+{
+  uint64_t x = *s;
+
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  *s = x;
+  return x;
+}
+
+/* The data of the record keyed k (the key travels in the offset field). */
+static void
+fill (uint64_t k, uint8_t *buf, size_t len)
+{
+  uint64_t s = k * 0x9e3779b97f4a7c15ULL + 1;
+  size_t i;
+
+  for (i = 0; i < len; i++) {
+    if (i % 8 == 0)
+      rnd (&s);
+    buf[i] = (uint8_t) (s >> (i % 8 * 8));
+  }
+}
+
+struct rec {
+  uint64_t lsn;
+  uint32_t type;
+  uint64_t off, len;
+  uint32_t crc;                 /* of the data; 0 without */
+};
+
+struct recs {
+  struct rec *v;
+  size_t n, cap;
+};
+
+static void
+recs_add (struct recs *r, const struct rec *x)
+{
+  if (r->n == r->cap) {
+    r->cap = r->cap ? r->cap * 2 : 64;
+    r->v = realloc (r->v, r->cap * sizeof *r->v);
+    ck_assert_ptr_nonnull (r->v);
+  }
+  r->v[r->n++] = *x;
+}
+
+static int
+collect (void *opaque, uint64_t lsn, uint32_t type, uint64_t offset,
+         uint64_t len, const void *data)
+{
+  struct recs *r = opaque;
+  struct rec x = { .lsn = lsn, .type = type, .off = offset, .len = len };
+
+  if (type == HF_WAL_WRITE) {
+    ck_assert_ptr_nonnull (data);
+    x.crc = hf_crc32c (0, data, len);
+  }
+  else
+    ck_assert_ptr_null (data);
+  recs_add (r, &x);
+  return 0;
+}
+
+static struct hf_wal_options
+opts_for (uint8_t uuid_byte, uint64_t file_size, uint64_t max_bytes)
+{
+  struct hf_wal_options o = {
+    .dir = waldir, .file_size = file_size, .max_bytes = max_bytes,
+  };
+
+  memset (o.volume_uuid, uuid_byte, sizeof o.volume_uuid);
+  return o;
+}
+
+static struct hf_wal *
+open_wal (const struct hf_wal_options *o)
+{
+  struct hf_wal *w = NULL;
+
+  ck_assert_int_eq (hf_wal_open (o, &w), 0);
+  ck_assert_ptr_nonnull (w);
+  return w;
+}
+
+/* Append a record of the given type keyed k with datalen bytes of data
+ * (WRITE) or a logical length (others); remember it in exp. */
+static int
+append_rec (struct hf_wal *w, uint32_t type, uint64_t k, uint64_t len,
+            struct recs *exp)
+{
+  uint8_t *buf = NULL;
+  struct rec x = { .type = type, .off = k, .len = len };
+  int r;
+
+  if (type == HF_WAL_WRITE) {
+    buf = malloc (len ? len : 1);
+    ck_assert_ptr_nonnull (buf);
+    fill (k, buf, len);
+    x.crc = hf_crc32c (0, buf, len);
+  }
+  r = hf_wal_append (w, type, k, buf, len, &x.lsn);
+  free (buf);
+  if (r == 0 && exp)
+    recs_add (exp, &x);
+  return r;
+}
+
+/* Replay everything after `after` and compare with exp's records of LSN
+ * > after, in order. */
+static void
+check_replay (struct hf_wal *w, uint64_t after, const struct recs *exp)
+{
+  struct recs got = { 0 };
+  size_t i, j = 0;
+
+  ck_assert_int_eq (hf_wal_replay (w, after, collect, &got), 0);
+  for (i = 0; i < exp->n; i++) {
+    const struct rec *e = &exp->v[i];
+    if (e->lsn <= after)
+      continue;
+    ck_assert_msg (j < got.n, "record LSN %" PRIu64 " missing", e->lsn);
+    ck_assert_uint_eq (got.v[j].lsn, e->lsn);
+    ck_assert_uint_eq (got.v[j].type, e->type);
+    ck_assert_uint_eq (got.v[j].off, e->off);
+    ck_assert_uint_eq (got.v[j].len, e->len);
+    ck_assert_uint_eq (got.v[j].crc, e->crc);
+    j++;
+  }
+  ck_assert_uint_eq (j, got.n);
+  free (got.v);
+}
+
+/* Log files in the directory, sorted; returns how many. */
+static int
+list_files (const char *dir, char names[][64], int max)
+{
+  struct dirent *d;
+  DIR *dp = opendir (dir);
+  int n = 0, i, j;
+
+  ck_assert_ptr_nonnull (dp);
+  while ((d = readdir (dp)) != NULL)
+    if (strncmp (d->d_name, "wal-", 4) == 0) {
+      ck_assert_int_lt (n, max);
+      ck_assert_uint_lt (strlen (d->d_name), 64);
+      memcpy (names[n++], d->d_name, strlen (d->d_name) + 1);
+    }
+  closedir (dp);
+  for (i = 1; i < n; i++)
+    for (j = i; j > 0 && strcmp (names[j - 1], names[j]) > 0; j--) {
+      char t[64];
+      memcpy (t, names[j], 64);
+      memcpy (names[j], names[j - 1], 64);
+      memcpy (names[j - 1], t, 64);
+    }
+  return n;
+}
+
+static void
+path_of (char *buf, size_t n, const char *dir, const char *name)
+{
+  snprintf (buf, n, "%s/%s", dir, name);
+}
+
+static void
+flip_byte (const char *path, uint64_t off)
+{
+  int fd = open (path, O_RDWR);
+  uint8_t b;
+
+  ck_assert_int_ge (fd, 0);
+  ck_assert_int_eq (pread (fd, &b, 1, off), 1);
+  b ^= 0x40;
+  ck_assert_int_eq (pwrite (fd, &b, 1, off), 1);
+  close (fd);
+}
+
+/* ---- Tests ---- */
+
+START_TEST (test_roundtrip)
+{
+  struct hf_wal_options o = opts_for (1, 0, 0);
+  struct recs exp = { 0 };
+  struct hf_wal_stats st;
+  struct hf_wal *w;
+  uint64_t s = 42, lsn, i;
+  struct stat sb;
+  char p[256];
+
+  w = open_wal (&o);
+  ck_assert_uint_eq (hf_wal_last_lsn (w), 0);
+  ck_assert_int_eq (stat (waldir, &sb), 0);
+  ck_assert_uint_eq (sb.st_mode & 0777, 0700);
+  for (i = 1; i <= 300; i++) {
+    uint32_t type = 1 + rnd (&s) % 4;
+    uint64_t len = type == HF_WAL_WRITE ? rnd (&s) % 20000 :
+      rnd (&s) % (UINT64_C (1) << 40);
+    if (i % 50 == 0)
+      len = 0;
+    ck_assert_int_eq (append_rec (w, type, i, len, &exp), 0);
+    ck_assert_uint_eq (exp.v[exp.n - 1].lsn, i);
+  }
+  /* Bad arguments. */
+  ck_assert_int_eq (hf_wal_append (w, 9, 0, NULL, 0, &lsn), EINVAL);
+  ck_assert_int_eq (hf_wal_append (w, HF_WAL_TRIM, 0, "x", 1, &lsn), EINVAL);
+  ck_assert_int_eq (hf_wal_append (w, HF_WAL_WRITE, 0, NULL, 1, &lsn),
+                    EINVAL);
+  ck_assert_int_eq (hf_wal_replay (w, 0, collect, &exp), EINVAL);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  hf_wal_get_stats (w, &st);
+  ck_assert_uint_eq (st.appends, 300);
+  ck_assert_uint_eq (st.files, 1);
+  ck_assert_uint_eq (st.bytes_live, st.bytes_appended);
+  ck_assert_uint_eq (hf_wal_last_lsn (w), 300);
+  hf_wal_close (w);
+
+  snprintf (p, sizeof p, "%s/wal-%016" PRIx64 ".log", waldir, UINT64_C (1));
+  ck_assert_int_eq (stat (p, &sb), 0);
+  ck_assert_uint_eq (sb.st_mode & 0777, 0600);
+
+  /* Reopen: everything, then only what is after 123. */
+  w = open_wal (&o);
+  ck_assert_uint_eq (hf_wal_last_lsn (w), 300);
+  check_replay (w, 0, &exp);
+  /* LSNs continue. */
+  ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, 301, 4096, &exp), 0);
+  ck_assert_uint_eq (exp.v[exp.n - 1].lsn, 301);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  hf_wal_close (w);
+  w = open_wal (&o);
+  check_replay (w, 123, &exp);
+  ck_assert_uint_eq (hf_wal_last_lsn (w), 301);
+  /* Without replay, appends still continue. */
+  hf_wal_close (w);
+  w = open_wal (&o);
+  ck_assert_int_eq (append_rec (w, HF_WAL_ZERO, 302, 1 << 20, &exp), 0);
+  ck_assert_uint_eq (exp.v[exp.n - 1].lsn, 302);
+  hf_wal_close (w);
+  w = open_wal (&o);
+  check_replay (w, 0, &exp);
+  hf_wal_close (w);
+  free (exp.v);
+}
+END_TEST
+
+START_TEST (test_first_lsn)
+{
+  struct hf_wal_options o = opts_for (1, 0, 0);
+  struct recs exp = { 0 };
+  struct hf_wal *w;
+
+  o.first_lsn = 1000;
+  w = open_wal (&o);
+  ck_assert_uint_eq (hf_wal_last_lsn (w), 1000);
+  ck_assert_int_eq (append_rec (w, HF_WAL_GROW, 1 << 30, 0, &exp), 0);
+  ck_assert_uint_eq (exp.v[0].lsn, 1001);
+  hf_wal_close (w);
+  /* A log newer than first_lsn continues after its own last record. */
+  o.first_lsn = 5;
+  w = open_wal (&o);
+  ck_assert_uint_eq (hf_wal_last_lsn (w), 1001);
+  check_replay (w, 0, &exp);
+  hf_wal_close (w);
+  free (exp.v);
+}
+END_TEST
+
+START_TEST (test_rotation_release)
+{
+  struct hf_wal_options o = opts_for (2, 64 << 10, 0);
+  struct recs exp = { 0 };
+  struct hf_wal_stats st, st2;
+  char names[64][64];
+  struct hf_wal *w;
+  uint64_t i;
+  int n;
+
+  w = open_wal (&o);
+  /* 14 records of 4 KiB (4608 bytes on disk) fit a 64 KiB file. */
+  for (i = 1; i <= 100; i++)
+    ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, i, 4096, &exp), 0);
+  /* An oversized record gets a file of its own size. */
+  ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, 101, 200000, &exp), 0);
+  ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, 102, 4096, &exp), 0);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  hf_wal_get_stats (w, &st);
+  n = list_files (waldir, names, 64);
+  ck_assert_int_eq (n, (int) st.files);
+  ck_assert_int_eq (n, 100 / 14 + 1 + 1 + 1);
+  ck_assert_str_eq (names[0], "wal-0000000000000001.log");
+  ck_assert_str_eq (names[1], "wal-000000000000000f.log");
+
+  /* Releasing 20 frees the first file only (15..28 holds 21..28). */
+  ck_assert_int_eq (hf_wal_release (w, 20), 0);
+  hf_wal_get_stats (w, &st2);
+  ck_assert_uint_eq (st2.files, st.files - 1);
+  ck_assert_uint_eq (st2.bytes_live, st.bytes_live - 14 * REC_SIZE (4096));
+  ck_assert_int_eq (list_files (waldir, names, 64), n - 1);
+  ck_assert_str_eq (names[0], "wal-000000000000000f.log");
+  ck_assert_int_eq (hf_wal_release (w, 42), 0);
+  ck_assert_int_eq (list_files (waldir, names, 64), n - 3);
+  hf_wal_close (w);
+
+  w = open_wal (&o);
+  ck_assert_uint_eq (hf_wal_last_lsn (w), 102);
+  check_replay (w, 42, &exp);
+  /* Release everything, the tail included: the log is empty but the
+   * LSNs go on. */
+  ck_assert_int_eq (hf_wal_release (w, 102), 0);
+  hf_wal_get_stats (w, &st);
+  ck_assert_uint_eq (st.files, 0);
+  ck_assert_uint_eq (st.bytes_live, 0);
+  ck_assert_int_eq (list_files (waldir, names, 64), 0);
+  ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, 103, 100, &exp), 0);
+  ck_assert_uint_eq (exp.v[exp.n - 1].lsn, 103);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  hf_wal_close (w);
+  w = open_wal (&o);
+  check_replay (w, 102, &exp);
+  ck_assert_uint_eq (hf_wal_last_lsn (w), 103);
+  hf_wal_close (w);
+  free (exp.v);
+}
+END_TEST
+
+/* ---- Concurrency ---- */
+
+#define NTHREADS 8
+
+struct worker {
+  pthread_t tid;
+  struct hf_wal *w;
+  int id, n, sync_every;
+  struct recs exp;              /* what this thread appended */
+  size_t synced;                /* exp.v[0 .. synced) are durable */
+  double deadline;              /* bench: stop at this time if > 0 */
+  uint64_t ops;
+};
+
+static void *
+worker_run (void *arg)
+{
+  struct worker *t = arg;
+  uint64_t s = 0x1234567 + t->id, i;
+
+  for (i = 0; t->deadline > 0 || i < (uint64_t) t->n; i++) {
+    uint64_t k = (uint64_t) t->id << 32 | i;
+    uint32_t type = rnd (&s) % 5 == 0 ? HF_WAL_TRIM : HF_WAL_WRITE;
+    uint64_t len = t->deadline > 0 ? 4096 : rnd (&s) % 16384;
+
+    if (t->deadline > 0 && i % 16 == 0 && now () > t->deadline)
+      break;
+    if (t->deadline > 0)
+      type = HF_WAL_WRITE;
+    ck_assert_int_eq (append_rec (t->w, type, k, len, &t->exp), 0);
+    if (t->sync_every && (i + 1) % t->sync_every == 0) {
+      ck_assert_int_eq (hf_wal_sync (t->w), 0);
+      t->synced = t->exp.n;
+    }
+    t->ops++;
+  }
+  return NULL;
+}
+
+static int
+rec_cmp (const void *a, const void *b)
+{
+  const struct rec *x = a, *y = b;
+
+  return x->lsn < y->lsn ? -1 : x->lsn > y->lsn;
+}
+
+START_TEST (test_concurrent)
+{
+  struct hf_wal_options o = opts_for (3, 1 << 20, 0);
+  struct worker t[NTHREADS];
+  struct recs all = { 0 };
+  struct hf_wal_stats st;
+  struct hf_wal *w;
+  int i;
+  size_t j;
+
+  w = open_wal (&o);
+  memset (t, 0, sizeof t);
+  for (i = 0; i < NTHREADS; i++) {
+    t[i].w = w;
+    t[i].id = i;
+    t[i].n = quick ? 50 : 400;
+    t[i].sync_every = 1 + i % 3;
+    ck_assert_int_eq (pthread_create (&t[i].tid, NULL, worker_run, &t[i]), 0);
+  }
+  for (i = 0; i < NTHREADS; i++)
+    pthread_join (t[i].tid, NULL);
+  hf_wal_get_stats (w, &st);
+  fprintf (stderr, "check-wal: concurrent: %" PRIu64 " appends, %" PRIu64
+           " sync calls, %" PRIu64 " fdatasyncs, %" PRIu64 " files\n",
+           st.appends, st.sync_waiters, st.syncs, st.files);
+  ck_assert_uint_lt (st.syncs, st.sync_waiters);
+  ck_assert_uint_gt (st.files, 1);
+  hf_wal_close (w);             /* no final sync: page cache survives */
+
+  for (i = 0; i < NTHREADS; i++)
+    for (j = 0; j < t[i].exp.n; j++)
+      recs_add (&all, &t[i].exp.v[j]);
+  qsort (all.v, all.n, sizeof *all.v, rec_cmp);
+  for (j = 0; j < all.n; j++)
+    ck_assert_uint_eq (all.v[j].lsn, j + 1);  /* dense, unique */
+  w = open_wal (&o);
+  ck_assert_uint_eq (hf_wal_last_lsn (w), all.n);
+  check_replay (w, 0, &all);
+  hf_wal_close (w);
+  for (i = 0; i < NTHREADS; i++)
+    free (t[i].exp.v);
+  free (all.v);
+}
+END_TEST
+
+/* ---- Damage ---- */
+
+START_TEST (test_torn_tail)
+{
+  struct hf_wal_options o = opts_for (4, 0, 0);
+  struct recs exp = { 0 };
+  char names[8][64], p[256];
+  struct hf_wal *w;
+  uint64_t i, last_off;
+  int mode;
+
+  for (mode = 0; mode < 3; mode++) {
+    exp.n = 0;
+    w = open_wal (&o);
+    ck_assert_int_eq (hf_wal_release (w, UINT64_MAX), 0);
+    for (i = 1; i <= 10; i++)
+      ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, i, 3000, &exp), 0);
+    ck_assert_int_eq (hf_wal_sync (w), 0);
+    hf_wal_close (w);
+    ck_assert_int_eq (list_files (waldir, names, 8), 1);
+    path_of (p, sizeof p, waldir, names[0]);
+    last_off = FHDR + 9 * REC_SIZE (3000);
+    if (mode == 0)              /* cut mid-record */
+      ck_assert_int_eq (truncate (p, last_off + 1000), 0);
+    else if (mode == 1)         /* a flipped data byte */
+      flip_byte (p, last_off + RHDR + 777);
+    else                        /* a flipped header byte (the LSN) */
+      flip_byte (p, last_off + 16);
+    exp.n = 9;
+
+    n_errors = 0;
+    w = open_wal (&o);
+    ck_assert_int_eq (n_errors, 1);  /* logged, once */
+    ck_assert_uint_eq (hf_wal_last_lsn (w) - exp.v[0].lsn + 1, 9);
+    check_replay (w, 0, &exp);
+    /* Appends follow the last good record and replay correctly. */
+    for (i = 0; i < 3; i++)
+      ck_assert_int_eq (append_rec (w, i == 1 ? HF_WAL_TRIM :
+                                    HF_WAL_WRITE, 100 + i, 100, &exp), 0);
+    ck_assert_uint_eq (exp.v[9].lsn, exp.v[8].lsn + 1);
+    ck_assert_int_eq (hf_wal_sync (w), 0);
+    hf_wal_close (w);
+    n_errors = 0;
+    w = open_wal (&o);
+    ck_assert_int_eq (n_errors, 0);
+    check_replay (w, 0, &exp);
+    hf_wal_close (w);
+  }
+  free (exp.v);
+}
+END_TEST
+
+START_TEST (test_corrupt_middle)
+{
+  struct hf_wal_options o = opts_for (5, 64 << 10, 0);
+  struct recs exp = { 0 };
+  char names[8][64], p[256];
+  struct hf_wal *w;
+  uint64_t i;
+
+  w = open_wal (&o);
+  for (i = 1; i <= 40; i++)
+    ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, i, 4096, &exp), 0);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  hf_wal_close (w);
+  ck_assert_int_eq (list_files (waldir, names, 8), 3);  /* 14 + 14 + 12 */
+  /* LSN 20 is the 6th record of the second file. */
+  path_of (p, sizeof p, waldir, names[1]);
+  flip_byte (p, FHDR + 5 * REC_SIZE (4096) + RHDR + 4000);
+
+  w = open_wal (&o);
+  ck_assert_uint_eq (hf_wal_last_lsn (w), 19);
+  ck_assert_int_eq (list_files (waldir, names, 8), 2);  /* third gone */
+  exp.n = 19;
+  check_replay (w, 0, &exp);
+  for (i = 0; i < 20; i++)
+    ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, 500 + i, 4096, &exp), 0);
+  ck_assert_uint_eq (exp.v[19].lsn, 20);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  hf_wal_close (w);
+  w = open_wal (&o);
+  check_replay (w, 0, &exp);
+  hf_wal_close (w);
+
+  /* A damaged file header in the middle: the log ends before it. */
+  ck_assert_int_eq (list_files (waldir, names, 8), 3);
+  path_of (p, sizeof p, waldir, names[1]);
+  flip_byte (p, 20);
+  w = open_wal (&o);
+  ck_assert_uint_eq (hf_wal_last_lsn (w), 14);
+  ck_assert_int_eq (list_files (waldir, names, 8), 1);
+  exp.n = 14;
+  check_replay (w, 0, &exp);
+  hf_wal_close (w);
+  free (exp.v);
+}
+END_TEST
+
+START_TEST (test_other_volume)
+{
+  struct hf_wal_options o = opts_for (6, 0, 0), o2 = opts_for (7, 0, 0);
+  struct recs exp = { 0 };
+  struct hf_wal *w, *w2 = NULL;
+  char names[8][64];
+
+  w = open_wal (&o);
+  ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, 1, 4096, &exp), 0);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  hf_wal_close (w);
+  n_errors = 0;
+  ck_assert_int_eq (hf_wal_open (&o2, &w2), EINVAL);
+  ck_assert_ptr_null (w2);
+  ck_assert_int_eq (n_errors, 1);
+  /* Nothing was touched. */
+  ck_assert_int_eq (list_files (waldir, names, 8), 1);
+  w = open_wal (&o);
+  check_replay (w, 0, &exp);
+  hf_wal_close (w);
+  free (exp.v);
+}
+END_TEST
+
+START_TEST (test_busy)
+{
+  struct hf_wal_options o = opts_for (8, 0, 0);
+  struct hf_wal *w, *w2 = NULL;
+  pid_t pid;
+  int status;
+
+  w = open_wal (&o);
+  ck_assert_int_eq (hf_wal_open (&o, &w2), EBUSY);
+  ck_assert_ptr_null (w2);
+  pid = fork ();
+  ck_assert_int_ge (pid, 0);
+  if (pid == 0) {
+    struct hf_wal *w3 = NULL;
+    _exit (hf_wal_open (&o, &w3) == EBUSY ? 0 : 1);
+  }
+  ck_assert_int_eq (waitpid (pid, &status, 0), pid);
+  ck_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  hf_wal_close (w);
+  w = open_wal (&o);            /* free again */
+  hf_wal_close (w);
+}
+END_TEST
+
+/* ---- Back-pressure ---- */
+
+struct bp {
+  struct hf_wal *w;
+  int done;                     /* atomic */
+  int err;
+  uint64_t lsn;
+};
+
+static void *
+bp_run (void *arg)
+{
+  struct bp *b = arg;
+  uint8_t buf[4096];
+
+  fill (999, buf, sizeof buf);
+  b->err = hf_wal_append (b->w, HF_WAL_WRITE, 999, buf, sizeof buf, &b->lsn);
+  __atomic_store_n (&b->done, 1, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+START_TEST (test_backpressure)
+{
+  /* 16 KiB files hold 3 records of 4 KiB; at most 8 records live. */
+  struct hf_wal_options o = opts_for (9, 16 << 10, 8 * REC_SIZE (4096));
+  struct recs exp = { 0 };
+  struct hf_wal_stats st;
+  struct hf_wal *w;
+  struct bp b = { 0 };
+  pthread_t tid;
+  uint64_t i;
+
+  w = open_wal (&o);
+  for (i = 1; i <= 8; i++)
+    ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, i, 4096, &exp), 0);
+  hf_wal_get_stats (w, &st);
+  ck_assert_uint_eq (st.bytes_live, 8 * REC_SIZE (4096));
+  ck_assert_uint_eq (st.waits, 0);
+  b.w = w;
+  ck_assert_int_eq (pthread_create (&tid, NULL, bp_run, &b), 0);
+  usleep (300 * 1000);
+  ck_assert_int_eq (__atomic_load_n (&b.done, __ATOMIC_ACQUIRE), 0);
+  hf_wal_get_stats (w, &st);
+  ck_assert_uint_eq (st.waits, 1);
+  /* Releasing 2 frees nothing (the first file holds 1..3). */
+  ck_assert_int_eq (hf_wal_release (w, 2), 0);
+  usleep (100 * 1000);
+  ck_assert_int_eq (__atomic_load_n (&b.done, __ATOMIC_ACQUIRE), 0);
+  ck_assert_int_eq (hf_wal_release (w, 3), 0);
+  pthread_join (tid, NULL);
+  ck_assert_int_eq (b.err, 0);
+  ck_assert_uint_eq (b.lsn, 9);
+  hf_wal_get_stats (w, &st);
+  ck_assert_uint_eq (st.bytes_live, 6 * REC_SIZE (4096));
+  ck_assert_uint_eq (st.waits, 1);
+  /* A record bigger than max_bytes still goes in once the log is
+   * empty. */
+  ck_assert_int_eq (hf_wal_release (w, 9), 0);
+  ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, 10, 100000, &exp), 0);
+  hf_wal_close (w);
+  free (exp.v);
+}
+END_TEST
+
+/* ---- Failed fdatasync ---- */
+
+START_TEST (test_sync_failure)
+{
+  struct hf_wal_options o = opts_for (10, 0, 0);
+  struct recs exp = { 0 };
+  struct hf_wal *w;
+  uint64_t lsn;
+
+  setenv ("HF_WAL_TEST_FAIL_SYNC", "2", 1);
+  w = open_wal (&o);
+  unsetenv ("HF_WAL_TEST_FAIL_SYNC");
+  ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, 1, 4096, &exp), 0);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, 2, 4096, NULL), 0);
+  n_errors = 0;
+  ck_assert_int_eq (hf_wal_sync (w), EIO);
+  ck_assert_int_eq (n_errors, 1);
+  /* Sticky: no retry, nothing new. */
+  ck_assert_int_eq (hf_wal_sync (w), EIO);
+  ck_assert_int_eq (hf_wal_append (w, HF_WAL_TRIM, 0, NULL, 1, &lsn), EIO);
+  ck_assert_int_eq (hf_wal_sync (w), EIO);
+  ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, 3, 10, NULL), EIO);
+  ck_assert_int_eq (n_errors, 1);
+  hf_wal_close (w);
+  /* Reopened, the log works again; the synced record is there. */
+  w = open_wal (&o);
+  ck_assert_uint_ge (hf_wal_last_lsn (w), 1);
+  {
+    struct recs got = { 0 };
+    ck_assert_int_eq (hf_wal_replay (w, 0, collect, &got), 0);
+    ck_assert_uint_ge (got.n, 1);
+    ck_assert_uint_eq (got.v[0].crc, exp.v[0].crc);
+    free (got.v);
+  }
+  ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, 4, 10, NULL), 0);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  hf_wal_close (w);
+  free (exp.v);
+}
+END_TEST
+
+/* ---- ENOSPC on a small tmpfs ---- */
+
+static char mnt[64];
+static const char *mnt_skip;    /* why the ENOSPC case is skipped */
+
+static void
+mnt_setup (void)
+{
+  snprintf (mnt, sizeof mnt, "/tmp/check-wal-mnt.XXXXXX");
+  if (mkdtemp (mnt) == NULL) {
+    mnt_skip = "mkdtemp failed";
+    return;
+  }
+  if (geteuid () != 0)
+    mnt_skip = "not root";
+  else if (mount ("tmpfs", mnt, "tmpfs", 0, "size=2m,mode=0700") == -1)
+    mnt_skip = strerror (errno);
+  else
+    mnt_skip = NULL;
+}
+
+static void
+mnt_teardown (void)
+{
+  char cmd[128];
+
+  if (mnt_skip == NULL && umount2 (mnt, MNT_DETACH) == -1)
+    fprintf (stderr, "check-wal: umount %s: %m\n", mnt);
+  snprintf (cmd, sizeof cmd, "rm -rf '%s'", mnt);
+  if (system (cmd) != 0)
+    fprintf (stderr, "check-wal: could not remove %s\n", mnt);
+}
+
+START_TEST (test_enospc)
+{
+  struct hf_wal_options o;
+  struct recs exp = { 0 };
+  struct hf_wal_stats st;
+  struct hf_wal *w;
+  uint64_t i, released;
+  int r = 0;
+
+  if (mnt_skip) {
+    fprintf (stderr, "check-wal: SKIP ENOSPC case: cannot mount a tmpfs "
+             "(%s)\n", mnt_skip);
+    return;
+  }
+  o = opts_for (11, 256 << 10, 0);
+  snprintf (waldir, sizeof waldir, "%s/wal", mnt);
+  w = open_wal (&o);
+  n_errors = 0;
+  for (i = 1; i < 10000; i++) {
+    r = append_rec (w, HF_WAL_WRITE, i, 4096, &exp);
+    if (r)
+      break;
+  }
+  ck_assert_int_eq (r, ENOSPC);
+  ck_assert_int_eq (n_errors, 1);
+  fprintf (stderr, "check-wal: ENOSPC after %zu records of 4 KiB\n", exp.n);
+  ck_assert_uint_gt (exp.n, 100);
+  /* Still full: same answer, no new log line; the log is fine. */
+  ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, i, 4096, &exp), ENOSPC);
+  ck_assert_int_eq (n_errors, 1);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  hf_wal_get_stats (w, &st);
+  ck_assert_uint_eq (st.appends, exp.n);
+  ck_assert_uint_eq (st.bytes_live, exp.n * REC_SIZE (4096));
+
+  /* Free space, append again. */
+  released = exp.v[exp.n / 2].lsn;
+  ck_assert_int_eq (hf_wal_release (w, released), 0);
+  for (i = 0; i < 60; i++)
+    ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, 20000 + i, 4096, &exp),
+                      0);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  hf_wal_close (w);
+  w = open_wal (&o);
+  check_replay (w, released, &exp);
+  hf_wal_close (w);
+  snprintf (waldir, sizeof waldir, "%s/wal", tmpdir);
+  free (exp.v);
+}
+END_TEST
+
+/* ---- Micro-benchmark (printed, not asserted) ---- */
+
+START_TEST (test_bench)
+{
+  struct hf_wal_options o = opts_for (12, 0, 0);
+  struct worker t[NTHREADS];
+  struct hf_wal_stats st;
+  struct hf_wal *w;
+  double secs = quick ? 0.2 : 1.0, t0, el;
+  uint64_t ops = 0;
+  uint8_t buf[4096];
+  int i;
+
+  /* One thread, no syncs. */
+  w = open_wal (&o);
+  fill (1, buf, sizeof buf);
+  t0 = now ();
+  do {
+    uint64_t lsn;
+    for (i = 0; i < 64; i++) {
+      ck_assert_int_eq (hf_wal_append (w, HF_WAL_WRITE, 0, buf, 4096, &lsn),
+                        0);
+      ops++;
+    }
+    if (ops % 8192 == 0)
+      ck_assert_int_eq (hf_wal_release (w, lsn), 0);
+  } while ((el = now () - t0) < secs);
+  fprintf (stderr, "check-wal: bench: 1 thread, 4 KiB appends, no sync: "
+           "%.0f appends/s (%.0f MB/s)\n", ops / el, ops * 4096 / el / 1e6);
+  hf_wal_close (w);
+
+  /* 8 threads, each append followed by a sync (FUA-like). */
+  w = open_wal (&o);
+  ck_assert_int_eq (hf_wal_release (w, UINT64_MAX), 0);
+  memset (t, 0, sizeof t);
+  t0 = now ();
+  for (i = 0; i < NTHREADS; i++) {
+    t[i].w = w;
+    t[i].id = i;
+    t[i].sync_every = 1;
+    t[i].deadline = t0 + secs;
+    ck_assert_int_eq (pthread_create (&t[i].tid, NULL, worker_run, &t[i]), 0);
+  }
+  ops = 0;
+  for (i = 0; i < NTHREADS; i++) {
+    pthread_join (t[i].tid, NULL);
+    ops += t[i].ops;
+    free (t[i].exp.v);
+  }
+  el = now () - t0;
+  hf_wal_get_stats (w, &st);
+  fprintf (stderr, "check-wal: bench: %d threads, 4 KiB append + sync each: "
+           "%.0f appends/s, %.0f fdatasyncs/s, %.1f sync calls per "
+           "fdatasync\n", NTHREADS, ops / el, st.syncs / el,
+           st.syncs ? (double) st.sync_waiters / st.syncs : 0.0);
+  hf_wal_close (w);
+}
+END_TEST
+
+int
+main (void)
+{
+  Suite *s = suite_create ("wal");
+  TCase *tc = tcase_create ("core");
+  TCase *tn = tcase_create ("enospc");
+  SRunner *sr;
+  int failed;
+
+  hf_log_set_sink (sink);
+  tcase_set_timeout (tc, 120);
+  tcase_add_checked_fixture (tc, setup, teardown);
+  tcase_add_test (tc, test_roundtrip);
+  tcase_add_test (tc, test_first_lsn);
+  tcase_add_test (tc, test_rotation_release);
+  tcase_add_test (tc, test_concurrent);
+  tcase_add_test (tc, test_torn_tail);
+  tcase_add_test (tc, test_corrupt_middle);
+  tcase_add_test (tc, test_other_volume);
+  tcase_add_test (tc, test_busy);
+  tcase_add_test (tc, test_backpressure);
+  tcase_add_test (tc, test_sync_failure);
+  tcase_add_test (tc, test_bench);
+  suite_add_tcase (s, tc);
+
+  /* The mount lives in the parent (unchecked fixture), so it is
+   * unmounted even when the test fails. */
+  tcase_set_timeout (tn, 60);
+  tcase_add_unchecked_fixture (tn, mnt_setup, mnt_teardown);
+  tcase_add_checked_fixture (tn, setup, teardown);
+  tcase_add_test (tn, test_enospc);
+  suite_add_tcase (s, tn);
+
+  sr = srunner_create (s);
+  srunner_run_all (sr, CK_NORMAL);
+  failed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
