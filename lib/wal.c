@@ -113,6 +113,17 @@
  *     reachable, and the append returns the error; if even that fails
  *     the log goes sticky EIO.
  *
+ * SPACE ACCOUNTING.  stats.bytes_live and bytes_appended count records
+ * as they lie on disk (header + data + padding).  A released record
+ * stays live until its whole file is deleted, so bytes_live, which
+ * max_bytes bounds, is the log's real disk use (plus the preallocated,
+ * still unused end of the newest file).  A record larger than max_bytes
+ * is admitted once nothing else is live; one larger than file_size gets
+ * a file of its own size.
+ *
+ * The lock file and the io_uring ring do not survive fork: open the log
+ * in the process that uses it (after nbdkit daemonizes).
+ *
  * Testing hook: the environment variable HF_WAL_TEST_FAIL_SYNC=N, read
  * at open, makes the N-th sync of that log fail with EIO as if
  * fdatasync had (the fsync is not issued).
