@@ -563,11 +563,14 @@ hf_s3_handle_give (struct hf_s3 *s, CURL *c)
 static void
 hf_s3_resp_free (struct hf_s3_resp *rp)
 {
-  if (!rp->fixed)
+  if (!rp->fixed) {
     free (rp->buf);
-  rp->buf = NULL;
+    rp->buf = NULL;
+    rp->len = rp->cap = 0;
+  }
   free (rp->ebuf);
   rp->ebuf = NULL;
+  rp->elen = 0;
 }
 
 /* Build the request path: base_path + "/" + encoded key (or just the

@@ -1,0 +1,145 @@
+# hyperfile tests: shell helpers sourced by every integration test
+# (tests/test-*.sh), after nbdkit's tests/functions.sh in spirit.
+#
+#   requires CMD [ARGS...]   skip the test (exit 77) unless CMD ARGS runs
+#   cleanup_add 'CMD'        run CMD when the test exits, however it exits
+#                            (EXIT, INT, TERM), last added first
+#   start_s3rver             start the S3 test server (tests/s3rver) on a
+#                            free port of 127.0.0.1 with a fresh data dir
+#   kill_s3rver              SIGKILL it (data dir kept)
+#   restart_s3rver           start it again on the same port and data dir
+#
+# start_s3rver exports S3_ENDPOINT, S3_BUCKET, AWS_ACCESS_KEY_ID,
+# AWS_SECRET_ACCESS_KEY, AWS_REGION, S3RVER_PID, S3RVER_DIR, S3RVER_PORT
+# and S3RVER_PIDFILE.  The server's pid is also kept in S3RVER_PIDFILE so
+# that a restart done by a child process (s3-errtest restart runs
+# restart_s3rver itself) is still killed by this shell's cleanup.
+#
+# Expects abs_top_srcdir, abs_srcdir and abs_builddir from the make
+# environment (tests/Makefile.am); falls back to this file's directory.
+
+: "${abs_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
+: "${abs_top_srcdir:=$(cd "$abs_srcdir/.." && pwd)}"
+: "${abs_builddir:=$abs_srcdir}"
+
+# Skip (77) unless the command runs.  `requires node --version`.
+requires ()
+{
+  if ! "$@" >/dev/null 2>&1; then
+    echo "$0: missing or broken: $*: test skipped"
+    exit 77
+  fi
+}
+
+# ---- cleanup ----
+
+_hf_cleanups=()
+
+_hf_run_cleanups ()
+{
+  local status=$? i
+  trap - EXIT INT TERM
+  for (( i = ${#_hf_cleanups[@]} - 1; i >= 0; i-- )); do
+    eval "${_hf_cleanups[$i]}" || :
+  done
+  _hf_cleanups=()
+  return $status
+}
+
+_hf_on_signal ()
+{
+  _hf_run_cleanups
+  exit 1
+}
+
+# Register CMD (a string, eval'ed) to run at exit, even on failure.
+cleanup_add ()
+{
+  _hf_cleanups+=("$1")
+}
+
+trap _hf_run_cleanups EXIT
+trap _hf_on_signal INT TERM
+
+# ---- S3 test server ----
+
+# Start server.js with the saved settings; wait for its "PORT n" line.
+_hf_s3rver_launch ()
+{
+  local port=$1 out="$S3RVER_DIR/server.out" i
+
+  : > "$out"
+  node --openssl-legacy-provider "$abs_top_srcdir/tests/s3rver/server.js" \
+       "$S3RVER_DIR/data" "$port" "$S3_BUCKET" \
+       >"$out" 2>"$S3RVER_DIR/server.err" </dev/null &
+  S3RVER_PID=$!
+  echo "$S3RVER_PID" > "$S3RVER_PIDFILE"
+  for (( i = 0; i < 300; i++ )); do
+    if grep -q '^PORT ' "$out"; then
+      S3RVER_PORT=$(awk '/^PORT /{print $2; exit}' "$out")
+      return 0
+    fi
+    if ! kill -0 "$S3RVER_PID" 2>/dev/null; then
+      break
+    fi
+    sleep 0.1
+  done
+  echo "$0: s3rver did not start:" >&2
+  cat "$S3RVER_DIR/server.err" >&2
+  return 1
+}
+
+start_s3rver ()
+{
+  requires node --version
+  if [ ! -d "$abs_top_srcdir/node_modules/@20minutes/s3rver" ]; then
+    echo "$0: @20minutes/s3rver is not installed" \
+         "(run 'npm ci' in $abs_top_srcdir): test skipped"
+    exit 77
+  fi
+
+  S3RVER_DIR=$(mktemp -d /tmp/hf-s3rver.XXXXXX)
+  S3RVER_PIDFILE="$S3RVER_DIR/pid"
+  S3_BUCKET=${S3_BUCKET:-hf-test}
+  cleanup_add 'kill -9 $(cat "$S3RVER_PIDFILE" 2>/dev/null) 2>/dev/null;
+               rm -rf "$S3RVER_DIR"'
+  mkdir "$S3RVER_DIR/data"
+  _hf_s3rver_launch 0 || exit 1
+
+  S3_ENDPOINT=http://127.0.0.1:$S3RVER_PORT
+  AWS_ACCESS_KEY_ID=S3RVER
+  AWS_SECRET_ACCESS_KEY=S3RVER
+  AWS_REGION=us-east-1
+  unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
+  export S3_ENDPOINT S3_BUCKET AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY \
+         AWS_REGION S3RVER_PID S3RVER_DIR S3RVER_PORT S3RVER_PIDFILE
+  echo "s3rver: $S3_ENDPOINT bucket $S3_BUCKET (pid $S3RVER_PID)"
+}
+
+kill_s3rver ()
+{
+  local pid
+  pid=$(cat "$S3RVER_PIDFILE" 2>/dev/null) || return 0
+  kill -9 "$pid" 2>/dev/null || :
+  # Reap it when it is our child; wait until the port is free otherwise.
+  wait "$pid" 2>/dev/null || :
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+}
+
+restart_s3rver ()
+{
+  local i
+  kill_s3rver
+  # The port may linger briefly; retry binding it for a few seconds.
+  for (( i = 0; i < 50; i++ )); do
+    if _hf_s3rver_launch "$S3RVER_PORT" 2>/dev/null; then
+      export S3RVER_PID
+      echo "s3rver: restarted on port $S3RVER_PORT (pid $S3RVER_PID)"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "$0: s3rver did not restart on port $S3RVER_PORT" >&2
+  cat "$S3RVER_DIR/server.err" >&2
+  return 1
+}
