@@ -28,10 +28,10 @@ if ! type requires >/dev/null 2>&1; then
   }
 fi
 
-_hf_cleanups=()
+_hf_nbd_cleanups=()
 cleanup_fn ()
 {
-  _hf_cleanups=("$*" "${_hf_cleanups[@]}")
+  _hf_nbd_cleanups=("$*" "${_hf_nbd_cleanups[@]}")
 }
 # EXIT traps that tests/functions.sh set (when sourced, or when it
 # starts the S3 server) are adopted and run after ours, so neither set
@@ -41,19 +41,19 @@ _hf_adopt_exit_trap ()
 {
   local t
   t="$(trap -p EXIT)"
-  if [ -n "$t" ] && [[ "$t" != *_hf_run_cleanups* ]]; then
+  if [ -n "$t" ] && [[ "$t" != *_hf_nbd_run_cleanups* ]]; then
     eval "set -- $t"            # trap -- 'COMMAND' EXIT
     _hf_foreign_exit=("$3" "${_hf_foreign_exit[@]}")
   fi
-  trap _hf_run_cleanups EXIT
+  trap _hf_nbd_run_cleanups EXIT
 }
-_hf_run_cleanups ()
+_hf_nbd_run_cleanups ()
 {
   local status=$? c
-  for c in "${_hf_cleanups[@]}"; do
+  for c in "${_hf_nbd_cleanups[@]}"; do
     eval "$c" || :
   done
-  _hf_cleanups=()
+  _hf_nbd_cleanups=()
   for c in "${_hf_foreign_exit[@]}"; do
     eval "$c" || :
   done
@@ -121,7 +121,8 @@ hf_s3rver_start ()
     echo "$0: no S3 test server helpers: skipping the S3 part"
     return 1
   }
-  if ! (start_s3rver && kill_s3rver) >/dev/null 2>&1; then
+  if ! (start_s3rver && kill_s3rver; r=$?; rm -rf "$S3RVER_DIR"; exit $r) \
+      >/dev/null 2>&1; then
     echo "$0: the S3 test server does not start: skipping the S3 part"
     return 1
   fi
