@@ -252,7 +252,7 @@ def rand_request(rng):
         'query': encode_wire(rng, params), 'body': body, 'headers': headers,
         'unsigned': rng.random() < 0.2, 'send_hash': rng.random() < 0.3,
         'token': token, 'region': region,
-        'access': 'AKIA' + rand_str(rng, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567',
+        'access': 'AKID' + rand_str(rng, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567',
                                     16, 16),
         'secret': rand_str(rng, TOKEN_CHARS, 40, 40),
         'time': datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
@@ -265,8 +265,8 @@ def rand_request(rng):
 
 def fixed_cases():
     base = {
-        'access': 'AKIAIOSFODNN7EXAMPLE',
-        'secret': 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+        'access': 'AKIDEXAMPLE',
+        'secret': 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
         'region': 'us-east-1', 'unsigned': False, 'token': '',
         'host': 's3.us-east-1.amazonaws.com', 'body': b'', 'rawpath': '',
         'time': datetime.datetime(2024, 5, 17, 8, 30, 0),
