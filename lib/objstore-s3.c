@@ -46,6 +46,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "objstore.h"
+#include "strbuf.h"
 #include "sigv4.h"
 
 #define HF_S3_MIB ((size_t) 1024 * 1024)
@@ -248,85 +249,48 @@ hf_s3_md5_b64 (const void *data, size_t len, char *out)
   return 0;
 }
 
-/* Append to a growing malloc'd string buffer. */
-struct hf_s3_sbuf {
-  char *p;
-  size_t len, cap;
-  bool oom;
-};
-
-static void
-hf_s3_sbuf_add (struct hf_s3_sbuf *b, const char *s, size_t n)
-{
-  if (b->oom)
-    return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    char *p;
-
-    while (cap < b->len + n + 1)
-      cap *= 2;
-    p = realloc (b->p, cap);
-    if (p == NULL) {
-      b->oom = true;
-      return;
-    }
-    b->p = p;
-    b->cap = cap;
-  }
-  memcpy (b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-static void
-hf_s3_sbuf_str (struct hf_s3_sbuf *b, const char *s)
-{
-  hf_s3_sbuf_add (b, s, strlen (s));
-}
-
 /* XML-escape s into b. */
 static void
-hf_s3_sbuf_xml (struct hf_s3_sbuf *b, const char *s)
+hf_s3_sbuf_xml (struct hf_strbuf *b, const char *s)
 {
   char tmp[8];
 
   for (; *s; s++) {
     switch (*s) {
-    case '&': hf_s3_sbuf_str (b, "&amp;"); break;
-    case '<': hf_s3_sbuf_str (b, "&lt;"); break;
-    case '>': hf_s3_sbuf_str (b, "&gt;"); break;
-    case '"': hf_s3_sbuf_str (b, "&quot;"); break;
-    case '\'': hf_s3_sbuf_str (b, "&apos;"); break;
+    case '&': hf_strbuf_adds (b, "&amp;"); break;
+    case '<': hf_strbuf_adds (b, "&lt;"); break;
+    case '>': hf_strbuf_adds (b, "&gt;"); break;
+    case '"': hf_strbuf_adds (b, "&quot;"); break;
+    case '\'': hf_strbuf_adds (b, "&apos;"); break;
     default:
       if ((unsigned char) *s < 0x20) {
         snprintf (tmp, sizeof tmp, "&#x%02x;", (unsigned char) *s);
-        hf_s3_sbuf_str (b, tmp);
+        hf_strbuf_adds (b, tmp);
       }
       else
-        hf_s3_sbuf_add (b, s, 1);
+        hf_strbuf_add (b, s, 1);
     }
   }
 }
 
 /* Append "&name=ENCODED(value)" (or without '&' first) to a query. */
 static void
-hf_s3_sbuf_param (struct hf_s3_sbuf *b, const char *name, const char *value)
+hf_s3_sbuf_param (struct hf_strbuf *b, const char *name, const char *value)
 {
   CLEANUP_FREE char *enc = NULL;
 
   if (b->len > 0)
-    hf_s3_sbuf_str (b, "&");
-  hf_s3_sbuf_str (b, name);
+    hf_strbuf_adds (b, "&");
+  hf_strbuf_adds (b, name);
   if (value == NULL)
     return;
-  hf_s3_sbuf_str (b, "=");
+  hf_strbuf_adds (b, "=");
   enc = hf_sigv4_uri_encode (value, true);
   if (enc == NULL) {
     b->oom = true;
     return;
   }
-  hf_s3_sbuf_str (b, enc);
+  hf_strbuf_adds (b, enc);
 }
 
 /* ---- XML ---- */
@@ -1035,7 +999,7 @@ hf_s3_put_multipart (struct hf_s3 *s, const char *key, const void *data,
 {
   struct hf_s3_resp rp = { 0 };
   struct hf_s3_mpu m = { .s = s, .key = key, .data = data, .len = len };
-  struct hf_s3_sbuf body = { 0 };
+  struct hf_strbuf body = { 0 };
   CLEANUP_FREE char *upload_id = NULL, *id_enc = NULL, *query = NULL;
   pthread_t th[64];
   size_t nth, i;
@@ -1102,18 +1066,18 @@ hf_s3_put_multipart (struct hf_s3 *s, const char *key, const void *data,
   if (err == 0) {
     char tmp[64];
 
-    hf_s3_sbuf_str (&body, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+    hf_strbuf_adds (&body, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
                     "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws."
                     "com/doc/2006-03-01/\">");
     for (i = 0; i < m.nparts; i++) {
       snprintf (tmp, sizeof tmp, "<Part><PartNumber>%zu</PartNumber>",
                 i + 1);
-      hf_s3_sbuf_str (&body, tmp);
-      hf_s3_sbuf_str (&body, "<ETag>\"");
+      hf_strbuf_adds (&body, tmp);
+      hf_strbuf_adds (&body, "<ETag>\"");
       hf_s3_sbuf_xml (&body, m.etags[i]);
-      hf_s3_sbuf_str (&body, "\"</ETag></Part>");
+      hf_strbuf_adds (&body, "\"</ETag></Part>");
     }
-    hf_s3_sbuf_str (&body, "</CompleteMultipartUpload>");
+    hf_strbuf_adds (&body, "</CompleteMultipartUpload>");
     if (body.oom)
       err = ENOMEM;
   }
@@ -1197,7 +1161,7 @@ hf_s3_code_errno (const char *code)
 static int
 hf_s3_delete_batch (struct hf_s3 *s, const char *const *keys, size_t n)
 {
-  struct hf_s3_sbuf body = { 0 };
+  struct hf_strbuf body = { 0 };
   struct hf_s3_resp rp = { 0 };
   char md5[32];
   xmlDoc *doc;
@@ -1205,15 +1169,15 @@ hf_s3_delete_batch (struct hf_s3 *s, const char *const *keys, size_t n)
   size_t i;
   int err;
 
-  hf_s3_sbuf_str (&body, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+  hf_strbuf_adds (&body, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
                   "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
                   "<Quiet>true</Quiet>");
   for (i = 0; i < n; i++) {
-    hf_s3_sbuf_str (&body, "<Object><Key>");
+    hf_strbuf_adds (&body, "<Object><Key>");
     hf_s3_sbuf_xml (&body, keys[i]);
-    hf_s3_sbuf_str (&body, "</Key></Object>");
+    hf_strbuf_adds (&body, "</Key></Object>");
   }
-  hf_s3_sbuf_str (&body, "</Delete>");
+  hf_strbuf_adds (&body, "</Delete>");
   if (body.oom) {
     free (body.p);
     return ENOMEM;
@@ -1283,7 +1247,7 @@ hf_s3_list_page (struct hf_s3 *s, const char *prefix,
                  hf_objstore_list_fn fn, void *opaque,
                  char **next_token, bool *stop, struct hf_s3_resp *rp)
 {
-  struct hf_s3_sbuf q = { 0 };
+  struct hf_strbuf q = { 0 };
   xmlDoc *doc;
   xmlNode *root, *e;
   char tmp[32], trunc[16];

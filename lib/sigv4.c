@@ -6,7 +6,7 @@
  * no I/O, no global state, only libcrypto for SHA-256 and HMAC.
  *
  * Every intermediate string is built in a small growable buffer
- * (struct hf_sigv4_buf) whose allocation failure is sticky, so the
+ * (struct hf_strbuf) whose allocation failure is sticky, so the
  * builders need not check each append; the caller of the builders checks
  * once at the end.  Buffers that held key material are cleansed before
  * they are freed so the secret does not linger in freed heap memory.
@@ -26,80 +26,10 @@
 #include <openssl/hmac.h>
 
 #include "sigv4.h"
+#include "strbuf.h"
 
 #define HF_SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
 
-/* Growable NUL-terminated string.  After an allocation failure `oom` is
- * set and further appends are no-ops. */
-struct hf_sigv4_buf {
-  char *p;
-  size_t len;
-  size_t cap;
-  bool oom;
-};
-
-static void
-hf_sigv4_buf_free (struct hf_sigv4_buf *b)
-{
-  free (b->p);
-  b->p = NULL;
-  b->len = b->cap = 0;
-}
-
-static void
-hf_sigv4_buf_add (struct hf_sigv4_buf *b, const void *data, size_t n)
-{
-  if (b->oom)
-    return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 64;
-    char *p;
-
-    while (cap < b->len + n + 1)
-      cap *= 2;
-    p = realloc (b->p, cap);
-    if (p == NULL) {
-      b->oom = true;
-      return;
-    }
-    b->p = p;
-    b->cap = cap;
-  }
-  memcpy (b->p + b->len, data, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-static void
-hf_sigv4_buf_adds (struct hf_sigv4_buf *b, const char *s)
-{
-  hf_sigv4_buf_add (b, s, strlen (s));
-}
-
-static void
-hf_sigv4_buf_addc (struct hf_sigv4_buf *b, char c)
-{
-  hf_sigv4_buf_add (b, &c, 1);
-}
-
-/* Hand the string over to the caller: "" for an empty buffer, NULL if
- * any append failed (the buffer is freed then). */
-static char *
-hf_sigv4_buf_take (struct hf_sigv4_buf *b)
-{
-  char *p;
-
-  if (!b->oom && b->p == NULL)
-    hf_sigv4_buf_add (b, "", 0);
-  if (b->oom) {
-    hf_sigv4_buf_free (b);
-    return NULL;
-  }
-  p = b->p;
-  b->p = NULL;
-  b->len = b->cap = 0;
-  return p;
-}
 
 static bool
 hf_sigv4_unreserved (unsigned char c)
@@ -110,7 +40,7 @@ hf_sigv4_unreserved (unsigned char c)
 
 /* Percent-encode n bytes (uppercase hex, as SigV4 requires). */
 static void
-hf_sigv4_encode (struct hf_sigv4_buf *b, const char *s, size_t n,
+hf_sigv4_encode (struct hf_strbuf *b, const char *s, size_t n,
                  bool encode_slash)
 {
   static const char hex[] = "0123456789ABCDEF";
@@ -120,10 +50,10 @@ hf_sigv4_encode (struct hf_sigv4_buf *b, const char *s, size_t n,
     unsigned char c = s[i];
 
     if (hf_sigv4_unreserved (c) || (c == '/' && !encode_slash))
-      hf_sigv4_buf_addc (b, c);
+      hf_strbuf_addc (b, c);
     else {
       char e[3] = { '%', hex[c >> 4], hex[c & 15] };
-      hf_sigv4_buf_add (b, e, 3);
+      hf_strbuf_add (b, e, 3);
     }
   }
 }
@@ -131,10 +61,10 @@ hf_sigv4_encode (struct hf_sigv4_buf *b, const char *s, size_t n,
 char *
 hf_sigv4_uri_encode (const char *s, bool encode_slash)
 {
-  struct hf_sigv4_buf b = { 0 };
+  struct hf_strbuf b = { 0 };
 
   hf_sigv4_encode (&b, s, strlen (s), encode_slash);
-  return hf_sigv4_buf_take (&b);
+  return hf_strbuf_take (&b);
 }
 
 void
@@ -200,7 +130,7 @@ hf_sigv4_hmac (const void *key, size_t keylen, const char *msg,
  * as the generic (non-S3) AWS services do before signing.  A trailing
  * slash survives, as does one implied by a final "." or "..". */
 static void
-hf_sigv4_normalize (struct hf_sigv4_buf *b, const char *path)
+hf_sigv4_normalize (struct hf_strbuf *b, const char *path)
 {
   const char *p = path;
   bool dir = false;
@@ -235,19 +165,19 @@ hf_sigv4_normalize (struct hf_sigv4_buf *b, const char *path)
       dir = true;
     }
     else {
-      hf_sigv4_buf_addc (b, '/');
-      hf_sigv4_buf_add (b, seg, n);
+      hf_strbuf_addc (b, '/');
+      hf_strbuf_add (b, seg, n);
     }
   }
   if (b->len == 0 || dir)
-    hf_sigv4_buf_addc (b, '/');
+    hf_strbuf_addc (b, '/');
 }
 
 static void
-hf_sigv4_canonical_uri (struct hf_sigv4_buf *b,
+hf_sigv4_canonical_uri (struct hf_strbuf *b,
                         const struct hf_sigv4_request *req)
 {
-  struct hf_sigv4_buf norm = { 0 };
+  struct hf_strbuf norm = { 0 };
   const char *path = req->path;
 
   if (req->normalize_path) {
@@ -261,8 +191,8 @@ hf_sigv4_canonical_uri (struct hf_sigv4_buf *b,
   if (req->double_encode_path)
     hf_sigv4_encode (b, path, strlen (path), false);
   else
-    hf_sigv4_buf_adds (b, path);
-  hf_sigv4_buf_free (&norm);
+    hf_strbuf_adds (b, path);
+  hf_strbuf_free (&norm);
 }
 
 static int
@@ -282,7 +212,7 @@ hf_sigv4_hexval (char c)
  * or "/") signs identically.  A '%' not followed by two hex digits is
  * taken literally, as S3 does.  '+' is a literal plus, not a space. */
 static void
-hf_sigv4_reencode (struct hf_sigv4_buf *b, const char *s, size_t n)
+hf_sigv4_reencode (struct hf_strbuf *b, const char *s, size_t n)
 {
   size_t i;
 
@@ -314,7 +244,7 @@ hf_sigv4_param_cmp (const void *a, const void *b)
 }
 
 static int
-hf_sigv4_canonical_query (struct hf_sigv4_buf *b, const char *query)
+hf_sigv4_canonical_query (struct hf_strbuf *b, const char *query)
 {
   struct hf_sigv4_param *params = NULL;
   size_t nparams = 0, i;
@@ -333,7 +263,7 @@ hf_sigv4_canonical_query (struct hf_sigv4_buf *b, const char *query)
 
   for (p = query; *p;) {
     const char *end = strchr (p, '&'), *eq;
-    struct hf_sigv4_buf k = { 0 }, v = { 0 };
+    struct hf_strbuf k = { 0 }, v = { 0 };
 
     if (end == NULL)
       end = p + strlen (p);
@@ -342,8 +272,8 @@ hf_sigv4_canonical_query (struct hf_sigv4_buf *b, const char *query)
       hf_sigv4_reencode (&k, p, (eq ? eq : end) - p);
       if (eq)
         hf_sigv4_reencode (&v, eq + 1, end - eq - 1);
-      params[nparams].key = hf_sigv4_buf_take (&k);
-      params[nparams].value = hf_sigv4_buf_take (&v);
+      params[nparams].key = hf_strbuf_take (&k);
+      params[nparams].value = hf_strbuf_take (&v);
       nparams++;
       if (params[nparams - 1].key == NULL ||
           params[nparams - 1].value == NULL) {
@@ -357,10 +287,10 @@ hf_sigv4_canonical_query (struct hf_sigv4_buf *b, const char *query)
   qsort (params, nparams, sizeof *params, hf_sigv4_param_cmp);
   for (i = 0; i < nparams; i++) {
     if (i > 0)
-      hf_sigv4_buf_addc (b, '&');
-    hf_sigv4_buf_adds (b, params[i].key);
-    hf_sigv4_buf_addc (b, '=');
-    hf_sigv4_buf_adds (b, params[i].value);
+      hf_strbuf_addc (b, '&');
+    hf_strbuf_adds (b, params[i].key);
+    hf_strbuf_addc (b, '=');
+    hf_strbuf_adds (b, params[i].value);
   }
 
  out:
@@ -400,7 +330,7 @@ hf_sigv4_space (char c)
 /* Append value trimmed, with each run of whitespace folded to one
  * space (an obs-fold continuation line becomes a single space too). */
 static void
-hf_sigv4_add_value (struct hf_sigv4_buf *b, const char *v)
+hf_sigv4_add_value (struct hf_strbuf *b, const char *v)
 {
   bool pending = false, any = false;
 
@@ -409,10 +339,10 @@ hf_sigv4_add_value (struct hf_sigv4_buf *b, const char *v)
       pending = any;
     else {
       if (pending)
-        hf_sigv4_buf_addc (b, ' ');
+        hf_strbuf_addc (b, ' ');
       pending = false;
       any = true;
-      hf_sigv4_buf_addc (b, *v);
+      hf_strbuf_addc (b, *v);
     }
   }
 }
@@ -420,7 +350,7 @@ hf_sigv4_add_value (struct hf_sigv4_buf *b, const char *v)
 /* Append the canonical headers block (each "name:value\n") to ch and
  * the signed headers list to sh. */
 static int
-hf_sigv4_canonical_headers (struct hf_sigv4_buf *ch, struct hf_sigv4_buf *sh,
+hf_sigv4_canonical_headers (struct hf_strbuf *ch, struct hf_strbuf *sh,
                             const struct hf_sigv4_request *req)
 {
   struct hf_sigv4_hdr *h;
@@ -463,20 +393,20 @@ hf_sigv4_canonical_headers (struct hf_sigv4_buf *ch, struct hf_sigv4_buf *sh,
   for (i = 0; i < req->nheaders; i++) {
     if (i > 0 && strcmp (h[i].name, h[i - 1].name) == 0) {
       /* Repeated header: values joined with commas in request order. */
-      hf_sigv4_buf_addc (ch, ',');
+      hf_strbuf_addc (ch, ',');
       hf_sigv4_add_value (ch, h[i].value);
       continue;
     }
     if (i > 0) {
-      hf_sigv4_buf_addc (ch, '\n');
-      hf_sigv4_buf_addc (sh, ';');
+      hf_strbuf_addc (ch, '\n');
+      hf_strbuf_addc (sh, ';');
     }
-    hf_sigv4_buf_adds (ch, h[i].name);
-    hf_sigv4_buf_addc (ch, ':');
+    hf_strbuf_adds (ch, h[i].name);
+    hf_strbuf_addc (ch, ':');
     hf_sigv4_add_value (ch, h[i].value);
-    hf_sigv4_buf_adds (sh, h[i].name);
+    hf_strbuf_adds (sh, h[i].name);
   }
-  hf_sigv4_buf_addc (ch, '\n');
+  hf_strbuf_addc (ch, '\n');
 
  out:
   for (i = 0; i < req->nheaders; i++)
@@ -492,12 +422,12 @@ hf_sigv4_signature (const char *secret, const char *date8,
                     const char *region, const char *service,
                     const char *sts, char *sig_hex)
 {
-  struct hf_sigv4_buf key = { 0 };
+  struct hf_strbuf key = { 0 };
   unsigned char k[32], k2[32];
   bool ok;
 
-  hf_sigv4_buf_adds (&key, "AWS4");
-  hf_sigv4_buf_adds (&key, secret);
+  hf_strbuf_adds (&key, "AWS4");
+  hf_strbuf_adds (&key, secret);
   if (key.oom)
     return false;
   ok = hf_sigv4_hmac (key.p, key.len, date8, k) &&
@@ -510,7 +440,7 @@ hf_sigv4_signature (const char *secret, const char *date8,
   OPENSSL_cleanse (key.p, key.cap);
   OPENSSL_cleanse (k, sizeof k);
   OPENSSL_cleanse (k2, sizeof k2);
-  hf_sigv4_buf_free (&key);
+  hf_strbuf_free (&key);
   return ok;
 }
 
@@ -523,8 +453,8 @@ hf_sigv4_sign (const struct hf_sigv4_request *req,
                char **string_to_sign,
                char **authorization)
 {
-  struct hf_sigv4_buf cr = { 0 }, sh = { 0 }, scope = { 0 }, sts = { 0 };
-  struct hf_sigv4_buf auth = { 0 };
+  struct hf_strbuf cr = { 0 }, sh = { 0 }, scope = { 0 }, sts = { 0 };
+  struct hf_strbuf auth = { 0 };
   char date8[9], cr_hash[65], sig[65];
   char *out_cr = NULL, *out_sts = NULL, *out_auth = NULL;
   int r;
@@ -540,43 +470,43 @@ hf_sigv4_sign (const struct hf_sigv4_request *req,
   date8[8] = '\0';
 
   /* Canonical request. */
-  hf_sigv4_buf_adds (&cr, req->method);
-  hf_sigv4_buf_addc (&cr, '\n');
+  hf_strbuf_adds (&cr, req->method);
+  hf_strbuf_addc (&cr, '\n');
   hf_sigv4_canonical_uri (&cr, req);
-  hf_sigv4_buf_addc (&cr, '\n');
+  hf_strbuf_addc (&cr, '\n');
   r = hf_sigv4_canonical_query (&cr, req->query);
   if (r)
     goto out;
-  hf_sigv4_buf_addc (&cr, '\n');
+  hf_strbuf_addc (&cr, '\n');
   r = hf_sigv4_canonical_headers (&cr, &sh, req);
   if (r)
     goto out;
-  hf_sigv4_buf_addc (&cr, '\n');
-  hf_sigv4_buf_adds (&cr, sh.oom ? "" : sh.p);
-  hf_sigv4_buf_addc (&cr, '\n');
-  hf_sigv4_buf_adds (&cr, req->payload_hash);
+  hf_strbuf_addc (&cr, '\n');
+  hf_strbuf_adds (&cr, sh.oom ? "" : sh.p);
+  hf_strbuf_addc (&cr, '\n');
+  hf_strbuf_adds (&cr, req->payload_hash);
   if (cr.oom || sh.oom) {
     r = ENOMEM;
     goto out;
   }
 
   /* String to sign. */
-  hf_sigv4_buf_adds (&scope, date8);
-  hf_sigv4_buf_addc (&scope, '/');
-  hf_sigv4_buf_adds (&scope, region);
-  hf_sigv4_buf_addc (&scope, '/');
-  hf_sigv4_buf_adds (&scope, service);
-  hf_sigv4_buf_adds (&scope, "/aws4_request");
+  hf_strbuf_adds (&scope, date8);
+  hf_strbuf_addc (&scope, '/');
+  hf_strbuf_adds (&scope, region);
+  hf_strbuf_addc (&scope, '/');
+  hf_strbuf_adds (&scope, service);
+  hf_strbuf_adds (&scope, "/aws4_request");
   if (scope.oom || !hf_sigv4_sha256 (cr.p, cr.len, cr_hash)) {
     r = ENOMEM;
     goto out;
   }
-  hf_sigv4_buf_adds (&sts, HF_SIGV4_ALGORITHM "\n");
-  hf_sigv4_buf_adds (&sts, amz_date);
-  hf_sigv4_buf_addc (&sts, '\n');
-  hf_sigv4_buf_adds (&sts, scope.p);
-  hf_sigv4_buf_addc (&sts, '\n');
-  hf_sigv4_buf_adds (&sts, cr_hash);
+  hf_strbuf_adds (&sts, HF_SIGV4_ALGORITHM "\n");
+  hf_strbuf_adds (&sts, amz_date);
+  hf_strbuf_addc (&sts, '\n');
+  hf_strbuf_adds (&sts, scope.p);
+  hf_strbuf_addc (&sts, '\n');
+  hf_strbuf_adds (&sts, cr_hash);
   if (sts.oom ||
       !hf_sigv4_signature (cred->secret_key, date8, region, service,
                            sts.p, sig)) {
@@ -585,20 +515,20 @@ hf_sigv4_sign (const struct hf_sigv4_request *req,
   }
 
   /* Authorization header value. */
-  hf_sigv4_buf_adds (&auth, HF_SIGV4_ALGORITHM " Credential=");
-  hf_sigv4_buf_adds (&auth, cred->access_key);
-  hf_sigv4_buf_addc (&auth, '/');
-  hf_sigv4_buf_adds (&auth, scope.p);
-  hf_sigv4_buf_adds (&auth, ", SignedHeaders=");
-  hf_sigv4_buf_adds (&auth, sh.p);
-  hf_sigv4_buf_adds (&auth, ", Signature=");
-  hf_sigv4_buf_adds (&auth, sig);
+  hf_strbuf_adds (&auth, HF_SIGV4_ALGORITHM " Credential=");
+  hf_strbuf_adds (&auth, cred->access_key);
+  hf_strbuf_addc (&auth, '/');
+  hf_strbuf_adds (&auth, scope.p);
+  hf_strbuf_adds (&auth, ", SignedHeaders=");
+  hf_strbuf_adds (&auth, sh.p);
+  hf_strbuf_adds (&auth, ", Signature=");
+  hf_strbuf_adds (&auth, sig);
 
-  if (canonical_request && (out_cr = hf_sigv4_buf_take (&cr)) == NULL)
+  if (canonical_request && (out_cr = hf_strbuf_take (&cr)) == NULL)
     r = ENOMEM;
-  if (string_to_sign && (out_sts = hf_sigv4_buf_take (&sts)) == NULL)
+  if (string_to_sign && (out_sts = hf_strbuf_take (&sts)) == NULL)
     r = ENOMEM;
-  if (authorization && (out_auth = hf_sigv4_buf_take (&auth)) == NULL)
+  if (authorization && (out_auth = hf_strbuf_take (&auth)) == NULL)
     r = ENOMEM;
   if (r) {
     free (out_cr);
@@ -614,10 +544,10 @@ hf_sigv4_sign (const struct hf_sigv4_request *req,
     *authorization = out_auth;
 
  out:
-  hf_sigv4_buf_free (&cr);
-  hf_sigv4_buf_free (&sh);
-  hf_sigv4_buf_free (&scope);
-  hf_sigv4_buf_free (&sts);
-  hf_sigv4_buf_free (&auth);
+  hf_strbuf_free (&cr);
+  hf_strbuf_free (&sh);
+  hf_strbuf_free (&scope);
+  hf_strbuf_free (&sts);
+  hf_strbuf_free (&auth);
   return r;
 }
