@@ -665,6 +665,32 @@ hf_vol_mem_object (struct hf_volume *v, uint64_t seq, uint64_t off,
   return ENOENT;
 }
 
+
+/* Read exactly len bytes of a segment object into buf: a missing object
+ * or a short one is corruption of the volume (EBADMSG, logged with the
+ * object and offset of what is missing), other errors pass through. */
+static int
+hf_vol_get_exact (struct hf_volume *v, const char *key, uint64_t off,
+                  size_t len, void *buf, const char *what)
+{
+  size_t got = 0;
+  int r = hf_vol_get (v->store, key, off, len, buf, &got);
+
+  if (r == ENOENT) {
+    hf_error ("volume: %s at %s offset %" PRIu64 ": object missing",
+              what, key, off);
+    return EBADMSG;
+  }
+  if (r)
+    return r;
+  if (got != len) {
+    hf_error ("segment %s: corrupt at byte offset %" PRIu64
+              ": %s truncated", key, off + got, what);
+    return EBADMSG;
+  }
+  return 0;
+}
+
 static int
 hf_vol_read_node (void *opaque, const struct hf_disk_node_ptr *ptr, void *buf)
 {
@@ -672,7 +698,6 @@ hf_vol_read_node (void *opaque, const struct hf_disk_node_ptr *ptr, void *buf)
   const struct hf_volume_hooks *hk = v->o.hooks;
   char key[HF_OBJSTORE_KEY_MAX + 1];
   uint64_t off = (uint64_t) ptr->np_off * HF_NODE_SIZE;
-  size_t got = 0;
   int r;
 
   if (hf_vol_mem_object (v, ptr->np_seq, off, buf, HF_NODE_SIZE) == 0)
@@ -681,19 +706,9 @@ hf_vol_read_node (void *opaque, const struct hf_disk_node_ptr *ptr, void *buf)
       hk->cache_get (hk->opaque, ptr->np_seq, off, buf, HF_NODE_SIZE) == 0)
     return 0;
   hf_seg_key (key, sizeof key, v->prefix, ptr->np_seq);
-  r = hf_vol_get (v->store, key, off, HF_NODE_SIZE, buf, &got);
-  if (r == ENOENT) {
-    hf_error ("volume: node at %s offset %" PRIu64 ": object missing",
-              key, off);
-    return EBADMSG;
-  }
+  r = hf_vol_get_exact (v, key, off, HF_NODE_SIZE, buf, "node");
   if (r)
     return r;
-  if (got != HF_NODE_SIZE) {
-    hf_error ("segment %s: corrupt at byte offset %" PRIu64
-              ": node truncated", key, off + got);
-    return EBADMSG;
-  }
   if (hk && hk->cache_put)
     hk->cache_put (hk->opaque, ptr->np_seq, off, buf, HF_NODE_SIZE);
   return 0;
@@ -725,7 +740,7 @@ hf_vol_fetch (struct hf_volume *v, uint64_t seq, uint32_t blk, uint32_t n,
   const struct hf_volume_hooks *hk = v->o.hooks;
   char key[HF_OBJSTORE_KEY_MAX + 1];
   uint64_t off = (uint64_t) blk * v->bs;
-  size_t len = (size_t) n * v->bs, got = 0;
+  size_t len = (size_t) n * v->bs;
   bool from_cache = false;
   uint32_t i;
   int r;
@@ -754,19 +769,9 @@ hf_vol_fetch (struct hf_volume *v, uint64_t seq, uint32_t blk, uint32_t n,
     v->st.cache_misses++;
     pthread_mutex_unlock (&v->lock);
   }
-  r = hf_vol_get (v->store, key, off, len, buf, &got);
-  if (r == ENOENT) {
-    hf_error ("volume: block at %s offset %" PRIu64 ": object missing",
-              key, off);
-    return EBADMSG;
-  }
+  r = hf_vol_get_exact (v, key, off, len, buf, "data block");
   if (r)
     return r;
-  if (got != len) {
-    hf_error ("segment %s: corrupt at byte offset %" PRIu64
-              ": object truncated (data block missing)", key, off + got);
-    return EBADMSG;
-  }
   for (i = 0; i < n; i++)
     if (hf_crc32c (0, buf + (size_t) i * v->bs, v->bs) != crcs[i]) {
       hf_error ("segment %s: corrupt at byte offset %" PRIu64
