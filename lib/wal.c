@@ -999,17 +999,9 @@ hf_wal_open (const struct hf_wal_options *opts, struct hf_wal **out)
   return 0;
 
  err3:
-  while (w->head) {
-    struct hf_wal_file *f = w->head;
-    w->head = f->next;
-    hf_wal_file_unref (f);
-  }
-  if (w->use_uring)
-    io_uring_queue_exit (&w->ring);
-  pthread_cond_destroy (&w->sync_cond);
-  pthread_cond_destroy (&w->rotate_cond);
-  pthread_cond_destroy (&w->space_cond);
-  pthread_mutex_destroy (&w->lock);
+  /* Everything is set up by now: tear down as a close would. */
+  hf_wal_close (w);
+  return err;
  err2:
   close (w->lockfd);
  err1:
