@@ -24,7 +24,11 @@
  *                                   seq in 16 lowercase hex digits, so the
  *                                   newest segment sorts first in a LIST
  *   PREFIX "lease/" HEX16(~epoch)   writer lease of the given epoch
- *   PREFIX "snap/" NAME             named snapshot (see issue 6)
+ *   PREFIX "snap/" NAME             named snapshot: a point in time kept
+ *                                   by GC until the object is deleted
+ *   PREFIX "clones/" HEX32(uuid)    registration of a clone of this
+ *                                   volume (written before the clone's
+ *                                   descriptor; GC keeps its base)
  *
  * Commit protocol.  A segment is committed by one conditional PUT
  * (If-None-Match: *) of its key.  It is then immutable.  Its header names
@@ -50,6 +54,22 @@
  * tables of every segment after that checkpoint up to and including S, in
  * chain order.  A checkpoint in segment C already includes C's own
  * extents.
+ *
+ * Points in time.  Every segment on the head's chain (following parent
+ * links all the way, not only to the checkpoint) is a point in time,
+ * named by its seq and its sh_timestamp_ns.  Rollback to an older point
+ * P commits a segment R with HF_SH_ROLLBACK | HF_SH_CHECKPOINT whose
+ * checkpoint root is P's whole state; R's parent is the old head, so the
+ * history between P and R stays on the chain and readable by seq.
+ *
+ * Clones.  A clone is a volume whose descriptor has HF_VD_CLONE: its
+ * state at vd_parent_seq is the parent's state at that point, and its own
+ * segments are numbered from vd_parent_seq + 1.  Any seq <= vd_parent_seq
+ * (in a leaf's le_seq, a node pointer's np_seq, a header's sh_parent_seq
+ * or sh_ckpt_seq) names a segment of the parent, found under the
+ * parent's URL and carrying the parent's uuid (recursively for clones of
+ * clones).  Before writing its descriptor, a clone registers itself in
+ * the parent's prefix (clones/) so that the parent's GC keeps its base.
  */
 #ifndef HF_FORMAT_H
 #define HF_FORMAT_H
@@ -398,5 +418,124 @@ struct hf_disk_lease {
 #define HF_LS_SIZE 256
 #define HF_LS_RELEASED 0x1
 _Static_assert (sizeof (struct hf_disk_lease) == HF_LS_SIZE, "ls size");
+
+/* ---- Named snapshot: object PREFIX "snap/" NAME, 256 bytes ----
+ *
+ * NAME is 1..128 bytes of [A-Za-z0-9._-] and does not start with '.'.
+ * Created with a conditional PUT (an existing name is EEXIST, never
+ * overwritten), deleted with DELETE; never modified.  It names a point
+ * in time of its volume; GC keeps that point readable while it exists.
+ *
+ * OFFSET SIZE DESCRIPTION
+ *      0    4 sn_magic        "HFSN" (0x4e534648 as LE u32)
+ *      4    2 sn_version      1
+ *      6    2 sn_hdr_size     256
+ *      8    4 sn_flags        0
+ *     12    4 sn_reserved0    zero
+ *     16   16 sn_volume_uuid  the volume's vd_uuid
+ *     32    8 sn_seq          the point in time (a segment seq)
+ *     40    8 sn_timestamp_ns that segment's sh_timestamp_ns
+ *     48    8 sn_created_ns   when the snapshot was taken
+ *     56  128 sn_name         NAME, NUL padded (equals the key's)
+ *    184   68 sn_reserved     zero
+ *    252    4 sn_crc          CRC32C of bytes 0..251
+ */
+struct hf_disk_snapshot {
+  uint32_t sn_magic;
+  uint16_t sn_version;
+  uint16_t sn_hdr_size;
+  uint32_t sn_flags;
+  uint32_t sn_reserved0;
+  uint8_t sn_volume_uuid[HF_UUID_SIZE];
+  uint64_t sn_seq;
+  uint64_t sn_timestamp_ns;
+  uint64_t sn_created_ns;
+  char sn_name[128];
+  uint8_t sn_reserved[68];
+  uint32_t sn_crc;
+} __attribute__ ((packed));
+#define HF_SN_MAGIC 0x4e534648u /* "HFSN" */
+#define HF_SN_VERSION 1
+#define HF_SN_SIZE 256
+#define HF_SN_NAME_MAX 128
+_Static_assert (sizeof (struct hf_disk_snapshot) == HF_SN_SIZE, "sn size");
+
+/* ---- Clone registration: object PREFIX "clones/" HEX32(uuid), 512 B ----
+ *
+ * Written by `hyperfile clone` into the PARENT's prefix, with a
+ * conditional PUT, before the clone's volume descriptor exists; deleted
+ * when the clone is deleted.  HEX32 is the clone's uuid in 32 lowercase
+ * hex digits.  The parent's GC keeps cr_base_seq readable while it
+ * exists.  A registration whose clone descriptor never appeared (a clone
+ * that failed half way) only keeps data alive; it is never harmful.
+ *
+ * OFFSET SIZE DESCRIPTION
+ *      0    4 cr_magic        "HFCR" (0x52434648 as LE u32)
+ *      4    2 cr_version      1
+ *      6    2 cr_hdr_size     512
+ *      8    4 cr_flags        0
+ *     12    4 cr_reserved0    zero
+ *     16   16 cr_clone_uuid   the clone's vd_uuid
+ *     32    8 cr_base_seq     the parent's point the clone starts from
+ *     40    8 cr_created_ns
+ *     48  256 cr_clone_url    the clone's URL, NUL padded
+ *                             ("s3://bucket/prefix", "file:///dir")
+ *    304  204 cr_reserved     zero
+ *    508    4 cr_crc          CRC32C of bytes 0..507
+ */
+struct hf_disk_clone_reg {
+  uint32_t cr_magic;
+  uint16_t cr_version;
+  uint16_t cr_hdr_size;
+  uint32_t cr_flags;
+  uint32_t cr_reserved0;
+  uint8_t cr_clone_uuid[HF_UUID_SIZE];
+  uint64_t cr_base_seq;
+  uint64_t cr_created_ns;
+  char cr_clone_url[256];
+  uint8_t cr_reserved[204];
+  uint32_t cr_crc;
+} __attribute__ ((packed));
+#define HF_CR_MAGIC 0x52434648u /* "HFCR" */
+#define HF_CR_VERSION 1
+#define HF_CR_SIZE 512
+#define HF_CR_URL_MAX 256
+_Static_assert (sizeof (struct hf_disk_clone_reg) == HF_CR_SIZE, "cr size");
+
+/* Decoded forms (host byte order, strings NUL terminated) and their
+ * codecs.  Encoders fill all HF_SN_SIZE / HF_CR_SIZE bytes (reserved
+ * fields zero, CRC computed).  Decoders verify length, magic, version,
+ * header size, CRC and string fields; on damage they return EBADMSG and
+ * set *bad_off to the byte offset of the first bad field (the caller
+ * logs it with the object's key), leaving *out unspecified. */
+struct hf_snapshot {
+  uint32_t flags;
+  uint8_t volume_uuid[HF_UUID_SIZE];
+  uint64_t seq;
+  uint64_t timestamp_ns;
+  uint64_t created_ns;
+  char name[HF_SN_NAME_MAX + 1];
+};
+
+struct hf_clone_reg {
+  uint32_t flags;
+  uint8_t clone_uuid[HF_UUID_SIZE];
+  uint64_t base_seq;
+  uint64_t created_ns;
+  char clone_url[HF_CR_URL_MAX + 1];
+};
+
+/* Is name a valid snapshot name (see above)? */
+extern int hf_snapshot_name_valid (const char *name);
+/* EINVAL if s->name is not valid. */
+extern int hf_snapshot_encode (const struct hf_snapshot *s,
+                               uint8_t out[HF_SN_SIZE]);
+extern int hf_snapshot_decode (const void *buf, size_t len,
+                               struct hf_snapshot *out, size_t *bad_off);
+/* EINVAL if r->clone_url is empty or longer than HF_CR_URL_MAX - 1. */
+extern int hf_clone_reg_encode (const struct hf_clone_reg *r,
+                                uint8_t out[HF_CR_SIZE]);
+extern int hf_clone_reg_decode (const void *buf, size_t len,
+                                struct hf_clone_reg *out, size_t *bad_off);
 
 #endif /* HF_FORMAT_H */

@@ -75,6 +75,10 @@ struct hf_volume_options {
                                    (tests; admin recovery) */
   bool readonly;                /* no lease, no writes (EROFS) */
   uint64_t at_seq;              /* readonly at this segment; 0 = head */
+  const struct hf_s3_config *parent_cfg; /* borrowed, for the open only:
+                                   S3 settings (endpoint, credentials)
+                                   to reach a clone's parents at their
+                                   URLs; NULL = the environment's */
   const struct hf_volume_hooks *hooks; /* borrowed; must outlive the
                                           volume; NULL = none */
   unsigned flush_timeout_ms;    /* flush (and close) give up with EIO

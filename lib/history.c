@@ -1,0 +1,905 @@
+/* hyperfile: points in time, named snapshots and clone registrations
+ * (history.h).
+ *
+ * Listing points costs one LIST of seg/ (paged, newest first) plus one
+ * ranged GET of HF_SH_SIZE bytes per segment, issued by a few threads
+ * at once because a long history on S3 is latency-bound, then a walk of
+ * the parent links in memory.  Segments that are listed but not on the
+ * chain (orphans) cost one small GET each and are otherwise ignored.
+ */
+#include <config.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleanup.h"
+#include "history.h"
+#include "log.h"
+#include "segment.h"
+#include "volume.h"
+
+#define HF_HISTORY_TRIES 6
+
+struct hf_history {
+  struct hf_objstore *store;    /* borrowed */
+  char *prefix;
+  struct hf_lineage *lin;       /* owned */
+  uint64_t head;
+
+  pthread_mutex_t lock;         /* protects the point list below */
+  bool loaded;
+  int load_err;
+  struct hf_point *pts;         /* newest first */
+  size_t npts;
+};
+
+static void
+hf_history_sleep (int attempt)
+{
+  nanosleep (&(struct timespec) { 0, 2000000L << attempt }, NULL);
+}
+
+static bool
+hf_history_retryable (int r)
+{
+  return r == EIO || r == ETIMEDOUT || r == EAGAIN;
+}
+
+int
+hf_history_open (struct hf_objstore *s, const char *prefix,
+                 const struct hf_s3_config *cfg, struct hf_history **out)
+{
+  struct hf_volume_options ro = { .readonly = true, .parent_cfg = cfg };
+  struct hf_volume *v = NULL;
+  struct hf_volume_info vi;
+  struct hf_history *h;
+  int r;
+
+  h = calloc (1, sizeof *h);
+  if (h == NULL)
+    return ENOMEM;
+  h->store = s;
+  h->prefix = strdup (prefix ? prefix : "");
+  pthread_mutex_init (&h->lock, NULL);
+  if (h->prefix == NULL) {
+    r = ENOMEM;
+    goto err;
+  }
+  r = hf_lineage_open (s, h->prefix, cfg, &h->lin);
+  if (r)
+    goto err;
+  /* The head is whatever the engine recovers: one rule, one place. */
+  r = hf_volume_open (s, h->prefix, &ro, &v);
+  if (r)
+    goto err;
+  hf_volume_get_info (v, &vi);
+  hf_volume_close (v);
+  h->head = vi.head_seq;
+  *out = h;
+  return 0;
+
+ err:
+  hf_history_close (h);
+  return r;
+}
+
+void
+hf_history_close (struct hf_history *h)
+{
+  if (h == NULL)
+    return;
+  hf_lineage_close (h->lin);
+  free (h->pts);
+  free (h->prefix);
+  pthread_mutex_destroy (&h->lock);
+  free (h);
+}
+
+uint64_t
+hf_history_head (const struct hf_history *h)
+{
+  return h->head;
+}
+
+const uint8_t *
+hf_history_uuid (const struct hf_history *h)
+{
+  return h->lin->lv[0].d.uuid;
+}
+
+const struct hf_lineage *
+hf_history_lineage (const struct hf_history *h)
+{
+  return h->lin;
+}
+
+/* ---- Reading headers ---- */
+
+/* Fetch and verify the header of segment seq from its lineage level. */
+static int
+hf_history_read_hdr (const struct hf_lineage *l, uint64_t seq,
+                     struct hf_seg_hdr *out)
+{
+  const struct hf_lineage_level *lv = hf_lineage_locate (l, seq);
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  uint8_t buf[HF_SH_SIZE];
+  size_t got = 0;
+  int r = EIO, i;
+
+  hf_seg_key (key, sizeof key, lv->prefix, seq);
+  for (i = 0; i < HF_HISTORY_TRIES; i++) {
+    if (i)
+      hf_history_sleep (i);
+    r = hf_objstore_get (lv->store, key, 0, sizeof buf, buf, &got);
+    if (!hf_history_retryable (r))
+      break;
+  }
+  if (r)
+    return r;
+  return hf_seg_parse_hdr (buf, got, key, lv->d.uuid, lv->d.block_size,
+                           seq, out);
+}
+
+struct hf_history_fetch {
+  const struct hf_lineage *lin;
+  const uint64_t *seqs;
+  struct hf_seg_hdr *hdrs;
+  int *errs;
+  size_t n;
+  atomic_size_t next;
+};
+
+static void *
+hf_history_fetch_worker (void *arg)
+{
+  struct hf_history_fetch *f = arg;
+  size_t i;
+
+  while ((i = atomic_fetch_add (&f->next, 1)) < f->n)
+    f->errs[i] = hf_history_read_hdr (f->lin, f->seqs[i], &f->hdrs[i]);
+  return NULL;
+}
+
+/* Fetch the headers of seqs[0..n) in parallel. */
+static void
+hf_history_fetch (struct hf_history_fetch *f)
+{
+  pthread_t t[HF_HISTORY_THREADS];
+  unsigned i, nt = 0;
+
+  atomic_init (&f->next, 0);
+  for (i = 0; i < HF_HISTORY_THREADS && i < f->n; i++)
+    if (pthread_create (&t[nt], NULL, hf_history_fetch_worker, f) == 0)
+      nt++;
+  hf_history_fetch_worker (f);  /* also works when no thread started */
+  for (i = 0; i < nt; i++)
+    pthread_join (t[i], NULL);
+}
+
+struct hf_history_seqs {
+  const char *pfx;
+  size_t plen;
+  uint64_t head, floor;
+  uint64_t *v;
+  size_t n, cap;
+};
+
+static int
+hf_history_list_seg (void *opaque, const char *key, uint64_t size)
+{
+  struct hf_history_seqs *q = opaque;
+  uint64_t seq;
+
+  (void) size;
+  if (hf_seg_key_parse (key + q->plen, &seq) != 0)
+    return 0;                   /* not a segment name: not ours */
+  if (seq > q->head || seq <= q->floor)
+    return 0;
+  if (q->n == q->cap) {
+    size_t nc = q->cap ? q->cap * 2 : 256;
+    uint64_t *nv = realloc (q->v, nc * sizeof *nv);
+    if (nv == NULL)
+      return ENOMEM;
+    q->v = nv;
+    q->cap = nc;
+  }
+  q->v[q->n++] = seq;
+  return 0;
+}
+
+static int
+hf_history_cmp_desc (const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static struct hf_point
+hf_history_point_of (const struct hf_seg_hdr *s, bool inherited)
+{
+  return (struct hf_point) {
+    .seq = s->seq, .parent_seq = s->parent_seq,
+    .timestamp_ns = s->timestamp_ns, .flags = s->flags,
+    .ckpt_seq = s->ckpt_seq, .volume_size = s->volume_size,
+    .mapped = s->mapped, .inherited = inherited,
+  };
+}
+
+static int
+hf_history_load (struct hf_history *h)
+{
+  const struct hf_lineage_level *own = &h->lin->lv[0];
+  char pfx[HF_OBJSTORE_KEY_MAX + 1];
+  struct hf_history_seqs q = { 0 };
+  struct hf_history_fetch f = { 0 };
+  struct hf_point *pts = NULL;
+  size_t npts = 0, i = 0;
+  uint64_t seq = h->head;
+  uint32_t want_crc = 0;
+  int r = 0, k;
+
+  if (h->head == 0)
+    return 0;
+  snprintf (pfx, sizeof pfx, "%sseg/", own->prefix);
+  for (k = 0; k < HF_HISTORY_TRIES; k++) {
+    if (k)
+      hf_history_sleep (k);
+    q = (struct hf_history_seqs) { pfx, strlen (pfx), h->head, own->floor,
+                                   q.v, 0, q.cap };
+    r = hf_objstore_list (own->store, pfx, NULL, hf_history_list_seg, &q);
+    if (!hf_history_retryable (r))
+      break;
+  }
+  if (r) {
+    hf_error ("history: %s: listing %s: %s", hf_objstore_describe (h->store),
+              pfx, strerror (r));
+    goto out;
+  }
+  /* List order is newest first for a store that sorts keys; sort anyway
+   * (the walk below relies on descending order). */
+  qsort (q.v, q.n, sizeof *q.v, hf_history_cmp_desc);
+  f.lin = h->lin;
+  f.seqs = q.v;
+  f.n = q.n;
+  f.hdrs = calloc (q.n ? q.n : 1, sizeof *f.hdrs);
+  f.errs = calloc (q.n ? q.n : 1, sizeof *f.errs);
+  pts = calloc (q.n + 1, sizeof *pts);
+  if (f.hdrs == NULL || f.errs == NULL || pts == NULL) {
+    r = ENOMEM;
+    goto out;
+  }
+  hf_history_fetch (&f);
+
+  /* Walk parent links from the head.  i only moves forwards: parents
+   * have smaller seqs and q.v is descending. */
+  while (seq != 0) {
+    struct hf_seg_hdr one, *s;
+    bool inherited = seq <= own->floor;
+
+    while (i < q.n && q.v[i] > seq)
+      i++;
+    if (i < q.n && q.v[i] == seq) {
+      r = f.errs[i];
+      s = &f.hdrs[i];
+    }
+    else {                      /* a clone's base, or not listed */
+      r = hf_history_read_hdr (h->lin, seq, &one);
+      s = &one;
+    }
+    if (r) {
+      if (npts == 0) {
+        hf_error ("history: %s%s: head segment %" PRIu64 ": %s",
+                  hf_objstore_describe (h->store), h->prefix, seq,
+                  strerror (r));
+        goto out;
+      }
+      hf_debug ("history", "%s: the chain ends at %" PRIu64 " (segment %"
+                PRIu64 ": %s)", h->prefix, pts[npts - 1].seq, seq,
+                strerror (r));
+      r = 0;
+      break;
+    }
+    if (npts > 0 && s->hdr_crc != want_crc) {
+      hf_warn ("history: %s%s: segment %" PRIu64 " is not the parent of %"
+               PRIu64 " (CRC link differs); the history ends there",
+               hf_objstore_describe (h->store), h->prefix, seq,
+               pts[npts - 1].seq);
+      break;
+    }
+    if (npts == q.n + 1)        /* cannot happen: seqs strictly decrease */
+      break;
+    pts[npts++] = hf_history_point_of (s, inherited);
+    if (inherited)
+      break;                    /* the clone's base: its first point */
+    want_crc = s->parent_crc;
+    if (s->parent_seq >= seq) {
+      hf_warn ("history: segment %" PRIu64 ": parent %" PRIu64
+               " is not older", seq, s->parent_seq);
+      break;
+    }
+    seq = s->parent_seq;
+  }
+  h->pts = pts;
+  h->npts = npts;
+  pts = NULL;
+
+ out:
+  free (pts);
+  free (q.v);
+  free (f.hdrs);
+  free (f.errs);
+  return r;
+}
+
+int
+hf_history_points (struct hf_history *h, const struct hf_point **out,
+                   size_t *n)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&h->lock);
+
+  if (!h->loaded) {
+    h->load_err = hf_history_load (h);
+    h->loaded = true;
+  }
+  if (h->load_err)
+    return h->load_err;
+  *out = h->pts;
+  *n = h->npts;
+  return 0;
+}
+
+int
+hf_history_point (struct hf_history *h, uint64_t seq, struct hf_point *out)
+{
+  const struct hf_point *p;
+  size_t n, i;
+  int r = hf_history_points (h, &p, &n);
+
+  if (r)
+    return r;
+  for (i = 0; i < n; i++)
+    if (p[i].seq == seq) {
+      *out = p[i];
+      return 0;
+    }
+  if (n == 0)
+    hf_error ("history: %s%s has no point in time yet (nothing was "
+              "committed)", hf_objstore_describe (h->store), h->prefix);
+  else
+    hf_error ("history: %" PRIu64 " is not a point in time of %s%s (its "
+              "points are %" PRIu64 "..%" PRIu64 " on the head's chain; "
+              "see `hyperfile ls`)", seq, hf_objstore_describe (h->store),
+              h->prefix, p[n - 1].seq, p[0].seq);
+  return EINVAL;
+}
+
+/* ---- Time ---- */
+
+static int
+hf_history_digits (const char **s, int n, int *out)
+{
+  int v = 0, i;
+
+  for (i = 0; i < n; i++) {
+    if (!isdigit ((unsigned char) (*s)[i]))
+      return -1;
+    v = v * 10 + ((*s)[i] - '0');
+  }
+  *s += n;
+  *out = v;
+  return 0;
+}
+
+int
+hf_history_parse_time (const char *s, uint64_t *ns)
+{
+  struct tm tm = { 0 };
+  int Y, M, D, h, m, sec;
+  uint64_t frac = 0, scale = 100000000;
+  time_t t;
+  static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+
+  if (hf_history_digits (&s, 4, &Y) || *s++ != '-' ||
+      hf_history_digits (&s, 2, &M) || *s++ != '-' ||
+      hf_history_digits (&s, 2, &D) || (*s != 'T' && *s != 't' && *s != ' '))
+    return EINVAL;
+  s++;
+  if (hf_history_digits (&s, 2, &h) || *s++ != ':' ||
+      hf_history_digits (&s, 2, &m) || *s++ != ':' ||
+      hf_history_digits (&s, 2, &sec))
+    return EINVAL;
+  if (*s == '.' || *s == ',') {
+    s++;
+    if (!isdigit ((unsigned char) *s))
+      return EINVAL;
+    for (; isdigit ((unsigned char) *s); s++) {
+      frac += (uint64_t) (*s - '0') * scale;    /* digits past ns: dropped */
+      scale /= 10;
+    }
+  }
+  if (!((s[0] == 'Z' || s[0] == 'z') && s[1] == '\0') &&
+      strcmp (s, "+00:00") != 0 && strcmp (s, "-00:00") != 0 &&
+      strcmp (s, "+0000") != 0)
+    return EINVAL;
+  if (Y < 1970 || M < 1 || M > 12 || D < 1 || D > mdays[M - 1] ||
+      (M == 2 && D == 29 && !(Y % 4 == 0 && (Y % 100 != 0 || Y % 400 == 0)))
+      || h > 23 || m > 59 || sec > 60)
+    return EINVAL;
+  tm.tm_year = Y - 1900;
+  tm.tm_mon = M - 1;
+  tm.tm_mday = D;
+  tm.tm_hour = h;
+  tm.tm_min = m;
+  tm.tm_sec = sec;
+  t = timegm (&tm);
+  if (t < 0 || (uint64_t) t > UINT64_MAX / 1000000000 - 1)
+    return EINVAL;
+  *ns = (uint64_t) t * 1000000000 + frac;
+  return 0;
+}
+
+void
+hf_history_format_time (uint64_t ns, char *buf, size_t len)
+{
+  time_t t = (time_t) (ns / 1000000000);
+  struct tm tm;
+  char date[32];
+
+  gmtime_r (&t, &tm);
+  strftime (date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf (buf, len, "%s.%09" PRIu64 "Z", date, ns % 1000000000);
+}
+
+static bool
+hf_history_all_digits (const char *s)
+{
+  if (*s == '\0')
+    return false;
+  for (; *s; s++)
+    if (!isdigit ((unsigned char) *s))
+      return false;
+  return true;
+}
+
+/* Does s look like an attempt at a time (so that a parse failure is a
+ * bad time, not an unknown snapshot)?  Snapshot names cannot hold ':'. */
+static bool
+hf_history_timeish (const char *s)
+{
+  return strchr (s, ':') != NULL ||
+    (strlen (s) >= 10 && isdigit ((unsigned char) s[0]) && s[4] == '-' &&
+     s[7] == '-');
+}
+
+int
+hf_history_resolve (struct hf_history *h, const char *at, bool check_seq,
+                    uint64_t *seq)
+{
+  const struct hf_point *p;
+  struct hf_point pt;
+  struct hf_snapshot sn;
+  uint64_t ns, v;
+  size_t n, i;
+  char *end;
+  int r;
+
+  if (hf_history_all_digits (at)) {
+    errno = 0;
+    v = strtoull (at, &end, 10);
+    if (errno || *end || v == 0) {
+      hf_error ("at=%s: a point in time is a segment number >= 1", at);
+      return EINVAL;
+    }
+    if (check_seq && (r = hf_history_point (h, v, &pt)) != 0)
+      return r;
+    *seq = v;
+    return 0;
+  }
+  if (hf_history_timeish (at)) {
+    if (hf_history_parse_time (at, &ns) != 0) {
+      hf_error ("at=%s: not a time in ISO 8601 UTC (expected "
+                "YYYY-MM-DDTHH:MM:SS[.fraction]Z, e.g. "
+                "2026-11-25T10:00:00Z)", at);
+      return EINVAL;
+    }
+    r = hf_history_points (h, &p, &n);
+    if (r)
+      return r;
+    for (i = 0; i < n; i++)
+      if (p[i].timestamp_ns <= ns) {
+        *seq = p[i].seq;
+        return 0;
+      }
+    if (n == 0)
+      hf_error ("at=%s: the volume has no point in time yet", at);
+    else {
+      char first[40];
+      hf_history_format_time (p[n - 1].timestamp_ns, first, sizeof first);
+      hf_error ("at=%s: before the first point in time (segment %" PRIu64
+                " at %s)", at, p[n - 1].seq, first);
+    }
+    return ENOENT;
+  }
+  if (!hf_snapshot_name_valid (at)) {
+    hf_error ("at=%s: neither a segment number, nor a time "
+              "(YYYY-MM-DDTHH:MM:SSZ), nor a snapshot name "
+              "([A-Za-z0-9._-], not starting with '.')", at);
+    return EINVAL;
+  }
+  r = hf_snapshot_get (h->store, h->prefix, at, &sn);
+  if (r)
+    return r;
+  if (memcmp (sn.volume_uuid, hf_history_uuid (h), HF_UUID_SIZE) != 0) {
+    hf_error ("snapshot %s: belongs to another volume (uuid differs)", at);
+    return EBADMSG;
+  }
+  *seq = sn.seq;
+  return 0;
+}
+
+/* ---- Snapshots ---- */
+
+static int
+hf_history_key (char *out, size_t len, const char *prefix, const char *dir,
+                const char *name)
+{
+  if ((size_t) snprintf (out, len, "%s%s/%s", prefix, dir, name) >= len)
+    return EINVAL;
+  return 0;
+}
+
+static uint64_t
+hf_history_now_ns (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_REALTIME, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000 + (uint64_t) ts.tv_nsec;
+}
+
+static int
+hf_history_put (struct hf_objstore *s, const char *key, const void *buf,
+                size_t len)
+{
+  int r = EIO, i;
+
+  for (i = 0; i < HF_HISTORY_TRIES; i++) {
+    if (i)
+      hf_history_sleep (i);
+    /* A retried conditional put whose first attempt landed reports
+     * success (objstore.h), so EEXIST here is someone else's object. */
+    r = hf_objstore_put (s, key, buf, len, HF_PUT_IF_NONE_MATCH);
+    if (!hf_history_retryable (r))
+      break;
+  }
+  return r;
+}
+
+static int
+hf_history_get_all (struct hf_objstore *s, const char *key, void **data,
+                    size_t *len)
+{
+  int r = EIO, i;
+
+  for (i = 0; i < HF_HISTORY_TRIES; i++) {
+    if (i)
+      hf_history_sleep (i);
+    r = hf_objstore_get_all (s, key, data, len);
+    if (!hf_history_retryable (r))
+      break;
+  }
+  return r;
+}
+
+int
+hf_snapshot_create (struct hf_history *h, const char *name, uint64_t seq,
+                    struct hf_snapshot *out)
+{
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  uint8_t buf[HF_SN_SIZE];
+  struct hf_snapshot sn = { 0 };
+  struct hf_point pt;
+  int r;
+
+  if (!hf_snapshot_name_valid (name) || hf_history_all_digits (name)) {
+    hf_error ("snapshot name '%s' is not valid: 1..%d characters of "
+              "[A-Za-z0-9._-], not starting with '.', not only digits",
+              name, HF_SN_NAME_MAX);
+    return EINVAL;
+  }
+  if (seq == 0)
+    seq = h->head;
+  if (seq == 0) {
+    hf_error ("snapshot %s: the volume has no point in time yet (nothing "
+              "was committed)", name);
+    return EINVAL;
+  }
+  r = hf_history_point (h, seq, &pt);
+  if (r)
+    return r;
+  sn.seq = seq;
+  sn.timestamp_ns = pt.timestamp_ns;
+  sn.created_ns = hf_history_now_ns ();
+  memcpy (sn.volume_uuid, hf_history_uuid (h), HF_UUID_SIZE);
+  strcpy (sn.name, name);
+  r = hf_snapshot_encode (&sn, buf);
+  if (r == 0)
+    r = hf_history_key (key, sizeof key, h->prefix, "snap", name);
+  if (r == 0)
+    r = hf_history_put (h->store, key, buf, sizeof buf);
+  if (r == EEXIST)
+    hf_error ("snapshot %s already exists (delete it first, or choose "
+              "another name)", name);
+  else if (r)
+    hf_error ("snapshot %s: writing %s: %s", name, key, strerror (r));
+  else if (out)
+    *out = sn;
+  return r;
+}
+
+static int
+hf_snapshot_read (struct hf_objstore *s, const char *key, const char *name,
+                  struct hf_snapshot *out)
+{
+  CLEANUP_FREE void *data = NULL;
+  size_t len = 0, bad = 0;
+  int r = hf_history_get_all (s, key, &data, &len);
+
+  if (r == ENOENT)
+    return ENOENT;
+  if (r) {
+    hf_error ("snapshot: reading %s: %s", key, strerror (r));
+    return r;
+  }
+  r = hf_snapshot_decode (data, len, out, &bad);
+  if (r == 0 && strcmp (out->name, name) != 0) {
+    r = EBADMSG;
+    bad = offsetof (struct hf_disk_snapshot, sn_name);
+  }
+  if (r)
+    hf_error ("snapshot %s: corrupt at byte offset %zu", key, bad);
+  return r;
+}
+
+int
+hf_snapshot_get (struct hf_objstore *s, const char *prefix, const char *name,
+                 struct hf_snapshot *out)
+{
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  int r;
+
+  if (!hf_snapshot_name_valid (name)) {
+    hf_error ("snapshot name '%s' is not valid", name);
+    return EINVAL;
+  }
+  r = hf_history_key (key, sizeof key, prefix, "snap", name);
+  if (r)
+    return r;
+  r = hf_snapshot_read (s, key, name, out);
+  if (r == ENOENT)
+    hf_error ("snapshot %s does not exist (see `hyperfile snapshot list`)",
+              name);
+  return r;
+}
+
+/* Collecting the keys of a LIST, to read them after it ends. */
+struct hf_history_keys {
+  char **v;
+  size_t n, cap;
+};
+
+static int
+hf_history_collect (void *opaque, const char *key, uint64_t size)
+{
+  struct hf_history_keys *k = opaque;
+  char *c;
+
+  (void) size;
+  if (k->n == k->cap) {
+    size_t nc = k->cap ? k->cap * 2 : 16;
+    char **nv = realloc (k->v, nc * sizeof *nv);
+    if (nv == NULL)
+      return ENOMEM;
+    k->v = nv;
+    k->cap = nc;
+  }
+  c = strdup (key);
+  if (c == NULL)
+    return ENOMEM;
+  k->v[k->n++] = c;
+  return 0;
+}
+
+static void
+hf_history_keys_free (struct hf_history_keys *k)
+{
+  size_t i;
+
+  for (i = 0; i < k->n; i++)
+    free (k->v[i]);
+  free (k->v);
+}
+
+static int
+hf_history_list_keys (struct hf_objstore *s, const char *pfx,
+                      struct hf_history_keys *k)
+{
+  int r = EIO, i;
+
+  for (i = 0; i < HF_HISTORY_TRIES; i++) {
+    if (i)
+      hf_history_sleep (i);
+    hf_history_keys_free (k);
+    *k = (struct hf_history_keys) { 0 };
+    r = hf_objstore_list (s, pfx, NULL, hf_history_collect, k);
+    if (!hf_history_retryable (r))
+      break;
+  }
+  if (r)
+    hf_error ("history: %s: listing %s: %s", hf_objstore_describe (s), pfx,
+              strerror (r));
+  return r;
+}
+
+int
+hf_snapshot_list (struct hf_objstore *s, const char *prefix,
+                  struct hf_snapshot **out, size_t *n)
+{
+  char pfx[HF_OBJSTORE_KEY_MAX + 1];
+  struct hf_history_keys k = { 0 };
+  struct hf_snapshot *v = NULL;
+  size_t i, m = 0, plen;
+  int r;
+
+  snprintf (pfx, sizeof pfx, "%ssnap/", prefix);
+  plen = strlen (pfx);
+  r = hf_history_list_keys (s, pfx, &k);
+  if (r == 0 && k.n && (v = calloc (k.n, sizeof *v)) == NULL)
+    r = ENOMEM;
+  for (i = 0; r == 0 && i < k.n; i++) {
+    r = hf_snapshot_read (s, k.v[i], k.v[i] + plen, &v[m]);
+    if (r == ENOENT) {          /* deleted since the LIST */
+      r = 0;
+      continue;
+    }
+    if (r == 0)
+      m++;
+  }
+  hf_history_keys_free (&k);
+  if (r) {
+    free (v);
+    return r;
+  }
+  *out = v;
+  *n = m;
+  return 0;
+}
+
+int
+hf_snapshot_delete (struct hf_objstore *s, const char *prefix,
+                    const char *name)
+{
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  struct hf_snapshot sn;
+  int r;
+
+  /* Read it first: deleting a name that does not exist is an error the
+   * user wants to see (a typo), and the store's DELETE succeeds on it. */
+  r = hf_snapshot_get (s, prefix, name, &sn);
+  if (r)
+    return r;
+  hf_history_key (key, sizeof key, prefix, "snap", name);
+  r = hf_objstore_delete (s, key);
+  if (r)
+    hf_error ("snapshot %s: deleting %s: %s", name, key, strerror (r));
+  return r;
+}
+
+/* ---- Clone registrations ---- */
+
+void
+hf_clone_reg_key (char *out, size_t len, const char *prefix,
+                  const uint8_t *uuid)
+{
+  char hex[2 * HF_UUID_SIZE + 1];
+  int i;
+
+  for (i = 0; i < HF_UUID_SIZE; i++)
+    snprintf (hex + 2 * i, 3, "%02x", uuid[i]);
+  snprintf (out, len, "%sclones/%s", prefix, hex);
+}
+
+int
+hf_clone_reg_put (struct hf_objstore *s, const char *prefix,
+                  const struct hf_clone_reg *cr)
+{
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  uint8_t buf[HF_CR_SIZE];
+  int r;
+
+  r = hf_clone_reg_encode (cr, buf);
+  if (r) {
+    hf_error ("clone: the URL '%s' is empty or longer than %d bytes",
+              cr->clone_url, HF_CR_URL_MAX - 1);
+    return r;
+  }
+  hf_clone_reg_key (key, sizeof key, prefix, cr->clone_uuid);
+  r = hf_history_put (s, key, buf, sizeof buf);
+  if (r)
+    hf_error ("clone: registering in %s: %s", key, strerror (r));
+  return r;
+}
+
+int
+hf_clone_reg_list (struct hf_objstore *s, const char *prefix,
+                   struct hf_clone_reg **out, size_t *n)
+{
+  char pfx[HF_OBJSTORE_KEY_MAX + 1];
+  struct hf_history_keys k = { 0 };
+  struct hf_clone_reg *v = NULL;
+  size_t i, m = 0, bad = 0;
+  int r;
+
+  snprintf (pfx, sizeof pfx, "%sclones/", prefix);
+  r = hf_history_list_keys (s, pfx, &k);
+  if (r == 0 && k.n && (v = calloc (k.n, sizeof *v)) == NULL)
+    r = ENOMEM;
+  for (i = 0; r == 0 && i < k.n; i++) {
+    CLEANUP_FREE void *data = NULL;
+    char want[HF_OBJSTORE_KEY_MAX + 1];
+    size_t len = 0;
+
+    r = hf_history_get_all (s, k.v[i], &data, &len);
+    if (r == ENOENT) {
+      r = 0;
+      continue;
+    }
+    if (r) {
+      hf_error ("clone: reading %s: %s", k.v[i], strerror (r));
+      break;
+    }
+    r = hf_clone_reg_decode (data, len, &v[m], &bad);
+    if (r == 0) {
+      hf_clone_reg_key (want, sizeof want, prefix, v[m].clone_uuid);
+      if (strcmp (want, k.v[i]) != 0) {
+        r = EBADMSG;
+        bad = offsetof (struct hf_disk_clone_reg, cr_clone_uuid);
+      }
+    }
+    if (r) {
+      hf_error ("clone registration %s: corrupt at byte offset %zu",
+                k.v[i], bad);
+      break;
+    }
+    m++;
+  }
+  hf_history_keys_free (&k);
+  if (r) {
+    free (v);
+    return r;
+  }
+  *out = v;
+  *n = m;
+  return 0;
+}
+
+int
+hf_clone_reg_delete (struct hf_objstore *s, const char *prefix,
+                     const uint8_t *uuid)
+{
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  int r;
+
+  hf_clone_reg_key (key, sizeof key, prefix, uuid);
+  r = hf_objstore_delete (s, key);
+  if (r)
+    hf_error ("clone: deleting the registration %s: %s", key, strerror (r));
+  return r;
+}

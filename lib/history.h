@@ -1,0 +1,131 @@
+/* hyperfile: points in time, named snapshots and clone registrations.
+ *
+ * Every segment on the head's chain of parent links is a point in time
+ * (format.h, "Points in time").  This module lists them, resolves the
+ * plugin's at=SEQ|TIMESTAMP|SNAPSHOT to a seq, and creates, lists and
+ * deletes the snap/ and clones/ objects.  It reads only segment headers
+ * (one 256-byte ranged GET each, HF_HISTORY_THREADS in parallel, after
+ * one LIST of seg/) and never the data or the index.
+ *
+ * The head is the one a read-only open of the volume recovers
+ * (hf_volume_open), so history and the engine always agree on it.  The
+ * walk back from the head follows parent links across checkpoints and
+ * rollbacks, and for a clone into its parent down to the clone's base
+ * (the clone's first point; older points of the parent are the parent's
+ * history, not the clone's).  It stops early where a parent segment is
+ * gone (reclaimed by GC) or does not match the link (sh_parent_crc).
+ *
+ * Errors are positive errno values, each logged once with a sentence a
+ * user can act on: ENOENT (no volume; unknown snapshot; no point at or
+ * before a time), EINVAL (bad name, bad time syntax, seq not a point of
+ * this volume), EEXIST (snapshot name taken), EBADMSG (damaged object),
+ * or the store's error.
+ *
+ * Thread safety: a struct hf_history is immutable after open except for
+ * its lazily loaded point list, which is filled under a lock; functions
+ * may be called from several threads.
+ */
+#ifndef HF_HISTORY_H
+#define HF_HISTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "lineage.h"
+#include "objstore.h"
+
+#define HF_HISTORY_THREADS 8
+
+/* One point in time: the decoded fields of its segment header. */
+struct hf_point {
+  uint64_t seq;
+  uint64_t parent_seq;          /* 0: the first segment */
+  uint64_t timestamp_ns;        /* sh_timestamp_ns */
+  uint32_t flags;               /* HF_SH_CHECKPOINT, HF_SH_ROLLBACK */
+  uint64_t ckpt_seq;
+  uint64_t volume_size;
+  uint64_t mapped;              /* sh_mapped (informational) */
+  bool inherited;               /* a clone's base: a parent segment */
+};
+
+struct hf_history;
+
+/* Open the history of the volume under prefix in s (both borrowed, must
+ * outlive h).  cfg (borrowed, NULL = environment) is used to reach a
+ * clone's ancestors.  Recovers the head like a read-only open.  On
+ * success *out is a new handle the caller owns (hf_history_close). */
+extern int hf_history_open (struct hf_objstore *s, const char *prefix,
+                            const struct hf_s3_config *cfg,
+                            struct hf_history **out);
+extern void hf_history_close (struct hf_history *h);
+
+/* Head seq (0: the volume has no segment yet), volume uuid, lineage
+ * (borrowed from h). */
+extern uint64_t hf_history_head (const struct hf_history *h);
+extern const uint8_t *hf_history_uuid (const struct hf_history *h);
+extern const struct hf_lineage *hf_history_lineage (const struct hf_history *h);
+
+/* The points in time, newest first (*out borrowed from h, valid until
+ * hf_history_close; *n may be 0). */
+extern int hf_history_points (struct hf_history *h,
+                              const struct hf_point **out, size_t *n);
+
+/* The point seq on the head's chain: 0 and *out filled, or EINVAL
+ * (logged: "not a point in time of this volume"). */
+extern int hf_history_point (struct hf_history *h, uint64_t seq,
+                             struct hf_point *out);
+
+/* Parse an ISO 8601 UTC time: YYYY-MM-DDTHH:MM:SS[.fraction]Z (also
+ * "+00:00" for Z, and a space for T).  EINVAL on anything else. */
+extern int hf_history_parse_time (const char *s, uint64_t *ns);
+/* Format ns as YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ into buf (>= 32 bytes). */
+extern void hf_history_format_time (uint64_t ns, char *buf, size_t len);
+
+/* Resolve at (borrowed): all digits is a seq (checked to be a point on
+ * the chain only if check_seq), something that parses as a time is the
+ * newest point at or before it, anything else a snapshot name.  On
+ * success *seq is set. */
+extern int hf_history_resolve (struct hf_history *h, const char *at,
+                               bool check_seq, uint64_t *seq);
+
+/* ---- Named snapshots (snap/NAME) ---- */
+
+/* Name point seq (0 = the head) as name.  seq must be a point on the
+ * chain.  Names of digits only are refused (they would read as at=SEQ).
+ * On success *out (may be NULL) receives what was written. */
+extern int hf_snapshot_create (struct hf_history *h, const char *name,
+                               uint64_t seq, struct hf_snapshot *out);
+
+/* Read one snapshot: ENOENT (logged) if it does not exist. */
+extern int hf_snapshot_get (struct hf_objstore *s, const char *prefix,
+                            const char *name, struct hf_snapshot *out);
+
+/* All snapshots, sorted by name.  *out is a malloc'd array the caller
+ * frees (NULL when *n is 0).  A damaged snapshot object fails the whole
+ * list with EBADMSG (logged), since GC must not guess. */
+extern int hf_snapshot_list (struct hf_objstore *s, const char *prefix,
+                             struct hf_snapshot **out, size_t *n);
+
+/* Delete: ENOENT (logged) if it does not exist. */
+extern int hf_snapshot_delete (struct hf_objstore *s, const char *prefix,
+                               const char *name);
+
+/* ---- Clone registrations (clones/HEX32) ---- */
+
+/* Key of the registration of clone uuid under prefix. */
+extern void hf_clone_reg_key (char *out, size_t len, const char *prefix,
+                              const uint8_t *uuid);
+/* Write a registration (conditional PUT; EEXIST if present). */
+extern int hf_clone_reg_put (struct hf_objstore *s, const char *prefix,
+                             const struct hf_clone_reg *r);
+/* All registrations, in key order; *out malloc'd, caller frees.  A
+ * damaged one fails the list with EBADMSG (logged). */
+extern int hf_clone_reg_list (struct hf_objstore *s, const char *prefix,
+                              struct hf_clone_reg **out, size_t *n);
+/* Delete the registration of clone uuid (missing is not an error). */
+extern int hf_clone_reg_delete (struct hf_objstore *s, const char *prefix,
+                                const uint8_t *uuid);
+
+#endif /* HF_HISTORY_H */

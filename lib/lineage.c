@@ -1,0 +1,217 @@
+/* hyperfile: volume descriptors and a volume's lineage (lineage.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleanup.h"
+#include "crc32c.h"
+#include "lineage.h"
+#include "log.h"
+
+#define VD(field) offsetof (struct hf_disk_volume, field)
+#define HF_LINEAGE_TRIES 6
+
+void
+hf_vdesc_encode (const struct hf_vdesc *d, uint8_t o[HF_VD_SIZE])
+{
+  memset (o, 0, HF_VD_SIZE);
+  hf_put_le32 (o + VD (vd_magic), HF_VD_MAGIC);
+  hf_put_le16 (o + VD (vd_version), HF_VD_VERSION);
+  hf_put_le16 (o + VD (vd_hdr_size), HF_VD_SIZE);
+  hf_put_le32 (o + VD (vd_flags), d->flags);
+  hf_put_le32 (o + VD (vd_block_size), d->block_size);
+  memcpy (o + VD (vd_uuid), d->uuid, HF_UUID_SIZE);
+  hf_put_le64 (o + VD (vd_size), d->size);
+  hf_put_le64 (o + VD (vd_created_ns), d->created_ns);
+  if (d->flags & HF_VD_CLONE) {
+    hf_put_le64 (o + VD (vd_parent_seq), d->parent_seq);
+    memcpy (o + VD (vd_parent_uuid), d->parent_uuid, HF_UUID_SIZE);
+    size_t n = strnlen (d->parent_url, 256);
+
+    memcpy (o + VD (vd_parent_url), d->parent_url, n);
+  }
+  hf_put_le32 (o + VD (vd_crc), hf_crc32c (0, o, VD (vd_crc)));
+}
+
+int
+hf_vdesc_decode (const void *buf, size_t len, struct hf_vdesc *d,
+                 size_t *bad_off)
+{
+  const uint8_t *o = buf;
+  uint32_t bs;
+
+  if (len != HF_VD_SIZE || hf_le32 (o + VD (vd_magic)) != HF_VD_MAGIC) {
+    *bad_off = 0;
+    return EBADMSG;
+  }
+  if (hf_le16 (o + VD (vd_version)) != HF_VD_VERSION ||
+      hf_le16 (o + VD (vd_hdr_size)) != HF_VD_SIZE) {
+    *bad_off = VD (vd_version);
+    return EBADMSG;
+  }
+  if (hf_crc32c (0, o, VD (vd_crc)) != hf_le32 (o + VD (vd_crc))) {
+    *bad_off = VD (vd_crc);
+    return EBADMSG;
+  }
+  memset (d, 0, sizeof *d);
+  d->flags = hf_le32 (o + VD (vd_flags));
+  bs = d->block_size = hf_le32 (o + VD (vd_block_size));
+  memcpy (d->uuid, o + VD (vd_uuid), HF_UUID_SIZE);
+  d->size = hf_le64 (o + VD (vd_size));
+  d->created_ns = hf_le64 (o + VD (vd_created_ns));
+  if (bs < HF_MIN_BLOCK_SIZE || bs > HF_MAX_BLOCK_SIZE || (bs & (bs - 1)) ||
+      d->size % bs) {
+    *bad_off = VD (vd_block_size);
+    return EBADMSG;
+  }
+  if (d->flags & HF_VD_CLONE) {
+    d->parent_seq = hf_le64 (o + VD (vd_parent_seq));
+    memcpy (d->parent_uuid, o + VD (vd_parent_uuid), HF_UUID_SIZE);
+    memcpy (d->parent_url, o + VD (vd_parent_url), 256);
+    d->parent_url[256] = '\0';
+    if (d->parent_seq == 0) {
+      *bad_off = VD (vd_parent_seq);
+      return EBADMSG;
+    }
+    if (d->parent_url[0] == '\0') {
+      *bad_off = VD (vd_parent_url);
+      return EBADMSG;
+    }
+  }
+  return 0;
+}
+
+int
+hf_vdesc_read (struct hf_objstore *s, const char *prefix,
+               struct hf_vdesc *out)
+{
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  CLEANUP_FREE uint8_t *o = NULL;
+  size_t len = 0, bad = 0;
+  int r = EIO, i;
+
+  snprintf (key, sizeof key, "%svolume", prefix);
+  for (i = 0; i < HF_LINEAGE_TRIES; i++) {
+    r = hf_objstore_get_all (s, key, (void **) &o, &len);
+    if (r != EIO && r != ETIMEDOUT && r != EAGAIN)
+      break;
+    nanosleep (&(struct timespec) { 0, 2000000L << i }, NULL);
+  }
+  if (r == ENOENT) {
+    hf_error ("volume: %s: no volume at %s", hf_objstore_describe (s), key);
+    return ENOENT;
+  }
+  if (r) {
+    hf_error ("volume: %s: reading %s: %s", hf_objstore_describe (s), key,
+              strerror (r));
+    return r;
+  }
+  r = hf_vdesc_decode (o, len, out, &bad);
+  if (r)
+    hf_error ("volume %s: corrupt at byte offset %zu: bad descriptor "
+              "(%zu bytes; magic, version, CRC, block size or clone "
+              "fields)", key, bad, len);
+  return r;
+}
+
+int
+hf_lineage_open (struct hf_objstore *s, const char *prefix,
+                 const struct hf_s3_config *cfg, struct hf_lineage **out)
+{
+  struct hf_s3_config dflt = { .tls_verify = true };
+  struct hf_lineage *l;
+  int r;
+
+  l = calloc (1, sizeof *l);
+  if (l == NULL)
+    return ENOMEM;
+  l->lv[0].store = s;
+  l->lv[0].prefix = strdup (prefix ? prefix : "");
+  if (l->lv[0].prefix == NULL) {
+    free (l);
+    return ENOMEM;
+  }
+  l->n = 1;
+  r = hf_vdesc_read (s, l->lv[0].prefix, &l->lv[0].d);
+  while (r == 0 && (l->lv[l->n - 1].d.flags & HF_VD_CLONE)) {
+    struct hf_lineage_level *c = &l->lv[l->n - 1], *p;
+
+    c->floor = c->d.parent_seq;
+    if (l->n == HF_LINEAGE_MAX) {
+      hf_error ("volume: %s: more than %d generations of clones (a loop "
+                "of parent URLs?)", c->d.parent_url, HF_LINEAGE_MAX);
+      r = ELOOP;
+      break;
+    }
+    p = &l->lv[l->n];
+    p->url = strdup (c->d.parent_url);
+    if (p->url == NULL) {
+      r = ENOMEM;
+      break;
+    }
+    r = hf_objstore_open_url (p->url, cfg ? cfg : &dflt, false, &p->store,
+                              &p->prefix);
+    if (r) {
+      hf_error ("volume: opening the parent %s of a clone: %s", p->url,
+                strerror (r));
+      free (p->url);
+      p->url = NULL;
+      break;
+    }
+    l->n++;
+    r = hf_vdesc_read (p->store, p->prefix, &p->d);
+    if (r)
+      break;
+    if (memcmp (p->d.uuid, c->d.parent_uuid, HF_UUID_SIZE) != 0) {
+      hf_error ("volume: the parent at %s is not the volume the clone "
+                "was made from (uuid differs)", p->url);
+      r = EBADMSG;
+      break;
+    }
+    if (p->d.block_size != c->d.block_size ||
+        ((p->d.flags & HF_VD_CLONE) && p->d.parent_seq >= c->floor)) {
+      hf_error ("volume: the parent at %s has another block size or a "
+                "base not older than its clone's", p->url);
+      r = EBADMSG;
+      break;
+    }
+  }
+  if (r) {
+    hf_lineage_close (l);
+    return r;
+  }
+  *out = l;
+  return 0;
+}
+
+const struct hf_lineage_level *
+hf_lineage_locate (const struct hf_lineage *l, uint64_t seq)
+{
+  unsigned i;
+
+  for (i = 0; i + 1 < l->n; i++)
+    if (seq > l->lv[i].floor)
+      break;
+  return &l->lv[i];
+}
+
+void
+hf_lineage_close (struct hf_lineage *l)
+{
+  unsigned i;
+
+  if (l == NULL)
+    return;
+  for (i = 0; i < l->n; i++) {
+    if (i > 0)
+      hf_objstore_close (l->lv[i].store);
+    free (l->lv[i].prefix);
+    free (l->lv[i].url);
+  }
+  free (l);
+}

@@ -1,0 +1,500 @@
+/* Unit tests for lib/history (points in time, at= resolution, snapshots,
+ * clone registrations) and the snapshot / clone registration codecs of
+ * lib/format.c, on the dir store.
+ */
+#include <config.h>
+
+#undef NDEBUG
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "history.h"
+#include "log.h"
+#include "objstore.h"
+#include "segment.h"
+#include "volume.h"
+
+static char last_error[1024];
+static void
+capture (enum hf_log_level level, const char *msg)
+{
+  if (level == HF_LOG_ERROR)
+    snprintf (last_error, sizeof last_error, "%s", msg);
+  if (level <= HF_LOG_WARN && getenv ("HF_TEST_VERBOSE"))
+    fprintf (stderr, "%s\n", msg);
+}
+
+static char *
+make_tmpdir (void)
+{
+  char *d = strdup ("/tmp/check-history-XXXXXX");
+  ck_assert (d && mkdtemp (d));
+  return d;
+}
+
+static void
+rm_tmpdir (char *d)
+{
+  char cmd[256];
+  snprintf (cmd, sizeof cmd, "rm -rf '%s'", d);
+  ck_assert_int_eq (system (cmd), 0);
+  free (d);
+}
+
+/* ---- Codecs ---- */
+
+START_TEST (test_snapshot_codec)
+{
+  struct hf_snapshot a = { .seq = 42, .timestamp_ns = 1234567890123ull,
+                           .created_ns = 99 }, b;
+  uint8_t buf[HF_SN_SIZE];
+  size_t bad = 0;
+  int i;
+
+  for (i = 0; i < HF_UUID_SIZE; i++)
+    a.volume_uuid[i] = (uint8_t) (i * 7);
+  strcpy (a.name, "nightly-2026.11_25");
+  ck_assert_int_eq (hf_snapshot_encode (&a, buf), 0);
+  ck_assert_uint_eq (hf_le32 (buf), HF_SN_MAGIC);
+  ck_assert (memcmp (buf, "HFSN", 4) == 0);
+  ck_assert_int_eq (hf_snapshot_decode (buf, sizeof buf, &b, &bad), 0);
+  ck_assert (memcmp (&a, &b, sizeof a) == 0);
+  /* Every reserved byte is zero. */
+  for (i = 184; i < 252; i++)
+    ck_assert_int_eq (buf[i], 0);
+  /* Damage anywhere: EBADMSG with the offset. */
+  buf[40] ^= 1;
+  ck_assert_int_eq (hf_snapshot_decode (buf, sizeof buf, &b, &bad), EBADMSG);
+  ck_assert_uint_eq (bad, 252);
+  buf[40] ^= 1;
+  buf[4] = 2;
+  ck_assert_int_eq (hf_snapshot_decode (buf, sizeof buf, &b, &bad), EBADMSG);
+  ck_assert_uint_eq (bad, 4);
+  buf[4] = 1;
+  ck_assert_int_eq (hf_snapshot_decode (buf, 255, &b, &bad), EBADMSG);
+  buf[0] = 'X';
+  ck_assert_int_eq (hf_snapshot_decode (buf, sizeof buf, &b, &bad), EBADMSG);
+  ck_assert_uint_eq (bad, 0);
+  /* A name of the full 128 bytes (no NUL on disk) round-trips. */
+  memset (a.name, 'n', HF_SN_NAME_MAX);
+  a.name[HF_SN_NAME_MAX] = '\0';
+  ck_assert_int_eq (hf_snapshot_encode (&a, buf), 0);
+  ck_assert_int_eq (hf_snapshot_decode (buf, sizeof buf, &b, &bad), 0);
+  ck_assert_str_eq (b.name, a.name);
+  /* Bad names are refused by the encoder. */
+  strcpy (a.name, ".hidden");
+  ck_assert_int_eq (hf_snapshot_encode (&a, buf), EINVAL);
+  strcpy (a.name, "a/b");
+  ck_assert_int_eq (hf_snapshot_encode (&a, buf), EINVAL);
+  a.name[0] = '\0';
+  ck_assert_int_eq (hf_snapshot_encode (&a, buf), EINVAL);
+  ck_assert (!hf_snapshot_name_valid ("with space"));
+  ck_assert (!hf_snapshot_name_valid ("2026-11-25T10:00:00Z"));
+  ck_assert (hf_snapshot_name_valid ("v1.0"));
+}
+END_TEST
+
+START_TEST (test_clone_reg_codec)
+{
+  struct hf_clone_reg a = { .base_seq = 7, .created_ns = 5 }, b;
+  uint8_t buf[HF_CR_SIZE];
+  size_t bad = 0;
+  int i;
+
+  memset (a.clone_uuid, 0xab, HF_UUID_SIZE);
+  strcpy (a.clone_url, "s3://other-bucket/vm/template-clone");
+  ck_assert_int_eq (hf_clone_reg_encode (&a, buf), 0);
+  ck_assert (memcmp (buf, "HFCR", 4) == 0);
+  ck_assert_uint_eq (hf_le16 (buf + 6), 512);
+  ck_assert_int_eq (hf_clone_reg_decode (buf, sizeof buf, &b, &bad), 0);
+  ck_assert (memcmp (&a, &b, sizeof a) == 0);
+  for (i = 304; i < 508; i++)
+    ck_assert_int_eq (buf[i], 0);
+  buf[100] ^= 0x10;
+  ck_assert_int_eq (hf_clone_reg_decode (buf, sizeof buf, &b, &bad),
+                    EBADMSG);
+  ck_assert_uint_eq (bad, 508);
+  /* URL too long / empty. */
+  memset (a.clone_url, 'u', HF_CR_URL_MAX);
+  a.clone_url[HF_CR_URL_MAX] = '\0';
+  ck_assert_int_eq (hf_clone_reg_encode (&a, buf), EINVAL);
+  a.clone_url[0] = '\0';
+  ck_assert_int_eq (hf_clone_reg_encode (&a, buf), EINVAL);
+}
+END_TEST
+
+/* ---- Time syntax ---- */
+
+START_TEST (test_parse_time)
+{
+  uint64_t ns;
+  char buf[40];
+  static const char *bad[] = {
+    "", "2026", "2026-11-25", "2026-11-25T10:00:00", "2026-11-25T10:00Z",
+    "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z",
+    "2026-11-25T24:00:00Z", "2026-11-25T10:00:00+01:00",
+    "2026-11-25T10:00:00.Z", "2026-11-25T10:00:00Zjunk", "1969-12-31T23:59:59Z",
+    "yesterday", "2026-11-25X10:00:00Z", "2026-1-25T10:00:00Z",
+  };
+  size_t i;
+
+  ck_assert_int_eq (hf_history_parse_time ("2026-11-25T10:00:00Z", &ns), 0);
+  ck_assert_uint_eq (ns, 1795600800ull * 1000000000);
+  ck_assert_int_eq (hf_history_parse_time ("1970-01-01T00:00:00Z", &ns), 0);
+  ck_assert_uint_eq (ns, 0);
+  ck_assert_int_eq (hf_history_parse_time ("2026-11-25T10:00:00.5Z", &ns), 0);
+  ck_assert_uint_eq (ns, 1795600800ull * 1000000000 + 500000000);
+  ck_assert_int_eq (hf_history_parse_time ("2026-11-25T10:00:00.123456789Z",
+                                           &ns), 0);
+  ck_assert_uint_eq (ns % 1000000000, 123456789);
+  /* Digits past nanoseconds are dropped, not rounded. */
+  ck_assert_int_eq (hf_history_parse_time
+                    ("2026-11-25T10:00:00.0000000019Z", &ns), 0);
+  ck_assert_uint_eq (ns % 1000000000, 1);
+  ck_assert_int_eq (hf_history_parse_time ("2026-11-25 10:00:00+00:00", &ns),
+                    0);
+  ck_assert_uint_eq (ns, 1795600800ull * 1000000000);
+  ck_assert_int_eq (hf_history_parse_time ("2024-02-29T00:00:00Z", &ns), 0);
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg (hf_history_parse_time (bad[i], &ns) == EINVAL,
+                   "accepted '%s'", bad[i]);
+  hf_history_format_time (1795600800ull * 1000000000 + 42, buf, sizeof buf);
+  ck_assert_str_eq (buf, "2026-11-25T10:00:00.000000042Z");
+  ck_assert_int_eq (hf_history_parse_time (buf, &ns), 0);
+  ck_assert_uint_eq (ns, 1795600800ull * 1000000000 + 42);
+}
+END_TEST
+
+/* ---- Points, resolution, snapshots on a real volume ---- */
+
+#define NPTS 7
+
+struct fixture {
+  char *dir;
+  struct hf_objstore *s;
+  uint64_t seqs[NPTS];          /* committed points, oldest first */
+  uint64_t ts[NPTS];
+};
+
+/* Create a volume with NPTS committed points (each writes block i) and
+ * a checkpoint every 3 segments. */
+static void
+fixture_make (struct fixture *f, const char *prefix)
+{
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .checkpoint_segments = 3 };
+  struct hf_volume *v;
+  struct hf_volume_info vi;
+  uint8_t b[4096];
+  int i;
+
+  f->dir = make_tmpdir ();
+  ck_assert_int_eq (hf_objstore_dir_open (f->dir, true, &f->s), 0);
+  ck_assert_int_eq (hf_volume_create (f->s, prefix, 1 << 20, 4096), 0);
+  ck_assert_int_eq (hf_volume_open (f->s, prefix, &o, &v), 0);
+  for (i = 0; i < NPTS; i++) {
+    memset (b, 'a' + i, sizeof b);
+    ck_assert_int_eq (hf_volume_pwrite (v, b, sizeof b, 4096 * i, 0), 0);
+    ck_assert_int_eq (hf_volume_flush (v), 0);
+    hf_volume_get_info (v, &vi);
+    f->seqs[i] = vi.head_seq;
+  }
+  /* Leave the close checkpoint out of the points under test: crash. */
+  hf_volume_crash (v);
+}
+
+static void
+fixture_free (struct fixture *f)
+{
+  hf_objstore_close (f->s);
+  rm_tmpdir (f->dir);
+}
+
+START_TEST (test_points)
+{
+  struct fixture f;
+  struct hf_history *h;
+  const struct hf_point *p;
+  size_t n, i;
+  struct hf_objstore_stats st0, st1;
+
+  hf_log_set_sink (capture);
+  fixture_make (&f, "vol/");
+  ck_assert_int_eq (hf_history_open (f.s, "vol/", NULL, &h), 0);
+  ck_assert_uint_eq (hf_history_head (h), f.seqs[NPTS - 1]);
+  hf_objstore_get_stats (f.s, &st0);
+  ck_assert_int_eq (hf_history_points (h, &p, &n), 0);
+  hf_objstore_get_stats (f.s, &st1);
+  ck_assert_uint_eq (n, NPTS);
+  /* One LIST, one small GET per segment, nothing else. */
+  ck_assert_uint_eq (st1.requests[HF_OP_LIST] - st0.requests[HF_OP_LIST], 1);
+  ck_assert_uint_eq (st1.requests[HF_OP_GET] - st0.requests[HF_OP_GET], NPTS);
+  ck_assert_uint_le (st1.bytes_in - st0.bytes_in, NPTS * HF_SH_SIZE);
+  for (i = 0; i < n; i++) {
+    ck_assert_uint_eq (p[i].seq, f.seqs[NPTS - 1 - i]);
+    ck_assert_uint_eq (p[i].parent_seq, i + 1 < n ? p[i + 1].seq : 0);
+    ck_assert (!p[i].inherited);
+    ck_assert (!(p[i].flags & HF_SH_ROLLBACK));
+    if (i + 1 < n)
+      ck_assert_uint_ge (p[i].timestamp_ns, p[i + 1].timestamp_ns);
+    ck_assert_uint_eq (p[i].volume_size, 1 << 20);
+  }
+  /* checkpoint_segments = 3: some of them hold checkpoints. */
+  for (i = 0; i < n && !(p[i].flags & HF_SH_CHECKPOINT); i++)
+    ;
+  ck_assert_uint_lt (i, n);
+  /* Loaded once. */
+  ck_assert_int_eq (hf_history_points (h, &p, &n), 0);
+  hf_objstore_get_stats (f.s, &st0);
+  ck_assert_uint_eq (st0.requests[HF_OP_GET], st1.requests[HF_OP_GET]);
+  hf_history_close (h);
+  fixture_free (&f);
+}
+END_TEST
+
+/* Orphans (a segment above the head whose parent is missing, or a
+ * segment that is not on the chain) are not points. */
+START_TEST (test_points_orphan)
+{
+  struct fixture f;
+  struct hf_history *h;
+  const struct hf_point *p;
+  struct hf_point pt;
+  size_t n;
+  char from[256], to[256];
+  void *d;
+  size_t len;
+
+  hf_log_set_sink (capture);
+  fixture_make (&f, "");
+  /* Move the newest segment far above: it becomes an orphan (its parent
+   * link names the real previous segment, but its seq does not match
+   * its key, so recovery and history both reject it by header). */
+  hf_seg_key (from, sizeof from, "", f.seqs[NPTS - 1]);
+  hf_seg_key (to, sizeof to, "", f.seqs[NPTS - 1] + 10);
+  ck_assert_int_eq (hf_objstore_get_all (f.s, from, &d, &len), 0);
+  ck_assert_int_eq (hf_objstore_put (f.s, to, d, len, 0), 0);
+  ck_assert_int_eq (hf_objstore_delete (f.s, from), 0);
+  free (d);
+  ck_assert_int_eq (hf_history_open (f.s, "", NULL, &h), 0);
+  ck_assert_uint_eq (hf_history_head (h), f.seqs[NPTS - 2]);
+  ck_assert_int_eq (hf_history_points (h, &p, &n), 0);
+  ck_assert_uint_eq (n, NPTS - 1);
+  ck_assert_uint_eq (p[0].seq, f.seqs[NPTS - 2]);
+  ck_assert_int_eq (hf_history_point (h, f.seqs[NPTS - 1] + 10, &pt), EINVAL);
+  ck_assert (strstr (last_error, "not a point in time") != NULL);
+  hf_history_close (h);
+  fixture_free (&f);
+}
+END_TEST
+
+START_TEST (test_resolve)
+{
+  struct fixture f;
+  struct hf_history *h;
+  const struct hf_point *p;
+  size_t n, i;
+  uint64_t seq;
+  char at[64];
+
+  hf_log_set_sink (capture);
+  fixture_make (&f, "p/");
+  ck_assert_int_eq (hf_history_open (f.s, "p/", NULL, &h), 0);
+  ck_assert_int_eq (hf_history_points (h, &p, &n), 0);
+  ck_assert_uint_eq (n, NPTS);
+  for (i = 0; i < n; i++) {
+    /* By seq. */
+    snprintf (at, sizeof at, "%llu", (unsigned long long) p[i].seq);
+    ck_assert_int_eq (hf_history_resolve (h, at, true, &seq), 0);
+    ck_assert_uint_eq (seq, p[i].seq);
+    /* By its exact timestamp, and by any time before the next point. */
+    hf_history_format_time (p[i].timestamp_ns, at, sizeof at);
+    ck_assert_int_eq (hf_history_resolve (h, at, false, &seq), 0);
+    ck_assert_uint_eq (seq, p[i].seq);
+    if (i > 0 && p[i - 1].timestamp_ns > p[i].timestamp_ns) {
+      hf_history_format_time (p[i - 1].timestamp_ns - 1, at, sizeof at);
+      ck_assert_int_eq (hf_history_resolve (h, at, false, &seq), 0);
+      ck_assert_uint_eq (seq, p[i].seq);
+    }
+  }
+  /* Whole seconds: the newest point at or before them. */
+  ck_assert_int_eq (hf_history_resolve (h, "2400-01-01T00:00:00Z", false,
+                                        &seq), 0);
+  ck_assert_uint_eq (seq, p[0].seq);
+  /* Before the first point. */
+  hf_history_format_time (p[n - 1].timestamp_ns - 1, at, sizeof at);
+  ck_assert_int_eq (hf_history_resolve (h, at, false, &seq), ENOENT);
+  ck_assert (strstr (last_error, "before the first point") != NULL);
+  ck_assert_int_eq (hf_history_resolve (h, "2000-01-01T00:00:00Z", false,
+                                        &seq), ENOENT);
+  /* Bad times. */
+  ck_assert_int_eq (hf_history_resolve (h, "2026-11-25T10:00:00", false,
+                                        &seq), EINVAL);
+  ck_assert (strstr (last_error, "ISO 8601") != NULL);
+  ck_assert_int_eq (hf_history_resolve (h, "2026-11-31T10:00:00Z", false,
+                                        &seq), EINVAL);
+  ck_assert_int_eq (hf_history_resolve (h, "10:00", false, &seq), EINVAL);
+  /* Seqs not on the chain; zero. */
+  ck_assert_int_eq (hf_history_resolve (h, "999", true, &seq), EINVAL);
+  ck_assert_int_eq (hf_history_resolve (h, "999", false, &seq), 0);
+  ck_assert_uint_eq (seq, 999);
+  ck_assert_int_eq (hf_history_resolve (h, "0", false, &seq), EINVAL);
+  /* Unknown snapshot, bad name. */
+  ck_assert_int_eq (hf_history_resolve (h, "nosuch", false, &seq), ENOENT);
+  ck_assert (strstr (last_error, "snapshot nosuch does not exist") != NULL);
+  ck_assert_int_eq (hf_history_resolve (h, "a b", false, &seq), EINVAL);
+  /* A snapshot. */
+  ck_assert_int_eq (hf_snapshot_create (h, "mid", p[3].seq, NULL), 0);
+  ck_assert_int_eq (hf_history_resolve (h, "mid", false, &seq), 0);
+  ck_assert_uint_eq (seq, p[3].seq);
+  hf_history_close (h);
+  fixture_free (&f);
+}
+END_TEST
+
+START_TEST (test_snapshots)
+{
+  struct fixture f;
+  struct hf_history *h;
+  const struct hf_point *p;
+  struct hf_snapshot sn, *list = NULL;
+  size_t n, nl = 0;
+  char name[200];
+  uint8_t junk[HF_SN_SIZE] = { 0 };
+
+  hf_log_set_sink (capture);
+  fixture_make (&f, "s/");
+  ck_assert_int_eq (hf_history_open (f.s, "s/", NULL, &h), 0);
+  ck_assert_int_eq (hf_history_points (h, &p, &n), 0);
+  /* Empty list. */
+  ck_assert_int_eq (hf_snapshot_list (f.s, "s/", &list, &nl), 0);
+  ck_assert_uint_eq (nl, 0);
+  /* Head by default. */
+  ck_assert_int_eq (hf_snapshot_create (h, "b-head", 0, &sn), 0);
+  ck_assert_uint_eq (sn.seq, p[0].seq);
+  ck_assert_uint_eq (sn.timestamp_ns, p[0].timestamp_ns);
+  ck_assert_int_eq (hf_snapshot_create (h, "a-old", p[n - 1].seq, NULL), 0);
+  /* Duplicate name: EEXIST, the first one is untouched. */
+  ck_assert_int_eq (hf_snapshot_create (h, "a-old", p[0].seq, NULL), EEXIST);
+  ck_assert (strstr (last_error, "already exists") != NULL);
+  ck_assert_int_eq (hf_snapshot_get (f.s, "s/", "a-old", &sn), 0);
+  ck_assert_uint_eq (sn.seq, p[n - 1].seq);
+  ck_assert (memcmp (sn.volume_uuid, hf_history_uuid (h), 16) == 0);
+  /* Bad names and points. */
+  ck_assert_int_eq (hf_snapshot_create (h, ".x", 0, NULL), EINVAL);
+  ck_assert_int_eq (hf_snapshot_create (h, "12", 0, NULL), EINVAL);
+  ck_assert (strstr (last_error, "not only digits") != NULL);
+  memset (name, 'x', 129);
+  name[129] = '\0';
+  ck_assert_int_eq (hf_snapshot_create (h, name, 0, NULL), EINVAL);
+  ck_assert_int_eq (hf_snapshot_create (h, "far", p[0].seq + 5, NULL),
+                    EINVAL);
+  ck_assert (strstr (last_error, "not a point in time") != NULL);
+  /* List: sorted by name. */
+  ck_assert_int_eq (hf_snapshot_list (f.s, "s/", &list, &nl), 0);
+  ck_assert_uint_eq (nl, 2);
+  ck_assert_str_eq (list[0].name, "a-old");
+  ck_assert_str_eq (list[1].name, "b-head");
+  free (list);
+  /* Delete; deleting again is ENOENT with a clear message. */
+  ck_assert_int_eq (hf_snapshot_delete (f.s, "s/", "a-old"), 0);
+  ck_assert_int_eq (hf_snapshot_get (f.s, "s/", "a-old", &sn), ENOENT);
+  ck_assert_int_eq (hf_snapshot_delete (f.s, "s/", "a-old"), ENOENT);
+  ck_assert (strstr (last_error, "does not exist") != NULL);
+  /* The name is free again. */
+  ck_assert_int_eq (hf_snapshot_create (h, "a-old", p[1].seq, NULL), 0);
+  /* A damaged snapshot object fails the list (GC must not guess). */
+  ck_assert_int_eq (hf_objstore_put (f.s, "s/snap/broken", junk, sizeof junk,
+                                     0), 0);
+  ck_assert_int_eq (hf_snapshot_list (f.s, "s/", &list, &nl), EBADMSG);
+  ck_assert (strstr (last_error, "s/snap/broken: corrupt at byte offset 0")
+             != NULL);
+  /* A valid object under the wrong name is damage too. */
+  ck_assert_int_eq (hf_snapshot_create (h, "right", 0, NULL), 0);
+  {
+    void *d;
+    size_t len;
+    ck_assert_int_eq (hf_objstore_get_all (f.s, "s/snap/right", &d, &len), 0);
+    ck_assert_int_eq (hf_objstore_put (f.s, "s/snap/wrong", d, len, 0), 0);
+    free (d);
+  }
+  ck_assert_int_eq (hf_snapshot_get (f.s, "s/", "wrong", &sn), EBADMSG);
+  hf_history_close (h);
+  fixture_free (&f);
+}
+END_TEST
+
+START_TEST (test_clone_regs)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_clone_reg a = { .base_seq = 3 }, b = { .base_seq = 9 }, *v;
+  size_t n;
+  char key[256];
+
+  hf_log_set_sink (capture);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_clone_reg_list (s, "p/", &v, &n), 0);
+  ck_assert_uint_eq (n, 0);
+  memset (a.clone_uuid, 0x11, 16);
+  memset (b.clone_uuid, 0x22, 16);
+  strcpy (a.clone_url, "file:///tmp/a");
+  strcpy (b.clone_url, "s3://b/c");
+  ck_assert_int_eq (hf_clone_reg_put (s, "p/", &b), 0);
+  ck_assert_int_eq (hf_clone_reg_put (s, "p/", &a), 0);
+  ck_assert_int_eq (hf_clone_reg_put (s, "p/", &a), EEXIST);
+  hf_clone_reg_key (key, sizeof key, "p/", a.clone_uuid);
+  ck_assert_str_eq (key, "p/clones/11111111111111111111111111111111");
+  ck_assert_int_eq (hf_clone_reg_list (s, "p/", &v, &n), 0);
+  ck_assert_uint_eq (n, 2);
+  ck_assert_uint_eq (v[0].base_seq, 3);
+  ck_assert_str_eq (v[0].clone_url, "file:///tmp/a");
+  ck_assert_uint_eq (v[1].base_seq, 9);
+  free (v);
+  ck_assert_int_eq (hf_clone_reg_delete (s, "p/", a.clone_uuid), 0);
+  ck_assert_int_eq (hf_clone_reg_delete (s, "p/", a.clone_uuid), 0);
+  ck_assert_int_eq (hf_clone_reg_list (s, "p/", &v, &n), 0);
+  ck_assert_uint_eq (n, 1);
+  ck_assert (memcmp (v[0].clone_uuid, b.clone_uuid, 16) == 0);
+  free (v);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+static Suite *
+history_suite (void)
+{
+  Suite *s = suite_create ("history");
+  TCase *tc = tcase_create ("core");
+
+  tcase_set_timeout (tc, 300);
+  tcase_add_test (tc, test_snapshot_codec);
+  tcase_add_test (tc, test_clone_reg_codec);
+  tcase_add_test (tc, test_parse_time);
+  tcase_add_test (tc, test_points);
+  tcase_add_test (tc, test_points_orphan);
+  tcase_add_test (tc, test_resolve);
+  tcase_add_test (tc, test_snapshots);
+  tcase_add_test (tc, test_clone_regs);
+  suite_add_tcase (s, tc);
+  return s;
+}
+
+int
+main (void)
+{
+  SRunner *sr = srunner_create (history_suite ());
+  int failed;
+
+  srunner_run_all (sr, CK_NORMAL);
+  failed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
