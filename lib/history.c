@@ -478,37 +478,75 @@ hf_history_timeish (const char *s)
      s[7] == '-');
 }
 
-int
-hf_history_resolve (struct hf_history *h, const char *at, bool check_seq,
-                    uint64_t *seq)
+enum hf_history_at { HF_AT_SEQ, HF_AT_TIME, HF_AT_SNAPSHOT };
+
+/* Classify and parse at (*v: the seq or the time in ns). */
+static int
+hf_history_parse_at (const char *at, enum hf_history_at *kind, uint64_t *v)
 {
-  const struct hf_point *p;
-  struct hf_point pt;
-  struct hf_snapshot sn;
-  uint64_t ns, v;
-  size_t n, i;
   char *end;
-  int r;
 
   if (hf_history_all_digits (at)) {
     errno = 0;
-    v = strtoull (at, &end, 10);
-    if (errno || *end || v == 0) {
+    *v = strtoull (at, &end, 10);
+    if (errno || *end || *v == 0) {
       hf_error ("at=%s: a point in time is a segment number >= 1", at);
       return EINVAL;
     }
-    if (check_seq && (r = hf_history_point (h, v, &pt)) != 0)
-      return r;
-    *seq = v;
+    *kind = HF_AT_SEQ;
     return 0;
   }
   if (hf_history_timeish (at)) {
-    if (hf_history_parse_time (at, &ns) != 0) {
+    if (hf_history_parse_time (at, v) != 0) {
       hf_error ("at=%s: not a time in ISO 8601 UTC (expected "
                 "YYYY-MM-DDTHH:MM:SS[.fraction]Z, e.g. "
                 "2026-11-25T10:00:00Z)", at);
       return EINVAL;
     }
+    *kind = HF_AT_TIME;
+    return 0;
+  }
+  if (!hf_snapshot_name_valid (at)) {
+    hf_error ("at=%s: neither a segment number, nor a time "
+              "(YYYY-MM-DDTHH:MM:SSZ), nor a snapshot name "
+              "([A-Za-z0-9._-], not starting with '.')", at);
+    return EINVAL;
+  }
+  *kind = HF_AT_SNAPSHOT;
+  return 0;
+}
+
+int
+hf_history_check_at (const char *at)
+{
+  enum hf_history_at kind;
+  uint64_t v;
+
+  return hf_history_parse_at (at, &kind, &v);
+}
+
+int
+hf_history_resolve (struct hf_history *h, const char *at, bool check_seq,
+                    uint64_t *seq)
+{
+  enum hf_history_at kind;
+  const struct hf_point *p;
+  struct hf_point pt;
+  struct hf_snapshot sn;
+  uint64_t ns;
+  size_t n, i;
+  int r;
+
+  r = hf_history_parse_at (at, &kind, &ns);
+  if (r)
+    return r;
+  if (kind == HF_AT_SEQ) {
+    if (check_seq && (r = hf_history_point (h, ns, &pt)) != 0)
+      return r;
+    *seq = ns;
+    return 0;
+  }
+  if (kind == HF_AT_TIME) {
     r = hf_history_points (h, &p, &n);
     if (r)
       return r;
@@ -526,12 +564,6 @@ hf_history_resolve (struct hf_history *h, const char *at, bool check_seq,
                 " at %s)", at, p[n - 1].seq, first);
     }
     return ENOENT;
-  }
-  if (!hf_snapshot_name_valid (at)) {
-    hf_error ("at=%s: neither a segment number, nor a time "
-              "(YYYY-MM-DDTHH:MM:SSZ), nor a snapshot name "
-              "([A-Za-z0-9._-], not starting with '.')", at);
-    return EINVAL;
   }
   r = hf_snapshot_get (h->store, h->prefix, at, &sn);
   if (r)

@@ -90,6 +90,10 @@ extern void hf_history_format_time (uint64_t ns, char *buf, size_t len);
 extern int hf_history_resolve (struct hf_history *h, const char *at,
                                bool check_seq, uint64_t *seq);
 
+/* Check the syntax of an at= value without a store (a seq >= 1, a time
+ * as above, or a snapshot name): 0, or EINVAL with one logged line. */
+extern int hf_history_check_at (const char *at);
+
 /* ---- Named snapshots (snap/NAME) ---- */
 
 /* Name point seq (0 = the head) as name.  seq must be a point on the

@@ -31,6 +31,7 @@
 #include <nbdkit-plugin.h>
 
 #include "cache.h"
+#include "history.h"
 #include "log.h"
 #include "objstore.h"
 #include "volume.h"
@@ -51,8 +52,7 @@ static char *hf_secret_key, *hf_session_token;  /* from password syntax */
 static int64_t hf_size = -1;
 static uint32_t hf_block_size;
 static struct hf_volume_options hf_opts;
-static const char *hf_at;
-static uint64_t hf_at_seq;
+static const char *hf_at;             /* at=SEQ|TIMESTAMP|SNAPSHOT */
 static const char *hf_metrics;
 static const char *hf_cache_dir;        /* NULL: no local block cache */
 static uint64_t hf_cache_size;          /* 0: the cache's default */
@@ -237,15 +237,9 @@ hyperfile_config (const char *key, const char *value)
       : ms > UINT32_MAX - 1 ? UINT32_MAX - 1 : ms;
   }
   else if (strcmp (key, "at") == 0) {
-    char *end;
-    errno = 0;
-    hf_at_seq = strtoull (value, &end, 10);
-    if (errno || end == value || *end != '\0' || hf_at_seq == 0) {
-      nbdkit_error ("at=%s: only a segment number (at=SEQ, >= 1) is "
-                    "supported yet; timestamps and snapshot names are not",
-                    value);
-      return -1;
-    }
+    /* Syntax now; resolved to a seq against the volume in .get_ready. */
+    if (hf_history_check_at (value) != 0)
+      return -1;                /* logged what is wrong */
     hf_at = value;
   }
   else if (strcmp (key, "retain") == 0) {
@@ -354,10 +348,9 @@ hyperfile_config_complete (void)
   if (hyperfile_debug_segment) hf_log_set_debug ("segment", true);
   if (hyperfile_debug_fault) hf_log_set_debug ("fault", true);
   if (hyperfile_debug_cache) hf_log_set_debug ("cache", true);
-  if (hf_at) {
-    hf_opts.readonly = true;
-    hf_opts.at_seq = hf_at_seq;
-  }
+  if (hf_at)
+    hf_opts.readonly = true;    /* at_seq is set in .get_ready */
+  hf_opts.parent_cfg = &hf_s3;  /* a clone's parents: same endpoint */
   if (hyperfile_nbdkit_readonly ()) {
     nbdkit_debug ("nbdkit -r: opening the volume read-only (no lease)");
     hf_opts.readonly = true;
@@ -381,13 +374,40 @@ hyperfile_config_complete (void)
   "cache-size=SIZE         local block cache size (default 1G)\n" \
   "segment-size=SIZE       seal a segment at this size (default 32M)\n" \
   "flush-interval=DURATION seal a segment this old (default 5s)\n" \
-  "at=SEQ                  serve the volume read-only at that point\n" \
+  "at=SEQ|TIME|SNAPSHOT    serve the volume read-only at that point\n" \
   "retain=DURATION         time-travel window kept by GC (default 24h)\n" \
   "gc=on|off               background garbage collection (not active yet)\n" \
   "takeover=true           claim a volume whose writer lease expired\n" \
   "tls-verify=false        do not verify TLS certificates\n" \
   "ca-file=FILE            CA certificates for TLS\n" \
   "metrics=FILE            write Prometheus metrics to FILE"
+
+/* Turn at= into the seq to open (hf_opts.at_seq).  A TIMESTAMP is the
+ * newest point at or before it on the head's chain (read beside a live
+ * writer, so it is the head at startup), a SNAPSHOT its snap/ object. */
+static int
+hyperfile_resolve_at (const struct hf_volume_info *vi)
+{
+  struct hf_history *h;
+  uint64_t seq;
+  int r;
+
+  r = hf_history_open (hf_store, hf_prefix, &hf_s3, &h);
+  if (r == 0) {
+    r = hf_history_resolve (h, hf_at, false, &seq);
+    hf_history_close (h);
+  }
+  if (r)
+    return -1;                  /* history logged why */
+  if (seq > vi->head_seq) {
+    nbdkit_error ("%s: at=%s is out of range: the newest point is %"
+                  PRIu64, hf_url, hf_at, vi->head_seq);
+    return -1;
+  }
+  nbdkit_debug ("at=%s is segment %" PRIu64, hf_at, seq);
+  hf_opts.at_seq = seq;
+  return 0;
+}
 
 /* Open the store and check the volume against the parameters.  Opens
  * the volume read-only briefly (no lease, no writes) to read its state. */
@@ -396,7 +416,8 @@ hyperfile_get_ready (void)
 {
   struct hf_volume_options ro = { .readonly = true,
                                   .node_cache = 64,
-                                  .at_seq = 0 };
+                                  .at_seq = 0,
+                                  .parent_cfg = &hf_s3 };
   struct hf_volume_info vi;
   struct hf_volume *v;
   struct stat st;
@@ -535,11 +556,8 @@ hyperfile_get_ready (void)
                   vi.block_size);
     return -1;
   }
-  if (hf_at && hf_at_seq > vi.head_seq) {
-    nbdkit_error ("%s: at=%s is out of range: the newest point is %"
-                  PRIu64, hf_url, hf_at, vi.head_seq);
-    return -1;
-  }
+  if (hf_at)
+    return hyperfile_resolve_at (&vi);
   return 0;
 }
 

@@ -39,7 +39,10 @@ expect_fail 'no bucket' 's3://' secret-key=+"$tmp/secret" access-key=AK
 expect_fail 'no volume there.*size=' "$tmp/absent"
 expect_fail 'size=' "$tmp/v" size=0
 expect_fail 'wal=.*not supported' "$tmp/v" size=1M wal="$tmp/wal"
-expect_fail 'at=.*segment number' "$tmp/v" size=1M at=yesterday
+expect_fail 'at=.*not a time in ISO 8601' "$tmp/v" size=1M at=2026-11-25T25:00:00Z
+expect_fail 'at=.*not a time in ISO 8601' "$tmp/v" size=1M at=2026-11-25
+expect_fail 'at=.*neither a segment number' "$tmp/v" size=1M at=.hidden
+expect_fail 'no volume there to open at=yesterday' "$tmp/v" size=1M at=yesterday
 expect_fail 'cache-size=.*at least' "$tmp/v" size=1M cache="$tmp/c" cache-size=10
 touch "$tmp/notadir"
 expect_fail 'cache=.*directory' "$tmp/v" size=1M cache="$tmp/notadir"
@@ -51,6 +54,8 @@ expect_fail 'metrics=.*cannot create' "$tmp/v" size=1M metrics="$tmp/no/such/m"
 nbdkit -U - "$PLUGIN" "$tmp/v" size=1M --run true
 expect_fail 'disagrees' "$tmp/v" size=2M
 expect_fail 'at=99 is out of range' "$tmp/v" at=99
+expect_fail 'no point in time yet' "$tmp/v" at=2026-11-25T10:00:00Z
+expect_fail 'snapshot nosuch does not exist' "$tmp/v" at=nosuch
 # Verbose output of a working server does not show the secret either
 # (given as +FILE; a literal value would be echoed by nbdkit -v itself).
 nbdkit -v -U - "$PLUGIN" "$tmp/v" access-key=AK secret-key=+"$tmp/secret" \
