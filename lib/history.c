@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "cleanup.h"
@@ -934,4 +935,79 @@ hf_clone_reg_delete (struct hf_objstore *s, const char *prefix,
   if (r)
     hf_error ("clone: deleting the registration %s: %s", key, strerror (r));
   return r;
+}
+
+/* ---- Clones ---- */
+
+int
+hf_clone_create (struct hf_history *src, const char *src_url, uint64_t base,
+                 struct hf_objstore *dst, const char *dst_prefix,
+                 const char *dst_url, uint64_t *seq_out)
+{
+  const struct hf_vdesc *sd = &src->lin->lv[0].d;
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  struct hf_objstore_info oi;
+  struct hf_clone_reg cr = { 0 };
+  struct hf_vdesc d = { 0 };
+  struct hf_point pt;
+  uint8_t buf[HF_VD_SIZE];
+  int r;
+
+  if (strlen (src_url) >= sizeof ((struct hf_disk_volume *) 0)->vd_parent_url
+      || strlen (dst_url) >= HF_CR_URL_MAX) {
+    hf_error ("clone: URLs must be shorter than 256 bytes");
+    return EINVAL;
+  }
+  if (base == 0)
+    base = src->head;
+  if (base == 0) {
+    hf_error ("clone: %s has no point in time yet (nothing was "
+              "committed)", src_url);
+    return EINVAL;
+  }
+  r = hf_history_point (src, base, &pt);
+  if (r)
+    return r;
+  snprintf (key, sizeof key, "%svolume", dst_prefix);
+  r = hf_objstore_head (dst, key, &oi);
+  if (r == 0) {
+    hf_error ("clone: a volume already exists at %s", dst_url);
+    return EEXIST;
+  }
+  if (r != ENOENT)
+    return r;                   /* the store logged why */
+
+  if (getrandom (cr.clone_uuid, HF_UUID_SIZE, 0) != HF_UUID_SIZE)
+    return EIO;
+  cr.base_seq = base;
+  cr.created_ns = hf_history_now_ns ();
+  strcpy (cr.clone_url, dst_url);
+  /* Registration first: from now on the parent's GC keeps the base. */
+  r = hf_clone_reg_put (src->store, src->prefix, &cr);
+  if (r)
+    return r;
+
+  d.flags = HF_VD_CLONE;
+  d.block_size = sd->block_size;
+  memcpy (d.uuid, cr.clone_uuid, HF_UUID_SIZE);
+  d.size = pt.volume_size;
+  d.created_ns = cr.created_ns;
+  d.parent_seq = base;
+  memcpy (d.parent_uuid, sd->uuid, HF_UUID_SIZE);
+  strcpy (d.parent_url, src_url);
+  hf_vdesc_encode (&d, buf);
+  r = hf_history_put (dst, key, buf, sizeof buf);
+  if (r) {
+    if (r == EEXIST)
+      hf_error ("clone: a volume already exists at %s", dst_url);
+    else
+      hf_error ("clone: writing %s: %s", key, strerror (r));
+    hf_clone_reg_delete (src->store, src->prefix, cr.clone_uuid);
+    return r;
+  }
+  hf_debug ("history", "cloned %s at %" PRIu64 " as %s", src_url, base,
+            dst_url);
+  if (seq_out)
+    *seq_out = base;
+  return 0;
 }

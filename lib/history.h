@@ -132,4 +132,19 @@ extern int hf_clone_reg_list (struct hf_objstore *s, const char *prefix,
 extern int hf_clone_reg_delete (struct hf_objstore *s, const char *prefix,
                                 const uint8_t *uuid);
 
+/* ---- Clones ---- */
+
+/* Create a clone of the volume of src at point base (0 = src's head;
+ * must be a point on src's chain) as a new volume under dst_prefix in
+ * dst (borrowed), whose URL is dst_url; src_url is src's URL as the
+ * clone will reach it (absolute: s3://BUCKET/PREFIX or file:///DIR).
+ * Registers the clone in src's prefix first, then writes the clone's
+ * descriptor with a conditional PUT; if that fails the registration is
+ * removed again.  EEXIST (logged) if a volume exists at dst.  On success
+ * *seq_out (may be NULL) is the base. */
+extern int hf_clone_create (struct hf_history *src, const char *src_url,
+                            uint64_t base, struct hf_objstore *dst,
+                            const char *dst_prefix, const char *dst_url,
+                            uint64_t *seq_out);
+
 #endif /* HF_HISTORY_H */

@@ -174,7 +174,7 @@ hf_lineage_open (struct hf_objstore *s, const char *prefix,
       break;
     }
     if (p->d.block_size != c->d.block_size ||
-        ((p->d.flags & HF_VD_CLONE) && p->d.parent_seq >= c->floor)) {
+        ((p->d.flags & HF_VD_CLONE) && p->d.parent_seq > c->floor)) {
       hf_error ("volume: the parent at %s has another block size or a "
                 "base not older than its clone's", p->url);
       r = EBADMSG;

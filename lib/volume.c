@@ -103,6 +103,7 @@
 #include "cleanup.h"
 #include "crc32c.h"
 #include "format.h"
+#include "lineage.h"
 #include "log.h"
 #include "segment.h"
 #include "volume.h"
@@ -480,6 +481,7 @@ struct hf_vol_seg {
   struct hf_vol_buf *buf;       /* frozen; serves reads until commit */
   uint64_t volume_size;         /* at seal */
   bool force_ckpt;
+  bool rollback;                /* checkpoint flagged HF_SH_ROLLBACK */
   /* Set by the builder: */
   uint8_t *obj;                 /* the whole object */
   struct hf_seg_meta meta;      /* header and tables (owned) */
@@ -505,6 +507,7 @@ struct hf_volume {
   /* Immutable after open. */
   struct hf_objstore *store;    /* borrowed */
   char *prefix;
+  struct hf_lineage *lin;       /* where each seq lives (clones) */
   struct hf_volume_options o;   /* defaults filled in */
   uint32_t bs;
   uint8_t uuid[HF_UUID_SIZE];
@@ -646,6 +649,18 @@ hf_vol_get (struct hf_objstore *s, const char *key, uint64_t off, size_t len,
 
 /* ---- Reading blocks and nodes ---- */
 
+/* The key of segment seq, and the store holding it: the volume's own,
+ * or for a clone's seq <= its base, an ancestor's (lineage.h). */
+static struct hf_objstore *
+hf_vol_seg_loc (const struct hf_volume *v, uint64_t seq, char *key,
+                size_t len)
+{
+  const struct hf_lineage_level *lv = hf_lineage_locate (v->lin, seq);
+
+  hf_seg_key (key, len, lv->prefix, seq);
+  return lv->store;
+}
+
 /* Copy bytes of segment seq at off from its in-memory object, if it is
  * still pending.  0, or ENOENT if not in memory. */
 static int
@@ -670,11 +685,11 @@ hf_vol_mem_object (struct hf_volume *v, uint64_t seq, uint64_t off,
  * or a short one is corruption of the volume (EBADMSG, logged with the
  * object and offset of what is missing), other errors pass through. */
 static int
-hf_vol_get_exact (struct hf_volume *v, const char *key, uint64_t off,
+hf_vol_get_exact (struct hf_objstore *s, const char *key, uint64_t off,
                   size_t len, void *buf, const char *what)
 {
   size_t got = 0;
-  int r = hf_vol_get (v->store, key, off, len, buf, &got);
+  int r = hf_vol_get (s, key, off, len, buf, &got);
 
   if (r == ENOENT) {
     hf_error ("volume: %s at %s offset %" PRIu64 ": object missing",
@@ -705,8 +720,8 @@ hf_vol_read_node (void *opaque, const struct hf_disk_node_ptr *ptr, void *buf)
   if (hk && hk->cache_get &&
       hk->cache_get (hk->opaque, ptr->np_seq, off, buf, HF_NODE_SIZE) == 0)
     return 0;
-  hf_seg_key (key, sizeof key, v->prefix, ptr->np_seq);
-  r = hf_vol_get_exact (v, key, off, HF_NODE_SIZE, buf, "node");
+  r = hf_vol_get_exact (hf_vol_seg_loc (v, ptr->np_seq, key, sizeof key),
+                        key, off, HF_NODE_SIZE, buf, "node");
   if (r)
     return r;
   if (hk && hk->cache_put)
@@ -742,10 +757,11 @@ hf_vol_fetch (struct hf_volume *v, uint64_t seq, uint32_t blk, uint32_t n,
   uint64_t off = (uint64_t) blk * v->bs;
   size_t len = (size_t) n * v->bs;
   bool from_cache = false;
+  struct hf_objstore *st;
   uint32_t i;
   int r;
 
-  hf_seg_key (key, sizeof key, v->prefix, seq);
+  st = hf_vol_seg_loc (v, seq, key, sizeof key);
   if (hf_vol_mem_object (v, seq, off, buf, len) == 0 ||
       hf_vol_ra_get (v, seq, blk, n, buf) == 0)
     from_cache = true;
@@ -769,7 +785,7 @@ hf_vol_fetch (struct hf_volume *v, uint64_t seq, uint32_t blk, uint32_t n,
     v->st.cache_misses++;
     pthread_mutex_unlock (&v->lock);
   }
-  r = hf_vol_get_exact (v, key, off, len, buf, "data block");
+  r = hf_vol_get_exact (st, key, off, len, buf, "data block");
   if (r)
     return r;
   for (i = 0; i < n; i++)
@@ -2024,7 +2040,7 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
       goto err;
     }
     hf_btree_get_stats (v->tree, &bst);
-    h->flags |= HF_SH_CHECKPOINT;
+    h->flags |= HF_SH_CHECKPOINT | (s->rollback ? HF_SH_ROLLBACK : 0);
     h->ckpt_seq = s->seq;
     if (!root.empty) {
       h->ckpt_root = root.ptr;
@@ -2637,54 +2653,17 @@ hf_volume_create (struct hf_objstore *store, const char *prefix,
   return r;
 }
 
+/* Read the descriptor, and for a clone its ancestors' (lineage.h). */
 static int
 hf_vol_read_descriptor (struct hf_volume *v)
 {
-  char key[HF_OBJSTORE_KEY_MAX + 1];
-  CLEANUP_FREE uint8_t *o = NULL;
-  size_t len = 0;
-  uint32_t bs;
-  int r = EIO, i;
+  int r = hf_lineage_open (v->store, v->prefix, v->o.parent_cfg, &v->lin);
 
-  snprintf (key, sizeof key, "%svolume", v->prefix);
-  for (i = 0; i < HF_VOL_IO_TRIES; i++) {
-    r = hf_objstore_get_all (v->store, key, (void **) &o, &len);
-    if (!hf_vol_retryable (r))
-      break;
-    hf_vol_sleep_us (2000u << i);
-  }
-  if (r == ENOENT) {
-    hf_error ("volume: %s: no volume at %s", hf_objstore_describe (v->store),
-              key);
-    return ENOENT;
-  }
-  if (r) {
-    hf_error ("volume: %s: reading %s: %s", hf_objstore_describe (v->store),
-              key, strerror (r));
+  if (r)
     return r;
-  }
-  if (len != HF_VD_SIZE || hf_le32 (o + VD (vd_magic)) != HF_VD_MAGIC ||
-      hf_le16 (o + VD (vd_version)) != HF_VD_VERSION ||
-      hf_le16 (o + VD (vd_hdr_size)) != HF_VD_SIZE) {
-    hf_error ("volume %s: corrupt at byte offset 0: bad size (%zu), magic "
-              "or version", key, len);
-    return EBADMSG;
-  }
-  if (hf_crc32c (0, o, VD (vd_crc)) != hf_le32 (o + VD (vd_crc))) {
-    hf_error ("volume %s: corrupt at byte offset %zu: CRC mismatch", key,
-              VD (vd_crc));
-    return EBADMSG;
-  }
-  bs = hf_le32 (o + VD (vd_block_size));
-  if (bs < HF_MIN_BLOCK_SIZE || bs > HF_MAX_BLOCK_SIZE || (bs & (bs - 1)) ||
-      hf_le64 (o + VD (vd_size)) % bs) {
-    hf_error ("volume %s: corrupt at byte offset %zu: bad block size or "
-              "size", key, VD (vd_block_size));
-    return EBADMSG;
-  }
-  v->bs = bs;
-  memcpy (v->uuid, o + VD (vd_uuid), HF_UUID_SIZE);
-  v->size = hf_le64 (o + VD (vd_size));
+  v->bs = v->lin->lv[0].d.block_size;
+  memcpy (v->uuid, v->lin->lv[0].d.uuid, HF_UUID_SIZE);
+  v->size = v->lin->lv[0].d.size;
   return 0;
 }
 
@@ -2717,7 +2696,9 @@ hf_vol_meta (struct hf_volume *v, struct hf_vol_recover *rc, uint64_t seq,
       return rc->c[i].err;
     }
   for (k = 0; k < HF_VOL_IO_TRIES; k++) {
-    r = hf_seg_read_meta (v->store, v->prefix, seq, v->uuid, v->bs, &m);
+    const struct hf_lineage_level *lv = hf_lineage_locate (v->lin, seq);
+
+    r = hf_seg_read_meta (lv->store, lv->prefix, seq, lv->d.uuid, v->bs, &m);
     if (!hf_vol_retryable (r))
       break;
     hf_vol_sleep_us (2000u << k);
@@ -2824,8 +2805,10 @@ hf_vol_chain (struct hf_volume *v, struct hf_vol_recover *rc, uint64_t cand,
   return 0;
 }
 
+/* Recover the state at segment at_seq (0: the head) into v's tree,
+ * delta, size, head and builder fields, which must be empty. */
 static int
-hf_vol_recover (struct hf_volume *v)
+hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
 {
   struct hf_vol_recover rc = { 0 };
   struct hf_vol_first f;
@@ -2835,9 +2818,9 @@ hf_vol_recover (struct hf_volume *v)
   size_t nchain = 0, i, tried = 0;
   int r = 0;
 
-  if (v->o.at_seq) {
+  if (at_seq) {
     f.n = 1;
-    f.num[0] = v->o.at_seq;
+    f.num[0] = at_seq;
   }
   else {
     r = hf_vol_list (v, "seg", HF_VOL_MAX_CANDIDATES, &f);
@@ -2846,6 +2829,12 @@ hf_vol_recover (struct hf_volume *v)
                 hf_objstore_describe (v->store), v->prefix, strerror (r));
       return r;
     }
+  }
+  if (f.n == 0 && v->lin->lv[0].floor) {
+    /* A clone without segments of its own: its state is the parent's
+     * at the base (format.h, "Clones"). */
+    f.n = 1;
+    f.num[0] = v->lin->lv[0].floor;
   }
   if (f.n > 0)
     max_seen = f.num[0];
@@ -2863,8 +2852,8 @@ hf_vol_recover (struct hf_volume *v)
   if (f.n > 0 && i == f.n) {
     hf_error ("volume: %s%s: no intact segment chain among the %zu newest "
               "segments%s", hf_objstore_describe (v->store), v->prefix,
-              tried, v->o.at_seq ? " (at_seq)" : "");
-    r = r == ENOENT && v->o.at_seq ? ENOENT : EBADMSG;
+              tried, at_seq ? " (at_seq)" : "");
+    r = r == ENOENT && at_seq ? ENOENT : EBADMSG;
     goto out;
   }
 
@@ -2941,6 +2930,104 @@ hf_vol_recover (struct hf_volume *v)
   return r;
 }
 
+/* ---- Rollback ---- */
+
+int
+hf_volume_rollback (struct hf_volume *v, uint64_t seq, uint64_t *new_seq)
+{
+  struct hf_volume_info vi;
+  uint64_t next, committed, head, parent_seq;
+  uint32_t parent_crc;
+  size_t i;
+  int r;
+
+  if (v->readonly)
+    return EROFS;
+  /* Everything written so far is committed first, so the new segment's
+   * parent is the real head and the sealed list is empty. */
+  r = hf_vol_flush_wait (v);
+  if (r)
+    return r;
+  hf_volume_get_info (v, &vi);
+  if (seq == 0 || seq >= vi.head_seq) {
+    hf_error ("volume: rollback to %" PRIu64 ": not older than the head %"
+              PRIu64, seq, vi.head_seq);
+    return EINVAL;
+  }
+  {
+    /* Check that seq's chain is intact before dropping the state. */
+    struct hf_vol_recover rc = { 0 };
+    struct hf_seg_meta **chain = NULL;
+    size_t nchain = 0;
+
+    r = hf_vol_chain (v, &rc, seq, &chain, &nchain);
+    free (chain);
+    hf_vol_recover_free (&rc);
+    if (r) {
+      hf_error ("volume: rollback to %" PRIu64 ": not a readable point in "
+                "time (%s)", seq, strerror (r));
+      return r == ENOMEM ? r : EINVAL;
+    }
+  }
+
+  /* Rebuild tree, delta and size as they were at seq, keeping what
+   * names the real head (the rollback segment chains onto it) and the
+   * numbering (seqs above every seq seen). */
+  pthread_rwlock_wrlock (&v->tree_lock);
+  pthread_mutex_lock (&v->lock);
+  next = v->next_seq;
+  committed = v->committed_seq;
+  head = v->head_seq;
+  parent_seq = v->b_parent_seq;
+  parent_crc = v->b_parent_crc;
+  hf_btree_close (v->tree);
+  v->tree = NULL;
+  hf_vol_runs_free (&v->delta);
+  for (i = 0; i < v->n_crc_tabs; i++)
+    free (v->crc_tabs[i]);
+  v->n_crc_tabs = 0;
+  v->b_segs_since = v->b_ext_since = 0;
+  v->b_root = (struct hf_btree_root) { .empty = true };
+  pthread_mutex_unlock (&v->lock);
+  /* Recovery reads the store and takes v->lock for in-memory objects:
+   * nothing is sealed, so nobody else needs either lock meanwhile. */
+  r = hf_vol_recover (v, seq);
+  pthread_mutex_lock (&v->lock);
+  v->next_seq = next;
+  v->committed_seq = committed;
+  v->head_seq = head;
+  v->b_parent_seq = parent_seq;
+  v->b_parent_crc = parent_crc;
+  if (r) {
+    /* The in-memory state is gone: refuse everything until reopened. */
+    v->broken = r == ENOMEM ? ENOMEM : EIO;
+    pthread_mutex_unlock (&v->lock);
+    pthread_rwlock_unlock (&v->tree_lock);
+    hf_error ("volume: rollback to %" PRIu64 ": reading that point: %s; "
+              "nothing was committed, reopen the volume", seq,
+              strerror (r));
+    return r;
+  }
+  /* One checkpoint segment holding seq's whole state, flagged. */
+  r = hf_vol_seal_locked (v, true, true);
+  if (r == 0)
+    v->sealed_tail->rollback = true;
+  pthread_mutex_unlock (&v->lock);
+  pthread_rwlock_unlock (&v->tree_lock);
+  if (r == 0)
+    r = hf_vol_flush_wait (v);
+  if (r) {
+    hf_error ("volume: rollback to %" PRIu64 ": %s", seq, strerror (r));
+    return r;
+  }
+  hf_volume_get_info (v, &vi);
+  hf_info ("volume: rolled back to segment %" PRIu64 " as segment %" PRIu64,
+           seq, vi.head_seq);
+  if (new_seq)
+    *new_seq = vi.head_seq;
+  return 0;
+}
+
 /* ---- Open, close ---- */
 
 static void
@@ -2979,6 +3066,7 @@ hf_vol_free (struct hf_volume *v)
   size_t i;
 
   hf_btree_close (v->tree);
+  hf_lineage_close (v->lin);
   for (s = v->sealed; s; s = n) {
     n = s->next;
     hf_vol_seg_free (s);
@@ -3097,7 +3185,7 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
     if (r)
       goto err0;
   }
-  r = hf_vol_recover (v);
+  r = hf_vol_recover (v, v->o.at_seq);
   if (r)
     goto err1;
   if (!v->readonly) {

@@ -165,6 +165,19 @@ struct hf_volume_info {
 extern void hf_volume_get_info (struct hf_volume *v,
                                 struct hf_volume_info *out);
 
+/* Make the older point in time seq the head again: commit a segment
+ * with HF_SH_ROLLBACK | HF_SH_CHECKPOINT whose checkpoint is seq's whole
+ * state and size (format.h, "Points in time"); the segments between seq
+ * and the old head stay on the chain, readable with at_seq.  v must be
+ * writable, and no other call may run on v meanwhile.  seq must be a
+ * point on the head's chain (hf_history_point checks that; any intact
+ * chain is accepted here) and older than the head (else EINVAL).  Data
+ * written before the call is committed first.  On success *new_seq (may
+ * be NULL) is the rollback segment's seq.  If reading seq fails nothing
+ * is committed and v refuses further writes (EIO) until reopened. */
+extern int hf_volume_rollback (struct hf_volume *v, uint64_t seq,
+                               uint64_t *new_seq);
+
 /* Commit everything, release the lease, stop threads and free v.
  * Returns 0, or the error that kept data from being committed (v is
  * freed either way; the error has been logged). */

@@ -15,6 +15,7 @@
 
 #include "format.h"
 #include "history.h"
+#include "history-model.h"
 #include "log.h"
 #include "objstore.h"
 #include "segment.h"
@@ -468,6 +469,316 @@ START_TEST (test_clone_regs)
 }
 END_TEST
 
+
+/* ---- Model: every point by seq, time and snapshot ---- */
+
+START_TEST (test_model_points)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume_options o = hm_volume_options (3 + _i);
+  struct hf_volume *v;
+  struct hm_model m;
+
+  hf_log_set_sink (capture);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "m/", 256 * 1024, 4096), 0);
+  hm_init (&m, 256 * 1024, 512 * 1024, 100 + _i);
+  ck_assert_int_eq (hf_volume_open (s, "m/", &o, &v), 0);
+  hm_workload (&m, v, 200, 6);
+  hm_close_record (&m, v, s, "m/");
+  ck_assert_uint_ge (m.n, 20);
+  hm_check_all (&m, s, "m/", HM_BY_SEQ | HM_BY_TIME | HM_BY_SNAPSHOT);
+  hm_free (&m);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* A snapshot stays bit-exact through heavy later overwrites (every
+ * block rewritten many times, trims, checkpoints). */
+START_TEST (test_snapshot_overwrite)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume_options o = hm_volume_options (2);
+  struct hf_volume *v;
+  struct hf_history *h;
+  struct hm_model m;
+  struct hf_snapshot sn;
+  const struct hm_point *keep;
+  uint8_t *buf = malloc (128 * 1024);
+  uint64_t seq;
+  int round, i;
+
+  hf_log_set_sink (capture);
+  ck_assert (buf);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 128 * 1024, 4096), 0);
+  hm_init (&m, 128 * 1024, 128 * 1024, 7);
+  ck_assert_int_eq (hf_volume_open (s, "", &o, &v), 0);
+  hm_workload (&m, v, 60, 10);
+  hm_close_record (&m, v, s, "");
+  keep = &m.pts[m.n - 1];
+  ck_assert_int_eq (hf_history_open (s, "", NULL, &h), 0);
+  ck_assert_int_eq (hf_snapshot_create (h, "golden", 0, &sn), 0);
+  ck_assert_uint_eq (sn.seq, keep->seq);
+  hf_history_close (h);
+
+  ck_assert_int_eq (hf_volume_open (s, "", &o, &v), 0);
+  for (round = 0; round < 30; round++) {
+    for (i = 0; i < 128 * 1024; i++)
+      buf[i] = (uint8_t) (round * 31 + i * 7);
+    ck_assert_int_eq (hf_volume_pwrite (v, buf, 128 * 1024, 0, 0), 0);
+    memcpy (m.img, buf, 128 * 1024);
+    if (round % 3 == 0) {
+      ck_assert_int_eq (hf_volume_trim (v, 64 * 1024, 16384, 0), 0);
+      memset (m.img + 16384, 0, 64 * 1024);
+    }
+    hm_flush_record (&m, v);
+  }
+  hm_close_record (&m, v, s, "");
+  keep = hm_find (&m, sn.seq);   /* m.pts moved */
+
+  ck_assert_int_eq (hf_history_open (s, "", NULL, &h), 0);
+  ck_assert_int_eq (hf_history_resolve (h, "golden", false, &seq), 0);
+  ck_assert_uint_eq (seq, keep->seq);
+  hf_history_close (h);
+  {
+    struct hf_volume_options ro = { .at_seq = seq };
+    ck_assert_int_eq (hf_volume_open (s, "", &ro, &v), 0);
+    hm_check_volume (v, keep->size, keep->img, "snapshot golden");
+    ck_assert_int_eq (hf_volume_close (v), 0);
+  }
+  hm_check_all (&m, s, "", HM_BY_SEQ);
+  free (buf);
+  hm_free (&m);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* ---- Rollback ---- */
+
+START_TEST (test_rollback)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume_options o = hm_volume_options (4);
+  struct hf_volume *v, *ro;
+  struct hf_volume_info vi;
+  struct hf_history *h;
+  const struct hf_point *p;
+  struct hf_point pt;
+  struct hm_model m;
+  uint64_t target, old_head, newer, new_seq = 0;
+  size_t n;
+
+  hf_log_set_sink (capture);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "r/", 192 * 1024, 4096), 0);
+  hm_init (&m, 192 * 1024, 384 * 1024, 3);
+  ck_assert_int_eq (hf_volume_open (s, "r/", &o, &v), 0);
+  hm_workload (&m, v, 150, 6);
+  ck_assert_uint_ge (m.n, 10);
+  target = m.pts[m.n / 3].seq;
+  newer = m.pts[m.n / 3 + 2].seq;
+  old_head = m.pts[m.n - 1].seq;
+
+  /* Bad targets: the head, beyond it, zero, a gap; the volume is
+   * still usable afterwards. */
+  ck_assert_int_eq (hf_volume_rollback (v, old_head, NULL), EINVAL);
+  ck_assert_int_eq (hf_volume_rollback (v, old_head + 5, NULL), EINVAL);
+  ck_assert_int_eq (hf_volume_rollback (v, 0, NULL), EINVAL);
+  ck_assert_int_eq (hf_history_open (s, "r/", NULL, &h), 0);
+  ck_assert_int_eq (hf_history_point (h, old_head + 5, &pt), EINVAL);
+  ck_assert (strstr (last_error, "not a point in time") != NULL);
+  ck_assert_int_eq (hf_history_point (h, target, &pt), 0);
+  hf_history_close (h);
+
+  /* Roll back: the head's image is the target's again. */
+  ck_assert_int_eq (hf_volume_rollback (v, target, &new_seq), 0);
+  ck_assert_uint_eq (new_seq, old_head + 1);
+  hm_set_current (&m, target);
+  hm_record (&m, v);
+  hm_check_volume (v, m.size, m.img, "after rollback");
+  ck_assert_int_eq (hf_history_open (s, "r/", NULL, &h), 0);
+  ck_assert_int_eq (hf_history_points (h, &p, &n), 0);
+  ck_assert_uint_eq (p[0].seq, new_seq);
+  ck_assert_uint_eq (p[0].flags, HF_SH_ROLLBACK | HF_SH_CHECKPOINT);
+  ck_assert_uint_eq (p[0].parent_seq, old_head);
+  ck_assert_uint_eq (p[0].volume_size, hm_find (&m, target)->size);
+  hf_history_close (h);
+
+  /* A newer point than the target still reads its own data, beside the
+   * writer. */
+  {
+    struct hf_volume_options ao = { .at_seq = newer };
+    const struct hm_point *np = hm_find (&m, newer);
+    ck_assert_int_eq (hf_volume_open (s, "r/", &ao, &ro), 0);
+    hm_check_volume (ro, np->size, np->img, "newer point after rollback");
+    ck_assert_int_eq (hf_volume_close (ro), 0);
+  }
+
+  /* Writes continue on the rolled-back state; recovery honours it. */
+  hm_workload (&m, v, 60, 6);
+  hm_close_record (&m, v, s, "r/");
+  ck_assert_int_eq (hf_volume_open (s, "r/", &o, &v), 0);
+  hm_check_volume (v, m.size, m.img, "reopened after rollback");
+  /* A second rollback, to a point before the first rollback's target. */
+  ck_assert_int_eq (hf_volume_rollback (v, m.pts[1].seq, NULL), 0);
+  hm_set_current (&m, m.pts[1].seq);
+  hm_record (&m, v);
+  hm_close_record (&m, v, s, "r/");
+  hm_check_all (&m, s, "r/", HM_BY_SEQ | HM_BY_TIME);
+
+  /* A read-only volume cannot roll back. */
+  {
+    struct hf_volume_options rdo = { .readonly = true };
+    ck_assert_int_eq (hf_volume_open (s, "r/", &rdo, &ro), 0);
+    hf_volume_get_info (ro, &vi);
+    ck_assert_int_eq (hf_volume_rollback (ro, m.pts[0].seq, NULL), EROFS);
+    ck_assert_int_eq (hf_volume_close (ro), 0);
+  }
+  hm_free (&m);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* ---- Clones ---- */
+
+struct store_dir {
+  char *dir;
+  char url[300];
+  struct hf_objstore *s;
+};
+
+static void
+store_dir_open (struct store_dir *d)
+{
+  d->dir = make_tmpdir ();
+  snprintf (d->url, sizeof d->url, "file://%s", d->dir);
+  ck_assert_int_eq (hf_objstore_dir_open (d->dir, true, &d->s), 0);
+}
+
+static void
+store_dir_close (struct store_dir *d)
+{
+  hf_objstore_close (d->s);
+  rm_tmpdir (d->dir);
+}
+
+static size_t
+count_regs (struct hf_objstore *s)
+{
+  struct hf_clone_reg *r = NULL;
+  size_t n = 0;
+
+  ck_assert_int_eq (hf_clone_reg_list (s, "", &r, &n), 0);
+  free (r);
+  return n;
+}
+
+START_TEST (test_clone)
+{
+  struct store_dir a, b, c;
+  struct hf_volume_options o = hm_volume_options (3);
+  struct hf_volume *v;
+  struct hf_history *h;
+  const struct hf_point *p;
+  struct hf_clone_reg *regs;
+  struct hm_model mp, mc, mcc;
+  uint64_t base, got;
+  size_t n, nr;
+
+  hf_log_set_sink (capture);
+  store_dir_open (&a);
+  store_dir_open (&b);
+  store_dir_open (&c);
+  ck_assert_int_eq (hf_volume_create (a.s, "", 128 * 1024, 4096), 0);
+  hm_init (&mp, 128 * 1024, 256 * 1024, 11);
+  ck_assert_int_eq (hf_volume_open (a.s, "", &o, &v), 0);
+  hm_workload (&mp, v, 80, 5);
+  hm_close_record (&mp, v, a.s, "");
+  base = mp.pts[mp.n / 2].seq;
+
+  ck_assert_int_eq (hf_history_open (a.s, "", NULL, &h), 0);
+  /* Not a point; onto the parent itself. */
+  ck_assert_int_eq (hf_clone_create (h, a.url, mp.pts[mp.n - 1].seq + 3,
+                                     b.s, "", b.url, NULL), EINVAL);
+  ck_assert_int_eq (hf_clone_create (h, a.url, base, a.s, "", a.url, NULL),
+                    EEXIST);
+  ck_assert (strstr (last_error, "already exists") != NULL);
+  ck_assert_uint_eq (count_regs (a.s), 0);
+  /* The clone. */
+  ck_assert_int_eq (hf_clone_create (h, a.url, base, b.s, "", b.url, &got),
+                    0);
+  ck_assert_uint_eq (got, base);
+  /* Onto an existing volume: EEXIST, and no registration left behind. */
+  ck_assert_int_eq (hf_clone_create (h, a.url, base, b.s, "", b.url, NULL),
+                    EEXIST);
+  hf_history_close (h);
+  ck_assert_int_eq (hf_clone_reg_list (a.s, "", &regs, &nr), 0);
+  ck_assert_uint_eq (nr, 1);
+  ck_assert_uint_eq (regs[0].base_seq, base);
+  ck_assert_str_eq (regs[0].clone_url, b.url);
+  free (regs);
+
+  /* The clone starts as the parent's point. */
+  hm_init_from (&mc, &mp, base, 12);
+  ck_assert_int_eq (hf_volume_open (b.s, "", &o, &v), 0);
+  hm_record (&mc, v);
+  ck_assert_uint_eq (mc.pts[0].seq, base);
+  hm_check_volume (v, mc.size, mc.img, "fresh clone");
+  /* Both diverge. */
+  hm_workload (&mc, v, 60, 5);
+  ck_assert_uint_gt (mc.pts[1].seq, base);
+  hm_close_record (&mc, v, b.s, "");
+  ck_assert_int_eq (hf_volume_open (a.s, "", &o, &v), 0);
+  hm_workload (&mp, v, 60, 5);
+  hm_close_record (&mp, v, a.s, "");
+  hm_check_all (&mp, a.s, "", HM_BY_SEQ | HM_BY_TIME | HM_BY_SNAPSHOT);
+  hm_check_all (&mc, b.s, "", HM_BY_SEQ | HM_BY_TIME | HM_BY_SNAPSHOT);
+  /* The clone's points: its own, then its base, marked inherited. */
+  ck_assert_int_eq (hf_history_open (b.s, "", NULL, &h), 0);
+  ck_assert_int_eq (hf_history_points (h, &p, &n), 0);
+  ck_assert_uint_eq (n, mc.n);
+  ck_assert_uint_eq (p[n - 1].seq, base);
+  ck_assert (p[n - 1].inherited);
+  ck_assert (!p[0].inherited);
+  /* A clone of the clone, at its head (default). */
+  ck_assert_int_eq (hf_clone_create (h, b.url, 0, c.s, "", c.url, &got), 0);
+  ck_assert_uint_eq (got, p[0].seq);
+  hf_history_close (h);
+  hm_init_from (&mcc, &mc, got, 13);
+  ck_assert_int_eq (hf_volume_open (c.s, "", &o, &v), 0);
+  hm_record (&mcc, v);
+  hm_workload (&mcc, v, 40, 5);
+  hm_close_record (&mcc, v, c.s, "");
+  hm_check_all (&mcc, c.s, "", HM_BY_SEQ | HM_BY_TIME);
+  /* Its writes did not reach the clone or the parent. */
+  hm_check_all (&mc, b.s, "", HM_BY_SEQ);
+  hm_check_all (&mp, a.s, "", HM_BY_SEQ);
+  ck_assert_uint_eq (count_regs (b.s), 1);
+  ck_assert_uint_eq (count_regs (a.s), 1);
+
+  /* A clone whose parent is gone fails to open with a clear error. */
+  ck_assert_int_eq (hf_objstore_delete (a.s, "volume"), 0);
+  {
+    struct hf_volume_options rdo = { .readonly = true };
+    ck_assert_int_eq (hf_volume_open (b.s, "", &rdo, &v), ENOENT);
+    ck_assert (strstr (last_error, "no volume at volume") != NULL);
+  }
+  hm_free (&mp);
+  hm_free (&mc);
+  hm_free (&mcc);
+  store_dir_close (&a);
+  store_dir_close (&b);
+  store_dir_close (&c);
+}
+END_TEST
+
 static Suite *
 history_suite (void)
 {
@@ -483,6 +794,10 @@ history_suite (void)
   tcase_add_test (tc, test_resolve);
   tcase_add_test (tc, test_snapshots);
   tcase_add_test (tc, test_clone_regs);
+  tcase_add_loop_test (tc, test_model_points, 0, 2);
+  tcase_add_test (tc, test_snapshot_overwrite);
+  tcase_add_test (tc, test_rollback);
+  tcase_add_test (tc, test_clone);
   suite_add_tcase (s, tc);
   return s;
 }
