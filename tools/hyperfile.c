@@ -2,6 +2,12 @@
  *
  *   hyperfile [STORE OPTIONS] create URL --size SIZE [--block-size N]
  *   hyperfile [STORE OPTIONS] info URL [--json]
+ *   hyperfile [STORE OPTIONS] ls URL [--json]
+ *   hyperfile [STORE OPTIONS] snapshot create URL NAME [--at POINT]
+ *   hyperfile [STORE OPTIONS] snapshot list URL [--json]
+ *   hyperfile [STORE OPTIONS] snapshot delete URL NAME
+ *   hyperfile [STORE OPTIONS] clone SRC-URL[@POINT] DST-URL
+ *   hyperfile [STORE OPTIONS] rollback URL POINT [--takeover]
  *
  * Store options are the plugin's parameters spelled as long options
  * (--endpoint, --region, --access-key, --secret-key, --session-token,
@@ -9,8 +15,15 @@
  * works with `nbdkit hyperfile` works here.  Secrets accept the nbdkit
  * password syntax: +FILE reads the first line of FILE, - reads stdin.
  *
- * Exit codes: 0 success, 1 the operation failed, 2 usage error,
- * 3 the volume does not exist (info), 4 it exists already (create).
+ * POINT is a point in time as the plugin's at=: SEQ, an ISO 8601 UTC
+ * TIMESTAMP or a SNAPSHOT name.  Each command is one function taking
+ * its own arguments (argc/argv after the command word).
+ *
+ * Exit codes (documented in hyperfile(1), EXIT STATUS): 0 success,
+ * 1 the operation failed, 2 usage error (bad arguments, a bad snapshot
+ * name or time syntax), 3 no volume at URL, 4 it exists already (create,
+ * clone destination, snapshot name), 5 another writer holds the
+ * volume's lease (rollback), 6 no such point in time or snapshot.
  */
 #include <config.h>
 
@@ -21,8 +34,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
+#include "history.h"
 #include "log.h"
 #include "objstore.h"
 #include "volume.h"
@@ -30,12 +45,16 @@
 #define EXIT_USAGE 2
 #define EXIT_NOVOLUME 3
 #define EXIT_EXISTS 4
+#define EXIT_BUSY 5
+#define EXIT_NOPOINT 6
 
 static struct hf_s3_config hf_tool_s3 = { .tls_verify = true };
 static bool hf_tool_json;
 static uint64_t hf_tool_size;
 static uint32_t hf_tool_block_size;
 static bool hf_tool_verbose;
+static const char *hf_tool_at;          /* --at POINT */
+static bool hf_tool_takeover;           /* --takeover */
 
 /* Secrets read from +FILE / - are kept here to free at exit. */
 static char *hf_tool_secrets[3];
@@ -49,8 +68,16 @@ hf_tool_usage (FILE *fp)
 "Commands:\n"
 "  create URL --size SIZE [--block-size N]   create a volume\n"
 "  info URL [--json]                         show a volume's state\n"
+"  ls URL [--json]                           list its points in time\n"
+"  snapshot create URL NAME [--at POINT]     name a point (default: head)\n"
+"  snapshot list URL [--json]                list the named snapshots\n"
+"  snapshot delete URL NAME                  delete a named snapshot\n"
+"  clone SRC-URL[@POINT] DST-URL             new volume sharing SRC's point\n"
+"  rollback URL POINT [--takeover]           make POINT the head again\n"
 "\n"
 "URL is s3://BUCKET[/PREFIX], file:///DIR or a directory path.\n"
+"POINT is a segment number, an ISO 8601 UTC time (2026-11-25T10:00:00Z:\n"
+"the newest point at or before it) or a snapshot name.\n"
 "\n"
 "Store options (as the plugin's parameters):\n"
 "  --endpoint URL        S3-compatible endpoint (implies path-style)\n"
@@ -247,11 +274,486 @@ hf_tool_info (const char *url)
   return EXIT_SUCCESS;
 }
 
+/* ---- Points in time, snapshots, clones, rollback ---- */
+
+/* Print s as a JSON string (quotes included). */
+static void
+hf_tool_json_str (const char *s)
+{
+  putchar ('"');
+  for (; *s; s++) {
+    unsigned char c = (unsigned char) *s;
+    if (c == '"' || c == '\\')
+      printf ("\\%c", c);
+    else if (c < 0x20)
+      printf ("\\u%04x", c);
+    else
+      putchar (c);
+  }
+  putchar ('"');
+}
+
+/* An open store and the history of the volume in it. */
+struct hf_tool_vol {
+  struct hf_objstore *s;
+  char *prefix;
+  struct hf_history *h;
+};
+
+static void
+hf_tool_vol_close (struct hf_tool_vol *t)
+{
+  hf_history_close (t->h);
+  hf_objstore_close (t->s);
+  free (t->prefix);
+  memset (t, 0, sizeof *t);
+}
+
+/* Open url's store and history: 0, or the exit code (message printed). */
+static int
+hf_tool_vol_open (const char *cmd, const char *url, struct hf_tool_vol *t)
+{
+  int r;
+
+  memset (t, 0, sizeof *t);
+  if ((r = hf_tool_open_store (url, false, &t->s, &t->prefix)) != 0)
+    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  r = hf_history_open (t->s, t->prefix, &hf_tool_s3, &t->h);
+  if (r) {
+    hf_tool_vol_close (t);
+    if (r == ENOENT) {
+      fprintf (stderr, "hyperfile: %s: no volume at %s\n", cmd, url);
+      return EXIT_NOVOLUME;
+    }
+    fprintf (stderr, "hyperfile: %s: %s: %s\n", cmd, url, strerror (r));
+    return EXIT_FAILURE;
+  }
+  return 0;
+}
+
+/* Resolve POINT on t's chain: 0 and *seq, or the exit code. */
+static int
+hf_tool_resolve (const char *cmd, struct hf_tool_vol *t, const char *point,
+                 uint64_t *seq)
+{
+  int r;
+
+  if (hf_history_check_at (point) != 0)
+    return EXIT_USAGE;          /* the log line said what is wrong */
+  r = hf_history_resolve (t->h, point, true, seq);
+  if (r == 0)
+    return 0;
+  if (r == EINVAL || r == ENOENT)
+    return EXIT_NOPOINT;
+  fprintf (stderr, "hyperfile: %s: resolving %s: %s\n", cmd, point,
+           strerror (r));
+  return EXIT_FAILURE;
+}
+
+static int
+hf_tool_ls (int argc, char **argv)
+{
+  struct hf_tool_vol t;
+  const struct hf_point *p;
+  struct hf_snapshot *sn = NULL;
+  size_t n, nsn = 0, i, j;
+  int r;
+
+  (void) argc;
+  if ((r = hf_tool_vol_open ("ls", argv[0], &t)) != 0)
+    return r;
+  r = hf_history_points (t.h, &p, &n);
+  if (r == 0)
+    r = hf_snapshot_list (t.s, t.prefix, &sn, &nsn);
+  if (r) {
+    fprintf (stderr, "hyperfile: ls: %s: %s\n", argv[0], strerror (r));
+    hf_tool_vol_close (&t);
+    return EXIT_FAILURE;
+  }
+  if (hf_tool_json) {
+    printf ("{\"url\": ");
+    hf_tool_json_str (argv[0]);
+    printf (", \"head\": %" PRIu64 ", \"points\": [", hf_history_head (t.h));
+  }
+  else
+    printf ("%-10s %-30s %-20s %-14s %s\n", "SEQ", "TIME (UTC)", "FLAGS",
+            "SIZE", "SNAPSHOTS");
+  for (i = 0; i < n; i++) {
+    char ts[40], flags[40];
+    bool first = true;
+
+    hf_history_format_time (p[i].timestamp_ns, ts, sizeof ts);
+    snprintf (flags, sizeof flags, "%s%s%s",
+              p[i].flags & HF_SH_ROLLBACK ? "rollback," : "",
+              p[i].flags & HF_SH_CHECKPOINT ? "checkpoint," : "",
+              p[i].inherited ? "parent," : "");
+    if (flags[0])
+      flags[strlen (flags) - 1] = '\0';
+    else
+      strcpy (flags, "-");
+    if (hf_tool_json) {
+      printf ("%s\n  {\"seq\": %" PRIu64 ", \"parent\": %" PRIu64
+              ", \"time\": \"%s\", \"timestamp_ns\": %" PRIu64
+              ", \"size\": %" PRIu64 ", \"checkpoint\": %s"
+              ", \"rollback\": %s, \"inherited\": %s, \"snapshots\": [",
+              i ? "," : "", p[i].seq, p[i].parent_seq, ts,
+              p[i].timestamp_ns, p[i].volume_size,
+              p[i].flags & HF_SH_CHECKPOINT ? "true" : "false",
+              p[i].flags & HF_SH_ROLLBACK ? "true" : "false",
+              p[i].inherited ? "true" : "false");
+      for (j = 0; j < nsn; j++)
+        if (sn[j].seq == p[i].seq) {
+          printf ("%s", first ? "" : ", ");
+          hf_tool_json_str (sn[j].name);
+          first = false;
+        }
+      printf ("]}");
+    }
+    else {
+      printf ("%-10" PRIu64 " %-30s %-20s %-14" PRIu64 " ", p[i].seq, ts,
+              flags, p[i].volume_size);
+      for (j = 0; j < nsn; j++)
+        if (sn[j].seq == p[i].seq) {
+          printf ("%s%s", first ? "" : ",", sn[j].name);
+          first = false;
+        }
+      printf ("%s\n", first ? "-" : "");
+    }
+  }
+  if (hf_tool_json)
+    printf ("%s]}\n", n ? "\n" : "");
+  free (sn);
+  hf_tool_vol_close (&t);
+  return EXIT_SUCCESS;
+}
+
+static int
+hf_tool_snapshot_create (const char *url, const char *name)
+{
+  struct hf_tool_vol t;
+  struct hf_snapshot sn;
+  uint64_t seq = 0;
+  char ts[40];
+  int r;
+
+  if (!hf_snapshot_name_valid (name)) {
+    fprintf (stderr, "hyperfile: snapshot create: '%s' is not a valid "
+             "name: 1..128 characters of [A-Za-z0-9._-], not starting with "
+             "'.'\n", name);
+    return EXIT_USAGE;
+  }
+  if (hf_tool_at && hf_history_check_at (hf_tool_at) != 0)
+    return EXIT_USAGE;
+  if ((r = hf_tool_vol_open ("snapshot create", url, &t)) != 0)
+    return r;
+  if (hf_tool_at &&
+      (r = hf_tool_resolve ("snapshot create", &t, hf_tool_at, &seq)) != 0) {
+    hf_tool_vol_close (&t);
+    return r;
+  }
+  r = hf_snapshot_create (t.h, name, seq, &sn);
+  hf_tool_vol_close (&t);
+  if (r)                        /* history said why; the name is valid */
+    return r == EEXIST ? EXIT_EXISTS : r == EINVAL ? EXIT_NOPOINT
+      : EXIT_FAILURE;
+  hf_history_format_time (sn.timestamp_ns, ts, sizeof ts);
+  if (hf_tool_json) {
+    printf ("{\"name\": ");
+    hf_tool_json_str (name);
+    printf (", \"seq\": %" PRIu64 ", \"time\": \"%s\"}\n", sn.seq, ts);
+  }
+  else
+    printf ("snapshot %s = segment %" PRIu64 " (%s)\n", name, sn.seq, ts);
+  return EXIT_SUCCESS;
+}
+
+static int
+hf_tool_snapshot_list (const char *url)
+{
+  struct hf_objstore *s;
+  struct hf_snapshot *sn = NULL;
+  char *prefix;
+  size_t n = 0, i;
+  int r;
+
+  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
+    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  r = hf_snapshot_list (s, prefix, &sn, &n);
+  hf_objstore_close (s);
+  free (prefix);
+  if (r)
+    return EXIT_FAILURE;        /* history said why */
+  if (hf_tool_json)
+    printf ("[");
+  else
+    printf ("%-30s %-10s %-30s %s\n", "NAME", "SEQ", "TIME (UTC)",
+            "CREATED (UTC)");
+  for (i = 0; i < n; i++) {
+    char ts[40], cr[40];
+
+    hf_history_format_time (sn[i].timestamp_ns, ts, sizeof ts);
+    hf_history_format_time (sn[i].created_ns, cr, sizeof cr);
+    if (hf_tool_json) {
+      printf ("%s\n  {\"name\": ", i ? "," : "");
+      hf_tool_json_str (sn[i].name);
+      printf (", \"seq\": %" PRIu64 ", \"time\": \"%s\", \"created\": "
+              "\"%s\"}", sn[i].seq, ts, cr);
+    }
+    else
+      printf ("%-30s %-10" PRIu64 " %-30s %s\n", sn[i].name, sn[i].seq, ts,
+              cr);
+  }
+  if (hf_tool_json)
+    printf ("%s]\n", n ? "\n" : "");
+  free (sn);
+  return EXIT_SUCCESS;
+}
+
+static int
+hf_tool_snapshot_delete (const char *url, const char *name)
+{
+  struct hf_objstore *s;
+  char *prefix;
+  int r;
+
+  if (!hf_snapshot_name_valid (name)) {
+    fprintf (stderr, "hyperfile: snapshot delete: '%s' is not a valid "
+             "name\n", name);
+    return EXIT_USAGE;
+  }
+  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
+    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  r = hf_snapshot_delete (s, prefix, name);
+  hf_objstore_close (s);
+  free (prefix);
+  if (r)                        /* history said why */
+    return r == ENOENT ? EXIT_NOPOINT : EXIT_FAILURE;
+  if (hf_tool_json) {
+    printf ("{\"name\": ");
+    hf_tool_json_str (name);
+    printf (", \"deleted\": true}\n");
+  }
+  else
+    printf ("deleted snapshot %s\n", name);
+  return EXIT_SUCCESS;
+}
+
+static int
+hf_tool_snapshot (int argc, char **argv)
+{
+  const char *sub = argv[0];
+
+  if (strcmp (sub, "create") == 0 && argc == 3)
+    return hf_tool_snapshot_create (argv[1], argv[2]);
+  if (strcmp (sub, "list") == 0 && argc == 2)
+    return hf_tool_snapshot_list (argv[1]);
+  if (strcmp (sub, "delete") == 0 && argc == 3)
+    return hf_tool_snapshot_delete (argv[1], argv[2]);
+  fprintf (stderr, "hyperfile: usage: snapshot create URL NAME [--at POINT]"
+           " | snapshot list URL | snapshot delete URL NAME\n");
+  return EXIT_USAGE;
+}
+
+/* The URL a clone records for its parent must work from anywhere: a
+ * directory path becomes file:// of its absolute path.  Caller frees. */
+static char *
+hf_tool_abs_url (const char *url)
+{
+  const char *path = url;
+  char *abs, *out = NULL;
+
+  if (strncmp (url, "s3://", 5) == 0)
+    return strdup (url);
+  if (strncmp (url, "file://", 7) == 0)
+    path = url + 7;
+  abs = realpath (path, NULL);
+  if (abs == NULL) {
+    fprintf (stderr, "hyperfile: %s: %m\n", path);
+    return NULL;
+  }
+  if (asprintf (&out, "file://%s", abs) < 0)
+    out = NULL;
+  free (abs);
+  return out;
+}
+
+static int
+hf_tool_clone (int argc, char **argv)
+{
+  char *src = strdup (argv[0]), *at, *src_abs = NULL, *dst_abs = NULL;
+  const char *dst = argv[1];
+  struct hf_tool_vol t = { 0 };
+  struct hf_objstore *ds = NULL;
+  char *dprefix = NULL;
+  uint64_t seq = 0, base = 0;
+  int r, ret = EXIT_FAILURE;
+
+  (void) argc;
+  if (src == NULL)
+    return EXIT_FAILURE;
+  /* SRC@POINT: the last '@' (S3 keys and paths rarely hold one). */
+  at = strrchr (src, '@');
+  if (at) {
+    *at++ = '\0';
+    if (hf_history_check_at (at) != 0) {
+      ret = EXIT_USAGE;
+      goto out;
+    }
+  }
+  if ((r = hf_tool_vol_open ("clone", src, &t)) != 0) {
+    ret = r;
+    goto out;
+  }
+  if (at && (r = hf_tool_resolve ("clone", &t, at, &seq)) != 0) {
+    ret = r;
+    goto out;
+  }
+  {
+    /* Check the point before creating anything at the destination. */
+    struct hf_point pt;
+    if (seq == 0)
+      seq = hf_history_head (t.h);
+    if (hf_history_point (t.h, seq, &pt) != 0) {
+      ret = EXIT_NOPOINT;
+      goto out;
+    }
+  }
+  /* A directory destination is created (an empty new volume's home). */
+  if (strncmp (dst, "s3://", 5) != 0) {
+    const char *path = strncmp (dst, "file://", 7) == 0 ? dst + 7 : dst;
+    if (mkdir (path, 0700) == -1 && errno != EEXIST) {
+      fprintf (stderr, "hyperfile: clone: %s: %m\n", path);
+      goto out;
+    }
+  }
+  src_abs = hf_tool_abs_url (src);
+  dst_abs = hf_tool_abs_url (dst);
+  if (src_abs == NULL || dst_abs == NULL)
+    goto out;
+  if (strcmp (src_abs, dst_abs) == 0) {
+    fprintf (stderr, "hyperfile: clone: source and destination are the "
+             "same volume\n");
+    ret = EXIT_USAGE;
+    goto out;
+  }
+  if ((r = hf_tool_open_store (dst, true, &ds, &dprefix)) != 0)
+    goto out;
+  r = hf_clone_create (t.h, src_abs, seq, ds, dprefix, dst_abs, &base);
+  if (r) {                      /* history said why */
+    ret = r == EEXIST ? EXIT_EXISTS : r == EINVAL ? EXIT_NOPOINT
+      : EXIT_FAILURE;
+    goto out;
+  }
+  if (hf_tool_json) {
+    printf ("{\"source\": ");
+    hf_tool_json_str (src_abs);
+    printf (", \"clone\": ");
+    hf_tool_json_str (dst_abs);
+    printf (", \"base_seq\": %" PRIu64 "}\n", base);
+  }
+  else
+    printf ("cloned %s at segment %" PRIu64 " as %s\n", src_abs, base,
+            dst_abs);
+  ret = EXIT_SUCCESS;
+
+ out:
+  hf_objstore_close (ds);
+  free (dprefix);
+  if (t.s)
+    hf_tool_vol_close (&t);
+  free (src_abs);
+  free (dst_abs);
+  free (src);
+  return ret;
+}
+
+static int
+hf_tool_rollback (int argc, char **argv)
+{
+  struct hf_volume_options o = { .takeover = hf_tool_takeover,
+                                 .flush_interval_ms = UINT32_MAX,
+                                 .parent_cfg = &hf_tool_s3 };
+  struct hf_tool_vol t;
+  struct hf_volume *v;
+  uint64_t seq, new_seq = 0;
+  int r;
+
+  (void) argc;
+  if (hf_history_check_at (argv[1]) != 0)
+    return EXIT_USAGE;
+  if ((r = hf_tool_vol_open ("rollback", argv[0], &t)) != 0)
+    return r;
+  /* The writer lease first: nobody commits between the check of the
+   * point and the rollback segment. */
+  r = hf_volume_open (t.s, t.prefix, &o, &v);
+  if (r) {
+    hf_tool_vol_close (&t);
+    return r == EBUSY ? EXIT_BUSY : EXIT_FAILURE;  /* volume said why */
+  }
+  /* Re-read the history now that the head cannot move. */
+  hf_history_close (t.h);
+  t.h = NULL;
+  r = hf_history_open (t.s, t.prefix, &hf_tool_s3, &t.h);
+  if (r == 0)
+    r = hf_tool_resolve ("rollback", &t, argv[1], &seq);
+  else
+    r = EXIT_FAILURE;
+  if (r == 0 && seq == hf_history_head (t.h)) {
+    fprintf (stderr, "hyperfile: rollback: %s is already the head "
+             "(segment %" PRIu64 ")\n", argv[1], seq);
+    r = EXIT_NOPOINT;
+  }
+  if (r == 0 && hf_volume_rollback (v, seq, &new_seq) != 0)
+    r = EXIT_FAILURE;           /* volume said why */
+  if (hf_volume_close (v) != 0 && r == 0)
+    r = EXIT_FAILURE;
+  hf_tool_vol_close (&t);
+  if (r)
+    return r;
+  if (hf_tool_json)
+    printf ("{\"rolled_back_to\": %" PRIu64 ", \"head\": %" PRIu64 "}\n",
+            seq, new_seq);
+  else
+    printf ("rolled back to segment %" PRIu64 ": the head is now segment %"
+            PRIu64 " (segments in between stay readable with at=)\n",
+            seq, new_seq);
+  return EXIT_SUCCESS;
+}
+
+/* Commands: name, argument count after the name (min, max), function
+ * taking those arguments. */
+static int
+hf_tool_cmd_create (int argc, char **argv)
+{
+  (void) argc;
+  return hf_tool_create (argv[0]);
+}
+
+static int
+hf_tool_cmd_info (int argc, char **argv)
+{
+  (void) argc;
+  return hf_tool_info (argv[0]);
+}
+
+static const struct hf_tool_cmd {
+  const char *name;
+  int min, max;
+  int (*fn) (int argc, char **argv);
+} hf_tool_cmds[] = {
+  { "create", 1, 1, hf_tool_cmd_create },
+  { "info", 1, 1, hf_tool_cmd_info },
+  { "ls", 1, 1, hf_tool_ls },
+  { "snapshot", 2, 3, hf_tool_snapshot },
+  { "clone", 2, 2, hf_tool_clone },
+  { "rollback", 2, 2, hf_tool_rollback },
+};
+
 int
 main (int argc, char *argv[])
 {
   enum { O_ENDPOINT = 256, O_VHOST, O_REGION, O_AK, O_SK, O_ST, O_PROFILE,
-         O_TLS, O_CA, O_JSON, O_SIZE, O_BS };
+         O_TLS, O_CA, O_JSON, O_SIZE, O_BS, O_AT, O_TAKEOVER };
   static const struct option longopts[] = {
     { "endpoint", required_argument, NULL, O_ENDPOINT },
     { "virtual-host", no_argument, NULL, O_VHOST },
@@ -265,13 +767,15 @@ main (int argc, char *argv[])
     { "json", no_argument, NULL, O_JSON },
     { "size", required_argument, NULL, O_SIZE },
     { "block-size", required_argument, NULL, O_BS },
+    { "at", required_argument, NULL, O_AT },
+    { "takeover", no_argument, NULL, O_TAKEOVER },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 }
   };
-  const char *cmd, *url;
+  const struct hf_tool_cmd *cmd = NULL;
   uint64_t bs;
-  int c, r, i;
+  int c, r, i, nargs;
 
   hf_log_set_sink (hf_tool_log);
   /* GNU getopt permutes, so options may follow the command and URL. */
@@ -316,6 +820,8 @@ main (int argc, char *argv[])
       }
       hf_tool_block_size = bs;
       break;
+    case O_AT: hf_tool_at = optarg; break;
+    case O_TAKEOVER: hf_tool_takeover = true; break;
     case 'v':
       hf_tool_verbose = true;
       hf_log_set_debug ("all", true);
@@ -328,22 +834,25 @@ main (int argc, char *argv[])
       return EXIT_USAGE;
     }
   }
-  if (argc - optind != 2) {
-    hf_tool_usage (stderr);
-    return EXIT_USAGE;
-  }
-  cmd = argv[optind];
-  url = argv[optind + 1];
-
-  if (strcmp (cmd, "create") == 0)
-    r = hf_tool_create (url);
-  else if (strcmp (cmd, "info") == 0)
-    r = hf_tool_info (url);
-  else {
-    fprintf (stderr, "hyperfile: unknown command '%s'\n", cmd);
+  if (optind < argc)
+    for (i = 0; i < (int) (sizeof hf_tool_cmds / sizeof hf_tool_cmds[0]); i++)
+      if (strcmp (argv[optind], hf_tool_cmds[i].name) == 0)
+        cmd = &hf_tool_cmds[i];
+  nargs = argc - optind - 1;
+  if (cmd == NULL) {
+    if (optind < argc)
+      fprintf (stderr, "hyperfile: unknown command '%s'\n", argv[optind]);
     hf_tool_usage (stderr);
     r = EXIT_USAGE;
   }
+  else if (nargs < cmd->min || nargs > cmd->max) {
+    fprintf (stderr, "hyperfile: %s: wrong number of arguments\n",
+             cmd->name);
+    hf_tool_usage (stderr);
+    r = EXIT_USAGE;
+  }
+  else
+    r = cmd->fn (nargs, argv + optind + 1);
   for (i = 0; i < 3; i++)
     free (hf_tool_secrets[i]);
   return r;

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Points in time on the S3 test server: a snapshot served with
+# at=SNAPSHOT beside a live writer, and a clone in ANOTHER bucket of the
+# same endpoint that diverges from its parent; the parent's prefix holds
+# the clone's registration.
+set -e
+. "$abs_srcdir/nbd-functions.sh"
+requires nbdkit --version
+requires nbdsh --version
+requires python3 -c 'import nbd'
+requires curl --version
+: "${HYPERFILE:?HYPERFILE must point at the hyperfile command}"
+hf_tmpdir
+start_s3rver
+_hf_adopt_exit_trap
+H="$HYPERFILE"
+ep="endpoint=$S3_ENDPOINT"
+src="s3://$S3_BUCKET/parent"
+dst="s3://hf-clone/copy"
+
+# The second bucket (s3rver creates buckets on an unsigned PUT).
+curl -sf -X PUT "$S3_ENDPOINT/hf-clone" > /dev/null
+
+expect ()
+{
+  local url="$1" c="$2"
+  shift 2
+  nbdkit -U - "$PLUGIN" "$url" "$ep" "$@" --run "nbdsh -u \"\$uri\" -c '
+assert h.pread(8192, 4096) == b\"$c\" * 8192, h.pread(16, 4096)'"
+}
+write ()
+{
+  nbdsh -u "$uri" -c "h.pwrite(b'$1' * 8192, 4096); h.flush()"
+}
+
+"$H" --endpoint "$S3_ENDPOINT" create "$src" --size 2M
+hf_start "$src" "$ep"
+write A
+"$H" --endpoint "$S3_ENDPOINT" snapshot create "$src" first
+write B
+expect "$src" A at=first
+hf_stop TERM
+
+"$H" --endpoint "$S3_ENDPOINT" clone "$src@first" "$dst" --json > "$tmp/clone"
+python3 -c '
+import json, sys
+c = json.load(open(sys.argv[1]))
+assert c["clone"] == sys.argv[2] and c["base_seq"] >= 1, c' "$tmp/clone" "$dst"
+expect "$dst" A
+hf_start "$dst" "$ep"
+write C
+hf_stop TERM
+expect "$dst" C
+expect "$src" B
+hf_start "$src" "$ep"
+write D
+hf_stop TERM
+expect "$dst" C
+expect "$src" D
+expect "$src" A at=first
+# The registration sits in the parent's prefix.
+curl -sf "$S3_ENDPOINT/$S3_BUCKET?list-type=2&prefix=parent/clones/" \
+  | grep -E 'parent/clones/[0-9a-f]{32}'
+# Onto the existing clone: refused.
+r=0
+"$H" --endpoint "$S3_ENDPOINT" clone "$src" "$dst" > "$tmp/out" 2>&1 || r=$?
+[ "$r" = 4 ]
+echo "$0: ok"
