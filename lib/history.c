@@ -34,11 +34,19 @@ struct hf_history {
   struct hf_lineage *lin;       /* owned */
   uint64_t head;
 
-  pthread_mutex_t lock;         /* protects the point list below */
-  bool loaded;
-  int load_err;
-  struct hf_point *pts;         /* newest first */
-  size_t npts;
+  /* The walk (see below); h->lock protects all of it. */
+  pthread_mutex_t lock;
+  uint64_t *listed;             /* seg/ seqs listed so far, descending */
+  struct hf_seg_hdr *hdrs;      /* their headers, [0, nfetched) */
+  int *errs;                    /* and the errors reading them */
+  size_t nlisted, nfetched, caplisted, idx;
+  bool list_done;
+  char list_after[HF_OBJSTORE_KEY_MAX + 1];
+  uint64_t cur;                 /* next seq to visit; 0: walk ended */
+  uint32_t want_crc;            /* its expected sh_hdr_crc */
+  int walk_err;
+  struct hf_point *pts;         /* points found, newest first */
+  size_t npts, cappts;
 };
 
 static void
@@ -83,6 +91,7 @@ hf_history_open (struct hf_objstore *s, const char *prefix,
   hf_volume_get_info (v, &vi);
   hf_volume_close (v);
   h->head = vi.head_seq;
+  h->cur = h->head;
   *out = h;
   return 0;
 
@@ -98,6 +107,9 @@ hf_history_close (struct hf_history *h)
     return;
   hf_lineage_close (h->lin);
   free (h->pts);
+  free (h->listed);
+  free (h->hdrs);
+  free (h->errs);
   free (h->prefix);
   pthread_mutex_destroy (&h->lock);
   free (h);
@@ -184,43 +196,17 @@ hf_history_fetch (struct hf_history_fetch *f)
     pthread_join (t[i], NULL);
 }
 
-struct hf_history_seqs {
-  const char *pfx;
-  size_t plen;
-  uint64_t head, floor;
-  uint64_t *v;
-  size_t n, cap;
-};
+/* ---- The walk ----
+ *
+ * Points are found newest first, HF_HISTORY_BATCH segments at a time: a
+ * LIST page of seg/ keys (continuing after the last key seen), then
+ * their headers fetched in parallel, then the parent links followed as
+ * far as those headers reach.  Callers stop the walk as soon as they
+ * have what they need, so resolving a recent time or seq costs a few
+ * requests however long the history is; listing everything costs one
+ * LIST page and one small GET per segment. */
 
-static int
-hf_history_list_seg (void *opaque, const char *key, uint64_t size)
-{
-  struct hf_history_seqs *q = opaque;
-  uint64_t seq;
-
-  (void) size;
-  if (hf_seg_key_parse (key + q->plen, &seq) != 0)
-    return 0;                   /* not a segment name: not ours */
-  if (seq > q->head || seq <= q->floor)
-    return 0;
-  if (q->n == q->cap) {
-    size_t nc = q->cap ? q->cap * 2 : 256;
-    uint64_t *nv = realloc (q->v, nc * sizeof *nv);
-    if (nv == NULL)
-      return ENOMEM;
-    q->v = nv;
-    q->cap = nc;
-  }
-  q->v[q->n++] = seq;
-  return 0;
-}
-
-static int
-hf_history_cmp_desc (const void *a, const void *b)
-{
-  uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-  return x < y ? 1 : x > y ? -1 : 0;
-}
+#define HF_HISTORY_BATCH 256
 
 static struct hf_point
 hf_history_point_of (const struct hf_seg_hdr *s, bool inherited)
@@ -233,124 +219,229 @@ hf_history_point_of (const struct hf_seg_hdr *s, bool inherited)
   };
 }
 
+struct hf_history_list {
+  struct hf_history *h;
+  size_t plen;
+  size_t want;                  /* stop after this many new keys */
+  size_t got;
+  char last[HF_OBJSTORE_KEY_MAX + 1];
+  int err;
+};
+
 static int
-hf_history_load (struct hf_history *h)
+hf_history_push_listed (struct hf_history *h, uint64_t seq)
+{
+  if (h->nlisted == h->caplisted) {
+    size_t nc = h->caplisted ? h->caplisted * 2 : HF_HISTORY_BATCH;
+    uint64_t *nv = realloc (h->listed, nc * sizeof *nv);
+    struct hf_seg_hdr *nh = realloc (h->hdrs, nc * sizeof *nh);
+    int *ne;
+
+    if (nv)
+      h->listed = nv;
+    if (nh)
+      h->hdrs = nh;
+    ne = realloc (h->errs, nc * sizeof *ne);
+    if (ne)
+      h->errs = ne;
+    if (nv == NULL || nh == NULL || ne == NULL)
+      return ENOMEM;
+    h->caplisted = nc;
+  }
+  h->listed[h->nlisted++] = seq;
+  return 0;
+}
+
+static int
+hf_history_list_seg (void *opaque, const char *key, uint64_t size)
+{
+  struct hf_history_list *q = opaque;
+  uint64_t seq;
+  int r;
+
+  (void) size;
+  snprintf (q->last, sizeof q->last, "%s", key);
+  if (hf_seg_key_parse (key + q->plen, &seq) == 0 &&
+      seq <= q->h->head && seq > q->h->lin->lv[0].floor &&
+      (q->h->nlisted == 0 || seq < q->h->listed[q->h->nlisted - 1])) {
+    r = hf_history_push_listed (q->h, seq);
+    if (r)
+      return r;
+  }
+  return ++q->got >= q->want ? 1 : 0;
+}
+
+/* List the next batch of seg/ keys (newest first). */
+static int
+hf_history_list_more (struct hf_history *h)
 {
   const struct hf_lineage_level *own = &h->lin->lv[0];
   char pfx[HF_OBJSTORE_KEY_MAX + 1];
-  struct hf_history_seqs q = { 0 };
-  struct hf_history_fetch f = { 0 };
-  struct hf_point *pts = NULL;
-  size_t npts = 0, i = 0;
-  uint64_t seq = h->head;
-  uint32_t want_crc = 0;
-  int r = 0, k;
+  struct hf_history_list q = { .h = h };
+  size_t n0 = h->nlisted;
+  int r = EIO, k;
 
-  if (h->head == 0)
-    return 0;
   snprintf (pfx, sizeof pfx, "%sseg/", own->prefix);
+  q.plen = strlen (pfx);
+  q.want = HF_HISTORY_BATCH;
   for (k = 0; k < HF_HISTORY_TRIES; k++) {
     if (k)
       hf_history_sleep (k);
-    q = (struct hf_history_seqs) { pfx, strlen (pfx), h->head, own->floor,
-                                   q.v, 0, q.cap };
-    r = hf_objstore_list (own->store, pfx, NULL, hf_history_list_seg, &q);
+    h->nlisted = n0;
+    q.got = 0;
+    q.last[0] = '\0';
+    r = hf_objstore_list (own->store, pfx,
+                          h->list_after[0] ? h->list_after : NULL,
+                          hf_history_list_seg, &q);
     if (!hf_history_retryable (r))
       break;
   }
   if (r) {
     hf_error ("history: %s: listing %s: %s", hf_objstore_describe (h->store),
               pfx, strerror (r));
-    goto out;
+    return r;
   }
-  /* List order is newest first for a store that sorts keys; sort anyway
-   * (the walk below relies on descending order). */
-  qsort (q.v, q.n, sizeof *q.v, hf_history_cmp_desc);
-  f.lin = h->lin;
-  f.seqs = q.v;
-  f.n = q.n;
-  f.hdrs = calloc (q.n ? q.n : 1, sizeof *f.hdrs);
-  f.errs = calloc (q.n ? q.n : 1, sizeof *f.errs);
-  pts = calloc (q.n + 1, sizeof *pts);
-  if (f.hdrs == NULL || f.errs == NULL || pts == NULL) {
-    r = ENOMEM;
-    goto out;
-  }
+  if (q.got < q.want)
+    h->list_done = true;
+  if (q.last[0])
+    memcpy (h->list_after, q.last, sizeof q.last);
+  return 0;
+}
+
+/* Fetch the headers of listed[nfetched .. at least upto]. */
+static void
+hf_history_fetch_to (struct hf_history *h, size_t upto)
+{
+  struct hf_history_fetch f = { .lin = h->lin };
+  size_t end = h->nfetched + HF_HISTORY_BATCH;
+
+  if (end < upto + 1)
+    end = upto + 1;
+  if (end > h->nlisted)
+    end = h->nlisted;
+  f.seqs = h->listed + h->nfetched;
+  f.hdrs = h->hdrs + h->nfetched;
+  f.errs = h->errs + h->nfetched;
+  f.n = end - h->nfetched;
   hf_history_fetch (&f);
+  h->nfetched = end;
+}
 
-  /* Walk parent links from the head.  i only moves forwards: parents
-   * have smaller seqs and q.v is descending. */
-  while (seq != 0) {
-    struct hf_seg_hdr one, *s;
-    bool inherited = seq <= own->floor;
-
-    while (i < q.n && q.v[i] > seq)
-      i++;
-    if (i < q.n && q.v[i] == seq) {
-      r = f.errs[i];
-      s = &f.hdrs[i];
-    }
-    else {                      /* a clone's base, or not listed */
-      r = hf_history_read_hdr (h->lin, seq, &one);
-      s = &one;
-    }
-    if (r) {
-      if (npts == 0) {
-        hf_error ("history: %s%s: head segment %" PRIu64 ": %s",
-                  hf_objstore_describe (h->store), h->prefix, seq,
-                  strerror (r));
-        goto out;
-      }
-      hf_debug ("history", "%s: the chain ends at %" PRIu64 " (segment %"
-                PRIu64 ": %s)", h->prefix, pts[npts - 1].seq, seq,
-                strerror (r));
-      r = 0;
-      break;
-    }
-    if (npts > 0 && s->hdr_crc != want_crc) {
-      hf_warn ("history: %s%s: segment %" PRIu64 " is not the parent of %"
-               PRIu64 " (CRC link differs); the history ends there",
-               hf_objstore_describe (h->store), h->prefix, seq,
-               pts[npts - 1].seq);
-      break;
-    }
-    if (npts == q.n + 1)        /* cannot happen: seqs strictly decrease */
-      break;
-    pts[npts++] = hf_history_point_of (s, inherited);
-    if (inherited)
-      break;                    /* the clone's base: its first point */
-    want_crc = s->parent_crc;
-    if (s->parent_seq >= seq) {
-      hf_warn ("history: segment %" PRIu64 ": parent %" PRIu64
-               " is not older", seq, s->parent_seq);
-      break;
-    }
-    seq = s->parent_seq;
+static int
+hf_history_push_point (struct hf_history *h, const struct hf_seg_hdr *s,
+                       bool inherited)
+{
+  if (h->npts == h->cappts) {
+    size_t nc = h->cappts ? h->cappts * 2 : 64;
+    struct hf_point *nv = realloc (h->pts, nc * sizeof *nv);
+    if (nv == NULL)
+      return ENOMEM;
+    h->pts = nv;
+    h->cappts = nc;
   }
-  h->pts = pts;
-  h->npts = npts;
-  pts = NULL;
+  h->pts[h->npts++] = hf_history_point_of (s, inherited);
+  return 0;
+}
 
- out:
-  free (pts);
-  free (q.v);
-  free (f.hdrs);
-  free (f.errs);
-  return r;
+/* One step of the walk: find the point h->cur, or end the walk. */
+static int
+hf_history_step (struct hf_history *h)
+{
+  struct hf_seg_hdr one, *s = &one;
+  uint64_t seq = h->cur;
+  bool inherited = seq <= h->lin->lv[0].floor;
+  int r;
+
+  if (!inherited) {
+    while (!h->list_done &&
+           (h->nlisted == 0 || h->listed[h->nlisted - 1] > seq))
+      if ((r = hf_history_list_more (h)) != 0)
+        return r;
+    while (h->idx < h->nlisted && h->listed[h->idx] > seq)
+      h->idx++;
+  }
+  if (!inherited && h->idx < h->nlisted && h->listed[h->idx] == seq) {
+    if (h->idx >= h->nfetched)
+      hf_history_fetch_to (h, h->idx);
+    r = h->errs[h->idx];
+    s = &h->hdrs[h->idx];
+  }
+  else                          /* a clone's base, or not listed */
+    r = hf_history_read_hdr (h->lin, seq, &one);
+  if (r) {
+    if (h->npts == 0) {
+      hf_error ("history: %s%s: head segment %" PRIu64 ": %s",
+                hf_objstore_describe (h->store), h->prefix, seq,
+                strerror (r));
+      return r;
+    }
+    /* Reclaimed by GC, or damaged: the readable history ends here. */
+    hf_debug ("history", "%s: the chain ends at %" PRIu64 " (segment %"
+              PRIu64 ": %s)", h->prefix, h->pts[h->npts - 1].seq, seq,
+              strerror (r));
+    h->cur = 0;
+    return 0;
+  }
+  if (h->npts > 0 && s->hdr_crc != h->want_crc) {
+    hf_warn ("history: %s%s: segment %" PRIu64 " is not the parent of %"
+             PRIu64 " (CRC link differs); the history ends there",
+             hf_objstore_describe (h->store), h->prefix, seq,
+             h->pts[h->npts - 1].seq);
+    h->cur = 0;
+    return 0;
+  }
+  r = hf_history_push_point (h, s, inherited);
+  if (r)
+    return r;
+  h->want_crc = s->parent_crc;
+  if (inherited)
+    h->cur = 0;                 /* the clone's base: its first point */
+  else if (s->parent_seq >= seq) {
+    hf_warn ("history: segment %" PRIu64 ": parent %" PRIu64
+             " is not older", seq, s->parent_seq);
+    h->cur = 0;
+  }
+  else
+    h->cur = s->parent_seq;
+  return 0;
+}
+
+/* Walk until the newest point found is at or below seq_floor and at or
+ * before time_floor (0, 0: to the end).  Caller holds h->lock. */
+static int
+hf_history_walk (struct hf_history *h, uint64_t seq_floor,
+                 uint64_t time_floor)
+{
+  int r;
+
+  if (h->walk_err)
+    return h->walk_err;
+  while (h->cur != 0) {
+    if (h->npts > 0) {
+      const struct hf_point *last = &h->pts[h->npts - 1];
+      if ((seq_floor || time_floor) && last->seq <= seq_floor &&
+          last->timestamp_ns <= time_floor)
+        break;
+    }
+    r = hf_history_step (h);
+    if (r) {
+      h->walk_err = r;
+      return r;
+    }
+  }
+  return 0;
 }
 
 int
 hf_history_points (struct hf_history *h, const struct hf_point **out,
                    size_t *n)
 {
+  int r;
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&h->lock);
 
-  if (!h->loaded) {
-    h->load_err = hf_history_load (h);
-    h->loaded = true;
-  }
-  if (h->load_err)
-    return h->load_err;
+  r = hf_history_walk (h, 0, 0);
+  if (r)
+    return r;
   *out = h->pts;
   *n = h->npts;
   return 0;
@@ -359,25 +450,41 @@ hf_history_points (struct hf_history *h, const struct hf_point **out,
 int
 hf_history_point (struct hf_history *h, uint64_t seq, struct hf_point *out)
 {
-  const struct hf_point *p;
-  size_t n, i;
-  int r = hf_history_points (h, &p, &n);
+  struct hf_snapshot *sn = NULL;
+  struct hf_seg_hdr hdr;
+  size_t nsn = 0, i;
+  int r;
 
-  if (r)
-    return r;
-  for (i = 0; i < n; i++)
-    if (p[i].seq == seq) {
-      *out = p[i];
+  pthread_mutex_lock (&h->lock);
+  r = hf_history_walk (h, seq, UINT64_MAX);
+  for (i = 0; r == 0 && i < h->npts; i++)
+    if (h->pts[i].seq == seq) {
+      *out = h->pts[i];
+      pthread_mutex_unlock (&h->lock);
       return 0;
     }
-  if (n == 0)
+  pthread_mutex_unlock (&h->lock);
+  if (r)
+    return r;
+  /* Older than where the chain ends (GC reclaimed segments between),
+   * but kept by a snapshot: still a point of this volume. */
+  if (seq < h->head && hf_snapshot_list (h->store, h->prefix, &sn, &nsn) == 0)
+    for (i = 0; i < nsn; i++)
+      if (sn[i].seq == seq &&
+          hf_history_read_hdr (h->lin, seq, &hdr) == 0 &&
+          hdr.timestamp_ns == sn[i].timestamp_ns) {
+        *out = hf_history_point_of (&hdr, seq <= h->lin->lv[0].floor);
+        free (sn);
+        return 0;
+      }
+  free (sn);
+  if (h->head == 0)
     hf_error ("history: %s%s has no point in time yet (nothing was "
               "committed)", hf_objstore_describe (h->store), h->prefix);
   else
-    hf_error ("history: %" PRIu64 " is not a point in time of %s%s (its "
-              "points are %" PRIu64 "..%" PRIu64 " on the head's chain; "
-              "see `hyperfile ls`)", seq, hf_objstore_describe (h->store),
-              h->prefix, p[n - 1].seq, p[0].seq);
+    hf_error ("history: %" PRIu64 " is not a point in time of %s%s (see "
+              "`hyperfile ls`; the head is %" PRIu64 ")", seq,
+              hf_objstore_describe (h->store), h->prefix, h->head);
   return EINVAL;
 }
 
@@ -548,9 +655,12 @@ hf_history_resolve (struct hf_history *h, const char *at, bool check_seq,
     return 0;
   }
   if (kind == HF_AT_TIME) {
-    r = hf_history_points (h, &p, &n);
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&h->lock);
+    r = hf_history_walk (h, UINT64_MAX, ns);
     if (r)
       return r;
+    p = h->pts;
+    n = h->npts;
     for (i = 0; i < n; i++)
       if (p[i].timestamp_ns <= ns) {
         *seq = p[i].seq;

@@ -4,8 +4,11 @@
  * (format.h, "Points in time").  This module lists them, resolves the
  * plugin's at=SEQ|TIMESTAMP|SNAPSHOT to a seq, and creates, lists and
  * deletes the snap/ and clones/ objects.  It reads only segment headers
- * (one 256-byte ranged GET each, HF_HISTORY_THREADS in parallel, after
- * one LIST of seg/) and never the data or the index.
+ * (one 256-byte ranged GET each, HF_HISTORY_THREADS in parallel, in
+ * batches of 256 after each LIST page of seg/) and never the data or the
+ * index, and stops as soon as it has what it needs: resolving a recent
+ * seq or time costs one LIST page and one batch of GETs however long the
+ * history is; listing all points costs one GET per segment.
  *
  * The head is the one a read-only open of the volume recovers
  * (hf_volume_open), so history and the engine always agree on it.  The
@@ -13,7 +16,9 @@
  * rollbacks, and for a clone into its parent down to the clone's base
  * (the clone's first point; older points of the parent are the parent's
  * history, not the clone's).  It stops early where a parent segment is
- * gone (reclaimed by GC) or does not match the link (sh_parent_crc).
+ * gone (reclaimed by GC) or does not match the link (sh_parent_crc); a
+ * point beyond such a gap that a snapshot keeps is still a point for
+ * hf_history_point (so snapshots stay usable for rollback and clone).
  *
  * Errors are positive errno values, each logged once with a sentence a
  * user can act on: ENOENT (no volume; unknown snapshot; no point at or
@@ -68,7 +73,7 @@ extern const uint8_t *hf_history_uuid (const struct hf_history *h);
 extern const struct hf_lineage *hf_history_lineage (const struct hf_history *h);
 
 /* The points in time, newest first (*out borrowed from h, valid until
- * hf_history_close; *n may be 0). */
+ * the next call on h; *n may be 0). */
 extern int hf_history_points (struct hf_history *h,
                               const struct hf_point **out, size_t *n);
 

@@ -295,6 +295,37 @@ START_TEST (test_points_orphan)
 }
 END_TEST
 
+/* Where GC reclaimed segments the listed history ends, but a point kept
+ * by a snapshot beyond the gap is still a point. */
+START_TEST (test_points_gap)
+{
+  struct fixture f;
+  struct hf_history *h;
+  const struct hf_point *p;
+  struct hf_point pt;
+  size_t n;
+  char key[64];
+
+  hf_log_set_sink (capture);
+  fixture_make (&f, "g/");
+  ck_assert_int_eq (hf_history_open (f.s, "g/", NULL, &h), 0);
+  ck_assert_int_eq (hf_snapshot_create (h, "old", f.seqs[1], NULL), 0);
+  hf_history_close (h);
+  hf_seg_key (key, sizeof key, "g/", f.seqs[3]);
+  ck_assert_int_eq (hf_objstore_delete (f.s, key), 0);
+  ck_assert_int_eq (hf_history_open (f.s, "g/", NULL, &h), 0);
+  ck_assert_int_eq (hf_history_points (h, &p, &n), 0);
+  ck_assert_uint_eq (n, NPTS - 4);
+  ck_assert_uint_eq (p[n - 1].seq, f.seqs[4]);
+  ck_assert_int_eq (hf_history_point (h, f.seqs[1], &pt), 0);
+  ck_assert_uint_eq (pt.seq, f.seqs[1]);
+  ck_assert_int_eq (hf_history_point (h, f.seqs[0], &pt), EINVAL);
+  ck_assert_int_eq (hf_history_point (h, f.seqs[3], &pt), EINVAL);
+  hf_history_close (h);
+  fixture_free (&f);
+}
+END_TEST
+
 START_TEST (test_resolve)
 {
   struct fixture f;
@@ -779,6 +810,66 @@ START_TEST (test_clone)
 }
 END_TEST
 
+/* A long history: listing pages through it, and resolving a recent
+ * point stops early (a bounded number of requests). */
+START_TEST (test_long_history)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX };
+  struct hf_volume *v;
+  struct hf_history *h;
+  struct hf_objstore_stats st0, st1;
+  const struct hf_point *p;
+  struct hf_point pt;
+  uint8_t b[4096];
+  uint64_t seq;
+  size_t n, i;
+  char at[64];
+  const unsigned N = 600;
+
+  hf_log_set_sink (capture);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  ck_assert_int_eq (hf_volume_open (s, "", &o, &v), 0);
+  for (i = 0; i < N; i++) {
+    memset (b, (int) i, sizeof b);
+    ck_assert_int_eq (hf_volume_pwrite (v, b, sizeof b, (i % 256) * 4096,
+                                        0), 0);
+    ck_assert_int_eq (hf_volume_flush (v), 0);
+  }
+  hf_volume_crash (v);
+
+  /* A recent seq and a recent time: one LIST page, one batch of GETs. */
+  ck_assert_int_eq (hf_history_open (s, "", NULL, &h), 0);
+  ck_assert_uint_eq (hf_history_head (h), N);
+  hf_objstore_get_stats (s, &st0);
+  ck_assert_int_eq (hf_history_point (h, N - 3, &pt), 0);
+  ck_assert_uint_eq (pt.seq, N - 3);
+  hf_history_format_time (pt.timestamp_ns, at, sizeof at);
+  ck_assert_int_eq (hf_history_resolve (h, at, false, &seq), 0);
+  ck_assert_uint_eq (seq, N - 3);
+  hf_objstore_get_stats (s, &st1);
+  ck_assert_uint_eq (st1.requests[HF_OP_LIST] - st0.requests[HF_OP_LIST], 1);
+  ck_assert_uint_le (st1.requests[HF_OP_GET] - st0.requests[HF_OP_GET], 256);
+  /* All of it: every seq, newest first, in three LIST pages. */
+  ck_assert_int_eq (hf_history_points (h, &p, &n), 0);
+  ck_assert_uint_eq (n, N);
+  for (i = 0; i < n; i++)
+    ck_assert_uint_eq (p[i].seq, N - i);
+  hf_objstore_get_stats (s, &st1);
+  ck_assert_uint_eq (st1.requests[HF_OP_LIST] - st0.requests[HF_OP_LIST], 3);
+  ck_assert_uint_eq (st1.requests[HF_OP_GET] - st0.requests[HF_OP_GET], N);
+  /* The oldest point by time; before it, nothing. */
+  hf_history_format_time (p[n - 1].timestamp_ns, at, sizeof at);
+  ck_assert_int_eq (hf_history_resolve (h, at, false, &seq), 0);
+  ck_assert_uint_eq (seq, 1);
+  hf_history_close (h);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 static Suite *
 history_suite (void)
 {
@@ -791,6 +882,7 @@ history_suite (void)
   tcase_add_test (tc, test_parse_time);
   tcase_add_test (tc, test_points);
   tcase_add_test (tc, test_points_orphan);
+  tcase_add_test (tc, test_points_gap);
   tcase_add_test (tc, test_resolve);
   tcase_add_test (tc, test_snapshots);
   tcase_add_test (tc, test_clone_regs);
@@ -798,6 +890,7 @@ history_suite (void)
   tcase_add_test (tc, test_snapshot_overwrite);
   tcase_add_test (tc, test_rollback);
   tcase_add_test (tc, test_clone);
+  tcase_add_test (tc, test_long_history);
   suite_add_tcase (s, tc);
   return s;
 }
