@@ -98,6 +98,7 @@ expect "$tmp/vol" E
 expect "$tmp/clone" B at="$seq_b"
 expect "$tmp/vol" B at="$seq_b"
 "$H" ls "$tmp/clone" | grep -E "^$seq_b .*parent"
+"$H" info "$tmp/clone" | grep "clone of: *file://$tmp/vol at segment $seq_b"
 
 # Errors, each with its exit status and a message.
 [ "$(status "$H" snapshot create "$tmp/vol" snapA)" = 4 ]

@@ -38,6 +38,7 @@
 #include <time.h>
 
 #include "history.h"
+#include "lineage.h"
 #include "log.h"
 #include "objstore.h"
 #include "volume.h"
@@ -58,6 +59,8 @@ static bool hf_tool_takeover;           /* --takeover */
 
 /* Secrets read from +FILE / - are kept here to free at exit. */
 static char *hf_tool_secrets[3];
+
+static void hf_tool_json_str (const char *s);
 
 static void
 hf_tool_usage (FILE *fp)
@@ -226,8 +229,10 @@ hf_tool_create (const char *url)
 static int
 hf_tool_info (const char *url)
 {
-  struct hf_volume_options opts = { .readonly = true };
+  struct hf_volume_options opts = { .readonly = true,
+                                    .parent_cfg = &hf_tool_s3 };
   struct hf_volume_info vi;
+  struct hf_vdesc d;
   struct hf_volume *v;
   struct hf_objstore *s;
   char *prefix, uuid[33];
@@ -249,13 +254,23 @@ hf_tool_info (const char *url)
   hf_volume_get_info (v, &vi);
   for (i = 0; i < 16; i++)
     sprintf (uuid + 2 * i, "%02x", vi.uuid[i]);
-  if (hf_tool_json)
+  /* A clone says where it comes from. */
+  if (hf_vdesc_read (s, prefix, &d) != 0)
+    d.flags = 0;
+  if (hf_tool_json) {
     printf ("{\"url\": \"%s\", \"uuid\": \"%s\", \"size\": %" PRIu64
             ", \"block_size\": %" PRIu32 ", \"head_seq\": %" PRIu64
             ", \"checkpoint_seq\": %" PRIu64 ", \"mapped_blocks\": %"
-            PRIu64 ", \"lease_epoch\": %" PRIu64 "}\n",
+            PRIu64 ", \"lease_epoch\": %" PRIu64,
             url, uuid, vi.size, vi.block_size, vi.head_seq, vi.ckpt_seq,
             vi.mapped_blocks, vi.lease_epoch);
+    if (d.flags & HF_VD_CLONE) {
+      printf (", \"clone_of\": ");
+      hf_tool_json_str (d.parent_url);
+      printf (", \"base_seq\": %" PRIu64, d.parent_seq);
+    }
+    printf ("}\n");
+  }
   else
     printf ("url:            %s\n"
             "uuid:           %s\n"
@@ -268,6 +283,9 @@ hf_tool_info (const char *url)
             url, uuid, vi.size, vi.block_size, vi.head_seq, vi.ckpt_seq,
             vi.mapped_blocks, vi.mapped_blocks * vi.block_size,
             vi.lease_epoch);
+  if (!hf_tool_json && (d.flags & HF_VD_CLONE))
+    printf ("clone of:       %s at segment %" PRIu64 "\n", d.parent_url,
+            d.parent_seq);
   hf_volume_close (v);
   hf_objstore_close (s);
   free (prefix);
