@@ -368,14 +368,15 @@ hf_history_step (struct hf_history *h)
   }
   else                          /* a clone's base, or not listed */
     r = hf_history_read_hdr (h->lin, seq, &one);
+  if (r && (h->npts == 0 || (r != ENOENT && r != EBADMSG))) {
+    /* The store failing is an error, not a shorter history. */
+    hf_error ("history: %s%s: reading segment %" PRIu64 ": %s",
+              hf_objstore_describe (h->store), h->prefix, seq, strerror (r));
+    return r;
+  }
   if (r) {
-    if (h->npts == 0) {
-      hf_error ("history: %s%s: head segment %" PRIu64 ": %s",
-                hf_objstore_describe (h->store), h->prefix, seq,
-                strerror (r));
-      return r;
-    }
-    /* Reclaimed by GC, or damaged: the readable history ends here. */
+    /* Reclaimed by GC (ENOENT), or damaged (EBADMSG, logged by the
+     * segment codec): the readable history ends here. */
     hf_debug ("history", "%s: the chain ends at %" PRIu64 " (segment %"
               PRIu64 ": %s)", h->prefix, h->pts[h->npts - 1].seq, seq,
               strerror (r));

@@ -870,6 +870,50 @@ START_TEST (test_long_history)
 }
 END_TEST
 
+/* Store errors, timeouts and torn replies are retried: the history, the
+ * snapshots and at= resolution come out the same. */
+START_TEST (test_faults)
+{
+  struct fixture f;
+  struct hf_objstore *d, *fs;
+  struct hf_fault_config fc = { .seed = 5, .p_error = 0.15,
+                                .p_timeout = 0.05, .p_short_read = 0.05 };
+  struct hf_history *h;
+  struct hf_snapshot *sn;
+  const struct hf_point *p;
+  size_t n, nsn, i;
+  uint64_t seq;
+
+  hf_log_set_sink (capture);
+  fixture_make (&f, "");
+  ck_assert_int_eq (hf_history_open (f.s, "", NULL, &h), 0);
+  ck_assert_int_eq (hf_snapshot_create (h, "s", f.seqs[2], NULL), 0);
+  hf_history_close (h);
+  ck_assert_int_eq (hf_objstore_dir_open (f.dir, false, &d), 0);
+  if (hf_objstore_fault_open (d, &fc, &fs) != 0) {
+    hf_objstore_close (d);      /* a build without the fault store */
+    fixture_free (&f);
+    return;
+  }
+  for (i = 0; i < 5; i++) {
+    ck_assert_int_eq (hf_history_open (fs, "", NULL, &h), 0);
+    ck_assert_int_eq (hf_history_points (h, &p, &n), 0);
+    ck_assert_uint_eq (n, NPTS);
+    ck_assert_uint_eq (p[0].seq, f.seqs[NPTS - 1]);
+    ck_assert_uint_eq (p[n - 1].seq, f.seqs[0]);
+    ck_assert_int_eq (hf_history_resolve (h, "s", false, &seq), 0);
+    ck_assert_uint_eq (seq, f.seqs[2]);
+    ck_assert_int_eq (hf_snapshot_list (fs, "", &sn, &nsn), 0);
+    ck_assert_uint_eq (nsn, 1);
+    free (sn);
+    hf_history_close (h);
+  }
+  ck_assert_uint_gt (hf_objstore_fault_injected (fs), 0);
+  hf_objstore_close (fs);
+  fixture_free (&f);
+}
+END_TEST
+
 static Suite *
 history_suite (void)
 {
@@ -891,6 +935,7 @@ history_suite (void)
   tcase_add_test (tc, test_rollback);
   tcase_add_test (tc, test_clone);
   tcase_add_test (tc, test_long_history);
+  tcase_add_test (tc, test_faults);
   suite_add_tcase (s, tc);
   return s;
 }
