@@ -602,8 +602,8 @@ START_TEST (test_rollback)
   const struct hf_point *p;
   struct hf_point pt;
   struct hm_model m;
-  uint64_t target, old_head, newer, new_seq = 0;
-  size_t n;
+  uint64_t target, target2, old_head, newer, new_seq = 0;
+  size_t n, i;
 
   hf_log_set_sink (capture);
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
@@ -612,9 +612,23 @@ START_TEST (test_rollback)
   ck_assert_int_eq (hf_volume_open (s, "r/", &o, &v), 0);
   hm_workload (&m, v, 150, 6);
   ck_assert_uint_ge (m.n, 10);
-  target = m.pts[m.n / 3].seq;
-  newer = m.pts[m.n / 3 + 2].seq;
   old_head = m.pts[m.n - 1].seq;
+  /* The first rollback goes to a point that is not a checkpoint (its
+   * state is a checkpoint plus roll-forward), the second to one that is
+   * (its tree is reused as is). */
+  ck_assert_int_eq (hf_history_open (s, "r/", NULL, &h), 0);
+  ck_assert_int_eq (hf_history_points (h, &p, &n), 0);
+  for (i = n / 2; i < n && (p[i].flags & HF_SH_CHECKPOINT); i++)
+    ;
+  ck_assert_uint_lt (i, n);
+  target = p[i].seq;
+  newer = p[i - 2].seq;
+  for (i = n - 1; i > 0 && !(p[i].flags & HF_SH_CHECKPOINT); i--)
+    ;
+  ck_assert (p[i].flags & HF_SH_CHECKPOINT);
+  ck_assert_uint_lt (p[i].seq, target);
+  target2 = p[i].seq;
+  hf_history_close (h);
 
   /* Bad targets: the head, beyond it, zero, a gap; the volume is
    * still usable afterwards. */
@@ -657,8 +671,8 @@ START_TEST (test_rollback)
   ck_assert_int_eq (hf_volume_open (s, "r/", &o, &v), 0);
   hm_check_volume (v, m.size, m.img, "reopened after rollback");
   /* A second rollback, to a point before the first rollback's target. */
-  ck_assert_int_eq (hf_volume_rollback (v, m.pts[1].seq, NULL), 0);
-  hm_set_current (&m, m.pts[1].seq);
+  ck_assert_int_eq (hf_volume_rollback (v, target2, NULL), 0);
+  hm_set_current (&m, target2);
   hm_record (&m, v);
   hm_close_record (&m, v, s, "r/");
   hm_check_all (&m, s, "r/", HM_BY_SEQ | HM_BY_TIME);
