@@ -1,6 +1,10 @@
 /* Unit tests for lib/history (points in time, at= resolution, snapshots,
- * clone registrations) and the snapshot / clone registration codecs of
- * lib/format.c, on the dir store.
+ * clone registrations), rollback and clones through lib/volume, and the
+ * snapshot / clone registration codecs of lib/format.c, on the dir store
+ * (and the fault store).  The model tests use tests/unit/history-model.c.
+ *
+ * HF_TEST_LONG=1 makes the long-history test 10000 segments and prints
+ * its timings.
  */
 #include <config.h>
 
@@ -11,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "format.h"
@@ -840,7 +845,9 @@ START_TEST (test_long_history)
   uint64_t seq;
   size_t n, i;
   char at[64];
-  const unsigned N = 600;
+  /* HF_TEST_LONG=1: 10000 segments, with timings on stderr. */
+  const unsigned N = getenv ("HF_TEST_LONG") ? 10000 : 600;
+  struct timespec t0, t1, t2;
 
   hf_log_set_sink (capture);
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
@@ -855,6 +862,7 @@ START_TEST (test_long_history)
   hf_volume_crash (v);
 
   /* A recent seq and a recent time: one LIST page, one batch of GETs. */
+  clock_gettime (CLOCK_MONOTONIC, &t0);
   ck_assert_int_eq (hf_history_open (s, "", NULL, &h), 0);
   ck_assert_uint_eq (hf_history_head (h), N);
   hf_objstore_get_stats (s, &st0);
@@ -863,6 +871,7 @@ START_TEST (test_long_history)
   hf_history_format_time (pt.timestamp_ns, at, sizeof at);
   ck_assert_int_eq (hf_history_resolve (h, at, false, &seq), 0);
   ck_assert_uint_eq (seq, N - 3);
+  clock_gettime (CLOCK_MONOTONIC, &t1);
   hf_objstore_get_stats (s, &st1);
   ck_assert_uint_eq (st1.requests[HF_OP_LIST] - st0.requests[HF_OP_LIST], 1);
   ck_assert_uint_le (st1.requests[HF_OP_GET] - st0.requests[HF_OP_GET], 256);
@@ -871,9 +880,16 @@ START_TEST (test_long_history)
   ck_assert_uint_eq (n, N);
   for (i = 0; i < n; i++)
     ck_assert_uint_eq (p[i].seq, N - i);
+  clock_gettime (CLOCK_MONOTONIC, &t2);
   hf_objstore_get_stats (s, &st1);
-  ck_assert_uint_eq (st1.requests[HF_OP_LIST] - st0.requests[HF_OP_LIST], 3);
+  ck_assert_uint_eq (st1.requests[HF_OP_LIST] - st0.requests[HF_OP_LIST],
+                     N / 256 + 1);
   ck_assert_uint_eq (st1.requests[HF_OP_GET] - st0.requests[HF_OP_GET], N);
+  if (getenv ("HF_TEST_LONG"))
+    fprintf (stderr, "history of %u segments: open + recent seq + recent "
+             "time %.3f s; all points %.3f s more\n", N,
+             (double) (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
+             (double) (t2.tv_sec - t1.tv_sec) + (t2.tv_nsec - t1.tv_nsec) / 1e9);
   /* The oldest point by time; before it, nothing. */
   hf_history_format_time (p[n - 1].timestamp_ns, at, sizeof at);
   ck_assert_int_eq (hf_history_resolve (h, at, false, &seq), 0);
