@@ -1343,11 +1343,18 @@ hf_btree_get_stats (struct hf_btree *t, struct hf_btree_stats *out)
 
 /* ---- Walk (fsck, GC) ---- */
 
+struct hf_btree_walker {
+  struct hf_btree *t;
+  hf_btree_node_fn node_fn;
+  hf_btree_entry_fn ent_fn;
+  void *opaque;
+};
+
 static int
-hf_btree_walk (struct hf_btree *t, const struct hf_disk_node_ptr *p,
-               const struct hf_btree_expect *e, hf_btree_node_fn fn,
-               void *opaque)
+hf_btree_walk (struct hf_btree_walker *w, const struct hf_disk_node_ptr *p,
+               const struct hf_btree_expect *e)
 {
+  struct hf_btree *t = w->t;
   struct hf_btree_node *n;
   uint8_t *buf;
   uint32_t i;
@@ -1371,20 +1378,28 @@ hf_btree_walk (struct hf_btree *t, const struct hf_disk_node_ptr *p,
   free (buf);
   if (r)
     return r;
-  r = fn (opaque, p, n->level);
+  r = w->node_fn ? w->node_fn (w->opaque, p, n->level) : 0;
+  if (r == HF_BTREE_SKIP) {
+    free (n);
+    return 0;
+  }
+  for (i = 0; r == 0 && n->level == 0 && w->ent_fn && i < n->count; i++)
+    r = w->ent_fn (w->opaque, n->leaf[i].lba, &n->leaf[i].m);
   for (i = 0; r == 0 && n->level > 0 && i < n->count; i++) {
     struct hf_btree_expect ce;
 
     hf_btree_child_expect (n, i, e, &ce);
-    r = hf_btree_walk (t, &n->br[i].child.ptr, &ce, fn, opaque);
+    r = hf_btree_walk (w, &n->br[i].child.ptr, &ce);
   }
   free (n);
   return r;
 }
 
 int
-hf_btree_walk_nodes (struct hf_btree *t, hf_btree_node_fn fn, void *opaque)
+hf_btree_walk_full (struct hf_btree *t, hf_btree_node_fn node_fn,
+                    hf_btree_entry_fn ent_fn, void *opaque)
 {
+  struct hf_btree_walker w = { t, node_fn, ent_fn, opaque };
   struct hf_btree_expect e;
 
   if (t->empty)
@@ -1392,5 +1407,11 @@ hf_btree_walk_nodes (struct hf_btree *t, hf_btree_node_fn fn, void *opaque)
   if (t->ndirty > 0)
     return EBUSY;
   hf_btree_root_expect (t, &e);
-  return hf_btree_walk (t, &t->root.ptr, &e, fn, opaque);
+  return hf_btree_walk (&w, &t->root.ptr, &e);
+}
+
+int
+hf_btree_walk_nodes (struct hf_btree *t, hf_btree_node_fn fn, void *opaque)
+{
+  return hf_btree_walk_full (t, fn, NULL, opaque);
 }

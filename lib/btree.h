@@ -127,4 +127,17 @@ typedef int (*hf_btree_node_fn) (void *opaque,
 extern int hf_btree_walk_nodes (struct hf_btree *t, hf_btree_node_fn fn,
                                 void *opaque);
 
+/* Like hf_btree_walk_nodes, and also call ent_fn (may be NULL) for every
+ * entry of every visited leaf, in key order, after node_fn accepted the
+ * leaf.  node_fn (may be NULL) may return HF_BTREE_SKIP to skip the
+ * node's children and entries: GC walks many checkpoints that share
+ * most of their nodes, and a subtree already visited (nodes are
+ * immutable) need not be read again.  Either callback returns 0 to go
+ * on or a positive errno to stop (returned). */
+#define HF_BTREE_SKIP (-1)
+typedef int (*hf_btree_entry_fn) (void *opaque, uint64_t lba,
+                                  const struct hf_bmap *m);
+extern int hf_btree_walk_full (struct hf_btree *t, hf_btree_node_fn node_fn,
+                               hf_btree_entry_fn ent_fn, void *opaque);
+
 #endif /* HF_BTREE_H */

@@ -3275,3 +3275,113 @@ hf_volume_get_info (struct hf_volume *v, struct hf_volume_info *out)
   out->node_cache_nodes = bs.nodes_cached;
   pthread_mutex_unlock (&v->lock);
 }
+
+/* ---- Compaction support (lib/gc.c) ----
+ *
+ * Compaction moves the live blocks of a mostly-dead segment into the
+ * write buffer, so that they are written again in a new segment and the
+ * old one stops being used by the head.  It must never undo a client
+ * write: a block is moved only if, at the moment it enters the buffer
+ * (under v->lock), the volume still maps it to exactly the physical
+ * block it was read from.  A client write that lands before that point
+ * wins because the block no longer matches; one that lands after
+ * simply overwrites the moved copy in the buffer, as any later write. */
+
+int
+hf_volume_relocate (struct hf_volume *v, uint64_t lba, uint32_t n,
+                    uint64_t seq, uint32_t blk, const uint32_t *crcs,
+                    uint32_t *moved)
+{
+  CLEANUP_FREE uint8_t *buf = NULL;
+  CLEANUP_FREE struct hf_vol_loc *tl = NULL;
+  uint64_t gen;
+  uint32_t i;
+  int r;
+
+  *moved = 0;
+  if (n == 0)
+    return 0;
+  pthread_mutex_lock (&v->lock);
+  r = hf_vol_write_err_locked (v);
+  if (r == 0 && (lba >= v->size / v->bs || n > v->size / v->bs - lba))
+    r = EINVAL;
+  pthread_mutex_unlock (&v->lock);
+  if (r)
+    return r;
+  buf = malloc ((size_t) n * v->bs);
+  tl = calloc (n, sizeof *tl);
+  if (buf == NULL || tl == NULL)
+    return ENOMEM;
+  r = hf_vol_fetch (v, seq, blk, n, crcs, buf);
+  if (r)
+    return r;
+
+  for (;;) {
+    /* What the tree says now (tree_lock before lock: lock order). */
+    pthread_rwlock_rdlock (&v->tree_lock);
+    pthread_mutex_lock (&v->lock);
+    gen = v->ckpt_gen;
+    pthread_mutex_unlock (&v->lock);
+    for (i = 0; i < n && r == 0; i++)
+      r = hf_vol_resolve_tree (v, lba + i, &tl[i]);
+    pthread_rwlock_unlock (&v->tree_lock);
+    if (r)
+      return r;
+
+    pthread_mutex_lock (&v->lock);
+    r = hf_vol_wait_room_locked (v);
+    if (r == 0 && gen != v->ckpt_gen) {
+      /* A checkpoint moved the delta into the tree meanwhile. */
+      pthread_mutex_unlock (&v->lock);
+      continue;
+    }
+    for (i = 0; i < n && r == 0; i++) {
+      struct hf_vol_loc l;
+      bool current;
+
+      hf_vol_resolve_locked (v, lba + i, NULL, &l);
+      if (l.where == HF_VW_NONE)
+        l = tl[i];
+      current = l.where == HF_VW_STORE && l.seq == seq && l.blk == blk + i;
+      if (current) {
+        r = hf_vol_put_block_locked (v, lba + i,
+                                     buf + (size_t) i * v->bs);
+        if (r == 0)
+          (*moved)++;
+      }
+    }
+    if (r == 0)
+      r = hf_vol_maybe_seal_locked (v);
+    pthread_mutex_unlock (&v->lock);
+    return r;
+  }
+}
+
+int
+hf_volume_touch_index (struct hf_volume *v, uint64_t lba)
+{
+  struct hf_bmap m;
+  int r;
+
+  pthread_mutex_lock (&v->lock);
+  r = hf_vol_write_err_locked (v);
+  pthread_mutex_unlock (&v->lock);
+  if (r)
+    return r;
+  pthread_rwlock_wrlock (&v->tree_lock);
+  r = hf_btree_lookup (v->tree, lba, &m);
+  if (r == 0)
+    r = hf_btree_insert (v->tree, lba, &m);     /* same value: copies the path */
+  else if (r == ENOENT)
+    r = 0;
+  pthread_rwlock_unlock (&v->tree_lock);
+  return r;
+}
+
+int
+hf_volume_checkpoint (struct hf_volume *v)
+{
+  if (v->readonly)
+    return EROFS;
+  return hf_vol_flush_wait_force (v, true);
+}

@@ -178,6 +178,29 @@ extern void hf_volume_get_info (struct hf_volume *v,
 extern int hf_volume_rollback (struct hf_volume *v, uint64_t seq,
                                uint64_t *new_seq);
 
+/* ---- Compaction (used by lib/gc.c) ---- */
+
+/* Move blocks [lba, lba + n) into the write buffer, if and only if each
+ * is still mapped to block blk + i of segment seq at the moment it is
+ * moved (a concurrent client write always wins).  crcs (borrowed) are
+ * the n blocks' CRCs; the data is read and verified first.  *moved is
+ * the number of blocks moved.  The moved copies are committed like any
+ * write (flush or checkpoint).  EROFS on a read-only or fenced
+ * volume. */
+extern int hf_volume_relocate (struct hf_volume *v, uint64_t lba, uint32_t n,
+                               uint64_t seq, uint32_t blk,
+                               const uint32_t *crcs, uint32_t *moved);
+
+/* Make the index path to lba (mapped or not) part of the next
+ * checkpoint, unchanged in content, so that index nodes living in an
+ * old segment get a fresh copy and stop pinning that segment. */
+extern int hf_volume_touch_index (struct hf_volume *v, uint64_t lba);
+
+/* Seal what is buffered and commit a checkpoint segment (the head then
+ * needs no roll-forward); waits for it like flush.  EROFS if
+ * read-only. */
+extern int hf_volume_checkpoint (struct hf_volume *v);
+
 /* Commit everything, release the lease, stop threads and free v.
  * Returns 0, or the error that kept data from being committed (v is
  * freed either way; the error has been logged). */

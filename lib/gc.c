@@ -1,0 +1,859 @@
+/* hyperfile: garbage collection and compaction (the rules, and why they
+ * are safe, are in gc.h).
+ *
+ * One run:
+ *   1. (compaction) checkpoint the writer, so the head's state is one
+ *      tree and its live counts are exact;
+ *   2. list seg/ (seq and size of every segment: the segment table,
+ *      sorted by seq), and recover the head with a read-only open;
+ *   3. roots: walk the head's chain back through the retention window,
+ *      then snapshots and clone bases, marking every segment from each
+ *      root back to its checkpoint and collecting the checkpoints;
+ *   4. mark: walk each checkpoint's tree (the head's first, counting the
+ *      head's live data blocks and nodes per segment), marking the
+ *      segments that hold its nodes and the data its leaves name;
+ *      subtrees already visited from another checkpoint are skipped;
+ *   5. (compaction) pick the head's low-utilisation segments, walk the
+ *      head's tree again moving their live blocks and touching their
+ *      nodes through the writer, checkpoint, and start over at 2;
+ *   6. sweep: delete every listed segment below the head that no root
+ *      reached and that is older than grace.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "btree.h"
+#include "cleanup.h"
+#include "format.h"
+#include "gc.h"
+#include "history.h"
+#include "lineage.h"
+#include "log.h"
+#include "segment.h"
+
+#define HF_GC_IO_TRIES 6
+#define HF_GC_DELETE_BATCH 256
+#define HF_GC_RUN_MAX 256             /* blocks per relocation */
+
+/* One listed segment. */
+struct hf_gc_seg {
+  uint64_t seq;
+  uint64_t size;                /* object size from the LIST */
+  uint32_t live_blocks;         /* data blocks the head maps here */
+  uint32_t live_nodes;          /* index nodes of the head's tree here */
+  uint8_t fl;
+};
+#define HF_GC_REACHED 0x1
+#define HF_GC_CAND 0x2          /* compaction candidate */
+
+/* A visited node address (open addressing; seq 0 = empty slot). */
+struct hf_gc_vis {
+  uint64_t seq;
+  uint32_t off;
+};
+
+struct hf_gc {
+  struct hf_objstore *s;        /* borrowed */
+  const char *prefix;           /* borrowed */
+  struct hf_gc_options o;
+  struct hf_lineage *lin;       /* a clone's ancestors (nodes of theirs) */
+  uint8_t uuid[HF_UUID_SIZE];
+  uint32_t bs;
+  uint64_t floor;               /* seqs <= floor belong to a parent */
+  uint64_t head, head_ckpt, now, cutoff;
+
+  struct hf_gc_seg *seg;
+  size_t nseg, capseg;
+  size_t last;                  /* index of the last lookup (a hint) */
+
+  uint64_t *ckpts;              /* checkpoints to walk, head's first */
+  size_t nckpt, capckpt;
+
+  struct hf_gc_vis *vis;
+  size_t vcap, vn;
+
+  /* Walk mode. */
+  bool counting;                /* the head's tree: count live */
+  bool dedup;                   /* skip visited subtrees */
+  bool compacting;              /* relocate candidates' blocks */
+  bool pending_touch;
+  uint64_t missing;             /* references to unlisted segments */
+  struct hf_volume *w;
+
+  /* The relocation run being gathered. */
+  uint64_t run_lba, run_seq;
+  uint32_t run_blk, run_n;
+  uint32_t run_crc[HF_GC_RUN_MAX];
+
+  struct hf_gc_report rep;
+};
+
+int
+hf_gc_parse_duration (const char *s, uint64_t *ns)
+{
+  char *end;
+  unsigned long long v;
+  uint64_t mul = 1;
+
+  if (s == NULL || *s < '0' || *s > '9')
+    return EINVAL;
+  errno = 0;
+  v = strtoull (s, &end, 10);
+  if (errno)
+    return EINVAL;
+  switch (*end) {
+  case '\0': break;
+  case 's': mul = 1; end++; break;
+  case 'm': mul = 60; end++; break;
+  case 'h': mul = 3600; end++; break;
+  case 'd': mul = 86400; end++; break;
+  default: return EINVAL;
+  }
+  if (*end != '\0' || v > UINT64_MAX / 1000000000 / mul)
+    return EINVAL;
+  *ns = (uint64_t) v * mul * 1000000000;
+  return 0;
+}
+
+static uint64_t
+hf_gc_wall_ns (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_REALTIME, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000 + (uint64_t) ts.tv_nsec;
+}
+
+static bool
+hf_gc_retryable (int e)
+{
+  return e == EIO || e == ETIMEDOUT || e == EAGAIN;
+}
+
+static void
+hf_gc_backoff (int i)
+{
+  struct timespec ts = { 0, 2000000L << i };
+  nanosleep (&ts, NULL);
+}
+
+/* ---- The segment table ---- */
+
+static int
+hf_gc_list_fn (void *opaque, const char *key, uint64_t size)
+{
+  struct hf_gc *g = opaque;
+  const char *name = strrchr (key, '/');
+  uint64_t seq;
+
+  if (name == NULL || hf_seg_key_parse (name + 1, &seq) != 0)
+    return 0;                   /* not a segment: not ours to touch */
+  if (g->nseg == g->capseg) {
+    size_t nc = g->capseg ? g->capseg * 2 : 256;
+    struct hf_gc_seg *nv = realloc (g->seg, nc * sizeof *nv);
+    if (nv == NULL)
+      return ENOMEM;
+    g->seg = nv;
+    g->capseg = nc;
+  }
+  g->seg[g->nseg++] = (struct hf_gc_seg) { .seq = seq, .size = size };
+  return 0;
+}
+
+static int
+hf_gc_cmp_seg (const void *x, const void *y)
+{
+  const struct hf_gc_seg *a = x, *b = y;
+  return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static int
+hf_gc_list (struct hf_gc *g)
+{
+  char pfx[HF_OBJSTORE_KEY_MAX + 1];
+  int r = EIO, i;
+
+  snprintf (pfx, sizeof pfx, "%sseg/", g->prefix);
+  for (i = 0; i < HF_GC_IO_TRIES; i++) {
+    g->nseg = 0;
+    r = hf_objstore_list (g->s, pfx, NULL, hf_gc_list_fn, g);
+    if (!hf_gc_retryable (r))
+      break;
+    hf_gc_backoff (i);
+  }
+  if (r) {
+    hf_error ("gc: %s%s: listing segments: %s", hf_objstore_describe (g->s),
+              g->prefix, strerror (r));
+    return r;
+  }
+  /* Keys sort newest first (complemented seqs); the table is by seq. */
+  qsort (g->seg, g->nseg, sizeof *g->seg, hf_gc_cmp_seg);
+  return 0;
+}
+
+static struct hf_gc_seg *
+hf_gc_find (struct hf_gc *g, uint64_t seq)
+{
+  size_t lo = 0, hi = g->nseg;
+
+  if (g->last < g->nseg && g->seg[g->last].seq == seq)
+    return &g->seg[g->last];
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (g->seg[mid].seq < seq)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo < g->nseg && g->seg[lo].seq == seq) {
+    g->last = lo;
+    return &g->seg[lo];
+  }
+  return NULL;
+}
+
+/* Mark seq reached; a reference to a segment that is not listed (and
+ * is not a parent's) is damage that fsck reports; GC just counts it. */
+static struct hf_gc_seg *
+hf_gc_mark (struct hf_gc *g, uint64_t seq)
+{
+  struct hf_gc_seg *e = hf_gc_find (g, seq);
+
+  if (e)
+    e->fl |= HF_GC_REACHED;
+  else if (seq > g->floor && seq <= g->head) {
+    if (g->missing++ < 5)
+      hf_warn ("gc: %s%s: segment %" PRIu64 " is referenced but missing "
+               "(run hyperfile fsck)", hf_objstore_describe (g->s),
+               g->prefix, seq);
+  }
+  return e;
+}
+
+/* ---- Headers ---- */
+
+/* Read and verify the header of segment seq of this volume. */
+static int
+hf_gc_hdr (struct hf_gc *g, uint64_t seq, struct hf_seg_hdr *h)
+{
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  uint8_t buf[HF_SH_SIZE];
+  size_t got = 0;
+  int r = EIO, i;
+
+  hf_seg_key (key, sizeof key, g->prefix, seq);
+  for (i = 0; i < HF_GC_IO_TRIES; i++) {
+    r = hf_objstore_get (g->s, key, 0, sizeof buf, buf, &got);
+    if (!hf_gc_retryable (r))
+      break;
+    hf_gc_backoff (i);
+  }
+  if (r)
+    return r;
+  return hf_seg_parse_hdr (buf, got, key, g->uuid, g->bs, seq, h);
+}
+
+static int
+hf_gc_add_ckpt (struct hf_gc *g, uint64_t c)
+{
+  size_t i;
+
+  if (c == 0)
+    return 0;
+  for (i = 0; i < g->nckpt; i++)
+    if (g->ckpts[i] == c)
+      return 0;
+  if (g->nckpt == g->capckpt) {
+    size_t nc = g->capckpt ? g->capckpt * 2 : 16;
+    uint64_t *nv = realloc (g->ckpts, nc * sizeof *nv);
+    if (nv == NULL)
+      return ENOMEM;
+    g->ckpts = nv;
+    g->capckpt = nc;
+  }
+  g->ckpts[g->nckpt++] = c;
+  return 0;
+}
+
+/* Mark the chain from point seq back to its checkpoint (or to the
+ * first segment when there is none) and collect the checkpoint.  For
+ * the head (window true) keep walking through every point of the
+ * retention window, down to the checkpoint of the oldest one.  A
+ * segment missing below the first one means history already collected
+ * (or lost): the walk stops there, since nothing beyond it can be read
+ * through this root anyway. */
+static int
+hf_gc_root (struct hf_gc *g, uint64_t seq, bool window, const char *what)
+{
+  struct hf_seg_hdr h;
+  uint64_t target = UINT64_MAX;  /* walk down to this seq */
+  bool first = true;
+  int r;
+
+  g->rep.roots++;
+  while (seq > g->floor) {
+    r = hf_gc_hdr (g, seq, &h);
+    if (r == ENOENT && !(first && seq == g->head)) {
+      hf_warn ("gc: %s%s: %s: segment %" PRIu64 " is gone; the chain "
+               "ends there", hf_objstore_describe (g->s), g->prefix, what,
+               seq);
+      return 0;
+    }
+    if (r) {
+      hf_error ("gc: %s%s: %s: segment %" PRIu64 " on the chain: %s",
+                hf_objstore_describe (g->s), g->prefix, what, seq,
+                r == ENOENT ? "missing" : strerror (r));
+      return r == ENOENT ? EBADMSG : r;
+    }
+    hf_gc_mark (g, seq);
+    if (first || window) {
+      /* A point: its checkpoint's tree is needed. */
+      if (!first)
+        g->rep.roots++;
+      r = hf_gc_add_ckpt (g, h.ckpt_seq);
+      if (r)
+        return r;
+      if (h.ckpt_seq < target)
+        target = h.ckpt_seq;
+      /* The newest point older than the cutoff was the state at the
+       * cutoff: it is the last point of the window. */
+      if (window && h.timestamp_ns < g->cutoff)
+        window = false;
+    }
+    first = false;
+    if (!window && seq <= target)
+      break;
+    seq = h.parent_seq;
+    if (seq == 0)
+      break;
+  }
+  return 0;
+}
+
+/* ---- Walking trees ---- */
+
+static int
+hf_gc_read_node (void *opaque, const struct hf_disk_node_ptr *ptr, void *buf)
+{
+  struct hf_gc *g = opaque;
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  struct hf_objstore *s = g->s;
+  const char *prefix = g->prefix;
+  size_t got = 0;
+  int r = EIO, i;
+
+  if (g->lin && ptr->np_seq <= g->floor) {
+    const struct hf_lineage_level *lv = hf_lineage_locate (g->lin,
+                                                           ptr->np_seq);
+    s = lv->store;
+    prefix = lv->prefix;
+  }
+  hf_seg_key (key, sizeof key, prefix, ptr->np_seq);
+  for (i = 0; i < HF_GC_IO_TRIES; i++) {
+    r = hf_objstore_get (s, key, (uint64_t) ptr->np_off * HF_NODE_SIZE,
+                         HF_NODE_SIZE, buf, &got);
+    if (!hf_gc_retryable (r))
+      break;
+    hf_gc_backoff (i);
+  }
+  if (r == ENOENT || (r == 0 && got != HF_NODE_SIZE)) {
+    hf_error ("segment %s: corrupt at byte offset %" PRIu64 ": node %s",
+              key, (uint64_t) ptr->np_off * HF_NODE_SIZE,
+              r == ENOENT ? "in a missing object" : "truncated");
+    return EBADMSG;
+  }
+  return r;
+}
+
+static uint64_t
+hf_gc_vhash (uint64_t seq, uint32_t off, size_t cap)
+{
+  uint64_t h = seq * 0x9e3779b97f4a7c15ull ^ (uint64_t) off *
+    0xc2b2ae3d27d4eb4full;
+  return (h ^ h >> 29) & (cap - 1);
+}
+
+/* true if (seq, off) was visited; otherwise remembers it (while the set
+ * has room: beyond visited_max, subtrees are walked again). */
+static bool
+hf_gc_visited (struct hf_gc *g, uint64_t seq, uint32_t off)
+{
+  size_t i;
+
+  if (g->vcap == 0)
+    return false;
+  for (i = hf_gc_vhash (seq, off, g->vcap); g->vis[i].seq;
+       i = (i + 1) & (g->vcap - 1))
+    if (g->vis[i].seq == seq && g->vis[i].off == off)
+      return true;
+  if (g->vn * 4 < g->vcap * 3) {
+    g->vis[i].seq = seq;
+    g->vis[i].off = off;
+    g->vn++;
+  }
+  return false;
+}
+
+static int
+hf_gc_flush_run (struct hf_gc *g)
+{
+  uint32_t moved = 0;
+  int r;
+
+  if (g->run_n == 0)
+    return 0;
+  r = hf_volume_relocate (g->w, g->run_lba, g->run_n, g->run_seq,
+                          g->run_blk, g->run_crc, &moved);
+  g->run_n = 0;
+  g->rep.relocated_blocks += moved;
+  return r;
+}
+
+static int
+hf_gc_node_fn (void *opaque, const struct hf_disk_node_ptr *ptr,
+               unsigned level)
+{
+  struct hf_gc *g = opaque;
+  struct hf_gc_seg *e;
+
+  (void) level;
+  if (g->dedup && hf_gc_visited (g, ptr->np_seq, ptr->np_off))
+    return HF_BTREE_SKIP;
+  g->rep.nodes_visited++;
+  e = hf_gc_mark (g, ptr->np_seq);
+  if (e && g->counting)
+    e->live_nodes++;
+  if (e && g->compacting && (e->fl & HF_GC_CAND))
+    g->pending_touch = true;
+  return 0;
+}
+
+static int
+hf_gc_ent_fn (void *opaque, uint64_t lba, const struct hf_bmap *m)
+{
+  struct hf_gc *g = opaque;
+  struct hf_gc_seg *e;
+  int r;
+
+  e = hf_gc_mark (g, m->seq);
+  if (e && g->counting)
+    e->live_blocks++;
+  if (!g->compacting)
+    return 0;
+  if (g->pending_touch) {
+    /* The first key below a candidate node: touching it copies the
+     * whole path (that node included) into the next checkpoint. */
+    g->pending_touch = false;
+    r = hf_volume_touch_index (g->w, lba);
+    if (r)
+      return r;
+    g->rep.touched_nodes++;
+  }
+  if (e == NULL || !(e->fl & HF_GC_CAND))
+    return 0;
+  if (g->run_n > 0 &&
+      (g->run_n == HF_GC_RUN_MAX || g->run_seq != m->seq ||
+       g->run_lba + g->run_n != lba || g->run_blk + g->run_n != m->blk)) {
+    r = hf_gc_flush_run (g);
+    if (r)
+      return r;
+  }
+  if (g->run_n == 0) {
+    g->run_lba = lba;
+    g->run_seq = m->seq;
+    g->run_blk = m->blk;
+  }
+  g->run_crc[g->run_n++] = m->crc;
+  return 0;
+}
+
+/* Walk the tree of checkpoint c. */
+static int
+hf_gc_walk (struct hf_gc *g, uint64_t c)
+{
+  struct hf_btree_root root = { .empty = true };
+  struct hf_btree *t;
+  struct hf_seg_hdr h;
+  int r;
+
+  r = hf_gc_hdr (g, c, &h);
+  if (r == ENOENT && c != g->head_ckpt) {
+    /* Its root node lived there: the points using it are unreadable
+     * already, and nothing they reach can be told apart. */
+    hf_warn ("gc: %s%s: checkpoint segment %" PRIu64 " is gone",
+             hf_objstore_describe (g->s), g->prefix, c);
+    return 0;
+  }
+  if (r) {
+    hf_error ("gc: %s%s: checkpoint segment %" PRIu64 ": %s",
+              hf_objstore_describe (g->s), g->prefix, c,
+              r == ENOENT ? "missing" : strerror (r));
+    return r == ENOENT ? EBADMSG : r;
+  }
+  if (!(h.flags & HF_SH_CHECKPOINT)) {
+    hf_error ("gc: segment %" PRIu64 " is named as a checkpoint but holds "
+              "none", c);
+    return EBADMSG;
+  }
+  if (h.ckpt_root.np_seq == 0 && h.ckpt_root.np_off == 0 &&
+      h.ckpt_root.np_crc == 0)
+    return 0;                   /* an empty tree */
+  root.empty = false;
+  root.ptr = h.ckpt_root;
+  root.level = h.ckpt_level;
+  r = hf_btree_open (&root, h.mapped, hf_gc_read_node, g, g->o.node_cache,
+                     &t);
+  if (r)
+    return r;
+  g->rep.checkpoints_walked++;
+  r = hf_btree_walk_full (t, hf_gc_node_fn, hf_gc_ent_fn, g);
+  hf_btree_close (t);
+  return r;
+}
+
+/* ---- Steps ---- */
+
+/* Steps 2-4 (see the top): list, head, roots, mark. */
+static int
+hf_gc_scan (struct hf_gc *g)
+{
+  struct hf_volume_options ro = { .readonly = true, .node_cache = 64 };
+  struct hf_volume_info vi;
+  struct hf_volume *v;
+  struct hf_snapshot *sn = NULL;
+  struct hf_clone_reg *cr = NULL;
+  size_t nsn = 0, ncr = 0, i;
+  int r;
+
+  g->nckpt = 0;
+  g->missing = 0;
+  if (g->vcap)
+    memset (g->vis, 0, g->vcap * sizeof *g->vis);
+  g->vn = 0;
+  memset (&g->rep, 0, sizeof g->rep);
+
+  /* The head first, then the list: a segment committed in between is
+   * newer than the head and kept. */
+  r = hf_volume_open (g->s, g->prefix, &ro, &v);
+  if (r)
+    return r;
+  hf_volume_get_info (v, &vi);
+  hf_volume_close (v);
+  memcpy (g->uuid, vi.uuid, HF_UUID_SIZE);
+  g->bs = vi.block_size;
+  g->head = vi.head_seq;
+  g->head_ckpt = vi.ckpt_seq;
+  g->rep.head_seq = g->head;
+  r = hf_gc_list (g);
+  if (r)
+    return r;
+  for (i = 0; i < g->nseg; i++) {
+    g->rep.segments++;
+    g->rep.bytes += g->seg[i].size;
+  }
+  if (g->head == 0)
+    return 0;
+
+  r = hf_snapshot_list (g->s, g->prefix, &sn, &nsn);
+  if (r == 0)
+    r = hf_clone_reg_list (g->s, g->prefix, &cr, &ncr);
+  if (r)
+    goto out;
+
+  r = hf_gc_root (g, g->head, true, "head");
+  for (i = 0; r == 0 && i < nsn; i++)
+    if (sn[i].seq > g->floor)
+      r = hf_gc_root (g, sn[i].seq, false, sn[i].name);
+  for (i = 0; r == 0 && i < ncr; i++)
+    if (cr[i].base_seq > g->floor)
+      r = hf_gc_root (g, cr[i].base_seq, false, cr[i].clone_url);
+  if (r)
+    goto out;
+
+  /* The head's checkpoint is ckpts[0]: count the head's live bytes
+   * there, without skipping (its nodes are all distinct anyway). */
+  for (i = 0; i < g->nckpt && r == 0; i++) {
+    g->counting = g->ckpts[i] == g->head_ckpt;
+    g->dedup = true;
+    r = hf_gc_walk (g, g->ckpts[i]);
+  }
+  g->counting = false;
+  if (r)
+    goto out;
+
+  for (i = 0; i < g->nseg; i++) {
+    struct hf_gc_seg *e = &g->seg[i];
+
+    if (e->seq > g->head)
+      e->fl |= HF_GC_REACHED;           /* newer than the head */
+    if (e->fl & HF_GC_REACHED) {
+      g->rep.reachable_segments++;
+      g->rep.reachable_bytes += e->size;
+    }
+    /* The head's delta segments (after its checkpoint) are live whole. */
+    if (e->seq > g->head_ckpt && e->seq <= g->head)
+      g->rep.live_bytes += e->size;
+    else
+      g->rep.live_bytes += (uint64_t) e->live_blocks * g->bs +
+        (uint64_t) e->live_nodes * HF_NODE_SIZE;
+    hf_debug ("gc", "segment %" PRIu64 ": %" PRIu64 " bytes, head uses %"
+              PRIu32 " blocks and %" PRIu32 " nodes%s", e->seq, e->size,
+              e->live_blocks, e->live_nodes,
+              e->fl & HF_GC_REACHED ? "" : ", unreachable");
+  }
+ out:
+  free (sn);
+  free (cr);
+  return r;
+}
+
+/* Step 5: compaction.  Returns 0 with *did set if it moved anything
+ * (the caller then scans again). */
+static int
+hf_gc_compact (struct hf_gc *g, bool *did)
+{
+  uint64_t moved_bytes = 0, gain = 0;
+  size_t i, ncand = 0;
+  int r;
+
+  *did = false;
+  for (i = 0; i < g->nseg; i++) {
+    struct hf_gc_seg *e = &g->seg[i];
+    uint64_t live = (uint64_t) e->live_blocks * g->bs +
+      (uint64_t) e->live_nodes * HF_NODE_SIZE;
+
+    e->fl &= ~HF_GC_CAND;
+    /* Not the head's checkpoint (its nodes are the newest already) nor
+     * what the head does not use at all (retention frees that). */
+    if (e->seq >= g->head_ckpt || live == 0 || e->size == 0)
+      continue;
+    if ((double) live >= g->o.compact_threshold * (double) e->size)
+      continue;
+    if (moved_bytes + live > g->o.compact_max_bytes)
+      break;
+    e->fl |= HF_GC_CAND;
+    moved_bytes += live;
+    gain += e->size - live;
+    ncand++;
+  }
+  if (ncand == 0 || gain < g->o.compact_min_gain) {
+    hf_debug ("gc", "compaction: %zu candidates would free %" PRIu64
+              " bytes: not worth it", ncand, gain);
+    return 0;
+  }
+  hf_debug ("gc", "compaction: moving %" PRIu64 " live bytes out of %zu "
+            "segments to free %" PRIu64 " bytes", moved_bytes, ncand, gain);
+  g->compacting = true;
+  g->dedup = false;
+  g->pending_touch = false;
+  g->run_n = 0;
+  r = hf_gc_walk (g, g->head_ckpt);
+  if (r == 0)
+    r = hf_gc_flush_run (g);
+  g->compacting = false;
+  if (r == 0)
+    r = hf_volume_checkpoint (g->w);
+  if (r) {
+    hf_error ("gc: compaction: %s", strerror (r));
+    return r;
+  }
+  g->rep.compacted_segments += ncand;
+  *did = true;
+  return 0;
+}
+
+/* Is an unreachable segment old enough to delete?  Its header's
+ * timestamp, or the store's mtime when the header is damaged.  -1 if
+ * it is gone already. */
+static int
+hf_gc_old_enough (struct hf_gc *g, uint64_t seq)
+{
+  struct hf_seg_hdr h;
+  uint64_t t;
+  int r = hf_gc_hdr (g, seq, &h);
+
+  if (r == ENOENT)
+    return -1;
+  if (r == 0)
+    t = h.timestamp_ns;
+  else {
+    char key[HF_OBJSTORE_KEY_MAX + 1];
+    struct hf_objstore_info info;
+
+    hf_seg_key (key, sizeof key, g->prefix, seq);
+    r = hf_objstore_head (g->s, key, &info);
+    if (r == ENOENT)
+      return -1;
+    if (r || info.mtime <= 0)
+      return 0;                 /* cannot tell: keep it */
+    t = (uint64_t) info.mtime * 1000000000;
+  }
+  return t + g->o.grace_ns <= g->now;
+}
+
+static int
+hf_gc_delete_batch (struct hf_gc *g, char **keys, size_t n)
+{
+  int r;
+  size_t i;
+
+  if (n == 0)
+    return 0;
+  r = hf_objstore_delete_many (g->s, (const char *const *) keys, n);
+  for (i = 0; i < n; i++)
+    free (keys[i]);
+  if (r)
+    hf_error ("gc: %s%s: deleting segments: %s",
+              hf_objstore_describe (g->s), g->prefix, strerror (r));
+  return r;
+}
+
+/* Step 6. */
+static int
+hf_gc_sweep (struct hf_gc *g)
+{
+  char *keys[HF_GC_DELETE_BATCH];
+  size_t nk = 0, i;
+  uint64_t oldest_chain = g->head;
+  int r = 0;
+
+  for (i = 0; i < g->nseg; i++)
+    if ((g->seg[i].fl & HF_GC_REACHED) && g->seg[i].seq < oldest_chain)
+      oldest_chain = g->seg[i].seq;
+  for (i = 0; i < g->nseg && r == 0; i++) {
+    struct hf_gc_seg *e = &g->seg[i];
+    char key[HF_OBJSTORE_KEY_MAX + 1];
+    const char *why;
+    int old;
+
+    if ((e->fl & HF_GC_REACHED) || e->seq >= g->head)
+      continue;
+    old = hf_gc_old_enough (g, e->seq);
+    if (old < 0)
+      continue;                 /* another GC deleted it */
+    if (old == 0) {
+      g->rep.kept_young++;
+      continue;
+    }
+    /* Below the oldest reached segment it is old history; between
+     * reached ones it was never on the chain. */
+    why = e->seq > oldest_chain ? "orphan" : "unreachable";
+    if (e->seq > oldest_chain)
+      g->rep.orphans++;
+    g->rep.deleted_segments++;
+    g->rep.deleted_bytes += e->size;
+    if (g->o.on_delete)
+      g->o.on_delete (g->o.opaque, e->seq, e->size, why);
+    hf_debug ("gc", "%s segment %" PRIu64 " (%" PRIu64 " bytes, %s)",
+              g->o.dry_run ? "would delete" : "deleting", e->seq, e->size,
+              why);
+    if (g->o.dry_run)
+      continue;
+    hf_seg_key (key, sizeof key, g->prefix, e->seq);
+    keys[nk] = strdup (key);
+    if (keys[nk] == NULL) {
+      r = ENOMEM;
+      break;
+    }
+    if (++nk == HF_GC_DELETE_BATCH) {
+      r = hf_gc_delete_batch (g, keys, nk);
+      nk = 0;
+    }
+  }
+  if (r == 0)
+    r = hf_gc_delete_batch (g, keys, nk);
+  else
+    while (nk > 0)
+      free (keys[--nk]);
+  return r;
+}
+
+int
+hf_gc_run (struct hf_objstore *s, const char *prefix,
+           struct hf_volume *writer, const struct hf_gc_options *o,
+           struct hf_gc_report *rep)
+{
+  struct hf_gc g = { .s = s, .prefix = prefix ? prefix : "", .w = writer };
+  const struct hf_lineage *lin0;
+  struct hf_gc_report acc = { 0 };
+  bool did = false;
+  int r;
+
+  if (o)
+    g.o = *o;
+  else {
+    g.o.retain_ns = (uint64_t) HF_GC_DEFAULT_RETAIN_S * 1000000000;
+    g.o.grace_ns = (uint64_t) HF_GC_DEFAULT_GRACE_S * 1000000000;
+  }
+  if (g.o.compact_threshold <= 0)
+    g.o.compact_threshold = 0.7;
+  if (g.o.compact_max_bytes == 0)
+    g.o.compact_max_bytes = (uint64_t) 1 << 30;
+  if (g.o.compact_min_gain == 0)
+    g.o.compact_min_gain = 4 << 20;
+  if (g.o.node_cache == 0)
+    g.o.node_cache = 1024;
+  if (g.o.visited_max == 0)
+    g.o.visited_max = 1 << 20;
+  for (g.vcap = 1024; g.vcap < g.o.visited_max; g.vcap *= 2)
+    ;
+  g.vis = calloc (g.vcap, sizeof *g.vis);
+  if (g.vis == NULL)
+    g.vcap = 0;                 /* walk shared subtrees again */
+  g.now = g.o.now_ns ? g.o.now_ns : hf_gc_wall_ns ();
+  g.cutoff = g.now > g.o.retain_ns + g.o.grace_ns ?
+    g.now - g.o.retain_ns - g.o.grace_ns : 0;
+
+  /* A clone: the segments at or below its base are its parent's. */
+  r = hf_lineage_open (s, g.prefix, g.o.cfg, &g.lin);
+  if (r)
+    goto out;
+  lin0 = g.lin;
+  g.floor = lin0->lv[0].floor;
+
+  if (g.o.compact && writer && !g.o.dry_run) {
+    r = hf_volume_checkpoint (writer);
+    if (r) {
+      hf_error ("gc: checkpoint before compaction: %s", strerror (r));
+      goto out;
+    }
+  }
+  r = hf_gc_scan (&g);
+  if (r == 0 && g.o.compact && writer && !g.o.dry_run && g.head) {
+    r = hf_gc_compact (&g, &did);
+    acc.compacted_segments = g.rep.compacted_segments;
+    acc.relocated_blocks = g.rep.relocated_blocks;
+    acc.touched_nodes = g.rep.touched_nodes;
+    if (r == 0 && did) {
+      g.now = g.o.now_ns ? g.o.now_ns : hf_gc_wall_ns ();
+      r = hf_gc_scan (&g);
+    }
+  }
+  if (r == 0)
+    r = hf_gc_sweep (&g);
+  g.rep.compacted_segments = acc.compacted_segments;
+  g.rep.relocated_blocks = acc.relocated_blocks;
+  g.rep.touched_nodes = acc.touched_nodes;
+  if (r == 0)
+    hf_debug ("gc", "%s%s: head %" PRIu64 ", %" PRIu64 " segments (%" PRIu64
+              " bytes), %" PRIu64 " reachable, %s %" PRIu64 " (%" PRIu64
+              " bytes)", hf_objstore_describe (s), g.prefix, g.rep.head_seq,
+              g.rep.segments, g.rep.bytes, g.rep.reachable_segments,
+              g.o.dry_run ? "would delete" : "deleted",
+              g.rep.deleted_segments, g.rep.deleted_bytes);
+ out:
+  if (rep)
+    *rep = g.rep;
+  hf_lineage_close (g.lin);
+  free (g.seg);
+  free (g.ckpts);
+  free (g.vis);
+  return r;
+}
