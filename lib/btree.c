@@ -431,6 +431,26 @@ hf_btree_decode (const struct hf_disk_node_ptr *p, const uint8_t *buf,
   return 0;
 }
 
+int
+hf_btree_verify_node (uint64_t seq, uint32_t off, const void *buf,
+                      unsigned *level)
+{
+  const uint8_t *b = buf;
+  struct hf_disk_node_ptr p = { seq, off,
+    hf_le32 (b + offsetof (struct hf_disk_node_hdr, bn_crc)) };
+  struct hf_btree_expect e = {
+    .level = hf_le16 (b + offsetof (struct hf_disk_node_hdr, bn_level)),
+    .lo = 0, .hi = UINT64_MAX, .exact = false };
+  struct hf_btree_node *n;
+  int r = hf_btree_decode (&p, b, &e, &n);
+
+  if (r == 0) {
+    *level = n->level;
+    free (n);
+  }
+  return r;
+}
+
 /* Serialise dirty node n into buf as (seq, off) and return its CRC. */
 static uint32_t
 hf_btree_encode (const struct hf_btree_node *n, uint64_t seq, uint32_t off,

@@ -140,4 +140,11 @@ typedef int (*hf_btree_entry_fn) (void *opaque, uint64_t lba,
 extern int hf_btree_walk_full (struct hf_btree *t, hf_btree_node_fn node_fn,
                                hf_btree_entry_fn ent_fn, void *opaque);
 
+/* Verify the raw node buf found at node offset off of segment seq on
+ * its own (magic, version, CRC, self address, entry order), without a
+ * parent's expectations: fsck scans node areas with it.  0 and *level
+ * set, or EBADMSG (logged). */
+extern int hf_btree_verify_node (uint64_t seq, uint32_t off, const void *buf,
+                                 unsigned *level);
+
 #endif /* HF_BTREE_H */

@@ -84,6 +84,8 @@ struct hf_gc {
   bool dedup;                   /* skip visited subtrees */
   bool compacting;              /* relocate candidates' blocks */
   bool pending_touch;
+  bool head_walk;               /* walking the head's own chain or tree */
+  bool race;                    /* something vanished under us */
   uint64_t missing;             /* references to unlisted segments */
   struct hf_volume *w;
 
@@ -229,10 +231,9 @@ hf_gc_mark (struct hf_gc *g, uint64_t seq)
   if (e)
     e->fl |= HF_GC_REACHED;
   else if (seq > g->floor && seq <= g->head) {
+    /* Collected by a GC with a newer view, or damage (fsck's job). */
     if (g->missing++ < 5)
-      hf_warn ("gc: %s%s: segment %" PRIu64 " is referenced but missing "
-               "(run hyperfile fsck)", hf_objstore_describe (g->s),
-               g->prefix, seq);
+      hf_debug ("gc", "segment %" PRIu64 " is referenced but missing", seq);
   }
   return e;
 }
@@ -294,16 +295,20 @@ hf_gc_root (struct hf_gc *g, uint64_t seq, bool window, const char *what)
 {
   struct hf_seg_hdr h;
   uint64_t target = UINT64_MAX;  /* walk down to this seq */
-  bool first = true;
+  bool first = true, is_head = window;
   int r;
 
   g->rep.roots++;
   while (seq > g->floor) {
     r = hf_gc_hdr (g, seq, &h);
-    if (r == ENOENT && !(first && seq == g->head)) {
-      hf_warn ("gc: %s%s: %s: segment %" PRIu64 " is gone; the chain "
-               "ends there", hf_objstore_describe (g->s), g->prefix, what,
-               seq);
+    if (r == ENOENT && (hf_gc_find (g, seq) ||
+                        (is_head && seq >= g->head_ckpt))) {
+      g->race = true;
+      return EAGAIN;
+    }
+    if (r == ENOENT) {
+      hf_debug ("gc", "%s: segment %" PRIu64 " is gone; the chain ends "
+                "there", what, seq);
       return 0;
     }
     if (r) {
@@ -362,6 +367,12 @@ hf_gc_read_node (void *opaque, const struct hf_disk_node_ptr *ptr, void *buf)
     if (!hf_gc_retryable (r))
       break;
     hf_gc_backoff (i);
+  }
+  if (r == ENOENT && (g->head_walk || hf_gc_find (g, ptr->np_seq))) {
+    /* Listed when the run started, or needed by the head: another GC
+     * collected it (its view was newer), so this run's view is stale. */
+    g->race = true;
+    return EAGAIN;
   }
   if (r == ENOENT || (r == 0 && got != HF_NODE_SIZE)) {
     hf_error ("segment %s: corrupt at byte offset %" PRIu64 ": node %s",
@@ -484,11 +495,14 @@ hf_gc_walk (struct hf_gc *g, uint64_t c)
   int r;
 
   r = hf_gc_hdr (g, c, &h);
-  if (r == ENOENT && c != g->head_ckpt) {
+  if (r == ENOENT && (c == g->head_ckpt || hf_gc_find (g, c))) {
+    g->race = true;
+    return EAGAIN;
+  }
+  if (r == ENOENT) {
     /* Its root node lived there: the points using it are unreadable
      * already, and nothing they reach can be told apart. */
-    hf_warn ("gc: %s%s: checkpoint segment %" PRIu64 " is gone",
-             hf_objstore_describe (g->s), g->prefix, c);
+    hf_debug ("gc", "checkpoint segment %" PRIu64 " is gone", c);
     return 0;
   }
   if (r) {
@@ -513,8 +527,12 @@ hf_gc_walk (struct hf_gc *g, uint64_t c)
   if (r)
     return r;
   g->rep.checkpoints_walked++;
+  g->head_walk = c == g->head_ckpt;
   r = hf_btree_walk_full (t, hf_gc_node_fn, hf_gc_ent_fn, g);
+  g->head_walk = false;
   hf_btree_close (t);
+  if (g->race)
+    r = EAGAIN;
   return r;
 }
 
@@ -534,6 +552,7 @@ hf_gc_scan (struct hf_gc *g)
 
   g->nckpt = 0;
   g->missing = 0;
+  g->race = false;
   if (g->vcap)
     memset (g->vis, 0, g->vcap * sizeof *g->vis);
   g->vn = 0;
@@ -655,6 +674,8 @@ hf_gc_compact (struct hf_gc *g, bool *did)
   g->pending_touch = false;
   g->run_n = 0;
   r = hf_gc_walk (g, g->head_ckpt);
+  if (r == EAGAIN)
+    r = 0;              /* a newer view collected part of it: stop here */
   if (r == 0)
     r = hf_gc_flush_run (g);
   g->compacting = false;
@@ -775,6 +796,31 @@ hf_gc_sweep (struct hf_gc *g)
   return r;
 }
 
+/* Scan; if another GC collected something this scan was reading (its
+ * view was newer), this view is stale and must not sweep: start again
+ * from the newer head, a few times. */
+static int
+hf_gc_scan_retry (struct hf_gc *g)
+{
+  int r = EAGAIN, i;
+
+  for (i = 0; i < 8; i++) {
+    r = hf_gc_scan (g);
+    if (r != EAGAIN)
+      return r;
+    hf_debug ("gc", "another GC collected what this one was reading; "
+              "scanning again");
+    {
+      struct timespec ts = { 0, (long) (1 + rand () % 50) * 1000000 };
+      nanosleep (&ts, NULL);
+    }
+  }
+  hf_error ("gc: %s%s: other GCs kept collecting what this one read; "
+            "nothing deleted, try again", hf_objstore_describe (g->s),
+            g->prefix);
+  return r;
+}
+
 int
 hf_gc_run (struct hf_objstore *s, const char *prefix,
            struct hf_volume *writer, const struct hf_gc_options *o,
@@ -825,7 +871,7 @@ hf_gc_run (struct hf_objstore *s, const char *prefix,
       goto out;
     }
   }
-  r = hf_gc_scan (&g);
+  r = hf_gc_scan_retry (&g);
   if (r == 0 && g.o.compact && writer && !g.o.dry_run && g.head) {
     r = hf_gc_compact (&g, &did);
     acc.compacted_segments = g.rep.compacted_segments;
@@ -833,7 +879,7 @@ hf_gc_run (struct hf_objstore *s, const char *prefix,
     acc.touched_nodes = g.rep.touched_nodes;
     if (r == 0 && did) {
       g.now = g.o.now_ns ? g.o.now_ns : hf_gc_wall_ns ();
-      r = hf_gc_scan (&g);
+      r = hf_gc_scan_retry (&g);
     }
   }
   if (r == 0)

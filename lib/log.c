@@ -67,6 +67,15 @@ hf_log_debug_enabled (const char *area)
   return r;
 }
 
+/* The last error message of this thread (hf_log_last_error). */
+static __thread char hf_log_last[512];
+
+const char *
+hf_log_last_error (void)
+{
+  return hf_log_last;
+}
+
 void
 hf_vlog (enum hf_log_level level, const char *fmt, va_list ap)
 {
@@ -74,6 +83,11 @@ hf_vlog (enum hf_log_level level, const char *fmt, va_list ap)
   char msg[2048];
 
   vsnprintf (msg, sizeof msg, fmt, ap);
+  if (level == HF_LOG_ERROR) {
+    size_t n = strnlen (msg, sizeof hf_log_last - 1);
+    memcpy (hf_log_last, msg, n);
+    hf_log_last[n] = '\0';
+  }
   if (hf_log_sink)
     hf_log_sink (level, msg);
   else

@@ -30,6 +30,10 @@ extern void hf_log (enum hf_log_level level, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
 extern void hf_vlog (enum hf_log_level level, const char *fmt, va_list ap);
 
+/* The last error logged by the calling thread ("" if none): fsck turns
+ * the codecs' messages into its report without parsing them twice. */
+extern const char *hf_log_last_error (void);
+
 #define hf_error(fs, ...) hf_log (HF_LOG_ERROR, fs, ##__VA_ARGS__)
 #define hf_warn(fs, ...)  hf_log (HF_LOG_WARN, fs, ##__VA_ARGS__)
 #define hf_info(fs, ...)  hf_log (HF_LOG_INFO, fs, ##__VA_ARGS__)

@@ -130,8 +130,18 @@ hf_seg_write_meta (void *obj, struct hf_seg_hdr *h,
   hf_put_le32 (o + SH (sh_hdr_crc), h->hdr_crc);
 }
 
+/* Byte offset of the last damage found by this thread (fsck). */
+static __thread uint64_t hf_seg_bad;
+
+uint64_t
+hf_seg_bad_offset (void)
+{
+  return hf_seg_bad;
+}
+
 #define BAD(off, fmt, ...)                                              \
   do {                                                                  \
+    hf_seg_bad = (uint64_t) (off);                                      \
     hf_error ("segment %s: corrupt at byte offset %" PRIu64 ": " fmt,    \
               key, (uint64_t) (off), ##__VA_ARGS__);                    \
     return EBADMSG;                                                     \

@@ -132,6 +132,10 @@ extern int hf_seg_read_meta (struct hf_objstore *s, const char *prefix,
                              uint64_t seq, const uint8_t *uuid,
                              uint32_t block_size, struct hf_seg_meta **out);
 
+/* After hf_seg_parse_hdr or hf_seg_parse returned EBADMSG in this
+ * thread: the byte offset of the damage (also in the logged line). */
+extern uint64_t hf_seg_bad_offset (void);
+
 /* Free the tables of *m (not m itself). */
 extern void hf_seg_meta_free (struct hf_seg_meta *m);
 /* Free a meta from hf_seg_read_meta.  NULL is a no-op. */

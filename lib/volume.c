@@ -3313,8 +3313,28 @@ hf_volume_relocate (struct hf_volume *v, uint64_t lba, uint32_t n,
   if (buf == NULL || tl == NULL)
     return ENOMEM;
   r = hf_vol_fetch (v, seq, blk, n, crcs, buf);
-  if (r)
+  if (r) {
+    /* Gone or unreadable: fine if no block of it is current any more
+     * (a client overwrote them and GC collected the segment). */
+    int e = r;
+    pthread_rwlock_rdlock (&v->tree_lock);
+    for (i = 0, r = 0; i < n && r == 0; i++) {
+      r = hf_vol_resolve_tree (v, lba + i, &tl[i]);
+      pthread_mutex_lock (&v->lock);
+      {
+        struct hf_vol_loc l;
+        hf_vol_resolve_locked (v, lba + i, NULL, &l);
+        if (l.where != HF_VW_NONE)
+          tl[i] = l;
+      }
+      pthread_mutex_unlock (&v->lock);
+      if (r == 0 && tl[i].where == HF_VW_STORE && tl[i].seq == seq &&
+          tl[i].blk == blk + i)
+        r = e;
+    }
+    pthread_rwlock_unlock (&v->tree_lock);
     return r;
+  }
 
   for (;;) {
     /* What the tree says now (tree_lock before lock: lock order). */

@@ -1,0 +1,575 @@
+/* hyperfile: fsck -- read every object of a volume and verify every
+ * structure and checksum that a reader of a retained point relies on
+ * (what is checked is listed in fsck.h).
+ *
+ * Pass 1 reads each segment whole (one at a time) and verifies it on its
+ * own, keeping only a small summary and its block CRC table.  Pass 2
+ * follows the chain and the checkpoint trees using those summaries, so
+ * the trees' leaf entries are checked against the tables without
+ * reading any segment again (the nodes are read once more, by offset).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "btree.h"
+#include "cleanup.h"
+#include "crc32c.h"
+#include "format.h"
+#include "fsck.h"
+#include "history.h"
+#include "lineage.h"
+#include "log.h"
+#include "segment.h"
+#include "volume.h"
+
+#define HF_FSCK_TRIES 6
+
+/* What pass 1 learnt about one segment. */
+struct hf_fsck_seg {
+  uint64_t seq, size;
+  bool ok;                      /* header and tables verified */
+  bool on_chain;
+  struct hf_seg_hdr h;
+  uint32_t *crcs;               /* h.n_data, owned */
+};
+
+struct hf_fsck {
+  struct hf_objstore *s;
+  const char *prefix;
+  hf_fsck_fn fn;
+  void *opaque;
+  struct hf_lineage *lin;
+  struct hf_vdesc d;
+  uint64_t floor;
+  struct hf_fsck_seg *seg;
+  size_t nseg, capseg;
+  uint64_t *ckpts;
+  size_t nckpt, capckpt;
+  /* Tree walk state. */
+  struct hf_disk_node_ptr cur_leaf, last_read;
+  uint64_t *vis;                /* visited node addresses (seq, off) */
+  size_t nvis, capvis;
+  struct hf_fsck_report rep;
+};
+
+static void
+hf_fsck_problem (struct hf_fsck *f, const char *object, uint64_t off,
+                 const char *fmt, ...)
+  __attribute__ ((format (printf, 4, 5)));
+
+static void
+hf_fsck_problem (struct hf_fsck *f, const char *object, uint64_t off,
+                 const char *fmt, ...)
+{
+  char what[600];
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (what, sizeof what, fmt, ap);
+  va_end (ap);
+  f->rep.problems++;
+  if (f->fn)
+    f->fn (f->opaque, object, off, what);
+}
+
+static void
+hf_fsck_key (struct hf_fsck *f, uint64_t seq, char *key, size_t n)
+{
+  hf_seg_key (key, n, f->prefix, seq);
+}
+
+static int
+hf_fsck_get_all (struct hf_fsck *f, const char *key, uint8_t **buf,
+                 size_t *len)
+{
+  int r = EIO, i;
+
+  for (i = 0; i < HF_FSCK_TRIES; i++) {
+    r = hf_objstore_get_all (f->s, key, (void **) buf, len);
+    if (r != EIO && r != ETIMEDOUT && r != EAGAIN)
+      break;
+  }
+  return r;
+}
+
+/* ---- Pass 1: each object on its own ---- */
+
+static int
+hf_fsck_list_fn (void *opaque, const char *key, uint64_t size)
+{
+  struct hf_fsck *f = opaque;
+  const char *name = strrchr (key, '/');
+  uint64_t seq;
+
+  if (name == NULL || hf_seg_key_parse (name + 1, &seq) != 0) {
+    hf_fsck_problem (f, key, 0, "not a segment name");
+    return 0;
+  }
+  if (f->nseg == f->capseg) {
+    size_t nc = f->capseg ? f->capseg * 2 : 256;
+    struct hf_fsck_seg *nv = realloc (f->seg, nc * sizeof *nv);
+    if (nv == NULL)
+      return ENOMEM;
+    f->seg = nv;
+    f->capseg = nc;
+  }
+  memset (&f->seg[f->nseg], 0, sizeof f->seg[0]);
+  f->seg[f->nseg].seq = seq;
+  f->seg[f->nseg].size = size;
+  f->nseg++;
+  return 0;
+}
+
+static int
+hf_fsck_cmp_seg (const void *x, const void *y)
+{
+  const struct hf_fsck_seg *a = x, *b = y;
+  return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static struct hf_fsck_seg *
+hf_fsck_find (struct hf_fsck *f, uint64_t seq)
+{
+  size_t lo = 0, hi = f->nseg;
+
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (f->seg[mid].seq < seq)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < f->nseg && f->seg[lo].seq == seq ? &f->seg[lo] : NULL;
+}
+
+static int
+hf_fsck_segment (struct hf_fsck *f, struct hf_fsck_seg *e)
+{
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  CLEANUP_FREE uint8_t *o = NULL;
+  struct hf_seg_meta m;
+  size_t len = 0;
+  uint32_t i;
+  int r;
+
+  hf_fsck_key (f, e->seq, key, sizeof key);
+  r = hf_fsck_get_all (f, key, &o, &len);
+  if (r == ENOENT)
+    return 0;                   /* deleted since the list (GC) */
+  if (r) {
+    hf_error ("fsck: reading %s: %s", key, strerror (r));
+    return r;
+  }
+  f->rep.segments++;
+  f->rep.bytes += len;
+  r = hf_seg_parse (o, len, false, key, f->d.uuid, f->d.block_size, e->seq,
+                    &m);
+  if (r == ENOMEM)
+    return r;
+  if (r) {
+    hf_fsck_problem (f, key, hf_seg_bad_offset (), "%s",
+                     hf_log_last_error ());
+    return 0;
+  }
+  e->ok = true;
+  e->h = m.h;
+  e->crcs = m.crcs;
+  free (m.ext);
+  if (len != m.h.object_size) {
+    hf_fsck_problem (f, key, len < m.h.object_size ? len : m.h.object_size,
+                     "object is %zu bytes, its header says %" PRIu64, len,
+                     m.h.object_size);
+    if (len < m.h.object_size) {
+      e->ok = false;
+      return 0;
+    }
+  }
+  for (i = 0; i < m.h.n_nodes; i++) {
+    uint32_t off = (uint32_t) (m.h.node_off / HF_NODE_SIZE) + i;
+    unsigned level;
+
+    f->rep.nodes++;
+    if (hf_btree_verify_node (e->seq, off, o + (size_t) off * HF_NODE_SIZE,
+                              &level))
+      hf_fsck_problem (f, key, (uint64_t) off * HF_NODE_SIZE, "%s",
+                       hf_log_last_error ());
+  }
+  for (i = 0; i < m.h.n_data; i++) {
+    uint64_t off = m.h.data_off + (uint64_t) i * m.h.block_size;
+
+    f->rep.data_blocks++;
+    if (hf_crc32c (0, o + off, m.h.block_size) != m.crcs[i])
+      hf_fsck_problem (f, key, off, "data block %" PRIu32
+                       " CRC mismatch", i);
+  }
+  return 0;
+}
+
+/* ---- Pass 2: chains and trees ---- */
+
+static int
+hf_fsck_add_ckpt (struct hf_fsck *f, uint64_t c)
+{
+  size_t i;
+
+  if (c == 0 || c <= f->floor)
+    return 0;
+  for (i = 0; i < f->nckpt; i++)
+    if (f->ckpts[i] == c)
+      return 0;
+  if (f->nckpt == f->capckpt) {
+    size_t nc = f->capckpt ? f->capckpt * 2 : 16;
+    uint64_t *nv = realloc (f->ckpts, nc * sizeof *nv);
+    if (nv == NULL)
+      return ENOMEM;
+    f->ckpts = nv;
+    f->capckpt = nc;
+  }
+  f->ckpts[f->nckpt++] = c;
+  return 0;
+}
+
+/* Is the chain of point seq intact back to its checkpoint?  With report
+ * set, every break is damage (a snapshot, a clone base, the head). */
+static bool
+hf_fsck_chain (struct hf_fsck *f, uint64_t seq, bool report,
+               const char *what)
+{
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  struct hf_fsck_seg *e = hf_fsck_find (f, seq), *p;
+  uint64_t c;
+
+  if (seq <= f->floor)
+    return true;                /* the parent's: its own fsck */
+  if (e == NULL || !e->ok) {
+    if (report) {
+      hf_fsck_key (f, seq, key, sizeof key);
+      hf_fsck_problem (f, key, 0, "%s: segment %s", what,
+                       e ? "damaged" : "missing");
+    }
+    return false;
+  }
+  c = e->h.ckpt_seq;
+  while (e->seq != c && e->h.parent_seq > f->floor) {
+    p = hf_fsck_find (f, e->h.parent_seq);
+    if (p == NULL || !p->ok || p->h.hdr_crc != e->h.parent_crc) {
+      if (report) {
+        hf_fsck_key (f, e->seq, key, sizeof key);
+        hf_fsck_problem (f, key,
+                         p && p->ok ? offsetof (struct hf_disk_seg_hdr,
+                                                sh_parent_crc)
+                         : offsetof (struct hf_disk_seg_hdr, sh_parent_seq),
+                         "%s: parent segment %" PRIu64 " %s", what,
+                         e->h.parent_seq,
+                         p == NULL ? "is missing" : !p->ok ? "is damaged"
+                         : "does not match the link (sh_parent_crc)");
+      }
+      return false;
+    }
+    if (e->h.parent_seq == 0)
+      break;
+    e = p;
+  }
+  return true;
+}
+
+static int
+hf_fsck_read_node (void *opaque, const struct hf_disk_node_ptr *ptr,
+                   void *buf)
+{
+  struct hf_fsck *f = opaque;
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  struct hf_objstore *s = f->s;
+  const char *prefix = f->prefix;
+  size_t got = 0;
+  int r = EIO, i;
+
+  f->last_read = *ptr;
+  if (ptr->np_seq <= f->floor) {
+    const struct hf_lineage_level *lv = hf_lineage_locate (f->lin,
+                                                           ptr->np_seq);
+    s = lv->store;
+    prefix = lv->prefix;
+  }
+  hf_seg_key (key, sizeof key, prefix, ptr->np_seq);
+  for (i = 0; i < HF_FSCK_TRIES; i++) {
+    r = hf_objstore_get (s, key, (uint64_t) ptr->np_off * HF_NODE_SIZE,
+                         HF_NODE_SIZE, buf, &got);
+    if (r != EIO && r != ETIMEDOUT && r != EAGAIN)
+      break;
+  }
+  if (r == 0 && got != HF_NODE_SIZE)
+    r = EBADMSG;
+  if (r == ENOENT)
+    r = EBADMSG;
+  return r;
+}
+
+static bool
+hf_fsck_visited (struct hf_fsck *f, const struct hf_disk_node_ptr *p)
+{
+  uint64_t k = p->np_seq << 24 ^ p->np_off;
+  size_t i;
+
+  /* Small volumes: a linear set is enough; big ones share few nodes
+   * between checkpoints beyond the top levels.  Capped. */
+  for (i = 0; i < f->nvis; i++)
+    if (f->vis[i] == k)
+      return true;
+  if (f->nvis < 65536) {
+    if (f->nvis == f->capvis) {
+      size_t nc = f->capvis ? f->capvis * 2 : 256;
+      uint64_t *nv = realloc (f->vis, nc * sizeof *nv);
+      if (nv == NULL)
+        return false;
+      f->vis = nv;
+      f->capvis = nc;
+    }
+    f->vis[f->nvis++] = k;
+  }
+  return false;
+}
+
+static int
+hf_fsck_node_fn (void *opaque, const struct hf_disk_node_ptr *ptr,
+                 unsigned level)
+{
+  struct hf_fsck *f = opaque;
+
+  if (hf_fsck_visited (f, ptr))
+    return HF_BTREE_SKIP;
+  f->rep.tree_nodes++;
+  if (level == 0)
+    f->cur_leaf = *ptr;
+  return 0;
+}
+
+static int
+hf_fsck_ent_fn (void *opaque, uint64_t lba, const struct hf_bmap *m)
+{
+  struct hf_fsck *f = opaque;
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  struct hf_fsck_seg *e;
+  const char *bad = NULL;
+
+  f->rep.entries++;
+  if (m->seq <= f->floor)
+    return 0;                   /* the parent's fsck checks it */
+  e = hf_fsck_find (f, m->seq);
+  if (e == NULL)
+    bad = "names a missing segment";
+  else if (!e->ok)
+    bad = "names a damaged segment";
+  else if (m->blk < e->h.data_off / e->h.block_size ||
+           m->blk - e->h.data_off / e->h.block_size >= e->h.n_data)
+    bad = "names a block outside the segment's data area";
+  else if (e->crcs[m->blk - e->h.data_off / e->h.block_size] != m->crc)
+    bad = "CRC differs from the segment's block CRC table";
+  if (bad) {
+    hf_seg_key (key, sizeof key, f->prefix, f->cur_leaf.np_seq);
+    hf_fsck_problem (f, key, (uint64_t) f->cur_leaf.np_off * HF_NODE_SIZE,
+                     "leaf entry for block %" PRIu64 " (segment %" PRIu64
+                     ", block %" PRIu32 ") %s", lba, m->seq, m->blk, bad);
+  }
+  return 0;
+}
+
+static int
+hf_fsck_tree (struct hf_fsck *f, uint64_t c)
+{
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  struct hf_fsck_seg *e = hf_fsck_find (f, c);
+  struct hf_btree_root root = { .empty = true };
+  struct hf_btree *t;
+  int r;
+
+  hf_fsck_key (f, c, key, sizeof key);
+  if (e == NULL || !e->ok)
+    return 0;                   /* reported with its chain */
+  if (!(e->h.flags & HF_SH_CHECKPOINT)) {
+    hf_fsck_problem (f, key, offsetof (struct hf_disk_seg_hdr, sh_flags),
+                     "named as a checkpoint but holds none");
+    return 0;
+  }
+  if (e->h.ckpt_root.np_seq == 0 && e->h.ckpt_root.np_off == 0 &&
+      e->h.ckpt_root.np_crc == 0)
+    return 0;
+  f->rep.checkpoints++;
+  root.empty = false;
+  root.ptr = e->h.ckpt_root;
+  root.level = e->h.ckpt_level;
+  r = hf_btree_open (&root, e->h.mapped, hf_fsck_read_node, f, 256, &t);
+  if (r)
+    return r;
+  r = hf_btree_walk_full (t, hf_fsck_node_fn, hf_fsck_ent_fn, f);
+  hf_btree_close (t);
+  if (r == EBADMSG) {
+    hf_seg_key (key, sizeof key, f->prefix, f->last_read.np_seq);
+    hf_fsck_problem (f, key, (uint64_t) f->last_read.np_off * HF_NODE_SIZE,
+                     "index of checkpoint %" PRIu64 ": %s", c,
+                     hf_log_last_error ());
+    r = 0;
+  }
+  return r;
+}
+
+static int
+hf_fsck_descriptor (struct hf_fsck *f)
+{
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  CLEANUP_FREE uint8_t *o = NULL;
+  size_t len = 0, bad = 0;
+  int r;
+
+  snprintf (key, sizeof key, "%svolume", f->prefix);
+  r = hf_fsck_get_all (f, key, &o, &len);
+  if (r == ENOENT)
+    hf_error ("fsck: %s: no volume at %s", hf_objstore_describe (f->s), key);
+  if (r)
+    return r;
+  if (hf_vdesc_decode (o, len, &f->d, &bad)) {
+    hf_fsck_problem (f, key, bad, "volume descriptor damaged (magic, "
+                     "version, CRC, block size or clone fields)");
+    return EBADMSG;
+  }
+  f->floor = f->d.flags & HF_VD_CLONE ? f->d.parent_seq : 0;
+  return 0;
+}
+
+int
+hf_fsck_run (struct hf_objstore *s, const char *prefix,
+             const struct hf_fsck_options *o, struct hf_fsck_report *rep)
+{
+  struct hf_fsck f = { .s = s, .prefix = prefix ? prefix : "",
+                       .fn = o->fn, .opaque = o->opaque };
+  struct timespec now;
+  uint64_t cutoff;
+  struct hf_volume_options ro = { .readonly = true, .node_cache = 64 };
+  struct hf_snapshot *sn = NULL;
+  struct hf_clone_reg *cr = NULL;
+  struct hf_volume_info vi;
+  struct hf_volume *v;
+  char pfx[HF_OBJSTORE_KEY_MAX + 1];
+  size_t nsn = 0, ncr = 0, i;
+  uint64_t seq, oldest_ok = UINT64_MAX;
+  int r;
+
+  r = hf_fsck_descriptor (&f);
+  if (r == EBADMSG) {
+    r = 0;                      /* reported; nothing else can be read */
+    goto out;
+  }
+  if (r)
+    goto out;
+  if (f.floor) {
+    r = hf_lineage_open (s, f.prefix, o->cfg, &f.lin);
+    if (r)
+      goto out;
+  }
+
+  snprintf (pfx, sizeof pfx, "%sseg/", f.prefix);
+  r = hf_objstore_list (s, pfx, NULL, hf_fsck_list_fn, &f);
+  if (r)
+    goto out;
+  qsort (f.seg, f.nseg, sizeof *f.seg, hf_fsck_cmp_seg);
+  for (i = 0; i < f.nseg && r == 0; i++)
+    r = hf_fsck_segment (&f, &f.seg[i]);
+  if (r)
+    goto out;
+
+  /* The head, as the engine recovers it. */
+  r = hf_volume_open (s, f.prefix, &ro, &v);
+  if (r) {
+    hf_fsck_problem (&f, "seg/", 0, "no intact head: %s",
+                     hf_log_last_error ());
+    r = 0;
+    goto out;
+  }
+  hf_volume_get_info (v, &vi);
+  hf_volume_close (v);
+  f.rep.head_seq = vi.head_seq;
+
+  /* The points GC keeps: from the head back through the window. */
+  clock_gettime (CLOCK_REALTIME, &now);
+  cutoff = (uint64_t) now.tv_sec * 1000000000 + (uint64_t) now.tv_nsec;
+  cutoff = cutoff > o->retain_ns + o->grace_ns ?
+    cutoff - o->retain_ns - o->grace_ns : 0;
+  for (seq = vi.head_seq; seq > f.floor;) {
+    struct hf_fsck_seg *e = hf_fsck_find (&f, seq);
+    char what[64];
+
+    snprintf (what, sizeof what, "point %" PRIu64, seq);
+    if (!hf_fsck_chain (&f, seq, true, what))
+      break;
+    e->on_chain = true;
+    f.rep.points++;
+    oldest_ok = seq;
+    r = hf_fsck_add_ckpt (&f, e->h.ckpt_seq);
+    if (r)
+      goto out;
+    if (e->h.timestamp_ns < cutoff)
+      break;                    /* the state at the window's start */
+    seq = e->h.parent_seq;
+  }
+  for (i = 0; i < f.nseg; i++)
+    if (f.seg[i].seq < oldest_ok)
+      f.rep.older_segments++;           /* history GC collects */
+
+  r = hf_snapshot_list (s, f.prefix, &sn, &nsn);
+  if (r == EBADMSG) {
+    hf_fsck_problem (&f, "snap/", 0, "%s", hf_log_last_error ());
+    r = 0;
+  }
+  if (r)
+    goto out;
+  r = hf_clone_reg_list (s, f.prefix, &cr, &ncr);
+  if (r == EBADMSG) {
+    hf_fsck_problem (&f, "clones/", 0, "%s", hf_log_last_error ());
+    r = 0;
+  }
+  if (r)
+    goto out;
+  for (i = 0; i < nsn && r == 0; i++) {
+    char what[200];
+    struct hf_fsck_seg *e = hf_fsck_find (&f, sn[i].seq);
+
+    f.rep.snapshots++;
+    snprintf (what, sizeof what, "snapshot %s", sn[i].name);
+    if (hf_fsck_chain (&f, sn[i].seq, true, what) && e)
+      r = hf_fsck_add_ckpt (&f, e->h.ckpt_seq);
+  }
+  for (i = 0; i < ncr && r == 0; i++) {
+    char what[300];
+    struct hf_fsck_seg *e = hf_fsck_find (&f, cr[i].base_seq);
+
+    f.rep.clones++;
+    snprintf (what, sizeof what, "base of clone %s", cr[i].clone_url);
+    if (hf_fsck_chain (&f, cr[i].base_seq, true, what) && e)
+      r = hf_fsck_add_ckpt (&f, e->h.ckpt_seq);
+  }
+  for (i = 0; i < f.nckpt && r == 0; i++)
+    r = hf_fsck_tree (&f, f.ckpts[i]);
+  for (i = 0; i < f.nseg; i++)
+    if (f.seg[i].seq > oldest_ok && !f.seg[i].on_chain)
+      f.rep.orphans++;
+
+ out:
+  if (rep)
+    *rep = f.rep;
+  for (i = 0; i < f.nseg; i++)
+    free (f.seg[i].crcs);
+  free (f.seg);
+  free (f.ckpts);
+  free (f.vis);
+  free (sn);
+  free (cr);
+  hf_lineage_close (f.lin);
+  return r;
+}
