@@ -1388,9 +1388,10 @@ hf_btree_walk (struct hf_btree_walker *w, const struct hf_disk_node_ptr *p,
   t->node_reads++;
   pthread_mutex_unlock (&t->lock);
   if (r) {
-    hf_error ("btree: segment %" PRIu64 " node offset %" PRIu64
-              ": read: %s", p->np_seq, (uint64_t) p->np_off * HF_NODE_SIZE,
-              strerror (r));
+    if (r != EAGAIN)            /* EAGAIN: the reader stops the walk */
+      hf_error ("btree: segment %" PRIu64 " node offset %" PRIu64
+                ": read: %s", p->np_seq,
+                (uint64_t) p->np_off * HF_NODE_SIZE, strerror (r));
     free (buf);
     return r;
   }

@@ -133,7 +133,8 @@ extern int hf_btree_walk_nodes (struct hf_btree *t, hf_btree_node_fn fn,
  * node's children and entries: GC walks many checkpoints that share
  * most of their nodes, and a subtree already visited (nodes are
  * immutable) need not be read again.  Either callback returns 0 to go
- * on or a positive errno to stop (returned). */
+ * on or a positive errno to stop (returned).  A reader returning EAGAIN
+ * stops the walk without an error line (the caller knows why). */
 #define HF_BTREE_SKIP (-1)
 typedef int (*hf_btree_entry_fn) (void *opaque, uint64_t lba,
                                   const struct hf_bmap *m);

@@ -85,6 +85,8 @@ struct hf_gc {
   bool compacting;              /* relocate candidates' blocks */
   bool pending_touch;
   bool head_walk;               /* walking the head's own chain or tree */
+  uint64_t cur_ckpt;            /* the checkpoint being walked */
+  bool tree_gone;               /* part of that tree is collected */
   bool race;                    /* something vanished under us */
   uint64_t missing;             /* references to unlisted segments */
   struct hf_volume *w;
@@ -374,10 +376,23 @@ hf_gc_read_node (void *opaque, const struct hf_disk_node_ptr *ptr, void *buf)
     g->race = true;
     return EAGAIN;
   }
-  if (r == ENOENT || (r == 0 && got != HF_NODE_SIZE)) {
-    hf_error ("segment %s: corrupt at byte offset %" PRIu64 ": node %s",
+  if (r == ENOENT) {
+    /* Another point's tree, in a segment already gone when the run
+     * started: a GC with a later view collected that point (or it is
+     * damage, fsck's business).  What it still reaches is not the
+     * head's, so the walk of this tree just stops. */
+    hf_debug ("gc", "checkpoint %" PRIu64 ": node in missing segment %"
+              PRIu64 "; the rest of this tree is not walked", g->cur_ckpt,
+              ptr->np_seq);
+    g->tree_gone = true;
+    return EAGAIN;
+  }
+  if (r == 0 && got != HF_NODE_SIZE) {
+    hf_error ("segment %s: corrupt at byte offset %" PRIu64 ": node %s "
+              "(index of checkpoint %" PRIu64 ", head %" PRIu64 ")",
               key, (uint64_t) ptr->np_off * HF_NODE_SIZE,
-              r == ENOENT ? "in a missing object" : "truncated");
+              "truncated",
+              g->cur_ckpt, g->head);
     return EBADMSG;
   }
   return r;
@@ -528,11 +543,15 @@ hf_gc_walk (struct hf_gc *g, uint64_t c)
     return r;
   g->rep.checkpoints_walked++;
   g->head_walk = c == g->head_ckpt;
+  g->cur_ckpt = c;
+  g->tree_gone = false;
   r = hf_btree_walk_full (t, hf_gc_node_fn, hf_gc_ent_fn, g);
   g->head_walk = false;
   hf_btree_close (t);
   if (g->race)
     r = EAGAIN;
+  else if (g->tree_gone && r == EAGAIN)
+    r = 0;
   return r;
 }
 
@@ -561,6 +580,12 @@ hf_gc_scan (struct hf_gc *g)
   /* The head first, then the list: a segment committed in between is
    * newer than the head and kept. */
   r = hf_volume_open (g->s, g->prefix, &ro, &v);
+  if (r == EBADMSG) {
+    /* The newest chains vanished while the open read them: a GC with a
+     * newer view collected them.  Look again. */
+    g->race = true;
+    return EAGAIN;
+  }
   if (r)
     return r;
   hf_volume_get_info (v, &vi);
@@ -815,9 +840,9 @@ hf_gc_scan_retry (struct hf_gc *g)
       nanosleep (&ts, NULL);
     }
   }
-  hf_error ("gc: %s%s: other GCs kept collecting what this one read; "
-            "nothing deleted, try again", hf_objstore_describe (g->s),
-            g->prefix);
+  hf_error ("gc: %s%s: the head's chain or index kept vanishing (other "
+            "GCs collecting, or damage: see hyperfile fsck); nothing "
+            "deleted", hf_objstore_describe (g->s), g->prefix);
   return r;
 }
 
