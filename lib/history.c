@@ -65,7 +65,8 @@ int
 hf_history_open (struct hf_objstore *s, const char *prefix,
                  const struct hf_s3_config *cfg, struct hf_history **out)
 {
-  struct hf_volume_options ro = { .readonly = true, .parent_cfg = cfg };
+  struct hf_volume_options ro = { .readonly = true, .node_cache = 16,
+                                  .parent_cfg = cfg };
   struct hf_volume *v = NULL;
   struct hf_volume_info vi;
   struct hf_history *h;

@@ -296,6 +296,34 @@ START_TEST (test_points_orphan)
   ck_assert_int_eq (hf_history_point (h, f.seqs[NPTS - 1] + 10, &pt), EINVAL);
   ck_assert (strstr (last_error, "not a point in time") != NULL);
   hf_history_close (h);
+  /* The next writer numbers above the orphan: the orphan and the gap
+   * below it are at or below the head but not on its chain. */
+  {
+    /* break_lease: the fixture's writer "crashed" in this process. */
+    struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                   .break_lease = true };
+    struct hf_volume *v;
+    uint8_t b[4096] = { 1 };
+    uint64_t seq;
+
+    ck_assert_int_eq (hf_volume_open (f.s, "", &o, &v), 0);
+    ck_assert_int_eq (hf_volume_pwrite (v, b, sizeof b, 0, 0), 0);
+    ck_assert_int_eq (hf_volume_flush (v), 0);
+    hf_volume_crash (v);
+    ck_assert_int_eq (hf_history_open (f.s, "", NULL, &h), 0);
+    ck_assert_uint_eq (hf_history_head (h), f.seqs[NPTS - 1] + 11);
+    ck_assert_int_eq (hf_history_points (h, &p, &n), 0);
+    ck_assert_uint_eq (n, NPTS);
+    ck_assert_uint_eq (p[0].parent_seq, f.seqs[NPTS - 2]);
+    ck_assert_int_eq (hf_history_point (h, f.seqs[NPTS - 1] + 10, &pt),
+                      EINVAL);
+    ck_assert_int_eq (hf_history_point (h, f.seqs[NPTS - 1] + 3, &pt),
+                      EINVAL);
+    snprintf (to, sizeof to, "%llu",
+              (unsigned long long) f.seqs[NPTS - 1] + 10);
+    ck_assert_int_eq (hf_history_resolve (h, to, true, &seq), EINVAL);
+    hf_history_close (h);
+  }
   fixture_free (&f);
 }
 END_TEST
