@@ -13,7 +13,7 @@ build_pkgs=(build-essential autoconf automake libtool pkg-config perl
             liburing-dev libxml2-dev libzstd-dev check libnbd-bin)
 test_pkgs=(python3 python3-libnbd python3-botocore qemu-utils fuse3 nbdfuse
            fio e2fsprogs util-linux valgrind cpio busybox-static
-           qemu-system-x86 linux-image-amd64 procps psmisc)
+           qemu-system-x86 linux-image-amd64 procps psmisc openssl)
 
 want=("${build_pkgs[@]}")
 if [ "${1-}" = "--test" ]; then

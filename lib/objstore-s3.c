@@ -111,7 +111,7 @@ struct hf_s3_req {
 struct hf_s3_resp {
   long status;                  /* 0 if no HTTP answer */
   CURLcode cc;
-  char curl_err[CURL_ERROR_SIZE];
+  char curl_err[CURL_ERROR_SIZE + 128]; /* curl's, and our words on TLS */
   unsigned attempts;
 
   /* 2xx payload: a caller buffer of fixed size (fixed) or a growing
@@ -213,6 +213,15 @@ static const char *
 hf_s3_keystr (const char *key)
 {
   return key ? key : "";
+}
+
+/* Did TLS verification (or loading the CA file for it) fail?  Not
+ * retried: the next attempt would fail the same way. */
+static bool
+hf_s3_tls_refused (CURLcode cc)
+{
+  return cc == CURLE_PEER_FAILED_VERIFICATION
+    || cc == CURLE_SSL_CACERT_BADFILE || cc == CURLE_SSL_ISSUER_ERROR;
 }
 
 /* Thread-local PRNG state for backoff jitter. */
@@ -691,6 +700,16 @@ hf_s3_attempt (struct hf_s3 *s, CURL *c, const struct hf_s3_req *rq,
   if (rp->curl_err[0] == '\0' && rp->cc != CURLE_OK)
     snprintf (rp->curl_err, sizeof rp->curl_err, "%s",
               curl_easy_strerror (rp->cc));
+  if (hf_s3_tls_refused (rp->cc)) {
+    /* Say plainly that this is TLS verification and how to fix it. */
+    char why[CURL_ERROR_SIZE];
+
+    memcpy (why, rp->curl_err, sizeof why);   /* curl's fits */
+    why[sizeof why - 1] = '\0';
+    snprintf (rp->curl_err, sizeof rp->curl_err,
+              "TLS certificate verification failed (%s); name the CA "
+              "with ca-file=FILE, or tls-verify=false (insecure)", why);
+  }
 
   if (rp->cc == CURLE_OK && (rp->status < 200 || rp->status >= 300))
     hf_s3_parse_error (rp, rp->ebuf, rp->elen);
@@ -897,26 +916,76 @@ hf_s3_head (struct hf_objstore *os, const char *key,
   return err;
 }
 
-/* A conditional write got 412 after more than one attempt: an earlier
- * attempt may have landed.  Our bytes there mean success. */
+/* A conditional write was refused (412), or a retried multipart
+ * Complete found its upload gone (404 NoSuchUpload): did one of OUR
+ * earlier attempts land?  That happens when a write reached the server
+ * but its answer was lost: our own retry, or curl's, which silently
+ * resends a request once on a fresh connection when a reused one dies
+ * before any answer (so even a single counted attempt may have been
+ * sent twice).  The key is ours only if it holds exactly our bytes:
+ * size first (HEAD), then the ETag, which is the MD5 of the bytes for a
+ * plain PUT, and when that is not conclusive (multipart ETag, SSE) the
+ * content itself.  Returns 0 if ours, EEXIST if not (also when the key
+ * has gone again: it was not ours to claim), or the errno of a failed
+ * HEAD/GET (logged). */
 static int
 hf_s3_landed (struct hf_s3 *s, const char *key, const void *data,
               size_t len)
 {
   struct hf_s3_resp rp = { 0 };
+  struct hf_s3_req rq = HF_S3_REQ (.method = "HEAD", .key = key,
+                                   .op = HF_OP_HEAD);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0, i;
+  char md5hex[2 * EVP_MAX_MD_SIZE + 1];
   void *cur = NULL;
   size_t curlen = 0;
+  bool same;
   int err;
 
-  err = hf_s3_get_whole (s, key, &cur, &curlen, &rp);
+  err = hf_s3_request (s, &rq, &rp);
+  if (err == 0 && (!rp.have_clen || rp.clen != len))
+    err = EEXIST;
+  else if (err == 0
+           && EVP_Digest (data, len, md, &mdlen, EVP_md5 (), NULL) == 1) {
+    for (i = 0; i < mdlen; i++)
+      snprintf (md5hex + 2 * i, 3, "%02x", md[i]);
+    if (strcasecmp (rp.etag, md5hex) == 0)
+      goto ours;
+  }
+  if (err == ENOENT)
+    err = EEXIST;
+  else if (err && err != EEXIST)
+    hf_s3_fail (s, "HEAD (after a refused conditional write)", key, &rp,
+                err);
   hf_s3_resp_free (&rp);
   if (err)
-    return EEXIST;
-  err = (curlen == len && memcmp (cur, data, len) == 0) ? 0 : EEXIST;
+    return err;
+
+  /* Same size, ETag not conclusive: compare the bytes. */
+  memset (&rp, 0, sizeof rp);
+  err = hf_s3_get_whole (s, key, &cur, &curlen, &rp);
+  if (err == ENOENT)
+    err = EEXIST;
+  else if (err)
+    hf_s3_fail (s, "GET (after a refused conditional write)", key, &rp,
+                err);
+  hf_s3_resp_free (&rp);
+  if (err)
+    return err;
+  same = curlen == len && memcmp (cur, data, len) == 0;
   free (cur);
-  if (err == 0)
-    hf_debug ("s3", "conditional PUT %s: an earlier attempt landed", key);
-  return err;
+  if (!same)
+    return EEXIST;
+  hf_debug ("s3", "conditional PUT %s: an earlier attempt landed "
+            "(content)", key);
+  return 0;
+
+ ours:
+  hf_s3_resp_free (&rp);
+  hf_debug ("s3", "conditional PUT %s: an earlier attempt landed (ETag)",
+            key);
+  return 0;
 }
 
 /* ---- Multipart ---- */
@@ -1091,8 +1160,15 @@ hf_s3_put_multipart (struct hf_s3 *s, const char *key, const void *data,
                                      .op = HF_OP_PUT);
 
     err = hf_s3_request (s, &rq, &rp);
-    if (err == EEXIST && rp.attempts > 1)
+    if (err == EEXIST && (flags & HF_PUT_IF_NONE_MATCH))
       err = hf_s3_landed (s, key, data, len);
+    else if (err == ENOENT && strcmp (rp.code, "NoSuchUpload") == 0) {
+      /* A resent Complete whose first copy completed finds the upload
+       * gone: the object says whether that copy was ours. */
+      err = hf_s3_landed (s, key, data, len);
+      if (err == EEXIST)
+        err = EIO;
+    }
     if (err && err != EEXIST)
       hf_s3_fail (s, "POST (complete multipart upload)", key, &rp, err);
     hf_s3_resp_free (&rp);
@@ -1121,7 +1197,7 @@ hf_s3_put (struct hf_objstore *os, const char *key, const void *data,
                                      (flags & HF_PUT_IF_NONE_MATCH) != 0,
                                    .op = HF_OP_PUT);
   err = hf_s3_request (s, &rq, &rp);
-  if (err == EEXIST && rp.attempts > 1)
+  if (err == EEXIST && (flags & HF_PUT_IF_NONE_MATCH))
     err = hf_s3_landed (s, key, data, len);
   if (err && err != EEXIST)
     hf_s3_fail (s, "PUT", key, &rp, err);
@@ -1673,6 +1749,16 @@ hf_objstore_s3_open (const struct hf_s3_config *cfg,
   }
   if ((err = hf_s3_endpoint (s, ep, virtual_host)) != 0)
     goto fail;
+  if (s->ca_file && access (s->ca_file, R_OK) != 0) {
+    err = errno;
+    hf_error ("s3://%s: ca-file %s: %s", s->bucket, s->ca_file,
+              strerror (err));
+    goto fail;
+  }
+  if (!s->tls_verify && strcmp (s->scheme, "https") == 0)
+    hf_warn ("s3://%s: TLS certificate verification is off "
+             "(tls-verify=false): the endpoint %s is not authenticated",
+             s->bucket, s->endpoint);
   if ((err = hf_s3_credentials (s, cfg)) != 0)
     goto fail;
   err = ENOMEM;
@@ -1707,6 +1793,9 @@ hf_objstore_s3_check (struct hf_objstore *os)
   free (token);
   if (err == 0)
     ;
+  else if (hf_s3_tls_refused (rp.cc))
+    hf_error ("s3: endpoint %s for bucket %s: %s", s->endpoint, s->bucket,
+              rp.curl_err);
   else if (rp.cc != CURLE_OK)
     hf_error ("s3: cannot reach endpoint %s for bucket %s: %s",
               s->endpoint, s->bucket, rp.curl_err);

@@ -133,8 +133,20 @@ extern int hf_objstore_head (struct hf_objstore *s, const char *key,
 /* Store data (borrowed) as the whole object key, atomically: readers see
  * either no object / the old one, or all of the new one.  With
  * HF_PUT_IF_NONE_MATCH the put fails with EEXIST if key exists, and of two
- * racing conditional puts exactly one succeeds.  A retried conditional put
- * whose earlier attempt landed reports success, not EEXIST. */
+ * racing conditional puts of different bytes exactly one succeeds.
+ *
+ * Lost answers: a conditional put may reach the store and land while its
+ * answer is lost (a reset connection, a timeout); the store then retries
+ * it (the s3 store, and curl below it, resend the request) and the retry
+ * finds the key taken.  The put then reports success only if the object
+ * under key is byte-for-byte data (the s3 store compares size, then the
+ * ETag when it is the MD5 of the bytes, else the content itself), and
+ * EEXIST otherwise, also when the key has gone again by then.  (The s3
+ * store cannot tell its own resent request from an earlier put of the
+ * same bytes, so there such a put succeeds too; the dir store, which
+ * loses no answers, says EEXIST.)  If the comparison cannot be made, the
+ * put fails with the errno of that read (EIO, ETIMEDOUT, ...): whether it
+ * landed is unknown. */
 extern int hf_objstore_put (struct hf_objstore *s, const char *key,
                             const void *data, size_t len, unsigned flags);
 

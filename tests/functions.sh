@@ -4,16 +4,28 @@
 #   requires CMD [ARGS...]   skip the test (exit 77) unless CMD ARGS runs
 #   cleanup_add 'CMD'        run CMD when the test exits, however it exits
 #                            (EXIT, INT, TERM), last added first
-#   start_s3rver             start the S3 test server (tests/s3rver) on a
-#                            free port of 127.0.0.1 with a fresh data dir
+#   start_s3rver [--tls]     start the S3 test server (tests/s3rver) on a
+#                            free port of 127.0.0.1 with a fresh data dir;
+#                            --tls: https, with a certificate from a CA
+#                            made here by openssl ($S3_CA_FILE)
 #   kill_s3rver              SIGKILL it (data dir kept)
 #   restart_s3rver           start it again on the same port and data dir
 #
 # start_s3rver exports S3_ENDPOINT, S3_BUCKET, AWS_ACCESS_KEY_ID,
 # AWS_SECRET_ACCESS_KEY, AWS_REGION, S3RVER_PID, S3RVER_DIR, S3RVER_PORT
-# and S3RVER_PIDFILE.  The server's pid is also kept in S3RVER_PIDFILE so
-# that a restart done by a child process (s3-errtest restart runs
-# restart_s3rver itself) is still killed by this shell's cleanup.
+# and S3RVER_PIDFILE, S3RVER_REQLOG (one line per request the server got:
+# method, Host, URL, key id, credential scope, signed headers, whether a
+# session token came; see tests/s3rver/server.js), S3_CA_FILE with
+# --tls, and these fake credentials the server also accepts:
+#   S3_TEST_ACCESS_KEY / S3_TEST_SECRET_KEY     an ordinary key pair whose
+#       secret is unlike anything else (tests grep logs for it);
+#   S3_TEMP_ACCESS_KEY / S3_TEMP_SECRET_KEY / S3_TEMP_SESSION_TOKEN
+#       temporary credentials: the server refuses requests made with
+#       this key unless they carry this token, signed.
+# The server's pid is also kept in S3RVER_PIDFILE so that a restart done
+# by a child process (s3-errtest restart runs restart_s3rver itself) is
+# still killed by this shell's cleanup.  Calling start_s3rver again
+# starts another server; each one is cleaned up at exit.
 #
 # Expects abs_top_srcdir, abs_srcdir and abs_builddir from the make
 # environment (tests/Makefile.am); falls back to this file's directory.
@@ -63,14 +75,56 @@ trap _hf_on_signal INT TERM
 
 # ---- S3 test server ----
 
+# Fake credentials the test server accepts besides S3RVER / S3RVER.
+S3_TEST_ACCESS_KEY=AKIDEXAMPLEHYPERFILE
+S3_TEST_SECRET_KEY='hf-test-secret/wJalrXUtnFEMI+K7MDENG-EXAMPLE'
+S3_TEMP_ACCESS_KEY=AKIDEXAMPLETEMPORARY
+S3_TEMP_SECRET_KEY='hf-temp-secret/bPxRfiCY+EXAMPLEKEY'
+S3_TEMP_SESSION_TOKEN='hf-session-token/FwoGZXIvYXdzEJr+EXAMPLE/token=='
+export S3_TEST_ACCESS_KEY S3_TEST_SECRET_KEY S3_TEMP_ACCESS_KEY \
+       S3_TEMP_SECRET_KEY S3_TEMP_SESSION_TOKEN
+
+# A CA and a server certificate for 127.0.0.1, localhost and
+# *.s3.localhost (virtual-host names), signed by it, in directory $1.
+_hf_s3rver_make_tls ()
+{
+  local d=$1
+  requires openssl version
+  mkdir "$d"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+    -nodes -keyout "$d/ca.key" -out "$d/ca.pem" -days 2 \
+    -subj "/CN=hyperfile test CA" \
+    -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$d/server.key" -out "$d/server.csr" \
+    -subj "/CN=127.0.0.1" 2>/dev/null
+  printf '%s\n' \
+    'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:s3.localhost,DNS:*.s3.localhost' \
+    'basicConstraints=CA:FALSE' 'extendedKeyUsage=serverAuth' \
+    > "$d/server.ext"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+    -CAcreateserial -out "$d/server.pem" -days 2 \
+    -extfile "$d/server.ext" 2>/dev/null
+}
+
 # Start server.js with the saved settings; wait for its "PORT n" line.
 _hf_s3rver_launch ()
 {
   local port=$1 out="$S3RVER_DIR/server.out" i
+  local -a tls=()
 
+  if [ -f "$S3RVER_DIR/tls/server.pem" ]; then
+    tls=("$S3RVER_DIR/tls/server.key" "$S3RVER_DIR/tls/server.pem")
+  fi
   : > "$out"
+  HF_S3RVER_REQLOG="$S3RVER_REQLOG" \
+  HF_S3RVER_KEY="$S3_TEST_ACCESS_KEY" HF_S3RVER_SECRET="$S3_TEST_SECRET_KEY" \
+  HF_S3RVER_TEMP_KEY="$S3_TEMP_ACCESS_KEY" \
+  HF_S3RVER_TEMP_SECRET="$S3_TEMP_SECRET_KEY" \
+  HF_S3RVER_TEMP_TOKEN="$S3_TEMP_SESSION_TOKEN" \
   node --openssl-legacy-provider "$abs_top_srcdir/tests/s3rver/server.js" \
-       "$S3RVER_DIR/data" "$port" "$S3_BUCKET" \
+       "$S3RVER_DIR/data" "$port" "$S3_BUCKET" "${tls[@]}" \
        >"$out" 2>"$S3RVER_DIR/server.err" </dev/null &
   S3RVER_PID=$!
   echo "$S3RVER_PID" > "$S3RVER_PIDFILE"
@@ -91,6 +145,7 @@ _hf_s3rver_launch ()
 
 start_s3rver ()
 {
+  local scheme=http
   requires node --version
   if [ ! -d "$abs_top_srcdir/node_modules/@20minutes/s3rver" ]; then
     echo "$0: @20minutes/s3rver is not installed" \
@@ -100,19 +155,30 @@ start_s3rver ()
 
   S3RVER_DIR=$(mktemp -d /tmp/hf-s3rver.XXXXXX)
   S3RVER_PIDFILE="$S3RVER_DIR/pid"
+  S3RVER_REQLOG="$S3RVER_DIR/requests.log"
   S3_BUCKET=${S3_BUCKET:-hf-test}
-  cleanup_add 'kill -9 $(cat "$S3RVER_PIDFILE" 2>/dev/null) 2>/dev/null;
-               rm -rf "$S3RVER_DIR"'
+  # This server's own paths, fixed now: a later start_s3rver changes the
+  # variables.  (The pid file's content changes on restart.)
+  cleanup_add "kill -9 \$(cat '$S3RVER_PIDFILE' 2>/dev/null) 2>/dev/null;
+               rm -rf '$S3RVER_DIR'"
   mkdir "$S3RVER_DIR/data"
+  unset S3_CA_FILE
+  if [ "${1-}" = --tls ]; then
+    _hf_s3rver_make_tls "$S3RVER_DIR/tls"
+    S3_CA_FILE="$S3RVER_DIR/tls/ca.pem"
+    export S3_CA_FILE
+    scheme=https
+  fi
   _hf_s3rver_launch 0 || exit 1
 
-  S3_ENDPOINT=http://127.0.0.1:$S3RVER_PORT
+  S3_ENDPOINT=$scheme://127.0.0.1:$S3RVER_PORT
   AWS_ACCESS_KEY_ID=S3RVER
   AWS_SECRET_ACCESS_KEY=S3RVER
   AWS_REGION=us-east-1
   unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
   export S3_ENDPOINT S3_BUCKET AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY \
-         AWS_REGION S3RVER_PID S3RVER_DIR S3RVER_PORT S3RVER_PIDFILE
+         AWS_REGION S3RVER_PID S3RVER_DIR S3RVER_PORT S3RVER_PIDFILE \
+         S3RVER_REQLOG
   echo "s3rver: $S3_ENDPOINT bucket $S3_BUCKET (pid $S3RVER_PID)"
 }
 

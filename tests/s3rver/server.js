@@ -1,116 +1,493 @@
 /* hyperfile tests: start the S3 test server (@20minutes/s3rver).
  *
  * Usage: node --openssl-legacy-provider server.js DATADIR PORT BUCKET
+ *                                                 [TLS-KEY TLS-CERT]
  *
- * Serves a real S3 API (SigV4-verified with the fixed credentials
- * S3RVER / S3RVER; a wrong secret gets 403 SignatureDoesNotMatch) on
- * 127.0.0.1:PORT (0 = pick a free port), storing objects under DATADIR,
- * with BUCKET created.  Prints "PORT <n>" on stdout once listening, then
- * runs until killed.
+ * Serves a real S3 API (SigV4-verified; a wrong secret gets 403
+ * SignatureDoesNotMatch) on 127.0.0.1:PORT (0 = pick a free port),
+ * storing objects under DATADIR, with BUCKET created.  With TLS-KEY and
+ * TLS-CERT (PEM files) it speaks https instead of http.  Prints
+ * "PORT <n>" on stdout once listening, then runs until killed.
+ *
+ * Credentials: s3rver's fixed S3RVER / S3RVER, plus key pairs from the
+ * environment (tests/functions.sh sets them):
+ *   HF_S3RVER_KEY, HF_S3RVER_SECRET      another ordinary key pair, so
+ *       that tests can look for a secret that is not also the key id;
+ *   HF_S3RVER_TEMP_KEY, HF_S3RVER_TEMP_SECRET, HF_S3RVER_TEMP_TOKEN
+ *       temporary credentials: like AWS STS ones, every request made
+ *       with this key must carry x-amz-security-token with exactly this
+ *       token AND sign it, else 403 InvalidToken (shim 6 below).
+ *
+ * Addressing: path-style on 127.0.0.1 / localhost, virtual-host style
+ * for Host BUCKET.s3.localhost (curl resolves every *.localhost name to
+ * the loopback address itself, so no resolver setup is needed).
+ *
+ * HF_S3RVER_REQLOG=FILE appends one line per request to FILE:
+ *   METHOD HOST URL ak=KEYID scope=DATE/REGION/SERVICE signed=H1;H2...
+ *   token=yes|no
+ * (never a signature, secret or token value) so that tests can check
+ * what the client really sent: virtual-host Host headers, the region in
+ * the credential scope, a signed session token.
  *
  * --openssl-legacy-provider: s3rver encrypts ListObjectsV2 continuation
  * tokens with single DES, which OpenSSL 3 only offers from its legacy
  * provider; without it every truncated listing answers 500.
  *
- * ---------------------------------------------------------------------
- * HYPERFILE TEST SHIM (not part of s3rver): conditional writes.
+ * =====================================================================
+ * HYPERFILE TEST SHIMS (not part of s3rver).
  *
- * s3rver ignores "If-None-Match: *".  hyperfile's commit protocol depends
- * on it, so the middleware below, inserted in front of s3rver's own, adds
- * it the way AWS S3 behaves:
- *   - PUT /BUCKET/KEY with If-None-Match: * (not an UploadPart) and
- *   - POST /BUCKET/KEY?uploadId=... (CompleteMultipartUpload) with
- *     If-None-Match: *
- * answer 412 PreconditionFailed (S3's XML error) when KEY exists.  The
- * check and the write are serialised per key (a promise chain), so of two
- * racing conditional writes exactly one succeeds.  Unconditional writes
- * racing a conditional one are not serialised (hyperfile never does that).
- * Only path-style requests are understood by the shim.
+ * A. Deviation fixes: s3rver differs from AWS S3 here, and hyperfile's
+ *    tests rely on S3's behaviour, so these make s3rver behave like S3.
  *
- * A second shim (listKeyEscapeShim) undoes s3rver's double escaping of
- * keys in ListObjects answers.
+ *  1. ifNoneMatchShim: s3rver ignores "If-None-Match: *".  PUT (not an
+ *     UploadPart) and CompleteMultipartUpload with If-None-Match: *
+ *     answer 412 PreconditionFailed when the key exists; the check and
+ *     the write are serialised per key, so of two racing conditional
+ *     writes exactly one succeeds.
  *
- * Known s3rver gaps NOT shimmed (tests must not rely on them):
- *   - overwrites are not atomic: a GET racing a PUT of the same key can
- *     see a truncated or empty object;
- *   - listing order is directory-walk order, not byte order, so with
- *     keys "p/l-before" and "p/l/x" the '-' key comes after the "l/"
- *     keys and a continuation across that boundary can skip it.
- * ---------------------------------------------------------------------
+ *  2. listKeyEscapeShim: s3rver escapes keys twice in ListObjects
+ *     answers ("a&b" arrives as <Key>a&amp;amp;b</Key>); undo one level.
+ *
+ *  3. byteOrderListing: s3rver lists keys in directory-walk order, so
+ *     "p/l-before" comes after the "p/l/..." keys and a continuation
+ *     token (the last key of a page) skips keys across such boundaries.
+ *     S3 lists in UTF-8 byte order; this lists every matching key, sorts
+ *     by bytes, then applies start-after and max-keys.
+ *
+ *  4. atomicObjects: s3rver writes an object in place, so a GET racing
+ *     a PUT of the same key sees a truncated or empty object, and a GET
+ *     can stat one version and stream another.  S3 replaces objects
+ *     atomically.  Here an object (content, md5, metadata) is written to
+ *     a staging directory next to DATADIR and renamed into place, and
+ *     per object, opening it for GET/HEAD (stat + open), the renames of
+ *     a PUT and a DELETE are serialised; the bytes then stream without
+ *     the lock.  DELETE leaves empty directories (they hold no keys)
+ *     instead of removing them under a PUT renaming into one.  Also: a
+ *     ranged GET of an empty object answers 416 InvalidRange as S3 does
+ *     (s3rver promises one byte and sends none; the client then waits
+ *     for it until the connection times out).
+ *
+ *  5. vhostSignatureFix: for a virtual-host request s3rver verifies the
+ *     SigV4 signature over "/BUCKET/KEY", but the canonical URI that S3
+ *     (and botocore) sign is the path as sent, "/KEY".  The string to
+ *     sign is computed with the bucket taken off again.
+ *
+ * B. Emulation: AWS behaviour s3rver lacks.
+ *
+ *  6. tempCredentialsShim: temporary credentials need a session token
+ *     (see HF_S3RVER_TEMP_* above); s3rver has no notion of tokens.
+ *
+ * C. Fault injection for tests, triggered only by key names that
+ *    contain the path segment named here (ordinary keys never do):
+ *
+ *  7. "hf-shim-lost-reply-ours/": the first conditional write of each
+ *     such key is stored, then the connection is dropped before the
+ *     reply (the write landed, its answer was lost).
+ *     "hf-shim-lost-reply-theirs/": the first conditional write of each
+ *     such key is NOT stored; instead another writer's object
+ *     (THEIRS_CONTENT) is, and the connection is dropped.
+ *  8. "hf-shim-status-503/": every request answers 503 SlowDown.
+ *     "hf-shim-status-500-once/": the first request for each such key
+ *     answers 500 InternalError, later ones are served.
+ * =====================================================================
  */
 'use strict';
 
+const crypto = require('crypto');
+const fs = require('fs');
+const path = require('path');
 const S3rver = require('@20minutes/s3rver');
+const AWSAccount = require('@20minutes/s3rver/lib/models/account');
+const S3Object = require('@20minutes/s3rver/lib/models/object');
+const FilesystemStore = require('@20minutes/s3rver/lib/stores/filesystem');
+const v4 = require('@20minutes/s3rver/lib/signature/v4');
+const { ensureDir } = require('@20minutes/s3rver/lib/utils');
 
-const [dir, portArg, bucket] = process.argv.slice(2);
-if (!dir || portArg === undefined || !bucket) {
-  process.stderr.write('usage: server.js DATADIR PORT BUCKET\n');
+const [dir, portArg, bucket, tlsKey, tlsCert] = process.argv.slice(2);
+if (!dir || portArg === undefined || !bucket ||
+    (tlsKey !== undefined && tlsCert === undefined)) {
+  process.stderr.write('usage: server.js DATADIR PORT BUCKET ' +
+                       '[TLS-KEY TLS-CERT]\n');
   process.exit(2);
 }
+const env = process.env;
+const reqlog = env.HF_S3RVER_REQLOG;
+const THEIRS_CONTENT = 'written by another writer (hyperfile test shim 7)';
 
-/* Per-key tail of the chain of conditional writes (shim). */
-const keyLocks = new Map();
+if (env.HF_S3RVER_KEY && env.HF_S3RVER_SECRET)
+  AWSAccount.DUMMY_ACCOUNT.createKeyPair(env.HF_S3RVER_KEY,
+                                         env.HF_S3RVER_SECRET);
+if (env.HF_S3RVER_TEMP_KEY && env.HF_S3RVER_TEMP_SECRET &&
+    env.HF_S3RVER_TEMP_TOKEN)
+  AWSAccount.DUMMY_ACCOUNT.createKeyPair(env.HF_S3RVER_TEMP_KEY,
+                                         env.HF_S3RVER_TEMP_SECRET);
 
-async function withKeyLock(id, fn) {
-  const prev = keyLocks.get(id) || Promise.resolve();
-  let release;
-  const mine = new Promise((resolve) => {
-    release = resolve;
-  });
-  const tail = prev.then(() => mine);
-  keyLocks.set(id, tail);
-  await prev;
+/* A promise-chain mutex: run fn after every earlier holder of the same
+ * chain has finished. */
+function makeLock() {
+  let tail = Promise.resolve();
+  return function withLock(fn) {
+    const run = tail.then(() => fn());
+    tail = run.catch(() => {});
+    return run;
+  };
+}
+
+/* A table of per-key promise-chain mutexes: withKeyLock(id, fn) runs
+ * fn after every earlier holder of id has finished. */
+function makeKeyLocks() {
+  const locks = new Map();
+  return function withKeyLock(id, fn) {
+    let l = locks.get(id);
+    if (!l) {
+      l = { lock: makeLock(), users: 0 };
+      locks.set(id, l);
+    }
+    l.users++;
+    return l.lock(fn).finally(() => {
+      if (--l.users === 0) locks.delete(id);
+    });
+  };
+}
+
+/* Shim 1's locks (held across the whole conditional write). */
+const withKeyLock = makeKeyLocks();
+
+/* The same virtual-host pattern s3rver's vhost middleware uses, with
+ * serviceEndpoint "localhost". */
+const VHOST_RE = /^(?:(.+)\.)?s3(-website)?([-.].+)?\.localhost$/;
+
+/* {bucket, key} of an object request, path-style or virtual-host, or
+ * null for bucket and service requests. */
+function objectOf(ctx) {
+  const vm = VHOST_RE.exec(ctx.hostname);
+  let b, rest;
+  if (vm && vm[1]) {
+    b = vm[1];
+    rest = ctx.path.slice(1);
+  } else {
+    const m = /^\/([^/]+)\/(.+)$/.exec(ctx.path);
+    if (!m) return null;
+    b = m[1];
+    rest = m[2];
+  }
+  if (!rest) return null;
   try {
-    return await fn();
-  } finally {
-    release();
-    if (keyLocks.get(id) === tail) keyLocks.delete(id);
+    return { bucket: b, key: decodeURIComponent(rest) };
+  } catch (e) {
+    return null;
   }
 }
 
-/* HYPERFILE TEST SHIM: If-None-Match: * for PUT and multipart Complete. */
+function s3error(ctx, status, code, message, extra = '') {
+  ctx.status = status;
+  ctx.type = 'application/xml';
+  ctx.body =
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    `<Error><Code>${code}</Code><Message>${message}</Message>${extra}` +
+    '</Error>';
+}
+
+/* Authorization header fields (no signature). */
+function authFields(ctx) {
+  const a = ctx.get('authorization');
+  const cred = /Credential=([^/,\s]+)\/([^,\s]+)/.exec(a) || [];
+  const signed = /SignedHeaders=([^,\s]+)/.exec(a) || [];
+  return { ak: cred[1] || '-', scope: cred[2] || '-',
+           signed: signed[1] || '-' };
+}
+
+/* HF_S3RVER_REQLOG: one line per request, no secrets. */
+async function requestLog(ctx, next) {
+  const f = authFields(ctx);
+  fs.appendFileSync(reqlog,
+    `${ctx.method} ${ctx.host} ${ctx.originalUrl} ak=${f.ak} ` +
+    `scope=${f.scope} signed=${f.signed} ` +
+    `token=${ctx.get('x-amz-security-token') ? 'yes' : 'no'}\n`);
+  return next();
+}
+
+/* HYPERFILE TEST SHIM 6: temporary credentials need their token. */
+async function tempCredentialsShim(ctx, next) {
+  const f = authFields(ctx);
+  if (!env.HF_S3RVER_TEMP_KEY || f.ak !== env.HF_S3RVER_TEMP_KEY)
+    return next();
+  if (ctx.get('x-amz-security-token') !== env.HF_S3RVER_TEMP_TOKEN ||
+      !f.signed.split(';').includes('x-amz-security-token')) {
+    s3error(ctx, 403, 'InvalidToken',
+            'The provided token is malformed or otherwise invalid ' +
+            '(hyperfile test shim 6: missing, wrong or unsigned ' +
+            'x-amz-security-token)');
+    return;
+  }
+  return next();
+}
+
+/* HYPERFILE TEST SHIM 8: server errors on demand. */
+const failedOnce = new Set();
+async function statusShim(ctx, next) {
+  const o = objectOf(ctx);
+  if (!o) return next();
+  if (o.key.includes('hf-shim-status-503/')) {
+    s3error(ctx, 503, 'SlowDown',
+            'Please reduce your request rate (hyperfile test shim 8)');
+    return;
+  }
+  const id = ctx.method + ' ' + o.bucket + '/' + o.key;
+  if (o.key.includes('hf-shim-status-500-once/') && !failedOnce.has(id)) {
+    failedOnce.add(id);
+    s3error(ctx, 500, 'InternalError',
+            'We encountered an internal error (hyperfile test shim 8)');
+    return;
+  }
+  return next();
+}
+
+/* HYPERFILE TEST SHIM 7: lost replies of conditional writes.  Runs
+ * inside shim 1's per-key lock (it comes after it in the chain). */
+const lostOnce = new Set();
+async function lostReplyShim(ctx, next) {
+  const o = objectOf(ctx);
+  const conditional = ctx.get('if-none-match') === '*' &&
+    ((ctx.method === 'PUT' && ctx.query.partNumber === undefined) ||
+     (ctx.method === 'POST' && ctx.query.uploadId !== undefined));
+  if (!o || !conditional) return next();
+  const ours = o.key.includes('hf-shim-lost-reply-ours/');
+  const theirs = o.key.includes('hf-shim-lost-reply-theirs/');
+  const id = o.bucket + '/' + o.key;
+  if ((!ours && !theirs) || lostOnce.has(id)) return next();
+  lostOnce.add(id);
+  if (ours)
+    await next();
+  else
+    await ctx.app.store.putObject(
+      new S3Object(o.bucket, o.key, Buffer.from(THEIRS_CONTENT), {}));
+  ctx.respond = false;
+  ctx.req.socket.destroy();
+}
+
+/* HYPERFILE TEST SHIM 1: If-None-Match: * for PUT and multipart Complete. */
 async function ifNoneMatchShim(ctx, next) {
   const inm = ctx.get('if-none-match');
   const q = ctx.query;
   const isPut = ctx.method === 'PUT' && q.partNumber === undefined;
   const isComplete = ctx.method === 'POST' && q.uploadId !== undefined;
   if (inm !== '*' || !(isPut || isComplete)) return next();
+  const o = objectOf(ctx);
+  if (!o) return next();
 
-  const m = /^\/([^/]+)\/(.+)$/.exec(ctx.path);
-  if (!m) return next();
-  const b = m[1];
-  let key;
-  try {
-    key = decodeURIComponent(m[2]);
-  } catch (e) {
-    return next();
-  }
-
-  return withKeyLock(b + '/' + key, async () => {
-    if (await ctx.app.store.existsObject(b, key)) {
-      ctx.status = 412;
-      ctx.type = 'application/xml';
-      ctx.body =
-        '<?xml version="1.0" encoding="UTF-8"?>\n' +
-        '<Error><Code>PreconditionFailed</Code>' +
-        '<Message>At least one of the pre-conditions you specified ' +
-        'did not hold (hyperfile test shim)</Message>' +
-        '<Condition>If-None-Match</Condition></Error>';
+  return withKeyLock(o.bucket + '/' + o.key, async () => {
+    if (await ctx.app.store.existsObject(o.bucket, o.key)) {
+      s3error(ctx, 412, 'PreconditionFailed',
+              'At least one of the pre-conditions you specified did not ' +
+              'hold (hyperfile test shim 1)',
+              '<Condition>If-None-Match</Condition>');
       return;
     }
     await next();
   });
 }
 
-/* HYPERFILE TEST SHIM: s3rver escapes keys twice in list answers
- * ("a&b" arrives as <Key>a&amp;amp;b</Key>).  Undo the outer level
- * inside <Key> elements of ListObjects answers. */
+/* HYPERFILE TEST SHIM 2: s3rver escapes keys twice in list answers. */
 async function listKeyEscapeShim(ctx, next) {
   await next();
   if (ctx.method !== 'GET' || typeof ctx.body !== 'string' ||
       !ctx.body.includes('<ListBucketResult')) return;
   ctx.body = ctx.body.replace(/<Key>([^<]*)<\/Key>/g,
     (all, k) => '<Key>' + k.replace(/&amp;/g, '&') + '</Key>');
+}
+
+/* Every file under dir, descending only into directories for which
+ * recurse(path) is true.  Entries removed while we walk (a concurrent
+ * DELETE prunes empty directories) are skipped, not errors. */
+function* walkFiles(dir, recurse) {
+  let names;
+  try {
+    names = fs.readdirSync(dir);
+  } catch (err) {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return;
+    throw err;
+  }
+  for (const name of names) {
+    const p = path.posix.join(dir, name);
+    let st;
+    try {
+      st = fs.statSync(p);
+    } catch (err) {
+      if (err.code === 'ENOENT') continue;
+      throw err;
+    }
+    if (!st.isDirectory()) yield p;
+    else if (recurse(p)) yield* walkFiles(p, recurse);
+  }
+}
+
+/* HYPERFILE TEST SHIM 3: list in byte order (replaces listObjects). */
+function byteOrderListing(store) {
+  const OBJECT_SUFFIX = '._S3rver_object';
+  const byteCmp = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+  store.listObjects = async function (bucketName, options) {
+    const { delimiter = '', startAfter = '', prefix = '' } = options;
+    const maxKeys = options.maxKeys === undefined ? Infinity
+      : options.maxKeys;
+    const bucketPath = this.getBucketPath(bucketName);
+    const prefixPath = bucketPath + '/' +
+      FilesystemStore.encodeKeyPath(prefix);
+    /* Only directories that can hold keys with the prefix. */
+    const it = walkFiles(bucketPath, (dirPath) =>
+      dirPath.startsWith(prefixPath) || prefixPath.startsWith(dirPath + '/'));
+
+    const keys = [];
+    for (const keyPath of it) {
+      if (!keyPath.endsWith(OBJECT_SUFFIX)) continue;
+      const key = FilesystemStore.decodeKeyPath(
+        keyPath.slice(bucketPath.length + 1, -OBJECT_SUFFIX.length));
+      if (key.startsWith(prefix) &&
+          (!startAfter || byteCmp(key, startAfter) > 0))
+        keys.push(key);
+    }
+    keys.sort(byteCmp);
+
+    /* Roll keys up into common prefixes, in order, up to maxKeys
+     * entries (S3 counts both against max-keys). */
+    const page = [];
+    const commonPrefixes = [];
+    let isTruncated = false;
+    for (const key of keys) {
+      let cp = null;
+      if (delimiter) {
+        const i = key.slice(prefix.length).indexOf(delimiter);
+        if (i !== -1) cp = key.slice(0, prefix.length + i + delimiter.length);
+      }
+      if (cp !== null && commonPrefixes[commonPrefixes.length - 1] === cp)
+        continue;
+      if (page.length + commonPrefixes.length >= maxKeys) {
+        isTruncated = true;
+        break;
+      }
+      if (cp !== null) commonPrefixes.push(cp);
+      else page.push(key);
+    }
+
+    const metadata = await Promise.all(page.map((key) =>
+      this.getMetadata(bucketName, key).catch((err) => {
+        if (err.code === 'ENOENT') return undefined;   /* deleted since */
+        throw err;
+      })));
+    return {
+      objects: page
+        .map((key, i) => [key, metadata[i]])
+        .filter(([, m]) => m !== undefined)
+        .map(([key, m]) => new S3Object(bucketName, key, null, m)),
+      commonPrefixes,
+      isTruncated,
+    };
+  };
+}
+
+/* HYPERFILE TEST SHIM 5: the canonical URI of virtual-host requests. */
+function vhostSignatureFix() {
+  const origStringToSign = v4.getStringToSign;
+  v4.getStringToSign = function (canonicalRequest, signature) {
+    const host = String(canonicalRequest.headers.host || '')
+      .replace(/:\d+$/, '');
+    const m = VHOST_RE.exec(host);
+    const bucketPart = m && m[1] ? '/' + encodeURIComponent(m[1]) : null;
+    let cr = canonicalRequest;
+    if (bucketPart && (cr.uri === bucketPart ||
+                       cr.uri.startsWith(bucketPart + '/')))
+      cr = { ...cr, uri: cr.uri.slice(bucketPart.length) || '/' };
+    return origStringToSign.call(this, cr, signature);
+  };
+}
+
+/* HYPERFILE TEST SHIM 4: atomic object replacement. */
+function atomicObjects(store, stagingDir) {
+  /* Per object; shim 1's locks are separate (it holds one while the
+   * write it admitted reaches putObject). */
+  const withObjectLock = makeKeyLocks();
+  const orig = {
+    getMetadata: store.getMetadata,
+    getObject: store.getObject,
+    putMetadata: store.putMetadata,
+  };
+  let seq = 0;
+
+  fs.mkdirSync(stagingDir, { recursive: true });
+
+  /* Unlocked view of the store for the original methods, which call
+   * this.getMetadata themselves while the lock is held. */
+  const unlocked = Object.create(store);
+  unlocked.getMetadata = orig.getMetadata;
+
+  store.getMetadata = function (b, k) {
+    return withObjectLock(b + '/' + k, () =>
+      orig.getMetadata.call(unlocked, b, k));
+  };
+  /* Stat and open under the lock; the open stream keeps reading the
+   * version it opened even when a PUT renames a new one over it. */
+  store.getObject = async function (b, k, options) {
+    const object = await withObjectLock(b + '/' + k, () =>
+      orig.getObject.call(unlocked, b, k, options));
+    /* s3rver serves a range of an empty object as 206 "bytes 0-0/0"
+     * with a Content-Length of 1 and no body, so the client waits for
+     * the byte until the connection times out.  S3 answers 416
+     * InvalidRange, which s3rver's controller sends for a ranged object
+     * without content. */
+    if (object && object.range && object.size === 0 && object.content) {
+      object.content.destroy();
+      object.content = null;
+    }
+    return object;
+  };
+  /* s3rver's deleteObject also removes directories it leaves empty,
+   * which races with a PUT renaming a new object into one of them (and
+   * lists the directory after every delete: quadratic).  Empty
+   * directories hold no keys, so they are simply left. */
+  store.deleteObject = function (b, k) {
+    return withObjectLock(b + '/' + k, async () => {
+      for (const r of ['object', 'object.md5', 'metadata.json'])
+        await fs.promises.unlink(this.getResourcePath(b, k, r))
+          .catch((err) => { if (err.code !== 'ENOENT') throw err; });
+    });
+  };
+
+  store.putObject = async function (object) {
+    const id = `${process.pid}-${++seq}`;
+    const staged = (resource) => path.join(stagingDir, `${id}.${resource}`);
+    /* putMetadata writes through getResourcePath: point it at staging. */
+    const stager = Object.create(store);
+    stager.getResourcePath = (b, k, resource) => staged(resource);
+    let size, md5;
+
+    try {
+      if (Buffer.isBuffer(object.content)) {
+        /* (s3rver's putContent does not wait for a Buffer's write.) */
+        await fs.promises.writeFile(staged('object'), object.content);
+        size = object.content.length;
+        md5 = crypto.createHash('md5').update(object.content).digest('hex');
+      } else {
+        [size, md5] = await this.putContent(staged('object'),
+                                            object.content);
+      }
+      await orig.putMetadata.call(stager, object.bucket, object.key,
+                                  object.metadata, md5);
+      const final = (r) => this.getResourcePath(object.bucket, object.key, r);
+      await ensureDir(path.dirname(final('object')));
+      await withObjectLock(object.bucket + '/' + object.key, async () => {
+        /* The object last: once it is there, so are its md5 and
+         * metadata. */
+        for (const r of ['object.md5', 'metadata.json', 'object'])
+          await fs.promises.rename(staged(r), final(r));
+      });
+    } catch (err) {
+      for (const r of ['object', 'object.md5', 'metadata.json'])
+        await fs.promises.unlink(staged(r)).catch(() => {});
+      throw err;
+    }
+    return { size, md5 };
+  };
 }
 
 async function main() {
@@ -120,10 +497,23 @@ async function main() {
     silent: true,
     directory: dir,
     configureBuckets: [{ name: bucket }],
-    vhostBuckets: false,
+    /* BUCKET.s3.localhost is virtual-host style; 127.0.0.1, localhost
+     * and s3.localhost are path-style. */
+    vhostBuckets: true,
+    serviceEndpoint: 'localhost',
+    ...(tlsKey ? { key: fs.readFileSync(tlsKey),
+                   cert: fs.readFileSync(tlsCert) } : {}),
   });
-  /* Run before s3rver's own middleware (Koa composes at listen time). */
-  server.middleware.unshift(ifNoneMatchShim, listKeyEscapeShim);
+  byteOrderListing(server.store);
+  vhostSignatureFix();
+  atomicObjects(server.store, path.resolve(dir) + '.hf-staging');
+
+  /* In front of s3rver's own middleware (Koa composes at listen time),
+   * in this order. */
+  const shims = [tempCredentialsShim, statusShim, ifNoneMatchShim,
+                 lostReplyShim, listKeyEscapeShim];
+  if (reqlog) shims.unshift(requestLog);
+  server.middleware.unshift(...shims);
   const addr = await server.run();
   process.stdout.write('PORT ' + addr.port + '\n');
 }

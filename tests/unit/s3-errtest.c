@@ -19,6 +19,30 @@
  *                     retries with a clear error; run CMD (restarts the
  *                     server on the same port) and the same handle works
  *   bench             small PUTs/s and 4 MiB PUT MB/s
+ *   lostreply         conditional puts whose first answer the server
+ *                     drops (shim 7 in tests/s3rver/server.js): success
+ *                     when the stored object is ours (plain and
+ *                     multipart), EEXIST when another writer's is there
+ *   status            503 SlowDown on every attempt: retried, then EIO
+ *                     naming the status; 500 once: retried, then served
+ *                     (shim 8)
+ *   tls CAFILE OTHER-CAFILE
+ *                     https endpoint whose certificate CAFILE signed:
+ *                     verification on by default refuses it (EIO, a
+ *                     message naming TLS verification, no retries), so
+ *                     does ca-file=OTHER-CAFILE, a missing ca-file fails
+ *                     at open (ENOENT, one line), ca-file=CAFILE works,
+ *                     tls-verify=false works (the store warns; the shell
+ *                     checks the warning)
+ *   token             temporary credentials (S3_TEMP_ACCESS_KEY,
+ *                     S3_TEMP_SECRET_KEY, S3_TEMP_SESSION_TOKEN): without
+ *                     the token and with a wrong one EACCES, with it put,
+ *                     get, head, list, delete work
+ *   vhost ENDPOINT    virtual-host addressing against ENDPOINT
+ *                     (http://s3.localhost:PORT): put, get, list, delete;
+ *                     the shell checks the Host headers the server got
+ *
+ * S3_ERRTEST_DEBUG=1 turns on the store's debug log (-D hyperfile.s3).
  *
  * Exit status 0 on success, 1 on a failed check.
  */
@@ -35,6 +59,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "objstore.h"
 
 #define CHECK(cond)                                                     \
@@ -479,7 +504,7 @@ errtest_cmd_bench (void)
   struct hf_s3_config cfg;
   struct hf_objstore *s;
   uint64_t t0, t1;
-  const unsigned nsmall = 1000, nbig = 16;
+  const unsigned nsmall = 400, nbig = 8;
   const size_t big = 4 * 1024 * 1024;
 
   errtest_config (&cfg);
@@ -498,6 +523,266 @@ errtest_cmd_bench (void)
   return 0;
 }
 
+/* Conditional puts whose first answer is lost (tests/s3rver/server.js
+ * shim 7). */
+static int
+errtest_cmd_lostreply (void)
+{
+  struct hf_s3_config cfg;
+  struct hf_objstore *s;
+  struct hf_objstore_stats st0, st1;
+  const size_t big = 6 * 1024 * 1024 + 5;
+  unsigned char *data = malloc (big);
+  void *all;
+  size_t alen;
+  static const char theirs[] =
+    "written by another writer (hyperfile test shim 7)";
+
+  CHECK (data);
+  errtest_config (&cfg);
+  cfg.multipart_threshold = 5 * 1024 * 1024;
+  cfg.part_size = 5 * 1024 * 1024;
+  s = errtest_open (&cfg);
+  errtest_fill (data, big, 3);
+
+  /* Ours landed, the answer was lost: success, and our bytes. */
+  hf_objstore_get_stats (s, &st0);
+  CHECK_ERR (hf_objstore_put (s, "hf-shim-lost-reply-ours/a", "our head",
+                              8, HF_PUT_IF_NONE_MATCH), 0);
+  hf_objstore_get_stats (s, &st1);
+  /* The resent PUT met 412 and the store looked (HEAD) whose it is. */
+  CHECK (st1.requests[HF_OP_HEAD] - st0.requests[HF_OP_HEAD] == 1);
+  CHECK_ERR (hf_objstore_get_all (s, "hf-shim-lost-reply-ours/a", &all,
+                                  &alen), 0);
+  CHECK (alen == 8 && memcmp (all, "our head", 8) == 0);
+  free (all);
+  /* ... and the key is still taken for everyone else. */
+  CHECK_ERR (hf_objstore_put (s, "hf-shim-lost-reply-ours/a", "our hea2",
+                              8, HF_PUT_IF_NONE_MATCH), EEXIST);
+
+  /* The same for a multipart upload (the Complete's answer is lost). */
+  CHECK_ERR (hf_objstore_put (s, "hf-shim-lost-reply-ours/big", data, big,
+                              HF_PUT_IF_NONE_MATCH), 0);
+  CHECK_ERR (hf_objstore_get_all (s, "hf-shim-lost-reply-ours/big", &all,
+                                  &alen), 0);
+  CHECK (alen == big && memcmp (all, data, big) == 0);
+  free (all);
+
+  /* Another writer's object is there (the same size as ours, then
+   * other sizes): EEXIST, and theirs stays. */
+  {
+    char mine[sizeof theirs];
+
+    memcpy (mine, theirs, sizeof mine);
+    mine[0] = 'W';              /* same size, other bytes */
+    CHECK_ERR (hf_objstore_put (s, "hf-shim-lost-reply-theirs/b", mine,
+                                sizeof mine - 1, HF_PUT_IF_NONE_MATCH),
+               EEXIST);
+  }
+  CHECK_ERR (hf_objstore_get_all (s, "hf-shim-lost-reply-theirs/b", &all,
+                                  &alen), 0);
+  CHECK (alen == sizeof theirs - 1 && memcmp (all, theirs, alen) == 0);
+  free (all);
+  CHECK_ERR (hf_objstore_put (s, "hf-shim-lost-reply-theirs/c", "mine", 4,
+                              HF_PUT_IF_NONE_MATCH), EEXIST);
+  CHECK_ERR (hf_objstore_put (s, "hf-shim-lost-reply-theirs/big", data, big,
+                              HF_PUT_IF_NONE_MATCH), EEXIST);
+  CHECK_ERR (hf_objstore_get_all (s, "hf-shim-lost-reply-theirs/big", &all,
+                                  &alen), 0);
+  CHECK (alen == sizeof theirs - 1 && memcmp (all, theirs, alen) == 0);
+  free (all);
+
+  {
+    const char *const keys[] = {
+      "hf-shim-lost-reply-ours/a", "hf-shim-lost-reply-ours/big",
+      "hf-shim-lost-reply-theirs/b", "hf-shim-lost-reply-theirs/c",
+      "hf-shim-lost-reply-theirs/big",
+    };
+    CHECK_ERR (hf_objstore_delete_many (s, keys, 5), 0);
+  }
+  printf ("lostreply: ours -> success, theirs -> EEXIST (plain and "
+          "multipart)\n");
+  hf_objstore_close (s);
+  free (data);
+  return 0;
+}
+
+/* 5xx answers (tests/s3rver/server.js shim 8). */
+static int
+errtest_cmd_status (void)
+{
+  struct hf_s3_config cfg;
+  struct hf_objstore *s;
+  struct hf_objstore_stats st0, st1;
+  char buf[16];
+  size_t got;
+
+  errtest_config (&cfg);
+  s = errtest_open (&cfg);
+
+  hf_objstore_get_stats (s, &st0);
+  CHECK_ERR (hf_objstore_put (s, "hf-shim-status-503/k", "x", 1, 0), EIO);
+  CHECK_ERR (hf_objstore_get (s, "hf-shim-status-503/k", 0, sizeof buf,
+                              buf, &got), EIO);
+  hf_objstore_get_stats (s, &st1);
+  CHECK (st1.retries - st0.retries == 2 * cfg.max_retries);
+  CHECK (st1.errors[HF_OP_PUT] - st0.errors[HF_OP_PUT]
+         == cfg.max_retries + 1);
+  CHECK (st1.errors[HF_OP_GET] - st0.errors[HF_OP_GET]
+         == cfg.max_retries + 1);
+
+  hf_objstore_get_stats (s, &st0);
+  CHECK_ERR (hf_objstore_put (s, "hf-shim-status-500-once/k", "y", 1, 0),
+             0);
+  CHECK_ERR (hf_objstore_get (s, "hf-shim-status-500-once/k", 0,
+                              sizeof buf, buf, &got), 0);
+  CHECK (got == 1 && buf[0] == 'y');
+  hf_objstore_get_stats (s, &st1);
+  CHECK (st1.retries - st0.retries == 2);
+  CHECK_ERR (hf_objstore_delete (s, "hf-shim-status-500-once/k"), 0);
+  printf ("status: 503 -> EIO after %u attempts; 500 once -> retried\n",
+          cfg.max_retries + 1);
+  hf_objstore_close (s);
+  return 0;
+}
+
+/* Put, read back, delete one object: the store works. */
+static void
+errtest_roundtrip (struct hf_objstore *s, const char *key)
+{
+  void *all;
+  size_t alen;
+
+  CHECK_ERR (hf_objstore_s3_check (s), 0);
+  CHECK_ERR (hf_objstore_put (s, key, "round trip", 10, 0), 0);
+  CHECK_ERR (hf_objstore_get_all (s, key, &all, &alen), 0);
+  CHECK (alen == 10 && memcmp (all, "round trip", 10) == 0);
+  free (all);
+  CHECK_ERR (hf_objstore_delete (s, key), 0);
+}
+
+static int
+errtest_cmd_tls (const char *ca_file, const char *other_ca)
+{
+  struct hf_s3_config cfg;
+  struct hf_objstore *s;
+  struct hf_objstore_stats st;
+
+  CHECK (strncmp (errtest_endpoint, "https://", 8) == 0);
+
+  /* Verification is on by default and our CA is not in the system's. */
+  errtest_config (&cfg);
+  s = errtest_open (&cfg);
+  fprintf (stderr, "tls: expect a TLS verification error:\n");
+  CHECK_ERR (hf_objstore_s3_check (s), EIO);
+  CHECK_ERR (hf_objstore_put (s, "tls/k", "x", 1, 0), EIO);
+  hf_objstore_get_stats (s, &st);
+  CHECK (st.retries == 0);      /* no point in trying again */
+  hf_objstore_close (s);
+
+  /* A ca-file that is not there: refused at open. */
+  errtest_config (&cfg);
+  cfg.ca_file = "/nonexistent/hf-ca.pem";
+  s = NULL;
+  CHECK_ERR (hf_objstore_s3_open (&cfg, &s), ENOENT);
+  CHECK (s == NULL);
+
+  /* A CA that did not sign the server's certificate. */
+  errtest_config (&cfg);
+  cfg.ca_file = other_ca;
+  s = errtest_open (&cfg);
+  fprintf (stderr, "tls: expect a TLS verification error (other CA):\n");
+  CHECK_ERR (hf_objstore_s3_check (s), EIO);
+  hf_objstore_close (s);
+
+  /* The right CA. */
+  errtest_config (&cfg);
+  cfg.ca_file = ca_file;
+  s = errtest_open (&cfg);
+  errtest_roundtrip (s, "tls/with-ca-file");
+  hf_objstore_close (s);
+
+  /* No verification: works, with a warning at open. */
+  errtest_config (&cfg);
+  cfg.tls_verify = false;
+  fprintf (stderr, "tls: expect a warning about tls-verify=false:\n");
+  s = errtest_open (&cfg);
+  errtest_roundtrip (s, "tls/no-verify");
+  hf_objstore_close (s);
+  printf ("tls: refused by default, ca-file works, tls-verify=false "
+          "works\n");
+  return 0;
+}
+
+static int
+errtest_cmd_token (void)
+{
+  struct hf_s3_config cfg;
+  struct hf_objstore *s;
+  struct errtest_list_state l;
+  struct hf_objstore_info info;
+  char buf[16];
+  size_t got;
+
+  errtest_config (&cfg);
+  cfg.access_key = getenv ("S3_TEMP_ACCESS_KEY");
+  cfg.secret_key = getenv ("S3_TEMP_SECRET_KEY");
+  CHECK (cfg.access_key && cfg.secret_key
+         && getenv ("S3_TEMP_SESSION_TOKEN"));
+
+  s = errtest_open (&cfg);      /* no token */
+  CHECK_ERR (hf_objstore_s3_check (s), EACCES);
+  hf_objstore_close (s);
+  cfg.session_token = "hf-wrong-session-token";
+  s = errtest_open (&cfg);
+  CHECK_ERR (hf_objstore_put (s, "token/k", "x", 1, 0), EACCES);
+  hf_objstore_close (s);
+
+  cfg.session_token = getenv ("S3_TEMP_SESSION_TOKEN");
+  s = errtest_open (&cfg);
+  CHECK_ERR (hf_objstore_s3_check (s), 0);
+  CHECK_ERR (hf_objstore_put (s, "token/k", "0123456789", 10,
+                              HF_PUT_IF_NONE_MATCH), 0);
+  CHECK_ERR (hf_objstore_get (s, "token/k", 2, 5, buf, &got), 0);
+  CHECK (got == 5 && memcmp (buf, "23456", 5) == 0);
+  CHECK_ERR (hf_objstore_head (s, "token/k", &info), 0);
+  CHECK (info.size == 10);
+  l = (struct errtest_list_state) { .ordered = true };
+  CHECK_ERR (hf_objstore_list (s, "token/", NULL, errtest_list_cb, &l), 0);
+  CHECK (l.n == 1 && l.ordered && strcmp (l.last, "token/k") == 0);
+  {
+    const char *const keys[] = { "token/k", "token/absent" };
+    CHECK_ERR (hf_objstore_delete_many (s, keys, 2), 0);
+  }
+  CHECK_ERR (hf_objstore_head (s, "token/k", &info), ENOENT);
+  hf_objstore_close (s);
+  printf ("token: refused without or with a wrong token; works with "
+          "it\n");
+  return 0;
+}
+
+static int
+errtest_cmd_vhost (const char *endpoint)
+{
+  struct hf_s3_config cfg;
+  struct hf_objstore *s;
+  struct errtest_list_state l;
+
+  errtest_config (&cfg);
+  cfg.endpoint = endpoint;
+  cfg.virtual_host = true;
+  s = errtest_open (&cfg);
+  CHECK_ERR (hf_objstore_put (s, "vhost/k", "0123456789", 10, 0), 0);
+  l = (struct errtest_list_state) { .ordered = true };
+  CHECK_ERR (hf_objstore_list (s, "vhost/", NULL, errtest_list_cb, &l), 0);
+  CHECK (l.n == 1 && l.ordered);
+  errtest_roundtrip (s, "vhost/with space+plus");
+  CHECK_ERR (hf_objstore_delete (s, "vhost/k"), 0);
+  printf ("vhost: ok (%s)\n", hf_objstore_describe (s));
+  hf_objstore_close (s);
+  return 0;
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -510,6 +795,8 @@ main (int argc, char *argv[])
     exit (2);
   }
   setvbuf (stdout, NULL, _IOLBF, 0);
+  if (getenv ("S3_ERRTEST_DEBUG"))
+    hf_log_set_debug ("s3", true);
   if (strcmp (cmd, "badsecret") == 0)
     return errtest_cmd_badsecret ();
   if (strcmp (cmd, "nobucket") == 0)
@@ -526,7 +813,18 @@ main (int argc, char *argv[])
     return errtest_cmd_restart ((pid_t) atol (argv[2]), argv[3]);
   if (strcmp (cmd, "bench") == 0)
     return errtest_cmd_bench ();
+  if (strcmp (cmd, "lostreply") == 0)
+    return errtest_cmd_lostreply ();
+  if (strcmp (cmd, "status") == 0)
+    return errtest_cmd_status ();
+  if (strcmp (cmd, "tls") == 0 && argc == 4)
+    return errtest_cmd_tls (argv[2], argv[3]);
+  if (strcmp (cmd, "token") == 0)
+    return errtest_cmd_token ();
+  if (strcmp (cmd, "vhost") == 0 && argc == 3)
+    return errtest_cmd_vhost (argv[2]);
   fprintf (stderr, "usage: s3-errtest badsecret|nobucket|ranges|multipart|"
-           "cond|list|bench|restart PID CMD\n");
+           "cond|list|bench|lostreply|status|token|restart PID CMD|"
+           "tls CAFILE OTHER-CAFILE|vhost ENDPOINT\n");
   return 2;
 }
