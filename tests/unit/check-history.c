@@ -840,6 +840,15 @@ START_TEST (test_clone)
   hm_check_all (&mp, a.s, "", HM_BY_SEQ);
   ck_assert_uint_eq (count_regs (b.s), 1);
   ck_assert_uint_eq (count_regs (a.s), 1);
+  /* The clone rolls back to its base, which lives in the parent. */
+  ck_assert_int_eq (hf_volume_open (b.s, "", &o, &v), 0);
+  ck_assert_int_eq (hf_volume_rollback (v, base, NULL), 0);
+  hm_set_current (&mc, base);
+  hm_record (&mc, v);
+  hm_check_volume (v, mc.size, mc.img, "clone rolled back to its base");
+  hm_close_record (&mc, v, b.s, "");
+  hm_check_all (&mc, b.s, "", HM_BY_SEQ);
+  hm_check_all (&mcc, c.s, "", HM_BY_SEQ);
 
   /* A clone whose parent is gone fails to open with a clear error. */
   ck_assert_int_eq (hf_objstore_delete (a.s, "volume"), 0);
