@@ -2,7 +2,7 @@
 # Points in time on the S3 test server: a snapshot served with
 # at=SNAPSHOT beside a live writer, and a clone in ANOTHER bucket of the
 # same endpoint that diverges from its parent; the parent's prefix holds
-# the clone's registration.
+# the clone's registration; a history longer than one LIST batch.
 set -e
 . "$abs_srcdir/nbd-functions.sh"
 requires nbdkit --version
@@ -61,6 +61,30 @@ expect "$src" A at=first
 # The registration sits in the parent's prefix.
 curl -sf "$S3_ENDPOINT/$S3_BUCKET?list-type=2&prefix=parent/clones/" \
   | grep -E 'parent/clones/[0-9a-f]{32}'
+# A history longer than one LIST batch (256): 300 flushes, one segment
+# each; `ls` pages through all of them and an old time resolves.
+long="s3://$S3_BUCKET/long"
+"$H" --endpoint "$S3_ENDPOINT" create "$long" --size 1M
+hf_start "$long" "$ep"
+nbdsh -u "$uri" -c '
+for i in range(300):
+    h.pwrite(bytes([i % 251 + 1]) * 4096, (i % 64) * 4096)
+    h.flush()
+'
+hf_stop TERM
+"$H" --endpoint "$S3_ENDPOINT" ls "$long" --json > "$tmp/ls"
+t="$(python3 -c '
+import json, sys
+p = json.load(open(sys.argv[1]))["points"]
+seqs = [x["seq"] for x in p]
+assert seqs == list(range(seqs[0], 0, -1)) and len(seqs) >= 300, seqs[:5]
+# The point of the 10th write (the 10th segment).
+print([x["time"] for x in p if x["seq"] == 10][0])' "$tmp/ls")"
+nbdkit -U - "$PLUGIN" "$long" "$ep" at="$t" --run 'nbdsh -u "$uri" -c "
+assert h.pread(4096, 9 * 4096) == bytes([10]) * 4096
+assert h.pread(4096, 10 * 4096) == bytes(4096)
+"'
+
 # Onto the existing clone: refused.
 r=0
 "$H" --endpoint "$S3_ENDPOINT" clone "$src" "$dst" > "$tmp/out" 2>&1 || r=$?
