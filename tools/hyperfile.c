@@ -8,6 +8,10 @@
  *   hyperfile [STORE OPTIONS] snapshot delete URL NAME
  *   hyperfile [STORE OPTIONS] clone SRC-URL[@POINT] DST-URL
  *   hyperfile [STORE OPTIONS] rollback URL POINT [--takeover]
+ *   hyperfile [STORE OPTIONS] gc URL [--dry-run] [--retain=DUR] [--grace=DUR]
+ *   hyperfile [STORE OPTIONS] fsck URL [--json] [--retain=DUR]
+ *   hyperfile [STORE OPTIONS] import FILE|- URL [--takeover]
+ *   hyperfile [STORE OPTIONS] export URL FILE|- [--at POINT]
  *
  * Store options are the plugin's parameters spelled as long options
  * (--endpoint, --region, --access-key, --secret-key, --session-token,
@@ -23,7 +27,8 @@
  * 1 the operation failed, 2 usage error (bad arguments, a bad snapshot
  * name or time syntax), 3 no volume at URL, 4 it exists already (create,
  * clone destination, snapshot name), 5 another writer holds the
- * volume's lease (rollback), 6 no such point in time or snapshot.
+ * volume's lease (rollback, import), 6 no such point in time or
+ * snapshot, 7 fsck found damage.
  */
 #include <config.h>
 
@@ -34,9 +39,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
+#include "cleanup.h"
+#include "fsck.h"
+#include "gc.h"
 #include "history.h"
 #include "lineage.h"
 #include "log.h"
@@ -48,6 +58,7 @@
 #define EXIT_EXISTS 4
 #define EXIT_BUSY 5
 #define EXIT_NOPOINT 6
+#define EXIT_DAMAGED 7
 
 static struct hf_s3_config hf_tool_s3 = { .tls_verify = true };
 static bool hf_tool_json;
@@ -56,6 +67,21 @@ static uint32_t hf_tool_block_size;
 static bool hf_tool_verbose;
 static const char *hf_tool_at;          /* --at POINT */
 static bool hf_tool_takeover;           /* --takeover */
+static bool hf_tool_dry_run;            /* gc --dry-run */
+static uint64_t hf_tool_retain_ns =     /* gc, fsck --retain */
+  (uint64_t) HF_GC_DEFAULT_RETAIN_S * 1000000000;
+static uint64_t hf_tool_grace_ns =      /* gc, fsck --grace */
+  (uint64_t) HF_GC_DEFAULT_GRACE_S * 1000000000;
+static bool hf_tool_tty;                /* stderr is a terminal */
+
+static double
+hf_tool_now (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
 
 /* Secrets read from +FILE / - are kept here to free at exit. */
 static char *hf_tool_secrets[3];
@@ -77,6 +103,11 @@ hf_tool_usage (FILE *fp)
 "  snapshot delete URL NAME                  delete a named snapshot\n"
 "  clone SRC-URL[@POINT] DST-URL             new volume sharing SRC's point\n"
 "  rollback URL POINT [--takeover]           make POINT the head again\n"
+"  gc URL [--dry-run] [--retain=DUR] [--grace=DUR]\n"
+"                                            collect and compact segments\n"
+"  fsck URL [--json] [--retain=DUR]          verify every structure and CRC\n"
+"  import FILE|- URL [--takeover]            raw image in (zero blocks skipped)\n"
+"  export URL FILE|- [--at POINT]            raw image out (sparse file)\n"
 "\n"
 "URL is s3://BUCKET[/PREFIX], file:///DIR or a directory path.\n"
 "POINT is a segment number, an ISO 8601 UTC time (2026-11-25T10:00:00Z:\n"
@@ -738,6 +769,525 @@ hf_tool_rollback (int argc, char **argv)
   return EXIT_SUCCESS;
 }
 
+/* ---- gc, fsck, import, export ---- */
+
+/* Progress on stderr when it is a terminal: done of total bytes (total
+ * 0 = unknown), rate and ETA; final ends the line. */
+static void
+hf_tool_progress (const char *what, uint64_t done, uint64_t total,
+                  double t0, bool final)
+{
+  static double last;
+  double now = hf_tool_now (), el = now - t0, rate;
+
+  if (!hf_tool_tty || (!final && now - last < 0.2))
+    return;
+  last = now;
+  rate = el > 0 ? (double) done / el : 0;
+  if (total) {
+    double frac = (double) done / (double) total;
+    int i, w = (int) (frac * 30);
+    fprintf (stderr, "\r%s [", what);
+    for (i = 0; i < 30; i++)
+      fputc (i < w ? '#' : ' ', stderr);
+    fprintf (stderr, "] %5.1f%% %8.1f MiB/s ETA %4.0fs ", frac * 100,
+             rate / 1048576, rate > 0 ? (double) (total - done) / rate : 0);
+  }
+  else
+    fprintf (stderr, "\r%s %10.1f MiB %8.1f MiB/s ", what,
+             (double) done / 1048576, rate / 1048576);
+  if (final)
+    fputc ('\n', stderr);
+  fflush (stderr);
+}
+
+static void
+hf_tool_gc_deleted (void *opaque, uint64_t seq, uint64_t bytes,
+                    const char *why)
+{
+  (void) opaque;
+  if (!hf_tool_json && hf_tool_dry_run)
+    printf ("would delete segment %" PRIu64 " (%" PRIu64 " bytes, %s)\n",
+            seq, bytes, why);
+}
+
+static int
+hf_tool_gc (int argc, char **argv)
+{
+  struct hf_gc_options go = {
+    .retain_ns = hf_tool_retain_ns, .grace_ns = hf_tool_grace_ns,
+    .dry_run = hf_tool_dry_run, .compact = !hf_tool_dry_run,
+    .cfg = &hf_tool_s3, .on_delete = hf_tool_gc_deleted };
+  struct hf_volume_options wo = { .flush_interval_ms = UINT32_MAX,
+                                  .takeover = hf_tool_takeover,
+                                  .parent_cfg = &hf_tool_s3 };
+  struct hf_gc_report rep;
+  struct hf_volume *w = NULL;
+  struct hf_objstore *s;
+  char *prefix;
+  int r;
+
+  (void) argc;
+  if ((r = hf_tool_open_store (argv[0], false, &s, &prefix)) != 0)
+    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  /* Compaction writes through the writer: only when no server holds
+   * the volume (then its own gc=on compacts). */
+  if (!hf_tool_dry_run) {
+    r = hf_volume_open (s, prefix, &wo, &w);
+    if (r == EBUSY) {
+      fprintf (stderr, "hyperfile: gc: a writer holds %s: collecting "
+               "without compaction (its gc=on compacts)\n", argv[0]);
+      w = NULL;
+    }
+    else if (r) {
+      hf_objstore_close (s);
+      free (prefix);
+      return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+    }
+  }
+  r = hf_gc_run (s, prefix, w, &go, &rep);
+  if (w && hf_volume_close (w) != 0 && r == 0)
+    r = EIO;
+  hf_objstore_close (s);
+  free (prefix);
+  if (r == ENOENT)
+    return EXIT_NOVOLUME;
+  if (r) {
+    fprintf (stderr, "hyperfile: gc: %s: %s\n", argv[0], strerror (r));
+    return EXIT_FAILURE;
+  }
+  if (hf_tool_json)
+    printf ("{\"dry_run\": %s, \"head\": %" PRIu64 ", \"segments\": %"
+            PRIu64 ", \"bytes\": %" PRIu64 ", \"reachable_segments\": %"
+            PRIu64 ", \"reachable_bytes\": %" PRIu64 ", \"live_bytes\": %"
+            PRIu64 ", \"deleted_segments\": %" PRIu64
+            ", \"deleted_bytes\": %" PRIu64 ", \"orphans\": %" PRIu64
+            ", \"kept_young\": %" PRIu64 ", \"compacted_segments\": %"
+            PRIu64 ", \"relocated_blocks\": %" PRIu64 "}\n",
+            hf_tool_dry_run ? "true" : "false", rep.head_seq, rep.segments,
+            rep.bytes, rep.reachable_segments, rep.reachable_bytes,
+            rep.live_bytes, rep.deleted_segments, rep.deleted_bytes,
+            rep.orphans, rep.kept_young, rep.compacted_segments,
+            rep.relocated_blocks);
+  else
+    printf ("head segment %" PRIu64 ": %" PRIu64 " segments, %" PRIu64
+            " bytes; reachable %" PRIu64 " (%" PRIu64 " bytes); head uses %"
+            PRIu64 " bytes\n%s %" PRIu64 " segments, %" PRIu64
+            " bytes reclaimable%s (%" PRIu64 " orphans; %" PRIu64
+            " unreachable kept for the grace period)\n"
+            "compacted %" PRIu64 " segments (%" PRIu64 " blocks moved)\n",
+            rep.head_seq, rep.segments, rep.bytes, rep.reachable_segments,
+            rep.reachable_bytes, rep.live_bytes,
+            hf_tool_dry_run ? "would delete" : "deleted",
+            rep.deleted_segments, rep.deleted_bytes,
+            hf_tool_dry_run ? "" : " and reclaimed", rep.orphans,
+            rep.kept_young, rep.compacted_segments, rep.relocated_blocks);
+  return EXIT_SUCCESS;
+}
+
+static void
+hf_tool_fsck_problem (void *opaque, const char *object, uint64_t offset,
+                      const char *what)
+{
+  bool *first = opaque;
+
+  if (hf_tool_json) {
+    printf ("%s\n    {\"object\": ", *first ? "" : ",");
+    hf_tool_json_str (object);
+    printf (", \"offset\": %" PRIu64 ", \"problem\": ", offset);
+    hf_tool_json_str (what);
+    putchar ('}');
+  }
+  else
+    printf ("DAMAGED %s offset %" PRIu64 ": %s\n", object, offset, what);
+  *first = false;
+}
+
+static int
+hf_tool_fsck (int argc, char **argv)
+{
+  bool first = true;
+  struct hf_fsck_options fo = { .retain_ns = hf_tool_retain_ns,
+                                .grace_ns = hf_tool_grace_ns,
+                                .cfg = &hf_tool_s3,
+                                .fn = hf_tool_fsck_problem,
+                                .opaque = &first };
+  struct hf_fsck_report rep;
+  struct hf_objstore *s;
+  char *prefix;
+  int r;
+
+  (void) argc;
+  if ((r = hf_tool_open_store (argv[0], false, &s, &prefix)) != 0)
+    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  if (hf_tool_json)
+    printf ("{\"problems_found\": [");
+  r = hf_fsck_run (s, prefix, &fo, &rep);
+  hf_objstore_close (s);
+  free (prefix);
+  if (hf_tool_json) {
+    printf ("%s],\n  \"ok\": %s, \"problems\": %" PRIu64
+            ", \"head\": %" PRIu64 ", \"segments\": %" PRIu64
+            ", \"bytes\": %" PRIu64 ", \"data_blocks\": %" PRIu64
+            ", \"nodes\": %" PRIu64 ", \"points\": %" PRIu64
+            ", \"snapshots\": %" PRIu64 ", \"clones\": %" PRIu64
+            ", \"checkpoints\": %" PRIu64 ", \"tree_nodes\": %" PRIu64
+            ", \"entries\": %" PRIu64 ", \"orphans\": %" PRIu64 "}\n",
+            first ? "" : "\n  ", r == 0 && rep.problems == 0 ? "true" : "false",
+            rep.problems, rep.head_seq, rep.segments, rep.bytes,
+            rep.data_blocks, rep.nodes, rep.points, rep.snapshots,
+            rep.clones, rep.checkpoints, rep.tree_nodes, rep.entries,
+            rep.orphans);
+  }
+  if (r == ENOENT)
+    return EXIT_NOVOLUME;
+  if (r) {
+    fprintf (stderr, "hyperfile: fsck: %s: %s\n", argv[0], strerror (r));
+    return EXIT_FAILURE;
+  }
+  if (!hf_tool_json)
+    printf ("%s: %" PRIu64 " segments (%" PRIu64 " bytes, %" PRIu64
+            " data blocks, %" PRIu64 " index nodes), %" PRIu64
+            " points, %" PRIu64 " snapshots, %" PRIu64 " clones, %" PRIu64
+            " checkpoints (%" PRIu64 " nodes, %" PRIu64 " entries) "
+            "verified: %s (%" PRIu64 " problems)\n", argv[0], rep.segments,
+            rep.bytes, rep.data_blocks, rep.nodes, rep.points,
+            rep.snapshots, rep.clones, rep.checkpoints, rep.tree_nodes,
+            rep.entries, rep.problems ? "DAMAGED" : "clean", rep.problems);
+  return rep.problems ? EXIT_DAMAGED : EXIT_SUCCESS;
+}
+
+static bool
+hf_tool_zero (const uint8_t *p, size_t n)
+{
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    if (p[i])
+      return false;
+  return true;
+}
+
+/* Read up to n bytes (short only at end of input). */
+static ssize_t
+hf_tool_read_full (int fd, uint8_t *buf, size_t n)
+{
+  size_t got = 0;
+
+  while (got < n) {
+    ssize_t k = read (fd, buf + got, n - got);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k < 0)
+      return -1;
+    if (k == 0)
+      break;
+    got += (size_t) k;
+  }
+  return (ssize_t) got;
+}
+
+struct hf_tool_hole {
+  bool all_hole;
+};
+
+static int
+hf_tool_hole_fn (void *opaque, uint64_t offset, uint64_t length, bool hole)
+{
+  struct hf_tool_hole *h = opaque;
+
+  (void) offset;
+  (void) length;
+  if (!hole)
+    h->all_hole = false;
+  return 0;
+}
+
+#define HF_TOOL_CHUNK (4u << 20)
+
+static int
+hf_tool_import (int argc, char **argv)
+{
+  struct hf_volume_options wo = { .takeover = hf_tool_takeover,
+                                  .parent_cfg = &hf_tool_s3 };
+  const char *in = argv[0], *url = argv[1];
+  struct hf_volume_info vi;
+  struct hf_volume *v;
+  struct hf_objstore *s;
+  struct stat st;
+  uint64_t off = 0, total = 0, written = 0, skipped = 0;
+  CLEANUP_FREE uint8_t *buf = NULL;
+  char *prefix;
+  double t0 = hf_tool_now ();
+  bool fresh;
+  int fd, r = 0;
+
+  (void) argc;
+  fd = strcmp (in, "-") == 0 ? 0 : open (in, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    fprintf (stderr, "hyperfile: import: %s: %m\n", in);
+    return EXIT_FAILURE;
+  }
+  if (fstat (fd, &st) == 0 && S_ISREG (st.st_mode))
+    total = (uint64_t) st.st_size;
+  else if (fd > 0 && fstat (fd, &st) == 0 && S_ISBLK (st.st_mode)) {
+    off_t e = lseek (fd, 0, SEEK_END);
+    if (e > 0)
+      total = (uint64_t) e;
+    lseek (fd, 0, SEEK_SET);
+  }
+  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0) {
+    if (fd > 0)
+      close (fd);
+    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  }
+  r = hf_volume_open (s, prefix, &wo, &v);
+  if (r) {
+    hf_objstore_close (s);
+    free (prefix);
+    if (fd > 0)
+      close (fd);
+    return r == ENOENT ? EXIT_NOVOLUME : r == EBUSY ? EXIT_BUSY
+      : EXIT_FAILURE;
+  }
+  hf_volume_get_info (v, &vi);
+  fresh = vi.head_seq == 0;
+  if (total > vi.size) {
+    fprintf (stderr, "hyperfile: import: %s is %" PRIu64 " bytes, the "
+             "volume only %" PRIu64 "\n", in, total, vi.size);
+    r = EXIT_USAGE;
+    goto out;
+  }
+  buf = malloc (HF_TOOL_CHUNK);
+  if (buf == NULL) {
+    r = EXIT_FAILURE;
+    goto out;
+  }
+  for (;;) {
+    ssize_t n = hf_tool_read_full (fd, buf, HF_TOOL_CHUNK);
+    size_t i, bs = vi.block_size;
+
+    if (n < 0) {
+      fprintf (stderr, "hyperfile: import: reading %s: %m\n", in);
+      r = EXIT_FAILURE;
+      break;
+    }
+    if (n == 0)
+      break;
+    if (off + (uint64_t) n > vi.size) {
+      fprintf (stderr, "hyperfile: import: input is larger than the "
+               "volume (%" PRIu64 " bytes)\n", vi.size);
+      r = EXIT_USAGE;
+      break;
+    }
+    /* Runs of data blocks are written; all-zero blocks are holes: on a
+     * fresh volume nothing at all, else only where the volume has data
+     * (a zero extent costs no data bytes). */
+    for (i = 0; i < (size_t) n && r == 0;) {
+      size_t len = (size_t) n - i < bs ? (size_t) n - i : bs, j = i;
+      bool z = hf_tool_zero (buf + i, len);
+
+      while (j < (size_t) n) {
+        size_t l = (size_t) n - j < bs ? (size_t) n - j : bs;
+        if (hf_tool_zero (buf + j, l) != z)
+          break;
+        j += l;
+      }
+      if (!z) {
+        if (hf_volume_pwrite (v, buf + i, j - i, off + i, 0) != 0)
+          r = EXIT_FAILURE;
+        written += j - i;
+      }
+      else {
+        struct hf_tool_hole h = { true };
+        if (!fresh &&
+            hf_volume_extents (v, j - i, off + i, hf_tool_hole_fn, &h) == 0
+            && !h.all_hole && hf_volume_zero (v, j - i, off + i, 0) != 0)
+          r = EXIT_FAILURE;
+        skipped += j - i;
+      }
+      i = j;
+    }
+    off += (uint64_t) n;
+    hf_tool_progress ("import", off, total, t0, false);
+    if (r)
+      break;
+  }
+  if (r == 0 && hf_volume_flush (v) != 0)
+    r = EXIT_FAILURE;
+  hf_tool_progress ("import", off, total, t0, true);
+ out:
+  if (hf_volume_close (v) != 0 && r == 0)
+    r = EXIT_FAILURE;
+  hf_objstore_close (s);
+  free (prefix);
+  if (fd > 0)
+    close (fd);
+  if (r)
+    return r;
+  if (hf_tool_json)
+    printf ("{\"bytes\": %" PRIu64 ", \"written\": %" PRIu64
+            ", \"zero_skipped\": %" PRIu64 ", \"seconds\": %.3f}\n",
+            off, written, skipped, hf_tool_now () - t0);
+  else
+    printf ("imported %" PRIu64 " bytes (%" PRIu64 " written, %" PRIu64
+            " all-zero bytes skipped) in %.1f s\n", off, written, skipped,
+            hf_tool_now () - t0);
+  return EXIT_SUCCESS;
+}
+
+/* Export state: the volume, the output and the counters. */
+struct hf_tool_export {
+  struct hf_volume *v;
+  int fd;
+  bool sparse;                  /* regular file: holes are seeks */
+  uint8_t *buf;
+  uint32_t bs;
+  uint64_t done, total, data, holes;
+  double t0;
+};
+
+static int
+hf_tool_write_all (int fd, const uint8_t *p, size_t n)
+{
+  while (n > 0) {
+    ssize_t k = write (fd, p, n);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k < 0)
+      return errno;
+    p += k;
+    n -= (size_t) k;
+  }
+  return 0;
+}
+
+/* n zero bytes: a seek in a regular file, written to a pipe. */
+static int
+hf_tool_export_zero (struct hf_tool_export *x, uint64_t n)
+{
+  x->holes += n;
+  if (x->sparse)
+    return lseek (x->fd, (off_t) n, SEEK_CUR) < 0 ? errno : 0;
+  memset (x->buf, 0, HF_TOOL_CHUNK);
+  while (n > 0) {
+    size_t k = n < HF_TOOL_CHUNK ? (size_t) n : HF_TOOL_CHUNK;
+    int r = hf_tool_write_all (x->fd, x->buf, k);
+    if (r)
+      return r;
+    n -= k;
+  }
+  return 0;
+}
+
+static int
+hf_tool_export_run (void *opaque, uint64_t offset, uint64_t length,
+                    bool hole)
+{
+  struct hf_tool_export *x = opaque;
+  int r = 0;
+
+  if (hole)
+    r = hf_tool_export_zero (x, length);
+  while (!hole && length > 0 && r == 0) {
+    size_t k = length < HF_TOOL_CHUNK ? (size_t) length : HF_TOOL_CHUNK, i;
+
+    r = hf_volume_pread (x->v, x->buf, k, offset);
+    /* Zero blocks inside data runs (sub-block writes of zeros) are
+     * holes in a sparse output too. */
+    for (i = 0; r == 0 && i < k;) {
+      size_t l = k - i < x->bs ? k - i : x->bs;
+      if (x->sparse && hf_tool_zero (x->buf + i, l))
+        r = hf_tool_export_zero (x, l);
+      else {
+        r = hf_tool_write_all (x->fd, x->buf + i, l);
+        x->data += l;
+      }
+      i += l;
+    }
+    offset += k;
+    length -= k;
+    x->done += k;
+    hf_tool_progress ("export", x->done, x->total, x->t0, false);
+  }
+  if (hole) {
+    x->done += length;
+    hf_tool_progress ("export", x->done, x->total, x->t0, false);
+  }
+  return r;
+}
+
+static int
+hf_tool_export (int argc, char **argv)
+{
+  struct hf_volume_options ro = { .readonly = true,
+                                  .parent_cfg = &hf_tool_s3 };
+  struct hf_tool_export x = { .t0 = hf_tool_now () };
+  const char *url = argv[0], *out = argv[1];
+  struct hf_volume_info vi;
+  struct hf_tool_vol t;
+  struct stat st;
+  int r;
+
+  (void) argc;
+  if ((r = hf_tool_vol_open ("export", url, &t)) != 0)
+    return r;
+  if (hf_tool_at && (r = hf_tool_resolve ("export", &t, hf_tool_at,
+                                          &ro.at_seq)) != 0) {
+    hf_tool_vol_close (&t);
+    return r;
+  }
+  r = hf_volume_open (t.s, t.prefix, &ro, &x.v);
+  if (r) {
+    hf_tool_vol_close (&t);
+    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  }
+  hf_volume_get_info (x.v, &vi);
+  x.total = vi.size;
+  x.bs = vi.block_size;
+  x.fd = strcmp (out, "-") == 0 ? 1 :
+    open (out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  x.buf = malloc (HF_TOOL_CHUNK);
+  if (x.fd < 0 || x.buf == NULL) {
+    fprintf (stderr, "hyperfile: export: %s: %m\n", out);
+    r = EXIT_FAILURE;
+    goto out;
+  }
+  x.sparse = fstat (x.fd, &st) == 0 && S_ISREG (st.st_mode);
+  r = hf_volume_extents (x.v, vi.size, 0, hf_tool_export_run, &x);
+  /* A trailing hole: the file gets its full size. */
+  if (r == 0 && x.sparse && ftruncate (x.fd, (off_t) vi.size) != 0)
+    r = errno;
+  if (r == 0 && x.fd != 1 && fsync (x.fd) != 0)
+    r = errno;
+  hf_tool_progress ("export", x.done, x.total, x.t0, true);
+  if (r) {
+    fprintf (stderr, "hyperfile: export: %s: %s\n", out, strerror (r));
+    r = EXIT_FAILURE;
+  }
+ out:
+  if (x.fd > 1 && close (x.fd) != 0 && r == 0) {
+    fprintf (stderr, "hyperfile: export: %s: %m\n", out);
+    r = EXIT_FAILURE;
+  }
+  free (x.buf);
+  hf_volume_close (x.v);
+  hf_tool_vol_close (&t);
+  if (r)
+    return r;
+  if (hf_tool_json)
+    fprintf (x.fd == 1 ? stderr : stdout,
+             "{\"bytes\": %" PRIu64 ", \"data\": %" PRIu64 ", \"holes\": %"
+             PRIu64 ", \"sparse\": %s, \"seconds\": %.3f}\n", vi.size,
+             x.data, x.holes, x.sparse ? "true" : "false",
+             hf_tool_now () - x.t0);
+  else if (x.fd != 1)
+    printf ("exported %" PRIu64 " bytes (%" PRIu64 " data, %" PRIu64
+            " holes%s) in %.1f s\n", vi.size, x.data, x.holes,
+            x.sparse ? " left sparse" : "", hf_tool_now () - x.t0);
+  return EXIT_SUCCESS;
+}
+
 /* Commands: name, argument count after the name (min, max), function
  * taking those arguments. */
 static int
@@ -765,13 +1315,18 @@ static const struct hf_tool_cmd {
   { "snapshot", 2, 3, hf_tool_snapshot },
   { "clone", 2, 2, hf_tool_clone },
   { "rollback", 2, 2, hf_tool_rollback },
+  { "gc", 1, 1, hf_tool_gc },
+  { "fsck", 1, 1, hf_tool_fsck },
+  { "import", 2, 2, hf_tool_import },
+  { "export", 2, 2, hf_tool_export },
 };
 
 int
 main (int argc, char *argv[])
 {
   enum { O_ENDPOINT = 256, O_VHOST, O_REGION, O_AK, O_SK, O_ST, O_PROFILE,
-         O_TLS, O_CA, O_JSON, O_SIZE, O_BS, O_AT, O_TAKEOVER };
+         O_TLS, O_CA, O_JSON, O_SIZE, O_BS, O_AT, O_TAKEOVER, O_DRY_RUN,
+         O_RETAIN, O_GRACE };
   static const struct option longopts[] = {
     { "endpoint", required_argument, NULL, O_ENDPOINT },
     { "virtual-host", no_argument, NULL, O_VHOST },
@@ -787,6 +1342,9 @@ main (int argc, char *argv[])
     { "block-size", required_argument, NULL, O_BS },
     { "at", required_argument, NULL, O_AT },
     { "takeover", no_argument, NULL, O_TAKEOVER },
+    { "dry-run", no_argument, NULL, O_DRY_RUN },
+    { "retain", required_argument, NULL, O_RETAIN },
+    { "grace", required_argument, NULL, O_GRACE },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 }
@@ -796,6 +1354,7 @@ main (int argc, char *argv[])
   int c, r, i, nargs;
 
   hf_log_set_sink (hf_tool_log);
+  hf_tool_tty = isatty (2);
   /* GNU getopt permutes, so options may follow the command and URL. */
   while ((c = getopt_long (argc, argv, "vh", longopts, NULL)) != -1) {
     switch (c) {
@@ -840,6 +1399,16 @@ main (int argc, char *argv[])
       break;
     case O_AT: hf_tool_at = optarg; break;
     case O_TAKEOVER: hf_tool_takeover = true; break;
+    case O_DRY_RUN: hf_tool_dry_run = true; break;
+    case O_RETAIN:
+    case O_GRACE:
+      if (hf_gc_parse_duration (optarg, c == O_RETAIN ? &hf_tool_retain_ns
+                                : &hf_tool_grace_ns) != 0) {
+        fprintf (stderr, "hyperfile: --%s: expected a duration such as "
+                 "90s, 30m, 24h or 7d\n", c == O_RETAIN ? "retain" : "grace");
+        return EXIT_USAGE;
+      }
+      break;
     case 'v':
       hf_tool_verbose = true;
       hf_log_set_debug ("all", true);
