@@ -658,6 +658,17 @@ hf_gc_scan (struct hf_gc *g)
   return r;
 }
 
+/* Does the writer's head need a checkpoint to be one tree (writes
+ * since the last one, committed or not)? */
+static bool
+hf_gc_needs_ckpt (struct hf_volume *w)
+{
+  struct hf_volume_info vi;
+
+  hf_volume_get_info (w, &vi);
+  return vi.head_seq != vi.ckpt_seq || vi.dirty_bytes > 0;
+}
+
 /* Step 5: compaction.  Returns 0 with *did set if it moved anything
  * (the caller then scans again). */
 static int
@@ -704,7 +715,8 @@ hf_gc_compact (struct hf_gc *g, bool *did)
   if (r == 0)
     r = hf_gc_flush_run (g);
   g->compacting = false;
-  if (r == 0)
+  if (r == 0 && (g->rep.relocated_blocks || g->rep.touched_nodes ||
+                 hf_gc_needs_ckpt (g->w)))
     r = hf_volume_checkpoint (g->w);
   if (r) {
     hf_error ("gc: compaction: %s", strerror (r));
@@ -889,7 +901,7 @@ hf_gc_run (struct hf_objstore *s, const char *prefix,
   lin0 = g.lin;
   g.floor = lin0->lv[0].floor;
 
-  if (g.o.compact && writer && !g.o.dry_run) {
+  if (g.o.compact && writer && !g.o.dry_run && hf_gc_needs_ckpt (writer)) {
     r = hf_volume_checkpoint (writer);
     if (r) {
       hf_error ("gc: checkpoint before compaction: %s", strerror (r));

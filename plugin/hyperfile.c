@@ -31,6 +31,7 @@
 #include <nbdkit-plugin.h>
 
 #include "cache.h"
+#include "gc.h"
 #include "history.h"
 #include "log.h"
 #include "objstore.h"
@@ -44,6 +45,7 @@ NBDKIT_DLL_PUBLIC int hyperfile_debug_btree = 0;
 NBDKIT_DLL_PUBLIC int hyperfile_debug_segment = 0;
 NBDKIT_DLL_PUBLIC int hyperfile_debug_fault = 0;
 NBDKIT_DLL_PUBLIC int hyperfile_debug_cache = 0;
+NBDKIT_DLL_PUBLIC int hyperfile_debug_gc = 0;
 
 /* Parameters (set during .config, read-only afterwards). */
 static char *hf_url;
@@ -56,6 +58,22 @@ static const char *hf_at;             /* at=SEQ|TIMESTAMP|SNAPSHOT */
 static const char *hf_metrics;
 static const char *hf_cache_dir;        /* NULL: no local block cache */
 static uint64_t hf_cache_size;          /* 0: the cache's default */
+static bool hf_gc_on = true;            /* gc=on|off */
+static uint64_t hf_gc_interval_ms = 15 * 60 * 1000;     /* gc-interval= */
+static struct hf_gc_options hf_gc_opts = {
+  .retain_ns = (uint64_t) HF_GC_DEFAULT_RETAIN_S * 1000000000,
+  .grace_ns = (uint64_t) HF_GC_DEFAULT_GRACE_S * 1000000000,
+  .compact = true,
+};
+
+/* Background GC (writers with gc=on): started in .after_fork, stopped
+ * in .cleanup before the volume closes.  hf_gc_lock protects hf_gc_stop;
+ * hf_gc_cond wakes the thread to stop. */
+static pthread_t hf_gc_thread;
+static bool hf_gc_running;
+static pthread_mutex_t hf_gc_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hf_gc_cond = PTHREAD_COND_INITIALIZER;
+static bool hf_gc_stop;
 
 /* State.  hf_store and hf_volume are set in .get_ready/.after_fork and
  * torn down in .cleanup; the callbacks in between only read them. */
@@ -245,10 +263,26 @@ hyperfile_config (const char *key, const char *value)
   else if (strcmp (key, "retain") == 0) {
     if (hyperfile_parse_duration (key, value, &ms) == -1)
       return -1;
+    hf_gc_opts.retain_ns = ms * 1000000;
   }
   else if (strcmp (key, "gc") == 0) {
-    if (nbdkit_parse_bool (value) == -1)
+    if ((b = nbdkit_parse_bool (value)) == -1)
       return -1;
+    hf_gc_on = b;
+  }
+  else if (strcmp (key, "gc-interval") == 0) {
+    if (hyperfile_parse_duration (key, value, &ms) == -1)
+      return -1;
+    if (ms < 100) {
+      nbdkit_error ("gc-interval=%s: at least 100ms", value);
+      return -1;
+    }
+    hf_gc_interval_ms = ms;
+  }
+  else if (strcmp (key, "gc-grace") == 0) {
+    if (hyperfile_parse_duration (key, value, &ms) == -1)
+      return -1;
+    hf_gc_opts.grace_ns = ms * 1000000;
   }
   else if (strcmp (key, "takeover") == 0) {
     if ((b = nbdkit_parse_bool (value)) == -1)
@@ -348,6 +382,7 @@ hyperfile_config_complete (void)
   if (hyperfile_debug_segment) hf_log_set_debug ("segment", true);
   if (hyperfile_debug_fault) hf_log_set_debug ("fault", true);
   if (hyperfile_debug_cache) hf_log_set_debug ("cache", true);
+  if (hyperfile_debug_gc) hf_log_set_debug ("gc", true);
   if (hf_at)
     hf_opts.readonly = true;    /* at_seq is set in .get_ready */
   hf_opts.parent_cfg = &hf_s3;  /* a clone's parents: same endpoint */
@@ -376,7 +411,9 @@ hyperfile_config_complete (void)
   "flush-interval=DURATION seal a segment this old (default 5s)\n" \
   "at=SEQ|TIME|SNAPSHOT    serve the volume read-only at that point\n" \
   "retain=DURATION         time-travel window kept by GC (default 24h)\n" \
-  "gc=on|off               background garbage collection (not active yet)\n" \
+  "gc=on|off               background GC and compaction (default on)\n" \
+  "gc-interval=DURATION    time between background GC runs (default 15m)\n" \
+  "gc-grace=DURATION       grace for old readers and orphans (default 10m)\n" \
   "takeover=true           claim a volume whose writer lease expired\n" \
   "tls-verify=false        do not verify TLS certificates\n" \
   "ca-file=FILE            CA certificates for TLS\n" \
@@ -711,6 +748,50 @@ hyperfile_cache_put (void *opaque, uint64_t seq, uint64_t off,
   hf_cache_put (opaque, seq, off, buf, len);    /* failure: not cached */
 }
 
+/* Background GC: every gc-interval, collect and compact through the
+ * writer (gc.h says why this is safe beside clients' writes, readers of
+ * old points and other GCs).  A failed run is logged and retried at the
+ * next interval. */
+static void *
+hyperfile_gc_loop (void *arg)
+{
+  (void) arg;
+  pthread_mutex_lock (&hf_gc_lock);
+  while (!hf_gc_stop) {
+    struct timespec ts;
+    struct hf_gc_report rep;
+    int r;
+
+    clock_gettime (CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t) (hf_gc_interval_ms / 1000);
+    ts.tv_nsec += (long) (hf_gc_interval_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    while (!hf_gc_stop &&
+           pthread_cond_timedwait (&hf_gc_cond, &hf_gc_lock, &ts) == 0)
+      ;
+    if (hf_gc_stop)
+      break;
+    pthread_mutex_unlock (&hf_gc_lock);
+    r = hf_gc_run (hf_store, hf_prefix, hf_volume, &hf_gc_opts, &rep);
+    if (r)
+      nbdkit_error ("%s: background gc failed: %s (retried in %" PRIu64
+                    " ms)", hf_url, strerror (r), hf_gc_interval_ms);
+    else
+      nbdkit_debug ("%s: gc: %" PRIu64 " segments (%" PRIu64 " bytes), "
+                    "deleted %" PRIu64 " (%" PRIu64 " bytes), compacted %"
+                    PRIu64 " (%" PRIu64 " blocks moved)", hf_url,
+                    rep.segments, rep.bytes, rep.deleted_segments,
+                    rep.deleted_bytes, rep.compacted_segments,
+                    rep.relocated_blocks);
+    pthread_mutex_lock (&hf_gc_lock);
+  }
+  pthread_mutex_unlock (&hf_gc_lock);
+  return NULL;
+}
+
 static int
 hyperfile_after_fork (void)
 {
@@ -748,6 +829,15 @@ hyperfile_after_fork (void)
       return -1;
     }
     hf_metrics_running = true;
+  }
+  if (hf_gc_on && !hf_opts.readonly) {
+    hf_gc_opts.cfg = &hf_s3;
+    r = pthread_create (&hf_gc_thread, NULL, hyperfile_gc_loop, NULL);
+    if (r) {
+      nbdkit_error ("pthread_create: %s", strerror (r));
+      return -1;
+    }
+    hf_gc_running = true;
   }
   return 0;
 }
@@ -801,6 +891,16 @@ hyperfile_log_counters (void)
 static void
 hyperfile_cleanup (void)
 {
+  if (hf_gc_running) {
+    /* A run in progress finishes first (a GC stopped half way is safe
+     * too, but its compaction would then be redone next time). */
+    pthread_mutex_lock (&hf_gc_lock);
+    hf_gc_stop = true;
+    pthread_cond_signal (&hf_gc_cond);
+    pthread_mutex_unlock (&hf_gc_lock);
+    pthread_join (hf_gc_thread, NULL);
+    hf_gc_running = false;
+  }
   if (hf_metrics_running) {
     pthread_mutex_lock (&hf_metrics_lock);
     hf_metrics_stop = true;

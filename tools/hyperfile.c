@@ -72,6 +72,7 @@ static uint64_t hf_tool_retain_ns =     /* gc, fsck --retain */
   (uint64_t) HF_GC_DEFAULT_RETAIN_S * 1000000000;
 static uint64_t hf_tool_grace_ns =      /* gc, fsck --grace */
   (uint64_t) HF_GC_DEFAULT_GRACE_S * 1000000000;
+static bool hf_tool_retain_set;         /* --retain given */
 static bool hf_tool_tty;                /* stderr is a terminal */
 
 static double
@@ -907,8 +908,11 @@ static int
 hf_tool_fsck (int argc, char **argv)
 {
   bool first = true;
-  struct hf_fsck_options fo = { .retain_ns = hf_tool_retain_ns,
-                                .grace_ns = hf_tool_grace_ns,
+  /* Without --retain: the head, snapshots and clone bases only (fsck
+   * cannot know the window GC used; a shorter one collected more). */
+  struct hf_fsck_options fo = {
+    .retain_ns = hf_tool_retain_set ? hf_tool_retain_ns : 0,
+    .grace_ns = hf_tool_retain_set ? hf_tool_grace_ns : 0,
                                 .cfg = &hf_tool_s3,
                                 .fn = hf_tool_fsck_problem,
                                 .opaque = &first };
@@ -1402,6 +1406,7 @@ main (int argc, char *argv[])
     case O_DRY_RUN: hf_tool_dry_run = true; break;
     case O_RETAIN:
     case O_GRACE:
+      hf_tool_retain_set |= c == O_RETAIN;
       if (hf_gc_parse_duration (optarg, c == O_RETAIN ? &hf_tool_retain_ns
                                 : &hf_tool_grace_ns) != 0) {
         fprintf (stderr, "hyperfile: --%s: expected a duration such as "
