@@ -842,6 +842,11 @@ hf_gc_scan_retry (struct hf_gc *g)
   int r = EAGAIN, i;
 
   for (i = 0; i < 8; i++) {
+    /* The clock after any checkpoint this run made: the head it made
+     * is older than the cutoff with retain=0. */
+    g->now = g->o.now_ns ? g->o.now_ns : hf_gc_wall_ns ();
+    g->cutoff = g->now > g->o.retain_ns + g->o.grace_ns ?
+      g->now - g->o.retain_ns - g->o.grace_ns : 0;
     r = hf_gc_scan (g);
     if (r != EAGAIN)
       return r;
@@ -890,9 +895,6 @@ hf_gc_run (struct hf_objstore *s, const char *prefix,
   g.vis = calloc (g.vcap, sizeof *g.vis);
   if (g.vis == NULL)
     g.vcap = 0;                 /* walk shared subtrees again */
-  g.now = g.o.now_ns ? g.o.now_ns : hf_gc_wall_ns ();
-  g.cutoff = g.now > g.o.retain_ns + g.o.grace_ns ?
-    g.now - g.o.retain_ns - g.o.grace_ns : 0;
 
   /* A clone: the segments at or below its base are its parent's. */
   r = hf_lineage_open (s, g.prefix, g.o.cfg, &g.lin);
@@ -914,10 +916,8 @@ hf_gc_run (struct hf_objstore *s, const char *prefix,
     acc.compacted_segments = g.rep.compacted_segments;
     acc.relocated_blocks = g.rep.relocated_blocks;
     acc.touched_nodes = g.rep.touched_nodes;
-    if (r == 0 && did) {
-      g.now = g.o.now_ns ? g.o.now_ns : hf_gc_wall_ns ();
+    if (r == 0 && did)
       r = hf_gc_scan_retry (&g);
-    }
   }
   if (r == 0)
     r = hf_gc_sweep (&g);

@@ -392,36 +392,81 @@ END_TEST
 
 START_TEST (test_clone_base)
 {
-  char *dir = make_tmpdir ();
-  struct hf_objstore *s;
-  struct hf_volume *v;
+  char *dir = make_tmpdir (), pdir[300], cdir[300], purl[320], curl[320];
+  struct hf_objstore *ps, *cs;
+  struct hf_volume *v, *cv;
+  struct hf_history *h;
   uint8_t *a = malloc ((size_t) NBLK * BS), *b = malloc ((size_t) NBLK * BS);
+  uint8_t *c = malloc ((size_t) NBLK * BS);
   struct hf_gc_options o = { .compact = true, .compact_min_gain = 1 };
-  struct hf_clone_reg cr = { 0 };
+  struct hf_clone_reg *regs;
   struct hf_gc_report rep;
+  uint64_t base, lba;
+  size_t nregs;
 
-  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
-  ck_assert_int_eq (hf_volume_create (s, "p/", (uint64_t) NBLK * BS, BS), 0);
-  v = open_writer (s, "p/");
+  snprintf (pdir, sizeof pdir, "%s/parent", dir);
+  snprintf (cdir, sizeof cdir, "%s/clone", dir);
+  snprintf (purl, sizeof purl, "file://%s", pdir);
+  snprintf (curl, sizeof curl, "file://%s", cdir);
+  ck_assert_int_eq (hf_objstore_dir_open (pdir, true, &ps), 0);
+  ck_assert_int_eq (hf_objstore_dir_open (cdir, true, &cs), 0);
+  ck_assert_int_eq (hf_volume_create (ps, "", (uint64_t) NBLK * BS, BS), 0);
+  v = open_writer (ps, "");
   write_all (v, a, 1);
-  cr.base_seq = head_seq (v);
-  memset (cr.clone_uuid, 0x5a, HF_UUID_SIZE);
-  snprintf (cr.clone_url, sizeof cr.clone_url, "file://%s/clone", dir);
-  ck_assert_int_eq (hf_clone_reg_put (s, "p/", &cr), 0);
+  base = head_seq (v);
+  ck_assert_int_eq (hf_history_open (ps, "", NULL, &h), 0);
+  ck_assert_int_eq (hf_clone_create (h, purl, base, cs, "", curl, NULL), 0);
+  hf_history_close (h);
+
+  /* The parent moves on and collects: the clone's base stays. */
   write_all (v, b, 7);
-  ck_assert_int_eq (hf_gc_run (s, "p/", v, &o, &rep), 0);
-  ck_assert_int_eq (check_point (s, "p/", cr.base_seq, a), 0);
-  expect_fsck_clean (s, "p/");
-  /* Once the clone is gone, its base is not kept any more. */
-  ck_assert_int_eq (hf_clone_reg_delete (s, "p/", cr.clone_uuid), 0);
-  ck_assert_int_eq (hf_gc_run (s, "p/", v, &o, &rep), 0);
+  write_all (v, b, 9);
+  ck_assert_int_eq (hf_gc_run (ps, "", v, &o, &rep), 0);
   ck_assert_uint_gt (rep.deleted_segments, 0);
-  ck_assert_int_ne (check_point (s, "p/", cr.base_seq, a), 0);
+  ck_assert_int_eq (check_point (ps, "", base, a), 0);
+  expect_fsck_clean (ps, "");
+
+  /* The clone diverges and collects its own garbage; what it shares
+   * with the parent is not its to delete. */
+  cv = open_writer (cs, "");
+  expect_image (cv, a);
+  memcpy (c, a, (size_t) NBLK * BS);
+  for (lba = 0; lba < NBLK / 2; lba++) {
+    fill (c + lba * BS, lba, 5000 + lba);
+    ck_assert_int_eq (hf_volume_pwrite (cv, c + lba * BS, BS, lba * BS, 0),
+                      0);
+  }
+  ck_assert_int_eq (hf_volume_flush (cv), 0);
+  for (lba = 0; lba < NBLK / 2; lba++) {
+    fill (c + lba * BS, lba, 6000 + lba);
+    ck_assert_int_eq (hf_volume_pwrite (cv, c + lba * BS, BS, lba * BS, 0),
+                      0);
+  }
+  ck_assert_int_eq (hf_volume_flush (cv), 0);
+  ck_assert_int_eq (hf_gc_run (cs, "", cv, &o, &rep), 0);
+  expect_image (cv, c);
+  ck_assert_int_eq (hf_volume_close (cv), 0);
+  expect_fsck_clean (cs, "");
+  ck_assert_int_eq (hf_gc_run (ps, "", v, &o, &rep), 0);
+  cv = open_writer (cs, "");
+  expect_image (cv, c);
+  ck_assert_int_eq (hf_volume_close (cv), 0);
+
+  /* Once the clone is unregistered, its base is not kept any more. */
+  ck_assert_int_eq (hf_clone_reg_list (ps, "", &regs, &nregs), 0);
+  ck_assert_uint_eq (nregs, 1);
+  ck_assert_int_eq (hf_clone_reg_delete (ps, "", regs[0].clone_uuid), 0);
+  free (regs);
+  ck_assert_int_eq (hf_gc_run (ps, "", v, &o, &rep), 0);
+  ck_assert_uint_gt (rep.deleted_segments, 0);
+  ck_assert_int_ne (check_point (ps, "", base, a), 0);
   expect_image (v, b);
   ck_assert_int_eq (hf_volume_close (v), 0);
   free (a);
   free (b);
-  hf_objstore_close (s);
+  free (c);
+  hf_objstore_close (cs);
+  hf_objstore_close (ps);
   rm_tmpdir (dir);
 }
 END_TEST
