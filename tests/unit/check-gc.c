@@ -34,6 +34,7 @@
 
 #include "format.h"
 #include "fsck.h"
+#include "history-model.h"
 #include "gc.h"
 #include "history.h"
 #include "log.h"
@@ -471,6 +472,64 @@ START_TEST (test_clone_base)
 }
 END_TEST
 
+/* ---- The history helper's model: by seq, time and snapshot ---- */
+
+START_TEST (test_history_model)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume_options vo = hm_volume_options (3);
+  struct hf_volume *v;
+  struct hf_volume_info vi;
+  struct hm_model m;
+  struct hf_gc_options o = { .compact = true, .compact_min_gain = 1 };
+  struct hf_gc_report rep;
+  size_t k, i;
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "h/", 256 * 1024, 4096), 0);
+  hm_init (&m, 256 * 1024, 512 * 1024, 4242);
+  ck_assert_int_eq (hf_volume_open (s, "h/", &vo, &v), 0);
+  hm_workload (&m, v, 200, 6);
+  ck_assert_int_eq (hf_volume_checkpoint (v), 0);
+  hm_record (&m, v);
+  ck_assert_uint_ge (m.n, 20);
+  hm_check_all (&m, s, "h/", HM_BY_SEQ | HM_BY_TIME);
+
+  /* Keep the newer half: the window starts at point k, so k - 1 (the
+   * state at the window's start) is kept too. */
+  k = m.n / 2;
+  o.now_ns = wall_ns ();
+  o.retain_ns = o.now_ns - m.pts[k].timestamp_ns;
+  ck_assert_int_eq (hf_gc_run (s, "h/", v, &o, &rep), 0);
+  ck_assert_uint_gt (rep.deleted_segments, 0);
+  hf_volume_get_info (v, &vi);
+  if (vi.head_seq != m.pts[m.n - 1].seq)
+    hm_record (&m, v);          /* compaction's checkpoint */
+  for (i = 0; i < k - 1; i++)
+    free (m.pts[i].img);
+  memmove (m.pts, m.pts + (k - 1), (m.n - (k - 1)) * sizeof *m.pts);
+  m.n -= k - 1;
+  hm_check_all (&m, s, "h/", HM_BY_SEQ | HM_BY_TIME | HM_BY_SNAPSHOT);
+  expect_fsck_clean_window (s, "h/", o.retain_ns);
+
+  /* Now every kept point has a snapshot: GC with no window at all
+   * keeps them all. */
+  o.now_ns = 0;
+  o.retain_ns = 0;
+  ck_assert_int_eq (hf_gc_run (s, "h/", v, &o, &rep), 0);
+  hf_volume_get_info (v, &vi);
+  if (vi.head_seq != m.pts[m.n - 1].seq)
+    hm_record (&m, v);
+  hm_check_all (&m, s, "h/", HM_BY_SEQ | HM_BY_SNAPSHOT);
+  expect_fsck_clean (s, "h/");
+  hm_close_record (&m, v, s, "h/");
+  hm_free (&m);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 /* ---- Space ---- */
 
 START_TEST (test_space)
@@ -849,6 +908,7 @@ gc_suite (void)
   tcase_add_test (tc, test_model);
   tcase_add_test (tc, test_snapshot_delete);
   tcase_add_test (tc, test_clone_base);
+  tcase_add_test (tc, test_history_model);
   tcase_add_test (tc, test_space);
   tcase_add_test (tc, test_fsck_damage);
   tcase_add_test (tc, test_concurrent);
