@@ -472,6 +472,59 @@ START_TEST (test_clone_base)
 }
 END_TEST
 
+/* ---- A failing store under GC: it stops, never deletes wrongly ---- */
+
+START_TEST (test_store_faults)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s, *inner, *fs;
+  struct hf_fault_config fc = { .seed = 99, .p_error = 0.08,
+                                .p_timeout = 0.02, .p_short_read = 0.05 };
+  struct hf_gc_options o = { .compact = true, .compact_min_gain = 1 };
+  struct hf_volume *v;
+  uint8_t *img = calloc (NBLK, BS), *snap = malloc ((size_t) NBLK * BS);
+  uint64_t gen = 0, sseq;
+  unsigned i, ok = 0, failed = 0;
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, false, &inner), 0);
+  ck_assert_int_eq (hf_objstore_fault_open (inner, &fc, &fs), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", (uint64_t) NBLK * BS, BS), 0);
+  v = open_writer (s, "");
+  random_ops (v, img, 100, &gen);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  sseq = head_seq (v);
+  memcpy (snap, img, (size_t) NBLK * BS);
+  snapshot (s, "", "s", sseq);
+  for (i = 0; i < 20; i++) {
+    random_ops (v, img, 30, &gen);
+    ck_assert_int_eq (hf_volume_flush (v), 0);
+    /* GC reads and deletes through the failing store; the writer's
+     * own store works. */
+    if (hf_gc_run (fs, "", v, &o, NULL) == 0)
+      ok++;
+    else
+      failed++;
+    expect_image (v, img);
+  }
+  ck_assert_uint_gt (hf_objstore_fault_injected (fs), 0);
+  ck_assert_uint_gt (ok, 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  expect_fsck_clean (s, "");
+  ck_assert_int_eq (check_point (s, "", sseq, snap), 0);
+  v = open_writer (s, "");
+  expect_image (v, img);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  fprintf (stderr, "check-gc faults: %u runs completed, %u stopped by "
+           "store errors\n", ok, failed);
+  free (img);
+  free (snap);
+  hf_objstore_close (fs);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 /* ---- The history helper's model: by seq, time and snapshot ---- */
 
 START_TEST (test_history_model)
@@ -909,6 +962,7 @@ gc_suite (void)
   tcase_add_test (tc, test_snapshot_delete);
   tcase_add_test (tc, test_clone_base);
   tcase_add_test (tc, test_history_model);
+  tcase_add_test (tc, test_store_faults);
   tcase_add_test (tc, test_space);
   tcase_add_test (tc, test_fsck_damage);
   tcase_add_test (tc, test_concurrent);
