@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@
 #define HF_GC_IO_TRIES 6
 #define HF_GC_DELETE_BATCH 256
 #define HF_GC_RUN_MAX 256             /* blocks per relocation */
+#define HF_GC_THREADS 8               /* parallel header GETs */
 
 /* One listed segment. */
 struct hf_gc_seg {
@@ -49,6 +51,12 @@ struct hf_gc_seg {
   uint32_t live_blocks;         /* data blocks the head maps here */
   uint32_t live_nodes;          /* index nodes of the head's tree here */
   uint8_t fl;
+  int8_t hdr_err;               /* prefetched header: 0 ok, else errno;
+                                   -1 not fetched */
+  uint16_t ckpt_level;
+  uint32_t flags;
+  uint64_t parent_seq, timestamp_ns, ckpt_seq, mapped;
+  struct hf_disk_node_ptr ckpt_root;
 };
 #define HF_GC_REACHED 0x1
 #define HF_GC_CAND 0x2          /* compaction candidate */
@@ -167,7 +175,8 @@ hf_gc_list_fn (void *opaque, const char *key, uint64_t size)
     g->seg = nv;
     g->capseg = nc;
   }
-  g->seg[g->nseg++] = (struct hf_gc_seg) { .seq = seq, .size = size };
+  g->seg[g->nseg++] = (struct hf_gc_seg) { .seq = seq, .size = size,
+                                           .hdr_err = -1 };
   return 0;
 }
 
@@ -242,9 +251,10 @@ hf_gc_mark (struct hf_gc *g, uint64_t seq)
 
 /* ---- Headers ---- */
 
-/* Read and verify the header of segment seq of this volume. */
+/* Read and verify the header of segment seq of this volume (from the
+ * store). */
 static int
-hf_gc_hdr (struct hf_gc *g, uint64_t seq, struct hf_seg_hdr *h)
+hf_gc_hdr_get (struct hf_gc *g, uint64_t seq, struct hf_seg_hdr *h)
 {
   char key[HF_OBJSTORE_KEY_MAX + 1];
   uint8_t buf[HF_SH_SIZE];
@@ -261,6 +271,91 @@ hf_gc_hdr (struct hf_gc *g, uint64_t seq, struct hf_seg_hdr *h)
   if (r)
     return r;
   return hf_seg_parse_hdr (buf, got, key, g->uuid, g->bs, seq, h);
+}
+
+/* The header of seq: prefetched (segments are immutable, so a copy is
+ * as good as the object), else from the store.  Only the fields GC uses
+ * are kept. */
+static int
+hf_gc_hdr (struct hf_gc *g, uint64_t seq, struct hf_seg_hdr *h)
+{
+  struct hf_gc_seg *e = hf_gc_find (g, seq);
+
+  if (e == NULL || e->hdr_err < 0)
+    return hf_gc_hdr_get (g, seq, h);
+  if (e->hdr_err)
+    return e->hdr_err;
+  memset (h, 0, sizeof *h);
+  h->seq = seq;
+  h->flags = e->flags;
+  h->parent_seq = e->parent_seq;
+  h->timestamp_ns = e->timestamp_ns;
+  h->ckpt_seq = e->ckpt_seq;
+  h->ckpt_root = e->ckpt_root;
+  h->ckpt_level = e->ckpt_level;
+  h->mapped = e->mapped;
+  return 0;
+}
+
+/* Fetch the headers of every listed segment up to the head with
+ * HF_GC_THREADS parallel GETs (one 256-byte range each): the chain
+ * walks and the sweep then need no sequential round trips. */
+struct hf_gc_pf {
+  struct hf_gc *g;
+  pthread_mutex_t lock;
+  size_t next;
+};
+
+static void *
+hf_gc_prefetch_worker (void *arg)
+{
+  struct hf_gc_pf *pf = arg;
+  struct hf_gc *g = pf->g;
+
+  for (;;) {
+    struct hf_seg_hdr h;
+    struct hf_gc_seg *e;
+    size_t i;
+    int r;
+
+    pthread_mutex_lock (&pf->lock);
+    i = pf->next++;
+    pthread_mutex_unlock (&pf->lock);
+    if (i >= g->nseg || g->seg[i].seq > g->head)
+      return NULL;
+    e = &g->seg[i];
+    r = hf_gc_hdr_get (g, e->seq, &h);
+    if (r == 0) {
+      e->flags = h.flags;
+      e->parent_seq = h.parent_seq;
+      e->timestamp_ns = h.timestamp_ns;
+      e->ckpt_seq = h.ckpt_seq;
+      e->ckpt_root = h.ckpt_root;
+      e->ckpt_level = h.ckpt_level;
+      e->mapped = h.mapped;
+    }
+    /* Store errors are asked again later (and fail the run there if
+     * they persist); answers about the object are kept. */
+    e->hdr_err = r == 0 || r == ENOENT || r == EBADMSG ? (int8_t) r : -1;
+  }
+}
+
+static void
+hf_gc_prefetch (struct hf_gc *g)
+{
+  struct hf_gc_pf pf = { .g = g, .next = 0 };
+  pthread_t th[HF_GC_THREADS];
+  unsigned n = 0, i;
+
+  pthread_mutex_init (&pf.lock, NULL);
+  for (i = 0; i < HF_GC_THREADS; i++)
+    if (pthread_create (&th[n], NULL, hf_gc_prefetch_worker, &pf) == 0)
+      n++;
+  if (n == 0)
+    hf_gc_prefetch_worker (&pf);        /* no threads: do it here */
+  for (i = 0; i < n; i++)
+    pthread_join (th[i], NULL);
+  pthread_mutex_destroy (&pf.lock);
 }
 
 static int
@@ -604,6 +699,7 @@ hf_gc_scan (struct hf_gc *g)
   }
   if (g->head == 0)
     return 0;
+  hf_gc_prefetch (g);
 
   r = hf_snapshot_list (g->s, g->prefix, &sn, &nsn);
   if (r == 0)
