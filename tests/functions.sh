@@ -162,6 +162,7 @@ start_s3rver ()
   cleanup_add "kill -9 \$(cat '$S3RVER_PIDFILE' 2>/dev/null) 2>/dev/null;
                rm -rf '$S3RVER_DIR'"
   mkdir "$S3RVER_DIR/data"
+  : > "$S3RVER_REQLOG"
   unset S3_CA_FILE
   if [ "${1-}" = --tls ]; then
     _hf_s3rver_make_tls "$S3RVER_DIR/tls"
