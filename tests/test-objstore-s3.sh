@@ -111,6 +111,7 @@ botocore_server ()
 {
   local name=$1 i
   shift
+  : > "$work/$name.out"       # before the background job opens it
   "$py" "$abs_srcdir/s3-botocore-server.py" "$S3_BUCKET" "$@" \
     >"$work/$name.out" 2>"$work/$name.err" &
   cleanup_add "kill $! 2>/dev/null"
