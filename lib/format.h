@@ -312,7 +312,15 @@ _Static_assert (sizeof (struct hf_disk_branch_ent) == HF_BN_ENT_SIZE, "br ent");
  *                             one exact object, so a fenced writer's
  *                             orphan can never chain onto another
  *                             writer's segment of the same seq
- *    172   80 sh_reserved     zero
+ *    172    8 sh_wal_lsn      the newest write-ahead log record whose
+ *                             effect this segment (with its chain)
+ *                             holds; 0 when written without a WAL
+ *    180    8 sh_wal_id       that log's fh_log_id (0: no WAL).  At open
+ *                             a writer replays its local log's records
+ *                             above sh_wal_lsn of the head only when the
+ *                             head names its log (see hyperfile-format(5),
+ *                             WAL RECORDS)
+ *    188   64 sh_reserved     zero
  *    252    4 sh_hdr_crc      CRC32C of bytes 0..251
  *
  * Extent table entry (16 bytes), applied in table order:
@@ -355,7 +363,9 @@ struct hf_disk_seg_hdr {
   uint64_t sh_mapped;
   uint64_t sh_live_bytes;
   uint32_t sh_parent_crc;
-  uint8_t sh_reserved[80];
+  uint64_t sh_wal_lsn;
+  uint64_t sh_wal_id;
+  uint8_t sh_reserved[64];
   uint32_t sh_hdr_crc;
 } __attribute__ ((packed));
 #define HF_SH_MAGIC 0x47534648u /* "HFSG" */

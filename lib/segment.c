@@ -126,6 +126,8 @@ hf_seg_write_meta (void *obj, struct hf_seg_hdr *h,
   hf_put_le64 (o + SH (sh_mapped), h->mapped);
   hf_put_le64 (o + SH (sh_live_bytes), h->live_bytes);
   hf_put_le32 (o + SH (sh_parent_crc), h->parent_crc);
+  hf_put_le64 (o + SH (sh_wal_lsn), h->wal_lsn);
+  hf_put_le64 (o + SH (sh_wal_id), h->wal_id);
   h->hdr_crc = hf_crc32c (0, o, SH (sh_hdr_crc));
   hf_put_le32 (o + SH (sh_hdr_crc), h->hdr_crc);
 }
@@ -196,6 +198,8 @@ hf_seg_parse_hdr (const void *buf, size_t len, const char *key,
   h.mapped = hf_le64 (o + SH (sh_mapped));
   h.live_bytes = hf_le64 (o + SH (sh_live_bytes));
   h.parent_crc = hf_le32 (o + SH (sh_parent_crc));
+  h.wal_lsn = hf_le64 (o + SH (sh_wal_lsn));
+  h.wal_id = hf_le64 (o + SH (sh_wal_id));
 
   if (h.block_size < HF_MIN_BLOCK_SIZE || h.block_size > HF_MAX_BLOCK_SIZE ||
       (h.block_size & (h.block_size - 1)) != 0)

@@ -66,6 +66,8 @@ struct hf_seg_hdr {
   uint32_t meta_crc;
   uint64_t mapped;
   uint64_t live_bytes;
+  uint64_t wal_lsn;             /* newest WAL record held (0: no WAL) */
+  uint64_t wal_id;              /* that WAL's log id */
   uint32_t hdr_crc;             /* set by write_meta and parse */
 };
 

@@ -63,6 +63,22 @@
  * to 2 MiB) into a small buffer keyed by (segment, block): physical
  * data is immutable, so that buffer never needs invalidating.
  *
+ * Write-ahead log (opts->wal_dir).  A write is appended to the log
+ * under the state lock, in the same critical section that puts it into
+ * the active buffer, so log order is buffer order and a replay rebuilds
+ * exactly what the buffer held.  The append never waits there: when the
+ * log is full it fails with EAGAIN, and the writer drops the lock, waits
+ * for space (uploads commit and release it) and starts over.  flush and
+ * FUA then cost one group-committed fdatasync instead of an upload.
+ * Each segment records the newest record it holds (sh_wal_lsn, taken at
+ * seal) and the log's id (sh_wal_id); once it commits, records up to
+ * there are released.  Open replays the log's records above the head's
+ * sh_wal_lsn if the head names this log.  If it names another log (or
+ * none), the records here were superseded by a writer that committed
+ * without them: they are discarded with a warning, and an empty segment
+ * naming this log is committed before any write, so that a crash before
+ * the next upload still finds its records replayable.
+ *
  * Lease.  A writable open claims PREFIX "lease/" HEX16(~epoch) (see
  * format.h); a renewal thread rewrites it every ttl/3 after checking
  * that no newer epoch exists (else: fenced).  close releases it.
@@ -107,6 +123,7 @@
 #include "log.h"
 #include "segment.h"
 #include "volume.h"
+#include "wal.h"
 
 #define HF_VOL_IO_TRIES 6
 #define HF_VOL_MAX_CANDIDATES 16
@@ -482,6 +499,8 @@ struct hf_vol_seg {
   uint64_t volume_size;         /* at seal */
   bool force_ckpt;
   bool rollback;                /* checkpoint flagged HF_SH_ROLLBACK */
+  uint64_t wal_lsn;             /* newest WAL record held (with earlier
+                                   segments) */
   /* Set by the builder: */
   uint8_t *obj;                 /* the whole object */
   struct hf_seg_meta meta;      /* header and tables (owned) */
@@ -541,6 +560,16 @@ struct hf_volume {
   bool stop, crashed;
   unsigned uploading;
   struct hf_volume_info st;     /* counters part of the info */
+
+  /* Write-ahead log (NULL: none).  wal_id is immutable after open; the
+   * rest is under lock. */
+  struct hf_wal *wal;
+  uint64_t wal_id;
+  uint64_t wal_applied;         /* newest record applied to a buffer */
+  uint64_t wal_release_upto;    /* committed: may be released */
+  uint64_t wal_released;
+  bool wal_replaying;           /* defer releases (replay reads the log) */
+  uint64_t head_wal_lsn, head_wal_id;   /* of the head found at open */
 
   /* Builder state (builder thread only). */
   uint64_t b_parent_seq;
@@ -1229,6 +1258,7 @@ hf_vol_seal_locked (struct hf_volume *v, bool force, bool force_ckpt)
   s->buf = v->active;
   s->volume_size = v->size;
   s->force_ckpt = force_ckpt;
+  s->wal_lsn = v->wal_applied;
   if (s->buf == NULL)
     s->buf = nb, nb = NULL;
   s->prev = v->sealed_tail;
@@ -1448,20 +1478,24 @@ hf_vol_edge_current_locked (struct hf_volume *v, struct hf_vol_edge *e)
     e->loc.blk == l.blk;
 }
 
-static int hf_vol_flush_wait (struct hf_volume *v);
+static int hf_vol_durable (struct hf_volume *v);
 
 /* Apply a write (data != NULL) or an unmap (data NULL) of [offset,
  * offset + count) atomically: every block of it enters the active
  * buffer in one critical section, so a seal never splits a write and a
- * crash leaves a prefix of whole writes. */
+ * crash leaves a prefix of whole writes.  With a log, the record of type
+ * wal_type is appended in that same critical section; replay_lsn != 0
+ * means the call replays that record (nothing is appended). */
 static int
 hf_vol_modify (struct hf_volume *v, const uint8_t *data, uint64_t count,
-               uint64_t offset, unsigned flags)
+               uint64_t offset, unsigned flags, uint32_t wal_type,
+               uint64_t replay_lsn)
 {
   uint64_t end = offset + count, first, last, k;
   struct hf_vol_edge edge[2];
   CLEANUP_FREE uint8_t *scratch = NULL;
   size_t ne = 0, i;
+  uint64_t lsn;
   int r;
 
   pthread_mutex_lock (&v->lock);
@@ -1512,9 +1546,32 @@ hf_vol_modify (struct hf_volume *v, const uint8_t *data, uint64_t count,
       break;
     for (i = 0; i < ne && ok; i++)
       ok = hf_vol_edge_current_locked (v, &edge[i]);
-    if (ok)
+    if (!ok) {
+      pthread_mutex_unlock (&v->lock);
+      continue;
+    }
+    if (v->wal == NULL)
       break;
+    if (replay_lsn) {
+      v->wal_applied = replay_lsn;
+      break;
+    }
+    r = hf_wal_try_append (v->wal, wal_type, offset, data, count, &lsn);
+    if (r == 0) {
+      v->wal_applied = lsn;
+      break;
+    }
+    /* The log is full: its records are in buffers that must upload
+     * before it can be released, so seal the active one now. */
+    if (r == EAGAIN && hf_vol_seal_locked (v, false, false) != 0)
+      r = ENOMEM;
     pthread_mutex_unlock (&v->lock);
+    if (r != EAGAIN)
+      return r;                 /* ENOSPC or EIO, logged by the log */
+    /* Wait for uploads to release some of it. */
+    r = hf_wal_wait_space (v->wal, wal_type, count);
+    if (r)
+      return r;
   }
   /* Holding v->lock from here. */
   for (i = 0; i < ne && r == 0; i++) {
@@ -1540,7 +1597,7 @@ hf_vol_modify (struct hf_volume *v, const uint8_t *data, uint64_t count,
   }
   pthread_mutex_unlock (&v->lock);
   if (r == 0 && (flags & HF_VOL_FUA))
-    r = hf_vol_flush_wait (v);
+    r = hf_vol_durable (v);
   return r;
 }
 
@@ -1548,28 +1605,21 @@ int
 hf_volume_pwrite (struct hf_volume *v, const void *buf, size_t count,
                   uint64_t offset, unsigned flags)
 {
-  return hf_vol_modify (v, buf, count, offset, flags);
-}
-
-static int
-hf_vol_unmap (struct hf_volume *v, uint64_t count, uint64_t offset,
-              unsigned flags)
-{
-  return hf_vol_modify (v, NULL, count, offset, flags);
+  return hf_vol_modify (v, buf, count, offset, flags, HF_WAL_WRITE, 0);
 }
 
 int
 hf_volume_trim (struct hf_volume *v, uint64_t count, uint64_t offset,
                 unsigned flags)
 {
-  return hf_vol_unmap (v, count, offset, flags);
+  return hf_vol_modify (v, NULL, count, offset, flags, HF_WAL_TRIM, 0);
 }
 
 int
 hf_volume_zero (struct hf_volume *v, uint64_t count, uint64_t offset,
                 unsigned flags)
 {
-  return hf_vol_unmap (v, count, offset, flags);
+  return hf_vol_modify (v, NULL, count, offset, flags, HF_WAL_ZERO, 0);
 }
 
 /* Seal and wait until everything sealed so far has committed, or the
@@ -1617,27 +1667,71 @@ hf_vol_flush_wait (struct hf_volume *v)
   return hf_vol_flush_wait_force (v, false);
 }
 
+/* Make every write completed so far durable: in the log if there is
+ * one, else in the store. */
+static int
+hf_vol_durable (struct hf_volume *v)
+{
+  int r;
+
+  if (v->wal == NULL)
+    return hf_vol_flush_wait (v);
+  pthread_mutex_lock (&v->lock);
+  r = v->readonly ? 0 : hf_vol_write_err_locked (v);
+  pthread_mutex_unlock (&v->lock);
+  if (r == 0 && !v->readonly)
+    r = hf_wal_sync (v->wal);
+  return r;
+}
+
 int
 hf_volume_flush (struct hf_volume *v)
 {
-  return hf_vol_flush_wait (v);
+  return hf_vol_durable (v);
+}
+
+/* Set the size, logging it first (replay_lsn: replaying that record). */
+static int
+hf_vol_grow (struct hf_volume *v, uint64_t new_size, uint64_t replay_lsn)
+{
+  uint64_t lsn;
+  int r;
+
+  pthread_mutex_lock (&v->lock);
+  for (;;) {
+    r = hf_vol_write_err_locked (v);
+    if (r == 0 && (new_size < v->size || new_size % v->bs != 0))
+      r = EINVAL;
+    if (r || new_size == v->size)
+      break;
+    if (v->wal && replay_lsn)
+      v->wal_applied = replay_lsn;
+    else if (v->wal) {
+      r = hf_wal_try_append (v->wal, HF_WAL_GROW, new_size, NULL, 0, &lsn);
+      if (r == EAGAIN) {
+        hf_vol_seal_locked (v, false, false);
+        pthread_mutex_unlock (&v->lock);
+        r = hf_wal_wait_space (v->wal, HF_WAL_GROW, 0);
+        pthread_mutex_lock (&v->lock);
+        if (r == 0)
+          continue;
+      }
+      if (r)
+        break;
+      v->wal_applied = lsn;
+    }
+    v->size = new_size;
+    r = hf_vol_seal_locked (v, true, false);
+    break;
+  }
+  pthread_mutex_unlock (&v->lock);
+  return r;
 }
 
 int
 hf_volume_grow (struct hf_volume *v, uint64_t new_size)
 {
-  int r;
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&v->lock);
-
-  r = hf_vol_write_err_locked (v);
-  if (r)
-    return r;
-  if (new_size < v->size || new_size % v->bs != 0)
-    return EINVAL;
-  if (new_size == v->size)
-    return 0;
-  v->size = new_size;
-  return hf_vol_seal_locked (v, true, false);
+  return hf_vol_grow (v, new_size, 0);
 }
 
 /* ---- Extents ---- */
@@ -1922,6 +2016,8 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
   pthread_mutex_unlock (&v->lock);
   h->volume_size = s->volume_size;
   h->timestamp_ns = hf_vol_wall_ns ();
+  h->wal_lsn = s->wal_lsn;
+  h->wal_id = v->wal_id;
   h->n_ext = (uint32_t) next;
   h->n_data = (uint32_t) n;
   s->meta.ext = ext;
@@ -2188,6 +2284,8 @@ hf_vol_commit_locked (struct hf_volume *v)
     }
     v->head_seq = s->seq;
     v->committed_seq = s->seq;
+    if (s->wal_lsn > v->wal_release_upto)
+      v->wal_release_upto = s->wal_lsn;
     v->dirty_bytes -= s->buf->bytes;
     v->st.segments_committed++;
     v->st.data_bytes_uploaded += (uint64_t) s->meta.h.n_data * v->bs;
@@ -2217,6 +2315,24 @@ hf_vol_is_ours (struct hf_volume *v, const char *key, const uint8_t *obj)
       got != HF_SH_SIZE)
     return false;
   return memcmp (hdr, obj, HF_SH_SIZE) == 0;
+}
+
+/* Release the log records that committed segments hold.  Caller holds
+ * v->lock; it is dropped around the release (which unlinks files). */
+static void
+hf_vol_wal_release_locked (struct hf_volume *v)
+{
+  uint64_t upto = v->wal_release_upto;
+  int r;
+
+  if (v->wal == NULL || v->wal_replaying || upto <= v->wal_released)
+    return;
+  v->wal_released = upto;
+  pthread_mutex_unlock (&v->lock);
+  r = hf_wal_release (v->wal, upto);
+  pthread_mutex_lock (&v->lock);
+  if (r)            /* logged by the log; the space is reclaimed later */
+    v->wal_released = 0;
 }
 
 static int hf_vol_lease_check (struct hf_volume *v);
@@ -2271,6 +2387,7 @@ hf_vol_uploader_thread (void *arg)
     if (r == 0) {
       s->state = HF_VSEG_LANDED;
       hf_vol_commit_locked (v);
+      hf_vol_wal_release_locked (v);
     }
     else if (r == EEXIST) {
       s->state = HF_VSEG_BUILT;
@@ -2878,6 +2995,8 @@ hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
     v->b_parent_seq = head->h.seq;
     v->b_parent_crc = head->h.hdr_crc;
     v->b_ckpt_seq = head->h.ckpt_seq;
+    v->head_wal_lsn = head->h.wal_lsn;
+    v->head_wal_id = head->h.wal_id;
   }
   v->b_root = root;
   v->b_mapped = mapped;
@@ -3065,6 +3184,8 @@ hf_vol_free (struct hf_volume *v)
   struct hf_vol_seg *s, *n;
   size_t i;
 
+  if (v->wal)
+    hf_wal_close (v->wal);      /* no sync: a crash keeps what it kept */
   hf_btree_close (v->tree);
   hf_lineage_close (v->lin);
   for (s = v->sealed; s; s = n) {
@@ -3117,6 +3238,126 @@ hf_vol_start_threads (struct hf_volume *v)
     return r;
   v->leaser_started = true;
   return 0;
+}
+
+/* ---- Write-ahead log at open ---- */
+
+struct hf_vol_replay {
+  struct hf_volume *v;
+  uint64_t n, last;
+};
+
+static int
+hf_vol_replay_one (void *opaque, uint64_t lsn, uint32_t type,
+                   uint64_t offset, uint64_t len, const void *data)
+{
+  struct hf_vol_replay *rp = opaque;
+  struct hf_volume *v = rp->v;
+  int r;
+
+  switch (type) {
+  case HF_WAL_WRITE:
+    r = hf_vol_modify (v, data, len, offset, 0, type, lsn);
+    break;
+  case HF_WAL_TRIM:
+  case HF_WAL_ZERO:
+    r = hf_vol_modify (v, NULL, len, offset, 0, type, lsn);
+    break;
+  case HF_WAL_GROW:
+    r = hf_vol_grow (v, offset, lsn);
+    break;
+  default:
+    r = EBADMSG;
+  }
+  if (r) {
+    hf_error ("volume: replaying write-ahead log record %" PRIu64
+              " (type %" PRIu32 ", offset %" PRIu64 ", length %" PRIu64
+              "): %s", lsn, type, offset, len, strerror (r));
+    return r;
+  }
+  rp->n++;
+  if (rp->n % 65536 == 0)
+    hf_info ("volume: replayed %" PRIu64 " of %" PRIu64 " log records",
+             rp->n, rp->last - lsn + rp->n);
+  return 0;
+}
+
+/* Open the log, then replay it or, if the head names another log,
+ * discard it and commit a segment naming this one (see the top of the
+ * file).  Threads are running. */
+static int
+hf_vol_wal_open (struct hf_volume *v)
+{
+  struct hf_wal_options wo = {
+    .dir = v->o.wal_dir, .max_bytes = v->o.wal_max_bytes,
+    .first_lsn = v->head_wal_lsn,
+  };
+  struct hf_vol_replay rp = { .v = v };
+  struct hf_wal_stats ws;
+  uint64_t id, last;
+  int r;
+
+  memcpy (wo.volume_uuid, v->uuid, HF_UUID_SIZE);
+  r = hf_wal_open (&wo, &v->wal);
+  if (r)
+    return r;
+  id = hf_wal_log_id (v->wal);
+  last = hf_wal_last_lsn (v->wal);
+  hf_wal_get_stats (v->wal, &ws);
+  pthread_mutex_lock (&v->lock);
+  v->wal_id = id;
+  v->wal_applied = last;
+  pthread_mutex_unlock (&v->lock);
+
+  if (id == v->head_wal_id) {
+    if (last > v->head_wal_lsn) {
+      hf_info ("volume: replaying write-ahead log %s: records %" PRIu64
+               " to %" PRIu64 " (after segment %" PRIu64 ")", v->o.wal_dir,
+               v->head_wal_lsn + 1, last, v->head_seq);
+      pthread_mutex_lock (&v->lock);
+      v->wal_replaying = true;
+      v->wal_applied = v->head_wal_lsn;
+      pthread_mutex_unlock (&v->lock);
+      rp.last = last;
+      r = hf_wal_replay (v->wal, v->head_wal_lsn, hf_vol_replay_one, &rp);
+      pthread_mutex_lock (&v->lock);
+      v->wal_replaying = false;
+      v->st.wal_replayed = rp.n;
+      pthread_mutex_unlock (&v->lock);
+      if (r)
+        return r;
+      hf_info ("volume: replayed %" PRIu64 " log records", rp.n);
+    }
+    pthread_mutex_lock (&v->lock);
+    if (v->head_wal_lsn > v->wal_release_upto)
+      v->wal_release_upto = v->head_wal_lsn;
+    hf_vol_wal_release_locked (v);
+    pthread_mutex_unlock (&v->lock);
+    return 0;
+  }
+
+  if (ws.bytes_live > 0) {
+    hf_warn ("volume: write-ahead log %s holds records up to %" PRIu64
+             " that the volume never received: its head (segment %"
+             PRIu64 ") was committed by %s; those writes were superseded "
+             "(the volume was taken over or written without this log) "
+             "and are discarded", v->o.wal_dir, last, v->head_seq,
+             v->head_wal_id ? "a writer with another log"
+             : "a writer without a log");
+    r = hf_wal_release (v->wal, last);
+    if (r)
+      return r;
+  }
+  /* Name this log in the head before accepting writes. */
+  pthread_mutex_lock (&v->lock);
+  r = hf_vol_seal_locked (v, true, false);
+  pthread_mutex_unlock (&v->lock);
+  if (r == 0)
+    r = hf_vol_flush_wait (v);
+  if (r)
+    hf_error ("volume: committing the segment that names write-ahead log "
+              "%s: %s", v->o.wal_dir, strerror (r));
+  return r;
 }
 
 int
@@ -3194,6 +3435,11 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
       hf_error ("volume: starting threads: %s", strerror (r));
       goto err2;
     }
+    if (v->o.wal_dir) {
+      r = hf_vol_wal_open (v);
+      if (r)
+        goto err2;
+    }
   }
   v->ra_data = malloc (HF_VOL_RA_BYTES);
   if (v->ra_data &&
@@ -3215,11 +3461,15 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
 int
 hf_volume_close (struct hf_volume *v)
 {
+  bool wal_ok = false;
   int r = 0;
 
   if (!v->readonly) {
     bool need_ckpt;
 
+    /* If the store fails below, the log still has everything. */
+    if (v->wal && hf_wal_sync (v->wal) == 0)
+      wal_ok = true;
     r = hf_vol_flush_wait (v);
     if (r == 0) {
       pthread_mutex_lock (&v->lock);
@@ -3228,7 +3478,11 @@ hf_volume_close (struct hf_volume *v)
       if (need_ckpt)
         r = hf_vol_flush_wait_force (v, true);
     }
-    if (r)
+    if (r && wal_ok)
+      hf_error ("volume: close: data not committed to the store (%s); it "
+                "is kept in the write-ahead log %s and replayed at the "
+                "next open", strerror (r), v->o.wal_dir);
+    else if (r)
       hf_error ("volume: close: data not committed: %s", strerror (r));
   }
   hf_vol_stop_threads (v, false);
@@ -3274,6 +3528,17 @@ hf_volume_get_info (struct hf_volume *v, struct hf_volume_info *out)
     out->uploads_in_flight++;
   out->node_cache_nodes = bs.nodes_cached;
   pthread_mutex_unlock (&v->lock);
+  if (v->wal) {
+    struct hf_wal_stats ws;
+
+    hf_wal_get_stats (v->wal, &ws);
+    out->wal = true;
+    out->wal_bytes_live = ws.bytes_live;
+    out->wal_appends = ws.appends;
+    out->wal_syncs = ws.syncs;
+    out->wal_sync_waiters = ws.sync_waiters;
+    out->wal_waits = ws.waits;
+  }
 }
 
 /* ---- Compaction support (lib/gc.c) ----

@@ -8,10 +8,12 @@
  * earlier write at every stage: buffer, sealed/uploading, committed.
  *
  * Durability: hf_volume_flush returns once every write that completed
- * before it was called is committed to the store.  HF_VOL_FUA on a write
- * does the same for that write.  Without flush there is no promise.
- * After a crash the volume opens to a state containing every flushed
- * write and a prefix of the rest, in write order.
+ * before it was called is durable: committed to the store, or, with a
+ * write-ahead log (opts->wal_dir), in the fdatasync'ed log, from which a
+ * later open replays it.  HF_VOL_FUA on a write does the same for that
+ * write.  Without flush there is no promise.  After a crash the volume
+ * opens to a state containing every flushed write and a prefix of the
+ * rest, in write order.
  *
  * Offsets and lengths: any byte offset and length is accepted (partial
  * blocks are read-modify-written); offset + count beyond the volume size
@@ -81,6 +83,12 @@ struct hf_volume_options {
                                    URLs; NULL = the environment's */
   const struct hf_volume_hooks *hooks; /* borrowed; must outlive the
                                           volume; NULL = none */
+  const char *wal_dir;          /* write-ahead log directory (borrowed,
+                                   created if missing); NULL = no log:
+                                   flush waits for the store.  Ignored
+                                   when readonly */
+  uint64_t wal_max_bytes;       /* log space before writers wait for
+                                   uploads; 0 = 1 GiB */
   unsigned flush_timeout_ms;    /* flush (and close) give up with EIO
                                    when the store keeps failing this
                                    long; the data stays queued and keeps
@@ -161,6 +169,10 @@ struct hf_volume_info {
   uint64_t cache_hits;
   uint64_t cache_misses;
   uint64_t node_cache_nodes;
+  bool wal;                     /* a write-ahead log is in use */
+  uint64_t wal_bytes_live;      /* log bytes not yet released */
+  uint64_t wal_appends, wal_syncs, wal_sync_waiters, wal_waits;
+  uint64_t wal_replayed;        /* records replayed at open */
 };
 extern void hf_volume_get_info (struct hf_volume *v,
                                 struct hf_volume_info *out);

@@ -1225,9 +1225,10 @@ hf_wal_rotate (struct hf_wal *w, uint64_t rec_size)
   return err;
 }
 
-int
-hf_wal_append (struct hf_wal *w, uint32_t type, uint64_t offset,
-               const void *data, uint64_t len, uint64_t *lsn_out)
+static int
+hf_wal_append_common (struct hf_wal *w, uint32_t type, uint64_t offset,
+                      const void *data, uint64_t len, uint64_t *lsn_out,
+                      bool nowait)
 {
   uint8_t h[HF_WAL_RHDR_SIZE];
   struct iovec iov[3];
@@ -1261,6 +1262,10 @@ hf_wal_append (struct hf_wal *w, uint32_t type, uint64_t offset,
       goto unlock;
     }
     if (w->st.bytes_live > 0 && w->st.bytes_live + rec_size > w->max_bytes) {
+      if (nowait) {
+        err = EAGAIN;
+        goto unlock;
+      }
       if (!waited) {
         waited = true;
         w->st.waits++;
@@ -1347,6 +1352,40 @@ hf_wal_append (struct hf_wal *w, uint32_t type, uint64_t offset,
   return err;
 
  unlock:
+  pthread_mutex_unlock (&w->lock);
+  return err;
+}
+
+int
+hf_wal_append (struct hf_wal *w, uint32_t type, uint64_t offset,
+               const void *data, uint64_t len, uint64_t *lsn_out)
+{
+  return hf_wal_append_common (w, type, offset, data, len, lsn_out, false);
+}
+
+int
+hf_wal_try_append (struct hf_wal *w, uint32_t type, uint64_t offset,
+                   const void *data, uint64_t len, uint64_t *lsn_out)
+{
+  return hf_wal_append_common (w, type, offset, data, len, lsn_out, true);
+}
+
+int
+hf_wal_wait_space (struct hf_wal *w, uint32_t type, uint64_t len)
+{
+  uint64_t rec_size = HF_WAL_REC_SIZE (hf_wal_datalen (type, len));
+  bool waited = false;
+  int err;
+
+  pthread_mutex_lock (&w->lock);
+  while ((err = w->sticky_err) == 0 && w->st.bytes_live > 0 &&
+         w->st.bytes_live + rec_size > w->max_bytes) {
+    if (!waited) {
+      waited = true;
+      w->st.waits++;
+    }
+    pthread_cond_wait (&w->space_cond, &w->lock);
+  }
   pthread_mutex_unlock (&w->lock);
   return err;
 }
@@ -1587,6 +1626,17 @@ hf_wal_last_lsn (struct hf_wal *w)
 
   pthread_mutex_lock (&w->lock);
   r = w->next_lsn - 1;
+  pthread_mutex_unlock (&w->lock);
+  return r;
+}
+
+uint64_t
+hf_wal_log_id (struct hf_wal *w)
+{
+  uint64_t r;
+
+  pthread_mutex_lock (&w->lock);
+  r = w->log_id;
   pthread_mutex_unlock (&w->lock);
   return r;
 }

@@ -78,6 +78,17 @@ extern int hf_wal_replay (struct hf_wal *w, uint64_t after,
 extern int hf_wal_append (struct hf_wal *w, uint32_t type, uint64_t offset,
                           const void *data, uint64_t len, uint64_t *lsn);
 
+/* Like hf_wal_append, but instead of waiting for space it fails with
+ * EAGAIN (nothing appended): for callers holding a lock that the code
+ * releasing space needs.  They drop it, hf_wal_wait_space, and retry. */
+extern int hf_wal_try_append (struct hf_wal *w, uint32_t type,
+                              uint64_t offset, const void *data,
+                              uint64_t len, uint64_t *lsn);
+
+/* Wait until a record of this type and len fits under max_bytes (or the
+ * log is empty).  Returns 0, or the log's sticky error. */
+extern int hf_wal_wait_space (struct hf_wal *w, uint32_t type, uint64_t len);
+
 /* Make every record appended before this call durable (group commit). */
 extern int hf_wal_sync (struct hf_wal *w);
 
@@ -88,6 +99,10 @@ extern int hf_wal_release (struct hf_wal *w, uint64_t upto);
 
 /* Highest LSN appended (or found at open). */
 extern uint64_t hf_wal_last_lsn (struct hf_wal *w);
+
+/* The log's random id (fh_log_id): segments name the log whose records
+ * they hold, so a reopened volume replays only its own log. */
+extern uint64_t hf_wal_log_id (struct hf_wal *w);
 
 extern void hf_wal_get_stats (struct hf_wal *w, struct hf_wal_stats *out);
 

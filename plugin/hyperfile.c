@@ -74,6 +74,7 @@ static bool hf_gc_running;
 static pthread_mutex_t hf_gc_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t hf_gc_cond = PTHREAD_COND_INITIALIZER;
 static bool hf_gc_stop;
+static const char *hf_wal_dir;          /* NULL: no write-ahead log */
 
 /* State.  hf_store and hf_volume are set in .get_ready/.after_fork and
  * torn down in .cleanup; the callbacks in between only read them. */
@@ -214,11 +215,23 @@ hyperfile_config (const char *key, const char *value)
     hf_block_size = n;
   }
   else if (strcmp (key, "wal") == 0) {
-    if (strcmp (value, "off") != 0) {
-      nbdkit_error ("wal=%s: the write-ahead log is not supported yet; "
-                    "use wal=off", value);
+    if (strcmp (value, "off") == 0)
+      hf_wal_dir = NULL;
+    else if (*value == '\0') {
+      nbdkit_error ("wal=: expected a directory or off");
       return -1;
     }
+    else
+      hf_wal_dir = value;
+  }
+  else if (strcmp (key, "wal-size") == 0) {
+    if ((n = nbdkit_parse_size (value)) == -1)
+      return -1;
+    if (n < 1024 * 1024) {
+      nbdkit_error ("wal-size=%s: at least 1M", value);
+      return -1;
+    }
+    hf_opts.wal_max_bytes = n;
   }
   else if (strcmp (key, "cache") == 0) {
     if (strcmp (value, "off") == 0)
@@ -404,7 +417,8 @@ hyperfile_config_complete (void)
   "profile=NAME            section of ~/.aws/credentials\n" \
   "size=SIZE               create the volume with this size if missing\n" \
   "block-size=N            block size of a new volume (default 4096)\n" \
-  "wal=off                 write-ahead log (only off so far)\n" \
+  "wal=DIR|off             write-ahead log directory (default off)\n" \
+  "wal-size=SIZE           log space before writers wait (default 1G)\n" \
   "cache=DIR|off           local block cache directory (default off)\n" \
   "cache-size=SIZE         local block cache size (default 1G)\n" \
   "segment-size=SIZE       seal a segment at this size (default 32M)\n" \
@@ -446,6 +460,53 @@ hyperfile_resolve_at (const struct hf_volume_info *vi)
   return 0;
 }
 
+/* Check a local directory parameter (cache=, wal=): create it if
+ * missing, and refuse now, not after the fork, if another server holds
+ * its lock file (hyperfile-format(5): CACHE FILES, WAL RECORDS).  The
+ * owner takes the lock for real in .after_fork. */
+static int
+hyperfile_check_local_dir (const char *param, const char *dir,
+                           const char *lockname)
+{
+  struct stat st;
+  char lock[4096];
+  int fd;
+
+  if (mkdir (dir, 0700) == -1 && errno != EEXIST) {
+    nbdkit_error ("%s=%s: mkdir: %m", param, dir);
+    return -1;
+  }
+  if (stat (dir, &st) == -1) {
+    nbdkit_error ("%s=%s: %m", param, dir);
+    return -1;
+  }
+  if (!S_ISDIR (st.st_mode)) {
+    nbdkit_error ("%s=%s: not a directory", param, dir);
+    return -1;
+  }
+  if (access (dir, W_OK | X_OK) == -1) {
+    nbdkit_error ("%s=%s: %m", param, dir);
+    return -1;
+  }
+  if (snprintf (lock, sizeof lock, "%s/%s", dir, lockname)
+      >= (int) sizeof lock) {
+    nbdkit_error ("%s=%s: name too long", param, dir);
+    return -1;
+  }
+  fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd == -1) {
+    nbdkit_error ("%s=%s: %s: %m", param, dir, lock);
+    return -1;
+  }
+  if (flock (fd, LOCK_EX | LOCK_NB) == -1) {
+    nbdkit_error ("%s=%s: in use by another process", param, dir);
+    close (fd);
+    return -1;
+  }
+  close (fd);                   /* releases the lock */
+  return 0;
+}
+
 /* Open the store and check the volume against the parameters.  Opens
  * the volume read-only briefly (no lease, no writes) to read its state. */
 static int
@@ -457,48 +518,16 @@ hyperfile_get_ready (void)
                                   .parent_cfg = &hf_s3 };
   struct hf_volume_info vi;
   struct hf_volume *v;
-  struct stat st;
   int r;
 
-  /* The cache itself opens in .after_fork; catch a bad directory now. */
-  if (hf_cache_dir) {
-    if (mkdir (hf_cache_dir, 0700) == -1 && errno != EEXIST) {
-      nbdkit_error ("cache=%s: mkdir: %m", hf_cache_dir);
-      return -1;
-    }
-    if (stat (hf_cache_dir, &st) == -1) {
-      nbdkit_error ("cache=%s: %m", hf_cache_dir);
-      return -1;
-    }
-    if (!S_ISDIR (st.st_mode)) {
-      nbdkit_error ("cache=%s: not a directory", hf_cache_dir);
-      return -1;
-    }
-    if (access (hf_cache_dir, W_OK | X_OK) == -1) {
-      nbdkit_error ("cache=%s: %m", hf_cache_dir);
-      return -1;
-    }
-    /* Another server using the cache holds a lock on DIR/cache.lock
-     * (hyperfile-format(5), CACHE FILES): refuse now, not after the
-     * fork.  The cache takes the lock for real in .after_fork. */
-    {
-      char lock[4096];
-      int fd;
-
-      snprintf (lock, sizeof lock, "%s/cache.lock", hf_cache_dir);
-      fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-      if (fd == -1) {
-        nbdkit_error ("cache=%s: %s: %m", hf_cache_dir, lock);
-        return -1;
-      }
-      if (flock (fd, LOCK_EX | LOCK_NB) == -1) {
-        nbdkit_error ("cache=%s: in use by another process", hf_cache_dir);
-        close (fd);
-        return -1;
-      }
-      close (fd);               /* releases the lock */
-    }
-  }
+  /* The cache and the log open in .after_fork; catch a bad directory
+   * now. */
+  if (hf_cache_dir &&
+      hyperfile_check_local_dir ("cache", hf_cache_dir, "cache.lock") == -1)
+    return -1;
+  if (hf_wal_dir && !hf_opts.readonly &&
+      hyperfile_check_local_dir ("wal", hf_wal_dir, "wal.lock") == -1)
+    return -1;
 
   /* The metrics file is replaced by rename: its directory must take a
    * new file. */
@@ -663,6 +692,21 @@ hyperfile_write_metrics (FILE *fp)
   HF_M ("cache_hits_total", "counter", "Block cache hits.", vi.cache_hits);
   HF_M ("cache_misses_total", "counter", "Block cache misses.",
         vi.cache_misses);
+  if (vi.wal) {
+    HF_M ("wal_live_bytes", "gauge", "Write-ahead log bytes not yet "
+          "released (their segments have not committed).",
+          vi.wal_bytes_live);
+    HF_M ("wal_appends_total", "counter", "Write-ahead log records "
+          "appended.", vi.wal_appends);
+    HF_M ("wal_syncs_total", "counter", "fdatasyncs of the write-ahead log "
+          "(group commit: one per batch of flushes).", vi.wal_syncs);
+    HF_M ("wal_sync_requests_total", "counter", "Flushes and FUA writes "
+          "that waited for a log sync.", vi.wal_sync_waiters);
+    HF_M ("wal_full_waits_total", "counter", "Writes that waited because "
+          "the log was full.", vi.wal_waits);
+    HF_M ("wal_replayed_records", "gauge", "Log records replayed at open.",
+          vi.wal_replayed);
+  }
   if (hf_cache) {
     struct hf_cache_stats cs;
 
@@ -817,6 +861,7 @@ hyperfile_after_fork (void)
     hf_hooks.cache_put = hyperfile_cache_put;
     hf_opts.hooks = &hf_hooks;
   }
+  hf_opts.wal_dir = hf_wal_dir;       /* the volume opens it (and its ring) */
 
   r = hf_volume_open (hf_store, hf_prefix, &hf_opts, &hf_volume);
   if (r)
