@@ -55,12 +55,14 @@ loud (enum hf_log_level level, const char *msg)
 }
 
 /* ---- Captured log lines, to check error messages ---- */
-static char last_error[1024];
+static char last_error[1024], last_warn[1024];
 static void
 capture (enum hf_log_level level, const char *msg)
 {
   if (level == HF_LOG_ERROR)
     snprintf (last_error, sizeof last_error, "%s", msg);
+  if (level == HF_LOG_WARN)
+    snprintf (last_warn, sizeof last_warn, "%s", msg);
   loud (level, msg);
 }
 
@@ -1095,6 +1097,132 @@ START_TEST (test_store_down)
 }
 END_TEST
 
+/* The write-ahead log: flush is durable without the store; a crash
+ * replays; a store outage is ridden out; records superseded by a writer
+ * without the log are discarded, not replayed over newer data; a failed
+ * fdatasync makes the volume refuse writes. */
+START_TEST (test_wal)
+{
+  char *dir, *wdir, *wal;
+  struct hf_objstore *d, *s;
+  struct hf_volume *v;
+  struct hf_volume_info info;
+  struct hf_fault_config fc = { .seed = 11 };
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .flush_timeout_ms = 300 };
+  uint8_t a[8 * 4096], b[8 * 4096], c[4096], r[8 * 4096];
+  uint64_t head;
+
+  if (!have_fault ())
+    return;
+  hf_log_set_sink (capture);
+  dir = make_tmpdir ();
+  wdir = make_tmpdir ();
+  ck_assert (asprintf (&wal, "%s/wal", wdir) > 0);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &d), 0);
+  ck_assert_int_eq (hf_objstore_fault_open (d, &fc, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  o.wal_dir = wal;
+
+  /* Open commits one empty segment naming the new log. */
+  v = open_opts (s, &o);
+  hf_volume_get_info (v, &info);
+  ck_assert (info.wal);
+  ck_assert_uint_eq (info.head_seq, 1);
+  head = info.head_seq;
+
+  /* Flush is the log's fdatasync: nothing reaches the store. */
+  pattern (a, sizeof a, 1);
+  ck_assert_int_eq (hf_volume_pwrite (v, a, sizeof a, 8192, 0), 0);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  pattern (c, sizeof c, 3);
+  ck_assert_int_eq (hf_volume_pwrite (v, c, 100, 5, HF_VOL_FUA), 0);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.head_seq, head);
+  ck_assert_uint_ge (info.wal_syncs, 1);
+  ck_assert_uint_eq (info.wal_appends, 2);
+  ck_assert_uint_gt (info.wal_bytes_live, sizeof a);
+
+  /* The store goes down; writes and flushes go on. */
+  hf_objstore_fault_set_down (s, true);
+  pattern (b, sizeof b, 2);
+  ck_assert_int_eq (hf_volume_pwrite (v, b, sizeof b, 65536, 0), 0);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  hf_volume_crash (v);
+  hf_objstore_fault_set_down (s, false);
+
+  /* Replayed: everything flushed is there. */
+  o.break_lease = true;
+  v = open_opts (s, &o);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.wal_replayed, 3);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof a, 8192), 0);
+  ck_assert (memcmp (r, a, sizeof a) == 0);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof b, 65536), 0);
+  ck_assert (memcmp (r, b, sizeof b) == 0);
+  ck_assert_int_eq (hf_volume_pread (v, r, 100, 5), 0);
+  ck_assert (memcmp (r, c, 100) == 0);
+  /* A clean close commits it all and empties the log. */
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  o.break_lease = false;
+  o.wal_dir = NULL;
+  v = open_opts (s, &o);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof b, 65536), 0);
+  ck_assert (memcmp (r, b, sizeof b) == 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  /* Superseded: a flushed write only in the log, then a writer without
+   * the log writes the same place.  The log's record must not come
+   * back over it. */
+  o.wal_dir = wal;
+  v = open_opts (s, &o);
+  memset (c, 0xaa, sizeof c);
+  ck_assert_int_eq (hf_volume_pwrite (v, c, sizeof c, 0, 0), 0);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  hf_volume_crash (v);
+  o.wal_dir = NULL;
+  o.break_lease = true;
+  v = open_opts (s, &o);
+  memset (c, 0x55, sizeof c);
+  ck_assert_int_eq (hf_volume_pwrite (v, c, sizeof c, 0, 0), 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  o.wal_dir = wal;
+  o.break_lease = false;
+  last_warn[0] = '\0';
+  v = open_opts (s, &o);
+  ck_assert_msg (strstr (last_warn, "superseded") != NULL, "log: %s",
+                 last_warn);
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 0), 0);
+  ck_assert (memcmp (r, c, 4096) == 0);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.wal_replayed, 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  /* A failed fdatasync: EIO for the flush and every later write, until
+   * the volume is reopened; what is in memory still commits. */
+  setenv ("HF_WAL_TEST_FAIL_SYNC", "1", 1);
+  v = open_opts (s, &o);
+  unsetenv ("HF_WAL_TEST_FAIL_SYNC");
+  ck_assert_int_eq (hf_volume_pwrite (v, a, 4096, 0, 0), 0);
+  ck_assert_int_eq (hf_volume_flush (v), EIO);
+  ck_assert_int_eq (hf_volume_pwrite (v, b, 4096, 0, 0), EIO);
+  ck_assert_int_eq (hf_volume_pwrite (v, b, 4096, 0, HF_VOL_FUA), EIO);
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 0), 0);
+  ck_assert (memcmp (r, a, 4096) == 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  v = open_opts (s, &o);
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 0), 0);
+  ck_assert (memcmp (r, a, 4096) == 0);
+  ck_assert_int_eq (hf_volume_pwrite (v, b, 4096, 0, HF_VOL_FUA), 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  hf_objstore_close (s);
+  free (wal);
+  rm_tmpdir (wdir);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -1115,6 +1243,7 @@ main (void)
   tcase_add_test (tc, test_two_writers);
   tcase_add_test (tc, test_concurrent);
   tcase_add_test (tc, test_store_down);
+  tcase_add_test (tc, test_wal);
   tcase_add_test (tc, test_model_dir);
   tcase_add_test (tc, test_model_fault);
   tcase_add_test (tc, test_model_wal);
