@@ -38,7 +38,8 @@ expect_fail 'unknown scheme' 'http://example.com/x'
 expect_fail 'no bucket' 's3://' secret-key=+"$tmp/secret" access-key=AK
 expect_fail 'no volume there.*size=' "$tmp/absent"
 expect_fail 'size=' "$tmp/v" size=0
-expect_fail 'wal=.*not supported' "$tmp/v" size=1M wal="$tmp/wal"
+expect_fail 'wal=: expected a directory' "$tmp/v" size=1M wal=
+expect_fail 'wal-size=.*at least' "$tmp/v" size=1M wal="$tmp/wal" wal-size=10
 expect_fail 'at=.*not a time in ISO 8601' "$tmp/v" size=1M at=2026-11-25T25:00:00Z
 expect_fail 'at=.*not a time in ISO 8601' "$tmp/v" size=1M at=2026-11-25
 expect_fail 'at=.*neither a segment number' "$tmp/v" size=1M at=.hidden
@@ -46,6 +47,7 @@ expect_fail 'no volume there to open at=yesterday' "$tmp/v" size=1M at=yesterday
 expect_fail 'cache-size=.*at least' "$tmp/v" size=1M cache="$tmp/c" cache-size=10
 touch "$tmp/notadir"
 expect_fail 'cache=.*directory' "$tmp/v" size=1M cache="$tmp/notadir"
+expect_fail 'wal=.*not a directory' "$tmp/v" size=1M wal="$tmp/notadir"
 expect_fail 'block-size=' "$tmp/v" size=1M block-size=1000
 expect_fail 'flush-interval=.*duration' "$tmp/v" size=1M flush-interval=soon
 expect_fail 'unknown parameter' "$tmp/v" size=1M colour=blue
@@ -56,6 +58,14 @@ expect_fail 'disagrees' "$tmp/v" size=2M
 expect_fail 'at=99 is out of range' "$tmp/v" at=99
 expect_fail 'no point in time yet' "$tmp/v" at=2026-11-25T10:00:00Z
 expect_fail 'snapshot nosuch does not exist' "$tmp/v" at=nosuch
+# A log directory another server uses (it holds wal.lock).
+mkdir -p "$tmp/wal2"
+flock "$tmp/wal2/wal.lock" sleep 30 &
+lockpid=$!
+cleanup_fn "kill $lockpid 2>/dev/null"
+sleep 0.3
+expect_fail 'wal=.*in use by another process' "$tmp/v" wal="$tmp/wal2"
+kill $lockpid; wait $lockpid 2>/dev/null || true
 # Verbose output of a working server does not show the secret either
 # (given as +FILE; a literal value would be echoed by nbdkit -v itself).
 nbdkit -v -U - "$PLUGIN" "$tmp/v" access-key=AK secret-key=+"$tmp/secret" \
