@@ -959,6 +959,64 @@ hf_gc_scan_retry (struct hf_gc *g)
   return r;
 }
 
+/* Old writer leases: each writable open takes a new epoch and leaves
+ * its lease object behind.  Only the newest epoch decides anything
+ * (format.h, "Writer lease"); the newest two are kept so that a writer
+ * acquiring the next epoch right now still sees its predecessor. */
+struct hf_gc_keys {
+  char **k;
+  size_t n, cap;
+};
+
+static int
+hf_gc_lease_fn (void *opaque, const char *key, uint64_t size)
+{
+  struct hf_gc_keys *ks = opaque;
+
+  (void) size;
+  if (ks->n == ks->cap) {
+    size_t nc = ks->cap ? ks->cap * 2 : 16;
+    char **nv = realloc (ks->k, nc * sizeof *nv);
+    if (nv == NULL)
+      return ENOMEM;
+    ks->k = nv;
+    ks->cap = nc;
+  }
+  if ((ks->k[ks->n] = strdup (key)) == NULL)
+    return ENOMEM;
+  ks->n++;
+  return 0;
+}
+
+static int
+hf_gc_leases (struct hf_gc *g)
+{
+  char pfx[HF_OBJSTORE_KEY_MAX + 1];
+  struct hf_gc_keys ks = { 0 };
+  size_t i;
+  int r;
+
+  snprintf (pfx, sizeof pfx, "%slease/", g->prefix);
+  r = hf_objstore_list (g->s, pfx, NULL, hf_gc_lease_fn, &ks);
+  if (r == 0 && ks.n > 2) {
+    g->rep.leases_deleted = ks.n - 2;
+    if (!g->o.dry_run)
+      for (i = 2; i < ks.n && r == 0; i += HF_GC_DELETE_BATCH) {
+        size_t n = ks.n - i < HF_GC_DELETE_BATCH ? ks.n - i
+          : HF_GC_DELETE_BATCH;
+        r = hf_objstore_delete_many (g->s, (const char *const *) ks.k + i,
+                                     n);
+      }
+  }
+  for (i = 0; i < ks.n; i++)
+    free (ks.k[i]);
+  free (ks.k);
+  if (r)
+    hf_warn ("gc: %s%s: collecting old leases: %s",
+             hf_objstore_describe (g->s), g->prefix, strerror (r));
+  return 0;                     /* old leases are only clutter */
+}
+
 int
 hf_gc_run (struct hf_objstore *s, const char *prefix,
            struct hf_volume *writer, const struct hf_gc_options *o,
@@ -1017,6 +1075,8 @@ hf_gc_run (struct hf_objstore *s, const char *prefix,
   }
   if (r == 0)
     r = hf_gc_sweep (&g);
+  if (r == 0)
+    r = hf_gc_leases (&g);
   g.rep.compacted_segments = acc.compacted_segments;
   g.rep.relocated_blocks = acc.relocated_blocks;
   g.rep.touched_nodes = acc.touched_nodes;

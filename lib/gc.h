@@ -44,6 +44,9 @@
  * stops using them, and collects them once no retained point reaches
  * them.
  *
+ * Old writer lease objects (all but the newest two epochs) are deleted
+ * too: only the newest epoch decides who may write.
+ *
  * Memory is bounded by the number of segments (a few dozen bytes each),
  * the checkpoint delta of the roots' chains (segment headers only), the
  * node cache (node_cache nodes) and the set of visited node addresses
@@ -106,6 +109,8 @@ struct hf_gc_report {
   uint64_t compacted_segments;
   uint64_t relocated_blocks;
   uint64_t touched_nodes;
+  uint64_t leases_deleted;      /* old writer lease objects (all but the
+                                   newest two) */
 };
 
 /* Collect garbage of the volume under prefix in s (both borrowed).

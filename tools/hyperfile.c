@@ -864,12 +864,13 @@ hf_tool_gc (int argc, char **argv)
             PRIu64 ", \"deleted_segments\": %" PRIu64
             ", \"deleted_bytes\": %" PRIu64 ", \"orphans\": %" PRIu64
             ", \"kept_young\": %" PRIu64 ", \"compacted_segments\": %"
-            PRIu64 ", \"relocated_blocks\": %" PRIu64 "}\n",
+            PRIu64 ", \"relocated_blocks\": %" PRIu64
+            ", \"leases_deleted\": %" PRIu64 "}\n",
             hf_tool_dry_run ? "true" : "false", rep.head_seq, rep.segments,
             rep.bytes, rep.reachable_segments, rep.reachable_bytes,
             rep.live_bytes, rep.deleted_segments, rep.deleted_bytes,
             rep.orphans, rep.kept_young, rep.compacted_segments,
-            rep.relocated_blocks);
+            rep.relocated_blocks, rep.leases_deleted);
   else
     printf ("head segment %" PRIu64 ": %" PRIu64 " segments, %" PRIu64
             " bytes; reachable %" PRIu64 " (%" PRIu64 " bytes); head uses %"

@@ -221,6 +221,15 @@ sum_fn (void *opaque, const char *key, uint64_t size)
   return 0;
 }
 
+static int
+count_fn (void *opaque, const char *key, uint64_t size)
+{
+  (void) key;
+  (void) size;
+  ++*(uint64_t *) opaque;
+  return 0;
+}
+
 static uint64_t
 store_bytes (struct hf_objstore *s, const char *prefix)
 {
@@ -707,6 +716,24 @@ START_TEST (test_kill)
     ck_assert_int_eq (hf_volume_close (v), 0);
   }
   ck_assert_uint_ge (killed, 10);
+
+  /* Every open left a lease object; GC keeps the newest two. */
+  {
+    struct hf_gc_options o = { 0 };
+    struct hf_gc_report rep;
+    uint64_t n = 0;
+
+    ck_assert_int_eq (hf_objstore_list (s, "lease/", NULL, count_fn, &n), 0);
+    ck_assert_uint_gt (n, 10);
+    ck_assert_int_eq (hf_gc_run (s, "", NULL, &o, &rep), 0);
+    ck_assert_uint_eq (rep.leases_deleted, n - 2);
+    n = 0;
+    ck_assert_int_eq (hf_objstore_list (s, "lease/", NULL, count_fn, &n), 0);
+    ck_assert_uint_eq (n, 2);
+    v = open_writer (s, "");
+    expect_image (v, img);
+    ck_assert_int_eq (hf_volume_close (v), 0);
+  }
   free (img);
   free (snap);
   hf_objstore_close (s);
