@@ -40,6 +40,7 @@ struct hf_history {
   struct hf_seg_hdr *hdrs;      /* their headers, [0, nfetched) */
   int *errs;                    /* and the errors reading them */
   size_t nlisted, nfetched, caplisted, idx;
+  size_t fetch_batch;           /* size of the last header batch */
   bool list_done;
   char list_after[HF_OBJSTORE_KEY_MAX + 1];
   uint64_t cur;                 /* next seq to visit; 0: walk ended */
@@ -199,15 +200,19 @@ hf_history_fetch (struct hf_history_fetch *f)
 
 /* ---- The walk ----
  *
- * Points are found newest first, HF_HISTORY_BATCH segments at a time: a
- * LIST page of seg/ keys (continuing after the last key seen), then
- * their headers fetched in parallel, then the parent links followed as
- * far as those headers reach.  Callers stop the walk as soon as they
- * have what they need, so resolving a recent time or seq costs a few
- * requests however long the history is; listing everything costs one
- * LIST page and one small GET per segment. */
+ * Points are found newest first: a LIST page of HF_HISTORY_LIST_PAGE
+ * seg/ keys (continuing after the last key seen; S3's page size, so no
+ * listed key is wasted), then headers fetched in parallel in batches that
+ * start at HF_HISTORY_FETCH_MIN and double up to HF_HISTORY_FETCH_MAX,
+ * then the parent links followed as far as those headers reach.  Callers
+ * stop the walk as soon as they have what they need, so resolving a
+ * recent time or seq costs one LIST and a few GETs however long the
+ * history is; listing everything costs one LIST page per 1000 segments
+ * and one small GET per segment. */
 
-#define HF_HISTORY_BATCH 256
+#define HF_HISTORY_LIST_PAGE 1000
+#define HF_HISTORY_FETCH_MIN 16
+#define HF_HISTORY_FETCH_MAX 256
 
 static struct hf_point
 hf_history_point_of (const struct hf_seg_hdr *s, bool inherited)
@@ -233,7 +238,7 @@ static int
 hf_history_push_listed (struct hf_history *h, uint64_t seq)
 {
   if (h->nlisted == h->caplisted) {
-    size_t nc = h->caplisted ? h->caplisted * 2 : HF_HISTORY_BATCH;
+    size_t nc = h->caplisted ? h->caplisted * 2 : HF_HISTORY_LIST_PAGE;
     uint64_t *nv = realloc (h->listed, nc * sizeof *nv);
     struct hf_seg_hdr *nh = realloc (h->hdrs, nc * sizeof *nh);
     int *ne;
@@ -284,7 +289,7 @@ hf_history_list_more (struct hf_history *h)
 
   snprintf (pfx, sizeof pfx, "%sseg/", own->prefix);
   q.plen = strlen (pfx);
-  q.want = HF_HISTORY_BATCH;
+  q.want = HF_HISTORY_LIST_PAGE;
   for (k = 0; k < HF_HISTORY_TRIES; k++) {
     if (k)
       hf_history_sleep (k);
@@ -314,7 +319,12 @@ static void
 hf_history_fetch_to (struct hf_history *h, size_t upto)
 {
   struct hf_history_fetch f = { .lin = h->lin };
-  size_t end = h->nfetched + HF_HISTORY_BATCH;
+  size_t end;
+
+  h->fetch_batch = h->fetch_batch == 0 ? HF_HISTORY_FETCH_MIN
+    : h->fetch_batch * 2 > HF_HISTORY_FETCH_MAX ? HF_HISTORY_FETCH_MAX
+    : h->fetch_batch * 2;
+  end = h->nfetched + h->fetch_batch;
 
   if (end < upto + 1)
     end = upto + 1;

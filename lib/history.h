@@ -5,9 +5,9 @@
  * plugin's at=SEQ|TIMESTAMP|SNAPSHOT to a seq, and creates, lists and
  * deletes the snap/ and clones/ objects.  It reads only segment headers
  * (one 256-byte ranged GET each, HF_HISTORY_THREADS in parallel, in
- * batches of 256 after each LIST page of seg/) and never the data or the
- * index, and stops as soon as it has what it needs: resolving a recent
- * seq or time costs one LIST page and one batch of GETs however long the
+ * growing batches after each LIST page of seg/) and never the data or
+ * the index, and stops as soon as it has what it needs: resolving a
+ * recent seq or time costs one LIST page and a few GETs however long the
  * history is; listing all points costs one GET per segment.
  *
  * The head is the one a read-only open of the volume recovers

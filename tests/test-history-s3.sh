@@ -61,8 +61,8 @@ expect "$src" A at=first
 # The registration sits in the parent's prefix.
 curl -sf "$S3_ENDPOINT/$S3_BUCKET?list-type=2&prefix=parent/clones/" \
   | grep -E 'parent/clones/[0-9a-f]{32}'
-# A history longer than one LIST batch (256): 300 flushes, one segment
-# each; `ls` pages through all of them and an old time resolves.
+# A history longer than the first header batches: 300 flushes, one segment
+# each; `ls` reads all of them and an old time resolves.
 long="s3://$S3_BUCKET/long"
 "$H" --endpoint "$S3_ENDPOINT" create "$long" --size 1M
 hf_start "$long" "$ep"
