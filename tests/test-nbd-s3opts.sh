@@ -2,7 +2,8 @@
 # The plugin's S3 parameters, end to end through nbdkit against the S3
 # test server (tests/s3rver/server.js), with nothing from the
 # environment: endpoint=, region=, access-key=, secret-key=+FILE,
-# session-token=+FILE, virtual-host=true, tls-verify=false, ca-file=.
+# session-token=+FILE, virtual-host=true, tls-verify=false, ca-file=;
+# then the other sources of credentials (environment, profiles).
 # Each is checked where it shows: what the server received (its request
 # log: Host, credential scope, key id, signed token), what it refuses
 # (temporary credentials without their token, TLS without the CA), and
@@ -130,7 +131,66 @@ if new_requests | grep -v "^[A-Z]* $S3_BUCKET\.s3\.localhost:$S3RVER_PORT /" |
 fi
 echo "ok: virtual-host=true ($n requests to $S3_BUCKET.s3.localhost)"
 
-# 4. TLS, on a second server with a certificate from a CA of its own.
+# 4. The other credential sources: the environment, with a session
+# token; ~/.aws/credentials profiles (profile=, AWS_PROFILE, the default
+# one, AWS_SHARED_CREDENTIALS_FILE), a token there too.  Each run must
+# sign every request with the key (and token) it was meant to use.
+# used_key KEY yes|no: so did the requests since mark_reqlog.
+used_key ()
+{
+  local n
+  n=$(new_requests | grep -c "ak=$1 .* token=$2" || :)
+  [ "$n" -ge 2 ] || fail "only $n requests with key $1, token=$2"
+  if new_requests | grep -v "ak=$1 .* token=$2" | grep .; then
+    fail "the requests above did not use key $1, token=$2"
+  fi
+  if [ "$2" = yes ] && new_requests |
+     grep -v "signed=[^ ]*x-amz-security-token" | grep .; then
+    fail "the requests above did not sign the token"
+  fi
+}
+mark_reqlog
+AWS_ACCESS_KEY_ID=$S3_TEMP_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_TEMP_SECRET_KEY \
+  AWS_SESSION_TOKEN=$S3_TEMP_SESSION_TOKEN \
+  serve "$tmp/env.out" "$read_check" "s3://$S3_BUCKET/opts-token" \
+  endpoint="$S3_ENDPOINT"
+used_key "$S3_TEMP_ACCESS_KEY" yes
+mkdir "$tmp/.aws"
+cat > "$tmp/.aws/credentials" <<CREDS
+[default]
+aws_access_key_id = $S3_TEMP_ACCESS_KEY
+aws_secret_access_key = $S3_TEMP_SECRET_KEY
+aws_session_token = $S3_TEMP_SESSION_TOKEN
+
+# a comment
+[hf-test]
+aws_access_key_id=$S3_TEST_ACCESS_KEY
+aws_secret_access_key=$S3_TEST_SECRET_KEY
+CREDS
+mark_reqlog
+serve "$tmp/profile-default.out" "$read_check" "s3://$S3_BUCKET/opts-token" \
+  endpoint="$S3_ENDPOINT"
+used_key "$S3_TEMP_ACCESS_KEY" yes
+mark_reqlog
+serve "$tmp/profile.out" "$read_check" "s3://$S3_BUCKET/opts-plain" \
+  endpoint="$S3_ENDPOINT" profile=hf-test
+used_key "$S3_TEST_ACCESS_KEY" no
+mark_reqlog
+AWS_PROFILE=hf-test serve "$tmp/aws-profile.out" "$read_check" \
+  "s3://$S3_BUCKET/opts-plain" endpoint="$S3_ENDPOINT"
+used_key "$S3_TEST_ACCESS_KEY" no
+mv "$tmp/.aws/credentials" "$tmp/creds"
+mark_reqlog
+AWS_SHARED_CREDENTIALS_FILE=$tmp/creds serve "$tmp/creds-file.out" \
+  "$read_check" "s3://$S3_BUCKET/opts-plain" endpoint="$S3_ENDPOINT" \
+  profile=hf-test
+used_key "$S3_TEST_ACCESS_KEY" no
+expect_refusal "$tmp/no-creds.out" "no credentials" \
+  "s3://$S3_BUCKET/opts-plain" endpoint="$S3_ENDPOINT"
+echo "ok: environment and ~/.aws/credentials (profile=, AWS_PROFILE," \
+     "AWS_SHARED_CREDENTIALS_FILE, tokens)"
+
+# 5. TLS, on a second server with a certificate from a CA of its own.
 kill_s3rver
 start_s3rver --tls
 tls=(endpoint="$S3_ENDPOINT" access-key="$S3_TEST_ACCESS_KEY"

@@ -29,6 +29,7 @@ source "$abs_srcdir/functions.sh"
 
 requires test -x "$abs_builddir/unit/s3-errtest"
 requires test -x "$abs_builddir/unit/check-objstore"
+requires openssl version
 start_s3rver
 
 errtest="$abs_builddir/unit/s3-errtest"
