@@ -556,12 +556,21 @@ hf_gc_node_fn (void *opaque, const struct hf_disk_node_ptr *ptr,
   return 0;
 }
 
+static bool
+hf_gc_cancelled (const struct hf_gc *g)
+{
+  return g->o.cancel && __atomic_load_n (g->o.cancel, __ATOMIC_RELAXED);
+}
+
 static int
 hf_gc_ent_fn (void *opaque, uint64_t lba, const struct hf_bmap *m)
 {
   struct hf_gc *g = opaque;
   struct hf_gc_seg *e;
   int r;
+
+  if (g->compacting && hf_gc_cancelled (g))
+    return ECANCELED;
 
   e = hf_gc_mark (g, m->seq);
   if (e && g->counting)
@@ -808,6 +817,10 @@ hf_gc_compact (struct hf_gc *g, bool *did)
   r = hf_gc_walk (g, g->head_ckpt);
   if (r == EAGAIN)
     r = 0;              /* a newer view collected part of it: stop here */
+  if (r == ECANCELED) {
+    g->compacting = false;
+    return r;           /* moved blocks commit with the writer's close */
+  }
   if (r == 0)
     r = hf_gc_flush_run (g);
   g->compacting = false;
@@ -815,7 +828,8 @@ hf_gc_compact (struct hf_gc *g, bool *did)
                  hf_gc_needs_ckpt (g->w)))
     r = hf_volume_checkpoint (g->w);
   if (r) {
-    hf_error ("gc: compaction: %s", strerror (r));
+    if (r != ECANCELED)
+      hf_error ("gc: compaction: %s", strerror (r));
     return r;
   }
   g->rep.compacted_segments += ncand;
@@ -1073,6 +1087,8 @@ hf_gc_run (struct hf_objstore *s, const char *prefix,
     if (r == 0 && did)
       r = hf_gc_scan_retry (&g);
   }
+  if (r == 0 && hf_gc_cancelled (&g))
+    r = ECANCELED;
   if (r == 0)
     r = hf_gc_sweep (&g);
   if (r == 0)

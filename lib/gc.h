@@ -83,6 +83,10 @@ struct hf_gc_options {
   size_t visited_max;           /* 0 = 1 << 20 node addresses */
   const struct hf_s3_config *cfg; /* for a clone's ancestors; NULL = env */
   uint64_t now_ns;              /* 0 = the clock (tests) */
+  /* If not NULL, read (atomically) during the run: once true, the run
+   * stops early with ECANCELED (a server shutting down).  What it did so
+   * far is safe to keep. */
+  const bool *cancel;
   /* Called for each segment deleted (or, dry run, deletable); NULL = no
    * calls.  why is "unreachable" or "orphan". */
   void (*on_delete) (void *opaque, uint64_t seq, uint64_t bytes,

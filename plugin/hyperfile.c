@@ -73,7 +73,7 @@ static pthread_t hf_gc_thread;
 static bool hf_gc_running;
 static pthread_mutex_t hf_gc_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t hf_gc_cond = PTHREAD_COND_INITIALIZER;
-static bool hf_gc_stop;
+static bool hf_gc_stop;                 /* also read by lib/gc (cancel) */
 static const char *hf_wal_dir;          /* NULL: no write-ahead log */
 
 /* State.  hf_store and hf_volume are set in .get_ready/.after_fork and
@@ -820,7 +820,9 @@ hyperfile_gc_loop (void *arg)
       break;
     pthread_mutex_unlock (&hf_gc_lock);
     r = hf_gc_run (hf_store, hf_prefix, hf_volume, &hf_gc_opts, &rep);
-    if (r)
+    if (r == ECANCELED)
+      nbdkit_debug ("%s: gc stopped: the server is shutting down", hf_url);
+    else if (r)
       nbdkit_error ("%s: background gc failed: %s (retried in %" PRIu64
                     " ms)", hf_url, strerror (r), hf_gc_interval_ms);
     else
@@ -877,6 +879,7 @@ hyperfile_after_fork (void)
   }
   if (hf_gc_on && !hf_opts.readonly) {
     hf_gc_opts.cfg = &hf_s3;
+    hf_gc_opts.cancel = &hf_gc_stop;
     r = pthread_create (&hf_gc_thread, NULL, hyperfile_gc_loop, NULL);
     if (r) {
       nbdkit_error ("pthread_create: %s", strerror (r));
@@ -937,10 +940,10 @@ static void
 hyperfile_cleanup (void)
 {
   if (hf_gc_running) {
-    /* A run in progress finishes first (a GC stopped half way is safe
-     * too, but its compaction would then be redone next time). */
+    /* A run in progress stops at its next step (gc.h: cancel); what
+     * it did is safe to keep. */
     pthread_mutex_lock (&hf_gc_lock);
-    hf_gc_stop = true;
+    __atomic_store_n (&hf_gc_stop, true, __ATOMIC_RELAXED);
     pthread_cond_signal (&hf_gc_cond);
     pthread_mutex_unlock (&hf_gc_lock);
     pthread_join (hf_gc_thread, NULL);

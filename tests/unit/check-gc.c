@@ -385,6 +385,15 @@ START_TEST (test_snapshot_delete)
   expect_fsck_clean (s, "");
 
   ck_assert_int_eq (hf_snapshot_delete (s, "", "keep"), 0);
+  {
+    /* A cancelled run (a server shutting down) deletes nothing. */
+    bool stop = true;
+    struct hf_gc_options oc = o;
+    uint64_t b = store_bytes (s, "");
+    oc.cancel = &stop;
+    ck_assert_int_eq (hf_gc_run (s, "", v, &oc, &rep), ECANCELED);
+    ck_assert_uint_eq (store_bytes (s, ""), b);
+  }
   ck_assert_int_eq (hf_gc_run (s, "", v, &o, &rep), 0);
   without = store_bytes (s, "");
   ck_assert_uint_ge (rep.deleted_bytes, (uint64_t) NBLK * BS);
