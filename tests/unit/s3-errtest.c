@@ -560,6 +560,19 @@ errtest_cmd_lostreply (void)
   CHECK_ERR (hf_objstore_put (s, "hf-shim-lost-reply-ours/a", "our hea2",
                               8, HF_PUT_IF_NONE_MATCH), EEXIST);
 
+  /* Now on a connection that served requests before: curl itself
+   * resends a request once when a reused connection dies without an
+   * answer, so the store sees one attempt that met 412. */
+  hf_objstore_get_stats (s, &st0);
+  CHECK_ERR (hf_objstore_put (s, "hf-shim-lost-reply-ours/b", "our tail",
+                              8, HF_PUT_IF_NONE_MATCH), 0);
+  hf_objstore_get_stats (s, &st1);
+  CHECK (st1.requests[HF_OP_HEAD] - st0.requests[HF_OP_HEAD] == 1);
+  CHECK_ERR (hf_objstore_get_all (s, "hf-shim-lost-reply-ours/b", &all,
+                                  &alen), 0);
+  CHECK (alen == 8 && memcmp (all, "our tail", 8) == 0);
+  free (all);
+
   /* The same for a multipart upload (the Complete's answer is lost). */
   CHECK_ERR (hf_objstore_put (s, "hf-shim-lost-reply-ours/big", data, big,
                               HF_PUT_IF_NONE_MATCH), 0);
@@ -594,11 +607,12 @@ errtest_cmd_lostreply (void)
 
   {
     const char *const keys[] = {
-      "hf-shim-lost-reply-ours/a", "hf-shim-lost-reply-ours/big",
+      "hf-shim-lost-reply-ours/a", "hf-shim-lost-reply-ours/b",
+      "hf-shim-lost-reply-ours/big",
       "hf-shim-lost-reply-theirs/b", "hf-shim-lost-reply-theirs/c",
       "hf-shim-lost-reply-theirs/big",
     };
-    CHECK_ERR (hf_objstore_delete_many (s, keys, 5), 0);
+    CHECK_ERR (hf_objstore_delete_many (s, keys, 6), 0);
   }
   printf ("lostreply: ours -> success, theirs -> EEXIST (plain and "
           "multipart)\n");
