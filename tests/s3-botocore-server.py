@@ -19,7 +19,7 @@ header with that value, listed in SignedHeaders.  Otherwise the answer is
 403 (SignatureDoesNotMatch, InvalidToken, InvalidAccessKeyId) and a
 "MISMATCH" report with both canonical requests goes to stderr.  Each
 request that passed is reported on stdout as "VERIFIED METHOD PATH
-signed=HEADERS".  Runs until killed.
+signed=HEADERS".  Runs until killed or its parent process exits.
 """
 
 import datetime
@@ -30,6 +30,7 @@ import os
 import re
 import sys
 import threading
+import time
 from urllib.parse import parse_qsl, unquote, urlsplit
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
@@ -229,7 +230,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = handle_any
 
 
+def exit_with_parent(ppid):
+    """Exit once the test that started us is gone (whatever killed it)."""
+    while os.getppid() == ppid:
+        time.sleep(0.5)
+    os._exit(0)
+
+
 def main():
+    threading.Thread(target=exit_with_parent, args=(os.getppid(),),
+                     daemon=True).start()
     if len(sys.argv) not in (4, 5):
         sys.exit(__doc__.split('\n\n')[1])
     store = Store(*sys.argv[1:4], sys.argv[4] if len(sys.argv) == 5 else None)
