@@ -92,6 +92,21 @@ for i in range(20):
         h.pwrite(bytes([65 + i]) * (256 << 10), off)
     h.flush()
 '
+# Two `hyperfile gc` at once beside the writer (which collects too) and a
+# server reading the snapshot: every run succeeds (without compaction:
+# the writer holds the lease), the snapshot reads exact throughout.
+nbdkit -U - "$PLUGIN" "$tmp/g" at=keep --run "
+  ( for i in 1 2 3; do \"$H\" gc \"$tmp/g\" --retain=0 --grace=0 > \"$tmp/gc1.out\" 2>&1 || exit 1; done ) &
+  p1=\$!
+  ( for i in 1 2 3; do \"$H\" gc \"$tmp/g\" --retain=0 --grace=0 > \"$tmp/gc2.out\" 2>&1 || exit 1; done ) &
+  p2=\$!
+  for i in \$(seq 1 10); do
+    nbdsh -u \"\$uri\" -c 'assert h.pread(2 << 20, 0) == b\"S\" * (2 << 20)'
+  done
+  wait \$p1 && wait \$p2
+"
+grep 'collecting without compaction' "$tmp/gc1.out"
+nbdsh -u "$uri" -c "assert h.pread(2 << 20, 0) == b'T' * (2 << 20)"
 # gc --dry-run beside the writer: reports, deletes nothing itself.
 "$H" gc "$tmp/g" --dry-run --retain=0 --grace=0 --json > "$tmp/dry.json"
 python3 -c '
