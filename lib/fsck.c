@@ -26,6 +26,7 @@
 #include "history.h"
 #include "lineage.h"
 #include "log.h"
+#include "nodeset.h"
 #include "segment.h"
 #include "volume.h"
 
@@ -54,8 +55,7 @@ struct hf_fsck {
   size_t nckpt, capckpt;
   /* Tree walk state. */
   struct hf_disk_node_ptr cur_leaf, last_read;
-  uint64_t *vis;                /* visited node addresses (seq, off) */
-  size_t nvis, capvis;
+  struct hf_nodeset vis;        /* node addresses already walked */
   struct hf_fsck_report rep;
 };
 
@@ -312,38 +312,13 @@ hf_fsck_read_node (void *opaque, const struct hf_disk_node_ptr *ptr,
   return r;
 }
 
-static bool
-hf_fsck_visited (struct hf_fsck *f, const struct hf_disk_node_ptr *p)
-{
-  uint64_t k = p->np_seq << 24 ^ p->np_off;
-  size_t i;
-
-  /* Small volumes: a linear set is enough; big ones share few nodes
-   * between checkpoints beyond the top levels.  Capped. */
-  for (i = 0; i < f->nvis; i++)
-    if (f->vis[i] == k)
-      return true;
-  if (f->nvis < 65536) {
-    if (f->nvis == f->capvis) {
-      size_t nc = f->capvis ? f->capvis * 2 : 256;
-      uint64_t *nv = realloc (f->vis, nc * sizeof *nv);
-      if (nv == NULL)
-        return false;
-      f->vis = nv;
-      f->capvis = nc;
-    }
-    f->vis[f->nvis++] = k;
-  }
-  return false;
-}
-
 static int
 hf_fsck_node_fn (void *opaque, const struct hf_disk_node_ptr *ptr,
                  unsigned level)
 {
   struct hf_fsck *f = opaque;
 
-  if (hf_fsck_visited (f, ptr))
+  if (hf_nodeset_seen (&f->vis, ptr->np_seq, ptr->np_off))
     return HF_BTREE_SKIP;
   f->rep.tree_nodes++;
   if (level == 0)
@@ -461,6 +436,7 @@ hf_fsck_run (struct hf_objstore *s, const char *prefix,
   uint64_t seq, oldest_ok = UINT64_MAX;
   int r;
 
+  hf_nodeset_init (&f.vis, 1 << 18);
   r = hf_fsck_descriptor (&f);
   if (r == EBADMSG) {
     r = 0;                      /* reported; nothing else can be read */
@@ -567,7 +543,7 @@ hf_fsck_run (struct hf_objstore *s, const char *prefix,
     free (f.seg[i].crcs);
   free (f.seg);
   free (f.ckpts);
-  free (f.vis);
+  hf_nodeset_free (&f.vis);
   free (sn);
   free (cr);
   hf_lineage_close (f.lin);

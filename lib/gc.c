@@ -37,6 +37,7 @@
 #include "history.h"
 #include "lineage.h"
 #include "log.h"
+#include "nodeset.h"
 #include "segment.h"
 
 #define HF_GC_IO_TRIES 6
@@ -61,12 +62,6 @@ struct hf_gc_seg {
 #define HF_GC_REACHED 0x1
 #define HF_GC_CAND 0x2          /* compaction candidate */
 
-/* A visited node address (open addressing; seq 0 = empty slot). */
-struct hf_gc_vis {
-  uint64_t seq;
-  uint32_t off;
-};
-
 struct hf_gc {
   struct hf_objstore *s;        /* borrowed */
   const char *prefix;           /* borrowed */
@@ -84,8 +79,7 @@ struct hf_gc {
   uint64_t *ckpts;              /* checkpoints to walk, head's first */
   size_t nckpt, capckpt;
 
-  struct hf_gc_vis *vis;
-  size_t vcap, vn;
+  struct hf_nodeset vis;        /* node addresses already walked */
 
   /* Walk mode. */
   bool counting;                /* the head's tree: count live */
@@ -493,35 +487,6 @@ hf_gc_read_node (void *opaque, const struct hf_disk_node_ptr *ptr, void *buf)
   return r;
 }
 
-static uint64_t
-hf_gc_vhash (uint64_t seq, uint32_t off, size_t cap)
-{
-  uint64_t h = seq * 0x9e3779b97f4a7c15ull ^ (uint64_t) off *
-    0xc2b2ae3d27d4eb4full;
-  return (h ^ h >> 29) & (cap - 1);
-}
-
-/* true if (seq, off) was visited; otherwise remembers it (while the set
- * has room: beyond visited_max, subtrees are walked again). */
-static bool
-hf_gc_visited (struct hf_gc *g, uint64_t seq, uint32_t off)
-{
-  size_t i;
-
-  if (g->vcap == 0)
-    return false;
-  for (i = hf_gc_vhash (seq, off, g->vcap); g->vis[i].seq;
-       i = (i + 1) & (g->vcap - 1))
-    if (g->vis[i].seq == seq && g->vis[i].off == off)
-      return true;
-  if (g->vn * 4 < g->vcap * 3) {
-    g->vis[i].seq = seq;
-    g->vis[i].off = off;
-    g->vn++;
-  }
-  return false;
-}
-
 static int
 hf_gc_flush_run (struct hf_gc *g)
 {
@@ -545,7 +510,7 @@ hf_gc_node_fn (void *opaque, const struct hf_disk_node_ptr *ptr,
   struct hf_gc_seg *e;
 
   (void) level;
-  if (g->dedup && hf_gc_visited (g, ptr->np_seq, ptr->np_off))
+  if (g->dedup && hf_nodeset_seen (&g->vis, ptr->np_seq, ptr->np_off))
     return HF_BTREE_SKIP;
   g->rep.nodes_visited++;
   e = hf_gc_mark (g, ptr->np_seq);
@@ -676,9 +641,7 @@ hf_gc_scan (struct hf_gc *g)
   g->nckpt = 0;
   g->missing = 0;
   g->race = false;
-  if (g->vcap)
-    memset (g->vis, 0, g->vcap * sizeof *g->vis);
-  g->vn = 0;
+  hf_nodeset_clear (&g->vis);
   memset (&g->rep, 0, sizeof g->rep);
 
   /* The head first, then the list: a segment committed in between is
@@ -1057,12 +1020,8 @@ hf_gc_run (struct hf_objstore *s, const char *prefix,
   if (g.o.node_cache == 0)
     g.o.node_cache = 1024;
   if (g.o.visited_max == 0)
-    g.o.visited_max = 1 << 20;
-  for (g.vcap = 1024; g.vcap < g.o.visited_max; g.vcap *= 2)
-    ;
-  g.vis = calloc (g.vcap, sizeof *g.vis);
-  if (g.vis == NULL)
-    g.vcap = 0;                 /* walk shared subtrees again */
+    g.o.visited_max = 1 << 18;
+  hf_nodeset_init (&g.vis, g.o.visited_max);
 
   /* A clone: the segments at or below its base are its parent's. */
   r = hf_lineage_open (s, g.prefix, g.o.cfg, &g.lin);
@@ -1109,6 +1068,6 @@ hf_gc_run (struct hf_objstore *s, const char *prefix,
   hf_lineage_close (g.lin);
   free (g.seg);
   free (g.ckpts);
-  free (g.vis);
+  hf_nodeset_free (&g.vis);
   return r;
 }

@@ -80,7 +80,7 @@ struct hf_gc_options {
   uint64_t compact_min_gain;    /* compact only if it frees at least this
                                    many bytes; 0 = 4 MiB */
   size_t node_cache;            /* 0 = 1024 nodes */
-  size_t visited_max;           /* 0 = 1 << 20 node addresses */
+  size_t visited_max;           /* 0 = 1 << 18 node addresses (8 MiB) */
   const struct hf_s3_config *cfg; /* for a clone's ancestors; NULL = env */
   uint64_t now_ns;              /* 0 = the clock (tests) */
   /* If not NULL, read (atomically) during the run: once true, the run
