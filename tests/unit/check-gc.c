@@ -732,8 +732,9 @@ START_TEST (test_kill)
     struct hf_gc_report rep;
     uint64_t n = 0;
 
+    /* (The children's GCs collected older ones already.) */
     ck_assert_int_eq (hf_objstore_list (s, "lease/", NULL, count_fn, &n), 0);
-    ck_assert_uint_gt (n, 10);
+    ck_assert_uint_ge (n, 3);
     ck_assert_int_eq (hf_gc_run (s, "", NULL, &o, &rep), 0);
     ck_assert_uint_eq (rep.leases_deleted, n - 2);
     n = 0;
