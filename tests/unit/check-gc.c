@@ -490,6 +490,80 @@ START_TEST (test_clone_base)
 }
 END_TEST
 
+/* ---- Orphans: collected after the grace period ---- */
+
+START_TEST (test_orphans)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume *v;
+  struct hf_volume_info vi;
+  struct hf_seg_meta m;
+  struct hf_gc_options o = { .grace_ns = 3600ull * 1000000000 };
+  struct hf_gc_report rep;
+  uint8_t *img = calloc (NBLK, BS);
+  uint64_t gen = 0, orphan;
+  char key[128];
+  void *obj;
+  size_t len;
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", (uint64_t) NBLK * BS, BS), 0);
+  v = open_writer (s, "");
+  random_ops (v, img, 50, &gen);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  /* A segment above the head whose parent link does not match (an
+   * upload of a writer that died, landed out of order): recovery
+   * rejects it and the next writer numbers above it. */
+  v = open_writer (s, "");
+  hf_volume_get_info (v, &vi);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_seg_key (key, sizeof key, "", 1);
+  ck_assert_int_eq (hf_objstore_get_all (s, key, &obj, &len), 0);
+  ck_assert_int_eq (hf_seg_parse (obj, len, true, key, vi.uuid, BS, 1, &m),
+                    0);
+  ck_assert (!(m.h.flags & HF_SH_CHECKPOINT));
+  orphan = vi.head_seq + 1;
+  m.h.seq = orphan;
+  m.h.parent_seq = vi.head_seq;
+  m.h.parent_crc = 0xdeadbeef;
+  m.h.timestamp_ns = wall_ns ();
+  hf_seg_write_meta (obj, &m.h, m.ext, m.crcs);
+  hf_seg_meta_free (&m);
+  hf_seg_key (key, sizeof key, "", orphan);
+  ck_assert_int_eq (hf_objstore_put (s, key, obj, len, HF_PUT_IF_NONE_MATCH),
+                    0);
+  free (obj);
+  v = open_writer (s, "");
+  hf_volume_get_info (v, &vi);
+  ck_assert_uint_eq (vi.head_seq, orphan - 1);
+  random_ops (v, img, 20, &gen);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  hf_volume_get_info (v, &vi);
+  ck_assert_uint_gt (vi.head_seq, orphan);
+
+  /* Younger than the grace period: kept. */
+  ck_assert_int_eq (hf_gc_run (s, "", v, &o, &rep), 0);
+  ck_assert_uint_ge (rep.kept_young, 1);
+  ck_assert_int_eq (hf_objstore_head (s, key, &(struct hf_objstore_info) {
+        0 }), 0);
+  /* Past it: collected as an orphan. */
+  o.grace_ns = 0;
+  ck_assert_int_eq (hf_gc_run (s, "", v, &o, &rep), 0);
+  ck_assert_uint_ge (rep.orphans, 1);
+  ck_assert_int_eq (hf_objstore_head (s, key, &(struct hf_objstore_info) {
+        0 }), ENOENT);
+  expect_image (v, img);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  expect_fsck_clean (s, "");
+  free (img);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 /* ---- A failing store under GC: it stops, never deletes wrongly ---- */
 
 START_TEST (test_store_faults)
@@ -1000,6 +1074,7 @@ gc_suite (void)
   tcase_add_test (tc, test_clone_base);
   tcase_add_test (tc, test_history_model);
   tcase_add_test (tc, test_store_faults);
+  tcase_add_test (tc, test_orphans);
   tcase_add_test (tc, test_space);
   tcase_add_test (tc, test_fsck_damage);
   tcase_add_test (tc, test_concurrent);
