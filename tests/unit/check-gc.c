@@ -490,6 +490,52 @@ START_TEST (test_clone_base)
 }
 END_TEST
 
+/* ---- Rollback, then GC: the old point's state is the head's ---- */
+
+START_TEST (test_rollback)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume *v;
+  struct hf_gc_options o = { .compact = true, .compact_min_gain = 1 };
+  struct hf_gc_report rep;
+  uint8_t *img = calloc (NBLK, BS), *old = malloc ((size_t) NBLK * BS);
+  uint64_t gen = 0, target, i;
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", (uint64_t) NBLK * BS, BS), 0);
+  v = open_writer (s, "");
+  random_ops (v, img, 200, &gen);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  target = head_seq (v);
+  memcpy (old, img, (size_t) NBLK * BS);
+  for (i = 0; i < 10; i++) {
+    random_ops (v, img, 50, &gen);
+    ck_assert_int_eq (hf_volume_flush (v), 0);
+  }
+  ck_assert_int_eq (hf_volume_rollback (v, target, NULL), 0);
+  memcpy (img, old, (size_t) NBLK * BS);
+  /* With no window, only the rolled-back state is kept: the points in
+   * between go, the target's blocks stay (the rollback's tree). */
+  ck_assert_int_eq (hf_gc_run (s, "", v, &o, &rep), 0);
+  ck_assert_uint_gt (rep.deleted_segments, 0);
+  expect_image (v, img);
+  random_ops (v, img, 50, &gen);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  ck_assert_int_eq (hf_gc_run (s, "", v, &o, &rep), 0);
+  expect_image (v, img);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  expect_fsck_clean (s, "");
+  v = open_writer (s, "");
+  expect_image (v, img);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  free (img);
+  free (old);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 /* ---- Orphans: collected after the grace period ---- */
 
 START_TEST (test_orphans)
@@ -1075,6 +1121,7 @@ gc_suite (void)
   tcase_add_test (tc, test_history_model);
   tcase_add_test (tc, test_store_faults);
   tcase_add_test (tc, test_orphans);
+  tcase_add_test (tc, test_rollback);
   tcase_add_test (tc, test_space);
   tcase_add_test (tc, test_fsck_damage);
   tcase_add_test (tc, test_concurrent);
