@@ -433,7 +433,7 @@ hf_fsck_run (struct hf_objstore *s, const char *prefix,
   struct hf_volume *v;
   char pfx[HF_OBJSTORE_KEY_MAX + 1];
   size_t nsn = 0, ncr = 0, i;
-  uint64_t seq, oldest_ok = UINT64_MAX;
+  uint64_t seq, oldest_ok = UINT64_MAX, done = 0, total = 0;
   int r;
 
   hf_nodeset_init (&f.vis, 1 << 18);
@@ -455,8 +455,14 @@ hf_fsck_run (struct hf_objstore *s, const char *prefix,
   if (r)
     goto out;
   qsort (f.seg, f.nseg, sizeof *f.seg, hf_fsck_cmp_seg);
-  for (i = 0; i < f.nseg && r == 0; i++)
+  for (i = 0; i < f.nseg; i++)
+    total += f.seg[i].size;
+  for (i = 0; i < f.nseg && r == 0; i++) {
     r = hf_fsck_segment (&f, &f.seg[i]);
+    done += f.seg[i].size;
+    if (o->progress)
+      o->progress (o->opaque, done, total);
+  }
   if (r)
     goto out;
 

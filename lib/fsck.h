@@ -50,6 +50,9 @@ struct hf_fsck_options {
   const struct hf_s3_config *cfg; /* a clone's ancestors; NULL = env */
   hf_fsck_fn fn;                /* gets each damage; NULL = none */
   void *opaque;
+  /* Called after each segment read (NULL = none): bytes read so far of
+   * the total listed. */
+  void (*progress) (void *opaque, uint64_t done, uint64_t total);
 };
 
 /* Check the volume under prefix in s (borrowed). */

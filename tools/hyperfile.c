@@ -905,6 +905,15 @@ hf_tool_fsck_problem (void *opaque, const char *object, uint64_t offset,
   *first = false;
 }
 
+static double hf_tool_fsck_t0;
+
+static void
+hf_tool_fsck_progress (void *opaque, uint64_t done, uint64_t total)
+{
+  (void) opaque;
+  hf_tool_progress ("fsck", done, total, hf_tool_fsck_t0, done == total);
+}
+
 static int
 hf_tool_fsck (int argc, char **argv)
 {
@@ -916,7 +925,8 @@ hf_tool_fsck (int argc, char **argv)
     .grace_ns = hf_tool_retain_set ? hf_tool_grace_ns : 0,
                                 .cfg = &hf_tool_s3,
                                 .fn = hf_tool_fsck_problem,
-                                .opaque = &first };
+                                .opaque = &first,
+                                .progress = hf_tool_fsck_progress };
   struct hf_fsck_report rep;
   struct hf_objstore *s;
   char *prefix;
@@ -927,6 +937,7 @@ hf_tool_fsck (int argc, char **argv)
     return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
   if (hf_tool_json)
     printf ("{\"problems_found\": [");
+  hf_tool_fsck_t0 = hf_tool_now ();
   r = hf_fsck_run (s, prefix, &fo, &rep);
   hf_objstore_close (s);
   free (prefix);
