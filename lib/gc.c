@@ -71,6 +71,7 @@ struct hf_gc {
   uint32_t bs;
   uint64_t floor;               /* seqs <= floor belong to a parent */
   uint64_t head, head_ckpt, now, cutoff;
+  uint64_t chain_low;           /* lowest seq of the head's chain walked */
 
   struct hf_gc_seg *seg;
   size_t nseg, capseg;
@@ -409,6 +410,8 @@ hf_gc_root (struct hf_gc *g, uint64_t seq, bool window, const char *what)
       return r == ENOENT ? EBADMSG : r;
     }
     hf_gc_mark (g, seq);
+    if (is_head)
+      g->chain_low = seq;
     if (first || window) {
       /* A point: its checkpoint's tree is needed. */
       if (!first)
@@ -639,6 +642,7 @@ hf_gc_scan (struct hf_gc *g)
   int r;
 
   g->nckpt = 0;
+  g->chain_low = UINT64_MAX;
   g->missing = 0;
   g->race = false;
   hf_nodeset_clear (&g->vis);
@@ -852,12 +856,8 @@ hf_gc_sweep (struct hf_gc *g)
 {
   char *keys[HF_GC_DELETE_BATCH];
   size_t nk = 0, i;
-  uint64_t oldest_chain = g->head;
   int r = 0;
 
-  for (i = 0; i < g->nseg; i++)
-    if ((g->seg[i].fl & HF_GC_REACHED) && g->seg[i].seq < oldest_chain)
-      oldest_chain = g->seg[i].seq;
   for (i = 0; i < g->nseg && r == 0; i++) {
     struct hf_gc_seg *e = &g->seg[i];
     char key[HF_OBJSTORE_KEY_MAX + 1];
@@ -873,10 +873,11 @@ hf_gc_sweep (struct hf_gc *g)
       g->rep.kept_young++;
       continue;
     }
-    /* Below the oldest reached segment it is old history; between
-     * reached ones it was never on the chain. */
-    why = e->seq > oldest_chain ? "orphan" : "unreachable";
-    if (e->seq > oldest_chain)
+    /* Every segment of the head's chain down to chain_low is reached:
+     * one above it was never on the chain; below it, it is old history
+     * (or an orphan of that time: no longer told apart). */
+    why = e->seq > g->chain_low ? "orphan" : "unreachable";
+    if (e->seq > g->chain_low)
       g->rep.orphans++;
     g->rep.deleted_segments++;
     g->rep.deleted_bytes += e->size;
