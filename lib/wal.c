@@ -1152,9 +1152,10 @@ hf_wal_rotate (struct hf_wal *w, uint64_t rec_size)
   uint64_t first = w->next_lsn;
   uint64_t size = w->file_size;
   int fd, err;
+  uint64_t min = HF_WAL_FHDR_SIZE + rec_size;
 
-  if (size < HF_WAL_FHDR_SIZE + rec_size)
-    size = HF_WAL_FHDR_SIZE + rec_size;
+  if (size < min)
+    size = min;
 
   if (t && t->last_lsn < t->first_lsn) {
     /* An empty tail too small for an oversized record: grow it. */
@@ -1186,6 +1187,17 @@ hf_wal_rotate (struct hf_wal *w, uint64_t rec_size)
     goto fail;
   }
   err = hf_wal_preallocate (fd, size);
+  /* Short of space: smaller files still take records, so the log can
+   * use the disk up to its last free blocks before appends fail. */
+  while ((err == ENOSPC || err == EDQUOT) && size > min) {
+    size = size / 2 > min ? (size / 2 + HF_WAL_ALIGN - 1) &
+      ~(uint64_t) (HF_WAL_ALIGN - 1) : min;
+    if (ftruncate (fd, 0) == -1) {
+      err = errno;
+      break;
+    }
+    err = hf_wal_preallocate (fd, size);
+  }
   if (err == 0) {
     hf_wal_encode_fhdr (w, h, first);
     err = hf_wal_pwrite_all (fd, h, sizeof h, 0);

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Crash loop with the write-ahead log: a client writes overlapping
+# extents and flushes now and then while the server is SIGKILLed at a
+# random moment, again and again.  Segments are tiny and sealed every
+# 100 ms and the cache is small, so kills land during uploads, log
+# releases and cache evictions.  After every restart each acknowledged
+# write is there (a killed process leaves its log in the page cache, so
+# even unflushed acknowledged writes survive; a flushed one would
+# survive a machine crash too), no block is torn, and at the end the
+# volume passes fsck.
+#
+# HF_CRASH_ROUNDS (default 20) sets the rounds on the directory store;
+# the S3 store gets a quarter of them.
+set -e
+. "$abs_srcdir/nbd-functions.sh"
+requires nbdkit --version
+requires python3 -c 'import nbd'
+hf_tmpdir
+
+rounds="${HF_CRASH_ROUNDS:-20}"
+nblocks=1024                            # 4 MiB region
+client="$abs_srcdir/wal-client.py"
+
+crash_loop ()
+{
+  local url="$1" n="$2" tag="$3"; shift 3
+  local wal="$tmp/wal-$tag" cache="$tmp/cache-$tag" j="$tmp/journal-$tag"
+  local params=(size=16M segment-size=64K flush-interval=100ms
+                wal="$wal" cache="$cache" cache-size=1M "$@")
+  local r cpid
+  hf_start "$url" "${params[@]}"
+  for r in $(seq 1 "$n"); do
+    python3 "$client" write "$uri" "$j" $nblocks $((r * 7919)) 30 \
+      > "$tmp/client.out" 2>&1 &
+    cpid=$!
+    sleep "$(python3 -c "import random; print(random.uniform(0.2, 1.5))")"
+    hf_stop KILL
+    wait $cpid || { cat "$tmp/client.out"; exit 1; }
+    hf_start "$url" "${params[@]}"
+    echo "round $r ($tag): $(tail -1 "$tmp/client.out")"
+    python3 "$client" verify "$uri" "$j" $nblocks || {
+      echo "$0: round $r ($tag) lost data"; tail -30 "$log"; exit 1; }
+  done
+  # Everything drains into the store at a clean stop; the volume checks.
+  hf_stop TERM
+  "$HYPERFILE" fsck "$url" "${store_opts[@]}" || {
+    echo "$0: fsck failed after the crash loop ($tag)"; exit 1; }
+  # And the data is in the store itself: serve it without the log.
+  hf_start "$url" "${params[@]/wal=*/wal=off}"
+  python3 "$client" verify "$uri" "$j" $nblocks
+  hf_stop TERM
+}
+
+store_opts=()
+crash_loop "$tmp/vol" "$rounds" dir
+if hf_s3rver_start; then
+  store_opts=(--endpoint "$S3_ENDPOINT")
+  crash_loop "s3://$S3_BUCKET/walcrash" $(((rounds + 3) / 4)) s3 \
+    endpoint="$S3_ENDPOINT"
+fi
+grep -c 'replaying write-ahead log' "$log" | sed 's/^/replays logged: /'
+echo "$0: ok"
