@@ -11,7 +11,9 @@
  *
  * The directory is created with mode 0700, files with mode 0600.  A log
  * file is a 512-byte file header followed by records, each starting on a
- * 512-byte boundary.  Files are preallocated (fallocate) to file_size;
+ * 512-byte boundary.  Files are preallocated (fallocate) to file_size
+ * (at most a quarter of the free space, and smaller when even that
+ * fails, so a nearly full disk still takes records);
  * the unused tail reads as zeros, and an all-zero record header is the
  * normal end of a file.
  *
@@ -144,6 +146,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -1156,6 +1159,19 @@ hf_wal_rotate (struct hf_wal *w, uint64_t rec_size)
 
   if (size < min)
     size = min;
+  /* On a small file system, smaller files: a file is released only when
+   * all its records have committed, so one file as big as the free
+   * space would leave no room to rotate into meanwhile. */
+  {
+    struct statvfs sv;
+
+    if (fstatvfs (w->dirfd, &sv) == 0) {
+      uint64_t quarter = (uint64_t) sv.f_bavail * sv.f_frsize / 4;
+      quarter &= ~(uint64_t) (HF_WAL_ALIGN - 1);
+      if (quarter < size)
+        size = quarter > min ? quarter : min;
+    }
+  }
 
   if (t && t->last_lsn < t->first_lsn) {
     /* An empty tail too small for an oversized record: grow it. */

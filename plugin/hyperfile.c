@@ -261,6 +261,15 @@ hyperfile_config (const char *key, const char *value)
     }
     hf_opts.segment_size = n;
   }
+  else if (strcmp (key, "dirty-limit") == 0) {
+    if ((n = nbdkit_parse_size (value)) == -1)
+      return -1;
+    if (n < 65536) {
+      nbdkit_error ("dirty-limit=%s: at least 64K", value);
+      return -1;
+    }
+    hf_opts.dirty_limit = n;
+  }
   else if (strcmp (key, "flush-interval") == 0) {
     if (hyperfile_parse_duration (key, value, &ms) == -1)
       return -1;
@@ -419,6 +428,8 @@ hyperfile_config_complete (void)
   "block-size=N            block size of a new volume (default 4096)\n" \
   "wal=DIR|off             write-ahead log directory (default off)\n" \
   "wal-size=SIZE           log space before writers wait (default 1G)\n" \
+  "dirty-limit=SIZE        memory for data not yet in the store\n" \
+  "                        (default 4 x segment-size)\n" \
   "cache=DIR|off           local block cache directory (default off)\n" \
   "cache-size=SIZE         local block cache size (default 1G)\n" \
   "segment-size=SIZE       seal a segment at this size (default 32M)\n" \

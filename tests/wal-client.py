@@ -5,10 +5,11 @@
 # after a crash whether every acknowledged write is there and no block
 # is torn.
 #
-#   wal-client.py write URI JOURNAL NBLOCKS SEED [SECONDS [FLUSH_MAX_S]]
+#   wal-client.py write URI JOURNAL NBLOCKS SEED [SECONDS [MAX_S [RATE]]]
 #       write until the connection fails (the server was killed) or
-#       SECONDS pass; with FLUSH_MAX_S, fail if a flush takes longer
-#       (the outage test: flushes must not wait for S3)
+#       SECONDS pass; with MAX_S, fail if a write or flush takes longer
+#       (the outage test: nothing may wait for S3); RATE caps writes per
+#       second; WAL_CLIENT_NO_READS=1 in the environment: only write
 #   wal-client.py verify URI JOURNAL NBLOCKS [flushed]
 #       check the volume against the journal; "flushed" accepts the
 #       loss of writes after the last completed flush (a wal=off server)
@@ -69,8 +70,10 @@ def journal_state(path):
     return acked, pending, flushed, maxg
 
 
-def do_write(uri, jpath, nblocks, seed, seconds, flush_max):
+def do_write(uri, jpath, nblocks, seed, seconds, op_max, rate):
     _, _, _, maxg = journal_state(jpath)
+    # Reads of blocks not in memory or the cache need the store.
+    reads = os.environ.get("WAL_CLIENT_NO_READS") is None
     rng = random.Random(seed)
     h = nbd.NBD()
     h.connect_uri(uri)
@@ -78,22 +81,34 @@ def do_write(uri, jpath, nblocks, seed, seconds, flush_max):
     g = maxg
     end = time.time() + seconds if seconds else None
     nwrites = nflush = 0
+    worst = 0.0
+    start = time.time()
     while end is None or time.time() < end:
+        if rate:
+            ahead = start + nwrites / rate - time.time()
+            if ahead > 0:
+                time.sleep(ahead)
         g += 1
         n = rng.randint(1, 16)
         first = rng.randrange(0, nblocks - n + 1)
         data = b"".join(block(b, g) for b in range(first, first + n))
         os.write(j, b"P %d %d %d\n" % (g, first, n))
         flags = nbd.CMD_FLAG_FUA if rng.random() < 0.02 else 0
+        t0 = time.time()
         try:
             h.pwrite(data, first * BS, flags)
         except nbd.Error as e:
-            if e.errno == 28:                   # ENOSPC: refused, say so
-                os.write(j, b"E %d\n" % e.errno)
+            if e.errno == "ENOSPC":             # refused: say so
+                os.write(j, b"E ENOSPC\n")
                 print("write %d: ENOSPC" % g, flush=True)
                 sys.exit(28)
             print("write %d: %s (server gone?)" % (g, e), flush=True)
             break
+        worst = max(worst, time.time() - t0)
+        if op_max and time.time() - t0 > op_max:
+            print("write %d took %.1f s (limit %.1f s)" %
+                  (g, time.time() - t0, op_max), flush=True)
+            sys.exit(1)
         os.write(j, b"A %d\n" % g)
         if flags:
             os.write(j, b"F\n")
@@ -106,19 +121,21 @@ def do_write(uri, jpath, nblocks, seed, seconds, flush_max):
                 print("flush: %s (server gone?)" % e, flush=True)
                 break
             dt = time.time() - t0
-            if flush_max and dt > flush_max:
-                print("flush took %.1f s (limit %.1f s)" % (dt, flush_max),
+            worst = max(worst, dt)
+            if op_max and dt > op_max:
+                print("flush took %.1f s (limit %.1f s)" % (dt, op_max),
                       flush=True)
                 sys.exit(1)
             os.write(j, b"F\n")
             nflush += 1
-        if rng.random() < 0.05:                 # reads fill the cache
+        if reads and rng.random() < 0.05:       # reads fill the cache
             off = rng.randrange(0, nblocks) * BS
             try:
                 h.pread(BS, off)
             except nbd.Error:
                 break
-    print("wrote %d, flushed %d times" % (nwrites, nflush), flush=True)
+    print("wrote %d, flushed %d times, slowest write or flush %.3f s" %
+          (nwrites, nflush, worst), flush=True)
     os.close(j)
     try:
         h.shutdown()
@@ -184,7 +201,8 @@ def main():
     if len(a) >= 5 and a[0] == "write":
         do_write(a[1], a[2], int(a[3]), int(a[4]),
                  float(a[5]) if len(a) > 5 else 0,
-                 float(a[6]) if len(a) > 6 else 0)
+                 float(a[6]) if len(a) > 6 else 0,
+                 float(a[7]) if len(a) > 7 else 0)
     elif len(a) >= 4 and a[0] == "verify":
         do_verify(a[1], a[2], int(a[3]), len(a) > 4 and a[4] == "flushed")
     else:
