@@ -2335,6 +2335,25 @@ hf_vol_wal_release_locked (struct hf_volume *v)
     v->wal_released = 0;
 }
 
+/* Offer a segment that just landed to the cache (data and node areas):
+ * newly written blocks are likely read again soon, and an entry keyed by
+ * (seq, offset) of an object now in the store never goes stale. */
+static void
+hf_vol_cache_segment (struct hf_volume *v, const struct hf_vol_seg *s)
+{
+  const struct hf_volume_hooks *hk = v->o.hooks;
+  const struct hf_seg_hdr *h = &s->meta.h;
+
+  if (hk == NULL || hk->cache_put == NULL || s->obj == NULL)
+    return;
+  if (h->n_nodes)
+    hk->cache_put (hk->opaque, h->seq, h->node_off, s->obj + h->node_off,
+                   (size_t) h->n_nodes * HF_NODE_SIZE);
+  if (h->n_data)
+    hk->cache_put (hk->opaque, h->seq, h->data_off, s->obj + h->data_off,
+                   (size_t) h->n_data * v->bs);
+}
+
 static int hf_vol_lease_check (struct hf_volume *v);
 
 static void *
@@ -2379,6 +2398,8 @@ hf_vol_uploader_thread (void *arg)
                            HF_PUT_IF_NONE_MATCH);
     if (r == EEXIST && s->attempts > 0 && hf_vol_is_ours (v, key, s->obj))
       r = 0;
+    if (r == 0)
+      hf_vol_cache_segment (v, s);
 
     pthread_mutex_lock (&v->lock);
     v->uploading--;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # cache=DIR: reads fill the local block cache, a restarted server hits
-# the persisted cache without asking the store, and a damaged cache file
-# is never returned as data (every block is CRC-checked).
+# the persisted cache without asking the store, a damaged cache file is
+# never returned as data (every block is CRC-checked), and blocks written
+# enter the cache when their segment commits.
 set -e
 . "$abs_srcdir/nbd-functions.sh"
 requires nbdkit --version
@@ -67,4 +68,25 @@ with open(p, "r+b") as f:
 ' "$tmp/cache/cache.data"
 read_all
 [ "$(metric hyperfile_local_cache_corrupt_total)" -gt 0 ]
+
+# Blocks a server writes go into its cache when their segment commits:
+# the next server reads them (and the index) without a single miss.
+hf_start "$tmp/vol2" size=8M segment-size=256K cache="$tmp/cache2" \
+  cache-size=16M metrics="$tmp/m"
+nbdsh -u "$uri" -c '
+want = open("'"$tmp"'/expect", "rb").read()
+h.pwrite(want, 12345)
+h.flush()
+'
+hf_stop TERM
+[ "$(metric hyperfile_local_cache_inserts_total)" -gt 0 ]
+hf_start "$tmp/vol2" cache="$tmp/cache2" cache-size=16M metrics="$tmp/m"
+nbdsh -u "$uri" -c '
+want = open("'"$tmp"'/expect", "rb").read()
+assert h.pread(len(want), 12345) == want
+'
+hf_stop TERM
+grep cache_ "$tmp/m"
+[ "$(metric hyperfile_cache_misses_total)" -eq 0 ]
+[ "$(metric hyperfile_cache_hits_total)" -gt 0 ]
 echo "$0: ok"
