@@ -571,6 +571,13 @@ struct hf_volume {
   bool wal_replaying;           /* defer releases (replay reads the log) */
   uint64_t head_wal_lsn, head_wal_id;   /* of the head found at open */
 
+  /* One spare slot array and one spare object buffer (under lock),
+   * recycled from built and committed segments: fresh 32 MiB buffers
+   * cost a page fault and a cleared page per 4 KiB, which at full write
+   * speed was a tenth of the CPU.  Bounded: at most one of each. */
+  uint8_t *spare_slots, *spare_obj;
+  size_t spare_slots_len, spare_obj_len;
+
   /* Builder state (builder thread only). */
   uint64_t b_parent_seq;
   uint32_t b_parent_crc;
@@ -1362,7 +1369,16 @@ hf_vol_put_block_locked (struct hf_volume *v, uint64_t lba,
   if (b->vals[pos] == HF_VOL_NO_SLOT) {
     if (b->n_slots == b->cap_slots) {
       uint32_t nc = b->cap_slots ? b->cap_slots * 2 : 64;
-      uint8_t *ns = realloc (b->slots, (size_t) nc * v->bs);
+      uint8_t *ns;
+
+      if (b->cap_slots == 0 && v->spare_slots &&
+          v->spare_slots_len / v->bs >= nc) {
+        ns = v->spare_slots;
+        nc = (uint32_t) (v->spare_slots_len / v->bs);
+        v->spare_slots = NULL;
+      }
+      else
+        ns = realloc (b->slots, (size_t) nc * v->bs);
       if (ns == NULL)
         return ENOMEM;
       b->slots = ns;
@@ -1952,6 +1968,21 @@ hf_vol_tree_apply (struct hf_volume *v, const struct hf_vol_runs *r)
 
 /* Build segment s into an object (see the top of the file).  Runs in
  * the builder thread without v->lock, except where noted. */
+/* An object buffer of at least len bytes: the spare if it fits. */
+static uint8_t *
+hf_vol_obj_alloc (struct hf_volume *v, size_t len)
+{
+  uint8_t *p = NULL;
+
+  pthread_mutex_lock (&v->lock);
+  if (v->spare_obj && v->spare_obj_len >= len) {
+    p = v->spare_obj;
+    v->spare_obj = NULL;
+  }
+  pthread_mutex_unlock (&v->lock);
+  return p ? p : malloc (len);
+}
+
 static int
 hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
 {
@@ -2054,7 +2085,7 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
       r = EFBIG;
       goto err;
     }
-    obj = malloc (h->object_size);
+    obj = hf_vol_obj_alloc (v, h->object_size);
     if (obj == NULL)
       goto err;
   }
@@ -2110,7 +2141,7 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
         r = hf_vol_tree_apply (v, &own);
     }
     if (r == 0) {
-      obj = malloc (h->object_size);
+      obj = hf_vol_obj_alloc (v, h->object_size);
       if (obj == NULL)
         r = ENOMEM;
     }
@@ -2192,6 +2223,11 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
   s->obj = obj;
   s->ckpt = ckpt;
   s->state = HF_VSEG_BUILT;
+  if (v->spare_slots == NULL && old_slots && b->cap_slots >= 1024) {
+    v->spare_slots = old_slots;
+    v->spare_slots_len = (size_t) b->cap_slots * v->bs;
+    old_slots = NULL;
+  }
   pthread_cond_broadcast (&v->cv);
   pthread_mutex_unlock (&v->lock);
   free (old_slots);
@@ -2297,6 +2333,12 @@ hf_vol_commit_locked (struct hf_volume *v)
     else
       v->sealed_tail = NULL;
     hf_debug ("volume", "committed seq %" PRIu64, s->seq);
+    if (v->spare_obj == NULL && s->obj &&
+        s->meta.h.object_size >= (1u << 20)) {
+      v->spare_obj = s->obj;
+      v->spare_obj_len = s->meta.h.object_size;
+      s->obj = NULL;
+    }
     hf_vol_seg_free (s);
   }
   pthread_cond_broadcast (&v->cv);
@@ -3219,6 +3261,8 @@ hf_vol_free (struct hf_volume *v)
     free (v->crc_tabs[i]);
   free (v->crc_tabs);
   free (v->uploaders);
+  free (v->spare_slots);
+  free (v->spare_obj);
   free (v->prefix);
   free (v->ra_data);
   pthread_cond_destroy (&v->ra_cv);
