@@ -6,6 +6,9 @@
 #   HF_DEMO_DIR   where the volume's objects live (default /var/tmp/hyperfile-demo)
 #   HF_DEMO_SIZE  volume size when it is created (default 4G)
 #   HF_DEMO_SOCK  unix socket to serve on (default /tmp/hyperfile-demo.sock)
+# The write-ahead log and the block cache go beside the volume, in
+# HF_DEMO_DIR.wal and HF_DEMO_DIR.cache (wal=off or cache=off as extra
+# arguments turn them off).
 # Extra arguments are passed to the plugin (e.g. segment-size=8M).
 set -euo pipefail
 
@@ -30,7 +33,8 @@ mkdir -p "$dir"
 
 cat <<MSG
 
-hyperfile: serving the volume in $dir ($size if new) on $sock
+hyperfile: serving the volume in $dir ($size if new) on $sock,
+with the write-ahead log in $dir.wal and the block cache in $dir.cache
 
 Connect with any NBD client, for example:
   nbdinfo 'nbd+unix:///?socket=$sock'
@@ -41,4 +45,5 @@ Admin command: $top/_build/tools/hyperfile info $dir
 Press ^C to stop: everything written is committed to the store first.
 
 MSG
-exec nbdkit -f -U "$sock" "$plugin" "$dir" size="$size" "$@"
+exec nbdkit -f -U "$sock" "$plugin" "$dir" size="$size" \
+  wal="$dir.wal" cache="$dir.cache" "$@"
