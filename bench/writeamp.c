@@ -17,6 +17,14 @@
  *     writing (reuse the volume of an earlier run), so the peak RSS is
  *     that of the reopen and the reads alone.
  *
+ *   writeamp -o SEGMENTS STORE
+ *     Commits SEGMENTS segments (one 4 KiB write and a flush each; the
+ *     volume checkpoints as it normally would), closes, then times a
+ *     writable open after the clean close and counts the store requests
+ *     it makes; then writes and flushes once more, simulates a crash
+ *     (no closing checkpoint) and times the recovering open the same way.
+ *     Prints one "open ..." line per open (bench/run parses them).
+ *
  * STORE must not hold a volume yet (a fresh directory is simplest).
  */
 #include <config.h>
@@ -208,10 +216,100 @@ bench_memory (struct hf_objstore *s, const char *prefix, uint64_t blocks,
   return 0;
 }
 
+/* Open the volume under prefix writable, report time and requests. */
+static struct hf_volume *
+timed_open (struct hf_objstore *s, const char *prefix, const char *what,
+            uint64_t segments, bool break_lease)
+{
+  /* break_lease: the "crashed" writer is this very process, whose lease
+   * a same-host open would otherwise see as live. */
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .break_lease = break_lease };
+  struct hf_objstore_stats st0, st1;
+  struct hf_volume_info info;
+  struct hf_volume *v;
+  double t0, t1;
+  int r;
+
+  hf_objstore_get_stats (s, &st0);
+  t0 = now_s ();
+  r = hf_volume_open (s, prefix, &o, &v);
+  if (r)
+    die ("reopen", r);
+  t1 = now_s ();
+  hf_objstore_get_stats (s, &st1);
+  hf_volume_get_info (v, &info);
+  printf ("open %s segments %llu head %llu checkpoint %llu seconds %.6f "
+          "get %llu head_req %llu put %llu list %llu delete %llu\n", what,
+          (unsigned long long) segments, (unsigned long long) info.head_seq,
+          (unsigned long long) info.ckpt_seq, t1 - t0,
+          (unsigned long long) (st1.requests[HF_OP_GET] -
+                                st0.requests[HF_OP_GET]),
+          (unsigned long long) (st1.requests[HF_OP_HEAD] -
+                                st0.requests[HF_OP_HEAD]),
+          (unsigned long long) (st1.requests[HF_OP_PUT] -
+                                st0.requests[HF_OP_PUT]),
+          (unsigned long long) (st1.requests[HF_OP_LIST] -
+                                st0.requests[HF_OP_LIST]),
+          (unsigned long long) (st1.requests[HF_OP_DELETE] -
+                                st0.requests[HF_OP_DELETE]));
+  fflush (stdout);
+  return v;
+}
+
+static int
+bench_open (struct hf_objstore *s, const char *prefix, uint64_t segments)
+{
+  /* Small segments are irrelevant here: each flush seals whatever is
+   * buffered (one block) into its own segment. */
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX };
+  struct hf_volume *v;
+  uint64_t nblocks = (1ull << 30) / 4096, i;
+  uint8_t buf[4096];
+  double t0;
+  int r;
+
+  r = hf_volume_create (s, prefix, 1ull << 30, 4096);
+  if (r)
+    die ("create", r);
+  r = hf_volume_open (s, prefix, &o, &v);
+  if (r)
+    die ("open", r);
+  t0 = now_s ();
+  for (i = 0; i < segments; i++) {
+    memset (buf, (int) (i & 0xff), sizeof buf);
+    memcpy (buf, &i, sizeof i);
+    r = hf_volume_pwrite (v, buf, sizeof buf, (rnd () % nblocks) * 4096, 0);
+    if (r)
+      die ("pwrite", r);
+    r = hf_volume_flush (v);
+    if (r)
+      die ("flush", r);
+  }
+  r = hf_volume_close (v);
+  if (r)
+    die ("close", r);
+  fprintf (stderr, "writeamp: %llu segments built in %.1f s\n",
+           (unsigned long long) segments, now_s () - t0);
+
+  v = timed_open (s, prefix, "clean", segments, false);
+  /* One more segment, then die without the closing checkpoint: the
+   * next open recovers every segment since the last checkpoint. */
+  r = hf_volume_pwrite (v, buf, sizeof buf, 0, 0);
+  if (r == 0)
+    r = hf_volume_flush (v);
+  if (r)
+    die ("write before crash", r);
+  hf_volume_crash (v);
+  v = timed_open (s, prefix, "crash", segments + 1, true);
+  hf_volume_close (v);
+  return 0;
+}
+
 int
 main (int argc, char **argv)
 {
-  uint64_t vol_gib = 16, blocks = 0, reads = 100000;
+  uint64_t vol_gib = 16, blocks = 0, reads = 100000, segments = 0;
   bool reuse = false;
   size_t seg_mib = 32;
   struct hf_s3_config s3cfg = { .tls_verify = true };
@@ -219,21 +317,24 @@ main (int argc, char **argv)
   char *prefix = NULL;
   int c, r;
 
-  while ((c = getopt (argc, argv, "s:S:m:r:x")) != -1)
+  while ((c = getopt (argc, argv, "s:S:m:r:xo:")) != -1)
     switch (c) {
     case 's': vol_gib = strtoull (optarg, NULL, 0); break;
     case 'S': seg_mib = strtoull (optarg, NULL, 0); break;
     case 'm': blocks = strtoull (optarg, NULL, 0); break;
     case 'r': reads = strtoull (optarg, NULL, 0); break;
     case 'x': reuse = true; break;
+    case 'o': segments = strtoull (optarg, NULL, 0); break;
     default: goto usage;
     }
-  if (argc - optind != (blocks ? 1 : 2))
+  if (argc - optind != (blocks || segments ? 1 : 2))
     goto usage;
   r = hf_objstore_open_url (argv[argc - 1], &s3cfg, true, &s, &prefix);
   if (r)
     die (argv[argc - 1], r);
-  if (blocks)
+  if (segments)
+    bench_open (s, prefix, segments);
+  else if (blocks)
     bench_memory (s, prefix, blocks, reads, reuse);
   else
     bench_writeamp (s, prefix, strtoull (argv[optind], NULL, 0), vol_gib,
@@ -244,6 +345,7 @@ main (int argc, char **argv)
 
  usage:
   fprintf (stderr, "usage: writeamp [-s VOLUME_GIB] [-S SEGMENT_MIB] MIB "
-           "STORE\n       writeamp -m BLOCKS [-r READS] [-x] STORE\n");
+           "STORE\n       writeamp -m BLOCKS [-r READS] [-x] STORE\n"
+           "       writeamp -o SEGMENTS STORE\n");
   return EXIT_FAILURE;
 }

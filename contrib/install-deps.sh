@@ -4,6 +4,9 @@
 #
 #   contrib/install-deps.sh          build dependencies
 #   contrib/install-deps.sh --test   build + test dependencies, npm ci
+#   contrib/install-deps.sh --bench  build + test + benchmark dependencies
+#                                    (bench/run: the peers s3backer and
+#                                    nbdkit's S3 plugin, gnuplot, perf)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -14,9 +17,22 @@ build_pkgs=(build-essential autoconf automake libtool pkg-config perl
 test_pkgs=(python3 python3-libnbd python3-botocore qemu-utils fuse3 nbdfuse
            fio e2fsprogs util-linux valgrind cpio busybox-static
            qemu-system-x86 linux-image-amd64 procps psmisc openssl)
+# bench/run: peers (s3backer 1.5.4, nbdkit's S3 plugin = the Python
+# plugin + boto3), plots, and the tools it drives and profiles with.
+bench_pkgs=(s3backer nbdkit-plugin-python python3-boto3 gnuplot-nox fio
+            curl bc time linux-perf fuse3 e2fsprogs util-linux libnbd-bin)
+
+mode="${1-}"
+case "$mode" in
+  ""|--test|--bench) ;;
+  *) echo "usage: contrib/install-deps.sh [--test|--bench]" >&2; exit 1 ;;
+esac
 
 want=("${build_pkgs[@]}")
-if [ "${1-}" = "--test" ]; then
+if [ "$mode" = "--bench" ]; then
+  want+=("${bench_pkgs[@]}")
+fi
+if [ "$mode" = "--test" ] || [ "$mode" = "--bench" ]; then
   want+=("${test_pkgs[@]}")
   # Node for the S3 test server; the image may already carry a newer one.
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
@@ -41,7 +57,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ "${1-}" = "--test" ] && [ -f package-lock.json ]; then
+if { [ "$mode" = "--test" ] || [ "$mode" = "--bench" ]; } &&
+   [ -f package-lock.json ]; then
   # Pinned S3 test server (@20minutes/s3rver); skip when already current.
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
     echo "install-deps: npm ci"

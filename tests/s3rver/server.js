@@ -39,6 +39,14 @@
  * A. Deviation fixes: s3rver differs from AWS S3 here, and hyperfile's
  *    tests rely on S3's behaviour, so these make s3rver behave like S3.
  *
+ *  0. accountingShim (for bench/run): counts every request by kind
+ *     (PutObject, UploadPart, CreateMultipartUpload,
+ *     CompleteMultipartUpload, GetObject, HeadObject, DeleteObject,
+ *     DeleteObjects, ListObjects, Other) with the bytes received (request
+ *     Content-Length) and sent.  s3rver keeps no such counts.  An
+ *     unauthenticated GET /__hyperfile_stats answers them as JSON (not a
+ *     possible bucket name: S3 bucket names have no '_'); it is not
+ *     counted.
  *  1. ifNoneMatchShim: s3rver ignores "If-None-Match: *".  PUT (not an
  *     UploadPart) and CompleteMultipartUpload with If-None-Match: *
  *     answer 412 PreconditionFailed when the key exists; the check and
@@ -490,6 +498,49 @@ function atomicObjects(store, stagingDir) {
   };
 }
 
+/* HYPERFILE BENCH SHIM: request and byte accounting by kind. */
+const stats = { requests: {}, bytes_in: {}, bytes_out: {} };
+
+function requestKind(ctx) {
+  const q = ctx.query;
+  const m = ctx.method;
+  /* Path-style /BUCKET/KEY, or virtual-host /KEY. */
+  const vhost = !/^(127\.0\.0\.1|localhost|s3\.localhost)(:|$)/.test(ctx.get('host'));
+  const hasKey = vhost ? ctx.path.length > 1 : /^\/[^/]+\/.+/.test(ctx.path);
+  if (m === 'PUT' && hasKey)
+    return q.partNumber !== undefined ? 'UploadPart' : 'PutObject';
+  if (m === 'POST' && q.uploads !== undefined) return 'CreateMultipartUpload';
+  if (m === 'POST' && q.uploadId !== undefined)
+    return 'CompleteMultipartUpload';
+  if (m === 'POST' && q.delete !== undefined) return 'DeleteObjects';
+  if (m === 'GET' && hasKey) return 'GetObject';
+  if (m === 'GET') return 'ListObjects';
+  if (m === 'HEAD' && hasKey) return 'HeadObject';
+  if (m === 'DELETE' && hasKey) return 'DeleteObject';
+  return 'Other';
+}
+
+async function accountingShim(ctx, next) {
+  if (ctx.method === 'GET' && ctx.path === '/__hyperfile_stats') {
+    ctx.type = 'application/json';
+    ctx.body = JSON.stringify(stats);
+    return;
+  }
+  const kind = requestKind(ctx);
+  const add = (what, n) => {
+    stats[what][kind] = (stats[what][kind] || 0) + n;
+  };
+  add('requests', 1);
+  add('bytes_in', Number(ctx.get('content-length')) || 0);
+  try {
+    await next();
+  } finally {
+    /* Koa sets ctx.length from the body or the Content-Length header. */
+    add('bytes_out', Number(ctx.length) || 0);
+  }
+}
+
+
 async function main() {
   const server = new S3rver({
     address: '127.0.0.1',
@@ -513,6 +564,7 @@ async function main() {
   const shims = [tempCredentialsShim, statusShim, ifNoneMatchShim,
                  lostReplyShim, listKeyEscapeShim];
   if (reqlog) shims.unshift(requestLog);
+  shims.unshift(accountingShim);        /* counts everything, bench/run */
   server.middleware.unshift(...shims);
   const addr = await server.run();
   process.stdout.write('PORT ' + addr.port + '\n');

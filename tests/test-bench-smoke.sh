@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# bench/run --smoke end to end: the S3 test server with its accounting
+# shim, a few systems, every workload for about a second, the scale
+# runs, results.json, results.md and (with gnuplot) the plots.  Checks
+# that the scripts ran and recorded what they measured; nothing here
+# depends on how fast anything was.
+set -e
+. "$abs_srcdir/nbd-functions.sh"
+requires nbdkit --version
+requires fio --version
+requires nbdsh --version
+requires curl --version
+requires node --version
+requires test -d "$abs_top_srcdir/node_modules/@20minutes/s3rver"
+hf_tmpdir
+
+WRITEAMP="$abs_builddir/writeamp" \
+  "$abs_top_srcdir/bench/run" --smoke --out "$tmp/out" > "$tmp/run.log" 2>&1 ||
+  { cat "$tmp/run.log"; exit 1; }
+cat "$tmp/run.log"
+
+test -s "$tmp/out/results.md"
+grep -q '^| memory |' "$tmp/out/results.md"
+python3 - "$tmp/out/results.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+runs = {(x["system"], x["workload"]): x for x in r["runs"]}
+def need(cond, what):
+    if not cond:
+        sys.exit("test-bench-smoke: " + what)
+for s in ("memory", "hf-s3-nowal", "hf-dir-nowal"):
+    for w in ("seqwrite", "randread-cold", "seqread", "randread-warm",
+              "randwrite-qd1", "randwrite-qd32", "randrw"):
+        x = runs.get((s, w))
+        need(x is not None, "no record for %s %s" % (s, w))
+        need(x["status"] == "ok", "%s %s: %s" % (s, w, x["status"]))
+        need(x["iops"] > 0 and x["bw_bytes"] > 0, "%s %s: no I/O" % (s, w))
+        need("iops_vs_memory" in x["derived"], "%s %s: no ratio" % (s, w))
+# The shim counted hyperfile's segment uploads, and none for the dir store.
+x = runs[("hf-s3-nowal", "seqwrite")]
+need(x["s3_total"]["requests"].get("PutObject", 0) > 0, "no PUTs counted")
+need(x["derived"]["s3_bytes_per_byte"] >= 1.0, "S3 bytes below data")
+need(not runs[("hf-dir-nowal", "seqwrite")]["s3_total"]["requests"],
+     "dir store made S3 requests")
+# A WAL configuration either ran or says why not, with no numbers.
+x = runs[("hf-s3-wal-cache", "randwrite-qd32")]
+need(x["status"] == "ok" and x["iops"] > 0 or
+     x["status"].startswith("not available: ") and "iops" not in x,
+     "wal row: %s" % x["status"])
+need([o for o in r["scale"]["open"] if o["kind"] == "crash"], "no open scale")
+need(r["scale"]["memory"] and "read_rss_kib" in r["scale"]["memory"][0],
+     "no memory scale")
+need(r["scale"]["writeamp"].get("puts", 0) > 0, "no writeamp figures")
+need(r["calibration"]["put_bw_bytes"] > 0, "no calibration")
+print("test-bench-smoke: results.json complete")
+PY
+if command -v gnuplot >/dev/null; then
+  for p in ratio p99 s3cost open memory; do
+    test -s "$tmp/out/plots/$p.png"
+  done
+fi
+echo "$0: ok"
