@@ -79,14 +79,16 @@
  * naming this log is committed before any write, so that a crash before
  * the next upload still finds its records replayable.
  *
- * Lease.  A writable open claims PREFIX "lease/" HEX16(~epoch) (see
- * format.h); a renewal thread rewrites it every ttl/3 after checking
- * that no newer epoch exists (else: fenced).  close releases it.
+ * Lease.  A writable open claims PREFIX "lease/" HEX16(~epoch) through
+ * lease.c (see lease.h, format.h); a renewal thread here rewrites it
+ * every ttl/3 after checking that no newer epoch exists (else: fenced).
+ * close releases it.
  *
  * Retries.  The s3 store retries internally; the dir and fault stores do
- * not, so this file retries reads (segment metadata, nodes, blocks) and
- * lease operations up to HF_VOL_IO_TRIES times on EIO/ETIMEDOUT with a
- * short backoff, and segment uploads forever (see above).
+ * not, so this file retries reads (segment metadata, nodes, blocks) up to
+ * HF_VOL_IO_TRIES times on EIO/ETIMEDOUT with a short backoff (lease.c
+ * does the same for lease operations), and segment uploads forever (see
+ * above).
  *
  * Locks, in lock order (take only downwards):
  *   tree_lock (rwlock)  the B+tree: readers (lookup, iterate) shared;
@@ -119,6 +121,7 @@
 #include "cleanup.h"
 #include "crc32c.h"
 #include "format.h"
+#include "lease.h"
 #include "lineage.h"
 #include "log.h"
 #include "segment.h"
@@ -532,8 +535,6 @@ struct hf_volume {
   uint8_t uuid[HF_UUID_SIZE];
   bool readonly;
   bool auto_ckpt;               /* thresholds left at their defaults */
-  uint8_t holder_uuid[HF_UUID_SIZE];
-  char holder[128];
 
   pthread_rwlock_t tree_lock;   /* see the top of the file */
   struct hf_btree *tree;
@@ -551,10 +552,8 @@ struct hf_volume {
   uint64_t head_seq, ckpt_seq;
   uint64_t ckpt_gen;            /* checkpoints committed (delta cleared) */
   uint64_t dirty_bytes;
-  uint64_t lease_epoch;
-  uint64_t lease_acquired_ns;
+  struct hf_lease lease;        /* lease.c; epoch etc. fixed after open */
   uint64_t lease_ok_us;         /* monotonic time of the last renewal */
-  bool lease_held;
   bool fenced;
   int broken;                   /* sticky error (tree merge failed) */
   bool stop, crashed;
@@ -657,13 +656,6 @@ static bool
 hf_vol_retryable (int e)
 {
   return e == EIO || e == ETIMEDOUT || e == EAGAIN;
-}
-
-static void
-hf_vol_key (char *out, size_t n, const struct hf_volume *v,
-            const char *what, uint64_t num)
-{
-  snprintf (out, n, "%s%s/%016" PRIx64, v->prefix, what, ~num);
 }
 
 /* Ranged GET with the volume's retry policy (see the top). */
@@ -2043,7 +2035,7 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
   h->parent_seq = v->b_parent_seq;
   h->parent_crc = v->b_parent_crc;
   pthread_mutex_lock (&v->lock);
-  h->lease_epoch = v->lease_epoch;
+  h->lease_epoch = v->lease.epoch;
   pthread_mutex_unlock (&v->lock);
   h->volume_size = s->volume_size;
   h->timestamp_ns = hf_vol_wall_ns ();
@@ -2396,8 +2388,6 @@ hf_vol_cache_segment (struct hf_volume *v, const struct hf_vol_seg *s)
                    (size_t) h->n_data * v->bs);
 }
 
-static int hf_vol_lease_check (struct hf_volume *v);
-
 static void *
 hf_vol_uploader_thread (void *arg)
 {
@@ -2434,7 +2424,7 @@ hf_vol_uploader_thread (void *arg)
     hf_seg_key (key, sizeof key, v->prefix, s->seq);
     /* Renewals have been failing: before committing anything, make sure
      * nobody took the volume over meanwhile. */
-    r = stale ? hf_vol_lease_check (v) : 0;
+    r = stale ? hf_lease_check (&v->lease) : 0;
     if (r == 0)
       r = hf_objstore_put (v->store, key, s->obj, s->meta.h.object_size,
                            HF_PUT_IF_NONE_MATCH);
@@ -2458,7 +2448,7 @@ hf_vol_uploader_thread (void *arg)
         hf_error ("volume: segment %s already exists: another writer has "
                   "taken over this volume (our lease epoch %" PRIu64
                   "); this writer is fenced and refuses further writes",
-                  key, v->lease_epoch);
+                  key, v->lease.epoch);
       v->fenced = true;
     }
     else {
@@ -2499,56 +2489,46 @@ hf_vol_timer_thread (void *arg)
   return NULL;
 }
 
-/* ---- Lease ---- */
+/* ---- Lease renewal (the lease itself is lease.c) ---- */
 
-struct hf_vol_lease {
-  uint32_t flags, ttl_s;
-  uint64_t epoch, acquired_ns, renewed_ns;
-  uint8_t holder_uuid[HF_UUID_SIZE];
-  char holder[129];
-};
-
-#define LS(field) offsetof (struct hf_disk_lease, field)
-
-static void
-hf_vol_lease_encode (struct hf_volume *v, uint32_t flags, uint8_t *o)
+static void *
+hf_vol_lease_thread (void *arg)
 {
-  memset (o, 0, HF_LS_SIZE);
-  hf_put_le32 (o + LS (ls_magic), HF_LS_MAGIC);
-  hf_put_le16 (o + LS (ls_version), HF_LS_VERSION);
-  hf_put_le16 (o + LS (ls_hdr_size), HF_LS_SIZE);
-  hf_put_le32 (o + LS (ls_flags), flags);
-  hf_put_le32 (o + LS (ls_ttl_s), v->o.lease_ttl_s);
-  hf_put_le64 (o + LS (ls_epoch), v->lease_epoch);
-  hf_put_le64 (o + LS (ls_acquired_ns), v->lease_acquired_ns);
-  hf_put_le64 (o + LS (ls_renewed_ns), hf_vol_wall_ns ());
-  memcpy (o + LS (ls_holder_uuid), v->holder_uuid, HF_UUID_SIZE);
-  memcpy (o + LS (ls_holder), v->holder, strlen (v->holder));
-  hf_put_le32 (o + LS (ls_crc), hf_crc32c (0, o, LS (ls_crc)));
-}
+  struct hf_volume *v = arg;
+  uint64_t period = (uint64_t) v->o.lease_ttl_s * 1000000 / 3;
 
-static int
-hf_vol_lease_decode (const uint8_t *o, size_t len, const char *key,
-                     struct hf_vol_lease *out)
-{
-  if (len != HF_LS_SIZE || hf_le32 (o + LS (ls_magic)) != HF_LS_MAGIC ||
-      hf_le16 (o + LS (ls_version)) != HF_LS_VERSION ||
-      hf_le16 (o + LS (ls_hdr_size)) != HF_LS_SIZE ||
-      hf_crc32c (0, o, LS (ls_crc)) != hf_le32 (o + LS (ls_crc))) {
-    hf_error ("volume: lease %s is corrupt (%zu bytes, bad magic, version "
-              "or CRC at byte offset 0..%zu)", key, len, LS (ls_crc));
-    return EBADMSG;
+  pthread_mutex_lock (&v->lock);
+  for (;;) {
+    uint64_t until = hf_vol_now_us () + period;
+    struct hf_lease_info l;
+    int r;
+
+    while (!v->stop && hf_vol_now_us () < until)
+      hf_vol_wait (v, until);
+    if (v->stop || v->fenced)
+      break;
+    pthread_mutex_unlock (&v->lock);
+    r = hf_lease_renew (&v->lease, &l);
+    if (r == EEXIST) {
+      pthread_mutex_lock (&v->lock);
+      hf_error ("volume: writer lease epoch %" PRIu64 " taken by \"%s\" "
+                "(ours %" PRIu64 "): this writer is fenced and refuses "
+                "further writes", l.epoch, l.holder, v->lease.epoch);
+      v->fenced = true;
+      pthread_cond_broadcast (&v->cv);
+      break;
+    }
+    if (r)
+      hf_warn ("volume: renewing the writer lease: %s", strerror (r));
+    pthread_mutex_lock (&v->lock);
+    if (r == 0)
+      v->lease_ok_us = hf_vol_now_us ();
   }
-  out->flags = hf_le32 (o + LS (ls_flags));
-  out->ttl_s = hf_le32 (o + LS (ls_ttl_s));
-  out->epoch = hf_le64 (o + LS (ls_epoch));
-  out->acquired_ns = hf_le64 (o + LS (ls_acquired_ns));
-  out->renewed_ns = hf_le64 (o + LS (ls_renewed_ns));
-  memcpy (out->holder_uuid, o + LS (ls_holder_uuid), HF_UUID_SIZE);
-  memcpy (out->holder, o + LS (ls_holder), 128);
-  out->holder[128] = '\0';
-  return 0;
+  pthread_mutex_unlock (&v->lock);
+  return NULL;
 }
+
+/* ---- Listing ---- */
 
 struct hf_vol_first {
   size_t plen;
@@ -2587,208 +2567,6 @@ hf_vol_list (struct hf_volume *v, const char *what, size_t max,
     hf_vol_sleep_us (2000u << i);
   }
   return r;
-}
-
-/* The newest lease: 0 with *found, or an error. */
-static int
-hf_vol_lease_newest (struct hf_volume *v, bool *found,
-                     struct hf_vol_lease *out)
-{
-  struct hf_vol_first f;
-  char key[HF_OBJSTORE_KEY_MAX + 1];
-  CLEANUP_FREE void *data = NULL;
-  size_t len = 0;
-  int r, i;
-
-  *found = false;
-  r = hf_vol_list (v, "lease", 1, &f);
-  if (r)
-    return r;
-  if (f.n == 0)
-    return 0;
-  hf_vol_key (key, sizeof key, v, "lease", f.num[0]);
-  for (i = 0; i < HF_VOL_IO_TRIES; i++) {
-    r = hf_objstore_get_all (v->store, key, &data, &len);
-    if (!hf_vol_retryable (r))
-      break;
-    hf_vol_sleep_us (2000u << i);
-  }
-  if (r)
-    return r;
-  r = hf_vol_lease_decode (data, len, key, out);
-  if (r)
-    return r;
-  if (out->epoch != f.num[0]) {
-    hf_error ("volume: lease %s holds epoch %" PRIu64, key, out->epoch);
-    return EBADMSG;
-  }
-  *found = true;
-  return 0;
-}
-
-static int
-hf_vol_lease_put (struct hf_volume *v, uint32_t flags, unsigned pflags)
-{
-  char key[HF_OBJSTORE_KEY_MAX + 1];
-  uint8_t buf[HF_LS_SIZE];
-  int r = EIO, i;
-
-  hf_vol_key (key, sizeof key, v, "lease", v->lease_epoch);
-  hf_vol_lease_encode (v, flags, buf);
-  for (i = 0; i < HF_VOL_IO_TRIES; i++) {
-    r = hf_objstore_put (v->store, key, buf, sizeof buf, pflags);
-    if (r == EEXIST && i > 0 && (pflags & HF_PUT_IF_NONE_MATCH)) {
-      /* Our earlier attempt may have landed: check the holder. */
-      bool found;
-      struct hf_vol_lease l;
-      if (hf_vol_lease_newest (v, &found, &l) == 0 && found &&
-          l.epoch == v->lease_epoch &&
-          memcmp (l.holder_uuid, v->holder_uuid, HF_UUID_SIZE) == 0)
-        r = 0;
-    }
-    if (!hf_vol_retryable (r))
-      break;
-    hf_vol_sleep_us (2000u << i);
-  }
-  return r;
-}
-
-/* Is a process with this holder string a dead process of this host? */
-static bool
-hf_vol_holder_dead_here (const char *holder)
-{
-  char host[256], name[129];
-  long pid;
-
-  if (gethostname (host, sizeof host) != 0)
-    return false;
-  host[sizeof host - 1] = '\0';
-  if (sscanf (holder, "%128s pid %ld", name, &pid) != 2 || pid <= 0)
-    return false;
-  if (strcmp (name, host) != 0)
-    return false;
-  return kill ((pid_t) pid, 0) != 0 && errno == ESRCH;
-}
-
-static int
-hf_vol_lease_acquire (struct hf_volume *v)
-{
-  struct hf_vol_lease l;
-  bool found;
-  uint64_t now = hf_vol_wall_ns ();
-  int r;
-
-  r = hf_vol_lease_newest (v, &found, &l);
-  if (r) {
-    hf_error ("volume: %s%s: cannot read the writer lease: %s",
-              hf_objstore_describe (v->store), v->prefix, strerror (r));
-    return r;
-  }
-  if (found) {
-    bool released = l.flags & HF_LS_RELEASED;
-    uint64_t exp = l.renewed_ns + (uint64_t) l.ttl_s * 1000000000;
-    bool expired = now >= exp;
-
-    if (!released && !v->o.break_lease && !(v->o.takeover && expired) &&
-        !hf_vol_holder_dead_here (l.holder)) {
-      if (expired)
-        hf_error ("volume: %s%s: writer lease epoch %" PRIu64 " of \"%s\" "
-                  "expired %" PRIu64 " s ago but was not released; open "
-                  "with takeover to claim it",
-                  hf_objstore_describe (v->store), v->prefix, l.epoch,
-                  l.holder, (now - exp) / 1000000000);
-      else
-        hf_error ("volume: %s%s is in use: writer lease epoch %" PRIu64
-                  " held by \"%s\" expires in %" PRIu64 " s",
-                  hf_objstore_describe (v->store), v->prefix, l.epoch,
-                  l.holder, (exp - now + 999999999) / 1000000000);
-      return EBUSY;
-    }
-    if (!released)
-      hf_warn ("volume: claiming the writer lease of \"%s\" (epoch %"
-               PRIu64 ")%s", l.holder, l.epoch,
-               v->o.break_lease ? " (break_lease)" : "");
-    v->lease_epoch = l.epoch + 1;
-  }
-  else
-    v->lease_epoch = 1;
-  v->lease_acquired_ns = now;
-  r = hf_vol_lease_put (v, 0, HF_PUT_IF_NONE_MATCH);
-  if (r == EEXIST) {
-    hf_error ("volume: %s%s: another writer claimed lease epoch %" PRIu64
-              " at the same time", hf_objstore_describe (v->store),
-              v->prefix, v->lease_epoch);
-    return EBUSY;
-  }
-  if (r) {
-    hf_error ("volume: %s%s: cannot write the writer lease: %s",
-              hf_objstore_describe (v->store), v->prefix, strerror (r));
-    return r;
-  }
-  v->lease_held = true;
-  v->lease_ok_us = hf_vol_now_us ();
-  hf_debug ("volume", "lease epoch %" PRIu64 " acquired", v->lease_epoch);
-  return 0;
-}
-
-/* Is our lease still the newest?  0 if so (and counts as a renewal
- * check), EEXIST if a newer epoch exists (the caller fences), or a store
- * error (retry later). */
-static int
-hf_vol_lease_check (struct hf_volume *v)
-{
-  struct hf_vol_lease l;
-  bool found;
-  int r = hf_vol_lease_newest (v, &found, &l);
-
-  if (r)
-    return r;
-  if (found && l.epoch > v->lease_epoch) {
-    hf_error ("volume: writer lease epoch %" PRIu64 " taken by \"%s\" "
-              "(ours %" PRIu64 ")", l.epoch, l.holder, v->lease_epoch);
-    return EEXIST;
-  }
-  return 0;
-}
-
-static void *
-hf_vol_lease_thread (void *arg)
-{
-  struct hf_volume *v = arg;
-  uint64_t period = (uint64_t) v->o.lease_ttl_s * 1000000 / 3;
-
-  pthread_mutex_lock (&v->lock);
-  for (;;) {
-    uint64_t until = hf_vol_now_us () + period;
-    struct hf_vol_lease l;
-    bool found;
-    int r;
-
-    while (!v->stop && hf_vol_now_us () < until)
-      hf_vol_wait (v, until);
-    if (v->stop || v->fenced)
-      break;
-    pthread_mutex_unlock (&v->lock);
-    r = hf_vol_lease_newest (v, &found, &l);
-    if (r == 0 && found && l.epoch > v->lease_epoch) {
-      pthread_mutex_lock (&v->lock);
-      hf_error ("volume: writer lease epoch %" PRIu64 " taken by \"%s\" "
-                "(ours %" PRIu64 "): this writer is fenced and refuses "
-                "further writes", l.epoch, l.holder, v->lease_epoch);
-      v->fenced = true;
-      pthread_cond_broadcast (&v->cv);
-      break;
-    }
-    if (r == 0)
-      r = hf_vol_lease_put (v, 0, 0);
-    if (r)
-      hf_warn ("volume: renewing the writer lease: %s", strerror (r));
-    pthread_mutex_lock (&v->lock);
-    if (r == 0)
-      v->lease_ok_us = hf_vol_now_us ();
-  }
-  pthread_mutex_unlock (&v->lock);
-  return NULL;
 }
 
 /* ---- Volume descriptor ---- */
@@ -3430,7 +3208,6 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
                 const struct hf_volume_options *opts, struct hf_volume **out)
 {
   struct hf_volume *v;
-  char host[100];
   int r;
 
   v = calloc (1, sizeof *v);
@@ -3473,23 +3250,18 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
     r = ENOMEM;
     goto err0;
   }
-  if (getrandom (v->holder_uuid, HF_UUID_SIZE, 0) != HF_UUID_SIZE) {
-    r = EIO;
+  r = hf_lease_init (&v->lease, store, v->prefix, v->o.lease_ttl_s);
+  if (r)
     goto err0;
-  }
-  if (gethostname (host, sizeof host) != 0)
-    strcpy (host, "unknown");
-  host[sizeof host - 1] = '\0';
-  snprintf (v->holder, sizeof v->holder, "%s pid %ld", host,
-            (long) getpid ());
 
   r = hf_vol_read_descriptor (v);
   if (r)
     goto err0;
   if (!v->readonly) {
-    r = hf_vol_lease_acquire (v);
+    r = hf_lease_acquire (&v->lease, v->o.takeover, v->o.break_lease);
     if (r)
       goto err0;
+    v->lease_ok_us = hf_vol_now_us ();
   }
   r = hf_vol_recover (v, v->o.at_seq);
   if (r)
@@ -3516,8 +3288,8 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
  err2:
   hf_vol_stop_threads (v, true);
  err1:
-  if (v->lease_held)
-    hf_vol_lease_put (v, HF_LS_RELEASED, 0);
+  if (v->lease.held)
+    hf_lease_release (&v->lease);
  err0:
   hf_vol_free (v);
   return r;
@@ -3551,8 +3323,8 @@ hf_volume_close (struct hf_volume *v)
       hf_error ("volume: close: data not committed: %s", strerror (r));
   }
   hf_vol_stop_threads (v, false);
-  if (v->lease_held && !v->fenced) {
-    int e = hf_vol_lease_put (v, HF_LS_RELEASED, 0);
+  if (v->lease.held && !v->fenced) {
+    int e = hf_lease_release (&v->lease);
     if (e)
       hf_warn ("volume: releasing the writer lease: %s", strerror (e));
   }
@@ -3585,7 +3357,7 @@ hf_volume_get_info (struct hf_volume *v, struct hf_volume_info *out)
   out->fenced = v->fenced;
   out->head_seq = v->head_seq;
   out->ckpt_seq = v->ckpt_seq;
-  out->lease_epoch = v->lease_epoch;
+  out->lease_epoch = v->lease.epoch;
   out->mapped_blocks = bs.entries;
   out->dirty_bytes = v->dirty_bytes;
   out->uploads_in_flight = 0;

@@ -1,0 +1,365 @@
+/* Unit tests for lib/lease (the writer lease), on the dir store and the
+ * fault store, without a volume:
+ *
+ *  - acquire on an empty volume takes epoch 1;
+ *  - a live lease of another holder is refused with EBUSY and a message
+ *    naming the holder, with or without takeover;
+ *  - an expired lease is claimed only with takeover;
+ *  - a lease left by a dead pid of this host is claimed without takeover;
+ *  - a newer epoch fences the old holder (check and renew: EEXIST);
+ *  - a released lease is taken over without takeover;
+ *  - a corrupt lease object gives EBADMSG and a log line with its key and
+ *    offset;
+ *  - store errors come back as such, and a PUT whose reply was lost is
+ *    recognised as ours.
+ */
+#include <config.h>
+
+#undef NDEBUG
+#include <check.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "lease.h"
+#include "log.h"
+#include "objstore.h"
+
+#define PFX "vol/"
+
+static char last_error[1024], last_warn[1024];
+
+static void
+capture (enum hf_log_level level, const char *msg)
+{
+  if (level == HF_LOG_ERROR)
+    snprintf (last_error, sizeof last_error, "%s", msg);
+  if (level == HF_LOG_WARN)
+    snprintf (last_warn, sizeof last_warn, "%s", msg);
+  if (level <= HF_LOG_WARN && getenv ("HF_TEST_VERBOSE"))
+    fprintf (stderr, "%s\n", msg);
+}
+
+static char *dir;
+static struct hf_objstore *store;
+
+static void
+setup (void)
+{
+  dir = strdup ("/tmp/check-lease-XXXXXX");
+  ck_assert (dir && mkdtemp (dir));
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &store), 0);
+  hf_log_set_sink (capture);
+  last_error[0] = last_warn[0] = '\0';
+}
+
+static void
+teardown (void)
+{
+  char cmd[256];
+
+  hf_objstore_close (store);
+  snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
+  ck_assert_int_eq (system (cmd), 0);
+  free (dir);
+}
+
+static void
+key_of (char *out, size_t n, uint64_t epoch)
+{
+  snprintf (out, n, PFX "lease/%016" PRIx64, ~epoch);
+}
+
+/* A lease of another holder, with a given holder string. */
+static void
+other (struct hf_lease *l, const char *holder, uint32_t ttl_s)
+{
+  ck_assert_int_eq (hf_lease_init (l, store, PFX, ttl_s), 0);
+  snprintf (l->holder, sizeof l->holder, "%s", holder);
+}
+
+static void
+newest (struct hf_lease_info *out)
+{
+  bool found;
+
+  ck_assert_int_eq (hf_lease_newest (store, PFX, &found, out), 0);
+  ck_assert (found);
+}
+
+START_TEST (test_empty)
+{
+  struct hf_lease a;
+  struct hf_lease_info li;
+  bool found = true;
+
+  ck_assert_int_eq (hf_lease_newest (store, PFX, &found, &li), 0);
+  ck_assert (!found);
+  ck_assert_int_eq (hf_lease_init (&a, store, PFX, 30), 0);
+  ck_assert_int_eq (hf_lease_acquire (&a, false, false), 0);
+  ck_assert (a.held);
+  ck_assert_uint_eq (a.epoch, 1);
+  newest (&li);
+  ck_assert_uint_eq (li.epoch, 1);
+  ck_assert_uint_eq (li.flags, 0);
+  ck_assert_uint_eq (li.ttl_s, 30);
+  ck_assert_str_eq (li.holder, a.holder);
+  ck_assert_mem_eq (li.holder_uuid, a.holder_uuid, HF_UUID_SIZE);
+  ck_assert_uint_eq (li.acquired_ns, a.acquired_ns);
+  ck_assert_uint_ge (li.renewed_ns, li.acquired_ns);
+  ck_assert_int_eq (hf_lease_check (&a), 0);
+}
+END_TEST
+
+START_TEST (test_busy)
+{
+  struct hf_lease a, b;
+  struct hf_lease_info li;
+
+  other (&a, "far-away-host pid 4242", 3600);
+  ck_assert_int_eq (hf_lease_acquire (&a, false, false), 0);
+  ck_assert_int_eq (hf_lease_init (&b, store, PFX, 30), 0);
+  ck_assert_int_eq (hf_lease_acquire (&b, false, false), EBUSY);
+  ck_assert_ptr_nonnull (strstr (last_error, "is in use"));
+  ck_assert_ptr_nonnull (strstr (last_error, "\"far-away-host pid 4242\""));
+  ck_assert (!b.held);
+  /* takeover alone does not break a live lease */
+  ck_assert_int_eq (hf_lease_acquire (&b, true, false), EBUSY);
+  newest (&li);
+  ck_assert_uint_eq (li.epoch, 1);
+  ck_assert_str_eq (li.holder, "far-away-host pid 4242");
+}
+END_TEST
+
+START_TEST (test_expired_takeover)
+{
+  struct hf_lease a, b;
+  struct hf_lease_info li;
+
+  other (&a, "far-away-host pid 4242", 0);   /* expires at once */
+  ck_assert_int_eq (hf_lease_acquire (&a, false, false), 0);
+  ck_assert_int_eq (hf_lease_init (&b, store, PFX, 30), 0);
+  ck_assert_int_eq (hf_lease_acquire (&b, false, false), EBUSY);
+  ck_assert_ptr_nonnull (strstr (last_error, "expired"));
+  ck_assert_ptr_nonnull (strstr (last_error, "takeover"));
+  ck_assert_ptr_nonnull (strstr (last_error, "far-away-host pid 4242"));
+  ck_assert_int_eq (hf_lease_acquire (&b, true, false), 0);
+  ck_assert_uint_eq (b.epoch, 2);
+  ck_assert_ptr_nonnull (strstr (last_warn, "claiming the writer lease of "
+                                 "\"far-away-host pid 4242\" (epoch 1)"));
+  newest (&li);
+  ck_assert_uint_eq (li.epoch, 2);
+  ck_assert_str_eq (li.holder, b.holder);
+  /* the old holder is fenced */
+  ck_assert_int_eq (hf_lease_check (&a), EEXIST);
+}
+END_TEST
+
+START_TEST (test_dead_pid)
+{
+  struct hf_lease a, b;
+  char host[100], holder[128];
+  pid_t pid;
+  int st;
+
+  /* A pid that surely is dead: a reaped child. */
+  pid = fork ();
+  ck_assert_int_ge (pid, 0);
+  if (pid == 0)
+    _exit (0);
+  ck_assert_int_eq (waitpid (pid, &st, 0), pid);
+  ck_assert_int_eq (gethostname (host, sizeof host), 0);
+  host[sizeof host - 1] = '\0';
+  snprintf (holder, sizeof holder, "%s pid %ld", host, (long) pid);
+  other (&a, holder, 3600);
+  ck_assert_int_eq (hf_lease_acquire (&a, false, false), 0);
+  ck_assert_int_eq (hf_lease_init (&b, store, PFX, 30), 0);
+  ck_assert_int_eq (hf_lease_acquire (&b, false, false), 0);
+  ck_assert_uint_eq (b.epoch, 2);
+  ck_assert_ptr_nonnull (strstr (last_warn, holder));
+
+  /* A live pid of this host (ours) is not claimed. */
+  teardown ();
+  setup ();
+  snprintf (holder, sizeof holder, "%s pid %ld", host, (long) getpid ());
+  other (&a, holder, 3600);
+  ck_assert_int_eq (hf_lease_acquire (&a, false, false), 0);
+  ck_assert_int_eq (hf_lease_init (&b, store, PFX, 30), 0);
+  ck_assert_int_eq (hf_lease_acquire (&b, false, false), EBUSY);
+}
+END_TEST
+
+START_TEST (test_fencing)
+{
+  struct hf_lease a, b;
+  struct hf_lease_info li;
+
+  ck_assert_int_eq (hf_lease_init (&a, store, PFX, 3600), 0);
+  ck_assert_int_eq (hf_lease_acquire (&a, false, false), 0);
+  ck_assert_int_eq (hf_lease_renew (&a, &li), 0);
+  other (&b, "usurper pid 7", 3600);
+  ck_assert_int_eq (hf_lease_acquire (&b, false, true), 0);  /* break */
+  ck_assert_ptr_nonnull (strstr (last_warn, "(break_lease)"));
+  ck_assert_uint_eq (b.epoch, 2);
+  ck_assert_int_eq (hf_lease_check (&a), EEXIST);
+  ck_assert_ptr_nonnull (strstr (last_error, "epoch 2 taken by "
+                                 "\"usurper pid 7\" (ours 1)"));
+  memset (&li, 0, sizeof li);
+  ck_assert_int_eq (hf_lease_renew (&a, &li), EEXIST);
+  ck_assert_uint_eq (li.epoch, 2);
+  ck_assert_str_eq (li.holder, "usurper pid 7");
+  /* the fenced renewal did not write anything */
+  newest (&li);
+  ck_assert_uint_eq (li.epoch, 2);
+  ck_assert_int_eq (hf_lease_check (&b), 0);
+  ck_assert_int_eq (hf_lease_renew (&b, &li), 0);
+}
+END_TEST
+
+START_TEST (test_release)
+{
+  struct hf_lease a, b;
+  struct hf_lease_info li;
+
+  other (&a, "far-away-host pid 4242", 3600);
+  ck_assert_int_eq (hf_lease_acquire (&a, false, false), 0);
+  ck_assert_int_eq (hf_lease_release (&a), 0);
+  newest (&li);
+  ck_assert_uint_eq (li.epoch, 1);
+  ck_assert_uint_eq (li.flags, HF_LS_RELEASED);
+  last_warn[0] = '\0';
+  ck_assert_int_eq (hf_lease_init (&b, store, PFX, 30), 0);
+  ck_assert_int_eq (hf_lease_acquire (&b, false, false), 0);
+  ck_assert_uint_eq (b.epoch, 2);
+  ck_assert_str_eq (last_warn, "");     /* nothing was claimed */
+}
+END_TEST
+
+START_TEST (test_corrupt)
+{
+  struct hf_lease a, b;
+  struct hf_lease_info li;
+  uint8_t buf[HF_LS_SIZE];
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  bool found;
+
+  ck_assert_int_eq (hf_lease_init (&a, store, PFX, 3600), 0);
+  ck_assert_int_eq (hf_lease_acquire (&a, false, false), 0);
+  key_of (key, sizeof key, 1);
+
+  /* A flipped byte in the holder */
+  hf_lease_encode (&a, 0, buf);
+  buf[offsetof (struct hf_disk_lease, ls_holder)] ^= 0x20;
+  ck_assert_int_eq (hf_objstore_put (store, key, buf, sizeof buf, 0), 0);
+  ck_assert_int_eq (hf_lease_newest (store, PFX, &found, &li), EBADMSG);
+  ck_assert (!found);
+  ck_assert_ptr_nonnull (strstr (last_error, key));
+  ck_assert_ptr_nonnull (strstr (last_error, "corrupt"));
+  ck_assert_ptr_nonnull (strstr (last_error, "byte offset"));
+  ck_assert_int_eq (hf_lease_init (&b, store, PFX, 30), 0);
+  ck_assert_int_eq (hf_lease_acquire (&b, true, true), EBADMSG);
+  ck_assert_int_eq (hf_lease_check (&a), EBADMSG);
+
+  /* A short object */
+  ck_assert_int_eq (hf_objstore_put (store, key, buf, 100, 0), 0);
+  ck_assert_int_eq (hf_lease_newest (store, PFX, &found, &li), EBADMSG);
+  ck_assert_ptr_nonnull (strstr (last_error, "(100 bytes"));
+
+  /* A valid object under the key of another epoch */
+  a.epoch = 5;
+  hf_lease_encode (&a, 0, buf);
+  key_of (key, sizeof key, 7);
+  ck_assert_int_eq (hf_objstore_put (store, key, buf, sizeof buf, 0), 0);
+  ck_assert_int_eq (hf_lease_newest (store, PFX, &found, &li), EBADMSG);
+  ck_assert_ptr_nonnull (strstr (last_error, key));
+  ck_assert_ptr_nonnull (strstr (last_error, "holds epoch 5"));
+}
+END_TEST
+
+START_TEST (test_store_errors)
+{
+  struct hf_fault_config fc = { .seed = 1 };
+  struct hf_objstore *inner = store, *f;
+  struct hf_lease a;
+  struct hf_lease_info li;
+  bool found;
+
+  ck_assert_int_eq (hf_objstore_fault_open (inner, &fc, &f), 0);
+  store = f;                    /* teardown closes it, and inner with it */
+
+  /* Down: every try fails, the error is reported and nothing is held. */
+  hf_objstore_fault_set_down (f, true);
+  ck_assert_int_eq (hf_lease_init (&a, f, PFX, 30), 0);
+  ck_assert_int_eq (hf_lease_acquire (&a, false, false), EIO);
+  ck_assert (!a.held);
+  ck_assert_ptr_nonnull (strstr (last_error, "cannot read the writer lease"));
+  ck_assert_int_eq (hf_lease_newest (f, PFX, &found, &li), EIO);
+  hf_objstore_fault_set_down (f, false);
+
+  /* Every PUT lands but its reply is lost: the retry sees EEXIST and
+   * recognises our own lease. */
+  fc.p_put_lost_ack = 1.0;
+  hf_objstore_fault_set_config (f, &fc);
+  ck_assert_int_eq (hf_lease_acquire (&a, false, false), 0);
+  ck_assert_uint_eq (a.epoch, 1);
+  ck_assert (a.held);
+  /* Unconditional renewals keep failing: the error is returned. */
+  ck_assert_int_eq (hf_lease_renew (&a, &li), EIO);
+  ck_assert_int_eq (hf_lease_release (&a), EIO);
+  ck_assert_uint_gt (hf_objstore_fault_injected (f), 0);
+
+  /* Errors on some tries only: retried to success. */
+  fc.p_put_lost_ack = 0;
+  fc.p_error = 0.3;
+  fc.p_timeout = 0.1;
+  hf_objstore_fault_set_config (f, &fc);
+  for (int i = 0; i < 20; i++) {
+    int r = hf_lease_renew (&a, &li);
+    ck_assert (r == 0 || r == EIO || r == ETIMEDOUT);
+  }
+  fc.p_error = fc.p_timeout = 0;
+  hf_objstore_fault_set_config (f, &fc);
+  ck_assert_int_eq (hf_lease_check (&a), 0);
+  newest (&li);
+  ck_assert_uint_eq (li.epoch, 1);
+}
+END_TEST
+
+static Suite *
+lease_suite (void)
+{
+  Suite *s = suite_create ("lease");
+  TCase *tc = tcase_create ("lease");
+
+  tcase_add_checked_fixture (tc, setup, teardown);
+  tcase_set_timeout (tc, 60);
+  tcase_add_test (tc, test_empty);
+  tcase_add_test (tc, test_busy);
+  tcase_add_test (tc, test_expired_takeover);
+  tcase_add_test (tc, test_dead_pid);
+  tcase_add_test (tc, test_fencing);
+  tcase_add_test (tc, test_release);
+  tcase_add_test (tc, test_corrupt);
+  tcase_add_test (tc, test_store_errors);
+  suite_add_tcase (s, tc);
+  return s;
+}
+
+int
+main (void)
+{
+  SRunner *sr = srunner_create (lease_suite ());
+  int failed;
+
+  srunner_run_all (sr, CK_NORMAL);
+  failed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
