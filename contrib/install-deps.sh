@@ -13,8 +13,8 @@ cd "$(dirname "$0")/.."
 
 build_pkgs=(build-essential autoconf automake libtool pkg-config perl
             nbdkit nbdkit-plugin-dev libcurl4-openssl-dev libssl-dev
-            liburing-dev libxml2-dev libzstd-dev check libnbd-bin)
-test_pkgs=(python3 python3-libnbd python3-botocore qemu-utils fuse3 nbdfuse
+            liburing-dev libxml2-dev libzstd-dev check libnbd-bin)   # libnbd-bin: nbdsh, nbdinfo, nbdcopy, nbdfuse
+test_pkgs=(python3 python3-libnbd python3-botocore qemu-utils fuse3
            fio e2fsprogs util-linux valgrind cpio busybox-static
            qemu-system-x86 linux-image-amd64 procps psmisc openssl)
 # bench/run: peers (s3backer 1.5.4, nbdkit's S3 plugin = the Python
