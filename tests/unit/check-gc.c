@@ -40,45 +40,11 @@
 #include "log.h"
 #include "objstore.h"
 #include "segment.h"
+#include "test-util.h"
 #include "volume.h"
 
 #define BS 4096u
 #define NBLK 256u               /* 1 MiB volumes */
-
-static void
-sink (enum hf_log_level level, const char *msg)
-{
-  if (level <= HF_LOG_WARN && getenv ("HF_TEST_VERBOSE"))
-    fprintf (stderr, "%s\n", msg);
-}
-
-static __thread uint64_t rng_state = 88172645463325252ull;
-static uint64_t
-rnd (void)
-{
-  uint64_t x = rng_state;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return rng_state = x;
-}
-
-static char *
-make_tmpdir (void)
-{
-  char *d = strdup ("/tmp/check-gc-XXXXXX");
-  ck_assert (d && mkdtemp (d));
-  return d;
-}
-
-static void
-rm_tmpdir (char *d)
-{
-  char cmd[256];
-  snprintf (cmd, sizeof cmd, "rm -rf '%s'", d);
-  ck_assert_int_eq (system (cmd), 0);
-  free (d);
-}
 
 static const struct hf_volume_options wopts = {
   .segment_size = 64 << 10,
@@ -1133,12 +1099,6 @@ gc_suite (void)
 int
 main (void)
 {
-  SRunner *sr = srunner_create (gc_suite ());
-  int failed;
-
-  hf_log_set_sink (sink);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  hf_log_set_sink (log_verbose);
+  return run_suite (gc_suite ());
 }

@@ -24,34 +24,8 @@
 #include "log.h"
 #include "objstore.h"
 #include "segment.h"
+#include "test-util.h"
 #include "volume.h"
-
-static char last_error[1024];
-static void
-capture (enum hf_log_level level, const char *msg)
-{
-  if (level == HF_LOG_ERROR)
-    snprintf (last_error, sizeof last_error, "%s", msg);
-  if (level <= HF_LOG_WARN && getenv ("HF_TEST_VERBOSE"))
-    fprintf (stderr, "%s\n", msg);
-}
-
-static char *
-make_tmpdir (void)
-{
-  char *d = strdup ("/tmp/check-history-XXXXXX");
-  ck_assert (d && mkdtemp (d));
-  return d;
-}
-
-static void
-rm_tmpdir (char *d)
-{
-  char cmd[256];
-  snprintf (cmd, sizeof cmd, "rm -rf '%s'", d);
-  ck_assert_int_eq (system (cmd), 0);
-  free (d);
-}
 
 /* ---- Codecs ---- */
 
@@ -230,7 +204,7 @@ START_TEST (test_points)
   size_t n, i;
   struct hf_objstore_stats st0, st1;
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   fixture_make (&f, "vol/");
   ck_assert_int_eq (hf_history_open (f.s, "vol/", NULL, &h), 0);
   ck_assert_uint_eq (hf_history_head (h), f.seqs[NPTS - 1]);
@@ -277,7 +251,7 @@ START_TEST (test_points_orphan)
   void *d;
   size_t len;
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   fixture_make (&f, "");
   /* Move the newest segment far above: it becomes an orphan (its parent
    * link names the real previous segment, but its seq does not match
@@ -339,7 +313,7 @@ START_TEST (test_points_gap)
   size_t n;
   char key[64];
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   fixture_make (&f, "g/");
   ck_assert_int_eq (hf_history_open (f.s, "g/", NULL, &h), 0);
   ck_assert_int_eq (hf_snapshot_create (h, "old", f.seqs[1], NULL), 0);
@@ -368,7 +342,7 @@ START_TEST (test_resolve)
   uint64_t seq;
   char at[64];
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   fixture_make (&f, "p/");
   ck_assert_int_eq (hf_history_open (f.s, "p/", NULL, &h), 0);
   ck_assert_int_eq (hf_history_points (h, &p, &n), 0);
@@ -433,7 +407,7 @@ START_TEST (test_snapshots)
   char name[200];
   uint8_t junk[HF_SN_SIZE] = { 0 };
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   fixture_make (&f, "s/");
   ck_assert_int_eq (hf_history_open (f.s, "s/", NULL, &h), 0);
   ck_assert_int_eq (hf_history_points (h, &p, &n), 0);
@@ -503,7 +477,7 @@ START_TEST (test_clone_regs)
   size_t n;
   char key[256];
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
   ck_assert_int_eq (hf_clone_reg_list (s, "p/", &v, &n), 0);
   ck_assert_uint_eq (n, 0);
@@ -544,7 +518,7 @@ START_TEST (test_model_points)
   struct hf_volume *v;
   struct hm_model m;
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
   ck_assert_int_eq (hf_volume_create (s, "m/", 256 * 1024, 4096), 0);
   hm_init (&m, 256 * 1024, 512 * 1024, 100 + _i);
@@ -575,7 +549,7 @@ START_TEST (test_snapshot_overwrite)
   uint64_t seq;
   int round, i;
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   ck_assert (buf);
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
   ck_assert_int_eq (hf_volume_create (s, "", 128 * 1024, 4096), 0);
@@ -638,7 +612,7 @@ START_TEST (test_rollback)
   uint64_t target, target2, old_head, newer, new_seq = 0;
   size_t n, i;
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
   ck_assert_int_eq (hf_volume_create (s, "r/", 192 * 1024, 4096), 0);
   hm_init (&m, 192 * 1024, 384 * 1024, 3);
@@ -770,7 +744,7 @@ START_TEST (test_clone)
   uint64_t base, got;
   size_t n, nr;
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   store_dir_open (&a);
   store_dir_open (&b);
   store_dir_open (&c);
@@ -886,7 +860,7 @@ START_TEST (test_long_history)
   const unsigned N = getenv ("HF_TEST_LONG") ? 10000 : 1100;
   struct timespec t0, t1, t2;
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
   ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
   ck_assert_int_eq (hf_volume_open (s, "", &o, &v), 0);
@@ -952,7 +926,7 @@ START_TEST (test_faults)
   size_t n, nsn, i;
   uint64_t seq;
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   fixture_make (&f, "");
   ck_assert_int_eq (hf_history_open (f.s, "", NULL, &h), 0);
   ck_assert_int_eq (hf_snapshot_create (h, "s", f.seqs[2], NULL), 0);
@@ -1011,11 +985,5 @@ history_suite (void)
 int
 main (void)
 {
-  SRunner *sr = srunner_create (history_suite ());
-  int failed;
-
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite (history_suite ());
 }

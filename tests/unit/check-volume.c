@@ -34,37 +34,12 @@
 #include "log.h"
 #include "objstore.h"
 #include "segment.h"
+#include "test-util.h"
 #include "volume.h"
 
 static bool long_run;
 static unsigned cur_step;
 static bool trace, paranoid;
-
-static void
-quiet (enum hf_log_level level, const char *msg)
-{
-  (void) level;
-  (void) msg;
-}
-
-static void
-loud (enum hf_log_level level, const char *msg)
-{
-  if (level <= HF_LOG_WARN && getenv ("HF_TEST_VERBOSE"))
-    fprintf (stderr, "%s\n", msg);
-}
-
-/* ---- Captured log lines, to check error messages ---- */
-static char last_error[1024], last_warn[1024];
-static void
-capture (enum hf_log_level level, const char *msg)
-{
-  if (level == HF_LOG_ERROR)
-    snprintf (last_error, sizeof last_error, "%s", msg);
-  if (level == HF_LOG_WARN)
-    snprintf (last_warn, sizeof last_warn, "%s", msg);
-  loud (level, msg);
-}
 
 static bool
 all_zero (const uint8_t *p, size_t n)
@@ -74,39 +49,6 @@ all_zero (const uint8_t *p, size_t n)
     if (p[i])
       return false;
   return true;
-}
-
-static uint64_t rng_state;
-static uint64_t
-rnd (void)
-{
-  uint64_t x = rng_state;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return rng_state = x;
-}
-static uint64_t
-rndn (uint64_t n)
-{
-  return n ? rnd () % n : 0;
-}
-
-static char *
-make_tmpdir (void)
-{
-  char *d = strdup ("/tmp/check-volume-XXXXXX");
-  ck_assert (d && mkdtemp (d));
-  return d;
-}
-
-static void
-rm_tmpdir (char *d)
-{
-  char cmd[256];
-  snprintf (cmd, sizeof cmd, "rm -rf '%s'", d);
-  ck_assert_int_eq (system (cmd), 0);
-  free (d);
 }
 
 /* Is the fault store available (it may be a placeholder)? */
@@ -537,7 +479,7 @@ START_TEST (test_model_dir)
 {
   unsigned seeds = long_run ? 60 : 10, i;
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   for (i = 0; i < seeds; i++) {
     struct run_cfg c = { 1000 + i, long_run ? 2000 : 500,
                          i % 3 == 2 ? 512 : 4096, false, false };
@@ -554,7 +496,7 @@ START_TEST (test_model_fault)
     fprintf (stderr, "check-volume: fault store not available, skipped\n");
     return;
   }
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   for (i = 0; i < seeds; i++) {
     struct run_cfg c = { 5000 + i, long_run ? 1500 : 300, 4096, true, false };
     run_model (&c);
@@ -566,7 +508,7 @@ START_TEST (test_model_wal)
 {
   unsigned seeds = long_run ? 30 : 4, i;
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   for (i = 0; i < seeds; i++) {
     struct run_cfg c = { 7000 + i, long_run ? 2000 : 400,
                          i % 3 == 2 ? 512 : 4096, false, true };
@@ -581,7 +523,7 @@ START_TEST (test_model_wal_fault)
 
   if (!have_fault ())
     return;
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   for (i = 0; i < seeds; i++) {
     struct run_cfg c = { 9000 + i, long_run ? 1500 : 300, 4096, true, true };
     run_model (&c);
@@ -617,7 +559,7 @@ START_TEST (test_basic)
   struct hf_volume_info info;
   uint8_t w[3 * 4096], r[3 * 4096];
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
   ck_assert_int_eq (hf_volume_open (s, "", NULL, &v), ENOENT);
   ck_assert_int_eq (hf_volume_create (s, "", 1000000, 0), 0);
@@ -712,7 +654,7 @@ START_TEST (test_corruption)
   uint64_t seq1;
   int e;
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
   ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
   v = open_opts (s, &o);
@@ -792,7 +734,7 @@ START_TEST (test_two_writers)
   uint8_t x[8 * 4096], y[8 * 4096], r[8 * 4096];
   int ea, eb, round;
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
   ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
   pattern (x, sizeof x, 1);
@@ -871,7 +813,7 @@ START_TEST (test_time_travel)
   uint64_t seqs[4];
   int i;
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
   ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
   v = open_opts (s, &o);
@@ -913,7 +855,7 @@ START_TEST (test_orphan)
   char key[64];
   int i;
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
   ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
   v = open_opts (s, &o);
@@ -1019,7 +961,7 @@ START_TEST (test_concurrent)
   void *ret;
   unsigned i, sec, round;
 
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
   ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
   memset (args, 0, sizeof args);
@@ -1068,7 +1010,7 @@ START_TEST (test_store_down)
 
   if (!have_fault ())
     return;
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   dir = make_tmpdir ();
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &d), 0);
   ck_assert_int_eq (hf_objstore_fault_open (d, &fc, &s), 0);
@@ -1117,7 +1059,7 @@ START_TEST (test_wal)
 
   if (!have_fault ())
     return;
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   dir = make_tmpdir ();
   wdir = make_tmpdir ();
   ck_assert (asprintf (&wal, "%s/wal", wdir) > 0);
@@ -1230,13 +1172,11 @@ main (void)
 {
   Suite *s = suite_create ("volume");
   TCase *tc = tcase_create ("core");
-  SRunner *sr;
-  int failed;
 
   long_run = getenv ("HF_TEST_LONG") != NULL;
   trace = getenv ("HF_TEST_TRACE") != NULL;
   paranoid = getenv ("HF_TEST_PARANOID") != NULL;
-  hf_log_set_sink (quiet);
+  hf_log_set_sink (log_quiet);
   tcase_set_timeout (tc, long_run ? 7200 : 600);
   tcase_add_test (tc, test_basic);
   tcase_add_test (tc, test_corruption);
@@ -1251,9 +1191,5 @@ main (void)
   tcase_add_test (tc, test_model_wal);
   tcase_add_test (tc, test_model_wal_fault);
   suite_add_tcase (s, tc);
-  sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite (s);
 }

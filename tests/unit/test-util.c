@@ -1,0 +1,122 @@
+/* Helpers shared by the libcheck unit tests: see test-util.h. */
+#include <config.h>
+
+#undef NDEBUG
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test-util.h"
+
+char *
+make_tmpdir (void)
+{
+  char *d = NULL;
+
+  ck_assert (asprintf (&d, "/tmp/%s-XXXXXX",
+                       program_invocation_short_name) > 0);
+  ck_assert (mkdtemp (d) != NULL);
+  return d;
+}
+
+void
+rm_tmpdir (char *d)
+{
+  char cmd[256];
+
+  snprintf (cmd, sizeof cmd, "rm -rf '%s'", d);
+  ck_assert_int_eq (system (cmd), 0);
+  free (d);
+}
+
+uint64_t
+xorshift64 (uint64_t *s)
+{
+  uint64_t x = *s;
+
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return *s = x;
+}
+
+__thread uint64_t rng_state = 88172645463325252ull;
+
+uint64_t
+rnd (void)
+{
+  return xorshift64 (&rng_state);
+}
+
+uint64_t
+rndn (uint64_t n)
+{
+  return n ? rnd () % n : 0;
+}
+
+double
+now (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void
+log_quiet (enum hf_log_level level, const char *msg)
+{
+  (void) level;
+  (void) msg;
+}
+
+void
+log_verbose (enum hf_log_level level, const char *msg)
+{
+  if (level <= HF_LOG_WARN && getenv ("HF_TEST_VERBOSE"))
+    fprintf (stderr, "%s\n", msg);
+}
+
+char last_error[1024], last_warn[1024];
+atomic_int errors_logged;
+
+void
+log_capture (enum hf_log_level level, const char *msg)
+{
+  if (level == HF_LOG_ERROR) {
+    atomic_fetch_add (&errors_logged, 1);
+    snprintf (last_error, sizeof last_error, "%s", msg);
+  }
+  if (level == HF_LOG_WARN)
+    snprintf (last_warn, sizeof last_warn, "%s", msg);
+  log_verbose (level, msg);
+}
+
+void
+xor_byte (const char *path, off_t off, uint8_t mask)
+{
+  int fd = open (path, O_RDWR);
+  uint8_t b;
+
+  ck_assert_msg (fd >= 0, "open %s: %s", path, strerror (errno));
+  ck_assert_int_eq (pread (fd, &b, 1, off), 1);
+  b ^= mask;
+  ck_assert_int_eq (pwrite (fd, &b, 1, off), 1);
+  close (fd);
+}
+
+int
+run_suite (Suite *s)
+{
+  SRunner *sr = srunner_create (s);
+  int failed;
+
+  srunner_run_all (sr, CK_NORMAL);
+  failed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

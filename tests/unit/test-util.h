@@ -1,0 +1,62 @@
+/* Helpers shared by the libcheck unit tests (tests/unit/check-*.c):
+ * temporary directories, a xorshift random stream, log sinks that keep
+ * what hf_log said, monotonic time, byte flipping for corruption tests
+ * and the suite runner.  test-util.c is linked into every unit test
+ * (tests/Makefile.am); a helper used by one test only stays in it.
+ */
+#ifndef HF_TEST_UTIL_H
+#define HF_TEST_UTIL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <check.h>
+
+#include "log.h"
+
+/* ---- Temporary directories ---- */
+
+/* Create /tmp/<program>-XXXXXX (asserting success).  Caller owns the
+ * name and gives it back to rm_tmpdir. */
+extern char *make_tmpdir (void);
+/* rm -rf d (asserting success), then free d. */
+extern void rm_tmpdir (char *d);
+
+/* ---- Random numbers (xorshift64) ---- */
+
+/* One step of the xorshift64 stream in *s (never seed it with 0). */
+extern uint64_t xorshift64 (uint64_t *s);
+/* The calling thread's stream: each thread starts from the same fixed
+ * seed, a test that wants its own assigns rng_state first. */
+extern __thread uint64_t rng_state;
+extern uint64_t rnd (void);
+/* rnd () % n, and 0 for n == 0. */
+extern uint64_t rndn (uint64_t n);
+
+/* CLOCK_MONOTONIC in seconds. */
+extern double now (void);
+
+/* ---- Log sinks for hf_log_set_sink ---- */
+
+/* Drops everything. */
+extern void log_quiet (enum hf_log_level level, const char *msg);
+/* Prints errors and warnings to stderr when HF_TEST_VERBOSE is set. */
+extern void log_verbose (enum hf_log_level level, const char *msg);
+/* Keeps the last error and the last warning (tests clear them before
+ * the call they check), counts errors, then does what log_verbose
+ * does.  Writers from several threads may race on the buffers: check
+ * them only after those threads are done. */
+extern char last_error[1024], last_warn[1024];
+extern atomic_int errors_logged;
+extern void log_capture (enum hf_log_level level, const char *msg);
+
+/* XOR the byte at off of the file path with mask (asserting that it
+ * can be read and written back). */
+extern void xor_byte (const char *path, off_t off, uint8_t mask);
+
+/* Run all tests of s (CK_NORMAL), free the runner, and return the exit
+ * status for main. */
+extern int run_suite (Suite *s);
+
+#endif /* HF_TEST_UTIL_H */
