@@ -24,6 +24,7 @@
 #include "crc32c.h"
 #include "format.h"
 #include "log.h"
+#include "test-util.h"
 
 /* libcheck's ck_assert* record their location with a write(2) each, far
  * too slow for the millions of checks here; these call it on failure
@@ -147,20 +148,6 @@ ckpt (struct hf_btree *t, struct store *s, uint64_t seq, uint32_t first_off,
                  n * HF_NODE_SIZE);
   free (buf);
   return n;
-}
-
-/* ---- Log capture ---- */
-
-static atomic_int errors_logged;
-static char last_error[512];
-
-static void
-log_sink (enum hf_log_level level, const char *msg)
-{
-  if (level == HF_LOG_ERROR) {
-    atomic_fetch_add (&errors_logged, 1);
-    snprintf (last_error, sizeof last_error, "%s", msg);
-  }
 }
 
 static bool quick;              /* HF_BTREE_QUICK set: a short run */
@@ -630,7 +617,7 @@ START_TEST (test_corruption)
   struct hf_bmap out;
   uint8_t *orig;
 
-  hf_log_set_sink (log_sink);
+  hf_log_set_sink (log_capture);
   build (&s, n, 1, &root, &nodes);
   g = only_seg (&s);
   orig = malloc (g->size);
@@ -820,8 +807,6 @@ main (void)
 {
   Suite *s = suite_create ("btree");
   TCase *tc = tcase_create ("core");
-  SRunner *sr;
-  int failed;
 
   quick = getenv ("HF_BTREE_QUICK") != NULL;    /* for valgrind */
   tcase_set_timeout (tc, 600);
@@ -837,9 +822,5 @@ main (void)
     tcase_add_test (tc, test_scale);
   }
   suite_add_tcase (s, tc);
-  sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite (s);
 }

@@ -24,18 +24,18 @@
 
 #include "cache.h"
 #include "log.h"
+#include "test-util.h"
 
 #define BS 4096
 
-static char tmpdir[64];
+static char *tmpdir;
 static char cachedir[128];
 static int quick;
 
 static void
 setup (void)
 {
-  snprintf (tmpdir, sizeof tmpdir, "/tmp/check-cache.XXXXXX");
-  ck_assert_ptr_nonnull (mkdtemp (tmpdir));
+  tmpdir = make_tmpdir ();
   snprintf (cachedir, sizeof cachedir, "%s/cache", tmpdir);
   quick = getenv ("HF_CACHE_TEST_QUICK") != NULL;
 }
@@ -43,19 +43,8 @@ setup (void)
 static void
 teardown (void)
 {
-  char cmd[256];
-
-  snprintf (cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  ck_assert_int_eq (system (cmd), 0);
-}
-
-static double
-now (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
+  rm_tmpdir (tmpdir);
+  tmpdir = NULL;
 }
 
 static struct hf_cache_options
@@ -376,16 +365,9 @@ static void
 flip_byte (const char *name, off_t off)
 {
   char p[256];
-  unsigned char b;
-  int fd;
 
   snprintf (p, sizeof p, "%s/%s", cachedir, name);
-  fd = open (p, O_RDWR);
-  ck_assert_int_ge (fd, 0);
-  ck_assert_int_eq (pread (fd, &b, 1, off), 1);
-  b ^= 0x55;
-  ck_assert_int_eq (pwrite (fd, &b, 1, off), 1);
-  close (fd);
+  xor_byte (p, off, 0x55);
 }
 
 START_TEST (test_corrupt_data)
@@ -758,8 +740,6 @@ main (void)
 {
   Suite *s = suite_create ("cache");
   TCase *tc = tcase_create ("core");
-  SRunner *sr;
-  int failed;
 
   tcase_add_checked_fixture (tc, setup, teardown);
   tcase_set_timeout (tc, 120);
@@ -776,9 +756,5 @@ main (void)
   tcase_add_test (tc, test_concurrency);
   tcase_add_test (tc, test_rates);
   suite_add_tcase (s, tc);
-  sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite (s);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "crc32c.h"
+#include "test-util.h"
 
 START_TEST (test_known_answers)
 {
@@ -52,15 +53,9 @@ main (void)
 {
   Suite *s = suite_create ("crc32c");
   TCase *tc = tcase_create ("core");
-  SRunner *sr;
-  int failed;
 
   tcase_add_test (tc, test_known_answers);
   tcase_add_test (tc, test_incremental);
   suite_add_tcase (s, tc);
-  sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite (s);
 }

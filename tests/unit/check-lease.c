@@ -31,21 +31,9 @@
 #include "lease.h"
 #include "log.h"
 #include "objstore.h"
+#include "test-util.h"
 
 #define PFX "vol/"
-
-static char last_error[1024], last_warn[1024];
-
-static void
-capture (enum hf_log_level level, const char *msg)
-{
-  if (level == HF_LOG_ERROR)
-    snprintf (last_error, sizeof last_error, "%s", msg);
-  if (level == HF_LOG_WARN)
-    snprintf (last_warn, sizeof last_warn, "%s", msg);
-  if (level <= HF_LOG_WARN && getenv ("HF_TEST_VERBOSE"))
-    fprintf (stderr, "%s\n", msg);
-}
 
 static char *dir;
 static struct hf_objstore *store;
@@ -53,22 +41,17 @@ static struct hf_objstore *store;
 static void
 setup (void)
 {
-  dir = strdup ("/tmp/check-lease-XXXXXX");
-  ck_assert (dir && mkdtemp (dir));
+  dir = make_tmpdir ();
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &store), 0);
-  hf_log_set_sink (capture);
+  hf_log_set_sink (log_capture);
   last_error[0] = last_warn[0] = '\0';
 }
 
 static void
 teardown (void)
 {
-  char cmd[256];
-
   hf_objstore_close (store);
-  snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
-  ck_assert_int_eq (system (cmd), 0);
-  free (dir);
+  rm_tmpdir (dir);
 }
 
 static void
@@ -355,11 +338,5 @@ lease_suite (void)
 int
 main (void)
 {
-  SRunner *sr = srunner_create (lease_suite ());
-  int failed;
-
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite (lease_suite ());
 }

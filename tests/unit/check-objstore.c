@@ -42,6 +42,7 @@
 
 #include "log.h"
 #include "objstore.h"
+#include "test-util.h"
 
 #define MiB (1024 * 1024)
 
@@ -58,13 +59,6 @@ static struct hf_objstore *store;       /* the store under test */
 static struct hf_objstore *inner;       /* fault: the wrapped dir store */
 static char *case_dir;                  /* dir, fault: the store's root */
 static char pfx[128];                   /* this case's key prefix */
-
-static void
-quiet_sink (enum hf_log_level level, const char *msg)
-{
-  if (level <= HF_LOG_WARN && getenv ("HF_TEST_VERBOSE"))
-    fprintf (stderr, "%s\n", msg);
-}
 
 static void
 rm_rf (const char *path)
@@ -103,11 +97,8 @@ fill (void *p, size_t n, uint64_t seed)
   size_t i;
 
   for (i = 0; i < n; i++) {
-    if (i % 8 == 0) {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-    }
+    if (i % 8 == 0)
+      xorshift64 (&x);
     b[i] = (uint8_t) (x >> (8 * (i % 8)));
   }
 }
@@ -279,8 +270,7 @@ delete_prefix (struct hf_objstore *s, const char *p)
 static void
 run_setup (void)
 {
-  top_dir = strdup ("/tmp/check-objstore-XXXXXX");
-  ck_assert (top_dir && mkdtemp (top_dir));
+  top_dir = make_tmpdir ();
 }
 
 static void
@@ -1460,7 +1450,7 @@ START_TEST (test_fault_logging)
   hf_objstore_fault_set_down (store, true);
   all_ops_fail (EIO);
   hf_log_set_debug ("fault", false);
-  hf_log_set_sink (quiet_sink);
+  hf_log_set_sink (log_verbose);
   ck_assert_uint_eq (log_fault_debug, 2 * ALL_OPS + 1);
   ck_assert_uint_eq (log_errors, 0);
   ck_assert_uint_eq (hf_objstore_fault_injected (store), 2 * ALL_OPS + 1);
@@ -1713,11 +1703,9 @@ int
 main (void)
 {
   Suite *s = suite_create ("objstore");
-  SRunner *sr;
   TCase *tc;
-  int failed;
 
-  hf_log_set_sink (quiet_sink);
+  hf_log_set_sink (log_verbose);
   snprintf (run_prefix, sizeof run_prefix, "hf-check-%ld-%lld/",
             (long) getpid (), (long long) time (NULL));
 
@@ -1749,9 +1737,5 @@ main (void)
     suite_add_tcase (s, tc);
   }
 
-  sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite (s);
 }

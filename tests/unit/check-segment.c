@@ -18,16 +18,10 @@
 #include "log.h"
 #include "objstore.h"
 #include "segment.h"
+#include "test-util.h"
 
 static const uint8_t test_uuid[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
                                        13, 14, 15, 16 };
-
-static void
-quiet (enum hf_log_level level, const char *msg)
-{
-  (void) level;
-  (void) msg;
-}
 
 /* Build a segment with n_data blocks (one DATA extent per 3 blocks plus
  * a ZERO extent) and n_nodes fake nodes.  Caller frees *obj. */
@@ -188,7 +182,7 @@ START_TEST (test_damage)
   uint8_t other[16];
   size_t i;
 
-  hf_log_set_sink (quiet);
+  hf_log_set_sink (log_quiet);
   build (4096, 10, 1, &o, &h, &ext, &crcs);
   for (i = 0; i < h.node_off; i++) {
     o[i] ^= 0x40;
@@ -240,7 +234,7 @@ START_TEST (test_insane)
   struct hf_seg_meta m;
   int k;
 
-  hf_log_set_sink (quiet);
+  hf_log_set_sink (log_quiet);
   build (4096, 6, 0, &o, &h, &ext, &crcs);
   for (k = 0; k < 8; k++) {
     h2 = h;
@@ -269,7 +263,7 @@ END_TEST
 
 START_TEST (test_read_meta)
 {
-  char dir[] = "/tmp/check-segment-XXXXXX", key[64], cmd[200];
+  char *dir = make_tmpdir (), key[64];
   struct hf_objstore *s;
   struct hf_seg_hdr h;
   struct hf_seg_ext *ext;
@@ -277,8 +271,7 @@ START_TEST (test_read_meta)
   uint8_t *o;
   struct hf_seg_meta *m = NULL;
 
-  hf_log_set_sink (quiet);
-  ck_assert (mkdtemp (dir) != NULL);
+  hf_log_set_sink (log_quiet);
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
   /* Tables bigger than the first GET: needs a second one. */
   build (4096, 20000, 0, &o, &h, &ext, &crcs);
@@ -304,8 +297,7 @@ START_TEST (test_read_meta)
   free (ext);
   free (crcs);
   hf_objstore_close (s);
-  snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
-  ck_assert_int_eq (system (cmd), 0);
+  rm_tmpdir (dir);
   hf_log_set_sink (NULL);
 }
 END_TEST
@@ -315,8 +307,6 @@ main (void)
 {
   Suite *s = suite_create ("segment");
   TCase *tc = tcase_create ("core");
-  SRunner *sr;
-  int failed;
 
   tcase_add_test (tc, test_keys);
   tcase_add_test (tc, test_round_trip);
@@ -324,9 +314,5 @@ main (void)
   tcase_add_test (tc, test_insane);
   tcase_add_test (tc, test_read_meta);
   suite_add_tcase (s, tc);
-  sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite (s);
 }

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "sigv4.h"
+#include "test-util.h"
 
 #define EMPTY_SHA256 \
   "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -924,8 +925,6 @@ main (int argc, char *argv[])
 {
   Suite *s;
   TCase *tc;
-  SRunner *sr;
-  int failed;
 
   if (argc > 1 && strcmp (argv[1], "--sign-stdin") == 0)
     return sign_stdin ();
@@ -939,9 +938,5 @@ main (int argc, char *argv[])
   tcase_add_test (tc, test_query_and_paths);
   tcase_add_test (tc, test_errors);
   suite_add_tcase (s, tc);
-  sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite (s);
 }

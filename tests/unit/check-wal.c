@@ -28,6 +28,7 @@
 
 #include "crc32c.h"
 #include "log.h"
+#include "test-util.h"
 #include "wal.h"
 
 /* Record layout knowledge the tests need to damage files on purpose
@@ -37,15 +38,14 @@
 #define RHDR 64
 #define REC_SIZE(datalen) (((datalen) + RHDR + ALIGN - 1) / ALIGN * ALIGN)
 
-static char tmpdir[64];
+static char *tmpdir;
 static char waldir[128];
 static int quick;
 
 static void
 setup (void)
 {
-  snprintf (tmpdir, sizeof tmpdir, "/tmp/check-wal.XXXXXX");
-  ck_assert_ptr_nonnull (mkdtemp (tmpdir));
+  tmpdir = make_tmpdir ();
   snprintf (waldir, sizeof waldir, "%s/wal", tmpdir);
   quick = getenv ("HF_WAL_TEST_QUICK") != NULL;
 }
@@ -53,10 +53,8 @@ setup (void)
 static void
 teardown (void)
 {
-  char cmd[256];
-
-  snprintf (cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  ck_assert_int_eq (system (cmd), 0);
+  rm_tmpdir (tmpdir);
+  tmpdir = NULL;
 }
 
 /* Log sink: counts errors, prints everything. */
@@ -74,27 +72,6 @@ sink (enum hf_log_level level, const char *msg)
   pthread_mutex_unlock (&sink_lock);
 }
 
-static double
-now (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static uint64_t
-rnd (uint64_t *s)
-{
-  uint64_t x = *s;
-
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  *s = x;
-  return x;
-}
-
 /* The data of the record keyed k (the key travels in the offset field). */
 static void
 fill (uint64_t k, uint8_t *buf, size_t len)
@@ -104,7 +81,7 @@ fill (uint64_t k, uint8_t *buf, size_t len)
 
   for (i = 0; i < len; i++) {
     if (i % 8 == 0)
-      rnd (&s);
+      xorshift64 (&s);
     buf[i] = (uint8_t) (s >> (i % 8 * 8));
   }
 }
@@ -250,19 +227,6 @@ path_of (char *buf, size_t n, const char *dir, const char *name)
   snprintf (buf, n, "%s/%s", dir, name);
 }
 
-static void
-flip_byte (const char *path, uint64_t off)
-{
-  int fd = open (path, O_RDWR);
-  uint8_t b;
-
-  ck_assert_int_ge (fd, 0);
-  ck_assert_int_eq (pread (fd, &b, 1, off), 1);
-  b ^= 0x40;
-  ck_assert_int_eq (pwrite (fd, &b, 1, off), 1);
-  close (fd);
-}
-
 /* ---- Tests ---- */
 
 START_TEST (test_roundtrip)
@@ -280,9 +244,9 @@ START_TEST (test_roundtrip)
   ck_assert_int_eq (stat (waldir, &sb), 0);
   ck_assert_uint_eq (sb.st_mode & 0777, 0700);
   for (i = 1; i <= 300; i++) {
-    uint32_t type = 1 + rnd (&s) % 4;
-    uint64_t len = type == HF_WAL_WRITE ? rnd (&s) % 20000 :
-      rnd (&s) % (UINT64_C (1) << 40);
+    uint32_t type = 1 + xorshift64 (&s) % 4;
+    uint64_t len = type == HF_WAL_WRITE ? xorshift64 (&s) % 20000 :
+      xorshift64 (&s) % (UINT64_C (1) << 40);
     if (i % 50 == 0)
       len = 0;
     ck_assert_int_eq (append_rec (w, type, i, len, &exp), 0);
@@ -433,8 +397,8 @@ worker_run (void *arg)
 
   for (i = 0; t->deadline > 0 || i < (uint64_t) t->n; i++) {
     uint64_t k = (uint64_t) t->id << 32 | i;
-    uint32_t type = rnd (&s) % 5 == 0 ? HF_WAL_TRIM : HF_WAL_WRITE;
-    uint64_t len = t->deadline > 0 ? 4096 : rnd (&s) % 16384;
+    uint32_t type = xorshift64 (&s) % 5 == 0 ? HF_WAL_TRIM : HF_WAL_WRITE;
+    uint64_t len = t->deadline > 0 ? 4096 : xorshift64 (&s) % 16384;
 
     if (t->deadline > 0 && i % 16 == 0 && now () > t->deadline)
       break;
@@ -528,9 +492,9 @@ START_TEST (test_torn_tail)
     if (mode == 0)              /* cut mid-record */
       ck_assert_int_eq (truncate (p, last_off + 1000), 0);
     else if (mode == 1)         /* a flipped data byte */
-      flip_byte (p, last_off + RHDR + 777);
+      xor_byte (p, last_off + RHDR + 777, 0x40);
     else                        /* a flipped header byte (the LSN) */
-      flip_byte (p, last_off + 16);
+      xor_byte (p, last_off + 16, 0x40);
     exp.n = 9;
 
     n_errors = 0;
@@ -571,7 +535,7 @@ START_TEST (test_corrupt_middle)
   ck_assert_int_eq (list_files (waldir, names, 8), 3);  /* 14 + 14 + 12 */
   /* LSN 20 is the 6th record of the second file. */
   path_of (p, sizeof p, waldir, names[1]);
-  flip_byte (p, FHDR + 5 * REC_SIZE (4096) + RHDR + 4000);
+  xor_byte (p, FHDR + 5 * REC_SIZE (4096) + RHDR + 4000, 0x40);
 
   w = open_wal (&o);
   ck_assert_uint_eq (hf_wal_last_lsn (w), 19);
@@ -590,7 +554,7 @@ START_TEST (test_corrupt_middle)
   /* A damaged file header in the middle: the log ends before it. */
   ck_assert_int_eq (list_files (waldir, names, 8), 3);
   path_of (p, sizeof p, waldir, names[1]);
-  flip_byte (p, 20);
+  xor_byte (p, 20, 0x40);
   w = open_wal (&o);
   ck_assert_uint_eq (hf_wal_last_lsn (w), 14);
   ck_assert_int_eq (list_files (waldir, names, 8), 1);
@@ -914,8 +878,6 @@ main (void)
   Suite *s = suite_create ("wal");
   TCase *tc = tcase_create ("core");
   TCase *tn = tcase_create ("enospc");
-  SRunner *sr;
-  int failed;
 
   hf_log_set_sink (sink);
   tcase_set_timeout (tc, 120);
@@ -941,9 +903,5 @@ main (void)
   tcase_add_test (tn, test_enospc);
   suite_add_tcase (s, tn);
 
-  sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite (s);
 }
