@@ -12,10 +12,14 @@
  *
  *   writeamp -m BLOCKS [-r READS] [-x] STORE
  *     Maps BLOCKS 4 KiB blocks with large sequential writes, closes,
- *     reopens with node_cache=256, does READS random 4 KiB reads and
- *     prints the peak RSS (getrusage) and the timings.  -x skips the
- *     writing (reuse the volume of an earlier run), so the peak RSS is
- *     that of the reopen and the reads alone.
+ *     reopens read-only with node_cache=256, does READS (default 100000)
+ *     random 4 KiB reads, checking what they return, and prints the peak
+ *     RSS (getrusage) and the timings.  The peak RSS of a process never
+ *     goes down, so after a write phase it is the write phase's: -r 0
+ *     stops after the write phase, and -x skips it (reuses the volume of
+ *     an earlier run), so the reopen's peak RSS is that of the reopen
+ *     and the reads alone; it also prints the RSS just before the open
+ *     (the process's baseline: libraries, heap of the store handle).
  *
  *   writeamp -o SEGMENTS STORE
  *     Commits SEGMENTS segments (one 4 KiB write and a flush each; the
@@ -65,6 +69,23 @@ peak_rss_kib (void)
   struct rusage ru;
   getrusage (RUSAGE_SELF, &ru);
   return ru.ru_maxrss;
+}
+
+/* Current resident set size, VmRSS from /proc/self/status. */
+static long
+current_rss_kib (void)
+{
+  FILE *fp = fopen ("/proc/self/status", "r");
+  char line[256];
+  long kib = -1;
+
+  if (fp == NULL)
+    return -1;
+  while (fgets (line, sizeof line, fp))
+    if (sscanf (line, "VmRSS: %ld kB", &kib) == 1)
+      break;
+  fclose (fp);
+  return kib;
 }
 
 static void
@@ -151,13 +172,12 @@ bench_memory (struct hf_objstore *s, const char *prefix, uint64_t blocks,
   uint8_t *buf = malloc (chunk);
   uint64_t off, i, total = blocks * 4096;
   double t0, t1, t2;
-  long rss_write;
+  long rss_write, rss_before;
   int r;
 
   if (buf == NULL)
     die ("malloc", ENOMEM);
   t0 = t1 = now_s ();
-  rss_write = 0;
   if (reuse)
     goto reopen;
   r = hf_volume_create (s, prefix, total, 4096);
@@ -183,8 +203,15 @@ bench_memory (struct hf_objstore *s, const char *prefix, uint64_t blocks,
     die ("close", r);
   t1 = now_s ();
   rss_write = peak_rss_kib ();
+  printf ("mapped %llu blocks (%.2f GiB) in %.1f s; peak RSS after "
+          "writing %ld KiB\n", (unsigned long long) blocks,
+          total / (double) (1 << 30), t1 - t0, rss_write);
+  if (reads == 0)
+    goto out;
 
  reopen:
+  fflush (stdout);
+  rss_before = current_rss_kib ();
   o.node_cache = 256;
   o.readonly = true;
   r = hf_volume_open (s, prefix, &o, &v);
@@ -204,14 +231,21 @@ bench_memory (struct hf_objstore *s, const char *prefix, uint64_t blocks,
   }
   t2 = now_s ();
   hf_volume_get_info (v, &info);
-  printf ("mapped %llu blocks (%.2f GiB) in %.1f s; peak RSS after "
-          "writing %ld KiB\n", (unsigned long long) info.mapped_blocks,
-          total / (double) (1 << 30), t1 - t0, rss_write);
+  if (info.mapped_blocks != blocks) {
+    fprintf (stderr, "writeamp: the volume maps %llu blocks, not %llu\n",
+             (unsigned long long) info.mapped_blocks,
+             (unsigned long long) blocks);
+    exit (EXIT_FAILURE);
+  }
   printf ("reopened with node_cache=256: %llu random 4 KiB reads in %.1f s "
-          "(%.0f/s), %llu nodes cached, peak RSS %ld KiB\n",
+          "(%.0f/s), %llu nodes cached, peak RSS %ld KiB; %s, RSS before "
+          "the open %ld KiB\n",
           (unsigned long long) reads, t2 - t1, reads / (t2 - t1),
-          (unsigned long long) info.node_cache_nodes, peak_rss_kib ());
+          (unsigned long long) info.node_cache_nodes, peak_rss_kib (),
+          reuse ? "reopen alone (no write phase in this process)"
+          : "includes the write phase", rss_before);
   hf_volume_close (v);
+ out:
   free (buf);
   return 0;
 }

@@ -48,8 +48,10 @@ need(x["status"] == "ok" and x["iops"] > 0 or
      x["status"].startswith("not available: ") and "iops" not in x,
      "wal row: %s" % x["status"])
 need([o for o in r["scale"]["open"] if o["kind"] == "crash"], "no open scale")
-need(r["scale"]["memory"] and "read_rss_kib" in r["scale"]["memory"][0],
-     "no memory scale")
+# Write phase and reopen measured, the reopen in a process of its own.
+need(r["scale"]["memory"] and "read_rss_kib" in r["scale"]["memory"][0] and
+     "write_rss_kib" in r["scale"]["memory"][0] and
+     "read_base_rss_kib" in r["scale"]["memory"][0], "no memory scale")
 need(r["scale"]["writeamp"].get("puts", 0) > 0, "no writeamp figures")
 need(r["calibration"]["put_bw_bytes"] > 0, "no calibration")
 print("test-bench-smoke: results.json complete")
