@@ -903,23 +903,36 @@ hf_history_list_keys (struct hf_objstore *s, const char *pfx,
   return r;
 }
 
-int
-hf_snapshot_list (struct hf_objstore *s, const char *prefix,
-                  struct hf_snapshot **out, size_t *n)
+/* Reads the object key, listed under prefix + area + "/" with name the
+ * rest of the key, into *out.  Returns ENOENT without logging (the
+ * object was deleted since the LIST); logs any other error. */
+typedef int (*hf_history_read_fn) (struct hf_objstore *s, const char *prefix,
+                                   const char *key, const char *name,
+                                   void *out);
+
+/* Read every object listed under prefix + area + "/" with read_one into
+ * a new array (*n elements of size bytes each), skipping the ones
+ * deleted since the LIST: snapshots and clone registrations.  Caller
+ * owns *out (NULL if there are none); on error *out and *n are
+ * unchanged. */
+static int
+hf_history_read_all (struct hf_objstore *s, const char *prefix,
+                     const char *area, size_t size,
+                     hf_history_read_fn read_one, void **out, size_t *n)
 {
   char pfx[HF_OBJSTORE_KEY_MAX + 1];
   struct hf_history_keys k = { 0 };
-  struct hf_snapshot *v = NULL;
+  char *v = NULL;
   size_t i, m = 0, plen;
   int r;
 
-  snprintf (pfx, sizeof pfx, "%ssnap/", prefix);
+  snprintf (pfx, sizeof pfx, "%s%s/", prefix, area);
   plen = strlen (pfx);
   r = hf_history_list_keys (s, pfx, &k);
-  if (r == 0 && k.n && (v = calloc (k.n, sizeof *v)) == NULL)
+  if (r == 0 && k.n && (v = calloc (k.n, size)) == NULL)
     r = ENOMEM;
   for (i = 0; r == 0 && i < k.n; i++) {
-    r = hf_snapshot_read (s, k.v[i], k.v[i] + plen, &v[m]);
+    r = read_one (s, prefix, k.v[i], k.v[i] + plen, v + m * size);
     if (r == ENOENT) {          /* deleted since the LIST */
       r = 0;
       continue;
@@ -935,6 +948,28 @@ hf_snapshot_list (struct hf_objstore *s, const char *prefix,
   *out = v;
   *n = m;
   return 0;
+}
+
+/* hf_snapshot_read as an hf_history_read_fn. */
+static int
+hf_snapshot_read_listed (struct hf_objstore *s, const char *prefix,
+                         const char *key, const char *name, void *out)
+{
+  (void) prefix;
+  return hf_snapshot_read (s, key, name, out);
+}
+
+int
+hf_snapshot_list (struct hf_objstore *s, const char *prefix,
+                  struct hf_snapshot **out, size_t *n)
+{
+  void *v;
+  int r = hf_history_read_all (s, prefix, "snap", sizeof **out,
+                               hf_snapshot_read_listed, &v, n);
+
+  if (r == 0)
+    *out = v;
+  return r;
 }
 
 int
@@ -992,57 +1027,50 @@ hf_clone_reg_put (struct hf_objstore *s, const char *prefix,
   return r;
 }
 
+/* Read the clone registration at key (an hf_history_read_fn) and check
+ * that the key names the clone it registers. */
+static int
+hf_clone_reg_read (struct hf_objstore *s, const char *prefix,
+                   const char *key, const char *name, void *out)
+{
+  struct hf_clone_reg *cr = out;
+  CLEANUP_FREE void *data = NULL;
+  char want[HF_OBJSTORE_KEY_MAX + 1];
+  size_t len = 0, bad = 0;
+  int r;
+
+  (void) name;
+  r = hf_history_get_all (s, key, &data, &len);
+  if (r == ENOENT)
+    return ENOENT;
+  if (r) {
+    hf_error ("clone: reading %s: %s", key, strerror (r));
+    return r;
+  }
+  r = hf_clone_reg_decode (data, len, cr, &bad);
+  if (r == 0) {
+    hf_clone_reg_key (want, sizeof want, prefix, cr->clone_uuid);
+    if (strcmp (want, key) != 0) {
+      r = EBADMSG;
+      bad = offsetof (struct hf_disk_clone_reg, cr_clone_uuid);
+    }
+  }
+  if (r)
+    hf_error ("clone registration %s: corrupt at byte offset %zu", key, bad);
+  return r;
+}
+
 int
 hf_clone_reg_list (struct hf_objstore *s, const char *prefix,
                    struct hf_clone_reg **out, size_t *n)
 {
-  char pfx[HF_OBJSTORE_KEY_MAX + 1];
-  struct hf_history_keys k = { 0 };
-  struct hf_clone_reg *v = NULL;
-  size_t i, m = 0, bad = 0;
-  int r;
+  void *v;
+  int r = hf_history_read_all (s, prefix, "clones", sizeof **out,
+                               hf_clone_reg_read, &v, n);
 
-  snprintf (pfx, sizeof pfx, "%sclones/", prefix);
-  r = hf_history_list_keys (s, pfx, &k);
-  if (r == 0 && k.n && (v = calloc (k.n, sizeof *v)) == NULL)
-    r = ENOMEM;
-  for (i = 0; r == 0 && i < k.n; i++) {
-    CLEANUP_FREE void *data = NULL;
-    char want[HF_OBJSTORE_KEY_MAX + 1];
-    size_t len = 0;
-
-    r = hf_history_get_all (s, k.v[i], &data, &len);
-    if (r == ENOENT) {
-      r = 0;
-      continue;
-    }
-    if (r) {
-      hf_error ("clone: reading %s: %s", k.v[i], strerror (r));
-      break;
-    }
-    r = hf_clone_reg_decode (data, len, &v[m], &bad);
-    if (r == 0) {
-      hf_clone_reg_key (want, sizeof want, prefix, v[m].clone_uuid);
-      if (strcmp (want, k.v[i]) != 0) {
-        r = EBADMSG;
-        bad = offsetof (struct hf_disk_clone_reg, cr_clone_uuid);
-      }
-    }
-    if (r) {
-      hf_error ("clone registration %s: corrupt at byte offset %zu",
-                k.v[i], bad);
-      break;
-    }
-    m++;
-  }
-  hf_history_keys_free (&k);
-  if (r) {
-    free (v);
-    return r;
-  }
-  *out = v;
-  *n = m;
-  return 0;
+  if (r == 0)
+    *out = v;
+  return r;
 }
 
 int
