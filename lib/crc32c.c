@@ -1,4 +1,12 @@
-/* hyperfile: CRC32C, hardware-accelerated where available (see crc32c.h). */
+/* hyperfile: CRC32C, hardware-accelerated where available (see crc32c.h).
+ *
+ * The SSE4.2 crc32 instruction has a latency of 3 cycles and a
+ * throughput of 1, so one dependency chain runs at a third of the
+ * possible speed.  Long buffers are cut into three lanes of
+ * HF_CRC32C_LANE bytes computed side by side, then joined: the raw CRC
+ * register is linear, so crc(c, A B) = shift(crc(c, A)) ^ crc(0, B),
+ * where shift advances a register over |B| zero bytes; for the fixed
+ * lane length that is four table lookups (hf_crc32c_shift). */
 #include <config.h>
 
 #include <stdbool.h>
@@ -8,7 +16,11 @@
 
 #include "crc32c.h"
 
+/* 3 * 1360 + 16 = 4096: a 4 KiB block is one round and a short tail. */
+#define HF_CRC32C_LANE 1360
+
 static uint32_t hf_crc32c_table[8][256];
+static uint32_t hf_crc32c_shift[4][256];        /* over HF_CRC32C_LANE */
 static bool hf_crc32c_have_sse42;
 static pthread_once_t hf_crc32c_once = PTHREAD_ONCE_INIT;
 
@@ -31,6 +43,22 @@ hf_crc32c_init (void)
   __builtin_cpu_init ();
   hf_crc32c_have_sse42 = __builtin_cpu_supports ("sse4.2");
 #endif
+  /* shift (c) for every byte value at every byte position of c. */
+  for (j = 0; j < 4; j++)
+    for (i = 0; i < 256; i++) {
+      size_t k;
+      c = i << (8 * j);
+      for (k = 0; k < HF_CRC32C_LANE; k++)
+        c = (c >> 8) ^ hf_crc32c_table[0][c & 0xff];
+      hf_crc32c_shift[j][i] = c;
+    }
+}
+
+static inline uint32_t
+hf_crc32c_shift_lane (uint32_t c)
+{
+  return hf_crc32c_shift[0][c & 0xff] ^ hf_crc32c_shift[1][(c >> 8) & 0xff] ^
+    hf_crc32c_shift[2][(c >> 16) & 0xff] ^ hf_crc32c_shift[3][c >> 24];
 }
 
 #if defined(__x86_64__)
@@ -40,6 +68,25 @@ hf_crc32c_hw (uint32_t crc, const unsigned char *p, size_t len)
 {
   uint64_t c = crc;
 
+  while (len >= 3 * HF_CRC32C_LANE) {
+    const unsigned char *p1 = p + HF_CRC32C_LANE, *p2 = p1 + HF_CRC32C_LANE;
+    uint64_t c1 = 0, c2 = 0;
+    size_t k;
+
+    for (k = 0; k < HF_CRC32C_LANE; k += 8) {
+      uint64_t v0, v1, v2;
+      memcpy (&v0, p + k, 8);
+      memcpy (&v1, p1 + k, 8);
+      memcpy (&v2, p2 + k, 8);
+      c = __builtin_ia32_crc32di (c, v0);
+      c1 = __builtin_ia32_crc32di (c1, v1);
+      c2 = __builtin_ia32_crc32di (c2, v2);
+    }
+    c = hf_crc32c_shift_lane ((uint32_t) c) ^ (uint32_t) c1;
+    c = hf_crc32c_shift_lane ((uint32_t) c) ^ (uint32_t) c2;
+    p += 3 * HF_CRC32C_LANE;
+    len -= 3 * HF_CRC32C_LANE;
+  }
   while (len >= 8) {
     uint64_t v;
     memcpy (&v, p, 8);

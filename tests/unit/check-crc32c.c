@@ -48,6 +48,28 @@ START_TEST (test_incremental)
 }
 END_TEST
 
+/* Buffers long enough for the three-lane path (>= 3 * 1360 bytes)
+ * against the same bytes fed 100 at a time (the one-lane path). */
+START_TEST (test_long_lanes)
+{
+  static const size_t lens[] = { 4079, 4080, 4081, 4096, 8160, 8161,
+                                 12240, 20000, 65536 };
+  static uint8_t buf[65536 + 8];
+  uint64_t st = 12345;
+  size_t i, k, off;
+
+  for (i = 0; i < sizeof buf; i++)
+    buf[i] = (uint8_t) xorshift64 (&st);
+  for (off = 0; off < 8; off += 3)
+    for (k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+      uint32_t whole = hf_crc32c (7, buf + off, lens[k]), c = 7;
+      for (i = 0; i < lens[k]; i += 100)
+        c = hf_crc32c (c, buf + off + i, lens[k] - i < 100 ? lens[k] - i : 100);
+      ck_assert_uint_eq (c, whole);
+    }
+}
+END_TEST
+
 int
 main (void)
 {
@@ -56,6 +78,7 @@ main (void)
 
   tcase_add_test (tc, test_known_answers);
   tcase_add_test (tc, test_incremental);
+  tcase_add_test (tc, test_long_lanes);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }
