@@ -13,10 +13,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -525,6 +527,64 @@ START_TEST (test_ebusy)
 }
 END_TEST
 
+/* How many of the first n pages of path are in the page cache. */
+static size_t
+resident_pages (const char *path, size_t n)
+{
+  int fd = open (path, O_RDONLY);
+  unsigned char vec[256];
+  void *m;
+  size_t i, r = 0;
+
+  ck_assert_int_ge (fd, 0);
+  ck_assert_uint_le (n, sizeof vec);
+  m = mmap (NULL, n * 4096, PROT_READ, MAP_SHARED, fd, 0);
+  ck_assert_ptr_ne (m, MAP_FAILED);
+  ck_assert_int_eq (mincore (m, n * 4096, vec), 0);
+  for (i = 0; i < n; i++)
+    r += vec[i] & 1;
+  munmap (m, n * 4096);
+  close (fd);
+  return r;
+}
+
+/* Long page-aligned puts go to cache.data with O_DIRECT: they must not
+ * fill the page cache, and a later put into the same slots must be seen
+ * by a get even though an earlier get left those pages cached. */
+START_TEST (test_direct_put)
+{
+  struct hf_cache *c = open_cache (1, BS, 256);
+  char path[256];
+  void *buf;
+  size_t len = 64 * BS;
+  bool direct;
+  int fd;
+
+  snprintf (path, sizeof path, "%s/cache.data", cachedir);
+  fd = open (path, O_RDWR | O_DIRECT);
+  direct = fd >= 0;
+  if (fd >= 0)
+    close (fd);
+  else
+    fprintf (stderr, "check-cache: %s: no O_DIRECT here (%m): only the "
+             "buffered fallback is checked\n", path);
+  ck_assert_int_eq (posix_memalign (&buf, 4096, len), 0);
+  fill (1, 0, buf, len, BS);
+  ck_assert_int_eq (hf_cache_put (c, 1, 0, buf, len), 0);
+  if (direct)
+    ck_assert_uint_eq (resident_pages (path, 64), 0);
+  ck_assert_int_eq (check_get (c, 1, 0, len, BS), 0);
+  ck_assert_uint_eq (resident_pages (path, 64), 64);     /* read cached */
+  hf_cache_drop_segment (c, 1);
+  fill (2, 0, buf, len, BS);
+  ck_assert_int_eq (hf_cache_put (c, 2, 0, buf, len), 0);
+  ck_assert_int_eq (check_get (c, 2, 0, len, BS), 0);
+  ck_assert_int_eq (check_get (c, 1, 0, BS, BS), ENOENT);
+  free (buf);
+  hf_cache_close (c);
+}
+END_TEST
+
 START_TEST (test_drop_segment)
 {
   struct hf_cache *c = open_cache (1, BS, 64);
@@ -753,6 +813,7 @@ main (void)
   tcase_add_test (tc, test_other_volume);
   tcase_add_test (tc, test_ebusy);
   tcase_add_test (tc, test_drop_segment);
+  tcase_add_test (tc, test_direct_put);
   tcase_add_test (tc, test_concurrency);
   tcase_add_test (tc, test_rates);
   suite_add_tcase (s, tc);
