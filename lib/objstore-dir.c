@@ -11,7 +11,8 @@
  * temporary files, never objects.
  *
  * put is atomic and durable: the data goes to ".hf-tmp.<random>" in the
- * object's directory (O_EXCL, mode 0600), is fsync'ed, then renamed over
+ * object's directory (O_EXCL, mode 0600; large page-aligned objects
+ * with O_DIRECT, see hf_dir_write_direct), is fsync'ed, then renamed over
  * the key (or, for the conditional form, link()ed to it, which fails if
  * the key exists), and the directory is fsync'ed.  A crash at any point
  * leaves either no object or the whole object; leftover temp files are
@@ -339,6 +340,44 @@ hf_dir_write_all (int fd, const void *data, size_t len)
   return 0;
 }
 
+/* Write a large page-aligned object with O_DIRECT (its page-aligned
+ * prefix; the tail buffered).  Filling fresh page-cache pages costs
+ * ~2 ms of CPU per MiB on the VMs measured, ~0.3 ms direct, and a
+ * segment written here is read back rarely (the block cache has it).
+ * EINVAL from the kernel (a file system without O_DIRECT): the caller
+ * writes it buffered from the start. */
+#define HF_DIR_DIO_ALIGN 4096
+#define HF_DIR_DIO_MIN   (1024 * 1024)
+static int
+hf_dir_write_direct (int fd, const void *data, size_t len)
+{
+  size_t head = len & ~(size_t) (HF_DIR_DIO_ALIGN - 1);
+  int fl = fcntl (fd, F_GETFL), r;
+
+  if (fl == -1 || fcntl (fd, F_SETFL, fl | O_DIRECT) == -1)
+    return EINVAL;
+  r = hf_dir_write_all (fd, data, head);
+  if (fcntl (fd, F_SETFL, fl) == -1 && r == 0)
+    r = errno;
+  if (r == 0 && head < len)
+    r = hf_dir_write_all (fd, (const char *) data + head, len - head);
+  return r;
+}
+
+static int
+hf_dir_write_object (int fd, const void *data, size_t len)
+{
+  if (len >= HF_DIR_DIO_MIN &&
+      ((uintptr_t) data & (HF_DIR_DIO_ALIGN - 1)) == 0) {
+    int r = hf_dir_write_direct (fd, data, len);
+    if (r != EINVAL)
+      return r;
+    if (lseek (fd, 0, SEEK_SET) == -1 || ftruncate (fd, 0) == -1)
+      return errno;
+  }
+  return hf_dir_write_all (fd, data, len);
+}
+
 static int
 hf_dir_put (struct hf_objstore *s, const char *key, const void *data,
             size_t len, unsigned flags)
@@ -368,7 +407,7 @@ hf_dir_put (struct hf_objstore *s, const char *key, const void *data,
     r = errno;
     goto out;
   }
-  if ((r = hf_dir_write_all (fd, data, len)) != 0)
+  if ((r = hf_dir_write_object (fd, data, len)) != 0)
     goto out_unlink;
   if (fsync (fd) == -1) {
     r = errno;
