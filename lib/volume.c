@@ -1511,8 +1511,9 @@ hf_vol_modify (struct hf_volume *v, const uint8_t *data, uint64_t count,
   uint64_t end = offset + count, first, last, k;
   struct hf_vol_edge edge[2];
   CLEANUP_FREE uint8_t *scratch = NULL;
+  struct hf_wal_ticket ticket;
+  bool logged = false;
   size_t ne = 0, i;
-  uint64_t lsn;
   int r;
 
   pthread_mutex_lock (&v->lock);
@@ -1573,9 +1574,12 @@ hf_vol_modify (struct hf_volume *v, const uint8_t *data, uint64_t count,
       v->wal_applied = replay_lsn;
       break;
     }
-    r = hf_wal_try_append (v->wal, wal_type, offset, data, count, &lsn);
+    /* The record's place in the log is fixed here, in buffer order;
+     * it is written after the lock is dropped. */
+    r = hf_wal_try_reserve (v->wal, wal_type, data, count, &ticket);
     if (r == 0) {
-      v->wal_applied = lsn;
+      v->wal_applied = ticket.lsn;
+      logged = true;
       break;
     }
     /* The log is full: its records are in buffers that must upload
@@ -1613,6 +1617,15 @@ hf_vol_modify (struct hf_volume *v, const uint8_t *data, uint64_t count,
     r = hf_vol_maybe_seal_locked (v);
   }
   pthread_mutex_unlock (&v->lock);
+  /* Written even after a failure above: a reserved record must be
+   * (hf_wal_sync waits for it).  Failure: the client hears of it; the
+   * blocks may still reach the store, as after any failed write. */
+  if (logged) {
+    int wr = hf_wal_write_reserved (v->wal, &ticket, wal_type, offset,
+                                    data, count);
+    if (r == 0)
+      r = wr;
+  }
   if (r == 0 && (flags & HF_VOL_FUA))
     r = hf_vol_durable (v);
   return r;

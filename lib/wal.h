@@ -85,6 +85,26 @@ extern int hf_wal_try_append (struct hf_wal *w, uint32_t type,
                               uint64_t offset, const void *data,
                               uint64_t len, uint64_t *lsn);
 
+/* The two halves of an append, for callers that must fix a record's
+ * place in the log under their own lock but not write it there:
+ * hf_wal_try_reserve takes the LSN and the file space (EAGAIN like
+ * hf_wal_try_append; never blocks on I/O unless it must create the next
+ * log file), hf_wal_write_reserved writes the record into it (without
+ * the caller's lock) and must follow every successful reserve exactly
+ * once.  Records reserved later may be written first; hf_wal_sync
+ * waits for every record reserved before it was called. */
+struct hf_wal_ticket {
+  void *file;
+  uint64_t lsn, off, rec_size;
+};
+extern int hf_wal_try_reserve (struct hf_wal *w, uint32_t type,
+                               const void *data, uint64_t len,
+                               struct hf_wal_ticket *t);
+extern int hf_wal_write_reserved (struct hf_wal *w,
+                                  const struct hf_wal_ticket *t,
+                                  uint32_t type, uint64_t offset,
+                                  const void *data, uint64_t len);
+
 /* Wait until a record of this type and len fits under max_bytes (or the
  * log is empty).  Returns 0, or the log's sticky error. */
 extern int hf_wal_wait_space (struct hf_wal *w, uint32_t type, uint64_t len);

@@ -205,7 +205,8 @@ list_files (const char *dir, char names[][64], int max)
 
   ck_assert_ptr_nonnull (dp);
   while ((d = readdir (dp)) != NULL)
-    if (strncmp (d->d_name, "wal-", 4) == 0) {
+    if (strncmp (d->d_name, "wal-", 4) == 0 &&
+        strcmp (d->d_name, "wal-spare") != 0) {
       ck_assert_int_lt (n, max);
       ck_assert_uint_lt (strlen (d->d_name), 64);
       memcpy (names[n++], d->d_name, strlen (d->d_name) + 1);
@@ -371,6 +372,58 @@ START_TEST (test_rotation_release)
   check_replay (w, 102, &exp);
   ck_assert_uint_eq (hf_wal_last_lsn (w), 103);
   hf_wal_close (w);
+  free (exp.v);
+}
+END_TEST
+
+/* A released file is kept as "wal-spare" and becomes the next log file
+ * (same inode); its old records after the new ones read as the clean
+ * end, silently, at every reopen. */
+START_TEST (test_reuse)
+{
+  struct hf_wal_options o = opts_for (3, 64 << 10, 0);
+  struct recs exp = { 0 };
+  char names[64][64], path[256];
+  struct stat sb;
+  struct hf_wal *w;
+  ino_t spare_ino;
+  uint64_t i;
+  int errs0 = n_errors;
+
+  w = open_wal (&o);
+  /* 14 records of 4 KiB per file: 1..14, 15..28, 29..30. */
+  for (i = 1; i <= 30; i++)
+    ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, i, 4096, &exp), 0);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  ck_assert_int_eq (hf_wal_release (w, 28), 0);
+  ck_assert_int_eq (list_files (waldir, names, 64), 1);
+  path_of (path, sizeof path, waldir, "wal-spare");
+  ck_assert_int_eq (stat (path, &sb), 0);
+  ck_assert_uint_eq (sb.st_size, 64 << 10);
+  spare_ino = sb.st_ino;
+  /* 31..42 fill the third file, 43..45 go to the reused one. */
+  for (i = 31; i <= 45; i++)
+    ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, i, 4096, &exp), 0);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  ck_assert_int_ne (stat (path, &sb), 0);
+  ck_assert_int_eq (list_files (waldir, names, 64), 2);
+  ck_assert_str_eq (names[1], "wal-000000000000002b.log");
+  path_of (path, sizeof path, waldir, names[1]);
+  ck_assert_int_eq (stat (path, &sb), 0);
+  ck_assert_uint_eq (sb.st_ino, spare_ino);
+  hf_wal_close (w);             /* as after a crash: nothing more synced */
+
+  w = open_wal (&o);
+  ck_assert_uint_eq (hf_wal_last_lsn (w), 45);
+  check_replay (w, 28, &exp);
+  ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, 46, 4096, &exp), 0);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  hf_wal_close (w);
+  w = open_wal (&o);
+  ck_assert_uint_eq (hf_wal_last_lsn (w), 46);
+  check_replay (w, 28, &exp);
+  hf_wal_close (w);
+  ck_assert_int_eq (n_errors, errs0);
   free (exp.v);
 }
 END_TEST
@@ -885,6 +938,7 @@ main (void)
   tcase_add_test (tc, test_roundtrip);
   tcase_add_test (tc, test_first_lsn);
   tcase_add_test (tc, test_rotation_release);
+  tcase_add_test (tc, test_reuse);
   tcase_add_test (tc, test_concurrent);
   tcase_add_test (tc, test_torn_tail);
   tcase_add_test (tc, test_corrupt_middle);
