@@ -63,10 +63,11 @@
  * to 2 MiB) into a small buffer keyed by (segment, block): physical
  * data is immutable, so that buffer never needs invalidating.
  *
- * Write-ahead log (opts->wal_dir).  A write is appended to the log
- * under the state lock, in the same critical section that puts it into
- * the active buffer, so log order is buffer order and a replay rebuilds
- * exactly what the buffer held.  The append never waits there: when the
+ * Write-ahead log (opts->wal_dir).  A write's log record is reserved
+ * (LSN and place) under the state lock, in the same critical section
+ * that puts it into the active buffer, so log order is buffer order and
+ * a replay rebuilds exactly what the buffer held; it is written after
+ * the lock is dropped.  The reservation never waits there: when the
  * log is full it fails with EAGAIN, and the writer drops the lock, waits
  * for space (uploads commit and release it) and starts over.  flush and
  * FUA then cost one group-committed fdatasync instead of an upload.
@@ -1501,7 +1502,8 @@ static int hf_vol_durable (struct hf_volume *v);
  * offset + count) atomically: every block of it enters the active
  * buffer in one critical section, so a seal never splits a write and a
  * crash leaves a prefix of whole writes.  With a log, the record of type
- * wal_type is appended in that same critical section; replay_lsn != 0
+ * wal_type is reserved in that same critical section and written after
+ * it; replay_lsn != 0
  * means the call replays that record (nothing is appended). */
 static int
 hf_vol_modify (struct hf_volume *v, const uint8_t *data, uint64_t count,
