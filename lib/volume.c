@@ -135,6 +135,9 @@
 #define HF_VOL_MAX_ZERO_RUNS 65536
 /* Object buffers kept for reuse (see struct hf_volume). */
 #define HF_VOL_SPARE_OBJS 3
+/* Committed objects waiting to enter the cache; beyond this the cache
+ * skips them rather than hold up commits (and so the writers). */
+#define HF_VOL_CACHEQ_MAX 2
 #define HF_VOL_READ_CHUNK 1024          /* blocks planned at once */
 #define HF_VOL_READ_THREADS 8
 #define HF_VOL_NO_SLOT UINT32_MAX       /* hash value: block zeroed */
@@ -490,6 +493,15 @@ hf_vol_buf_add_zero (struct hf_vol_buf *b, uint64_t lba, uint64_t n)
   return 0;
 }
 
+/* A committed segment's object on its way into the local cache. */
+struct hf_vol_cacheq {
+  struct hf_vol_cacheq *next;
+  uint8_t *obj;
+  size_t cap;
+  uint64_t seq, node_off, data_off;
+  uint32_t n_nodes, n_data;
+};
+
 /* ---- Sealed segments ---- */
 enum hf_vol_seg_state {
   HF_VSEG_SEALED,               /* waiting for the builder */
@@ -586,6 +598,10 @@ struct hf_volume {
    * write load measured here). */
   struct { uint8_t *p; size_t cap; } spare_obj[HF_VOL_SPARE_OBJS];
   unsigned n_spare_obj;
+  /* Committed segments whose blocks are still to enter the local cache
+   * (see hf_vol_cache_or_recycle_locked). */
+  struct hf_vol_cacheq *cacheq, *cacheq_tail;
+  unsigned n_cacheq;
 
   /* Builder state (builder thread only). */
   uint64_t b_parent_seq;
@@ -1305,10 +1321,15 @@ hf_vol_write_err_locked (struct hf_volume *v)
 static int
 hf_vol_wait_room_locked (struct hf_volume *v)
 {
+  bool waited = false;
   int r;
 
   while ((r = hf_vol_write_err_locked (v)) == 0 &&
          v->dirty_bytes >= v->o.dirty_limit) {
+    if (!waited) {
+      waited = true;
+      v->st.dirty_waits++;
+    }
     if (v->active && v->active->changed &&
         v->active->bytes * 2 >= v->dirty_bytes) {
       r = hf_vol_seal_locked (v, false, false);
@@ -2017,26 +2038,29 @@ hf_vol_obj_alloc (struct hf_volume *v, size_t len, size_t *cap)
 /* Keep a committed segment's object buffer for reuse (caller holds
  * v->lock); a full pool keeps the larger buffers. */
 static void
-hf_vol_obj_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s)
+hf_vol_obj_recycle_locked (struct hf_volume *v, uint8_t *obj, size_t cap)
 {
   unsigned i, small = 0;
 
-  if (s->obj == NULL || s->obj_cap < (1u << 20))
+  if (obj == NULL)
     return;
-  if (v->n_spare_obj < HF_VOL_SPARE_OBJS) {
-    v->spare_obj[v->n_spare_obj].p = s->obj;
-    v->spare_obj[v->n_spare_obj++].cap = s->obj_cap;
-    s->obj = NULL;
-    return;
+  if (cap < (1u << 20))
+    free (obj);
+  else if (v->n_spare_obj < HF_VOL_SPARE_OBJS) {
+    v->spare_obj[v->n_spare_obj].p = obj;
+    v->spare_obj[v->n_spare_obj++].cap = cap;
   }
-  for (i = 1; i < v->n_spare_obj; i++)
-    if (v->spare_obj[i].cap < v->spare_obj[small].cap)
-      small = i;
-  if (v->spare_obj[small].cap < s->obj_cap) {
-    free (v->spare_obj[small].p);
-    v->spare_obj[small].p = s->obj;
-    v->spare_obj[small].cap = s->obj_cap;
-    s->obj = NULL;
+  else {
+    for (i = 1; i < v->n_spare_obj; i++)
+      if (v->spare_obj[i].cap < v->spare_obj[small].cap)
+        small = i;
+    if (v->spare_obj[small].cap < cap) {
+      free (v->spare_obj[small].p);
+      v->spare_obj[small].p = obj;
+      v->spare_obj[small].cap = cap;
+    }
+    else
+      free (obj);
   }
 }
 
@@ -2334,6 +2358,9 @@ hf_vol_builder_thread (void *arg)
 
 /* Move landed segments, oldest first, from the sealed list into the
  * delta and advance the head.  Caller holds v->lock. */
+static void hf_vol_cache_or_recycle_locked (struct hf_volume *v,
+                                            struct hf_vol_seg *s);
+
 static void
 hf_vol_commit_locked (struct hf_volume *v)
 {
@@ -2393,7 +2420,7 @@ hf_vol_commit_locked (struct hf_volume *v)
     else
       v->sealed_tail = NULL;
     hf_debug ("volume", "committed seq %" PRIu64, s->seq);
-    hf_vol_obj_recycle_locked (v, s);
+    hf_vol_cache_or_recycle_locked (v, s);
     hf_vol_seg_free (s);
   }
   pthread_cond_broadcast (&v->cv);
@@ -2432,23 +2459,65 @@ hf_vol_wal_release_locked (struct hf_volume *v)
     v->wal_released = 0;
 }
 
-/* Offer a segment that just landed to the cache (data and node areas):
- * newly written blocks are likely read again soon, and an entry keyed by
- * (seq, offset) of an object now in the store never goes stale. */
+/* The blocks and index nodes of a committed segment go into the local
+ * cache (newly written blocks are likely read again soon, and an entry
+ * keyed by (seq, offset) of an object in the store never goes stale).
+ * Caching costs local disk time, so it happens after the commit, by the
+ * thread that committed, from a short queue: commits (and the writers
+ * waiting for dirty-limit) never wait for it, and when the queue is full
+ * the segment is not cached (its blocks are read from the store). */
 static void
-hf_vol_cache_segment (struct hf_volume *v, const struct hf_vol_seg *s)
+hf_vol_cache_or_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s)
 {
   const struct hf_volume_hooks *hk = v->o.hooks;
-  const struct hf_seg_hdr *h = &s->meta.h;
+  struct hf_vol_cacheq *q;
 
-  if (hk == NULL || hk->cache_put == NULL || s->obj == NULL)
+  if (s->obj == NULL)
     return;
-  if (h->n_nodes)
-    hk->cache_put (hk->opaque, h->seq, h->node_off, s->obj + h->node_off,
-                   (size_t) h->n_nodes * HF_NODE_SIZE);
-  if (h->n_data)
-    hk->cache_put (hk->opaque, h->seq, h->data_off, s->obj + h->data_off,
-                   (size_t) h->n_data * v->bs);
+  if (hk && hk->cache_put && !v->crashed && v->n_cacheq < HF_VOL_CACHEQ_MAX &&
+      (q = calloc (1, sizeof *q)) != NULL) {
+    q->obj = s->obj;
+    q->cap = s->obj_cap;
+    q->seq = s->seq;
+    q->node_off = s->meta.h.node_off;
+    q->n_nodes = s->meta.h.n_nodes;
+    q->data_off = s->meta.h.data_off;
+    q->n_data = s->meta.h.n_data;
+    if (v->cacheq_tail)
+      v->cacheq_tail->next = q;
+    else
+      v->cacheq = q;
+    v->cacheq_tail = q;
+    v->n_cacheq++;
+  }
+  else
+    hf_vol_obj_recycle_locked (v, s->obj, s->obj_cap);
+  s->obj = NULL;
+}
+
+/* Put the queued objects into the cache (drops v->lock meanwhile). */
+static void
+hf_vol_cache_drain_locked (struct hf_volume *v)
+{
+  const struct hf_volume_hooks *hk = v->o.hooks;
+  struct hf_vol_cacheq *q;
+
+  while ((q = v->cacheq) != NULL) {
+    v->cacheq = q->next;
+    if (v->cacheq == NULL)
+      v->cacheq_tail = NULL;
+    v->n_cacheq--;
+    pthread_mutex_unlock (&v->lock);
+    if (q->n_nodes)
+      hk->cache_put (hk->opaque, q->seq, q->node_off, q->obj + q->node_off,
+                     (size_t) q->n_nodes * HF_NODE_SIZE);
+    if (q->n_data)
+      hk->cache_put (hk->opaque, q->seq, q->data_off, q->obj + q->data_off,
+                     (size_t) q->n_data * v->bs);
+    pthread_mutex_lock (&v->lock);
+    hf_vol_obj_recycle_locked (v, q->obj, q->cap);
+    free (q);
+  }
 }
 
 static void *
@@ -2493,8 +2562,6 @@ hf_vol_uploader_thread (void *arg)
                            HF_PUT_IF_NONE_MATCH);
     if (r == EEXIST && s->attempts > 0 && hf_vol_is_ours (v, key, s->obj))
       r = 0;
-    if (r == 0)
-      hf_vol_cache_segment (v, s);
 
     pthread_mutex_lock (&v->lock);
     v->uploading--;
@@ -2504,6 +2571,8 @@ hf_vol_uploader_thread (void *arg)
       s->state = HF_VSEG_LANDED;
       hf_vol_commit_locked (v);
       hf_vol_wal_release_locked (v);
+      if (!v->crashed)
+        hf_vol_cache_drain_locked (v);
     }
     else if (r == EEXIST) {
       s->state = HF_VSEG_BUILT;
@@ -3103,6 +3172,12 @@ hf_vol_free (struct hf_volume *v)
   free (v->crc_tabs);
   free (v->uploaders);
   free (v->spare_slots);
+  while (v->cacheq) {
+    struct hf_vol_cacheq *q = v->cacheq;
+    v->cacheq = q->next;
+    free (q->obj);
+    free (q);
+  }
   while (v->n_spare_obj > 0)
     free (v->spare_obj[--v->n_spare_obj].p);
   free (v->prefix);
@@ -3387,6 +3462,9 @@ hf_volume_close (struct hf_volume *v)
       hf_error ("volume: close: data not committed: %s", strerror (r));
   }
   hf_vol_stop_threads (v, false);
+  pthread_mutex_lock (&v->lock);
+  hf_vol_cache_drain_locked (v);        /* what the uploaders left */
+  pthread_mutex_unlock (&v->lock);
   if (v->lease.held && !v->fenced) {
     int e = hf_lease_release (&v->lease);
     if (e)

@@ -692,6 +692,9 @@ hyperfile_write_metrics (FILE *fp)
         vi.dirty_bytes);
   HF_M ("uploads_in_flight", "gauge", "Segments uploading.",
         vi.uploads_in_flight);
+  HF_M ("dirty_waits_total", "counter", "Writes that waited because "
+        "dirty-limit was reached (the store is slower than the writes).",
+        vi.dirty_waits);
   HF_M ("client_written_bytes_total", "counter", "Bytes written by "
         "clients.", vi.bytes_written);
   HF_M ("client_read_bytes_total", "counter", "Bytes read by clients.",
@@ -930,11 +933,12 @@ hyperfile_log_counters (void)
                 ", checkpoints %" PRIu64 ", written %" PRIu64 " read %"
                 PRIu64 ", uploaded data %" PRIu64 " meta %" PRIu64
                 ", dirty %" PRIu64 ", uploads in flight %" PRIu64
+                ", writes that waited for dirty-limit %" PRIu64
                 ", cache hits %" PRIu64 " misses %" PRIu64,
                 vi.head_seq, vi.segments_committed, vi.checkpoints_written,
                 vi.bytes_written, vi.bytes_read, vi.data_bytes_uploaded,
                 vi.meta_bytes_uploaded, vi.dirty_bytes, vi.uploads_in_flight,
-                vi.cache_hits, vi.cache_misses);
+                vi.dirty_waits, vi.cache_hits, vi.cache_misses);
   if (hf_cache) {
     struct hf_cache_stats cs;
 
