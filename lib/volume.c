@@ -135,9 +135,10 @@
 #define HF_VOL_MAX_ZERO_RUNS 65536
 /* Object buffers kept for reuse (see struct hf_volume). */
 #define HF_VOL_SPARE_OBJS 3
-/* Committed objects waiting to enter the cache; beyond this the cache
- * skips them rather than hold up commits (and so the writers). */
-#define HF_VOL_CACHEQ_MAX 2
+/* Committed objects waiting to enter the cache.  Every uploader that
+ * commits then drains the queue, so it rarely holds more than one
+ * commit's worth; beyond this bound (memory) a segment is not cached. */
+#define HF_VOL_CACHEQ_MAX 4
 #define HF_VOL_READ_CHUNK 1024          /* blocks planned at once */
 #define HF_VOL_READ_THREADS 8
 #define HF_VOL_NO_SLOT UINT32_MAX       /* hash value: block zeroed */
@@ -2464,8 +2465,9 @@ hf_vol_wal_release_locked (struct hf_volume *v)
  * keyed by (seq, offset) of an object in the store never goes stale).
  * Caching costs local disk time, so it happens after the commit, by the
  * thread that committed, from a short queue: commits (and the writers
- * waiting for dirty-limit) never wait for it, and when the queue is full
- * the segment is not cached (its blocks are read from the store). */
+ * waiting for dirty-limit) do not wait for it; uploaders do, which paces
+ * them to the cache disk.  A full queue (not seen in practice) leaves
+ * the segment out of the cache; its blocks are read from the store. */
 static void
 hf_vol_cache_or_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s)
 {
