@@ -591,7 +591,8 @@ struct hf_volume {
   /* One spare slot array and one spare object buffer (under lock),
    * recycled from built and committed segments: fresh 32 MiB buffers
    * cost a page fault and a cleared page per 4 KiB, which at full write
-   * speed was a tenth of the CPU.  Bounded: at most one of each. */
+   * speed was a tenth of the CPU.  Bounded: one slot array, and up to
+   * HF_VOL_SPARE_OBJS object buffers (below). */
   uint8_t *spare_slots;
   size_t spare_slots_len;
   /* Object buffers of committed segments kept for the builder: a fresh
@@ -2028,7 +2029,13 @@ hf_vol_obj_alloc (struct hf_volume *v, size_t len, size_t *cap)
   pthread_mutex_unlock (&v->lock);
   if (p)
     return p;
-  *cap = (len + len / 8 + (1u << 20) - 1) & ~(size_t) ((1u << 20) - 1);
+  /* Large objects get 1/8 more, rounded to 1 MiB, so that one buffer
+   * fits the next objects of about the same size; small ones (a few
+   * blocks, a flush's worth) only their pages. */
+  if (len < (1u << 20))
+    *cap = (len + 4095) & ~(size_t) 4095;
+  else
+    *cap = (len + len / 8 + (1u << 20) - 1) & ~(size_t) ((1u << 20) - 1);
   /* Page-aligned, so that the data and node areas (multiples of 4096
    * into the object) can be written with O_DIRECT. */
   if (posix_memalign ((void **) &p, 4096, *cap) != 0)
