@@ -22,7 +22,9 @@
  *         0    4 fh_magic        "HFWL"
  *         4    2 fh_version      1
  *         6    2 fh_hdr_size     512
- *         8    4 fh_flags        0
+ *         8    4 fh_flags        HF_WAL_FH_REUSED (1): the file was
+ *                                reused, bytes after its records are
+ *                                left over from its earlier life
  *        12    4 fh_align        512, the record alignment
  *        16   16 fh_volume_uuid  the volume the records belong to
  *        32    8 fh_first_lsn    LSN of the first record (= the name)
@@ -166,6 +168,7 @@
 #define HF_WAL_FH_MAGIC   0x4c575748    /* "HFWL" */
 #define HF_WAL_WR_MAGIC   0x52574648    /* "HFWR" */
 #define HF_WAL_PAD        255           /* internal record type */
+#define HF_WAL_FH_REUSED  1             /* fh_flags: a reused file */
 #define HF_WAL_MAX_DATA   (UINT64_C (1) << 30)
 
 /* File header field offsets. */
@@ -367,10 +370,12 @@ hf_wal_pwritev_all (int fd, struct iovec *iov, int n, uint64_t off)
 }
 
 static void
-hf_wal_encode_fhdr (const struct hf_wal *w, uint8_t *h, uint64_t first_lsn)
+hf_wal_encode_fhdr (const struct hf_wal *w, uint8_t *h, uint64_t first_lsn,
+                    uint32_t flags)
 {
   memset (h, 0, HF_WAL_FHDR_SIZE);
   hf_put_le32 (h + HF_WAL_FH_MAGIC_OFF, HF_WAL_FH_MAGIC);
+  hf_put_le32 (h + HF_WAL_FH_FLAGS_OFF, flags);
   hf_put_le16 (h + HF_WAL_FH_VERSION_OFF, HF_WAL_VERSION);
   hf_put_le16 (h + HF_WAL_FH_HSIZE_OFF, HF_WAL_FHDR_SIZE);
   hf_put_le32 (h + HF_WAL_FH_ALIGN_OFF, HF_WAL_ALIGN);
@@ -498,6 +503,20 @@ struct hf_wal_scan {
  * first.  For valid records with LSN > after (and not padding), call fn
  * if it is not NULL.  Returns 0 (see *sc), fn's error, or an errno for
  * I/O errors. */
+/* Stop a scan at off for reason why: damage, unless the file is a
+ * reused one (see hf_wal_scan_file). */
+static int
+hf_wal_scan_stop (struct hf_wal *w, const char *name, uint64_t off,
+                  bool reused, struct hf_wal_scan *sc, const char *why)
+{
+  if (reused)
+    hf_debug ("wal", "%s/%s: records end at offset %" PRIu64 " (%s; the "
+              "rest is from the file's earlier use)", w->dir, name, off, why);
+  else
+    sc->why = why;
+  return 0;
+}
+
 static int
 hf_wal_scan_file (struct hf_wal *w, struct hf_wal_reader *r,
                   const char *name, uint64_t expect, uint64_t after,
@@ -505,9 +524,22 @@ hf_wal_scan_file (struct hf_wal *w, struct hf_wal_reader *r,
 {
   uint64_t off = HF_WAL_FHDR_SIZE;
   const uint8_t *h;
+  bool reused;
   int64_t n;
 
   sc->why = NULL;
+  /* A reused file (fh_flags HF_WAL_FH_REUSED) holds what its earlier
+   * life left after the new records: old records, or the middle of
+   * one.  There, the first record that is not valid is the end of the
+   * file's records, not damage; whether the log continues is decided by
+   * the next file's first LSN, as for any file. */
+  n = hf_wal_read_at (r, 0, HF_WAL_FHDR_SIZE, &h);
+  if (n < 0) {
+    hf_error ("wal: %s/%s: read at 0: %s", w->dir, name, strerror ((int) -n));
+    return (int) -n;
+  }
+  reused = n >= HF_WAL_FHDR_SIZE &&
+    (hf_le32 (h + HF_WAL_FH_FLAGS_OFF) & HF_WAL_FH_REUSED) != 0;
   for (;;) {
     uint32_t type, crc;
     uint64_t lsn, len, rec_size, datalen;
@@ -525,18 +557,18 @@ hf_wal_scan_file (struct hf_wal *w, struct hf_wal_reader *r,
     if (hf_wal_all_zero (h, (size_t) n))
       return 0;                 /* preallocated, never written */
     if (n < HF_WAL_RHDR_SIZE) {
-      sc->why = "record header cut short by the end of the file";
-      return 0;
+      return hf_wal_scan_stop (w, name, off, reused, sc,
+        "record header cut short by the end of the file");
     }
     if (hf_le32 (h + HF_WAL_WR_MAGIC_OFF) != HF_WAL_WR_MAGIC) {
-      sc->why = "bad record magic";
-      return 0;
+      return hf_wal_scan_stop (w, name, off, reused, sc,
+                               "bad record magic");
     }
     if (hf_le16 (h + HF_WAL_WR_VERSION_OFF) != HF_WAL_VERSION ||
         hf_le16 (h + HF_WAL_WR_HSIZE_OFF) != HF_WAL_RHDR_SIZE ||
         hf_le32 (h + HF_WAL_WR_FLAGS_OFF) != 0) {
-      sc->why = "unsupported record version, header size or flags";
-      return 0;
+      return hf_wal_scan_stop (w, name, off, reused, sc,
+        "unsupported record version, header size or flags");
     }
     type = hf_le32 (h + HF_WAL_WR_TYPE_OFF);
     lsn = hf_le64 (h + HF_WAL_WR_LSN_OFF);
@@ -544,22 +576,22 @@ hf_wal_scan_file (struct hf_wal *w, struct hf_wal_reader *r,
     rec_size = hf_le64 (h + HF_WAL_WR_RSIZE_OFF);
     if (type != HF_WAL_WRITE && type != HF_WAL_TRIM && type != HF_WAL_ZERO &&
         type != HF_WAL_GROW && type != HF_WAL_PAD) {
-      sc->why = "unknown record type";
-      return 0;
+      return hf_wal_scan_stop (w, name, off, reused, sc,
+                               "unknown record type");
     }
     datalen = type == HF_WAL_PAD ? 0 : hf_wal_datalen (type, len);
     if (datalen > HF_WAL_MAX_DATA || rec_size % HF_WAL_ALIGN != 0 ||
         rec_size < HF_WAL_REC_SIZE (datalen)) {
-      sc->why = "bad record size";
-      return 0;
+      return hf_wal_scan_stop (w, name, off, reused, sc,
+                               "bad record size");
     }
     if (rec_size > r->file_len - off) {
-      sc->why = "record cut short by the end of the file";
-      return 0;
+      return hf_wal_scan_stop (w, name, off, reused, sc,
+                               "record cut short by the end of the file");
     }
     if (hf_le64 (h + HF_WAL_WR_LOGID_OFF) != w->log_id) {
-      sc->why = "record of another log (log id)";
-      return 0;
+      return hf_wal_scan_stop (w, name, off, reused, sc,
+                               "record of another log (log id)");
     }
     /* A file reused after release (see hf_wal_rotate) still holds its
      * old records after the new ones: an older LSN of this log is the
@@ -568,8 +600,8 @@ hf_wal_scan_file (struct hf_wal *w, struct hf_wal_reader *r,
     if (lsn < expect)
       return 0;
     if (lsn != expect) {
-      sc->why = "LSN out of sequence";
-      return 0;
+      return hf_wal_scan_stop (w, name, off, reused, sc,
+                               "LSN out of sequence");
     }
     n = hf_wal_read_at (r, off, HF_WAL_RHDR_SIZE + datalen, &h);
     if (n < 0) {
@@ -578,14 +610,14 @@ hf_wal_scan_file (struct hf_wal *w, struct hf_wal_reader *r,
       return (int) -n;
     }
     if ((uint64_t) n < HF_WAL_RHDR_SIZE + datalen) {
-      sc->why = "record cut short by the end of the file";
-      return 0;
+      return hf_wal_scan_stop (w, name, off, reused, sc,
+                               "record cut short by the end of the file");
     }
     crc = hf_crc32c (0, h, HF_WAL_WR_CRC_OFF);
     crc = hf_crc32c (crc, h + HF_WAL_RHDR_SIZE, datalen);
     if (crc != hf_le32 (h + HF_WAL_WR_CRC_OFF)) {
-      sc->why = "record CRC mismatch";
-      return 0;
+      return hf_wal_scan_stop (w, name, off, reused, sc,
+                               "record CRC mismatch");
     }
     if (fn && lsn > after && type != HF_WAL_PAD) {
       int err = fn (opaque, lsn, type, hf_le64 (h + HF_WAL_WR_OFFSET_OFF),
@@ -1177,7 +1209,7 @@ hf_wal_reuse (struct hf_wal *w, struct hf_wal_file *f, const char *name,
   uint8_t h[HF_WAL_FHDR_SIZE];
   int err;
 
-  hf_wal_encode_fhdr (w, h, first);
+  hf_wal_encode_fhdr (w, h, first, HF_WAL_FH_REUSED);
   err = hf_wal_pwrite_all (f->fd, h, sizeof h, 0);
   if (err == 0 && renameat (w->dirfd, HF_WAL_SPARE_NAME, w->dirfd, name) == -1)
     err = errno;
@@ -1282,7 +1314,7 @@ hf_wal_rotate (struct hf_wal *w, uint64_t rec_size)
     err = hf_wal_preallocate (fd, size);
   }
   if (err == 0) {
-    hf_wal_encode_fhdr (w, h, first);
+    hf_wal_encode_fhdr (w, h, first, 0);
     err = hf_wal_pwrite_all (fd, h, sizeof h, 0);
   }
   if (err) {

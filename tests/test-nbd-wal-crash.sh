@@ -35,7 +35,8 @@ crash_loop ()
     cpid=$!
     sleep "$(python3 -c "import random; print(random.uniform(0.2, 1.5))")"
     hf_stop KILL
-    wait $cpid || { cat "$tmp/client.out"; exit 1; }
+    wait $cpid || { cat "$tmp/client.out"; echo "$0: server log:";
+                    tail -40 "$log"; exit 1; }
     hf_start "$url" "${params[@]}"
     echo "round $r ($tag): $(tail -1 "$tmp/client.out")"
     python3 "$client" verify "$uri" "$j" $nblocks || {
