@@ -34,6 +34,13 @@ crash_loop ()
       > "$tmp/client.out" 2>&1 &
     cpid=$!
     sleep "$(python3 -c "import random; print(random.uniform(0.2, 1.5))")"
+    # A client gone before the kill failed early: show what the live
+    # server holds (its descriptors, the listening socket) for the log.
+    if ! kill -0 "$cpid" 2>/dev/null; then
+      echo "$0: round $r: client ended early; server $hf_pid descriptors:"
+      ls -l "/proc/$hf_pid/fd" 2>&1 | sed 's/^/  /'
+      ss -xlp 2>/dev/null | grep -F "$sock" | sed 's/^/  listening: /' || :
+    fi
     hf_stop KILL
     wait $cpid || { cat "$tmp/client.out"; echo "$0: server log:";
                     tail -40 "$log"; exit 1; }
