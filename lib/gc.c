@@ -32,6 +32,7 @@
 
 #include "btree.h"
 #include "cleanup.h"
+#include "clock.h"
 #include "format.h"
 #include "gc.h"
 #include "history.h"
@@ -129,20 +130,7 @@ hf_gc_parse_duration (const char *s, uint64_t *ns)
   return 0;
 }
 
-static uint64_t
-hf_gc_wall_ns (void)
-{
-  struct timespec ts;
 
-  clock_gettime (CLOCK_REALTIME, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000 + (uint64_t) ts.tv_nsec;
-}
-
-static bool
-hf_gc_retryable (int e)
-{
-  return e == EIO || e == ETIMEDOUT || e == EAGAIN;
-}
 
 static void
 hf_gc_backoff (int i)
@@ -192,7 +180,7 @@ hf_gc_list (struct hf_gc *g)
   for (i = 0; i < HF_GC_IO_TRIES; i++) {
     g->nseg = 0;
     r = hf_objstore_list (g->s, pfx, NULL, hf_gc_list_fn, g);
-    if (!hf_gc_retryable (r))
+    if (!hf_objstore_retryable (r))
       break;
     hf_gc_backoff (i);
   }
@@ -259,7 +247,7 @@ hf_gc_hdr_get (struct hf_gc *g, uint64_t seq, struct hf_seg_hdr *h)
   hf_seg_key (key, sizeof key, g->prefix, seq);
   for (i = 0; i < HF_GC_IO_TRIES; i++) {
     r = hf_objstore_get (g->s, key, 0, sizeof buf, buf, &got);
-    if (!hf_gc_retryable (r))
+    if (!hf_objstore_retryable (r))
       break;
     hf_gc_backoff (i);
   }
@@ -458,7 +446,7 @@ hf_gc_read_node (void *opaque, const struct hf_disk_node_ptr *ptr, void *buf)
   for (i = 0; i < HF_GC_IO_TRIES; i++) {
     r = hf_objstore_get (s, key, (uint64_t) ptr->np_off * HF_NODE_SIZE,
                          HF_NODE_SIZE, buf, &got);
-    if (!hf_gc_retryable (r))
+    if (!hf_objstore_retryable (r))
       break;
     hf_gc_backoff (i);
   }
@@ -918,7 +906,7 @@ hf_gc_scan_retry (struct hf_gc *g)
   for (i = 0; i < 8; i++) {
     /* The clock after any checkpoint this run made: the head it made
      * is older than the cutoff with retain=0. */
-    g->now = g->o.now_ns ? g->o.now_ns : hf_gc_wall_ns ();
+    g->now = g->o.now_ns ? g->o.now_ns : hf_clock_wall_ns ();
     g->cutoff = g->now > g->o.retain_ns + g->o.grace_ns ?
       g->now - g->o.retain_ns - g->o.grace_ns : 0;
     r = hf_gc_scan (g);

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "history.h"
 #include "log.h"
 #include "segment.h"
@@ -710,14 +711,6 @@ hf_history_key (char *out, size_t len, const char *prefix, const char *dir,
   return 0;
 }
 
-static uint64_t
-hf_history_now_ns (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_REALTIME, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000 + (uint64_t) ts.tv_nsec;
-}
 
 static int
 hf_history_put (struct hf_objstore *s, const char *key, const void *buf,
@@ -781,7 +774,7 @@ hf_snapshot_create (struct hf_history *h, const char *name, uint64_t seq,
     return r;
   sn.seq = seq;
   sn.timestamp_ns = pt.timestamp_ns;
-  sn.created_ns = hf_history_now_ns ();
+  sn.created_ns = hf_clock_wall_ns ();
   memcpy (sn.volume_uuid, hf_history_uuid (h), HF_UUID_SIZE);
   strcpy (sn.name, name);
   r = hf_snapshot_encode (&sn, buf);
@@ -1130,7 +1123,7 @@ hf_clone_create (struct hf_history *src, const char *src_url, uint64_t base,
   if (getrandom (cr.clone_uuid, HF_UUID_SIZE, 0) != HF_UUID_SIZE)
     return EIO;
   cr.base_seq = base;
-  cr.created_ns = hf_history_now_ns ();
+  cr.created_ns = hf_clock_wall_ns ();
   strcpy (cr.clone_url, dst_url);
   /* Registration first: from now on the parent's GC keeps the base. */
   r = hf_clone_reg_put (src->store, src->prefix, &cr);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "crc32c.h"
 #include "format.h"
 #include "lease.h"
@@ -29,28 +30,8 @@
 
 #define LS(field) offsetof (struct hf_disk_lease, field)
 
-static uint64_t
-hf_lease_wall_ns (void)
-{
-  struct timespec ts;
 
-  clock_gettime (CLOCK_REALTIME, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000 + (uint64_t) ts.tv_nsec;
-}
 
-static void
-hf_lease_sleep_us (uint64_t us)
-{
-  struct timespec ts = { .tv_sec = (time_t) (us / 1000000),
-                         .tv_nsec = (long) (us % 1000000) * 1000 };
-  nanosleep (&ts, NULL);
-}
-
-static bool
-hf_lease_retryable (int e)
-{
-  return e == EIO || e == ETIMEDOUT || e == EAGAIN;
-}
 
 static void
 hf_lease_key (char *out, size_t n, const char *prefix, uint64_t epoch)
@@ -89,7 +70,7 @@ hf_lease_encode (const struct hf_lease *lease, uint32_t flags, uint8_t *o)
   hf_put_le32 (o + LS (ls_ttl_s), lease->ttl_s);
   hf_put_le64 (o + LS (ls_epoch), lease->epoch);
   hf_put_le64 (o + LS (ls_acquired_ns), lease->acquired_ns);
-  hf_put_le64 (o + LS (ls_renewed_ns), hf_lease_wall_ns ());
+  hf_put_le64 (o + LS (ls_renewed_ns), hf_clock_wall_ns ());
   memcpy (o + LS (ls_holder_uuid), lease->holder_uuid, HF_UUID_SIZE);
   memcpy (o + LS (ls_holder), lease->holder, strlen (lease->holder));
   hf_put_le32 (o + LS (ls_crc), hf_crc32c (0, o, LS (ls_crc)));
@@ -155,9 +136,9 @@ hf_lease_newest (struct hf_objstore *store, const char *prefix,
     f.plen = strlen (pfx);
     f.found = false;
     r = hf_objstore_list (store, pfx, NULL, hf_lease_list_first, &f);
-    if (!hf_lease_retryable (r))
+    if (!hf_objstore_retryable (r))
       break;
-    hf_lease_sleep_us (2000u << i);
+    hf_clock_sleep_us (2000u << i);
   }
   if (r)
     return r;
@@ -166,9 +147,9 @@ hf_lease_newest (struct hf_objstore *store, const char *prefix,
   hf_lease_key (key, sizeof key, prefix, f.epoch);
   for (i = 0; i < HF_LEASE_IO_TRIES; i++) {
     r = hf_objstore_get_all (store, key, &data, &len);
-    if (!hf_lease_retryable (r))
+    if (!hf_objstore_retryable (r))
       break;
-    hf_lease_sleep_us (2000u << i);
+    hf_clock_sleep_us (2000u << i);
   }
   if (r)
     return r;
@@ -203,9 +184,9 @@ hf_lease_put (struct hf_lease *lease, uint32_t flags, unsigned pflags)
           memcmp (l.holder_uuid, lease->holder_uuid, HF_UUID_SIZE) == 0)
         r = 0;
     }
-    if (!hf_lease_retryable (r))
+    if (!hf_objstore_retryable (r))
       break;
-    hf_lease_sleep_us (2000u << i);
+    hf_clock_sleep_us (2000u << i);
   }
   return r;
 }
@@ -232,7 +213,7 @@ hf_lease_acquire (struct hf_lease *lease, bool takeover, bool break_lease)
 {
   struct hf_lease_info l;
   bool found;
-  uint64_t now = hf_lease_wall_ns ();
+  uint64_t now = hf_clock_wall_ns ();
   const char *desc = hf_objstore_describe (lease->store);
   int r;
 

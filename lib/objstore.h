@@ -35,6 +35,7 @@
 #ifndef HF_OBJSTORE_H
 #define HF_OBJSTORE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -184,6 +185,14 @@ extern void hf_objstore_close (struct hf_objstore *s);
 
 /* Monotonic microseconds, for latency accounting. */
 extern uint64_t hf_objstore_now_us (void);
+
+/* Errors a caller may retry with backoff (a transient store failure);
+ * anything else is final. */
+static inline bool
+hf_objstore_retryable (int e)
+{
+  return e == EIO || e == ETIMEDOUT || e == EAGAIN;
+}
 
 /* ---- Constructors ---- */
 

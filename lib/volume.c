@@ -121,6 +121,7 @@
 
 #include "btree.h"
 #include "cleanup.h"
+#include "clock.h"
 #include "crc32c.h"
 #include "format.h"
 #include "lease.h"
@@ -636,23 +637,7 @@ struct hf_volume {
 
 #define HF_VOL_RA_BYTES (2u << 20)
 
-static uint64_t
-hf_vol_now_us (void)
-{
-  struct timespec ts;
 
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
-static uint64_t
-hf_vol_wall_ns (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_REALTIME, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000 + (uint64_t) ts.tv_nsec;
-}
 
 /* Wait on v->cv until the monotonic time deadline_us (0 = no
  * deadline, but wake at least every second).  Caller holds v->lock. */
@@ -660,7 +645,7 @@ static void
 hf_vol_wait (struct hf_volume *v, uint64_t deadline_us)
 {
   struct timespec ts;
-  uint64_t now = hf_vol_now_us (), until = now + 1000000;
+  uint64_t now = hf_clock_mono_us (), until = now + 1000000;
 
   if (deadline_us && deadline_us < until)
     until = deadline_us;
@@ -672,19 +657,7 @@ hf_vol_wait (struct hf_volume *v, uint64_t deadline_us)
   pthread_cond_timedwait (&v->cv, &v->lock, &ts);
 }
 
-static void
-hf_vol_sleep_us (uint64_t us)
-{
-  struct timespec ts = { .tv_sec = (time_t) (us / 1000000),
-                         .tv_nsec = (long) (us % 1000000) * 1000 };
-  nanosleep (&ts, NULL);
-}
 
-static bool
-hf_vol_retryable (int e)
-{
-  return e == EIO || e == ETIMEDOUT || e == EAGAIN;
-}
 
 /* Ranged GET with the volume's retry policy (see the top). */
 static int
@@ -695,9 +668,9 @@ hf_vol_get (struct hf_objstore *s, const char *key, uint64_t off, size_t len,
 
   for (i = 0; i < HF_VOL_IO_TRIES; i++) {
     if (i)
-      hf_vol_sleep_us (2000u << i);
+      hf_clock_sleep_us (2000u << i);
     r = hf_objstore_get (s, key, off, len, buf, got);
-    if (!hf_vol_retryable (r))
+    if (!hf_objstore_retryable (r))
       return r;
   }
   return r;
@@ -1348,7 +1321,7 @@ hf_vol_touch (struct hf_volume *v, struct hf_vol_buf *b)
 {
   if (!b->changed) {
     b->changed = true;
-    b->first_us = hf_vol_now_us ();
+    b->first_us = hf_clock_mono_us ();
   }
 }
 
@@ -1699,9 +1672,9 @@ hf_vol_flush_wait_force (struct hf_volume *v, bool force_ckpt)
     s->retry_at_us = 0;
   pthread_cond_broadcast (&v->cv);
   target = v->next_seq - 1;
-  deadline = hf_vol_now_us () + (uint64_t) v->o.flush_timeout_ms * 1000;
+  deadline = hf_clock_mono_us () + (uint64_t) v->o.flush_timeout_ms * 1000;
   while (r == 0 && v->committed_seq < target) {
-    if (hf_vol_now_us () >= deadline) {
+    if (hf_clock_mono_us () >= deadline) {
       hf_error ("volume: flush: segment %" PRIu64
                 " not committed after %u ms (store failing?); data kept "
                 "in memory and retried", v->committed_seq + 1,
@@ -2136,7 +2109,7 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
   h->lease_epoch = v->lease.epoch;
   pthread_mutex_unlock (&v->lock);
   h->volume_size = s->volume_size;
-  h->timestamp_ns = hf_vol_wall_ns ();
+  h->timestamp_ns = hf_clock_wall_ns ();
   h->wal_lsn = s->wal_lsn;
   h->wal_id = v->wal_id;
   h->n_ext = (uint32_t) next;
@@ -2355,7 +2328,7 @@ hf_vol_builder_thread (void *arg)
     if (r && r != ECANCELED && !v->broken) {
       hf_error ("volume: building segment %" PRIu64 ": %s (retrying)",
                 s->seq, strerror (r));
-      hf_vol_wait (v, hf_vol_now_us () + 100000);
+      hf_vol_wait (v, hf_clock_mono_us () + 100000);
     }
   }
   pthread_mutex_unlock (&v->lock);
@@ -2538,7 +2511,7 @@ hf_vol_uploader_thread (void *arg)
   pthread_mutex_lock (&v->lock);
   while (!v->stop) {
     struct hf_vol_seg *s, *pick = NULL;
-    uint64_t now = hf_vol_now_us (), wake = 0;
+    uint64_t now = hf_clock_mono_us (), wake = 0;
     bool stale;
     int r;
 
@@ -2596,7 +2569,7 @@ hf_vol_uploader_thread (void *arg)
       unsigned sh = s->attempts < 6 ? s->attempts : 6;
       s->state = HF_VSEG_BUILT;
       s->attempts++;
-      s->retry_at_us = hf_vol_now_us () + (50000ull << sh) +
+      s->retry_at_us = hf_clock_mono_us () + (50000ull << sh) +
         (uint64_t) (rand () % 50000);
       if (s->attempts == 1 || s->attempts % 20 == 0)
         hf_warn ("volume: upload of %s failed (%s), attempt %u; retrying",
@@ -2621,10 +2594,10 @@ hf_vol_timer_thread (void *arg)
   pthread_mutex_lock (&v->lock);
   while (!v->stop) {
     if (v->active && v->active->changed && !v->fenced &&
-        hf_vol_now_us () - v->active->first_us >=
+        hf_clock_mono_us () - v->active->first_us >=
         (uint64_t) v->o.flush_interval_ms * 1000)
       hf_vol_seal_locked (v, false, false);
-    hf_vol_wait (v, hf_vol_now_us () + period);
+    hf_vol_wait (v, hf_clock_mono_us () + period);
   }
   pthread_mutex_unlock (&v->lock);
   return NULL;
@@ -2640,11 +2613,11 @@ hf_vol_lease_thread (void *arg)
 
   pthread_mutex_lock (&v->lock);
   for (;;) {
-    uint64_t until = hf_vol_now_us () + period;
+    uint64_t until = hf_clock_mono_us () + period;
     struct hf_lease_info l;
     int r;
 
-    while (!v->stop && hf_vol_now_us () < until)
+    while (!v->stop && hf_clock_mono_us () < until)
       hf_vol_wait (v, until);
     if (v->stop || v->fenced)
       break;
@@ -2663,7 +2636,7 @@ hf_vol_lease_thread (void *arg)
       hf_warn ("volume: renewing the writer lease: %s", strerror (r));
     pthread_mutex_lock (&v->lock);
     if (r == 0)
-      v->lease_ok_us = hf_vol_now_us ();
+      v->lease_ok_us = hf_clock_mono_us ();
   }
   pthread_mutex_unlock (&v->lock);
   return NULL;
@@ -2703,9 +2676,9 @@ hf_vol_list (struct hf_volume *v, const char *what, size_t max,
     f->n = 0;
     f->max = max;
     r = hf_objstore_list (v->store, pfx, NULL, hf_vol_list_first, f);
-    if (!hf_vol_retryable (r))
+    if (!hf_objstore_retryable (r))
       break;
-    hf_vol_sleep_us (2000u << i);
+    hf_clock_sleep_us (2000u << i);
   }
   return r;
 }
@@ -2739,7 +2712,7 @@ hf_volume_create (struct hf_objstore *store, const char *prefix,
   hf_put_le32 (o + VD (vd_block_size), block_size);
   memcpy (o + VD (vd_uuid), uuid, HF_UUID_SIZE);
   hf_put_le64 (o + VD (vd_size), size);
-  hf_put_le64 (o + VD (vd_created_ns), hf_vol_wall_ns ());
+  hf_put_le64 (o + VD (vd_created_ns), hf_clock_wall_ns ());
   hf_put_le32 (o + VD (vd_crc), hf_crc32c (0, o, VD (vd_crc)));
   snprintf (key, sizeof key, "%svolume", prefix);
   r = hf_objstore_put (store, key, o, sizeof o, HF_PUT_IF_NONE_MATCH);
@@ -2798,9 +2771,9 @@ hf_vol_meta (struct hf_volume *v, struct hf_vol_recover *rc, uint64_t seq,
     const struct hf_lineage_level *lv = hf_lineage_locate (v->lin, seq);
 
     r = hf_seg_read_meta (lv->store, lv->prefix, seq, lv->d.uuid, v->bs, &m);
-    if (!hf_vol_retryable (r))
+    if (!hf_objstore_retryable (r))
       break;
-    hf_vol_sleep_us (2000u << k);
+    hf_clock_sleep_us (2000u << k);
   }
   if (rc->n == rc->cap) {
     size_t nc = rc->cap ? rc->cap * 2 : 32;
@@ -3409,7 +3382,7 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
     r = hf_lease_acquire (&v->lease, v->o.takeover, v->o.break_lease);
     if (r)
       goto err0;
-    v->lease_ok_us = hf_vol_now_us ();
+    v->lease_ok_us = hf_clock_mono_us ();
   }
   r = hf_vol_recover (v, v->o.at_seq);
   if (r)
