@@ -65,7 +65,8 @@
  * is valid when magic, version, sizes, type, log id, LSN and CRC check.
  * Open stops at the first record that is not valid (or a file header
  * that is not, or a gap in LSNs between files), logs it with file and
- * offset unless it is the clean end (zeros or end of file), truncates
+ * offset unless it is the clean end (zeros or end of file; in a reused
+ * file also an older LSN, which in a fresh file is damage), truncates
  * the file there, deletes every later file and syncs that, so the next
  * append follows the last valid record and no discarded record can come
  * back.  A file header of another volume uuid fails open with EINVAL
@@ -253,7 +254,9 @@ struct hf_wal {
                                    while write_waiters > 0 */
   struct hf_wal_file *head, *tail;      /* files in LSN order */
   struct hf_wal_file *spare;    /* released file to reuse, or NULL */
-  bool spare_claimed;           /* a release is making one */
+  bool spare_claimed;           /* a release is making one, or a
+                                   rotation renaming it away: the one
+                                   renamer of HF_WAL_SPARE_NAME */
   bool rotating;                /* an appender creates the next file */
   uint64_t next_lsn;            /* LSN the next append gets */
   uint64_t written_lsn;         /* records <= this are written */
@@ -596,9 +599,14 @@ hf_wal_scan_file (struct hf_wal *w, struct hf_wal_reader *r,
     /* A file reused after release (see hf_wal_rotate) still holds its
      * old records after the new ones: an older LSN of this log is the
      * clean end.  A record header lies within one 512-byte sector, so
-     * it is wholly old or wholly new. */
-    if (lsn < expect)
-      return 0;
+     * it is wholly old or wholly new.  In a fresh file nothing but
+     * damage puts an older record there. */
+    if (lsn < expect) {
+      if (reused)
+        return 0;
+      return hf_wal_scan_stop (w, name, off, reused, sc,
+                               "older LSN in a file that was never reused");
+    }
     if (lsn != expect) {
       return hf_wal_scan_stop (w, name, off, reused, sc,
                                "LSN out of sequence");
@@ -1282,11 +1290,17 @@ hf_wal_rotate (struct hf_wal *w, uint64_t rec_size)
 
   hf_wal_name (name, first);
   if (w->spare && w->spare->size >= min) {
+    assert (!w->spare_claimed);     /* set only while spare is NULL */
     f = w->spare;
     w->spare = NULL;
+    /* The name HF_WAL_SPARE_NAME stays ours until the rename is done:
+     * a release in between must not rename another file onto it (we
+     * would rename that one, and the tail would be an unlinked inode). */
+    w->spare_claimed = true;
     pthread_mutex_unlock (&w->lock);
     err = hf_wal_reuse (w, f, name, first);
     pthread_mutex_lock (&w->lock);
+    w->spare_claimed = false;
     if (err == 0) {
       assert (w->next_lsn == first);
       hf_wal_list_append (w, f);

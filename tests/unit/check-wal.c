@@ -491,6 +491,118 @@ START_TEST (test_reuse_misaligned)
 }
 END_TEST
 
+/* ---- A release racing a reuse ---- */
+
+/* -Wl,--wrap=renameat (tests/Makefile.am): when armed, the rename of
+ * "wal-spare" to a log name (hf_wal_reuse) first runs hf_wal_release
+ * of race_upto, which may want to keep a released file as "wal-spare"
+ * itself: the interleaving of a release on another thread landing in
+ * the window between rotate taking the spare and reuse renaming it. */
+extern int __real_renameat (int, const char *, int, const char *);
+int __wrap_renameat (int, const char *, int, const char *);
+static struct hf_wal *race_wal;
+static uint64_t race_upto;
+static int race_fired;
+
+int
+__wrap_renameat (int olddirfd, const char *oldpath, int newdirfd,
+                 const char *newpath)
+{
+  if (race_wal && strcmp (oldpath, "wal-spare") == 0) {
+    struct hf_wal *w = race_wal;
+    race_wal = NULL;            /* once; release renames too */
+    ck_assert_int_eq (hf_wal_release (w, race_upto), 0);
+    race_fired++;
+  }
+  return __real_renameat (olddirfd, oldpath, newdirfd, newpath);
+}
+
+/* Rotation takes the spare and renames it to the new log name without
+ * the lock; a release in that window must not put another file under
+ * "wal-spare" (the reuse would then rename that file, and the live tail
+ * would write into an unlinked inode: flushed records gone at reopen). */
+START_TEST (test_reuse_release_race)
+{
+  struct hf_wal_options o = opts_for (9, 64 << 10, 0);
+  struct recs exp = { 0 };
+  char names[64][64], path[256];
+  struct stat sb;
+  struct hf_wal *w;
+  uint64_t i;
+  int errs0 = n_errors;
+
+  w = open_wal (&o);
+  /* 14 records of 4 KiB per file: 1..14 (A), 15..28 (B), 29 (C). */
+  for (i = 1; i <= 29; i++)
+    ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, i, 4096, &exp), 0);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  ck_assert_int_eq (hf_wal_release (w, 14), 0);       /* A -> spare */
+  path_of (path, sizeof path, waldir, "wal-spare");
+  ck_assert_int_eq (stat (path, &sb), 0);
+  /* 30..42 fill C; 43 rotates into the spare, and B is released in the
+   * middle of that. */
+  race_upto = 28;
+  race_fired = 0;
+  for (i = 30; i <= 44; i++) {
+    if (i == 43)
+      race_wal = w;
+    ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, i, 4096, &exp), 0);
+  }
+  ck_assert_int_eq (race_fired, 1);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  ck_assert_int_eq (list_files (waldir, names, 64), 2);
+  ck_assert_str_eq (names[1], "wal-000000000000002b.log");
+  hf_wal_close (w);
+
+  w = open_wal (&o);
+  ck_assert_uint_eq (hf_wal_last_lsn (w), 44);
+  check_replay (w, 28, &exp);
+  hf_wal_close (w);
+  ck_assert_int_eq (n_errors, errs0);
+  free (exp.v);
+}
+END_TEST
+
+/* In a file that was never reused, a record with an older LSN where the
+ * next one should be is damage (nothing but damage puts it there), and
+ * is logged as such; the log ends before it. */
+START_TEST (test_old_lsn_fresh)
+{
+  struct hf_wal_options o = opts_for (10, 0, 0);
+  struct recs exp = { 0 };
+  char names[8][64], p[256];
+  uint8_t rec[REC_SIZE (4096)];
+  struct hf_wal *w;
+  uint64_t i;
+  int fd;
+
+  w = open_wal (&o);
+  for (i = 1; i <= 6; i++)
+    ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, i, 4096, &exp), 0);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  hf_wal_close (w);
+  ck_assert_int_eq (list_files (waldir, names, 8), 1);
+  path_of (p, sizeof p, waldir, names[0]);
+  /* Record 2, intact, copied over record 5. */
+  fd = open (p, O_RDWR);
+  ck_assert_int_ge (fd, 0);
+  ck_assert_int_eq (pread (fd, rec, sizeof rec, FHDR + 1 * sizeof rec),
+                    sizeof rec);
+  ck_assert_int_eq (pwrite (fd, rec, sizeof rec, FHDR + 4 * sizeof rec),
+                    sizeof rec);
+  close (fd);
+
+  n_errors = 0;
+  w = open_wal (&o);
+  ck_assert_int_eq (n_errors, 1);       /* logged, once */
+  ck_assert_uint_eq (hf_wal_last_lsn (w), 4);
+  exp.n = 4;
+  check_replay (w, 0, &exp);
+  hf_wal_close (w);
+  free (exp.v);
+}
+END_TEST
+
 /* ---- Concurrency ---- */
 
 #define NTHREADS 8
@@ -1007,6 +1119,8 @@ main (void)
   tcase_add_test (tc, test_rotation_release);
   tcase_add_test (tc, test_reuse);
   tcase_add_test (tc, test_reuse_misaligned);
+  tcase_add_test (tc, test_reuse_release_race);
+  tcase_add_test (tc, test_old_lsn_fresh);
   tcase_add_test (tc, test_concurrent);
   tcase_add_test (tc, test_torn_tail);
   tcase_add_test (tc, test_corrupt_middle);
