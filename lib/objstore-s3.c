@@ -14,9 +14,16 @@
  *     attempt, and maps the outcome to an errno through ONE table
  *     (hf_s3_errtab);
  *   - the operations: ranged GET, HEAD, PUT (conditional with
- *     If-None-Match: *, multipart above a threshold with parts uploaded
- *     in parallel), DELETE, DeleteObjects and ListObjectsV2, whose XML
- *     answers are parsed with libxml2.
+ *     If-None-Match: *, always one plain PUT; unconditional ones
+ *     multipart above a threshold with parts uploaded in parallel),
+ *     DELETE, DeleteObjects and ListObjectsV2, whose XML answers are
+ *     parsed with libxml2.
+ *
+ * Why a conditional put is never multipart: fencing rests on "of two
+ * conditional puts of one key exactly one lands", and servers differ on
+ * CompleteMultipartUpload: Ceph RGW 16.2 honours If-None-Match on a
+ * PutObject but ignores it on a Complete (the object is replaced).  A
+ * plain PUT takes up to 5 GiB, which bounds segment objects.
  *
  * Secrets: the secret key, the session token and the Authorization
  * header are never formatted into a log line.  Error lines name the
@@ -916,7 +923,7 @@ hf_s3_head (struct hf_objstore *os, const char *key,
   return err;
 }
 
-/* A conditional write was refused (412), or a retried multipart
+/* A conditional PUT was refused (412), or a retried multipart
  * Complete found its upload gone (404 NoSuchUpload): did one of OUR
  * earlier attempts land?  That happens when a write reached the server
  * but its answer was lost: our own retry, or curl's, which silently
@@ -1062,9 +1069,11 @@ hf_s3_mpu_abort (struct hf_s3 *s, const char *key, const char *query)
   hf_s3_resp_free (&rp);
 }
 
+/* An unconditional put by multipart upload (a conditional one is
+ * always a plain PUT: see the top of the file). */
 static int
 hf_s3_put_multipart (struct hf_s3 *s, const char *key, const void *data,
-                     size_t len, unsigned flags)
+                     size_t len)
 {
   struct hf_s3_resp rp = { 0 };
   struct hf_s3_mpu m = { .s = s, .key = key, .data = data, .len = len };
@@ -1154,22 +1163,18 @@ hf_s3_put_multipart (struct hf_s3 *s, const char *key, const void *data,
     struct hf_s3_req rq = HF_S3_REQ (.method = "POST", .key = key,
                                      .query = query, .body = body.p,
                                      .body_len = body.len,
-                                     .if_none_match =
-                                       (flags & HF_PUT_IF_NONE_MATCH) != 0,
                                      .body_may_be_error = true,
                                      .op = HF_OP_PUT);
 
     err = hf_s3_request (s, &rq, &rp);
-    if (err == EEXIST && (flags & HF_PUT_IF_NONE_MATCH))
-      err = hf_s3_landed (s, key, data, len);
-    else if (err == ENOENT && strcmp (rp.code, "NoSuchUpload") == 0) {
+    if (err == ENOENT && strcmp (rp.code, "NoSuchUpload") == 0) {
       /* A resent Complete whose first copy completed finds the upload
        * gone: the object says whether that copy was ours. */
       err = hf_s3_landed (s, key, data, len);
       if (err == EEXIST)
         err = EIO;
     }
-    if (err && err != EEXIST)
+    if (err)
       hf_s3_fail (s, "POST (complete multipart upload)", key, &rp, err);
     hf_s3_resp_free (&rp);
   }
@@ -1188,8 +1193,11 @@ hf_s3_put (struct hf_objstore *os, const char *key, const void *data,
   struct hf_s3_resp rp = { 0 };
   int err;
 
-  if (len >= s->multipart_threshold && len > 0)
-    return hf_s3_put_multipart (s, key, data, len, flags);
+  /* A conditional put is one plain PUT whatever its size (the top of
+   * the file says why; hf_objstore_put bounds it). */
+  if (!(flags & HF_PUT_IF_NONE_MATCH) && len >= s->multipart_threshold &&
+      len > 0)
+    return hf_s3_put_multipart (s, key, data, len);
 
   struct hf_s3_req rq = HF_S3_REQ (.method = "PUT", .key = key,
                                    .body = data, .body_len = len,

@@ -76,6 +76,12 @@ hf_objstore_put (struct hf_objstore *s, const char *key, const void *data,
     return r;
   if (flags & ~HF_PUT_IF_NONE_MATCH)
     return EINVAL;
+  /* Every store, so that what works on dir also works on s3. */
+  if ((flags & HF_PUT_IF_NONE_MATCH) && len > HF_OBJSTORE_COND_PUT_MAX) {
+    hf_error ("%s: put '%s': %zu bytes; a conditional put is one request, "
+              "at most 5 GiB", hf_objstore_describe (s), key, len);
+    return EFBIG;
+  }
   return s->ops->put (s, key, data, len, flags);
 }
 

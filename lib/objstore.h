@@ -22,6 +22,7 @@
  *   EIO        the store failed (after retries), or returned garbage
  *   ETIMEDOUT  the store did not answer in time (after retries)
  *   ENOSPC     the store is full (dir: disk full)
+ *   EFBIG      conditional put larger than HF_OBJSTORE_COND_PUT_MAX
  *   EINVAL     bad arguments (empty or too long key, ...)
  *   ENOMEM     out of memory
  * The store logs one line naming the operation, key and store when it
@@ -73,6 +74,12 @@ struct hf_objstore_info {
 
 /* Flags for put. */
 #define HF_PUT_IF_NONE_MATCH 0x1 /* create only: EEXIST if the key exists */
+
+/* A conditional put is one request to the store (for s3 one plain PUT
+ * with If-None-Match: *, never a multipart upload: some servers, Ceph
+ * RGW 16.2 among them, ignore the condition on CompleteMultipartUpload),
+ * so it is bounded by the largest single PUT S3 accepts. */
+#define HF_OBJSTORE_COND_PUT_MAX ((uint64_t) 5 << 30)
 
 /* Called once per key by list, in key order.  Return 0 to continue, 1 to
  * stop listing (list then returns 0), or a positive errno to abort (list
@@ -134,7 +141,8 @@ extern int hf_objstore_head (struct hf_objstore *s, const char *key,
 /* Store data (borrowed) as the whole object key, atomically: readers see
  * either no object / the old one, or all of the new one.  With
  * HF_PUT_IF_NONE_MATCH the put fails with EEXIST if key exists, and of two
- * racing conditional puts of different bytes exactly one succeeds.
+ * racing conditional puts of different bytes exactly one succeeds; such
+ * a put is one request (see HF_OBJSTORE_COND_PUT_MAX; EFBIG above it).
  *
  * Lost answers: a conditional put may reach the store and land while its
  * answer is lost (a reset connection, a timeout); the store then retries

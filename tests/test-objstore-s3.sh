@@ -7,7 +7,9 @@
 #     enabled by HF_TEST_S3_*: every case must pass.
 #  2. unit/s3-errtest: wrong secret (EACCES, message names bucket and
 #     endpoint, the secret never appears), missing bucket (ENOENT),
-#     ranges, multipart, conditional-put races, paged listing.
+#     ranges, multipart, conditional-put races, paged listing, big
+#     conditional puts against a server that ignores If-None-Match on
+#     multipart Complete (Ceph RGW 16.2): still EEXIST.
 #  3. Conditional puts whose answer is lost: ours -> success, another
 #     writer's object -> EEXIST.  503 on every attempt: retried, then EIO;
 #     500 once: retried, then served.
@@ -74,6 +76,7 @@ grep -q "bucket hf-no-such-bucket does not exist at $S3_ENDPOINT" "$log"
 "$errtest" ranges
 "$errtest" multipart
 "$errtest" cond
+"$errtest" condbig
 "$errtest" list
 
 # 3. Lost answers of conditional puts; 5xx.

@@ -97,6 +97,11 @@
  *  8. "hf-shim-status-503/": every request answers 503 SlowDown.
  *     "hf-shim-status-500-once/": the first request for each such key
  *     answers 500 InternalError, later ones are served.
+ *  9. "hf-shim-complete-ignores-inm/" (or every key when the
+ *     environment has HF_S3RVER_COMPLETE_IGNORES_INM=1): a
+ *     CompleteMultipartUpload ignores "If-None-Match: *" and replaces
+ *     the object, as Ceph RGW 16.2 does (it honours the condition on a
+ *     plain PUT only).  Fencing must not depend on it.
  * =====================================================================
  */
 'use strict';
@@ -283,6 +288,10 @@ async function ifNoneMatchShim(ctx, next) {
   if (inm !== '*' || !(isPut || isComplete)) return next();
   const o = objectOf(ctx);
   if (!o) return next();
+  /* Shim 9: like RGW 16.2, no condition on a multipart Complete. */
+  if (isComplete && (env.HF_S3RVER_COMPLETE_IGNORES_INM === '1' ||
+                     o.key.includes('hf-shim-complete-ignores-inm/')))
+    return next();
 
   return withKeyLock(o.bucket + '/' + o.key, async () => {
     if (await ctx.app.store.existsObject(o.bucket, o.key)) {

@@ -603,6 +603,15 @@ START_TEST (test_conditional_put)
                                      HF_PUT_IF_NONE_MATCH), 0);
   check_content (K ("c"), "fourth", 6);
   ck_assert_int_eq (hf_objstore_put (store, K ("c"), "x", 1, 0x80), EINVAL);
+  /* A conditional put is one request, at most 5 GiB, on every store
+   * (refused before the data is read: the buffer is not that long). */
+  ck_assert_int_eq (hf_objstore_put (store, K ("huge"), "x",
+                                     (size_t) HF_OBJSTORE_COND_PUT_MAX + 1,
+                                     HF_PUT_IF_NONE_MATCH), EFBIG);
+  {
+    struct hf_objstore_info info;
+    ck_assert_int_eq (hf_objstore_head (store, K ("huge"), &info), ENOENT);
+  }
 
   /* Two threads race to create the same new key: exactly one wins and
    * its content is what is stored. */

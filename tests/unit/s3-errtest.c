@@ -21,8 +21,14 @@
  *   bench             small PUTs/s and 4 MiB PUT MB/s
  *   lostreply         conditional puts whose first answer the server
  *                     drops (shim 7 in tests/s3rver/server.js): success
- *                     when the stored object is ours (plain and
- *                     multipart), EEXIST when another writer's is there
+ *                     when the stored object is ours (small and above
+ *                     the multipart threshold), EEXIST when another
+ *                     writer's is there
+ *   condbig           conditional puts above the multipart threshold
+ *                     against a server that ignores If-None-Match on
+ *                     CompleteMultipartUpload (shim 9, like Ceph RGW
+ *                     16.2): the second writer gets EEXIST and the
+ *                     first one's object stays (each is one plain PUT)
  *   status            503 SlowDown on every attempt: retried, then EIO
  *                     naming the status; 500 once: retried, then served
  *                     (shim 8)
@@ -249,7 +255,8 @@ errtest_cmd_multipart (void)
                               &got), 0);
   CHECK (got == 100 && memcmp (buf, data + 5 * 1024 * 1024 - 7, 100) == 0);
 
-  /* Conditional multipart: new key succeeds, existing key EEXIST. */
+  /* Conditional (one plain PUT, whatever the size): new key succeeds,
+   * existing key EEXIST. */
   CHECK_ERR (hf_objstore_put (s, "mp/b", data, n, HF_PUT_IF_NONE_MATCH), 0);
   data[0] ^= 1;
   CHECK_ERR (hf_objstore_put (s, "mp/b", data, n, HF_PUT_IF_NONE_MATCH),
@@ -573,7 +580,7 @@ errtest_cmd_lostreply (void)
   CHECK (alen == 8 && memcmp (all, "our tail", 8) == 0);
   free (all);
 
-  /* The same for a multipart upload (the Complete's answer is lost). */
+  /* The same above the multipart threshold (still one plain PUT). */
   CHECK_ERR (hf_objstore_put (s, "hf-shim-lost-reply-ours/big", data, big,
                               HF_PUT_IF_NONE_MATCH), 0);
   CHECK_ERR (hf_objstore_get_all (s, "hf-shim-lost-reply-ours/big", &all,
@@ -614,10 +621,58 @@ errtest_cmd_lostreply (void)
     };
     CHECK_ERR (hf_objstore_delete_many (s, keys, 6), 0);
   }
-  printf ("lostreply: ours -> success, theirs -> EEXIST (plain and "
-          "multipart)\n");
+  printf ("lostreply: ours -> success, theirs -> EEXIST (small and "
+          "big)\n");
   hf_objstore_close (s);
   free (data);
+  return 0;
+}
+
+/* A conditional put never depends on the server honouring the
+ * condition on a multipart Complete (tests/s3rver/server.js shim 9):
+ * a fenced writer's big segment must not replace the new writer's. */
+static int
+errtest_cmd_condbig (void)
+{
+  struct hf_s3_config cfg;
+  struct hf_objstore *s;
+  struct hf_objstore_stats st0, st1;
+  const size_t n = 12 * 1024 * 1024 + 3;
+  unsigned char *a = malloc (n), *b = malloc (n);
+  const char *key = "hf-shim-complete-ignores-inm/seg";
+  void *all;
+  size_t alen;
+
+  CHECK (a && b);
+  errtest_config (&cfg);
+  cfg.multipart_threshold = 5 * 1024 * 1024;
+  cfg.part_size = 5 * 1024 * 1024;
+  s = errtest_open (&cfg);
+  errtest_fill (a, n, 4);
+  errtest_fill (b, n, 5);
+  CHECK_ERR (hf_objstore_delete (s, key), 0);
+  CHECK_ERR (hf_objstore_put (s, key, a, n, HF_PUT_IF_NONE_MATCH), 0);
+  hf_objstore_get_stats (s, &st0);
+  CHECK_ERR (hf_objstore_put (s, key, b, n, HF_PUT_IF_NONE_MATCH), EEXIST);
+  hf_objstore_get_stats (s, &st1);
+  CHECK_ERR (hf_objstore_get_all (s, key, &all, &alen), 0);
+  CHECK (alen == n && memcmp (all, a, n) == 0);
+  free (all);
+  /* One plain PUT (412), then the HEAD that asks whose object it is. */
+  CHECK (st1.requests[HF_OP_PUT] - st0.requests[HF_OP_PUT] == 1);
+  CHECK (st1.requests[HF_OP_HEAD] - st0.requests[HF_OP_HEAD] == 1);
+  /* Unconditional puts of that size still go multipart (create, 3
+   * parts, complete). */
+  hf_objstore_get_stats (s, &st0);
+  CHECK_ERR (hf_objstore_put (s, key, b, n, 0), 0);
+  hf_objstore_get_stats (s, &st1);
+  CHECK (st1.requests[HF_OP_PUT] - st0.requests[HF_OP_PUT] == 5);
+  CHECK_ERR (hf_objstore_delete (s, key), 0);
+  printf ("condbig: a big conditional put is one PUT; the second writer "
+          "gets EEXIST\n");
+  hf_objstore_close (s);
+  free (a);
+  free (b);
   return 0;
 }
 
@@ -829,6 +884,8 @@ main (int argc, char *argv[])
     return errtest_cmd_bench ();
   if (strcmp (cmd, "lostreply") == 0)
     return errtest_cmd_lostreply ();
+  if (strcmp (cmd, "condbig") == 0)
+    return errtest_cmd_condbig ();
   if (strcmp (cmd, "status") == 0)
     return errtest_cmd_status ();
   if (strcmp (cmd, "tls") == 0 && argc == 4)
@@ -838,7 +895,7 @@ main (int argc, char *argv[])
   if (strcmp (cmd, "vhost") == 0 && argc == 3)
     return errtest_cmd_vhost (argv[2]);
   fprintf (stderr, "usage: s3-errtest badsecret|nobucket|ranges|multipart|"
-           "cond|list|bench|lostreply|status|token|restart PID CMD|"
+           "cond|condbig|list|bench|lostreply|status|token|restart PID CMD|"
            "tls CAFILE OTHER-CAFILE|vhost ENDPOINT\n");
   return 2;
 }
