@@ -136,7 +136,14 @@
 #include "cache.h"
 #include "cleanup.h"
 #include "crc32c.h"
+#include "localdir.h"
 #include "log.h"
+
+/* The files of a cache directory. */
+#define HF_CACHE_LOCK_NAME "cache.lock"
+#define HF_CACHE_DATA_NAME "cache.data"
+#define HF_CACHE_INDEX_NAME "cache.index"
+#define HF_CACHE_TMP_NAME "cache.index.tmp"
 
 #define HF_CACHE_MAGIC "HFCI"
 #define HF_CACHE_VERSION 1
@@ -183,6 +190,8 @@ struct hf_cache_ring {
 
 struct hf_cache {
   char *dir, *lock_path, *data_path, *index_path, *tmp_path;
+  int dir_fd;                   /* the directory (localdir.h): every file
+                                   is opened relative to it */
   int lock_fd, data_fd;
   int direct_fd;                /* cache.data with O_DIRECT, or -1 */
   bool direct_ok;               /* atomic: direct writes still work */
@@ -813,9 +822,7 @@ hf_cache_get_stats (struct hf_cache *c, struct hf_cache_stats *out)
 static int
 hf_cache_fsync_dir (struct hf_cache *c)
 {
-  CLEANUP_CLOSE int fd = open (c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-  if (fd < 0 || fsync (fd) < 0) {
+  if (fsync (c->dir_fd) < 0) {
     hf_warn ("cache: fsync %s: %m", c->dir);
     return errno;
   }
@@ -866,21 +873,29 @@ hf_cache_write_index (struct hf_cache *c, bool full)
   hf_cache_put_le32 (p + HF_CACHE_HDR_CRC_OFF,
                      hf_crc32c (0, p, HF_CACHE_HDR_CRC_OFF));
 
-  fd = open (c->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  /* A new file (O_EXCL): what a crash left there is removed first, and
+   * nothing planted under that name is ever written through. */
+  fd = hf_localdir_openat (c->dir_fd, HF_CACHE_TMP_NAME,
+                           O_WRONLY | O_CREAT | O_EXCL);
+  if (fd < 0 && errno == EEXIST &&
+      unlinkat (c->dir_fd, HF_CACHE_TMP_NAME, 0) == 0)
+    fd = hf_localdir_openat (c->dir_fd, HF_CACHE_TMP_NAME,
+                             O_WRONLY | O_CREAT | O_EXCL);
   if (fd < 0) {
     err = errno;
-    hf_warn ("cache: open %s: %m", c->tmp_path);
+    hf_warn ("cache: open %s: %s", c->tmp_path, hf_localdir_strerror (err));
     return err;
   }
   err = hf_cache_pio (fd, true, (char *) p, size, 0);
   if (err == 0 && fsync (fd) < 0)
     err = errno;
   close (fd);
-  if (err == 0 && rename (c->tmp_path, c->index_path) < 0)
+  if (err == 0 && renameat (c->dir_fd, HF_CACHE_TMP_NAME, c->dir_fd,
+                            HF_CACHE_INDEX_NAME) < 0)
     err = errno;
   if (err) {
     hf_warn ("cache: writing %s: %s", c->index_path, strerror (err));
-    unlink (c->tmp_path);
+    unlinkat (c->dir_fd, HF_CACHE_TMP_NAME, 0);
     return err;
   }
   return hf_cache_fsync_dir (c);
@@ -900,10 +915,11 @@ hf_cache_load_index (struct hf_cache *c, bool *wipe)
   struct stat st;
 
   *wipe = false;
-  fd = open (c->index_path, O_RDONLY | O_CLOEXEC);
+  fd = hf_localdir_openat (c->dir_fd, HF_CACHE_INDEX_NAME, O_RDONLY);
   if (fd < 0) {
     if (errno != ENOENT)
-      hf_warn ("cache: open %s: %m; starting empty", c->index_path);
+      hf_warn ("cache: open %s: %s; starting empty", c->index_path,
+               hf_localdir_strerror (errno));
     return 0;
   }
   if (fstat (fd, &st) < 0 || st.st_size < HF_CACHE_HDR_SIZE ||
@@ -984,6 +1000,8 @@ hf_cache_free (struct hf_cache *c)
     close (c->direct_fd);
   if (c->lock_fd >= 0)
     close (c->lock_fd);         /* releases the flock */
+  if (c->dir_fd >= 0)
+    close (c->dir_fd);
   free (c->slots);
   free (c->buckets);
   free (c->free_stack);
@@ -1041,29 +1059,29 @@ hf_cache_open (const struct hf_cache_options *opts, struct hf_cache **out)
   c = calloc (1, sizeof *c);
   if (c == NULL)
     return errno;
-  c->lock_fd = c->data_fd = c->direct_fd = -1;
+  c->dir_fd = c->lock_fd = c->data_fd = c->direct_fd = -1;
   memcpy (c->uuid, opts->volume_uuid, 16);
   c->bs = opts->block_size;
   c->bs_shift = __builtin_ctz (c->bs);
   c->nslots = nslots;
   if ((c->dir = strdup (opts->dir)) == NULL ||
-      asprintf (&c->lock_path, "%s/cache.lock", opts->dir) < 0 ||
-      asprintf (&c->data_path, "%s/cache.data", opts->dir) < 0 ||
-      asprintf (&c->index_path, "%s/cache.index", opts->dir) < 0 ||
-      asprintf (&c->tmp_path, "%s/cache.index.tmp", opts->dir) < 0) {
+      asprintf (&c->lock_path, "%s/" HF_CACHE_LOCK_NAME, opts->dir) < 0 ||
+      asprintf (&c->data_path, "%s/" HF_CACHE_DATA_NAME, opts->dir) < 0 ||
+      asprintf (&c->index_path, "%s/" HF_CACHE_INDEX_NAME, opts->dir) < 0 ||
+      asprintf (&c->tmp_path, "%s/" HF_CACHE_TMP_NAME, opts->dir) < 0) {
     err = ENOMEM;
     goto err_free;
   }
 
-  if (mkdir (opts->dir, 0700) < 0 && errno != EEXIST) {
-    err = errno;
-    hf_error ("cache: mkdir %s: %m", opts->dir);
+  err = hf_localdir_open ("cache", opts->dir, &c->dir_fd);
+  if (err)
     goto err_free;
-  }
-  c->lock_fd = open (c->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  c->lock_fd = hf_localdir_openat (c->dir_fd, HF_CACHE_LOCK_NAME,
+                                   O_RDWR | O_CREAT);
   if (c->lock_fd < 0) {
     err = errno;
-    hf_error ("cache: open %s: %m", c->lock_path);
+    hf_error ("cache: open %s: %s", c->lock_path,
+              hf_localdir_strerror (err));
     goto err_free;
   }
   if (flock (c->lock_fd, LOCK_EX | LOCK_NB) < 0) {
@@ -1094,10 +1112,12 @@ hf_cache_open (const struct hf_cache_options *opts, struct hf_cache **out)
     if (c->slots[i].state == HF_CACHE_FREE)
       c->free_stack[c->nfree++] = i;
 
-  c->data_fd = open (c->data_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  c->data_fd = hf_localdir_openat (c->dir_fd, HF_CACHE_DATA_NAME,
+                                   O_RDWR | O_CREAT);
   if (c->data_fd < 0) {
     err = errno;
-    hf_error ("cache: open %s: %m", c->data_path);
+    hf_error ("cache: open %s: %s", c->data_path,
+              hf_localdir_strerror (err));
     goto err_free;
   }
   if ((wipe && ftruncate (c->data_fd, 0) < 0) ||
@@ -1111,7 +1131,8 @@ hf_cache_open (const struct hf_cache_options *opts, struct hf_cache **out)
     hf_debug ("cache", "fallocate %s: %m", c->data_path);
   /* A second descriptor for direct writes (best effort: tmpfs and some
    * others refuse O_DIRECT). */
-  c->direct_fd = open (c->data_path, O_RDWR | O_DIRECT | O_CLOEXEC);
+  c->direct_fd = hf_localdir_openat (c->dir_fd, HF_CACHE_DATA_NAME,
+                                     O_RDWR | O_DIRECT);
   if (c->direct_fd < 0)
     hf_debug ("cache", "open %s with O_DIRECT: %m; buffered writes",
               c->data_path);

@@ -157,6 +157,7 @@
 #include "cleanup.h"
 #include "crc32c.h"
 #include "format.h"
+#include "localdir.h"
 #include "log.h"
 #include "wal.h"
 
@@ -722,10 +723,11 @@ hf_wal_list (struct hf_wal *w, struct hf_wal_found **out, size_t *nout)
     uint8_t h[HF_WAL_FHDR_SIZE];
     ssize_t r;
 
-    v[i].fd = openat (w->dirfd, v[i].name, O_RDWR | O_CLOEXEC);
+    v[i].fd = hf_localdir_openat (w->dirfd, v[i].name, O_RDWR);
     if (v[i].fd == -1) {
       err = errno;
-      hf_error ("wal: open %s/%s: %s", w->dir, v[i].name, strerror (err));
+      hf_error ("wal: open %s/%s: %s", w->dir, v[i].name,
+                hf_localdir_strerror (err));
       goto out;
     }
     r = pread (v[i].fd, h, sizeof h, 0);
@@ -999,23 +1001,15 @@ hf_wal_open (const struct hf_wal_options *opts, struct hf_wal **out)
     goto err0;
   }
 
-  if (mkdir (w->dir, 0700) == -1 && errno != EEXIST) {
-    err = errno;
-    hf_error ("wal: mkdir %s: %s", w->dir, strerror (err));
+  err = hf_localdir_open ("wal", w->dir, &w->dirfd);
+  if (err)
     goto err0;
-  }
-  w->dirfd = open (w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (w->dirfd == -1) {
-    err = errno;
-    hf_error ("wal: open %s: %s", w->dir, strerror (err));
-    goto err0;
-  }
-  w->lockfd = openat (w->dirfd, HF_WAL_LOCK_NAME,
-                      O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  w->lockfd = hf_localdir_openat (w->dirfd, HF_WAL_LOCK_NAME,
+                                  O_RDWR | O_CREAT);
   if (w->lockfd == -1) {
     err = errno;
     hf_error ("wal: open %s/%s: %s", w->dir, HF_WAL_LOCK_NAME,
-              strerror (err));
+              hf_localdir_strerror (err));
     goto err1;
   }
   if (flock (w->lockfd, LOCK_EX | LOCK_NB) == -1) {
@@ -1310,7 +1304,7 @@ hf_wal_rotate (struct hf_wal *w, uint64_t rec_size)
     }
   }
   pthread_mutex_unlock (&w->lock);
-  fd = openat (w->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  fd = hf_localdir_openat (w->dirfd, name, O_RDWR | O_CREAT | O_EXCL);
   if (fd == -1) {
     err = errno;
     goto fail;

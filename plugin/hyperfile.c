@@ -31,8 +31,10 @@
 #include <nbdkit-plugin.h>
 
 #include "cache.h"
+#include "cleanup.h"
 #include "gc.h"
 #include "history.h"
+#include "localdir.h"
 #include "log.h"
 #include "objstore.h"
 #include "volume.h"
@@ -472,41 +474,27 @@ hyperfile_resolve_at (const struct hf_volume_info *vi)
 }
 
 /* Check a local directory parameter (cache=, wal=): create it if
- * missing, and refuse now, not after the fork, if another server holds
- * its lock file (hyperfile-format(5): CACHE FILES, WAL RECORDS).  The
- * owner takes the lock for real in .after_fork. */
+ * missing, refuse a symlink or a directory others can write
+ * (localdir.h), and refuse now, not after the fork, if another server
+ * holds its lock file (hyperfile-format(5): CACHE FILES, WAL RECORDS).
+ * The owner takes the lock for real in .after_fork. */
 static int
 hyperfile_check_local_dir (const char *param, const char *dir,
                            const char *lockname)
 {
-  struct stat st;
-  char lock[4096];
+  CLEANUP_CLOSE int dfd = -1;
   int fd;
 
-  if (mkdir (dir, 0700) == -1 && errno != EEXIST) {
-    nbdkit_error ("%s=%s: mkdir: %m", param, dir);
-    return -1;
-  }
-  if (stat (dir, &st) == -1) {
+  if (hf_localdir_open (param, dir, &dfd) != 0)
+    return -1;                  /* logged why */
+  if (faccessat (dfd, ".", W_OK | X_OK, AT_EACCESS) == -1) {
     nbdkit_error ("%s=%s: %m", param, dir);
     return -1;
   }
-  if (!S_ISDIR (st.st_mode)) {
-    nbdkit_error ("%s=%s: not a directory", param, dir);
-    return -1;
-  }
-  if (access (dir, W_OK | X_OK) == -1) {
-    nbdkit_error ("%s=%s: %m", param, dir);
-    return -1;
-  }
-  if (snprintf (lock, sizeof lock, "%s/%s", dir, lockname)
-      >= (int) sizeof lock) {
-    nbdkit_error ("%s=%s: name too long", param, dir);
-    return -1;
-  }
-  fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  fd = hf_localdir_openat (dfd, lockname, O_RDWR | O_CREAT);
   if (fd == -1) {
-    nbdkit_error ("%s=%s: %s: %m", param, dir, lock);
+    nbdkit_error ("%s=%s: %s: %s", param, dir, lockname,
+                  hf_localdir_strerror (errno));
     return -1;
   }
   if (flock (fd, LOCK_EX | LOCK_NB) == -1) {

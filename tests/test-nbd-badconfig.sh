@@ -66,6 +66,29 @@ cleanup_fn "kill $lockpid 2>/dev/null"
 sleep 0.3
 expect_fail 'wal=.*in use by another process' "$tmp/v" wal="$tmp/wal2"
 kill $lockpid; wait $lockpid 2>/dev/null || true
+# Local directories others could tamper with (nbdkit-hyperfile-plugin(1),
+# LOCAL DIRECTORIES): a symlink for the directory, a directory others or
+# the group can write, a planted symlink for the lock file.  Nothing
+# behind a symlink is touched.
+echo precious > "$tmp/victim"
+mkdir -m 0700 "$tmp/realdir"
+ln -s "$tmp/realdir" "$tmp/dirlink"
+expect_fail 'cache=.*dirlink: is a symbolic link' "$tmp/v" cache="$tmp/dirlink"
+expect_fail 'wal=.*dirlink: is a symbolic link' "$tmp/v" wal="$tmp/dirlink"
+mkdir "$tmp/openwal"
+chmod 0777 "$tmp/openwal"
+expect_fail 'wal=.*openwal: mode 0777 lets others write' "$tmp/v" \
+  wal="$tmp/openwal"
+chmod 0770 "$tmp/openwal"
+expect_fail 'cache=.*openwal: mode 0770 lets its group write' "$tmp/v" \
+  cache="$tmp/openwal"
+mkdir -m 0700 "$tmp/planted"
+ln -s "$tmp/victim" "$tmp/planted/cache.lock"
+ln -s "$tmp/victim" "$tmp/planted/wal.lock"
+expect_fail 'cache=.*cache.lock: a symbolic link' "$tmp/v" cache="$tmp/planted"
+expect_fail 'wal=.*wal.lock: a symbolic link' "$tmp/v" wal="$tmp/planted"
+[ "$(cat "$tmp/victim")" = precious ]
+[ -z "$(ls -A "$tmp/realdir")" ] && [ -z "$(ls -A "$tmp/openwal")" ]
 # Verbose output of a working server does not show the secret either
 # (given as +FILE; a literal value would be echoed by nbdkit -v itself).
 nbdkit -v -U - "$PLUGIN" "$tmp/v" access-key=AK secret-key=+"$tmp/secret" \

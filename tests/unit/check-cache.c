@@ -492,6 +492,97 @@ START_TEST (test_other_volume)
 }
 END_TEST
 
+/* cache= names a directory others may control: a planted symlink must
+ * never make the cache write (or truncate) a file outside it, and a
+ * directory that is a symlink, writable by group or others, or owned by
+ * another user is refused with a line naming why. */
+static void
+hostile_refused (int want_err, const char *want_msg)
+{
+  struct hf_cache_options o = opts_for (1, BS, 64);
+  struct hf_cache *c = NULL;
+
+  last_error[0] = '\0';
+  ck_assert_int_eq (hf_cache_open (&o, &c), want_err);
+  ck_assert_ptr_null (c);
+  ck_assert_msg (strstr (last_error, want_msg) != NULL,
+                 "error \"%s\" does not say \"%s\"", last_error, want_msg);
+}
+
+START_TEST (test_hostile_dir)
+{
+  struct hf_cache_options o = opts_for (1, BS, 64);
+  char victim[256], p[256], real[256];
+  struct hf_cache *c;
+  static const char *const names[] = {
+    "cache.data", "cache.lock", "cache.index", "cache.index.tmp",
+  };
+  size_t i;
+
+  hf_log_set_sink (log_capture);
+  snprintf (victim, sizeof victim, "%s/victim", tmpdir);
+
+  /* Each cache file planted as a symlink to a file outside. */
+  for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+    write_text (victim, "precious");
+    ck_assert_int_eq (mkdir (cachedir, 0700), 0);
+    snprintf (p, sizeof p, "%s/%s", cachedir, names[i]);
+    ck_assert_int_eq (symlink (victim, p), 0);
+    c = NULL;
+    if (hf_cache_open (&o, &c) == 0) {
+      /* Only the index files may be replaced: never followed. */
+      ck_assert_msg (strstr (names[i], "index") != NULL,
+                     "%s planted as a symlink was accepted", names[i]);
+      put (c, 1, 0, 4 * BS, BS);
+      hf_cache_close (c);
+    }
+    ck_assert_msg (text_is (victim, "precious"),
+                   "the file behind a planted %s was changed", names[i]);
+    snprintf (p, sizeof p, "rm -rf '%s'", cachedir);
+    ck_assert_int_eq (system (p), 0);
+  }
+
+  /* The directory itself a symlink: refused, nothing made there. */
+  snprintf (real, sizeof real, "%s/real", tmpdir);
+  ck_assert_int_eq (mkdir (real, 0700), 0);
+  ck_assert_int_eq (symlink (real, cachedir), 0);
+  hostile_refused (ELOOP, "symbolic link");
+  ck_assert_int_eq (rmdir (real), 0);          /* still empty */
+  ck_assert_int_eq (unlink (cachedir), 0);
+
+  /* Writable by others or by the group: refused, naming the mode. */
+  ck_assert_int_eq (mkdir (cachedir, 0700), 0);
+  ck_assert_int_eq (chmod (cachedir, 0777), 0);
+  hostile_refused (EPERM, "mode 0777");
+  ck_assert_int_eq (chmod (cachedir, 01777), 0);
+  hostile_refused (EPERM, "mode 1777");
+  ck_assert_int_eq (chmod (cachedir, 0770), 0);
+  hostile_refused (EPERM, "mode 0770");
+  snprintf (p, sizeof p, "%s/cache.data", cachedir);
+  ck_assert_int_eq (access (p, F_OK), -1);     /* nothing created */
+
+  /* Owned by another user. */
+  ck_assert_int_eq (chmod (cachedir, 0700), 0);
+  if (geteuid () == 0) {
+    ck_assert_int_eq (chown (cachedir, 65534, 65534), 0);
+    hostile_refused (EPERM, "owned by uid 65534");
+    ck_assert_int_eq (chown (cachedir, 0, 0), 0);
+  }
+  else {
+    /* "/" belongs to root: refused before anything is created. */
+    o.dir = "/";
+    c = NULL;
+    ck_assert_int_eq (hf_cache_open (&o, &c), EPERM);
+  }
+
+  /* Mode 0755, ours: fine. */
+  ck_assert_int_eq (chmod (cachedir, 0755), 0);
+  c = open_cache (1, BS, 64);
+  hf_cache_close (c);
+  hf_log_set_sink (NULL);
+}
+END_TEST
+
 START_TEST (test_ebusy)
 {
   struct hf_cache_options o = opts_for (1, BS, 64);
@@ -812,6 +903,7 @@ main (void)
   tcase_add_test (tc, test_damaged_index);
   tcase_add_test (tc, test_other_volume);
   tcase_add_test (tc, test_ebusy);
+  tcase_add_test (tc, test_hostile_dir);
   tcase_add_test (tc, test_drop_segment);
   tcase_add_test (tc, test_direct_put);
   tcase_add_test (tc, test_concurrency);

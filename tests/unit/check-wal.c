@@ -821,6 +821,76 @@ START_TEST (test_other_volume)
 }
 END_TEST
 
+/* wal= names a directory others may control: a planted symlink (the
+ * lock file, a log file) must never make the log write a file outside
+ * it, and a directory that is a symlink or writable by group or others
+ * is refused. */
+START_TEST (test_hostile_dir)
+{
+  struct hf_wal_options o = opts_for (10, 0, 0);
+  struct recs exp = { 0 };
+  struct hf_wal *w = NULL;
+  char victim[256], p[512], real[256];
+
+  snprintf (victim, sizeof victim, "%s/victim", tmpdir);
+  write_text (victim, "precious");
+
+  /* The lock file planted. */
+  ck_assert_int_eq (mkdir (waldir, 0700), 0);
+  snprintf (p, sizeof p, "%s/wal.lock", waldir);
+  ck_assert_int_eq (symlink (victim, p), 0);
+  n_errors = 0;
+  ck_assert_int_eq (hf_wal_open (&o, &w), ELOOP);
+  ck_assert_ptr_null (w);
+  ck_assert_int_eq (n_errors, 1);
+  ck_assert_int_eq (unlink (p), 0);
+
+  /* A log file planted (the name of the first one). */
+  snprintf (p, sizeof p, "%s/wal-%016x.log", waldir, 1);
+  ck_assert_int_eq (symlink (victim, p), 0);
+  n_errors = 0;
+  ck_assert_int_eq (hf_wal_open (&o, &w), ELOOP);
+  ck_assert_ptr_null (w);
+  ck_assert_int_ge (n_errors, 1);
+  ck_assert (text_is (victim, "precious"));
+  ck_assert_int_eq (unlink (p), 0);
+
+  /* The directory a symlink: refused, nothing made in its target. */
+  snprintf (p, sizeof p, "rm -rf '%s'", waldir);
+  ck_assert_int_eq (system (p), 0);
+  snprintf (real, sizeof real, "%s/real", tmpdir);
+  ck_assert_int_eq (mkdir (real, 0700), 0);
+  ck_assert_int_eq (symlink (real, waldir), 0);
+  ck_assert_int_eq (hf_wal_open (&o, &w), ELOOP);
+  ck_assert_int_eq (rmdir (real), 0);          /* still empty */
+  ck_assert_int_eq (unlink (waldir), 0);
+
+  /* Writable by others, by the group, owned by another user. */
+  ck_assert_int_eq (mkdir (waldir, 0700), 0);
+  ck_assert_int_eq (chmod (waldir, 0777), 0);
+  ck_assert_int_eq (hf_wal_open (&o, &w), EPERM);
+  ck_assert_int_eq (chmod (waldir, 0730), 0);
+  ck_assert_int_eq (hf_wal_open (&o, &w), EPERM);
+  ck_assert_int_eq (chmod (waldir, 0700), 0);
+  if (geteuid () == 0) {
+    ck_assert_int_eq (chown (waldir, 65534, 65534), 0);
+    ck_assert_int_eq (hf_wal_open (&o, &w), EPERM);
+    ck_assert_int_eq (chown (waldir, 0, 0), 0);
+  }
+  snprintf (p, sizeof p, "%s/wal.lock", waldir);
+  ck_assert_int_eq (access (p, F_OK), -1);     /* nothing created */
+
+  /* Ours, 0755: works. */
+  ck_assert_int_eq (chmod (waldir, 0755), 0);
+  w = open_wal (&o);
+  ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, 1, 4096, &exp), 0);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  hf_wal_close (w);
+  ck_assert (text_is (victim, "precious"));
+  free (exp.v);
+}
+END_TEST
+
 START_TEST (test_busy)
 {
   struct hf_wal_options o = opts_for (8, 0, 0);
@@ -1126,6 +1196,7 @@ main (void)
   tcase_add_test (tc, test_corrupt_middle);
   tcase_add_test (tc, test_other_volume);
   tcase_add_test (tc, test_busy);
+  tcase_add_test (tc, test_hostile_dir);
   tcase_add_test (tc, test_backpressure);
   tcase_add_test (tc, test_sync_failure);
   tcase_add_test (tc, test_bench);

@@ -109,6 +109,31 @@ xor_byte (const char *path, off_t off, uint8_t mask)
   close (fd);
 }
 
+void
+write_text (const char *path, const char *text)
+{
+  int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  size_t n = strlen (text);
+
+  ck_assert_msg (fd >= 0, "open %s: %s", path, strerror (errno));
+  ck_assert_int_eq (write (fd, text, n), (ssize_t) n);
+  close (fd);
+}
+
+int
+text_is (const char *path, const char *text)
+{
+  char buf[256];
+  int fd = open (path, O_RDONLY);
+  ssize_t n;
+
+  if (fd < 0)
+    return 0;
+  n = read (fd, buf, sizeof buf);
+  close (fd);
+  return n >= 0 && (size_t) n == strlen (text) && memcmp (buf, text, n) == 0;
+}
+
 int
 run_suite (Suite *s)
 {

@@ -55,6 +55,11 @@ extern void log_capture (enum hf_log_level level, const char *msg);
  * can be read and written back). */
 extern void xor_byte (const char *path, off_t off, uint8_t mask);
 
+/* Create path (0644) holding the string text, asserting success. */
+extern void write_text (const char *path, const char *text);
+/* Does path (followed if a symlink) hold exactly the string text? */
+extern int text_is (const char *path, const char *text);
+
 /* Run all tests of s (CK_NORMAL), free the runner, and return the exit
  * status for main. */
 extern int run_suite (Suite *s);
