@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and run the whole test suite: the
 # normal build with warnings as errors (unit + integration tests), then
-# the unit tests once more under ASan + UBSan.  This is what CI runs.
+# the unit tests once more under ASan + UBSan, then each libFuzzer
+# harness for a short time (clang).  This is what CI runs.
 #
-# Environment: JOBS (default: number of CPUs), HF_SKIP_SANITIZERS=1.
+# Environment: JOBS (default: number of CPUs), HF_SKIP_SANITIZERS=1,
+# HF_SKIP_FUZZ=1, HF_FUZZ_SECONDS (per harness, default 15).
 set -euo pipefail
 
 top="$(cd "$(dirname "$0")/.." && pwd)"
@@ -64,6 +66,21 @@ if [ "${HF_SKIP_SANITIZERS-}" != 1 ]; then
     || { status=1; show_failures _build-san; }
   cat _build-san/check.out 2>/dev/null | grep -E '^(PASS|FAIL|SKIP|ERROR|#)' || true
   [ -f _build-san/check.out ] && collect _build-san/check.out
+fi
+
+# 3. libFuzzer harnesses: every committed input, then mutation.
+if [ "${HF_SKIP_FUZZ-}" != 1 ]; then
+  mkdir -p _build-fuzz
+  ( cd _build-fuzz
+    [ -f Makefile ] || CC=clang ../configure --enable-werror --enable-fuzz -q
+    make -j"$jobs" -s fuzz > make.out 2>&1 || { cat make.out; exit 1; }
+    ../fuzz/run-fuzzers . "${HF_FUZZ_SECONDS:-15}" ) > _build-fuzz/fuzz.out 2>&1 \
+    || status=1
+  cat _build-fuzz/fuzz.out
+  n=$(grep -c '^fuzz-.*: ok' _build-fuzz/fuzz.out || :)
+  summary_pass=$((summary_pass + n))
+  n=$(grep -c '^fuzz-.*: FAILED' _build-fuzz/fuzz.out || :)
+  summary_fail=$((summary_fail + n))
 fi
 
 echo "${summary_pass} passed, ${summary_fail} failed, ${summary_skip} skipped"

@@ -251,7 +251,7 @@ hf_seg_parse_hdr (const void *buf, size_t len, const char *key,
       BAD (SH (sh_ckpt_root), "checkpoint root in a later segment");
     if (!empty && h.ckpt_root.np_seq == h.seq &&
         ((uint64_t) h.ckpt_root.np_off * HF_NODE_SIZE < h.node_off ||
-         (uint64_t) (h.ckpt_root.np_off + 1) * HF_NODE_SIZE > nodes_end))
+         ((uint64_t) h.ckpt_root.np_off + 1) * HF_NODE_SIZE > nodes_end))
       BAD (SH (sh_ckpt_root), "checkpoint root outside the node area");
   }
   *out = h;

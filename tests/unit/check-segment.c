@@ -261,6 +261,36 @@ START_TEST (test_insane)
 }
 END_TEST
 
+/* A checkpoint root at node offset 0xffffffff is far outside the node
+ * area; (np_off + 1) computed in 32 bits wrapped to 0 and let it
+ * through (found by fuzz-segment; fuzz/corpus/segment/regress-root-wrap). */
+START_TEST (test_root_offset_wrap)
+{
+  struct hf_seg_hdr h, h2;
+  struct hf_seg_ext *ext;
+  uint32_t *crcs;
+  uint8_t *o;
+  struct hf_seg_meta m;
+
+  hf_log_set_sink (log_quiet);
+  build (4096, 3, 2, &o, &h, &ext, &crcs);
+  ck_assert_int_eq (hf_seg_parse (o, h.object_size, true, "k", NULL, 0, 0,
+                                  &m), 0);
+  hf_seg_meta_free (&m);
+  h2 = h;
+  h2.ckpt_root.np_off = UINT32_MAX;
+  hf_seg_write_meta (o, &h2, ext, crcs);
+  ck_assert_int_eq (hf_seg_parse_hdr (o, h.object_size, "k", NULL, 0, 0,
+                                      &h2), EBADMSG);
+  ck_assert_uint_eq (hf_seg_bad_offset (),
+                     offsetof (struct hf_disk_seg_hdr, sh_ckpt_root));
+  free (o);
+  free (ext);
+  free (crcs);
+  hf_log_set_sink (NULL);
+}
+END_TEST
+
 START_TEST (test_read_meta)
 {
   char *dir = make_tmpdir (), key[64];
@@ -312,6 +342,7 @@ main (void)
   tcase_add_test (tc, test_round_trip);
   tcase_add_test (tc, test_damage);
   tcase_add_test (tc, test_insane);
+  tcase_add_test (tc, test_root_offset_wrap);
   tcase_add_test (tc, test_read_meta);
   suite_add_tcase (s, tc);
   return run_suite (s);
