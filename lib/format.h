@@ -395,6 +395,17 @@ _Static_assert (sizeof (struct hf_disk_extent) == HF_EXT_SIZE, "ext size");
  * HF_LS_RELEASED.  A writer that finds a newer epoch than its own has been
  * fenced and stops writing.
  *
+ * ls_committed_seq records, outside the segments, how far the volume's
+ * history is known to reach: the holder writes the seq of its head (the
+ * newest committed segment) into every renewal and into the release,
+ * and a new holder starts from the previous holder's value.  Opening a
+ * volume whose newest intact chain ends below the newest lease's
+ * ls_committed_seq is refused (its newest segments were deleted or lost:
+ * the volume would silently roll back), as is fsck's report of it.  The
+ * field took 8 bytes of ls_reserved without a version change: a lease
+ * written by an older hyperfile has 0 there (nothing recorded), and an
+ * older hyperfile ignores it.
+ *
  * OFFSET SIZE DESCRIPTION
  *      0    4 ls_magic        "HFLS"
  *      4    2 ls_version      1
@@ -406,7 +417,9 @@ _Static_assert (sizeof (struct hf_disk_extent) == HF_EXT_SIZE, "ext size");
  *     32    8 ls_renewed_ns
  *     40   16 ls_holder_uuid  random per process
  *     56  128 ls_holder       "hostname pid N" (NUL padded)
- *    184   68 ls_reserved     zero
+ *    184    8 ls_committed_seq newest committed segment known to the
+ *                             holder (0: none recorded)
+ *    192   60 ls_reserved     zero
  *    252    4 ls_crc          CRC32C of bytes 0..251
  */
 struct hf_disk_lease {
@@ -420,7 +433,8 @@ struct hf_disk_lease {
   uint64_t ls_renewed_ns;
   uint8_t ls_holder_uuid[HF_UUID_SIZE];
   char ls_holder[128];
-  uint8_t ls_reserved[68];
+  uint64_t ls_committed_seq;
+  uint8_t ls_reserved[60];
   uint32_t ls_crc;
 } __attribute__ ((packed));
 #define HF_LS_MAGIC 0x534c4648u /* "HFLS" */

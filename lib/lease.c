@@ -73,6 +73,7 @@ hf_lease_encode (const struct hf_lease *lease, uint32_t flags, uint8_t *o)
   hf_put_le64 (o + LS (ls_renewed_ns), hf_clock_wall_ns ());
   memcpy (o + LS (ls_holder_uuid), lease->holder_uuid, HF_UUID_SIZE);
   memcpy (o + LS (ls_holder), lease->holder, strlen (lease->holder));
+  hf_put_le64 (o + LS (ls_committed_seq), lease->committed_seq);
   hf_put_le32 (o + LS (ls_crc), hf_crc32c (0, o, LS (ls_crc)));
 }
 
@@ -93,6 +94,7 @@ hf_lease_decode (const uint8_t *o, size_t len, const char *key,
   out->epoch = hf_le64 (o + LS (ls_epoch));
   out->acquired_ns = hf_le64 (o + LS (ls_acquired_ns));
   out->renewed_ns = hf_le64 (o + LS (ls_renewed_ns));
+  out->committed_seq = hf_le64 (o + LS (ls_committed_seq));
   memcpy (out->holder_uuid, o + LS (ls_holder_uuid), HF_UUID_SIZE);
   memcpy (out->holder, o + LS (ls_holder), 128);
   out->holder[128] = '\0';
@@ -248,6 +250,9 @@ hf_lease_acquire (struct hf_lease *lease, bool takeover, bool break_lease)
                PRIu64 ")%s", l.holder, l.epoch,
                break_lease ? " (break_lease)" : "");
     lease->epoch = l.epoch + 1;
+    /* The history reaches at least as far as the last holder knew. */
+    if (l.committed_seq > lease->committed_seq)
+      lease->committed_seq = l.committed_seq;
   }
   else
     lease->epoch = 1;

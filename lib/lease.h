@@ -37,6 +37,7 @@
 struct hf_lease_info {
   uint32_t flags, ttl_s;
   uint64_t epoch, acquired_ns, renewed_ns;
+  uint64_t committed_seq;       /* ls_committed_seq (0: none recorded) */
   uint8_t holder_uuid[HF_UUID_SIZE];
   char holder[129];             /* NUL-terminated */
 };
@@ -51,6 +52,10 @@ struct hf_lease {
   char holder[128];             /* "HOST pid PID" */
   uint64_t epoch;               /* ours, once acquired */
   uint64_t acquired_ns;
+  /* Written as ls_committed_seq: the volume raises it as segments
+   * commit; hf_lease_acquire raises it to the previous holder's, so
+   * after acquire it says how far the volume is known to reach. */
+  uint64_t committed_seq;
   bool held;
 };
 
@@ -75,7 +80,8 @@ extern int hf_lease_newest (struct hf_objstore *store, const char *prefix,
 /* Take the next epoch.  Refuses (EBUSY, logging who holds it) a lease
  * that was not released unless it has expired and takeover is set, or
  * break_lease is set, or its holder is a dead process of this host.  On
- * success lease->held is set. */
+ * success lease->held is set and lease->committed_seq is at least the
+ * previous holder's ls_committed_seq. */
 extern int hf_lease_acquire (struct hf_lease *lease, bool takeover,
                              bool break_lease);
 

@@ -8,6 +8,7 @@
  *  - a lease left by a dead pid of this host is claimed without takeover;
  *  - a newer epoch fences the old holder (check and renew: EEXIST);
  *  - a released lease is taken over without takeover;
+ *  - the committed seq a holder records survives release and takeover;
  *  - a corrupt lease object gives EBADMSG and a log line with its key and
  *    offset;
  *  - store errors come back as such, and a PUT whose reply was lost is
@@ -225,6 +226,51 @@ START_TEST (test_release)
 }
 END_TEST
 
+/* ls_committed_seq: written by renew and release, carried over by the
+ * next holder's acquire, never lowered by it; a lease object from
+ * before the field (zero there) reads as "nothing recorded". */
+START_TEST (test_committed_seq)
+{
+  struct hf_lease a, b, c;
+  struct hf_lease_info li;
+  uint8_t obj[HF_LS_SIZE];
+
+  ck_assert_int_eq (hf_lease_init (&a, store, PFX, 3600), 0);
+  ck_assert_int_eq (hf_lease_acquire (&a, false, false), 0);
+  ck_assert_uint_eq (a.committed_seq, 0);
+  a.committed_seq = 17;
+  ck_assert_int_eq (hf_lease_renew (&a, &li), 0);
+  newest (&li);
+  ck_assert_uint_eq (li.committed_seq, 17);
+  a.committed_seq = 23;
+  ck_assert_int_eq (hf_lease_release (&a), 0);
+  newest (&li);
+  ck_assert_uint_eq (li.committed_seq, 23);
+  ck_assert_uint_eq (li.flags, HF_LS_RELEASED);
+
+  ck_assert_int_eq (hf_lease_init (&b, store, PFX, 3600), 0);
+  ck_assert_int_eq (hf_lease_acquire (&b, false, false), 0);
+  ck_assert_uint_eq (b.epoch, 2);
+  ck_assert_uint_eq (b.committed_seq, 23);
+  newest (&li);                 /* the new object carries it too */
+  ck_assert_uint_eq (li.committed_seq, 23);
+  /* A holder that knows more keeps its own value. */
+  ck_assert_int_eq (hf_lease_release (&b), 0);
+  ck_assert_int_eq (hf_lease_init (&c, store, PFX, 3600), 0);
+  c.committed_seq = 40;
+  ck_assert_int_eq (hf_lease_acquire (&c, false, false), 0);
+  ck_assert_uint_eq (c.committed_seq, 40);
+
+  /* The field is bytes 184..191, inside the CRC. */
+  hf_lease_encode (&c, 0, obj);
+  ck_assert_uint_eq (hf_le64 (obj + 184), 40);
+  ck_assert_int_eq (hf_lease_decode (obj, sizeof obj, "k", &li), 0);
+  ck_assert_uint_eq (li.committed_seq, 40);
+  obj[184] ^= 1;
+  ck_assert_int_eq (hf_lease_decode (obj, sizeof obj, "k", &li), EBADMSG);
+}
+END_TEST
+
 START_TEST (test_corrupt)
 {
   struct hf_lease a, b;
@@ -329,6 +375,7 @@ lease_suite (void)
   tcase_add_test (tc, test_dead_pid);
   tcase_add_test (tc, test_fencing);
   tcase_add_test (tc, test_release);
+  tcase_add_test (tc, test_committed_seq);
   tcase_add_test (tc, test_corrupt);
   tcase_add_test (tc, test_store_errors);
   suite_add_tcase (s, tc);
