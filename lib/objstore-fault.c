@@ -11,6 +11,11 @@
  *   p_put_lost_ack  put: inner put succeeds, then EIO is reported
  *   p_short_read    get/get_all: inner read succeeds, then EIO is reported
  *                   (a torn reply: the caller's buffer holds garbage)
+ *   p_put_torn      put: a prefix of the data (torn_keep of it, or a
+ *                   random part) is stored in inner, the store goes down,
+ *                   EIO is reported (an interrupted PUT whose body the
+ *                   store kept, s3rver-style; the writer is taken to have
+ *                   died, so nothing it does later lands)
  *   max_delay_us    a uniform random delay in [0, max_delay_us] before
  *                   every operation
  *
@@ -42,7 +47,7 @@
 #include "objstore.h"
 
 /* PRNG values taken per operation (see the top comment). */
-#define HF_FAULT_DRAWS 4
+#define HF_FAULT_DRAWS 5
 
 struct hf_fault {
   struct hf_objstore handle;    /* handle.priv points to this struct */
@@ -63,8 +68,10 @@ struct hf_fault_draw {
   double u_error;
   double u_timeout;
   double u_after;               /* for p_put_lost_ack / p_short_read */
+  double u_torn;                /* for p_put_torn; also the kept length */
   unsigned delay_us;
-  double p_error, p_timeout, p_put_lost_ack, p_short_read;
+  double p_error, p_timeout, p_put_lost_ack, p_short_read, p_put_torn;
+  double torn_keep;
 };
 
 static const char *const hf_fault_op_names[HF_OP__MAX] = {
@@ -102,9 +109,12 @@ hf_fault_draw (struct hf_fault *f, struct hf_fault_draw *d)
   d->p_timeout = f->cfg.p_timeout;
   d->p_put_lost_ack = f->cfg.p_put_lost_ack;
   d->p_short_read = f->cfg.p_short_read;
+  d->p_put_torn = f->cfg.p_put_torn;
+  d->torn_keep = f->cfg.torn_keep;
   d->u_error = hf_fault_uniform (f);
   d->u_timeout = hf_fault_uniform (f);
   d->u_after = hf_fault_uniform (f);
+  d->u_torn = hf_fault_uniform (f);
   r = hf_fault_next (f);
   d->delay_us = f->cfg.max_delay_us
     ? (unsigned) (r % ((uint64_t) f->cfg.max_delay_us + 1)) : 0;
@@ -229,7 +239,25 @@ hf_fault_put (struct hf_objstore *s, const char *key, const void *data,
   int r;
 
   r = hf_fault_before (f, HF_OP_PUT, key, &d);
-  if (r == 0) {
+  if (r == 0 && len > 1 && d.u_torn < d.p_put_torn) {
+    /* u_torn / p_put_torn is uniform in [0, 1) again. */
+    double frac = d.torn_keep > 0 ? d.torn_keep : d.u_torn / d.p_put_torn;
+    size_t keep = (size_t) (frac * (double) len);
+
+    if (keep < 1)
+      keep = 1;
+    if (keep >= len)
+      keep = len - 1;
+    r = hf_objstore_put (f->inner, key, data, keep, flags);
+    {
+      ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&f->lock);
+      f->cfg.down = true;
+    }
+    hf_fault_note (f, HF_OP_PUT, key, "torn put (a prefix stored, then the "
+                   "store went down)");
+    r = EIO;
+  }
+  else if (r == 0) {
     r = hf_objstore_put (f->inner, key, data, len, flags);
     if (r == 0 && d.u_after < d.p_put_lost_ack) {
       hf_fault_note (f, HF_OP_PUT, key, "lost ack (EIO after the put)");
@@ -343,7 +371,9 @@ hf_fault_check_config (const struct hf_fault_config *cfg)
       !hf_fault_valid_p (cfg->p_error) ||
       !hf_fault_valid_p (cfg->p_timeout) ||
       !hf_fault_valid_p (cfg->p_put_lost_ack) ||
-      !hf_fault_valid_p (cfg->p_short_read)) {
+      !hf_fault_valid_p (cfg->p_short_read) ||
+      !hf_fault_valid_p (cfg->p_put_torn) ||
+      !hf_fault_valid_p (cfg->torn_keep)) {
     hf_error ("fault store: probabilities must be between 0 and 1");
     return EINVAL;
   }

@@ -261,6 +261,14 @@ struct hf_fault_config {
   double p_put_lost_ack;  /* put lands in inner, then report EIO */
   double p_short_read;    /* get returns fewer bytes than available:
                              reported as EIO (a torn reply) */
+  double p_put_torn;      /* put: only a prefix of the object lands in
+                             inner (a conditional put stays conditional)
+                             and the store goes down (as with `down`)
+                             before it answers EIO: what a store that
+                             keeps the body of an interrupted PUT holds
+                             after its writer died mid-upload */
+  double torn_keep;       /* the prefix: this fraction of len (0 =
+                             uniform random); always 1 to len - 1 bytes */
   unsigned max_delay_us;  /* uniform random delay per operation */
   /* Fail every operation with EIO while true (toggle at run time with
    * hf_objstore_fault_set_down). */

@@ -1269,6 +1269,53 @@ START_TEST (test_fault_lost_ack)
 }
 END_TEST
 
+/* p_put_torn: a prefix of the object lands (also for a conditional put
+ * of a new key), the store goes down and answers EIO; once it is up
+ * again the prefix is there as a whole object. */
+START_TEST (test_fault_torn_put)
+{
+  struct hf_fault_config fc = { .p_put_torn = 1.0 };
+  struct hf_objstore_info info;
+  char data[1000];
+  void *p;
+  size_t n;
+  unsigned i;
+  uint64_t inj = hf_objstore_fault_injected (store);
+
+  for (i = 0; i < sizeof data; i++)
+    data[i] = (char) (i * 7 + 1);
+  hf_objstore_fault_set_config (store, &fc);
+  ck_assert_int_eq (hf_objstore_put (store, K ("torn"), data, sizeof data,
+                                     HF_PUT_IF_NONE_MATCH), EIO);
+  ck_assert_uint_eq (hf_objstore_fault_injected (store), inj + 1);
+  /* Down: nothing more gets through, whatever the probabilities. */
+  fc.p_put_torn = 0;
+  fc.down = true;
+  hf_objstore_fault_set_config (store, &fc);
+  ck_assert_int_eq (hf_objstore_head (store, K ("torn"), &info), EIO);
+  hf_objstore_fault_set_down (store, false);
+  ck_assert_int_eq (hf_objstore_get_all (store, K ("torn"), &p, &n), 0);
+  ck_assert_uint_ge (n, 1);
+  ck_assert_uint_lt (n, sizeof data);
+  ck_assert (memcmp (p, data, n) == 0);
+  free (p);
+  /* The key is taken: a conditional put of the whole object fails. */
+  ck_assert_int_eq (hf_objstore_put (store, K ("torn"), data, sizeof data,
+                                     HF_PUT_IF_NONE_MATCH), EEXIST);
+  /* torn_keep fixes the prefix. */
+  fc.p_put_torn = 1.0;
+  fc.torn_keep = 0.25;
+  fc.down = false;
+  hf_objstore_fault_set_config (store, &fc);
+  ck_assert_int_eq (hf_objstore_put (store, K ("torn2"), data, sizeof data,
+                                     0), EIO);
+  hf_objstore_fault_set_down (store, false);
+  fc.p_put_torn = 0;
+  hf_objstore_fault_set_config (store, &fc);
+  check_content (K ("torn2"), data, 250);
+}
+END_TEST
+
 /* Run a fixed single-threaded workload on a fresh fault store over dir
  * path with cfg; record each result in res (n entries). */
 static void
@@ -1800,6 +1847,7 @@ main (void)
     add_common (tc);
     tcase_add_test (tc, test_fault_errors);
     tcase_add_test (tc, test_fault_lost_ack);
+    tcase_add_test (tc, test_fault_torn_put);
     tcase_add_test (tc, test_fault_seed);
     tcase_add_test (tc, test_fault_down);
     tcase_add_test (tc, test_fault_concurrent);
