@@ -123,8 +123,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         want, creq, _ = sigv4_botocore.sign(req)
         if want != auth:
             sys.stderr.write('MISMATCH %s %s\n  sent:     %s\n  botocore: %s\n'
+                             '  x-amz-date sent: %s\n'
                              '  botocore canonical request:\n%s\n'
-                             % (self.command, self.path, auth, want, creq))
+                             % (self.command, self.path, auth, want, amz_date, creq))
             sys.stderr.flush()
             return self.error(403, 'SignatureDoesNotMatch',
                               'botocore computes another signature')

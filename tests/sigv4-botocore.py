@@ -20,6 +20,8 @@ import random
 import re
 import subprocess
 import sys
+import threading
+import types
 from urllib.parse import quote, unquote_to_bytes
 
 import botocore.auth
@@ -27,6 +29,30 @@ import botocore.awsrequest
 import botocore.credentials
 
 UNRESERVED = '-_.~'
+
+
+# botocore reads the clock itself when it signs: get_current_datetime()
+# in recent releases, datetime.datetime.utcnow() in older ones (Debian
+# 12's 1.29).  Both are pointed at a per-thread time that sign() sets, so
+# a request is signed at its own x-amz-date whatever the wall clock says
+# and whatever other thread signs meanwhile (s3-botocore-server.py
+# verifies, on its own threads, requests signed a moment before, maybe in
+# the previous second).
+_clock = threading.local()
+
+
+class _SigningDatetime(datetime.datetime):
+    @classmethod
+    def utcnow(cls):
+        return _clock.time
+
+
+botocore.auth.datetime = types.SimpleNamespace(
+    **{k: getattr(datetime, k) for k in dir(datetime)
+       if not k.startswith('__')})
+botocore.auth.datetime.datetime = _SigningDatetime
+if hasattr(botocore.auth, 'get_current_datetime'):
+    botocore.auth.get_current_datetime = lambda: _clock.time
 
 
 class CapturingAuth(botocore.auth.S3SigV4Auth):
@@ -85,9 +111,14 @@ def sign(req):
     for name, value in req['headers']:
         r.headers[name] = value  # HTTPHeaders appends: duplicates kept
     r.context['client_config'] = S3Config(not req['unsigned'])
-    ts = req['time']
-    botocore.auth.get_current_datetime = lambda: ts
+    _clock.time = req['time']
     auth.add_auth(r)
+    want_date = req['time'].strftime('%Y%m%dT%H%M%SZ')
+    if r.headers['X-Amz-Date'] != want_date:
+        raise RuntimeError('botocore %s signed at %s, not at %s: its clock '
+                           'was not replaced' % (botocore.__version__,
+                                                 r.headers['X-Amz-Date'],
+                                                 want_date))
     headers = [(k, v) for k, v in r.headers.items()
                if k.lower() != 'authorization']
     return r.headers['Authorization'], auth.last_creq, headers
