@@ -27,13 +27,26 @@ crash_loop ()
   local wal="$tmp/wal-$tag" cache="$tmp/cache-$tag" j="$tmp/journal-$tag"
   local params=(size=16M segment-size=64K flush-interval=100ms
                 wal="$wal" cache="$cache" cache-size=1M "$@")
-  local r cpid
+  local r cpid i ms
   hf_start "$url" "${params[@]}"
   for r in $(seq 1 "$n"); do
-    python3 "$client" write "$uri" "$j" $nblocks $((r * 7919)) 30 \
+    rm -f "$tmp/ready"
+    WAL_CLIENT_READY="$tmp/ready" \
+      python3 "$client" write "$uri" "$j" $nblocks $((r * 7919)) 30 \
       > "$tmp/client.out" 2>&1 &
     cpid=$!
-    sleep "$(python3 -c "import random; print(random.uniform(0.2, 1.5))")"
+    # The kill delay runs from the moment the client is connected:
+    # counted from its launch, a slow start (Python, the journal, a busy
+    # machine) ate it and the server died before the client connected.
+    for (( i = 0; i < 600; i++ )); do
+      [ -e "$tmp/ready" ] || ! kill -0 "$cpid" 2>/dev/null && break
+      sleep 0.05
+    done
+    [ -e "$tmp/ready" ] || {
+      echo "$0: round $r: the client did not connect:"
+      cat "$tmp/client.out"; tail -40 "$log"; exit 1; }
+    ms=$(( 200 + RANDOM % 1301 ))           # 0.2 to 1.5 s
+    sleep "$(( ms / 1000 )).$(printf %03d $(( ms % 1000 )))"
     # A client gone before the kill failed early: show what the live
     # server holds (its descriptors, the listening socket) for the log.
     if ! kill -0 "$cpid" 2>/dev/null; then

@@ -32,8 +32,14 @@ params=(size=16M segment-size=256K dirty-limit=256M flush-interval=200ms wal="$t
 # ---- Outage ----
 hf_start "$url" "${params[@]}"
 # 150 writes/s (about 5 MiB/s): the 20 s outage fits in memory.
-python3 "$client" write "$uri" "$j" $nblocks 1 34 5 150 > "$tmp/client.out" 2>&1 &
+WAL_CLIENT_READY="$tmp/ready" \
+  python3 "$client" write "$uri" "$j" $nblocks 1 34 5 150 > "$tmp/client.out" 2>&1 &
 cpid=$!
+# The outage starts 3 s into the writes, however slowly the client starts.
+for i in $(seq 1 600); do
+  [ -e "$tmp/ready" ] || ! kill -0 $cpid 2>/dev/null && break
+  sleep 0.05
+done
 sleep 3
 echo "freezing the S3 server"
 kill -STOP "$S3RVER_PID"

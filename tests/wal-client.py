@@ -9,7 +9,9 @@
 #       write until the connection fails (the server was killed) or
 #       SECONDS pass; with MAX_S, fail if a write or flush takes longer
 #       (the outage test: nothing may wait for S3); RATE caps writes per
-#       second; WAL_CLIENT_NO_READS=1 in the environment: only write
+#       second; WAL_CLIENT_NO_READS=1 in the environment: only write;
+#       WAL_CLIENT_READY=FILE: create FILE once connected (the crash
+#       test starts its kill delay from there, not from the launch)
 #   wal-client.py verify URI JOURNAL NBLOCKS [flushed]
 #       check the volume against the journal; "flushed" accepts the
 #       loss of writes after the last completed flush (a wal=off server)
@@ -19,7 +21,11 @@
 # Journal lines: "P g first n" before a write is sent, "A g" once it is
 # acknowledged, "F" once a flush completed, "E errno" when a write failed
 # with an error that is a clear refusal (ENOSPC) rather than a crash;
-# verify settles writes left in flight with "A g" (it landed) or "X g".
+# verify settles writes left in flight with "A g" (it landed) or "X g",
+# then rewrites the journal as what the volume holds: "S b g" per block
+# (block b holds write g), "M g" (the last write number used) and "F".
+# So the journal stays about NBLOCKS lines however many rounds a crash
+# loop runs, and a writer starts fast.
 
 import os
 import random
@@ -65,6 +71,12 @@ def journal_state(path):
                 cur[b] = g
         elif p[0] == "X" and len(p) == 2:
             pending.pop(int(p[1]), None)
+        elif p[0] == "S" and len(p) == 3:
+            b, g = int(p[1]), int(p[2])
+            acked[b] = g
+            cur[b] = g
+        elif p[0] == "M" and len(p) == 2:
+            maxg = max(maxg, int(p[1]))
         elif p[0] == "F":
             flushed = dict(cur)
     return acked, pending, flushed, maxg
@@ -78,6 +90,9 @@ def do_write(uri, jpath, nblocks, seed, seconds, op_max, rate):
     h = nbd.NBD()
     h.connect_uri(uri)
     j = os.open(jpath, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    ready = os.environ.get("WAL_CLIENT_READY")
+    if ready:
+        os.close(os.open(ready, os.O_WRONLY | os.O_CREAT, 0o600))
     g = maxg
     end = time.time() + seconds if seconds else None
     nwrites = nflush = 0
@@ -189,11 +204,26 @@ def do_verify(uri, jpath, nblocks, flushed_only):
             else:
                 j.write("X %d\n" % g)
         j.write("F\n")
+    compact_journal(jpath)
     if bad:
         print("verify: %d bad blocks" % bad)
         sys.exit(1)
     print("verify: %d blocks ok (%d writes acknowledged)" %
           (nblocks, len(set(acked.values()))))
+
+
+def compact_journal(jpath):
+    """Rewrite a settled journal (nothing in flight) as its state."""
+    acked, pending, _, maxg = journal_state(jpath)
+    assert not pending
+    tmp = jpath + ".tmp"
+    with open(tmp, "w") as j:
+        for b in sorted(acked):
+            j.write("S %d %d\n" % (b, acked[b]))
+        j.write("M %d\nF\n" % maxg)
+        j.flush()
+        os.fsync(j.fileno())
+    os.rename(tmp, jpath)
 
 
 def main():
