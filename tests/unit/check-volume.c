@@ -16,7 +16,9 @@
  * race: exactly one wins each seq, the loser gets EROFS), read-only
  * time travel, extents, trim of a huge range.
  *
- * HF_TEST_LONG=1 runs many more seeds and steps.
+ * HF_TEST_LONG=1 runs many more seeds and steps (make check-soak);
+ * HF_TEST_SEED=N adds N to every model seed (a soak run varies them; a
+ * failure names its seed).
  */
 #include <config.h>
 
@@ -38,6 +40,7 @@
 #include "volume.h"
 
 static bool long_run;
+static uint64_t seed_base;              /* HF_TEST_SEED */
 static unsigned cur_step;
 static bool trace, paranoid;
 
@@ -468,6 +471,9 @@ run_model (const struct run_cfg *cfg)
   model_free (&m);
   free (buf);
   rm_tmpdir (dir);
+  fprintf (stderr, "model: seed %llu%s%s: %u steps ok\n",
+           (unsigned long long) cfg->seed, cfg->fault ? ", fault store" : "",
+           cfg->wal ? ", log" : "", cfg->steps);
   if (wdir) {
     free (model_wal_dir);
     model_wal_dir = NULL;
@@ -481,7 +487,7 @@ START_TEST (test_model_dir)
 
   hf_log_set_sink (log_capture);
   for (i = 0; i < seeds; i++) {
-    struct run_cfg c = { 1000 + i, long_run ? 2000 : 500,
+    struct run_cfg c = { seed_base + 1000 + i, long_run ? 2000 : 500,
                          i % 3 == 2 ? 512 : 4096, false, false };
     run_model (&c);
   }
@@ -498,7 +504,8 @@ START_TEST (test_model_fault)
   }
   hf_log_set_sink (log_capture);
   for (i = 0; i < seeds; i++) {
-    struct run_cfg c = { 5000 + i, long_run ? 1500 : 300, 4096, true, false };
+    struct run_cfg c = { seed_base + 5000 + i, long_run ? 1500 : 300, 4096,
+                         true, false };
     run_model (&c);
   }
 }
@@ -510,7 +517,7 @@ START_TEST (test_model_wal)
 
   hf_log_set_sink (log_capture);
   for (i = 0; i < seeds; i++) {
-    struct run_cfg c = { 7000 + i, long_run ? 2000 : 400,
+    struct run_cfg c = { seed_base + 7000 + i, long_run ? 2000 : 400,
                          i % 3 == 2 ? 512 : 4096, false, true };
     run_model (&c);
   }
@@ -525,7 +532,8 @@ START_TEST (test_model_wal_fault)
     return;
   hf_log_set_sink (log_capture);
   for (i = 0; i < seeds; i++) {
-    struct run_cfg c = { 9000 + i, long_run ? 1500 : 300, 4096, true, true };
+    struct run_cfg c = { seed_base + 9000 + i, long_run ? 1500 : 300, 4096,
+                         true, true };
     run_model (&c);
   }
 }
@@ -1188,6 +1196,8 @@ main (void)
   TCase *tc = tcase_create ("core");
 
   long_run = getenv ("HF_TEST_LONG") != NULL;
+  if (getenv ("HF_TEST_SEED"))
+    seed_base = strtoull (getenv ("HF_TEST_SEED"), NULL, 10);
   trace = getenv ("HF_TEST_TRACE") != NULL;
   paranoid = getenv ("HF_TEST_PARANOID") != NULL;
   hf_log_set_sink (log_quiet);
