@@ -6,7 +6,7 @@
  * released, renewing overwrites our own object, releasing marks it
  * HF_LS_RELEASED.  A writer that sees a newer epoch than its own is
  * fenced.  This module is the only code that encodes or decodes lease
- * objects; the volume (volume.c) decides what fencing means for its
+ * objects; the volume (volume-fence.c) decides what fencing means for its
  * writes and runs the renewal timer.
  *
  * Errors are positive errno values:

@@ -1,5 +1,5 @@
 /* hyperfile: the nbdkit plugin.  Glue only: parameters, callbacks, and
- * errno translation.  Everything durable lives in lib/volume.c.
+ * errno translation.  Everything durable lives in lib/volume*.c.
  *
  *   nbdkit hyperfile s3://BUCKET/PREFIX size=10G endpoint=...
  *   nbdkit hyperfile /var/lib/hyperfile/vol1 size=10G

@@ -1,0 +1,278 @@
+/* hyperfile: checkpoints, rollback and touch_index (see volume-int.h
+ * for the map): the only file that takes tree_lock exclusively.
+ *
+ * The delta is a sorted list of runs describing what committed segments
+ * since the last checkpoint changed; reads consult it before the
+ * B+tree.  When the extents or segments since the checkpoint exceed
+ * checkpoint_entries or checkpoint_segments (or at close), the builder
+ * drains the pipeline (waits until every earlier segment has
+ * committed), merges the delta and the segment's own extents into the
+ * tree under the tree's write lock, and writes the dirty nodes into the
+ * segment's node area (format.h: a checkpoint includes its segment's own
+ * extents).  When that segment commits the delta is emptied
+ * (volume-upload.c).  Until then the object stays in memory and node
+ * reads of it are served from there.
+ *
+ * Lock rule: tree_lock exclusively around every change of the tree,
+ * then (lock order) v->lock for what must be published with it.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "volume-int.h"
+
+/* Insert the runs r into the tree (holes remove, data inserts with the
+ * runs' block addresses).  Caller holds the tree's write lock. */
+static int
+hf_vol_tree_apply (struct hf_volume *v, const struct hf_runs *r)
+{
+  size_t i;
+  uint64_t k;
+  int e = 0;
+
+  for (i = 0; i < r->n && e == 0; i++) {
+    const struct hf_run *x = &r->v[i];
+    if (!x->data)
+      e = hf_btree_remove_range (v->tree, x->lba, x->n);
+    else
+      for (k = 0; k < x->n && e == 0; k++) {
+        struct hf_bmap m = { x->seq, x->blk + (uint32_t) k, x->crc[k] };
+        e = hf_btree_insert (v->tree, x->lba + k, &m);
+      }
+  }
+  return e;
+}
+
+/* Lay out checkpoint segment s (its tables built): drain the pipeline,
+ * merge the delta and s's own extents into the tree, write the dirty
+ * nodes into a new object's node area and publish the object in s (node
+ * reads of s are served from it until it commits).  On success *obj and
+ * *obj_cap are the object; on failure nothing is allocated, and a
+ * failure after the tree changed breaks the volume (v->broken). */
+int
+hf_vol_ckpt_build (struct hf_volume *v, struct hf_vol_seg *s,
+                   uint8_t **objp, size_t *obj_capp)
+{
+  struct hf_seg_hdr *h = &s->meta.h;
+  struct hf_runs own = { 0 }, merged = { 0 };
+  struct hf_btree_root root;
+  struct hf_btree_stats bst;
+  uint8_t *obj = NULL;
+  size_t obj_cap = 0, dirty = 0, nn = 0;
+  int r, tries;
+
+  /* Drain: every earlier segment must have committed, so that the
+   * delta is exactly the state before this segment. */
+  pthread_mutex_lock (&v->lock);
+  while (v->sealed != s && !v->stop)
+    hf_vol_wait (v, 0);
+  if (v->stop) {
+    pthread_mutex_unlock (&v->lock);
+    return ECANCELED;
+  }
+  pthread_mutex_unlock (&v->lock);
+
+  /* No commit can change the delta until s commits, so it is read
+   * here without v->lock (readers only read it). */
+  h->data_off = 0;
+  pthread_rwlock_wrlock (&v->tree_lock);
+  r = hf_runs_of_segment (&s->meta, v->bs, &own);
+  if (r == 0)
+    r = hf_runs_overlay (v->delta.v, v->delta.n, own.v, own.n, false,
+                         &merged);
+  if (r == 0)
+    r = hf_vol_tree_apply (v, &merged);
+  hf_runs_free (&merged);
+  /* The own blocks' addresses depend on the node count, which depends
+   * on the merge: re-insert them until the layout is stable (one
+   * extra pass at most: rewriting dirty leaves dirties nothing new). */
+  for (tries = 0; r == 0; tries++) {
+    uint64_t old_data_off = h->data_off;
+    dirty = hf_btree_dirty_count (v->tree);
+    h->n_nodes = (uint32_t) dirty;
+    if (hf_seg_layout (h)) {
+      r = EFBIG;
+      break;
+    }
+    if (h->data_off == old_data_off)
+      break;
+    if (tries == 4) {
+      r = EIO;
+      hf_error ("volume: checkpoint layout does not converge");
+      break;
+    }
+    r = hf_runs_of_segment (&s->meta, v->bs, &own);
+    if (r == 0)
+      r = hf_vol_tree_apply (v, &own);
+  }
+  hf_runs_free (&own);
+  if (r == 0) {
+    obj = hf_vol_obj_alloc (v, h->object_size, &obj_cap);
+    if (obj == NULL)
+      r = ENOMEM;
+  }
+  if (r == 0)
+    r = hf_btree_checkpoint (v->tree, s->seq,
+                             (uint32_t) (h->node_off / HF_NODE_SIZE),
+                             obj + h->node_off, &nn, &root);
+  if (r == 0 && nn != dirty) {
+    hf_error ("volume: checkpoint wrote %zu nodes, expected %zu",
+              nn, dirty);
+    r = EIO;
+  }
+  if (r) {
+    pthread_rwlock_unlock (&v->tree_lock);
+    free (obj);
+    /* The tree now holds a half-merged state: stop writing. */
+    pthread_mutex_lock (&v->lock);
+    v->broken = r == ENOMEM ? ENOMEM : EIO;
+    pthread_cond_broadcast (&v->cv);
+    pthread_mutex_unlock (&v->lock);
+    hf_error ("volume: checkpoint merge for segment %" PRIu64
+              " failed: %s; the volume refuses writes until reopened",
+              s->seq, strerror (r));
+    return r;
+  }
+  hf_btree_get_stats (v->tree, &bst);
+  h->flags |= HF_SH_CHECKPOINT | (s->rollback ? HF_SH_ROLLBACK : 0);
+  h->ckpt_seq = s->seq;
+  if (!root.empty) {
+    h->ckpt_root = root.ptr;
+    h->ckpt_level = root.level;
+  }
+  h->mapped = bst.entries;
+  v->b_root = root;
+  v->b_ckpt_seq = s->seq;
+  v->b_mapped = bst.entries;
+  /* Node reads of this segment are served from memory until it
+   * commits: publish the object before other readers can need it. */
+  pthread_mutex_lock (&v->lock);
+  s->obj = obj;
+  s->obj_cap = obj_cap;
+  pthread_mutex_unlock (&v->lock);
+  pthread_rwlock_unlock (&v->tree_lock);
+  *objp = obj;
+  *obj_capp = obj_cap;
+  return 0;
+}
+
+/* ---- Rollback ---- */
+
+int
+hf_volume_rollback (struct hf_volume *v, uint64_t seq, uint64_t *new_seq)
+{
+  struct hf_volume_info vi;
+  uint64_t next, committed, head, parent_seq;
+  uint32_t parent_crc;
+  int r;
+
+  if (v->readonly)
+    return EROFS;
+  /* Everything written so far is committed first, so the new segment's
+   * parent is the real head and the sealed list is empty. */
+  r = hf_vol_flush_wait (v);
+  if (r)
+    return r;
+  hf_volume_get_info (v, &vi);
+  if (seq == 0 || seq >= vi.head_seq) {
+    hf_error ("volume: rollback to %" PRIu64 ": not older than the head %"
+              PRIu64, seq, vi.head_seq);
+    return EINVAL;
+  }
+  /* Check that seq's chain is intact before dropping the state. */
+  r = hf_vol_chain_check (v, seq);
+  if (r) {
+    hf_error ("volume: rollback to %" PRIu64 ": not a readable point in "
+              "time (%s)", seq, strerror (r));
+    return r == ENOMEM ? r : EINVAL;
+  }
+
+  /* Rebuild tree, delta and size as they were at seq, keeping what
+   * names the real head (the rollback segment chains onto it) and the
+   * numbering (seqs above every seq seen). */
+  pthread_rwlock_wrlock (&v->tree_lock);
+  pthread_mutex_lock (&v->lock);
+  next = v->next_seq;
+  committed = v->committed_seq;
+  head = v->head_seq;
+  parent_seq = v->b_parent_seq;
+  parent_crc = v->b_parent_crc;
+  hf_btree_close (v->tree);
+  v->tree = NULL;
+  hf_vol_delta_clear_locked (v);
+  v->b_segs_since = v->b_ext_since = 0;
+  v->b_root = (struct hf_btree_root) { .empty = true };
+  pthread_mutex_unlock (&v->lock);
+  /* Recovery reads the store and takes v->lock for in-memory objects:
+   * nothing is sealed, so nobody else needs either lock meanwhile. */
+  r = hf_vol_recover (v, seq);
+  pthread_mutex_lock (&v->lock);
+  v->next_seq = next;
+  v->committed_seq = committed;
+  v->head_seq = head;
+  v->b_parent_seq = parent_seq;
+  v->b_parent_crc = parent_crc;
+  if (r) {
+    /* The in-memory state is gone: refuse everything until reopened. */
+    v->broken = r == ENOMEM ? ENOMEM : EIO;
+    pthread_mutex_unlock (&v->lock);
+    pthread_rwlock_unlock (&v->tree_lock);
+    hf_error ("volume: rollback to %" PRIu64 ": reading that point: %s; "
+              "nothing was committed, reopen the volume", seq,
+              strerror (r));
+    return r;
+  }
+  /* One checkpoint segment holding seq's whole state, flagged. */
+  r = hf_vol_seal_locked (v, true, true);
+  if (r == 0)
+    v->sealed_tail->rollback = true;
+  pthread_mutex_unlock (&v->lock);
+  pthread_rwlock_unlock (&v->tree_lock);
+  if (r == 0)
+    r = hf_vol_flush_wait (v);
+  if (r) {
+    hf_error ("volume: rollback to %" PRIu64 ": %s", seq, strerror (r));
+    return r;
+  }
+  hf_volume_get_info (v, &vi);
+  hf_info ("volume: rolled back to segment %" PRIu64 " as segment %" PRIu64,
+           seq, vi.head_seq);
+  if (new_seq)
+    *new_seq = vi.head_seq;
+  return 0;
+}
+
+int
+hf_volume_touch_index (struct hf_volume *v, uint64_t lba)
+{
+  struct hf_bmap m;
+  int r;
+
+  pthread_mutex_lock (&v->lock);
+  r = hf_vol_write_err_locked (v);
+  pthread_mutex_unlock (&v->lock);
+  if (r)
+    return r;
+  pthread_rwlock_wrlock (&v->tree_lock);
+  r = hf_btree_lookup (v->tree, lba, &m);
+  if (r == 0)
+    r = hf_btree_insert (v->tree, lba, &m);     /* same value: copies the path */
+  else if (r == ENOENT)
+    r = 0;
+  pthread_rwlock_unlock (&v->tree_lock);
+  return r;
+}
+
+int
+hf_volume_checkpoint (struct hf_volume *v)
+{
+  if (v->readonly)
+    return EROFS;
+  return hf_vol_flush_wait_force (v, true);
+}

@@ -1,0 +1,130 @@
+/* hyperfile: the writer lease and fencing (see volume-int.h for the
+ * map).  The lease itself (objects, epochs, takeover) is lease.c.
+ *
+ * A writable open claims PREFIX "lease/" HEX16(~epoch) (lease.h,
+ * format.h); the renewal thread here rewrites it every ttl/3 after
+ * checking that no newer epoch exists.  close releases it.
+ *
+ * This file is the one place that decides "we are fenced": when a
+ * renewal finds a newer epoch, or when a conditional PUT of a segment
+ * says EEXIST and the object there is not our own earlier attempt
+ * (another writer took the seq).  From then on every write fails with
+ * EROFS and nothing more is uploaded.
+ *
+ * Lock rule: v->fenced and lease_ok_us under v->lock; lease I/O with no
+ * lock held.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "volume-int.h"
+
+/* Fence this writer: log why (the first time) and wake everyone.
+ * Caller holds v->lock. */
+static void
+hf_vol_fence_locked (struct hf_volume *v, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+
+static void
+hf_vol_fence_locked (struct hf_volume *v, const char *fmt, ...)
+{
+  va_list ap;
+
+  if (!v->fenced) {
+    va_start (ap, fmt);
+    hf_vlog (HF_LOG_ERROR, fmt, ap);
+    va_end (ap);
+  }
+  v->fenced = true;
+  pthread_cond_broadcast (&v->cv);
+}
+
+bool
+hf_vol_lease_stale_locked (struct hf_volume *v, uint64_t now_us)
+{
+  return now_us - v->lease_ok_us > (uint64_t) v->o.lease_ttl_s * 2000000 / 3;
+}
+
+int
+hf_vol_fence_before_put (struct hf_volume *v, bool stale)
+{
+  /* Renewals have been failing: before committing anything, make sure
+   * nobody took the volume over meanwhile. */
+  return stale ? hf_lease_check (&v->lease) : 0;
+}
+
+/* After a conditional PUT said EEXIST: is the object there ours (an
+ * earlier attempt whose reply was lost)?  Compares the header, which
+ * holds our timestamp, epoch and the CRC of every table. */
+static bool
+hf_vol_is_ours (struct hf_volume *v, const char *key, const uint8_t *obj)
+{
+  uint8_t hdr[HF_SH_SIZE];
+  size_t got = 0;
+
+  if (hf_vol_get (v->store, key, 0, HF_SH_SIZE, hdr, &got) != 0 ||
+      got != HF_SH_SIZE)
+    return false;
+  return memcmp (hdr, obj, HF_SH_SIZE) == 0;
+}
+
+int
+hf_vol_fence_after_put (struct hf_volume *v, const char *key,
+                        const struct hf_vol_seg *s, int r)
+{
+  if (r == EEXIST && s->attempts > 0 && hf_vol_is_ours (v, key, s->obj))
+    return 0;
+  return r;
+}
+
+void
+hf_vol_fence_taken_over_locked (struct hf_volume *v, const char *key)
+{
+  hf_vol_fence_locked (v, "volume: segment %s already exists: another "
+                       "writer has taken over this volume (our lease "
+                       "epoch %" PRIu64 "); this writer is fenced and "
+                       "refuses further writes", key, v->lease.epoch);
+}
+
+void *
+hf_vol_lease_thread (void *arg)
+{
+  struct hf_volume *v = arg;
+  uint64_t period = (uint64_t) v->o.lease_ttl_s * 1000000 / 3;
+
+  pthread_mutex_lock (&v->lock);
+  for (;;) {
+    uint64_t until = hf_clock_mono_us () + period;
+    struct hf_lease_info l;
+    int r;
+
+    while (!v->stop && hf_clock_mono_us () < until)
+      hf_vol_wait (v, until);
+    if (v->stop || v->fenced)
+      break;
+    pthread_mutex_unlock (&v->lock);
+    r = hf_lease_renew (&v->lease, &l);
+    if (r == EEXIST) {
+      pthread_mutex_lock (&v->lock);
+      hf_vol_fence_locked (v, "volume: writer lease epoch %" PRIu64
+                           " taken by \"%s\" (ours %" PRIu64 "): this "
+                           "writer is fenced and refuses further writes",
+                           l.epoch, l.holder, v->lease.epoch);
+      break;
+    }
+    if (r)
+      hf_warn ("volume: renewing the writer lease: %s", strerror (r));
+    pthread_mutex_lock (&v->lock);
+    if (r == 0)
+      v->lease_ok_us = hf_clock_mono_us ();
+  }
+  pthread_mutex_unlock (&v->lock);
+  return NULL;
+}

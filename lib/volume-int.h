@@ -1,0 +1,301 @@
+/* hyperfile: the volume engine's internals, shared by its files (not a
+ * public header: lib/volume.h is the contract).
+ *
+ * Where things live
+ * -----------------
+ *   runs.c            sorted extent run lists (the delta, zero runs)
+ *   wbuf.c            the write buffer: lba -> slot hash, slots, zero runs
+ *   volume-read.c     the read path, read-ahead, extents
+ *   volume-write.c    client writes, trim/zero, flush, grow, sealing,
+ *                     relocation for GC
+ *   volume-build.c    the builder thread: sealed buffer -> segment object
+ *   volume-ckpt.c     checkpoints (the merge of the delta into the tree),
+ *                     rollback, touch_index: the only file that takes
+ *                     tree_lock exclusively
+ *   volume-upload.c   uploaders, the in-order commit, the delta, the
+ *                     hand-off to the cache, the seal timer
+ *   volume-fence.c    lease renewal; the one place that decides that
+ *                     this writer is fenced
+ *   volume-recover.c  head discovery, chain check, roll-forward, WAL
+ *                     replay at open
+ *   volume.c          lifecycle: create, open, close, crash, info
+ *
+ * The life of a write: it lands in the active buffer (volume-write.c),
+ * which is sealed (given the next seq and put on the sealed list) when
+ * full, old or flushed; the builder turns it into a segment object
+ * (volume-build.c, and volume-ckpt.c when it carries a checkpoint); an
+ * uploader PUTs it and, in seq order, commits it: its extents join the
+ * delta and the head advances (volume-upload.c).  A sealed segment
+ * serves reads until it commits; after that the delta and the store
+ * do (volume-read.c).
+ *
+ * Locks, in lock order (take only downwards):
+ *   tree_lock (rwlock)  the B+tree (fields tagged T): readers (lookup,
+ *                       iterate) take it shared; insert, remove,
+ *                       checkpoint and rollback take it exclusively, in
+ *                       volume-ckpt.c only.
+ *   lock (mutex)        everything else mutable in struct hf_volume
+ *                       (fields tagged L).  Never held across store I/O
+ *                       or B+tree calls.  cv (with lock) is broadcast on
+ *                       every state change.
+ *   ra_lock (mutex)     the read-ahead state (tagged R); a leaf: nothing
+ *                       else is taken while holding it.
+ * Other tags: I immutable after open (set before any thread starts);
+ * B the builder thread only (and open or rollback while the builder is
+ * idle, see there); O open and close only.
+ *
+ * A function named *_locked is called with v->lock held and may drop
+ * it only where its comment says so.
+ */
+#ifndef HF_VOLUME_INT_H
+#define HF_VOLUME_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "btree.h"
+#include "format.h"
+#include "lease.h"
+#include "lineage.h"
+#include "objstore.h"
+#include "runs.h"
+#include "segment.h"
+#include "volume.h"
+#include "wal.h"
+#include "wbuf.h"
+
+#define HF_VOL_IO_TRIES 6
+#define HF_VOL_MAX_CANDIDATES 16
+#define HF_VOL_MAX_ZERO_RUNS 65536
+/* Object buffers kept for reuse (see struct hf_volume). */
+#define HF_VOL_SPARE_OBJS 3
+/* Committed objects waiting to enter the cache.  Every uploader that
+ * commits then drains the queue, so it rarely holds more than one
+ * commit's worth; beyond this bound (memory) a segment is not cached. */
+#define HF_VOL_CACHEQ_MAX 4
+#define HF_VOL_READ_CHUNK 1024          /* blocks planned at once */
+#define HF_VOL_READ_THREADS 8
+#define HF_VOL_RA_BYTES (2u << 20)
+
+/* A committed segment's object on its way into the local cache (on
+ * v->cacheq, under v->lock; owned by whoever dequeues it). */
+struct hf_vol_cacheq {
+  struct hf_vol_cacheq *next;
+  uint8_t *obj;
+  size_t cap;
+  uint64_t seq, node_off, data_off;
+  uint32_t n_nodes, n_data;
+};
+
+/* ---- Sealed segments ----
+ *
+ *   state      set by               next
+ *   SEALED     seal (write, timer)  BUILT      (builder)
+ *   BUILT      builder              UPLOADING  (an uploader picks it)
+ *   UPLOADING  uploader             LANDED (PUT ok) or BUILT (retry,
+ *                                   or fenced)
+ *   LANDED     uploader             committed and freed when it is the
+ *                                   oldest (hf_vol_commit_locked)
+ */
+enum hf_vol_seg_state {
+  HF_VSEG_SEALED,               /* waiting for the builder */
+  HF_VSEG_BUILT,                /* object ready, waiting for an uploader */
+  HF_VSEG_UPLOADING,
+  HF_VSEG_LANDED,               /* PUT succeeded, waiting for its turn */
+};
+
+/* A sealed segment, on v->sealed from seal to commit.  The list links,
+ * state and the fields the builder publishes are under v->lock; the
+ * rest is fixed at seal or, for meta, written by the builder before it
+ * publishes BUILT and read-only after. */
+struct hf_vol_seg {
+  struct hf_vol_seg *next, *prev; /* L: sealed list, seq order */
+  uint64_t seq;                 /* fixed at seal */
+  enum hf_vol_seg_state state;  /* L */
+  struct hf_wbuf *buf;          /* frozen at seal; serves reads until
+                                   commit; remapped by the builder (L) */
+  uint64_t volume_size;         /* fixed at seal */
+  bool force_ckpt;              /* fixed at seal */
+  bool rollback;                /* L: checkpoint flagged HF_SH_ROLLBACK */
+  uint64_t wal_lsn;             /* fixed at seal: newest WAL record held
+                                   (with earlier segments) */
+  uint8_t *obj;                 /* L: the whole object, set by the
+                                   builder */
+  size_t obj_cap;               /* L: bytes allocated at obj */
+  struct hf_seg_meta meta;      /* builder until BUILT, then read-only;
+                                   commit takes meta.crcs (L) */
+  bool ckpt;                    /* L: carries a checkpoint */
+  unsigned attempts;            /* L: upload attempts so far */
+  uint64_t retry_at_us;         /* L: next upload attempt (monotonic) */
+};
+
+/* ---- The volume ---- */
+struct hf_volume {
+  struct hf_objstore *store;    /* I, borrowed */
+  char *prefix;                 /* I */
+  struct hf_lineage *lin;       /* I: where each seq lives (clones) */
+  struct hf_volume_options o;   /* I: defaults filled in */
+  uint32_t bs;                  /* I */
+  uint8_t uuid[HF_UUID_SIZE];   /* I */
+  bool readonly;                /* I */
+  bool auto_ckpt;               /* I: thresholds left at their defaults */
+
+  pthread_rwlock_t tree_lock;   /* see the top of the file */
+  struct hf_btree *tree;        /* T (replaced by rollback) */
+
+  pthread_mutex_t lock;         /* see the top of the file */
+  pthread_cond_t cv;            /* with lock: any state change */
+  uint64_t size;                /* L */
+  struct hf_wbuf *active;       /* L: the buffer writes go to */
+  struct hf_vol_seg *sealed, *sealed_tail;      /* L */
+  struct hf_runs delta;         /* L; changes only at commit, so the
+                                   checkpoint builder (while its segment
+                                   is the oldest sealed) reads it without
+                                   the lock */
+  uint32_t **crc_tabs;          /* L: CRC tables the delta points into */
+  size_t n_crc_tabs, cap_crc_tabs;      /* L */
+  uint64_t next_seq;            /* L: next seq to seal */
+  uint64_t committed_seq;       /* L: every sealed seq <= this committed */
+  uint64_t head_seq, ckpt_seq;  /* L */
+  uint64_t ckpt_gen;            /* L: checkpoints committed (delta
+                                   cleared) */
+  uint64_t dirty_bytes;         /* L */
+  struct hf_lease lease;        /* I after open (lease.c; close releases) */
+  uint64_t lease_ok_us;         /* L: monotonic time of the last renewal */
+  bool fenced;                  /* L: set in volume-fence.c only */
+  int broken;                   /* L: sticky error (tree merge failed) */
+  bool stop, crashed;           /* L */
+  unsigned uploading;           /* L */
+  struct hf_volume_info st;     /* L: counters part of the info */
+
+  /* Write-ahead log (NULL: none). */
+  struct hf_wal *wal;           /* I */
+  uint64_t wal_id;              /* I (set under L at open, before any
+                                   write) */
+  uint64_t wal_applied;         /* L: newest record applied to a buffer */
+  uint64_t wal_release_upto;    /* L: committed: may be released */
+  uint64_t wal_released;        /* L */
+  bool wal_replaying;           /* L: defer releases (replay reads the
+                                   log) */
+  uint64_t head_wal_lsn, head_wal_id;   /* I: of the head found at open */
+
+  /* Spare buffers recycled from built and committed segments: fresh
+   * 32 MiB buffers cost a page fault and a cleared page per 4 KiB, which
+   * at full write speed was a tenth of the CPU.  Bounded: one slot
+   * array, and up to HF_VOL_SPARE_OBJS object buffers. */
+  struct hf_wbuf_spare spare_slots;     /* L */
+  struct { uint8_t *p; size_t cap; } spare_obj[HF_VOL_SPARE_OBJS]; /* L */
+  unsigned n_spare_obj;         /* L */
+  /* Committed segments whose blocks are still to enter the local cache
+   * (see hf_vol_cache_or_recycle_locked). */
+  struct hf_vol_cacheq *cacheq, *cacheq_tail;   /* L */
+  unsigned n_cacheq;            /* L */
+
+  /* Builder state: the chain the next segment links to and the
+   * checkpoint bookkeeping. */
+  uint64_t b_parent_seq;        /* B */
+  uint32_t b_parent_crc;        /* B */
+  uint64_t b_ckpt_seq;          /* B */
+  struct hf_btree_root b_root;  /* B */
+  uint64_t b_mapped;            /* B */
+  uint64_t b_segs_since, b_ext_since;   /* B */
+
+  pthread_t builder, timer, leaser, *uploaders; /* O */
+  unsigned n_uploaders;         /* O */
+  bool builder_started, timer_started, leaser_started;  /* O */
+
+  /* Read-ahead.  The buffer holds verified physical blocks [ra_blk,
+   * ra_blk + ra_n) of segment ra_seq, which are immutable, so it never
+   * needs invalidating. */
+  pthread_mutex_t ra_lock;      /* leaf lock, see the top of the file */
+  pthread_cond_t ra_cv;         /* with ra_lock: a request or stop */
+  uint64_t ra_expect;           /* R: where a sequential read would start */
+  unsigned ra_streak;           /* R */
+  bool ra_req, ra_stop;         /* R */
+  uint64_t ra_req_lba, ra_done_lba;     /* R */
+  uint64_t ra_seq;              /* R */
+  uint32_t ra_blk, ra_n;        /* R */
+  uint8_t *ra_data;             /* R (allocated at open) */
+  pthread_t ra_thread;          /* O */
+  bool ra_started;              /* R (set at open, cleared at close) */
+};
+
+/* Where a block is, as resolved by the read path. */
+enum hf_vol_where {
+  HF_VW_NONE,                   /* not in memory or delta: ask the tree */
+  HF_VW_MEM,                    /* bytes in memory (copied) */
+  HF_VW_ZERO,                   /* a hole */
+  HF_VW_STORE,                  /* (seq, blk, crc) in the store */
+};
+
+struct hf_vol_loc {
+  enum hf_vol_where where;
+  uint64_t seq;
+  uint32_t blk, crc;
+};
+
+/* volume.c */
+extern void hf_vol_wait (struct hf_volume *v, uint64_t deadline_us);
+extern void hf_vol_seg_free (struct hf_vol_seg *s);
+
+/* volume-read.c */
+extern int hf_vol_get (struct hf_objstore *s, const char *key, uint64_t off,
+                       size_t len, void *buf, size_t *got);
+extern int hf_vol_read_node (void *opaque, const struct hf_disk_node_ptr *ptr,
+                             void *buf);
+extern int hf_vol_fetch (struct hf_volume *v, uint64_t seq, uint32_t blk,
+                         uint32_t n, const uint32_t *crcs, uint8_t *buf);
+extern void hf_vol_resolve_locked (struct hf_volume *v, uint64_t lba,
+                                   uint8_t *copy, struct hf_vol_loc *loc);
+extern int hf_vol_resolve_tree (struct hf_volume *v, uint64_t lba,
+                                struct hf_vol_loc *loc);
+extern void *hf_vol_ra_thread (void *arg);
+
+/* volume-write.c */
+extern int hf_vol_seal_locked (struct hf_volume *v, bool force,
+                               bool force_ckpt);
+extern int hf_vol_write_err_locked (struct hf_volume *v);
+extern int hf_vol_modify (struct hf_volume *v, const uint8_t *data,
+                          uint64_t count, uint64_t offset, unsigned flags,
+                          uint32_t wal_type, uint64_t replay_lsn);
+extern int hf_vol_grow (struct hf_volume *v, uint64_t new_size,
+                        uint64_t replay_lsn);
+extern int hf_vol_flush_wait_force (struct hf_volume *v, bool force_ckpt);
+extern int hf_vol_flush_wait (struct hf_volume *v);
+
+/* volume-build.c */
+extern uint8_t *hf_vol_obj_alloc (struct hf_volume *v, size_t len,
+                                  size_t *cap);
+extern void hf_vol_obj_recycle_locked (struct hf_volume *v, uint8_t *obj,
+                                       size_t cap);
+extern void *hf_vol_builder_thread (void *arg);
+
+/* volume-ckpt.c */
+extern int hf_vol_ckpt_build (struct hf_volume *v, struct hf_vol_seg *s,
+                              uint8_t **obj, size_t *obj_cap);
+
+/* volume-upload.c */
+extern int hf_vol_delta_add_locked (struct hf_volume *v,
+                                    struct hf_seg_meta *m);
+extern void hf_vol_delta_clear_locked (struct hf_volume *v);
+extern void hf_vol_wal_release_locked (struct hf_volume *v);
+extern void hf_vol_cache_drain_locked (struct hf_volume *v);
+extern void *hf_vol_uploader_thread (void *arg);
+extern void *hf_vol_timer_thread (void *arg);
+
+/* volume-fence.c */
+extern bool hf_vol_lease_stale_locked (struct hf_volume *v, uint64_t now_us);
+extern int hf_vol_fence_before_put (struct hf_volume *v, bool stale);
+extern int hf_vol_fence_after_put (struct hf_volume *v, const char *key,
+                                   const struct hf_vol_seg *s, int r);
+extern void hf_vol_fence_taken_over_locked (struct hf_volume *v,
+                                            const char *key);
+extern void *hf_vol_lease_thread (void *arg);
+
+/* volume-recover.c */
+extern int hf_vol_recover (struct hf_volume *v, uint64_t at_seq);
+extern int hf_vol_chain_check (struct hf_volume *v, uint64_t seq);
+extern int hf_vol_wal_open (struct hf_volume *v);
+
+#endif /* HF_VOLUME_INT_H */

@@ -1,0 +1,302 @@
+/* hyperfile: the upload pipeline (see volume-int.h for the map):
+ * uploader threads, the in-order commit, the delta, the hand-off of
+ * committed objects to the local cache, and the seal timer.
+ *
+ * max_uploads uploader threads PUT built segments with If-None-Match, in
+ * parallel and in any order.  A landed segment is committed in memory
+ * only in seq order: when the oldest sealed segment has landed it leaves
+ * the sealed list, its extents join the delta and the head advances.  A
+ * crash with N+2 landed and N+1 not leaves N+2 an orphan (its parent
+ * link is broken), which open ignores; a writer numbers its segments
+ * above every seq it saw, so an orphan's key is never reused.  A failed
+ * PUT (EIO, ETIMEDOUT ...) is retried forever with capped exponential
+ * backoff, keeping the data in memory (dirty_limit back-pressure
+ * applies; flush gives up with EIO after flush_timeout_ms but keeps the
+ * data).  EEXIST is for volume-fence.c to judge.  Once a segment
+ * commits, the log records it holds are released.
+ *
+ * Lock rule: everything here is under v->lock except the PUT, the lease
+ * check, the log release and the cache writes, which drop it.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "volume-int.h"
+
+/* ---- The delta ---- */
+
+/* Add committed (or, at open, rolled-forward) segment m's extents to
+ * the delta; the delta's data runs borrow m's CRC table, which moves to
+ * v->crc_tabs (m->crcs becomes NULL).  Caller holds v->lock (or is open,
+ * before any thread starts). */
+int
+hf_vol_delta_add_locked (struct hf_volume *v, struct hf_seg_meta *m)
+{
+  struct hf_runs runs = { 0 };
+  int r = hf_runs_of_segment (m, v->bs, &runs);
+
+  if (r == 0)
+    r = hf_runs_apply (&v->delta, runs.v, runs.n, false);
+  hf_runs_free (&runs);
+  if (r == 0 && v->n_crc_tabs == v->cap_crc_tabs) {
+    size_t nc = v->cap_crc_tabs ? v->cap_crc_tabs * 2 : 16;
+    uint32_t **nt = realloc (v->crc_tabs, nc * sizeof *nt);
+    if (nt == NULL)
+      r = ENOMEM;
+    else {
+      v->crc_tabs = nt;
+      v->cap_crc_tabs = nc;
+    }
+  }
+  if (r)
+    return r;
+  v->crc_tabs[v->n_crc_tabs++] = m->crcs;
+  m->crcs = NULL;
+  return 0;
+}
+
+/* Empty the delta (a checkpoint committed, or rollback).  Caller holds
+ * v->lock. */
+void
+hf_vol_delta_clear_locked (struct hf_volume *v)
+{
+  size_t i;
+
+  hf_runs_free (&v->delta);
+  for (i = 0; i < v->n_crc_tabs; i++)
+    free (v->crc_tabs[i]);
+  v->n_crc_tabs = 0;
+}
+
+/* ---- Commit ---- */
+
+static void hf_vol_cache_or_recycle_locked (struct hf_volume *v,
+                                            struct hf_vol_seg *s);
+
+/* Move landed segments, oldest first, from the sealed list into the
+ * delta and advance the head.  Caller holds v->lock. */
+static void
+hf_vol_commit_locked (struct hf_volume *v)
+{
+  struct hf_vol_seg *s;
+
+  while ((s = v->sealed) != NULL && s->state == HF_VSEG_LANDED) {
+    if (s->ckpt) {
+      hf_vol_delta_clear_locked (v);
+      v->ckpt_seq = s->seq;
+      v->ckpt_gen++;
+      v->st.checkpoints_written++;
+    }
+    else {
+      int r = hf_vol_delta_add_locked (v, &s->meta);
+
+      if (r) {
+        /* Cannot happen short of ENOMEM; the segment is committed in
+         * the store, so stop rather than serve stale reads. */
+        hf_error ("volume: applying segment %" PRIu64 ": %s", s->seq,
+                  strerror (r));
+        v->broken = r;
+        return;
+      }
+    }
+    v->head_seq = s->seq;
+    v->committed_seq = s->seq;
+    if (s->wal_lsn > v->wal_release_upto)
+      v->wal_release_upto = s->wal_lsn;
+    v->dirty_bytes -= s->buf->bytes;
+    v->st.segments_committed++;
+    v->st.data_bytes_uploaded += (uint64_t) s->meta.h.n_data * v->bs;
+    v->st.meta_bytes_uploaded += s->meta.h.object_size -
+      (uint64_t) s->meta.h.n_data * v->bs;
+    v->sealed = s->next;
+    if (v->sealed)
+      v->sealed->prev = NULL;
+    else
+      v->sealed_tail = NULL;
+    hf_debug ("volume", "committed seq %" PRIu64, s->seq);
+    hf_vol_cache_or_recycle_locked (v, s);
+    hf_vol_seg_free (s);
+  }
+  pthread_cond_broadcast (&v->cv);
+}
+
+/* Release the log records that committed segments hold.  Caller holds
+ * v->lock; it is dropped around the release (which unlinks files). */
+void
+hf_vol_wal_release_locked (struct hf_volume *v)
+{
+  uint64_t upto = v->wal_release_upto;
+  int r;
+
+  if (v->wal == NULL || v->wal_replaying || upto <= v->wal_released)
+    return;
+  v->wal_released = upto;
+  pthread_mutex_unlock (&v->lock);
+  r = hf_wal_release (v->wal, upto);
+  pthread_mutex_lock (&v->lock);
+  if (r)            /* logged by the log; the space is reclaimed later */
+    v->wal_released = 0;
+}
+
+/* The blocks and index nodes of a committed segment go into the local
+ * cache (newly written blocks are likely read again soon, and an entry
+ * keyed by (seq, offset) of an object in the store never goes stale).
+ * Caching costs local disk time, so it happens after the commit, by the
+ * thread that committed, from a short queue: commits (and the writers
+ * waiting for dirty-limit) do not wait for it; uploaders do, which paces
+ * them to the cache disk.  A full queue (not seen in practice) leaves
+ * the segment out of the cache; its blocks are read from the store. */
+static void
+hf_vol_cache_or_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s)
+{
+  const struct hf_volume_hooks *hk = v->o.hooks;
+  struct hf_vol_cacheq *q;
+
+  if (s->obj == NULL)
+    return;
+  if (hk && hk->cache_put && !v->crashed && v->n_cacheq < HF_VOL_CACHEQ_MAX &&
+      (q = calloc (1, sizeof *q)) != NULL) {
+    q->obj = s->obj;
+    q->cap = s->obj_cap;
+    q->seq = s->seq;
+    q->node_off = s->meta.h.node_off;
+    q->n_nodes = s->meta.h.n_nodes;
+    q->data_off = s->meta.h.data_off;
+    q->n_data = s->meta.h.n_data;
+    if (v->cacheq_tail)
+      v->cacheq_tail->next = q;
+    else
+      v->cacheq = q;
+    v->cacheq_tail = q;
+    v->n_cacheq++;
+  }
+  else
+    hf_vol_obj_recycle_locked (v, s->obj, s->obj_cap);
+  s->obj = NULL;
+}
+
+/* Put the queued objects into the cache (drops v->lock meanwhile). */
+void
+hf_vol_cache_drain_locked (struct hf_volume *v)
+{
+  const struct hf_volume_hooks *hk = v->o.hooks;
+  struct hf_vol_cacheq *q;
+
+  while ((q = v->cacheq) != NULL) {
+    v->cacheq = q->next;
+    if (v->cacheq == NULL)
+      v->cacheq_tail = NULL;
+    v->n_cacheq--;
+    pthread_mutex_unlock (&v->lock);
+    if (q->n_nodes)
+      hk->cache_put (hk->opaque, q->seq, q->node_off, q->obj + q->node_off,
+                     (size_t) q->n_nodes * HF_NODE_SIZE);
+    if (q->n_data)
+      hk->cache_put (hk->opaque, q->seq, q->data_off, q->obj + q->data_off,
+                     (size_t) q->n_data * v->bs);
+    pthread_mutex_lock (&v->lock);
+    hf_vol_obj_recycle_locked (v, q->obj, q->cap);
+    free (q);
+  }
+}
+
+void *
+hf_vol_uploader_thread (void *arg)
+{
+  struct hf_volume *v = arg;
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+
+  pthread_mutex_lock (&v->lock);
+  while (!v->stop) {
+    struct hf_vol_seg *s, *pick = NULL;
+    uint64_t now = hf_clock_mono_us (), wake = 0;
+    bool stale;
+    int r;
+
+    if (!v->fenced && !v->broken)
+      for (s = v->sealed; s; s = s->next)
+        if (s->state == HF_VSEG_BUILT) {
+          if (s->retry_at_us <= now) {
+            pick = s;
+            break;
+          }
+          if (wake == 0 || s->retry_at_us < wake)
+            wake = s->retry_at_us;
+        }
+    if (pick == NULL) {
+      hf_vol_wait (v, wake);
+      continue;
+    }
+    s = pick;
+    s->state = HF_VSEG_UPLOADING;
+    v->uploading++;
+    stale = hf_vol_lease_stale_locked (v, now);
+    pthread_mutex_unlock (&v->lock);
+
+    hf_seg_key (key, sizeof key, v->prefix, s->seq);
+    r = hf_vol_fence_before_put (v, stale);
+    if (r == 0) {
+      r = hf_objstore_put (v->store, key, s->obj, s->meta.h.object_size,
+                           HF_PUT_IF_NONE_MATCH);
+      r = hf_vol_fence_after_put (v, key, s, r);
+    }
+
+    pthread_mutex_lock (&v->lock);
+    v->uploading--;
+    if (v->crashed)
+      break;
+    if (r == 0) {
+      s->state = HF_VSEG_LANDED;
+      hf_vol_commit_locked (v);
+      hf_vol_wal_release_locked (v);
+      if (!v->crashed)
+        hf_vol_cache_drain_locked (v);
+    }
+    else if (r == EEXIST) {
+      s->state = HF_VSEG_BUILT;
+      hf_vol_fence_taken_over_locked (v, key);
+    }
+    else {
+      unsigned sh = s->attempts < 6 ? s->attempts : 6;
+      s->state = HF_VSEG_BUILT;
+      s->attempts++;
+      s->retry_at_us = hf_clock_mono_us () + (50000ull << sh) +
+        (uint64_t) (rand () % 50000);
+      if (s->attempts == 1 || s->attempts % 20 == 0)
+        hf_warn ("volume: upload of %s failed (%s), attempt %u; retrying",
+                 key, strerror (r), s->attempts);
+    }
+    pthread_cond_broadcast (&v->cv);
+  }
+  pthread_mutex_unlock (&v->lock);
+  return NULL;
+}
+
+void *
+hf_vol_timer_thread (void *arg)
+{
+  struct hf_volume *v = arg;
+  uint64_t period = (uint64_t) v->o.flush_interval_ms * 1000 / 4;
+
+  if (period > 1000000)
+    period = 1000000;
+  if (period < 1000)
+    period = 1000;
+  pthread_mutex_lock (&v->lock);
+  while (!v->stop) {
+    if (v->active && v->active->changed && !v->fenced &&
+        hf_clock_mono_us () - v->active->first_us >=
+        (uint64_t) v->o.flush_interval_ms * 1000)
+      hf_vol_seal_locked (v, false, false);
+    hf_vol_wait (v, hf_clock_mono_us () + period);
+  }
+  pthread_mutex_unlock (&v->lock);
+  return NULL;
+}
