@@ -286,7 +286,8 @@ _Static_assert (sizeof (struct hf_disk_branch_ent) == HF_BN_ENT_SIZE, "br ent");
  *     40    8 sh_parent_seq   the head it was built on (0: none)
  *     48    8 sh_lease_epoch  lease epoch of the writer
  *     56    8 sh_volume_size  volume size in bytes as of this segment
- *     64    8 sh_timestamp_ns commit time, ns since the epoch, UTC
+ *     64    8 sh_timestamp_ns build time (set before the PUT, so at or before
+ *                             the commit), ns since the epoch, UTC
  *     72    4 sh_n_ext        entries in the extent table
  *     76    4 sh_n_data       data blocks
  *     80    4 sh_n_nodes      B+tree nodes
