@@ -160,173 +160,231 @@ hyperfile_parse_duration (const char *key, const char *value,
   return -1;
 }
 
-static int
-hyperfile_config (const char *key, const char *value)
-{
-  int64_t n;
-  uint64_t ms;
-  int b;
+/* ---- Parameters ----
+ *
+ * One row per parameter: its key, how its value is parsed and checked,
+ * and where it goes.  Keys outside the table are refused. */
 
-  if (strcmp (key, "url") == 0) {
-    free (hf_url);
-    if ((hf_url = strdup (value)) == NULL) {
-      nbdkit_error ("strdup: %m");
-      return -1;
-    }
-  }
-  else if (strcmp (key, "endpoint") == 0)
-    hf_s3.endpoint = value;
-  else if (strcmp (key, "virtual-host") == 0) {
-    if ((b = nbdkit_parse_bool (value)) == -1)
-      return -1;
-    hf_s3.virtual_host = b;
-  }
-  else if (strcmp (key, "region") == 0)
-    hf_s3.region = value;
-  else if (strcmp (key, "access-key") == 0)
-    hf_s3.access_key = value;
-  else if (strcmp (key, "secret-key") == 0) {
-    free (hf_secret_key);
-    if (nbdkit_read_password (value, &hf_secret_key) == -1)
-      return -1;
-    hf_s3.secret_key = hf_secret_key;
-  }
-  else if (strcmp (key, "session-token") == 0) {
-    free (hf_session_token);
-    if (nbdkit_read_password (value, &hf_session_token) == -1)
-      return -1;
-    hf_s3.session_token = hf_session_token;
-  }
-  else if (strcmp (key, "profile") == 0)
-    hf_s3.profile = value;
-  else if (strcmp (key, "size") == 0) {
-    if ((hf_size = nbdkit_parse_size (value)) == -1)
-      return -1;
-    if (hf_size == 0) {
-      nbdkit_error ("size=%s: must be greater than zero", value);
-      return -1;
-    }
-  }
-  else if (strcmp (key, "block-size") == 0) {
-    if ((n = nbdkit_parse_size (value)) == -1)
-      return -1;
-    if (n < 512 || n > 65536 || (n & (n - 1))) {
-      nbdkit_error ("block-size=%s: a power of 2 from 512 to 65536", value);
-      return -1;
-    }
-    hf_block_size = n;
-  }
-  else if (strcmp (key, "wal") == 0) {
-    if (strcmp (value, "off") == 0)
-      hf_wal_dir = NULL;
-    else if (*value == '\0') {
-      nbdkit_error ("wal=: expected a directory or off");
-      return -1;
-    }
-    else
-      hf_wal_dir = value;
-  }
-  else if (strcmp (key, "wal-size") == 0) {
-    if ((n = nbdkit_parse_size (value)) == -1)
-      return -1;
-    if (n < 1024 * 1024) {
-      nbdkit_error ("wal-size=%s: at least 1M", value);
-      return -1;
-    }
-    hf_opts.wal_max_bytes = n;
-  }
-  else if (strcmp (key, "cache") == 0) {
-    if (strcmp (value, "off") == 0)
-      hf_cache_dir = NULL;
-    else if (*value == '\0') {
-      nbdkit_error ("cache=: expected a directory or off");
-      return -1;
-    }
-    else
-      hf_cache_dir = value;
-  }
-  else if (strcmp (key, "cache-size") == 0) {
-    if ((n = nbdkit_parse_size (value)) == -1)
-      return -1;
-    if (n < 1024 * 1024) {
-      nbdkit_error ("cache-size=%s: at least 1M", value);
-      return -1;
-    }
-    hf_cache_size = n;
-  }
-  else if (strcmp (key, "segment-size") == 0) {
-    if ((n = nbdkit_parse_size (value)) == -1)
-      return -1;
-    if (n < 65536 || n > (INT64_C (1) << 32)) {
-      nbdkit_error ("segment-size=%s: between 64K and 4G", value);
-      return -1;
-    }
-    hf_opts.segment_size = n;
-  }
-  else if (strcmp (key, "dirty-limit") == 0) {
-    if ((n = nbdkit_parse_size (value)) == -1)
-      return -1;
-    if (n < 65536) {
-      nbdkit_error ("dirty-limit=%s: at least 64K", value);
-      return -1;
-    }
-    hf_opts.dirty_limit = n;
-  }
-  else if (strcmp (key, "flush-interval") == 0) {
-    if (hyperfile_parse_duration (key, value, &ms) == -1)
-      return -1;
-    hf_opts.flush_interval_ms = ms == 0 ? UINT32_MAX
-      : ms > UINT32_MAX - 1 ? UINT32_MAX - 1 : ms;
-  }
-  else if (strcmp (key, "at") == 0) {
-    /* Syntax now; resolved to a seq against the volume in .get_ready. */
-    if (hf_history_check_at (value) != 0)
-      return -1;                /* logged what is wrong */
-    hf_at = value;
-  }
-  else if (strcmp (key, "retain") == 0) {
-    if (hyperfile_parse_duration (key, value, &ms) == -1)
-      return -1;
-    hf_gc_opts.retain_ns = ms * 1000000;
-  }
-  else if (strcmp (key, "gc") == 0) {
-    if ((b = nbdkit_parse_bool (value)) == -1)
-      return -1;
-    hf_gc_on = b;
-  }
-  else if (strcmp (key, "gc-interval") == 0) {
-    if (hyperfile_parse_duration (key, value, &ms) == -1)
-      return -1;
-    if (ms < 100) {
-      nbdkit_error ("gc-interval=%s: at least 100ms", value);
-      return -1;
-    }
-    hf_gc_interval_ms = ms;
-  }
-  else if (strcmp (key, "gc-grace") == 0) {
-    if (hyperfile_parse_duration (key, value, &ms) == -1)
-      return -1;
-    hf_gc_opts.grace_ns = ms * 1000000;
-  }
-  else if (strcmp (key, "takeover") == 0) {
-    if ((b = nbdkit_parse_bool (value)) == -1)
-      return -1;
-    hf_opts.takeover = b;
-  }
-  else if (strcmp (key, "tls-verify") == 0) {
-    if ((b = nbdkit_parse_bool (value)) == -1)
-      return -1;
-    hf_s3.tls_verify = b;
-  }
-  else if (strcmp (key, "ca-file") == 0)
-    hf_s3.ca_file = value;
-  else if (strcmp (key, "metrics") == 0)
-    hf_metrics = value;
-  else {
-    nbdkit_error ("unknown parameter '%s'", key);
+enum hyperfile_kind {
+  HF_P_STR,                     /* the value as is (nbdkit keeps it) */
+  HF_P_BOOL,                    /* nbdkit_parse_bool */
+  HF_P_DIR,                     /* a directory, or "off" for none */
+  HF_P_BYTES,                   /* nbdkit_parse_size, within min..max */
+  HF_P_BYTES_SZ,                /* the same, into a size_t */
+  HF_P_MS,                      /* a duration in ms, at least min */
+  HF_P_NS,                      /* a duration, kept in ns */
+  HF_P_FN,                      /* parsed by fn */
+};
+
+struct hyperfile_param {
+  const char *key;
+  enum hyperfile_kind kind;
+  union {
+    const char **str;
+    bool *b;
+    uint64_t *u64;
+    size_t *sz;
+    int (*fn) (const char *key, const char *value);
+  } to;
+  uint64_t min, max;            /* HF_P_BYTES, HF_P_MS: bounds (max 0:
+                                   none) */
+  const char *range;            /* the error's wording of the bounds */
+};
+
+static int
+hyperfile_set_url (const char *key, const char *value)
+{
+  free (hf_url);
+  if ((hf_url = strdup (value)) == NULL) {
+    nbdkit_error ("strdup: %m");
     return -1;
   }
   return 0;
+}
+
+static int
+hyperfile_set_secret_key (const char *key, const char *value)
+{
+  free (hf_secret_key);
+  hf_secret_key = NULL;
+  if (nbdkit_read_password (value, &hf_secret_key) == -1)
+    return -1;
+  hf_s3.secret_key = hf_secret_key;
+  return 0;
+}
+
+static int
+hyperfile_set_session_token (const char *key, const char *value)
+{
+  free (hf_session_token);
+  hf_session_token = NULL;
+  if (nbdkit_read_password (value, &hf_session_token) == -1)
+    return -1;
+  hf_s3.session_token = hf_session_token;
+  return 0;
+}
+
+static int
+hyperfile_set_size (const char *key, const char *value)
+{
+  if ((hf_size = nbdkit_parse_size (value)) == -1)
+    return -1;
+  if (hf_size == 0) {
+    nbdkit_error ("size=%s: must be greater than zero", value);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+hyperfile_set_block_size (const char *key, const char *value)
+{
+  int64_t n = nbdkit_parse_size (value);
+
+  if (n == -1)
+    return -1;
+  if (n < 512 || n > 65536 || (n & (n - 1))) {
+    nbdkit_error ("block-size=%s: a power of 2 from 512 to 65536", value);
+    return -1;
+  }
+  hf_block_size = n;
+  return 0;
+}
+
+static int
+hyperfile_set_flush_interval (const char *key, const char *value)
+{
+  uint64_t ms;
+
+  if (hyperfile_parse_duration (key, value, &ms) == -1)
+    return -1;
+  hf_opts.flush_interval_ms = ms == 0 ? UINT32_MAX
+    : ms > UINT32_MAX - 1 ? UINT32_MAX - 1 : ms;
+  return 0;
+}
+
+static int
+hyperfile_set_at (const char *key, const char *value)
+{
+  /* Syntax now; resolved to a seq against the volume in .get_ready. */
+  if (hf_history_check_at (value) != 0)
+    return -1;                  /* logged what is wrong */
+  hf_at = value;
+  return 0;
+}
+
+#define P_STR(k, d) { .key = k, .kind = HF_P_STR, .to.str = d }
+#define P_BOOL(k, d) { .key = k, .kind = HF_P_BOOL, .to.b = d }
+#define P_DIR(k, d) { .key = k, .kind = HF_P_DIR, .to.str = d }
+#define P_FN(k, f) { .key = k, .kind = HF_P_FN, .to.fn = f }
+#define P_NS(k, d) { .key = k, .kind = HF_P_NS, .to.u64 = d }
+#define P_MS(k, d, lo, r) \
+  { .key = k, .kind = HF_P_MS, .to.u64 = d, .min = lo, .range = r }
+#define P_BYTES(k, d, lo, hi, r) \
+  { .key = k, .kind = HF_P_BYTES, .to.u64 = d, .min = lo, .max = hi, \
+    .range = r }
+#define P_BYTES_SZ(k, d, lo, hi, r) \
+  { .key = k, .kind = HF_P_BYTES_SZ, .to.sz = d, .min = lo, .max = hi, \
+    .range = r }
+#define MIB (UINT64_C (1) << 20)
+static const struct hyperfile_param hyperfile_params[] = {
+  P_FN ("url", hyperfile_set_url),
+  P_STR ("endpoint", &hf_s3.endpoint),
+  P_BOOL ("virtual-host", &hf_s3.virtual_host),
+  P_STR ("region", &hf_s3.region),
+  P_STR ("access-key", &hf_s3.access_key),
+  P_FN ("secret-key", hyperfile_set_secret_key),
+  P_FN ("session-token", hyperfile_set_session_token),
+  P_STR ("profile", &hf_s3.profile),
+  P_FN ("size", hyperfile_set_size),
+  P_FN ("block-size", hyperfile_set_block_size),
+  P_DIR ("wal", &hf_wal_dir),
+  P_BYTES ("wal-size", &hf_opts.wal_max_bytes, MIB, 0, "at least 1M"),
+  P_DIR ("cache", &hf_cache_dir),
+  P_BYTES ("cache-size", &hf_cache_size, MIB, 0, "at least 1M"),
+  P_BYTES_SZ ("segment-size", &hf_opts.segment_size, 65536,
+              UINT64_C (1) << 32, "between 64K and 4G"),
+  P_BYTES_SZ ("dirty-limit", &hf_opts.dirty_limit, 65536, 0, "at least 64K"),
+  P_FN ("flush-interval", hyperfile_set_flush_interval),
+  P_FN ("at", hyperfile_set_at),
+  P_NS ("retain", &hf_gc_opts.retain_ns),
+  P_BOOL ("gc", &hf_gc_on),
+  P_MS ("gc-interval", &hf_gc_interval_ms, 100, "at least 100ms"),
+  P_NS ("gc-grace", &hf_gc_opts.grace_ns),
+  P_BOOL ("takeover", &hf_opts.takeover),
+  P_BOOL ("tls-verify", &hf_s3.tls_verify),
+  P_STR ("ca-file", &hf_s3.ca_file),
+  P_STR ("metrics", &hf_metrics),
+};
+#undef MIB
+#undef P_STR
+#undef P_BOOL
+#undef P_DIR
+#undef P_FN
+#undef P_NS
+#undef P_MS
+#undef P_BYTES
+#undef P_BYTES_SZ
+
+static int
+hyperfile_config (const char *key, const char *value)
+{
+  const struct hyperfile_param *p = NULL;
+  uint64_t u;
+  int64_t n;
+  size_t i;
+  int b;
+
+  for (i = 0; i < sizeof hyperfile_params / sizeof hyperfile_params[0]; i++)
+    if (strcmp (key, hyperfile_params[i].key) == 0)
+      p = &hyperfile_params[i];
+  if (p == NULL) {
+    nbdkit_error ("unknown parameter '%s'", key);
+    return -1;
+  }
+  switch (p->kind) {
+  case HF_P_STR:
+    *p->to.str = value;
+    return 0;
+  case HF_P_BOOL:
+    if ((b = nbdkit_parse_bool (value)) == -1)
+      return -1;
+    *p->to.b = b;
+    return 0;
+  case HF_P_DIR:
+    if (*value == '\0') {
+      nbdkit_error ("%s=: expected a directory or off", key);
+      return -1;
+    }
+    *p->to.str = strcmp (value, "off") == 0 ? NULL : value;
+    return 0;
+  case HF_P_BYTES:
+  case HF_P_BYTES_SZ:
+    if ((n = nbdkit_parse_size (value)) == -1)
+      return -1;
+    if ((uint64_t) n < p->min || (p->max && (uint64_t) n > p->max)) {
+      nbdkit_error ("%s=%s: %s", key, value, p->range);
+      return -1;
+    }
+    if (p->kind == HF_P_BYTES)
+      *p->to.u64 = n;
+    else
+      *p->to.sz = n;
+    return 0;
+  case HF_P_MS:
+  case HF_P_NS:
+    if (hyperfile_parse_duration (key, value, &u) == -1)
+      return -1;
+    if (u < p->min) {
+      nbdkit_error ("%s=%s: %s", key, value, p->range);
+      return -1;
+    }
+    *p->to.u64 = p->kind == HF_P_NS ? u * 1000000 : u;
+    return 0;
+  case HF_P_FN:
+    return p->to.fn (key, value);
+  }
+  abort ();
 }
 
 /* Was nbdkit started with -r?  The plugin API (1.32) does not say so
