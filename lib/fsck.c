@@ -86,13 +86,13 @@ hf_fsck_key (struct hf_fsck *f, uint64_t seq, char *key, size_t n)
 }
 
 static int
-hf_fsck_get_all (struct hf_fsck *f, const char *key, uint8_t **buf,
-                 size_t *len)
+hf_fsck_get_all (struct hf_fsck *f, const char *key, size_t max,
+                 uint8_t **buf, size_t *len)
 {
   int r = EIO, i;
 
   for (i = 0; i < HF_FSCK_TRIES; i++) {
-    r = hf_objstore_get_all (f->s, key, (void **) buf, len);
+    r = hf_objstore_get_all (f->s, key, max, (void **) buf, len);
     if (r != EIO && r != ETIMEDOUT && r != EAGAIN)
       break;
   }
@@ -160,7 +160,9 @@ hf_fsck_segment (struct hf_fsck *f, struct hf_fsck_seg *e)
   int r;
 
   hf_fsck_key (f, e->seq, key, sizeof key);
-  r = hf_fsck_get_all (f, key, &o, &len);
+  /* No more than the listing said it holds. */
+  r = hf_fsck_get_all (f, key, e->size < HF_SEG_MAX_OBJECT ? e->size
+                       : HF_SEG_MAX_OBJECT, &o, &len);
   if (r == ENOENT)
     return 0;                   /* deleted since the list (GC) */
   if (r) {
@@ -404,7 +406,7 @@ hf_fsck_descriptor (struct hf_fsck *f)
   int r;
 
   snprintf (key, sizeof key, "%svolume", f->prefix);
-  r = hf_fsck_get_all (f, key, &o, &len);
+  r = hf_fsck_get_all (f, key, HF_OBJSTORE_SMALL_MAX, &o, &len);
   if (r == ENOENT)
     hf_error ("fsck: %s: no volume at %s", hf_objstore_describe (f->s), key);
   if (r)

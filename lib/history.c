@@ -739,7 +739,7 @@ hf_history_get_all (struct hf_objstore *s, const char *key, void **data,
   for (i = 0; i < HF_HISTORY_TRIES; i++) {
     if (i)
       hf_history_sleep (i);
-    r = hf_objstore_get_all (s, key, data, len);
+    r = hf_objstore_get_all (s, key, HF_OBJSTORE_SMALL_MAX, data, len);
     if (!hf_history_retryable (r))
       break;
   }

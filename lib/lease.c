@@ -148,7 +148,7 @@ hf_lease_newest (struct hf_objstore *store, const char *prefix,
     return 0;
   hf_lease_key (key, sizeof key, prefix, f.epoch);
   for (i = 0; i < HF_LEASE_IO_TRIES; i++) {
-    r = hf_objstore_get_all (store, key, &data, &len);
+    r = hf_objstore_get_all (store, key, HF_OBJSTORE_SMALL_MAX, &data, &len);
     if (!hf_objstore_retryable (r))
       break;
     hf_clock_sleep_us (2000u << i);

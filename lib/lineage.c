@@ -97,7 +97,8 @@ hf_vdesc_read (struct hf_objstore *s, const char *prefix,
 
   snprintf (key, sizeof key, "%svolume", prefix);
   for (i = 0; i < HF_LINEAGE_TRIES; i++) {
-    r = hf_objstore_get_all (s, key, (void **) &o, &len);
+    r = hf_objstore_get_all (s, key, HF_OBJSTORE_SMALL_MAX, (void **) &o,
+                             &len);
     if (r != EIO && r != ETIMEDOUT && r != EAGAIN)
       break;
     nanosleep (&(struct timespec) { 0, 2000000L << i }, NULL);

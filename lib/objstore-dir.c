@@ -230,8 +230,8 @@ hf_dir_get (struct hf_objstore *s, const char *key, uint64_t offset,
 }
 
 static int
-hf_dir_get_all (struct hf_objstore *s, const char *key, void **data,
-                size_t *lenp)
+hf_dir_get_all (struct hf_objstore *s, const char *key, size_t max,
+                void **data, size_t *lenp)
 {
   struct hf_dir_store *d = hf_dir_priv (s);
   char path[PATH_MAX];
@@ -239,6 +239,7 @@ hf_dir_get_all (struct hf_objstore *s, const char *key, void **data,
   struct stat st;
   char *buf = NULL;
   size_t done = 0;
+  bool logged = false;
   int fd, r = 0;
 
   if (hf_dir_path (d, key, path, sizeof path))
@@ -254,6 +255,14 @@ hf_dir_get_all (struct hf_objstore *s, const char *key, void **data,
   }
   if (!S_ISREG (st.st_mode)) {
     r = ENOENT;
+    goto out_close;
+  }
+  if ((uint64_t) st.st_size > max) {
+    hf_error ("get %s (%s): %" PRIu64 " bytes, larger than %zu bytes, the "
+              "most this read expects", key, path, (uint64_t) st.st_size,
+              max);
+    logged = true;
+    r = EIO;
     goto out_close;
   }
   buf = malloc (st.st_size ? st.st_size : 1);
@@ -282,7 +291,7 @@ hf_dir_get_all (struct hf_objstore *s, const char *key, void **data,
                      r == ENOENT ? 0 : r);
   if (r) {
     free (buf);
-    if (r != ENOENT)
+    if (r != ENOENT && !logged)
       hf_error ("get %s (%s): %s", key, path, strerror (r));
     return r;
   }

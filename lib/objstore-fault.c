@@ -185,8 +185,8 @@ hf_fault_get (struct hf_objstore *s, const char *key, uint64_t offset,
 }
 
 static int
-hf_fault_get_all (struct hf_objstore *s, const char *key, void **data,
-                  size_t *len)
+hf_fault_get_all (struct hf_objstore *s, const char *key, size_t max,
+                  void **data, size_t *len)
 {
   struct hf_fault *f = hf_fault_of (s);
   struct hf_fault_draw d;
@@ -197,7 +197,7 @@ hf_fault_get_all (struct hf_objstore *s, const char *key, void **data,
 
   r = hf_fault_before (f, HF_OP_GET, key, &d);
   if (r == 0) {
-    r = hf_objstore_get_all (f->inner, key, &p, &n);
+    r = hf_objstore_get_all (f->inner, key, max, &p, &n);
     if (r == 0 && n > 0 && d.u_after < d.p_short_read) {
       hf_fault_note (f, HF_OP_GET, key, "short read (EIO)");
       free (p);

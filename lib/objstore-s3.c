@@ -61,6 +61,18 @@
 #define HF_S3_MAX_PARTS 10000
 #define HF_S3_DELETE_BATCH 1000
 #define HF_S3_ERRBODY_MAX 65536
+/* The most a 2xx answer may hold unless the request says otherwise
+ * (PUT, DELETE, multipart create and complete: a few hundred bytes). */
+#define HF_S3_REPLY_SMALL ((size_t) 64 * 1024)
+/* A ListObjectsV2 page or a DeleteObjects answer: 1000 entries of keys
+ * up to 1024 bytes, each escaped at most 6 times over, plus the XML. */
+#define HF_S3_REPLY_XML ((size_t) 16 * 1024 * 1024)
+/* An attempt may take request_timeout_s plus the time its bytes need at
+ * this rate (sent, and received so far): a server dripping an answer
+ * cannot hold a request (or a thread, or shutdown) for ever. */
+#define HF_S3_MIN_RATE ((uint64_t) 256 * 1024)
+/* Default cap on the pages of one listing (100 million keys). */
+#define HF_S3_LIST_MAX_PAGES 100000
 
 struct hf_s3 {
   struct hf_objstore base;      /* base.priv == this */
@@ -82,6 +94,7 @@ struct hf_s3 {
   bool unsigned_payload;
   unsigned connect_timeout_s;
   unsigned request_timeout_s;
+  unsigned max_list_pages;
   unsigned max_retries;
   unsigned retry_base_ms;
   unsigned retry_max_ms;
@@ -112,6 +125,9 @@ struct hf_s3_req {
   int max_retries;              /* -1: the store's setting */
   bool body_may_be_error;       /* CompleteMultipartUpload: a 200 may
                                    carry an <Error> document */
+  size_t max_reply;             /* largest 2xx body accepted (not for
+                                   ranged GETs: the range bounds them);
+                                   0: HF_S3_REPLY_SMALL */
 };
 
 /* The answer to a request (the last attempt's). */
@@ -129,6 +145,17 @@ struct hf_s3_resp {
   uint64_t skip;                /* bytes still to drop (Range ignored) */
   uint64_t range_start;         /* set by the request, for skip */
   bool want_range;
+  size_t max;                   /* largest 2xx body accepted (growing
+                                   buffer; a fixed one holds cap) */
+  bool nobody;                  /* HEAD: Content-Length is the object's */
+  bool too_big;                 /* the answer exceeded what it may hold */
+  bool range_done;              /* Range ignored (200): the asked bytes
+                                   are in, the rest was cut off */
+  bool ebody_full;              /* error body capped, the rest cut off */
+  bool timed_out;               /* the attempt ran out of time */
+  uint64_t start_us;            /* the attempt's start */
+  uint64_t allowed_us;          /* its time before counting bytes */
+  uint64_t sent;                /* its request body size */
 
   /* Non-2xx payload (S3 error XML), malloc'd, capped. */
   char *ebuf;
@@ -395,8 +422,10 @@ hf_s3_write_cb (char *ptr, size_t size, size_t nmemb, void *opaque)
 
     if (n > room)
       n = room;
-    if (n == 0)
-      return total;
+    if (n == 0) {
+      rp->ebody_full = true;     /* enough of it: stop reading */
+      return 0;
+    }
     p = realloc (rp->ebuf, rp->elen + n + 1);
     if (p == NULL)
       return 0;
@@ -417,8 +446,19 @@ hf_s3_write_cb (char *ptr, size_t size, size_t nmemb, void *opaque)
   if (rp->fixed) {
     size_t room = rp->cap - rp->len;
 
-    if (n > room)
-      n = room;                  /* more than asked for: drop it */
+    if (n > room) {
+      /* More than the range (Range ignored with a 200, or a 206 running
+       * past it: s3rver serves "bytes=0-0" as the whole object): keep
+       * what was asked for and stop reading. */
+      memcpy (rp->buf + rp->len, ptr, room);
+      rp->len += room;
+      rp->range_done = true;
+      return 0;
+    }
+  }
+  else if (rp->len + n > rp->max) {
+    rp->too_big = true;
+    return 0;
   }
   else if (rp->len + n + 1 > rp->cap) {
     size_t cap = rp->cap ? rp->cap : 16384;
@@ -483,6 +523,12 @@ hf_s3_header_cb (char *line, size_t size, size_t nmemb, void *opaque)
   else if (strcasecmp (h, "content-length") == 0) {
     rp->clen = strtoull (v, NULL, 10);
     rp->have_clen = true;
+    /* Announced too big: refuse before the body comes. */
+    if (!rp->nobody && !rp->fixed && rp->status >= 200 &&
+        rp->status < 300 && rp->clen > rp->max) {
+      rp->too_big = true;
+      return 0;
+    }
   }
   else if (strcasecmp (h, "content-range") == 0) {
     e = strchr (v, '/');
@@ -497,6 +543,26 @@ hf_s3_header_cb (char *line, size_t size, size_t nmemb, void *opaque)
     rp->mtime = t > 0 ? (int64_t) t : 0;
   }
   return size * nmemb;
+}
+
+/* The attempt's clock (curl calls this about once a second, also while
+ * nothing arrives). */
+static int
+hf_s3_progress_cb (void *opaque, curl_off_t dltotal, curl_off_t dlnow,
+                   curl_off_t ultotal, curl_off_t ulnow)
+{
+  struct hf_s3_resp *rp = opaque;
+  uint64_t allowed = rp->allowed_us +
+    (rp->sent + (uint64_t) (dlnow > 0 ? dlnow : 0)) * 1000000 /
+    HF_S3_MIN_RATE;
+
+  (void) dltotal;
+  (void) ultotal;
+  (void) ulnow;
+  if (hf_objstore_now_us () - rp->start_us <= allowed)
+    return 0;
+  rp->timed_out = true;
+  return 1;
 }
 
 /* ---- The handle pool ---- */
@@ -660,6 +726,9 @@ hf_s3_attempt (struct hf_s3 *s, CURL *c, const struct hf_s3_req *rq,
   curl_easy_setopt (c, CURLOPT_WRITEDATA, rp);
   curl_easy_setopt (c, CURLOPT_HEADERFUNCTION, hf_s3_header_cb);
   curl_easy_setopt (c, CURLOPT_HEADERDATA, rp);
+  curl_easy_setopt (c, CURLOPT_XFERINFOFUNCTION, hf_s3_progress_cb);
+  curl_easy_setopt (c, CURLOPT_XFERINFODATA, rp);
+  curl_easy_setopt (c, CURLOPT_NOPROGRESS, 0L);
 
   if (strcmp (rq->method, "GET") == 0)
     curl_easy_setopt (c, CURLOPT_HTTPGET, 1L);
@@ -682,12 +751,22 @@ hf_s3_attempt (struct hf_s3 *s, CURL *c, const struct hf_s3_req *rq,
   rp->elen = 0;
   rp->skip = 0;
   rp->code[0] = rp->message[0] = '\0';
+  rp->max = rq->max_reply ? rq->max_reply : HF_S3_REPLY_SMALL;
+  rp->nobody = strcmp (rq->method, "HEAD") == 0;
+  rp->too_big = rp->range_done = rp->ebody_full = rp->timed_out = false;
+  rp->sent = rq->body_len;
+  rp->allowed_us = (uint64_t) s->request_timeout_s * 1000000;
+  rp->start_us = hf_objstore_now_us ();
   rp->cc = curl_easy_perform (c);
+  if (rp->cc == CURLE_WRITE_ERROR && (rp->range_done || rp->ebody_full))
+    rp->cc = CURLE_OK;           /* cut off by us, with what we need */
   if (rp->cc == CURLE_OK) {
     long st = 0;
 
     curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, &st);
     rp->status = st;
+    if (rp->range_done)
+      rp->have_clen = false;     /* not what we kept */
   }
   else if (rp->cc == CURLE_PARTIAL_FILE && rp->status == 206
            && rq->has_range && rp->have_total
@@ -698,8 +777,21 @@ hf_s3_attempt (struct hf_s3 *s, CURL *c, const struct hf_s3_req *rq,
     rp->status = 416;
     rp->len = 0;
   }
-  else
+  else {
     rp->status = 0;
+    if (rp->cc == CURLE_WRITE_ERROR && rp->too_big)
+      snprintf (rp->curl_err, sizeof rp->curl_err, "the answer is larger "
+                "than %zu bytes, the most this request expects", rp->max);
+    else if (rp->cc == CURLE_ABORTED_BY_CALLBACK && rp->timed_out) {
+      /* Retried as a timeout (hf_s3_errtab). */
+      rp->cc = CURLE_OPERATION_TIMEDOUT;
+      snprintf (rp->curl_err, sizeof rp->curl_err, "no complete answer "
+                "within %.1f s (the time allowed for this request and the "
+                "%" PRIu64 " bytes it moved)",
+                (hf_objstore_now_us () - rp->start_us) / 1e6,
+                rp->sent + rp->len + rp->elen);
+    }
+  }
   /* The handle must not keep pointers to this request's memory. */
   curl_easy_setopt (c, CURLOPT_HTTPHEADER, NULL);
   curl_easy_setopt (c, CURLOPT_ERRORBUFFER, NULL);
@@ -863,17 +955,27 @@ hf_s3_get (struct hf_objstore *os, const char *key, uint64_t offset,
   return err;
 }
 
-/* GET a whole object into a malloc'd buffer; no logging of ENOENT.
- * On success the caller owns *data. */
+/* GET a whole object of at most max bytes into a malloc'd buffer; no
+ * logging of ENOENT.  On success the caller owns *data. */
 static int
-hf_s3_get_whole (struct hf_s3 *s, const char *key, void **data, size_t *len,
-                 struct hf_s3_resp *rp)
+hf_s3_get_whole (struct hf_s3 *s, const char *key, size_t max, void **data,
+                 size_t *len, struct hf_s3_resp *rp)
 {
   struct hf_s3_req rq = HF_S3_REQ (.method = "GET", .key = key,
-                                   .op = HF_OP_GET);
+                                   .op = HF_OP_GET, .max_reply = max);
   int err;
 
+  if (max == 0)
+    rq.max_reply = 1;            /* 0 means the default: one byte is
+                                    still too many */
   err = hf_s3_request (s, &rq, rp);
+  if (err == 0 && rp->len > max) {
+    rp->status = 0;
+    rp->cc = CURLE_WRITE_ERROR;
+    snprintf (rp->curl_err, sizeof rp->curl_err, "the answer is larger "
+              "than %zu bytes, the most this request expects", max);
+    return EIO;
+  }
   if (err == 0) {
     if (rp->buf == NULL && (rp->buf = malloc (1)) == NULL)
       return ENOMEM;
@@ -887,14 +989,14 @@ hf_s3_get_whole (struct hf_s3 *s, const char *key, void **data, size_t *len,
 }
 
 static int
-hf_s3_get_all (struct hf_objstore *os, const char *key, void **data,
-               size_t *len)
+hf_s3_get_all (struct hf_objstore *os, const char *key, size_t max,
+               void **data, size_t *len)
 {
   struct hf_s3 *s = os->priv;
   struct hf_s3_resp rp = { 0 };
   int err;
 
-  err = hf_s3_get_whole (s, key, data, len, &rp);
+  err = hf_s3_get_whole (s, key, max, data, len, &rp);
   if (err && err != ENOENT)
     hf_s3_fail (s, "GET", key, &rp, err);
   hf_s3_resp_free (&rp);
@@ -971,7 +1073,7 @@ hf_s3_landed (struct hf_s3 *s, const char *key, const void *data,
 
   /* Same size, ETag not conclusive: compare the bytes. */
   memset (&rp, 0, sizeof rp);
-  err = hf_s3_get_whole (s, key, &cur, &curlen, &rp);
+  err = hf_s3_get_whole (s, key, len, &cur, &curlen, &rp);
   if (err == ENOENT)
     err = EEXIST;
   else if (err)
@@ -1272,6 +1374,7 @@ hf_s3_delete_batch (struct hf_s3 *s, const char *const *keys, size_t n)
                                      .query = "delete", .body = body.p,
                                      .body_len = body.len,
                                      .content_md5 = md5,
+                                     .max_reply = HF_S3_REPLY_XML,
                                      .op = HF_OP_DELETE);
 
     err = hf_s3_request (s, &rq, &rp);
@@ -1321,15 +1424,64 @@ hf_s3_delete_many (struct hf_objstore *os, const char *const *keys,
   return 0;
 }
 
-/* One ListObjectsV2 page.  max_keys 0 = server default.  On success,
- * *token is the next continuation token (malloc'd) or NULL at the end,
- * and *stop is set if fn asked to stop. */
+/* One listing in progress: what the caller asked for, and what the
+ * server has said so far.  The server is not trusted to keep to the
+ * prefix, the order or its own paging. */
+struct hf_s3_listing {
+  const char *prefix;           /* NULL or "" = all */
+  const char *start_after;      /* NULL = from the start */
+  hf_objstore_list_fn fn;
+  void *opaque;
+  bool stop;                    /* fn asked to stop */
+  bool have_last;
+  char last[HF_OBJSTORE_KEY_MAX + 1]; /* the last key passed to fn */
+  uint64_t dropped;             /* keys outside prefix or out of order */
+  char first_dropped[128];      /* the first of them, for the log line */
+  unsigned page_keys;           /* keys of the current page passed on */
+};
+
+/* Pass one key of a page to the caller, unless it does not belong. */
 static int
-hf_s3_list_page (struct hf_s3 *s, const char *prefix,
-                 const char *start_after, const char *token,
-                 unsigned max_keys, int max_retries,
-                 hf_objstore_list_fn fn, void *opaque,
-                 char **next_token, bool *stop, struct hf_s3_resp *rp)
+hf_s3_list_key (struct hf_s3_listing *ls, const char *k, uint64_t size)
+{
+  size_t plen = ls->prefix ? strlen (ls->prefix) : 0;
+  int r;
+
+  if (strncmp (k, ls->prefix ? ls->prefix : "", plen) != 0 ||
+      strlen (k) > HF_OBJSTORE_KEY_MAX ||
+      (ls->start_after && strcmp (k, ls->start_after) <= 0) ||
+      (ls->have_last && strcmp (k, ls->last) <= 0)) {
+    if (ls->dropped++ == 0)
+      snprintf (ls->first_dropped, sizeof ls->first_dropped, "%s", k);
+    return 0;
+  }
+  strcpy (ls->last, k);
+  ls->have_last = true;
+  ls->page_keys++;
+  r = ls->fn (ls->opaque, k, size);
+  if (r == 1)
+    ls->stop = true;
+  return r == 1 ? 0 : r;
+}
+
+/* Fail a page for what the server said: the line comes from the
+ * caller's hf_s3_fail. */
+static int
+hf_s3_list_bad (struct hf_s3_resp *rp, const char *why)
+{
+  rp->status = 0;
+  rp->cc = CURLE_WEIRD_SERVER_REPLY;
+  snprintf (rp->curl_err, sizeof rp->curl_err, "%s", why);
+  return EIO;
+}
+
+/* One ListObjectsV2 page.  max_keys 0 = server default.  ls NULL: only
+ * the request (hf_objstore_s3_check).  On success, *next_token is the
+ * next continuation token (malloc'd) or NULL at the end. */
+static int
+hf_s3_list_page (struct hf_s3 *s, struct hf_s3_listing *ls,
+                 const char *token, unsigned max_keys, int max_retries,
+                 char **next_token, struct hf_s3_resp *rp)
 {
   struct hf_strbuf q = { 0 };
   xmlDoc *doc;
@@ -1339,12 +1491,12 @@ hf_s3_list_page (struct hf_s3 *s, const char *prefix,
 
   *next_token = NULL;
   hf_s3_sbuf_param (&q, "list-type", "2");
-  if (prefix && *prefix)
-    hf_s3_sbuf_param (&q, "prefix", prefix);
+  if (ls && ls->prefix && *ls->prefix)
+    hf_s3_sbuf_param (&q, "prefix", ls->prefix);
   if (token)
     hf_s3_sbuf_param (&q, "continuation-token", token);
-  else if (start_after && *start_after)
-    hf_s3_sbuf_param (&q, "start-after", start_after);
+  else if (ls && ls->start_after && *ls->start_after)
+    hf_s3_sbuf_param (&q, "start-after", ls->start_after);
   if (max_keys) {
     snprintf (tmp, sizeof tmp, "%u", max_keys);
     hf_s3_sbuf_param (&q, "max-keys", tmp);
@@ -1355,13 +1507,15 @@ hf_s3_list_page (struct hf_s3 *s, const char *prefix,
   }
 
   struct hf_s3_req rq = HF_S3_REQ (.method = "GET", .key = NULL,
-                                   .query = q.p, .op = HF_OP_LIST);
+                                   .query = q.p, .op = HF_OP_LIST,
+                                   .max_reply = max_keys && max_keys <= 10
+                                     ? HF_S3_REPLY_SMALL : HF_S3_REPLY_XML);
   rq.max_retries = max_retries;
   err = hf_s3_request (s, &rq, rp);
   free (q.p);
   if (err)
     return err;
-  if (fn == NULL)
+  if (ls == NULL)
     return 0;
 
   doc = hf_s3_xml_parse (rp->buf, rp->len);
@@ -1369,16 +1523,12 @@ hf_s3_list_page (struct hf_s3 *s, const char *prefix,
   if (root == NULL
       || strcmp ((const char *) root->name, "ListBucketResult") != 0) {
     xmlFreeDoc (doc);
-    rp->status = 0;
-    snprintf (rp->curl_err, sizeof rp->curl_err,
-              "malformed ListObjectsV2 answer");
-    rp->cc = CURLE_WEIRD_SERVER_REPLY;
-    return EIO;
+    return hf_s3_list_bad (rp, "malformed ListObjectsV2 answer");
   }
-  for (e = root->children; e && err == 0 && !*stop; e = e->next) {
+  ls->page_keys = 0;
+  for (e = root->children; e && err == 0 && !ls->stop; e = e->next) {
     xmlChar *k;
     char size[32];
-    int r;
 
     if (e->type != XML_ELEMENT_NODE
         || strcmp ((const char *) e->name, "Contents") != 0)
@@ -1393,23 +1543,24 @@ hf_s3_list_page (struct hf_s3 *s, const char *prefix,
     if (k == NULL)
       continue;
     hf_s3_xml_text (e, "Size", size, sizeof size);
-    r = fn (opaque, (const char *) k, strtoull (size, NULL, 10));
+    err = hf_s3_list_key (ls, (const char *) k, strtoull (size, NULL, 10));
     xmlFree (k);
-    if (r == 1)
-      *stop = true;
-    else if (r != 0)
-      err = r;
   }
   hf_s3_xml_text (root, "IsTruncated", trunc, sizeof trunc);
-  if (err == 0 && !*stop && strcmp (trunc, "true") == 0) {
+  if (err == 0 && !ls->stop && strcmp (trunc, "true") == 0) {
     *next_token = hf_s3_xml_strdup (root, "NextContinuationToken");
-    if (*next_token == NULL) {
-      rp->status = 0;
-      rp->cc = CURLE_WEIRD_SERVER_REPLY;
-      snprintf (rp->curl_err, sizeof rp->curl_err,
-                "truncated ListObjectsV2 answer without a continuation "
-                "token");
-      err = EIO;
+    if (*next_token == NULL)
+      err = hf_s3_list_bad (rp, "truncated ListObjectsV2 answer without a "
+                            "continuation token");
+    else if (token && strcmp (*next_token, token) == 0)
+      err = hf_s3_list_bad (rp, "the server repeated its continuation "
+                            "token (a listing without end)");
+    else if (ls->page_keys == 0)
+      err = hf_s3_list_bad (rp, "a truncated page without keys (of the "
+                            "prefix, after the previous page's)");
+    if (err) {
+      free (*next_token);
+      *next_token = NULL;
     }
   }
   xmlFreeDoc (doc);
@@ -1421,23 +1572,39 @@ hf_s3_list (struct hf_objstore *os, const char *prefix,
             const char *start_after, hf_objstore_list_fn fn, void *opaque)
 {
   struct hf_s3 *s = os->priv;
+  struct hf_s3_listing ls = { .prefix = prefix, .start_after = start_after,
+                              .fn = fn, .opaque = opaque };
   char *token = NULL;
-  bool stop = false;
+  unsigned pages = 0;
   int err;
 
   do {
     struct hf_s3_resp rp = { 0 };
     char *next = NULL;
 
-    err = hf_s3_list_page (s, prefix, start_after, token, 0, -1, fn,
-                           opaque, &next, &stop, &rp);
+    if (pages++ == s->max_list_pages) {
+      hf_error ("s3: LIST %s%s%sin bucket %s at %s failed: more than %u "
+                "pages (the server does not end the listing)",
+                prefix && *prefix ? "'" : "", prefix ? prefix : "",
+                prefix && *prefix ? "' " : "", s->bucket, s->endpoint,
+                s->max_list_pages);
+      err = EIO;
+      break;
+    }
+    err = hf_s3_list_page (s, &ls, token, 0, -1, &next, &rp);
     if (err && (rp.status != 0 || rp.cc != CURLE_OK))
       hf_s3_fail (s, "LIST", prefix && *prefix ? prefix : NULL, &rp, err);
     hf_s3_resp_free (&rp);
     free (token);
     token = next;
-  } while (err == 0 && token != NULL && !stop);
+  } while (err == 0 && token != NULL && !ls.stop);
   free (token);
+  if (ls.dropped)
+    hf_warn ("s3: LIST %s%s%sin bucket %s at %s: dropped %" PRIu64 " keys "
+             "outside the requested prefix or out of order (the first: "
+             "'%s')", prefix && *prefix ? "'" : "", prefix ? prefix : "",
+             prefix && *prefix ? "' " : "", s->bucket, s->endpoint,
+             ls.dropped, ls.first_dropped);
   return err;
 }
 
@@ -1724,7 +1891,9 @@ hf_objstore_s3_open (const struct hf_s3_config *cfg,
   s->unsigned_payload = cfg->unsigned_payload;
   s->connect_timeout_s = cfg->connect_timeout_s ? cfg->connect_timeout_s : 10;
   s->request_timeout_s = cfg->request_timeout_s ? cfg->request_timeout_s
-    : 120;
+    : 60;
+  s->max_list_pages = cfg->max_list_pages ? cfg->max_list_pages
+    : HF_S3_LIST_MAX_PAGES;
   s->max_retries = cfg->max_retries ? cfg->max_retries : 8;
   s->retry_base_ms = cfg->retry_base_ms ? cfg->retry_base_ms : 100;
   s->retry_max_ms = cfg->retry_max_ms ? cfg->retry_max_ms : 10000;
@@ -1790,14 +1959,13 @@ hf_objstore_s3_check (struct hf_objstore *os)
   struct hf_s3 *s = os->priv;
   struct hf_s3_resp rp = { 0 };
   char *token = NULL;
-  bool stop = false;
   int err;
 
   if (os->ops != &hf_s3_ops)
     return EINVAL;
-  err = hf_s3_list_page (s, NULL, NULL, NULL, 1,
+  err = hf_s3_list_page (s, NULL, NULL, 1,
                          s->max_retries < 2 ? (int) s->max_retries : 2,
-                         NULL, NULL, &token, &stop, &rp);
+                         &token, &rp);
   free (token);
   if (err == 0)
     ;

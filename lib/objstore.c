@@ -49,12 +49,12 @@ hf_objstore_get (struct hf_objstore *s, const char *key, uint64_t offset,
 }
 
 int
-hf_objstore_get_all (struct hf_objstore *s, const char *key, void **data,
-                     size_t *len)
+hf_objstore_get_all (struct hf_objstore *s, const char *key, size_t max,
+                     void **data, size_t *len)
 {
   int r = hf_objstore_check_key (key);
 
-  return r ? r : s->ops->get_all (s, key, data, len);
+  return r ? r : s->ops->get_all (s, key, max, data, len);
 }
 
 int

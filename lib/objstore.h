@@ -95,8 +95,8 @@ struct hf_objstore_ops {
   const char *name;     /* "dir", "s3", "fault" */
   int (*get) (struct hf_objstore *s, const char *key, uint64_t offset,
               size_t len, void *buf, size_t *got);
-  int (*get_all) (struct hf_objstore *s, const char *key, void **data,
-                  size_t *len);
+  int (*get_all) (struct hf_objstore *s, const char *key, size_t max,
+                  void **data, size_t *len);
   int (*head) (struct hf_objstore *s, const char *key,
                struct hf_objstore_info *info);
   int (*put) (struct hf_objstore *s, const char *key, const void *data,
@@ -130,10 +130,18 @@ extern int hf_objstore_get (struct hf_objstore *s, const char *key,
                             uint64_t offset, size_t len, void *buf,
                             size_t *got);
 
-/* Read a whole object.  On success *data is a malloc'd buffer the caller
- * owns (free it) of *len bytes; on error *data and *len are unchanged. */
+/* Read a whole object of at most max bytes.  On success *data is a
+ * malloc'd buffer the caller owns (free it) of *len bytes; on error
+ * *data and *len are unchanged.  A larger object is EIO (logged), found
+ * without reading more than max bytes of it: the store is not trusted
+ * to send only what it should (callers pass the largest size they can
+ * use, HF_OBJSTORE_SMALL_MAX for small control objects). */
 extern int hf_objstore_get_all (struct hf_objstore *s, const char *key,
-                                void **data, size_t *len);
+                                size_t max, void **data, size_t *len);
+
+/* The bound for small control objects read whole (descriptors, leases,
+ * snapshot and clone records). */
+#define HF_OBJSTORE_SMALL_MAX ((size_t) 64 * 1024)
 
 extern int hf_objstore_head (struct hf_objstore *s, const char *key,
                              struct hf_objstore_info *info);
@@ -229,7 +237,13 @@ struct hf_s3_config {
   const char *ca_file;
   bool unsigned_payload;        /* UNSIGNED-PAYLOAD instead of SHA-256 */
   unsigned connect_timeout_s;   /* 0 = default 10 */
-  unsigned request_timeout_s;   /* 0 = default 120 */
+  unsigned request_timeout_s;   /* 0 = default 60: an attempt fails (and
+                                   is retried) when no byte moved for
+                                   this long, or when it took longer
+                                   than this plus its bytes at 256 KiB/s
+                                   (its body, and the answer so far) */
+  unsigned max_list_pages;      /* 0 = default 100000: a listing with
+                                   more pages fails with EIO */
   unsigned max_retries;         /* 0 = default 8 */
   unsigned retry_base_ms;       /* 0 = default 100 (first backoff) */
   unsigned retry_max_ms;        /* 0 = default 10000 (backoff cap) */

@@ -533,7 +533,7 @@ START_TEST (test_orphans)
   hf_volume_get_info (v, &vi);
   ck_assert_int_eq (hf_volume_close (v), 0);
   hf_seg_key (key, sizeof key, "", 1);
-  ck_assert_int_eq (hf_objstore_get_all (s, key, &obj, &len), 0);
+  ck_assert_int_eq (hf_objstore_get_all (s, key, SIZE_MAX, &obj, &len), 0);
   ck_assert_int_eq (hf_seg_parse (obj, len, true, key, vi.uuid, BS, 1, &m),
                     0);
   ck_assert (!(m.h.flags & HF_SH_CHECKPOINT));

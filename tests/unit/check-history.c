@@ -258,7 +258,7 @@ START_TEST (test_points_orphan)
    * its key, so recovery and history both reject it by header). */
   hf_seg_key (from, sizeof from, "", f.seqs[NPTS - 1]);
   hf_seg_key (to, sizeof to, "", f.seqs[NPTS - 1] + 10);
-  ck_assert_int_eq (hf_objstore_get_all (f.s, from, &d, &len), 0);
+  ck_assert_int_eq (hf_objstore_get_all (f.s, from, SIZE_MAX, &d, &len), 0);
   ck_assert_int_eq (hf_objstore_put (f.s, to, d, len, 0), 0);
   ck_assert_int_eq (hf_objstore_delete (f.s, from), 0);
   free (d);
@@ -459,7 +459,8 @@ START_TEST (test_snapshots)
   {
     void *d;
     size_t len;
-    ck_assert_int_eq (hf_objstore_get_all (f.s, "s/snap/right", &d, &len), 0);
+    ck_assert_int_eq (hf_objstore_get_all (f.s, "s/snap/right",
+                                           SIZE_MAX, &d, &len), 0);
     ck_assert_int_eq (hf_objstore_put (f.s, "s/snap/wrong", d, len, 0), 0);
     free (d);
   }

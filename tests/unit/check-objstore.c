@@ -127,7 +127,7 @@ check_content (const char *key, const void *want, size_t len)
 {
   void *data = NULL;
   size_t n = 0;
-  int r = hf_objstore_get_all (store, key, &data, &n);
+  int r = hf_objstore_get_all (store, key, SIZE_MAX, &data, &n);
 
   ck_assert_msg (r == 0, "get_all %s: %s", key, strerror (r));
   ck_assert_uint_eq (n, len);
@@ -424,10 +424,21 @@ START_TEST (test_put_get_ranges)
     void *p = (void *) 1;
     size_t n = 77;
 
-    ck_assert_int_eq (hf_objstore_get_all (store, K ("nope"), &p, &n),
-                      ENOENT);
+    ck_assert_int_eq (hf_objstore_get_all (store, K ("nope"), SIZE_MAX, &p,
+                                           &n), ENOENT);
     ck_assert (p == (void *) 1);        /* unchanged on error */
     ck_assert_uint_eq (n, 77);
+    /* Larger than the caller takes: EIO, nothing returned; exactly
+     * max: fine. */
+    ck_assert_int_eq (hf_objstore_get_all (store, K ("obj"), 999, &p, &n),
+                      EIO);
+    ck_assert (p == (void *) 1);
+    ck_assert_uint_eq (n, 77);
+    ck_assert_int_eq (hf_objstore_get_all (store, K ("obj"), 1000, &p, &n),
+                      0);
+    ck_assert_uint_eq (n, 1000);
+    ck_assert (memcmp (p, data, 1000) == 0);
+    free (p);
   }
   /* bad keys */
   ck_assert_int_eq (hf_objstore_get (store, "", 0, 10, buf, &got), EINVAL);
@@ -852,7 +863,8 @@ START_TEST (test_large_object)
   put_ok (K ("big"), data, size);
   ck_assert_int_eq (hf_objstore_head (store, K ("big"), &info), 0);
   ck_assert_uint_eq (info.size, size);
-  ck_assert_int_eq (hf_objstore_get_all (store, K ("big"), &all, &n), 0);
+  ck_assert_int_eq (hf_objstore_get_all (store, K ("big"),
+                                         SIZE_MAX, &all, &n), 0);
   ck_assert_uint_eq (n, size);
   ck_assert (memcmp (all, data, size) == 0);
   free (all);
@@ -969,7 +981,8 @@ ct_thread (void *p)
         CT_FAIL (a, "put own: %s", strerror (r));
       break;
     case 2: case 3:             /* read own key, exact */
-      r = hf_objstore_get_all (store, K ("ct/own%u/%u", a->id, j), &all,
+      r = hf_objstore_get_all (store, K ("ct/own%u/%u", a->id, j),
+                               SIZE_MAX, &all,
                                &len);
       if (version[j] == 0) {
         if (r != ENOENT)
@@ -1005,6 +1018,7 @@ ct_thread (void *p)
       }
       else {
         r = hf_objstore_get_all (store, K ("ct/shared/%u", j % CT_SHARED),
+                                 SIZE_MAX,
                                  &all, &len);
         if (r == 0) {
           bool ok = ct_check_shared (all, len);
@@ -1155,7 +1169,8 @@ all_ops_fail (int err)
 
   ck_assert_int_eq (hf_objstore_put (store, K ("x"), "new", 3, 0), err);
   ck_assert_int_eq (hf_objstore_get (store, K ("x"), 0, 8, buf, &got), err);
-  ck_assert_int_eq (hf_objstore_get_all (store, K ("x"), &p, &n), err);
+  ck_assert_int_eq (hf_objstore_get_all (store, K ("x"),
+                                         SIZE_MAX, &p, &n), err);
   ck_assert_int_eq (hf_objstore_head (store, K ("x"), &info), err);
   ck_assert_int_eq (hf_objstore_delete (store, K ("x")), err);
   ck_assert_int_eq (hf_objstore_delete_many (store, keys, 2), err);
@@ -1211,7 +1226,8 @@ START_TEST (test_fault_errors)
   ck_assert_int_eq (hf_objstore_get (store, K ("x"), 0, 8, buf, &got), EIO);
   p = (void *) 1;
   n = 5;
-  ck_assert_int_eq (hf_objstore_get_all (store, K ("x"), &p, &n), EIO);
+  ck_assert_int_eq (hf_objstore_get_all (store, K ("x"),
+                                         SIZE_MAX, &p, &n), EIO);
   ck_assert (p == (void *) 1);
   ck_assert_uint_eq (n, 5);
   ck_assert_uint_eq (hf_objstore_fault_injected (store), inj + 2);
@@ -1254,7 +1270,8 @@ START_TEST (test_fault_lost_ack)
   {
     void *p;
     size_t n;
-    ck_assert_int_eq (hf_objstore_get_all (inner, K ("la"), &p, &n), 0);
+    ck_assert_int_eq (hf_objstore_get_all (inner, K ("la"),
+                                           SIZE_MAX, &p, &n), 0);
     ck_assert_uint_eq (n, 6);
     ck_assert (memcmp (p, "landed", 6) == 0);
     free (p);
@@ -1301,7 +1318,8 @@ START_TEST (test_fault_torn_put)
   hf_objstore_fault_set_config (store, &fc);
   ck_assert_int_eq (hf_objstore_head (store, K ("torn"), &info), EIO);
   hf_objstore_fault_set_down (store, false);
-  ck_assert_int_eq (hf_objstore_get_all (store, K ("torn"), &p, &n), 0);
+  ck_assert_int_eq (hf_objstore_get_all (store, K ("torn"), SIZE_MAX, &p,
+                                         &n), 0);
   ck_assert_uint_ge (n, 1);
   ck_assert_uint_lt (n, sizeof data);
   ck_assert (memcmp (p, data, n) == 0);
@@ -1450,7 +1468,7 @@ fc_thread (void *p)
         CT_FAIL (a, "put: %s", strerror (r));
       a->seen++;
     }
-    while ((r = hf_objstore_get_all (store, key, &all, &n)) != 0) {
+    while ((r = hf_objstore_get_all (store, key, SIZE_MAX, &all, &n)) != 0) {
       if (r != EIO && r != ETIMEDOUT)
         CT_FAIL (a, "get_all: %s", strerror (r));
       a->seen++;

@@ -642,7 +642,7 @@ damage (struct hf_objstore *s, const char *key, uint64_t off)
   void *data;
   size_t len;
 
-  ck_assert_int_eq (hf_objstore_get_all (s, key, &data, &len), 0);
+  ck_assert_int_eq (hf_objstore_get_all (s, key, SIZE_MAX, &data, &len), 0);
   ck_assert_uint_lt (off, len);
   ((uint8_t *) data)[off] ^= 0x5a;
   ck_assert_int_eq (hf_objstore_put (s, key, data, len, 0), 0);

@@ -195,17 +195,18 @@ errtest_cmd_ranges (void)
   CHECK (info.etag[0] != '\0' && strchr (info.etag, '"') == NULL);
   CHECK (info.mtime > 1600000000);
 
-  CHECK_ERR (hf_objstore_get_all (s, key, &all, &alen), 0);
+  CHECK_ERR (hf_objstore_get_all (s, key, SIZE_MAX, &all, &alen), 0);
   CHECK (alen == n && memcmp (all, data, n) == 0);
   free (all);
 
   CHECK_ERR (hf_objstore_get (s, "ranges/missing", 0, 10, buf, &got),
              ENOENT);
-  CHECK_ERR (hf_objstore_get_all (s, "ranges/missing", &all, &alen), ENOENT);
+  CHECK_ERR (hf_objstore_get_all (s, "ranges/missing",
+                                  SIZE_MAX, &all, &alen), ENOENT);
   CHECK_ERR (hf_objstore_head (s, "ranges/missing", &info), ENOENT);
 
   CHECK_ERR (hf_objstore_put (s, "ranges/empty", "", 0, 0), 0);
-  CHECK_ERR (hf_objstore_get_all (s, "ranges/empty", &all, &alen), 0);
+  CHECK_ERR (hf_objstore_get_all (s, "ranges/empty", SIZE_MAX, &all, &alen), 0);
   CHECK (alen == 0);
   free (all);
   CHECK_ERR (hf_objstore_get (s, "ranges/empty", 0, 10, buf, &got), 0);
@@ -248,7 +249,7 @@ errtest_cmd_multipart (void)
   hf_objstore_get_stats (s, &st);
   /* 2 deletes, create, 3 parts, complete */
   CHECK (st.requests[HF_OP_PUT] == 5);
-  CHECK_ERR (hf_objstore_get_all (s, "mp/a", &all, &alen), 0);
+  CHECK_ERR (hf_objstore_get_all (s, "mp/a", SIZE_MAX, &all, &alen), 0);
   CHECK (alen == n && memcmp (all, data, n) == 0);
   free (all);
   CHECK_ERR (hf_objstore_get (s, "mp/a", 5 * 1024 * 1024 - 7, 100, buf,
@@ -330,7 +331,7 @@ errtest_cmd_cond (void)
     }
     pthread_barrier_destroy (&bar);
     CHECK (wins == 1);
-    CHECK_ERR (hf_objstore_get_all (s, key, &all, &alen), 0);
+    CHECK_ERR (hf_objstore_get_all (s, key, SIZE_MAX, &all, &alen), 0);
     CHECK (alen == strlen (r[winner].data)
            && memcmp (all, r[winner].data, alen) == 0);
     free (all);
@@ -559,7 +560,8 @@ errtest_cmd_lostreply (void)
   hf_objstore_get_stats (s, &st1);
   /* The resent PUT met 412 and the store looked (HEAD) whose it is. */
   CHECK (st1.requests[HF_OP_HEAD] - st0.requests[HF_OP_HEAD] == 1);
-  CHECK_ERR (hf_objstore_get_all (s, "hf-shim-lost-reply-ours/a", &all,
+  CHECK_ERR (hf_objstore_get_all (s, "hf-shim-lost-reply-ours/a",
+                                  SIZE_MAX, &all,
                                   &alen), 0);
   CHECK (alen == 8 && memcmp (all, "our head", 8) == 0);
   free (all);
@@ -575,7 +577,8 @@ errtest_cmd_lostreply (void)
                               8, HF_PUT_IF_NONE_MATCH), 0);
   hf_objstore_get_stats (s, &st1);
   CHECK (st1.requests[HF_OP_HEAD] - st0.requests[HF_OP_HEAD] == 1);
-  CHECK_ERR (hf_objstore_get_all (s, "hf-shim-lost-reply-ours/b", &all,
+  CHECK_ERR (hf_objstore_get_all (s, "hf-shim-lost-reply-ours/b",
+                                  SIZE_MAX, &all,
                                   &alen), 0);
   CHECK (alen == 8 && memcmp (all, "our tail", 8) == 0);
   free (all);
@@ -583,7 +586,8 @@ errtest_cmd_lostreply (void)
   /* The same above the multipart threshold (still one plain PUT). */
   CHECK_ERR (hf_objstore_put (s, "hf-shim-lost-reply-ours/big", data, big,
                               HF_PUT_IF_NONE_MATCH), 0);
-  CHECK_ERR (hf_objstore_get_all (s, "hf-shim-lost-reply-ours/big", &all,
+  CHECK_ERR (hf_objstore_get_all (s, "hf-shim-lost-reply-ours/big",
+                                  SIZE_MAX, &all,
                                   &alen), 0);
   CHECK (alen == big && memcmp (all, data, big) == 0);
   free (all);
@@ -599,7 +603,8 @@ errtest_cmd_lostreply (void)
                                 sizeof mine - 1, HF_PUT_IF_NONE_MATCH),
                EEXIST);
   }
-  CHECK_ERR (hf_objstore_get_all (s, "hf-shim-lost-reply-theirs/b", &all,
+  CHECK_ERR (hf_objstore_get_all (s, "hf-shim-lost-reply-theirs/b",
+                                  SIZE_MAX, &all,
                                   &alen), 0);
   CHECK (alen == sizeof theirs - 1 && memcmp (all, theirs, alen) == 0);
   free (all);
@@ -607,7 +612,8 @@ errtest_cmd_lostreply (void)
                               HF_PUT_IF_NONE_MATCH), EEXIST);
   CHECK_ERR (hf_objstore_put (s, "hf-shim-lost-reply-theirs/big", data, big,
                               HF_PUT_IF_NONE_MATCH), EEXIST);
-  CHECK_ERR (hf_objstore_get_all (s, "hf-shim-lost-reply-theirs/big", &all,
+  CHECK_ERR (hf_objstore_get_all (s, "hf-shim-lost-reply-theirs/big",
+                                  SIZE_MAX, &all,
                                   &alen), 0);
   CHECK (alen == sizeof theirs - 1 && memcmp (all, theirs, alen) == 0);
   free (all);
@@ -655,7 +661,7 @@ errtest_cmd_condbig (void)
   hf_objstore_get_stats (s, &st0);
   CHECK_ERR (hf_objstore_put (s, key, b, n, HF_PUT_IF_NONE_MATCH), EEXIST);
   hf_objstore_get_stats (s, &st1);
-  CHECK_ERR (hf_objstore_get_all (s, key, &all, &alen), 0);
+  CHECK_ERR (hf_objstore_get_all (s, key, SIZE_MAX, &all, &alen), 0);
   CHECK (alen == n && memcmp (all, a, n) == 0);
   free (all);
   /* One plain PUT (412), then the HEAD that asks whose object it is. */
@@ -724,7 +730,7 @@ errtest_roundtrip (struct hf_objstore *s, const char *key)
 
   CHECK_ERR (hf_objstore_s3_check (s), 0);
   CHECK_ERR (hf_objstore_put (s, key, "round trip", 10, 0), 0);
-  CHECK_ERR (hf_objstore_get_all (s, key, &all, &alen), 0);
+  CHECK_ERR (hf_objstore_get_all (s, key, SIZE_MAX, &all, &alen), 0);
   CHECK (alen == 10 && memcmp (all, "round trip", 10) == 0);
   free (all);
   CHECK_ERR (hf_objstore_delete (s, key), 0);

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# hyperfile tests: the S3 endpoint is not trusted.  Against
+# tests/s3-hostile-server.py (endless bodies, a huge Content-Length,
+# more than the asked range, a 2 bytes/s drip, list pages that repeat
+# their token, are empty but truncated, never end, or carry foreign
+# keys) every case of unit/s3-hostile ends with its clear error, within
+# a bounded time (a hang is killed at 120 s and fails the test) and
+# bounded memory (peak RSS, measured by /usr/bin/time, under 200 MiB;
+# before the limits, one endless body took a `hyperfile info` to 19 GB).
+# The admin command against the flood endpoint fails the same way.
+set -e
+source "$abs_srcdir/functions.sh"
+
+requires test -x "$abs_builddir/unit/s3-hostile"
+requires python3 --version
+requires /usr/bin/time true
+requires timeout --version
+
+work=$(mktemp -d /tmp/hf-hostile.XXXXXX)
+cleanup_add "rm -rf '$work'"
+
+fail ()
+{
+  echo "$0: FAIL: $*" >&2
+  exit 1
+}
+
+python3 "$abs_srcdir/s3-hostile-server.py" > "$work/server.out" \
+  2> "$work/server.err" &
+cleanup_add "kill $! 2>/dev/null"
+for (( i = 0; i < 100; i++ )); do
+  port=$(awk '/^PORT /{print $2}' "$work/server.out")
+  [ -n "$port" ] && break
+  sleep 0.1
+done
+[ -n "$port" ] || { cat "$work/server.err"; fail "the server did not start"; }
+endpoint=http://127.0.0.1:$port
+
+max_rss_kb=$((200 * 1024))
+
+# bounded NAME CMD...: run CMD with a hard 120 s limit under
+# /usr/bin/time; sets status, secs and rss_kb; its stderr is $work/NAME.
+bounded ()
+{
+  local name=$1
+  shift
+  status=0
+  /usr/bin/time -f 'TIME %e %M' -o "$work/$name.time" \
+    timeout -s KILL 120 "$@" 2> "$work/$name" || status=$?
+  # (time puts "Command exited with non-zero status" first)
+  read -r _ secs rss_kb < <(grep '^TIME ' "$work/$name.time")
+  echo "$name: exit $status, ${secs} s, peak RSS $((rss_kb / 1024)) MiB"
+  if [ "$rss_kb" -gt "$max_rss_kb" ]; then
+    cat "$work/$name"
+    fail "$name: peak RSS ${rss_kb} KiB (limit $max_rss_kb KiB)"
+  fi
+}
+
+for c in ok flood bigclen rangeflood errflood drip loop emptytrunc endless \
+         foreign; do
+  bounded "$c" "$abs_builddir/unit/s3-hostile" "$endpoint" "$c"
+  if [ "$status" -ne 0 ]; then
+    cat "$work/$c"
+    fail "case $c: exit status $status"
+  fi
+done
+
+# The admin command, with its defaults, against an endless body.
+export AWS_ACCESS_KEY_ID=AK AWS_SECRET_ACCESS_KEY=SK AWS_REGION=us-east-1
+bounded info "$HYPERFILE" --endpoint "$endpoint" info s3://flood/vol
+cat "$work/info"
+[ "$status" -ne 0 ] && [ "$status" -ne 137 ] ||
+  fail "hyperfile info against an endless body: exit status $status"
+grep -q "larger than" "$work/info" ||
+  fail "hyperfile info did not say the answer was too large"
+echo "$0: all cases ended with their error in bounded time and memory"
