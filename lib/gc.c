@@ -103,35 +103,6 @@ struct hf_gc {
   struct hf_gc_report rep;
 };
 
-int
-hf_gc_parse_duration (const char *s, uint64_t *ns)
-{
-  char *end;
-  unsigned long long v;
-  uint64_t mul = 1;
-
-  if (s == NULL || *s < '0' || *s > '9')
-    return EINVAL;
-  errno = 0;
-  v = strtoull (s, &end, 10);
-  if (errno)
-    return EINVAL;
-  switch (*end) {
-  case '\0': break;
-  case 's': mul = 1; end++; break;
-  case 'm': mul = 60; end++; break;
-  case 'h': mul = 3600; end++; break;
-  case 'd': mul = 86400; end++; break;
-  default: return EINVAL;
-  }
-  if (*end != '\0' || v > UINT64_MAX / 1000000000 / mul)
-    return EINVAL;
-  *ns = (uint64_t) v * mul * 1000000000;
-  return 0;
-}
-
-
-
 static void
 hf_gc_backoff (int i)
 {

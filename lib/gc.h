@@ -126,8 +126,4 @@ extern int hf_gc_run (struct hf_objstore *s, const char *prefix,
                       const struct hf_gc_options *o,
                       struct hf_gc_report *rep);
 
-/* Parse a duration: digits with an optional s, m, h or d suffix
- * (seconds without one).  0 and *ns set, or EINVAL. */
-extern int hf_gc_parse_duration (const char *s, uint64_t *ns);
-
 #endif /* HF_GC_H */

@@ -32,6 +32,7 @@
 
 #include "cache.h"
 #include "cleanup.h"
+#include "duration.h"
 #include "gc.h"
 #include "history.h"
 #include "localdir.h"
@@ -132,32 +133,26 @@ hyperfile_unload (void)
   free (hf_prefix);
 }
 
-/* Parse a duration: "30" (seconds), "500ms", "5s", "2m", "1h", "1d". */
+/* Parse a duration (duration.h) into ms. */
 static int
 hyperfile_parse_duration (const char *key, const char *value,
                           uint64_t *ms)
 {
-  char *end;
-  unsigned long long v;
-  uint64_t mult = 1000;
+  uint64_t ns;
+  int r = hf_parse_duration (value, &ns);
 
-  errno = 0;
-  v = strtoull (value, &end, 10);
-  if (errno || end == value)
-    goto bad;
-  if (strcmp (end, "ms") == 0) mult = 1;
-  else if (*end == '\0' || strcmp (end, "s") == 0) mult = 1000;
-  else if (strcmp (end, "m") == 0) mult = 60000;
-  else if (strcmp (end, "h") == 0) mult = 3600000;
-  else if (strcmp (end, "d") == 0) mult = 86400000;
-  else
-    goto bad;
-  *ms = v * mult;
+  if (r == ERANGE) {
+    nbdkit_error ("%s=%s: too long (at most %" PRIu64 "d)", key, value,
+                  HF_DURATION_MAX_NS / UINT64_C (86400000000000));
+    return -1;
+  }
+  if (r) {
+    nbdkit_error ("%s=%s: expected a duration like 500ms, 5s, 2m, 24h",
+                  key, value);
+    return -1;
+  }
+  *ms = ns / 1000000;
   return 0;
- bad:
-  nbdkit_error ("%s=%s: expected a duration like 500ms, 5s, 2m, 24h",
-                key, value);
-  return -1;
 }
 
 /* ---- Parameters ----

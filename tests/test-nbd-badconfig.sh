@@ -50,6 +50,17 @@ expect_fail 'cache=.*directory' "$tmp/v" size=1M cache="$tmp/notadir"
 expect_fail 'wal=.*not a directory' "$tmp/v" size=1M wal="$tmp/notadir"
 expect_fail 'block-size=' "$tmp/v" size=1M block-size=1000
 expect_fail 'flush-interval=.*duration' "$tmp/v" size=1M flush-interval=soon
+# Durations: one parser for plugin and tool, sign and overflow checked
+# (retain=213504d wrapped to about 25 minutes, and GC then deleted the
+# history it was meant to keep; flush-interval=-1 was accepted).
+expect_fail 'flush-interval=-1: expected a duration' "$tmp/v" size=1M \
+  flush-interval=-1
+expect_fail 'retain=213504d: .*too long' "$tmp/v" size=1M retain=213504d
+expect_fail 'retain=99999999999999999999s: .*too long' "$tmp/v" size=1M \
+  retain=99999999999999999999s
+expect_fail 'gc-grace=-5m: expected a duration' "$tmp/v" size=1M gc-grace=-5m
+expect_fail 'gc-interval=.*expected a duration' "$tmp/v" size=1M \
+  gc-interval=' 5s'
 expect_fail 'unknown parameter' "$tmp/v" size=1M colour=blue
 expect_fail 'metrics=.*cannot create' "$tmp/v" size=1M metrics="$tmp/no/such/m"
 # An existing volume: size= that disagrees, and at= out of range.

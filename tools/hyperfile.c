@@ -46,6 +46,7 @@
 
 #include "cleanup.h"
 #include "fsck.h"
+#include "duration.h"
 #include "gc.h"
 #include "history.h"
 #include "lineage.h"
@@ -1419,8 +1420,15 @@ main (int argc, char *argv[])
     case O_RETAIN:
     case O_GRACE:
       hf_tool_retain_set |= c == O_RETAIN;
-      if (hf_gc_parse_duration (optarg, c == O_RETAIN ? &hf_tool_retain_ns
-                                : &hf_tool_grace_ns) != 0) {
+      r = hf_parse_duration (optarg, c == O_RETAIN ? &hf_tool_retain_ns
+                             : &hf_tool_grace_ns);
+      if (r == ERANGE) {
+        fprintf (stderr, "hyperfile: --%s=%s: too long (at most %" PRIu64
+                 "d)\n", c == O_RETAIN ? "retain" : "grace", optarg,
+                 HF_DURATION_MAX_NS / 86400000000000);
+        return EXIT_USAGE;
+      }
+      if (r) {
         fprintf (stderr, "hyperfile: --%s: expected a duration such as "
                  "90s, 30m, 24h or 7d\n", c == O_RETAIN ? "retain" : "grace");
         return EXIT_USAGE;

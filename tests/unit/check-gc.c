@@ -35,6 +35,7 @@
 #include "format.h"
 #include "fsck.h"
 #include "history-model.h"
+#include "duration.h"
 #include "gc.h"
 #include "history.h"
 #include "log.h"
@@ -1055,21 +1056,37 @@ END_TEST
 START_TEST (test_duration)
 {
   uint64_t ns;
-  ck_assert_int_eq (hf_gc_parse_duration ("24h", &ns), 0);
+  ck_assert_int_eq (hf_parse_duration ("24h", &ns), 0);
   ck_assert_uint_eq (ns, 86400ull * 1000000000);
-  ck_assert_int_eq (hf_gc_parse_duration ("90", &ns), 0);
+  ck_assert_int_eq (hf_parse_duration ("90", &ns), 0);
   ck_assert_uint_eq (ns, 90ull * 1000000000);
-  ck_assert_int_eq (hf_gc_parse_duration ("15m", &ns), 0);
+  ck_assert_int_eq (hf_parse_duration ("15m", &ns), 0);
   ck_assert_uint_eq (ns, 900ull * 1000000000);
-  ck_assert_int_eq (hf_gc_parse_duration ("7d", &ns), 0);
+  ck_assert_int_eq (hf_parse_duration ("7d", &ns), 0);
   ck_assert_uint_eq (ns, 7ull * 86400 * 1000000000);
-  ck_assert_int_eq (hf_gc_parse_duration ("0s", &ns), 0);
+  ck_assert_int_eq (hf_parse_duration ("500ms", &ns), 0);
+  ck_assert_uint_eq (ns, 500ull * 1000000);
+  ck_assert_int_eq (hf_parse_duration ("0s", &ns), 0);
   ck_assert_uint_eq (ns, 0);
-  ck_assert_int_eq (hf_gc_parse_duration ("1w", &ns), EINVAL);
-  ck_assert_int_eq (hf_gc_parse_duration ("-1h", &ns), EINVAL);
-  ck_assert_int_eq (hf_gc_parse_duration ("h", &ns), EINVAL);
-  ck_assert_int_eq (hf_gc_parse_duration ("1hh", &ns), EINVAL);
-  ck_assert_int_eq (hf_gc_parse_duration ("99999999999999d", &ns), EINVAL);
+  ck_assert_int_eq (hf_parse_duration ("1w", &ns), EINVAL);
+  ck_assert_int_eq (hf_parse_duration ("-1h", &ns), EINVAL);
+  ck_assert_int_eq (hf_parse_duration ("-1", &ns), EINVAL);
+  ck_assert_int_eq (hf_parse_duration ("+1", &ns), EINVAL);
+  ck_assert_int_eq (hf_parse_duration (" 1", &ns), EINVAL);
+  ck_assert_int_eq (hf_parse_duration ("", &ns), EINVAL);
+  ck_assert_int_eq (hf_parse_duration ("h", &ns), EINVAL);
+  ck_assert_int_eq (hf_parse_duration ("1hh", &ns), EINVAL);
+  /* Never wrapped: 213504d is just past 2^64 ns (it wrapped to 25
+   * minutes in the plugin's own parser), 106752d past INT64_MAX. */
+  ck_assert_int_eq (hf_parse_duration ("213504d", &ns), ERANGE);
+  ck_assert_int_eq (hf_parse_duration ("106752d", &ns), ERANGE);
+  ck_assert_int_eq (hf_parse_duration ("106751d", &ns), 0);
+  ck_assert_uint_eq (ns, 106751ull * 86400 * 1000000000);
+  ck_assert_int_eq (hf_parse_duration ("99999999999999d", &ns), ERANGE);
+  ck_assert_int_eq (hf_parse_duration ("99999999999999999999", &ns),
+                    ERANGE);
+  ck_assert_int_eq (hf_parse_duration ("9223372036854775807ms", &ns),
+                    ERANGE);
 }
 END_TEST
 
