@@ -30,7 +30,6 @@
 #include "segment.h"
 #include "volume.h"
 
-#define HF_FSCK_TRIES 6
 
 /* What pass 1 learnt about one segment. */
 struct hf_fsck_seg {
@@ -89,14 +88,7 @@ static int
 hf_fsck_get_all (struct hf_fsck *f, const char *key, size_t max,
                  uint8_t **buf, size_t *len)
 {
-  int r = EIO, i;
-
-  for (i = 0; i < HF_FSCK_TRIES; i++) {
-    r = hf_objstore_get_all (f->s, key, max, (void **) buf, len);
-    if (r != EIO && r != ETIMEDOUT && r != EAGAIN)
-      break;
-  }
-  return r;
+  return hf_objstore_get_all_retry (f->s, key, max, (void **) buf, len);
 }
 
 /* ---- Pass 1: each object on its own ---- */
@@ -291,7 +283,7 @@ hf_fsck_read_node (void *opaque, const struct hf_disk_node_ptr *ptr,
   struct hf_objstore *s = f->s;
   const char *prefix = f->prefix;
   size_t got = 0;
-  int r = EIO, i;
+  int r;
 
   f->last_read = *ptr;
   if (ptr->np_seq <= f->floor) {
@@ -301,12 +293,8 @@ hf_fsck_read_node (void *opaque, const struct hf_disk_node_ptr *ptr,
     prefix = lv->prefix;
   }
   hf_seg_key (key, sizeof key, prefix, ptr->np_seq);
-  for (i = 0; i < HF_FSCK_TRIES; i++) {
-    r = hf_objstore_get (s, key, (uint64_t) ptr->np_off * HF_NODE_SIZE,
-                         HF_NODE_SIZE, buf, &got);
-    if (r != EIO && r != ETIMEDOUT && r != EAGAIN)
-      break;
-  }
+  r = hf_objstore_get_retry (s, key, (uint64_t) ptr->np_off * HF_NODE_SIZE,
+                             HF_NODE_SIZE, buf, &got);
   if (r == 0 && got != HF_NODE_SIZE)
     r = EBADMSG;
   if (r == ENOENT)

@@ -41,7 +41,6 @@
 #include "nodeset.h"
 #include "segment.h"
 
-#define HF_GC_IO_TRIES 6
 #define HF_GC_DELETE_BATCH 256
 #define HF_GC_RUN_MAX 256             /* blocks per relocation */
 #define HF_GC_THREADS 8               /* parallel header GETs */
@@ -103,13 +102,6 @@ struct hf_gc {
   struct hf_gc_report rep;
 };
 
-static void
-hf_gc_backoff (int i)
-{
-  struct timespec ts = { 0, 2000000L << i };
-  nanosleep (&ts, NULL);
-}
-
 /* ---- The segment table ---- */
 
 static int
@@ -141,20 +133,23 @@ hf_gc_cmp_seg (const void *x, const void *y)
   return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
+static void
+hf_gc_list_restart (void *opaque)
+{
+  struct hf_gc *g = opaque;
+
+  g->nseg = 0;
+}
+
 static int
 hf_gc_list (struct hf_gc *g)
 {
   char pfx[HF_OBJSTORE_KEY_MAX + 1];
-  int r = EIO, i;
+  int r;
 
   snprintf (pfx, sizeof pfx, "%sseg/", g->prefix);
-  for (i = 0; i < HF_GC_IO_TRIES; i++) {
-    g->nseg = 0;
-    r = hf_objstore_list (g->s, pfx, NULL, hf_gc_list_fn, g);
-    if (!hf_objstore_retryable (r))
-      break;
-    hf_gc_backoff (i);
-  }
+  r = hf_objstore_list_retry (g->s, pfx, NULL, hf_gc_list_fn, g,
+                              hf_gc_list_restart);
   if (r) {
     hf_error ("gc: %s%s: listing segments: %s", hf_objstore_describe (g->s),
               g->prefix, strerror (r));
@@ -213,15 +208,10 @@ hf_gc_hdr_get (struct hf_gc *g, uint64_t seq, struct hf_seg_hdr *h)
   char key[HF_OBJSTORE_KEY_MAX + 1];
   uint8_t buf[HF_SH_SIZE];
   size_t got = 0;
-  int r = EIO, i;
+  int r;
 
   hf_seg_key (key, sizeof key, g->prefix, seq);
-  for (i = 0; i < HF_GC_IO_TRIES; i++) {
-    r = hf_objstore_get (g->s, key, 0, sizeof buf, buf, &got);
-    if (!hf_objstore_retryable (r))
-      break;
-    hf_gc_backoff (i);
-  }
+  r = hf_objstore_get_retry (g->s, key, 0, sizeof buf, buf, &got);
   if (r)
     return r;
   return hf_seg_parse_hdr (buf, got, key, g->uuid, g->bs, seq, h);
@@ -405,7 +395,7 @@ hf_gc_read_node (void *opaque, const struct hf_disk_node_ptr *ptr, void *buf)
   struct hf_objstore *s = g->s;
   const char *prefix = g->prefix;
   size_t got = 0;
-  int r = EIO, i;
+  int r;
 
   if (g->lin && ptr->np_seq <= g->floor) {
     const struct hf_lineage_level *lv = hf_lineage_locate (g->lin,
@@ -414,13 +404,8 @@ hf_gc_read_node (void *opaque, const struct hf_disk_node_ptr *ptr, void *buf)
     prefix = lv->prefix;
   }
   hf_seg_key (key, sizeof key, prefix, ptr->np_seq);
-  for (i = 0; i < HF_GC_IO_TRIES; i++) {
-    r = hf_objstore_get (s, key, (uint64_t) ptr->np_off * HF_NODE_SIZE,
-                         HF_NODE_SIZE, buf, &got);
-    if (!hf_objstore_retryable (r))
-      break;
-    hf_gc_backoff (i);
-  }
+  r = hf_objstore_get_retry (s, key, (uint64_t) ptr->np_off * HF_NODE_SIZE,
+                             HF_NODE_SIZE, buf, &got);
   if (r == ENOENT && (g->head_walk || hf_gc_find (g, ptr->np_seq))) {
     /* Listed when the run started, or needed by the head: another GC
      * collected it (its view was newer), so this run's view is stale. */

@@ -27,7 +27,6 @@
 #include "segment.h"
 #include "volume.h"
 
-#define HF_HISTORY_TRIES 6
 
 struct hf_history {
   struct hf_objstore *store;    /* borrowed */
@@ -50,18 +49,6 @@ struct hf_history {
   struct hf_point *pts;         /* points found, newest first */
   size_t npts, cappts;
 };
-
-static void
-hf_history_sleep (int attempt)
-{
-  nanosleep (&(struct timespec) { 0, 2000000L << attempt }, NULL);
-}
-
-static bool
-hf_history_retryable (int r)
-{
-  return r == EIO || r == ETIMEDOUT || r == EAGAIN;
-}
 
 int
 hf_history_open (struct hf_objstore *s, const char *prefix,
@@ -147,16 +134,10 @@ hf_history_read_hdr (const struct hf_lineage *l, uint64_t seq,
   char key[HF_OBJSTORE_KEY_MAX + 1];
   uint8_t buf[HF_SH_SIZE];
   size_t got = 0;
-  int r = EIO, i;
+  int r;
 
   hf_seg_key (key, sizeof key, lv->prefix, seq);
-  for (i = 0; i < HF_HISTORY_TRIES; i++) {
-    if (i)
-      hf_history_sleep (i);
-    r = hf_objstore_get (lv->store, key, 0, sizeof buf, buf, &got);
-    if (!hf_history_retryable (r))
-      break;
-  }
+  r = hf_objstore_get_retry (lv->store, key, 0, sizeof buf, buf, &got);
   if (r)
     return r;
   return hf_seg_parse_hdr (buf, got, key, lv->d.uuid, lv->d.block_size,
@@ -233,7 +214,19 @@ struct hf_history_list {
   size_t got;
   char last[HF_OBJSTORE_KEY_MAX + 1];
   int err;
+  size_t n0;                    /* h->nlisted before the listing */
 };
+
+/* Before each attempt of a listing: forget what a failed one added. */
+static void
+hf_history_list_restart (void *opaque)
+{
+  struct hf_history_list *q = opaque;
+
+  q->h->nlisted = q->n0;
+  q->got = 0;
+  q->last[0] = '\0';
+}
 
 static int
 hf_history_push_listed (struct hf_history *h, uint64_t seq)
@@ -286,23 +279,16 @@ hf_history_list_more (struct hf_history *h)
   char pfx[HF_OBJSTORE_KEY_MAX + 1];
   struct hf_history_list q = { .h = h };
   size_t n0 = h->nlisted;
-  int r = EIO, k;
+  int r;
 
   snprintf (pfx, sizeof pfx, "%sseg/", own->prefix);
   q.plen = strlen (pfx);
   q.want = HF_HISTORY_LIST_PAGE;
-  for (k = 0; k < HF_HISTORY_TRIES; k++) {
-    if (k)
-      hf_history_sleep (k);
-    h->nlisted = n0;
-    q.got = 0;
-    q.last[0] = '\0';
-    r = hf_objstore_list (own->store, pfx,
-                          h->list_after[0] ? h->list_after : NULL,
-                          hf_history_list_seg, &q);
-    if (!hf_history_retryable (r))
-      break;
-  }
+  q.n0 = n0;
+  r = hf_objstore_list_retry (own->store, pfx,
+                              h->list_after[0] ? h->list_after : NULL,
+                              hf_history_list_seg, &q,
+                              hf_history_list_restart);
   if (r) {
     hf_error ("history: %s: listing %s: %s", hf_objstore_describe (h->store),
               pfx, strerror (r));
@@ -712,38 +698,21 @@ hf_history_key (char *out, size_t len, const char *prefix, const char *dir,
 }
 
 
+/* A retried conditional put whose first attempt landed reports success
+ * (objstore.h), so EEXIST here is someone else's object. */
 static int
 hf_history_put (struct hf_objstore *s, const char *key, const void *buf,
                 size_t len)
 {
-  int r = EIO, i;
-
-  for (i = 0; i < HF_HISTORY_TRIES; i++) {
-    if (i)
-      hf_history_sleep (i);
-    /* A retried conditional put whose first attempt landed reports
-     * success (objstore.h), so EEXIST here is someone else's object. */
-    r = hf_objstore_put (s, key, buf, len, HF_PUT_IF_NONE_MATCH);
-    if (!hf_history_retryable (r))
-      break;
-  }
-  return r;
+  return hf_objstore_put_retry (s, key, buf, len, HF_PUT_IF_NONE_MATCH);
 }
 
 static int
 hf_history_get_all (struct hf_objstore *s, const char *key, void **data,
                     size_t *len)
 {
-  int r = EIO, i;
-
-  for (i = 0; i < HF_HISTORY_TRIES; i++) {
-    if (i)
-      hf_history_sleep (i);
-    r = hf_objstore_get_all (s, key, HF_OBJSTORE_SMALL_MAX, data, len);
-    if (!hf_history_retryable (r))
-      break;
-  }
-  return r;
+  return hf_objstore_get_all_retry (s, key, HF_OBJSTORE_SMALL_MAX, data,
+                                    len);
 }
 
 int
@@ -875,21 +844,23 @@ hf_history_keys_free (struct hf_history_keys *k)
   free (k->v);
 }
 
+static void
+hf_history_keys_restart (void *opaque)
+{
+  struct hf_history_keys *k = opaque;
+
+  hf_history_keys_free (k);
+  *k = (struct hf_history_keys) { 0 };
+}
+
 static int
 hf_history_list_keys (struct hf_objstore *s, const char *pfx,
                       struct hf_history_keys *k)
 {
-  int r = EIO, i;
+  int r;
 
-  for (i = 0; i < HF_HISTORY_TRIES; i++) {
-    if (i)
-      hf_history_sleep (i);
-    hf_history_keys_free (k);
-    *k = (struct hf_history_keys) { 0 };
-    r = hf_objstore_list (s, pfx, NULL, hf_history_collect, k);
-    if (!hf_history_retryable (r))
-      break;
-  }
+  r = hf_objstore_list_retry (s, pfx, NULL, hf_history_collect, k,
+                              hf_history_keys_restart);
   if (r)
     hf_error ("history: %s: listing %s: %s", hf_objstore_describe (s), pfx,
               strerror (r));

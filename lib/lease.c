@@ -122,6 +122,14 @@ hf_lease_list_first (void *opaque, const char *key, uint64_t size)
   return f->found ? 1 : 0;
 }
 
+static void
+hf_lease_list_restart (void *opaque)
+{
+  struct hf_lease_first *f = opaque;
+
+  f->found = false;
+}
+
 int
 hf_lease_newest (struct hf_objstore *store, const char *prefix,
                  bool *found, struct hf_lease_info *out)
@@ -130,29 +138,20 @@ hf_lease_newest (struct hf_objstore *store, const char *prefix,
   char pfx[HF_OBJSTORE_KEY_MAX + 1], key[HF_OBJSTORE_KEY_MAX + 1];
   CLEANUP_FREE void *data = NULL;
   size_t len = 0;
-  int r = EIO, i;
+  int r;
 
   *found = false;
   snprintf (pfx, sizeof pfx, "%slease/", prefix);
-  for (i = 0; i < HF_LEASE_IO_TRIES; i++) {
-    f.plen = strlen (pfx);
-    f.found = false;
-    r = hf_objstore_list (store, pfx, NULL, hf_lease_list_first, &f);
-    if (!hf_objstore_retryable (r))
-      break;
-    hf_clock_sleep_us (2000u << i);
-  }
+  f.plen = strlen (pfx);
+  r = hf_objstore_list_retry (store, pfx, NULL, hf_lease_list_first, &f,
+                              hf_lease_list_restart);
   if (r)
     return r;
   if (!f.found)
     return 0;
   hf_lease_key (key, sizeof key, prefix, f.epoch);
-  for (i = 0; i < HF_LEASE_IO_TRIES; i++) {
-    r = hf_objstore_get_all (store, key, HF_OBJSTORE_SMALL_MAX, &data, &len);
-    if (!hf_objstore_retryable (r))
-      break;
-    hf_clock_sleep_us (2000u << i);
-  }
+  r = hf_objstore_get_all_retry (store, key, HF_OBJSTORE_SMALL_MAX, &data,
+                                 &len);
   if (r)
     return r;
   r = hf_lease_decode (data, len, key, out);
@@ -166,31 +165,43 @@ hf_lease_newest (struct hf_objstore *store, const char *prefix,
   return 0;
 }
 
+struct hf_lease_put_args {
+  struct hf_lease *lease;
+  const char *key;
+  const uint8_t *buf;
+  unsigned pflags;
+};
+
+static int
+hf_lease_put_attempt (void *arg, unsigned attempt)
+{
+  struct hf_lease_put_args *a = arg;
+  struct hf_lease *lease = a->lease;
+  int r = hf_objstore_put (lease->store, a->key, a->buf, HF_LS_SIZE,
+                           a->pflags);
+
+  if (r == EEXIST && attempt > 0 && (a->pflags & HF_PUT_IF_NONE_MATCH)) {
+    /* Our earlier attempt may have landed: check the holder. */
+    bool found;
+    struct hf_lease_info l;
+    if (hf_lease_newest (lease->store, lease->prefix, &found, &l) == 0 &&
+        found && l.epoch == lease->epoch &&
+        memcmp (l.holder_uuid, lease->holder_uuid, HF_UUID_SIZE) == 0)
+      r = 0;
+  }
+  return r;
+}
+
 static int
 hf_lease_put (struct hf_lease *lease, uint32_t flags, unsigned pflags)
 {
   char key[HF_OBJSTORE_KEY_MAX + 1];
   uint8_t buf[HF_LS_SIZE];
-  int r = EIO, i;
+  struct hf_lease_put_args a = { lease, key, buf, pflags };
 
   hf_lease_key (key, sizeof key, lease->prefix, lease->epoch);
   hf_lease_encode (lease, flags, buf);
-  for (i = 0; i < HF_LEASE_IO_TRIES; i++) {
-    r = hf_objstore_put (lease->store, key, buf, sizeof buf, pflags);
-    if (r == EEXIST && i > 0 && (pflags & HF_PUT_IF_NONE_MATCH)) {
-      /* Our earlier attempt may have landed: check the holder. */
-      bool found;
-      struct hf_lease_info l;
-      if (hf_lease_newest (lease->store, lease->prefix, &found, &l) == 0 &&
-          found && l.epoch == lease->epoch &&
-          memcmp (l.holder_uuid, lease->holder_uuid, HF_UUID_SIZE) == 0)
-        r = 0;
-    }
-    if (!hf_objstore_retryable (r))
-      break;
-    hf_clock_sleep_us (2000u << i);
-  }
-  return r;
+  return hf_objstore_retry (lease->store, hf_lease_put_attempt, &a);
 }
 
 /* Is a process with this holder string a dead process of this host? */

@@ -14,7 +14,8 @@
  *            writer won the race for the same epoch
  *   EEXIST   a newer epoch than ours exists (check, renew): we are fenced
  *   EBADMSG  a lease object is corrupt (logged with its key and offsets)
- *   other    store errors (EIO, ETIMEDOUT... after HF_LEASE_IO_TRIES tries)
+ *   other    store errors (EIO, ETIMEDOUT... after the object-store
+ *            layer's retries, objstore.h)
  *
  * Thread safety: none internally.  A struct hf_lease must be used by one
  * thread at a time (the volume serialises open, its renewal thread and
@@ -28,10 +29,6 @@
 
 #include "format.h"
 #include "objstore.h"
-
-/* Store operations are tried this often on EIO/ETIMEDOUT/EAGAIN, with
- * a 4, 8, 16... ms pause in between (the volume's policy). */
-#define HF_LEASE_IO_TRIES 6
 
 /* A decoded lease object. */
 struct hf_lease_info {

@@ -14,7 +14,6 @@
 #include "log.h"
 
 #define VD(field) offsetof (struct hf_disk_volume, field)
-#define HF_LINEAGE_TRIES 6
 
 void
 hf_vdesc_encode (const struct hf_vdesc *d, uint8_t o[HF_VD_SIZE])
@@ -93,16 +92,11 @@ hf_vdesc_read (struct hf_objstore *s, const char *prefix,
   char key[HF_OBJSTORE_KEY_MAX + 1];
   CLEANUP_FREE uint8_t *o = NULL;
   size_t len = 0, bad = 0;
-  int r = EIO, i;
+  int r;
 
   snprintf (key, sizeof key, "%svolume", prefix);
-  for (i = 0; i < HF_LINEAGE_TRIES; i++) {
-    r = hf_objstore_get_all (s, key, HF_OBJSTORE_SMALL_MAX, (void **) &o,
-                             &len);
-    if (r != EIO && r != ETIMEDOUT && r != EAGAIN)
-      break;
-    nanosleep (&(struct timespec) { 0, 2000000L << i }, NULL);
-  }
+  r = hf_objstore_get_all_retry (s, key, HF_OBJSTORE_SMALL_MAX, (void **) &o,
+                                 &len);
   if (r == ENOENT) {
     hf_error ("volume: %s: no volume at %s", hf_objstore_describe (s), key);
     return ENOENT;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "objstore.h"
 
@@ -243,4 +244,132 @@ hf_objstore_open_url (const char *url, const struct hf_s3_config *cfg,
   }
   *prefix_out = prefix;
   return 0;
+}
+
+/* ---- Retries (see objstore.h) ---- */
+
+int
+hf_objstore_retry (struct hf_objstore *s, hf_objstore_attempt_fn op,
+                   void *arg)
+{
+  unsigned i;
+  int r = EIO;
+
+  for (i = 0; i < HF_OBJSTORE_TRIES; i++) {
+    if (i) {
+      hf_clock_sleep_us ((uint64_t) HF_OBJSTORE_BACKOFF_US << (i - 1));
+      if (s)
+        hf_objstore_count_retry (s);
+    }
+    r = op (arg, i);
+    if (!hf_objstore_retryable (r))
+      break;
+  }
+  return r;
+}
+
+struct hf_objstore_get_args {
+  struct hf_objstore *s;
+  const char *key;
+  uint64_t offset;
+  size_t len;
+  void *buf;
+  size_t *got;
+};
+
+static int
+hf_objstore_get_attempt (void *arg, unsigned attempt)
+{
+  struct hf_objstore_get_args *a = arg;
+
+  return hf_objstore_get (a->s, a->key, a->offset, a->len, a->buf, a->got);
+}
+
+int
+hf_objstore_get_retry (struct hf_objstore *s, const char *key,
+                       uint64_t offset, size_t len, void *buf, size_t *got)
+{
+  struct hf_objstore_get_args a = { s, key, offset, len, buf, got };
+
+  return hf_objstore_retry (s, hf_objstore_get_attempt, &a);
+}
+
+struct hf_objstore_get_all_args {
+  struct hf_objstore *s;
+  const char *key;
+  size_t max;
+  void **data;
+  size_t *len;
+};
+
+static int
+hf_objstore_get_all_attempt (void *arg, unsigned attempt)
+{
+  struct hf_objstore_get_all_args *a = arg;
+
+  return hf_objstore_get_all (a->s, a->key, a->max, a->data, a->len);
+}
+
+int
+hf_objstore_get_all_retry (struct hf_objstore *s, const char *key,
+                           size_t max, void **data, size_t *len)
+{
+  struct hf_objstore_get_all_args a = { s, key, max, data, len };
+
+  return hf_objstore_retry (s, hf_objstore_get_all_attempt, &a);
+}
+
+struct hf_objstore_put_args {
+  struct hf_objstore *s;
+  const char *key;
+  const void *data;
+  size_t len;
+  unsigned flags;
+};
+
+static int
+hf_objstore_put_attempt (void *arg, unsigned attempt)
+{
+  struct hf_objstore_put_args *a = arg;
+
+  return hf_objstore_put (a->s, a->key, a->data, a->len, a->flags);
+}
+
+int
+hf_objstore_put_retry (struct hf_objstore *s, const char *key,
+                       const void *data, size_t len, unsigned flags)
+{
+  struct hf_objstore_put_args a = { s, key, data, len, flags };
+
+  return hf_objstore_retry (s, hf_objstore_put_attempt, &a);
+}
+
+struct hf_objstore_list_args {
+  struct hf_objstore *s;
+  const char *prefix, *start_after;
+  hf_objstore_list_fn fn;
+  void *opaque;
+  void (*restart) (void *opaque);
+};
+
+static int
+hf_objstore_list_attempt (void *arg, unsigned attempt)
+{
+  struct hf_objstore_list_args *a = arg;
+
+  if (a->restart)
+    a->restart (a->opaque);
+  return hf_objstore_list (a->s, a->prefix, a->start_after, a->fn,
+                           a->opaque);
+}
+
+int
+hf_objstore_list_retry (struct hf_objstore *s, const char *prefix,
+                        const char *start_after, hf_objstore_list_fn fn,
+                        void *opaque, void (*restart) (void *opaque))
+{
+  struct hf_objstore_list_args a = { s, prefix, start_after, fn, opaque,
+                                     restart };
+
+  return hf_objstore_retry (s, hf_objstore_list_attempt, &a);
 }

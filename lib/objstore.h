@@ -210,6 +210,47 @@ hf_objstore_retryable (int e)
   return e == EIO || e == ETIMEDOUT || e == EAGAIN;
 }
 
+/* ---- One retry policy ----
+ *
+ * Transient errors (hf_objstore_retryable) are retried here, in one
+ * place, for every module above the stores: up to HF_OBJSTORE_TRIES
+ * attempts, sleeping HF_OBJSTORE_BACKOFF_US << i after failed attempt i
+ * (2, 4, 8, 16, 32 ms: about 60 ms in all), each retry counted in the
+ * store's stats.  The s3 store also retries each HTTP request on its own
+ * (capped exponential backoff with jitter, objstore-s3.c); these helpers
+ * cover the dir and fault stores, which do not, and operations of
+ * several requests that must be restarted whole (a listing of several
+ * pages, a read followed by a parse).  A final error, or the last
+ * transient one, is returned as it is. */
+#define HF_OBJSTORE_TRIES 6
+#define HF_OBJSTORE_BACKOFF_US 2000
+
+/* One attempt of an operation: 0 or a positive errno. */
+typedef int (*hf_objstore_attempt_fn) (void *arg, unsigned attempt);
+
+/* Run op (arg, attempt) for attempt 0, 1 ... until it returns something
+ * other than a transient error or HF_OBJSTORE_TRIES attempts are made.
+ * s (may be NULL) is the store whose retries are counted. */
+extern int hf_objstore_retry (struct hf_objstore *s,
+                              hf_objstore_attempt_fn op, void *arg);
+
+/* hf_objstore_get, hf_objstore_get_all, hf_objstore_put and
+ * hf_objstore_list under that policy (for a conditional put, see "Lost
+ * answers" above: a retry that finds its own bytes succeeds).  For the listing, restart (may be NULL) is called with opaque
+ * before every attempt, so that fn starts from a clean state. */
+extern int hf_objstore_get_retry (struct hf_objstore *s, const char *key,
+                                  uint64_t offset, size_t len, void *buf,
+                                  size_t *got);
+extern int hf_objstore_get_all_retry (struct hf_objstore *s, const char *key,
+                                      size_t max, void **data, size_t *len);
+extern int hf_objstore_put_retry (struct hf_objstore *s, const char *key,
+                                  const void *data, size_t len,
+                                  unsigned flags);
+extern int hf_objstore_list_retry (struct hf_objstore *s, const char *prefix,
+                                   const char *start_after,
+                                   hf_objstore_list_fn fn, void *opaque,
+                                   void (*restart) (void *opaque));
+
 /* ---- Constructors ---- */
 
 /* Directory store rooted at path (created, with parents, if create is

@@ -69,7 +69,7 @@ hf_vol_is_ours (struct hf_volume *v, const char *key, const uint8_t *obj)
   uint8_t hdr[HF_SH_SIZE];
   size_t got = 0;
 
-  if (hf_vol_get (v->store, key, 0, HF_SH_SIZE, hdr, &got) != 0 ||
+  if (hf_objstore_get_retry (v->store, key, 0, HF_SH_SIZE, hdr, &got) != 0 ||
       got != HF_SH_SIZE)
     return false;
   return memcmp (hdr, obj, HF_SH_SIZE) == 0;

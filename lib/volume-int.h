@@ -65,7 +65,6 @@
 #include "wal.h"
 #include "wbuf.h"
 
-#define HF_VOL_IO_TRIES 6
 #define HF_VOL_MAX_CANDIDATES 16
 #define HF_VOL_MAX_ZERO_RUNS 65536
 /* Object buffers kept for reuse (see struct hf_volume). */
@@ -240,8 +239,6 @@ extern void hf_vol_wait (struct hf_volume *v, uint64_t deadline_us);
 extern void hf_vol_seg_free (struct hf_vol_seg *s);
 
 /* volume-read.c */
-extern int hf_vol_get (struct hf_objstore *s, const char *key, uint64_t off,
-                       size_t len, void *buf, size_t *got);
 extern int hf_vol_read_node (void *opaque, const struct hf_disk_node_ptr *ptr,
                              void *buf);
 extern int hf_vol_fetch (struct hf_volume *v, uint64_t seq, uint32_t blk,

@@ -15,9 +15,8 @@
  * under a shared tree_lock, never both at once; the store is read with
  * no lock held.  The read-ahead state is under ra_lock (a leaf).
  *
- * Retries.  The s3 store retries internally; the dir and fault stores do
- * not, so reads here (segment metadata, nodes, blocks) are retried up to
- * HF_VOL_IO_TRIES times on EIO/ETIMEDOUT with a short backoff.
+ * Store reads go through the object-store layer's retry policy
+ * (hf_objstore_get_retry, objstore.h).
  */
 #include <config.h>
 
@@ -32,22 +31,6 @@
 #include "crc32c.h"
 #include "log.h"
 #include "volume-int.h"
-
-int
-hf_vol_get (struct hf_objstore *s, const char *key, uint64_t off, size_t len,
-            void *buf, size_t *got)
-{
-  int r = EIO, i;
-
-  for (i = 0; i < HF_VOL_IO_TRIES; i++) {
-    if (i)
-      hf_clock_sleep_us (2000u << i);
-    r = hf_objstore_get (s, key, off, len, buf, got);
-    if (!hf_objstore_retryable (r))
-      return r;
-  }
-  return r;
-}
 
 /* ---- Reading blocks and nodes ---- */
 
@@ -91,7 +74,7 @@ hf_vol_get_exact (struct hf_objstore *s, const char *key, uint64_t off,
                   size_t len, void *buf, const char *what)
 {
   size_t got = 0;
-  int r = hf_vol_get (s, key, off, len, buf, &got);
+  int r = hf_objstore_get_retry (s, key, off, len, buf, &got);
 
   if (r == ENOENT) {
     hf_error ("volume: %s at %s offset %" PRIu64 ": object missing",

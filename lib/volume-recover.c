@@ -51,24 +51,25 @@ hf_vol_list_first (void *opaque, const char *key, uint64_t size)
   return f->n >= f->max ? 1 : 0;
 }
 
+static void
+hf_vol_list_restart (void *opaque)
+{
+  struct hf_vol_first *f = opaque;
+
+  f->n = 0;
+}
+
 static int
 hf_vol_list (struct hf_volume *v, const char *what, size_t max,
              struct hf_vol_first *f)
 {
   char pfx[HF_OBJSTORE_KEY_MAX + 1];
-  int r = EIO, i;
 
   snprintf (pfx, sizeof pfx, "%s%s/", v->prefix, what);
-  for (i = 0; i < HF_VOL_IO_TRIES; i++) {
-    f->plen = strlen (pfx);
-    f->n = 0;
-    f->max = max;
-    r = hf_objstore_list (v->store, pfx, NULL, hf_vol_list_first, f);
-    if (!hf_objstore_retryable (r))
-      break;
-    hf_clock_sleep_us (2000u << i);
-  }
-  return r;
+  f->plen = strlen (pfx);
+  f->max = max;
+  return hf_objstore_list_retry (v->store, pfx, NULL, hf_vol_list_first, f,
+                                 hf_vol_list_restart);
 }
 
 /* ---- Recovery ---- */
@@ -86,26 +87,40 @@ struct hf_vol_recover {
   size_t n, cap;
 };
 
+struct hf_vol_meta_args {
+  struct hf_volume *v;
+  const struct hf_lineage_level *lv;
+  uint64_t seq;
+  struct hf_seg_meta **m;
+};
+
+static int
+hf_vol_meta_attempt (void *arg, unsigned attempt)
+{
+  struct hf_vol_meta_args *a = arg;
+
+  return hf_seg_read_meta (a->lv->store, a->lv->prefix, a->seq,
+                           a->lv->d.uuid, a->v->bs, a->m);
+}
+
+/* Segment seq's metadata, read once per recovery (rc caches it). */
 static int
 hf_vol_meta (struct hf_volume *v, struct hf_vol_recover *rc, uint64_t seq,
              struct hf_seg_meta **out)
 {
   struct hf_seg_meta *m = NULL;
   size_t i;
-  int r = EIO, k;
+  int r;
 
   for (i = 0; i < rc->n; i++)
     if (rc->c[i].seq == seq) {
       *out = rc->c[i].m;
       return rc->c[i].err;
     }
-  for (k = 0; k < HF_VOL_IO_TRIES; k++) {
-    const struct hf_lineage_level *lv = hf_lineage_locate (v->lin, seq);
-
-    r = hf_seg_read_meta (lv->store, lv->prefix, seq, lv->d.uuid, v->bs, &m);
-    if (!hf_objstore_retryable (r))
-      break;
-    hf_clock_sleep_us (2000u << k);
+  {
+    struct hf_vol_meta_args a = { v, hf_lineage_locate (v->lin, seq), seq,
+                                  &m };
+    r = hf_objstore_retry (a.lv->store, hf_vol_meta_attempt, &a);
   }
   if (rc->n == rc->cap) {
     size_t nc = rc->cap ? rc->cap * 2 : 32;

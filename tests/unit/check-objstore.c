@@ -1833,6 +1833,203 @@ add_common (TCase *tc)
   tcase_add_test (tc, test_describe);
 }
 
+/* ---- The retry policy (objstore.h, "One retry policy") ----
+ *
+ * A flaky store wraps the case's store: its next `flaky_fail` get,
+ * get_all and list calls fail with flaky_errno (a failing list first
+ * hands its callback one key, as a listing that breaks after a page
+ * does). */
+static struct hf_objstore *flaky_inner;
+static unsigned flaky_fail, flaky_calls;
+static int flaky_errno = EIO;
+
+static int
+flaky_get (struct hf_objstore *s, const char *key, uint64_t offset,
+           size_t len, void *buf, size_t *got)
+{
+  flaky_calls++;
+  if (flaky_fail) {
+    flaky_fail--;
+    return flaky_errno;
+  }
+  return hf_objstore_get (flaky_inner, key, offset, len, buf, got);
+}
+
+static int
+flaky_get_all (struct hf_objstore *s, const char *key, size_t max,
+               void **data, size_t *len)
+{
+  flaky_calls++;
+  if (flaky_fail) {
+    flaky_fail--;
+    return flaky_errno;
+  }
+  return hf_objstore_get_all (flaky_inner, key, max, data, len);
+}
+
+struct flaky_first {
+  hf_objstore_list_fn fn;
+  void *opaque;
+  int r;
+};
+
+static int
+flaky_first_key (void *opaque, const char *key, uint64_t size)
+{
+  struct flaky_first *f = opaque;
+
+  f->r = f->fn (f->opaque, key, size);
+  return 1;
+}
+
+static int
+flaky_list (struct hf_objstore *s, const char *prefix,
+            const char *start_after, hf_objstore_list_fn fn, void *opaque)
+{
+  flaky_calls++;
+  if (flaky_fail) {
+    struct flaky_first f = { fn, opaque, 0 };
+    flaky_fail--;
+    ck_assert_int_eq (hf_objstore_list (flaky_inner, prefix, start_after,
+                                        flaky_first_key, &f), 0);
+    return flaky_errno;
+  }
+  return hf_objstore_list (flaky_inner, prefix, start_after, fn, opaque);
+}
+
+static const char *
+flaky_describe (struct hf_objstore *s)
+{
+  return "flaky";
+}
+
+static const struct hf_objstore_ops flaky_ops = {
+  .name = "flaky", .get = flaky_get, .get_all = flaky_get_all,
+  .list = flaky_list, .describe = flaky_describe,
+};
+
+static struct hf_objstore *
+flaky_open (unsigned fail, int err)
+{
+  static struct hf_objstore fs;
+
+  memset (&fs, 0, sizeof fs);
+  fs.ops = &flaky_ops;
+  flaky_inner = store;
+  flaky_fail = fail;
+  flaky_errno = err;
+  flaky_calls = 0;
+  return &fs;
+}
+
+/* Transient errors are retried HF_OBJSTORE_TRIES times in all, with the
+ * backoff between attempts, and counted as retries; the last error
+ * comes back when they run out.  A final error is not retried. */
+START_TEST (test_retry_get)
+{
+  char key[256];
+  uint8_t buf[16];
+  size_t got = 0;
+  struct hf_objstore *fs;
+  struct hf_objstore_stats st;
+  unsigned k;
+  double t0;
+
+  snprintf (key, sizeof key, "%sretry", pfx);
+  ck_assert_int_eq (hf_objstore_put (store, key, "0123456789", 10, 0), 0);
+  for (k = 0; k < HF_OBJSTORE_TRIES; k++) {
+    fs = flaky_open (k, k % 2 ? ETIMEDOUT : EIO);
+    t0 = now ();
+    ck_assert_int_eq (hf_objstore_get_retry (fs, key, 2, 4, buf, &got), 0);
+    ck_assert_uint_eq (got, 4);
+    ck_assert_int_eq (memcmp (buf, "2345", 4), 0);
+    ck_assert_uint_eq (flaky_calls, k + 1);
+    hf_objstore_get_stats (fs, &st);
+    ck_assert_uint_eq (st.retries, k);
+    /* Slept 2, 4, ... ms between attempts: at least this long. */
+    ck_assert (now () - t0 >= ((1u << k) - 1) * 0.002);
+  }
+  fs = flaky_open (HF_OBJSTORE_TRIES, EAGAIN);
+  ck_assert_int_eq (hf_objstore_get_retry (fs, key, 0, 4, buf, &got),
+                    EAGAIN);
+  ck_assert_uint_eq (flaky_calls, HF_OBJSTORE_TRIES);
+  fs = flaky_open (1, ENOENT);
+  ck_assert_int_eq (hf_objstore_get_retry (fs, key, 0, 4, buf, &got),
+                    ENOENT);
+  ck_assert_uint_eq (flaky_calls, 1);
+  ck_assert_int_eq (hf_objstore_delete (store, key), 0);
+}
+END_TEST
+
+/* get_all under the policy. */
+START_TEST (test_retry_get_all)
+{
+  char key[256];
+  void *data = NULL;
+  size_t len = 0;
+
+  snprintf (key, sizeof key, "%sretry-all", pfx);
+  ck_assert_int_eq (hf_objstore_put (store, key, "abc", 3, 0), 0);
+  ck_assert_int_eq (hf_objstore_get_all_retry (flaky_open (3, EIO), key,
+                                               SIZE_MAX, &data, &len), 0);
+  ck_assert_uint_eq (len, 3);
+  ck_assert_int_eq (memcmp (data, "abc", 3), 0);
+  ck_assert_uint_eq (flaky_calls, 4);
+  free (data);
+  data = NULL;
+  ck_assert_int_eq (hf_objstore_get_all_retry (flaky_open (9, EIO), key,
+                                               SIZE_MAX, &data, &len), EIO);
+  ck_assert_ptr_null (data);
+  ck_assert_int_eq (hf_objstore_delete (store, key), 0);
+}
+END_TEST
+
+/* A listing that failed part-way is restarted whole: restart runs
+ * before every attempt, so the caller sees each key once. */
+struct retry_keys {
+  unsigned n, restarts;
+};
+
+static int
+retry_count_key (void *opaque, const char *key, uint64_t size)
+{
+  ((struct retry_keys *) opaque)->n++;
+  return 0;
+}
+
+static void
+retry_restart (void *opaque)
+{
+  struct retry_keys *k = opaque;
+
+  k->n = 0;
+  k->restarts++;
+}
+
+START_TEST (test_retry_list)
+{
+  char key[600], lp[300];
+  struct retry_keys k = { 0 };
+  int i;
+
+  snprintf (lp, sizeof lp, "%sretry-list/", pfx);
+  for (i = 0; i < 5; i++) {
+    snprintf (key, sizeof key, "%s%d", lp, i);
+    ck_assert_int_eq (hf_objstore_put (store, key, "x", 1, 0), 0);
+  }
+  ck_assert_int_eq (hf_objstore_list_retry (flaky_open (2, EIO), lp, NULL,
+                                            retry_count_key, &k,
+                                            retry_restart), 0);
+  ck_assert_uint_eq (k.n, 5);
+  ck_assert_uint_eq (k.restarts, 3);
+  ck_assert_uint_eq (flaky_calls, 3);
+  for (i = 0; i < 5; i++) {
+    snprintf (key, sizeof key, "%s%d", lp, i);
+    ck_assert_int_eq (hf_objstore_delete (store, key), 0);
+  }
+}
+END_TEST
+
 static TCase *
 new_tcase (const char *name, void (*setup) (void))
 {
@@ -1866,6 +2063,12 @@ main (void)
     tcase_add_test (tc, test_dir_temp_files);
     tcase_add_test (tc, test_dir_direct);
     tcase_add_test (tc, test_dir_escape);
+    suite_add_tcase (s, tc);
+
+    tc = new_tcase ("retry", setup_dir);
+    tcase_add_test (tc, test_retry_get);
+    tcase_add_test (tc, test_retry_get_all);
+    tcase_add_test (tc, test_retry_list);
     suite_add_tcase (s, tc);
 
     tc = new_tcase ("fault", setup_fault);
