@@ -269,8 +269,22 @@ seeds_wal (void)
   while (len > 512 && f[len - 1] == 0)    /* the preallocated tail */
     len--;
   len = (len + 511) / 512 * 512;
-  /* The log id is random: the harness's log is whatever the file says,
-   * so the seed works as written. */
+  /* The log id is random: pin it (in the file header and every record)
+   * and recompute the CRCs, so that regenerating changes nothing. */
+  {
+    size_t off = 512;
+
+    hf_put_le64 (f + 40, 0x6c6f672d69642d31ull);
+    hf_put_le32 (f + 508, hf_crc32c (0, f, 508));
+    while (off + 64 <= len && hf_le32 (f + off) != 0) {
+      uint8_t *h = f + off;
+      uint64_t dlen = hf_le32 (h + 12) == HF_WAL_WRITE ? hf_le64 (h + 32) : 0;
+
+      hf_put_le64 (h + 48, 0x6c6f672d69642d31ull);
+      hf_put_le32 (h + 60, hf_crc32c (hf_crc32c (0, h, 60), h + 64, dlen));
+      off += hf_le64 (h + 40);
+    }
+  }
   seed ("wal", "seed-records", 0, f, len);
   seed ("wal", "seed-header-only", 0, f, 512);
   free (f);
@@ -321,6 +335,99 @@ seeds_sigv4 (void)
   seed ("sigv4", "seed-odd", -1, b, sizeof b - 1);
 }
 
+/* Raw HTTP answers for fuzz-s3: mode byte = the operation. */
+static void
+http (const char *name, int op, const char *status, const char *headers,
+      const char *body)
+{
+  char buf[8192];
+  int n = snprintf (buf, sizeof buf, "HTTP/1.1 %s\r\n%sContent-Length: "
+                    "%zu\r\n\r\n%s", status, headers, strlen (body), body);
+
+  seed ("s3", name, op, buf, (size_t) n);
+}
+
+static void
+seeds_s3 (void)
+{
+  static const char xml[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
+  char b[4096];
+
+  http ("seed-get-range", 0, "206 Partial Content",
+        "ETag: \"0123456789abcdef0123456789abcdef\"\r\n"
+        "Content-Range: bytes 0-9/10\r\n"
+        "Last-Modified: Wed, 01 Jan 2025 00:00:00 GMT\r\n", "0123456789");
+  http ("seed-get-ignored-range", 1, "200 OK", "", "0123456789");
+  http ("seed-get-all", 2, "200 OK", "ETag: \"x\"\r\n", "volume-bytes");
+  http ("seed-head", 3, "200 OK",
+        "ETag: \"e\"\r\nLast-Modified: Wed, 01 Jan 2025 00:00:00 GMT\r\n", "");
+  snprintf (b, sizeof b, "%s<Error><Code>PreconditionFailed</Code>"
+            "<Message>At least one of the pre-conditions you specified did "
+            "not hold</Message></Error>", xml);
+  http ("seed-put-412", 4, "412 Precondition Failed", "", b);
+  snprintf (b, sizeof b, "%s<InitiateMultipartUploadResult><Bucket>bucket"
+            "</Bucket><Key>vol/seg/z</Key><UploadId>upload-1</UploadId>"
+            "</InitiateMultipartUploadResult>", xml);
+  http ("seed-multipart", 5, "200 OK", "ETag: \"p1\"\r\n", b);
+  snprintf (b, sizeof b, "%s<Error><Code>InternalError</Code><Message>"
+            "We encountered an internal error.</Message></Error>", xml);
+  http ("seed-complete-error", 5, "200 OK", "ETag: \"p1\"\r\n", b);
+  snprintf (b, sizeof b, "%s<ListBucketResult><Name>bucket</Name><Prefix>"
+            "vol/</Prefix><KeyCount>2</KeyCount><IsTruncated>true"
+            "</IsTruncated><NextContinuationToken>tok+/=</NextContinuation"
+            "Token><Contents><Key>vol/seg/fffffffffffffffe</Key><Size>4096"
+            "</Size></Contents><Contents><Key>vol/volume</Key><Size>512"
+            "</Size></Contents></ListBucketResult>", xml);
+  http ("seed-list", 6, "200 OK", "", b);
+  http ("seed-delete", 7, "204 No Content", "", "");
+  snprintf (b, sizeof b, "%s<DeleteResult><Deleted><Key>vol/a</Key>"
+            "</Deleted><Error><Key>vol/c</Key><Code>AccessDenied</Code>"
+            "<Message>Access Denied</Message></Error></DeleteResult>", xml);
+  http ("seed-delete-many", 8, "200 OK", "", b);
+  snprintf (b, sizeof b, "%s<Error><Code>NoSuchBucket</Code><Message>The "
+            "specified bucket does not exist</Message></Error>", xml);
+  http ("seed-check-404", 9, "404 Not Found", "", b);
+  http ("seed-slowdown", 0, "503 Slow Down", "Retry-After: 0\r\n", "");
+}
+
+static void
+seeds_credentials (void)
+{
+  static const char a[] =
+    "# comment\n[default]\naws_access_key_id = AKIDEXAMPLE\n"
+    "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n"
+    "\n[work]\r\n  aws_access_key_id\t= AKIDWORK  \r\n"
+    "aws_secret_access_key = secret-of-work\r\n"
+    "aws_session_token = token-of-work-session\r\n; the end\n";
+  static const char b[] = "[work]\naws_access_key_id=only-the-id\n";
+
+  seed ("credentials", "seed-two-profiles", 0, a, sizeof a - 1);
+  seed ("credentials", "seed-work", 1, a, sizeof a - 1);
+  seed ("credentials", "seed-half", 1, b, sizeof b - 1);
+}
+
+static void
+seeds_plugin_config (void)
+{
+  static const char a[] =
+    "url=file:///srv/vol\nsize=1G\nblock-size=4096\nwal=/var/lib/hf/wal\n"
+    "wal-size=64M\ncache=/var/cache/hf\ncache-size=1G\n"
+    "segment-size=32M\ndirty-limit=128M\nflush-interval=500ms\n"
+    "retain=24h\ngc=on\ngc-interval=15m\ngc-grace=1h\ntakeover=false\n";
+  static const char b[] =
+    "url=s3://bucket/prefix\nendpoint=http://127.0.0.1:9000\n"
+    "region=eu-west-1\naccess-key=AKID\nsecret-key=secret\n"
+    "session-token=tok\nprofile=work\nvirtual-host=true\n"
+    "tls-verify=true\nca-file=/etc/ssl/ca.pem\nmetrics=/run/hf.prom\n"
+    "at=2025-01-01T00:00:00Z\n";
+  static const char c[] = "url=/srv/vol\nat=snap:before\nretain=7d\n"
+    "at=42\nflush-interval=0\n";
+
+  seed ("plugin-config", "seed-dir", -1, a, sizeof a - 1);
+  seed ("plugin-config", "seed-s3", -1, b, sizeof b - 1);
+  seed ("plugin-config", "seed-at", -1, c, sizeof c - 1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -338,5 +445,8 @@ main (int argc, char **argv)
   seeds_wal ();
   seeds_cache ();
   seeds_sigv4 ();
+  seeds_s3 ();
+  seeds_credentials ();
+  seeds_plugin_config ();
   return EXIT_SUCCESS;
 }

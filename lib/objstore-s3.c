@@ -7,7 +7,8 @@
  *   - configuration: credentials, region and endpoint from the config,
  *     the environment or ~/.aws/credentials; path-style or virtual-host
  *     addressing;
- *   - a pool of curl easy handles, reused so that connections stay open
+ *   - a pool of curl multi handles, each keeping its open connections;
+ *     every attempt is a fresh easy handle run on one of them
  *     between requests (curl keeps a connection cache per handle);
  *   - one request function (hf_s3_request) that signs, sends, retries
  *     with capped exponential backoff and full jitter, counts every
@@ -102,10 +103,11 @@ struct hf_s3 {
   size_t part_size;
   unsigned parallel_parts;
 
-  /* pool_lock protects pool, npool and pool_cap: the idle curl easy
-   * handles.  A handle taken out of the pool belongs to one request. */
+  /* pool_lock protects pool, npool and pool_cap: the idle curl multi
+   * handles (with their connections).  A handle taken out of the pool
+   * belongs to one request. */
   pthread_mutex_t pool_lock;
-  CURL **pool;
+  CURLM **pool;
   size_t npool, pool_cap;
 };
 
@@ -567,10 +569,10 @@ hf_s3_progress_cb (void *opaque, curl_off_t dltotal, curl_off_t dlnow,
 
 /* ---- The handle pool ---- */
 
-static CURL *
+static CURLM *
 hf_s3_handle_take (struct hf_s3 *s)
 {
-  CURL *c = NULL;
+  CURLM *c = NULL;
 
   {
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->pool_lock);
@@ -578,18 +580,18 @@ hf_s3_handle_take (struct hf_s3 *s)
       c = s->pool[--s->npool];
   }
   if (c == NULL)
-    c = curl_easy_init ();
+    c = curl_multi_init ();
   return c;
 }
 
 static void
-hf_s3_handle_give (struct hf_s3 *s, CURL *c)
+hf_s3_handle_give (struct hf_s3 *s, CURLM *c)
 {
   {
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->pool_lock);
     if (s->npool == s->pool_cap) {
       size_t cap = s->pool_cap ? s->pool_cap * 2 : 16;
-      CURL **p = realloc (s->pool, cap * sizeof *p);
+      CURLM **p = realloc (s->pool, cap * sizeof *p);
 
       if (p != NULL) {
         s->pool = p;
@@ -601,7 +603,7 @@ hf_s3_handle_give (struct hf_s3 *s, CURL *c)
       return;
     }
   }
-  curl_easy_cleanup (c);
+  curl_multi_cleanup (c);
 }
 
 /* ---- Requests ---- */
@@ -640,10 +642,47 @@ hf_s3_path (struct hf_s3 *s, const char *key)
   return p;
 }
 
-/* One attempt on handle c.  Returns 0 (the HTTP outcome is in rp) or a
- * local errno (ENOMEM, signing failure). */
+/* Run the easy handle c on the multi handle m (whose connection cache
+ * outlives c), as curl_easy_perform does on a multi handle of its own.
+ * Why a fresh easy handle per attempt instead of reusing one: libcurl
+ * before 8.1.0 keeps, in a reused easy handle, a pointer to the previous
+ * transfer's last header, freed since; a reply whose first header line
+ * is folded (starts with a space or tab) makes curl realloc and read it
+ * (curl issue 11101, fixed by curl commit 567b8ce; Debian 12 ships
+ * 7.88.1).  An endpoint could thus corrupt the server's heap with one
+ * reply.  Found by fuzz/fuzz-s3; check-s3-handles test_folded_header. */
+static CURLcode
+hf_s3_perform (CURLM *m, CURL *c)
+{
+  CURLcode cc = CURLE_RECV_ERROR;   /* if curl never says it is done */
+  CURLMcode mc;
+  CURLMsg *msg;
+  int running = 1, left;
+
+  mc = curl_multi_add_handle (m, c);
+  if (mc != CURLM_OK)
+    return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY
+      : CURLE_FAILED_INIT;
+  while (running) {
+    mc = curl_multi_perform (m, &running);
+    if (mc == CURLM_OK && running)
+      mc = curl_multi_poll (m, NULL, 0, 1000, NULL);
+    if (mc != CURLM_OK) {
+      cc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_RECV_ERROR;
+      break;
+    }
+  }
+  while ((msg = curl_multi_info_read (m, &left)) != NULL)
+    if (msg->msg == CURLMSG_DONE && msg->easy_handle == c)
+      cc = msg->data.result;
+  curl_multi_remove_handle (m, c);
+  return cc;
+}
+
+/* One attempt on multi handle m.  Returns 0 (the HTTP outcome is in rp)
+ * or a local errno (ENOMEM, signing failure). */
 static int
-hf_s3_attempt (struct hf_s3 *s, CURL *c, const struct hf_s3_req *rq,
+hf_s3_attempt (struct hf_s3 *s, CURLM *m, const struct hf_s3_req *rq,
                const char *path, const char *url, const char *payload_hash,
                struct hf_s3_resp *rp)
 {
@@ -651,6 +690,7 @@ hf_s3_attempt (struct hf_s3 *s, CURL *c, const struct hf_s3_req *rq,
   struct hf_sigv4_request sr;
   struct hf_sigv4_credentials cred;
   struct curl_slist *hl = NULL, *t;
+  CURL *c;
   CLEANUP_FREE char *auth = NULL;
   char amz_date[17], range[64], line[2048];
   size_t n = 0, i;
@@ -706,7 +746,11 @@ hf_s3_attempt (struct hf_s3 *s, CURL *c, const struct hf_s3_req *rq,
   }
   memset (line, 0, sizeof line);   /* held the signature */
 
-  curl_easy_reset (c);
+  c = curl_easy_init ();
+  if (c == NULL) {
+    curl_slist_free_all (hl);
+    return ENOMEM;
+  }
   rp->curl_err[0] = '\0';
   curl_easy_setopt (c, CURLOPT_URL, url);
   curl_easy_setopt (c, CURLOPT_HTTPHEADER, hl);
@@ -757,7 +801,7 @@ hf_s3_attempt (struct hf_s3 *s, CURL *c, const struct hf_s3_req *rq,
   rp->sent = rq->body_len;
   rp->allowed_us = (uint64_t) s->request_timeout_s * 1000000;
   rp->start_us = hf_objstore_now_us ();
-  rp->cc = curl_easy_perform (c);
+  rp->cc = hf_s3_perform (m, c);
   if (rp->cc == CURLE_WRITE_ERROR && (rp->range_done || rp->ebody_full))
     rp->cc = CURLE_OK;           /* cut off by us, with what we need */
   if (rp->cc == CURLE_OK) {
@@ -792,9 +836,7 @@ hf_s3_attempt (struct hf_s3 *s, CURL *c, const struct hf_s3_req *rq,
                 rp->sent + rp->len + rp->elen);
     }
   }
-  /* The handle must not keep pointers to this request's memory. */
-  curl_easy_setopt (c, CURLOPT_HTTPHEADER, NULL);
-  curl_easy_setopt (c, CURLOPT_ERRORBUFFER, NULL);
+  curl_easy_cleanup (c);
   curl_slist_free_all (hl);
   if (rp->curl_err[0] == '\0' && rp->cc != CURLE_OK)
     snprintf (rp->curl_err, sizeof rp->curl_err, "%s",
@@ -838,7 +880,7 @@ hf_s3_request (struct hf_s3 *s, const struct hf_s3_req *rq,
   char hash[65];
   const char *payload_hash;
   unsigned max_retries, attempt;
-  CURL *c;
+  CURLM *c;
   int err = 0;
 
   path = hf_s3_path (s, rq->key);
@@ -1622,7 +1664,7 @@ hf_s3_free (struct hf_s3 *s)
   size_t i;
 
   for (i = 0; i < s->npool; i++)
-    curl_easy_cleanup (s->pool[i]);
+    curl_multi_cleanup (s->pool[i]);
   free (s->pool);
   pthread_mutex_destroy (&s->pool_lock);
   free (s->bucket);

@@ -1,0 +1,215 @@
+/* hyperfile: libFuzzer harness for the plugin's parameter parsing
+ * (hyperfile_config and hyperfile_config_complete in plugin/hyperfile.c,
+ * compiled into this harness as they are).
+ *
+ * nbdkit's own helpers, which the plugin calls, are provided here with
+ * the behaviour nbdkit documents (nbdkit_parse_size: a number with an
+ * optional b, s, K, M, G, T, P or E suffix, no sign, no overflow;
+ * nbdkit_parse_bool: 1, true, t, yes, y, on and 0, false, f, no, n, off
+ * in any case; nbdkit_read_password: *password NULL first, then the
+ * value itself, "+FILE" and "-FD" refused here because a harness must
+ * not read files or stdin).
+ *
+ * Input: lines "key=value"; each is passed to .config in order, then
+ * .config_complete runs.  Invariants: an accepted duration (retain,
+ * gc-grace, gc-interval) of the form DIGITS[ms|s|m|h|d] is stored
+ * exactly (never wrapped), and one too large to store is refused. */
+#include <config.h>
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../plugin/hyperfile.c"
+
+#include "fuzz.h"
+
+void
+nbdkit_error (const char *fs, ...)
+{
+  (void) fs;
+}
+
+void
+nbdkit_debug (const char *fs, ...)
+{
+  (void) fs;
+}
+
+void
+nbdkit_set_error (int err)
+{
+  (void) err;
+}
+
+int64_t
+nbdkit_parse_size (const char *str)
+{
+  static const char suffixes[] = "BSKMGTPE";
+  static const int shifts[] = { 0, 9, 10, 20, 30, 40, 50, 60 };
+  uint64_t v = 0;
+  const char *p = str, *s;
+
+  if (!isdigit ((unsigned char) *p))
+    return -1;
+  for (; isdigit ((unsigned char) *p); p++) {
+    if (v > (UINT64_MAX - 9) / 10)
+      return -1;
+    v = v * 10 + (uint64_t) (*p - '0');
+  }
+  if (*p != '\0') {
+    s = strchr (suffixes, toupper ((unsigned char) *p));
+    if (p[1] != '\0' || s == NULL)
+      return -1;
+    if (v > (uint64_t) INT64_MAX >> shifts[s - suffixes])
+      return -1;
+    v <<= shifts[s - suffixes];
+  }
+  if (v > INT64_MAX)
+    return -1;
+  return (int64_t) v;
+}
+
+int
+nbdkit_parse_bool (const char *str)
+{
+  if (!strcmp (str, "1") || !strcasecmp (str, "true") ||
+      !strcasecmp (str, "t") || !strcasecmp (str, "yes") ||
+      !strcasecmp (str, "y") || !strcasecmp (str, "on"))
+    return 1;
+  if (!strcmp (str, "0") || !strcasecmp (str, "false") ||
+      !strcasecmp (str, "f") || !strcasecmp (str, "no") ||
+      !strcasecmp (str, "n") || !strcasecmp (str, "off"))
+    return 0;
+  return -1;
+}
+
+int
+nbdkit_read_password (const char *value, char **password)
+{
+  *password = NULL;             /* as nbdkit does, also on error */
+  if (value[0] == '-' || value[0] == '+')
+    return -1;
+  *password = strdup (value);
+  return *password ? 0 : -1;
+}
+
+int
+nbdkit_add_extent (struct nbdkit_extents *e, uint64_t offset,
+                   uint64_t length, uint32_t type)
+{
+  abort ();                     /* not reached from .config */
+}
+
+/* The exact value in ms of DIGITS[ms|s|m|h|d]: 1 and *ms, 0 if value is
+ * not of that form, -1 if it is but does not fit in 64 bits. */
+static int
+model_duration_ms (const char *v, unsigned __int128 *ms)
+{
+  unsigned __int128 n = 0, mult;
+  const char *p = v;
+
+  if (!isdigit ((unsigned char) *p))
+    return 0;
+  for (; isdigit ((unsigned char) *p); p++) {
+    n = n * 10 + (unsigned) (*p - '0');
+    if (n > UINT64_MAX)
+      return -1;
+  }
+  if (strcmp (p, "ms") == 0) mult = 1;
+  else if (*p == '\0' || strcmp (p, "s") == 0) mult = 1000;
+  else if (strcmp (p, "m") == 0) mult = 60000;
+  else if (strcmp (p, "h") == 0) mult = 3600000;
+  else if (strcmp (p, "d") == 0) mult = 86400000;
+  else
+    return 0;
+  *ms = n * mult;
+  return 1;
+}
+
+static void
+check_duration (const char *key, const char *value, int accepted)
+{
+  unsigned __int128 ms, stored, want;
+  int m = model_duration_ms (value, &ms);
+
+  if (m == 0)
+    return;
+  if (strcmp (key, "retain") == 0) {
+    stored = hf_gc_opts.retain_ns;
+    want = ms * 1000000;
+  }
+  else if (strcmp (key, "gc-grace") == 0) {
+    stored = hf_gc_opts.grace_ns;
+    want = ms * 1000000;
+  }
+  else if (strcmp (key, "gc-interval") == 0) {
+    stored = hf_gc_interval_ms;
+    want = ms;
+  }
+  else
+    return;
+  if (m < 0 || want > UINT64_MAX)
+    FUZZ_CHECK (!accepted);     /* too large to keep: refused */
+  else if (accepted)
+    FUZZ_CHECK (stored == want);
+}
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+  char *in, *line, *next, *keep[64];
+  size_t nkeep = 0, i;
+
+  fuzz_quiet ();
+  if (size > 4096)
+    return 0;
+  in = malloc (size + 1);
+  if (in == NULL)
+    return 0;
+  memcpy (in, data, size);
+  in[size] = '\0';
+  for (line = in; line && nkeep + 2 <= 64; line = next) {
+    char *eq, *key, *value;
+    int r;
+
+    next = strchr (line, '\n');
+    if (next)
+      *next++ = '\0';
+    eq = strchr (line, '=');
+    if (eq == NULL)
+      continue;
+    *eq = '\0';
+    /* nbdkit keeps key and value for the plugin's lifetime. */
+    key = strdup (line);
+    value = strdup (eq + 1);
+    if (key == NULL || value == NULL)
+      abort ();
+    keep[nkeep++] = key;
+    keep[nkeep++] = value;
+    r = hyperfile_config (key, value);
+    check_duration (key, value, r == 0);
+  }
+  hyperfile_config_complete ();
+
+  /* Back to the defaults for the next input. */
+  hyperfile_unload ();
+  hf_url = NULL;
+  hf_secret_key = NULL;
+  hf_session_token = NULL;
+  hf_prefix = NULL;
+  memset (&hf_s3, 0, sizeof hf_s3);
+  hf_s3.tls_verify = true;
+  hf_wal_dir = NULL;
+  hf_cache_dir = NULL;
+  hf_at = NULL;
+  hf_metrics = NULL;
+  for (i = 0; i < nkeep; i++)
+    free (keep[i]);
+  free (in);
+  return 0;
+}
