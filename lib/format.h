@@ -131,6 +131,11 @@ hf_put_le64 (void *p, uint64_t v)
 #define HF_MIN_BLOCK_SIZE 512
 #define HF_MAX_BLOCK_SIZE 65536
 #define HF_DEFAULT_BLOCK_SIZE 4096
+/* The largest volume: INT64_MAX (what NBD and nbdkit can serve) rounded
+ * down to the largest block size, so that rounding any size up to whole
+ * blocks stays within it: 2^63 - 64 KiB. */
+#define HF_MAX_VOLUME_SIZE \
+  ((uint64_t) INT64_MAX & ~(uint64_t) (HF_MAX_BLOCK_SIZE - 1))
 
 /* ---- Volume descriptor: object PREFIX "volume", HF_VD_SIZE bytes ----
  *

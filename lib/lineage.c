@@ -68,6 +68,10 @@ hf_vdesc_decode (const void *buf, size_t len, struct hf_vdesc *d,
     *bad_off = VD (vd_block_size);
     return EBADMSG;
   }
+  if (d->size == 0 || d->size > HF_MAX_VOLUME_SIZE) {
+    *bad_off = VD (vd_size);
+    return EBADMSG;
+  }
   if (d->flags & HF_VD_CLONE) {
     d->parent_seq = hf_le64 (o + VD (vd_parent_seq));
     memcpy (d->parent_uuid, o + VD (vd_parent_uuid), HF_UUID_SIZE);
@@ -109,7 +113,7 @@ hf_vdesc_read (struct hf_objstore *s, const char *prefix,
   r = hf_vdesc_decode (o, len, out, &bad);
   if (r)
     hf_error ("volume %s: corrupt at byte offset %zu: bad descriptor "
-              "(%zu bytes; magic, version, CRC, block size or clone "
+              "(%zu bytes; magic, version, CRC, block size, size or clone "
               "fields)", key, bad, len);
   return r;
 }

@@ -228,6 +228,9 @@ hf_seg_parse_hdr (const void *buf, size_t len, const char *key,
   if (h.volume_size % h.block_size != 0)
     BAD (SH (sh_volume_size), "volume size %" PRIu64
          " not a multiple of the block size", h.volume_size);
+  if (h.volume_size > HF_MAX_VOLUME_SIZE)
+    BAD (SH (sh_volume_size), "volume size %" PRIu64 " out of range",
+         h.volume_size);
   if (h.ext_off != HF_SH_SIZE)
     BAD (SH (sh_ext_off), "extent table at %" PRIu32, h.ext_off);
   if (h.crc_off != h.ext_off + (uint64_t) h.n_ext * HF_EXT_SIZE)

@@ -380,10 +380,18 @@ hf_vol_replay_one (void *opaque, uint64_t lsn, uint32_t type,
     r = hf_vol_modify (v, NULL, len, offset, 0, type, lsn);
     break;
   case HF_WAL_GROW:
-    r = hf_vol_grow (v, offset, lsn);
+    /* A size no volume can have is damage, not a size. */
+    r = offset == 0 || offset > HF_MAX_VOLUME_SIZE ? EBADMSG
+      : hf_vol_grow (v, offset, lsn);
     break;
   default:
     r = EBADMSG;
+  }
+  if (r && type == HF_WAL_GROW) {
+    hf_error ("volume: replaying write-ahead log record %" PRIu64
+              " (GROW to %" PRIu64 " bytes): %s", lsn, offset,
+              r == EBADMSG ? "not a size a volume can have" : strerror (r));
+    return r;
   }
   if (r) {
     hf_error ("volume: replaying write-ahead log record %" PRIu64

@@ -478,7 +478,8 @@ hf_vol_grow (struct hf_volume *v, uint64_t new_size, uint64_t replay_lsn)
   pthread_mutex_lock (&v->lock);
   for (;;) {
     r = hf_vol_write_err_locked (v);
-    if (r == 0 && (new_size < v->size || new_size % v->bs != 0))
+    if (r == 0 && (new_size < v->size || new_size % v->bs != 0 ||
+                   new_size > HF_MAX_VOLUME_SIZE))
       r = EINVAL;
     if (r || new_size == v->size)
       break;

@@ -73,9 +73,14 @@ hf_volume_create (struct hf_objstore *store, const char *prefix,
   if (block_size == 0)
     block_size = HF_DEFAULT_BLOCK_SIZE;
   if (block_size < HF_MIN_BLOCK_SIZE || block_size > HF_MAX_BLOCK_SIZE ||
-      (block_size & (block_size - 1)) || size == 0 ||
-      size > UINT64_MAX - block_size)
+      (block_size & (block_size - 1)) || size == 0)
     return EINVAL;
+  if (size > HF_MAX_VOLUME_SIZE) {
+    hf_error ("volume: %s: size %" PRIu64 " is larger than a volume can be "
+              "(%" PRIu64 " bytes)", hf_objstore_describe (store), size,
+              HF_MAX_VOLUME_SIZE);
+    return EINVAL;
+  }
   size = (size + block_size - 1) / block_size * block_size;
   if (getrandom (uuid, sizeof uuid, 0) != (ssize_t) sizeof uuid)
     return errno ? errno : EIO;

@@ -228,6 +228,13 @@ hyperfile_set_size (const char *key, const char *value)
     nbdkit_error ("size=%s: must be greater than zero", value);
     return -1;
   }
+  /* Rounded up to whole blocks, it must still be a size nbdkit can
+   * serve. */
+  if ((uint64_t) hf_size > HF_MAX_VOLUME_SIZE) {
+    nbdkit_error ("size=%s: larger than a volume can be (%" PRIu64
+                  " bytes)", value, HF_MAX_VOLUME_SIZE);
+    return -1;
+  }
   return 0;
 }
 

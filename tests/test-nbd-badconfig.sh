@@ -38,6 +38,21 @@ expect_fail 'unknown scheme' 'http://example.com/x'
 expect_fail 'no bucket' 's3://' secret-key=+"$tmp/secret" access-key=AK
 expect_fail 'no volume there.*size=' "$tmp/absent"
 expect_fail 'size=' "$tmp/v" size=0
+# Near 2^63: was rounded up past INT64_MAX into a volume nbdkit cannot
+# serve.  The admin command refuses it too, and "-1".
+expect_fail 'size=9223372036854775807: larger than a volume can be' \
+  "$tmp/big" size=9223372036854775807
+expect_fail 'size=9223372036854710273: larger than a volume' "$tmp/big" \
+  size=9223372036854710273
+[ ! -e "$tmp/big/volume" ]
+r=0; "$HYPERFILE" create "$tmp/big" --size 9223372036854775807 \
+  > "$tmp/out" 2>&1 || r=$?
+cat "$tmp/out"
+[ "$r" = 2 ] && grep -q 'larger than a volume can be' "$tmp/out"
+r=0; "$HYPERFILE" create "$tmp/big" --size -1 > "$tmp/out" 2>&1 || r=$?
+cat "$tmp/out"
+[ "$r" = 2 ] && grep -q "cannot parse '-1'" "$tmp/out"
+[ ! -e "$tmp/big/volume" ]
 expect_fail 'wal=: expected a directory' "$tmp/v" size=1M wal=
 expect_fail 'wal-size=.*at least' "$tmp/v" size=1M wal="$tmp/wal" wal-size=10
 expect_fail 'at=.*not a time in ISO 8601' "$tmp/v" size=1M at=2026-11-25T25:00:00Z

@@ -138,6 +138,8 @@ hf_tool_parse_size (const char *s, uint64_t *out)
   unsigned long long v;
   int shift = 0;
 
+  if (*s < '0' || *s > '9')
+    return -1;                  /* strtoull takes "-1" */
   errno = 0;
   v = strtoull (s, &end, 10);
   if (errno || end == s)
@@ -1402,6 +1404,11 @@ main (int argc, char *argv[])
       if (hf_tool_parse_size (optarg, &hf_tool_size) == -1 ||
           hf_tool_size == 0) {
         fprintf (stderr, "hyperfile: --size: cannot parse '%s'\n", optarg);
+        return EXIT_USAGE;
+      }
+      if (hf_tool_size > HF_MAX_VOLUME_SIZE) {
+        fprintf (stderr, "hyperfile: --size=%s: larger than a volume can "
+                 "be (%" PRIu64 " bytes)\n", optarg, HF_MAX_VOLUME_SIZE);
         return EXIT_USAGE;
       }
       break;

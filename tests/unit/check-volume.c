@@ -33,11 +33,13 @@
 #include <pthread.h>
 
 #include "format.h"
+#include "lineage.h"
 #include "log.h"
 #include "objstore.h"
 #include "segment.h"
 #include "test-util.h"
 #include "volume.h"
+#include "wal.h"
 
 static bool long_run;
 static uint64_t seed_base;              /* HF_TEST_SEED */
@@ -635,6 +637,103 @@ START_TEST (test_basic)
 }
 END_TEST
 
+/* Sizes a volume cannot have.  size= near 2^63 was rounded up past
+ * INT64_MAX, making a volume nbdkit can never serve (.get_size
+ * negative); such a size, or 0, in a descriptor or in a log GROW record
+ * is damage, not a size to take. */
+START_TEST (test_size_limits)
+{
+  char *dir = make_tmpdir (), *wdir = make_tmpdir (), *wal = NULL;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX };
+  struct hf_wal_options wo = { 0 };
+  struct hf_volume_info info;
+  struct hf_vdesc d = { .block_size = 4096, .size = 1 << 20 };
+  struct hf_objstore *s;
+  struct hf_volume *v = NULL;
+  struct hf_wal *w;
+  uint8_t enc[HF_VD_SIZE];
+  const uint64_t top = (UINT64_C (1) << 63) - 65536;
+  uint64_t lsn;
+  size_t bad;
+
+  hf_log_set_sink (log_capture);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+
+  /* Create: the largest size is 2^63 - 64 KiB; anything that would
+   * round past it is refused. */
+  ck_assert_int_eq (hf_volume_create (s, "a/", INT64_MAX, 4096), EINVAL);
+  ck_assert_int_eq (hf_volume_create (s, "a/", INT64_MAX - 4095, 4096),
+                    EINVAL);
+  ck_assert_int_eq (hf_volume_create (s, "a/", UINT64_C (1) << 63, 512),
+                    EINVAL);
+  ck_assert_int_eq (hf_volume_create (s, "a/", top + 1, 512), EINVAL);
+  ck_assert_int_eq (hf_volume_create (s, "a/", top, 65536), 0);
+  v = NULL;
+  ck_assert_int_eq (hf_volume_open (s, "a/", &o, &v), 0);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.size, top);
+  ck_assert_int_le (info.size, INT64_MAX);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  /* Descriptors: 0 and past the top are damage. */
+  d.size = 0;
+  hf_vdesc_encode (&d, enc);
+  ck_assert_int_eq (hf_vdesc_decode (enc, sizeof enc, &d, &bad), EBADMSG);
+  d.size = UINT64_C (1) << 63;
+  hf_vdesc_encode (&d, enc);
+  ck_assert_int_eq (hf_vdesc_decode (enc, sizeof enc, &d, &bad), EBADMSG);
+  ck_assert_int_eq (hf_objstore_put (s, "b/volume", enc, sizeof enc, 0), 0);
+  v = NULL;
+  ck_assert_int_eq (hf_volume_open (s, "b/", &o, &v), EBADMSG);
+  ck_assert_ptr_null (v);
+  d.size = 1 << 20;
+  hf_vdesc_encode (&d, enc);
+  ck_assert_int_eq (hf_vdesc_decode (enc, sizeof enc, &d, &bad), 0);
+
+  /* Growing past the top: refused. */
+  ck_assert_int_eq (hf_volume_create (s, "c/", 1 << 20, 4096), 0);
+  ck_assert (asprintf (&wal, "%s/wal", wdir) > 0);
+  o.wal_dir = wal;
+  v = NULL;
+  ck_assert_int_eq (hf_volume_open (s, "c/", &o, &v), 0);
+  ck_assert_int_eq (hf_volume_grow (v, UINT64_C (1) << 63), EINVAL);
+  ck_assert_int_eq (hf_volume_grow (v, top + 65536), EINVAL);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.size, 1 << 20);
+  memcpy (wo.volume_uuid, info.uuid, sizeof wo.volume_uuid);
+  {
+    uint8_t blk[4096];
+
+    pattern (blk, sizeof blk, 9);
+    ck_assert_int_eq (hf_volume_pwrite (v, blk, sizeof blk, 0, 0), 0);
+    ck_assert_int_eq (hf_volume_flush (v), 0);      /* only in the log */
+  }
+  hf_volume_crash (v);
+
+  /* A GROW record past the top in the log (as a damaged or planted log
+   * would hold): replay refuses it. */
+  wo.dir = wal;
+  ck_assert_int_eq (hf_wal_open (&wo, &w), 0);
+  ck_assert_int_eq (hf_wal_append (w, HF_WAL_GROW, UINT64_C (1) << 63,
+                                   NULL, 0, &lsn), 0);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  hf_wal_close (w);
+  o.break_lease = true;
+  v = NULL;
+  last_error[0] = '\0';
+  ck_assert_int_eq (hf_volume_open (s, "c/", &o, &v), EBADMSG);
+  ck_assert_ptr_null (v);
+  ck_assert_msg (strstr (last_error, "GROW") != NULL ||
+                 strstr (last_error, "size") != NULL,
+                 "error: %s", last_error);
+
+  free (wal);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+  rm_tmpdir (wdir);
+}
+END_TEST
+
 /* Damage via the store API (get the object, change it, put it back). */
 static void
 damage (struct hf_objstore *s, const char *key, uint64_t off)
@@ -1210,6 +1309,7 @@ main (void)
   tcase_add_test (tc, test_concurrent);
   tcase_add_test (tc, test_store_down);
   tcase_add_test (tc, test_wal);
+  tcase_add_test (tc, test_size_limits);
   tcase_add_test (tc, test_model_dir);
   tcase_add_test (tc, test_model_fault);
   tcase_add_test (tc, test_model_wal);
