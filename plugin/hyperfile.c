@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -153,6 +154,26 @@ hyperfile_parse_duration (const char *key, const char *value,
   }
   *ms = ns / 1000000;
   return 0;
+}
+
+/* Is s a boolean word (case-insensitive)?  0: false-like, 1: true-like,
+ * -1: neither. */
+static int
+hyperfile_bool_word (const char *s)
+{
+  static const char *const t[] = { "on", "yes", "true", "1", "enable",
+                                   "enabled", "y" };
+  static const char *const f[] = { "off", "no", "false", "0", "disable",
+                                   "disabled", "n", "none" };
+  size_t i;
+
+  for (i = 0; i < sizeof f / sizeof f[0]; i++)
+    if (strcasecmp (s, f[i]) == 0)
+      return 0;
+  for (i = 0; i < sizeof t / sizeof t[0]; i++)
+    if (strcasecmp (s, t[i]) == 0)
+      return 1;
+  return -1;
 }
 
 /* ---- Parameters ----
@@ -358,7 +379,19 @@ hyperfile_config (const char *key, const char *value)
       nbdkit_error ("%s=: expected a directory or off", key);
       return -1;
     }
-    *p->to.str = strcmp (value, "off") == 0 ? NULL : value;
+    /* A boolean is not a relative directory name: off-like words mean
+     * off, and wal=on would silently make and use ./on. */
+    switch (hyperfile_bool_word (value)) {
+    case 0:
+      *p->to.str = NULL;
+      return 0;
+    case 1:
+      nbdkit_error ("%s=%s: a boolean, not a directory: give the "
+                    "directory (%s=./%s if that is the name), or %s=off",
+                    key, value, key, value, key);
+      return -1;
+    }
+    *p->to.str = value;
     return 0;
   case HF_P_BYTES:
   case HF_P_BYTES_SZ:

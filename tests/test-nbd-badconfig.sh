@@ -54,6 +54,20 @@ cat "$tmp/out"
 [ "$r" = 2 ] && grep -q "cannot parse '-1'" "$tmp/out"
 [ ! -e "$tmp/big/volume" ]
 expect_fail 'wal=: expected a directory' "$tmp/v" size=1M wal=
+# Booleans are not directories: wal=on and cache=yes made ./on and ./yes
+# (in nbdkit's working directory) and used them.  Off-like words mean
+# off; the rest is refused, and nothing is created.
+( cd "$tmp"
+  for p in wal=on cache=on wal=yes cache=true wal=1 cache=ON; do
+    expect_fail "${p%%=*}=${p#*=}: a boolean, not a directory" v size=1M "$p"
+  done
+  [ -z "$(ls -A | grep -ivx 'v\|bad.sock\|out\|secret')" ] || {
+    ls -la; echo "$0: a boolean made a directory"; exit 1; }
+)
+for p in wal=off cache=off wal=no cache=false wal=0 cache=OFF; do
+  nbdkit -U - "$PLUGIN" "$tmp/offvol" size=1M "$p" --run true
+done
+[ ! -e off ] && [ ! -e no ] && [ ! -e 0 ] && [ ! -e false ]
 expect_fail 'wal-size=.*at least' "$tmp/v" size=1M wal="$tmp/wal" wal-size=10
 expect_fail 'at=.*not a time in ISO 8601' "$tmp/v" size=1M at=2026-11-25T25:00:00Z
 expect_fail 'at=.*not a time in ISO 8601' "$tmp/v" size=1M at=2026-11-25
