@@ -1,0 +1,205 @@
+/* hyperfile.h: libhyperfile, the file-like C API of hyperfile.
+ *
+ * A hyperfile volume is a sparse array of bytes kept in an object store
+ * (S3 or S3-compatible, or a local directory) as a log of immutable
+ * segments, with an optional local write-ahead log and block cache.
+ * This header is the library's only public interface; libhyperfile(3)
+ * documents it in full.
+ *
+ * Stability: the handle (struct hf_file) is opaque.  The options
+ * struct may grow at its end in later versions; its first field holds
+ * the size the caller was compiled with (hf_file_options_init sets
+ * it), so a program built against this version keeps working.
+ *
+ * Errors: every function returning int returns 0 on success or a
+ * positive errno value (EINVAL, ENOSPC, EROFS, EIO, EBADMSG, ENOENT,
+ * EEXIST, EBUSY, EOPNOTSUPP, ENOMEM, EACCES, ...); errno itself is not
+ * used.  One log line (hf_file_set_log) says what went wrong.
+ *
+ * Thread safety is stated at each function.  In short: I/O, flush,
+ * resize, extents and snapshots may run concurrently on one handle;
+ * hf_file_close must not run concurrently with anything on it.
+ */
+#ifndef HYPERFILE_H
+#define HYPERFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Version of this header (the library's is hf_file_version ()). */
+#define HF_FILE_VERSION_MAJOR 0
+#define HF_FILE_VERSION_MINOR 1
+
+/* An open volume.  Opaque: its layout is private to the library. */
+struct hf_file;
+
+/* Option flags (struct hf_file_options, flags). */
+#define HF_FILE_READONLY      0x1u /* no writer lease; writes fail EROFS */
+#define HF_FILE_TAKEOVER      0x2u /* claim a writer lease that expired */
+#define HF_FILE_VIRTUAL_HOST  0x4u /* S3: bucket.host addressing */
+#define HF_FILE_NO_TLS_VERIFY 0x8u /* S3: do not verify certificates */
+
+/* How to reach and run a volume.  Initialise with hf_file_options_init,
+ * then set what you need; zero/NULL fields take the defaults.  Strings
+ * are borrowed for the duration of the call they are passed to (the
+ * library copies what it keeps). */
+struct hf_file_options {
+  size_t size;                  /* sizeof (struct hf_file_options) as
+                                   compiled; set by hf_file_options_init */
+  unsigned flags;               /* HF_FILE_* above */
+
+  /* S3 (ignored for a directory store).  NULL = the standard AWS
+   * environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+   * AWS_SESSION_TOKEN, AWS_REGION / AWS_DEFAULT_REGION,
+   * AWS_ENDPOINT_URL, AWS_PROFILE and ~/.aws/credentials. */
+  const char *endpoint;         /* "http://127.0.0.1:9000"; NULL = AWS */
+  const char *region;
+  const char *access_key;
+  const char *secret_key;       /* never logged */
+  const char *session_token;    /* never logged */
+  const char *profile;
+  const char *ca_file;
+
+  /* Local directories (created 0700 when missing, their parent must
+   * exist; refused if others can write them or they are symlinks). */
+  const char *wal_dir;          /* write-ahead log: flush returns once
+                                   writes are in it; NULL = none: flush
+                                   waits for the store */
+  const char *cache_dir;        /* block cache; NULL = none */
+  uint64_t cache_size;          /* cache capacity; 0 = 1 GiB */
+
+  uint64_t segment_size;        /* bytes per segment, 64 KiB to 4 GiB;
+                                   0 = 32 MiB */
+  uint32_t flush_interval_ms;   /* seal buffered writes this old;
+                                   0 = 5000 */
+  uint32_t block_size;          /* hf_file_create only: 512 to 65536, a
+                                   power of 2; 0 = 4096 */
+  const char *at;               /* open read-only at a point in time:
+                                   segment seq (digits), ISO 8601 UTC
+                                   time, or snapshot name; NULL = now */
+};
+
+/* Fill *opts with the defaults and set opts->size.  Thread safe. */
+extern void hf_file_options_init (struct hf_file_options *opts);
+
+/* Create a volume of size bytes (rounded up to the block size) at url:
+ * s3://BUCKET[/PREFIX], file:///DIR or a directory path (created if
+ * missing).  Only opts' store fields and block_size are used; opts may
+ * be NULL.  EEXIST if a volume is already there.  Thread safe. */
+extern int hf_file_create (const char *url, uint64_t size,
+                           const struct hf_file_options *opts);
+
+/* Open the volume at url (opts NULL = defaults, writable).  A writable
+ * open takes the volume's writer lease: EBUSY while another live writer
+ * holds it, ENOENT if there is no volume.  opts->at implies read-only.
+ * On success *out is a new handle the caller owns (hf_file_close); on
+ * error *out is unchanged.  Thread safe (each call opens its own
+ * handle). */
+extern int hf_file_open (const char *url, const struct hf_file_options *opts,
+                         struct hf_file **out);
+
+/* Flags for writes, trim and zero. */
+#define HF_FILE_FUA 0x1u        /* durable (as after flush) on return */
+
+/* Read or write count bytes at any byte offset.  Partial blocks are
+ * read-modify-written inside the engine; concurrent writes to
+ * different bytes of one block all land.  A write is atomic with
+ * respect to crashes: after a crash it is wholly there or not at all.
+ * offset + count beyond the size: EINVAL (read), ENOSPC (write).
+ * EROFS on a read-only handle.  Thread safe. */
+extern int hf_file_pread (struct hf_file *f, void *buf, size_t count,
+                          uint64_t offset);
+extern int hf_file_pwrite (struct hf_file *f, const void *buf, size_t count,
+                           uint64_t offset, unsigned flags);
+
+/* Discard (trim) or zero [offset, offset + count): both read back as
+ * zeros and whole blocks cost no data in the store.  Thread safe. */
+extern int hf_file_trim (struct hf_file *f, uint64_t count, uint64_t offset,
+                         unsigned flags);
+extern int hf_file_zero (struct hf_file *f, uint64_t count, uint64_t offset,
+                         unsigned flags);
+
+/* Make every write completed before the call durable: in the
+ * write-ahead log if there is one, else committed to the store.  A
+ * no-op on a read-only handle.  Thread safe. */
+extern int hf_file_flush (struct hf_file *f);
+
+/* Grow the volume to new_size bytes (a multiple of the block size:
+ * else EINVAL).  Shrinking is not supported by the engine: EOPNOTSUPP.
+ * The same size is a no-op.  Thread safe; a write beyond the old size
+ * may start only after resize returned. */
+extern int hf_file_resize (struct hf_file *f, uint64_t new_size);
+
+/* Current size in bytes, and the block size (the unit of the store's
+ * mapping; I/O aligned to it avoids read-modify-write).  Thread
+ * safe. */
+extern uint64_t hf_file_size (struct hf_file *f);
+extern uint32_t hf_file_block_size (struct hf_file *f);
+
+/* Extent types. */
+#define HF_FILE_EXTENT_DATA 0u
+#define HF_FILE_EXTENT_HOLE 1u  /* reads as zeros, stores nothing */
+
+/* Report [offset, offset + count) as runs of data and holes, in order,
+ * covering the range exactly (runs of one type may be split).  fn
+ * returns 0 to continue or a positive errno to stop (hf_file_extents
+ * then returns it).  Out of range: EINVAL.  Thread safe. */
+typedef int (*hf_file_extent_fn) (void *opaque, uint64_t offset,
+                                  uint64_t length, unsigned type);
+extern int hf_file_extents (struct hf_file *f, uint64_t count,
+                            uint64_t offset, hf_file_extent_fn fn,
+                            void *opaque);
+
+/* Name the current state of a writable volume as snapshot name (1 to
+ * 128 characters of [A-Za-z0-9._-], not starting with '.' and not all
+ * digits: else EINVAL).  Every write completed before the call is
+ * committed to the store first (this waits for uploads).  On success
+ * *seq (may be NULL) is the snapshot's point (segment seq).  EEXIST if
+ * the name is taken; EROFS on a read-only handle.  Thread safe. */
+extern int hf_file_snapshot_create (struct hf_file *f, const char *name,
+                                    uint64_t *seq);
+
+/* Call fn once per snapshot of the volume, sorted by name; name is
+ * borrowed for the call, timestamp_ns is the point's time (ns since the
+ * epoch, UTC).  fn returns 0 to continue or a positive errno to stop
+ * (returned).  Thread safe. */
+typedef int (*hf_file_snapshot_fn) (void *opaque, const char *name,
+                                    uint64_t seq, uint64_t timestamp_ns);
+extern int hf_file_snapshot_list (struct hf_file *f, hf_file_snapshot_fn fn,
+                                  void *opaque);
+
+/* Commit every write, release the writer lease and free f.  Returns 0,
+ * or the error that kept data from being committed (f is freed either
+ * way; with a write-ahead log that data is replayed by the next open).
+ * Call it once, after every other call on f has returned. */
+extern int hf_file_close (struct hf_file *f);
+
+/* Log levels passed to the log function. */
+#define HF_FILE_LOG_ERROR 0
+#define HF_FILE_LOG_WARN  1
+#define HF_FILE_LOG_INFO  2
+#define HF_FILE_LOG_DEBUG 3
+
+/* Send the library's log lines (without trailing newline; never
+ * containing credentials) to fn instead of stderr; NULL restores
+ * stderr.  Process-wide; fn must be thread safe.  Call it before
+ * opening volumes. */
+typedef void (*hf_file_log_fn) (int level, const char *msg);
+extern void hf_file_set_log (hf_file_log_fn fn);
+
+/* Turn debug messages of an area ("s3", "volume", "wal", "cache",
+ * "history") on or off.  Process-wide; thread safe. */
+extern void hf_file_set_debug (const char *area, int on);
+
+/* The library's version, "MAJOR.MINOR.PATCH".  Thread safe. */
+extern const char *hf_file_version (void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HYPERFILE_H */
