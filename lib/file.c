@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -183,7 +184,19 @@ hf_file_create (const char *url, uint64_t size,
   hf_file_s3_config (&o, &c);
   if ((r = hf_file_open_store (url, &c, true, &s, &prefix)) != 0)
     return r;
-  r = hf_volume_create (s, prefix, size, o.block_size);   /* logs why */
+  /* "Create unless it exists" is an ordinary pattern: answer EEXIST
+   * without the engine's error line when the descriptor is there. */
+  {
+    struct hf_objstore_info oi;
+    char key[HF_OBJSTORE_KEY_MAX + 1];
+
+    snprintf (key, sizeof key, "%svolume", prefix);
+    r = hf_objstore_head (s, key, &oi);
+    if (r == 0)
+      r = EEXIST;
+    else if (r == ENOENT)
+      r = hf_volume_create (s, prefix, size, o.block_size);   /* logs why */
+  }
   hf_objstore_close (s);
   free (prefix);
   return r;

@@ -89,7 +89,8 @@ extern void hf_file_options_init (struct hf_file_options *opts);
 /* Create a volume of size bytes (rounded up to the block size) at url:
  * s3://BUCKET[/PREFIX], file:///DIR or a directory path (created if
  * missing).  Only opts' store fields and block_size are used; opts may
- * be NULL.  EEXIST if a volume is already there.  Thread safe. */
+ * be NULL.  EEXIST if a volume is already there (not logged: "create
+ * unless it exists" is an ordinary pattern).  Thread safe. */
 extern int hf_file_create (const char *url, uint64_t size,
                            const struct hf_file_options *opts);
 

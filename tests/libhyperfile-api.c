@@ -318,7 +318,9 @@ main (int argc, char **argv)
   CHECK_ERR (hf_file_open (url, &o, &f), ENOENT);
   CHECK_ERR (hf_file_create (url, 0, &o), EINVAL);
   OK (hf_file_create (url, VOL_SIZE, &o));
+  log_lines = 0;
   CHECK_ERR (hf_file_create (url, VOL_SIZE, &o), EEXIST);
+  CHECK (log_lines == 0);       /* an ordinary answer, not an error */
 
   /* Open writable with a write-ahead log and a cache. */
   CHECK (mkdir (wal_dir, 0700) == 0 || errno == EEXIST);
