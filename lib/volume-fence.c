@@ -57,7 +57,19 @@ hf_vol_fence_before_put (struct hf_volume *v, bool stale)
 {
   /* Renewals have been failing: before committing anything, make sure
    * nobody took the volume over meanwhile. */
-  return stale ? hf_lease_check (&v->lease) : 0;
+  int r = stale ? hf_lease_check (&v->lease) : 0;
+
+  /* Fenced meanwhile (a renewal found a newer epoch): start no upload.
+   * One already under way cannot replace a segment the new writer
+   * committed: it is one conditional PUT (objstore.h), whatever the
+   * store does with conditions on multipart uploads. */
+  if (r == 0) {
+    pthread_mutex_lock (&v->lock);
+    if (v->fenced)
+      r = ECANCELED;
+    pthread_mutex_unlock (&v->lock);
+  }
+  return r;
 }
 
 /* After a conditional PUT said EEXIST: is the object there ours (an

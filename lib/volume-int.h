@@ -283,6 +283,8 @@ extern void *hf_vol_timer_thread (void *arg);
 
 /* volume-fence.c */
 extern bool hf_vol_lease_stale_locked (struct hf_volume *v, uint64_t now_us);
+/* Before a segment PUT: 0 to go on, ECANCELED once fenced (never start
+ * an upload then), or the lease check's error. */
 extern int hf_vol_fence_before_put (struct hf_volume *v, bool stale);
 extern int hf_vol_fence_after_put (struct hf_volume *v, const char *key,
                                    const struct hf_vol_seg *s, int r);

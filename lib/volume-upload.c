@@ -259,6 +259,8 @@ hf_vol_uploader_thread (void *arg)
       if (!v->crashed)
         hf_vol_cache_drain_locked (v);
     }
+    else if (r == ECANCELED)
+      s->state = HF_VSEG_BUILT;         /* fenced: never uploaded */
     else if (r == EEXIST) {
       s->state = HF_VSEG_BUILT;
       hf_vol_fence_taken_over_locked (v, key);

@@ -325,8 +325,11 @@ static const struct hyperfile_param hyperfile_params[] = {
   P_BYTES ("wal-size", &hf_opts.wal_max_bytes, MIB, 0, "at least 1M"),
   P_DIR ("cache", &hf_cache_dir),
   P_BYTES ("cache-size", &hf_cache_size, MIB, 0, "at least 1M"),
+  /* A segment goes up in one conditional PUT, at most 5 GiB: 1G of
+   * data, the write that crossed it and a checkpoint's index nodes stay
+   * below that. */
   P_BYTES_SZ ("segment-size", &hf_opts.segment_size, 65536,
-              UINT64_C (1) << 32, "between 64K and 4G"),
+              UINT64_C (1) << 30, "between 64K and 1G"),
   P_BYTES_SZ ("dirty-limit", &hf_opts.dirty_limit, 65536, 0, "at least 64K"),
   P_FN ("flush-interval", hyperfile_set_flush_interval),
   P_FN ("at", hyperfile_set_at),
