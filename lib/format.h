@@ -31,15 +31,22 @@
  *                                   descriptor; GC keeps its base)
  *
  * Commit protocol.  A segment is committed by one conditional PUT
- * (If-None-Match: *) of its key.  It is then immutable.  Its header names
- * its parent (the segment that was the head when it was built); the
- * volume's history is the chain of parent links from the head.  The head
- * is the newest segment (first in LIST order) whose parent chain back to
- * its checkpoint is intact and whose structures verify; segments that are
- * not on the chain (orphans of an upload that never completed in order,
- * or of a fenced writer) are ignored and later collected.  A writer
- * always numbers its next segment above every seq it has seen, so an
- * orphan's key is never reused.  Two writers racing for the same seq:
+ * (If-None-Match: *) of its key, never a multipart upload (servers differ
+ * on conditions there), so it is at most 5 GiB.  It is then immutable.
+ * Its header names its parent (the segment that was the head when it was
+ * built); the volume's history is the chain of parent links from the
+ * head.  The head is the newest segment (first in LIST order) whose
+ * parent chain back to its checkpoint is intact and whose structures
+ * verify; segments that are not on the chain (orphans of an upload that
+ * never completed in order, or of a fenced writer) and incomplete
+ * objects (shorter than sh_object_size: an interrupted PUT a store kept)
+ * never landed: they are passed over and later collected.  A damaged
+ * segment is not passed over: opening at an older head would serve
+ * stale data, so the open is refused (at= and rollback are the explicit
+ * ways on).  Nor is a head older than the newest lease's
+ * ls_committed_seq (newest segments lost).  A writer always numbers its
+ * next segment above every seq it has seen and above ls_committed_seq,
+ * so an orphan's key is never reused.  Two writers racing for the same seq:
  * exactly one conditional PUT wins; the loser stops writing (EROFS).
  * A parent link is valid only if the parent's sh_hdr_crc equals the
  * child's sh_parent_crc and the parent's sh_lease_epoch is not above the

@@ -24,6 +24,7 @@
 #include "format.h"
 #include "fsck.h"
 #include "history.h"
+#include "lease.h"
 #include "lineage.h"
 #include "log.h"
 #include "nodeset.h"
@@ -163,6 +164,15 @@ hf_fsck_segment (struct hf_fsck *f, struct hf_fsck_seg *e)
   }
   f->rep.segments++;
   f->rep.bytes += len;
+  /* Shorter than its intact header says, or than a header: the body of
+   * an interrupted PUT that the store kept.  It never committed (the
+   * engine passes over it, see hf_seg_read_meta); if a chain needed it,
+   * pass 2 says so. */
+  if (hf_seg_incomplete (o, len)) {
+    f->rep.incomplete++;
+    hf_debug ("fsck", "%s: incomplete upload (%zu bytes)", key, len);
+    return 0;
+  }
   r = hf_seg_parse (o, len, false, key, f->d.uuid, f->d.block_size, e->seq,
                     &m);
   if (r == ENOMEM)
@@ -416,7 +426,8 @@ hf_fsck_run (struct hf_objstore *s, const char *prefix,
                        .fn = o->fn, .opaque = o->opaque };
   struct timespec now;
   uint64_t cutoff;
-  struct hf_volume_options ro = { .readonly = true, .node_cache = 64 };
+  struct hf_volume_options ro = { .readonly = true, .node_cache = 64,
+                                  .accept_older_head = true };
   struct hf_snapshot *sn = NULL;
   struct hf_clone_reg *cr = NULL;
   struct hf_volume_info vi;
@@ -456,7 +467,9 @@ hf_fsck_run (struct hf_objstore *s, const char *prefix,
   if (r)
     goto out;
 
-  /* The head, as the engine recovers it. */
+  /* The head, as the engine recovers it, past damaged or lost newest
+   * segments (accept_older_head): those are reported, and the rest is
+   * still checked. */
   r = hf_volume_open (s, f.prefix, &ro, &v);
   if (r) {
     hf_fsck_problem (&f, "seg/", 0, "no intact head: %s",
@@ -467,6 +480,30 @@ hf_fsck_run (struct hf_objstore *s, const char *prefix,
   hf_volume_get_info (v, &vi);
   hf_volume_close (v);
   f.rep.head_seq = vi.head_seq;
+  /* The last writer's record of its head (format.h, "Writer lease"). */
+  {
+    struct hf_lease_info li;
+    bool found;
+    char lkey[HF_OBJSTORE_KEY_MAX + 1];
+
+    r = hf_lease_newest (s, f.prefix, &found, &li);
+    if (r == EBADMSG) {
+      snprintf (lkey, sizeof lkey, "%slease/", f.prefix);
+      hf_fsck_problem (&f, lkey, 0, "%s", hf_log_last_error ());
+      r = 0;
+    }
+    if (r)
+      goto out;
+    if (found && li.committed_seq > vi.head_seq) {
+      snprintf (lkey, sizeof lkey, "%slease/%016" PRIx64, f.prefix,
+                ~li.epoch);
+      hf_fsck_problem (&f, lkey, 0, "the writer lease (epoch %" PRIu64
+                       ") records segment %" PRIu64 " as committed, but "
+                       "the newest intact chain ends at segment %" PRIu64
+                       ": newer segments were deleted or lost",
+                       li.epoch, li.committed_seq, vi.head_seq);
+    }
+  }
 
   /* The points GC keeps: from the head back through the window. */
   clock_gettime (CLOCK_REALTIME, &now);

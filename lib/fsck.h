@@ -12,9 +12,14 @@
  *     the parent's expectations (level, key range, CRC in the pointer),
  *     and every leaf entry: its segment exists, the block is inside the
  *     data area and its CRC equals the segment's block CRC table.
+ *   - the head against the newest writer lease's record of the last
+ *     committed segment (newer segments deleted or lost are damage).
  * Each damage is reported once through the callback with the object key,
  * the byte offset in it and a sentence; orphan segments that verify are
- * not damage.
+ * not damage, nor are incomplete uploads (objects shorter than their
+ * header says: the body of an interrupted PUT a store kept), which are
+ * counted.  A damaged newest segment is reported and the older intact
+ * head is checked.
  *
  * Memory: the block CRC tables of all segments (4 bytes per stored data
  * block, about 0.1% of the data) plus one segment object at a time.
@@ -41,6 +46,7 @@ struct hf_fsck_report {
   uint64_t snapshots, clones;
   uint64_t checkpoints, tree_nodes, entries;
   uint64_t orphans;
+  uint64_t incomplete;          /* interrupted uploads (never committed) */
   uint64_t problems;
 };
 

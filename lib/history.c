@@ -54,7 +54,11 @@ int
 hf_history_open (struct hf_objstore *s, const char *prefix,
                  const struct hf_s3_config *cfg, struct hf_history **out)
 {
+  /* accept_older_head: on a volume whose newest segments are damaged or
+   * lost, the points that remain are what at= and rollback work with
+   * (the open logs the refusal it overrides). */
   struct hf_volume_options ro = { .readonly = true, .node_cache = 16,
+                                  .accept_older_head = true,
                                   .parent_cfg = cfg };
   struct hf_volume *v = NULL;
   struct hf_volume_info vi;

@@ -16,6 +16,9 @@
  *                   EIO is reported (an interrupted PUT whose body the
  *                   store kept, s3rver-style; the writer is taken to have
  *                   died, so nothing it does later lands)
+ *   torn_nth        the same for the torn_nth put whose key contains
+ *                   torn_key; with torn_kill the process then SIGKILLs
+ *                   itself (the plugin's HF_TEST_TORN_PUT crash hook)
  *   max_delay_us    a uniform random delay in [0, max_delay_us] before
  *                   every operation
  *
@@ -38,6 +41,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -58,6 +62,7 @@ struct hf_fault {
   pthread_mutex_t lock;
   struct hf_fault_config cfg;
   uint64_t rng;                 /* splitmix64 state */
+  uint64_t torn_seen;           /* puts that matched torn_key */
 
   uint64_t injected;            /* atomic */
 };
@@ -72,6 +77,8 @@ struct hf_fault_draw {
   unsigned delay_us;
   double p_error, p_timeout, p_put_lost_ack, p_short_read, p_put_torn;
   double torn_keep;
+  bool torn_now;                /* this put is the torn_nth */
+  bool torn_kill;
 };
 
 static const char *const hf_fault_op_names[HF_OP__MAX] = {
@@ -111,6 +118,8 @@ hf_fault_draw (struct hf_fault *f, struct hf_fault_draw *d)
   d->p_short_read = f->cfg.p_short_read;
   d->p_put_torn = f->cfg.p_put_torn;
   d->torn_keep = f->cfg.torn_keep;
+  d->torn_kill = f->cfg.torn_kill;
+  d->torn_now = false;
   d->u_error = hf_fault_uniform (f);
   d->u_timeout = hf_fault_uniform (f);
   d->u_after = hf_fault_uniform (f);
@@ -239,9 +248,17 @@ hf_fault_put (struct hf_objstore *s, const char *key, const void *data,
   int r;
 
   r = hf_fault_before (f, HF_OP_PUT, key, &d);
-  if (r == 0 && len > 1 && d.u_torn < d.p_put_torn) {
+  if (r == 0) {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&f->lock);
+    if (f->cfg.torn_nth &&
+        (f->cfg.torn_key == NULL || strstr (key, f->cfg.torn_key)) &&
+        ++f->torn_seen == f->cfg.torn_nth)
+      d.torn_now = true;
+  }
+  if (r == 0 && len > 1 && (d.u_torn < d.p_put_torn || d.torn_now)) {
     /* u_torn / p_put_torn is uniform in [0, 1) again. */
-    double frac = d.torn_keep > 0 ? d.torn_keep : d.u_torn / d.p_put_torn;
+    double frac = d.torn_keep > 0 ? d.torn_keep
+      : d.torn_now ? d.u_torn : d.u_torn / d.p_put_torn;
     size_t keep = (size_t) (frac * (double) len);
 
     if (keep < 1)
@@ -255,6 +272,11 @@ hf_fault_put (struct hf_objstore *s, const char *key, const void *data,
     }
     hf_fault_note (f, HF_OP_PUT, key, "torn put (a prefix stored, then the "
                    "store went down)");
+    if (d.torn_kill) {
+      hf_warn ("fault: %s: torn put of %zu of %zu bytes; killing the "
+               "process (torn_kill)", key, keep, len);
+      raise (SIGKILL);
+    }
     r = EIO;
   }
   else if (r == 0) {

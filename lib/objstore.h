@@ -324,6 +324,11 @@ struct hf_fault_config {
                              after its writer died mid-upload */
   double torn_keep;       /* the prefix: this fraction of len (0 =
                              uniform random); always 1 to len - 1 bytes */
+  uint64_t torn_nth;      /* also tear the torn_nth put (1-based) whose
+                             key contains torn_key (NULL: any key) */
+  const char *torn_key;   /* borrowed: must outlive the store */
+  bool torn_kill;         /* after a torn put, SIGKILL this process: the
+                             writer died mid-upload (crash tests) */
   unsigned max_delay_us;  /* uniform random delay per operation */
   /* Fail every operation with EIO while true (toggle at run time with
    * hf_objstore_fault_set_down). */

@@ -149,6 +149,20 @@ hf_seg_bad_offset (void)
     return EBADMSG;                                                     \
   } while (0)
 
+bool
+hf_seg_incomplete (const void *buf, size_t len)
+{
+  const uint8_t *o = buf;
+
+  if (len < HF_SH_SIZE)
+    return true;
+  return hf_le32 (o + SH (sh_magic)) == HF_SH_MAGIC &&
+    hf_le16 (o + SH (sh_version)) == HF_SH_VERSION &&
+    hf_le16 (o + SH (sh_hdr_size)) == HF_SH_SIZE &&
+    hf_crc32c (0, o, SH (sh_hdr_crc)) == hf_le32 (o + SH (sh_hdr_crc)) &&
+    len < hf_le64 (o + SH (sh_object_size));
+}
+
 int
 hf_seg_parse_hdr (const void *buf, size_t len, const char *key,
                   const uint8_t *uuid, uint32_t block_size, uint64_t seq,
@@ -339,7 +353,7 @@ hf_seg_parse (const void *buf, size_t len, bool whole, const char *key,
 
 int
 hf_seg_read_meta (struct hf_objstore *s, const char *prefix, uint64_t seq,
-                  const uint8_t *uuid, uint32_t block_size,
+                  const uint8_t *uuid, uint32_t block_size, uint64_t size,
                   struct hf_seg_meta **out)
 {
   char key[HF_OBJSTORE_KEY_MAX + 1];
@@ -350,6 +364,14 @@ hf_seg_read_meta (struct hf_objstore *s, const char *prefix, uint64_t seq,
   int r;
 
   hf_seg_key (key, sizeof key, prefix, seq);
+  if (size == HF_SEG_SIZE_UNKNOWN) {
+    struct hf_objstore_info info;
+
+    r = hf_objstore_head (s, key, &info);
+    if (r)
+      return r;
+    size = info.size;
+  }
   buf = malloc (HF_SEG_META_READ);
   if (buf == NULL)
     return ENOMEM;
@@ -358,9 +380,27 @@ hf_seg_read_meta (struct hf_objstore *s, const char *prefix, uint64_t seq,
     return r;
   if (got == 0)
     return ENOENT;              /* an empty object is treated as absent */
+  /* Shorter than a header: what an interrupted upload leaves. */
+  if (got < HF_SH_SIZE) {
+    hf_warn ("segment %s is incomplete: %zu bytes, too short for a header "
+             "(an upload that did not finish)", key, got);
+    return ENODATA;
+  }
   r = hf_seg_parse_hdr (buf, got, key, uuid, block_size, seq, &h);
   if (r)
     return r;
+  /* The header is intact: the object must be as long as it says.  A
+   * shorter one is a prefix of an upload that did not finish (a store
+   * may keep the body of an interrupted PUT); a longer one is damage. */
+  if (size < h.object_size) {
+    hf_warn ("segment %s is incomplete: %" PRIu64 " bytes, its header "
+             "says %" PRIu64 " (an upload that did not finish)", key, size,
+             h.object_size);
+    return ENODATA;
+  }
+  if (size > h.object_size)
+    BAD (h.object_size, "object is %" PRIu64 " bytes, header says %" PRIu64,
+         size, h.object_size);
   if (got < HF_SEG_META_READ && got < h.object_size)
     BAD (got, "object truncated: %zu bytes, header says %" PRIu64,
          got, h.object_size);

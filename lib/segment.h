@@ -13,7 +13,9 @@
  * Reading: hf_seg_read_meta () fetches the header and tables with one
  * ranged GET of the first HF_SEG_META_READ bytes of the object, and a
  * second GET only when the tables are larger, then verifies everything
- * that can be verified without the data area: magic, version, header
+ * that can be verified without the data area: the object's length
+ * against sh_object_size (a shorter object is an incomplete upload,
+ * ENODATA), magic, version, header
  * CRC, every size and offset (sane, consistent and within the object),
  * volume uuid, block size and sequence number, the meta CRC, and each
  * extent.  Damage is EBADMSG with an hf_error line naming the object key
@@ -127,12 +129,24 @@ extern int hf_seg_parse (const void *buf, size_t len, bool whole,
                          struct hf_seg_meta *out);
 
 /* Fetch and verify the metadata of segment seq under prefix from s.
- * ENOENT if the object does not exist, EBADMSG if damaged, or the
+ * size is the object's length as listed (HF_SEG_SIZE_UNKNOWN: a HEAD
+ * asks).  ENOENT if the object does not exist; ENODATA (logged as a
+ * warning) if it is shorter than its intact header says, or than a
+ * header: an incomplete upload, which a store that keeps the body of an
+ * interrupted PUT holds as an object, and which never committed;
+ * EBADMSG if damaged (longer than its header says included); or the
  * store's error.  On success *out is a new meta the caller owns (free
  * with hf_seg_meta_destroy). */
+#define HF_SEG_SIZE_UNKNOWN UINT64_MAX
 extern int hf_seg_read_meta (struct hf_objstore *s, const char *prefix,
                              uint64_t seq, const uint8_t *uuid,
-                             uint32_t block_size, struct hf_seg_meta **out);
+                             uint32_t block_size, uint64_t size,
+                             struct hf_seg_meta **out);
+
+/* Is buf (the whole object, len bytes) an incomplete upload: shorter
+ * than a header, or than the sh_object_size of a header that verifies
+ * (magic, version, size, CRC)?  Logs nothing. */
+extern bool hf_seg_incomplete (const void *buf, size_t len);
 
 /* After hf_seg_parse_hdr or hf_seg_parse returned EBADMSG in this
  * thread: the byte offset of the damage (also in the logged line). */

@@ -72,27 +72,65 @@ hf_vol_fence_before_put (struct hf_volume *v, bool stale)
   return r;
 }
 
-/* After a conditional PUT said EEXIST: is the object there ours (an
- * earlier attempt whose reply was lost)?  Compares the header, which
- * holds our timestamp, epoch and the CRC of every table. */
-static bool
-hf_vol_is_ours (struct hf_volume *v, const char *key, const uint8_t *obj)
+/* After a retried conditional PUT said EEXIST: is the object there an
+ * earlier attempt of ours whose reply was lost?  The header holds our
+ * timestamp, epoch and the CRC of every table; the length must be
+ * whole too.  Returns 0 (ours, landed), EEXIST (another writer's), or
+ * EIO to try again later: a read failed, or the object is our own
+ * attempt cut short, whose body the store kept (the body of an
+ * interrupted PUT), which is deleted first.  Taking such a prefix as
+ * landed would commit a segment that recovery passes over (incomplete)
+ * after its log records were released. */
+static int
+hf_vol_own_attempt (struct hf_volume *v, const char *key,
+                    const struct hf_vol_seg *s)
 {
+  struct hf_objstore_info info;
   uint8_t hdr[HF_SH_SIZE];
   size_t got = 0;
+  int r;
 
-  if (hf_objstore_get_retry (v->store, key, 0, HF_SH_SIZE, hdr, &got) != 0 ||
-      got != HF_SH_SIZE)
-    return false;
-  return memcmp (hdr, obj, HF_SH_SIZE) == 0;
+  r = hf_objstore_get_retry (v->store, key, 0, HF_SH_SIZE, hdr, &got);
+  if (r == ENOENT)
+    return EIO;                 /* gone again: try again */
+  if (r)
+    return r;
+  if (got != HF_SH_SIZE || memcmp (hdr, s->obj, HF_SH_SIZE) != 0) {
+    /* Shorter than a header: possibly our own prefix; the header cannot
+     * say.  Only a whole header identical to ours makes it ours. */
+    if (got < HF_SH_SIZE && memcmp (hdr, s->obj, got) == 0) {
+      hf_warn ("volume: %s holds %zu bytes that begin our segment: an "
+               "earlier attempt of ours cut short, kept by the store; "
+               "deleting it and uploading again", key, got);
+      r = hf_objstore_delete (v->store, key);
+      return r ? r : EIO;
+    }
+    return EEXIST;
+  }
+  r = hf_objstore_head (v->store, key, &info);
+  if (r == ENOENT)
+    return EIO;
+  if (r)
+    return r;
+  if (info.size == s->meta.h.object_size)
+    return 0;
+  if (info.size < s->meta.h.object_size) {
+    hf_warn ("volume: %s holds %" PRIu64 " of our %" PRIu64 " bytes: an "
+             "earlier attempt of ours cut short, kept by the store; "
+             "deleting it and uploading again", key, info.size,
+             s->meta.h.object_size);
+    r = hf_objstore_delete (v->store, key);
+    return r ? r : EIO;
+  }
+  return EEXIST;
 }
 
 int
 hf_vol_fence_after_put (struct hf_volume *v, const char *key,
                         const struct hf_vol_seg *s, int r)
 {
-  if (r == EEXIST && s->attempts > 0 && hf_vol_is_ours (v, key, s->obj))
-    return 0;
+  if (r == EEXIST && s->attempts > 0)
+    return hf_vol_own_attempt (v, key, s);
   return r;
 }
 
@@ -103,6 +141,15 @@ hf_vol_fence_taken_over_locked (struct hf_volume *v, const char *key)
                        "writer has taken over this volume (our lease "
                        "epoch %" PRIu64 "); this writer is fenced and "
                        "refuses further writes", key, v->lease.epoch);
+}
+
+/* What the next lease write records as committed (format.h, "Writer
+ * lease"): the head, never less than what the lease already says. */
+void
+hf_vol_lease_note_head_locked (struct hf_volume *v)
+{
+  if (v->head_seq > v->lease.committed_seq)
+    v->lease.committed_seq = v->head_seq;
 }
 
 void *
@@ -121,6 +168,7 @@ hf_vol_lease_thread (void *arg)
       hf_vol_wait (v, until);
     if (v->stop || v->fenced)
       break;
+    hf_vol_lease_note_head_locked (v);
     pthread_mutex_unlock (&v->lock);
     r = hf_lease_renew (&v->lease, &l);
     if (r == EEXIST) {

@@ -65,7 +65,6 @@
 #include "wal.h"
 #include "wbuf.h"
 
-#define HF_VOL_MAX_CANDIDATES 16
 #define HF_VOL_MAX_ZERO_RUNS 65536
 /* Object buffers kept for reuse (see struct hf_volume). */
 #define HF_VOL_SPARE_OBJS 3
@@ -157,10 +156,17 @@ struct hf_volume {
   uint64_t next_seq;            /* L: next seq to seal */
   uint64_t committed_seq;       /* L: every sealed seq <= this committed */
   uint64_t head_seq, ckpt_seq;  /* L */
+  bool older_head;              /* I after recovery: opened below a damaged
+                                   or a recorded newer head
+                                   (accept_older_head); the open commits a
+                                   segment above them */
   uint64_t ckpt_gen;            /* L: checkpoints committed (delta
                                    cleared) */
   uint64_t dirty_bytes;         /* L */
-  struct hf_lease lease;        /* I after open (lease.c; close releases) */
+  struct hf_lease lease;        /* I after open (lease.c; close releases),
+                                   but lease.committed_seq: written by the
+                                   lease thread, then by close once the
+                                   threads have stopped, both under L */
   uint64_t lease_ok_us;         /* L: monotonic time of the last renewal */
   bool fenced;                  /* L: set in volume-fence.c only */
   int broken;                   /* L: sticky error (tree merge failed) */
@@ -291,6 +297,8 @@ extern int hf_vol_fence_after_put (struct hf_volume *v, const char *key,
 extern void hf_vol_fence_taken_over_locked (struct hf_volume *v,
                                             const char *key);
 extern void *hf_vol_lease_thread (void *arg);
+/* Raise v->lease.committed_seq to the head before a lease write. */
+extern void hf_vol_lease_note_head_locked (struct hf_volume *v);
 
 /* volume-recover.c */
 extern int hf_vol_recover (struct hf_volume *v, uint64_t at_seq);

@@ -2,15 +2,20 @@
  * discovery, the chain check, roll-forward into the delta, and the
  * write-ahead log's replay.
  *
- * The head is the newest segment (keys sort newest first, so a LIST of
- * a few keys finds the candidates) whose chain of parents back to its
- * checkpoint is intact: each parent's header CRC, epoch and checkpoint
- * match what the child names.  A candidate whose chain is broken (an
- * orphan of a crash, or another writer's) is rejected with a warning;
- * if none of the HF_VOL_MAX_CANDIDATES newest is intact the volume does
- * not open (EBADMSG) rather than silently fall back to older data.  The
- * tree opens at the checkpoint; the segments after it are rolled
- * forward into the delta, oldest first.
+ * The head is the newest segment (keys sort newest first) whose chain of
+ * parents back to its checkpoint is intact: each parent's header CRC,
+ * epoch and checkpoint match what the child names.  Every segment key is
+ * listed, with its length.  A candidate that never landed (missing from
+ * its chain, or incomplete: shorter than its header says, the body of an
+ * interrupted PUT a store kept) or whose chain leads to another writer's
+ * segment (an orphan) is passed over with a warning, however many there
+ * are.  Damage is not: a segment that does not verify stops the open
+ * (EBADMSG, naming it) rather than silently fall back to older data, and
+ * so does a head older than the newest lease's record of the committed
+ * head (ESTALE: segments deleted or lost); accept_older_head (rollback,
+ * fsck, history) goes on at the older head.  The tree opens at the
+ * checkpoint; the segments after it are rolled forward into the delta,
+ * oldest first.
  *
  * Lock rule: open runs before any thread starts, so the state is set
  * without locks, except where the log is replayed (threads run then)
@@ -32,44 +37,75 @@
 
 /* ---- Listing ---- */
 
-struct hf_vol_first {
+/* Every segment key of the volume with its length, newest first (LIST
+ * order: keys hold ~seq).  All of them, not a first few: any number of
+ * orphans may lie above the head (uploads that landed while an older
+ * one kept failing, over several crashes), and the lengths are what
+ * tells a complete segment from an interrupted upload. */
+struct hf_vol_seglist {
   size_t plen;
-  uint64_t num[HF_VOL_MAX_CANDIDATES];
-  size_t n, max;
+  struct hf_vol_listed {
+    uint64_t seq, size;
+  } *v;
+  size_t n, cap;
 };
 
-/* List callback: collect the numbers of the first max keys named
- * PREFIX WHAT "/" HEX16(~num). */
 static int
-hf_vol_list_first (void *opaque, const char *key, uint64_t size)
+hf_vol_list_cb (void *opaque, const char *key, uint64_t size)
 {
-  struct hf_vol_first *f = opaque;
+  struct hf_vol_seglist *f = opaque;
   uint64_t num;
 
-  if (strlen (key) > f->plen && hf_seg_key_parse (key + f->plen, &num) == 0)
-    f->num[f->n++] = num;
-  return f->n >= f->max ? 1 : 0;
+  if (strlen (key) <= f->plen || hf_seg_key_parse (key + f->plen, &num))
+    return 0;
+  if (f->n == f->cap) {
+    size_t nc = f->cap ? f->cap * 2 : 64;
+    struct hf_vol_listed *nv = realloc (f->v, nc * sizeof *nv);
+    if (nv == NULL)
+      return ENOMEM;
+    f->v = nv;
+    f->cap = nc;
+  }
+  f->v[f->n++] = (struct hf_vol_listed) { num, size };
+  return 0;
 }
 
 static void
 hf_vol_list_restart (void *opaque)
 {
-  struct hf_vol_first *f = opaque;
+  struct hf_vol_seglist *f = opaque;
 
   f->n = 0;
 }
 
 static int
-hf_vol_list (struct hf_volume *v, const char *what, size_t max,
-             struct hf_vol_first *f)
+hf_vol_list_segs (struct hf_volume *v, struct hf_vol_seglist *f)
 {
   char pfx[HF_OBJSTORE_KEY_MAX + 1];
 
-  snprintf (pfx, sizeof pfx, "%s%s/", v->prefix, what);
+  snprintf (pfx, sizeof pfx, "%sseg/", v->prefix);
   f->plen = strlen (pfx);
-  f->max = max;
-  return hf_objstore_list_retry (v->store, pfx, NULL, hf_vol_list_first, f,
+  return hf_objstore_list_retry (v->store, pfx, NULL, hf_vol_list_cb, f,
                                  hf_vol_list_restart);
+}
+
+/* The listed length of segment seq, or HF_SEG_SIZE_UNKNOWN (not
+ * listed: at_seq, or a clone's parent's segment). */
+static uint64_t
+hf_vol_listed_size (const struct hf_vol_seglist *f, uint64_t seq)
+{
+  size_t lo = 0, hi = f ? f->n : 0;
+
+  while (lo < hi) {             /* f->v is sorted by seq, descending */
+    size_t mid = lo + (hi - lo) / 2;
+    if (f->v[mid].seq == seq)
+      return f->v[mid].size;
+    if (f->v[mid].seq > seq)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return HF_SEG_SIZE_UNKNOWN;
 }
 
 /* ---- Recovery ---- */
@@ -85,12 +121,14 @@ struct hf_vol_mcache {
 struct hf_vol_recover {
   struct hf_vol_mcache *c;
   size_t n, cap;
+  const struct hf_vol_seglist *listed;  /* borrowed */
 };
 
 struct hf_vol_meta_args {
   struct hf_volume *v;
   const struct hf_lineage_level *lv;
   uint64_t seq;
+  uint64_t size;                /* as listed, or HF_SEG_SIZE_UNKNOWN */
   struct hf_seg_meta **m;
 };
 
@@ -100,7 +138,7 @@ hf_vol_meta_attempt (void *arg, unsigned attempt)
   struct hf_vol_meta_args *a = arg;
 
   return hf_seg_read_meta (a->lv->store, a->lv->prefix, a->seq,
-                           a->lv->d.uuid, a->v->bs, a->m);
+                           a->lv->d.uuid, a->v->bs, a->size, a->m);
 }
 
 /* Segment seq's metadata, read once per recovery (rc caches it). */
@@ -119,7 +157,10 @@ hf_vol_meta (struct hf_volume *v, struct hf_vol_recover *rc, uint64_t seq,
     }
   {
     struct hf_vol_meta_args a = { v, hf_lineage_locate (v->lin, seq), seq,
-                                  &m };
+                                  HF_SEG_SIZE_UNKNOWN, &m };
+
+    if (a.lv == &v->lin->lv[0])
+      a.size = hf_vol_listed_size (rc->listed, seq);
     r = hf_objstore_retry (a.lv->store, hf_vol_meta_attempt, &a);
   }
   if (rc->n == rc->cap) {
@@ -148,17 +189,29 @@ hf_vol_recover_free (struct hf_vol_recover *rc)
 }
 
 /* Verify the chain from cand back to its checkpoint; on success *chain
- * (newest first, borrowed from rc) and *nchain are set. */
+ * (newest first, borrowed from rc) and *nchain are set.  Otherwise:
+ *   ENOENT   cand is not the head of an intact chain and nothing is
+ *            damaged: it, or a segment on its chain, never landed
+ *            (missing, or an incomplete upload), or a parent link
+ *            leads to another writer's segment (an orphan of a fenced
+ *            writer); recovery tries the next older candidate;
+ *   EBADMSG  a segment on the chain is damaged, *bad_seq says which:
+ *            falling back would serve stale data, recovery refuses;
+ *   other    the store's error (EIO ...), *bad_seq says where. */
 static int
 hf_vol_chain (struct hf_volume *v, struct hf_vol_recover *rc, uint64_t cand,
-              struct hf_seg_meta ***chain, size_t *nchain)
+              struct hf_seg_meta ***chain, size_t *nchain,
+              uint64_t *bad_seq)
 {
   struct hf_seg_meta *m, *p, **ch = NULL;
   size_t n = 0, cap = 0;
   uint64_t C;
   int r;
 
+  *bad_seq = cand;
   r = hf_vol_meta (v, rc, cand, &m);
+  if (r == ENODATA)
+    r = ENOENT;                 /* an incomplete upload never landed */
   if (r)
     return r;
   C = m->h.ckpt_seq;
@@ -174,10 +227,12 @@ hf_vol_chain (struct hf_volume *v, struct hf_vol_recover *rc, uint64_t cand,
       cap = nc;
     }
     ch[n++] = m;
+    /* Inconsistencies within a verified segment are damage. */
     if (m->h.seq == C) {
       if (!(m->h.flags & HF_SH_CHECKPOINT)) {
         hf_warn ("volume: segment %" PRIu64 " is named as a checkpoint "
                  "but holds none", C);
+        *bad_seq = C;
         r = EBADMSG;
         break;
       }
@@ -188,6 +243,7 @@ hf_vol_chain (struct hf_volume *v, struct hf_vol_recover *rc, uint64_t cand,
         break;
       hf_warn ("volume: segment %" PRIu64 ": chain ends before its "
                "checkpoint %" PRIu64, m->h.seq, C);
+      *bad_seq = m->h.seq;
       r = EBADMSG;
       break;
     }
@@ -195,22 +251,30 @@ hf_vol_chain (struct hf_volume *v, struct hf_vol_recover *rc, uint64_t cand,
       hf_warn ("volume: segment %" PRIu64 ": parent %" PRIu64
                " is older than checkpoint %" PRIu64, m->h.seq,
                m->h.parent_seq, C);
+      *bad_seq = m->h.seq;
       r = EBADMSG;
       break;
     }
+    *bad_seq = m->h.parent_seq;
     r = hf_vol_meta (v, rc, m->h.parent_seq, &p);
     if (r) {
       hf_warn ("volume: segment %" PRIu64 ": parent %" PRIu64 " %s",
                m->h.seq, m->h.parent_seq,
-               r == ENOENT ? "is missing" : "is unreadable");
+               r == ENOENT ? "is missing" : r == ENODATA ?
+               "is incomplete (never landed)" : r == EBADMSG ?
+               "is damaged" : "is unreadable");
+      if (r == ENODATA)
+        r = ENOENT;
       break;
     }
+    /* A verified segment that is not the parent: the orphan of a
+     * writer that lost a race or was fenced, not damage. */
     if (p->h.hdr_crc != m->h.parent_crc ||
         p->h.lease_epoch > m->h.lease_epoch || p->h.ckpt_seq != C) {
       hf_warn ("volume: segment %" PRIu64 ": segment %" PRIu64
                " is not its parent (written by another writer or another "
                "history)", m->h.seq, p->h.seq);
-      r = EBADMSG;
+      r = ENOENT;
       break;
     }
     m = p;
@@ -230,9 +294,10 @@ hf_vol_chain_check (struct hf_volume *v, uint64_t seq)
   struct hf_vol_recover rc = { 0 };
   struct hf_seg_meta **chain = NULL;
   size_t nchain = 0;
+  uint64_t bad;
   int r;
 
-  r = hf_vol_chain (v, &rc, seq, &chain, &nchain);
+  r = hf_vol_chain (v, &rc, seq, &chain, &nchain, &bad);
   free (chain);
   hf_vol_recover_free (&rc);
   return r;
@@ -243,52 +308,137 @@ hf_vol_chain_check (struct hf_volume *v, uint64_t seq)
 int
 hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
 {
-  struct hf_vol_recover rc = { 0 };
-  struct hf_vol_first f;
+  struct hf_vol_seglist f = { 0 };
+  struct hf_vol_recover rc = { .listed = &f };
   struct hf_seg_meta **chain = NULL, *head, *cm;
   struct hf_btree_root root = { .empty = true };
-  uint64_t max_seen = 0, mapped = 0;
-  size_t nchain = 0, i, tried = 0;
+  const char *desc = hf_objstore_describe (v->store);
+  uint64_t max_seen = 0, mapped = 0, known = 0, bad_seq = 0, *cand = NULL;
+  size_t nchain = 0, ncand, i;
   int r = 0;
 
-  if (at_seq) {
-    f.n = 1;
-    f.num[0] = at_seq;
-  }
-  else {
-    r = hf_vol_list (v, "seg", HF_VOL_MAX_CANDIDATES, &f);
-    if (r) {
-      hf_error ("volume: %s%s: listing segments: %s",
-                hf_objstore_describe (v->store), v->prefix, strerror (r));
-      return r;
+  /* How far the history is known to reach (lease.h): the last writer's
+   * record, read with the lease (a writer's own acquire carried it).
+   * Read before the list: a live writer records a segment only after
+   * it committed, so whatever the lease says is then in the list. */
+  if (!at_seq) {
+    if (v->lease.held)
+      known = v->lease.committed_seq;
+    else {
+      struct hf_lease_info li;
+      bool found;
+
+      r = hf_lease_newest (v->store, v->prefix, &found, &li);
+      if (r == EBADMSG) {
+        /* Logged; a writer could not open either.  Reading goes on. */
+        hf_warn ("volume: %s%s: the writer lease is damaged: cannot tell "
+                 "whether newer segments were lost", desc, v->prefix);
+        r = 0;
+        found = false;
+      }
+      if (r) {
+        hf_error ("volume: %s%s: reading the writer lease: %s", desc,
+                  v->prefix, strerror (r));
+        goto out;
+      }
+      if (found)
+        known = li.committed_seq;
     }
   }
-  if (f.n == 0 && v->lin->lv[0].floor) {
-    /* A clone without segments of its own: its state is the parent's
-     * at the base (format.h, "Clones"). */
-    f.n = 1;
-    f.num[0] = v->lin->lv[0].floor;
+  r = hf_vol_list_segs (v, &f);
+  if (r) {
+    hf_error ("volume: %s%s: listing segments: %s", desc, v->prefix,
+              strerror (r));
+    goto out;
   }
   if (f.n > 0)
-    max_seen = f.num[0];
-  for (i = 0; i < f.n; i++) {
-    tried++;
-    r = hf_vol_chain (v, &rc, f.num[i], &chain, &nchain);
+    max_seen = f.v[0].seq;
+
+  ncand = at_seq ? 1 : f.n;
+  cand = malloc ((ncand ? ncand : 1) * sizeof *cand);
+  if (cand == NULL) {
+    r = ENOMEM;
+    goto out;
+  }
+  if (at_seq)
+    cand[0] = at_seq;
+  else
+    for (i = 0; i < f.n; i++)
+      cand[i] = f.v[i].seq;
+  if (ncand == 0 && v->lin->lv[0].floor) {
+    /* A clone without segments of its own: its state is the parent's
+     * at the base (format.h, "Clones"). */
+    ncand = 1;
+    cand[0] = v->lin->lv[0].floor;
+  }
+  /* Newest first.  A candidate that never landed, or an orphan, makes
+   * way for the next older one; damage does not: opening an older head
+   * then would serve stale data as current, and the next writer would
+   * orphan the damaged segment's writes for good. */
+  for (i = 0; i < ncand; i++) {
+    char key[HF_OBJSTORE_KEY_MAX + 1];
+
+    r = hf_vol_chain (v, &rc, cand[i], &chain, &nchain, &bad_seq);
     if (r == 0)
       break;
     if (r == ENOMEM)
       goto out;
-    hf_warn ("volume: %s%s: rejecting segment %" PRIu64 " as head: %s",
-             hf_objstore_describe (v->store), v->prefix, f.num[i],
-             strerror (r));
-  }
-  if (f.n > 0 && i == f.n) {
-    hf_error ("volume: %s%s: no intact segment chain among the %zu newest "
-              "segments%s", hf_objstore_describe (v->store), v->prefix,
-              tried, at_seq ? " (at_seq)" : "");
-    r = r == ENOENT && at_seq ? ENOENT : EBADMSG;
+    if (r == EBADMSG && v->o.accept_older_head)
+      v->older_head = true;
+    if (r == ENOENT || (r == EBADMSG && v->o.accept_older_head)) {
+      hf_warn ("volume: %s%s: rejecting segment %" PRIu64 " as head: %s",
+               desc, v->prefix, cand[i], r == ENOENT ?
+               "not on an intact chain (an upload that never landed, or "
+               "an orphan)" : "damaged (accept_older_head)");
+      continue;
+    }
+    hf_seg_key (key, sizeof key, hf_lineage_locate (v->lin,
+                                                     bad_seq)->prefix,
+                bad_seq);
+    if (r == EBADMSG && at_seq)
+      hf_error ("volume: %s%s: segment %s is damaged", desc, v->prefix,
+                key);
+    else if (r == EBADMSG)
+      hf_error ("volume: %s%s: segment %s is damaged; refusing to open at "
+                "an older point, which would serve stale data as current.  "
+                "Read an older point with at=SEQ (hyperfile ls lists them), "
+                "or make one the head with hyperfile rollback", desc,
+                v->prefix, key);
+    else
+      hf_error ("volume: %s%s: reading segment %s: %s; cannot tell which "
+                "segment is the head", desc, v->prefix, key, strerror (r));
     goto out;
   }
+  if (ncand > 0 && i == ncand) {
+    hf_error ("volume: %s%s: no intact segment chain among the %zu "
+              "segments%s", desc, v->prefix, ncand,
+              at_seq ? " (at_seq)" : "");
+    r = at_seq ? ENOENT : EBADMSG;
+    goto out;
+  }
+  /* The newest segments are gone (deleted, or lost by the store), or
+   * the ones above are damaged and were skipped on request. */
+  if (known > (nchain ? chain[0]->h.seq : 0)) {
+    if (!v->o.accept_older_head) {
+      hf_error ("volume: %s%s: the writer lease records segment %" PRIu64
+                " as committed, but the newest intact chain ends at "
+                "segment %" PRIu64 ": segments were deleted or lost.  "
+                "Refusing to open at that older point (the volume would "
+                "roll back unnoticed); read it with at=%" PRIu64 ", or "
+                "make it the head with hyperfile rollback", desc, v->prefix,
+                known, nchain ? chain[0]->h.seq : 0,
+                nchain ? chain[0]->h.seq : 0);
+      r = ESTALE;
+      goto out;
+    }
+    hf_warn ("volume: %s%s: the writer lease records segment %" PRIu64
+             " as committed; opening at segment %" PRIu64
+             " (accept_older_head)", desc, v->prefix, known,
+             nchain ? chain[0]->h.seq : 0);
+    v->older_head = true;
+  }
+  if (known > max_seen)
+    max_seen = known;           /* never reuse a committed seq's key */
 
   if (nchain > 0) {
     head = chain[0];
@@ -345,6 +495,8 @@ hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
             v->delta.n, v->next_seq);
  out:
   free (chain);
+  free (cand);
+  free (f.v);
   hf_vol_recover_free (&rc);
   return r;
 }

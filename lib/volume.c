@@ -291,6 +291,17 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
       if (r)
         goto err2;
     }
+    /* Accepted an older head: commit a segment above the damaged or
+     * lost ones at once, so that the next open finds an intact head
+     * newer than all of them and than the lease's record. */
+    if (v->older_head) {
+      r = hf_vol_flush_wait_force (v, true);
+      if (r) {
+        hf_error ("volume: committing above the older head: %s",
+                  strerror (r));
+        goto err2;
+      }
+    }
   }
   v->ra_data = malloc (HF_VOL_RA_BYTES);
   if (v->ra_data &&
@@ -341,7 +352,12 @@ hf_volume_close (struct hf_volume *v)
   hf_vol_cache_drain_locked (v);        /* what the uploaders left */
   pthread_mutex_unlock (&v->lock);
   if (v->lease.held && !v->fenced) {
-    int e = hf_lease_release (&v->lease);
+    int e;
+
+    pthread_mutex_lock (&v->lock);
+    hf_vol_lease_note_head_locked (v);
+    pthread_mutex_unlock (&v->lock);
+    e = hf_lease_release (&v->lease);
     if (e)
       hf_warn ("volume: releasing the writer lease: %s", strerror (e));
   }

@@ -75,6 +75,11 @@ struct hf_volume_options {
   bool takeover;                /* claim a lease that has expired */
   bool break_lease;             /* claim the lease even if it is live
                                    (tests; admin recovery) */
+  bool accept_older_head;       /* open at the newest intact chain even
+                                   when a newer segment is damaged or the
+                                   lease records a newer head (refused
+                                   otherwise: EBADMSG, ESTALE); for
+                                   hyperfile rollback and fsck */
   bool readonly;                /* no lease, no writes (EROFS) */
   uint64_t at_seq;              /* readonly at this segment; 0 = head */
   const struct hf_s3_config *parent_cfg; /* borrowed, for the open only:

@@ -607,9 +607,12 @@ hyperfile_check_local_dir (const char *param, const char *dir,
 static int
 hyperfile_get_ready (void)
 {
+  /* With at= a damaged or lost newest segment does not stop us: at= is
+   * the way to read the older points then (the open warns). */
   struct hf_volume_options ro = { .readonly = true,
                                   .node_cache = 64,
                                   .at_seq = 0,
+                                  .accept_older_head = hf_at != NULL,
                                   .parent_cfg = &hf_s3 };
   struct hf_volume_info vi;
   struct hf_volume *v;
@@ -664,6 +667,28 @@ hyperfile_get_ready (void)
   if (strncmp (hf_url, "s3://", 5) == 0 &&
       hf_objstore_s3_check (hf_store) != 0)
     return -1;
+  /* Testing hook (tests/test-nbd-torn-crash.sh), like the log's
+   * HF_WAL_TEST_FAIL_SYNC: HF_TEST_TORN_PUT=N stores only a prefix of
+   * this process's N-th segment upload and SIGKILLs it, as when a server
+   * dies mid-PUT and the store keeps the truncated body. */
+  {
+    const char *e = getenv ("HF_TEST_TORN_PUT");
+
+    if (e && *e) {
+      struct hf_fault_config fc = { .torn_nth = strtoull (e, NULL, 10),
+                                    .torn_key = "seg/",
+                                    .torn_kill = true };
+      struct hf_objstore *f;
+
+      if (fc.torn_nth == 0 || hf_objstore_fault_open (hf_store, &fc, &f)) {
+        nbdkit_error ("HF_TEST_TORN_PUT=%s: not a positive number", e);
+        return -1;
+      }
+      hf_store = f;
+      nbdkit_debug ("HF_TEST_TORN_PUT: segment upload %" PRIu64
+                    " will be torn", fc.torn_nth);
+    }
+  }
 
   /* Look for the descriptor first, so a new volume is not an error. */
   {

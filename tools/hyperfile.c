@@ -723,8 +723,11 @@ hf_tool_clone (int argc, char **argv)
 static int
 hf_tool_rollback (int argc, char **argv)
 {
+  /* accept_older_head: rollback is the explicit way past a damaged or
+   * lost newest segment (the open commits a segment above it). */
   struct hf_volume_options o = { .takeover = hf_tool_takeover,
                                  .flush_interval_ms = UINT32_MAX,
+                                 .accept_older_head = true,
                                  .parent_cfg = &hf_tool_s3 };
   struct hf_tool_vol t;
   struct hf_volume *v;
@@ -951,12 +954,13 @@ hf_tool_fsck (int argc, char **argv)
             ", \"nodes\": %" PRIu64 ", \"points\": %" PRIu64
             ", \"snapshots\": %" PRIu64 ", \"clones\": %" PRIu64
             ", \"checkpoints\": %" PRIu64 ", \"tree_nodes\": %" PRIu64
-            ", \"entries\": %" PRIu64 ", \"orphans\": %" PRIu64 "}\n",
+            ", \"entries\": %" PRIu64 ", \"orphans\": %" PRIu64
+            ", \"incomplete\": %" PRIu64 "}\n",
             first ? "" : "\n  ", r == 0 && rep.problems == 0 ? "true" : "false",
             rep.problems, rep.head_seq, rep.segments, rep.bytes,
             rep.data_blocks, rep.nodes, rep.points, rep.snapshots,
             rep.clones, rep.checkpoints, rep.tree_nodes, rep.entries,
-            rep.orphans);
+            rep.orphans, rep.incomplete);
   }
   if (r == ENOENT)
     return EXIT_NOVOLUME;
@@ -973,6 +977,9 @@ hf_tool_fsck (int argc, char **argv)
             rep.bytes, rep.data_blocks, rep.nodes, rep.points,
             rep.snapshots, rep.clones, rep.checkpoints, rep.tree_nodes,
             rep.entries, rep.problems ? "DAMAGED" : "clean", rep.problems);
+  if (!hf_tool_json && rep.incomplete)
+    printf ("%s: %" PRIu64 " incomplete upload(s) (never committed; GC "
+            "removes them)\n", argv[0], rep.incomplete);
   return rep.problems ? EXIT_DAMAGED : EXIT_SUCCESS;
 }
 

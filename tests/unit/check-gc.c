@@ -1012,7 +1012,8 @@ START_TEST (test_fsck_damage)
   expect_fsck_clean (s, "");
 
   /* The checkpoint segment has nodes; the first segment has data. */
-  ck_assert_int_eq (hf_seg_read_meta (s, "", vi.ckpt_seq, uuid, BS, &m), 0);
+  ck_assert_int_eq (hf_seg_read_meta (s, "", vi.ckpt_seq, uuid, BS,
+                                      HF_SEG_SIZE_UNKNOWN, &m), 0);
   ck_assert_uint_gt (m->h.n_nodes, 0);
   hf_seg_key (key, sizeof key, "", vi.ckpt_seq);
   off = m->h.node_off + 100;
@@ -1025,7 +1026,8 @@ START_TEST (test_fsck_damage)
   flip (dir, key, off);
   hf_seg_meta_destroy (m);
 
-  ck_assert_int_eq (hf_seg_read_meta (s, "", 1, uuid, BS, &m), 0);
+  ck_assert_int_eq (hf_seg_read_meta (s, "", 1, uuid, BS, HF_SEG_SIZE_UNKNOWN,
+                                      &m), 0);
   ck_assert_uint_gt (m->h.n_data, 3);
   hf_seg_key (key, sizeof key, "", 1);
   off = m->h.data_off + 3 * BS + 17;

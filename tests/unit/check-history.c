@@ -167,8 +167,11 @@ struct fixture {
 static void
 fixture_make (struct fixture *f, const char *prefix)
 {
+  /* A lease renewed only after 20 minutes: tests that remove the newest
+   * segment then see the orphan, not a lease's record of that segment. */
   struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
-                                 .checkpoint_segments = 3 };
+                                 .checkpoint_segments = 3,
+                                 .lease_ttl_s = 3600 };
   struct hf_volume *v;
   struct hf_volume_info vi;
   uint8_t b[4096];
@@ -253,12 +256,22 @@ START_TEST (test_points_orphan)
 
   hf_log_set_sink (log_capture);
   fixture_make (&f, "");
-  /* Move the newest segment far above: it becomes an orphan (its parent
-   * link names the real previous segment, but its seq does not match
-   * its key, so recovery and history both reject it by header). */
+  /* Move the newest segment far above, renumbered, with a parent that
+   * never landed: it becomes an orphan that recovery and history both
+   * pass over (an upload that landed out of order before a crash). */
   hf_seg_key (from, sizeof from, "", f.seqs[NPTS - 1]);
   hf_seg_key (to, sizeof to, "", f.seqs[NPTS - 1] + 10);
   ck_assert_int_eq (hf_objstore_get_all (f.s, from, SIZE_MAX, &d, &len), 0);
+  {
+    struct hf_seg_meta m;
+
+    ck_assert_int_eq (hf_seg_parse (d, len, true, from, NULL, 0,
+                                    f.seqs[NPTS - 1], &m), 0);
+    m.h.seq = f.seqs[NPTS - 1] + 10;
+    m.h.parent_seq = f.seqs[NPTS - 1] + 9;
+    hf_seg_write_meta (d, &m.h, m.ext, m.crcs);
+    hf_seg_meta_free (&m);
+  }
   ck_assert_int_eq (hf_objstore_put (f.s, to, d, len, 0), 0);
   ck_assert_int_eq (hf_objstore_delete (f.s, from), 0);
   free (d);

@@ -308,12 +308,35 @@ START_TEST (test_read_meta)
   ck_assert_uint_gt (h.node_off, HF_SEG_META_READ);
   hf_seg_key (key, sizeof key, "p/", 42);
   ck_assert_int_eq (hf_objstore_put (s, key, o, h.object_size, 0), 0);
-  ck_assert_int_eq (hf_seg_read_meta (s, "p/", 42, test_uuid, 4096, &m), 0);
+  ck_assert_int_eq (hf_seg_read_meta (s, "p/", 42, test_uuid, 4096,
+                                      HF_SEG_SIZE_UNKNOWN, &m), 0);
   ck_assert_uint_eq (m->h.n_data, 20000);
+  hf_seg_meta_destroy (m);
+  ck_assert_int_eq (hf_seg_read_meta (s, "p/", 42, test_uuid, 4096,
+                                      h.object_size, &m), 0);
   ck_assert_uint_eq (m->crcs[19999], crcs[19999]);
   hf_seg_meta_destroy (m);
-  ck_assert_int_eq (hf_seg_read_meta (s, "p/", 43, test_uuid, 4096, &m),
-                    ENOENT);
+  ck_assert_int_eq (hf_seg_read_meta (s, "p/", 43, test_uuid, 4096,
+                                      HF_SEG_SIZE_UNKNOWN, &m), ENOENT);
+  /* Cut in the data area (tables intact): an incomplete upload, by the
+   * listed size or by a HEAD; longer than the header says: damage. */
+  ck_assert_int_eq (hf_objstore_put (s, key, o, h.object_size - 4096, 0), 0);
+  ck_assert_int_eq (hf_seg_read_meta (s, "p/", 42, test_uuid, 4096,
+                                      h.object_size - 4096, &m), ENODATA);
+  ck_assert_int_eq (hf_seg_read_meta (s, "p/", 42, test_uuid, 4096,
+                                      HF_SEG_SIZE_UNKNOWN, &m), ENODATA);
+  ck_assert_int_eq (hf_seg_read_meta (s, "p/", 42, test_uuid, 4096,
+                                      h.object_size + 1, &m), EBADMSG);
+  /* Shorter than a header: incomplete too. */
+  ck_assert_int_eq (hf_objstore_put (s, key, o, 100, 0), 0);
+  ck_assert_int_eq (hf_seg_read_meta (s, "p/", 42, test_uuid, 4096, 100, &m),
+                    ENODATA);
+  /* A damaged header is damage, whatever the length. */
+  o[40] ^= 1;
+  ck_assert_int_eq (hf_objstore_put (s, key, o, h.object_size, 0), 0);
+  ck_assert_int_eq (hf_seg_read_meta (s, "p/", 42, test_uuid, 4096,
+                                      h.object_size, &m), EBADMSG);
+  o[40] ^= 1;
   /* Truncated object (shorter than the first GET). */
   free (o);
   free (ext);
@@ -321,8 +344,8 @@ START_TEST (test_read_meta)
   build (4096, 3, 0, &o, &h, &ext, &crcs);
   hf_seg_key (key, sizeof key, "p/", 42);
   ck_assert_int_eq (hf_objstore_put (s, key, o, h.object_size - 10, 0), 0);
-  ck_assert_int_eq (hf_seg_read_meta (s, "p/", 42, test_uuid, 4096, &m),
-                    EBADMSG);
+  ck_assert_int_eq (hf_seg_read_meta (s, "p/", 42, test_uuid, 4096,
+                                      h.object_size - 10, &m), ENODATA);
   free (o);
   free (ext);
   free (crcs);

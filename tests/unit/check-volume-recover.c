@@ -1,0 +1,454 @@
+/* Unit tests for what recovery (opening a volume) accepts and refuses:
+ *
+ *  - a torn segment (an interrupted PUT whose body the store kept, from
+ *    the fault store's p_put_torn) is not landed: the log replays its
+ *    records, every flushed write reads back; a writer that lives on
+ *    does not take its own torn attempt for a landed segment;
+ *  - a damaged newest segment is refused (EBADMSG, naming the object and
+ *    pointing to at= and rollback), never skipped for an older head; at=
+ *    still reads the older points;
+ *  - deleting the newest segments is noticed through the lease's record
+ *    of the committed head (open refuses, fsck reports it);
+ *  - 40 orphans above the head (more than one listing batch) do not keep
+ *    an intact volume from opening.
+ */
+#include <config.h>
+
+#undef NDEBUG
+#include <check.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "fsck.h"
+#include "log.h"
+#include "objstore.h"
+#include "segment.h"
+#include "test-util.h"
+#include "volume.h"
+
+static void
+pattern (uint8_t *p, size_t n, unsigned seed)
+{
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    p[i] = (uint8_t) (i * 7 + seed * 13 + (i >> 12));
+}
+
+static struct hf_volume *
+open_ok (struct hf_objstore *s, const struct hf_volume_options *o)
+{
+  struct hf_volume *v = NULL;
+  int r = hf_volume_open (s, "", o, &v);
+
+  ck_assert_msg (r == 0, "open: %s (%s)", strerror (r), last_error);
+  return v;
+}
+
+static uint64_t
+head_of (struct hf_volume *v)
+{
+  struct hf_volume_info info;
+
+  hf_volume_get_info (v, &info);
+  return info.head_seq;
+}
+
+/* Flip one byte of an object through the store API. */
+static void
+damage (struct hf_objstore *s, const char *key, uint64_t off)
+{
+  void *data;
+  size_t len;
+
+  ck_assert_int_eq (hf_objstore_get_all (s, key, SIZE_MAX, &data, &len), 0);
+  ck_assert_uint_lt (off, len);
+  ((uint8_t *) data)[off] ^= 0x5a;
+  ck_assert_int_eq (hf_objstore_put (s, key, data, len, 0), 0);
+  free (data);
+}
+
+/* ---- Torn segments ---- */
+
+/* With the log: the write seals a segment at once (16 KiB segments), its
+ * upload is torn (keep of it lands) and the writer "dies".  Reopened,
+ * the torn object must count as not landed, so the log's records are
+ * replayed and every flushed byte reads back. */
+static void
+torn_case (double keep)
+{
+  char *dir = make_tmpdir (), *wdir = make_tmpdir (), *wal;
+  struct hf_objstore *d, *s;
+  struct hf_fault_config fc = { .seed = 3 };
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .segment_size = 16384,
+                                 .flush_timeout_ms = 30000 };
+  struct hf_volume *v;
+  /* 32 blocks: the segment is larger than the first metadata read
+   * (HF_SEG_META_READ), so a cut in its data area leaves everything
+   * that read checks intact. */
+  static uint8_t a[32 * 4096], b[32 * 4096], r[32 * 4096];
+  uint64_t head0;
+  double t0;
+
+  ck_assert (asprintf (&wal, "%s/wal", wdir) > 0);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &d), 0);
+  ck_assert_int_eq (hf_objstore_fault_open (d, &fc, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  o.wal_dir = wal;
+  v = open_ok (s, &o);
+  pattern (a, sizeof a, 1);
+  ck_assert_int_eq (hf_volume_pwrite (v, a, sizeof a, 0, HF_VOL_FUA), 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);    /* all committed */
+
+  v = open_ok (s, &o);
+  head0 = head_of (v);
+  fc.p_put_torn = 1.0;
+  fc.torn_keep = keep;
+  hf_objstore_fault_set_config (s, &fc);
+  pattern (b, sizeof b, 2);
+  ck_assert_int_eq (hf_volume_pwrite (v, b, sizeof b, 0, HF_VOL_FUA), 0);
+  /* Wait (bounded) for the torn upload: the store is then down, so
+   * nothing after it lands; then the writer dies. */
+  t0 = now ();
+  while (hf_objstore_fault_injected (s) == 0 && now () - t0 < 60)
+    usleep (1000);
+  ck_assert_uint_eq (hf_objstore_fault_injected (s), 1);
+  hf_volume_crash (v);
+  fc.p_put_torn = 0;
+  fc.down = false;
+  hf_objstore_fault_set_config (s, &fc);
+
+  o.break_lease = true;
+  v = open_ok (s, &o);
+  ck_assert_uint_eq (head_of (v), head0);       /* the torn one is not */
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
+  ck_assert (memcmp (r, b, sizeof b) == 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  o.break_lease = false;
+  o.wal_dir = NULL;             /* and the store alone has it now */
+  v = open_ok (s, &o);
+  ck_assert_uint_gt (head_of (v), head0 + 1);   /* above the torn seq */
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
+  ck_assert (memcmp (r, b, sizeof b) == 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  /* The torn object is an incomplete upload to fsck, not damage. */
+  {
+    struct hf_fsck_options fo = { .retain_ns = UINT64_MAX / 4 };
+    struct hf_fsck_report rep;
+
+    ck_assert_int_eq (hf_fsck_run (s, "", &fo, &rep), 0);
+    ck_assert_uint_eq (rep.problems, 0);
+    ck_assert_uint_eq (rep.incomplete, 1);
+  }
+
+  hf_objstore_close (s);
+  free (wal);
+  rm_tmpdir (wdir);
+  rm_tmpdir (dir);
+}
+
+/* Cut in the data area: header and tables verify. */
+START_TEST (test_torn_data)
+{
+  torn_case (0.9);
+}
+END_TEST
+
+/* Cut inside the header: not damage either, an upload that never
+ * finished. */
+START_TEST (test_torn_header)
+{
+  torn_case (0.001);
+}
+END_TEST
+
+/* The writer lives on after its upload was torn (the store, not the
+ * writer, failed mid-PUT and kept the body): the retry finds its own
+ * prefix under the key.  That is not a landed segment: it is deleted
+ * and uploaded again, and the data is in the store after close. */
+START_TEST (test_torn_retry)
+{
+  char *dir = make_tmpdir (), *wdir = make_tmpdir (), *wal;
+  struct hf_objstore *d, *s;
+  struct hf_fault_config fc = { .seed = 4 };
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .segment_size = 16384,
+                                 .flush_timeout_ms = 30000 };
+  struct hf_volume *v;
+  static uint8_t b[32 * 4096], r[32 * 4096];
+  double t0;
+
+  ck_assert (asprintf (&wal, "%s/wal", wdir) > 0);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &d), 0);
+  ck_assert_int_eq (hf_objstore_fault_open (d, &fc, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  o.wal_dir = wal;
+  v = open_ok (s, &o);
+  fc.p_put_torn = 1.0;
+  fc.torn_keep = 0.9;
+  hf_objstore_fault_set_config (s, &fc);
+  pattern (b, sizeof b, 3);
+  ck_assert_int_eq (hf_volume_pwrite (v, b, sizeof b, 0, HF_VOL_FUA), 0);
+  t0 = now ();
+  while (hf_objstore_fault_injected (s) == 0 && now () - t0 < 60)
+    usleep (1000);
+  ck_assert_uint_eq (hf_objstore_fault_injected (s), 1);
+  /* The store is back; the uploader retries by itself. */
+  fc.p_put_torn = 0;
+  fc.down = false;
+  hf_objstore_fault_set_config (s, &fc);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  o.wal_dir = NULL;             /* the store alone */
+  v = open_ok (s, &o);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
+  ck_assert (memcmp (r, b, sizeof b) == 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  hf_objstore_close (s);
+  free (wal);
+  rm_tmpdir (wdir);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* ---- A damaged newest segment ---- */
+
+START_TEST (test_damaged_head)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .checkpoint_segments = 100 };
+  struct hf_volume *v = NULL;
+  uint8_t x[4 * 4096], y[4 * 4096], r[4 * 4096];
+  uint64_t h1, h2;
+  char key[64];
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  v = open_ok (s, &o);
+  pattern (x, sizeof x, 5);
+  pattern (y, sizeof y, 6);
+  ck_assert_int_eq (hf_volume_pwrite (v, x, sizeof x, 0, HF_VOL_FUA), 0);
+  h1 = head_of (v);
+  ck_assert_int_eq (hf_volume_pwrite (v, y, sizeof y, 0, HF_VOL_FUA), 0);
+  h2 = head_of (v);
+  ck_assert_uint_eq (h2, h1 + 1);
+  hf_volume_crash (v);
+  /* One header byte of the head (in sh_volume_size: the CRC catches
+   * it). */
+  hf_seg_key (key, sizeof key, "", h2);
+  damage (s, key, 58);
+
+  o.break_lease = true;
+  last_error[0] = '\0';
+  v = NULL;
+  ck_assert_int_eq (hf_volume_open (s, "", &o, &v), EBADMSG);
+  ck_assert_ptr_null (v);
+  ck_assert_msg (strstr (last_error, key) && strstr (last_error, "at=") &&
+                 strstr (last_error, "rollback"),
+                 "the error names the object and the way out: %s",
+                 last_error);
+  /* Read-only: refused the same way; at= the older point is served. */
+  {
+    struct hf_volume_options ro = { .readonly = true };
+    ck_assert_int_eq (hf_volume_open (s, "", &ro, &v), EBADMSG);
+    ro.at_seq = h1;
+    v = open_ok (s, &ro);
+    ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
+    ck_assert (memcmp (r, x, sizeof x) == 0);
+    ck_assert_int_eq (hf_volume_close (v), 0);
+  }
+  /* fsck reports the damaged segment and checks the rest. */
+  {
+    struct hf_fsck_options fo = { .retain_ns = UINT64_MAX / 4 };
+    struct hf_fsck_report rep;
+
+    ck_assert_int_eq (hf_fsck_run (s, "", &fo, &rep), 0);
+    ck_assert_uint_ge (rep.problems, 1);
+    ck_assert_uint_eq (rep.head_seq, h1);
+  }
+  /* The explicit way on (hyperfile rollback): accept_older_head opens
+   * at h1 and commits above the damaged segment at once; after that the
+   * volume opens normally. */
+  o.accept_older_head = true;
+  v = open_ok (s, &o);
+  o.accept_older_head = false;
+  ck_assert_uint_gt (head_of (v), h2);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
+  ck_assert (memcmp (r, x, sizeof x) == 0);
+  hf_volume_crash (v);
+  v = open_ok (s, &o);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
+  ck_assert (memcmp (r, x, sizeof x) == 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* ---- Deleted newest segments ---- */
+
+static char fsck_seen[1024];
+
+static void
+fsck_note (void *opaque, const char *object, uint64_t offset,
+           const char *what)
+{
+  (void) opaque;
+  snprintf (fsck_seen, sizeof fsck_seen, "%s@%" PRIu64 ": %s", object,
+            offset, what);
+}
+
+START_TEST (test_deleted_head)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .checkpoint_segments = 100 };
+  struct hf_fsck_options fo = { .retain_ns = UINT64_MAX / 4 };
+  struct hf_fsck_report rep;
+  struct hf_volume *v = NULL;
+  uint8_t x[4 * 4096], y[4 * 4096];
+  uint64_t h1, h2, seq;
+  char key[64];
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  v = open_ok (s, &o);
+  pattern (x, sizeof x, 7);
+  pattern (y, sizeof y, 8);
+  ck_assert_int_eq (hf_volume_pwrite (v, x, sizeof x, 0, HF_VOL_FUA), 0);
+  h1 = head_of (v);
+  ck_assert_int_eq (hf_volume_pwrite (v, y, sizeof y, 0, HF_VOL_FUA), 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);    /* + a checkpoint */
+  {
+    struct hf_volume_options ro = { .readonly = true };
+    v = open_ok (s, &ro);
+    h2 = head_of (v);
+    ck_assert_int_eq (hf_volume_close (v), 0);
+  }
+  ck_assert_uint_gt (h2, h1 + 1);
+  /* Everything above h1 goes, checkpoint included. */
+  for (seq = h1 + 1; seq <= h2; seq++) {
+    hf_seg_key (key, sizeof key, "", seq);
+    ck_assert_int_eq (hf_objstore_delete (s, key), 0);
+  }
+
+  last_error[0] = '\0';
+  v = NULL;
+  ck_assert_int_eq (hf_volume_open (s, "", &o, &v), ESTALE);
+  ck_assert_ptr_null (v);
+  ck_assert_msg (strstr (last_error, "lease") && strstr (last_error, "at="),
+                 "the error says why and the way out: %s", last_error);
+  {
+    struct hf_volume_options ro = { .readonly = true };
+    ck_assert_int_eq (hf_volume_open (s, "", &ro, &v), ESTALE);
+  }
+  /* fsck reports it. */
+  memset (&rep, 0, sizeof rep);
+  fo.fn = fsck_note;
+  fsck_seen[0] = '\0';
+  ck_assert_int_eq (hf_fsck_run (s, "", &fo, &rep), 0);
+  ck_assert_uint_eq (rep.problems, 1);
+  ck_assert_msg (strstr (fsck_seen, "deleted or lost") != NULL, "fsck: %s",
+                 fsck_seen);
+  /* at= reads what is left; accept_older_head moves on past it. */
+  {
+    struct hf_volume_options ro = { .at_seq = h1 };
+    uint8_t r[sizeof y];
+
+    v = open_ok (s, &ro);
+    ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
+    ck_assert (memcmp (r, x, sizeof x) == 0);
+    ck_assert_int_eq (hf_volume_close (v), 0);
+  }
+  o.accept_older_head = true;
+  v = open_ok (s, &o);
+  o.accept_older_head = false;
+  ck_assert_uint_gt (head_of (v), h2);          /* no key reused */
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  v = open_ok (s, &o);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  memset (&rep, 0, sizeof rep);
+  ck_assert_int_eq (hf_fsck_run (s, "", &fo, &rep), 0);
+  ck_assert_uint_eq (rep.problems, 0);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* ---- Many orphans ---- */
+
+START_TEST (test_many_orphans)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .checkpoint_segments = 100 };
+  struct hf_volume *v = NULL;
+  uint8_t x[4096], y[4096], r[4096];
+  uint64_t h1;
+  char key[64];
+  int i;
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  v = open_ok (s, &o);
+  pattern (x, sizeof x, 9);
+  ck_assert_int_eq (hf_volume_pwrite (v, x, sizeof x, 0, HF_VOL_FUA), 0);
+  h1 = head_of (v);
+  for (i = 0; i < 41; i++) {
+    pattern (y, sizeof y, 100 + i);
+    ck_assert_int_eq (hf_volume_pwrite (v, y, sizeof y, 4096, HF_VOL_FUA),
+                      0);
+  }
+  ck_assert_uint_eq (head_of (v), h1 + 41);
+  hf_volume_crash (v);
+  /* Without h1 + 1 the 40 above it are orphans (uploads that landed
+   * while the oldest kept failing, then a crash). */
+  hf_seg_key (key, sizeof key, "", h1 + 1);
+  ck_assert_int_eq (hf_objstore_delete (s, key), 0);
+
+  o.break_lease = true;
+  v = open_ok (s, &o);
+  ck_assert_uint_eq (head_of (v), h1);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
+  ck_assert (memcmp (r, x, sizeof x) == 0);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 4096), 0);
+  memset (y, 0, sizeof y);
+  ck_assert (memcmp (r, y, sizeof y) == 0);
+  /* The next segment numbers above every orphan. */
+  ck_assert_int_eq (hf_volume_pwrite (v, x, sizeof x, 4096, HF_VOL_FUA), 0);
+  ck_assert_uint_gt (head_of (v), h1 + 41);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+int
+main (void)
+{
+  Suite *s = suite_create ("volume-recover");
+  TCase *tc = tcase_create ("core");
+
+  hf_log_set_sink (log_capture);
+  tcase_set_timeout (tc, 300);
+  tcase_add_test (tc, test_torn_data);
+  tcase_add_test (tc, test_torn_header);
+  tcase_add_test (tc, test_torn_retry);
+  tcase_add_test (tc, test_damaged_head);
+  tcase_add_test (tc, test_deleted_head);
+  tcase_add_test (tc, test_many_orphans);
+  suite_add_tcase (s, tc);
+  return run_suite (s);
+}
