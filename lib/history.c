@@ -1076,6 +1076,12 @@ hf_clone_create (struct hf_history *src, const char *src_url, uint64_t base,
     hf_error ("clone: URLs must be shorter than 256 bytes");
     return EINVAL;
   }
+  /* Never a volume in S3 whose parent is a local directory: it could
+   * not be opened (hf_lineage_open refuses to follow it). */
+  r = hf_lineage_check_parent (strncmp (dst_url, "s3://", 5) == 0, dst_url,
+                               src_url, true);
+  if (r)
+    return r;
   if (base == 0)
     base = src->head;
   if (base == 0) {

@@ -73,6 +73,8 @@ hf_vdesc_decode (const void *buf, size_t len, struct hf_vdesc *d,
     return EBADMSG;
   }
   if (d->flags & HF_VD_CLONE) {
+    const unsigned char *u;
+
     d->parent_seq = hf_le64 (o + VD (vd_parent_seq));
     memcpy (d->parent_uuid, o + VD (vd_parent_uuid), HF_UUID_SIZE);
     memcpy (d->parent_url, o + VD (vd_parent_url), 256);
@@ -85,6 +87,12 @@ hf_vdesc_decode (const void *buf, size_t len, struct hf_vdesc *d,
       *bad_off = VD (vd_parent_url);
       return EBADMSG;
     }
+    for (u = (const unsigned char *) d->parent_url; *u; u++)
+      if (*u < 0x20 || *u == 0x7f) {
+        *bad_off = VD (vd_parent_url) + (u - (const unsigned char *)
+                                         d->parent_url);
+        return EBADMSG;
+      }
   }
   return 0;
 }
@@ -118,6 +126,41 @@ hf_vdesc_read (struct hf_objstore *s, const char *prefix,
   return r;
 }
 
+/* Is the store behind s (through fault wrappers) an S3 store?  Its
+ * description says ("s3://BUCKET at ...", "fault(s3://...)"). */
+static bool
+hf_lineage_store_is_s3 (struct hf_objstore *s)
+{
+  const char *d = hf_objstore_describe (s);
+
+  while (strncmp (d, "fault(", 6) == 0)
+    d += 6;
+  return strncmp (d, "s3://", 5) == 0;
+}
+
+int
+hf_lineage_check_parent (bool child_s3, const char *child,
+                         const char *parent_url, bool any)
+{
+  bool parent_s3 = strncmp (parent_url, "s3://", 5) == 0;
+
+  if (hf_objstore_check_url ("clone parent", parent_url) != 0)
+    return EINVAL;
+  if (child_s3 && !parent_s3) {
+    hf_error ("volume: %s is a clone of %s, a local directory: refused "
+              "for a volume in S3 (its descriptor must not make the server "
+              "read local files)", child, parent_url);
+    return EPERM;
+  }
+  if (!child_s3 && parent_s3 && !any) {
+    hf_error ("volume: %s is a clone of %s, in S3: refused for a volume "
+              "in a local directory unless allowed (clone-parent-any=true; "
+              "hyperfile --clone-parent-any)", child, parent_url);
+    return EPERM;
+  }
+  return 0;
+}
+
 int
 hf_lineage_open (struct hf_objstore *s, const char *prefix,
                  const struct hf_s3_config *cfg, struct hf_lineage **out)
@@ -148,6 +191,23 @@ hf_lineage_open (struct hf_objstore *s, const char *prefix,
       break;
     }
     p = &l->lv[l->n];
+    {
+      char what[HF_OBJSTORE_KEY_MAX + 300];
+      bool child_s3 = c->url ? strncmp (c->url, "s3://", 5) == 0
+        : hf_lineage_store_is_s3 (s);
+
+      if (c->url)
+        snprintf (what, sizeof what, "%s", c->url);
+      else
+        snprintf (what, sizeof what, "%s %svolume", hf_objstore_describe (s),
+                  c->prefix);
+      r = hf_lineage_check_parent (child_s3, what, c->d.parent_url,
+                                   cfg && cfg->clone_parent_any);
+      if (r)
+        break;
+      hf_info ("volume: %s is a clone of %s at segment %" PRIu64, what,
+               c->d.parent_url, c->d.parent_seq);
+    }
     p->url = strdup (c->d.parent_url);
     if (p->url == NULL) {
       r = ENOMEM;

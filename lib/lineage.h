@@ -69,9 +69,20 @@ extern int hf_vdesc_decode (const void *buf, size_t len,
 extern int hf_vdesc_read (struct hf_objstore *s, const char *prefix,
                           struct hf_vdesc *out);
 
+/* May a clone (child_s3: in S3; child names it for the log line) follow
+ * parent_url?  A parent in S3 is reached with the child's own endpoint
+ * and credentials.  Refused with EPERM, logged: a local directory as
+ * the parent of a volume in S3, always (a planted descriptor must not
+ * make a server read local files); an S3 parent of a volume in a
+ * directory, unless any.  EINVAL for a control character. */
+extern int hf_lineage_check_parent (bool child_s3, const char *child,
+                                    const char *parent_url, bool any);
+
 /* Build the lineage of the volume under prefix in s (both borrowed; s
  * must outlive the lineage).  cfg (borrowed, NULL = environment
- * defaults) configures the S3 stores of s3:// ancestors.  On success
+ * defaults) configures the S3 stores of s3:// ancestors, and says which
+ * parents may be followed (hf_lineage_check_parent, with
+ * cfg->clone_parent_any); each parent followed is logged (info).  On success
  * *out is a new lineage the caller owns (hf_lineage_close). */
 extern int hf_lineage_open (struct hf_objstore *s, const char *prefix,
                             const struct hf_s3_config *cfg,

@@ -1855,6 +1855,8 @@ hf_s3_endpoint (struct hf_s3 *s, const char *ep, bool virtual_host)
   CLEANUP_FREE char *authority = NULL, *epath = NULL;
   size_t n;
 
+  if (hf_objstore_check_url ("endpoint", ep) != 0)
+    return EINVAL;
   if (strncmp (ep, "http://", 7) == 0)
     auth = ep + 7;
   else if (strncmp (ep, "https://", 8) == 0)

@@ -172,6 +172,21 @@ hf_objstore_close (struct hf_objstore *s)
 }
 
 int
+hf_objstore_check_url (const char *what, const char *url)
+{
+  const unsigned char *p;
+
+  for (p = (const unsigned char *) url; *p; p++)
+    if (*p < 0x20 || *p == 0x7f) {
+      hf_error ("%s: a control character (byte 0x%02x at offset %zu) in "
+                "the URL", what, *p, (size_t) (p - (const unsigned char *)
+                                               url));
+      return EINVAL;
+    }
+  return 0;
+}
+
+int
 hf_objstore_open_url (const char *url, const struct hf_s3_config *cfg,
                       bool create, struct hf_objstore **out,
                       char **prefix_out)
@@ -183,6 +198,8 @@ hf_objstore_open_url (const char *url, const struct hf_s3_config *cfg,
     hf_error ("url: empty");
     return EINVAL;
   }
+  if (hf_objstore_check_url ("url", url) != 0)
+    return EINVAL;
 
   if (strncmp (url, "s3://", 5) == 0) {
     struct hf_s3_config c = *cfg;

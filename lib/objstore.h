@@ -291,6 +291,12 @@ struct hf_s3_config {
   size_t multipart_threshold;   /* 0 = default 64 MiB */
   size_t part_size;             /* 0 = default 16 MiB (>= 5 MiB) */
   unsigned parallel_parts;      /* 0 = default 4 */
+  /* Not the S3 store's own: which parent URLs a clone may name
+   * (lineage.h).  false: only the clone's own kind of store (an S3
+   * volume's parent in the same endpoint, a directory volume's in a
+   * directory); true: also an S3 parent for a directory volume.  An S3
+   * volume's parent is never a local directory. */
+  bool clone_parent_any;
 };
 
 /* S3 store.  Does not contact the server (use hf_objstore_s3_check for
@@ -343,6 +349,12 @@ extern void hf_objstore_fault_set_config (struct hf_objstore *s,
                                           const struct hf_fault_config *cfg);
 /* Count of faults injected so far. */
 extern uint64_t hf_objstore_fault_injected (struct hf_objstore *s);
+
+/* Check a URL (url=, endpoint=, a clone's parent): EINVAL, logged with
+ * what (a parameter name or "clone parent"), if it holds a control
+ * character (a newline in a URL was accepted and stored in a clone's
+ * descriptor). */
+extern int hf_objstore_check_url (const char *what, const char *url);
 
 /* Open a store from a URL: "s3://BUCKET" (cfg supplies the rest; its
  * bucket field is ignored), "file:///DIR" or a plain path.  *prefix_out

@@ -341,6 +341,7 @@ static const struct hyperfile_param hyperfile_params[] = {
   P_BOOL ("tls-verify", &hf_s3.tls_verify),
   P_STR ("ca-file", &hf_s3.ca_file),
   P_STR ("metrics", &hf_metrics),
+  P_BOOL ("clone-parent-any", &hf_s3.clone_parent_any),
 };
 #undef MIB
 #undef P_STR
@@ -540,7 +541,8 @@ hyperfile_config_complete (void)
   "takeover=true           claim a volume whose writer lease expired\n" \
   "tls-verify=false        do not verify TLS certificates\n" \
   "ca-file=FILE            CA certificates for TLS\n" \
-  "metrics=FILE            write Prometheus metrics to FILE"
+  "metrics=FILE            write Prometheus metrics to FILE\n" \
+  "clone-parent-any=true   a directory volume may be a clone of one in S3"
 
 /* Turn at= into the seq to open (hf_opts.at_seq).  A TIMESTAMP is the
  * newest point at or before it on the head's chain (read beside a live

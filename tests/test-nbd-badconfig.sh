@@ -35,6 +35,10 @@ expect_fail ()
 
 expect_fail 'url parameter is required'
 expect_fail 'unknown scheme' 'http://example.com/x'
+expect_fail 'url: a control character \(byte 0x0a at offset 4\)' "/tmp
+x" size=1M
+[ ! -e "/tmp
+x" ]
 expect_fail 'no bucket' 's3://' secret-key=+"$tmp/secret" access-key=AK
 expect_fail 'no volume there.*size=' "$tmp/absent"
 expect_fail 'size=' "$tmp/v" size=0

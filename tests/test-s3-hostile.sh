@@ -15,6 +15,7 @@ requires test -x "$abs_builddir/unit/s3-hostile"
 requires python3 --version
 requires /usr/bin/time true
 requires timeout --version
+requires curl --version
 
 work=$(mktemp -d /tmp/hf-hostile.XXXXXX)
 cleanup_add "rm -rf '$work'"
@@ -73,4 +74,51 @@ cat "$work/info"
   fail "hyperfile info against an endless body: exit status $status"
 grep -q "larger than" "$work/info" ||
   fail "hyperfile info did not say the answer was too large"
+
+# A clone's parent URL is read from the store.  A volume in S3 never
+# follows a parent in a local directory: a descriptor planted there
+# (here: a directory clone's descriptor, uploaded) is refused at open,
+# and the admin command does not make such a clone.  The "ok" bucket is
+# a well-behaved S3 stand-in.
+head -c 65536 /dev/urandom > "$work/img"
+"$HYPERFILE" create "$work/src" --size 1M
+"$HYPERFILE" import "$work/img" "$work/src" > /dev/null
+"$HYPERFILE" clone "$work/src" "$work/child" > /dev/null
+curl -sf -X PUT --data-binary @"$work/child/volume" \
+  "$endpoint/ok/child/volume" > /dev/null
+r=0
+"$HYPERFILE" --endpoint "$endpoint" info s3://ok/child > "$work/out" 2>&1 ||
+  r=$?
+cat "$work/out"
+[ "$r" -ne 0 ] || fail "an S3 volume followed a local parent"
+grep -q "is a clone of file://$work/src, a local directory: refused" \
+  "$work/out" || fail "no clear refusal of the local parent"
+r=0
+"$HYPERFILE" --endpoint "$endpoint" clone "$work/src" s3://ok/child2 \
+  > "$work/out" 2>&1 || r=$?
+cat "$work/out"
+[ "$r" -ne 0 ] && grep -q "a local directory: refused" "$work/out" ||
+  fail "the admin command made an S3 clone of a local volume"
+curl -s -o /dev/null -w '%{http_code}' "$endpoint/ok/child2/volume" |
+  grep -q 404 || fail "the refused clone left a descriptor"
+
+# Control characters in URLs: refused, nothing stored.
+r=0
+"$HYPERFILE" clone "$work/src" "$work/bad
+name" > "$work/out" 2>&1 || r=$?
+cat "$work/out"
+[ "$r" -ne 0 ] && grep -q "clone: a control character (byte 0x0a" "$work/out" ||
+  fail "a URL with a newline was accepted"
+[ ! -e "$work/bad
+name" ] || fail "the clone with a newline in its URL was made"
+# One registration: the first clone's.
+[ "$(ls "$work/src/clones%" | wc -l)" = 1 ] ||
+  fail "a registration was left for a refused clone"
+r=0
+"$HYPERFILE" --endpoint "http://127.0.0.1:$port/
+x" info s3://ok/child > "$work/out" 2>&1 || r=$?
+cat "$work/out"
+[ "$r" -ne 0 ] && grep -q "endpoint: a control character" "$work/out" ||
+  fail "an endpoint with a newline was accepted"
+
 echo "$0: all cases ended with their error in bounded time and memory"

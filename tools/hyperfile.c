@@ -125,6 +125,7 @@ hf_tool_usage (FILE *fp)
 "  --profile NAME        section of ~/.aws/credentials\n"
 "  --tls-verify=false    do not verify TLS certificates\n"
 "  --ca-file FILE\n"
+"  --clone-parent-any    a directory volume may be a clone of one in S3\n"
 "  -v, --verbose         debug messages (all areas)\n"
 "  --json                machine-readable output\n"
 "  -h, --help\n");
@@ -644,6 +645,12 @@ hf_tool_clone (int argc, char **argv)
   (void) argc;
   if (src == NULL)
     return EXIT_FAILURE;
+  /* Before anything is made (the URLs end up in the store). */
+  if (hf_objstore_check_url ("clone", src) != 0 ||
+      hf_objstore_check_url ("clone", dst) != 0) {
+    ret = EXIT_USAGE;
+    goto out;
+  }
   /* SRC@POINT: the last '@' (S3 keys and paths rarely hold one). */
   at = strrchr (src, '@');
   if (at) {
@@ -1351,7 +1358,7 @@ int
 main (int argc, char *argv[])
 {
   enum { O_ENDPOINT = 256, O_VHOST, O_REGION, O_AK, O_SK, O_ST, O_PROFILE,
-         O_TLS, O_CA, O_JSON, O_SIZE, O_BS, O_AT, O_TAKEOVER, O_DRY_RUN,
+         O_TLS, O_CA, O_JSON, O_SIZE, O_BS, O_AT, O_TAKEOVER, O_DRY_RUN, O_PARENT_ANY,
          O_RETAIN, O_GRACE };
   static const struct option longopts[] = {
     { "endpoint", required_argument, NULL, O_ENDPOINT },
@@ -1368,6 +1375,7 @@ main (int argc, char *argv[])
     { "block-size", required_argument, NULL, O_BS },
     { "at", required_argument, NULL, O_AT },
     { "takeover", no_argument, NULL, O_TAKEOVER },
+    { "clone-parent-any", no_argument, NULL, O_PARENT_ANY },
     { "dry-run", no_argument, NULL, O_DRY_RUN },
     { "retain", required_argument, NULL, O_RETAIN },
     { "grace", required_argument, NULL, O_GRACE },
@@ -1430,6 +1438,7 @@ main (int argc, char *argv[])
       break;
     case O_AT: hf_tool_at = optarg; break;
     case O_TAKEOVER: hf_tool_takeover = true; break;
+    case O_PARENT_ANY: hf_tool_s3.clone_parent_any = true; break;
     case O_DRY_RUN: hf_tool_dry_run = true; break;
     case O_RETAIN:
     case O_GRACE:

@@ -734,6 +734,64 @@ START_TEST (test_size_limits)
 }
 END_TEST
 
+/* A clone's parent URL comes from the store: a planted descriptor must
+ * not make the server open what the operator did not allow.  A volume
+ * in a directory naming an S3 parent is refused unless
+ * clone_parent_any; a control character in it is damage. */
+START_TEST (test_clone_parent)
+{
+  char *dir = make_tmpdir ();
+  struct hf_s3_config cfg = { .tls_verify = true, .access_key = "AK",
+                              .secret_key = "SK",
+                              .endpoint = "http://127.0.0.1:1",
+                              .max_retries = 1, .retry_base_ms = 1,
+                              .retry_max_ms = 2, .connect_timeout_s = 1 };
+  struct hf_volume_options o = { .readonly = true, .parent_cfg = &cfg };
+  struct hf_vdesc d = { .flags = HF_VD_CLONE, .block_size = 4096,
+                        .size = 1 << 20, .parent_seq = 1 };
+  struct hf_objstore *s;
+  struct hf_volume *v = NULL;
+  uint8_t enc[HF_VD_SIZE];
+  size_t bad;
+  int r;
+
+  hf_log_set_sink (log_capture);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  memset (d.uuid, 7, sizeof d.uuid);
+  memset (d.parent_uuid, 8, sizeof d.parent_uuid);
+  strcpy (d.parent_url, "s3://other-bucket/vol");
+  hf_vdesc_encode (&d, enc);
+  ck_assert_int_eq (hf_objstore_put (s, "a/volume", enc, sizeof enc, 0), 0);
+  last_error[0] = '\0';
+  ck_assert_int_eq (hf_volume_open (s, "a/", &o, &v), EPERM);
+  ck_assert_ptr_null (v);
+  ck_assert_msg (strstr (last_error, "s3://other-bucket/vol, in S3: "
+                         "refused") != NULL, "error: %s", last_error);
+  /* Allowed: the S3 parent is tried (nothing listens there). */
+  cfg.clone_parent_any = true;
+  last_error[0] = '\0';
+  r = hf_volume_open (s, "a/", &o, &v);
+  ck_assert_int_ne (r, 0);
+  ck_assert_int_ne (r, EPERM);
+  ck_assert_ptr_null (v);
+  ck_assert_msg (strstr (last_error, "refused") == NULL, "error: %s",
+                 last_error);
+
+  /* A newline in the parent URL: damage, not a URL. */
+  strcpy (d.parent_url, "file:///tmp/x\nfile:///etc");
+  hf_vdesc_encode (&d, enc);
+  ck_assert_int_eq (hf_vdesc_decode (enc, sizeof enc, &d, &bad), EBADMSG);
+  ck_assert_uint_eq (bad, offsetof (struct hf_disk_volume, vd_parent_url)
+                     + 13);
+  ck_assert_int_eq (hf_objstore_put (s, "b/volume", enc, sizeof enc, 0), 0);
+  ck_assert_int_eq (hf_volume_open (s, "b/", &o, &v), EBADMSG);
+  ck_assert_ptr_null (v);
+
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 /* Damage via the store API (get the object, change it, put it back). */
 static void
 damage (struct hf_objstore *s, const char *key, uint64_t off)
@@ -1318,6 +1376,7 @@ main (void)
   tcase_add_test (tc, test_store_down);
   tcase_add_test (tc, test_wal);
   tcase_add_test (tc, test_size_limits);
+  tcase_add_test (tc, test_clone_parent);
   tcase_add_test (tc, test_model_dir);
   tcase_add_test (tc, test_model_fault);
   tcase_add_test (tc, test_model_wal);
