@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and run the whole test suite: the
 # normal build with warnings as errors (unit + integration tests), then
-# the unit tests once more under ASan + UBSan, then each libFuzzer
-# harness for a short time (clang).  This is what CI runs.
+# the S3-facing tests against Ceph RGW (tests/rgw/check.sh), the unit
+# tests once more under ASan + UBSan, then each libFuzzer harness for a
+# short time (clang).  This is what CI runs.
 #
 # Environment: JOBS (default: number of CPUs), HF_SKIP_SANITIZERS=1,
-# HF_SKIP_FUZZ=1, HF_FUZZ_SECONDS (per harness, default 15).
+# HF_SKIP_RGW=1, HF_SKIP_FUZZ=1, HF_FUZZ_SECONDS (per harness, default 15).
 set -euo pipefail
 
 top="$(cd "$(dirname "$0")/.." && pwd)"
@@ -53,6 +54,13 @@ mkdir -p _build
 cat _build/check.out 2>/dev/null | grep -E '^(PASS|FAIL|SKIP|XFAIL|XPASS|ERROR|#)' || true
 [ -f _build/check.out ] && collect _build/check.out
 [ "$status" -eq 0 ] || show_failures _build
+
+# 1b. The S3-facing tests once more against a real Ceph RADOS Gateway
+# (tests/rgw/check.sh; what runs where: tests/rgw/README.md).
+if [ "${HF_SKIP_RGW-}" != 1 ] && [ -f _build/Makefile ]; then
+  tests/rgw/check.sh _build || { status=1; }
+  [ -f _build/check-rgw.out ] && collect _build/check-rgw.out
+fi
 
 # 2. Sanitizer build, unit tests only.
 if [ "${HF_SKIP_SANITIZERS-}" != 1 ]; then

@@ -27,6 +27,20 @@
 # still killed by this shell's cleanup.  Calling start_s3rver again
 # starts another server; each one is cleaned up at exit.
 #
+# An external S3 server (a real one: tests/rgw/start.sh brings up Ceph's
+# RADOS Gateway) is used instead of s3rver when HF_EXT_S3_ENDPOINT is set,
+# with HF_EXT_S3_ACCESS_KEY, HF_EXT_S3_SECRET_KEY and HF_EXT_S3_REGION
+# (what tests/rgw/start.sh prints):
+#   start_ext_s3             make a fresh bucket for this test there
+#                            (removed with its objects at exit, unless
+#                            HF_EXT_S3_KEEP=1) and export S3_ENDPOINT,
+#                            S3_BUCKET, AWS_* for it, as start_s3rver does
+#                            (but no S3RVER_*: no kill, restart, shims or
+#                            request log)
+# hf_s3rver_start (tests/nbd-functions.sh) calls it instead of
+# start_s3rver, so the S3 halves of the plugin tests run against that
+# server; tests that need s3rver's shims call start_s3rver directly.
+#
 # Expects abs_top_srcdir, abs_srcdir and abs_builddir from the make
 # environment (tests/Makefile.am); falls back to this file's directory.
 
@@ -209,4 +223,32 @@ restart_s3rver ()
   echo "$0: s3rver did not restart on port $S3RVER_PORT" >&2
   cat "$S3RVER_DIR/server.err" >&2
   return 1
+}
+
+# ---- external S3 server ----
+
+start_ext_s3 ()
+{
+  local name
+  : "${HF_EXT_S3_ENDPOINT:?start_ext_s3 needs HF_EXT_S3_ENDPOINT}"
+  requires python3 -c 'import botocore'
+  S3_ENDPOINT=$HF_EXT_S3_ENDPOINT
+  AWS_ACCESS_KEY_ID=$HF_EXT_S3_ACCESS_KEY
+  AWS_SECRET_ACCESS_KEY=$HF_EXT_S3_SECRET_KEY
+  AWS_REGION=${HF_EXT_S3_REGION:-us-east-1}
+  unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL S3_CA_FILE
+  export S3_ENDPOINT AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
+  # hf-TESTNAME-RANDOM: lower case, at most 63 characters.
+  name=$(basename "$0" .sh | tr 'A-Z_' 'a-z-' | tr -cd 'a-z0-9-')
+  S3_BUCKET="hf-${name:0:40}-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+  export S3_BUCKET
+  /usr/bin/python3 "$abs_top_srcdir/tests/s3-bucket.py" create "$S3_BUCKET" || {
+    echo "$0: cannot make bucket $S3_BUCKET at $S3_ENDPOINT" >&2
+    exit 1
+  }
+  if [ "${HF_EXT_S3_KEEP-}" != 1 ]; then
+    cleanup_add "/usr/bin/python3 '$abs_top_srcdir/tests/s3-bucket.py' \
+                 delete '$S3_BUCKET' >&2"
+  fi
+  echo "external S3 (${HF_EXT_S3_NAME:-?}): $S3_ENDPOINT bucket $S3_BUCKET"
 }

@@ -5,6 +5,8 @@
 #   hf_tmpdir               make $tmp, removed at exit
 #   hf_start DIR/URL ARGS   start the plugin on $sock in the background
 #   hf_stop [SIGNAL]        stop it (default SIGTERM) and wait
+#   hf_s3rver_start         S3 for the test's S3 half (see below)
+#   hf_dir_half             whether to run the directory-store half
 # and sources tests/functions.sh (the S3 server helpers) when present.
 
 : "${abs_srcdir:=$(cd "$(dirname "$0")" && pwd)}"
@@ -115,8 +117,18 @@ hf_stop ()
 # S3 half only where it can.  start_s3rver may exit 77 (skip) when the
 # server is not installed; probing it in a subshell first keeps that
 # from turning a passed directory-store half into a skip.
+#
+# With HF_EXT_S3_ENDPOINT set it uses that server (start_ext_s3: a fresh
+# bucket) instead, and with HF_TEST_S3_ONLY=1 as well the tests skip
+# their directory-store halves (hf_dir_half returns 1): the RGW run of
+# contrib/check-all.sh (tests/rgw/check.sh).
 hf_s3rver_start ()
 {
+  if [ -n "${HF_EXT_S3_ENDPOINT-}" ]; then
+    start_ext_s3
+    _hf_adopt_exit_trap
+    return 0
+  fi
   type start_s3rver >/dev/null 2>&1 || {
     echo "$0: no S3 test server helpers: skipping the S3 part"
     return 1
@@ -128,4 +140,10 @@ hf_s3rver_start ()
   fi
   start_s3rver
   _hf_adopt_exit_trap
+}
+
+# hf_dir_half: 0 when the test should run its directory-store half.
+hf_dir_half ()
+{
+  [ "${HF_TEST_S3_ONLY-}" != 1 ]
 }

@@ -52,7 +52,9 @@ PY
   hf_stop TERM
 }
 
-run_store "$tmp/vol"
+if hf_dir_half; then
+  run_store "$tmp/vol"
+fi
 if hf_s3rver_start; then
   run_store "s3://$S3_BUCKET/crash" endpoint="$S3_ENDPOINT"
 fi

@@ -2,8 +2,9 @@
 # A file system on the volume: nbdfuse exposes it as a file, losetup
 # makes that a block device, mkfs.ext4 + mount, a tree of files written
 # and checksummed; unmount, stop the server, start it again, e2fsck -fn
-# must be clean and every checksum must match.  Needs root (loop + mount)
-# and /dev/fuse.
+# must be clean and every checksum must match.  On the directory store,
+# then on the S3 test server when it is installed.  Needs root (loop +
+# mount) and /dev/fuse.
 set -e
 . "$abs_srcdir/nbd-functions.sh"
 requires nbdkit --version
@@ -52,27 +53,39 @@ detach ()
   hf_stop TERM
 }
 
-attach "$tmp/vol" size=64M segment-size=1M
-mkfs.ext4 -q -F "$loop"
-mount "$loop" "$tmp/mnt"
-cleanup_fn "umount '$tmp/mnt' 2>/dev/null"
-for d in a b/c b/d; do
-  mkdir -p "$tmp/mnt/$d"
-  for i in 1 2 3 4 5; do
-    head -c $((i * 37000 + 11)) /dev/urandom > "$tmp/mnt/$d/f$i"
+# round_trip URL PARAMS...: mkfs, write and sum a tree, restart, check.
+round_trip ()
+{
+  local url="$1"; shift
+  attach "$url" size=64M segment-size=1M "$@"
+  mkfs.ext4 -q -F "$loop"
+  mount "$loop" "$tmp/mnt"
+  cleanup_fn "umount '$tmp/mnt' 2>/dev/null"
+  for d in a b/c b/d; do
+    mkdir -p "$tmp/mnt/$d"
+    for i in 1 2 3 4 5; do
+      head -c $((i * 37000 + 11)) /dev/urandom > "$tmp/mnt/$d/f$i"
+    done
   done
-done
-dd if=/dev/urandom of="$tmp/mnt/big" bs=1M count=8 status=none
-(cd "$tmp/mnt" && find . -type f -print0 | sort -z | xargs -0 sha256sum) \
-  > "$tmp/sums"
-umount "$tmp/mnt"
-detach
+  dd if=/dev/urandom of="$tmp/mnt/big" bs=1M count=8 status=none
+  (cd "$tmp/mnt" && find . -type f -print0 | sort -z | xargs -0 sha256sum) \
+    > "$tmp/sums"
+  umount "$tmp/mnt"
+  detach
 
-attach "$tmp/vol"
-e2fsck -fn "$loop"
-mount "$loop" "$tmp/mnt"
-(cd "$tmp/mnt" && sha256sum --quiet -c "$tmp/sums")
-[ "$(wc -l < "$tmp/sums")" -eq 16 ]
-umount "$tmp/mnt"
-detach
+  attach "$url" "$@"
+  e2fsck -fn "$loop"
+  mount "$loop" "$tmp/mnt"
+  (cd "$tmp/mnt" && sha256sum --quiet -c "$tmp/sums")
+  [ "$(wc -l < "$tmp/sums")" -eq 16 ]
+  umount "$tmp/mnt"
+  detach
+}
+
+if hf_dir_half; then
+  round_trip "$tmp/vol"
+fi
+if hf_s3rver_start; then
+  round_trip "s3://$S3_BUCKET/ext4" endpoint="$S3_ENDPOINT"
+fi
 echo "$0: ok"

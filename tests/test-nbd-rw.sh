@@ -105,7 +105,9 @@ run_store ()
   hf_stop TERM
 }
 
-run_store "$tmp/vol"
+if hf_dir_half; then
+  run_store "$tmp/vol"
+fi
 
 if hf_s3rver_start; then
   run_store "s3://$S3_BUCKET/rw" endpoint="$S3_ENDPOINT"

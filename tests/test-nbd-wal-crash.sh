@@ -73,7 +73,9 @@ crash_loop ()
 }
 
 store_opts=()
-crash_loop "$tmp/vol" "$rounds" dir
+if hf_dir_half; then
+  crash_loop "$tmp/vol" "$rounds" dir
+fi
 if hf_s3rver_start; then
   store_opts=(--endpoint "$S3_ENDPOINT")
   crash_loop "s3://$S3_BUCKET/walcrash" $(((rounds + 3) / 4)) s3 \

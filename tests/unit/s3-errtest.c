@@ -130,7 +130,9 @@ errtest_cmd_badsecret (void)
   struct hf_objstore *s;
 
   errtest_config (&cfg);
-  cfg.access_key = "S3RVER";
+  /* The right key id with a wrong secret. */
+  cfg.access_key = getenv ("AWS_ACCESS_KEY_ID") ? getenv ("AWS_ACCESS_KEY_ID")
+                                                : "S3RVER";
   cfg.secret_key = "WRONG-SECRET-hf-errtest-7f3a";
   s = errtest_open (&cfg);
   CHECK_ERR (hf_objstore_s3_check (s), EACCES);
