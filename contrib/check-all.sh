@@ -58,7 +58,7 @@ cat _build/check.out 2>/dev/null | grep -E '^(PASS|FAIL|SKIP|XFAIL|XPASS|ERROR|#
 # 1b. The S3-facing tests once more against a real Ceph RADOS Gateway
 # (tests/rgw/check.sh; what runs where: tests/rgw/README.md).
 if [ "${HF_SKIP_RGW-}" != 1 ] && [ -f _build/Makefile ]; then
-  tests/rgw/check.sh _build || { status=1; }
+  tests/rgw/check.sh _build || status=1
   [ -f _build/check-rgw.out ] && collect _build/check-rgw.out
 fi
 
