@@ -89,8 +89,8 @@ hf_vol_list_segs (struct hf_volume *v, struct hf_vol_seglist *f)
                                  hf_vol_list_restart);
 }
 
-/* The listed length of segment seq, or HF_SEG_SIZE_UNKNOWN (not
- * listed: at_seq, or a clone's parent's segment). */
+/* The listed length of segment seq, or HF_SEG_SIZE_UNKNOWN (not in the
+ * list: at_seq names a key that is missing, or one that landed since). */
 static uint64_t
 hf_vol_listed_size (const struct hf_vol_seglist *f, uint64_t seq)
 {
