@@ -315,8 +315,9 @@ hf_file_open (const char *url, const struct hf_file_options *opts,
     co.block_size = d.block_size;
     memcpy (co.volume_uuid, d.uuid, sizeof co.volume_uuid);
     if ((r = hf_cache_open (&co, &f->cache)) != 0) {
-      hf_error ("%s: cache_dir %s: could not open the cache: %s", url,
-                o.cache_dir, strerror (r));
+      if (r == EINVAL || r == ENOMEM)   /* the cache logs the others */
+        hf_error ("%s: cache_dir %s: could not open the cache: %s", url,
+                  o.cache_dir, strerror (r));
       goto err;
     }
     f->hooks.opaque = f->cache;

@@ -322,6 +322,21 @@ main (int argc, char **argv)
   CHECK_ERR (hf_file_create (url, VOL_SIZE, &o), EEXIST);
   CHECK (log_lines == 0);       /* an ordinary answer, not an error */
 
+  /* A local directory that is a file fails the open, holding nothing:
+   * the next open below takes the lease. */
+  {
+    char file[4096];
+    FILE *fp;
+
+    snprintf (file, sizeof file, "%s/a-file", workdir);
+    CHECK ((fp = fopen (file, "w")) != NULL && fclose (fp) == 0);
+    o.cache_dir = file;
+    CHECK_ERR (hf_file_open (url, &o, &f), ENOTDIR);
+    o.cache_dir = NULL;
+    o.wal_dir = file;
+    CHECK_ERR (hf_file_open (url, &o, &f), ENOTDIR);
+  }
+
   /* Open writable with a write-ahead log and a cache. */
   CHECK (mkdir (wal_dir, 0700) == 0 || errno == EEXIST);
   o.wal_dir = wal_dir;
