@@ -4,16 +4,22 @@
  * DESTDIR=` tree), on the store the script names.
  *
  *   libhyperfile-api URL WORKDIR
+ *   libhyperfile-api
  *
  * URL is a fresh location (no volume yet); WORKDIR an empty directory
- * for the write-ahead log and the cache.  With HF_API_ENDPOINT,
+ * for the write-ahead log and the cache.  Without arguments it makes
+ * both in a temporary directory it removes at exit: that is how the
+ * unit tests run it (tests/Makefile.am: unit/check-file, built against
+ * the build tree, so the sanitizer and valgrind runs cover lib/file.c).  With HF_API_ENDPOINT,
  * HF_API_ACCESS_KEY and HF_API_SECRET_KEY set, the S3 settings go
  * through the options struct (the script points the AWS_* environment
  * at other credentials, so the options must win).  Exit 0 on success,
  * 1 with a line naming the failed check.
  */
 #undef NDEBUG
+#define _GNU_SOURCE             /* mkdtemp, nftw */
 #include <errno.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -22,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <hyperfile.h>
 
@@ -50,6 +57,22 @@
 
 static const char *url, *workdir;
 static char wal_dir[4096], cache_dir[4096];
+
+/* The temporary directory made without arguments ("" otherwise). */
+static char own_tmp[64];
+
+static int
+rm_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  return remove (path);
+}
+
+static void
+rm_own_tmp (void)
+{
+  if (own_tmp[0])
+    nftw (own_tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 /* ---- log capture ---- */
 
@@ -262,12 +285,26 @@ main (int argc, char **argv)
   struct snap_seen seen;
   unsigned n;
 
-  if (argc != 3) {
-    fprintf (stderr, "usage: libhyperfile-api URL WORKDIR\n");
+  if (argc == 1) {
+    static char u[128], w[128];
+
+    snprintf (own_tmp, sizeof own_tmp, "/tmp/hf-check-file.XXXXXX");
+    CHECK (mkdtemp (own_tmp) != NULL);
+    atexit (rm_own_tmp);        /* also when a check fails */
+    snprintf (u, sizeof u, "%s/vol", own_tmp);
+    snprintf (w, sizeof w, "%s/work", own_tmp);
+    CHECK (mkdir (w, 0700) == 0);
+    url = u;
+    workdir = w;
+  }
+  else if (argc == 3) {
+    url = argv[1];
+    workdir = argv[2];
+  }
+  else {
+    fprintf (stderr, "usage: libhyperfile-api [URL WORKDIR]\n");
     return 2;
   }
-  url = argv[1];
-  workdir = argv[2];
   snprintf (wal_dir, sizeof wal_dir, "%s/wal", workdir);
   snprintf (cache_dir, sizeof cache_dir, "%s/cache", workdir);
   hf_file_set_log (test_log);
