@@ -151,8 +151,8 @@ hf_gc_list (struct hf_gc *g)
   r = hf_objstore_list_retry (g->s, pfx, NULL, hf_gc_list_fn, g,
                               hf_gc_list_restart);
   if (r) {
-    hf_error ("gc: %s%s: listing segments: %s", hf_objstore_describe (g->s),
-              g->prefix, strerror (r));
+    hf_error ("gc: %s: listing segments: %s",
+              HF_OBJSTORE_NAME (g->s, g->prefix), strerror (r));
     return r;
   }
   /* Keys sort newest first (complemented seqs); the table is by seq. */
@@ -353,8 +353,8 @@ hf_gc_root (struct hf_gc *g, uint64_t seq, bool window, const char *what)
       return 0;
     }
     if (r) {
-      hf_error ("gc: %s%s: %s: segment %" PRIu64 " on the chain: %s",
-                hf_objstore_describe (g->s), g->prefix, what, seq,
+      hf_error ("gc: %s: %s: segment %" PRIu64 " on the chain: %s",
+                HF_OBJSTORE_NAME (g->s, g->prefix), what, seq,
                 r == ENOENT ? "missing" : strerror (r));
       return r == ENOENT ? EBADMSG : r;
     }
@@ -537,8 +537,8 @@ hf_gc_walk (struct hf_gc *g, uint64_t c)
     return 0;
   }
   if (r) {
-    hf_error ("gc: %s%s: checkpoint segment %" PRIu64 ": %s",
-              hf_objstore_describe (g->s), g->prefix, c,
+    hf_error ("gc: %s: checkpoint segment %" PRIu64 ": %s",
+              HF_OBJSTORE_NAME (g->s, g->prefix), c,
               r == ENOENT ? "missing" : strerror (r));
     return r == ENOENT ? EBADMSG : r;
   }
@@ -789,8 +789,8 @@ hf_gc_delete_batch (struct hf_gc *g, char **keys, size_t n)
   for (i = 0; i < n; i++)
     free (keys[i]);
   if (r)
-    hf_error ("gc: %s%s: deleting segments: %s",
-              hf_objstore_describe (g->s), g->prefix, strerror (r));
+    hf_error ("gc: %s: deleting segments: %s",
+              HF_OBJSTORE_NAME (g->s, g->prefix), strerror (r));
   return r;
 }
 
@@ -875,9 +875,9 @@ hf_gc_scan_retry (struct hf_gc *g)
       nanosleep (&ts, NULL);
     }
   }
-  hf_error ("gc: %s%s: the head's chain or index kept vanishing (other "
+  hf_error ("gc: %s: the head's chain or index kept vanishing (other "
             "GCs collecting, or damage: see hyperfile fsck); nothing "
-            "deleted", hf_objstore_describe (g->s), g->prefix);
+            "deleted", HF_OBJSTORE_NAME (g->s, g->prefix));
   return r;
 }
 
@@ -934,8 +934,8 @@ hf_gc_leases (struct hf_gc *g)
     free (ks.k[i]);
   free (ks.k);
   if (r)
-    hf_warn ("gc: %s%s: collecting old leases: %s",
-             hf_objstore_describe (g->s), g->prefix, strerror (r));
+    hf_warn ("gc: %s: collecting old leases: %s",
+             HF_OBJSTORE_NAME (g->s, g->prefix), strerror (r));
   return 0;                     /* old leases are only clutter */
 }
 
@@ -1001,9 +1001,9 @@ hf_gc_run (struct hf_objstore *s, const char *prefix,
   g.rep.relocated_blocks = acc.relocated_blocks;
   g.rep.touched_nodes = acc.touched_nodes;
   if (r == 0)
-    hf_debug ("gc", "%s%s: head %" PRIu64 ", %" PRIu64 " segments (%" PRIu64
+    hf_debug ("gc", "%s: head %" PRIu64 ", %" PRIu64 " segments (%" PRIu64
               " bytes), %" PRIu64 " reachable, %s %" PRIu64 " (%" PRIu64
-              " bytes)", hf_objstore_describe (s), g.prefix, g.rep.head_seq,
+              " bytes)", HF_OBJSTORE_NAME (s, g.prefix), g.rep.head_seq,
               g.rep.segments, g.rep.bytes, g.rep.reachable_segments,
               g.o.dry_run ? "would delete" : "deleted",
               g.rep.deleted_segments, g.rep.deleted_bytes);

@@ -372,8 +372,8 @@ hf_history_step (struct hf_history *h)
     r = hf_history_read_hdr (h->lin, seq, &one);
   if (r && (h->npts == 0 || (r != ENOENT && r != EBADMSG))) {
     /* The store failing is an error, not a shorter history. */
-    hf_error ("history: %s%s: reading segment %" PRIu64 ": %s",
-              hf_objstore_describe (h->store), h->prefix, seq, strerror (r));
+    hf_error ("history: %s: reading segment %" PRIu64 ": %s",
+              HF_OBJSTORE_NAME (h->store, h->prefix), seq, strerror (r));
     return r;
   }
   if (r) {
@@ -386,9 +386,9 @@ hf_history_step (struct hf_history *h)
     return 0;
   }
   if (h->npts > 0 && s->hdr_crc != h->want_crc) {
-    hf_warn ("history: %s%s: segment %" PRIu64 " is not the parent of %"
+    hf_warn ("history: %s: segment %" PRIu64 " is not the parent of %"
              PRIu64 " (CRC link differs); the history ends there",
-             hf_objstore_describe (h->store), h->prefix, seq,
+             HF_OBJSTORE_NAME (h->store, h->prefix), seq,
              h->pts[h->npts - 1].seq);
     h->cur = 0;
     return 0;
@@ -482,12 +482,12 @@ hf_history_point (struct hf_history *h, uint64_t seq, struct hf_point *out)
       }
   free (sn);
   if (h->head == 0)
-    hf_error ("history: %s%s has no point in time yet (nothing was "
-              "committed)", hf_objstore_describe (h->store), h->prefix);
+    hf_error ("history: %s has no point in time yet (nothing was "
+              "committed)", HF_OBJSTORE_NAME (h->store, h->prefix));
   else
-    hf_error ("history: %" PRIu64 " is not a point in time of %s%s (see "
+    hf_error ("history: %" PRIu64 " is not a point in time of %s (see "
               "`hyperfile ls`; the head is %" PRIu64 ")", seq,
-              hf_objstore_describe (h->store), h->prefix, h->head);
+              HF_OBJSTORE_NAME (h->store, h->prefix), h->head);
   return EINVAL;
 }
 

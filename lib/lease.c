@@ -221,41 +221,77 @@ hf_lease_holder_dead_here (const char *holder)
   return kill ((pid_t) pid, 0) != 0 && errno == ESRCH;
 }
 
+/* May a writer take the lease after l (the newest, read at now)?  0, or
+ * EBUSY logged with who holds it and what to do. */
+static int
+hf_lease_refuse (const char *name, const struct hf_lease_info *l,
+                 uint64_t now, bool takeover, bool break_lease)
+{
+  bool released = l->flags & HF_LS_RELEASED;
+  uint64_t exp = l->renewed_ns + (uint64_t) l->ttl_s * 1000000000;
+  bool expired = now >= exp;
+
+  if (released || break_lease || (takeover && expired) ||
+      hf_lease_holder_dead_here (l->holder))
+    return 0;
+  if (expired)
+    hf_error ("volume: %s: writer lease epoch %" PRIu64 " of \"%s\" "
+              "expired %" PRIu64 " s ago but was not released; if that "
+              "server is gone, open with takeover=true to claim it",
+              name, l->epoch, l->holder, (now - exp) / 1000000000);
+  else
+    hf_error ("volume: %s is in use: writer lease epoch %" PRIu64
+              " held by \"%s\" expires in %" PRIu64 " s; stop that "
+              "server first, or open the volume read-only (nbdkit -r)",
+              name, l->epoch, l->holder,
+              (exp - now + 999999999) / 1000000000);
+  return EBUSY;
+}
+
+int
+hf_lease_probe (struct hf_objstore *store, const char *prefix,
+                bool takeover, bool break_lease)
+{
+  char name[HF_OBJSTORE_NAME_MAX];
+  struct hf_lease_info l;
+  bool found;
+  int r;
+
+  hf_objstore_name (store, prefix, name, sizeof name);
+  r = hf_lease_newest (store, prefix, &found, &l);
+  if (r) {
+    hf_error ("volume: %s: cannot read the writer lease: %s", name,
+              strerror (r));
+    return r;
+  }
+  if (!found)
+    return 0;
+  return hf_lease_refuse (name, &l, hf_clock_wall_ns (), takeover,
+                          break_lease);
+}
+
 int
 hf_lease_acquire (struct hf_lease *lease, bool takeover, bool break_lease)
 {
+  char name[HF_OBJSTORE_NAME_MAX];
   struct hf_lease_info l;
   bool found;
   uint64_t now = hf_clock_wall_ns ();
-  const char *desc = hf_objstore_describe (lease->store);
   int r;
 
+  hf_objstore_name (lease->store, lease->prefix, name, sizeof name);
   r = hf_lease_newest (lease->store, lease->prefix, &found, &l);
   if (r) {
-    hf_error ("volume: %s%s: cannot read the writer lease: %s",
-              desc, lease->prefix, strerror (r));
+    hf_error ("volume: %s: cannot read the writer lease: %s", name,
+              strerror (r));
     return r;
   }
   if (found) {
     bool released = l.flags & HF_LS_RELEASED;
-    uint64_t exp = l.renewed_ns + (uint64_t) l.ttl_s * 1000000000;
-    bool expired = now >= exp;
 
-    if (!released && !break_lease && !(takeover && expired) &&
-        !hf_lease_holder_dead_here (l.holder)) {
-      if (expired)
-        hf_error ("volume: %s%s: writer lease epoch %" PRIu64 " of \"%s\" "
-                  "expired %" PRIu64 " s ago but was not released; open "
-                  "with takeover to claim it",
-                  desc, lease->prefix, l.epoch, l.holder,
-                  (now - exp) / 1000000000);
-      else
-        hf_error ("volume: %s%s is in use: writer lease epoch %" PRIu64
-                  " held by \"%s\" expires in %" PRIu64 " s",
-                  desc, lease->prefix, l.epoch, l.holder,
-                  (exp - now + 999999999) / 1000000000);
-      return EBUSY;
-    }
+    r = hf_lease_refuse (name, &l, now, takeover, break_lease);
+    if (r)
+      return r;
     if (!released)
       hf_warn ("volume: claiming the writer lease of \"%s\" (epoch %"
                PRIu64 ")%s", l.holder, l.epoch,
@@ -270,13 +306,13 @@ hf_lease_acquire (struct hf_lease *lease, bool takeover, bool break_lease)
   lease->acquired_ns = now;
   r = hf_lease_put (lease, 0, HF_PUT_IF_NONE_MATCH);
   if (r == EEXIST) {
-    hf_error ("volume: %s%s: another writer claimed lease epoch %" PRIu64
-              " at the same time", desc, lease->prefix, lease->epoch);
+    hf_error ("volume: %s: another writer claimed lease epoch %" PRIu64
+              " at the same time", name, lease->epoch);
     return EBUSY;
   }
   if (r) {
-    hf_error ("volume: %s%s: cannot write the writer lease: %s",
-              desc, lease->prefix, strerror (r));
+    hf_error ("volume: %s: cannot write the writer lease: %s", name,
+              strerror (r));
     return r;
   }
   lease->held = true;

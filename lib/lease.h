@@ -82,6 +82,14 @@ extern int hf_lease_newest (struct hf_objstore *store, const char *prefix,
 extern int hf_lease_acquire (struct hf_lease *lease, bool takeover,
                              bool break_lease);
 
+/* Would hf_lease_acquire with these flags be refused because of the
+ * current holder?  Reads only (no lease is written): 0 if the lease
+ * could be taken now, EBUSY (logged with the holder and what to do), or
+ * a store error (logged).  For a server's startup checks; the claim
+ * itself may still lose a race. */
+extern int hf_lease_probe (struct hf_objstore *store, const char *prefix,
+                           bool takeover, bool break_lease);
+
 /* Is our lease still the newest?  0 if so, EEXIST (logged) if a newer
  * epoch exists, or a store error. */
 extern int hf_lease_check (struct hf_lease *lease);

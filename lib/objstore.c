@@ -127,6 +127,27 @@ hf_objstore_describe (struct hf_objstore *s)
   return s->ops->describe (s);
 }
 
+const char *
+hf_objstore_name (struct hf_objstore *s, const char *prefix, char *buf,
+                  size_t len)
+{
+  const char *desc = s->ops->describe (s);
+  const char *at = strstr (desc, " at ");
+  size_t plen = prefix ? strlen (prefix) : 0;
+
+  /* The prefix ends in '/' when not empty (objstore_open_url). */
+  if (plen > 0 && prefix[plen - 1] == '/')
+    plen--;
+  if (plen == 0)
+    snprintf (buf, len, "%s", desc);
+  else if (at)
+    snprintf (buf, len, "%.*s/%.*s%s", (int) (at - desc), desc, (int) plen,
+              prefix, at);
+  else
+    snprintf (buf, len, "%s/%.*s", desc, (int) plen, prefix);
+  return buf;
+}
+
 void
 hf_objstore_get_stats (struct hf_objstore *s, struct hf_objstore_stats *out)
 {

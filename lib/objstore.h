@@ -184,6 +184,20 @@ extern int hf_objstore_list (struct hf_objstore *s, const char *prefix,
 
 extern const char *hf_objstore_describe (struct hf_objstore *s);
 
+/* The name of the volume at prefix in s for messages, in buf (caller
+ * owns, len bytes, truncated to fit): "s3://bucket/prefix at ENDPOINT",
+ * "dir:/root/prefix"; describe's text for an empty prefix.  Returns
+ * buf. */
+#define HF_OBJSTORE_NAME_MAX 1024
+extern const char *hf_objstore_name (struct hf_objstore *s,
+                                     const char *prefix, char *buf,
+                                     size_t len);
+/* The same in a buffer that lives until the end of the enclosing block,
+ * for one log call's argument. */
+#define HF_OBJSTORE_NAME(s, prefix)                                   \
+  hf_objstore_name ((s), (prefix), (char [HF_OBJSTORE_NAME_MAX]) { 0 }, \
+                    HF_OBJSTORE_NAME_MAX)
+
 /* Copy a consistent-enough snapshot of the counters (each field read
  * atomically). */
 extern void hf_objstore_get_stats (struct hf_objstore *s,

@@ -25,8 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <dirent.h>
+#include <syslog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
@@ -36,6 +39,7 @@
 #include "duration.h"
 #include "gc.h"
 #include "history.h"
+#include "lease.h"
 #include "localdir.h"
 #include "log.h"
 #include "objstore.h"
@@ -103,6 +107,36 @@ static bool hf_metrics_stop;
 static bool hf_log_hold;
 static char hf_log_held[1024];
 
+/* The process that loaded the plugin: another pid means nbdkit has
+ * forked into the background (its stderr is then /dev/null). */
+static pid_t hf_load_pid;
+
+/* A warning: something an operator should see that is not a failure.
+ * nbdkit has no warning level and nbdkit_error would print "error:",
+ * which log filters keyed on errors must not see.  In the foreground
+ * it goes to stderr as "nbdkit: hyperfile: warning: ...", once forked
+ * into the background to syslog at LOG_WARNING; with -v also as debug. */
+static void
+hyperfile_warning (const char *msg)
+{
+  nbdkit_debug ("warning: %s", msg);
+  if (getpid () != hf_load_pid)
+    syslog (LOG_WARNING, "hyperfile: warning: %s", msg);
+  else {
+    char line[1200];
+    int n = snprintf (line, sizeof line, "nbdkit: hyperfile: warning: %s\n",
+                      msg);
+
+    if (n >= (int) sizeof line) {
+      n = sizeof line - 1;
+      line[n - 1] = '\n';
+    }
+    if (write (STDERR_FILENO, line, n) == -1) {
+      /* nowhere left to say it */
+    }
+  }
+}
+
 static void
 hyperfile_log_sink (enum hf_log_level level, const char *msg)
 {
@@ -113,7 +147,7 @@ hyperfile_log_sink (enum hf_log_level level, const char *msg)
   }
   switch (level) {
   case HF_LOG_ERROR: nbdkit_error ("%s", msg); break;
-  case HF_LOG_WARN: nbdkit_error ("warning: %s", msg); break;
+  case HF_LOG_WARN: hyperfile_warning (msg); break;
   case HF_LOG_INFO: nbdkit_debug ("%s", msg); break;
   case HF_LOG_DEBUG: nbdkit_debug ("%s", msg); break;
   }
@@ -122,6 +156,7 @@ hyperfile_log_sink (enum hf_log_level level, const char *msg)
 static void
 hyperfile_load (void)
 {
+  hf_load_pid = getpid ();
   hf_log_set_sink (hyperfile_log_sink);
 }
 
@@ -604,6 +639,129 @@ hyperfile_check_local_dir (const char *param, const char *dir,
   return 0;
 }
 
+/* Bytes as "1.5 GiB" for messages, in buf. */
+static const char *
+hyperfile_human (uint64_t b, char *buf, size_t len)
+{
+  if (b >= (UINT64_C (1) << 30))
+    snprintf (buf, len, "%.1f GiB", b / 1073741824.0);
+  else
+    snprintf (buf, len, "%.1f MiB", b / 1048576.0);
+  return buf;
+}
+
+/* Disk space the files in dir already hold (all but skip), which they
+ * keep using, so that a restart does not count them twice. */
+static uint64_t
+hyperfile_dir_allocated (int dfd, const char *skip)
+{
+  uint64_t sum = 0;
+  struct dirent *e;
+  struct stat st;
+  DIR *d;
+  int fd = dup (dfd);
+
+  if (fd == -1 || (d = fdopendir (fd)) == NULL) {
+    if (fd != -1)
+      close (fd);
+    return 0;
+  }
+  while ((e = readdir (d)) != NULL)
+    if (strcmp (e->d_name, skip) != 0 &&
+        fstatat (dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISREG (st.st_mode))
+      sum += (uint64_t) st.st_blocks * 512;
+  closedir (d);
+  return sum;
+}
+
+/* One local directory's claim on its file system. */
+struct hyperfile_space {
+  const char *param, *dir, *size_param;
+  uint64_t want;                /* bytes it will use at most */
+  uint64_t held;                /* of which its files hold already */
+  uint64_t avail;               /* free on its file system */
+  dev_t dev;
+};
+
+static int
+hyperfile_space_stat (struct hyperfile_space *sp, const char *lockname)
+{
+  CLEANUP_CLOSE int dfd = -1;
+  struct statvfs vfs;
+  struct stat st;
+
+  if (hf_localdir_open (sp->param, sp->dir, &dfd) != 0)
+    return -1;                  /* logged why */
+  if (fstatvfs (dfd, &vfs) == -1 || fstat (dfd, &st) == -1) {
+    nbdkit_error ("%s=%s: statvfs: %m", sp->param, sp->dir);
+    return -1;
+  }
+  sp->avail = (uint64_t) vfs.f_bavail * vfs.f_frsize;
+  sp->dev = st.st_dev;
+  sp->held = hyperfile_dir_allocated (dfd, lockname);
+  if (sp->held > sp->want)
+    sp->held = sp->want;
+  return 0;
+}
+
+static int
+hyperfile_space_short (const struct hyperfile_space *sp)
+{
+  char want[32], need[32], have[32];
+
+  if (sp->want - sp->held <= sp->avail)
+    return 0;
+  nbdkit_error ("%s=%s: %s=%s needs %s more free space but its file "
+                "system has %s: give a smaller %s= or free some space",
+                sp->param, sp->dir, sp->size_param,
+                hyperfile_human (sp->want, want, sizeof want),
+                hyperfile_human (sp->want - sp->held, need, sizeof need),
+                hyperfile_human (sp->avail, have, sizeof have),
+                sp->size_param);
+  return -1;
+}
+
+/* Refuse now a cache or log whose file system cannot hold cache-size or
+ * wal-size (the defaults when not given): after the fork the server
+ * would start and then fail each write to them (the cache file is
+ * sparse, the log preallocates file by file). */
+static int
+hyperfile_check_space (void)
+{
+  struct hyperfile_space c = { .param = "cache", .dir = hf_cache_dir,
+                               .size_param = "cache-size" };
+  struct hyperfile_space w = { .param = "wal", .dir = hf_wal_dir,
+                               .size_param = "wal-size" };
+  bool use_wal = hf_wal_dir && !hf_opts.readonly;
+
+  c.want = hf_cache_size ? hf_cache_size : UINT64_C (1) << 30;
+  w.want = hf_opts.wal_max_bytes ? hf_opts.wal_max_bytes
+                                 : UINT64_C (1) << 30;
+  if (hf_cache_dir && hyperfile_space_stat (&c, "cache.lock") == -1)
+    return -1;
+  if (use_wal && hyperfile_space_stat (&w, "wal.lock") == -1)
+    return -1;
+  if (hf_cache_dir && hyperfile_space_short (&c) == -1)
+    return -1;
+  if (use_wal && hyperfile_space_short (&w) == -1)
+    return -1;
+  if (hf_cache_dir && use_wal && c.dev == w.dev &&
+      (c.want - c.held) + (w.want - w.held) > c.avail) {
+    char need[32], have[32];
+
+    nbdkit_error ("cache=%s and wal=%s share a file system: cache-size= "
+                  "and wal-size= together need %s more free space but it "
+                  "has %s: give smaller sizes, put them on different file "
+                  "systems or free some space", c.dir, w.dir,
+                  hyperfile_human ((c.want - c.held) + (w.want - w.held),
+                                   need, sizeof need),
+                  hyperfile_human (c.avail, have, sizeof have));
+    return -1;
+  }
+  return 0;
+}
+
 /* Open the store and check the volume against the parameters.  Opens
  * the volume read-only briefly (no lease, no writes) to read its state. */
 static int
@@ -627,6 +785,8 @@ hyperfile_get_ready (void)
     return -1;
   if (hf_wal_dir && !hf_opts.readonly &&
       hyperfile_check_local_dir ("wal", hf_wal_dir, "wal.lock") == -1)
+    return -1;
+  if (hyperfile_check_space () == -1)
     return -1;
 
   /* The metrics file is replaced by rename: its directory must take a
@@ -746,6 +906,14 @@ hyperfile_get_ready (void)
   }
   if (hf_at)
     return hyperfile_resolve_at (&vi);
+  /* A writer: refuse now if another holds the lease, not after the fork
+   * (in daemon mode nbdkit would exit 0 and the reason go to syslog;
+   * --run would wait for a socket that never comes).  The claim itself
+   * stays in .after_fork (hf_volume_open). */
+  if (!hf_opts.readonly &&
+      hf_lease_probe (hf_store, hf_prefix, hf_opts.takeover,
+                      hf_opts.break_lease) != 0)
+    return -1;                  /* logged who holds it */
   return 0;
 }
 
