@@ -10,7 +10,9 @@
  *  - deleting the newest segments is noticed through the lease's record
  *    of the committed head (open refuses, fsck reports it);
  *  - 40 orphans above the head (more than one listing batch) do not keep
- *    an intact volume from opening.
+ *    an intact volume from opening;
+ *  - a writer fenced between picking a segment and its PUT (forced with
+ *    -Wl,--wrap of the lease calls) starts no PUT.
  */
 #include <config.h>
 
@@ -26,6 +28,7 @@
 
 #include "format.h"
 #include "fsck.h"
+#include "lease.h"
 #include "log.h"
 #include "objstore.h"
 #include "segment.h"
@@ -73,6 +76,96 @@ damage (struct hf_objstore *s, const char *key, uint64_t off)
   ck_assert_int_eq (hf_objstore_put (s, key, data, len, 0), 0);
   free (data);
 }
+
+/* ---- Fencing ---- */
+
+/* -Wl,--wrap=hf_lease_renew,--wrap=hf_lease_check (tests/Makefile.am):
+ * renewals can be made to fail (fence_renew EIO) or to find a newer
+ * epoch (EEXIST), and the uploader's lease check, made when renewals
+ * have been failing, can be made to wait until the renewal thread has
+ * fenced the writer and then answer "still ours": the takeover landing
+ * right after the check, before the PUT. */
+extern int __real_hf_lease_renew (struct hf_lease *, struct hf_lease_info *);
+extern int __real_hf_lease_check (struct hf_lease *);
+int __wrap_hf_lease_renew (struct hf_lease *, struct hf_lease_info *);
+int __wrap_hf_lease_check (struct hf_lease *);
+static int fence_renew;                 /* atomic: 0, EIO or EEXIST */
+static struct hf_volume *fence_vol;     /* atomic: the check's volume */
+static int fence_checks;                /* atomic */
+
+int
+__wrap_hf_lease_renew (struct hf_lease *l, struct hf_lease_info *newer)
+{
+  int r = __atomic_load_n (&fence_renew, __ATOMIC_ACQUIRE);
+
+  if (r == EEXIST) {
+    memset (newer, 0, sizeof *newer);
+    newer->epoch = l->epoch + 1;
+    strcpy (newer->holder, "check-volume-recover pid 1");
+  }
+  return r ? r : __real_hf_lease_renew (l, newer);
+}
+
+int
+__wrap_hf_lease_check (struct hf_lease *l)
+{
+  struct hf_volume *v = __atomic_exchange_n (&fence_vol, NULL,
+                                             __ATOMIC_ACQ_REL);
+  struct hf_volume_info info;
+  double t0 = now ();
+
+  if (v == NULL)
+    return __real_hf_lease_check (l);
+  __atomic_add_fetch (&fence_checks, 1, __ATOMIC_ACQ_REL);
+  __atomic_store_n (&fence_renew, EEXIST, __ATOMIC_RELEASE);
+  do {
+    usleep (10000);
+    hf_volume_get_info (v, &info);
+  } while (!info.fenced && now () - t0 < 60);
+  return 0;
+}
+
+/* A writer that learns it is fenced while a segment is on its way to
+ * the PUT never starts that PUT. */
+START_TEST (test_fenced_no_put)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_objstore_info oi;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .lease_ttl_s = 1 };
+  struct hf_volume_info info;
+  struct hf_volume *v;
+  uint8_t x[4096];
+  uint64_t h0;
+  char key[64];
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  v = open_ok (s, &o);
+  h0 = head_of (v);
+  /* Renewals fail from now on: after 2/3 of the ttl the uploader checks
+   * the lease before each PUT. */
+  __atomic_store_n (&fence_renew, EIO, __ATOMIC_RELEASE);
+  usleep (900 * 1000);
+  __atomic_store_n (&fence_checks, 0, __ATOMIC_RELEASE);
+  __atomic_store_n (&fence_vol, v, __ATOMIC_RELEASE);
+  pattern (x, sizeof x, 11);
+  ck_assert_int_eq (hf_volume_pwrite (v, x, sizeof x, 0, 0), 0);
+  ck_assert_int_ne (hf_volume_flush (v), 0);
+  ck_assert_int_eq (__atomic_load_n (&fence_checks, __ATOMIC_ACQUIRE), 1);
+  hf_volume_get_info (v, &info);
+  ck_assert (info.fenced);
+  /* The uploader ends what it was doing (joined), then: nothing was
+   * uploaded after the writer knew. */
+  hf_volume_crash (v);
+  hf_seg_key (key, sizeof key, "", h0 + 1);
+  ck_assert_int_eq (hf_objstore_head (s, key, &oi), ENOENT);
+  __atomic_store_n (&fence_renew, 0, __ATOMIC_RELEASE);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
 
 /* ---- Torn segments ---- */
 
@@ -443,6 +536,7 @@ main (void)
 
   hf_log_set_sink (log_capture);
   tcase_set_timeout (tc, 300);
+  tcase_add_test (tc, test_fenced_no_put);
   tcase_add_test (tc, test_torn_data);
   tcase_add_test (tc, test_torn_header);
   tcase_add_test (tc, test_torn_retry);
