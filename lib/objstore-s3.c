@@ -2013,7 +2013,10 @@ hf_objstore_s3_check (struct hf_objstore *os)
   free (token);
   if (err == 0)
     ;
-  else if (hf_s3_tls_refused (rp.cc))
+  else if (hf_s3_tls_refused (rp.cc) || rp.cc == CURLE_WRITE_ERROR ||
+           (rp.cc == CURLE_OPERATION_TIMEDOUT &&
+            strncmp (rp.curl_err, "no complete answer", 18) == 0))
+    /* It answered: TLS refused, or too much, or too slowly. */
     hf_error ("s3: endpoint %s for bucket %s: %s", s->endpoint, s->bucket,
               rp.curl_err);
   else if (rp.cc != CURLE_OK)

@@ -72,8 +72,8 @@ bounded info "$HYPERFILE" --endpoint "$endpoint" info s3://flood/vol
 cat "$work/info"
 [ "$status" -ne 0 ] && [ "$status" -ne 137 ] ||
   fail "hyperfile info against an endless body: exit status $status"
-grep -q "larger than" "$work/info" ||
-  fail "hyperfile info did not say the answer was too large"
+grep -q "endpoint $endpoint for bucket flood: the answer is larger than" \
+  "$work/info" || fail "hyperfile info did not say the answer was too large"
 
 # A clone's parent URL is read from the store.  A volume in S3 never
 # follows a parent in a local directory: a descriptor planted there
