@@ -17,6 +17,7 @@ build_pkgs=(build-essential autoconf automake libtool pkg-config perl
 test_pkgs=(python3 python3-libnbd python3-botocore qemu-utils fuse3
            fio e2fsprogs util-linux valgrind cpio busybox-static
            qemu-system-x86 linux-image-amd64 procps psmisc openssl curl iproute2
+           time   # /usr/bin/time: peak RSS in test-s3-hostile.sh
            clang libclang-rt-14-dev   # clang + libFuzzer: fuzz/ (check-all.sh)
            ceph-mon ceph-osd radosgw ceph-common)   # tests/rgw: Ceph RGW
 # bench/run: peers (s3backer 1.5.4, nbdkit's S3 plugin = the Python
