@@ -160,6 +160,9 @@ hf_objstore_get_stats (struct hf_objstore *s, struct hf_objstore_stats *out)
     out->latency_us[i] = __atomic_load_n (&s->stats.latency_us[i],
                                           __ATOMIC_RELAXED);
   }
+  for (i = 0; i < HF_EK__MAX; i++)
+    out->errors_kind[i] = __atomic_load_n (&s->stats.errors_kind[i],
+                                           __ATOMIC_RELAXED);
   out->retries = __atomic_load_n (&s->stats.retries, __ATOMIC_RELAXED);
   out->bytes_in = __atomic_load_n (&s->stats.bytes_in, __ATOMIC_RELAXED);
   out->bytes_out = __atomic_load_n (&s->stats.bytes_out, __ATOMIC_RELAXED);
@@ -175,8 +178,37 @@ hf_objstore_count (struct hf_objstore *s, enum hf_objstore_op op,
                       __ATOMIC_RELAXED);
   __atomic_add_fetch (&s->stats.bytes_in, bytes_in, __ATOMIC_RELAXED);
   __atomic_add_fetch (&s->stats.bytes_out, bytes_out, __ATOMIC_RELAXED);
-  if (err)
+  if (err) {
     __atomic_add_fetch (&s->stats.errors[op], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch (&s->stats.errors_kind[hf_objstore_errkind (err)], 1,
+                        __ATOMIC_RELAXED);
+  }
+}
+
+enum hf_objstore_errkind
+hf_objstore_errkind (int err)
+{
+  switch (err) {
+  case ETIMEDOUT: return HF_EK_TIMEOUT;
+  case EACCES: case EPERM: return HF_EK_AUTH;
+  case ENOENT: return HF_EK_NOT_FOUND;
+  case EEXIST: case EBUSY: return HF_EK_CONFLICT;
+  case EINVAL: case ENOTSUP: case E2BIG: return HF_EK_INVALID;
+  case EBADMSG: return HF_EK_CORRUPT;
+  case EIO: return HF_EK_IO;
+  default: return HF_EK_OTHER;
+  }
+}
+
+const char *
+hf_objstore_errkind_name (enum hf_objstore_errkind k)
+{
+  static const char *const names[HF_EK__MAX] = {
+    "timeout", "auth", "not_found", "conflict", "invalid", "corrupt", "io",
+    "other"
+  };
+
+  return k < HF_EK__MAX ? names[k] : "other";
 }
 
 void

@@ -53,12 +53,30 @@ enum hf_objstore_op {
   HF_OP__MAX
 };
 
+/* Kinds of failed attempt, from their errno (hf_objstore_errkind). */
+enum hf_objstore_errkind {
+  HF_EK_TIMEOUT = 0,    /* ETIMEDOUT: no answer in time */
+  HF_EK_AUTH,           /* EACCES, EPERM: credentials, policy */
+  HF_EK_NOT_FOUND,      /* ENOENT */
+  HF_EK_CONFLICT,       /* EEXIST, EBUSY: a condition failed */
+  HF_EK_INVALID,        /* EINVAL, ENOTSUP, E2BIG: refused as asked */
+  HF_EK_CORRUPT,        /* EBADMSG: a damaged answer or object */
+  HF_EK_IO,             /* EIO: server errors, throttling, connections */
+  HF_EK_OTHER,
+  HF_EK__MAX
+};
+extern enum hf_objstore_errkind hf_objstore_errkind (int err);
+/* "timeout", "auth", "not_found", "conflict", "invalid", "corrupt",
+ * "io", "other": for metrics labels. */
+extern const char *hf_objstore_errkind_name (enum hf_objstore_errkind k);
+
 /* Counters.  All monotonic since the store was opened.  Requests are
  * counted per request sent to the backend (a retried request counts once
  * per attempt; retries are also counted separately). */
 struct hf_objstore_stats {
   uint64_t requests[HF_OP__MAX];
   uint64_t errors[HF_OP__MAX];     /* attempts that failed, incl. retried */
+  uint64_t errors_kind[HF_EK__MAX]; /* the same attempts by kind */
   uint64_t latency_us[HF_OP__MAX]; /* sum of attempt latencies */
   uint64_t retries;
   uint64_t bytes_in;               /* payload bytes received */

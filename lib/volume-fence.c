@@ -182,8 +182,13 @@ hf_vol_lease_thread (void *arg)
     if (r)
       hf_warn ("volume: renewing the writer lease: %s", strerror (r));
     pthread_mutex_lock (&v->lock);
-    if (r == 0)
+    if (r == 0) {
       v->lease_ok_us = hf_clock_mono_us ();
+      v->st.lease_renewals++;
+      v->st.lease_renewed_ns = hf_clock_wall_ns ();
+    }
+    else
+      v->st.lease_renew_failures++;
   }
   pthread_mutex_unlock (&v->lock);
   return NULL;

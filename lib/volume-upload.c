@@ -112,6 +112,7 @@ hf_vol_commit_locked (struct hf_volume *v)
       v->wal_release_upto = s->wal_lsn;
     v->dirty_bytes -= s->buf->bytes;
     v->st.segments_committed++;
+    v->st.last_commit_ns = hf_clock_wall_ns ();
     v->st.data_bytes_uploaded += (uint64_t) s->meta.h.n_data * v->bs;
     v->st.meta_bytes_uploaded += s->meta.h.object_size -
       (uint64_t) s->meta.h.n_data * v->bs;

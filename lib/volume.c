@@ -276,6 +276,7 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
     if (r)
       goto err0;
     v->lease_ok_us = hf_clock_mono_us ();
+    v->st.lease_renewed_ns = v->lease.acquired_ns;
   }
   r = hf_vol_recover (v, v->o.at_seq);
   if (r)

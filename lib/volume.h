@@ -179,6 +179,12 @@ struct hf_volume_info {
   uint64_t wal_bytes_live;      /* log bytes not yet released */
   uint64_t wal_appends, wal_syncs, wal_sync_waiters, wal_waits;
   uint64_t wal_replayed;        /* records replayed at open */
+  uint64_t last_commit_ns;      /* wall clock of this open's newest
+                                   commit (0: none yet) */
+  uint64_t lease_renewals;      /* successful renewals by this open */
+  uint64_t lease_renew_failures;
+  uint64_t lease_renewed_ns;    /* wall clock of the newest acquire or
+                                   renewal (0: no lease) */
 };
 extern void hf_volume_get_info (struct hf_volume *v,
                                 struct hf_volume_info *out);

@@ -919,6 +919,30 @@ hyperfile_get_ready (void)
 
 /* ---- metrics ---- */
 
+/* The volume label of every series: volume="URL", with backslash,
+ * double quote and newline escaped as the text format requires. */
+static void
+hyperfile_volume_label (char *out, size_t len)
+{
+  size_t n = 0;
+  const char *p;
+
+  n += snprintf (out, len, "volume=\"");
+  for (p = hf_url; *p && n + 4 < len; p++) {
+    if (*p == '\\' || *p == '"')
+      out[n++] = '\\', out[n++] = *p;
+    else if (*p == '\n')
+      out[n++] = '\\', out[n++] = 'n';
+    else
+      out[n++] = *p;
+  }
+  out[n++] = '"';
+  out[n] = '\0';
+}
+
+/* Write every series once, each with the volume="URL" label, so that
+ * the files of several servers can share one node_exporter textfile
+ * directory. */
 static void
 hyperfile_write_metrics (FILE *fp)
 {
@@ -927,31 +951,48 @@ hyperfile_write_metrics (FILE *fp)
   };
   struct hf_objstore_stats st;
   struct hf_volume_info vi;
+  char vl[8192];
   int i;
 
+  hyperfile_volume_label (vl, sizeof vl);
   hf_objstore_get_stats (hf_store, &st);
   hf_volume_get_info (hf_volume, &vi);
-  fprintf (fp, "# HELP hyperfile_store_requests_total Requests sent to "
-           "the object store.\n# TYPE hyperfile_store_requests_total "
-           "counter\n");
+#define HF_HEAD(name, type, help)                                       \
+  fprintf (fp, "# HELP hyperfile_" name " " help "\n# TYPE hyperfile_"   \
+           name " " type "\n")
+  HF_HEAD ("build_info", "gauge", "The plugin's version (always 1).");
+  fprintf (fp, "hyperfile_build_info{%s,version=\"%s\"} 1\n", vl,
+           PACKAGE_VERSION);
+  HF_HEAD ("store_requests_total", "counter",
+           "Requests sent to the object store.");
   for (i = 0; i < HF_OP__MAX; i++)
-    fprintf (fp, "hyperfile_store_requests_total{op=\"%s\"} %" PRIu64 "\n",
-             ops[i], st.requests[i]);
-  fprintf (fp, "# HELP hyperfile_store_errors_total Failed store request "
-           "attempts.\n# TYPE hyperfile_store_errors_total counter\n");
+    fprintf (fp, "hyperfile_store_requests_total{%s,op=\"%s\"} %" PRIu64
+             "\n", vl, ops[i], st.requests[i]);
+  HF_HEAD ("store_errors_total", "counter",
+           "Failed store request attempts.");
   for (i = 0; i < HF_OP__MAX; i++)
-    fprintf (fp, "hyperfile_store_errors_total{op=\"%s\"} %" PRIu64 "\n",
-             ops[i], st.errors[i]);
-  fprintf (fp, "# HELP hyperfile_store_latency_seconds_total Sum of store "
-           "request latencies.\n# TYPE hyperfile_store_latency_seconds_total"
-           " counter\n");
+    fprintf (fp, "hyperfile_store_errors_total{%s,op=\"%s\"} %" PRIu64
+             "\n", vl, ops[i], st.errors[i]);
+  HF_HEAD ("store_errors_by_kind_total", "counter", "Failed store request "
+           "attempts by kind (timeout, auth, not_found, conflict, invalid, "
+           "corrupt, io: server errors, throttling and connections, "
+           "other).");
+  for (i = 0; i < HF_EK__MAX; i++)
+    fprintf (fp, "hyperfile_store_errors_by_kind_total{%s,kind=\"%s\"} %"
+             PRIu64 "\n", vl, hf_objstore_errkind_name (i),
+             st.errors_kind[i]);
+  HF_HEAD ("store_latency_seconds_total", "counter",
+           "Sum of store request latencies.");
   for (i = 0; i < HF_OP__MAX; i++)
-    fprintf (fp, "hyperfile_store_latency_seconds_total{op=\"%s\"} %.6f\n",
-             ops[i], st.latency_us[i] / 1e6);
+    fprintf (fp, "hyperfile_store_latency_seconds_total{%s,op=\"%s\"} "
+             "%.6f\n", vl, ops[i], st.latency_us[i] / 1e6);
 #define HF_M(name, type, help, val)                                      \
-  fprintf (fp, "# HELP hyperfile_" name " " help "\n# TYPE hyperfile_"    \
-           name " " type "\nhyperfile_" name " %" PRIu64 "\n",            \
-           (uint64_t) (val))
+  (HF_HEAD (name, type, help),                                           \
+   fprintf (fp, "hyperfile_" name "{%s} %" PRIu64 "\n", vl,              \
+            (uint64_t) (val)))
+#define HF_MF(name, type, help, val)                                     \
+  (HF_HEAD (name, type, help),                                           \
+   fprintf (fp, "hyperfile_" name "{%s} %.6f\n", vl, (double) (val)))
   HF_M ("store_retries_total", "counter", "Store requests retried.",
         st.retries);
   HF_M ("store_bytes_in_total", "counter", "Bytes read from the store.",
@@ -962,15 +1003,20 @@ hyperfile_write_metrics (FILE *fp)
   HF_M ("head_seq", "gauge", "Newest committed segment.", vi.head_seq);
   HF_M ("checkpoint_seq", "gauge", "Segment of the newest checkpoint.",
         vi.ckpt_seq);
-  HF_M ("mapped_blocks", "gauge", "Mapped blocks.", vi.mapped_blocks);
+  HF_M ("mapped_blocks", "gauge", "Mapped blocks in the index as of the "
+        "newest checkpoint.", vi.mapped_blocks);
   HF_M ("segments_committed_total", "counter",
         "Segments committed by this server.", vi.segments_committed);
+  if (vi.last_commit_ns)
+    HF_MF ("last_commit_timestamp_seconds", "gauge", "When this server "
+           "last committed a segment (Unix time).",
+           vi.last_commit_ns / 1e9);
   HF_M ("checkpoints_total", "counter", "Checkpoints written.",
         vi.checkpoints_written);
-  HF_M ("dirty_bytes", "gauge", "Data buffered or uploading.",
-        vi.dirty_bytes);
-  HF_M ("uploads_in_flight", "gauge", "Segments uploading.",
-        vi.uploads_in_flight);
+  HF_M ("dirty_bytes", "gauge", "Data buffered or uploading, not yet "
+        "committed to the store.", vi.dirty_bytes);
+  HF_M ("uploads_in_flight", "gauge", "Segments sealed and not yet "
+        "committed (the upload backlog).", vi.uploads_in_flight);
   HF_M ("dirty_waits_total", "counter", "Writes that waited because "
         "dirty-limit was reached (the store is slower than the writes).",
         vi.dirty_waits);
@@ -985,10 +1031,18 @@ hyperfile_write_metrics (FILE *fp)
   HF_M ("cache_hits_total", "counter", "Block cache hits.", vi.cache_hits);
   HF_M ("cache_misses_total", "counter", "Block cache misses.",
         vi.cache_misses);
+  if (vi.cache_hits + vi.cache_misses)
+    HF_MF ("cache_hit_ratio", "gauge", "Block cache hits over lookups "
+           "since the server started.",
+           (double) vi.cache_hits / (vi.cache_hits + vi.cache_misses));
   if (vi.wal) {
-    HF_M ("wal_live_bytes", "gauge", "Write-ahead log bytes not yet "
+    HF_M ("wal_used_bytes", "gauge", "Write-ahead log bytes not yet "
           "released (their segments have not committed).",
           vi.wal_bytes_live);
+    HF_M ("wal_limit_bytes", "gauge", "Write-ahead log space (wal-size); "
+          "writers wait when it is used up.",
+          hf_opts.wal_max_bytes ? hf_opts.wal_max_bytes
+                                : UINT64_C (1) << 30);
     HF_M ("wal_appends_total", "counter", "Write-ahead log records "
           "appended.", vi.wal_appends);
     HF_M ("wal_syncs_total", "counter", "fdatasyncs of the write-ahead log "
@@ -1015,10 +1069,27 @@ hyperfile_write_metrics (FILE *fp)
     HF_M ("local_cache_max_bytes", "gauge", "Local cache capacity.",
           cs.bytes_max);
   }
+  if (!vi.readonly) {
+    struct timespec now;
+
+    clock_gettime (CLOCK_REALTIME, &now);
+    HF_M ("lease_epoch", "gauge", "This writer's lease epoch.",
+          vi.lease_epoch);
+    HF_M ("lease_renewals_total", "counter", "Writer lease renewals.",
+          vi.lease_renewals);
+    HF_M ("lease_renewal_failures_total", "counter", "Writer lease "
+          "renewals that failed (the writer is fenced when they keep "
+          "failing).", vi.lease_renew_failures);
+    HF_MF ("lease_age_seconds", "gauge", "Time since the lease was last "
+           "acquired or renewed.",
+           (now.tv_sec + now.tv_nsec / 1e9) - vi.lease_renewed_ns / 1e9);
+  }
   HF_M ("node_cache_nodes", "gauge", "B+tree nodes in memory.",
         vi.node_cache_nodes);
   HF_M ("fenced", "gauge", "1 if another writer took over.", vi.fenced);
 #undef HF_M
+#undef HF_MF
+#undef HF_HEAD
 }
 
 /* Write the metrics file atomically: a 0600 temp file, then rename. */

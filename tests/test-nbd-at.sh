@@ -10,7 +10,7 @@ hf_tmpdir
 
 head_seq ()
 {
-  awk '$1 == "hyperfile_head_seq" { print $2 }' "$tmp/m"
+  awk 'index($0, "hyperfile_head_seq{") == 1 { print $NF }' "$tmp/m"
 }
 
 # Version A, then version B on top of it.

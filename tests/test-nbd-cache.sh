@@ -13,7 +13,7 @@ hf_tmpdir
 # metric NAME: its value in the metrics file written at exit.
 metric ()
 {
-  awk -v n="$1" '$1 == n { print $2 }' "$tmp/m"
+  awk -v n="$1" 'index($0, n "{") == 1 { print $NF }' "$tmp/m"
 }
 
 # A volume with data in the store (written without a cache).

@@ -44,7 +44,7 @@ with open("'"$tmp"'/expect", "wb") as f:
 
     hf_stop "$sig"
     grep -q 'everything committed' "$log"
-    grep -q '^hyperfile_store_requests_total{op="put"}' "$tmp/metrics.prom"
+    grep -q '^hyperfile_store_requests_total{volume=".*",op="put"}' "$tmp/metrics.prom"
     grep -q '^# TYPE hyperfile_dirty_bytes gauge' "$tmp/metrics.prom"
     rm "$tmp/metrics.prom"
 

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# metrics=FILE: every series carries volume="URL" (two volumes in one
+# node_exporter textfile directory collided: "collected before" and one
+# volume dropped), hyperfile_build_info, and what operators watch (dirty
+# bytes and upload backlog, store errors by kind, cache hit ratio, log
+# bytes against wal-size, lease age and renewals, last commit time), in
+# a format tests/prom-check.py (a strict stand-in for `promtool check
+# metrics`, whose Debian package is ~100 MB) accepts, alone and merged.
+set -e
+. "$abs_srcdir/nbd-functions.sh"
+requires nbdkit --version
+requires nbdsh --version
+requires python3 -c 'import nbd'
+hf_tmpdir
+
+fail ()
+{
+  echo "$0: FAIL: $*" >&2
+  exit 1
+}
+mkdir -m 700 "$tmp/m" "$tmp/wal" "$tmp/cache"
+
+# value FILE NAME [LABEL-TEXT]: the value of NAME's one series in FILE
+# (whose labels contain LABEL-TEXT).
+value ()
+{
+  grep -F "$1{" "$2" | grep -F "${3:-}" | awk '{ print $NF }' | head -1
+}
+
+# Volume 1: a log, a cache, writes and reads.  A quote and a backslash in
+# its path must be escaped in the label.
+v1="$tmp/vol\"one\\x"
+t0=$(date +%s)
+hf_start "$v1" size=8M wal="$tmp/wal" wal-size=64M cache="$tmp/cache" \
+  cache-size=16M metrics="$tmp/m/v1.prom" gc=false flush-interval=100ms
+nbdsh -u "$uri" -c '
+h.pwrite(b"\x01" * 1048576, 0)
+h.flush()
+'
+# The file is rewritten every 5 s: wait for the commit to show.
+for i in $(seq 1 150); do
+  grep -q '^hyperfile_last_commit_timestamp_seconds{' "$tmp/m/v1.prom" &&
+    grep -q '^hyperfile_dirty_bytes{.*} 0$' "$tmp/m/v1.prom" && break
+  sleep 0.1
+done
+cp "$tmp/m/v1.prom" "$tmp/v1-live.prom"
+hf_stop
+# Again, reading the MiB three times (the upload filled the cache).
+hf_start "$v1" wal="$tmp/wal" wal-size=64M cache="$tmp/cache" \
+  cache-size=16M metrics="$tmp/m/v1.prom" gc=false
+nbdsh -u "$uri" -c '
+for i in range(3):
+    h.pread(1048576, 0)
+'
+hf_stop
+# Volume 2, a plain one, and a read-only server of volume 1 (no lease).
+hf_start "$tmp/vol2" size=4M metrics="$tmp/m/v2.prom" gc=false
+nbdsh -u "$uri" -c 'h.pwrite(b"\x02" * 65536, 0); h.flush()'
+hf_stop
+# (Its file is elsewhere: the same volume twice in one directory would
+# collide, as two servers of one volume are the same series.)
+nbdkit -U - -r "$PLUGIN" "$v1" metrics="$tmp/v1-ro.prom" \
+  --run 'nbdsh -u "$uri" -c "h.pread(4096, 0)"'
+for f in "$tmp"/m/*.prom "$tmp/v1-ro.prom"; do echo "--- $f"; cat "$f"; done
+
+python3 "$abs_srcdir/prom-check.py" "$tmp/m/v1.prom"
+python3 "$abs_srcdir/prom-check.py" "$tmp/m/v2.prom"
+python3 "$abs_srcdir/prom-check.py" "$tmp/v1-ro.prom"
+# As node_exporter's textfile collector merges a directory.
+python3 "$abs_srcdir/prom-check.py" "$tmp"/m/*.prom ||
+  fail "the volumes' files collide"
+if command -v promtool >/dev/null; then
+  for f in "$tmp"/m/*.prom; do promtool check metrics < "$f"; done
+fi
+
+# Every sample names its volume, escaped as the format says.
+esc1='volume="'"$tmp"'/vol\"one\\x"'
+for f in "$tmp"/m/*.prom "$tmp/v1-ro.prom"; do
+  if grep -v '^#' "$f" | grep -v 'volume="' | grep -q .; then
+    fail "$f: a series without volume="
+  fi
+done
+grep -v '^#' "$tmp/m/v1.prom" | grep -vqF "$esc1" &&
+  fail "v1: a series with another volume label (want $esc1)"
+grep -qF "hyperfile_build_info{$esc1,version=\"" "$tmp/m/v1.prom" ||
+  fail "no hyperfile_build_info"
+[ "$(value hyperfile_build_info "$tmp/m/v2.prom")" = 1 ]
+
+m1="$tmp/v1-live.prom"
+python3 "$abs_srcdir/prom-check.py" "$m1"
+# Written, flushed, committed: nothing dirty or uploading.
+[ "$(value hyperfile_dirty_bytes "$m1")" = 0 ]
+[ "$(value hyperfile_uploads_in_flight "$m1")" = 0 ]
+# The log: its limit is wal-size, and all of it was released.
+[ "$(value hyperfile_wal_limit_bytes "$m1")" = $((64 << 20)) ]
+[ "$(value hyperfile_wal_used_bytes "$m1")" = 0 ]
+# Last commit: after the start, not in the future.
+lc=$(value hyperfile_last_commit_timestamp_seconds "$m1")
+lc=${lc%.*}
+[ "$lc" -ge "$t0" ] && [ "$lc" -le "$(date +%s)" ] ||
+  fail "last commit time $lc not in [$t0, now]"
+# Reads: three reads of the same MiB: hits/(hits+misses) as the ratio.
+hits=$(value hyperfile_cache_hits_total "$tmp/m/v1.prom")
+miss=$(value hyperfile_cache_misses_total "$tmp/m/v1.prom")
+ratio=$(value hyperfile_cache_hit_ratio "$tmp/m/v1.prom")
+[ "$hits" -gt 0 ]
+python3 -c "import sys; h, m, r = $hits, $miss, float('$ratio')
+sys.exit(abs(r - h / (h + m)) > 1e-6)" || fail "hit ratio $ratio"
+# The writer's lease: epoch 1, renewed (acquired) moments ago.
+[ "$(value hyperfile_lease_epoch "$m1")" = 1 ]
+age=$(value hyperfile_lease_age_seconds "$m1")
+python3 -c "import sys; sys.exit(not 0 <= $age < 60)" || fail "lease age $age"
+value hyperfile_lease_renewals_total "$m1" | grep -qE '^[0-9]+$'
+value hyperfile_lease_renewal_failures_total "$m1" | grep -qx 0
+# Store errors by kind: every kind listed, none happened.
+for k in timeout auth not_found conflict invalid corrupt io other; do
+  [ "$(value hyperfile_store_errors_by_kind_total "$m1" "kind=\"$k\"")" = 0 ] ||
+    fail "kind $k"
+done
+# A reader holds no lease.
+if grep -q '^hyperfile_lease_' "$tmp/v1-ro.prom"; then
+  fail "lease metrics from a reader"
+fi
+echo "$0: ok"
