@@ -75,6 +75,10 @@ static uint64_t hf_tool_grace_ns =      /* gc, fsck --grace */
   (uint64_t) HF_GC_DEFAULT_GRACE_S * 1000000000;
 static bool hf_tool_retain_set;         /* --retain given */
 static bool hf_tool_tty;                /* stderr is a terminal */
+static bool hf_tool_force;              /* export --force */
+static bool hf_tool_quiet;              /* keep the first error line in */
+static char hf_tool_held[1024];         /* hf_tool_held, not printed */
+static bool hf_tool_create_missing;     /* import --create */
 
 static double
 hf_tool_now (void)
@@ -108,8 +112,9 @@ hf_tool_usage (FILE *fp)
 "  gc URL [--dry-run] [--retain=DUR] [--grace=DUR]\n"
 "                                            collect and compact segments\n"
 "  fsck URL [--json] [--retain=DUR]          verify every structure and CRC\n"
-"  import FILE|- URL [--takeover]            raw image in (zero blocks skipped)\n"
-"  export URL FILE|- [--at POINT]            raw image out (sparse file)\n"
+"  import FILE|- URL [--takeover] [--create] raw image in (zero blocks skipped)\n"
+"  export URL FILE|- [--at POINT] [--force]  raw image out (sparse file)\n"
+"  help [COMMAND]                            this, or one command's usage\n"
 "\n"
 "URL is s3://BUCKET[/PREFIX], file:///DIR or a directory path.\n"
 "POINT is a segment number, an ISO 8601 UTC time (2026-11-25T10:00:00Z:\n"
@@ -128,7 +133,8 @@ hf_tool_usage (FILE *fp)
 "  --clone-parent-any    a directory volume may be a clone of one in S3\n"
 "  -v, --verbose         debug messages (all areas)\n"
 "  --json                machine-readable output\n"
-"  -h, --help\n");
+"  -h, --help            this, or with a command its usage\n"
+"  -V, --version\n");
 }
 
 /* Parse SIZE with an optional K/M/G/T/P/E suffix (powers of 1024). */
@@ -210,6 +216,11 @@ hf_tool_log (enum hf_log_level level, const char *msg)
 
   if (level == HF_LOG_DEBUG && !hf_tool_verbose)
     return;
+  if (hf_tool_quiet && level == HF_LOG_ERROR) {
+    if (hf_tool_held[0] == '\0')
+      snprintf (hf_tool_held, sizeof hf_tool_held, "%s", msg);
+    return;
+  }
   fprintf (stderr, "hyperfile: %s: %s\n", names[level], msg);
 }
 
@@ -227,6 +238,38 @@ hf_tool_open_store (const char *url, bool create, struct hf_objstore **s,
     return r;
   }
   return 0;
+}
+
+/* Is there a volume at url?  false with *code EXIT_NOVOLUME if not (no
+ * message: the caller says what to do), or another exit code if the
+ * store failed (the store said why). */
+static bool
+hf_tool_volume_exists (const char *url, int *code)
+{
+  struct hf_objstore_info oi;
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  struct hf_objstore *s;
+  char *prefix;
+  int r;
+
+  hf_tool_held[0] = '\0';
+  hf_tool_quiet = true;         /* a missing directory is an answer */
+  r = hf_tool_open_store (url, false, &s, &prefix);
+  hf_tool_quiet = false;
+  if (r) {
+    *code = r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+    if (r != ENOENT)
+      fprintf (stderr, "hyperfile: error: %s\n",
+               hf_tool_held[0] ? hf_tool_held : strerror (r));
+    return false;
+  }
+  snprintf (key, sizeof key, "%svolume", prefix);
+  r = hf_objstore_head (s, key, &oi);
+  hf_objstore_close (s);
+  free (prefix);
+  *code = r == 0 ? EXIT_SUCCESS : r == ENOENT ? EXIT_NOVOLUME
+    : EXIT_FAILURE;
+  return r == 0;
 }
 
 static int
@@ -481,6 +524,21 @@ hf_tool_ls (int argc, char **argv)
   return EXIT_SUCCESS;
 }
 
+/* A snapshot name as the library accepts it: also not all digits,
+ * which would read as a segment number.  Said here, so that such a
+ * name is a usage error (2), not "no such snapshot" (6). */
+static bool
+hf_tool_snapshot_name_ok (const char *cmd, const char *name)
+{
+  if (hf_snapshot_name_valid (name) && strspn (name, "0123456789")
+      != strlen (name))
+    return true;
+  fprintf (stderr, "hyperfile: %s: '%s' is not a valid snapshot name: "
+           "1..128 characters of [A-Za-z0-9._-], not starting with '.', "
+           "not only digits\n", cmd, name);
+  return false;
+}
+
 static int
 hf_tool_snapshot_create (const char *url, const char *name)
 {
@@ -490,12 +548,8 @@ hf_tool_snapshot_create (const char *url, const char *name)
   char ts[40];
   int r;
 
-  if (!hf_snapshot_name_valid (name)) {
-    fprintf (stderr, "hyperfile: snapshot create: '%s' is not a valid "
-             "name: 1..128 characters of [A-Za-z0-9._-], not starting with "
-             "'.'\n", name);
+  if (!hf_tool_snapshot_name_ok ("snapshot create", name))
     return EXIT_USAGE;
-  }
   if (hf_tool_at && hf_history_check_at (hf_tool_at) != 0)
     return EXIT_USAGE;
   if ((r = hf_tool_vol_open ("snapshot create", url, &t)) != 0)
@@ -570,11 +624,8 @@ hf_tool_snapshot_delete (const char *url, const char *name)
   char *prefix;
   int r;
 
-  if (!hf_snapshot_name_valid (name)) {
-    fprintf (stderr, "hyperfile: snapshot delete: '%s' is not a valid "
-             "name\n", name);
+  if (!hf_tool_snapshot_name_ok ("snapshot delete", name))
     return EXIT_USAGE;
-  }
   if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
     return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
   r = hf_snapshot_delete (s, prefix, name);
@@ -1069,6 +1120,28 @@ hf_tool_import (int argc, char **argv)
       total = (uint64_t) e;
     lseek (fd, 0, SEEK_SET);
   }
+  if (!hf_tool_volume_exists (url, &r)) {
+    if (r == EXIT_NOVOLUME && !hf_tool_create_missing)
+      fprintf (stderr, "hyperfile: import: no volume at %s: create it "
+               "first with `hyperfile create %s --size SIZE`, or import "
+               "with --create to make one the size of the image\n", url,
+               url);
+    else if (r == EXIT_NOVOLUME && total == 0) {
+      fprintf (stderr, "hyperfile: import: --create needs the size of %s "
+               "(a file or a block device, not a pipe): create the volume "
+               "first with `hyperfile create %s --size SIZE`\n", in, url);
+      r = EXIT_USAGE;
+    }
+    else if (r == EXIT_NOVOLUME) {
+      hf_tool_size = total;
+      r = hf_tool_create (url);
+    }
+    if (r != EXIT_SUCCESS) {
+      if (fd > 0)
+        close (fd);
+      return r;
+    }
+  }
   if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0) {
     if (fd > 0)
       close (fd);
@@ -1263,6 +1336,14 @@ hf_tool_export (int argc, char **argv)
   int r;
 
   (void) argc;
+  /* Keep an existing file unless told (a device is meant to be
+   * written: nbdcopy's rule); checked again by O_EXCL at the open. */
+  if (!hf_tool_force && strcmp (out, "-") != 0 && lstat (out, &st) == 0 &&
+      !S_ISBLK (st.st_mode) && !S_ISCHR (st.st_mode)) {
+    fprintf (stderr, "hyperfile: export: %s exists; add --force to "
+             "overwrite it\n", out);
+    return EXIT_EXISTS;
+  }
   if ((r = hf_tool_vol_open ("export", url, &t)) != 0)
     return r;
   if (hf_tool_at && (r = hf_tool_resolve ("export", &t, hf_tool_at,
@@ -1278,8 +1359,19 @@ hf_tool_export (int argc, char **argv)
   hf_volume_get_info (x.v, &vi);
   x.total = vi.size;
   x.bs = vi.block_size;
-  x.fd = strcmp (out, "-") == 0 ? 1 :
-    open (out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (strcmp (out, "-") == 0)
+    x.fd = 1;
+  else if (hf_tool_force || (lstat (out, &st) == 0 &&
+                             (S_ISBLK (st.st_mode) || S_ISCHR (st.st_mode))))
+    x.fd = open (out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  else
+    x.fd = open (out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (x.fd < 0 && errno == EEXIST) {
+    fprintf (stderr, "hyperfile: export: %s exists; add --force to "
+             "overwrite it\n", out);
+    r = EXIT_EXISTS;
+    goto out;
+  }
   x.buf = malloc (HF_TOOL_CHUNK);
   if (x.fd < 0 || x.buf == NULL) {
     fprintf (stderr, "hyperfile: export: %s: %m\n", out);
@@ -1337,29 +1429,102 @@ hf_tool_cmd_info (int argc, char **argv)
   return hf_tool_info (argv[0]);
 }
 
+static int hf_tool_help (int argc, char **argv);
+
 static const struct hf_tool_cmd {
   const char *name;
   int min, max;
   int (*fn) (int argc, char **argv);
+  const char *usage;            /* after "usage: hyperfile " */
+  const char *help;             /* what it does, its own options */
 } hf_tool_cmds[] = {
-  { "create", 1, 1, hf_tool_cmd_create },
-  { "info", 1, 1, hf_tool_cmd_info },
-  { "ls", 1, 1, hf_tool_ls },
-  { "snapshot", 2, 3, hf_tool_snapshot },
-  { "clone", 2, 2, hf_tool_clone },
-  { "rollback", 2, 2, hf_tool_rollback },
-  { "gc", 1, 1, hf_tool_gc },
-  { "fsck", 1, 1, hf_tool_fsck },
-  { "import", 2, 2, hf_tool_import },
-  { "export", 2, 2, hf_tool_export },
+  { "create", 1, 1, hf_tool_cmd_create,
+    "create URL --size SIZE [--block-size N] [--json]",
+    "Create an empty (sparse) volume of SIZE bytes (K, M, G, T suffixes)\n"
+    "with blocks of N bytes (a power of 2 from 512 to 65536; default 4K).\n"
+    "Exit 4 if a volume exists there already.\n" },
+  { "info", 1, 1, hf_tool_cmd_info, "info URL [--json]",
+    "Show a volume's size, block size, head and checkpoint, mapped blocks,\n"
+    "writer lease and, for a clone, its parent.\n" },
+  { "ls", 1, 1, hf_tool_ls, "ls URL [--json]",
+    "List the volume's points in time (the head's chain), newest first,\n"
+    "with their times and snapshot names.\n" },
+  { "snapshot", 2, 3, hf_tool_snapshot,
+    "snapshot create URL NAME [--at POINT] | snapshot list URL [--json] | "
+    "snapshot delete URL NAME",
+    "Name a point in time (default: the head), list the names, or delete\n"
+    "one.  NAME: 1..128 characters of [A-Za-z0-9._-], not starting with\n"
+    "'.', not only digits.\n" },
+  { "clone", 2, 2, hf_tool_clone, "clone SRC-URL[@POINT] DST-URL",
+    "Make a new volume at DST-URL that starts as SRC's POINT (default: its\n"
+    "head) and shares its data; writes to either stay their own.\n" },
+  { "rollback", 2, 2, hf_tool_rollback, "rollback URL POINT [--takeover]",
+    "Make the older POINT the head again (a new segment; the points after\n"
+    "it stay readable).  Exit 5 if a server holds the writer lease.\n" },
+  { "gc", 1, 1, hf_tool_gc,
+    "gc URL [--dry-run] [--retain=DUR] [--grace=DUR]",
+    "Delete segments no point within --retain (default 24h) needs, and\n"
+    "compact sparse ones.  --dry-run says what it would delete.\n" },
+  { "fsck", 1, 1, hf_tool_fsck, "fsck URL [--json] [--retain=DUR]",
+    "Read and verify every structure and CRC reachable from the points\n"
+    "within --retain.  Exit 7 if it found damage.\n" },
+  { "import", 2, 2, hf_tool_import,
+    "import FILE|- URL [--takeover] [--create]",
+    "Write a raw image into the volume, skipping zero blocks.  The volume\n"
+    "must exist (hyperfile create) unless --create, which creates it the\n"
+    "size of FILE.  Exit 5 if a server holds the writer lease.\n" },
+  { "export", 2, 2, hf_tool_export,
+    "export URL FILE|- [--at POINT] [--force]",
+    "Write the volume (or POINT) as a raw image, leaving holes sparse.  An\n"
+    "existing FILE is kept (exit 4) unless --force.\n" },
+  { "help", 0, 1, hf_tool_help, "help [COMMAND]",
+    "Show the usage of every command, or of COMMAND.\n" },
 };
+#define HF_TOOL_NCMDS (sizeof hf_tool_cmds / sizeof hf_tool_cmds[0])
+
+static const struct hf_tool_cmd *
+hf_tool_find_cmd (const char *name)
+{
+  size_t i;
+
+  for (i = 0; i < HF_TOOL_NCMDS; i++)
+    if (strcmp (name, hf_tool_cmds[i].name) == 0)
+      return &hf_tool_cmds[i];
+  return NULL;
+}
+
+static void
+hf_tool_cmd_usage (const struct hf_tool_cmd *cmd, FILE *fp)
+{
+  fprintf (fp, "usage: hyperfile [STORE OPTIONS] %s\n\n%s\n"
+           "See hyperfile(1); `hyperfile help` lists the store options.\n",
+           cmd->usage, cmd->help);
+}
+
+static int
+hf_tool_help (int argc, char **argv)
+{
+  const struct hf_tool_cmd *cmd;
+
+  if (argc == 0) {
+    hf_tool_usage (stdout);
+    return EXIT_SUCCESS;
+  }
+  cmd = hf_tool_find_cmd (argv[0]);
+  if (cmd == NULL) {
+    fprintf (stderr, "hyperfile: help: unknown command '%s'\n", argv[0]);
+    return EXIT_USAGE;
+  }
+  hf_tool_cmd_usage (cmd, stdout);
+  return EXIT_SUCCESS;
+}
 
 int
 main (int argc, char *argv[])
 {
   enum { O_ENDPOINT = 256, O_VHOST, O_REGION, O_AK, O_SK, O_ST, O_PROFILE,
          O_TLS, O_CA, O_JSON, O_SIZE, O_BS, O_AT, O_TAKEOVER, O_DRY_RUN, O_PARENT_ANY,
-         O_RETAIN, O_GRACE };
+         O_RETAIN, O_GRACE, O_FORCE, O_CREATE };
   static const struct option longopts[] = {
     { "endpoint", required_argument, NULL, O_ENDPOINT },
     { "virtual-host", no_argument, NULL, O_VHOST },
@@ -1381,16 +1546,20 @@ main (int argc, char *argv[])
     { "grace", required_argument, NULL, O_GRACE },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { "force", no_argument, NULL, O_FORCE },
+    { "create", no_argument, NULL, O_CREATE },
     { NULL, 0, NULL, 0 }
   };
   const struct hf_tool_cmd *cmd = NULL;
   uint64_t bs;
+  bool help = false;
   int c, r, i, nargs;
 
   hf_log_set_sink (hf_tool_log);
   hf_tool_tty = isatty (2);
   /* GNU getopt permutes, so options may follow the command and URL. */
-  while ((c = getopt_long (argc, argv, "vh", longopts, NULL)) != -1) {
+  while ((c = getopt_long (argc, argv, "vhV", longopts, NULL)) != -1) {
     switch (c) {
     case O_ENDPOINT: hf_tool_s3.endpoint = optarg; break;
     case O_VHOST: hf_tool_s3.virtual_host = true; break;
@@ -1462,17 +1631,27 @@ main (int argc, char *argv[])
       hf_log_set_debug ("all", true);
       break;
     case 'h':
-      hf_tool_usage (stdout);
+      help = true;              /* with a command, its usage */
+      break;
+    case 'V':
+      printf ("hyperfile %s\n", PACKAGE_VERSION);
       return EXIT_SUCCESS;
+    case O_FORCE: hf_tool_force = true; break;
+    case O_CREATE: hf_tool_create_missing = true; break;
     default:
       hf_tool_usage (stderr);
       return EXIT_USAGE;
     }
   }
   if (optind < argc)
-    for (i = 0; i < (int) (sizeof hf_tool_cmds / sizeof hf_tool_cmds[0]); i++)
-      if (strcmp (argv[optind], hf_tool_cmds[i].name) == 0)
-        cmd = &hf_tool_cmds[i];
+    cmd = hf_tool_find_cmd (argv[optind]);
+  if (help) {
+    if (cmd)
+      hf_tool_cmd_usage (cmd, stdout);
+    else
+      hf_tool_usage (stdout);
+    return EXIT_SUCCESS;
+  }
   nargs = argc - optind - 1;
   if (cmd == NULL) {
     if (optind < argc)
@@ -1483,7 +1662,7 @@ main (int argc, char *argv[])
   else if (nargs < cmd->min || nargs > cmd->max) {
     fprintf (stderr, "hyperfile: %s: wrong number of arguments\n",
              cmd->name);
-    hf_tool_usage (stderr);
+    hf_tool_cmd_usage (cmd, stderr);
     r = EXIT_USAGE;
   }
   else

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The admin command as a user meets it: --version, `help CMD` and
+# `CMD --help`; exit codes as hyperfile(1) documents them (an all-digit
+# snapshot name is a usage error, 2, not "no such point", 6); export does
+# not overwrite a file without --force; import into a missing volume says
+# to create it, or creates it with --create.
+set -e
+. "$abs_srcdir/nbd-functions.sh"
+hf_tmpdir
+
+fail ()
+{
+  echo "$0: FAIL: $*" >&2
+  exit 1
+}
+
+# run WANT-EXIT CMD...: run the tool, output in $tmp/out, check the exit.
+run ()
+{
+  local want="$1" r=0
+  shift
+  "$HYPERFILE" "$@" > "$tmp/out" 2>&1 || r=$?
+  echo "--- hyperfile $* (exit $r)"; cat "$tmp/out"
+  [ "$r" = "$want" ] || fail "hyperfile $*: exit $r, want $want"
+}
+
+run 0 --version
+grep -qE '^hyperfile [0-9]+\.[0-9]+' "$tmp/out" || fail "--version output"
+run 0 help
+grep -q 'Commands:' "$tmp/out"
+for c in create info ls snapshot clone rollback gc fsck import export; do
+  run 0 help "$c"
+  grep -q "^usage: hyperfile .*$c" "$tmp/out" || fail "help $c"
+  run 0 "$c" --help
+  grep -q "^usage: hyperfile .*$c" "$tmp/out" || fail "$c --help"
+done
+run 2 help no-such-command
+grep -q "unknown command 'no-such-command'" "$tmp/out"
+
+run 0 create "$tmp/v" --size 4M
+# All-digit names are refused as names (they would read as segment
+# numbers), before anything is looked up.
+run 2 snapshot create "$tmp/v" 123
+grep -q "not only digits" "$tmp/out"
+run 2 snapshot delete "$tmp/v" 0042
+run 6 snapshot delete "$tmp/v" nosuch
+
+# export: an existing file is kept unless --force.
+printf 'precious' > "$tmp/out.img"
+run 4 export "$tmp/v" "$tmp/out.img"
+grep -q -- '--force' "$tmp/out"
+[ "$(cat "$tmp/out.img")" = precious ] || fail "export overwrote the file"
+run 0 export "$tmp/v" "$tmp/out.img" --force
+[ "$(stat -c %s "$tmp/out.img")" = 4194304 ]
+run 0 export "$tmp/v" "$tmp/new.img"
+run 0 export "$tmp/v" - --force
+
+# import into a missing volume: what to do, and --create.
+truncate -s 3M "$tmp/img"
+printf 'hello' | dd of="$tmp/img" bs=1 seek=1048576 conv=notrunc 2>/dev/null
+run 3 import "$tmp/img" "$tmp/nov"
+grep -q "hyperfile create $tmp/nov --size" "$tmp/out" ||
+  fail "no hint to create the volume"
+grep -q -- "--create" "$tmp/out"
+[ ! -e "$tmp/nov" ] || fail "import made something at the URL"
+run 0 import "$tmp/img" "$tmp/nov" --create
+run 0 info "$tmp/nov"
+grep -q 'size: *3145728' "$tmp/out" || fail "--create: size of the image"
+run 0 export "$tmp/nov" "$tmp/back.img"
+cmp "$tmp/img" "$tmp/back.img"
+echo "$0: ok"
