@@ -105,6 +105,10 @@ def cmd_record(a):
     if a.s3_before and a.s3_end and a.s3_after:
         s0, s1, s2 = (load_json(p) for p in
                       (a.s3_before, a.s3_end, a.s3_after))
+    else:
+        s0 = s1 = s2 = {}
+    # An external server without request accounting ({}): no S3 figures.
+    if s0 or s1 or s2:
         r["s3_run"] = s3_delta(s0, s1)
         r["s3_total"] = s3_delta(s0, s2)     # run + drain
         r["s3_drain"] = s3_delta(s1, s2)
@@ -163,6 +167,7 @@ def cmd_machine(a):
 
 def cmd_calibration(a):
     json.dump({"bytes": a.bytes, "object_mib": a.object_mib,
+               "server": a.server,
                "put_s": a.put_s, "get_s": a.get_s,
                "put_bw_bytes": a.bytes / a.put_s if a.put_s else 0,
                "get_bw_bytes": a.bytes / a.get_s if a.get_s else 0},
@@ -583,9 +588,10 @@ def cmd_report(a):
                             machine.get("date"),
                             " ".join(machine.get("loadavg", []))))
     if calib:
-        L.append("S3 server (s3rver on loopback) calibration: large PUTs "
+        L.append("S3 server (%s) calibration: large PUTs "
                  "%.0f MiB/s (%.0f MiB in objects of %s MiB, 4 parallel "
                  "curl), ranged 1 MiB GETs %.0f MiB/s (8 parallel)." % (
+                     calib.get("server", "s3rver on loopback"),
                      calib["put_bw_bytes"] / MIB, calib["bytes"] / MIB,
                      calib.get("object_mib", "?"),
                      calib["get_bw_bytes"] / MIB))
@@ -771,6 +777,7 @@ def main():
     p.add_argument("--object-mib", type=int, required=True)
     p.add_argument("--put-s", type=float, required=True)
     p.add_argument("--get-s", type=float, required=True)
+    p.add_argument("--server", default="s3rver on loopback")
     p = sub.add_parser("scale")
     p.add_argument("file")
     p = sub.add_parser("report")

@@ -184,7 +184,8 @@ timeout 60 ceph-osd -c "$conf" -i "$osd_id"
 osd_up () { ceph -c "$conf" osd dump | grep -q "^osd\.$osd_id up"; }
 wait_for 60 "the OSD" osd_up
 
-# Makes the gateway's pools (it waits until they are active).
+# Makes the gateway's pools (it waits until they are active).  The
+# keys are fixed test keys, printed by this script anyway.
 timeout 120 radosgw-admin -c "$conf" -n client.rgw.hf user create \
   --uid=hf-test --display-name="hyperfile tests" \
   --access-key="$HF_RGW_ACCESS_KEY" --secret-key="$HF_RGW_SECRET_KEY" \
@@ -195,10 +196,11 @@ wait_for 60 "radosgw on 127.0.0.1:$rgw_port" \
 
 # The bucket.  RGW wants x-amz-content-sha256 with curl's SigV4.
 empty_sha=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
-curl -sS -f -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" \
-  --user "$HF_RGW_ACCESS_KEY:$HF_RGW_SECRET_KEY" \
-  -H "x-amz-content-sha256: $empty_sha" \
-  "http://127.0.0.1:$rgw_port/$HF_RGW_BUCKET" -o /dev/null
+# The keys go in on stdin (-K -), not in argv where ps shows them.
+printf 'aws-sigv4 = "aws:amz:us-east-1:s3"\nuser = "%s:%s"\n' \
+  "$HF_RGW_ACCESS_KEY" "$HF_RGW_SECRET_KEY" |
+  curl -sS -f -K - -X PUT -H "x-amz-content-sha256: $empty_sha" \
+    "http://127.0.0.1:$rgw_port/$HF_RGW_BUCKET" -o /dev/null
 
 {
   printf 'HF_EXT_S3_NAME=rgw\n'
