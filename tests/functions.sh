@@ -9,6 +9,8 @@
 #                            --tls: https, with a certificate from a CA
 #                            made here by openssl ($S3_CA_FILE)
 #   kill_s3rver              SIGKILL it (data dir kept)
+#   kill_ours SIG PID MARK   kill PID only if it is still our process
+#                            (MARK, a unique path, on its command line)
 #   restart_s3rver           start it again on the same port and data dir
 #
 # start_s3rver exports S3_ENDPOINT, S3_BUCKET, AWS_ACCESS_KEY_ID,
@@ -86,6 +88,28 @@ cleanup_add ()
 
 trap _hf_run_cleanups EXIT
 trap _hf_on_signal INT TERM
+
+# ---- processes ----
+
+# Whether pid is still the process we started: alive (not a zombie) and
+# with mark (a path unique to this test) on its command line.  A pid
+# whose process has exited may belong to anything by now: pid_max is
+# 32768, tests fork a lot, and make -j2 runs another test beside this.
+is_ours ()
+{
+  local pid=$1 mark=$2
+  [ -n "$pid" ] && [ -n "$mark" ] || return 1
+  tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep -qF -- "$mark"
+}
+
+# kill_ours SIGNAL PID MARK: signal pid only while is_ours says it is
+# ours (what a cleanup must do: it often runs after the process ended).
+kill_ours ()
+{
+  if is_ours "$2" "$3"; then
+    kill -"$1" "$2" 2>/dev/null || :
+  fi
+}
 
 # ---- S3 test server ----
 
@@ -173,7 +197,8 @@ start_s3rver ()
   S3_BUCKET=${S3_BUCKET:-hf-test}
   # This server's own paths, fixed now: a later start_s3rver changes the
   # variables.  (The pid file's content changes on restart.)
-  cleanup_add "kill -9 \$(cat '$S3RVER_PIDFILE' 2>/dev/null) 2>/dev/null;
+  cleanup_add "kill_ours 9 \"\$(cat '$S3RVER_PIDFILE' 2>/dev/null)\" \
+                 '$S3RVER_DIR';
                rm -rf '$S3RVER_DIR'"
   mkdir "$S3RVER_DIR/data"
   : > "$S3RVER_REQLOG"
@@ -201,10 +226,10 @@ kill_s3rver ()
 {
   local pid
   pid=$(cat "$S3RVER_PIDFILE" 2>/dev/null) || return 0
-  kill -9 "$pid" 2>/dev/null || :
+  kill_ours 9 "$pid" "$S3RVER_DIR"
   # Reap it when it is our child; wait until the port is free otherwise.
   wait "$pid" 2>/dev/null || :
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  while is_ours "$pid" "$S3RVER_DIR"; do sleep 0.05; done
 }
 
 restart_s3rver ()

@@ -30,6 +30,19 @@ if ! type requires >/dev/null 2>&1; then
   }
 fi
 
+if ! type kill_ours >/dev/null 2>&1; then
+  # As in tests/functions.sh: signal pid only while it is still ours.
+  is_ours ()
+  {
+    [ -n "$1" ] && [ -n "$2" ] &&
+      tr '\0' ' ' 2>/dev/null < "/proc/$1/cmdline" | grep -qF -- "$2"
+  }
+  kill_ours ()
+  {
+    if is_ours "$2" "$3"; then kill -"$1" "$2" 2>/dev/null || :; fi
+  }
+fi
+
 _hf_nbd_cleanups=()
 cleanup_fn ()
 {
@@ -81,7 +94,7 @@ hf_start ()
   nbdkit -f -v -U "$sock" -P "$tmp/nbdkit.pid" "$PLUGIN" "$@" \
     >>"$log" 2>&1 &
   hf_pid=$!
-  cleanup_fn "kill -9 $hf_pid 2>/dev/null"
+  cleanup_fn "kill_ours 9 $hf_pid '$sock'"
   local i
   for i in $(seq 1 300); do
     if [ -S "$sock" ] && [ -s "$tmp/nbdkit.pid" ]; then
@@ -104,9 +117,9 @@ hf_start ()
 hf_stop ()
 {
   local sig="${1:-TERM}" i
-  kill -"$sig" "$hf_pid" 2>/dev/null || :
+  kill_ours "$sig" "$hf_pid" "$sock"
   for i in $(seq 1 600); do
-    kill -0 "$hf_pid" 2>/dev/null || break
+    is_ours "$hf_pid" "$sock" || break
     sleep 0.1
   done
   wait "$hf_pid" 2>/dev/null || :
