@@ -727,6 +727,83 @@ hf_btree_close (struct hf_btree *t)
   free (t);
 }
 
+/* ---- Pinning (see btree.h) ---- */
+
+static uint64_t hf_btree_range_last (uint64_t lba, uint64_t count);
+
+struct hf_btree_pins {
+  struct hf_btree_node **v;     /* pinned clean nodes (refs held) */
+  size_t n, cap;
+};
+
+static int
+hf_btree_pin_node (struct hf_btree *t, const struct hf_btree_ref *ref,
+                   const struct hf_btree_expect *e, uint64_t lo,
+                   uint64_t last, struct hf_btree_pins *p)
+{
+  struct hf_btree_node *n;
+  uint32_t i, i0, i1;
+  int r;
+
+  if (p->n >= HF_BTREE_PIN_MAX)
+    return 0;
+  r = hf_btree_get (t, ref, e, &n);
+  if (r)
+    return r;
+  if (!n->dirty) {
+    if (p->n == p->cap) {
+      size_t nc = p->cap ? p->cap * 2 : 64;
+      struct hf_btree_node **nv = realloc (p->v, nc * sizeof *nv);
+      if (nv == NULL) {
+        hf_btree_put (t, n);
+        return ENOMEM;
+      }
+      p->v = nv;
+      p->cap = nc;
+    }
+    p->v[p->n++] = n;           /* keeps the reference */
+  }
+  if (n->level == 0)
+    return 0;
+  i0 = hf_btree_branch_child (n, lo);
+  i1 = hf_btree_branch_child (n, last);
+  for (i = i0, r = 0; i <= i1 && r == 0; i++) {
+    struct hf_btree_expect ce;
+
+    hf_btree_child_expect (n, i, e, &ce);
+    r = hf_btree_pin_node (t, &n->br[i].child, &ce, lo, last, p);
+  }
+  return r;
+}
+
+int
+hf_btree_pin_range (struct hf_btree *t, uint64_t lba, uint64_t count,
+                    struct hf_btree_pins **pins)
+{
+  struct hf_btree_expect e;
+
+  if (*pins == NULL && (*pins = calloc (1, sizeof **pins)) == NULL)
+    return ENOMEM;
+  if (t->empty || count == 0)
+    return 0;
+  hf_btree_root_expect (t, &e);
+  return hf_btree_pin_node (t, &t->root, &e, lba,
+                            hf_btree_range_last (lba, count), *pins);
+}
+
+void
+hf_btree_unpin (struct hf_btree *t, struct hf_btree_pins *pins)
+{
+  size_t i;
+
+  if (pins == NULL)
+    return;
+  for (i = 0; i < pins->n; i++)
+    hf_btree_put (t, pins->v[i]);
+  free (pins->v);
+  free (pins);
+}
+
 /* ---- Lookup and iterate ---- */
 
 int

@@ -96,6 +96,25 @@ extern int hf_btree_insert (struct hf_btree *t, uint64_t lba,
 extern int hf_btree_remove_range (struct hf_btree *t, uint64_t lba,
                                   uint64_t count);
 
+/* Pinning what a mutation will read.  A mutation reads the clean nodes
+ * on its paths through the reader, which may go to the store; the
+ * caller holds its exclusive lock then, so every lookup waits for those
+ * reads.  hf_btree_pin_range, called beforehand under the caller's
+ * shared lock (it may run beside lookups), reads and pins the nodes on
+ * the paths to every leaf that an insert or removal in [lba, lba +
+ * count) would visit, so that the mutation finds them in memory.  Pins
+ * accumulate in *pins (allocated on first use; NULL to start) up to
+ * HF_BTREE_PIN_MAX nodes, beyond which nodes are left to be read by the
+ * mutation itself (a trim of a huge mapped range).  hf_btree_unpin
+ * releases them all and frees *pins; it may run beside lookups, and
+ * after a checkpoint (pinned nodes stay valid).  Both are for one
+ * thread at a time per pins. */
+#define HF_BTREE_PIN_MAX 65536
+struct hf_btree_pins;
+extern int hf_btree_pin_range (struct hf_btree *t, uint64_t lba,
+                               uint64_t count, struct hf_btree_pins **pins);
+extern void hf_btree_unpin (struct hf_btree *t, struct hf_btree_pins *pins);
+
 /* Number of nodes the next checkpoint would write. */
 extern size_t hf_btree_dirty_count (struct hf_btree *t);
 

@@ -38,7 +38,7 @@ hf_vol_obj_alloc (struct hf_volume *v, size_t len, size_t *cap)
   uint8_t *p = NULL;
   unsigned i, best = UINT_MAX;
 
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   for (i = 0; i < v->n_spare_obj; i++)
     if (v->spare_obj[i].cap >= len &&
         (best == UINT_MAX || v->spare_obj[i].cap < v->spare_obj[best].cap))
@@ -48,7 +48,7 @@ hf_vol_obj_alloc (struct hf_volume *v, size_t len, size_t *cap)
     *cap = v->spare_obj[best].cap;
     v->spare_obj[best] = v->spare_obj[--v->n_spare_obj];
   }
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   if (p)
     return p;
   /* Large objects get 1/8 more, rounded to 1 MiB, so that one buffer
@@ -72,6 +72,7 @@ hf_vol_obj_recycle_locked (struct hf_volume *v, uint8_t *obj, size_t cap)
 {
   unsigned i, small = 0;
 
+  HF_VOL_ASSERT_LOCKED (v);
   if (obj == NULL)
     return;
   if (cap < (1u << 20))
@@ -147,9 +148,9 @@ hf_vol_build_tables (struct hf_volume *v, struct hf_vol_seg *s,
   h->seq = s->seq;
   h->parent_seq = v->b_parent_seq;
   h->parent_crc = v->b_parent_crc;
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   h->lease_epoch = v->lease.epoch;
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   h->volume_size = s->volume_size;
   /* Build time, not commit time: the header is final before the PUT. */
   h->timestamp_ns = hf_clock_wall_ns ();
@@ -262,7 +263,7 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
             h->n_nodes, ckpt ? " (checkpoint)" : "");
 
   /* Reads of s now come from the object's data area. */
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   old_slots = hf_wbuf_remap (b, ents, n, obj + h->data_off);
   s->obj = obj;
   s->obj_cap = obj_cap;
@@ -273,8 +274,8 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
     v->spare_slots.len = (size_t) b->cap_slots * v->bs;
     old_slots = NULL;
   }
-  pthread_cond_broadcast (&v->cv);
-  pthread_mutex_unlock (&v->lock);
+  pthread_cond_broadcast (&v->work_cv);
+  hf_vol_unlock (v);
   free (old_slots);
   return 0;
 }
@@ -286,23 +287,23 @@ hf_vol_builder_thread (void *arg)
   struct hf_vol_seg *s;
   int r;
 
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   while (!v->stop) {
     for (s = v->sealed; s && s->state != HF_VSEG_SEALED; s = s->next)
       ;
     if (s == NULL || v->broken) {
-      hf_vol_wait (v, 0);
+      hf_vol_wait (v, &v->work_cv, 0);
       continue;
     }
-    pthread_mutex_unlock (&v->lock);
+    hf_vol_unlock (v);
     r = hf_vol_build (v, s);
-    pthread_mutex_lock (&v->lock);
+    hf_vol_lock (v);
     if (r && r != ECANCELED && !v->broken) {
       hf_error ("volume: building segment %" PRIu64 ": %s (retrying)",
                 s->seq, strerror (r));
-      hf_vol_wait (v, hf_clock_mono_us () + 100000);
+      hf_vol_wait (v, &v->work_cv, hf_clock_mono_us () + 100000);
     }
   }
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   return NULL;
 }

@@ -7,14 +7,20 @@
  * checkpoint_entries or checkpoint_segments (or at close), the builder
  * drains the pipeline (waits until every earlier segment has
  * committed), merges the delta and the segment's own extents into the
- * tree under the tree's write lock, and writes the dirty nodes into the
- * segment's node area (format.h: a checkpoint includes its segment's own
- * extents).  When that segment commits the delta is emptied
+ * tree, and writes the dirty nodes into the segment's node area
+ * (format.h: a checkpoint includes its segment's own extents).  The
+ * merge first reads and pins the index nodes it will change under the
+ * shared tree_lock (reads go on meanwhile), then changes the tree in
+ * memory under the exclusive lock.  When that segment commits the delta is emptied
  * (volume-upload.c).  Until then the object stays in memory and node
  * reads of it are served from there.
  *
  * Lock rule: tree_lock exclusively around every change of the tree,
- * then (lock order) v->lock for what must be published with it.
+ * then (lock order) v->lock for what must be published with it.  The
+ * checkpoint makes no store request under the exclusive lock.  Rollback
+ * still does (it rebuilds the state at the older point under it); it
+ * runs only from the admin tool, after a flush, with nothing else
+ * going on.
  */
 #include <config.h>
 
@@ -63,31 +69,48 @@ hf_vol_ckpt_build (struct hf_volume *v, struct hf_vol_seg *s,
   struct hf_runs own = { 0 }, merged = { 0 };
   struct hf_btree_root root;
   struct hf_btree_stats bst;
+  struct hf_btree_pins *pins = NULL;
   uint8_t *obj = NULL;
-  size_t obj_cap = 0, dirty = 0, nn = 0;
+  size_t obj_cap = 0, dirty = 0, nn = 0, i;
   int r, tries;
 
   /* Drain: every earlier segment must have committed, so that the
    * delta is exactly the state before this segment. */
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   while (v->sealed != s && !v->stop)
-    hf_vol_wait (v, 0);
+    hf_vol_wait (v, &v->commit_cv, 0);
   if (v->stop) {
-    pthread_mutex_unlock (&v->lock);
+    hf_vol_unlock (v);
     return ECANCELED;
   }
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
 
   /* No commit can change the delta until s commits, so it is read
    * here without v->lock (readers only read it). */
   h->data_off = 0;
-  pthread_rwlock_wrlock (&v->tree_lock);
   r = hf_runs_of_segment (&s->meta, v->bs, &own);
   if (r == 0)
     r = hf_runs_overlay (v->delta.v, v->delta.n, own.v, own.n, false,
                          &merged);
-  if (r == 0)
-    r = hf_vol_tree_apply (v, &merged);
+  /* First, under the shared lock (reads go on meanwhile), read and pin
+   * the nodes the merge will visit, so that no store request is made
+   * under the exclusive lock.  A failure here has changed nothing: the
+   * builder tries again. */
+  pthread_rwlock_rdlock (&v->tree_lock);
+  for (i = 0; i < merged.n && r == 0; i++)
+    r = hf_btree_pin_range (v->tree, merged.v[i].lba, merged.v[i].n, &pins);
+  pthread_rwlock_unlock (&v->tree_lock);
+  if (r) {
+    hf_btree_unpin (v->tree, pins);
+    hf_runs_free (&merged);
+    hf_runs_free (&own);
+    hf_error ("volume: checkpoint for segment %" PRIu64 ": reading the "
+              "index: %s", s->seq, strerror (r));
+    return r;
+  }
+  /* Then the merge, in memory. */
+  pthread_rwlock_wrlock (&v->tree_lock);
+  r = hf_vol_tree_apply (v, &merged);
   hf_runs_free (&merged);
   /* The own blocks' addresses depend on the node count, which depends
    * on the merge: re-insert them until the layout is stable (one
@@ -128,12 +151,13 @@ hf_vol_ckpt_build (struct hf_volume *v, struct hf_vol_seg *s,
   }
   if (r) {
     pthread_rwlock_unlock (&v->tree_lock);
+    hf_btree_unpin (v->tree, pins);
     free (obj);
     /* The tree now holds a half-merged state: stop writing. */
-    pthread_mutex_lock (&v->lock);
+    hf_vol_lock (v);
     v->broken = r == ENOMEM ? ENOMEM : EIO;
-    pthread_cond_broadcast (&v->cv);
-    pthread_mutex_unlock (&v->lock);
+    hf_vol_wake_all_locked (v);
+    hf_vol_unlock (v);
     hf_error ("volume: checkpoint merge for segment %" PRIu64
               " failed: %s; the volume refuses writes until reopened",
               s->seq, strerror (r));
@@ -152,11 +176,12 @@ hf_vol_ckpt_build (struct hf_volume *v, struct hf_vol_seg *s,
   v->b_mapped = bst.entries;
   /* Node reads of this segment are served from memory until it
    * commits: publish the object before other readers can need it. */
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   s->obj = obj;
   s->obj_cap = obj_cap;
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   pthread_rwlock_unlock (&v->tree_lock);
+  hf_btree_unpin (v->tree, pins);
   *objp = obj;
   *obj_capp = obj_cap;
   return 0;
@@ -197,7 +222,7 @@ hf_volume_rollback (struct hf_volume *v, uint64_t seq, uint64_t *new_seq)
    * names the real head (the rollback segment chains onto it) and the
    * numbering (seqs above every seq seen). */
   pthread_rwlock_wrlock (&v->tree_lock);
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   next = v->next_seq;
   committed = v->committed_seq;
   head = v->head_seq;
@@ -208,11 +233,11 @@ hf_volume_rollback (struct hf_volume *v, uint64_t seq, uint64_t *new_seq)
   hf_vol_delta_clear_locked (v);
   v->b_segs_since = v->b_ext_since = 0;
   v->b_root = (struct hf_btree_root) { .empty = true };
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   /* Recovery reads the store and takes v->lock for in-memory objects:
    * nothing is sealed, so nobody else needs either lock meanwhile. */
   r = hf_vol_recover (v, seq);
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   v->next_seq = next;
   v->committed_seq = committed;
   v->head_seq = head;
@@ -221,7 +246,8 @@ hf_volume_rollback (struct hf_volume *v, uint64_t seq, uint64_t *new_seq)
   if (r) {
     /* The in-memory state is gone: refuse everything until reopened. */
     v->broken = r == ENOMEM ? ENOMEM : EIO;
-    pthread_mutex_unlock (&v->lock);
+    hf_vol_wake_all_locked (v);
+    hf_vol_unlock (v);
     pthread_rwlock_unlock (&v->tree_lock);
     hf_error ("volume: rollback to %" PRIu64 ": reading that point: %s; "
               "nothing was committed, reopen the volume", seq,
@@ -232,7 +258,7 @@ hf_volume_rollback (struct hf_volume *v, uint64_t seq, uint64_t *new_seq)
   r = hf_vol_seal_locked (v, true, true);
   if (r == 0)
     v->sealed_tail->rollback = true;
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   pthread_rwlock_unlock (&v->tree_lock);
   if (r == 0)
     r = hf_vol_flush_wait (v);
@@ -254,9 +280,9 @@ hf_volume_touch_index (struct hf_volume *v, uint64_t lba)
   struct hf_bmap m;
   int r;
 
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   r = hf_vol_write_err_locked (v);
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   if (r)
     return r;
   pthread_rwlock_wrlock (&v->tree_lock);

@@ -37,18 +37,20 @@ hf_vol_fence_locked (struct hf_volume *v, const char *fmt, ...)
 {
   va_list ap;
 
+  HF_VOL_ASSERT_LOCKED (v);
   if (!v->fenced) {
     va_start (ap, fmt);
     hf_vlog (HF_LOG_ERROR, fmt, ap);
     va_end (ap);
   }
   v->fenced = true;
-  pthread_cond_broadcast (&v->cv);
+  hf_vol_wake_all_locked (v);
 }
 
 bool
 hf_vol_lease_stale_locked (struct hf_volume *v, uint64_t now_us)
 {
+  HF_VOL_ASSERT_LOCKED (v);
   return now_us - v->lease_ok_us > (uint64_t) v->o.lease_ttl_s * 2000000 / 3;
 }
 
@@ -64,10 +66,10 @@ hf_vol_fence_before_put (struct hf_volume *v, bool stale)
    * committed: it is one conditional PUT (objstore.h), whatever the
    * store does with conditions on multipart uploads. */
   if (r == 0) {
-    pthread_mutex_lock (&v->lock);
+    hf_vol_lock (v);
     if (v->fenced)
       r = ECANCELED;
-    pthread_mutex_unlock (&v->lock);
+    hf_vol_unlock (v);
   }
   return r;
 }
@@ -137,6 +139,7 @@ hf_vol_fence_after_put (struct hf_volume *v, const char *key,
 void
 hf_vol_fence_taken_over_locked (struct hf_volume *v, const char *key)
 {
+  HF_VOL_ASSERT_LOCKED (v);
   hf_vol_fence_locked (v, "volume: segment %s already exists: another "
                        "writer has taken over this volume (our lease "
                        "epoch %" PRIu64 "); this writer is fenced and "
@@ -148,6 +151,7 @@ hf_vol_fence_taken_over_locked (struct hf_volume *v, const char *key)
 void
 hf_vol_lease_note_head_locked (struct hf_volume *v)
 {
+  HF_VOL_ASSERT_LOCKED (v);
   if (v->head_seq > v->lease.committed_seq)
     v->lease.committed_seq = v->head_seq;
 }
@@ -158,21 +162,21 @@ hf_vol_lease_thread (void *arg)
   struct hf_volume *v = arg;
   uint64_t period = (uint64_t) v->o.lease_ttl_s * 1000000 / 3;
 
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   for (;;) {
     uint64_t until = hf_clock_mono_us () + period;
     struct hf_lease_info l;
     int r;
 
     while (!v->stop && hf_clock_mono_us () < until)
-      hf_vol_wait (v, until);
+      hf_vol_wait (v, &v->work_cv, until);
     if (v->stop || v->fenced)
       break;
     hf_vol_lease_note_head_locked (v);
-    pthread_mutex_unlock (&v->lock);
+    hf_vol_unlock (v);
     r = hf_lease_renew (&v->lease, &l);
     if (r == EEXIST) {
-      pthread_mutex_lock (&v->lock);
+      hf_vol_lock (v);
       hf_vol_fence_locked (v, "volume: writer lease epoch %" PRIu64
                            " taken by \"%s\" (ours %" PRIu64 "): this "
                            "writer is fenced and refuses further writes",
@@ -181,7 +185,7 @@ hf_vol_lease_thread (void *arg)
     }
     if (r)
       hf_warn ("volume: renewing the writer lease: %s", strerror (r));
-    pthread_mutex_lock (&v->lock);
+    hf_vol_lock (v);
     if (r == 0) {
       v->lease_ok_us = hf_clock_mono_us ();
       v->st.lease_renewals++;
@@ -190,6 +194,6 @@ hf_vol_lease_thread (void *arg)
     else
       v->st.lease_renew_failures++;
   }
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   return NULL;
 }

@@ -35,26 +35,41 @@
  *                       checkpoint and rollback take it exclusively, in
  *                       volume-ckpt.c only.
  *   lock (mutex)        everything else mutable in struct hf_volume
- *                       (fields tagged L).  Never held across store I/O
- *                       or B+tree calls.  cv (with lock) is broadcast on
- *                       every state change.
+ *                       (fields tagged L).  Never held across store I/O,
+ *                       B+tree calls or large copies.  Taken with
+ *                       hf_vol_lock / hf_vol_unlock, which record the
+ *                       holder so that every *_locked function can
+ *                       assert it (HF_VOL_ASSERT_LOCKED).  Its condition
+ *                       variables are split by what they wait for
+ *                       (work_cv, commit_cv, room_cv); a change that
+ *                       concerns everyone (stop, fenced, broken) wakes
+ *                       all three (hf_vol_wake_all_locked).
  *   ra_lock (mutex)     the read-ahead state (tagged R); a leaf: nothing
  *                       else is taken while holding it.
+ *   rp_lock (mutex)     the read pool's queue (tagged P); a leaf.
  * Other tags: I immutable after open (set before any thread starts);
  * B the builder thread only (and open or rollback while the builder is
  * idle, see there); O open and close only.
  *
- * A function named *_locked is called with v->lock held and may drop
- * it only where its comment says so.
+ * A function named *_locked is called with v->lock held (it asserts
+ * so) and may drop it only where its comment says so.
+ *
+ * tree_lock prefers writers (PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP):
+ * a steady stream of reads must not starve the checkpoint (and with it
+ * the upload pipeline and the writers).  So no thread may take it
+ * shared twice.
  */
 #ifndef HF_VOLUME_INT_H
 #define HF_VOLUME_INT_H
 
+#include <assert.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "btree.h"
+#include "cleanup.h"
 #include "format.h"
 #include "lease.h"
 #include "lineage.h"
@@ -78,6 +93,8 @@
 
 /* A committed segment's object on its way into the local cache (on
  * v->cacheq, under v->lock; owned by whoever dequeues it). */
+struct hf_vol_rjob;
+
 struct hf_vol_cacheq {
   struct hf_vol_cacheq *next;
   uint8_t *obj;
@@ -124,6 +141,8 @@ struct hf_vol_seg {
   struct hf_seg_meta meta;      /* builder until BUILT, then read-only;
                                    commit takes meta.crcs (L) */
   bool ckpt;                    /* L: carries a checkpoint */
+  unsigned pins;                /* L: readers copying from obj without
+                                   the lock (commit waits for 0) */
   unsigned attempts;            /* L: upload attempts so far */
   uint64_t retry_at_us;         /* L: next upload attempt (monotonic) */
 };
@@ -143,7 +162,13 @@ struct hf_volume {
   struct hf_btree *tree;        /* T (replaced by rollback) */
 
   pthread_mutex_t lock;         /* see the top of the file */
-  pthread_cond_t cv;            /* with lock: any state change */
+  /* Condition variables with lock, on CLOCK_MONOTONIC, by what their
+   * waiters wait for: */
+  pthread_cond_t work_cv;       /* the threads: a segment sealed, built
+                                   or to retry, stop */
+  pthread_cond_t commit_cv;     /* flush and the checkpoint drain: a
+                                   commit; also a segment unpinned */
+  pthread_cond_t room_cv;       /* writers: dirty bytes released */
   uint64_t size;                /* L */
   struct hf_wbuf *active;       /* L: the buffer writes go to */
   struct hf_vol_seg *sealed, *sealed_tail;      /* L */
@@ -172,7 +197,9 @@ struct hf_volume {
   int broken;                   /* L: sticky error (tree merge failed) */
   bool stop, crashed;           /* L */
   unsigned uploading;           /* L */
-  struct hf_volume_info st;     /* L: counters part of the info */
+  struct hf_volume_info st;     /* L: counters part of the info, but: */
+  /* Counted by the read path, which takes no lock just to count. */
+  atomic_uint_fast64_t cache_hits, cache_misses, bytes_read;
 
   /* Write-ahead log (NULL: none). */
   struct hf_wal *wal;           /* I */
@@ -224,6 +251,16 @@ struct hf_volume {
   uint8_t *ra_data;             /* R (allocated at open) */
   pthread_t ra_thread;          /* O */
   bool ra_started;              /* R (set at open, cleared at close) */
+
+  /* The read pool (volume-read.c).  rp_lock is a leaf lock: nothing
+   * else is taken while holding it. */
+  pthread_mutex_t rp_lock;
+  pthread_cond_t rp_cv;         /* with rp_lock: a job or stop */
+  pthread_cond_t rp_done_cv;    /* with rp_lock: a job's groups done */
+  struct hf_vol_rjob *rp_queue; /* P: jobs with groups to claim */
+  bool rp_stop;                 /* P */
+  pthread_t rp_threads[HF_VOL_READ_THREADS];    /* O */
+  unsigned rp_n;                /* O: pool threads running */
 };
 
 /* Where a block is, as resolved by the read path. */
@@ -240,8 +277,36 @@ struct hf_vol_loc {
   uint32_t blk, crc;
 };
 
+/* ---- v->lock ---- */
+
+/* The volume whose lock this thread holds (NULL: none; a thread never
+ * holds two volumes' locks). */
+extern __thread const struct hf_volume *hf_vol_lock_holder;
+
+static inline void
+hf_vol_lock (struct hf_volume *v)
+{
+  int r = pthread_mutex_lock (&v->lock);
+
+  if (r)
+    hf_cleanup_lock_failed ("volume lock", r);
+  hf_vol_lock_holder = v;
+}
+
+#define HF_VOL_ASSERT_LOCKED(v) assert (hf_vol_lock_holder == (v))
+
+static inline void
+hf_vol_unlock (struct hf_volume *v)
+{
+  HF_VOL_ASSERT_LOCKED (v);
+  hf_vol_lock_holder = NULL;
+  pthread_mutex_unlock (&v->lock);
+}
+
 /* volume.c */
-extern void hf_vol_wait (struct hf_volume *v, uint64_t deadline_us);
+extern void hf_vol_wait (struct hf_volume *v, pthread_cond_t *cv,
+                         uint64_t deadline_us);
+extern void hf_vol_wake_all_locked (struct hf_volume *v);
 extern void hf_vol_seg_free (struct hf_vol_seg *s);
 
 /* volume-read.c */
@@ -254,6 +319,7 @@ extern void hf_vol_resolve_locked (struct hf_volume *v, uint64_t lba,
 extern int hf_vol_resolve_tree (struct hf_volume *v, uint64_t lba,
                                 struct hf_vol_loc *loc);
 extern void *hf_vol_ra_thread (void *arg);
+extern void *hf_vol_rpool_thread (void *arg);
 
 /* volume-write.c */
 extern int hf_vol_seal_locked (struct hf_volume *v, bool force,

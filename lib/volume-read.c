@@ -47,22 +47,33 @@ hf_vol_seg_loc (const struct hf_volume *v, uint64_t seq, char *key,
 }
 
 /* Copy bytes of segment seq at off from its in-memory object, if it is
- * still pending.  0, or ENOENT if not in memory. */
+ * still pending.  0, or ENOENT if not in memory.  The copy (up to a
+ * read chunk, 4 MiB) is made without v->lock: the segment is pinned
+ * meanwhile, and its commit waits for the pin to go. */
 static int
 hf_vol_mem_object (struct hf_volume *v, uint64_t seq, uint64_t off,
                    void *buf, size_t len)
 {
   struct hf_vol_seg *s;
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&v->lock);
+  const uint8_t *obj;
 
+  hf_vol_lock (v);
   for (s = v->sealed; s; s = s->next)
-    if (s->seq == seq) {
-      if (s->obj == NULL || off + len > s->meta.h.object_size)
-        return ENOENT;
-      memcpy (buf, s->obj + off, len);
-      return 0;
-    }
-  return ENOENT;
+    if (s->seq == seq)
+      break;
+  if (s == NULL || s->obj == NULL || off + len > s->meta.h.object_size) {
+    hf_vol_unlock (v);
+    return ENOENT;
+  }
+  s->pins++;
+  obj = s->obj;
+  hf_vol_unlock (v);
+  memcpy (buf, obj + off, len);
+  hf_vol_lock (v);
+  if (--s->pins == 0)
+    pthread_cond_broadcast (&v->commit_cv);
+  hf_vol_unlock (v);
+  return 0;
 }
 
 
@@ -153,9 +164,7 @@ hf_vol_fetch (struct hf_volume *v, uint64_t seq, uint32_t blk, uint32_t n,
   else if (hk && hk->cache_get &&
            hk->cache_get (hk->opaque, seq, off, buf, len) == 0) {
     from_cache = true;
-    pthread_mutex_lock (&v->lock);
-    v->st.cache_hits++;
-    pthread_mutex_unlock (&v->lock);
+    atomic_fetch_add_explicit (&v->cache_hits, 1, memory_order_relaxed);
   }
   if (from_cache) {
     for (i = 0; i < n; i++)
@@ -165,11 +174,8 @@ hf_vol_fetch (struct hf_volume *v, uint64_t seq, uint32_t blk, uint32_t n,
       return 0;
     /* A bad cached copy: fall back to the store. */
   }
-  if (hk && hk->cache_get) {
-    pthread_mutex_lock (&v->lock);
-    v->st.cache_misses++;
-    pthread_mutex_unlock (&v->lock);
-  }
+  if (hk && hk->cache_get)
+    atomic_fetch_add_explicit (&v->cache_misses, 1, memory_order_relaxed);
   r = hf_vol_get_exact (st, key, off, len, buf, "data block");
   if (r)
     return r;
@@ -197,6 +203,7 @@ hf_vol_resolve_locked (struct hf_volume *v, uint64_t lba, uint8_t *copy,
   struct hf_vol_seg *s;
   ssize_t k;
 
+  HF_VOL_ASSERT_LOCKED (v);
   memset (loc, 0, sizeof *loc);
   if (v->active) {
     p = hf_wbuf_lookup (v->active, v->bs, lba, &zero);
@@ -272,23 +279,109 @@ struct hf_vol_rgroup {
   int err;
 };
 
+/* ---- The read pool ----
+ *
+ * HF_VOL_READ_THREADS - 1 threads, started at open, help reads that fan
+ * out into several GETs: such a read posts one job on v->rp_queue and
+ * takes its groups one by one itself, as do the pool's threads, until
+ * none is left.  (Before, every such read chunk created and joined up
+ * to seven threads.)  rp_lock guards the queue, each job's done and
+ * users, and rp_stop; a job's groups are claimed with an atomic index.
+ * The job lives on the reader's stack: the reader leaves only when
+ * every group is done and no pool thread still uses the job. */
 struct hf_vol_rjob {
   struct hf_volume *v;
   struct hf_vol_rgroup *g;
-  size_t ng, first, step;
+  size_t ng;
+  atomic_size_t next;           /* next group to claim */
+  size_t done;                  /* rp_lock: groups finished */
+  unsigned users;               /* rp_lock: pool threads inside it */
+  struct hf_vol_rjob *qnext;    /* rp_lock: on v->rp_queue */
+  bool queued;                  /* rp_lock */
 };
 
-static void *
-hf_vol_read_worker (void *arg)
+/* Claim and fetch groups of j until none is left; the number done. */
+static size_t
+hf_vol_rjob_run (struct hf_vol_rjob *j)
 {
-  struct hf_vol_rjob *j = arg;
-  size_t i;
+  size_t i, k = 0;
 
-  for (i = j->first; i < j->ng; i += j->step) {
+  while ((i = atomic_fetch_add (&j->next, 1)) < j->ng) {
     struct hf_vol_rgroup *g = &j->g[i];
     g->err = hf_vol_fetch (j->v, g->seq, g->blk, g->n, g->crcs, g->out);
+    k++;
   }
+  return k;
+}
+
+/* Take j off the queue.  Caller holds rp_lock. */
+static void
+hf_vol_rjob_dequeue (struct hf_volume *v, struct hf_vol_rjob *j)
+{
+  struct hf_vol_rjob **pp;
+
+  if (!j->queued)
+    return;
+  for (pp = &v->rp_queue; *pp != j; pp = &(*pp)->qnext)
+    ;
+  *pp = j->qnext;
+  j->queued = false;
+}
+
+void *
+hf_vol_rpool_thread (void *arg)
+{
+  struct hf_volume *v = arg;
+
+  pthread_mutex_lock (&v->rp_lock);
+  while (!v->rp_stop) {
+    struct hf_vol_rjob *j = v->rp_queue;
+    size_t k;
+
+    if (j == NULL) {
+      pthread_cond_wait (&v->rp_cv, &v->rp_lock);
+      continue;
+    }
+    if (atomic_load (&j->next) >= j->ng) {
+      hf_vol_rjob_dequeue (v, j);       /* all claimed */
+      continue;
+    }
+    j->users++;
+    pthread_mutex_unlock (&v->rp_lock);
+    k = hf_vol_rjob_run (j);
+    pthread_mutex_lock (&v->rp_lock);
+    j->done += k;
+    j->users--;
+    if (j->done == j->ng || j->users == 0)
+      pthread_cond_broadcast (&v->rp_done_cv);
+  }
+  pthread_mutex_unlock (&v->rp_lock);
   return NULL;
+}
+
+/* Fetch every group of g, with the pool's help. */
+static void
+hf_vol_fetch_groups (struct hf_volume *v, struct hf_vol_rgroup *g, size_t ng)
+{
+  struct hf_vol_rjob j = { .v = v, .g = g, .ng = ng };
+  size_t k;
+
+  atomic_init (&j.next, 0);
+  if (ng > 1 && v->rp_n > 0) {
+    pthread_mutex_lock (&v->rp_lock);
+    j.qnext = v->rp_queue;
+    v->rp_queue = &j;
+    j.queued = true;
+    pthread_cond_broadcast (&v->rp_cv);
+    pthread_mutex_unlock (&v->rp_lock);
+  }
+  k = hf_vol_rjob_run (&j);
+  pthread_mutex_lock (&v->rp_lock);
+  j.done += k;
+  hf_vol_rjob_dequeue (v, &j);
+  while (j.done < j.ng || j.users > 0)
+    pthread_cond_wait (&v->rp_done_cv, &v->rp_lock);
+  pthread_mutex_unlock (&v->rp_lock);
 }
 
 /* Copy the part of block lba (bytes blk) that overlaps the request. */
@@ -322,13 +415,13 @@ hf_vol_read_chunk (struct hf_volume *v, uint8_t *dst, uint64_t off,
 
   if (locs == NULL || tmp == NULL)
     return ENOMEM;
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   for (b = 0; b < n; b++) {
     hf_vol_resolve_locked (v, lba0 + b, tmp, &locs[b]);
     if (locs[b].where == HF_VW_MEM)
       hf_vol_copy_out (dst, off, count, lba0 + b, v->bs, tmp);
   }
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
 
   pthread_rwlock_rdlock (&v->tree_lock);
   for (b = 0; b < n && r == 0; b++)
@@ -373,28 +466,7 @@ hf_vol_read_chunk (struct hf_volume *v, uint8_t *dst, uint64_t off,
     crcs[k++] = l->crc;
   }
 
-  if (ng == 1) {
-    struct hf_vol_rjob j = { v, g, ng, 0, 1 };
-    hf_vol_read_worker (&j);
-  }
-  else {
-    size_t nt = ng < HF_VOL_READ_THREADS ? ng : HF_VOL_READ_THREADS;
-    pthread_t th[HF_VOL_READ_THREADS];
-    struct hf_vol_rjob jobs[HF_VOL_READ_THREADS];
-    bool started[HF_VOL_READ_THREADS];
-
-    for (i = 0; i < nt; i++) {
-      jobs[i] = (struct hf_vol_rjob) { v, g, ng, i, nt };
-      started[i] = i > 0 &&
-        pthread_create (&th[i], NULL, hf_vol_read_worker, &jobs[i]) == 0;
-    }
-    for (i = 0; i < nt; i++)
-      if (!started[i])
-        hf_vol_read_worker (&jobs[i]);
-    for (i = 1; i < nt; i++)
-      if (started[i])
-        pthread_join (th[i], NULL);
-  }
+  hf_vol_fetch_groups (v, g, ng);
   for (i = 0; i < ng; i++) {
     if (g[i].err)
       return g[i].err;
@@ -449,14 +521,14 @@ hf_vol_ra_thread (void *arg)
     lba = v->ra_req_lba;
     pthread_mutex_unlock (&v->ra_lock);
 
-    pthread_mutex_lock (&v->lock);
+    hf_vol_lock (v);
     size = v->size / v->bs;
-    pthread_mutex_unlock (&v->lock);
+    hf_vol_unlock (v);
     for (i = 0; i < max && lba + i < size; i++) {
       struct hf_vol_loc l;
-      pthread_mutex_lock (&v->lock);
+      hf_vol_lock (v);
       hf_vol_resolve_locked (v, lba + i, NULL, &l);
-      pthread_mutex_unlock (&v->lock);
+      hf_vol_unlock (v);
       if (l.where == HF_VW_NONE) {
         pthread_rwlock_rdlock (&v->tree_lock);
         if (hf_vol_resolve_tree (v, lba + i, &l))
@@ -500,11 +572,13 @@ hf_vol_ra_thread (void *arg)
 static int
 hf_vol_check_range (struct hf_volume *v, uint64_t count, uint64_t offset)
 {
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&v->lock);
+  int r = 0;
 
+  hf_vol_lock (v);
   if (offset > v->size || count > v->size - offset)
-    return EINVAL;
-  return 0;
+    r = EINVAL;
+  hf_vol_unlock (v);
+  return r;
 }
 
 int
@@ -527,9 +601,7 @@ hf_volume_pread (struct hf_volume *v, void *buf, size_t count,
       return r;
     lba += n;
   }
-  pthread_mutex_lock (&v->lock);
-  v->st.bytes_read += count;
-  pthread_mutex_unlock (&v->lock);
+  atomic_fetch_add_explicit (&v->bytes_read, count, memory_order_relaxed);
   hf_vol_ra_note (v, offset, count);
   return 0;
 }
@@ -615,7 +687,7 @@ hf_volume_extents (struct hf_volume *v, uint64_t count, uint64_t offset,
     pthread_rwlock_rdlock (&v->tree_lock);
     r = hf_btree_iterate (v->tree, a, e - a, hf_vol_extent_iter, &ctx);
     pthread_rwlock_unlock (&v->tree_lock);
-    pthread_mutex_lock (&v->lock);
+    hf_vol_lock (v);
     if (r == 0) {
       for (i = hf_runs_lower_bound (&v->delta, a);
            i < v->delta.n && r == 0; i++) {
@@ -634,7 +706,7 @@ hf_volume_extents (struct hf_volume *v, uint64_t count, uint64_t offset,
       r = hf_wbuf_extent_runs (s->buf, a, e, &acc);
     if (r == 0 && v->active)
       r = hf_wbuf_extent_runs (v->active, a, e, &acc);
-    pthread_mutex_unlock (&v->lock);
+    hf_vol_unlock (v);
     hf_runs_free (&dl);
 
     /* Emit runs in byte terms, holes for gaps, clipped to the range. */

@@ -481,7 +481,9 @@ hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
 
     if (m->h.flags & HF_SH_CHECKPOINT)
       continue;
+    hf_vol_lock (v);
     r = hf_vol_delta_add_locked (v, m);
+    hf_vol_unlock (v);
     if (r)
       goto out;
     v->b_segs_since++;
@@ -580,35 +582,35 @@ hf_vol_wal_open (struct hf_volume *v)
   id = hf_wal_log_id (v->wal);
   last = hf_wal_last_lsn (v->wal);
   hf_wal_get_stats (v->wal, &ws);
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   v->wal_id = id;
   v->wal_applied = last;
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
 
   if (id == v->head_wal_id) {
     if (last > v->head_wal_lsn) {
       hf_info ("volume: replaying write-ahead log %s: records %" PRIu64
                " to %" PRIu64 " (after segment %" PRIu64 ")", v->o.wal_dir,
                v->head_wal_lsn + 1, last, v->head_seq);
-      pthread_mutex_lock (&v->lock);
+      hf_vol_lock (v);
       v->wal_replaying = true;
       v->wal_applied = v->head_wal_lsn;
-      pthread_mutex_unlock (&v->lock);
+      hf_vol_unlock (v);
       rp.last = last;
       r = hf_wal_replay (v->wal, v->head_wal_lsn, hf_vol_replay_one, &rp);
-      pthread_mutex_lock (&v->lock);
+      hf_vol_lock (v);
       v->wal_replaying = false;
       v->st.wal_replayed = rp.n;
-      pthread_mutex_unlock (&v->lock);
+      hf_vol_unlock (v);
       if (r)
         return r;
       hf_info ("volume: replayed %" PRIu64 " log records", rp.n);
     }
-    pthread_mutex_lock (&v->lock);
+    hf_vol_lock (v);
     if (v->head_wal_lsn > v->wal_release_upto)
       v->wal_release_upto = v->head_wal_lsn;
     hf_vol_wal_release_locked (v);
-    pthread_mutex_unlock (&v->lock);
+    hf_vol_unlock (v);
     return 0;
   }
 
@@ -625,9 +627,9 @@ hf_vol_wal_open (struct hf_volume *v)
       return r;
   }
   /* Name this log in the head before accepting writes. */
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   r = hf_vol_seal_locked (v, true, false);
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   if (r == 0)
     r = hf_vol_flush_wait (v);
   if (r)

@@ -42,6 +42,7 @@ hf_vol_delta_add_locked (struct hf_volume *v, struct hf_seg_meta *m)
   struct hf_runs runs = { 0 };
   int r = hf_runs_of_segment (m, v->bs, &runs);
 
+  HF_VOL_ASSERT_LOCKED (v);
   if (r == 0)
     r = hf_runs_apply (&v->delta, runs.v, runs.n, false);
   hf_runs_free (&runs);
@@ -69,6 +70,7 @@ hf_vol_delta_clear_locked (struct hf_volume *v)
 {
   size_t i;
 
+  HF_VOL_ASSERT_LOCKED (v);
   hf_runs_free (&v->delta);
   for (i = 0; i < v->n_crc_tabs; i++)
     free (v->crc_tabs[i]);
@@ -87,7 +89,14 @@ hf_vol_commit_locked (struct hf_volume *v)
 {
   struct hf_vol_seg *s;
 
+  HF_VOL_ASSERT_LOCKED (v);
   while ((s = v->sealed) != NULL && s->state == HF_VSEG_LANDED) {
+    if (s->pins) {
+      /* A reader is copying from s->obj without the lock (volume-
+       * read.c): the object must not be recycled under it. */
+      hf_vol_wait (v, &v->commit_cv, 0);
+      continue;
+    }
     if (s->ckpt) {
       hf_vol_delta_clear_locked (v);
       v->ckpt_seq = s->seq;
@@ -103,6 +112,7 @@ hf_vol_commit_locked (struct hf_volume *v)
         hf_error ("volume: applying segment %" PRIu64 ": %s", s->seq,
                   strerror (r));
         v->broken = r;
+        hf_vol_wake_all_locked (v);
         return;
       }
     }
@@ -125,7 +135,8 @@ hf_vol_commit_locked (struct hf_volume *v)
     hf_vol_cache_or_recycle_locked (v, s);
     hf_vol_seg_free (s);
   }
-  pthread_cond_broadcast (&v->cv);
+  pthread_cond_broadcast (&v->commit_cv);
+  pthread_cond_broadcast (&v->room_cv);
 }
 
 /* Release the log records that committed segments hold.  Caller holds
@@ -136,12 +147,13 @@ hf_vol_wal_release_locked (struct hf_volume *v)
   uint64_t upto = v->wal_release_upto;
   int r;
 
+  HF_VOL_ASSERT_LOCKED (v);
   if (v->wal == NULL || v->wal_replaying || upto <= v->wal_released)
     return;
   v->wal_released = upto;
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   r = hf_wal_release (v->wal, upto);
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   if (r)            /* logged by the log; the space is reclaimed later */
     v->wal_released = 0;
 }
@@ -160,6 +172,7 @@ hf_vol_cache_or_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s)
   const struct hf_volume_hooks *hk = v->o.hooks;
   struct hf_vol_cacheq *q;
 
+  HF_VOL_ASSERT_LOCKED (v);
   if (s->obj == NULL)
     return;
   if (hk && hk->cache_put && !v->crashed && v->n_cacheq < HF_VOL_CACHEQ_MAX &&
@@ -190,19 +203,20 @@ hf_vol_cache_drain_locked (struct hf_volume *v)
   const struct hf_volume_hooks *hk = v->o.hooks;
   struct hf_vol_cacheq *q;
 
+  HF_VOL_ASSERT_LOCKED (v);
   while ((q = v->cacheq) != NULL) {
     v->cacheq = q->next;
     if (v->cacheq == NULL)
       v->cacheq_tail = NULL;
     v->n_cacheq--;
-    pthread_mutex_unlock (&v->lock);
+    hf_vol_unlock (v);
     if (q->n_nodes)
       hk->cache_put (hk->opaque, q->seq, q->node_off, q->obj + q->node_off,
                      (size_t) q->n_nodes * HF_NODE_SIZE);
     if (q->n_data)
       hk->cache_put (hk->opaque, q->seq, q->data_off, q->obj + q->data_off,
                      (size_t) q->n_data * v->bs);
-    pthread_mutex_lock (&v->lock);
+    hf_vol_lock (v);
     hf_vol_obj_recycle_locked (v, q->obj, q->cap);
     free (q);
   }
@@ -214,7 +228,7 @@ hf_vol_uploader_thread (void *arg)
   struct hf_volume *v = arg;
   char key[HF_OBJSTORE_KEY_MAX + 1];
 
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   while (!v->stop) {
     struct hf_vol_seg *s, *pick = NULL;
     uint64_t now = hf_clock_mono_us (), wake = 0;
@@ -232,14 +246,14 @@ hf_vol_uploader_thread (void *arg)
             wake = s->retry_at_us;
         }
     if (pick == NULL) {
-      hf_vol_wait (v, wake);
+      hf_vol_wait (v, &v->work_cv, wake);
       continue;
     }
     s = pick;
     s->state = HF_VSEG_UPLOADING;
     v->uploading++;
     stale = hf_vol_lease_stale_locked (v, now);
-    pthread_mutex_unlock (&v->lock);
+    hf_vol_unlock (v);
 
     hf_seg_key (key, sizeof key, v->prefix, s->seq);
     r = hf_vol_fence_before_put (v, stale);
@@ -249,7 +263,7 @@ hf_vol_uploader_thread (void *arg)
       r = hf_vol_fence_after_put (v, key, s, r);
     }
 
-    pthread_mutex_lock (&v->lock);
+    hf_vol_lock (v);
     v->uploading--;
     if (v->crashed)
       break;
@@ -276,9 +290,9 @@ hf_vol_uploader_thread (void *arg)
         hf_warn ("volume: upload of %s failed (%s), attempt %u; retrying",
                  key, strerror (r), s->attempts);
     }
-    pthread_cond_broadcast (&v->cv);
+    pthread_cond_broadcast (&v->work_cv);
   }
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   return NULL;
 }
 
@@ -292,14 +306,14 @@ hf_vol_timer_thread (void *arg)
     period = 1000000;
   if (period < 1000)
     period = 1000;
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   while (!v->stop) {
     if (v->active && v->active->changed && !v->fenced &&
         hf_clock_mono_us () - v->active->first_us >=
         (uint64_t) v->o.flush_interval_ms * 1000)
       hf_vol_seal_locked (v, false, false);
-    hf_vol_wait (v, hf_clock_mono_us () + period);
+    hf_vol_wait (v, &v->work_cv, hf_clock_mono_us () + period);
   }
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   return NULL;
 }

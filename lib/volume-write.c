@@ -49,6 +49,7 @@ hf_vol_seal_locked (struct hf_volume *v, bool force, bool force_ckpt)
   struct hf_vol_seg *s;
   struct hf_wbuf *nb;
 
+  HF_VOL_ASSERT_LOCKED (v);
   if (!force && !force_ckpt && (v->active == NULL || !v->active->changed))
     return 0;
   s = calloc (1, sizeof *s);
@@ -80,13 +81,14 @@ hf_vol_seal_locked (struct hf_volume *v, bool force, bool force_ckpt)
   v->active = nb;
   hf_debug ("volume", "sealed seq %" PRIu64 " (%" PRIu64 " bytes)",
             s->seq, s->buf->bytes);
-  pthread_cond_broadcast (&v->cv);
+  pthread_cond_broadcast (&v->work_cv);
   return 0;
 }
 
 int
 hf_vol_write_err_locked (struct hf_volume *v)
 {
+  HF_VOL_ASSERT_LOCKED (v);
   if (v->readonly || v->fenced)
     return EROFS;
   if (v->broken)
@@ -104,6 +106,7 @@ hf_vol_wait_room_locked (struct hf_volume *v)
   bool waited = false;
   int r;
 
+  HF_VOL_ASSERT_LOCKED (v);
   while ((r = hf_vol_write_err_locked (v)) == 0 &&
          v->dirty_bytes >= v->o.dirty_limit) {
     if (!waited) {
@@ -116,7 +119,7 @@ hf_vol_wait_room_locked (struct hf_volume *v)
       if (r)
         return r;
     }
-    hf_vol_wait (v, 0);
+    hf_vol_wait (v, &v->room_cv, 0);
   }
   return r;
 }
@@ -136,6 +139,7 @@ hf_vol_all_zero (const uint8_t *p, size_t n)
 static struct hf_wbuf *
 hf_vol_active_locked (struct hf_volume *v)
 {
+  HF_VOL_ASSERT_LOCKED (v);
   if (v->active == NULL)
     v->active = calloc (1, sizeof *v->active);
   return v->active;
@@ -150,6 +154,7 @@ hf_vol_put_block_locked (struct hf_volume *v, uint64_t lba,
   bool added;
   int r;
 
+  HF_VOL_ASSERT_LOCKED (v);
   if (b == NULL)
     return ENOMEM;
   if (hf_vol_all_zero (data, v->bs))
@@ -166,6 +171,7 @@ hf_vol_put_zero_locked (struct hf_volume *v, uint64_t lba, uint64_t n)
 {
   struct hf_wbuf *b = hf_vol_active_locked (v);
 
+  HF_VOL_ASSERT_LOCKED (v);
   if (b == NULL)
     return ENOMEM;
   return hf_wbuf_zero (b, lba, n);
@@ -174,6 +180,7 @@ hf_vol_put_zero_locked (struct hf_volume *v, uint64_t lba, uint64_t n)
 static int
 hf_vol_maybe_seal_locked (struct hf_volume *v)
 {
+  HF_VOL_ASSERT_LOCKED (v);
   if (v->active &&
       (v->active->bytes >= v->o.segment_size ||
        v->active->zeros.n >= HF_VOL_MAX_ZERO_RUNS))
@@ -197,10 +204,10 @@ hf_vol_edge_fetch (struct hf_volume *v, struct hf_vol_edge *e)
 {
   int r;
 
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   hf_vol_resolve_locked (v, e->lba, e->old, &e->loc);
   e->gen = v->ckpt_gen;
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   if (e->loc.where == HF_VW_MEM || e->loc.where == HF_VW_ZERO)
     return 0;                   /* re-read under the lock at apply time */
   if (e->loc.where == HF_VW_NONE) {
@@ -227,6 +234,7 @@ hf_vol_edge_current_locked (struct hf_volume *v, struct hf_vol_edge *e)
   struct hf_vol_loc l;
   uint8_t *tmp = e->old + v->bs;        /* scratch block after old */
 
+  HF_VOL_ASSERT_LOCKED (v);
   hf_vol_resolve_locked (v, e->lba, tmp, &l);
   if (l.where == HF_VW_MEM || l.where == HF_VW_ZERO) {
     memcpy (e->old, tmp, v->bs);
@@ -264,11 +272,11 @@ hf_vol_modify (struct hf_volume *v, const uint8_t *data, uint64_t count,
   size_t ne = 0, i;
   int r;
 
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   r = hf_vol_write_err_locked (v);
   if (r == 0 && (offset > v->size || count > v->size - offset))
     r = ENOSPC;
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   if (r || count == 0)
     return r;
 
@@ -306,14 +314,14 @@ hf_vol_modify (struct hf_volume *v, const uint8_t *data, uint64_t count,
       if (r)
         return r;
     }
-    pthread_mutex_lock (&v->lock);
+    hf_vol_lock (v);
     r = hf_vol_wait_room_locked (v);
     if (r)
       break;
     for (i = 0; i < ne && ok; i++)
       ok = hf_vol_edge_current_locked (v, &edge[i]);
     if (!ok) {
-      pthread_mutex_unlock (&v->lock);
+      hf_vol_unlock (v);
       continue;
     }
     if (v->wal == NULL)
@@ -334,7 +342,7 @@ hf_vol_modify (struct hf_volume *v, const uint8_t *data, uint64_t count,
      * before it can be released, so seal the active one now. */
     if (r == EAGAIN && hf_vol_seal_locked (v, false, false) != 0)
       r = ENOMEM;
-    pthread_mutex_unlock (&v->lock);
+    hf_vol_unlock (v);
     if (r != EAGAIN)
       return r;                 /* ENOSPC or EIO, logged by the log */
     /* Wait for uploads to release some of it. */
@@ -364,7 +372,7 @@ hf_vol_modify (struct hf_volume *v, const uint8_t *data, uint64_t count,
       v->st.bytes_written += count;
     r = hf_vol_maybe_seal_locked (v);
   }
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   /* Written even after a failure above: a reserved record must be
    * (hf_wal_sync waits for it).  Failure: the client hears of it; the
    * blocks may still reach the store, as after any failed write. */
@@ -409,9 +417,9 @@ hf_vol_flush_wait_force (struct hf_volume *v, bool force_ckpt)
   uint64_t target, deadline;
   int r;
 
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   if (v->readonly) {
-    pthread_mutex_unlock (&v->lock);
+    hf_vol_unlock (v);
     return 0;
   }
   r = hf_vol_write_err_locked (v);
@@ -420,7 +428,7 @@ hf_vol_flush_wait_force (struct hf_volume *v, bool force_ckpt)
   /* A flush retries failed uploads now rather than after their backoff. */
   for (s = v->sealed; s; s = s->next)
     s->retry_at_us = 0;
-  pthread_cond_broadcast (&v->cv);
+  pthread_cond_broadcast (&v->work_cv);
   target = v->next_seq - 1;
   deadline = hf_clock_mono_us () + (uint64_t) v->o.flush_timeout_ms * 1000;
   while (r == 0 && v->committed_seq < target) {
@@ -432,10 +440,10 @@ hf_vol_flush_wait_force (struct hf_volume *v, bool force_ckpt)
       r = EIO;
       break;
     }
-    hf_vol_wait (v, deadline);
+    hf_vol_wait (v, &v->commit_cv, deadline);
     r = hf_vol_write_err_locked (v);
   }
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   return r;
 }
 
@@ -454,9 +462,9 @@ hf_vol_durable (struct hf_volume *v)
 
   if (v->wal == NULL)
     return hf_vol_flush_wait (v);
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   r = v->readonly ? 0 : hf_vol_write_err_locked (v);
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   if (r == 0 && !v->readonly)
     r = hf_wal_sync (v->wal);
   return r;
@@ -475,7 +483,7 @@ hf_vol_grow (struct hf_volume *v, uint64_t new_size, uint64_t replay_lsn)
   uint64_t lsn;
   int r;
 
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   for (;;) {
     r = hf_vol_write_err_locked (v);
     if (r == 0 && (new_size < v->size || new_size % v->bs != 0 ||
@@ -489,9 +497,9 @@ hf_vol_grow (struct hf_volume *v, uint64_t new_size, uint64_t replay_lsn)
       r = hf_wal_try_append (v->wal, HF_WAL_GROW, new_size, NULL, 0, &lsn);
       if (r == EAGAIN) {
         hf_vol_seal_locked (v, false, false);
-        pthread_mutex_unlock (&v->lock);
+        hf_vol_unlock (v);
         r = hf_wal_wait_space (v->wal, HF_WAL_GROW, 0);
-        pthread_mutex_lock (&v->lock);
+        hf_vol_lock (v);
         if (r == 0)
           continue;
       }
@@ -503,7 +511,7 @@ hf_vol_grow (struct hf_volume *v, uint64_t new_size, uint64_t replay_lsn)
     r = hf_vol_seal_locked (v, true, false);
     break;
   }
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   return r;
 }
 
@@ -538,11 +546,11 @@ hf_volume_relocate (struct hf_volume *v, uint64_t lba, uint32_t n,
   *moved = 0;
   if (n == 0)
     return 0;
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   r = hf_vol_write_err_locked (v);
   if (r == 0 && (lba >= v->size / v->bs || n > v->size / v->bs - lba))
     r = EINVAL;
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   if (r)
     return r;
   buf = malloc ((size_t) n * v->bs);
@@ -557,14 +565,14 @@ hf_volume_relocate (struct hf_volume *v, uint64_t lba, uint32_t n,
     pthread_rwlock_rdlock (&v->tree_lock);
     for (i = 0, r = 0; i < n && r == 0; i++) {
       r = hf_vol_resolve_tree (v, lba + i, &tl[i]);
-      pthread_mutex_lock (&v->lock);
+      hf_vol_lock (v);
       {
         struct hf_vol_loc l;
         hf_vol_resolve_locked (v, lba + i, NULL, &l);
         if (l.where != HF_VW_NONE)
           tl[i] = l;
       }
-      pthread_mutex_unlock (&v->lock);
+      hf_vol_unlock (v);
       if (r == 0 && tl[i].where == HF_VW_STORE && tl[i].seq == seq &&
           tl[i].blk == blk + i)
         r = e;
@@ -576,20 +584,20 @@ hf_volume_relocate (struct hf_volume *v, uint64_t lba, uint32_t n,
   for (;;) {
     /* What the tree says now (tree_lock before lock: lock order). */
     pthread_rwlock_rdlock (&v->tree_lock);
-    pthread_mutex_lock (&v->lock);
+    hf_vol_lock (v);
     gen = v->ckpt_gen;
-    pthread_mutex_unlock (&v->lock);
+    hf_vol_unlock (v);
     for (i = 0; i < n && r == 0; i++)
       r = hf_vol_resolve_tree (v, lba + i, &tl[i]);
     pthread_rwlock_unlock (&v->tree_lock);
     if (r)
       return r;
 
-    pthread_mutex_lock (&v->lock);
+    hf_vol_lock (v);
     r = hf_vol_wait_room_locked (v);
     if (r == 0 && gen != v->ckpt_gen) {
       /* A checkpoint moved the delta into the tree meanwhile. */
-      pthread_mutex_unlock (&v->lock);
+      hf_vol_unlock (v);
       continue;
     }
     for (i = 0; i < n && r == 0; i++) {
@@ -609,7 +617,7 @@ hf_volume_relocate (struct hf_volume *v, uint64_t lba, uint32_t n,
     }
     if (r == 0)
       r = hf_vol_maybe_seal_locked (v);
-    pthread_mutex_unlock (&v->lock);
+    hf_vol_unlock (v);
     return r;
   }
 }

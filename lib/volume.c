@@ -28,22 +28,34 @@
 
 /* ---- Shared by the volume's files ---- */
 
-/* Wait on v->cv until the monotonic time deadline_us (0 = no
- * deadline, but wake at least every second).  Caller holds v->lock. */
+__thread const struct hf_volume *hf_vol_lock_holder;
+
+/* Wait on cv (one of v's, CLOCK_MONOTONIC) until the monotonic time
+ * deadline_us (0 = no deadline, but wake at least every second).
+ * Caller holds v->lock. */
 void
-hf_vol_wait (struct hf_volume *v, uint64_t deadline_us)
+hf_vol_wait (struct hf_volume *v, pthread_cond_t *cv, uint64_t deadline_us)
 {
   struct timespec ts;
-  uint64_t now = hf_clock_mono_us (), until = now + 1000000;
+  uint64_t until = hf_clock_mono_us () + 1000000;
 
+  HF_VOL_ASSERT_LOCKED (v);
   if (deadline_us && deadline_us < until)
     until = deadline_us;
-  clock_gettime (CLOCK_REALTIME, &ts);
-  until = until - now + (uint64_t) ts.tv_sec * 1000000 +
-    (uint64_t) ts.tv_nsec / 1000;
   ts.tv_sec = (time_t) (until / 1000000);
   ts.tv_nsec = (long) (until % 1000000) * 1000;
-  pthread_cond_timedwait (&v->cv, &v->lock, &ts);
+  pthread_cond_timedwait (cv, &v->lock, &ts);
+}
+
+/* Wake every waiter: a change that concerns all (stop, fenced,
+ * broken). */
+void
+hf_vol_wake_all_locked (struct hf_volume *v)
+{
+  HF_VOL_ASSERT_LOCKED (v);
+  pthread_cond_broadcast (&v->work_cv);
+  pthread_cond_broadcast (&v->commit_cv);
+  pthread_cond_broadcast (&v->room_cv);
 }
 
 void
@@ -125,11 +137,11 @@ hf_vol_stop_threads (struct hf_volume *v, bool crash)
 {
   unsigned i;
 
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   v->stop = true;
   v->crashed = crash;
-  pthread_cond_broadcast (&v->cv);
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_wake_all_locked (v);
+  hf_vol_unlock (v);
   if (v->builder_started)
     pthread_join (v->builder, NULL);
   if (v->timer_started)
@@ -145,6 +157,13 @@ hf_vol_stop_threads (struct hf_volume *v, bool crash)
   if (v->ra_started)
     pthread_join (v->ra_thread, NULL);
   v->ra_started = false;
+  pthread_mutex_lock (&v->rp_lock);
+  v->rp_stop = true;
+  pthread_cond_broadcast (&v->rp_cv);
+  pthread_mutex_unlock (&v->rp_lock);
+  for (i = 0; i < v->rp_n; i++)
+    pthread_join (v->rp_threads[i], NULL);
+  v->rp_n = 0;
   v->builder_started = v->timer_started = v->leaser_started = false;
   v->n_uploaders = 0;
 }
@@ -163,7 +182,9 @@ hf_vol_free (struct hf_volume *v)
     hf_vol_seg_free (s);
   }
   hf_wbuf_free (v->active);
+  hf_vol_lock (v);
   hf_vol_delta_clear_locked (v);
+  hf_vol_unlock (v);
   free (v->crc_tabs);
   free (v->uploaders);
   free (v->spare_slots.p);
@@ -178,8 +199,13 @@ hf_vol_free (struct hf_volume *v)
   free (v->prefix);
   free (v->ra_data);
   pthread_cond_destroy (&v->ra_cv);
+  pthread_cond_destroy (&v->rp_done_cv);
+  pthread_cond_destroy (&v->rp_cv);
+  pthread_mutex_destroy (&v->rp_lock);
   pthread_mutex_destroy (&v->ra_lock);
-  pthread_cond_destroy (&v->cv);
+  pthread_cond_destroy (&v->work_cv);
+  pthread_cond_destroy (&v->commit_cv);
+  pthread_cond_destroy (&v->room_cv);
   pthread_mutex_destroy (&v->lock);
   pthread_rwlock_destroy (&v->tree_lock);
   free (v);
@@ -255,10 +281,29 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
   v->store = store;
   v->b_root.empty = true;
   pthread_mutex_init (&v->lock, NULL);
-  pthread_cond_init (&v->cv, NULL);
-  pthread_rwlock_init (&v->tree_lock, NULL);
+  {
+    pthread_condattr_t ca;
+    pthread_rwlockattr_t ra;
+
+    /* Waits are timed on the monotonic clock: a step of the wall clock
+     * must not stretch them (an idle volume's lease renewal waits). */
+    pthread_condattr_init (&ca);
+    pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
+    pthread_cond_init (&v->work_cv, &ca);
+    pthread_cond_init (&v->commit_cv, &ca);
+    pthread_cond_init (&v->room_cv, &ca);
+    pthread_condattr_destroy (&ca);
+    pthread_rwlockattr_init (&ra);
+    pthread_rwlockattr_setkind_np (&ra,
+                                   PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init (&v->tree_lock, &ra);
+    pthread_rwlockattr_destroy (&ra);
+  }
   pthread_mutex_init (&v->ra_lock, NULL);
   pthread_cond_init (&v->ra_cv, NULL);
+  pthread_mutex_init (&v->rp_lock, NULL);
+  pthread_cond_init (&v->rp_cv, NULL);
+  pthread_cond_init (&v->rp_done_cv, NULL);
   v->prefix = strdup (prefix ? prefix : "");
   if (v->prefix == NULL) {
     r = ENOMEM;
@@ -308,6 +353,11 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
   if (v->ra_data &&
       pthread_create (&v->ra_thread, NULL, hf_vol_ra_thread, v) == 0)
     v->ra_started = true;       /* without it, reads just do not prefetch */
+  /* Without pool threads, reads fetch their GETs one after another. */
+  while (v->rp_n < HF_VOL_READ_THREADS - 1 &&
+         pthread_create (&v->rp_threads[v->rp_n], NULL, hf_vol_rpool_thread,
+                         v) == 0)
+    v->rp_n++;
   *out = v;
   return 0;
 
@@ -335,9 +385,9 @@ hf_volume_close (struct hf_volume *v)
       wal_ok = true;
     r = hf_vol_flush_wait (v);
     if (r == 0) {
-      pthread_mutex_lock (&v->lock);
+      hf_vol_lock (v);
       need_ckpt = v->head_seq != v->ckpt_seq;
-      pthread_mutex_unlock (&v->lock);
+      hf_vol_unlock (v);
       if (need_ckpt)
         r = hf_vol_flush_wait_force (v, true);
     }
@@ -349,15 +399,15 @@ hf_volume_close (struct hf_volume *v)
       hf_error ("volume: close: data not committed: %s", strerror (r));
   }
   hf_vol_stop_threads (v, false);
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   hf_vol_cache_drain_locked (v);        /* what the uploaders left */
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   if (v->lease.held && !v->fenced) {
     int e;
 
-    pthread_mutex_lock (&v->lock);
+    hf_vol_lock (v);
     hf_vol_lease_note_head_locked (v);
-    pthread_mutex_unlock (&v->lock);
+    hf_vol_unlock (v);
     e = hf_lease_release (&v->lease);
     if (e)
       hf_warn ("volume: releasing the writer lease: %s", strerror (e));
@@ -382,8 +432,14 @@ hf_volume_get_info (struct hf_volume *v, struct hf_volume_info *out)
   pthread_rwlock_rdlock (&v->tree_lock);
   hf_btree_get_stats (v->tree, &bs);
   pthread_rwlock_unlock (&v->tree_lock);
-  pthread_mutex_lock (&v->lock);
+  hf_vol_lock (v);
   *out = v->st;
+  out->cache_hits = atomic_load_explicit (&v->cache_hits,
+                                          memory_order_relaxed);
+  out->cache_misses = atomic_load_explicit (&v->cache_misses,
+                                            memory_order_relaxed);
+  out->bytes_read = atomic_load_explicit (&v->bytes_read,
+                                          memory_order_relaxed);
   out->size = v->size;
   out->block_size = v->bs;
   memcpy (out->uuid, v->uuid, HF_UUID_SIZE);
@@ -398,7 +454,7 @@ hf_volume_get_info (struct hf_volume *v, struct hf_volume_info *out)
   for (s = v->sealed; s; s = s->next)
     out->uploads_in_flight++;
   out->node_cache_nodes = bs.nodes_cached;
-  pthread_mutex_unlock (&v->lock);
+  hf_vol_unlock (v);
   if (v->wal) {
     struct hf_wal_stats ws;
 
