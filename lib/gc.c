@@ -1016,3 +1016,113 @@ hf_gc_run (struct hf_objstore *s, const char *prefix,
   hf_nodeset_free (&g.vis);
   return r;
 }
+
+/* ---- Background scheduling ---- */
+
+struct hf_gc_sched {
+  struct hf_objstore *s;
+  const char *prefix, *what;
+  struct hf_volume *writer;
+  struct hf_gc_options o;
+  uint64_t interval_ms;
+  pthread_t thread;
+  /* lock protects stop (also read atomically by a run: o.cancel); cv
+   * (CLOCK_MONOTONIC) wakes the thread to stop. */
+  pthread_mutex_t lock;
+  pthread_cond_t cv;
+  bool stop;
+};
+
+static void *
+hf_gc_sched_thread (void *arg)
+{
+  struct hf_gc_sched *g = arg;
+
+  pthread_mutex_lock (&g->lock);
+  while (!g->stop) {
+    uint64_t until = hf_clock_mono_us () + g->interval_ms * 1000;
+    struct timespec ts = { .tv_sec = (time_t) (until / 1000000),
+                           .tv_nsec = (long) (until % 1000000) * 1000 };
+    struct hf_gc_report rep;
+    int r;
+
+    while (!g->stop &&
+           pthread_cond_timedwait (&g->cv, &g->lock, &ts) == 0)
+      ;
+    if (g->stop)
+      break;
+    pthread_mutex_unlock (&g->lock);
+    r = hf_gc_run (g->s, g->prefix, g->writer, &g->o, &rep);
+    if (r == ECANCELED)
+      hf_debug ("gc", "%s: gc stopped: the server is shutting down",
+                g->what);
+    else if (r)
+      hf_error ("%s: background gc failed: %s (retried in %" PRIu64 " ms)",
+                g->what, strerror (r), g->interval_ms);
+    else
+      hf_debug ("gc", "%s: %" PRIu64 " segments (%" PRIu64 " bytes), "
+                "deleted %" PRIu64 " (%" PRIu64 " bytes), compacted %"
+                PRIu64 " (%" PRIu64 " blocks moved)", g->what,
+                rep.segments, rep.bytes, rep.deleted_segments,
+                rep.deleted_bytes, rep.compacted_segments,
+                rep.relocated_blocks);
+    pthread_mutex_lock (&g->lock);
+  }
+  pthread_mutex_unlock (&g->lock);
+  return NULL;
+}
+
+int
+hf_gc_sched_start (struct hf_objstore *s, const char *prefix,
+                   struct hf_volume *writer, const struct hf_gc_options *o,
+                   uint64_t interval_ms, const char *what,
+                   struct hf_gc_sched **out)
+{
+  struct hf_gc_sched *g = calloc (1, sizeof *g);
+  pthread_condattr_t ca;
+  int r;
+
+  if (g == NULL)
+    return ENOMEM;
+  g->s = s;
+  g->prefix = prefix;
+  g->writer = writer;
+  g->what = what;
+  g->interval_ms = interval_ms;
+  if (o)
+    g->o = *o;
+  else {
+    g->o.retain_ns = (uint64_t) HF_GC_DEFAULT_RETAIN_S * 1000000000;
+    g->o.grace_ns = (uint64_t) HF_GC_DEFAULT_GRACE_S * 1000000000;
+  }
+  g->o.cancel = &g->stop;
+  pthread_mutex_init (&g->lock, NULL);
+  pthread_condattr_init (&ca);
+  pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
+  pthread_cond_init (&g->cv, &ca);
+  pthread_condattr_destroy (&ca);
+  r = pthread_create (&g->thread, NULL, hf_gc_sched_thread, g);
+  if (r) {
+    pthread_cond_destroy (&g->cv);
+    pthread_mutex_destroy (&g->lock);
+    free (g);
+    return r;
+  }
+  *out = g;
+  return 0;
+}
+
+void
+hf_gc_sched_stop (struct hf_gc_sched *g)
+{
+  if (g == NULL)
+    return;
+  pthread_mutex_lock (&g->lock);
+  __atomic_store_n (&g->stop, true, __ATOMIC_RELAXED);
+  pthread_cond_signal (&g->cv);
+  pthread_mutex_unlock (&g->lock);
+  pthread_join (g->thread, NULL);
+  pthread_cond_destroy (&g->cv);
+  pthread_mutex_destroy (&g->lock);
+  free (g);
+}

@@ -126,4 +126,22 @@ extern int hf_gc_run (struct hf_objstore *s, const char *prefix,
                       const struct hf_gc_options *o,
                       struct hf_gc_report *rep);
 
+/* Background GC: a thread that calls hf_gc_run (s, prefix, writer, o)
+ * every interval_ms until hf_gc_sched_stop.  A failed run is logged
+ * (naming what, e.g. the volume's URL) and tried again at the next
+ * interval.  All arguments are borrowed and must outlive the scheduler
+ * (o is copied; its cancel field is replaced by the scheduler's own).
+ * On success *out is a new scheduler the caller stops; on error *out is
+ * unchanged. */
+struct hf_gc_sched;
+extern int hf_gc_sched_start (struct hf_objstore *s, const char *prefix,
+                              struct hf_volume *writer,
+                              const struct hf_gc_options *o,
+                              uint64_t interval_ms, const char *what,
+                              struct hf_gc_sched **out);
+/* Stop the scheduler: a run in progress stops at its next step (see
+ * cancel above; what it did is safe to keep), the thread is joined and
+ * g freed.  NULL is a no-op. */
+extern void hf_gc_sched_stop (struct hf_gc_sched *g);
+
 #endif /* HF_GC_H */

@@ -74,14 +74,9 @@ static struct hf_gc_options hf_gc_opts = {
   .compact = true,
 };
 
-/* Background GC (writers with gc=on): started in .after_fork, stopped
- * in .cleanup before the volume closes.  hf_gc_lock protects hf_gc_stop;
- * hf_gc_cond wakes the thread to stop. */
-static pthread_t hf_gc_thread;
-static bool hf_gc_running;
-static pthread_mutex_t hf_gc_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t hf_gc_cond = PTHREAD_COND_INITIALIZER;
-static bool hf_gc_stop;                 /* also read by lib/gc (cancel) */
+/* Background GC (writers with gc=on, lib/gc.c): started in
+ * .after_fork, stopped in .cleanup before the volume closes. */
+static struct hf_gc_sched *hf_gc_sched;
 static const char *hf_wal_dir;          /* NULL: no write-ahead log */
 
 /* State.  hf_store and hf_volume are set in .get_ready/.after_fork and
@@ -1156,51 +1151,6 @@ hyperfile_cache_put (void *opaque, uint64_t seq, uint64_t off,
   hf_cache_put (opaque, seq, off, buf, len);    /* failure: not cached */
 }
 
-/* Background GC: every gc-interval, collect and compact through the
- * writer (gc.h says why this is safe beside clients' writes, readers of
- * old points and other GCs).  A failed run is logged and retried at the
- * next interval. */
-static void *
-hyperfile_gc_loop (void *arg)
-{
-  (void) arg;
-  pthread_mutex_lock (&hf_gc_lock);
-  while (!hf_gc_stop) {
-    struct timespec ts;
-    struct hf_gc_report rep;
-    int r;
-
-    clock_gettime (CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t) (hf_gc_interval_ms / 1000);
-    ts.tv_nsec += (long) (hf_gc_interval_ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000;
-    }
-    while (!hf_gc_stop &&
-           pthread_cond_timedwait (&hf_gc_cond, &hf_gc_lock, &ts) == 0)
-      ;
-    if (hf_gc_stop)
-      break;
-    pthread_mutex_unlock (&hf_gc_lock);
-    r = hf_gc_run (hf_store, hf_prefix, hf_volume, &hf_gc_opts, &rep);
-    if (r == ECANCELED)
-      nbdkit_debug ("%s: gc stopped: the server is shutting down", hf_url);
-    else if (r)
-      nbdkit_error ("%s: background gc failed: %s (retried in %" PRIu64
-                    " ms)", hf_url, strerror (r), hf_gc_interval_ms);
-    else
-      nbdkit_debug ("%s: gc: %" PRIu64 " segments (%" PRIu64 " bytes), "
-                    "deleted %" PRIu64 " (%" PRIu64 " bytes), compacted %"
-                    PRIu64 " (%" PRIu64 " blocks moved)", hf_url,
-                    rep.segments, rep.bytes, rep.deleted_segments,
-                    rep.deleted_bytes, rep.compacted_segments,
-                    rep.relocated_blocks);
-    pthread_mutex_lock (&hf_gc_lock);
-  }
-  pthread_mutex_unlock (&hf_gc_lock);
-  return NULL;
-}
 
 static int
 hyperfile_after_fork (void)
@@ -1242,14 +1192,16 @@ hyperfile_after_fork (void)
     hf_metrics_running = true;
   }
   if (hf_gc_on && !hf_opts.readonly) {
+    /* Every gc-interval, collect and compact through the writer (gc.h
+     * says why this is safe beside clients' writes, readers of old
+     * points and other GCs). */
     hf_gc_opts.cfg = &hf_s3;
-    hf_gc_opts.cancel = &hf_gc_stop;
-    r = pthread_create (&hf_gc_thread, NULL, hyperfile_gc_loop, NULL);
+    r = hf_gc_sched_start (hf_store, hf_prefix, hf_volume, &hf_gc_opts,
+                           hf_gc_interval_ms, hf_url, &hf_gc_sched);
     if (r) {
-      nbdkit_error ("pthread_create: %s", strerror (r));
+      nbdkit_error ("starting background gc: %s", strerror (r));
       return -1;
     }
-    hf_gc_running = true;
   }
   return 0;
 }
@@ -1304,16 +1256,10 @@ hyperfile_log_counters (void)
 static void
 hyperfile_cleanup (void)
 {
-  if (hf_gc_running) {
-    /* A run in progress stops at its next step (gc.h: cancel); what
-     * it did is safe to keep. */
-    pthread_mutex_lock (&hf_gc_lock);
-    __atomic_store_n (&hf_gc_stop, true, __ATOMIC_RELAXED);
-    pthread_cond_signal (&hf_gc_cond);
-    pthread_mutex_unlock (&hf_gc_lock);
-    pthread_join (hf_gc_thread, NULL);
-    hf_gc_running = false;
-  }
+  /* A run in progress stops at its next step; what it did is safe to
+   * keep. */
+  hf_gc_sched_stop (hf_gc_sched);
+  hf_gc_sched = NULL;
   if (hf_metrics_running) {
     pthread_mutex_lock (&hf_metrics_lock);
     hf_metrics_stop = true;
