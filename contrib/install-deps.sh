@@ -13,7 +13,10 @@ cd "$(dirname "$0")/.."
 
 build_pkgs=(build-essential autoconf automake libtool pkg-config perl
             nbdkit nbdkit-plugin-dev libcurl4-openssl-dev libssl-dev
-            liburing-dev libxml2-dev libzstd-dev check libnbd-bin)   # libnbd-bin: nbdsh, nbdinfo, nbdcopy, nbdfuse
+            liburing-dev libxml2-dev libzstd-dev check libnbd-bin
+            libjson-c-dev)
+# libnbd-bin: nbdsh, nbdinfo, nbdcopy, nbdfuse; libjson-c-dev: the admin
+# command's --json output
 test_pkgs=(python3 python3-libnbd python3-botocore qemu-utils fuse3
            fio e2fsprogs util-linux valgrind cpio busybox-static
            qemu-system-x86 linux-image-amd64 procps psmisc openssl curl iproute2

@@ -3,7 +3,8 @@
 # `CMD --help`; exit codes as hyperfile(1) documents them (an all-digit
 # snapshot name is a usage error, 2, not "no such point", 6); export does
 # not overwrite a file without --force; import into a missing volume says
-# to create it, or creates it with --create.
+# to create it, or creates it with --create; --json output is valid JSON
+# whatever the URL holds (a quote broke info --json and create --json).
 set -e
 . "$abs_srcdir/nbd-functions.sh"
 hf_tmpdir
@@ -68,4 +69,36 @@ run 0 info "$tmp/nov"
 grep -q 'size: *3145728' "$tmp/out" || fail "--create: size of the image"
 run 0 export "$tmp/nov" "$tmp/back.img"
 cmp "$tmp/img" "$tmp/back.img"
+
+# --json: one valid document, the URL given back exactly.
+requires python3 --version
+q="$tmp/a \"quoted\" \\ volume"
+json ()
+{
+  python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(repr(d))' \
+    "$tmp/out" || fail "not JSON: $(cat "$tmp/out")"
+}
+run 0 create "$q" --size 4M --json
+json
+python3 -c 'import json, sys; assert json.load(open(sys.argv[1]))["url"] == sys.argv[2]' \
+  "$tmp/out" "$q" || fail "create --json: url"
+run 0 info "$q" --json
+json
+python3 -c 'import json, sys; assert json.load(open(sys.argv[1]))["url"] == sys.argv[2]' \
+  "$tmp/out" "$q" || fail "info --json: url"
+run 0 import "$tmp/img" "$q" --json --create
+json
+run 0 import "$tmp/img" "$tmp/nov2" --json --create
+json
+grep -q '"created": true' "$tmp/out"
+run 0 snapshot create "$q" 'a.b-c_1' --json
+json
+run 0 ls "$q" --json
+json
+run 0 snapshot list "$q" --json
+json
+run 0 fsck "$q" --json
+json
+run 0 export "$q" "$tmp/q.img" --json
+json
 echo "$0: ok"

@@ -44,6 +44,8 @@
 #include <unistd.h>
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include "cleanup.h"
 #include "fsck.h"
 #include "duration.h"
@@ -79,6 +81,7 @@ static bool hf_tool_force;              /* export --force */
 static bool hf_tool_quiet;              /* keep the first error line in */
 static char hf_tool_held[1024];         /* hf_tool_held, not printed */
 static bool hf_tool_create_missing;     /* import --create */
+static bool hf_tool_create_silent;      /* create: no report */
 
 static double
 hf_tool_now (void)
@@ -92,7 +95,38 @@ hf_tool_now (void)
 /* Secrets read from +FILE / - are kept here to free at exit. */
 static char *hf_tool_secrets[3];
 
-static void hf_tool_json_str (const char *s);
+/* --json output is built with json-c, which quotes and escapes every
+ * string (a URL or name may hold any byte but NUL), and printed as one
+ * document on one line. */
+static json_object *
+hf_j_new (json_object *o)
+{
+  if (o == NULL) {
+    fprintf (stderr, "hyperfile: out of memory\n");
+    exit (EXIT_FAILURE);
+  }
+  return o;
+}
+#define hf_j_obj() hf_j_new (json_object_new_object ())
+#define hf_j_arr() hf_j_new (json_object_new_array ())
+#define hf_j_str(o, k, v) \
+  json_object_object_add ((o), (k), hf_j_new (json_object_new_string (v)))
+#define hf_j_u64(o, k, v) \
+  json_object_object_add ((o), (k), \
+                          hf_j_new (json_object_new_uint64 (v)))
+#define hf_j_bool(o, k, v) \
+  json_object_object_add ((o), (k), json_object_new_boolean (v))
+#define hf_j_dbl(o, k, v) \
+  json_object_object_add ((o), (k), hf_j_new (json_object_new_double (v)))
+
+/* Print o to fp and free it. */
+static void
+hf_j_print (json_object *o, FILE *fp)
+{
+  fprintf (fp, "%s\n", json_object_to_json_string_ext
+           (o, JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+  json_object_put (o);
+}
 
 static void
 hf_tool_usage (FILE *fp)
@@ -297,9 +331,16 @@ hf_tool_create (const char *url)
     fprintf (stderr, "hyperfile: create: %s: %s\n", url, strerror (r));
     return EXIT_FAILURE;
   }
-  if (hf_tool_json)
-    printf ("{\"url\": \"%s\", \"size\": %" PRIu64 ", \"created\": true}\n",
-            url, hf_tool_size);
+  if (hf_tool_create_silent)
+    return EXIT_SUCCESS;
+  if (hf_tool_json) {
+    json_object *o = hf_j_obj ();
+
+    hf_j_str (o, "url", url);
+    hf_j_u64 (o, "size", hf_tool_size);
+    hf_j_bool (o, "created", true);
+    hf_j_print (o, stdout);
+  }
   else
     printf ("created %s (%" PRIu64 " bytes)\n", url, hf_tool_size);
   return EXIT_SUCCESS;
@@ -337,18 +378,21 @@ hf_tool_info (const char *url)
   if (hf_vdesc_read (s, prefix, &d) != 0)
     d.flags = 0;
   if (hf_tool_json) {
-    printf ("{\"url\": \"%s\", \"uuid\": \"%s\", \"size\": %" PRIu64
-            ", \"block_size\": %" PRIu32 ", \"head_seq\": %" PRIu64
-            ", \"checkpoint_seq\": %" PRIu64 ", \"mapped_blocks\": %"
-            PRIu64 ", \"lease_epoch\": %" PRIu64,
-            url, uuid, vi.size, vi.block_size, vi.head_seq, vi.ckpt_seq,
-            vi.mapped_blocks, vi.lease_epoch);
+    json_object *o = hf_j_obj ();
+
+    hf_j_str (o, "url", url);
+    hf_j_str (o, "uuid", uuid);
+    hf_j_u64 (o, "size", vi.size);
+    hf_j_u64 (o, "block_size", vi.block_size);
+    hf_j_u64 (o, "head_seq", vi.head_seq);
+    hf_j_u64 (o, "checkpoint_seq", vi.ckpt_seq);
+    hf_j_u64 (o, "mapped_blocks", vi.mapped_blocks);
+    hf_j_u64 (o, "lease_epoch", vi.lease_epoch);
     if (d.flags & HF_VD_CLONE) {
-      printf (", \"clone_of\": ");
-      hf_tool_json_str (d.parent_url);
-      printf (", \"base_seq\": %" PRIu64, d.parent_seq);
+      hf_j_str (o, "clone_of", d.parent_url);
+      hf_j_u64 (o, "base_seq", d.parent_seq);
     }
-    printf ("}\n");
+    hf_j_print (o, stdout);
   }
   else
     printf ("url:            %s\n"
@@ -372,23 +416,6 @@ hf_tool_info (const char *url)
 }
 
 /* ---- Points in time, snapshots, clones, rollback ---- */
-
-/* Print s as a JSON string (quotes included). */
-static void
-hf_tool_json_str (const char *s)
-{
-  putchar ('"');
-  for (; *s; s++) {
-    unsigned char c = (unsigned char) *s;
-    if (c == '"' || c == '\\')
-      printf ("\\%c", c);
-    else if (c < 0x20)
-      printf ("\\u%04x", c);
-    else
-      putchar (c);
-  }
-  putchar ('"');
-}
 
 /* An open store and the history of the volume in it. */
 struct hf_tool_vol {
@@ -453,6 +480,7 @@ hf_tool_ls (int argc, char **argv)
   struct hf_tool_vol t;
   const struct hf_point *p;
   struct hf_snapshot *sn = NULL;
+  json_object *jo = NULL, *jpts = NULL;
   size_t n, nsn = 0, i, j;
   int r;
 
@@ -468,9 +496,11 @@ hf_tool_ls (int argc, char **argv)
     return EXIT_FAILURE;
   }
   if (hf_tool_json) {
-    printf ("{\"url\": ");
-    hf_tool_json_str (argv[0]);
-    printf (", \"head\": %" PRIu64 ", \"points\": [", hf_history_head (t.h));
+    jo = hf_j_obj ();
+    jpts = hf_j_arr ();
+    hf_j_str (jo, "url", argv[0]);
+    hf_j_u64 (jo, "head", hf_history_head (t.h));
+    json_object_object_add (jo, "points", jpts);
   }
   else
     printf ("%-10s %-30s %-20s %-14s %s\n", "SEQ", "TIME (UTC)", "FLAGS",
@@ -489,22 +519,22 @@ hf_tool_ls (int argc, char **argv)
     else
       strcpy (flags, "-");
     if (hf_tool_json) {
-      printf ("%s\n  {\"seq\": %" PRIu64 ", \"parent\": %" PRIu64
-              ", \"time\": \"%s\", \"timestamp_ns\": %" PRIu64
-              ", \"size\": %" PRIu64 ", \"checkpoint\": %s"
-              ", \"rollback\": %s, \"inherited\": %s, \"snapshots\": [",
-              i ? "," : "", p[i].seq, p[i].parent_seq, ts,
-              p[i].timestamp_ns, p[i].volume_size,
-              p[i].flags & HF_SH_CHECKPOINT ? "true" : "false",
-              p[i].flags & HF_SH_ROLLBACK ? "true" : "false",
-              p[i].inherited ? "true" : "false");
+      json_object *pt = hf_j_obj (), *names = hf_j_arr ();
+
+      hf_j_u64 (pt, "seq", p[i].seq);
+      hf_j_u64 (pt, "parent", p[i].parent_seq);
+      hf_j_str (pt, "time", ts);
+      hf_j_u64 (pt, "timestamp_ns", p[i].timestamp_ns);
+      hf_j_u64 (pt, "size", p[i].volume_size);
+      hf_j_bool (pt, "checkpoint", p[i].flags & HF_SH_CHECKPOINT);
+      hf_j_bool (pt, "rollback", p[i].flags & HF_SH_ROLLBACK);
+      hf_j_bool (pt, "inherited", p[i].inherited);
       for (j = 0; j < nsn; j++)
-        if (sn[j].seq == p[i].seq) {
-          printf ("%s", first ? "" : ", ");
-          hf_tool_json_str (sn[j].name);
-          first = false;
-        }
-      printf ("]}");
+        if (sn[j].seq == p[i].seq)
+          json_object_array_add (names, hf_j_new
+                                 (json_object_new_string (sn[j].name)));
+      json_object_object_add (pt, "snapshots", names);
+      json_object_array_add (jpts, pt);
     }
     else {
       printf ("%-10" PRIu64 " %-30s %-20s %-14" PRIu64 " ", p[i].seq, ts,
@@ -518,7 +548,7 @@ hf_tool_ls (int argc, char **argv)
     }
   }
   if (hf_tool_json)
-    printf ("%s]}\n", n ? "\n" : "");
+    hf_j_print (jo, stdout);
   free (sn);
   hf_tool_vol_close (&t);
   return EXIT_SUCCESS;
@@ -566,9 +596,12 @@ hf_tool_snapshot_create (const char *url, const char *name)
       : EXIT_FAILURE;
   hf_history_format_time (sn.timestamp_ns, ts, sizeof ts);
   if (hf_tool_json) {
-    printf ("{\"name\": ");
-    hf_tool_json_str (name);
-    printf (", \"seq\": %" PRIu64 ", \"time\": \"%s\"}\n", sn.seq, ts);
+    json_object *o = hf_j_obj ();
+
+    hf_j_str (o, "name", name);
+    hf_j_u64 (o, "seq", sn.seq);
+    hf_j_str (o, "time", ts);
+    hf_j_print (o, stdout);
   }
   else
     printf ("snapshot %s = segment %" PRIu64 " (%s)\n", name, sn.seq, ts);
@@ -580,6 +613,7 @@ hf_tool_snapshot_list (const char *url)
 {
   struct hf_objstore *s;
   struct hf_snapshot *sn = NULL;
+  json_object *ja = NULL;
   char *prefix;
   size_t n = 0, i;
   int r;
@@ -592,7 +626,7 @@ hf_tool_snapshot_list (const char *url)
   if (r)
     return EXIT_FAILURE;        /* history said why */
   if (hf_tool_json)
-    printf ("[");
+    ja = hf_j_arr ();
   else
     printf ("%-30s %-10s %-30s %s\n", "NAME", "SEQ", "TIME (UTC)",
             "CREATED (UTC)");
@@ -602,17 +636,20 @@ hf_tool_snapshot_list (const char *url)
     hf_history_format_time (sn[i].timestamp_ns, ts, sizeof ts);
     hf_history_format_time (sn[i].created_ns, cr, sizeof cr);
     if (hf_tool_json) {
-      printf ("%s\n  {\"name\": ", i ? "," : "");
-      hf_tool_json_str (sn[i].name);
-      printf (", \"seq\": %" PRIu64 ", \"time\": \"%s\", \"created\": "
-              "\"%s\"}", sn[i].seq, ts, cr);
+      json_object *o = hf_j_obj ();
+
+      hf_j_str (o, "name", sn[i].name);
+      hf_j_u64 (o, "seq", sn[i].seq);
+      hf_j_str (o, "time", ts);
+      hf_j_str (o, "created", cr);
+      json_object_array_add (ja, o);
     }
     else
       printf ("%-30s %-10" PRIu64 " %-30s %s\n", sn[i].name, sn[i].seq, ts,
               cr);
   }
   if (hf_tool_json)
-    printf ("%s]\n", n ? "\n" : "");
+    hf_j_print (ja, stdout);
   free (sn);
   return EXIT_SUCCESS;
 }
@@ -634,9 +671,11 @@ hf_tool_snapshot_delete (const char *url, const char *name)
   if (r)                        /* history said why */
     return r == ENOENT ? EXIT_NOPOINT : EXIT_FAILURE;
   if (hf_tool_json) {
-    printf ("{\"name\": ");
-    hf_tool_json_str (name);
-    printf (", \"deleted\": true}\n");
+    json_object *o = hf_j_obj ();
+
+    hf_j_str (o, "name", name);
+    hf_j_bool (o, "deleted", true);
+    hf_j_print (o, stdout);
   }
   else
     printf ("deleted snapshot %s\n", name);
@@ -756,11 +795,12 @@ hf_tool_clone (int argc, char **argv)
     goto out;
   }
   if (hf_tool_json) {
-    printf ("{\"source\": ");
-    hf_tool_json_str (src_abs);
-    printf (", \"clone\": ");
-    hf_tool_json_str (dst_abs);
-    printf (", \"base_seq\": %" PRIu64 "}\n", base);
+    json_object *o = hf_j_obj ();
+
+    hf_j_str (o, "source", src_abs);
+    hf_j_str (o, "clone", dst_abs);
+    hf_j_u64 (o, "base_seq", base);
+    hf_j_print (o, stdout);
   }
   else
     printf ("cloned %s at segment %" PRIu64 " as %s\n", src_abs, base,
@@ -824,9 +864,13 @@ hf_tool_rollback (int argc, char **argv)
   hf_tool_vol_close (&t);
   if (r)
     return r;
-  if (hf_tool_json)
-    printf ("{\"rolled_back_to\": %" PRIu64 ", \"head\": %" PRIu64 "}\n",
-            seq, new_seq);
+  if (hf_tool_json) {
+    json_object *jo = hf_j_obj ();
+
+    hf_j_u64 (jo, "rolled_back_to", seq);
+    hf_j_u64 (jo, "head", new_seq);
+    hf_j_print (jo, stdout);
+  }
   else
     printf ("rolled back to segment %" PRIu64 ": the head is now segment %"
             PRIu64 " (segments in between stay readable with at=)\n",
@@ -921,20 +965,25 @@ hf_tool_gc (int argc, char **argv)
     fprintf (stderr, "hyperfile: gc: %s: %s\n", argv[0], strerror (r));
     return EXIT_FAILURE;
   }
-  if (hf_tool_json)
-    printf ("{\"dry_run\": %s, \"head\": %" PRIu64 ", \"segments\": %"
-            PRIu64 ", \"bytes\": %" PRIu64 ", \"reachable_segments\": %"
-            PRIu64 ", \"reachable_bytes\": %" PRIu64 ", \"live_bytes\": %"
-            PRIu64 ", \"deleted_segments\": %" PRIu64
-            ", \"deleted_bytes\": %" PRIu64 ", \"orphans\": %" PRIu64
-            ", \"kept_young\": %" PRIu64 ", \"compacted_segments\": %"
-            PRIu64 ", \"relocated_blocks\": %" PRIu64
-            ", \"leases_deleted\": %" PRIu64 "}\n",
-            hf_tool_dry_run ? "true" : "false", rep.head_seq, rep.segments,
-            rep.bytes, rep.reachable_segments, rep.reachable_bytes,
-            rep.live_bytes, rep.deleted_segments, rep.deleted_bytes,
-            rep.orphans, rep.kept_young, rep.compacted_segments,
-            rep.relocated_blocks, rep.leases_deleted);
+  if (hf_tool_json) {
+    json_object *o = hf_j_obj ();
+
+    hf_j_bool (o, "dry_run", hf_tool_dry_run);
+    hf_j_u64 (o, "head", rep.head_seq);
+    hf_j_u64 (o, "segments", rep.segments);
+    hf_j_u64 (o, "bytes", rep.bytes);
+    hf_j_u64 (o, "reachable_segments", rep.reachable_segments);
+    hf_j_u64 (o, "reachable_bytes", rep.reachable_bytes);
+    hf_j_u64 (o, "live_bytes", rep.live_bytes);
+    hf_j_u64 (o, "deleted_segments", rep.deleted_segments);
+    hf_j_u64 (o, "deleted_bytes", rep.deleted_bytes);
+    hf_j_u64 (o, "orphans", rep.orphans);
+    hf_j_u64 (o, "kept_young", rep.kept_young);
+    hf_j_u64 (o, "compacted_segments", rep.compacted_segments);
+    hf_j_u64 (o, "relocated_blocks", rep.relocated_blocks);
+    hf_j_u64 (o, "leases_deleted", rep.leases_deleted);
+    hf_j_print (o, stdout);
+  }
   else
     printf ("head segment %" PRIu64 ": %" PRIu64 " segments, %" PRIu64
             " bytes; reachable %" PRIu64 " (%" PRIu64 " bytes); head uses %"
@@ -955,18 +1004,18 @@ static void
 hf_tool_fsck_problem (void *opaque, const char *object, uint64_t offset,
                       const char *what)
 {
-  bool *first = opaque;
+  json_object *problems = opaque;
 
   if (hf_tool_json) {
-    printf ("%s\n    {\"object\": ", *first ? "" : ",");
-    hf_tool_json_str (object);
-    printf (", \"offset\": %" PRIu64 ", \"problem\": ", offset);
-    hf_tool_json_str (what);
-    putchar ('}');
+    json_object *o = hf_j_obj ();
+
+    hf_j_str (o, "object", object);
+    hf_j_u64 (o, "offset", offset);
+    hf_j_str (o, "problem", what);
+    json_object_array_add (problems, o);
   }
   else
     printf ("DAMAGED %s offset %" PRIu64 ": %s\n", object, offset, what);
-  *first = false;
 }
 
 static double hf_tool_fsck_t0;
@@ -981,7 +1030,7 @@ hf_tool_fsck_progress (void *opaque, uint64_t done, uint64_t total)
 static int
 hf_tool_fsck (int argc, char **argv)
 {
-  bool first = true;
+  json_object *problems = hf_tool_json ? hf_j_arr () : NULL;
   /* Without --retain: the head, snapshots and clone bases only (fsck
    * cannot know the window GC used; a shorter one collected more). */
   struct hf_fsck_options fo = {
@@ -989,7 +1038,7 @@ hf_tool_fsck (int argc, char **argv)
     .grace_ns = hf_tool_retain_set ? hf_tool_grace_ns : 0,
                                 .cfg = &hf_tool_s3,
                                 .fn = hf_tool_fsck_problem,
-                                .opaque = &first,
+                                .opaque = problems,
                                 .progress = hf_tool_fsck_progress };
   struct hf_fsck_report rep;
   struct hf_objstore *s;
@@ -997,28 +1046,34 @@ hf_tool_fsck (int argc, char **argv)
   int r;
 
   (void) argc;
-  if ((r = hf_tool_open_store (argv[0], false, &s, &prefix)) != 0)
+  if ((r = hf_tool_open_store (argv[0], false, &s, &prefix)) != 0) {
+    json_object_put (problems);
     return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
-  if (hf_tool_json)
-    printf ("{\"problems_found\": [");
+  }
   hf_tool_fsck_t0 = hf_tool_now ();
   r = hf_fsck_run (s, prefix, &fo, &rep);
   hf_objstore_close (s);
   free (prefix);
   if (hf_tool_json) {
-    printf ("%s],\n  \"ok\": %s, \"problems\": %" PRIu64
-            ", \"head\": %" PRIu64 ", \"segments\": %" PRIu64
-            ", \"bytes\": %" PRIu64 ", \"data_blocks\": %" PRIu64
-            ", \"nodes\": %" PRIu64 ", \"points\": %" PRIu64
-            ", \"snapshots\": %" PRIu64 ", \"clones\": %" PRIu64
-            ", \"checkpoints\": %" PRIu64 ", \"tree_nodes\": %" PRIu64
-            ", \"entries\": %" PRIu64 ", \"orphans\": %" PRIu64
-            ", \"incomplete\": %" PRIu64 "}\n",
-            first ? "" : "\n  ", r == 0 && rep.problems == 0 ? "true" : "false",
-            rep.problems, rep.head_seq, rep.segments, rep.bytes,
-            rep.data_blocks, rep.nodes, rep.points, rep.snapshots,
-            rep.clones, rep.checkpoints, rep.tree_nodes, rep.entries,
-            rep.orphans, rep.incomplete);
+    json_object *o = hf_j_obj ();
+
+    json_object_object_add (o, "problems_found", problems);
+    hf_j_bool (o, "ok", r == 0 && rep.problems == 0);
+    hf_j_u64 (o, "problems", rep.problems);
+    hf_j_u64 (o, "head", rep.head_seq);
+    hf_j_u64 (o, "segments", rep.segments);
+    hf_j_u64 (o, "bytes", rep.bytes);
+    hf_j_u64 (o, "data_blocks", rep.data_blocks);
+    hf_j_u64 (o, "nodes", rep.nodes);
+    hf_j_u64 (o, "points", rep.points);
+    hf_j_u64 (o, "snapshots", rep.snapshots);
+    hf_j_u64 (o, "clones", rep.clones);
+    hf_j_u64 (o, "checkpoints", rep.checkpoints);
+    hf_j_u64 (o, "tree_nodes", rep.tree_nodes);
+    hf_j_u64 (o, "entries", rep.entries);
+    hf_j_u64 (o, "orphans", rep.orphans);
+    hf_j_u64 (o, "incomplete", rep.incomplete);
+    hf_j_print (o, stdout);
   }
   if (r == ENOENT)
     return EXIT_NOVOLUME;
@@ -1103,7 +1158,7 @@ hf_tool_import (int argc, char **argv)
   CLEANUP_FREE uint8_t *buf = NULL;
   char *prefix;
   double t0 = hf_tool_now ();
-  bool fresh;
+  bool fresh, created = false;
   int fd, r = 0;
 
   (void) argc;
@@ -1134,7 +1189,10 @@ hf_tool_import (int argc, char **argv)
     }
     else if (r == EXIT_NOVOLUME) {
       hf_tool_size = total;
+      hf_tool_create_silent = hf_tool_json;   /* one JSON document */
       r = hf_tool_create (url);
+      hf_tool_create_silent = false;
+      created = r == EXIT_SUCCESS;
     }
     if (r != EXIT_SUCCESS) {
       if (fd > 0)
@@ -1231,10 +1289,16 @@ hf_tool_import (int argc, char **argv)
     close (fd);
   if (r)
     return r;
-  if (hf_tool_json)
-    printf ("{\"bytes\": %" PRIu64 ", \"written\": %" PRIu64
-            ", \"zero_skipped\": %" PRIu64 ", \"seconds\": %.3f}\n",
-            off, written, skipped, hf_tool_now () - t0);
+  if (hf_tool_json) {
+    json_object *o = hf_j_obj ();
+
+    hf_j_u64 (o, "bytes", off);
+    hf_j_bool (o, "created", created);
+    hf_j_u64 (o, "written", written);
+    hf_j_u64 (o, "zero_skipped", skipped);
+    hf_j_dbl (o, "seconds", hf_tool_now () - t0);
+    hf_j_print (o, stdout);
+  }
   else
     printf ("imported %" PRIu64 " bytes (%" PRIu64 " written, %" PRIu64
             " all-zero bytes skipped) in %.1f s\n", off, written, skipped,
@@ -1400,12 +1464,16 @@ hf_tool_export (int argc, char **argv)
   hf_tool_vol_close (&t);
   if (r)
     return r;
-  if (hf_tool_json)
-    fprintf (x.fd == 1 ? stderr : stdout,
-             "{\"bytes\": %" PRIu64 ", \"data\": %" PRIu64 ", \"holes\": %"
-             PRIu64 ", \"sparse\": %s, \"seconds\": %.3f}\n", vi.size,
-             x.data, x.holes, x.sparse ? "true" : "false",
-             hf_tool_now () - x.t0);
+  if (hf_tool_json) {
+    json_object *o = hf_j_obj ();
+
+    hf_j_u64 (o, "bytes", vi.size);
+    hf_j_u64 (o, "data", x.data);
+    hf_j_u64 (o, "holes", x.holes);
+    hf_j_bool (o, "sparse", x.sparse);
+    hf_j_dbl (o, "seconds", hf_tool_now () - x.t0);
+    hf_j_print (o, x.fd == 1 ? stderr : stdout);
+  }
   else if (x.fd != 1)
     printf ("exported %" PRIu64 " bytes (%" PRIu64 " data, %" PRIu64
             " holes%s) in %.1f s\n", vi.size, x.data, x.holes,
