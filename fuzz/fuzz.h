@@ -1,7 +1,7 @@
 /* hyperfile: helpers shared by the libFuzzer harnesses (fuzz/).
  *
- * Each harness feeds one decoder of untrusted bytes (fuzz/README in
- * HACKING.md lists them).  A harness aborts (so libFuzzer reports a
+ * Each harness feeds one decoder of untrusted bytes (HACKING.md,
+ * "Fuzzing", lists them).  A harness aborts (so libFuzzer reports a
  * crash) not only on memory errors and undefined behaviour, which the
  * sanitizers catch, but also when a decoder accepts input that breaks
  * the promises its header makes: FUZZ_CHECK.

@@ -550,6 +550,16 @@ hf_fsck_run (struct hf_objstore *s, const char *prefix,
     struct hf_fsck_seg *e = hf_fsck_find (&f, sn[i].seq);
 
     f.rep.snapshots++;
+    if (memcmp (sn[i].volume_uuid, f.d.uuid, HF_UUID_SIZE) != 0) {
+      /* Another volume's (copied or swapped in): the seq it names here
+       * is not its point; at=NAME refuses it the same way. */
+      snprintf (what, sizeof what, "%ssnap/%s", f.prefix, sn[i].name);
+      hf_fsck_problem (&f, what,
+                       offsetof (struct hf_disk_snapshot, sn_volume_uuid),
+                       "snapshot %s belongs to another volume (uuid "
+                       "differs)", sn[i].name);
+      continue;
+    }
     snprintf (what, sizeof what, "snapshot %s", sn[i].name);
     if (hf_fsck_chain (&f, sn[i].seq, true, what) && e)
       r = hf_fsck_add_ckpt (&f, e->h.ckpt_seq);

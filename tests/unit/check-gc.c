@@ -1055,6 +1055,50 @@ START_TEST (test_fsck_damage)
 }
 END_TEST
 
+/* A snapshot object of another volume under this volume's snap/ (a
+ * copy from another volume, or a swapped object) names a seq that may
+ * exist here too: fsck must report it, as at=NAME refuses it (found by
+ * test-corruption-matrix.sh, snapshot:swap). */
+START_TEST (test_fsck_foreign_snapshot)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume *v;
+  uint8_t *img = calloc (NBLK, BS);
+  struct hf_volume_info vi;
+  struct hf_fsck_report fr;
+  struct found f;
+  struct hf_fsck_options fo = { .fn = fsck_record, .opaque = &f };
+  struct hf_snapshot sn = { 0 };
+  uint8_t obj[HF_SN_SIZE];
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", (uint64_t) NBLK * BS, BS), 0);
+  v = open_writer (s, "");
+  write_all (v, img, 3);
+  hf_volume_get_info (v, &vi);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  expect_fsck_clean (s, "");
+
+  sn.seq = vi.head_seq;
+  memcpy (sn.volume_uuid, vi.uuid, HF_UUID_SIZE);
+  sn.volume_uuid[0] ^= 1;                /* another volume's */
+  strcpy (sn.name, "foreign");
+  ck_assert_int_eq (hf_snapshot_encode (&sn, obj), 0);
+  ck_assert_int_eq (hf_objstore_put (s, "snap/foreign", obj, sizeof obj, 0),
+                    0);
+  memset (&f, 0, sizeof f);
+  ck_assert_int_eq (hf_fsck_run (s, "", &fo, &fr), 0);
+  ck_assert_uint_eq (fr.problems, 1);
+  ck_assert_str_eq (f.object, "snap/foreign");
+  ck_assert_uint_eq (f.offset, offsetof (struct hf_disk_snapshot,
+                                         sn_volume_uuid));
+  free (img);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 START_TEST (test_duration)
 {
   uint64_t ns;
@@ -1109,6 +1153,7 @@ gc_suite (void)
   tcase_add_test (tc, test_rollback);
   tcase_add_test (tc, test_space);
   tcase_add_test (tc, test_fsck_damage);
+  tcase_add_test (tc, test_fsck_foreign_snapshot);
   tcase_add_test (tc, test_concurrent);
   tcase_add_test (tc, test_kill);
   suite_add_tcase (su, tc);
