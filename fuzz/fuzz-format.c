@@ -45,6 +45,7 @@ vdesc (uint8_t *o, size_t len, int fix)
               d.block_size <= HF_MAX_BLOCK_SIZE &&
               (d.block_size & (d.block_size - 1)) == 0 &&
               d.size % d.block_size == 0);
+  FUZZ_CHECK (d.size >= 1 && d.size <= HF_MAX_VOLUME_SIZE);
   FUZZ_CHECK (memchr (d.parent_url, '\0', sizeof d.parent_url) != NULL);
   if (d.flags & HF_VD_CLONE)
     FUZZ_CHECK (d.parent_seq >= 1 && d.parent_url[0] != '\0');

@@ -136,7 +136,9 @@ hf_clone_reg_decode (const void *buf, size_t len, struct hf_clone_reg *out,
   out->created_ns = hf_le64 (b + CR (cr_created_ns));
   memcpy (out->clone_url, b + CR (cr_clone_url), HF_CR_URL_MAX);
   out->clone_url[HF_CR_URL_MAX] = '\0';
-  if (out->clone_url[0] == '\0' || out->base_seq == 0) {
+  /* NUL padded: a URL filling the field is one no encoder writes. */
+  if (out->clone_url[0] == '\0' || out->base_seq == 0 ||
+      strlen (out->clone_url) >= HF_CR_URL_MAX) {
     *bad_off = out->base_seq == 0 ? CR (cr_base_seq) : CR (cr_clone_url);
     return EBADMSG;
   }

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "format.h"
 #include "history.h"
 #include "history-model.h"
@@ -106,6 +107,17 @@ START_TEST (test_clone_reg_codec)
   ck_assert_int_eq (hf_clone_reg_encode (&a, buf), EINVAL);
   a.clone_url[0] = '\0';
   ck_assert_int_eq (hf_clone_reg_encode (&a, buf), EINVAL);
+  /* A stored URL filling all 256 bytes (no NUL) is one the encoder
+   * refuses: the decoder must refuse it too (found by fuzz-format;
+   * fuzz/corpus/format/regress-clone-url-256). */
+  strcpy (a.clone_url, "file:///x");
+  ck_assert_int_eq (hf_clone_reg_encode (&a, buf), 0);
+  memset (buf + offsetof (struct hf_disk_clone_reg, cr_clone_url), 'u',
+          HF_CR_URL_MAX);
+  hf_put_le32 (buf + 508, hf_crc32c (0, buf, 508));
+  ck_assert_int_eq (hf_clone_reg_decode (buf, sizeof buf, &b, &bad),
+                    EBADMSG);
+  ck_assert_uint_eq (bad, offsetof (struct hf_disk_clone_reg, cr_clone_url));
 }
 END_TEST
 
