@@ -101,4 +101,36 @@ run 0 fsck "$q" --json
 json
 run 0 export "$q" "$tmp/q.img" --json
 json
+
+# info beside a live writer: the lease's holder, and the blocks mapped
+# now (it showed those of the last checkpoint: 0 after writes, and the
+# epoch from the volume's own open, 0, instead of the holder's).
+requires nbdsh --version
+hf_start "$tmp/vi" size=8M gc=false
+nbdsh -u "$uri" -c '
+h.pwrite(b"\x07" * 1048576, 0)
+h.pwrite(b"\x08" * 65536, 4194304)
+h.flush()
+'
+run 0 info "$tmp/vi" --json
+python3 - "$tmp/out" "$hf_pid" <<'PY' || fail "info --json beside a writer"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["mapped_blocks"] == 272, d
+l = d["lease"]
+assert l["epoch"] == 1 and not l["released"], l
+assert l["holder"].endswith(" pid " + sys.argv[2]), l
+assert 0 < l["expires_in_s"] <= 60, l
+PY
+run 0 info "$tmp/vi"
+grep -qE "^mapped blocks: +272 \(1114112 bytes\)" "$tmp/out"
+grep -qE "^lease: +epoch 1 held by .* pid $hf_pid, expires in [0-9]+ s" \
+  "$tmp/out" || fail "info: lease holder"
+hf_stop
+run 0 info "$tmp/vi"
+grep -qE "^lease: +epoch 1 released by .* pid $hf_pid" "$tmp/out" ||
+  fail "info: released lease"
+grep -qE "^mapped blocks: +272 " "$tmp/out"
+run 0 info "$tmp/v"
+grep -qE "^lease: +none" "$tmp/out"
 echo "$0: ok"

@@ -51,6 +51,7 @@
 #include "duration.h"
 #include "gc.h"
 #include "history.h"
+#include "lease.h"
 #include "lineage.h"
 #include "log.h"
 #include "objstore.h"
@@ -346,6 +347,19 @@ hf_tool_create (const char *url)
   return EXIT_SUCCESS;
 }
 
+/* hf_volume_extents callback: count the blocks in data runs. */
+static int
+hf_tool_count_mapped (void *opaque, uint64_t offset, uint64_t length,
+                      bool hole)
+{
+  uint64_t *bytes = opaque;
+
+  (void) offset;
+  if (!hole)
+    *bytes += length;
+  return 0;
+}
+
 static int
 hf_tool_info (const char *url)
 {
@@ -355,6 +369,9 @@ hf_tool_info (const char *url)
   struct hf_vdesc d;
   struct hf_volume *v;
   struct hf_objstore *s;
+  struct hf_lease_info li;
+  bool have_lease;
+  uint64_t mapped_bytes = 0, mapped, now_ns, exp_ns = 0;
   char *prefix, uuid[33];
   int r, i;
 
@@ -374,6 +391,29 @@ hf_tool_info (const char *url)
   hf_volume_get_info (v, &vi);
   for (i = 0; i < 16; i++)
     sprintf (uuid + 2 * i, "%02x", vi.uuid[i]);
+  /* The blocks mapped at the head now: the index's count is as of the
+   * last checkpoint, so walk the extents (index and the segments since
+   * it, as a reader sees them). */
+  r = hf_volume_extents (v, vi.size, 0, hf_tool_count_mapped, &mapped_bytes);
+  if (r == 0)
+    /* The writer's lease (read beside it, never written). */
+    r = hf_lease_newest (s, prefix, &have_lease, &li);
+  if (r) {
+    fprintf (stderr, "hyperfile: info: %s: %s\n", url, strerror (r));
+    hf_volume_close (v);
+    hf_objstore_close (s);
+    free (prefix);
+    return EXIT_FAILURE;
+  }
+  mapped = (mapped_bytes + vi.block_size - 1) / vi.block_size;
+  {
+    struct timespec ts;
+
+    clock_gettime (CLOCK_REALTIME, &ts);  /* leases hold wall time */
+    now_ns = (uint64_t) ts.tv_sec * 1000000000 + (uint64_t) ts.tv_nsec;
+  }
+  if (have_lease)
+    exp_ns = li.renewed_ns + (uint64_t) li.ttl_s * 1000000000;
   /* A clone says where it comes from. */
   if (hf_vdesc_read (s, prefix, &d) != 0)
     d.flags = 0;
@@ -386,26 +426,53 @@ hf_tool_info (const char *url)
     hf_j_u64 (o, "block_size", vi.block_size);
     hf_j_u64 (o, "head_seq", vi.head_seq);
     hf_j_u64 (o, "checkpoint_seq", vi.ckpt_seq);
-    hf_j_u64 (o, "mapped_blocks", vi.mapped_blocks);
-    hf_j_u64 (o, "lease_epoch", vi.lease_epoch);
+    hf_j_u64 (o, "mapped_blocks", mapped);
+    hf_j_u64 (o, "lease_epoch", have_lease ? li.epoch : 0);
+    if (have_lease) {
+      json_object *l = hf_j_obj ();
+
+      hf_j_u64 (l, "epoch", li.epoch);
+      hf_j_str (l, "holder", li.holder);
+      hf_j_bool (l, "released", li.flags & HF_LS_RELEASED);
+      hf_j_u64 (l, "renewed_ns", li.renewed_ns);
+      hf_j_u64 (l, "ttl_s", li.ttl_s);
+      json_object_object_add (l, "expires_in_s", hf_j_new
+                              (json_object_new_int64
+                               (((int64_t) exp_ns - (int64_t) now_ns)
+                                / 1000000000)));
+      json_object_object_add (o, "lease", l);
+    }
     if (d.flags & HF_VD_CLONE) {
       hf_j_str (o, "clone_of", d.parent_url);
       hf_j_u64 (o, "base_seq", d.parent_seq);
     }
     hf_j_print (o, stdout);
   }
-  else
+  else {
     printf ("url:            %s\n"
             "uuid:           %s\n"
             "size:           %" PRIu64 "\n"
             "block size:     %" PRIu32 "\n"
             "head segment:   %" PRIu64 "\n"
             "checkpoint:     %" PRIu64 "\n"
-            "mapped blocks:  %" PRIu64 " (%" PRIu64 " bytes)\n"
-            "lease epoch:    %" PRIu64 "\n",
+            "mapped blocks:  %" PRIu64 " (%" PRIu64 " bytes)\n",
             url, uuid, vi.size, vi.block_size, vi.head_seq, vi.ckpt_seq,
-            vi.mapped_blocks, vi.mapped_blocks * vi.block_size,
-            vi.lease_epoch);
+            mapped, mapped * vi.block_size);
+    if (!have_lease)
+      printf ("lease:          none (never opened by a writer)\n");
+    else if (li.flags & HF_LS_RELEASED)
+      printf ("lease:          epoch %" PRIu64 " released by %s\n",
+              li.epoch, li.holder);
+    else if (exp_ns > now_ns)
+      printf ("lease:          epoch %" PRIu64 " held by %s, expires in %"
+              PRIu64 " s unless renewed\n", li.epoch, li.holder,
+              (exp_ns - now_ns) / 1000000000);
+    else
+      printf ("lease:          epoch %" PRIu64 " of %s expired %" PRIu64
+              " s ago, not released (the writer died: a new one takes "
+              "over with takeover=true)\n", li.epoch, li.holder,
+              (now_ns - exp_ns) / 1000000000);
+  }
   if (!hf_tool_json && (d.flags & HF_VD_CLONE))
     printf ("clone of:       %s at segment %" PRIu64 "\n", d.parent_url,
             d.parent_seq);
