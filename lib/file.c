@@ -40,6 +40,8 @@ _Static_assert (HF_FILE_LOG_ERROR == HF_LOG_ERROR &&
                 HF_FILE_LOG_INFO == HF_LOG_INFO &&
                 HF_FILE_LOG_DEBUG == HF_LOG_DEBUG,
                 "public log levels are the engine's");
+_Static_assert (HF_FILE_MAX_SIZE == HF_MAX_VOLUME_SIZE,
+                "the public size limit is the engine's");
 
 /* The S3 settings strings a handle keeps: the volume and the history
  * use them after open to reach a clone's parents. */
@@ -176,9 +178,9 @@ hf_file_create (const char *url, uint64_t size,
 
   if ((r = hf_file_get_options (opts, &o)) != 0)
     return r;
-  if (size == 0 || size > INT64_MAX) {
-    hf_error ("hf_file_create: %s: size %" PRIu64 " out of range", url,
-              size);
+  if (size == 0 || size > HF_FILE_MAX_SIZE) {
+    hf_error ("hf_file_create: %s: size %" PRIu64 " out of range (1 to %"
+              PRIu64 ")", url, size, HF_FILE_MAX_SIZE);
     return EINVAL;
   }
   hf_file_s3_config (&o, &c);
@@ -449,9 +451,10 @@ hf_file_resize (struct hf_file *f, uint64_t new_size)
               size);
     return EOPNOTSUPP;
   }
-  if (new_size % f->block_size || new_size > INT64_MAX) {
+  if (new_size % f->block_size || new_size > HF_FILE_MAX_SIZE) {
     hf_error ("hf_file_resize: %" PRIu64 " is not a multiple of the "
-              "block size %" PRIu32, new_size, f->block_size);
+              "block size %" PRIu32 " up to %" PRIu64, new_size,
+              f->block_size, HF_FILE_MAX_SIZE);
     return EINVAL;
   }
   return hf_volume_grow (f->v, new_size);

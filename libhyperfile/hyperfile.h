@@ -34,6 +34,10 @@ extern "C" {
 #define HF_FILE_VERSION_MAJOR 0
 #define HF_FILE_VERSION_MINOR 1
 
+/* The largest volume: INT64_MAX rounded down to the largest block size
+ * (2^63 - 64 KiB). */
+#define HF_FILE_MAX_SIZE ((uint64_t) INT64_MAX & ~(uint64_t) 65535)
+
 /* An open volume.  Opaque: its layout is private to the library. */
 struct hf_file;
 
@@ -86,7 +90,8 @@ struct hf_file_options {
 /* Fill *opts with the defaults and set opts->size.  Thread safe. */
 extern void hf_file_options_init (struct hf_file_options *opts);
 
-/* Create a volume of size bytes (rounded up to the block size) at url:
+/* Create a volume of size bytes (1 to HF_FILE_MAX_SIZE, rounded up to
+ * the block size) at url:
  * s3://BUCKET[/PREFIX], file:///DIR or a directory path (created if
  * missing).  Only opts' store fields and block_size are used; opts may
  * be NULL.  EEXIST if a volume is already there (not logged: "create
@@ -129,8 +134,8 @@ extern int hf_file_zero (struct hf_file *f, uint64_t count, uint64_t offset,
  * no-op on a read-only handle.  Thread safe. */
 extern int hf_file_flush (struct hf_file *f);
 
-/* Grow the volume to new_size bytes (a multiple of the block size:
- * else EINVAL).  Shrinking is not supported by the engine: EOPNOTSUPP.
+/* Grow the volume to new_size bytes (a multiple of the block size, at
+ * most HF_FILE_MAX_SIZE: else EINVAL).  Shrinking is not supported by the engine: EOPNOTSUPP.
  * The same size is a no-op.  Thread safe; a write beyond the old size
  * may start only after resize returned. */
 extern int hf_file_resize (struct hf_file *f, uint64_t new_size);

@@ -354,6 +354,8 @@ main (int argc, char **argv)
   base_options (&o);
   CHECK_ERR (hf_file_open (url, &o, &f), ENOENT);
   CHECK_ERR (hf_file_create (url, 0, &o), EINVAL);
+  CHECK_ERR (hf_file_create (url, HF_FILE_MAX_SIZE + 1, &o), EINVAL);
+  CHECK (HF_FILE_MAX_SIZE == (UINT64_C (1) << 63) - 65536);
   OK (hf_file_create (url, VOL_SIZE, &o));
   log_lines = 0;
   CHECK_ERR (hf_file_create (url, VOL_SIZE, &o), EEXIST);
@@ -435,6 +437,7 @@ main (int argc, char **argv)
   /* Resize: grow only. */
   CHECK_ERR (hf_file_resize (f, model_size - BS), EOPNOTSUPP);
   CHECK_ERR (hf_file_resize (f, model_size + 100), EINVAL);
+  CHECK_ERR (hf_file_resize (f, HF_FILE_MAX_SIZE + BS), EINVAL);
   OK (hf_file_resize (f, model_size));
   OK (hf_file_resize (f, model_size + 2 * BS));
   CHECK (hf_file_size (f) == model_size + 2 * BS);
