@@ -102,6 +102,30 @@ json
 run 0 export "$q" "$tmp/q.img" --json
 json
 
+# import of a sparse file (SEEK_DATA/SEEK_HOLE): its holes unmap what
+# the volume had there, its data lands, only the data blocks are written.
+run 0 create "$tmp/sp" --size 8M
+python3 -c 'import sys; sys.stdout.buffer.write(b"\x55" * (8 << 20))' \
+  > "$tmp/full.img"
+run 0 import "$tmp/full.img" "$tmp/sp"
+truncate -s 8M "$tmp/sparse.img"
+printf 'x' | dd of="$tmp/sparse.img" bs=1 seek=1048576 conv=notrunc 2>/dev/null
+printf 'y' | dd of="$tmp/sparse.img" bs=1 seek=5242881 conv=notrunc 2>/dev/null
+run 0 import "$tmp/sparse.img" "$tmp/sp" --json
+python3 - "$tmp/out" <<'PY' || fail "sparse import: counts"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["bytes"] == 8 << 20 and d["written"] == 8192, d
+assert d["zero_skipped"] == (8 << 20) - 8192, d
+PY
+run 0 export "$tmp/sp" "$tmp/sp.img"
+cmp "$tmp/sparse.img" "$tmp/sp.img" || fail "sparse import: contents"
+# The same through a pipe (read, not sought).
+run 0 import "$tmp/full.img" "$tmp/sp"
+cat "$tmp/sparse.img" | "$HYPERFILE" import - "$tmp/sp"
+run 0 export "$tmp/sp" "$tmp/sp.img" --force
+cmp "$tmp/sparse.img" "$tmp/sp.img" || fail "piped import: contents"
+
 # info beside a live writer: the lease's holder, and the blocks mapped
 # now (it showed those of the last checkpoint: 0 after writes, and the
 # epoch from the volume's own open, 0, instead of the holder's).

@@ -1211,6 +1211,143 @@ hf_tool_hole_fn (void *opaque, uint64_t offset, uint64_t length, bool hole)
 
 #define HF_TOOL_CHUNK (4u << 20)
 
+/* One import's state. */
+struct hf_tool_import {
+  struct hf_volume *v;
+  bool fresh;                   /* nothing committed: holes stay holes */
+  size_t bs;
+  uint8_t *buf;                 /* HF_TOOL_CHUNK bytes */
+  uint64_t off;                 /* input consumed, for the progress bar */
+  uint64_t total;
+  uint64_t written, skipped;
+  double t0;
+};
+
+/* [off, off + len) of the input is zeros: nothing to write on a fresh
+ * volume, else unmap it where the volume has data (a zero extent costs
+ * no data bytes). */
+static int
+hf_tool_import_zero (struct hf_tool_import *x, uint64_t off, uint64_t len)
+{
+  struct hf_tool_hole h = { true };
+
+  if (!x->fresh &&
+      hf_volume_extents (x->v, len, off, hf_tool_hole_fn, &h) == 0 &&
+      !h.all_hole && hf_volume_zero (x->v, len, off, 0) != 0)
+    return EXIT_FAILURE;
+  x->skipped += len;
+  return 0;
+}
+
+/* n bytes of input at off in x->buf: runs of data blocks are written,
+ * runs of all-zero blocks go to hf_tool_import_zero. */
+static int
+hf_tool_import_buf (struct hf_tool_import *x, size_t n, uint64_t off)
+{
+  size_t i, bs = x->bs;
+  int r = 0;
+
+  for (i = 0; i < n && r == 0;) {
+    size_t len = n - i < bs ? n - i : bs, j = i;
+    bool z = hf_tool_zero (x->buf + i, len);
+
+    while (j < n) {
+      size_t l = n - j < bs ? n - j : bs;
+      if (hf_tool_zero (x->buf + j, l) != z)
+        break;
+      j += l;
+    }
+    if (!z) {
+      if (hf_volume_pwrite (x->v, x->buf + i, j - i, off + i, 0) != 0)
+        r = EXIT_FAILURE;
+      x->written += j - i;
+    }
+    else
+      r = hf_tool_import_zero (x, off + i, j - i);
+    i = j;
+  }
+  return r;
+}
+
+/* A pipe or a device: read it all, up to max bytes. */
+static int
+hf_tool_import_stream (struct hf_tool_import *x, int fd, const char *in,
+                       uint64_t max)
+{
+  int r = 0;
+
+  for (;;) {
+    ssize_t n = hf_tool_read_full (fd, x->buf, HF_TOOL_CHUNK);
+
+    if (n < 0) {
+      fprintf (stderr, "hyperfile: import: reading %s: %m\n", in);
+      return EXIT_FAILURE;
+    }
+    if (n == 0)
+      return 0;
+    if (x->off + (uint64_t) n > max) {
+      fprintf (stderr, "hyperfile: import: input is larger than the "
+               "volume (%" PRIu64 " bytes)\n", max);
+      return EXIT_USAGE;
+    }
+    r = hf_tool_import_buf (x, (size_t) n, x->off);
+    x->off += (uint64_t) n;
+    hf_tool_progress ("import", x->off, x->total, x->t0, false);
+    if (r)
+      return r;
+  }
+}
+
+/* A regular file of size bytes: its holes (SEEK_DATA/SEEK_HOLE) are not
+ * read at all, only its data, as nbdcopy and qemu-img do.  A file system
+ * without them reports the whole file as data. */
+static int
+hf_tool_import_sparse (struct hf_tool_import *x, int fd, const char *in,
+                       uint64_t size)
+{
+  uint64_t pos = 0;
+  int r = 0;
+
+  while (pos < size && r == 0) {
+    off_t d = lseek (fd, (off_t) pos, SEEK_DATA), h;
+
+    if (d < 0 && errno == ENXIO)
+      d = (off_t) size;         /* a hole to the end */
+    else if (d < 0) {
+      fprintf (stderr, "hyperfile: import: %s: lseek SEEK_DATA: %m\n", in);
+      return EXIT_FAILURE;
+    }
+    if ((uint64_t) d > size)
+      d = (off_t) size;
+    if ((uint64_t) d > pos)
+      r = hf_tool_import_zero (x, pos, (uint64_t) d - pos);
+    if (r || (uint64_t) d >= size)
+      break;
+    h = lseek (fd, d, SEEK_HOLE);
+    if (h < 0 || (uint64_t) h > size)
+      h = (off_t) size;
+    for (pos = (uint64_t) d; pos < (uint64_t) h && r == 0;) {
+      size_t k = (uint64_t) h - pos < HF_TOOL_CHUNK
+        ? (size_t) ((uint64_t) h - pos) : HF_TOOL_CHUNK;
+      ssize_t n = pread (fd, x->buf, k, (off_t) pos);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0) {
+        fprintf (stderr, "hyperfile: import: reading %s: %s\n", in,
+                 n < 0 ? strerror (errno) : "the file shrank");
+        return EXIT_FAILURE;
+      }
+      r = hf_tool_import_buf (x, (size_t) n, pos);
+      pos += (uint64_t) n;
+      x->off = pos;
+      hf_tool_progress ("import", x->off, x->total, x->t0, false);
+    }
+  }
+  x->off = r ? x->off : size;
+  return r;
+}
+
 static int
 hf_tool_import (int argc, char **argv)
 {
@@ -1225,7 +1362,8 @@ hf_tool_import (int argc, char **argv)
   CLEANUP_FREE uint8_t *buf = NULL;
   char *prefix;
   double t0 = hf_tool_now ();
-  bool fresh, created = false;
+  struct hf_tool_import x = { 0 };
+  bool fresh, created = false, regular = false;
   int fd, r = 0;
 
   (void) argc;
@@ -1234,8 +1372,10 @@ hf_tool_import (int argc, char **argv)
     fprintf (stderr, "hyperfile: import: %s: %m\n", in);
     return EXIT_FAILURE;
   }
-  if (fstat (fd, &st) == 0 && S_ISREG (st.st_mode))
+  if (fstat (fd, &st) == 0 && S_ISREG (st.st_mode)) {
     total = (uint64_t) st.st_size;
+    regular = fd > 0;           /* stdin may be past its start */
+  }
   else if (fd > 0 && fstat (fd, &st) == 0 && S_ISBLK (st.st_mode)) {
     off_t e = lseek (fd, 0, SEEK_END);
     if (e > 0)
@@ -1294,56 +1434,19 @@ hf_tool_import (int argc, char **argv)
     r = EXIT_FAILURE;
     goto out;
   }
-  for (;;) {
-    ssize_t n = hf_tool_read_full (fd, buf, HF_TOOL_CHUNK);
-    size_t i, bs = vi.block_size;
-
-    if (n < 0) {
-      fprintf (stderr, "hyperfile: import: reading %s: %m\n", in);
-      r = EXIT_FAILURE;
-      break;
-    }
-    if (n == 0)
-      break;
-    if (off + (uint64_t) n > vi.size) {
-      fprintf (stderr, "hyperfile: import: input is larger than the "
-               "volume (%" PRIu64 " bytes)\n", vi.size);
-      r = EXIT_USAGE;
-      break;
-    }
-    /* Runs of data blocks are written; all-zero blocks are holes: on a
-     * fresh volume nothing at all, else only where the volume has data
-     * (a zero extent costs no data bytes). */
-    for (i = 0; i < (size_t) n && r == 0;) {
-      size_t len = (size_t) n - i < bs ? (size_t) n - i : bs, j = i;
-      bool z = hf_tool_zero (buf + i, len);
-
-      while (j < (size_t) n) {
-        size_t l = (size_t) n - j < bs ? (size_t) n - j : bs;
-        if (hf_tool_zero (buf + j, l) != z)
-          break;
-        j += l;
-      }
-      if (!z) {
-        if (hf_volume_pwrite (v, buf + i, j - i, off + i, 0) != 0)
-          r = EXIT_FAILURE;
-        written += j - i;
-      }
-      else {
-        struct hf_tool_hole h = { true };
-        if (!fresh &&
-            hf_volume_extents (v, j - i, off + i, hf_tool_hole_fn, &h) == 0
-            && !h.all_hole && hf_volume_zero (v, j - i, off + i, 0) != 0)
-          r = EXIT_FAILURE;
-        skipped += j - i;
-      }
-      i = j;
-    }
-    off += (uint64_t) n;
-    hf_tool_progress ("import", off, total, t0, false);
-    if (r)
-      break;
-  }
+  x.v = v;
+  x.fresh = fresh;
+  x.bs = vi.block_size;
+  x.buf = buf;
+  x.total = total;
+  x.t0 = t0;
+  if (regular)
+    r = hf_tool_import_sparse (&x, fd, in, total);
+  else
+    r = hf_tool_import_stream (&x, fd, in, vi.size);
+  off = x.off;
+  written = x.written;
+  skipped = x.skipped;
   if (r == 0 && hf_volume_flush (v) != 0)
     r = EXIT_FAILURE;
   hf_tool_progress ("import", off, total, t0, true);
