@@ -1,5 +1,5 @@
 /* hyperfile: libFuzzer harness for the S3 client's handling of what the
- * server answers (lib/objstore-s3.c): status lines and headers (the
+ * server answers (lib/s3-request.c, lib/s3-xml.c): status lines and headers (the
  * header callback: ETag, Content-Length, Content-Range, Last-Modified),
  * bodies (the write callback, ranged and whole), and the XML documents:
  * Error, ListBucketResult, InitiateMultipartUploadResult,

@@ -1,4 +1,4 @@
-/* Unit tests for the S3 store's curl handles (lib/objstore-s3.c): every
+/* Unit tests for the S3 store's curl handles (lib/s3-request.c): every
  * attempt runs on a fresh easy handle (a reused one carries libcurl
  * 7.88's stale header pointer into the next reply), while the pooled
  * multi handles keep connections open across requests.  A small HTTP

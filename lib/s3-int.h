@@ -1,0 +1,197 @@
+/* hyperfile: the S3 store's internals, shared by its files (not a
+ * public header: lib/objstore.h is the contract, hf_objstore_s3_open
+ * the way in).
+ *
+ * Where things live
+ * -----------------
+ *   objstore-s3.c  the store: open (endpoint, addressing, defaults), the
+ *                  startup check, the vtable, GET/HEAD/PUT/DELETE,
+ *                  multipart upload of unconditional PUTs, close
+ *   s3-request.c   the request engine: status and curl error -> errno
+ *                  (the one table), the pool of curl multi handles, one
+ *                  signed attempt with its timeouts and reply caps, the
+ *                  retry loop with backoff, the failure log line
+ *   s3-xml.c       XML: building bodies, reading replies (<Error>,
+ *                  ListObjectsV2 pages, DeleteObjects results) and the
+ *                  two operations whose answers are XML documents
+ *                  (DeleteObjects, ListObjectsV2)
+ *   s3-creds.c     credentials: the config, the environment, the
+ *                  ~/.aws/credentials profile
+ *
+ * Threads: every operation may run concurrently on one struct hf_s3.
+ * Its fields are immutable after hf_objstore_s3_open (tagged I) except
+ * the handle pool (tagged P: under pool_lock, a leaf lock never held
+ * across a request).  A struct hf_s3_req or hf_s3_resp belongs to the
+ * one thread making the request (multipart part workers each have
+ * their own).  Counters are atomics in lib/objstore.c.
+ *
+ * Secrets: secret_key and session_token, and the Authorization header
+ * built from them, are never formatted into a log line or an error.
+ */
+#ifndef HF_S3_INT_H
+#define HF_S3_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <libxml/tree.h>
+
+#include "objstore.h"
+#include "strbuf.h"
+
+#define HF_S3_MIB ((size_t) 1024 * 1024)
+#define HF_S3_MIN_PART (5 * HF_S3_MIB)
+#define HF_S3_MAX_PARTS 10000
+#define HF_S3_DELETE_BATCH 1000
+#define HF_S3_ERRBODY_MAX 65536
+/* The most a 2xx answer may hold unless the request says otherwise
+ * (PUT, DELETE, multipart create and complete: a few hundred bytes). */
+#define HF_S3_REPLY_SMALL ((size_t) 64 * 1024)
+/* A ListObjectsV2 page or a DeleteObjects answer: 1000 entries of keys
+ * up to 1024 bytes, each escaped at most 6 times over, plus the XML. */
+#define HF_S3_REPLY_XML ((size_t) 16 * 1024 * 1024)
+/* An attempt may take request_timeout_s plus the time its bytes need at
+ * this rate (sent, and received so far): a server dripping an answer
+ * cannot hold a request (or a thread, or shutdown) for ever. */
+#define HF_S3_MIN_RATE ((uint64_t) 256 * 1024)
+/* Default cap on the pages of one listing (100 million keys). */
+#define HF_S3_LIST_MAX_PAGES 100000
+
+struct hf_s3 {
+  struct hf_objstore base;      /* base.priv == this */
+
+  /* I: immutable after open. */
+  char *bucket;
+  char *endpoint;               /* "http://host:port", no trailing '/' */
+  char *scheme;                 /* "http" or "https" */
+  char *host;                   /* Host header value (authority) */
+  char *base_path;              /* "" or "/bucket" (path style), plus any
+                                   path of the endpoint */
+  char *region;
+  char *access_key;
+  char *secret_key;             /* never logged */
+  char *session_token;          /* never logged */
+  char *ca_file;
+  char *desc;                   /* "s3://BUCKET at ENDPOINT" */
+  bool tls_verify;
+  bool unsigned_payload;
+  unsigned connect_timeout_s;
+  unsigned request_timeout_s;
+  unsigned max_list_pages;
+  unsigned max_retries;
+  unsigned retry_base_ms;
+  unsigned retry_max_ms;
+  size_t multipart_threshold;
+  size_t part_size;
+  unsigned parallel_parts;
+
+  /* P: pool_lock protects pool, npool and pool_cap: the idle curl
+   * multi handles (with their connections).  A handle taken out of the
+   * pool belongs to one request. */
+  pthread_mutex_t pool_lock;
+  CURLM **pool;                 /* P */
+  size_t npool, pool_cap;       /* P */
+};
+
+/* One request, as the operations describe it. */
+struct hf_s3_req {
+  const char *method;           /* GET HEAD PUT POST DELETE */
+  const char *key;              /* NULL: the bucket itself */
+  const char *query;            /* raw, already percent-encoded, or NULL */
+  const void *body;             /* PUT/POST payload (borrowed) */
+  size_t body_len;
+  const char *payload_hash;     /* precomputed SHA-256 hex, or NULL */
+  const char *content_md5;      /* base64, or NULL */
+  bool if_none_match;           /* send If-None-Match: * */
+  bool has_range;
+  uint64_t range_start, range_end; /* inclusive */
+  enum hf_objstore_op op;
+  int max_retries;              /* -1: the store's setting */
+  bool body_may_be_error;       /* CompleteMultipartUpload: a 200 may
+                                   carry an <Error> document */
+  size_t max_reply;             /* largest 2xx body accepted (not for
+                                   ranged GETs: the range bounds them);
+                                   0: HF_S3_REPLY_SMALL */
+};
+
+/* The answer to a request (the last attempt's). */
+struct hf_s3_resp {
+  long status;                  /* 0 if no HTTP answer */
+  CURLcode cc;
+  char curl_err[CURL_ERROR_SIZE + 128]; /* curl's, and our words on TLS */
+  unsigned attempts;
+
+  /* 2xx payload: a caller buffer of fixed size (fixed) or a growing
+   * malloc'd buffer (then the caller frees buf). */
+  char *buf;
+  size_t len, cap;
+  bool fixed;
+  uint64_t skip;                /* bytes still to drop (Range ignored) */
+  uint64_t range_start;         /* set by the request, for skip */
+  bool want_range;
+  size_t max;                   /* largest 2xx body accepted (growing
+                                   buffer; a fixed one holds cap) */
+  bool nobody;                  /* HEAD: Content-Length is the object's */
+  bool too_big;                 /* the answer exceeded what it may hold */
+  bool range_done;              /* Range ignored (200): the asked bytes
+                                   are in, the rest was cut off */
+  bool ebody_full;              /* error body capped, the rest cut off */
+  bool timed_out;               /* the attempt ran out of time */
+  uint64_t start_us;            /* the attempt's start */
+  uint64_t allowed_us;          /* its time before counting bytes */
+  uint64_t sent;                /* its request body size */
+
+  /* Non-2xx payload (S3 error XML), malloc'd, capped. */
+  char *ebuf;
+  size_t elen;
+
+  /* Headers. */
+  char etag[128];
+  int64_t mtime;
+  uint64_t clen;
+  bool have_clen;
+  uint64_t total;               /* from Content-Range "bytes a-b/TOTAL" */
+  bool have_total;
+
+  /* Parsed from the error XML. */
+  char code[64];
+  char message[256];
+};
+
+/* Build a request with the store's retry setting unless it says. */
+#define HF_S3_REQ(...) ((struct hf_s3_req) { .max_retries = -1, __VA_ARGS__ })
+
+struct hf_s3_listing;           /* s3-xml.c */
+
+/* s3-request.c */
+extern bool hf_s3_tls_refused (CURLcode cc);
+extern void hf_s3_resp_free (struct hf_s3_resp *rp);
+extern int hf_s3_request (struct hf_s3 *s, const struct hf_s3_req *rq,
+                          struct hf_s3_resp *rp);
+extern int hf_s3_fail (struct hf_s3 *s, const char *op, const char *key,
+                       const struct hf_s3_resp *rp, int err);
+
+/* s3-xml.c */
+extern void hf_s3_sbuf_xml (struct hf_strbuf *b, const char *s);
+extern xmlDoc *hf_s3_xml_parse (const char *buf, size_t len);
+extern char *hf_s3_xml_strdup (xmlNode *n, const char *name);
+extern void hf_s3_parse_error (struct hf_s3_resp *rp, const char *buf,
+                               size_t len);
+extern int hf_s3_delete_many (struct hf_objstore *os,
+                              const char *const *keys, size_t n);
+extern int hf_s3_list_page (struct hf_s3 *s, struct hf_s3_listing *ls,
+                            const char *token, unsigned max_keys,
+                            int max_retries, char **next_token,
+                            struct hf_s3_resp *rp);
+extern int hf_s3_list (struct hf_objstore *os, const char *prefix,
+                       const char *start_after, hf_objstore_list_fn fn,
+                       void *opaque);
+
+/* s3-creds.c */
+extern const char *hf_s3_env (const char *name);
+extern int hf_s3_credentials (struct hf_s3 *s,
+                              const struct hf_s3_config *cfg);
+
+#endif /* HF_S3_INT_H */
