@@ -1,5 +1,5 @@
 /* hyperfile: libFuzzer harness for the write-ahead log scan at open and
- * replay (hf_wal_open, hf_wal_replay: lib/wal.c), through the real
+ * replay (hf_wal_open, hf_wal_replay: lib/wal-open.c), through the real
  * files: the input becomes one log file in a private directory.
  *
  * Input: a mode byte, then the file (512-byte header, records).  The

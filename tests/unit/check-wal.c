@@ -32,7 +32,7 @@
 #include "wal.h"
 
 /* Record layout knowledge the tests need to damage files on purpose
- * (see the format at the top of lib/wal.c). */
+ * (see the format at the top of lib/wal-int.h). */
 #define FHDR 512
 #define ALIGN 512
 #define RHDR 64
