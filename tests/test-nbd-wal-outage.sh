@@ -66,12 +66,19 @@ then
   exit 0
 fi
 cleanup_fn "umount -l '$tmp/small'"
+# wal-size fits the empty file system (startup refuses one that does
+# not); the disk then fills up under the running server.
 params=(segment-size=256K dirty-limit=256M flush-interval=200ms wal="$tmp/small/wal"
-        endpoint="$S3_ENDPOINT")
+        wal-size=6M endpoint="$S3_ENDPOINT")
 : > "$log"
 hf_start "$url" "${params[@]}"
 # The volume is open (and its log named in the store) once a read works.
 python3 -c 'import nbd, sys; h = nbd.NBD(); h.connect_uri(sys.argv[1]); h.pread(4096, 0)' "$uri"
+# Another program takes all but 3 MiB of what is left.
+free_kb=$(df -k --output=avail "$tmp/small" | tail -1)
+dd if=/dev/zero of="$tmp/small/filler" bs=1K count=$((free_kb - 3072)) \
+   status=none
+df -k "$tmp/small"
 kill -STOP "$S3RVER_PID"
 set +e
 # (Only writes: reading what is neither in memory nor cached needs S3.)
