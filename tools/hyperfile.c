@@ -149,6 +149,8 @@ hf_tool_usage (FILE *fp)
 "  fsck URL [--json] [--retain=DUR]          verify every structure and CRC\n"
 "  import FILE|- URL [--takeover] [--create] raw image in (zero blocks skipped)\n"
 "  export URL FILE|- [--at POINT] [--force]  raw image out (sparse file)\n"
+"  delete URL [--force] [--json]             delete a volume or clone\n"
+"  du URL [--retain=DUR] [--json]            space in the store, live, reclaimable\n"
 "  help [COMMAND]                            this, or one command's usage\n"
 "\n"
 "URL is s3://BUCKET[/PREFIX], file:///DIR or a directory path.\n"
@@ -1651,6 +1653,278 @@ hf_tool_export (int argc, char **argv)
   return EXIT_SUCCESS;
 }
 
+/* ---- delete ---- */
+
+/* The keys of a volume, collected by hf_tool_delete_key. */
+struct hf_tool_keys {
+  char **keys;
+  size_t n, cap;
+  uint64_t bytes;
+};
+
+static int
+hf_tool_delete_key (void *opaque, const char *key, uint64_t size)
+{
+  struct hf_tool_keys *k = opaque;
+
+  if (k->n == k->cap) {
+    size_t cap = k->cap ? 2 * k->cap : 1024;
+    char **nk = realloc (k->keys, cap * sizeof *nk);
+
+    if (nk == NULL)
+      return ENOMEM;
+    k->keys = nk;
+    k->cap = cap;
+  }
+  if ((k->keys[k->n] = strdup (key)) == NULL)
+    return ENOMEM;
+  k->n++;
+  k->bytes += size;
+  return 0;
+}
+
+static void
+hf_tool_keys_restart (void *opaque)
+{
+  struct hf_tool_keys *k = opaque;
+
+  while (k->n > 0)
+    free (k->keys[--k->n]);
+  k->bytes = 0;
+}
+
+/* Delete the volume at url: every object under its prefix, its
+ * descriptor last (so that a delete that fails part-way leaves a volume
+ * that fsck reports and a second delete finishes).  Refused while a
+ * writer holds the lease, and while clones are registered unless
+ * --force; a clone is first unregistered from its parent. */
+static int
+hf_tool_delete (int argc, char **argv)
+{
+  const char *url = argv[0];
+  struct hf_tool_keys k = { 0 };
+  struct hf_clone_reg *cr = NULL;
+  struct hf_objstore *s, *ps = NULL;
+  struct hf_vdesc d;
+  char *prefix, *pprefix = NULL, vkey[HF_OBJSTORE_KEY_MAX + 1];
+  const char *unreg = NULL;
+  size_t ncr = 0, i, done;
+  double t0 = hf_tool_now ();
+  int r, ret = EXIT_FAILURE;
+
+  (void) argc;
+  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
+    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  r = hf_vdesc_read (s, prefix, &d);
+  if (r) {
+    ret = r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+    goto out;                   /* logged why */
+  }
+  if ((r = hf_lease_probe (s, prefix, hf_tool_takeover, false)) != 0) {
+    ret = r == EBUSY ? EXIT_BUSY : EXIT_FAILURE;
+    goto out;                   /* logged who holds it */
+  }
+  if ((r = hf_clone_reg_list (s, prefix, &cr, &ncr)) != 0)
+    goto out;                   /* logged why */
+  if (ncr > 0 && !hf_tool_force) {
+    fprintf (stderr, "hyperfile: delete: %s has %zu clone(s) reading "
+             "their older data from it:\n", url, ncr);
+    for (i = 0; i < ncr; i++)
+      fprintf (stderr, "  clone %s (base segment %" PRIu64 ")\n",
+               cr[i].clone_url, cr[i].base_seq);
+    fprintf (stderr, "delete them first, or add --force to delete it "
+             "anyway (those clones then fail to read)\n");
+    ret = EXIT_BUSY;
+    goto out;
+  }
+  /* A clone: unregister it from its parent, which may then go. */
+  if (d.flags & HF_VD_CLONE) {
+    r = hf_objstore_open_url (d.parent_url, &hf_tool_s3, false, &ps,
+                              &pprefix);
+    if (r == 0)
+      r = hf_clone_reg_delete (ps, pprefix, d.uuid);
+    if (r == 0)
+      unreg = d.parent_url;
+    else if (r == ENOENT)
+      fprintf (stderr, "hyperfile: delete: the parent %s is gone; nothing "
+               "to unregister\n", d.parent_url);
+    else {
+      fprintf (stderr, "hyperfile: delete: could not unregister the clone "
+               "from %s: %s; nothing deleted\n", d.parent_url,
+               strerror (r));
+      goto out;
+    }
+  }
+  r = hf_objstore_list_retry (s, prefix, NULL, hf_tool_delete_key, &k,
+                              hf_tool_keys_restart);
+  if (r) {
+    fprintf (stderr, "hyperfile: delete: listing %s: %s\n", url,
+             strerror (r));
+    goto out;
+  }
+  /* The descriptor last. */
+  snprintf (vkey, sizeof vkey, "%svolume", prefix);
+  for (i = 0; i < k.n; i++)
+    if (strcmp (k.keys[i], vkey) == 0 && i + 1 < k.n) {
+      char *t = k.keys[i];
+
+      memmove (&k.keys[i], &k.keys[i + 1], (k.n - i - 1) * sizeof *k.keys);
+      k.keys[k.n - 1] = t;
+      break;
+    }
+  for (done = 0; done < k.n; ) {
+    size_t b = k.n - done < 1000 ? k.n - done : 1000;
+
+    r = hf_objstore_delete_many (s, (const char *const *) k.keys + done, b);
+    if (r) {
+      fprintf (stderr, "hyperfile: delete: %s: %s after %zu of %zu "
+               "objects; run delete again to finish\n", url, strerror (r),
+               done, k.n);
+      goto out;
+    }
+    done += b;
+    hf_tool_progress ("delete", done, k.n, t0, false);
+  }
+  hf_tool_progress ("delete", done, k.n, t0, true);
+  if (hf_tool_json) {
+    json_object *o = hf_j_obj ();
+
+    hf_j_str (o, "url", url);
+    hf_j_u64 (o, "deleted_objects", k.n);
+    hf_j_u64 (o, "deleted_bytes", k.bytes);
+    json_object_object_add (o, "unregistered_from", unreg
+                            ? hf_j_new (json_object_new_string (unreg))
+                            : NULL);
+    hf_j_u64 (o, "orphaned_clones", ncr);
+    hf_j_print (o, stdout);
+  }
+  else
+    printf ("deleted %s: %zu objects (%" PRIu64 " bytes)%s%s%s\n", url, k.n,
+            k.bytes, unreg ? "; unregistered from its parent " : "",
+            unreg ? unreg : "",
+            ncr ? "; its clones can no longer read their base" : "");
+  ret = EXIT_SUCCESS;
+ out:
+  for (i = 0; i < k.n; i++)
+    free (k.keys[i]);
+  free (k.keys);
+  free (cr);
+  hf_objstore_close (ps);
+  free (pprefix);
+  hf_objstore_close (s);
+  free (prefix);
+  return ret;
+}
+
+/* ---- du ---- */
+
+/* Bytes mapped at point seq (0: the head) of the volume in s. */
+static int
+hf_tool_live_bytes (struct hf_objstore *s, const char *prefix, uint64_t seq,
+                    uint64_t *out)
+{
+  struct hf_volume_options ro = { .readonly = true, .at_seq = seq,
+                                  .parent_cfg = &hf_tool_s3 };
+  struct hf_volume_info vi;
+  struct hf_volume *v;
+  int r;
+
+  *out = 0;
+  if ((r = hf_volume_open (s, prefix, &ro, &v)) != 0)
+    return r;
+  hf_volume_get_info (v, &vi);
+  r = hf_volume_extents (v, vi.size, 0, hf_tool_count_mapped, out);
+  hf_volume_close (v);
+  return r;
+}
+
+/* Space: what the volume holds in the store, what its head and each
+ * snapshot map, and what gc --retain would reclaim now (a dry run). */
+static int
+hf_tool_du (int argc, char **argv)
+{
+  const char *url = argv[0];
+  struct hf_gc_options go = {
+    .retain_ns = hf_tool_retain_ns, .grace_ns = hf_tool_grace_ns,
+    .dry_run = true, .cfg = &hf_tool_s3 };
+  struct hf_tool_keys k = { 0 };
+  struct hf_snapshot *sn = NULL;
+  struct hf_gc_report rep;
+  struct hf_objstore *s;
+  uint64_t head_live, *snap_live = NULL;
+  size_t nsn = 0, i;
+  char *prefix;
+  int r, ret = EXIT_FAILURE;
+
+  (void) argc;
+  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
+    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  r = hf_tool_live_bytes (s, prefix, 0, &head_live);
+  if (r) {
+    ret = r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+    goto out;                   /* the volume said why */
+  }
+  r = hf_objstore_list_retry (s, prefix, NULL, hf_tool_delete_key, &k,
+                              hf_tool_keys_restart);
+  if (r == 0)
+    r = hf_snapshot_list (s, prefix, &sn, &nsn);
+  if (r == 0 && nsn && (snap_live = calloc (nsn, sizeof *snap_live)) == NULL)
+    r = ENOMEM;
+  for (i = 0; r == 0 && i < nsn; i++)
+    r = hf_tool_live_bytes (s, prefix, sn[i].seq, &snap_live[i]);
+  if (r == 0)
+    r = hf_gc_run (s, prefix, NULL, &go, &rep);
+  if (r) {
+    fprintf (stderr, "hyperfile: du: %s: %s\n", url, strerror (r));
+    goto out;
+  }
+  if (hf_tool_json) {
+    json_object *o = hf_j_obj (), *a = hf_j_arr ();
+
+    hf_j_str (o, "url", url);
+    hf_j_u64 (o, "store_objects", k.n);
+    hf_j_u64 (o, "store_bytes", k.bytes);
+    hf_j_u64 (o, "head_seq", rep.head_seq);
+    hf_j_u64 (o, "head_live_bytes", head_live);
+    for (i = 0; i < nsn; i++) {
+      json_object *e = hf_j_obj ();
+
+      hf_j_str (e, "name", sn[i].name);
+      hf_j_u64 (e, "seq", sn[i].seq);
+      hf_j_u64 (e, "live_bytes", snap_live[i]);
+      json_object_array_add (a, e);
+    }
+    json_object_object_add (o, "snapshots", a);
+    hf_j_u64 (o, "reachable_bytes", rep.reachable_bytes);
+    hf_j_u64 (o, "reclaimable_bytes", rep.deleted_bytes);
+    hf_j_u64 (o, "reclaimable_segments", rep.deleted_segments);
+    hf_j_print (o, stdout);
+  }
+  else {
+    printf ("store:        %" PRIu64 " bytes in %zu objects\n"
+            "head:         %" PRIu64 " bytes mapped (segment %" PRIu64 ")\n",
+            k.bytes, k.n, head_live, rep.head_seq);
+    for (i = 0; i < nsn; i++)
+      printf ("snapshot %s: %" PRIu64 " bytes mapped (segment %" PRIu64
+              ")\n", sn[i].name, snap_live[i], sn[i].seq);
+    printf ("reachable:    %" PRIu64 " bytes in segments the retained "
+            "points need\n"
+            "reclaimable:  %" PRIu64 " bytes in %" PRIu64 " segments (gc "
+            "--retain as given now)\n", rep.reachable_bytes,
+            rep.deleted_bytes, rep.deleted_segments);
+  }
+  ret = EXIT_SUCCESS;
+ out:
+  for (i = 0; i < k.n; i++)
+    free (k.keys[i]);
+  free (k.keys);
+  free (sn);
+  free (snap_live);
+  hf_objstore_close (s);
+  free (prefix);
+  return ret;
+}
+
 /* Commands: name, argument count after the name (min, max), function
  * taking those arguments. */
 static int
@@ -1715,6 +1989,16 @@ static const struct hf_tool_cmd {
     "export URL FILE|- [--at POINT] [--force]",
     "Write the volume (or POINT) as a raw image, leaving holes sparse.  An\n"
     "existing FILE is kept (exit 4) unless --force.\n" },
+  { "delete", 1, 1, hf_tool_delete,
+    "delete URL [--force] [--takeover] [--json]",
+    "Delete the volume (or clone) and every object it has in the store.\n"
+    "Refused (exit 5) while a writer holds its lease, or while clones\n"
+    "depend on it unless --force.  A clone is unregistered from its\n"
+    "parent first, so that the parent can be deleted after it.\n" },
+  { "du", 1, 1, hf_tool_du, "du URL [--retain=DUR] [--grace=DUR] [--json]",
+    "Space: bytes and objects the volume holds in the store, bytes mapped\n"
+    "at its head and at each snapshot, and what gc with the same --retain\n"
+    "would reclaim now (a dry run; nothing is deleted).\n" },
   { "help", 0, 1, hf_tool_help, "help [COMMAND]",
     "Show the usage of every command, or of COMMAND.\n" },
 };
