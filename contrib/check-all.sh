@@ -3,10 +3,13 @@
 # normal build with warnings as errors (unit + integration tests), then
 # the S3-facing tests against Ceph RGW (tests/rgw/check.sh), the unit
 # tests once more under ASan + UBSan, then each libFuzzer harness for a
-# short time (clang).  This is what CI runs.
+# short time (clang), then the unit tests (with the multi-threaded volume
+# stress test) under ThreadSanitizer and under valgrind (make
+# check-valgrind).  This is what CI runs.
 #
 # Environment: JOBS (default: number of CPUs), HF_SKIP_SANITIZERS=1,
-# HF_SKIP_RGW=1, HF_SKIP_FUZZ=1, HF_FUZZ_SECONDS (per harness, default 15).
+# HF_SKIP_RGW=1, HF_SKIP_FUZZ=1, HF_FUZZ_SECONDS (per harness, default 15),
+# HF_SKIP_TSAN=1, HF_SKIP_VALGRIND=1.
 set -euo pipefail
 
 top="$(cd "$(dirname "$0")/.." && pwd)"
@@ -89,6 +92,31 @@ if [ "${HF_SKIP_FUZZ-}" != 1 ]; then
   summary_pass=$((summary_pass + n))
   n=$(grep -c '^fuzz-.*: FAILED' _build-fuzz/fuzz.out || :)
   summary_fail=$((summary_fail + n))
+fi
+
+# 4. ThreadSanitizer build, unit tests only (check-stress puts every
+# volume thread to work at once).  No suppressions: a report is a bug.
+if [ "${HF_SKIP_TSAN-}" != 1 ]; then
+  mkdir -p _build-tsan
+  ( cd _build-tsan
+    [ -f Makefile ] || ../configure --enable-werror --enable-tsan -q
+    make -j"$jobs" -s -C lib
+    unit=$(make -s -C tests print-unit-tests)
+    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+      make -j"$jobs" -s -C tests check TESTS="$unit" > check.out 2>&1 ) \
+    || { status=1; show_failures _build-tsan; }
+  cat _build-tsan/check.out 2>/dev/null | grep -E '^(PASS|FAIL|SKIP|ERROR|#)' || true
+  [ -f _build-tsan/check.out ] && collect _build-tsan/check.out
+fi
+
+# 5. valgrind (memcheck, leaks are errors) on the normal build's unit
+# tests; suppressions only for third-party libraries, in valgrind/.
+if [ "${HF_SKIP_VALGRIND-}" != 1 ]; then
+  ( cd _build
+    make -j"$jobs" -s -C tests check-valgrind > check-valgrind.out 2>&1 ) \
+    || { status=1; show_failures _build; }
+  grep -E '^(PASS|FAIL|SKIP|ERROR|#)' _build/check-valgrind.out || true
+  [ -f _build/check-valgrind.out ] && collect _build/check-valgrind.out
 fi
 
 echo "${summary_pass} passed, ${summary_fail} failed, ${summary_skip} skipped"

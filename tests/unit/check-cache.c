@@ -583,14 +583,20 @@ START_TEST (test_hostile_dir)
 }
 END_TEST
 
+/* The parent's cache in test_ebusy.  Static, so that the forked child,
+ * which inherits it and must leave it alone (_exit), still reaches it
+ * when valgrind looks for leaks at the child's exit. */
+static struct hf_cache *ebusy_cache;
+
 START_TEST (test_ebusy)
 {
   struct hf_cache_options o = opts_for (1, BS, 64);
-  struct hf_cache *c = open_cache (1, BS, 64), *c2 = NULL;
+  struct hf_cache *c, *c2 = NULL;
   pid_t pid;
   int status, pfd[2];
   char res = 0;
 
+  ebusy_cache = open_cache (1, BS, 64);
   ck_assert_int_eq (hf_cache_open (&o, &c2), EBUSY);
   ck_assert_ptr_null (c2);
   /* The child inherits the locked fd but must still get EBUSY.  It
@@ -610,8 +616,9 @@ START_TEST (test_ebusy)
   close (pfd[0]);
   ck_assert_int_eq (res, 'y');
   ck_assert_int_eq (waitpid (pid, &status, 0), pid);
-  put (c, 1, 0, BS, BS);
-  hf_cache_close (c);
+  put (ebusy_cache, 1, 0, BS, BS);
+  hf_cache_close (ebusy_cache);
+  ebusy_cache = NULL;
   c = open_cache (1, BS, 64);
   ck_assert_int_eq (check_get (c, 1, 0, BS, BS), 0);
   hf_cache_close (c);
@@ -659,13 +666,19 @@ START_TEST (test_direct_put)
   else
     fprintf (stderr, "check-cache: %s: no O_DIRECT here (%m): only the "
              "buffered fallback is checked\n", path);
+  if (under_valgrind ()) {
+    fprintf (stderr, "check-cache: under valgrind: page cache residency "
+             "not checked\n");
+    direct = false;
+  }
   ck_assert_int_eq (posix_memalign (&buf, 4096, len), 0);
   fill (1, 0, buf, len, BS);
   ck_assert_int_eq (hf_cache_put (c, 1, 0, buf, len), 0);
   if (direct)
     ck_assert_uint_eq (resident_pages (path, 64), 0);
   ck_assert_int_eq (check_get (c, 1, 0, len, BS), 0);
-  ck_assert_uint_eq (resident_pages (path, 64), 64);     /* read cached */
+  if (!under_valgrind ())
+    ck_assert_uint_eq (resident_pages (path, 64), 64);   /* read cached */
   hf_cache_drop_segment (c, 1);
   fill (2, 0, buf, len, BS);
   ck_assert_int_eq (hf_cache_put (c, 2, 0, buf, len), 0);

@@ -843,12 +843,27 @@ END_TEST
 struct conc {
   struct hf_objstore *s;
   struct hf_volume *v;
-  volatile bool stop;
+  bool stop;                    /* atomic: set by the main thread */
   uint64_t sseq;
   const uint8_t *snap;
-  int err;
-  unsigned reads;
+  int err;                      /* atomic: the first error of a thread */
+  unsigned reads;               /* reader thread's until joined */
 };
+
+static bool
+conc_going (struct conc *c)
+{
+  return !__atomic_load_n (&c->stop, __ATOMIC_ACQUIRE)
+    && __atomic_load_n (&c->err, __ATOMIC_ACQUIRE) == 0;
+}
+
+static void
+conc_fail (struct conc *c, int r)
+{
+  int zero = 0;
+  __atomic_compare_exchange_n (&c->err, &zero, r, false, __ATOMIC_ACQ_REL,
+                               __ATOMIC_ACQUIRE);
+}
 
 struct gc_arg {
   struct conc *c;
@@ -865,10 +880,10 @@ gc_thread (void *arg)
   /* One GC compacts through the writer, the other only deletes. */
   struct hf_volume *w = a->compact ? c->v : NULL;
 
-  while (!c->stop && c->err == 0) {
+  while (conc_going (c)) {
     int r = hf_gc_run (c->s, "", w, &o, NULL);
     if (r)
-      c->err = r;
+      conc_fail (c, r);
   }
   return NULL;
 }
@@ -882,14 +897,14 @@ reader_thread (void *arg)
   uint8_t *buf = malloc ((size_t) NBLK * BS);
   int r = hf_volume_open (c->s, "", &ro, &v);
 
-  while (r == 0 && !c->stop) {
+  while (r == 0 && conc_going (c)) {
     r = hf_volume_pread (v, buf, (size_t) NBLK * BS, 0);
     if (r == 0 && memcmp (buf, c->snap, (size_t) NBLK * BS) != 0)
       r = EILSEQ;
     c->reads++;
   }
   if (r)
-    c->err = r;
+    conc_fail (c, r);
   else
     hf_volume_close (v);
   free (buf);
@@ -921,12 +936,12 @@ START_TEST (test_concurrent)
   ck_assert_int_eq (pthread_create (&rd, NULL, reader_thread, &c), 0);
   t0 = wall_ns ();
   while (wall_ns () - t0 < (getenv ("HF_TEST_LONG") ? 20 : 3) * 1000000000ull
-         && c.err == 0) {
+         && conc_going (&c)) {
     random_ops (c.v, img, 20, &gen);
     if (++n % 4 == 0)
       ck_assert_int_eq (hf_volume_flush (c.v), 0);
   }
-  c.stop = true;
+  __atomic_store_n (&c.stop, true, __ATOMIC_RELEASE);
   pthread_join (g1, NULL);
   pthread_join (g2, NULL);
   pthread_join (rd, NULL);

@@ -16,7 +16,8 @@
  * race: exactly one wins each seq, the loser gets EROFS), read-only
  * time travel, extents, trim of a huge range.
  *
- * HF_TEST_LONG=1 runs many more seeds and steps (make check-soak);
+ * HF_TEST_LONG=1 runs many more seeds and steps (make check-soak),
+ * HF_VOLUME_TEST_QUICK=1 fewer (make check-valgrind);
  * HF_TEST_SEED=N adds N to every model seed (a soak run varies them; a
  * failure names its seed).
  */
@@ -41,7 +42,10 @@
 #include "volume.h"
 #include "wal.h"
 
-static bool long_run;
+static bool long_run;                   /* HF_TEST_LONG */
+static bool quick;                      /* HF_VOLUME_TEST_QUICK (valgrind) */
+/* Seeds or steps of a model test: long, normal, quick. */
+#define SCALE(l, n, q) (long_run ? (l) : quick ? (q) : (n))
 static uint64_t seed_base;              /* HF_TEST_SEED */
 static unsigned cur_step;
 static bool trace, paranoid;
@@ -485,11 +489,11 @@ run_model (const struct run_cfg *cfg)
 
 START_TEST (test_model_dir)
 {
-  unsigned seeds = long_run ? 60 : 10, i;
+  unsigned seeds = SCALE (60, 10, 2), i;
 
   hf_log_set_sink (log_capture);
   for (i = 0; i < seeds; i++) {
-    struct run_cfg c = { seed_base + 1000 + i, long_run ? 2000 : 500,
+    struct run_cfg c = { seed_base + 1000 + i, SCALE (2000, 500, 150),
                          i % 3 == 2 ? 512 : 4096, false, false };
     run_model (&c);
   }
@@ -498,7 +502,7 @@ END_TEST
 
 START_TEST (test_model_fault)
 {
-  unsigned seeds = long_run ? 30 : 3, i;
+  unsigned seeds = SCALE (30, 3, 1), i;
 
   if (!have_fault ()) {
     fprintf (stderr, "check-volume: fault store not available, skipped\n");
@@ -506,8 +510,8 @@ START_TEST (test_model_fault)
   }
   hf_log_set_sink (log_capture);
   for (i = 0; i < seeds; i++) {
-    struct run_cfg c = { seed_base + 5000 + i, long_run ? 1500 : 300, 4096,
-                         true, false };
+    struct run_cfg c = { seed_base + 5000 + i, SCALE (1500, 300, 100),
+                         4096, true, false };
     run_model (&c);
   }
 }
@@ -515,11 +519,11 @@ END_TEST
 
 START_TEST (test_model_wal)
 {
-  unsigned seeds = long_run ? 30 : 4, i;
+  unsigned seeds = SCALE (30, 4, 1), i;
 
   hf_log_set_sink (log_capture);
   for (i = 0; i < seeds; i++) {
-    struct run_cfg c = { seed_base + 7000 + i, long_run ? 2000 : 400,
+    struct run_cfg c = { seed_base + 7000 + i, SCALE (2000, 400, 150),
                          i % 3 == 2 ? 512 : 4096, false, true };
     run_model (&c);
   }
@@ -528,14 +532,14 @@ END_TEST
 
 START_TEST (test_model_wal_fault)
 {
-  unsigned seeds = long_run ? 20 : 2, i;
+  unsigned seeds = SCALE (20, 2, 1), i;
 
   if (!have_fault ())
     return;
   hf_log_set_sink (log_capture);
   for (i = 0; i < seeds; i++) {
-    struct run_cfg c = { seed_base + 9000 + i, long_run ? 1500 : 300, 4096,
-                         true, true };
+    struct run_cfg c = { seed_base + 9000 + i, SCALE (1500, 300, 100),
+                         4096, true, true };
     run_model (&c);
   }
 }
@@ -1361,6 +1365,7 @@ main (void)
   TCase *tc = tcase_create ("core");
 
   long_run = getenv ("HF_TEST_LONG") != NULL;
+  quick = getenv ("HF_VOLUME_TEST_QUICK") != NULL;
   if (getenv ("HF_TEST_SEED"))
     seed_base = strtoull (getenv ("HF_TEST_SEED"), NULL, 10);
   trace = getenv ("HF_TEST_TRACE") != NULL;

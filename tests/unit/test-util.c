@@ -4,6 +4,7 @@
 #undef NDEBUG
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,13 @@
 #include <unistd.h>
 
 #include "test-util.h"
+
+#if __has_include (<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 char *
 make_tmpdir (void)
@@ -87,12 +95,17 @@ atomic_int errors_logged;
 void
 log_capture (enum hf_log_level level, const char *msg)
 {
+  /* Background threads log too: one writer of the buffers at a time. */
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+  pthread_mutex_lock (&lock);
   if (level == HF_LOG_ERROR) {
     atomic_fetch_add (&errors_logged, 1);
     snprintf (last_error, sizeof last_error, "%s", msg);
   }
   if (level == HF_LOG_WARN)
     snprintf (last_warn, sizeof last_warn, "%s", msg);
+  pthread_mutex_unlock (&lock);
   log_verbose (level, msg);
 }
 
@@ -144,4 +157,10 @@ run_suite (Suite *s)
   failed = srunner_ntests_failed (sr);
   srunner_free (sr);
   return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int
+under_valgrind (void)
+{
+  return RUNNING_ON_VALGRIND;
 }

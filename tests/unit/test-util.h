@@ -45,8 +45,8 @@ extern void log_quiet (enum hf_log_level level, const char *msg);
 extern void log_verbose (enum hf_log_level level, const char *msg);
 /* Keeps the last error and the last warning (tests clear them before
  * the call they check), counts errors, then does what log_verbose
- * does.  Writers from several threads may race on the buffers: check
- * them only after those threads are done. */
+ * does.  Writers from several threads take turns (a mutex); read the
+ * buffers only after those threads are done. */
 extern char last_error[1024], last_warn[1024];
 extern atomic_int errors_logged;
 extern void log_capture (enum hf_log_level level, const char *msg);
@@ -59,6 +59,11 @@ extern void xor_byte (const char *path, off_t off, uint8_t mask);
 extern void write_text (const char *path, const char *text);
 /* Does path (followed if a symlink) hold exactly the string text? */
 extern int text_is (const char *path, const char *text);
+
+/* Is this process running under valgrind?  (Tests that measure the
+ * page cache through mmap + mincore cannot under valgrind: it reads the
+ * head of every file mapped, looking for an ELF header.) */
+extern int under_valgrind (void);
 
 /* Run all tests of s (CK_NORMAL), free the runner, and return the exit
  * status for main. */
