@@ -4,7 +4,7 @@
 #   - only hyperfile.h is installed as a header, and it compiles alone
 #     as C99 (pedantic) and C++;
 #   - libhyperfile.so has its soname and exports exactly the hf_file_*
-#     calls hyperfile.h declares (nm -D), all at version HYPERFILE_0.1,
+#     calls hyperfile.h declares (nm -D), each with a HYPERFILE_ version,
 #     each documented with its prototype in the installed libhyperfile(3);
 #   - tests/libhyperfile-api.c, compiled with `pkg-config --cflags
 #     --libs hyperfile`, passes against the directory store and against
@@ -80,10 +80,17 @@ test "$(wc -l < "$tmp/declared")" -ge 15
 # nm -D prints NAME@@VERSION; the version node itself is an A symbol.
 nm -D --defined-only "$so" | awk '$2 ~ /^[TDBRVWGSi]$/ { print $3 }' |
   sort > "$tmp/exported"
-if grep -v '@@HYPERFILE_0\.1$' "$tmp/exported"; then
-  echo "$0: symbols above exported without the version HYPERFILE_0.1"
+if grep -v '@@HYPERFILE_[0-9]*\.[0-9]*$' "$tmp/exported"; then
+  echo "$0: symbols above exported without a HYPERFILE_ version"
   exit 1
 fi
+# The first calls stay at the first version for ever.
+for f in hf_file_open hf_file_pread hf_file_pwrite hf_file_close; do
+  grep -qx "$f@@HYPERFILE_0\.1" "$tmp/exported" || {
+    echo "$0: $f moved from version HYPERFILE_0.1 (an ABI break)"
+    exit 1
+  }
+done
 sed -i 's/@.*//' "$tmp/exported"
 if ! diff -u "$tmp/declared" "$tmp/exported"; then
   echo "$0: the library exports other symbols than hyperfile.h declares"
