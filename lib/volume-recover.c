@@ -312,7 +312,9 @@ hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
   struct hf_vol_recover rc = { .listed = &f };
   struct hf_seg_meta **chain = NULL, *head, *cm;
   struct hf_btree_root root = { .empty = true };
-  const char *desc = hf_objstore_describe (v->store);
+  char desc_buf[HF_OBJSTORE_NAME_MAX];
+  const char *desc = hf_objstore_name (v->store, v->prefix, desc_buf,
+                                      sizeof desc_buf);
   uint64_t max_seen = 0, mapped = 0, known = 0, bad_seq = 0, *cand = NULL;
   size_t nchain = 0, ncand, i;
   int r = 0;
@@ -331,14 +333,14 @@ hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
       r = hf_lease_newest (v->store, v->prefix, &found, &li);
       if (r == EBADMSG) {
         /* Logged; a writer could not open either.  Reading goes on. */
-        hf_warn ("volume: %s%s: the writer lease is damaged: cannot tell "
-                 "whether newer segments were lost", desc, v->prefix);
+        hf_warn ("volume: %s: the writer lease is damaged: cannot tell "
+                 "whether newer segments were lost", desc);
         r = 0;
         found = false;
       }
       if (r) {
-        hf_error ("volume: %s%s: reading the writer lease: %s", desc,
-                  v->prefix, strerror (r));
+        hf_error ("volume: %s: reading the writer lease: %s", desc,
+                  strerror (r));
         goto out;
       }
       if (found)
@@ -347,7 +349,7 @@ hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
   }
   r = hf_vol_list_segs (v, &f);
   if (r) {
-    hf_error ("volume: %s%s: listing segments: %s", desc, v->prefix,
+    hf_error ("volume: %s: listing segments: %s", desc,
               strerror (r));
     goto out;
   }
@@ -386,8 +388,8 @@ hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
     if (r == EBADMSG && v->o.accept_older_head)
       v->older_head = true;
     if (r == ENOENT || (r == EBADMSG && v->o.accept_older_head)) {
-      hf_warn ("volume: %s%s: rejecting segment %" PRIu64 " as head: %s",
-               desc, v->prefix, cand[i], r == ENOENT ?
+      hf_warn ("volume: %s: rejecting segment %" PRIu64 " as head: %s",
+               desc, cand[i], r == ENOENT ?
                "not on an intact chain (an upload that never landed, or "
                "an orphan)" : "damaged (accept_older_head)");
       continue;
@@ -396,22 +398,21 @@ hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
                                                      bad_seq)->prefix,
                 bad_seq);
     if (r == EBADMSG && at_seq)
-      hf_error ("volume: %s%s: segment %s is damaged", desc, v->prefix,
+      hf_error ("volume: %s: segment %s is damaged", desc,
                 key);
     else if (r == EBADMSG)
-      hf_error ("volume: %s%s: segment %s is damaged; refusing to open at "
+      hf_error ("volume: %s: segment %s is damaged; refusing to open at "
                 "an older point, which would serve stale data as current.  "
                 "Read an older point with at=SEQ (hyperfile ls lists them), "
-                "or make one the head with hyperfile rollback", desc,
-                v->prefix, key);
+                "or make one the head with hyperfile rollback", desc, key);
     else
-      hf_error ("volume: %s%s: reading segment %s: %s; cannot tell which "
-                "segment is the head", desc, v->prefix, key, strerror (r));
+      hf_error ("volume: %s: reading segment %s: %s; cannot tell which "
+                "segment is the head", desc, key, strerror (r));
     goto out;
   }
   if (ncand > 0 && i == ncand) {
-    hf_error ("volume: %s%s: no intact segment chain among the %zu "
-              "segments%s", desc, v->prefix, ncand,
+    hf_error ("volume: %s: no intact segment chain among the %zu "
+              "segments%s", desc, ncand,
               at_seq ? " (at_seq)" : "");
     r = at_seq ? ENOENT : EBADMSG;
     goto out;
@@ -420,20 +421,20 @@ hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
    * the ones above are damaged and were skipped on request. */
   if (known > (nchain ? chain[0]->h.seq : 0)) {
     if (!v->o.accept_older_head) {
-      hf_error ("volume: %s%s: the writer lease records segment %" PRIu64
+      hf_error ("volume: %s: the writer lease records segment %" PRIu64
                 " as committed, but the newest intact chain ends at "
                 "segment %" PRIu64 ": segments were deleted or lost.  "
                 "Refusing to open at that older point (the volume would "
                 "roll back unnoticed); read it with at=%" PRIu64 ", or "
-                "make it the head with hyperfile rollback", desc, v->prefix,
+                "make it the head with hyperfile rollback", desc,
                 known, nchain ? chain[0]->h.seq : 0,
                 nchain ? chain[0]->h.seq : 0);
       r = ESTALE;
       goto out;
     }
-    hf_warn ("volume: %s%s: the writer lease records segment %" PRIu64
+    hf_warn ("volume: %s: the writer lease records segment %" PRIu64
              " as committed; opening at segment %" PRIu64
-             " (accept_older_head)", desc, v->prefix, known,
+             " (accept_older_head)", desc, known,
              nchain ? chain[0]->h.seq : 0);
     v->older_head = true;
   }
@@ -469,8 +470,8 @@ hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
   r = hf_btree_open (&root, mapped, hf_vol_read_node, v, v->o.node_cache,
                      &v->tree);
   if (r) {
-    hf_error ("volume: %s%s: opening the index at segment %" PRIu64 ": %s",
-              hf_objstore_describe (v->store), v->prefix, v->ckpt_seq,
+    hf_error ("volume: %s: opening the index at segment %" PRIu64 ": %s",
+              desc, v->ckpt_seq,
               strerror (r));
     goto out;
   }
