@@ -45,7 +45,7 @@
 #include "strbuf.h"
 #include "sigv4.h"
 
-/* ---- Small helpers ---- */
+/* ---- Library initialisation (once per process) ---- */
 
 static pthread_once_t hf_s3_once = PTHREAD_ONCE_INIT;
 static CURLcode hf_s3_global_rc;
@@ -228,6 +228,10 @@ hf_s3_landed (struct hf_s3 *s, const char *key, const void *data,
 
 /* ---- Multipart ---- */
 
+/* One multipart upload, shared by its part workers.  The fields above
+ * lock are set before the workers start and then only read, except
+ * etags[i], written by the one worker that took part i (the caller
+ * reads them after joining every worker). */
 struct hf_s3_mpu {
   struct hf_s3 *s;
   const char *key;
@@ -462,8 +466,6 @@ hf_s3_del (struct hf_objstore *os, const char *key)
   return err;
 }
 
-/* Errno for a per-key DeleteObjects error code. */
-
 static const char *
 hf_s3_describe (struct hf_objstore *os)
 {
@@ -519,6 +521,8 @@ static const struct hf_objstore_ops hf_s3_ops = {
   .describe = hf_s3_describe,
   .close = hf_s3_close,
 };
+
+/* ---- Open and the startup check ---- */
 
 /* Split the endpoint into scheme, authority and path; build host and
  * base path for the addressing style. */

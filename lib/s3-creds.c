@@ -22,7 +22,7 @@
 #include "objstore.h"
 #include "s3-int.h"
 
-/* ---- Configuration ---- */
+/* ---- Credentials ---- */
 
 static char *
 hf_s3_trim (char *p)

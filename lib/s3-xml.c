@@ -161,6 +161,7 @@ hf_s3_parse_error (struct hf_s3_resp *rp, const char *buf, size_t len)
   xmlFreeDoc (doc);
 }
 
+/* Errno for a per-key DeleteObjects error code. */
 static int
 hf_s3_code_errno (const char *code)
 {

@@ -40,7 +40,7 @@
 #include "wal.h"
 #include "wal-int.h"
 
-/* ---- Small helpers ---- */
+/* ---- Names, headers, references, writes ---- */
 
 void
 hf_wal_file_unref (struct hf_wal_file *f)
@@ -246,6 +246,3 @@ hf_wal_preallocate (int fd, uint64_t size)
   }
   return 0;
 }
-
-/* Load the log: verify every file, cut it after the last valid record,
- * and build w's file list and LSN counters. */

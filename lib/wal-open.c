@@ -372,6 +372,8 @@ hf_wal_list (struct hf_wal *w, struct hf_wal_found **out, size_t *nout)
   return err;
 }
 
+/* Load the log: verify every file, cut it after the last valid record,
+ * and build w's file list and LSN counters. */
 static int
 hf_wal_load (struct hf_wal *w, uint64_t first_lsn)
 {
