@@ -26,6 +26,9 @@ fail ()
   exit 1
 }
 
+# Create server.out first: the background job opens it only once it
+# runs, and awk below must not find it missing (set -e ends the test).
+: > "$work/server.out"
 python3 "$abs_srcdir/s3-hostile-server.py" > "$work/server.out" \
   2> "$work/server.err" &
 cleanup_add "kill $! 2>/dev/null"
