@@ -1,4 +1,4 @@
-/* hyperfile: libFuzzer harness for B+tree nodes (lib/btree.c): a
+/* hyperfile: libFuzzer harness for B+tree nodes (lib/btree.c, lib/btree-node.c): a
  * checkpoint read back from a store, decoded, looked up, iterated,
  * walked, modified copy-on-write and checkpointed again.
  *
