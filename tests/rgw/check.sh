@@ -47,7 +47,10 @@ echo "rgw/check: cluster up in $(( $(date +%s) - start )) s"
 if [ $# -gt 0 ]; then
   tests="$*"
 else
-  tests="$(make -s -C "$build/tests" print-rgw-tests)"
+  # Only the test names, whatever else make prints (a regenerated
+  # Makefile's warnings).
+  tests="$(make -s -C "$build/tests" print-rgw-tests |
+           grep -oE '(^| )test-[a-z0-9-]+\.sh' | tr -d ' ' | tr '\n' ' ')"
 fi
 status=0
 HF_TEST_S3_ONLY=1 make -s -C "$build/tests" check TESTS="$tests" \
