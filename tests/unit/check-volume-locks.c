@@ -117,10 +117,27 @@ fill (uint8_t *p, uint64_t lba, unsigned gen)
 
 /* ---- Tests ---- */
 
-/* Calling a *_locked function without the lock aborts. */
+/* Calling a *_locked function without the lock aborts.  The abort ends
+ * the forked test, so its directory is made and removed by an unchecked
+ * fixture, in the parent. */
+static char *asserts_dir;
+
+static void
+asserts_setup (void)
+{
+  asserts_dir = make_tmpdir ();
+}
+
+static void
+asserts_teardown (void)
+{
+  rm_tmpdir (asserts_dir);
+  asserts_dir = NULL;
+}
+
 START_TEST (test_locked_asserts)
 {
-  char *dir = make_tmpdir ();
+  const char *dir = asserts_dir;
   struct hf_objstore *s;
   struct hf_volume *v;
 
@@ -229,10 +246,13 @@ main (void)
 {
   Suite *s = suite_create ("volume-locks");
   TCase *tc = tcase_create ("core");
+  TCase *ta = tcase_create ("asserts");
 
   hf_log_set_sink (log_verbose);
   tcase_set_timeout (tc, 300);
-  tcase_add_test_raise_signal (tc, test_locked_asserts, SIGABRT);
+  tcase_add_unchecked_fixture (ta, asserts_setup, asserts_teardown);
+  tcase_add_test_raise_signal (ta, test_locked_asserts, SIGABRT);
+  suite_add_tcase (s, ta);
   tcase_add_test (tc, test_reads_during_merge);
   suite_add_tcase (s, tc);
   return run_suite (s);
