@@ -9,6 +9,7 @@
 #
 # Environment: JOBS (default: number of CPUs), HF_SKIP_SANITIZERS=1,
 # HF_SKIP_RGW=1, HF_SKIP_FUZZ=1, HF_FUZZ_SECONDS (per harness, default 15),
+# HF_FUZZ_SEED (default 1: the same inputs every run; fuzz/run-fuzzers),
 # HF_SKIP_TSAN=1, HF_SKIP_VALGRIND=1.
 set -euo pipefail
 
@@ -85,7 +86,8 @@ if [ "${HF_SKIP_FUZZ-}" != 1 ]; then
   ( cd _build-fuzz
     [ -f Makefile ] || CC=clang ../configure --enable-werror --enable-fuzz -q
     make -j"$jobs" -s fuzz > make.out 2>&1 || { cat make.out; exit 1; }
-    ../fuzz/run-fuzzers . "${HF_FUZZ_SECONDS:-15}" ) > _build-fuzz/fuzz.out 2>&1 \
+    HF_FUZZ_SEED="${HF_FUZZ_SEED:-1}" \
+      ../fuzz/run-fuzzers . "${HF_FUZZ_SECONDS:-15}" ) > _build-fuzz/fuzz.out 2>&1 \
     || status=1
   cat _build-fuzz/fuzz.out
   n=$(grep -c '^fuzz-.*: ok' _build-fuzz/fuzz.out || :)
