@@ -60,6 +60,8 @@ static char *hf_url;
 static struct hf_s3_config hf_s3 = { .tls_verify = true };
 static char *hf_secret_key, *hf_session_token;  /* from password syntax */
 static int64_t hf_size = -1;
+static uint64_t hf_grow_to;             /* size= above the volume's size:
+                                           grown to it in .after_fork */
 static uint32_t hf_block_size;
 static struct hf_volume_options hf_opts;
 static const char *hf_at;             /* at=SEQ|TIMESTAMP|SNAPSHOT */
@@ -553,7 +555,7 @@ hyperfile_config_complete (void)
   "secret-key=SECRET       S3 secret (+FILE or - to read it)\n" \
   "session-token=TOKEN     S3 session token (+FILE or -)\n" \
   "profile=NAME            section of ~/.aws/credentials\n" \
-  "size=SIZE               create the volume with this size if missing\n" \
+  "size=SIZE               create the volume this size if missing, or grow it\n" \
   "block-size=N            block size of a new volume (default 4096)\n" \
   "wal=DIR|off             write-ahead log directory (default off)\n" \
   "wal-size=SIZE           log space before writers wait (default 1G)\n" \
@@ -884,14 +886,27 @@ hyperfile_get_ready (void)
   hf_volume_get_info (v, &vi);
   hf_volume_close (v);
   hf_vinfo = vi;
-  /* The volume rounds its size up to whole blocks. */
-  if (hf_size > 0 &&
-      ((uint64_t) hf_size + vi.block_size - 1) / vi.block_size
-      * vi.block_size != vi.size) {
-    nbdkit_error ("%s: size=%" PRIi64 " disagrees with the existing "
-                  "volume's size %" PRIu64 " (omit size= to use it)",
-                  hf_url, hf_size, vi.size);
-    return -1;
+  /* The volume rounds its size up to whole blocks.  A larger size= is
+   * a grow, done by the writer once it holds the lease; volumes never
+   * shrink (hyperfile resize says why). */
+  if (hf_size > 0) {
+    uint64_t want = ((uint64_t) hf_size + vi.block_size - 1)
+      / vi.block_size * vi.block_size;
+
+    if (want < vi.size) {
+      nbdkit_error ("%s: size=%" PRIi64 " is smaller than the existing "
+                    "volume's size %" PRIu64 ": volumes only grow (omit "
+                    "size= to use it)", hf_url, hf_size, vi.size);
+      return -1;
+    }
+    if (want > vi.size && hf_opts.readonly) {
+      nbdkit_error ("%s: size=%" PRIi64 " is larger than the volume "
+                    "(%" PRIu64 " bytes), and a read-only server cannot "
+                    "grow it (omit size=, or serve it writable)", hf_url,
+                    hf_size, vi.size);
+      return -1;
+    }
+    hf_grow_to = want > vi.size ? want : 0;
   }
   if (hf_block_size && hf_block_size != vi.block_size) {
     nbdkit_error ("%s: block-size=%" PRIu32 " disagrees with the existing "
@@ -1182,6 +1197,23 @@ hyperfile_after_fork (void)
   r = hf_volume_open (hf_store, hf_prefix, &hf_opts, &hf_volume);
   if (r)
     return -1;                  /* hf_volume_open logged why */
+  if (hf_grow_to) {
+    struct hf_volume_info vi;
+
+    /* Logged (WAL GROW record) and committed like a write; a replayed
+     * log may have grown it already. */
+    hf_volume_get_info (hf_volume, &vi);
+    if (hf_grow_to > vi.size &&
+        (r = hf_volume_grow (hf_volume, hf_grow_to)) != 0) {
+      nbdkit_error ("%s: growing the volume from %" PRIu64 " to %" PRIu64
+                    " bytes (size=): %s", hf_url, vi.size, hf_grow_to,
+                    strerror (r));
+      return -1;
+    }
+    if (hf_grow_to > vi.size)
+      nbdkit_debug ("grew %s from %" PRIu64 " to %" PRIu64 " bytes",
+                    hf_url, vi.size, hf_grow_to);
+  }
   if (hf_metrics) {
     r = pthread_create (&hf_metrics_thread, NULL, hyperfile_metrics_loop,
                         NULL);

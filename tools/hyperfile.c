@@ -12,6 +12,7 @@
  *   hyperfile [STORE OPTIONS] fsck URL [--json] [--retain=DUR]
  *   hyperfile [STORE OPTIONS] import FILE|- URL [--takeover]
  *   hyperfile [STORE OPTIONS] export URL FILE|- [--at POINT]
+ *   hyperfile [STORE OPTIONS] resize URL SIZE
  *
  * Store options are the plugin's parameters spelled as long options
  * (--endpoint, --region, --access-key, --secret-key, --session-token,
@@ -27,8 +28,8 @@
  * 1 the operation failed, 2 usage error (bad arguments, a bad snapshot
  * name or time syntax), 3 no volume at URL, 4 it exists already (create,
  * clone destination, snapshot name), 5 another writer holds the
- * volume's lease (rollback, import), 6 no such point in time or
- * snapshot, 7 fsck found damage.
+ * volume's lease (rollback, import, resize, delete), 6 no such point
+ * in time or snapshot, 7 fsck found damage.
  */
 #include <config.h>
 
@@ -151,6 +152,7 @@ hf_tool_usage (FILE *fp)
 "  export URL FILE|- [--at POINT] [--force]  raw image out (sparse file)\n"
 "  delete URL [--force] [--json]             delete a volume or clone\n"
 "  du URL [--retain=DUR] [--json]            space in the store, live, reclaimable\n"
+"  resize URL SIZE [--json]                  grow the volume to SIZE\n"
 "  help [COMMAND]                            this, or one command's usage\n"
 "\n"
 "URL is s3://BUCKET[/PREFIX], file:///DIR or a directory path.\n"
@@ -1925,6 +1927,88 @@ hf_tool_du (int argc, char **argv)
   return ret;
 }
 
+/* ---- resize ---- */
+
+/* Grow the volume to SIZE (rounded up to whole blocks).  Through the
+ * writer, so refused while another holds the lease; the new size is
+ * committed in a segment of its own, so older points keep theirs.
+ * Shrinking is refused: the blocks past the new end would have to be
+ * unmapped first, and a client of a server that saw the larger size
+ * could still address them. */
+static int
+hf_tool_resize (int argc, char **argv)
+{
+  struct hf_volume_options wo = { .takeover = hf_tool_takeover,
+                                  .flush_interval_ms = UINT32_MAX,
+                                  .parent_cfg = &hf_tool_s3 };
+  const char *url = argv[0];
+  struct hf_volume_info vi;
+  struct hf_volume *v;
+  struct hf_objstore *s;
+  uint64_t want, size, old;
+  char *prefix;
+  int r, ret = EXIT_SUCCESS;
+
+  (void) argc;
+  if (hf_tool_parse_size (argv[1], &want) == -1 || want == 0 ||
+      want > HF_MAX_VOLUME_SIZE) {
+    fprintf (stderr, "hyperfile: resize: SIZE '%s': expected a number of "
+             "bytes from 1 to %" PRIu64 " with an optional K, M, G, T, P "
+             "suffix\n", argv[1], HF_MAX_VOLUME_SIZE);
+    return EXIT_USAGE;
+  }
+  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
+    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  r = hf_volume_open (s, prefix, &wo, &v);
+  if (r) {
+    hf_objstore_close (s);
+    free (prefix);
+    if (r == ENOENT)
+      fprintf (stderr, "hyperfile: resize: no volume at %s\n", url);
+    return r == ENOENT ? EXIT_NOVOLUME : r == EBUSY ? EXIT_BUSY
+      : EXIT_FAILURE;           /* the volume said why */
+  }
+  hf_volume_get_info (v, &vi);
+  old = vi.size;
+  size = (want + vi.block_size - 1) / vi.block_size * vi.block_size;
+  if (size > HF_MAX_VOLUME_SIZE)
+    size -= vi.block_size;      /* the largest whole size (a multiple) */
+  if (size < old) {
+    fprintf (stderr, "hyperfile: resize: refusing to shrink %s from %"
+             PRIu64 " to %" PRIu64 " bytes: volumes only grow (a client "
+             "may still address the blocks past the new end); to make a "
+             "smaller volume, create one and copy the first %" PRIu64
+             " bytes into it (hyperfile export, head -c, import)\n", url,
+             old, size, size);
+    ret = EXIT_USAGE;
+  }
+  else if (size > old && (r = hf_volume_grow (v, size)) != 0) {
+    fprintf (stderr, "hyperfile: resize: %s: %s\n", url, strerror (r));
+    ret = EXIT_FAILURE;
+  }
+  /* The close commits the new size (and waits for it). */
+  if (hf_volume_close (v) != 0 && ret == EXIT_SUCCESS)
+    ret = EXIT_FAILURE;
+  hf_objstore_close (s);
+  free (prefix);
+  if (ret)
+    return ret;
+  if (hf_tool_json) {
+    json_object *o = hf_j_obj ();
+
+    hf_j_str (o, "url", url);
+    hf_j_u64 (o, "old_size", old);
+    hf_j_u64 (o, "size", size);
+    hf_j_print (o, stdout);
+  }
+  else if (size == old)
+    printf ("%s is already %" PRIu64 " bytes\n", url, size);
+  else
+    printf ("resized %s: %" PRIu64 " -> %" PRIu64 " bytes\n", url, old,
+            size);
+  return EXIT_SUCCESS;
+}
+
 /* Commands: name, argument count after the name (min, max), function
  * taking those arguments. */
 static int
@@ -1999,6 +2083,11 @@ static const struct hf_tool_cmd {
     "Space: bytes and objects the volume holds in the store, bytes mapped\n"
     "at its head and at each snapshot, and what gc with the same --retain\n"
     "would reclaim now (a dry run; nothing is deleted).\n" },
+  { "resize", 2, 2, hf_tool_resize, "resize URL SIZE [--takeover] [--json]",
+    "Grow the volume to SIZE bytes (K, M, G, T suffixes; rounded up to\n"
+    "whole blocks).  The new end reads as zeros; older points keep their\n"
+    "size.  Shrinking is refused (exit 2).  Exit 5 if a server holds the\n"
+    "writer lease (a running server grows with a larger size= instead).\n" },
   { "help", 0, 1, hf_tool_help, "help [COMMAND]",
     "Show the usage of every command, or of COMMAND.\n" },
 };
