@@ -136,6 +136,27 @@ hm_flush_record (struct hm_model *m, struct hf_volume *v)
 }
 
 void
+hm_grow (struct hm_model *m, struct hf_volume *v, uint64_t new_size)
+{
+  struct hf_volume_info vi;
+  uint64_t before;
+
+  /* grow seals what is buffered (or an empty segment carrying the new
+   * size): a point of its own, which may commit in the background before
+   * the flush below, so the head is taken before the grow. */
+  hf_volume_get_info (v, &vi);
+  before = vi.head_seq;
+  ck_assert_int_eq (hf_volume_grow (v, new_size), 0);
+  m->size = new_size;
+  if (m->after_grow)
+    m->after_grow (v, before);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  hf_volume_get_info (v, &vi);
+  ck_assert_uint_eq (vi.head_seq, before + 1);     /* exactly one point */
+  hm_record (m, v);
+}
+
+void
 hm_workload (struct hm_model *m, struct hf_volume *v, unsigned steps,
              unsigned flush_every)
 {
@@ -166,12 +187,8 @@ hm_workload (struct hm_model *m, struct hf_volume *v, unsigned steps,
       ck_assert_int_eq (hf_volume_zero (v, len, off, 0), 0);
       memset (m->img + off, 0, len);
     }
-    else if (k < 96 && m->size + 65536 <= m->max_size) {
-      /* grow seals what is buffered: that is a point of its own. */
-      ck_assert_int_eq (hf_volume_grow (v, m->size + 65536), 0);
-      m->size += 65536;
-      hm_flush_record (m, v);
-    }
+    else if (k < 96 && m->size + 65536 <= m->max_size)
+      hm_grow (m, v, m->size + 65536);
     if (hm_rndn (m, flush_every) == 0)
       hm_flush_record (m, v);
   }

@@ -34,6 +34,9 @@ struct hm_model {
   struct hm_point *pts;         /* recorded points, oldest first */
   size_t n, cap;
   uint64_t rng;
+  /* Test hook, NULL for none: called by hm_grow between the grow and
+   * the flush, with the head before the grow. */
+  void (*after_grow) (struct hf_volume *v, uint64_t head_before);
 };
 
 /* Volume options that make each flush exactly one point. */
@@ -51,6 +54,10 @@ extern void hm_free (struct hm_model *m);
  * every new point. */
 extern void hm_workload (struct hm_model *m, struct hf_volume *v,
                          unsigned steps, unsigned flush_every);
+/* Grow v to new_size (the model's image grows with zeros) and record
+ * the point the grow makes. */
+extern void hm_grow (struct hm_model *m, struct hf_volume *v,
+                     uint64_t new_size);
 /* Flush v and record the new point if the head moved. */
 extern void hm_flush_record (struct hm_model *m, struct hf_volume *v);
 /* Record the head of v as a point whose image is the current image. */
