@@ -14,10 +14,14 @@
  * Everything in struct hf_file is immutable after hf_file_open; the
  * engine, the store, the cache and the history do their own locking,
  * which is why every call but close may run concurrently on a handle.
+ * The one exception is rollback, which the engine runs with no other
+ * call on the volume: op_lock is held shared by every call that reaches
+ * the volume and exclusively by rollback.
  */
 #include <config.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -29,6 +33,7 @@
 
 #include "cache.h"
 #include "format.h"
+#include "gc.h"
 #include "history.h"
 #include "lineage.h"
 #include "log.h"
@@ -60,7 +65,19 @@ struct hf_file {
   char *str[HF_FILE_S3__MAX];   /* owned copies; secrets wiped at free */
   bool readonly;
   uint32_t block_size;
+  pthread_rwlock_t op_lock;     /* see the top of the file */
 };
+
+/* Hold f->op_lock shared for the rest of the calling block. */
+static void
+hf_file_op_unlock (struct hf_file **f)
+{
+  pthread_rwlock_unlock (&(*f)->op_lock);
+}
+#define HF_FILE_OP(f)                                                   \
+  struct hf_file *hf_file_op_ __attribute__ ((cleanup (hf_file_op_unlock), \
+                                              unused)) = (f);           \
+  pthread_rwlock_rdlock (&(f)->op_lock)
 
 /* ---- options ---- */
 
@@ -235,6 +252,7 @@ hf_file_free (struct hf_file *f)
       explicit_bzero (f->str[i], strlen (f->str[i]));
       free (f->str[i]);
     }
+  pthread_rwlock_destroy (&f->op_lock);
   free (f);
 }
 
@@ -295,6 +313,7 @@ hf_file_open (const char *url, const struct hf_file_options *opts,
     return r;
   if ((f = calloc (1, sizeof *f)) == NULL)
     return ENOMEM;
+  pthread_rwlock_init (&f->op_lock, NULL);
   f->readonly = (o.flags & HF_FILE_READONLY) || o.at != NULL;
   if ((r = hf_file_keep_s3 (f, &o)) != 0)
     goto err;
@@ -364,6 +383,7 @@ hf_file_close (struct hf_file *f)
 int
 hf_file_pread (struct hf_file *f, void *buf, size_t count, uint64_t offset)
 {
+  HF_FILE_OP (f);
   return hf_volume_pread (f->v, buf, count, offset);
 }
 
@@ -386,6 +406,7 @@ hf_file_pwrite (struct hf_file *f, const void *buf, size_t count,
 
   if ((r = hf_file_flags (flags, &vf)) != 0)
     return r;
+  HF_FILE_OP (f);
   return hf_volume_pwrite (f->v, buf, count, offset, vf);
 }
 
@@ -398,6 +419,7 @@ hf_file_trim (struct hf_file *f, uint64_t count, uint64_t offset,
 
   if ((r = hf_file_flags (flags, &vf)) != 0)
     return r;
+  HF_FILE_OP (f);
   return hf_volume_trim (f->v, count, offset, vf);
 }
 
@@ -410,24 +432,33 @@ hf_file_zero (struct hf_file *f, uint64_t count, uint64_t offset,
 
   if ((r = hf_file_flags (flags, &vf)) != 0)
     return r;
+  HF_FILE_OP (f);
   return hf_volume_zero (f->v, count, offset, vf);
 }
 
 int
 hf_file_flush (struct hf_file *f)
 {
+  HF_FILE_OP (f);
   return hf_volume_flush (f->v);
 }
 
 /* ---- size and extents ---- */
 
-uint64_t
-hf_file_size (struct hf_file *f)
+static uint64_t
+hf_file_size_locked (struct hf_file *f)
 {
   struct hf_volume_info vi;
 
   hf_volume_get_info (f->v, &vi);
   return vi.size;
+}
+
+uint64_t
+hf_file_size (struct hf_file *f)
+{
+  HF_FILE_OP (f);
+  return hf_file_size_locked (f);
 }
 
 uint32_t
@@ -439,7 +470,8 @@ hf_file_block_size (struct hf_file *f)
 int
 hf_file_resize (struct hf_file *f, uint64_t new_size)
 {
-  uint64_t size = hf_file_size (f);
+  HF_FILE_OP (f);
+  uint64_t size = hf_file_size_locked (f);
 
   if (f->readonly)
     return EROFS;
@@ -482,6 +514,7 @@ hf_file_extents (struct hf_file *f, uint64_t count, uint64_t offset,
 
   if (fn == NULL)
     return EINVAL;
+  HF_FILE_OP (f);
   return hf_volume_extents (f->v, count, offset, hf_file_extent_cb, &c);
 }
 
@@ -505,6 +538,7 @@ hf_file_snapshot_create (struct hf_file *f, const char *name, uint64_t *seq)
   }
   if (f->readonly)
     return EROFS;
+  HF_FILE_OP (f);
   /* Commit everything written so far to the store (with a write-ahead
    * log, flush alone only reaches the log); the head is then a point
    * holding all of it. */
@@ -535,6 +569,142 @@ hf_file_snapshot_list (struct hf_file *f, hf_file_snapshot_fn fn,
   for (i = 0; i < n && r == 0; i++)
     r = fn (opaque, sn[i].name, sn[i].seq, sn[i].timestamp_ns);
   free (sn);
+  return r;
+}
+
+int
+hf_file_snapshot_delete (struct hf_file *f, const char *name)
+{
+  if (!hf_snapshot_name_valid (name)) {
+    hf_error ("hf_file_snapshot_delete: '%s' is not a valid snapshot name",
+              name ? name : "(null)");
+    return EINVAL;
+  }
+  return hf_snapshot_delete (f->store, f->prefix, name);  /* logs ENOENT */
+}
+
+/* ---- rollback, clones, garbage collection ---- */
+
+int
+hf_file_rollback (struct hf_file *f, const char *at, uint64_t *new_seq)
+{
+  uint64_t seq, ns = 0;
+  int r;
+
+  if (at == NULL || hf_history_check_at (at) != 0) {
+    if (at == NULL)
+      hf_error ("hf_file_rollback: no point given");
+    return EINVAL;              /* the history logged what is wrong */
+  }
+  if (f->readonly)
+    return EROFS;
+  /* The engine runs rollback with no other call on the volume. */
+  pthread_rwlock_wrlock (&f->op_lock);
+  /* f holds the writer lease: only f moves the head, and the engine
+   * refuses a point that is not older than it. */
+  r = hf_file_resolve_at (f, "hf_file_rollback", at, &seq);
+  if (r == 0)
+    r = hf_volume_rollback (f->v, seq, &ns);   /* logs why */
+  pthread_rwlock_unlock (&f->op_lock);
+  if (r == 0 && new_seq)
+    *new_seq = ns;
+  return r;
+}
+
+int
+hf_file_clone (const char *parent_url, const char *at, const char *clone_url,
+               const struct hf_file_options *opts, uint64_t *base_seq)
+{
+  struct hf_file_options o;
+  struct hf_s3_config c;
+  struct hf_objstore *ps = NULL, *cs = NULL;
+  struct hf_history *h = NULL;
+  char *pprefix = NULL, *cprefix = NULL, *pabs = NULL, *cabs = NULL;
+  uint64_t seq = 0;
+  int r;
+
+  if ((r = hf_file_get_options (opts, &o)) != 0)
+    return r;
+  if (parent_url == NULL || clone_url == NULL) {
+    hf_error ("hf_file_clone: a URL is NULL");
+    return EINVAL;
+  }
+  if (hf_objstore_check_url ("clone", parent_url) != 0 ||
+      hf_objstore_check_url ("clone", clone_url) != 0 ||
+      (at && hf_history_check_at (at) != 0))
+    return EINVAL;              /* logged */
+  hf_file_s3_config (&o, &c);
+  if ((r = hf_file_open_store (parent_url, &c, false, &ps, &pprefix)) != 0)
+    return r;
+  if ((r = hf_history_open (ps, pprefix, &c, &h)) != 0)
+    goto out;
+  if (at) {
+    if ((r = hf_history_resolve (h, at, true, &seq)) != 0)
+      goto out;
+  }
+  else
+    seq = hf_history_head (h);
+  {
+    struct hf_point pt;         /* a point, before anything is made */
+
+    if ((r = hf_history_point (h, seq, &pt)) != 0)
+      goto out;
+  }
+  /* The clone's store first (a directory is created), then both URLs as
+   * they are recorded. */
+  if ((r = hf_file_open_store (clone_url, &c, true, &cs, &cprefix)) != 0)
+    goto out;
+  pabs = hf_objstore_abs_url (parent_url);
+  cabs = hf_objstore_abs_url (clone_url);
+  if (pabs == NULL || cabs == NULL) {
+    r = errno ? errno : ENOMEM;
+    goto out;
+  }
+  if (strcmp (pabs, cabs) == 0) {
+    hf_error ("hf_file_clone: %s: the parent and the clone are the same "
+              "volume", clone_url);
+    r = EINVAL;
+    goto out;
+  }
+  r = hf_clone_create (h, pabs, seq, cs, cprefix, cabs, base_seq);
+ out:
+  hf_history_close (h);
+  hf_objstore_close (cs);
+  hf_objstore_close (ps);
+  free (pprefix);
+  free (cprefix);
+  free (pabs);
+  free (cabs);
+  return r;
+}
+
+int
+hf_file_gc (struct hf_file *f, uint64_t retain_ns, unsigned flags,
+            struct hf_file_gc_report *rep)
+{
+  struct hf_gc_options go = {
+    .retain_ns = retain_ns,
+    .grace_ns = HF_GC_DEFAULT_GRACE_S * UINT64_C (1000000000),
+    .dry_run = (flags & HF_FILE_GC_DRY_RUN) != 0,
+    .compact = !f->readonly && !(flags & HF_FILE_GC_DRY_RUN),
+    .cfg = &f->s3 };
+  struct hf_gc_report gr;
+  int r;
+
+  if (flags & ~HF_FILE_GC_DRY_RUN)
+    return EINVAL;
+  HF_FILE_OP (f);
+  r = hf_gc_run (f->store, f->prefix, f->readonly ? NULL : f->v, &go, &gr);
+  if (r == 0 && rep) {
+    memset (rep, 0, sizeof *rep);
+    rep->head_seq = gr.head_seq;
+    rep->segments = gr.segments;
+    rep->bytes = gr.bytes;
+    rep->live_bytes = gr.live_bytes;
+    rep->deleted_segments = gr.deleted_segments;
+    rep->deleted_bytes = gr.deleted_bytes;
+    rep->compacted_segments = gr.compacted_segments;
+  }
   return r;
 }
 

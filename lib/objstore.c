@@ -316,6 +316,32 @@ hf_objstore_open_url (const char *url, const struct hf_s3_config *cfg,
   return 0;
 }
 
+char *
+hf_objstore_abs_url (const char *url)
+{
+  const char *path = url;
+  char *abs, *out = NULL;
+  int err;
+
+  if (strncmp (url, "s3://", 5) == 0)
+    return strdup (url);
+  if (strncmp (url, "file://", 7) == 0)
+    path = url + 7;
+  abs = realpath (path, NULL);
+  if (abs == NULL) {
+    err = errno;
+    hf_error ("%s: %s", path, strerror (err));
+    errno = err;
+    return NULL;
+  }
+  if (asprintf (&out, "file://%s", abs) < 0) {
+    out = NULL;
+    errno = ENOMEM;
+  }
+  free (abs);
+  return out;
+}
+
 /* ---- Retries (see objstore.h) ---- */
 
 int

@@ -398,4 +398,11 @@ extern int hf_objstore_open_url (const char *url,
                                  bool create, struct hf_objstore **out,
                                  char **prefix_out);
 
+/* The URL of a volume as it must be recorded where other processes
+ * read it (a clone's parent, a registration): s3:// URLs unchanged, a
+ * directory path or file:// URL as file:// of its absolute, resolved
+ * path (the directory must exist).  NULL on error (logged, with errno
+ * set).  Caller frees. */
+extern char *hf_objstore_abs_url (const char *url);
+
 #endif /* HF_OBJSTORE_H */

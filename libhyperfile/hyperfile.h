@@ -32,7 +32,7 @@ extern "C" {
 
 /* Version of this header (the library's is hf_file_version ()). */
 #define HF_FILE_VERSION_MAJOR 0
-#define HF_FILE_VERSION_MINOR 1
+#define HF_FILE_VERSION_MINOR 2
 
 /* The largest volume: INT64_MAX rounded down to the largest block size
  * (2^63 - 64 KiB). */
@@ -177,6 +177,66 @@ typedef int (*hf_file_snapshot_fn) (void *opaque, const char *name,
                                     uint64_t seq, uint64_t timestamp_ns);
 extern int hf_file_snapshot_list (struct hf_file *f, hf_file_snapshot_fn fn,
                                   void *opaque);
+
+/* Since 0.2. Delete snapshot name.  Its point stays readable by seq
+ * or time while retention keeps it (hf_file_gc).  ENOENT if there is no
+ * such snapshot, EINVAL for an invalid name.  Works on read-only
+ * handles too (the name is an object of its own, not a write to the
+ * volume).  Thread safe. */
+extern int hf_file_snapshot_delete (struct hf_file *f, const char *name);
+
+/* Since 0.2. Make the older point at (segment seq, ISO 8601 UTC time or
+ * snapshot name, as opts->at) the volume's state again.  Every write
+ * completed before the call is committed first; then one segment is
+ * committed whose state is that point's (size included); the points in
+ * between stay readable with at=.  Other calls on f wait while it
+ * runs.  On success *new_seq (may be NULL) is the new head.  EROFS on a
+ * read-only handle, EINVAL if at is no point of the volume or is the
+ * head already.  If reading the point fails, nothing is committed and
+ * f refuses writes (EIO) until it is reopened. */
+extern int hf_file_rollback (struct hf_file *f, const char *at,
+                             uint64_t *new_seq);
+
+/* Since 0.2. Create at clone_url a new volume whose initial state is
+ * point at (NULL = the head) of the volume at parent_url: it shares the
+ * parent's segments up to that point (nothing is copied) and writes its
+ * own from then on.  The parent records the clone, so that its garbage
+ * collection keeps what the clone reads.  opts (may be NULL) gives the
+ * store settings of both URLs.  A directory clone_url is created.
+ * EEXIST if a volume is at clone_url, EINVAL if at is no point or both
+ * URLs name the same volume.  On success *base_seq (may be NULL) is the
+ * parent's point the clone starts from.  Thread safe. */
+extern int hf_file_clone (const char *parent_url, const char *at,
+                          const char *clone_url,
+                          const struct hf_file_options *opts,
+                          uint64_t *base_seq);
+
+/* Flags for hf_file_gc. */
+#define HF_FILE_GC_DRY_RUN 0x1u  /* report what would go, delete nothing */
+
+/* What hf_file_gc found and did. */
+struct hf_file_gc_report {
+  uint64_t head_seq;            /* the head it kept */
+  uint64_t segments;            /* segment objects listed */
+  uint64_t bytes;               /* their total size */
+  uint64_t live_bytes;          /* data and index bytes the head uses */
+  uint64_t deleted_segments;    /* deleted (dry run: deletable) */
+  uint64_t deleted_bytes;
+  uint64_t compacted_segments;  /* emptied by moving their live blocks */
+  uint64_t reserved[8];         /* zero; for later versions */
+};
+
+/* Since 0.2. Collect garbage: delete the segments that no retained
+ * point needs.  Kept: the head, every state of the last retain_ns
+ * nanoseconds (0 = only the head), every snapshot and every clone's
+ * base, and for ten minutes more (readers that opened an old point)
+ * anything that just left that set.  On a writable handle sparse
+ * segments are also compacted through f; on a read-only one nothing is
+ * compacted (a writer elsewhere may hold the volume: safe beside it).
+ * flags: HF_FILE_GC_* above.  *rep (may be NULL) receives the figures.
+ * Thread safe. */
+extern int hf_file_gc (struct hf_file *f, uint64_t retain_ns, unsigned flags,
+                       struct hf_file_gc_report *rep);
 
 /* Commit every write, release the writer lease and free f.  Returns 0,
  * or the error that kept data from being committed (f is freed either

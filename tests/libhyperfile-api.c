@@ -273,6 +273,136 @@ snap_cb (void *opaque, const char *name, uint64_t seq, uint64_t ts)
   return 0;
 }
 
+/* ---- snapshot delete, rollback, gc (0.2) ---- */
+
+static void
+test_rollback_gc (struct hf_file *f, struct hf_file_options *o)
+{
+  struct hf_file_gc_report rep;
+  struct hf_file *ro;
+  uint8_t *rb_model, buf[BS];
+  uint64_t seq, ns, head;
+  struct snap_seen seen;
+
+  /* Snapshot delete. */
+  OK (hf_file_snapshot_create (f, "short-lived", NULL));
+  OK (hf_file_snapshot_delete (f, "short-lived"));
+  CHECK_ERR (hf_file_snapshot_delete (f, "short-lived"), ENOENT);
+  CHECK_ERR (hf_file_snapshot_delete (f, "a/b"), EINVAL);
+  CHECK_ERR (hf_file_snapshot_delete (f, NULL), EINVAL);
+  memset (&seen, 0, sizeof seen);
+  seen.want = "short-lived";
+  OK (hf_file_snapshot_list (f, snap_cb, &seen));
+  CHECK (seen.n == 2 && seen.found == 0);
+
+  /* Rollback to a named point, with writes after it. */
+  memset (buf, 0x5a, BS);
+  OK (hf_file_pwrite (f, buf, BS, 3 * BS, 0));
+  memcpy (model + 3 * BS, buf, BS);
+  OK (hf_file_snapshot_create (f, "rb-point", &seq));
+  rb_model = malloc (model_size);
+  CHECK (rb_model);
+  memcpy (rb_model, model, model_size);
+  memset (buf, 0xa5, BS);
+  OK (hf_file_pwrite (f, buf, BS, 3 * BS, 0));  /* unflushed: committed */
+  OK (hf_file_pwrite (f, buf, 100, 7, 0));      /* first, then undone */
+  CHECK_ERR (hf_file_rollback (f, NULL, NULL), EINVAL);
+  CHECK_ERR (hf_file_rollback (f, "2026-13-45T99:00:00Z", NULL), EINVAL);
+  CHECK (hf_file_rollback (f, "no-such-snapshot", NULL) != 0);
+  OK (hf_file_rollback (f, "rb-point", &ns));
+  CHECK (ns > seq);
+  memcpy (model, rb_model, model_size);
+  check_model (f, "after rollback");
+  /* The head itself is no rollback. */
+  OK (hf_file_snapshot_create (f, "head-now", NULL));
+  CHECK_ERR (hf_file_rollback (f, "head-now", NULL), EINVAL);
+  OK (hf_file_snapshot_delete (f, "head-now"));
+  /* The volume goes on from the rolled-back state. */
+  memset (buf, 0x77, BS);
+  OK (hf_file_pwrite (f, buf, BS, 4 * BS, HF_FILE_FUA));
+  memcpy (model + 4 * BS, buf, BS);
+  check_model (f, "written after rollback");
+
+  /* GC: a dry run, then a real one; everything written within the
+   * grace period stays, so every point above is still readable. */
+  CHECK_ERR (hf_file_gc (f, 0, 0x80, &rep), EINVAL);
+  memset (&rep, 0xff, sizeof rep);
+  OK (hf_file_gc (f, 0, HF_FILE_GC_DRY_RUN, &rep));
+  CHECK (rep.segments >= 3 && rep.bytes > 0 && rep.head_seq >= ns);
+  CHECK (rep.reserved[0] == 0 && rep.reserved[7] == 0);
+  head = rep.head_seq;
+  OK (hf_file_gc (f, 0, 0, &rep));
+  CHECK (rep.head_seq >= head && rep.deleted_segments == 0);
+  OK (hf_file_gc (f, UINT64_C (3600) * 1000000000, 0, NULL));
+  base_options (o);
+  o->at = "rb-point";
+  OK (hf_file_open (url, o, &ro));
+  {
+    uint8_t *m = model;
+
+    model = rb_model;
+    check_model (ro, "rb-point after gc");
+    model = m;
+  }
+  free (rb_model);
+  CHECK_ERR (hf_file_rollback (ro, "rb-point", NULL), EROFS);
+  OK (hf_file_gc (ro, 0, HF_FILE_GC_DRY_RUN, NULL));    /* read-only: ok */
+  OK (hf_file_snapshot_delete (ro, "rb-point"));        /* a name only */
+  OK (hf_file_close (ro));
+}
+
+/* Clone the volume at url (no handle open on it) at "before-change"
+ * and at its head, next to it: URL-clone. */
+static void
+test_clone (void)
+{
+  struct hf_file_options o;
+  struct hf_file *c, *p;
+  char curl[4200], at[32];
+  uint8_t buf[BS], pbuf[BS];
+  uint64_t base = 0, head;
+
+  snprintf (curl, sizeof curl, "%s-clone", url);
+  base_options (&o);
+  CHECK_ERR (hf_file_clone (url, NULL, url, &o, NULL), EINVAL);
+  CHECK_ERR (hf_file_clone (NULL, NULL, curl, &o, NULL), EINVAL);
+  CHECK_ERR (hf_file_clone (url, "999999", curl, &o, NULL), EINVAL);
+  OK (hf_file_clone (url, NULL, curl, &o, &base));
+  CHECK (base >= 1);
+  CHECK_ERR (hf_file_clone (url, NULL, curl, &o, NULL), EEXIST);
+
+  /* The clone reads the parent's head and writes on its own. */
+  OK (hf_file_open (curl, &o, &c));
+  check_model (c, "clone");
+  memset (buf, 0xc1, BS);
+  OK (hf_file_pwrite (c, buf, BS, 0, HF_FILE_FUA));
+  OK (hf_file_close (c));
+  OK (hf_file_open (url, &o, &p));
+  OK (hf_file_pread (p, pbuf, BS, 0));
+  CHECK (memcmp (pbuf, model, BS) == 0);        /* parent unchanged */
+  head = 0;
+  {
+    struct hf_file_gc_report rep;
+
+    OK (hf_file_gc (p, 0, HF_FILE_GC_DRY_RUN, &rep));
+    head = rep.head_seq;
+  }
+  OK (hf_file_close (p));
+  CHECK (head == base);
+  o.flags = HF_FILE_READONLY;
+  OK (hf_file_open (curl, &o, &c));
+  OK (hf_file_pread (c, pbuf, BS, 0));
+  CHECK (memcmp (pbuf, buf, BS) == 0);
+  OK (hf_file_close (c));
+
+  /* A clone at an older point, by seq. */
+  snprintf (curl, sizeof curl, "%s-clone2", url);
+  snprintf (at, sizeof at, "%" PRIu64, base - 1);
+  base_options (&o);
+  OK (hf_file_clone (url, at, curl, &o, &head));
+  CHECK (head == base - 1);
+}
+
 /* ---- the test ---- */
 
 int
@@ -524,7 +654,9 @@ main (int argc, char **argv)
     o.at = "999999";
     CHECK_ERR (hf_file_open (url, &o, &ro), EINVAL);
   }
+  test_rollback_gc (f, &o);
   OK (hf_file_close (f));
+  test_clone ();
 
   /* Read-only open beside nothing: no lease, no log needed. */
   base_options (&o);

@@ -769,29 +769,6 @@ hf_tool_snapshot (int argc, char **argv)
   return EXIT_USAGE;
 }
 
-/* The URL a clone records for its parent must work from anywhere: a
- * directory path becomes file:// of its absolute path.  Caller frees. */
-static char *
-hf_tool_abs_url (const char *url)
-{
-  const char *path = url;
-  char *abs, *out = NULL;
-
-  if (strncmp (url, "s3://", 5) == 0)
-    return strdup (url);
-  if (strncmp (url, "file://", 7) == 0)
-    path = url + 7;
-  abs = realpath (path, NULL);
-  if (abs == NULL) {
-    fprintf (stderr, "hyperfile: %s: %m\n", path);
-    return NULL;
-  }
-  if (asprintf (&out, "file://%s", abs) < 0)
-    out = NULL;
-  free (abs);
-  return out;
-}
-
 static int
 hf_tool_clone (int argc, char **argv)
 {
@@ -847,8 +824,8 @@ hf_tool_clone (int argc, char **argv)
       goto out;
     }
   }
-  src_abs = hf_tool_abs_url (src);
-  dst_abs = hf_tool_abs_url (dst);
+  src_abs = hf_objstore_abs_url (src);
+  dst_abs = hf_objstore_abs_url (dst);
   if (src_abs == NULL || dst_abs == NULL)
     goto out;
   if (strcmp (src_abs, dst_abs) == 0) {
