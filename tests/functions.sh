@@ -277,3 +277,33 @@ start_ext_s3 ()
   fi
   echo "external S3 (${HF_EXT_S3_NAME:-?}): $S3_ENDPOINT bucket $S3_BUCKET"
 }
+
+# s3_errtest_basics ERRTEST LOG: the cases of unit/s3-errtest that every
+# S3 server passes (s3rver and the external ones alike).  A wrong secret
+# is a 403 naming bucket and endpoint, with neither the secret nor the
+# signature in the log; a missing bucket is one clear line; ranged
+# GETs, multipart uploads, conditional PUTs and listing work.
+s3_errtest_basics ()
+{
+  local errtest=$1 log=$2
+  "$errtest" badsecret 2>"$log"
+  cat "$log"
+  grep -q "bucket $S3_BUCKET at $S3_ENDPOINT" "$log"
+  grep -q "403" "$log"
+  if grep -q "WRONG-SECRET" "$log"; then
+    echo "$0: FAIL: the secret key appeared in the log" >&2
+    exit 1
+  fi
+  if grep -qi "authorization\|Signature=" "$log"; then
+    echo "$0: FAIL: the Authorization header appeared in the log" >&2
+    exit 1
+  fi
+  "$errtest" nobucket 2>"$log"
+  cat "$log"
+  grep -q "bucket hf-no-such-bucket does not exist at $S3_ENDPOINT" "$log"
+  "$errtest" ranges
+  "$errtest" multipart
+  "$errtest" cond
+  "$errtest" condbig
+  "$errtest" list
+}

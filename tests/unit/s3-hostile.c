@@ -36,26 +36,7 @@
 
 #include "log.h"
 #include "objstore.h"
-
-#define CHECK(cond)                                                     \
-  do {                                                                  \
-    if (!(cond)) {                                                      \
-      fprintf (stderr, "s3-hostile: %s:%d: check failed: %s\n",         \
-               __FILE__, __LINE__, #cond);                              \
-      exit (1);                                                         \
-    }                                                                   \
-  } while (0)
-
-#define CHECK_ERR(expr, want)                                           \
-  do {                                                                  \
-    int r_ = (expr);                                                    \
-    if (r_ != (want)) {                                                 \
-      fprintf (stderr, "s3-hostile: %s:%d: %s = %d (%s), want %d (%s)\n", \
-               __FILE__, __LINE__, #expr, r_, strerror (r_), (want),    \
-               strerror (want));                                        \
-      exit (1);                                                         \
-    }                                                                   \
-  } while (0)
+#include "test-util.h"
 
 static char last_log[4096];
 

@@ -164,3 +164,21 @@ under_valgrind (void)
 {
   return RUNNING_ON_VALGRIND;
 }
+
+void
+check_failed (const char *file, int line, const char *what)
+{
+  fprintf (stderr, "%s: %s:%d: check failed: %s\n",
+           program_invocation_short_name, file, line, what);
+  exit (1);
+}
+
+void
+check_err_failed (const char *file, int line, const char *expr, int got,
+                  int want)
+{
+  fprintf (stderr, "%s: %s:%d: %s = %d (%s), want %d (%s)\n",
+           program_invocation_short_name, file, line, expr, got,
+           strerror (got), want, strerror (want));
+  exit (1);
+}

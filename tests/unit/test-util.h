@@ -1,7 +1,7 @@
 /* Helpers shared by the libcheck unit tests (tests/unit/check-*.c):
  * temporary directories, a xorshift random stream, log sinks that keep
- * what hf_log said, monotonic time, byte flipping for corruption tests
- * and the suite runner.  test-util.c is linked into every unit test
+ * what hf_log said, monotonic time, byte flipping for corruption tests,
+ * the suite runner, and CHECK macros for the plain test programs.  test-util.c is linked into every unit test
  * (tests/Makefile.am); a helper used by one test only stays in it.
  */
 #ifndef HF_TEST_UTIL_H
@@ -68,5 +68,28 @@ extern int under_valgrind (void);
 /* Run all tests of s (CK_NORMAL), free the runner, and return the exit
  * status for main. */
 extern int run_suite (Suite *s);
+
+/* ---- Checks for the plain test programs ----
+ *
+ * unit/s3-errtest and unit/s3-hostile are driven by shell scripts, not
+ * by libcheck: a failed check prints the program, file, line and what
+ * failed, then exits 1. */
+#define CHECK(cond)                                                     \
+  do {                                                                  \
+    if (!(cond))                                                        \
+      check_failed (__FILE__, __LINE__, #cond);                         \
+  } while (0)
+/* expr must return want (an errno value or 0). */
+#define CHECK_ERR(expr, want)                                           \
+  do {                                                                  \
+    int r_ = (expr);                                                    \
+    if (r_ != (want))                                                   \
+      check_err_failed (__FILE__, __LINE__, #expr, r_, (want));         \
+  } while (0)
+extern void check_failed (const char *file, int line, const char *what)
+  __attribute__ ((noreturn));
+extern void check_err_failed (const char *file, int line, const char *expr,
+                              int got, int want)
+  __attribute__ ((noreturn));
 
 #endif /* HF_TEST_UTIL_H */
