@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,6 +238,9 @@ struct hyperfile_param {
   uint64_t min, max;            /* HF_P_BYTES, HF_P_MS: bounds (max 0:
                                    none) */
   const char *range;            /* the error's wording of the bounds */
+  const char *meta;             /* --help: what follows "key=" */
+  const char *help;             /* --help: what it does (lines after the
+                                   first are indented under it) */
 };
 
 static int
@@ -328,52 +332,82 @@ hyperfile_set_at (const char *key, const char *value)
   return 0;
 }
 
-#define P_STR(k, d) { .key = k, .kind = HF_P_STR, .to.str = d }
-#define P_BOOL(k, d) { .key = k, .kind = HF_P_BOOL, .to.b = d }
-#define P_DIR(k, d) { .key = k, .kind = HF_P_DIR, .to.str = d }
-#define P_FN(k, f) { .key = k, .kind = HF_P_FN, .to.fn = f }
-#define P_NS(k, d) { .key = k, .kind = HF_P_NS, .to.u64 = d }
-#define P_MS(k, d, lo, r) \
-  { .key = k, .kind = HF_P_MS, .to.u64 = d, .min = lo, .range = r }
-#define P_BYTES(k, d, lo, hi, r) \
+/* Each row ends with its --help text: the value's form and what it does
+ * (hyperfile_config_help is made from them). */
+#define P_STR(k, d, m, h) \
+  { .key = k, .kind = HF_P_STR, .to.str = d, .meta = m, .help = h }
+#define P_BOOL(k, d, m, h) \
+  { .key = k, .kind = HF_P_BOOL, .to.b = d, .meta = m, .help = h }
+#define P_DIR(k, d, h) \
+  { .key = k, .kind = HF_P_DIR, .to.str = d, .meta = "DIR|off", .help = h }
+#define P_FN(k, f, m, h) \
+  { .key = k, .kind = HF_P_FN, .to.fn = f, .meta = m, .help = h }
+#define P_NS(k, d, h) \
+  { .key = k, .kind = HF_P_NS, .to.u64 = d, .meta = "DURATION", .help = h }
+#define P_MS(k, d, lo, r, h) \
+  { .key = k, .kind = HF_P_MS, .to.u64 = d, .min = lo, .range = r, \
+    .meta = "DURATION", .help = h }
+#define P_BYTES(k, d, lo, hi, r, h) \
   { .key = k, .kind = HF_P_BYTES, .to.u64 = d, .min = lo, .max = hi, \
-    .range = r }
-#define P_BYTES_SZ(k, d, lo, hi, r) \
+    .range = r, .meta = "SIZE", .help = h }
+#define P_BYTES_SZ(k, d, lo, hi, r, h) \
   { .key = k, .kind = HF_P_BYTES_SZ, .to.sz = d, .min = lo, .max = hi, \
-    .range = r }
+    .range = r, .meta = "SIZE", .help = h }
 #define MIB (UINT64_C (1) << 20)
 static const struct hyperfile_param hyperfile_params[] = {
-  P_FN ("url", hyperfile_set_url),
-  P_STR ("endpoint", &hf_s3.endpoint),
-  P_BOOL ("virtual-host", &hf_s3.virtual_host),
-  P_STR ("region", &hf_s3.region),
-  P_STR ("access-key", &hf_s3.access_key),
-  P_FN ("secret-key", hyperfile_set_secret_key),
-  P_FN ("session-token", hyperfile_set_session_token),
-  P_STR ("profile", &hf_s3.profile),
-  P_FN ("size", hyperfile_set_size),
-  P_FN ("block-size", hyperfile_set_block_size),
-  P_DIR ("wal", &hf_wal_dir),
-  P_BYTES ("wal-size", &hf_opts.wal_max_bytes, MIB, 0, "at least 1M"),
-  P_DIR ("cache", &hf_cache_dir),
-  P_BYTES ("cache-size", &hf_cache_size, MIB, 0, "at least 1M"),
+  /* The magic parameter: first, and shown as [url=]. */
+  P_FN ("url", hyperfile_set_url, "s3://BUCKET[/PREFIX] | file:///DIR | DIR",
+        "(required) the volume"),
+  P_STR ("endpoint", &hf_s3.endpoint, "URL",
+         "S3-compatible endpoint (path-style)"),
+  P_BOOL ("virtual-host", &hf_s3.virtual_host, "true",
+          "virtual-host addressing with endpoint="),
+  P_STR ("region", &hf_s3.region, "REGION", "S3 region"),
+  P_STR ("access-key", &hf_s3.access_key, "KEY", "S3 access key id"),
+  P_FN ("secret-key", hyperfile_set_secret_key, "SECRET",
+        "S3 secret (+FILE or - to read it)"),
+  P_FN ("session-token", hyperfile_set_session_token, "TOKEN",
+        "S3 session token (+FILE or -)"),
+  P_STR ("profile", &hf_s3.profile, "NAME", "section of ~/.aws/credentials"),
+  P_FN ("size", hyperfile_set_size, "SIZE",
+        "create the volume with this size if missing"),
+  P_FN ("block-size", hyperfile_set_block_size, "N",
+        "block size of a new volume (default 4096)"),
+  P_DIR ("wal", &hf_wal_dir, "write-ahead log directory (default off)"),
+  P_BYTES ("wal-size", &hf_opts.wal_max_bytes, MIB, 0, "at least 1M",
+           "log space before writers wait (default 1G)"),
+  P_BYTES_SZ ("dirty-limit", &hf_opts.dirty_limit, 65536, 0, "at least 64K",
+              "memory for data not yet in the store\n"
+              "(default 4 x segment-size)"),
+  P_DIR ("cache", &hf_cache_dir, "local block cache directory (default off)"),
+  P_BYTES ("cache-size", &hf_cache_size, MIB, 0, "at least 1M",
+           "local block cache size (default 1G)"),
   /* A segment goes up in one conditional PUT, at most 5 GiB: 1G of
    * data, the write that crossed it and a checkpoint's index nodes stay
    * below that. */
   P_BYTES_SZ ("segment-size", &hf_opts.segment_size, 65536,
-              UINT64_C (1) << 30, "between 64K and 1G"),
-  P_BYTES_SZ ("dirty-limit", &hf_opts.dirty_limit, 65536, 0, "at least 64K"),
-  P_FN ("flush-interval", hyperfile_set_flush_interval),
-  P_FN ("at", hyperfile_set_at),
-  P_NS ("retain", &hf_gc_opts.retain_ns),
-  P_BOOL ("gc", &hf_gc_on),
-  P_MS ("gc-interval", &hf_gc_interval_ms, 100, "at least 100ms"),
-  P_NS ("gc-grace", &hf_gc_opts.grace_ns),
-  P_BOOL ("takeover", &hf_opts.takeover),
-  P_BOOL ("tls-verify", &hf_s3.tls_verify),
-  P_STR ("ca-file", &hf_s3.ca_file),
-  P_STR ("metrics", &hf_metrics),
-  P_BOOL ("clone-parent-any", &hf_s3.clone_parent_any),
+              UINT64_C (1) << 30, "between 64K and 1G",
+              "seal a segment at this size (default 32M)"),
+  P_FN ("flush-interval", hyperfile_set_flush_interval, "DURATION",
+        "seal a segment this old (default 5s)"),
+  P_FN ("at", hyperfile_set_at, "SEQ|TIME|SNAPSHOT",
+        "serve the volume read-only at that point"),
+  P_NS ("retain", &hf_gc_opts.retain_ns,
+        "time-travel window kept by GC (default 24h)"),
+  P_BOOL ("gc", &hf_gc_on, "on|off",
+          "background GC and compaction (default on)"),
+  P_MS ("gc-interval", &hf_gc_interval_ms, 100, "at least 100ms",
+        "time between background GC runs (default 15m)"),
+  P_NS ("gc-grace", &hf_gc_opts.grace_ns,
+        "grace for old readers and orphans (default 10m)"),
+  P_BOOL ("takeover", &hf_opts.takeover, "true",
+          "claim a volume whose writer lease expired"),
+  P_BOOL ("tls-verify", &hf_s3.tls_verify, "false",
+          "do not verify TLS certificates"),
+  P_STR ("ca-file", &hf_s3.ca_file, "FILE", "CA certificates for TLS"),
+  P_STR ("metrics", &hf_metrics, "FILE", "write Prometheus metrics to FILE"),
+  P_BOOL ("clone-parent-any", &hf_s3.clone_parent_any, "true",
+          "a directory volume may be a clone of one in S3"),
 };
 #undef MIB
 #undef P_STR
@@ -546,35 +580,54 @@ hyperfile_config_complete (void)
   return 0;
 }
 
-#define hyperfile_config_help \
-  "[url=]s3://BUCKET[/PREFIX] | file:///DIR | DIR  (required) the volume\n" \
-  "endpoint=URL            S3-compatible endpoint (path-style)\n" \
-  "virtual-host=true       virtual-host addressing with endpoint=\n" \
-  "region=REGION           S3 region\n" \
-  "access-key=KEY          S3 access key id\n" \
-  "secret-key=SECRET       S3 secret (+FILE or - to read it)\n" \
-  "session-token=TOKEN     S3 session token (+FILE or -)\n" \
-  "profile=NAME            section of ~/.aws/credentials\n" \
-  "size=SIZE               create the volume this size if missing, or grow it\n" \
-  "block-size=N            block size of a new volume (default 4096)\n" \
-  "wal=DIR|off             write-ahead log directory (default off)\n" \
-  "wal-size=SIZE           log space before writers wait (default 1G)\n" \
-  "dirty-limit=SIZE        memory for data not yet in the store\n" \
-  "                        (default 4 x segment-size)\n" \
-  "cache=DIR|off           local block cache directory (default off)\n" \
-  "cache-size=SIZE         local block cache size (default 1G)\n" \
-  "segment-size=SIZE       seal a segment at this size (default 32M)\n" \
-  "flush-interval=DURATION seal a segment this old (default 5s)\n" \
-  "at=SEQ|TIME|SNAPSHOT    serve the volume read-only at that point\n" \
-  "retain=DURATION         time-travel window kept by GC (default 24h)\n" \
-  "gc=on|off               background GC and compaction (default on)\n" \
-  "gc-interval=DURATION    time between background GC runs (default 15m)\n" \
-  "gc-grace=DURATION       grace for old readers and orphans (default 10m)\n" \
-  "takeover=true           claim a volume whose writer lease expired\n" \
-  "tls-verify=false        do not verify TLS certificates\n" \
-  "ca-file=FILE            CA certificates for TLS\n" \
-  "metrics=FILE            write Prometheus metrics to FILE\n" \
-  "clone-parent-any=true   a directory volume may be a clone of one in S3"
+/* --help, made from the parameter table when the plugin is loaded (a
+ * constructor: nbdkit copies .config_help before .load runs), so that
+ * it cannot disagree with what .config takes.  One line per parameter:
+ * key=META padded to column 24, then what it does. */
+static char hyperfile_config_help[4096];
+
+/* Append to hyperfile_config_help; the buffer is sized with room to
+ * spare, and a table that outgrows it must fail loudly, not be cut. */
+static void __attribute__ ((format (printf, 2, 3)))
+hyperfile_help_add (size_t *n, const char *fmt, ...)
+{
+  va_list ap;
+  int w;
+
+  va_start (ap, fmt);
+  w = vsnprintf (hyperfile_config_help + *n,
+                 sizeof hyperfile_config_help - *n, fmt, ap);
+  va_end (ap);
+  if (w < 0 || (size_t) w >= sizeof hyperfile_config_help - *n)
+    abort ();
+  *n += w;
+}
+
+static void __attribute__ ((constructor))
+hyperfile_make_config_help (void)
+{
+  size_t n = 0, col, i;
+
+  for (i = 0; i < sizeof hyperfile_params / sizeof hyperfile_params[0];
+       i++) {
+    const struct hyperfile_param *p = &hyperfile_params[i];
+    const char *h, *nl;
+
+    col = n;
+    if (i == 0)                 /* the magic parameter: [url=]VALUE */
+      hyperfile_help_add (&n, "[%s=]%s", p->key, p->meta);
+    else
+      hyperfile_help_add (&n, "%s=%s", p->key, p->meta);
+    col = n - col;
+    for (h = p->help; h; h = nl ? nl + 1 : NULL) {
+      nl = strchr (h, '\n');
+      hyperfile_help_add (&n, "%*s%.*s\n", col < 24 ? (int) (24 - col) : 2,
+                          "", nl ? (int) (nl - h) : (int) strlen (h), h);
+      col = 0;
+    }
+  }
+  hyperfile_config_help[n - 1] = '\0';       /* nbdkit adds the last \n */
+}
 
 /* Turn at= into the seq to open (hf_opts.at_seq).  A TIMESTAMP is the
  * newest point at or before it on the head's chain (read beside a live
