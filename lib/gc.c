@@ -1079,7 +1079,6 @@ hf_gc_sched_start (struct hf_objstore *s, const char *prefix,
                    struct hf_gc_sched **out)
 {
   struct hf_gc_sched *g = calloc (1, sizeof *g);
-  pthread_condattr_t ca;
   int r;
 
   if (g == NULL)
@@ -1097,10 +1096,7 @@ hf_gc_sched_start (struct hf_objstore *s, const char *prefix,
   }
   g->o.cancel = &g->stop;
   pthread_mutex_init (&g->lock, NULL);
-  pthread_condattr_init (&ca);
-  pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
-  pthread_cond_init (&g->cv, &ca);
-  pthread_condattr_destroy (&ca);
+  hf_clock_cond_init (&g->cv);
   r = pthread_create (&g->thread, NULL, hf_gc_sched_thread, g);
   if (r) {
     pthread_cond_destroy (&g->cv);

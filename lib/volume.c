@@ -282,17 +282,13 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
   v->b_root.empty = true;
   pthread_mutex_init (&v->lock, NULL);
   {
-    pthread_condattr_t ca;
     pthread_rwlockattr_t ra;
 
     /* Waits are timed on the monotonic clock: a step of the wall clock
      * must not stretch them (an idle volume's lease renewal waits). */
-    pthread_condattr_init (&ca);
-    pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
-    pthread_cond_init (&v->work_cv, &ca);
-    pthread_cond_init (&v->commit_cv, &ca);
-    pthread_cond_init (&v->room_cv, &ca);
-    pthread_condattr_destroy (&ca);
+    hf_clock_cond_init (&v->work_cv);
+    hf_clock_cond_init (&v->commit_cv);
+    hf_clock_cond_init (&v->room_cv);
     pthread_rwlockattr_init (&ra);
     pthread_rwlockattr_setkind_np (&ra,
                                    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -300,10 +296,10 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
     pthread_rwlockattr_destroy (&ra);
   }
   pthread_mutex_init (&v->ra_lock, NULL);
-  pthread_cond_init (&v->ra_cv, NULL);
+  hf_clock_cond_init (&v->ra_cv);
   pthread_mutex_init (&v->rp_lock, NULL);
-  pthread_cond_init (&v->rp_cv, NULL);
-  pthread_cond_init (&v->rp_done_cv, NULL);
+  hf_clock_cond_init (&v->rp_cv);
+  hf_clock_cond_init (&v->rp_done_cv);
   v->prefix = strdup (prefix ? prefix : "");
   if (v->prefix == NULL) {
     r = ENOMEM;

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "crc32c.h"
 #include "format.h"
 #include "localdir.h"
@@ -587,9 +588,9 @@ hf_wal_open (const struct hf_wal_options *opts, struct hf_wal **out)
   err = pthread_mutex_init (&w->lock, NULL);
   if (err)
     goto err2;
-  pthread_cond_init (&w->space_cond, NULL);
-  pthread_cond_init (&w->rotate_cond, NULL);
-  pthread_cond_init (&w->sync_cond, NULL);
+  hf_clock_cond_init (&w->space_cond);
+  hf_clock_cond_init (&w->rotate_cond);
+  hf_clock_cond_init (&w->sync_cond);
 
   ret = io_uring_queue_init (HF_WAL_RING_ENTRIES, &w->ring, 0);
   if (ret < 0)

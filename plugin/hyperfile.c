@@ -37,6 +37,7 @@
 
 #include "cache.h"
 #include "cleanup.h"
+#include "clock.h"
 #include "duration.h"
 #include "gc.h"
 #include "history.h"
@@ -96,7 +97,7 @@ static struct hf_volume_hooks hf_hooks;
 static pthread_t hf_metrics_thread;
 static bool hf_metrics_running;
 static pthread_mutex_t hf_metrics_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t hf_metrics_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t hf_metrics_cond;  /* CLOCK_MONOTONIC, made at start */
 static bool hf_metrics_stop;
 
 /* While hf_log_hold is set (only in .get_ready, single threaded), the
@@ -1193,8 +1194,11 @@ hyperfile_metrics_loop (void *arg)
     pthread_mutex_unlock (&hf_metrics_lock);
     hyperfile_metrics_once ();
     pthread_mutex_lock (&hf_metrics_lock);
-    clock_gettime (CLOCK_REALTIME, &ts);
-    ts.tv_sec += 5;
+    {
+      uint64_t until = hf_clock_mono_us () + 5000000;
+      ts.tv_sec = (time_t) (until / 1000000);
+      ts.tv_nsec = (long) (until % 1000000) * 1000;
+    }
     while (!hf_metrics_stop &&
            pthread_cond_timedwait (&hf_metrics_cond, &hf_metrics_lock,
                                    &ts) == 0)
@@ -1268,8 +1272,13 @@ hyperfile_after_fork (void)
                     hf_url, vi.size, hf_grow_to);
   }
   if (hf_metrics) {
-    r = pthread_create (&hf_metrics_thread, NULL, hyperfile_metrics_loop,
-                        NULL);
+    r = hf_clock_cond_init (&hf_metrics_cond);
+    if (r == 0) {
+      r = pthread_create (&hf_metrics_thread, NULL, hyperfile_metrics_loop,
+                          NULL);
+      if (r)
+        pthread_cond_destroy (&hf_metrics_cond);
+    }
     if (r) {
       nbdkit_error ("pthread_create: %s", strerror (r));
       return -1;
@@ -1351,6 +1360,7 @@ hyperfile_cleanup (void)
     pthread_cond_signal (&hf_metrics_cond);
     pthread_mutex_unlock (&hf_metrics_lock);
     pthread_join (hf_metrics_thread, NULL);
+    pthread_cond_destroy (&hf_metrics_cond);
     hf_metrics_running = false;
   }
   if (hf_volume) {

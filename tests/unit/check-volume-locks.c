@@ -5,7 +5,13 @@
  *   - a checkpoint merge over a cold node cache does not hold up reads:
  *     its node reads from the store happen under the shared tree lock,
  *     so a read that needs the tree completes while the merge is still
- *     fetching (a store whose GETs are slow makes the merge long).
+ *     fetching (a store whose GETs are slow makes the merge long);
+ *   - tree_lock prefers writers: once a writer waits, a new reader
+ *     waits too (glibc's default would let readers starve it);
+ *   - every condition variable of the volume and its log is made on
+ *     CLOCK_MONOTONIC, and every timed wait's deadline is monotonic
+ *     (pthread_cond_init and pthread_cond_timedwait are wrapped with
+ *     -Wl,--wrap, tests/Makefile.am).
  */
 #include <config.h>
 
@@ -25,6 +31,7 @@
 #include "test-util.h"
 #include "volume-int.h"
 #include "volume.h"
+#include "wal-int.h"
 
 #define BS 512
 
@@ -113,6 +120,98 @@ fill (uint8_t *p, uint64_t lba, unsigned gen)
 
   for (i = 0; i < BS; i++)
     p[i] = (uint8_t) (lba * 13 + gen * 101 + i + 1);
+}
+
+/* ---- Condition variables, as the library makes and waits on them ----
+ *
+ * Every pthread_cond_init of the process is recorded with the clock of
+ * its attribute (CLOCK_REALTIME without one); every timed wait is
+ * checked: its condition variable must be one recorded as monotonic,
+ * and its deadline near the monotonic clock's now (a wall-clock
+ * deadline is decades away from it). */
+
+#define NCONDS 256
+
+static pthread_mutex_t conds_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  const pthread_cond_t *cv;
+  clockid_t clock;
+} conds[NCONDS];
+static unsigned nconds;
+static unsigned timed_waits, timed_bad;
+static char timed_why[256];
+
+extern int __real_pthread_cond_init (pthread_cond_t *cv,
+                                     const pthread_condattr_t *a);
+extern int __wrap_pthread_cond_init (pthread_cond_t *cv,
+                                     const pthread_condattr_t *a);
+extern int __real_pthread_cond_timedwait (pthread_cond_t *cv,
+                                          pthread_mutex_t *m,
+                                          const struct timespec *ts);
+extern int __wrap_pthread_cond_timedwait (pthread_cond_t *cv,
+                                          pthread_mutex_t *m,
+                                          const struct timespec *ts);
+
+int
+__wrap_pthread_cond_init (pthread_cond_t *cv, const pthread_condattr_t *a)
+{
+  clockid_t c = CLOCK_REALTIME;
+  unsigned i;
+
+  if (a)
+    ck_assert_int_eq (pthread_condattr_getclock (a, &c), 0);
+  pthread_mutex_lock (&conds_lock);
+  for (i = 0; i < nconds && conds[i].cv != cv; i++)
+    ;
+  if (i < NCONDS) {
+    conds[i].cv = cv;
+    conds[i].clock = c;
+    if (i == nconds)
+      nconds++;
+  }
+  pthread_mutex_unlock (&conds_lock);
+  return __real_pthread_cond_init (cv, a);
+}
+
+/* The clock cv was made with, or -1 if it was not seen. */
+static clockid_t
+cond_clock (const pthread_cond_t *cv)
+{
+  clockid_t c = (clockid_t) -1;
+  unsigned i;
+
+  pthread_mutex_lock (&conds_lock);
+  for (i = 0; i < nconds; i++)
+    if (conds[i].cv == cv)
+      c = conds[i].clock;
+  pthread_mutex_unlock (&conds_lock);
+  return c;
+}
+
+int
+__wrap_pthread_cond_timedwait (pthread_cond_t *cv, pthread_mutex_t *m,
+                               const struct timespec *ts)
+{
+  struct timespec mono;
+  double d;
+  clockid_t c = cond_clock (cv);
+
+  clock_gettime (CLOCK_MONOTONIC, &mono);
+  d = (double) (ts->tv_sec - mono.tv_sec) +
+    (double) (ts->tv_nsec - mono.tv_nsec) / 1e9;
+  pthread_mutex_lock (&conds_lock);
+  timed_waits++;
+  /* A deadline is at most an hour ahead (the volume wakes at least
+   * every second) and not more than a minute behind (the caller
+   * computed it just now, give or take a loaded machine). */
+  if (c != CLOCK_MONOTONIC || d < -60 || d > 3600) {
+    if (timed_bad++ == 0)
+      snprintf (timed_why, sizeof timed_why, "a timed wait on a condition "
+                "variable made with clock %d has its deadline %.0f s from "
+                "the monotonic clock's now", (int) c, d);
+  }
+  pthread_mutex_unlock (&conds_lock);
+  return __real_pthread_cond_timedwait (cv, m, ts);
 }
 
 /* ---- Tests ---- */
@@ -241,6 +340,134 @@ START_TEST (test_reads_during_merge)
 }
 END_TEST
 
+/* tree_lock prefers writers: while a reader holds it and a writer
+ * waits, a new reader is refused (tryrdlock: EBUSY).  With readers
+ * preferred, the new reader gets in every time and a steady stream of
+ * reads would starve the writer (the checkpoint, then the pipeline). */
+struct prefer_arg {
+  struct hf_volume *v;
+  atomic_bool got;              /* writer: holds the lock */
+  atomic_bool refused;          /* tryer: a new reader was refused */
+};
+
+static void *
+prefer_writer (void *arg)
+{
+  struct prefer_arg *a = arg;
+
+  ck_assert_int_eq (pthread_rwlock_wrlock (&a->v->tree_lock), 0);
+  atomic_store (&a->got, true);
+  pthread_rwlock_unlock (&a->v->tree_lock);
+  return NULL;
+}
+
+static void *
+prefer_tryer (void *arg)
+{
+  struct prefer_arg *a = arg;
+  double t0 = now ();
+  int r;
+
+  /* Until the writer has queued, a new reader still gets in; once it
+   * has, never again (the bound only ends a test of a wrong lock). */
+  while (now () - t0 < 10) {
+    r = pthread_rwlock_tryrdlock (&a->v->tree_lock);
+    if (r == EBUSY) {
+      atomic_store (&a->refused, true);
+      break;
+    }
+    ck_assert_int_eq (r, 0);
+    pthread_rwlock_unlock (&a->v->tree_lock);
+    usleep (1000);
+  }
+  return NULL;
+}
+
+START_TEST (test_tree_lock_prefers_writers)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume *v;
+  struct prefer_arg a = { 0 };
+  pthread_t w, t;
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, BS), 0);
+  ck_assert_int_eq (hf_volume_open (s, "", NULL, &v), 0);
+  a.v = v;
+  ck_assert_int_eq (pthread_rwlock_rdlock (&v->tree_lock), 0);
+  ck_assert_int_eq (pthread_create (&w, NULL, prefer_writer, &a), 0);
+  ck_assert_int_eq (pthread_create (&t, NULL, prefer_tryer, &a), 0);
+  pthread_join (t, NULL);
+  ck_assert (!atomic_load (&a.got));    /* the first reader holds it */
+  pthread_rwlock_unlock (&v->tree_lock);
+  pthread_join (w, NULL);
+  ck_assert (atomic_load (&a.got));
+  ck_assert_msg (atomic_load (&a.refused), "new readers kept getting "
+                 "tree_lock while a writer waited: it prefers readers");
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* Every condition variable of the volume and of its write-ahead log is
+ * on CLOCK_MONOTONIC, and the timed waits of a volume at work (its
+ * threads, a flush) have monotonic deadlines. */
+START_TEST (test_cond_monotonic)
+{
+  char *dir = make_tmpdir (), *wdir = make_tmpdir (), *wal;
+  struct hf_objstore *s;
+  struct hf_volume_options o = { .flush_interval_ms = 50 };
+  struct hf_volume *v;
+  uint8_t blk[BS];
+  unsigned i, waits;
+
+  ck_assert (asprintf (&wal, "%s/wal", wdir) > 0);
+  o.wal_dir = wal;
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, BS), 0);
+  ck_assert_int_eq (hf_volume_open (s, "", &o, &v), 0);
+  ck_assert_ptr_nonnull (v->wal);
+  {
+    const struct {
+      const char *name;
+      const pthread_cond_t *cv;
+    } cvs[] = {
+      { "work_cv", &v->work_cv }, { "commit_cv", &v->commit_cv },
+      { "room_cv", &v->room_cv }, { "ra_cv", &v->ra_cv },
+      { "rp_cv", &v->rp_cv }, { "rp_done_cv", &v->rp_done_cv },
+      { "wal space_cond", &v->wal->space_cond },
+      { "wal rotate_cond", &v->wal->rotate_cond },
+      { "wal sync_cond", &v->wal->sync_cond },
+    };
+    for (i = 0; i < sizeof cvs / sizeof cvs[0]; i++)
+      ck_assert_msg (cond_clock (cvs[i].cv) == CLOCK_MONOTONIC,
+                     "%s is made with clock %d, not CLOCK_MONOTONIC",
+                     cvs[i].name, (int) cond_clock (cvs[i].cv));
+  }
+  /* Work: writes, the seal timer, uploads, a flush. */
+  for (i = 0; i < 20; i++) {
+    fill (blk, i, 0);
+    ck_assert_int_eq (hf_volume_pwrite (v, blk, BS, (uint64_t) i * BS, 0),
+                      0);
+    usleep (10000);
+  }
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  pthread_mutex_lock (&conds_lock);
+  waits = timed_waits;
+  pthread_mutex_unlock (&conds_lock);
+  ck_assert_uint_gt (waits, 0);
+  ck_assert_msg (timed_bad == 0, "%u of %u timed waits: %s", timed_bad,
+                 waits, timed_why);
+  hf_objstore_close (s);
+  free (wal);
+  rm_tmpdir (wdir);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -253,6 +480,8 @@ main (void)
   tcase_add_unchecked_fixture (ta, asserts_setup, asserts_teardown);
   tcase_add_test_raise_signal (ta, test_locked_asserts, SIGABRT);
   suite_add_tcase (s, ta);
+  tcase_add_test (tc, test_tree_lock_prefers_writers);
+  tcase_add_test (tc, test_cond_monotonic);
   tcase_add_test (tc, test_reads_during_merge);
   suite_add_tcase (s, tc);
   return run_suite (s);
