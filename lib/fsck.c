@@ -568,7 +568,21 @@ hf_fsck_run (struct hf_objstore *s, const char *prefix,
     char what[300];
     struct hf_fsck_seg *e = hf_fsck_find (&f, cr[i].base_seq);
 
+    enum hf_clone_state st;
+
     f.rep.clones++;
+    /* A registration whose clone is gone is no damage, but it keeps
+     * the base (and what it reaches) from GC forever: say so. */
+    st = hf_clone_reg_state (&cr[i], hf_lineage_store_is_s3 (s), o->cfg);
+    if (st == HF_CLONE_GONE || st == HF_CLONE_REPLACED) {
+      f.rep.orphan_clones++;
+      hf_warn ("fsck: %s: clone registration of %s: the clone is gone (%s); "
+               "it still keeps base segment %" PRIu64 " from gc: remove it "
+               "with `hyperfile children URL --prune`",
+               HF_OBJSTORE_NAME (s, f.prefix), cr[i].clone_url,
+               st == HF_CLONE_GONE ? "no descriptor there"
+               : "another volume is there", cr[i].base_seq);
+    }
     snprintf (what, sizeof what, "base of clone %s", cr[i].clone_url);
     if (hf_fsck_chain (&f, cr[i].base_seq, true, what) && e)
       r = hf_fsck_add_ckpt (&f, e->h.ckpt_seq);

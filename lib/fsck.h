@@ -44,6 +44,8 @@ struct hf_fsck_report {
   uint64_t points;              /* verified points of the window */
   uint64_t older_segments;      /* below the oldest readable point */
   uint64_t snapshots, clones;
+  uint64_t orphan_clones;       /* registrations whose clone is gone
+                                   (warned about; not damage) */
   uint64_t checkpoints, tree_nodes, entries;
   uint64_t orphans;
   uint64_t incomplete;          /* interrupted uploads (never committed) */

@@ -100,6 +100,15 @@ struct hf_gc {
   uint32_t run_crc[HF_GC_RUN_MAX];
 
   struct hf_gc_report rep;
+
+  /* What each root keeps (the last scan's; reported at the end). */
+  struct hf_gc_pin {
+    const char *kind;
+    char name[HF_CR_URL_MAX + 1];
+    uint64_t seq, since_ns, bytes;
+    bool orphan;
+  } *pins;
+  size_t npin, cappin;
 };
 
 /* ---- The segment table ---- */
@@ -573,6 +582,71 @@ hf_gc_walk (struct hf_gc *g, uint64_t c)
 
 /* ---- Steps ---- */
 
+/* Walk the trees of the checkpoints collected since *walked. */
+static int
+hf_gc_walk_new (struct hf_gc *g, size_t *walked)
+{
+  int r = 0;
+
+  for (; *walked < g->nckpt && r == 0; (*walked)++) {
+    /* The head's tree is the first: count its live bytes (its nodes
+     * are all distinct anyway). */
+    g->counting = g->ckpts[*walked] == g->head_ckpt;
+    g->dedup = true;
+    r = hf_gc_walk (g, g->ckpts[*walked]);
+  }
+  g->counting = false;
+  return r;
+}
+
+/* Listed bytes of the reached segments up to the head. */
+static uint64_t
+hf_gc_reached_bytes (const struct hf_gc *g)
+{
+  uint64_t b = 0;
+  size_t i;
+
+  for (i = 0; i < g->nseg; i++)
+    if ((g->seg[i].fl & HF_GC_REACHED) && g->seg[i].seq <= g->head)
+      b += g->seg[i].size;
+  return b;
+}
+
+/* Root seq (window: the head with its retention window), its trees
+ * walked, and what it keeps beyond the roots before it recorded. */
+static int
+hf_gc_pin_root (struct hf_gc *g, size_t *walked, const char *kind,
+                const char *name, uint64_t seq, bool window, bool orphan)
+{
+  uint64_t before = hf_gc_reached_bytes (g);
+  struct hf_gc_pin *p;
+  int r;
+
+  r = hf_gc_root (g, seq, window, name);
+  if (r == 0)
+    r = hf_gc_walk_new (g, walked);
+  if (r)
+    return r;
+  if (g->npin == g->cappin) {
+    size_t nc = g->cappin ? 2 * g->cappin : 8;
+    struct hf_gc_pin *nv = realloc (g->pins, nc * sizeof *nv);
+
+    if (nv == NULL)
+      return ENOMEM;
+    g->pins = nv;
+    g->cappin = nc;
+  }
+  p = &g->pins[g->npin++];
+  memset (p, 0, sizeof *p);
+  p->kind = kind;
+  snprintf (p->name, sizeof p->name, "%s", window ? "" : name);
+  p->seq = window ? g->chain_low : seq;
+  p->since_ns = window ? g->cutoff : 0;
+  p->bytes = hf_gc_reached_bytes (g) - before;
+  p->orphan = orphan;
+  return 0;
+}
+
 /* Steps 2-4 (see the top): list, head, roots, mark. */
 static int
 hf_gc_scan (struct hf_gc *g)
@@ -582,7 +656,7 @@ hf_gc_scan (struct hf_gc *g)
   struct hf_volume *v;
   struct hf_snapshot *sn = NULL;
   struct hf_clone_reg *cr = NULL;
-  size_t nsn = 0, ncr = 0, i;
+  size_t nsn = 0, ncr = 0, i, walked = 0;
   int r;
 
   g->nckpt = 0;
@@ -627,24 +701,31 @@ hf_gc_scan (struct hf_gc *g)
   if (r)
     goto out;
 
-  r = hf_gc_root (g, g->head, true, "head");
+  /* Root by root, each walked before the next, so that what each
+   * keeps beyond the ones before it can be told (on_pin).  The head's
+   * checkpoint is ckpts[0]. */
+  g->npin = 0;
+  r = hf_gc_pin_root (g, &walked, "head", "head", g->head, false, false);
+  if (r == 0) {
+    r = hf_gc_pin_root (g, &walked, "window", "retain window", g->head,
+                        true, false);
+    g->rep.roots--;             /* the head, once more */
+  }
   for (i = 0; r == 0 && i < nsn; i++)
     if (sn[i].seq > g->floor)
-      r = hf_gc_root (g, sn[i].seq, false, sn[i].name);
-  for (i = 0; r == 0 && i < ncr; i++)
-    if (cr[i].base_seq > g->floor)
-      r = hf_gc_root (g, cr[i].base_seq, false, cr[i].clone_url);
-  if (r)
-    goto out;
+      r = hf_gc_pin_root (g, &walked, "snapshot", sn[i].name, sn[i].seq,
+                          false, false);
+  for (i = 0; r == 0 && i < ncr; i++) {
+    enum hf_clone_state st = hf_clone_reg_state
+      (&cr[i], hf_lineage_store_is_s3 (g->s), g->o.cfg);
+    bool orphan = st == HF_CLONE_GONE || st == HF_CLONE_REPLACED;
 
-  /* The head's checkpoint is ckpts[0]: count the head's live bytes
-   * there, without skipping (its nodes are all distinct anyway). */
-  for (i = 0; i < g->nckpt && r == 0; i++) {
-    g->counting = g->ckpts[i] == g->head_ckpt;
-    g->dedup = true;
-    r = hf_gc_walk (g, g->ckpts[i]);
+    if (orphan)
+      g->rep.orphan_clones++;   /* warned about at the end of the run */
+    if (cr[i].base_seq > g->floor)
+      r = hf_gc_pin_root (g, &walked, "clone", cr[i].clone_url,
+                          cr[i].base_seq, false, orphan);
   }
-  g->counting = false;
   if (r)
     goto out;
 
@@ -948,6 +1029,7 @@ hf_gc_run (struct hf_objstore *s, const char *prefix,
   const struct hf_lineage *lin0;
   struct hf_gc_report acc = { 0 };
   bool did = false;
+  size_t i;
   int r;
 
   if (o)
@@ -1000,6 +1082,19 @@ hf_gc_run (struct hf_objstore *s, const char *prefix,
   g.rep.compacted_segments = acc.compacted_segments;
   g.rep.relocated_blocks = acc.relocated_blocks;
   g.rep.touched_nodes = acc.touched_nodes;
+  for (i = 0; r == 0 && i < g.npin; i++) {
+    const struct hf_gc_pin *p = &g.pins[i];
+
+    if (p->orphan)
+      hf_warn ("gc: %s: clone registration of %s: the clone is gone (no "
+               "volume with its uuid there); its base segment %" PRIu64
+               " and what that reaches (%" PRIu64 " bytes) are still kept: "
+               "remove it with `hyperfile children URL --prune`",
+               HF_OBJSTORE_NAME (s, g.prefix), p->name, p->seq, p->bytes);
+    if (g.o.on_pin)
+      g.o.on_pin (g.o.opaque, p->kind, p->name, p->seq, p->since_ns,
+                  p->bytes, p->orphan);
+  }
   if (r == 0)
     hf_debug ("gc", "%s: head %" PRIu64 ", %" PRIu64 " segments (%" PRIu64
               " bytes), %" PRIu64 " reachable, %s %" PRIu64 " (%" PRIu64
@@ -1013,6 +1108,7 @@ hf_gc_run (struct hf_objstore *s, const char *prefix,
   hf_lineage_close (g.lin);
   free (g.seg);
   free (g.ckpts);
+  free (g.pins);
   hf_nodeset_free (&g.vis);
   return r;
 }

@@ -92,6 +92,18 @@ struct hf_gc_options {
   void (*on_delete) (void *opaque, uint64_t seq, uint64_t bytes,
                      const char *why);
   void *opaque;
+  /* If not NULL, called once per root after the run (with the final
+   * scan's figures): what keeps space.  The roots are taken in the
+   * order head, retain window, snapshots (by name), clones (by key),
+   * and bytes is what each keeps beyond the roots before it: the
+   * listed bytes of the segments it reaches that none of those reach.
+   * kind is "head", "window" (name "", seq the oldest point kept, and
+   * since_ns the cutoff: points newer than it are kept), "snapshot"
+   * (name the snapshot) or "clone" (name the clone's URL, seq its base;
+   * orphan when the clone is gone: hf_clone_reg_state). */
+  void (*on_pin) (void *opaque, const char *kind, const char *name,
+                  uint64_t seq, uint64_t since_ns, uint64_t bytes,
+                  bool orphan);
 };
 
 struct hf_gc_report {
@@ -115,6 +127,9 @@ struct hf_gc_report {
   uint64_t touched_nodes;
   uint64_t leases_deleted;      /* old writer lease objects (all but the
                                    newest two) */
+  uint64_t orphan_clones;       /* clone registrations whose clone is
+                                   gone (each logged as a warning; their
+                                   bases are still kept) */
 };
 
 /* Collect garbage of the volume under prefix in s (both borrowed).

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cleanup.h"
@@ -1053,6 +1054,72 @@ hf_clone_reg_delete (struct hf_objstore *s, const char *prefix,
   if (r)
     hf_error ("clone: deleting the registration %s: %s", key, strerror (r));
   return r;
+}
+
+enum hf_clone_state
+hf_clone_reg_state (const struct hf_clone_reg *cr, bool parent_s3,
+                    const struct hf_s3_config *cfg)
+{
+  struct hf_s3_config dflt = { .tls_verify = true };
+  const char *url = cr->clone_url;
+  bool s3 = strncmp (url, "s3://", 5) == 0;
+  struct hf_objstore *s = NULL;
+  char *prefix = NULL, key[HF_OBJSTORE_KEY_MAX + 1];
+  uint8_t buf[HF_VD_SIZE];
+  struct hf_vdesc d;
+  size_t got = 0, bad;
+  enum hf_clone_state st = HF_CLONE_UNKNOWN;
+  int r;
+
+  if (parent_s3 && !s3 && !(cfg && cfg->clone_parent_any)) {
+    hf_debug ("volume", "clone registration of %s: a local directory, "
+              "not followed from a volume in S3", url);
+    return HF_CLONE_UNKNOWN;
+  }
+  if (!s3) {
+    /* A missing directory is the answer (opening it would log an
+     * error). */
+    const char *path = strncmp (url, "file://", 7) == 0 ? url + 7 : url;
+    struct stat sb;
+
+    if (stat (path, &sb) == -1 && errno == ENOENT)
+      return HF_CLONE_GONE;
+  }
+  r = hf_objstore_open_url (url, cfg ? cfg : &dflt, false, &s, &prefix);
+  if (r == ENOENT)
+    return HF_CLONE_GONE;
+  if (r) {
+    hf_warn ("clone registration of %s: cannot open its store: %s", url,
+             strerror (r));
+    return HF_CLONE_UNKNOWN;
+  }
+  snprintf (key, sizeof key, "%svolume", prefix);
+  r = hf_objstore_get_retry (s, key, 0, sizeof buf, buf, &got);
+  if (r == ENOENT)
+    st = HF_CLONE_GONE;
+  else if (r)
+    hf_warn ("clone registration of %s: reading its descriptor: %s", url,
+             strerror (r));
+  else if (hf_vdesc_decode (buf, got, &d, &bad) != 0)
+    hf_warn ("clone registration of %s: its descriptor is damaged at "
+             "byte offset %zu", url, bad);
+  else
+    st = memcmp (d.uuid, cr->clone_uuid, HF_UUID_SIZE) == 0
+      ? HF_CLONE_OK : HF_CLONE_REPLACED;
+  hf_objstore_close (s);
+  free (prefix);
+  return st;
+}
+
+const char *
+hf_clone_state_name (enum hf_clone_state st)
+{
+  switch (st) {
+  case HF_CLONE_OK: return "ok";
+  case HF_CLONE_GONE: return "gone";
+  case HF_CLONE_REPLACED: return "replaced";
+  default: return "unknown";
+  }
 }
 
 /* ---- Clones ---- */

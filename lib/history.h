@@ -137,6 +137,24 @@ extern int hf_clone_reg_list (struct hf_objstore *s, const char *prefix,
 extern int hf_clone_reg_delete (struct hf_objstore *s, const char *prefix,
                                 const uint8_t *uuid);
 
+/* Is the clone a registration names still there?  HF_CLONE_OK: its
+ * descriptor is at the registered URL with the registered uuid;
+ * HF_CLONE_GONE: no volume there any more (removed by hand: an orphan
+ * registration); HF_CLONE_REPLACED: another volume is there (an orphan
+ * too); HF_CLONE_UNKNOWN: it could not be read (the reason is logged as
+ * a warning), or it was not followed: a volume in S3 (parent_s3) does
+ * not follow a registration naming a local directory unless
+ * cfg->clone_parent_any, as for parents (hf_lineage_check_parent).
+ * Only GONE and REPLACED are orphans. */
+enum hf_clone_state {
+  HF_CLONE_OK, HF_CLONE_GONE, HF_CLONE_REPLACED, HF_CLONE_UNKNOWN
+};
+extern enum hf_clone_state hf_clone_reg_state (const struct hf_clone_reg *cr,
+                                               bool parent_s3,
+                                               const struct hf_s3_config *cfg);
+/* A word for st: "ok", "gone", "replaced", "unknown". */
+extern const char *hf_clone_state_name (enum hf_clone_state st);
+
 /* ---- Clones ---- */
 
 /* Create a clone of the volume of src at point base (0 = src's head;

@@ -126,9 +126,7 @@ hf_vdesc_read (struct hf_objstore *s, const char *prefix,
   return r;
 }
 
-/* Is the store behind s (through fault wrappers) an S3 store?  Its
- * description says ("s3://BUCKET at ...", "fault(s3://...)"). */
-static bool
+bool
 hf_lineage_store_is_s3 (struct hf_objstore *s)
 {
   const char *d = hf_objstore_describe (s);

@@ -92,6 +92,10 @@ extern int hf_lineage_open (struct hf_objstore *s, const char *prefix,
 extern const struct hf_lineage_level *
 hf_lineage_locate (const struct hf_lineage *l, uint64_t seq);
 
+/* Is the store behind s (through fault wrappers) an S3 store?  Its
+ * description says ("s3://BUCKET at ...", "fault(s3://...)"). */
+extern bool hf_lineage_store_is_s3 (struct hf_objstore *s);
+
 /* NULL is a no-op. */
 extern void hf_lineage_close (struct hf_lineage *l);
 

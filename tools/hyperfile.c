@@ -13,6 +13,7 @@
  *   hyperfile [STORE OPTIONS] import FILE|- URL [--takeover]
  *   hyperfile [STORE OPTIONS] export URL FILE|- [--at POINT]
  *   hyperfile [STORE OPTIONS] resize URL SIZE
+ *   hyperfile [STORE OPTIONS] children URL [--prune]
  *
  * Store options are the plugin's parameters spelled as long options
  * (--endpoint, --region, --access-key, --secret-key, --session-token,
@@ -84,6 +85,7 @@ static bool hf_tool_quiet;              /* keep the first error line in */
 static char hf_tool_held[1024];         /* hf_tool_held, not printed */
 static bool hf_tool_create_missing;     /* import --create */
 static bool hf_tool_create_silent;      /* create: no report */
+static bool hf_tool_prune;              /* children --prune */
 
 static double
 hf_tool_now (void)
@@ -153,6 +155,7 @@ hf_tool_usage (FILE *fp)
 "  delete URL [--force] [--json]             delete a volume or clone\n"
 "  du URL [--retain=DUR] [--json]            space in the store, live, reclaimable\n"
 "  resize URL SIZE [--json]                  grow the volume to SIZE\n"
+"  children URL [--prune] [--json]           clones registered on the volume\n"
 "  help [COMMAND]                            this, or one command's usage\n"
 "\n"
 "URL is s3://BUCKET[/PREFIX], file:///DIR or a directory path.\n"
@@ -968,13 +971,56 @@ hf_tool_gc_deleted (void *opaque, uint64_t seq, uint64_t bytes,
             seq, bytes, why);
 }
 
+/* What keeps space (gc, du): one line per root, or a JSON array
+ * (opaque). */
+static void
+hf_tool_gc_pin (void *opaque, const char *kind, const char *name,
+                uint64_t seq, uint64_t since_ns, uint64_t bytes, bool orphan)
+{
+  json_object *a = opaque;
+  char ts[40];
+
+  if (a) {
+    json_object *o = hf_j_obj ();
+
+    hf_j_str (o, "kind", kind);
+    hf_j_str (o, "name", name);
+    hf_j_u64 (o, "seq", seq);
+    if (strcmp (kind, "window") == 0) {
+      hf_history_format_time (since_ns, ts, sizeof ts);
+      hf_j_str (o, "since", ts);
+    }
+    hf_j_u64 (o, "bytes", bytes);
+    hf_j_bool (o, "orphan", orphan);
+    json_object_array_add (a, o);
+    return;
+  }
+  if (strcmp (kind, "head") == 0)
+    printf ("kept by the head: %" PRIu64 " bytes\n", bytes);
+  else if (strcmp (kind, "window") == 0) {
+    hf_history_format_time (since_ns, ts, sizeof ts);
+    printf ("kept by the retain window (points since %s): %" PRIu64
+            " bytes more\n", ts, bytes);
+  }
+  else if (strcmp (kind, "snapshot") == 0)
+    printf ("kept by snapshot %s (segment %" PRIu64 "): %" PRIu64
+            " bytes more\n", name, seq, bytes);
+  else
+    printf ("kept by clone %s (base segment %" PRIu64 "): %" PRIu64
+            " bytes more%s\n", name, seq, bytes, orphan
+            ? " (orphan: the clone is gone; hyperfile children --prune)"
+            : "");
+}
+
 static int
 hf_tool_gc (int argc, char **argv)
 {
+  json_object *pins = hf_tool_json ? hf_j_arr () : NULL;
   struct hf_gc_options go = {
     .retain_ns = hf_tool_retain_ns, .grace_ns = hf_tool_grace_ns,
     .dry_run = hf_tool_dry_run, .compact = !hf_tool_dry_run,
-    .cfg = &hf_tool_s3, .on_delete = hf_tool_gc_deleted };
+    .cfg = &hf_tool_s3, .on_delete = hf_tool_gc_deleted,
+    .on_pin = hf_tool_gc_pin, .opaque = pins };
   struct hf_volume_options wo = { .flush_interval_ms = UINT32_MAX,
                                   .takeover = hf_tool_takeover,
                                   .parent_cfg = &hf_tool_s3 };
@@ -985,8 +1031,10 @@ hf_tool_gc (int argc, char **argv)
   int r;
 
   (void) argc;
-  if ((r = hf_tool_open_store (argv[0], false, &s, &prefix)) != 0)
+  if ((r = hf_tool_open_store (argv[0], false, &s, &prefix)) != 0) {
+    json_object_put (pins);
     return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  }
   /* Compaction writes through the writer: only when no server holds
    * the volume (then its own gc=on compacts). */
   if (!hf_tool_dry_run) {
@@ -999,6 +1047,7 @@ hf_tool_gc (int argc, char **argv)
     else if (r) {
       hf_objstore_close (s);
       free (prefix);
+      json_object_put (pins);
       return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
     }
   }
@@ -1007,6 +1056,8 @@ hf_tool_gc (int argc, char **argv)
     r = EIO;
   hf_objstore_close (s);
   free (prefix);
+  if (r)
+    json_object_put (pins);
   if (r == ENOENT)
     return EXIT_NOVOLUME;
   if (r) {
@@ -1015,6 +1066,9 @@ hf_tool_gc (int argc, char **argv)
   }
   if (hf_tool_json) {
     json_object *o = hf_j_obj ();
+
+    json_object_object_add (o, "kept_by", pins);
+    hf_j_u64 (o, "orphan_clones", rep.orphan_clones);
 
     hf_j_bool (o, "dry_run", hf_tool_dry_run);
     hf_j_u64 (o, "head", rep.head_seq);
@@ -1116,6 +1170,7 @@ hf_tool_fsck (int argc, char **argv)
     hf_j_u64 (o, "points", rep.points);
     hf_j_u64 (o, "snapshots", rep.snapshots);
     hf_j_u64 (o, "clones", rep.clones);
+    hf_j_u64 (o, "orphan_clones", rep.orphan_clones);
     hf_j_u64 (o, "checkpoints", rep.checkpoints);
     hf_j_u64 (o, "tree_nodes", rep.tree_nodes);
     hf_j_u64 (o, "entries", rep.entries);
@@ -1823,9 +1878,11 @@ static int
 hf_tool_du (int argc, char **argv)
 {
   const char *url = argv[0];
+  json_object *pins = hf_tool_json ? hf_j_arr () : NULL;
   struct hf_gc_options go = {
     .retain_ns = hf_tool_retain_ns, .grace_ns = hf_tool_grace_ns,
-    .dry_run = true, .cfg = &hf_tool_s3 };
+    .dry_run = true, .cfg = &hf_tool_s3, .on_pin = hf_tool_gc_pin,
+    .opaque = pins };
   struct hf_tool_keys k = { 0 };
   struct hf_snapshot *sn = NULL;
   struct hf_gc_report rep;
@@ -1836,8 +1893,10 @@ hf_tool_du (int argc, char **argv)
   int r, ret = EXIT_FAILURE;
 
   (void) argc;
-  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
+  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0) {
+    json_object_put (pins);
     return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  }
   r = hf_tool_live_bytes (s, prefix, 0, &head_live);
   if (r) {
     ret = r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
@@ -1877,6 +1936,9 @@ hf_tool_du (int argc, char **argv)
     hf_j_u64 (o, "reachable_bytes", rep.reachable_bytes);
     hf_j_u64 (o, "reclaimable_bytes", rep.deleted_bytes);
     hf_j_u64 (o, "reclaimable_segments", rep.deleted_segments);
+    json_object_object_add (o, "kept_by", pins);
+    pins = NULL;
+    hf_j_u64 (o, "orphan_clones", rep.orphan_clones);
     hf_j_print (o, stdout);
   }
   else {
@@ -1899,6 +1961,104 @@ hf_tool_du (int argc, char **argv)
   free (k.keys);
   free (sn);
   free (snap_live);
+  json_object_put (pins);
+  hf_objstore_close (s);
+  free (prefix);
+  return ret;
+}
+
+/* ---- children ---- */
+
+/* The clones registered on the volume, each checked: "ok", or an orphan
+ * ("gone": nothing at its URL; "replaced": another volume there), or
+ * "unknown" (could not be read; a warning says why).  --prune deletes
+ * the orphans' registrations (never one that could not be checked), so
+ * that gc may collect what they kept. */
+static int
+hf_tool_children (int argc, char **argv)
+{
+  const char *url = argv[0];
+  struct hf_clone_reg *cr = NULL;
+  struct hf_objstore *s;
+  json_object *a = NULL;
+  size_t n = 0, i, pruned = 0, orphans = 0;
+  char *prefix;
+  int r, ret = EXIT_FAILURE;
+
+  (void) argc;
+  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
+    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  {
+    struct hf_vdesc d;
+
+    if ((r = hf_vdesc_read (s, prefix, &d)) != 0) {
+      ret = r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+      goto out;                 /* logged why */
+    }
+  }
+  if (hf_clone_reg_list (s, prefix, &cr, &n) != 0)
+    goto out;                   /* logged why */
+  if (hf_tool_json)
+    a = hf_j_arr ();
+  else if (n == 0)
+    printf ("%s has no clones\n", url);
+  else
+    printf ("%-9s %-10s %-30s %s\n", "STATE", "BASE", "CREATED (UTC)",
+            "CLONE");
+  for (i = 0; i < n; i++) {
+    enum hf_clone_state st = hf_clone_reg_state
+      (&cr[i], strncmp (url, "s3://", 5) == 0, &hf_tool_s3);
+    bool orphan = st == HF_CLONE_GONE || st == HF_CLONE_REPLACED;
+    bool gone = false;
+    char ts[40];
+
+    orphans += orphan;
+    if (orphan && hf_tool_prune) {
+      if (hf_clone_reg_delete (s, prefix, cr[i].clone_uuid) != 0)
+        goto out;               /* logged why */
+      gone = true;
+      pruned++;
+    }
+    hf_history_format_time (cr[i].created_ns, ts, sizeof ts);
+    if (a) {
+      json_object *o = hf_j_obj ();
+
+      hf_j_str (o, "url", cr[i].clone_url);
+      hf_j_u64 (o, "base_seq", cr[i].base_seq);
+      hf_j_str (o, "created", ts);
+      hf_j_str (o, "state", hf_clone_state_name (st));
+      hf_j_bool (o, "orphan", orphan);
+      hf_j_bool (o, "pruned", gone);
+      json_object_array_add (a, o);
+    }
+    else
+      printf ("%-9s %-10" PRIu64 " %-30s %s%s\n",
+              orphan ? "orphan" : hf_clone_state_name (st),
+              cr[i].base_seq, ts, cr[i].clone_url,
+              gone ? " (pruned: registration deleted)"
+              : st == HF_CLONE_GONE ? " (gone: its descriptor is missing)"
+              : st == HF_CLONE_REPLACED ? " (another volume is there now)"
+              : "");
+  }
+  if (a) {
+    json_object *o = hf_j_obj ();
+
+    hf_j_str (o, "url", url);
+    json_object_object_add (o, "clones", a);
+    a = NULL;
+    hf_j_u64 (o, "orphans", orphans);
+    hf_j_u64 (o, "pruned", pruned);
+    hf_j_print (o, stdout);
+  }
+  else if (orphans && !hf_tool_prune)
+    printf ("%zu orphan registration(s) keep their base from gc: "
+            "hyperfile children %s --prune removes them\n", orphans, url);
+  else if (pruned)
+    printf ("pruned %zu orphan registration(s)\n", pruned);
+  ret = EXIT_SUCCESS;
+ out:
+  json_object_put (a);
+  free (cr);
   hf_objstore_close (s);
   free (prefix);
   return ret;
@@ -2060,6 +2220,11 @@ static const struct hf_tool_cmd {
     "Space: bytes and objects the volume holds in the store, bytes mapped\n"
     "at its head and at each snapshot, and what gc with the same --retain\n"
     "would reclaim now (a dry run; nothing is deleted).\n" },
+  { "children", 1, 1, hf_tool_children, "children URL [--prune] [--json]",
+    "List the clones registered on the volume (their URL, base segment\n"
+    "and state): an orphan is a registration whose clone is gone (deleted\n"
+    "by hand); it still keeps its base from gc.  --prune deletes the\n"
+    "orphans' registrations.\n" },
   { "resize", 2, 2, hf_tool_resize, "resize URL SIZE [--takeover] [--json]",
     "Grow the volume to SIZE bytes (K, M, G, T suffixes; rounded up to\n"
     "whole blocks).  The new end reads as zeros; older points keep their\n"
@@ -2112,7 +2277,7 @@ main (int argc, char *argv[])
 {
   enum { O_ENDPOINT = 256, O_VHOST, O_REGION, O_AK, O_SK, O_ST, O_PROFILE,
          O_TLS, O_CA, O_JSON, O_SIZE, O_BS, O_AT, O_TAKEOVER, O_DRY_RUN, O_PARENT_ANY,
-         O_RETAIN, O_GRACE, O_FORCE, O_CREATE };
+         O_RETAIN, O_GRACE, O_FORCE, O_CREATE, O_PRUNE };
   static const struct option longopts[] = {
     { "endpoint", required_argument, NULL, O_ENDPOINT },
     { "virtual-host", no_argument, NULL, O_VHOST },
@@ -2137,6 +2302,7 @@ main (int argc, char *argv[])
     { "version", no_argument, NULL, 'V' },
     { "force", no_argument, NULL, O_FORCE },
     { "create", no_argument, NULL, O_CREATE },
+    { "prune", no_argument, NULL, O_PRUNE },
     { NULL, 0, NULL, 0 }
   };
   const struct hf_tool_cmd *cmd = NULL;
@@ -2226,6 +2392,7 @@ main (int argc, char *argv[])
       return EXIT_SUCCESS;
     case O_FORCE: hf_tool_force = true; break;
     case O_CREATE: hf_tool_create_missing = true; break;
+    case O_PRUNE: hf_tool_prune = true; break;
     default:
       hf_tool_usage (stderr);
       return EXIT_USAGE;
