@@ -371,7 +371,7 @@ static const struct hyperfile_param hyperfile_params[] = {
         "S3 session token (+FILE or -)"),
   P_STR ("profile", &hf_s3.profile, "NAME", "section of ~/.aws/credentials"),
   P_FN ("size", hyperfile_set_size, "SIZE",
-        "create the volume with this size if missing"),
+        "create the volume this size if missing, or grow it"),
   P_FN ("block-size", hyperfile_set_block_size, "N",
         "block size of a new volume (default 4096)"),
   P_DIR ("wal", &hf_wal_dir, "write-ahead log directory (default off)"),

@@ -1256,6 +1256,7 @@ struct hf_tool_import {
   uint64_t off;                 /* input consumed, for the progress bar */
   uint64_t total;
   uint64_t written, skipped;
+  bool zeroed;                  /* unmapped some of the volume's data */
   double t0;
 };
 
@@ -1269,8 +1270,11 @@ hf_tool_import_zero (struct hf_tool_import *x, uint64_t off, uint64_t len)
 
   if (!x->fresh &&
       hf_volume_extents (x->v, len, off, hf_tool_hole_fn, &h) == 0 &&
-      !h.all_hole && hf_volume_zero (x->v, len, off, 0) != 0)
-    return EXIT_FAILURE;
+      !h.all_hole) {
+    x->zeroed = true;
+    if (hf_volume_zero (x->v, len, off, 0) != 0)
+      return EXIT_FAILURE;
+  }
   x->skipped += len;
   return 0;
 }
@@ -1384,6 +1388,55 @@ hf_tool_import_sparse (struct hf_tool_import *x, int fd, const char *in,
   return r;
 }
 
+/* An import that failed after writing part of the image: no
+ * half-written head is left.  A volume that had a head (head_seq) is
+ * rolled back to it: the part written is committed, then a rollback
+ * segment makes the old state the head again (the part stays readable
+ * as the point before it, until gc).  A volume never written is left
+ * empty (everything unmapped).  If that fails too (the store is down),
+ * say how to do it by hand. */
+static void
+hf_tool_import_undo (struct hf_volume *v, const char *url,
+                     uint64_t head_seq, uint64_t size, uint64_t done)
+{
+  uint64_t new_seq = 0;
+  int r;
+
+  if (head_seq == 0) {
+    r = hf_volume_trim (v, size, 0, 0);
+    if (r == 0)
+      r = hf_volume_flush (v);
+    if (r == 0) {
+      fprintf (stderr, "hyperfile: import: failed after %" PRIu64 " bytes; "
+               "%s had never been written and is left empty (nothing of "
+               "the image is at its head)\n", done, url);
+      return;
+    }
+  }
+  else {
+    r = hf_volume_rollback (v, head_seq, &new_seq);
+    if (r == 0) {
+      fprintf (stderr, "hyperfile: import: failed after %" PRIu64 " bytes; "
+               "%s is rolled back to segment %" PRIu64 ", its state before "
+               "the import (the head is now segment %" PRIu64 "; the part "
+               "imported stays readable as the point before it, hyperfile "
+               "ls, until gc)\n", done, url, head_seq, new_seq);
+      return;
+    }
+  }
+  if (head_seq)
+    fprintf (stderr, "hyperfile: import: failed after %" PRIu64 " bytes, "
+             "and undoing it failed too (%s): the head of %s may hold part "
+             "of the image; `hyperfile rollback %s %" PRIu64 "` returns to "
+             "its state before the import\n", done, strerror (r), url, url,
+             head_seq);
+  else
+    fprintf (stderr, "hyperfile: import: failed after %" PRIu64 " bytes, "
+             "and undoing it failed too (%s): %s, never written before, may "
+             "hold part of the image: import again, or `hyperfile delete "
+             "%s`\n", done, strerror (r), url, url);
+}
+
 static int
 hf_tool_import (int argc, char **argv)
 {
@@ -1486,6 +1539,8 @@ hf_tool_import (int argc, char **argv)
   if (r == 0 && hf_volume_flush (v) != 0)
     r = EXIT_FAILURE;
   hf_tool_progress ("import", off, total, t0, true);
+  if (r && (x.written || x.zeroed))
+    hf_tool_import_undo (v, url, vi.head_seq, vi.size, off);
  out:
   if (hf_volume_close (v) != 0 && r == 0)
     r = EXIT_FAILURE;
