@@ -935,6 +935,7 @@ END_TEST
 
 struct bp {
   struct hf_wal *w;
+  unsigned start_delay_us;      /* set before the thread starts */
   int done;                     /* atomic */
   int err;
   uint64_t lsn;
@@ -946,6 +947,7 @@ bp_run (void *arg)
   struct bp *b = arg;
   uint8_t buf[4096];
 
+  usleep (b->start_delay_us);
   fill (999, buf, sizeof buf);
   b->err = hf_wal_append (b->w, HF_WAL_WRITE, 999, buf, sizeof buf, &b->lsn);
   __atomic_store_n (&b->done, 1, __ATOMIC_RELEASE);
@@ -962,6 +964,7 @@ START_TEST (test_backpressure)
   struct bp b = { 0 };
   pthread_t tid;
   uint64_t i;
+  double t0;
 
   w = open_wal (&o);
   for (i = 1; i <= 8; i++)
@@ -970,11 +973,17 @@ START_TEST (test_backpressure)
   ck_assert_uint_eq (st.bytes_live, 8 * REC_SIZE (4096));
   ck_assert_uint_eq (st.waits, 0);
   b.w = w;
+  b.start_delay_us = 500 * 1000;        /* a thread that starts late */
   ck_assert_int_eq (pthread_create (&tid, NULL, bp_run, &b), 0);
-  usleep (300 * 1000);
-  ck_assert_int_eq (__atomic_load_n (&b.done, __ATOMIC_ACQUIRE), 0);
-  hf_wal_get_stats (w, &st);
+  /* The append waits for space, however late the thread starts. */
+  t0 = now ();
+  do {
+    ck_assert_msg (now () - t0 < 120, "the append never waited");
+    usleep (1000);
+    hf_wal_get_stats (w, &st);
+  } while (st.waits == 0);
   ck_assert_uint_eq (st.waits, 1);
+  ck_assert_int_eq (__atomic_load_n (&b.done, __ATOMIC_ACQUIRE), 0);
   /* Releasing 2 frees nothing (the first file holds 1..3). */
   ck_assert_int_eq (hf_wal_release (w, 2), 0);
   usleep (100 * 1000);
