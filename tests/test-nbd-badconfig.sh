@@ -103,14 +103,15 @@ expect_fail 'is smaller than the existing volume.*only grow' "$tmp/v" size=512K
 expect_fail 'at=99 is out of range' "$tmp/v" at=99
 expect_fail 'no point in time yet' "$tmp/v" at=2026-11-25T10:00:00Z
 expect_fail 'snapshot nosuch does not exist' "$tmp/v" at=nosuch
-# A log directory another server uses (it holds wal.lock).
+# A log directory another server uses (it holds wal.lock).  This shell
+# holds the lock itself, taken before the server starts: a background
+# `flock FILE sleep` may not hold it yet on a loaded machine, and
+# killing it leaves its sleep behind.
 mkdir -p "$tmp/wal2"
-flock "$tmp/wal2/wal.lock" sleep 30 &
-lockpid=$!
-cleanup_fn "kill $lockpid 2>/dev/null"
-sleep 0.3
+exec {lockfd}>"$tmp/wal2/wal.lock"
+flock -n "$lockfd"
 expect_fail 'wal=.*in use by another process' "$tmp/v" wal="$tmp/wal2"
-kill $lockpid; wait $lockpid 2>/dev/null || true
+exec {lockfd}>&-
 # Local directories others could tamper with (nbdkit-hyperfile-plugin(1),
 # LOCAL DIRECTORIES): a symlink for the directory, a directory others or
 # the group can write, a planted symlink for the lock file.  Nothing
