@@ -92,6 +92,8 @@ int __wrap_hf_lease_check (struct hf_lease *);
 static int fence_renew;                 /* atomic: 0, EIO or EEXIST */
 static struct hf_volume *fence_vol;     /* atomic: the check's volume */
 static int fence_checks;                /* atomic */
+static unsigned renew_delay_us;         /* atomic: a renewal's time */
+static int renews_started;              /* atomic: renewals let through */
 
 int
 __wrap_hf_lease_renew (struct hf_lease *l, struct hf_lease_info *newer)
@@ -103,7 +105,11 @@ __wrap_hf_lease_renew (struct hf_lease *l, struct hf_lease_info *newer)
     newer->epoch = l->epoch + 1;
     strcpy (newer->holder, "check-volume-recover pid 1");
   }
-  return r ? r : __real_hf_lease_renew (l, newer);
+  if (r)
+    return r;
+  __atomic_add_fetch (&renews_started, 1, __ATOMIC_ACQ_REL);
+  usleep (__atomic_load_n (&renew_delay_us, __ATOMIC_ACQUIRE));
+  return __real_hf_lease_renew (l, newer);
 }
 
 int
@@ -139,14 +145,29 @@ START_TEST (test_fenced_no_put)
   uint8_t x[4096];
   uint64_t h0;
   char key[64];
+  double t0;
 
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
   ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  /* Renewals are slow (a loaded machine), and one is under way when
+   * they start failing: it still succeeds. */
+  __atomic_store_n (&renew_delay_us, 600 * 1000, __ATOMIC_RELEASE);
+  __atomic_store_n (&renews_started, 0, __ATOMIC_RELEASE);
   v = open_ok (s, &o);
   h0 = head_of (v);
+  while (__atomic_load_n (&renews_started, __ATOMIC_ACQUIRE) == 0)
+    usleep (1000);
   /* Renewals fail from now on: after 2/3 of the ttl the uploader checks
-   * the lease before each PUT. */
+   * the lease before each PUT.  The last success is older than the first
+   * failure (one renewal at a time), so 2/3 of the ttl are counted from
+   * there, not from here. */
   __atomic_store_n (&fence_renew, EIO, __ATOMIC_RELEASE);
+  t0 = now ();
+  do {
+    ck_assert_msg (now () - t0 < 60, "no lease renewal failed");
+    usleep (10000);
+    hf_volume_get_info (v, &info);
+  } while (info.lease_renew_failures == 0);
   usleep (900 * 1000);
   __atomic_store_n (&fence_checks, 0, __ATOMIC_RELEASE);
   __atomic_store_n (&fence_vol, v, __ATOMIC_RELEASE);
@@ -162,6 +183,7 @@ START_TEST (test_fenced_no_put)
   hf_seg_key (key, sizeof key, "", h0 + 1);
   ck_assert_int_eq (hf_objstore_head (s, key, &oi), ENOENT);
   __atomic_store_n (&fence_renew, 0, __ATOMIC_RELEASE);
+  __atomic_store_n (&renew_delay_us, 0, __ATOMIC_RELEASE);
   hf_objstore_close (s);
   rm_tmpdir (dir);
 }
