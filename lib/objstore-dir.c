@@ -332,13 +332,25 @@ hf_dir_head (struct hf_objstore *s, const char *key,
   return 0;
 }
 
+/* Write len bytes of data, in chunks of at most HF_OBJSTORE_CANCEL_CHUNK
+ * so that a raised cancel flag (objstore.h) stops the put between two:
+ * ECANCELED.  Chunks keep O_DIRECT's alignment (the chunk size is a
+ * multiple of the page). */
 static int
-hf_dir_write_all (int fd, const void *data, size_t len)
+hf_dir_write_all (int fd, const void *data, size_t len,
+                  const atomic_bool *cancel)
 {
   size_t done = 0;
 
   while (done < len) {
-    ssize_t n = write (fd, (const char *) data + done, len - done);
+    size_t want = len - done;
+    ssize_t n;
+
+    if (hf_objstore_cancelled (cancel))
+      return ECANCELED;
+    if (want > HF_OBJSTORE_CANCEL_CHUNK)
+      want = HF_OBJSTORE_CANCEL_CHUNK;
+    n = write (fd, (const char *) data + done, want);
     if (n == -1) {
       if (errno == EINTR)
         continue;
@@ -358,38 +370,41 @@ hf_dir_write_all (int fd, const void *data, size_t len)
 #define HF_DIR_DIO_ALIGN 4096
 #define HF_DIR_DIO_MIN   (1024 * 1024)
 static int
-hf_dir_write_direct (int fd, const void *data, size_t len)
+hf_dir_write_direct (int fd, const void *data, size_t len,
+                     const atomic_bool *cancel)
 {
   size_t head = len & ~(size_t) (HF_DIR_DIO_ALIGN - 1);
   int fl = fcntl (fd, F_GETFL), r;
 
   if (fl == -1 || fcntl (fd, F_SETFL, fl | O_DIRECT) == -1)
     return EINVAL;
-  r = hf_dir_write_all (fd, data, head);
+  r = hf_dir_write_all (fd, data, head, cancel);
   if (fcntl (fd, F_SETFL, fl) == -1 && r == 0)
     r = errno;
   if (r == 0 && head < len)
-    r = hf_dir_write_all (fd, (const char *) data + head, len - head);
+    r = hf_dir_write_all (fd, (const char *) data + head, len - head,
+                          cancel);
   return r;
 }
 
 static int
-hf_dir_write_object (int fd, const void *data, size_t len)
+hf_dir_write_object (int fd, const void *data, size_t len,
+                     const atomic_bool *cancel)
 {
   if (len >= HF_DIR_DIO_MIN &&
       ((uintptr_t) data & (HF_DIR_DIO_ALIGN - 1)) == 0) {
-    int r = hf_dir_write_direct (fd, data, len);
+    int r = hf_dir_write_direct (fd, data, len, cancel);
     if (r != EINVAL)
       return r;
     if (lseek (fd, 0, SEEK_SET) == -1 || ftruncate (fd, 0) == -1)
       return errno;
   }
-  return hf_dir_write_all (fd, data, len);
+  return hf_dir_write_all (fd, data, len, cancel);
 }
 
 static int
 hf_dir_put (struct hf_objstore *s, const char *key, const void *data,
-            size_t len, unsigned flags)
+            size_t len, unsigned flags, const atomic_bool *cancel)
 {
   struct hf_dir_store *d = hf_dir_priv (s);
   char path[PATH_MAX], tmp[PATH_MAX + 32], dir[PATH_MAX];
@@ -416,7 +431,7 @@ hf_dir_put (struct hf_objstore *s, const char *key, const void *data,
     r = errno;
     goto out;
   }
-  if ((r = hf_dir_write_object (fd, data, len)) != 0)
+  if ((r = hf_dir_write_object (fd, data, len, cancel)) != 0)
     goto out_unlink;
   if (fsync (fd) == -1) {
     r = errno;
@@ -424,6 +439,11 @@ hf_dir_put (struct hf_objstore *s, const char *key, const void *data,
   }
   close (fd);
   fd = -1;
+  /* The last moment to stop: the link or rename below lands it. */
+  if (hf_objstore_cancelled (cancel)) {
+    r = ECANCELED;
+    goto out_unlink;
+  }
   if (flags & HF_PUT_IF_NONE_MATCH) {
     /* link() fails with EEXIST if the key exists: an atomic create. */
     if (link (tmp, path) == -1) {
@@ -445,10 +465,10 @@ hf_dir_put (struct hf_objstore *s, const char *key, const void *data,
   unlink (tmp);
  out:
   hf_objstore_count (s, HF_OP_PUT, hf_objstore_now_us () - t0, 0,
-                     r ? 0 : len, r == EEXIST ? 0 : r);
+                     r ? 0 : len, r == EEXIST || r == ECANCELED ? 0 : r);
   if (r == EISDIR || r == ENOTDIR)
     r = EINVAL;                 /* key collides with a "directory" key */
-  if (r && r != EEXIST)
+  if (r && r != EEXIST && r != ECANCELED)
     hf_error ("put %s (%s): %s", key, path, strerror (r));
   return r;
 }

@@ -21,6 +21,13 @@
  *                   itself (the plugin's HF_TEST_TORN_PUT crash hook)
  *   max_delay_us    a uniform random delay in [0, max_delay_us] before
  *                   every operation
+ *   hold_key        a put whose key contains it waits before reaching
+ *                   inner until hf_objstore_fault_release (a writer
+ *                   stalled mid-upload, deterministically)
+ *
+ * A put's cancel flag (hf_objstore_put_cancel) is read during its delay
+ * and its hold, and passed on to inner: once raised, the put returns
+ * ECANCELED and nothing lands.
  *
  * Determinism: every operation takes exactly HF_FAULT_DRAWS numbers from
  * the PRNG in one critical section, whatever its kind and whatever the
@@ -44,6 +51,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -63,6 +71,8 @@ struct hf_fault {
   struct hf_fault_config cfg;
   uint64_t rng;                 /* splitmix64 state */
   uint64_t torn_seen;           /* puts that matched torn_key */
+  pthread_cond_t hold_cv;       /* with lock: hold_key released */
+  unsigned held;                /* puts waiting in their hold now */
 
   uint64_t injected;            /* atomic */
 };
@@ -140,6 +150,10 @@ hf_fault_note (struct hf_fault *f, enum hf_objstore_op op, const char *key,
 
 /* Run before every operation: delay, then maybe fail it.  Returns 0 to go
  * on and call inner, or the injected errno. */
+static int hf_fault_check_draw (struct hf_fault *f, enum hf_objstore_op op,
+                                const char *key,
+                                const struct hf_fault_draw *d);
+
 static int
 hf_fault_before (struct hf_fault *f, enum hf_objstore_op op,
                  const char *key, struct hf_fault_draw *d)
@@ -147,6 +161,14 @@ hf_fault_before (struct hf_fault *f, enum hf_objstore_op op,
   hf_fault_draw (f, d);
   if (d->delay_us)
     usleep (d->delay_us);
+  return hf_fault_check_draw (f, op, key, d);
+}
+
+/* The faults an operation drew that fail it before it reaches inner. */
+static int
+hf_fault_check_draw (struct hf_fault *f, enum hf_objstore_op op,
+                     const char *key, const struct hf_fault_draw *d)
+{
   if (d->down) {
     hf_fault_note (f, op, key, "EIO (store down)");
     return EIO;
@@ -238,16 +260,68 @@ hf_fault_head (struct hf_objstore *s, const char *key,
   return r;
 }
 
+/* A put's hf_fault_before, with its cancel flag read during the delay
+ * (slept in slices) and the hold (hold_key), which ends when released
+ * or cancelled. */
+static int
+hf_fault_before_put (struct hf_fault *f, const char *key,
+                     struct hf_fault_draw *d, const atomic_bool *cancel)
+{
+  uint64_t delay_us;
+  int r;
+
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&f->lock);
+    /* Held: wait (the draws come after, so that a held put takes them
+     * when it goes on, as an unheld one would). */
+    if (f->cfg.hold_key && strstr (key, f->cfg.hold_key)) {
+      f->held++;
+      hf_debug ("fault", "put %s: held", key);
+      while (f->cfg.hold_key && strstr (key, f->cfg.hold_key) &&
+             !hf_objstore_cancelled (cancel)) {
+        struct timespec ts;
+
+        clock_gettime (CLOCK_REALTIME, &ts);
+        ts.tv_nsec += HF_OBJSTORE_CANCEL_POLL_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+          ts.tv_sec++;
+          ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait (&f->hold_cv, &f->lock, &ts);
+      }
+      f->held--;
+    }
+  }
+  if (hf_objstore_cancelled (cancel)) {
+    hf_debug ("fault", "put %s: cancelled while held", key);
+    return ECANCELED;
+  }
+  /* The delay, in slices, reading the flag between them. */
+  hf_fault_draw (f, d);
+  for (delay_us = d->delay_us; delay_us > 0;) {
+    uint64_t n = delay_us < HF_OBJSTORE_CANCEL_POLL_MS * 1000u
+      ? delay_us : HF_OBJSTORE_CANCEL_POLL_MS * 1000u;
+
+    if (hf_objstore_cancelled (cancel))
+      return ECANCELED;
+    usleep ((useconds_t) n);
+    delay_us -= n;
+  }
+  d->delay_us = 0;
+  r = hf_fault_check_draw (f, HF_OP_PUT, key, d);
+  return r;
+}
+
 static int
 hf_fault_put (struct hf_objstore *s, const char *key, const void *data,
-              size_t len, unsigned flags)
+              size_t len, unsigned flags, const atomic_bool *cancel)
 {
   struct hf_fault *f = hf_fault_of (s);
   struct hf_fault_draw d;
   uint64_t t0 = hf_objstore_now_us ();
   int r;
 
-  r = hf_fault_before (f, HF_OP_PUT, key, &d);
+  r = hf_fault_before_put (f, key, &d, cancel);
   if (r == 0) {
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&f->lock);
     if (f->cfg.torn_nth &&
@@ -265,7 +339,7 @@ hf_fault_put (struct hf_objstore *s, const char *key, const void *data,
       keep = 1;
     if (keep >= len)
       keep = len - 1;
-    r = hf_objstore_put (f->inner, key, data, keep, flags);
+    r = hf_objstore_put_cancel (f->inner, key, data, keep, flags, cancel);
     {
       ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&f->lock);
       f->cfg.down = true;
@@ -280,14 +354,14 @@ hf_fault_put (struct hf_objstore *s, const char *key, const void *data,
     r = EIO;
   }
   else if (r == 0) {
-    r = hf_objstore_put (f->inner, key, data, len, flags);
+    r = hf_objstore_put_cancel (f->inner, key, data, len, flags, cancel);
     if (r == 0 && d.u_after < d.p_put_lost_ack) {
       hf_fault_note (f, HF_OP_PUT, key, "lost ack (EIO after the put)");
       r = EIO;
     }
   }
   hf_objstore_count (s, HF_OP_PUT, hf_objstore_now_us () - t0, 0,
-                     r == 0 ? len : 0, r);
+                     r == 0 ? len : 0, r == ECANCELED ? 0 : r);
   return r;
 }
 
@@ -350,6 +424,7 @@ hf_fault_close (struct hf_objstore *s)
   struct hf_fault *f = hf_fault_of (s);
 
   hf_objstore_close (f->inner);
+  pthread_cond_destroy (&f->hold_cv);
   pthread_mutex_destroy (&f->lock);
   free (f->desc);
   free (f);
@@ -426,6 +501,10 @@ hf_objstore_fault_open (struct hf_objstore *inner,
   }
   if (pthread_mutex_init (&f->lock, NULL) != 0)
     goto err_desc;
+  if (pthread_cond_init (&f->hold_cv, NULL) != 0) {
+    pthread_mutex_destroy (&f->lock);
+    goto err_desc;
+  }
   f->cfg = *cfg;
   f->rng = cfg->seed;
   f->inner = inner;
@@ -467,6 +546,30 @@ hf_objstore_fault_set_config (struct hf_objstore *s,
   uint64_t seed = f->cfg.seed;
   f->cfg = *cfg;
   f->cfg.seed = seed;
+  pthread_cond_broadcast (&f->hold_cv);        /* hold_key may be gone */
+}
+
+unsigned
+hf_objstore_fault_held (struct hf_objstore *s)
+{
+  struct hf_fault *f = hf_fault_check (s);
+
+  if (f == NULL)
+    return 0;
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&f->lock);
+  return f->held;
+}
+
+void
+hf_objstore_fault_release (struct hf_objstore *s)
+{
+  struct hf_fault *f = hf_fault_check (s);
+
+  if (f == NULL)
+    return;
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&f->lock);
+  f->cfg.hold_key = NULL;
+  pthread_cond_broadcast (&f->hold_cv);
 }
 
 uint64_t

@@ -239,6 +239,7 @@ struct hf_s3_mpu {
   const char *data;
   size_t len, part_size, nparts;
   char (*etags)[128];
+  const atomic_bool *cancel;    /* the put's (objstore.h) */
 
   /* lock protects next and err. */
   pthread_mutex_t lock;
@@ -269,7 +270,8 @@ hf_s3_mpu_worker (void *opaque)
               m->upload_id_enc);
     struct hf_s3_req rq = HF_S3_REQ (.method = "PUT", .key = m->key,
                                      .query = query, .body = m->data + off,
-                                     .body_len = n, .op = HF_OP_PUT);
+                                     .body_len = n, .op = HF_OP_PUT,
+                                     .cancel = m->cancel);
     err = hf_s3_request (m->s, &rq, &rp);
     if (err == 0 && rp.etag[0] == '\0')
       err = EIO;
@@ -308,10 +310,11 @@ hf_s3_mpu_abort (struct hf_s3 *s, const char *key, const char *query)
  * always a plain PUT: see the top of the file). */
 static int
 hf_s3_put_multipart (struct hf_s3 *s, const char *key, const void *data,
-                     size_t len)
+                     size_t len, const atomic_bool *cancel)
 {
   struct hf_s3_resp rp = { 0 };
-  struct hf_s3_mpu m = { .s = s, .key = key, .data = data, .len = len };
+  struct hf_s3_mpu m = { .s = s, .key = key, .data = data, .len = len,
+                         .cancel = cancel };
   struct hf_strbuf body = { 0 };
   CLEANUP_FREE char *upload_id = NULL, *id_enc = NULL, *query = NULL;
   pthread_t th[64];
@@ -374,6 +377,9 @@ hf_s3_put_multipart (struct hf_s3 *s, const char *key, const void *data,
     pthread_join (th[i], NULL);
   pthread_mutex_destroy (&m.lock);
   err = m.err;
+  /* Called off: no Complete (the upload is aborted below). */
+  if (err == 0 && hf_objstore_cancelled (cancel))
+    err = ECANCELED;
 
   /* Complete. */
   if (err == 0) {
@@ -422,7 +428,7 @@ hf_s3_put_multipart (struct hf_s3 *s, const char *key, const void *data,
 
 static int
 hf_s3_put (struct hf_objstore *os, const char *key, const void *data,
-           size_t len, unsigned flags)
+           size_t len, unsigned flags, const atomic_bool *cancel)
 {
   struct hf_s3 *s = os->priv;
   struct hf_s3_resp rp = { 0 };
@@ -432,13 +438,13 @@ hf_s3_put (struct hf_objstore *os, const char *key, const void *data,
    * the file says why; hf_objstore_put bounds it). */
   if (!(flags & HF_PUT_IF_NONE_MATCH) && len >= s->multipart_threshold &&
       len > 0)
-    return hf_s3_put_multipart (s, key, data, len);
+    return hf_s3_put_multipart (s, key, data, len, cancel);
 
   struct hf_s3_req rq = HF_S3_REQ (.method = "PUT", .key = key,
                                    .body = data, .body_len = len,
                                    .if_none_match =
                                      (flags & HF_PUT_IF_NONE_MATCH) != 0,
-                                   .op = HF_OP_PUT);
+                                   .op = HF_OP_PUT, .cancel = cancel);
   err = hf_s3_request (s, &rq, &rp);
   if (err == EEXIST && (flags & HF_PUT_IF_NONE_MATCH))
     err = hf_s3_landed (s, key, data, len);

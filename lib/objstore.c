@@ -71,6 +71,14 @@ int
 hf_objstore_put (struct hf_objstore *s, const char *key, const void *data,
                  size_t len, unsigned flags)
 {
+  return hf_objstore_put_cancel (s, key, data, len, flags, NULL);
+}
+
+int
+hf_objstore_put_cancel (struct hf_objstore *s, const char *key,
+                        const void *data, size_t len, unsigned flags,
+                        const atomic_bool *cancel)
+{
   int r = hf_objstore_check_key (key);
 
   if (r)
@@ -83,7 +91,9 @@ hf_objstore_put (struct hf_objstore *s, const char *key, const void *data,
               "at most 5 GiB", hf_objstore_describe (s), key, len);
     return EFBIG;
   }
-  return s->ops->put (s, key, data, len, flags);
+  if (hf_objstore_cancelled (cancel))
+    return ECANCELED;
+  return s->ops->put (s, key, data, len, flags, cancel);
 }
 
 int

@@ -25,9 +25,11 @@
  *   EFBIG      conditional put larger than HF_OBJSTORE_COND_PUT_MAX
  *   EINVAL     bad arguments (empty or too long key, ...)
  *   ENOMEM     out of memory
+ *   ECANCELED  put: its cancel flag was raised before the object was
+ *              sent whole (hf_objstore_put_cancel); it did not land
  * The store logs one line naming the operation, key and store when it
- * fails (except ENOENT from get/head and EEXIST from a conditional put,
- * which are ordinary answers the caller decides about).
+ * fails (except ENOENT from get/head, EEXIST from a conditional put and
+ * ECANCELED, which are ordinary answers the caller decides about).
  *
  * Thread safety: every function may be called from any number of threads
  * at once on the same handle, except hf_objstore_close, which the caller
@@ -37,6 +39,7 @@
 #define HF_OBJSTORE_H
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -118,7 +121,7 @@ struct hf_objstore_ops {
   int (*head) (struct hf_objstore *s, const char *key,
                struct hf_objstore_info *info);
   int (*put) (struct hf_objstore *s, const char *key, const void *data,
-              size_t len, unsigned flags);
+              size_t len, unsigned flags, const atomic_bool *cancel);
   int (*del) (struct hf_objstore *s, const char *key);
   int (*delete_many) (struct hf_objstore *s, const char *const *keys,
                       size_t n);
@@ -184,6 +187,40 @@ extern int hf_objstore_head (struct hf_objstore *s, const char *key,
  * landed is unknown. */
 extern int hf_objstore_put (struct hf_objstore *s, const char *key,
                             const void *data, size_t len, unsigned flags);
+
+/* hf_objstore_put that can be called off.  cancel (borrowed, NULL:
+ * never) is read while the put is under way; once it reads true before
+ * the object has been sent whole, the put stops and returns ECANCELED
+ * (not retried, not logged), and the object does not land: the s3 store
+ * cuts its request off mid-body, so the server never has all of the
+ * bytes its Content-Length (and a signed payload hash) announced, and
+ * the dir store removes its temporary file before linking it.  After
+ * the last byte has left, the answer is the store's (the put may have
+ * landed): the put runs to it and says what it was.  The flag is read
+ * before each attempt and at least every HF_OBJSTORE_CANCEL_POLL_MS
+ * while a request waits on the network (s3), between chunks of at most
+ * HF_OBJSTORE_CANCEL_CHUNK bytes (dir), and during injected delays
+ * and holds (fault, which passes it on to its inner store).
+ *
+ * What it is for: a writer that learns it is fenced (volume-fence.c)
+ * raises its flag, so its segment PUT in flight stops instead of
+ * landing after the new writer has started: data would be safe either
+ * way (the PUT is conditional), but a late PUT that landed first would
+ * take the new writer's sequence number and stop it. */
+#define HF_OBJSTORE_CANCEL_POLL_MS 100
+#define HF_OBJSTORE_CANCEL_CHUNK ((size_t) 4 << 20)
+extern int hf_objstore_put_cancel (struct hf_objstore *s, const char *key,
+                                   const void *data, size_t len,
+                                   unsigned flags,
+                                   const atomic_bool *cancel);
+
+/* Has cancel (NULL: never) been raised? */
+static inline bool
+hf_objstore_cancelled (const atomic_bool *cancel)
+{
+  return cancel != NULL && atomic_load_explicit (cancel,
+                                                 memory_order_acquire);
+}
 
 /* Delete key.  Deleting a key that does not exist succeeds. */
 extern int hf_objstore_delete (struct hf_objstore *s, const char *key);
@@ -368,6 +405,11 @@ struct hf_fault_config {
   bool torn_kill;         /* after a torn put, SIGKILL this process: the
                              writer died mid-upload (crash tests) */
   unsigned max_delay_us;  /* uniform random delay per operation */
+  const char *hold_key;   /* borrowed (must outlive the store), NULL:
+                             none: a put whose key contains it waits
+                             before reaching inner until
+                             hf_objstore_fault_release (or its cancel
+                             flag: ECANCELED) */
   /* Fail every operation with EIO while true (toggle at run time with
    * hf_objstore_fault_set_down). */
   bool down;
@@ -379,6 +421,10 @@ extern void hf_objstore_fault_set_down (struct hf_objstore *s, bool down);
 /* Replace probabilities at run time (tests switch faults on and off). */
 extern void hf_objstore_fault_set_config (struct hf_objstore *s,
                                           const struct hf_fault_config *cfg);
+/* Puts waiting in their hold (hold_key) now. */
+extern unsigned hf_objstore_fault_held (struct hf_objstore *s);
+/* Let every held put go on, and hold no more (hold_key = NULL). */
+extern void hf_objstore_fault_release (struct hf_objstore *s);
 /* Count of faults injected so far. */
 extern uint64_t hf_objstore_fault_injected (struct hf_objstore *s);
 

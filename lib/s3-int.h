@@ -32,6 +32,7 @@
 #define HF_S3_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -114,6 +115,10 @@ struct hf_s3_req {
   size_t max_reply;             /* largest 2xx body accepted (not for
                                    ranged GETs: the range bounds them);
                                    0: HF_S3_REPLY_SMALL */
+  const atomic_bool *cancel;    /* borrowed, NULL: none; raised before
+                                   the body is sent whole, the request
+                                   is cut off: ECANCELED (objstore.h,
+                                   hf_objstore_put_cancel) */
 };
 
 /* The answer to a request (the last attempt's). */
@@ -139,6 +144,9 @@ struct hf_s3_resp {
                                    are in, the rest was cut off */
   bool ebody_full;              /* error body capped, the rest cut off */
   bool timed_out;               /* the attempt ran out of time */
+  const atomic_bool *cancel;    /* the request's, for the progress
+                                   callback */
+  bool cancelled;               /* the attempt was cut off by it */
   uint64_t start_us;            /* the attempt's start */
   uint64_t allowed_us;          /* its time before counting bytes */
   uint64_t sent;                /* its request body size */

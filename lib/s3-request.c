@@ -269,8 +269,13 @@ hf_s3_header_cb (char *line, size_t size, size_t nmemb, void *opaque)
   return size * nmemb;
 }
 
-/* The attempt's clock (curl calls this about once a second, also while
- * nothing arrives). */
+/* The attempt's clock (curl calls this as bytes move and about once a
+ * second while nothing does; hf_s3_perform's shorter poll for a request
+ * with a cancel flag makes that more often), and its
+ * cancel flag: raised while some of the body is still to be sent, the
+ * request is cut off, so the server never has the object whole.  Once
+ * the last byte has left, the answer is the server's to give, and the
+ * attempt waits for it. */
 static int
 hf_s3_progress_cb (void *opaque, curl_off_t dltotal, curl_off_t dlnow,
                    curl_off_t ultotal, curl_off_t ulnow)
@@ -282,7 +287,11 @@ hf_s3_progress_cb (void *opaque, curl_off_t dltotal, curl_off_t dlnow,
 
   (void) dltotal;
   (void) ultotal;
-  (void) ulnow;
+  if (rp->sent > 0 && (uint64_t) (ulnow > 0 ? ulnow : 0) < rp->sent &&
+      hf_objstore_cancelled (rp->cancel)) {
+    rp->cancelled = true;
+    return 1;
+  }
   if (hf_objstore_now_us () - rp->start_us <= allowed)
     return 0;
   rp->timed_out = true;
@@ -374,7 +383,7 @@ hf_s3_path (struct hf_s3 *s, const char *key)
  * 7.88.1).  An endpoint could thus corrupt the server's heap with one
  * reply.  Found by fuzz/fuzz-s3; check-s3-handles test_folded_header. */
 static CURLcode
-hf_s3_perform (CURLM *m, CURL *c)
+hf_s3_perform (CURLM *m, CURL *c, int poll_ms)
 {
   CURLcode cc = CURLE_RECV_ERROR;   /* if curl never says it is done */
   CURLMcode mc;
@@ -388,7 +397,7 @@ hf_s3_perform (CURLM *m, CURL *c)
   while (running) {
     mc = curl_multi_perform (m, &running);
     if (mc == CURLM_OK && running)
-      mc = curl_multi_poll (m, NULL, 0, 1000, NULL);
+      mc = curl_multi_poll (m, NULL, 0, poll_ms, NULL);
     if (mc != CURLM_OK) {
       cc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_RECV_ERROR;
       break;
@@ -520,10 +529,14 @@ hf_s3_attempt (struct hf_s3 *s, CURLM *m, const struct hf_s3_req *rq,
   rp->max = rq->max_reply ? rq->max_reply : HF_S3_REPLY_SMALL;
   rp->nobody = strcmp (rq->method, "HEAD") == 0;
   rp->too_big = rp->range_done = rp->ebody_full = rp->timed_out = false;
+  rp->cancel = rq->cancel;
+  rp->cancelled = false;
   rp->sent = rq->body_len;
   rp->allowed_us = (uint64_t) s->request_timeout_s * 1000000;
   rp->start_us = hf_objstore_now_us ();
-  rp->cc = hf_s3_perform (m, c);
+  /* A request that may be called off looks at its flag often. */
+  rp->cc = hf_s3_perform (m, c, rq->cancel ? HF_OBJSTORE_CANCEL_POLL_MS
+                          : 1000);
   if (rp->cc == CURLE_WRITE_ERROR && (rp->range_done || rp->ebody_full))
     rp->cc = CURLE_OK;           /* cut off by us, with what we need */
   if (rp->cc == CURLE_OK) {
@@ -548,6 +561,9 @@ hf_s3_attempt (struct hf_s3 *s, CURLM *m, const struct hf_s3_req *rq,
     if (rp->cc == CURLE_WRITE_ERROR && rp->too_big)
       snprintf (rp->curl_err, sizeof rp->curl_err, "the answer is larger "
                 "than %zu bytes, the most this request expects", rp->max);
+    else if (rp->cc == CURLE_ABORTED_BY_CALLBACK && rp->cancelled)
+      snprintf (rp->curl_err, sizeof rp->curl_err, "cancelled (the put was "
+                "called off before its body was sent whole)");
     else if (rp->cc == CURLE_ABORTED_BY_CALLBACK && rp->timed_out) {
       /* Retried as a timeout (hf_s3_errtab). */
       rp->cc = CURLE_OPERATION_TIMEDOUT;
@@ -636,15 +652,22 @@ hf_s3_request (struct hf_s3 *s, const struct hf_s3_req *rq,
     bool retry = false;
     int r;
 
+    /* Called off before this attempt (or during the backoff): send
+     * nothing. */
+    if (hf_objstore_cancelled (rq->cancel)) {
+      err = ECANCELED;
+      break;
+    }
     r = hf_s3_attempt (s, c, rq, path, url, payload_hash, rp);
     lat = hf_objstore_now_us () - t0;
     rp->attempts = attempt + 1;
-    err = r ? r : hf_s3_errno (rp, &retry);
+    err = r ? r : rp->cancelled ? ECANCELED : hf_s3_errno (rp, &retry);
     hf_objstore_count (&s->base, rq->op, lat,
                        err == 0 ? rp->len : 0,
                        err == 0 ? rq->body_len : 0,
-                       (err == 0 || rp->status == 404 || rp->status == 412
-                        || rp->status == 416) ? 0 : err);
+                       (err == 0 || err == ECANCELED || rp->status == 404
+                        || rp->status == 412 || rp->status == 416)
+                       ? 0 : err);
     if (rp->cc != CURLE_OK)
       hf_debug ("s3", "%s %s%s%s: %s (%.1f ms, attempt %u)", rq->method,
                 hf_s3_keystr (rq->key), rq->query ? "?" : "",
@@ -673,6 +696,10 @@ hf_s3_fail (struct hf_s3 *s, const char *op, const char *key,
   char detail[CURL_ERROR_SIZE + 400];
   char tries[40] = "";
 
+  if (err == ECANCELED) {       /* the caller's own doing: no failure */
+    hf_debug ("s3", "%s %s: cancelled", op, key ? key : "");
+    return err;
+  }
   if (rp == NULL || (rp->status == 0 && rp->cc == CURLE_OK))
     snprintf (detail, sizeof detail, "%s", strerror (err));
   else if (rp->cc != CURLE_OK)

@@ -9,7 +9,9 @@
  * renewal finds a newer epoch, or when a conditional PUT of a segment
  * says EEXIST and the object there is not our own earlier attempt
  * (another writer took the seq).  From then on every write fails with
- * EROFS and nothing more is uploaded.
+ * EROFS, nothing more is uploaded, and a segment PUT under way is
+ * called off (v->put_cancel): cut off before its last byte, it never
+ * lands.
  *
  * Lock rule: v->fenced and lease_ok_us under v->lock; lease I/O with no
  * lock held.
@@ -44,6 +46,10 @@ hf_vol_fence_locked (struct hf_volume *v, const char *fmt, ...)
     va_end (ap);
   }
   v->fenced = true;
+  /* A segment PUT under way stops (its uploader holds no lock): it
+   * would land after the new writer started, and if first, take the
+   * new writer's seq and stop it. */
+  atomic_store_explicit (&v->put_cancel, true, memory_order_release);
   hf_vol_wake_all_locked (v);
 }
 

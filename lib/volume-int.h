@@ -194,6 +194,10 @@ struct hf_volume {
                                    threads have stopped, both under L */
   uint64_t lease_ok_us;         /* L: monotonic time of the last renewal */
   bool fenced;                  /* L: set in volume-fence.c only */
+  atomic_bool put_cancel;       /* atomic, no lock: raised with fenced
+                                   (volume-fence.c); the store reads it
+                                   during a segment PUT, which it calls
+                                   off (hf_objstore_put_cancel) */
   int broken;                   /* L: sticky error (tree merge failed) */
   bool stop, crashed;           /* L */
   unsigned uploading;           /* L */

@@ -258,8 +258,9 @@ hf_vol_uploader_thread (void *arg)
     hf_seg_key (key, sizeof key, v->prefix, s->seq);
     r = hf_vol_fence_before_put (v, stale);
     if (r == 0) {
-      r = hf_objstore_put (v->store, key, s->obj, s->meta.h.object_size,
-                           HF_PUT_IF_NONE_MATCH);
+      r = hf_objstore_put_cancel (v->store, key, s->obj,
+                                  s->meta.h.object_size,
+                                  HF_PUT_IF_NONE_MATCH, &v->put_cancel);
       r = hf_vol_fence_after_put (v, key, s, r);
     }
 
@@ -275,7 +276,8 @@ hf_vol_uploader_thread (void *arg)
         hf_vol_cache_drain_locked (v);
     }
     else if (r == ECANCELED)
-      s->state = HF_VSEG_BUILT;         /* fenced: never uploaded */
+      s->state = HF_VSEG_BUILT;         /* fenced: not uploaded, or the
+                                           PUT was called off */
     else if (r == EEXIST) {
       s->state = HF_VSEG_BUILT;
       hf_vol_fence_taken_over_locked (v, key);

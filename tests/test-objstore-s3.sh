@@ -60,6 +60,9 @@ echo "check-objstore against s3rver: passed ($(( $(date +%s) - start )) s)"
 # ENOENT with a clear line; ranges, multipart, conditional PUTs, listing
 # (functions.sh).
 s3_errtest_basics "$errtest" "$log"
+# A conditional PUT called off mid-body (needs s3rver's stall shim 10):
+# ECANCELED, and the key stays free.
+"$errtest" cancel
 
 # 3. Lost answers of conditional puts; 5xx.
 "$errtest" lostreply

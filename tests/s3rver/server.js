@@ -102,6 +102,14 @@
  *     CompleteMultipartUpload ignores "If-None-Match: *" and replaces
  *     the object, as Ceph RGW 16.2 does (it honours the condition on a
  *     plain PUT only).  Fencing must not depend on it.
+ * 10. "hf-shim-stall-body/": the first plain PUT of each such key KEY
+ *     stalls: the server reads none of its body (the client's upload
+ *     stops once the socket buffers are full), stores the object
+ *     KEY.stalled (empty) to say so, and waits until an object KEY.go
+ *     exists; then s3rver serves the PUT as usual.  A writer stalled
+ *     mid-upload, deterministically (s3-errtest cancel: the client
+ *     calls the PUT off meanwhile, and what s3rver then holds under KEY
+ *     is checked).  Runs inside shim 1's per-key lock.
  * =====================================================================
  */
 'use strict';
@@ -277,6 +285,28 @@ async function lostReplyShim(ctx, next) {
       new S3Object(o.bucket, o.key, Buffer.from(THEIRS_CONTENT), {}));
   ctx.respond = false;
   ctx.req.socket.destroy();
+}
+
+/* HYPERFILE TEST SHIM 10: a stalled upload, until KEY.go exists. */
+const stalledOnce = new Set();
+async function stallBodyShim(ctx, next) {
+  const o = objectOf(ctx);
+  if (!o || ctx.method !== 'PUT' || ctx.query.partNumber !== undefined ||
+      !o.key.includes('hf-shim-stall-body/') ||
+      o.key.endsWith('.stalled') || o.key.endsWith('.go'))
+    return next();
+  const id = o.bucket + '/' + o.key;
+  if (stalledOnce.has(id)) return next();
+  stalledOnce.add(id);
+  /* Nothing reads ctx.req until next(): Node stops reading the socket
+   * once its small buffer is full. */
+  await ctx.app.store.putObject(
+    new S3Object(o.bucket, o.key + '.stalled', Buffer.alloc(0), {}));
+  for (let i = 0; i < 1200; i++) {           /* at most 60 s */
+    if (await ctx.app.store.existsObject(o.bucket, o.key + '.go')) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return next();
 }
 
 /* HYPERFILE TEST SHIM 1: If-None-Match: * for PUT and multipart Complete. */
@@ -571,7 +601,7 @@ async function main() {
   /* In front of s3rver's own middleware (Koa composes at listen time),
    * in this order. */
   const shims = [tempCredentialsShim, statusShim, ifNoneMatchShim,
-                 lostReplyShim, listKeyEscapeShim];
+                 lostReplyShim, stallBodyShim, listKeyEscapeShim];
   if (reqlog) shims.unshift(requestLog);
   shims.unshift(accountingShim);        /* counts everything, bench/run */
   server.middleware.unshift(...shims);

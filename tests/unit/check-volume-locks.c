@@ -69,9 +69,9 @@ slow_head (struct hf_objstore *s, const char *key,
 
 static int
 slow_put (struct hf_objstore *s, const char *key, const void *data,
-          size_t len, unsigned flags)
+          size_t len, unsigned flags, const atomic_bool *cancel)
 {
-  return hf_objstore_put (slow_inner, key, data, len, flags);
+  return hf_objstore_put_cancel (slow_inner, key, data, len, flags, cancel);
 }
 
 static int

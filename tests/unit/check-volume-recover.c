@@ -12,7 +12,9 @@
  *  - 40 orphans above the head (more than one listing batch) do not keep
  *    an intact volume from opening;
  *  - a writer fenced between picking a segment and its PUT (forced with
- *    -Wl,--wrap of the lease calls) starts no PUT.
+ *    -Wl,--wrap of the lease calls) starts no PUT;
+ *  - a writer fenced while its PUT is under way (held in the fault
+ *    store) calls it off: nothing lands.
  */
 #include <config.h>
 
@@ -184,6 +186,61 @@ START_TEST (test_fenced_no_put)
   ck_assert_int_eq (hf_objstore_head (s, key, &oi), ENOENT);
   __atomic_store_n (&fence_renew, 0, __ATOMIC_RELEASE);
   __atomic_store_n (&renew_delay_us, 0, __ATOMIC_RELEASE);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* A writer fenced while its segment PUT is under way (held in the fault
+ * store: a writer stalled mid-upload) calls the PUT off: it returns
+ * ECANCELED at once, without landing, instead of landing whenever the
+ * store lets it go (after the new writer started: with the new writer's
+ * seq, which would stop it). */
+START_TEST (test_fenced_put_cancelled)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *d, *s;
+  struct hf_objstore_info oi;
+  struct hf_fault_config fc = { .seed = 5 };
+  struct hf_volume_options o = { .flush_interval_ms = 20,
+                                 .lease_ttl_s = 1 };
+  struct hf_volume_info info;
+  struct hf_volume *v;
+  uint8_t x[4096];
+  uint64_t h0;
+  char key[64];
+  double t0;
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &d), 0);
+  ck_assert_int_eq (hf_objstore_fault_open (d, &fc, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  v = open_ok (s, &o);
+  h0 = head_of (v);
+  fc.hold_key = "seg/";
+  hf_objstore_fault_set_config (s, &fc);
+  pattern (x, sizeof x, 12);
+  ck_assert_int_eq (hf_volume_pwrite (v, x, sizeof x, 0, 0), 0);
+  /* The timer seals it, the uploader's PUT waits in the store. */
+  t0 = now ();
+  while (hf_objstore_fault_held (s) == 0 && now () - t0 < 60)
+    usleep (1000);
+  ck_assert_uint_eq (hf_objstore_fault_held (s), 1);
+  /* The next renewal finds a newer epoch: fenced.  The PUT must stop
+   * by itself (bounded wait: it is held until released). */
+  __atomic_store_n (&fence_renew, EEXIST, __ATOMIC_RELEASE);
+  t0 = now ();
+  while (hf_objstore_fault_held (s) > 0 && now () - t0 < 20)
+    usleep (1000);
+  hf_volume_get_info (v, &info);
+  ck_assert (info.fenced);
+  ck_assert_msg (hf_objstore_fault_held (s) == 0,
+                 "the fenced writer's PUT is still under way");
+  /* Let anything still held go, stop the writer: nothing landed. */
+  hf_objstore_fault_release (s);
+  hf_volume_crash (v);
+  hf_seg_key (key, sizeof key, "", h0 + 1);
+  ck_assert_int_eq (hf_objstore_head (d, key, &oi), ENOENT);
+  __atomic_store_n (&fence_renew, 0, __ATOMIC_RELEASE);
   hf_objstore_close (s);
   rm_tmpdir (dir);
 }
@@ -566,6 +623,7 @@ main (void)
   hf_log_set_sink (log_capture);
   tcase_set_timeout (tc, 300);
   tcase_add_test (tc, test_fenced_no_put);
+  tcase_add_test (tc, test_fenced_put_cancelled);
   tcase_add_test (tc, test_torn_data);
   tcase_add_test (tc, test_torn_header);
   tcase_add_test (tc, test_torn_retry);

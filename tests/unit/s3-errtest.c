@@ -29,6 +29,11 @@
  *                     CompleteMultipartUpload (shim 9, like Ceph RGW
  *                     16.2): the second writer gets EEXIST and the
  *                     first one's object stays (each is one plain PUT)
+ *   cancel            a conditional put of 64 MiB that the server stalls
+ *                     mid-body (shim 10) is called off with its cancel
+ *                     flag: ECANCELED, one attempt, and the key stays
+ *                     free (a conditional put of other bytes then
+ *                     lands, and they read back)
  *   status            503 SlowDown on every attempt: retried, then EIO
  *                     naming the status; 500 once: retried, then served
  *                     (shim 8)
@@ -60,6 +65,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -665,6 +671,97 @@ errtest_cmd_condbig (void)
   return 0;
 }
 
+/* A put called off mid-body (tests/s3rver/server.js shim 10). */
+struct errtest_cancel_put {
+  struct hf_objstore *s;
+  const char *key;
+  const unsigned char *data;
+  size_t len;
+  atomic_bool cancel;
+  int r;
+};
+
+static void *
+errtest_cancel_thread (void *arg)
+{
+  struct errtest_cancel_put *p = arg;
+
+  p->r = hf_objstore_put_cancel (p->s, p->key, p->data, p->len,
+                                 HF_PUT_IF_NONE_MATCH, &p->cancel);
+  return NULL;
+}
+
+static int
+errtest_cmd_cancel (void)
+{
+  struct hf_s3_config cfg;
+  struct errtest_cancel_put p = { .key = "hf-shim-stall-body/seg" };
+  struct hf_objstore_info info;
+  struct hf_objstore_stats st0, st1;
+  const size_t n = 64 * 1024 * 1024;
+  unsigned char *a = malloc (n), *b = malloc (n);
+  pthread_t th;
+  void *all;
+  size_t alen;
+  uint64_t t0;
+  int i, r;
+
+  CHECK (a && b);
+  errtest_config (&cfg);
+  p.s = errtest_open (&cfg);
+  errtest_fill (a, n, 6);
+  errtest_fill (b, n, 7);
+  p.data = a;
+  p.len = n;
+  atomic_init (&p.cancel, false);
+  CHECK_ERR (hf_objstore_delete (p.s, p.key), 0);
+  CHECK_ERR (hf_objstore_delete (p.s, "hf-shim-stall-body/seg.stalled"), 0);
+  CHECK_ERR (hf_objstore_delete (p.s, "hf-shim-stall-body/seg.go"), 0);
+  hf_objstore_get_stats (p.s, &st0);
+  CHECK (pthread_create (&th, NULL, errtest_cancel_thread, &p) == 0);
+  /* Wait (bounded) until the server has stalled the PUT mid-body. */
+  for (i = 0; i < 6000; i++) {
+    r = hf_objstore_head (p.s, "hf-shim-stall-body/seg.stalled", &info);
+    if (r != ENOENT)
+      break;
+    usleep (10000);
+  }
+  CHECK_ERR (r, 0);
+  t0 = hf_objstore_now_us ();
+  atomic_store (&p.cancel, true);
+  CHECK (pthread_join (th, NULL) == 0);
+  CHECK_ERR (p.r, ECANCELED);
+  printf ("cancel: the put stopped %.0f ms after its flag was raised\n",
+          (hf_objstore_now_us () - t0) / 1000.0);
+  hf_objstore_get_stats (p.s, &st1);
+  CHECK (st1.requests[HF_OP_PUT] - st0.requests[HF_OP_PUT] == 1);
+  CHECK (st1.retries == st0.retries);
+  /* Let the server go on with what it received: the body cut short.
+   * The next conditional put of the key waits for it (shim 1's lock),
+   * then must find the key free. */
+  CHECK_ERR (hf_objstore_put (p.s, "hf-shim-stall-body/seg.go", "", 0, 0), 0);
+  CHECK_ERR (hf_objstore_put (p.s, p.key, b, n, HF_PUT_IF_NONE_MATCH), 0);
+  CHECK_ERR (hf_objstore_get_all (p.s, p.key, SIZE_MAX, &all, &alen), 0);
+  CHECK (alen == n && memcmp (all, b, n) == 0);
+  free (all);
+  /* A flag raised before the put starts: nothing is sent. */
+  hf_objstore_get_stats (p.s, &st0);
+  CHECK_ERR (hf_objstore_put_cancel (p.s, "hf-errtest-cancelled", a, 10,
+                                     HF_PUT_IF_NONE_MATCH, &p.cancel),
+             ECANCELED);
+  hf_objstore_get_stats (p.s, &st1);
+  CHECK (st1.requests[HF_OP_PUT] == st0.requests[HF_OP_PUT]);
+  CHECK_ERR (hf_objstore_head (p.s, "hf-errtest-cancelled", &info), ENOENT);
+  CHECK_ERR (hf_objstore_delete (p.s, p.key), 0);
+  CHECK_ERR (hf_objstore_delete (p.s, "hf-shim-stall-body/seg.stalled"), 0);
+  CHECK_ERR (hf_objstore_delete (p.s, "hf-shim-stall-body/seg.go"), 0);
+  printf ("cancel: a put called off mid-body left no object\n");
+  hf_objstore_close (p.s);
+  free (a);
+  free (b);
+  return 0;
+}
+
 /* 5xx answers (tests/s3rver/server.js shim 8). */
 static int
 errtest_cmd_status (void)
@@ -877,6 +974,8 @@ main (int argc, char *argv[])
     return errtest_cmd_condbig ();
   if (strcmp (cmd, "status") == 0)
     return errtest_cmd_status ();
+  if (strcmp (cmd, "cancel") == 0)
+    return errtest_cmd_cancel ();
   if (strcmp (cmd, "tls") == 0 && argc == 4)
     return errtest_cmd_tls (argv[2], argv[3]);
   if (strcmp (cmd, "token") == 0)
@@ -884,7 +983,7 @@ main (int argc, char *argv[])
   if (strcmp (cmd, "vhost") == 0 && argc == 3)
     return errtest_cmd_vhost (argv[2]);
   fprintf (stderr, "usage: s3-errtest badsecret|nobucket|ranges|multipart|"
-           "cond|condbig|list|bench|lostreply|status|token|restart PID CMD|"
+           "cond|condbig|cancel|list|bench|lostreply|status|token|restart PID CMD|"
            "tls CAFILE OTHER-CAFILE|vhost ENDPOINT\n");
   return 2;
 }
