@@ -307,3 +307,30 @@ s3_errtest_basics ()
   "$errtest" condbig
   "$errtest" list
 }
+
+# ---- the hostile S3 endpoint ----
+
+# hostile_start DIR: start tests/s3-hostile-server.py (its bucket names
+# pick the misbehaviour), stopped at exit; its request log goes to
+# DIR/server.out.  Sets HOSTILE_ENDPOINT.
+hostile_start ()
+{
+  local d=$1 port= i
+  # server.out exists before the background job opens it, so awk below
+  # never finds it missing (set -e would end the test).
+  : > "$d/server.out"
+  python3 "$abs_top_srcdir/tests/s3-hostile-server.py" > "$d/server.out" \
+    2> "$d/server.err" &
+  cleanup_add "kill $! 2>/dev/null"
+  for (( i = 0; i < 100; i++ )); do
+    port=$(awk '/^PORT /{print $2}' "$d/server.out")
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  if [ -z "$port" ]; then
+    cat "$d/server.err"
+    echo "$0: FAIL: the hostile S3 server did not start" >&2
+    exit 1
+  fi
+  HOSTILE_ENDPOINT=http://127.0.0.1:$port
+}

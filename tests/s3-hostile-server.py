@@ -21,6 +21,9 @@ signatures.  The bucket name picks the misbehaviour:
              order beside the right ones (one page, not truncated)
   ok         a well-behaved in-memory bucket (PUT, GET, HEAD, DELETE),
              to show the same client works
+  readonly   the ok bucket's objects through credentials that may only
+             read: GET, HEAD and listing work, PUT, POST and DELETE
+             answer 403 AccessDenied
 
 Each request is reported on stdout as "REQ METHOD PATH".  Runs until
 killed or its parent process exits.
@@ -153,6 +156,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.answer(200, b'')
         if self.command == 'GET' and key == '' and q.get('list-type') == '2':
             return self.list_page(bucket, q)
+        if bucket == 'readonly' and self.command not in ('GET', 'HEAD'):
+            return self.answer(403, b'<Error><Code>AccessDenied</Code>'
+                               b'<Message>Access Denied</Message></Error>')
         if self.command == 'PUT':
             with objects_lock:
                 objects[key] = body

@@ -26,19 +26,8 @@ fail ()
   exit 1
 }
 
-# Create server.out first: the background job opens it only once it
-# runs, and awk below must not find it missing (set -e ends the test).
-: > "$work/server.out"
-python3 "$abs_srcdir/s3-hostile-server.py" > "$work/server.out" \
-  2> "$work/server.err" &
-cleanup_add "kill $! 2>/dev/null"
-for (( i = 0; i < 100; i++ )); do
-  port=$(awk '/^PORT /{print $2}' "$work/server.out")
-  [ -n "$port" ] && break
-  sleep 0.1
-done
-[ -n "$port" ] || { cat "$work/server.err"; fail "the server did not start"; }
-endpoint=http://127.0.0.1:$port
+hostile_start "$work"
+endpoint=$HOSTILE_ENDPOINT
 
 max_rss_kb=$((200 * 1024))
 
