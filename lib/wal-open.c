@@ -624,6 +624,26 @@ hf_wal_open (const struct hf_wal_options *opts, struct hf_wal **out)
   return err;
 }
 
+int
+hf_wal_check (const char *dir, const uint8_t volume_uuid[16])
+{
+  struct hf_wal w = { .dir = (char *) dir, .dirfd = -1 };
+  struct hf_wal_found *v = NULL;
+  size_t n = 0, i;
+  int err;
+
+  memcpy (w.uuid, volume_uuid, HF_UUID_SIZE);
+  err = hf_localdir_open ("wal", dir, &w.dirfd);
+  if (err)
+    return err;
+  err = hf_wal_list (&w, &v, &n);
+  for (i = 0; i < n; i++)
+    close (v[i].fd);
+  free (v);
+  close (w.dirfd);
+  return err;
+}
+
 void
 hf_wal_close (struct hf_wal *w)
 {

@@ -60,6 +60,13 @@ struct hf_wal_stats {
 extern int hf_wal_open (const struct hf_wal_options *opts,
                         struct hf_wal **out);
 
+/* Check, without locking or changing anything, that the log files in
+ * dir belong to the volume volume_uuid: the refusal hf_wal_open would
+ * make, made early (the plugin checks before nbdkit forks, where a
+ * failure still ends the server).  0, or the error (logged). */
+extern int hf_wal_check (const char *dir,
+                         const uint8_t volume_uuid[16]);
+
 /* Call fn for every valid record with LSN > after, in LSN order.  Stops
  * at the first torn or corrupt record (logged with file and offset) and
  * discards everything after it, so later appends follow the last good

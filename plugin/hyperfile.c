@@ -8,7 +8,9 @@
  * .get_ready opens the store and validates the volume (so bad
  * configuration fails at startup, before nbdkit forks); .after_fork opens
  * the volume for real, because that starts the engine's background
- * threads, which would not survive nbdkit's daemonising fork; .cleanup
+ * threads, which would not survive nbdkit's daemonising fork (nor the
+ * --run fork: fork(2) copies only the calling thread); a failure there
+ * first stops the listening sockets (hyperfile_stop_listening); .cleanup
  * closes it, which commits everything to the store (also on SIGTERM and
  * SIGINT) and releases the writer lease.
  */
@@ -27,8 +29,10 @@
 #include <unistd.h>
 #include <fcntl.h>
 #include <dirent.h>
+#include <poll.h>
 #include <syslog.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
@@ -46,6 +50,7 @@
 #include "log.h"
 #include "objstore.h"
 #include "volume.h"
+#include "wal.h"
 
 /* Debug flags: -D hyperfile.AREA=1 (see DEBUG FLAGS in the man page). */
 NBDKIT_DLL_PUBLIC int hyperfile_debug_s3 = 0;
@@ -978,6 +983,11 @@ hyperfile_get_ready (void)
       hf_lease_probe (hf_store, hf_prefix, hf_opts.takeover,
                       hf_opts.break_lease) != 0)
     return -1;                  /* logged who holds it */
+  /* Likewise a log directory holding another volume's log (wal= shared
+   * by mistake): the open after the fork would refuse it. */
+  if (hf_wal_dir && !hf_opts.readonly &&
+      hf_wal_check (hf_wal_dir, vi.uuid) != 0)
+    return -1;                  /* logged whose log it is */
   return 0;
 }
 
@@ -1224,8 +1234,59 @@ hyperfile_cache_put (void *opaque, uint64_t seq, uint64_t off,
 }
 
 
+/* .after_fork failed, and nbdkit will exit.  Under --run its parent
+ * (server/captive.c in nbdkit 1.32) holds the listening sockets open
+ * while it runs the command, so the command's client would wait for ever
+ * in the socket's queue for a handshake that never comes.  The sockets
+ * are shared with the parent: shutting them down here refuses every
+ * later connection, and the connections already queued are closed, so
+ * the client fails at once and --run ends.  nbdkit's listening sockets
+ * are this process's only ones (SO_ACCEPTCONN). */
+static void
+hyperfile_stop_listening (void)
+{
+  DIR *d = opendir ("/proc/self/fd");
+  struct dirent *e;
+
+  if (d == NULL)
+    return;
+  while ((e = readdir (d)) != NULL) {
+    int fd = atoi (e->d_name), on = 0, c;
+    socklen_t len = sizeof on;
+    struct pollfd pfd;
+
+    if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd == dirfd (d) ||
+        getsockopt (fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == -1 || !on)
+      continue;
+    nbdkit_debug ("after_fork failed: closing listening socket %d", fd);
+    shutdown (fd, SHUT_RDWR);
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    while (poll (&pfd, 1, 0) == 1 && (pfd.revents & POLLIN) &&
+           (c = accept4 (fd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
+      close (c);
+  }
+  closedir (d);
+}
+
+static int hyperfile_open_volume (void);
+
 static int
 hyperfile_after_fork (void)
+{
+  if (hyperfile_open_volume () == -1) {
+    hyperfile_stop_listening ();
+    return -1;
+  }
+  return 0;
+}
+
+/* Open the volume for real: the cache, the log, the writer lease, the
+ * engine's threads, metrics and background GC.  What can be checked
+ * before the fork was (.get_ready); what fails here is a race with
+ * another writer or a store that refuses what a writer must do. */
+static int
+hyperfile_open_volume (void)
 {
   int r;
 

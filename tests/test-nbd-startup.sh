@@ -6,10 +6,17 @@
 # exit 0 and a dead server, or --run hanging), and leaves no socket and
 # no sparse cache file behind.  Warnings are not printed as errors.  On
 # S3 the lease message names the volume as s3://BUCKET/PREFIX at ENDPOINT.
+# A damaged volume (head segment corrupt or deleted, descriptor failing
+# its CRC) and a log directory holding another volume's log are refused
+# the same way.  What only the real open after the fork can find (here:
+# credentials that may read but not write, so the writer lease cannot be
+# written) ends `nbdkit --run` at once with the error, a client of the
+# command failing instead of waiting for ever (it did, until killed).
 set -e
 . "$abs_srcdir/nbd-functions.sh"
 requires nbdkit --version
 requires timeout --version
+requires nbdinfo --version
 hf_tmpdir
 
 fail ()
@@ -46,6 +53,29 @@ refused ()
   if grep -q 'error: warning' "$tmp/out"; then
     fail "$name: a warning printed as an error"
   fi
+  refused_client "$name" "$pattern" "$@"
+}
+
+# refused_client NAME PATTERN PARAMS...: nbdkit --run with a client that
+# connects must end non-zero within 60 s printing PATTERN: the client
+# fails instead of waiting in the socket's queue for a handshake.
+refused_client ()
+{
+  local name="$1" pattern="$2" r start
+  shift 2
+  rm -f "$tmp/b.sock"
+  r=0
+  start=$(date +%s)
+  timeout -s KILL 60 nbdkit -U "$tmp/b.sock" "$PLUGIN" "$@" \
+    --run 'nbdinfo --size "$uri"' > "$tmp/out" 2>&1 || r=$?
+  echo "--- $name (--run nbdinfo): exit $r in $(( $(date +%s) - start )) s"
+  cat "$tmp/out"
+  [ "$r" != 137 ] || fail "$name: --run nbdinfo hung (killed after 60 s)"
+  [ "$r" != 0 ] || fail "$name: --run nbdinfo exited 0"
+  grep -qE "$pattern" "$tmp/out" || fail "$name: no /$pattern/ (nbdinfo)"
+  # (A failure after the fork leaves the socket file: nbdkit 1.32 does
+  # not remove a -U socket, even after a clean --run.)
+  rm -f "$tmp/b.sock"
 }
 
 # ---- a busy volume (directory store) ----
@@ -83,6 +113,53 @@ grep -q 'warning: .*claiming the writer lease' "$log" ||
 if grep -q 'error: warning' "$log"; then
   fail "a warning printed as an error"
 fi
+
+# ---- damage: refused before the fork ----
+# A volume of two segments (segment-size=64K, three blocks of 64K
+# written), the newest sorting first in seg%/.
+hf_start "$tmp/d" size=1M gc=false segment-size=64K
+nbdsh -u "$uri" -c 'h.pwrite(b"d" * 196608, 0); h.flush()'
+hf_stop
+cp -a "$tmp/d" "$tmp/d.good"
+head_seg="$(ls "$tmp/d/seg%" | head -1)"
+[ "$(ls "$tmp/d/seg%" | wc -l)" -ge 2 ] || fail "expected two segments"
+damaged ()                      # damaged NAME PATTERN: after the damage
+{
+  refused "$1" "$2" "$tmp/d" gc=false
+  rm -rf "$tmp/d"
+  cp -a "$tmp/d.good" "$tmp/d"
+}
+printf 'X' | dd of="$tmp/d/seg%/$head_seg" bs=1 seek=100 conv=notrunc \
+  status=none
+damaged head-corrupt "segment seg/$head_seg: corrupt at byte offset .*CRC"
+rm "$tmp/d/seg%/$head_seg"
+damaged head-deleted "segments were deleted or lost"
+printf 'X' | dd of="$tmp/d/volume" bs=1 seek=40 conv=notrunc status=none
+damaged descriptor-corrupt "volume volume: corrupt at byte offset .*descriptor"
+
+# ---- another volume's write-ahead log ----
+# A server of $tmp/o dies with records in its log (flush-interval=1h:
+# none of them in a segment yet); that log directory given to $tmp/d
+# is refused, not replayed into the wrong volume.
+mkdir -m 700 "$tmp/wo"
+hf_start "$tmp/o" size=1M gc=false wal="$tmp/wo" flush-interval=1h
+nbdsh -u "$uri" -c 'h.pwrite(b"o" * 4096, 0); h.flush()'
+hf_stop KILL
+ls "$tmp/wo" | grep -q '^wal-.*\.log$' || fail "no log left by the killed server"
+refused wal-other "wal: $tmp/wo/wal-.*belongs to volume .*, not to this volume" \
+  "$tmp/d" gc=false wal="$tmp/wo"
+
+# ---- S3: found only after the fork ----
+# Credentials that may read but not write: .get_ready reads the volume
+# and the lease; the claim of the lease after the fork gets a 403.  In
+# daemon mode nbdkit has then exited 0 (its parent returns at the fork),
+# so only --run is checked.
+hostile_start "$tmp"
+AWS_ACCESS_KEY_ID=AK AWS_SECRET_ACCESS_KEY=SK AWS_REGION=us-east-1 \
+  "$HYPERFILE" --endpoint "$HOSTILE_ENDPOINT" create s3://ok/ro --size 1M
+AWS_ACCESS_KEY_ID=AK AWS_SECRET_ACCESS_KEY=SK AWS_REGION=us-east-1 \
+  refused_client readonly-s3 "s3://readonly/ro at $HOSTILE_ENDPOINT: cannot write the writer lease: Permission denied" \
+  s3://readonly/ro endpoint="$HOSTILE_ENDPOINT" gc=false
 
 # ---- S3: the volume's name in the lease message ----
 if hf_s3rver_start; then

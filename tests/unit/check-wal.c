@@ -812,9 +812,17 @@ START_TEST (test_other_volume)
   ck_assert_int_eq (hf_wal_open (&o2, &w2), EINVAL);
   ck_assert_ptr_null (w2);
   ck_assert_int_eq (n_errors, 1);
+  /* hf_wal_check (the plugin's check before nbdkit forks) refuses the
+   * same, and passes the volume's own log, also while it is open
+   * (it takes no lock). */
+  n_errors = 0;
+  ck_assert_int_eq (hf_wal_check (waldir, o2.volume_uuid), EINVAL);
+  ck_assert_int_eq (n_errors, 1);
+  ck_assert_int_eq (hf_wal_check (waldir, o.volume_uuid), 0);
   /* Nothing was touched. */
   ck_assert_int_eq (list_files (waldir, names, 8), 1);
   w = open_wal (&o);
+  ck_assert_int_eq (hf_wal_check (waldir, o.volume_uuid), 0);
   check_replay (w, 0, &exp);
   hf_wal_close (w);
   free (exp.v);
