@@ -150,7 +150,9 @@ hf_put_le64 (void *p, uint64_t v)
  *      0    4 vd_magic        "HFVD" (0x44564648 as LE u32)
  *      4    2 vd_version      1
  *      6    2 vd_hdr_size     512
- *      8    4 vd_flags        HF_VD_CLONE if the volume is a clone
+ *      8    4 vd_flags        HF_VD_CLONE if the volume is a clone;
+ *                             HF_VD_FLATTENED (with HF_VD_CLONE only)
+ *                             once it was flattened
  *     12    4 vd_block_size   bytes per logical block, power of 2,
  *                             512..65536
  *     16   16 vd_uuid         random, identifies the volume; every
@@ -162,7 +164,9 @@ hf_put_le64 (void *p, uint64_t v)
  *     56   16 vd_parent_uuid  clone: the parent volume's uuid
  *     72  256 vd_parent_url   clone: the parent's url (NUL padded),
  *                             e.g. "s3://bucket/prefix"
- *    328  180 vd_reserved     zero
+ *    328    8 vd_flat_seq     flattened clone: the head when it was
+ *                             flattened (> vd_parent_seq); else zero
+ *    336  172 vd_reserved     zero
  *    508    4 vd_crc          CRC32C of bytes 0..507
  */
 struct hf_disk_volume {
@@ -177,13 +181,22 @@ struct hf_disk_volume {
   uint64_t vd_parent_seq;
   uint8_t vd_parent_uuid[HF_UUID_SIZE];
   char vd_parent_url[256];
-  uint8_t vd_reserved[180];
+  uint64_t vd_flat_seq;
+  uint8_t vd_reserved[172];
   uint32_t vd_crc;
 } __attribute__ ((packed));
 #define HF_VD_MAGIC 0x44564648u /* "HFVD" */
 #define HF_VD_VERSION 1
 #define HF_VD_SIZE 512
 #define HF_VD_CLONE 0x1
+/* A flattened clone (hyperfile flatten): no point at or after
+ * vd_flat_seq reads anything of the parent (every block and index node
+ * its head used there was copied into the clone's own segments, and the
+ * clone unregistered itself from the parent).  The parent is followed
+ * while it is there, for the clone's older points; once it is gone (or
+ * another volume is at its URL) the lineage ends at the clone, and a
+ * seq <= vd_parent_seq names a segment that no longer exists. */
+#define HF_VD_FLATTENED 0x2
 _Static_assert (sizeof (struct hf_disk_volume) == HF_VD_SIZE, "vd size");
 
 /* ---- B+tree node pointer (16 bytes), used in headers and branches ----

@@ -101,6 +101,11 @@ struct hf_gc {
 
   struct hf_gc_report rep;
 
+  /* Flatten (hf_gc_flatten): every block and node of the parent's
+   * (seq <= floor) is a candidate; counting them first. */
+  bool flatten, flat_counting;
+  uint64_t flat_blocks, flat_nodes, flat_total;
+
   /* What each root keeps (the last scan's; reported at the end). */
   struct hf_gc_pin {
     const char *kind;
@@ -219,6 +224,16 @@ hf_gc_hdr_get (struct hf_gc *g, uint64_t seq, struct hf_seg_hdr *h)
   size_t got = 0;
   int r;
 
+  if (g->lin && seq <= g->floor) {
+    /* A parent's segment (flatten reads the parent's checkpoint). */
+    const struct hf_lineage_level *lv = hf_lineage_locate (g->lin, seq);
+
+    hf_seg_key (key, sizeof key, lv->prefix, seq);
+    r = hf_objstore_get_retry (lv->store, key, 0, sizeof buf, buf, &got);
+    if (r)
+      return r;
+    return hf_seg_parse_hdr (buf, got, key, lv->d.uuid, g->bs, seq, h);
+  }
   hf_seg_key (key, sizeof key, g->prefix, seq);
   r = hf_objstore_get_retry (g->s, key, 0, sizeof buf, buf, &got);
   if (r)
@@ -455,6 +470,8 @@ hf_gc_flush_run (struct hf_gc *g)
                           g->run_blk, g->run_crc, &moved);
   g->run_n = 0;
   g->rep.relocated_blocks += moved;
+  if (g->flatten && g->o.progress)
+    g->o.progress (g->o.opaque, g->rep.relocated_blocks, g->flat_total);
   return r;
 }
 
@@ -472,7 +489,10 @@ hf_gc_node_fn (void *opaque, const struct hf_disk_node_ptr *ptr,
   e = hf_gc_mark (g, ptr->np_seq);
   if (e && g->counting)
     e->live_nodes++;
-  if (e && g->compacting && (e->fl & HF_GC_CAND))
+  if (g->flat_counting && ptr->np_seq <= g->floor)
+    g->flat_nodes++;
+  if (g->compacting && (g->flatten ? ptr->np_seq <= g->floor
+                        : e && (e->fl & HF_GC_CAND)))
     g->pending_touch = true;
   return 0;
 }
@@ -496,6 +516,8 @@ hf_gc_ent_fn (void *opaque, uint64_t lba, const struct hf_bmap *m)
   e = hf_gc_mark (g, m->seq);
   if (e && g->counting)
     e->live_blocks++;
+  if (g->flat_counting && m->seq <= g->floor)
+    g->flat_blocks++;
   if (!g->compacting)
     return 0;
   if (g->pending_touch) {
@@ -507,7 +529,7 @@ hf_gc_ent_fn (void *opaque, uint64_t lba, const struct hf_bmap *m)
       return r;
     g->rep.touched_nodes++;
   }
-  if (e == NULL || !(e->fl & HF_GC_CAND))
+  if (g->flatten ? m->seq > g->floor : e == NULL || !(e->fl & HF_GC_CAND))
     return 0;
   if (g->run_n > 0 &&
       (g->run_n == HF_GC_RUN_MAX || g->run_seq != m->seq ||
@@ -1105,6 +1127,112 @@ hf_gc_run (struct hf_objstore *s, const char *prefix,
  out:
   if (rep)
     *rep = g.rep;
+  hf_lineage_close (g.lin);
+  free (g.seg);
+  free (g.ckpts);
+  free (g.pins);
+  hf_nodeset_free (&g.vis);
+  return r;
+}
+
+/* ---- Flatten ---- */
+
+/* Count what the head's tree still reads from the parent. */
+static int
+hf_gc_flat_count (struct hf_gc *g)
+{
+  int r;
+
+  g->flat_blocks = g->flat_nodes = 0;
+  g->flat_counting = true;
+  g->dedup = false;
+  r = hf_gc_walk (g, g->head_ckpt);
+  g->flat_counting = false;
+  return r;
+}
+
+int
+hf_gc_flatten (struct hf_objstore *s, const char *prefix,
+               struct hf_volume *w, const struct hf_gc_options *o,
+               struct hf_gc_flatten_report *rep)
+{
+  struct hf_gc g = { .s = s, .prefix = prefix ? prefix : "", .w = w,
+                     .flatten = true };
+  struct hf_volume_info vi;
+  int r, pass;
+
+  memset (rep, 0, sizeof *rep);
+  if (o)
+    g.o = *o;
+  g.o.node_cache = g.o.node_cache ? g.o.node_cache : 1024;
+  hf_nodeset_init (&g.vis, g.o.visited_max ? g.o.visited_max : 1 << 18);
+  r = hf_lineage_open (s, g.prefix, g.o.cfg, &g.lin);
+  if (r)
+    goto out;
+  g.floor = g.lin->lv[0].floor;
+  if (g.floor == 0) {
+    hf_error ("flatten: %s is not a clone", HF_OBJSTORE_NAME (s, g.prefix));
+    r = EINVAL;
+    goto out;
+  }
+  /* Pass after pass: checkpoint (so the head is one tree), count what
+   * it reads from the parent, move that (blocks relocated, index paths
+   * touched) and checkpoint.  One pass moves everything; a pass that
+   * finds nothing ends the loop, and the last one checks. */
+  for (pass = 0; pass < 4; pass++) {
+    hf_volume_get_info (w, &vi);
+    /* A head still on the parent's checkpoint gets one of its own. */
+    if ((hf_gc_needs_ckpt (w) || vi.ckpt_seq <= g.floor) &&
+        (r = hf_volume_checkpoint (w)) != 0)
+      break;
+    hf_volume_get_info (w, &vi);
+    memcpy (g.uuid, vi.uuid, HF_UUID_SIZE);
+    g.bs = vi.block_size;
+    g.head = vi.head_seq;
+    g.head_ckpt = vi.ckpt_seq;
+    g.nseg = 0;
+    if ((r = hf_gc_list (&g)) != 0)
+      break;
+    hf_nodeset_clear (&g.vis);
+    if ((r = hf_gc_flat_count (&g)) != 0)
+      break;
+    if (pass == 0)
+      rep->parent_blocks = g.flat_blocks, rep->parent_nodes = g.flat_nodes;
+    hf_debug ("gc", "flatten pass %d: the head (checkpoint %" PRIu64 ") "
+              "reads %" PRIu64 " blocks and %" PRIu64 " index nodes from "
+              "the parent", pass, g.head_ckpt, g.flat_blocks, g.flat_nodes);
+    if (g.flat_blocks == 0 && g.flat_nodes == 0 && g.head_ckpt > g.floor)
+      break;
+    g.flat_total = g.rep.relocated_blocks + g.flat_blocks;
+    g.compacting = true;
+    g.pending_touch = false;
+    g.run_n = 0;
+    r = hf_gc_walk (&g, g.head_ckpt);
+    if (r == 0)
+      r = hf_gc_flush_run (&g);
+    g.compacting = false;
+    if (r == 0)
+      r = hf_volume_checkpoint (w);
+    if (r)
+      break;
+  }
+  if (r == 0 && pass == 4) {
+    hf_error ("flatten: %s: the head still reads %" PRIu64 " blocks and %"
+              PRIu64 " index nodes from the parent after %d passes",
+              HF_OBJSTORE_NAME (s, g.prefix), g.flat_blocks, g.flat_nodes,
+              pass);
+    r = EAGAIN;
+  }
+  if (r == 0 && g.o.progress)
+    g.o.progress (g.o.opaque, g.rep.relocated_blocks,
+                  g.rep.relocated_blocks);
+  rep->moved_blocks = g.rep.relocated_blocks;
+  rep->touched_nodes = g.rep.touched_nodes;
+  rep->head_seq = g.head;
+  if (r && r != EINVAL)
+    hf_error ("flatten: %s: %s", HF_OBJSTORE_NAME (s, g.prefix),
+              strerror (r));
+ out:
   hf_lineage_close (g.lin);
   free (g.seg);
   free (g.ckpts);

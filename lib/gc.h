@@ -104,6 +104,8 @@ struct hf_gc_options {
   void (*on_pin) (void *opaque, const char *kind, const char *name,
                   uint64_t seq, uint64_t since_ns, uint64_t bytes,
                   bool orphan);
+  /* hf_gc_flatten only (NULL = none): blocks moved of total so far. */
+  void (*progress) (void *opaque, uint64_t done, uint64_t total);
 };
 
 struct hf_gc_report {
@@ -140,6 +142,26 @@ extern int hf_gc_run (struct hf_objstore *s, const char *prefix,
                       struct hf_volume *writer,
                       const struct hf_gc_options *o,
                       struct hf_gc_report *rep);
+
+/* Flatten a clone: move every data block and index node its head
+ * still reads from its parent (seqs <= its base) into its own segments,
+ * through w (the clone opened writable: relocation as in compaction, so
+ * a client write would win, then checkpoints), until the head's tree
+ * names nothing of the parent.  Uses o's cfg, node_cache, visited_max,
+ * progress and opaque.  EINVAL (logged) if the volume is not a clone.
+ * The descriptor and the parent's registration are the caller's
+ * (hyperfile flatten): this only makes the head independent; older
+ * points still read from the parent. */
+struct hf_gc_flatten_report {
+  uint64_t parent_blocks;       /* read from the parent before */
+  uint64_t parent_nodes;
+  uint64_t moved_blocks;
+  uint64_t touched_nodes;
+  uint64_t head_seq;            /* the head after */
+};
+extern int hf_gc_flatten (struct hf_objstore *s, const char *prefix,
+                          struct hf_volume *w, const struct hf_gc_options *o,
+                          struct hf_gc_flatten_report *rep);
 
 /* Background GC: a thread that calls hf_gc_run (s, prefix, writer, o)
  * every interval_ms until hf_gc_sched_stop.  A failed run is logged

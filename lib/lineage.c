@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cleanup.h"
@@ -33,6 +34,8 @@ hf_vdesc_encode (const struct hf_vdesc *d, uint8_t o[HF_VD_SIZE])
     size_t n = strnlen (d->parent_url, 256);
 
     memcpy (o + VD (vd_parent_url), d->parent_url, n);
+    if (d->flags & HF_VD_FLATTENED)
+      hf_put_le64 (o + VD (vd_flat_seq), d->flat_seq);
   }
   hf_put_le32 (o + VD (vd_crc), hf_crc32c (0, o, VD (vd_crc)));
 }
@@ -93,6 +96,17 @@ hf_vdesc_decode (const void *buf, size_t len, struct hf_vdesc *d,
                                          d->parent_url);
         return EBADMSG;
       }
+    if (d->flags & HF_VD_FLATTENED) {
+      d->flat_seq = hf_le64 (o + VD (vd_flat_seq));
+      if (d->flat_seq <= d->parent_seq) {
+        *bad_off = VD (vd_flat_seq);
+        return EBADMSG;
+      }
+    }
+  }
+  else if (d->flags & HF_VD_FLATTENED) {
+    *bad_off = VD (vd_flags);
+    return EBADMSG;
   }
   return 0;
 }
@@ -159,6 +173,46 @@ hf_lineage_check_parent (bool child_s3, const char *child,
   return 0;
 }
 
+/* A flattened clone's parent: is it still there (its descriptor at
+ * the URL, with the uuid the clone names)?  Asked quietly: its absence
+ * is expected, and opening a missing directory would log an error.  A
+ * parent that cannot be read for another reason counts as gone too
+ * (warned): the clone's head does not need it. */
+static bool
+hf_lineage_parent_present (const struct hf_lineage_level *c,
+                           const struct hf_s3_config *cfg)
+{
+  const char *url = c->d.parent_url;
+  struct hf_objstore *s;
+  char *prefix, key[HF_OBJSTORE_KEY_MAX + 1];
+  uint8_t buf[HF_VD_SIZE];
+  struct hf_vdesc d;
+  size_t got = 0, bad;
+  bool present = false;
+  int r;
+
+  if (strncmp (url, "s3://", 5) != 0) {
+    const char *path = strncmp (url, "file://", 7) == 0 ? url + 7 : url;
+    struct stat sb;
+
+    if (stat (path, &sb) == -1)
+      return false;
+  }
+  if ((r = hf_objstore_open_url (url, cfg, false, &s, &prefix)) != 0)
+    return false;
+  snprintf (key, sizeof key, "%svolume", prefix);
+  r = hf_objstore_get_retry (s, key, 0, sizeof buf, buf, &got);
+  if (r == 0 && hf_vdesc_decode (buf, got, &d, &bad) == 0)
+    present = memcmp (d.uuid, c->d.parent_uuid, HF_UUID_SIZE) == 0;
+  else if (r && r != ENOENT)
+    hf_warn ("volume: the parent %s of a flattened clone: %s (not "
+             "needed by its head; its older points are unreadable)", url,
+             strerror (r));
+  hf_objstore_close (s);
+  free (prefix);
+  return present;
+}
+
 int
 hf_lineage_open (struct hf_objstore *s, const char *prefix,
                  const struct hf_s3_config *cfg, struct hf_lineage **out)
@@ -203,6 +257,15 @@ hf_lineage_open (struct hf_objstore *s, const char *prefix,
                                    cfg && cfg->clone_parent_any);
       if (r)
         break;
+      if ((c->d.flags & HF_VD_FLATTENED) &&
+          !hf_lineage_parent_present (c, cfg ? cfg : &dflt)) {
+        /* Its head needs nothing of the parent: the lineage ends. */
+        hf_debug ("volume", "%s: flattened at segment %" PRIu64 "; its "
+                  "parent %s is gone (points before segment %" PRIu64
+                  " are unreadable)", what, c->d.flat_seq, c->d.parent_url,
+                  c->d.flat_seq);
+        break;
+      }
       hf_info ("volume: %s is a clone of %s at segment %" PRIu64, what,
                c->d.parent_url, c->d.parent_seq);
     }

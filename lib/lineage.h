@@ -41,6 +41,7 @@ struct hf_vdesc {
   uint64_t parent_seq;
   uint8_t parent_uuid[HF_UUID_SIZE];
   char parent_url[257];
+  uint64_t flat_seq;            /* HF_VD_FLATTENED: the head then */
 };
 
 struct hf_lineage_level {

@@ -14,6 +14,7 @@
  *   hyperfile [STORE OPTIONS] export URL FILE|- [--at POINT]
  *   hyperfile [STORE OPTIONS] resize URL SIZE
  *   hyperfile [STORE OPTIONS] children URL [--prune]
+ *   hyperfile [STORE OPTIONS] flatten CLONE-URL
  *
  * Store options are the plugin's parameters spelled as long options
  * (--endpoint, --region, --access-key, --secret-key, --session-token,
@@ -156,6 +157,7 @@ hf_tool_usage (FILE *fp)
 "  du URL [--retain=DUR] [--json]            space in the store, live, reclaimable\n"
 "  resize URL SIZE [--json]                  grow the volume to SIZE\n"
 "  children URL [--prune] [--json]           clones registered on the volume\n"
+"  flatten CLONE-URL [--json]                copy what a clone reads from its parent\n"
 "  help [COMMAND]                            this, or one command's usage\n"
 "\n"
 "URL is s3://BUCKET[/PREFIX], file:///DIR or a directory path.\n"
@@ -452,6 +454,8 @@ hf_tool_info (const char *url)
     if (d.flags & HF_VD_CLONE) {
       hf_j_str (o, "clone_of", d.parent_url);
       hf_j_u64 (o, "base_seq", d.parent_seq);
+      if (d.flags & HF_VD_FLATTENED)
+        hf_j_u64 (o, "flattened_at", d.flat_seq);
     }
     hf_j_print (o, stdout);
   }
@@ -483,6 +487,9 @@ hf_tool_info (const char *url)
   if (!hf_tool_json && (d.flags & HF_VD_CLONE))
     printf ("clone of:       %s at segment %" PRIu64 "\n", d.parent_url,
             d.parent_seq);
+  if (!hf_tool_json && (d.flags & HF_VD_FLATTENED))
+    printf ("flattened at segment %" PRIu64 " (the points since need "
+            "nothing of the parent)\n", d.flat_seq);
   hf_volume_close (v);
   hf_objstore_close (s);
   free (prefix);
@@ -2119,6 +2126,136 @@ hf_tool_children (int argc, char **argv)
   return ret;
 }
 
+/* ---- flatten ---- */
+
+static double hf_tool_flat_t0;
+
+static void
+hf_tool_flat_progress (void *opaque, uint64_t done, uint64_t total)
+{
+  uint64_t bs = *(const uint32_t *) opaque;
+
+  hf_tool_progress ("flatten", done * bs, total * bs, hf_tool_flat_t0,
+                    done == total);
+}
+
+/* Make a clone independent of its parent: every block and index node
+ * its head reads from the parent is copied into its own segments
+ * (hf_gc_flatten, through the writer: the lease is held), the
+ * descriptor says it is flattened (the parent is then followed only
+ * while it exists, for the older points), and the clone is unregistered
+ * from the parent, whose gc then frees the base and which may be
+ * deleted. */
+static int
+hf_tool_flatten (int argc, char **argv)
+{
+  struct hf_volume_options wo = { .takeover = hf_tool_takeover,
+                                  .flush_interval_ms = UINT32_MAX,
+                                  .parent_cfg = &hf_tool_s3 };
+  const char *url = argv[0];
+  struct hf_gc_options go = { .cfg = &hf_tool_s3,
+                              .progress = hf_tool_flat_progress };
+  struct hf_gc_flatten_report rep;
+  struct hf_volume_info vi;
+  struct hf_objstore *s, *ps = NULL;
+  struct hf_volume *v;
+  struct hf_vdesc d;
+  char *prefix, *pprefix = NULL, key[HF_OBJSTORE_KEY_MAX + 1];
+  uint8_t buf[HF_VD_SIZE];
+  bool was_flat, unreg = false;
+  int r, ret = EXIT_FAILURE;
+
+  (void) argc;
+  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
+    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  if ((r = hf_vdesc_read (s, prefix, &d)) != 0) {
+    ret = r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+    goto out;                   /* logged why */
+  }
+  if (!(d.flags & HF_VD_CLONE)) {
+    fprintf (stderr, "hyperfile: flatten: %s is not a clone: it reads "
+             "nothing from another volume\n", url);
+    ret = EXIT_USAGE;
+    goto out;
+  }
+  was_flat = d.flags & HF_VD_FLATTENED;
+  r = hf_volume_open (s, prefix, &wo, &v);
+  if (r) {
+    ret = r == EBUSY ? EXIT_BUSY : EXIT_FAILURE;  /* the volume said why */
+    goto out;
+  }
+  hf_volume_get_info (v, &vi);
+  go.opaque = &vi.block_size;
+  hf_tool_flat_t0 = hf_tool_now ();
+  r = hf_gc_flatten (s, prefix, v, &go, &rep);
+  if (hf_volume_close (v) != 0 && r == 0)
+    r = EIO;
+  if (r)
+    goto out;                   /* logged why */
+  /* The descriptor last but one: from now on no point at or after
+   * flat_seq needs the parent.  A plain PUT replaces it (an object PUT
+   * is atomic: readers see the old or the new one). */
+  if (!was_flat || rep.moved_blocks || rep.touched_nodes) {
+    d.flags |= HF_VD_FLATTENED;
+    d.flat_seq = rep.head_seq;
+    hf_vdesc_encode (&d, buf);
+    snprintf (key, sizeof key, "%svolume", prefix);
+    r = hf_objstore_put_retry (s, key, buf, sizeof buf, 0);
+    if (r) {
+      fprintf (stderr, "hyperfile: flatten: %s: writing the descriptor: "
+               "%s (the data is copied; run flatten again)\n", url,
+               strerror (r));
+      goto out;
+    }
+  }
+  /* Then the parent's registration (its gc may free the base now). */
+  hf_tool_held[0] = '\0';
+  hf_tool_quiet = true;         /* a parent that is gone is fine */
+  r = hf_objstore_open_url (d.parent_url, &hf_tool_s3, false, &ps,
+                            &pprefix);
+  hf_tool_quiet = false;
+  if (r == 0)
+    r = hf_clone_reg_delete (ps, pprefix, d.uuid);
+  if (r == 0)
+    unreg = true;
+  else if (r != ENOENT)
+    fprintf (stderr, "hyperfile: flatten: could not unregister the clone "
+             "from %s: %s; it keeps the base until flatten runs again\n",
+             d.parent_url, strerror (r));
+  if (hf_tool_json) {
+    json_object *o = hf_j_obj ();
+
+    hf_j_str (o, "url", url);
+    hf_j_str (o, "parent", d.parent_url);
+    hf_j_u64 (o, "moved_blocks", rep.moved_blocks);
+    hf_j_u64 (o, "moved_bytes", rep.moved_blocks * vi.block_size);
+    hf_j_u64 (o, "touched_nodes", rep.touched_nodes);
+    hf_j_u64 (o, "flattened_at", d.flat_seq);
+    hf_j_bool (o, "unregistered", unreg);
+    hf_j_print (o, stdout);
+  }
+  else if (was_flat && rep.moved_blocks == 0 && rep.touched_nodes == 0)
+    printf ("%s is already flattened at segment %" PRIu64 ": its head "
+            "reads nothing from %s%s\n", url, d.flat_seq, d.parent_url,
+            unreg ? " (registration removed)" : "");
+  else
+    printf ("flattened %s: %" PRIu64 " blocks (%" PRIu64 " bytes) and %"
+            PRIu64 " index paths copied from %s into its own segments; "
+            "head segment %" PRIu64 ".\n%s; points before segment %" PRIu64
+            " still read from it while it exists.\n", url,
+            rep.moved_blocks, rep.moved_blocks * vi.block_size,
+            rep.touched_nodes, d.parent_url, d.flat_seq,
+            unreg ? "Unregistered from the parent, which may be deleted now"
+            : "The parent is gone", d.flat_seq);
+  ret = EXIT_SUCCESS;
+ out:
+  hf_objstore_close (ps);
+  free (pprefix);
+  hf_objstore_close (s);
+  free (prefix);
+  return ret;
+}
+
 /* ---- resize ---- */
 
 /* Grow the volume to SIZE (rounded up to whole blocks).  Through the
@@ -2280,6 +2417,12 @@ static const struct hf_tool_cmd {
     "and state): an orphan is a registration whose clone is gone (deleted\n"
     "by hand); it still keeps its base from gc.  --prune deletes the\n"
     "orphans' registrations.\n" },
+  { "flatten", 1, 1, hf_tool_flatten, "flatten CLONE-URL [--takeover] [--json]",
+    "Copy every block and index node the clone's head still reads from its\n"
+    "parent into the clone's own segments, then unregister it from the\n"
+    "parent, which may then be deleted.  Points of the clone before the\n"
+    "flatten still read from the parent while it exists.  Exit 2 if it is\n"
+    "not a clone, 5 if a server holds its writer lease.\n" },
   { "resize", 2, 2, hf_tool_resize, "resize URL SIZE [--takeover] [--json]",
     "Grow the volume to SIZE bytes (K, M, G, T suffixes; rounded up to\n"
     "whole blocks).  The new end reads as zeros; older points keep their\n"
