@@ -16,11 +16,10 @@
  * reads of it are served from there.
  *
  * Lock rule: tree_lock exclusively around every change of the tree,
- * then (lock order) v->lock for what must be published with it.  The
- * checkpoint makes no store request under the exclusive lock.  Rollback
- * still does (it rebuilds the state at the older point under it); it
- * runs only from the admin tool, after a flush, with nothing else
- * going on.
+ * then (lock order) v->lock for what must be published with it.
+ * Neither the checkpoint nor rollback makes a store request under the
+ * exclusive lock: both read what they need first (under the shared
+ * lock, or none), then change memory.
  */
 #include <config.h>
 
@@ -187,15 +186,85 @@ hf_vol_ckpt_build (struct hf_volume *v, struct hf_vol_seg *s,
   return 0;
 }
 
-/* ---- Rollback ---- */
+/* ---- Rollback ----
+ *
+ * Two phases.  The read phase reads the state at seq (its checkpoint
+ * tree, opened cold, and its roll-forward) into a struct hf_vol_point
+ * with no tree lock: it changes nothing of the volume, whose reads and
+ * writes go on.  The install phase, under tree_lock exclusively and
+ * v->lock, revalidates (nothing sealed, the head the one the read
+ * phase started from: otherwise the pipeline is drained and it tries
+ * again), swaps in the tree, delta and size, and seals the rollback
+ * segment: no store request, and the old state is freed after the
+ * locks are dropped.  The checkpoint of that segment (above) then
+ * merges with its node reads under the shared lock. */
+
+#define HF_VOL_ROLLBACK_TRIES 4
+
+/* Install pt (whose tree, delta and tables move into v) and seal the
+ * rollback segment, if nothing is sealed and the head is still head.
+ * 0, EAGAIN (revalidation failed: *head is the head now, nothing
+ * changed) or the write error that refuses it.  The replaced state is
+ * returned in *old to be freed without the locks. */
+static int
+hf_vol_rollback_install (struct hf_volume *v, struct hf_vol_point *pt,
+                         uint64_t *head, struct hf_vol_point *old)
+{
+  int r;
+
+  memset (old, 0, sizeof *old);
+  pthread_rwlock_wrlock (&v->tree_lock);
+  hf_vol_lock (v);
+  r = hf_vol_write_err_locked (v);
+  if (r == 0 && (v->sealed != NULL || v->head_seq != *head)) {
+    *head = v->head_seq;
+    r = EAGAIN;
+  }
+  if (r) {
+    hf_vol_unlock (v);
+    pthread_rwlock_unlock (&v->tree_lock);
+    return r;
+  }
+  /* What names the real head (the rollback segment chains onto it)
+   * and the numbering (seqs above every seq seen) stay; the builder is
+   * idle (nothing is sealed), so its fields may change here. */
+  old->tree = v->tree;
+  old->delta = v->delta;
+  old->tabs = v->crc_tabs;
+  v->tree = pt->tree;
+  v->delta = pt->delta;
+  v->crc_tabs = pt->tabs;
+  pt->tree = NULL;
+  memset (&pt->delta, 0, sizeof pt->delta);
+  memset (&pt->tabs, 0, sizeof pt->tabs);
+  v->size = pt->size;
+  v->ckpt_seq = pt->ckpt_seq;
+  v->b_ckpt_seq = pt->ckpt_seq;
+  v->b_root = pt->root;
+  v->b_mapped = pt->mapped;
+  v->b_segs_since = pt->segs_since;
+  v->b_ext_since = pt->ext_since;
+  /* One checkpoint segment holding seq's whole state, flagged. */
+  r = hf_vol_seal_locked (v, true, true);
+  if (r == 0)
+    v->sealed_tail->rollback = true;
+  else {
+    /* The state in memory is seq's, the store's is not: stop. */
+    v->broken = r == ENOMEM ? ENOMEM : EIO;
+    hf_vol_wake_all_locked (v);
+  }
+  hf_vol_unlock (v);
+  pthread_rwlock_unlock (&v->tree_lock);
+  return r;
+}
 
 int
 hf_volume_rollback (struct hf_volume *v, uint64_t seq, uint64_t *new_seq)
 {
   struct hf_volume_info vi;
-  uint64_t next, committed, head, parent_seq;
-  uint32_t parent_crc;
-  int r;
+  struct hf_vol_point pt, old;
+  uint64_t head;
+  int r, tries;
 
   if (v->readonly)
     return EROFS;
@@ -205,12 +274,13 @@ hf_volume_rollback (struct hf_volume *v, uint64_t seq, uint64_t *new_seq)
   if (r)
     return r;
   hf_volume_get_info (v, &vi);
-  if (seq == 0 || seq >= vi.head_seq) {
+  head = vi.head_seq;
+  if (seq == 0 || seq >= head) {
     hf_error ("volume: rollback to %" PRIu64 ": not older than the head %"
-              PRIu64, seq, vi.head_seq);
+              PRIu64, seq, head);
     return EINVAL;
   }
-  /* Check that seq's chain is intact before dropping the state. */
+  /* Check that seq's chain is intact before reading its state. */
   r = hf_vol_chain_check (v, seq);
   if (r) {
     hf_error ("volume: rollback to %" PRIu64 ": not a readable point in "
@@ -218,48 +288,30 @@ hf_volume_rollback (struct hf_volume *v, uint64_t seq, uint64_t *new_seq)
     return r == ENOMEM ? r : EINVAL;
   }
 
-  /* Rebuild tree, delta and size as they were at seq, keeping what
-   * names the real head (the rollback segment chains onto it) and the
-   * numbering (seqs above every seq seen). */
-  pthread_rwlock_wrlock (&v->tree_lock);
-  hf_vol_lock (v);
-  next = v->next_seq;
-  committed = v->committed_seq;
-  head = v->head_seq;
-  parent_seq = v->b_parent_seq;
-  parent_crc = v->b_parent_crc;
-  hf_btree_close (v->tree);
-  v->tree = NULL;
-  hf_vol_delta_clear_locked (v);
-  v->b_segs_since = v->b_ext_since = 0;
-  v->b_root = (struct hf_btree_root) { .empty = true };
-  hf_vol_unlock (v);
-  /* Recovery reads the store and takes v->lock for in-memory objects:
-   * nothing is sealed, so nobody else needs either lock meanwhile. */
-  r = hf_vol_recover (v, seq);
-  hf_vol_lock (v);
-  v->next_seq = next;
-  v->committed_seq = committed;
-  v->head_seq = head;
-  v->b_parent_seq = parent_seq;
-  v->b_parent_crc = parent_crc;
+  /* Read phase: no tree lock (reads go on), nothing changes. */
+  r = hf_vol_point_read (v, seq, &pt);
   if (r) {
-    /* The in-memory state is gone: refuse everything until reopened. */
-    v->broken = r == ENOMEM ? ENOMEM : EIO;
-    hf_vol_wake_all_locked (v);
-    hf_vol_unlock (v);
-    pthread_rwlock_unlock (&v->tree_lock);
     hf_error ("volume: rollback to %" PRIu64 ": reading that point: %s; "
-              "nothing was committed, reopen the volume", seq,
-              strerror (r));
+              "nothing changed", seq, strerror (r));
     return r;
   }
-  /* One checkpoint segment holding seq's whole state, flagged. */
-  r = hf_vol_seal_locked (v, true, true);
-  if (r == 0)
-    v->sealed_tail->rollback = true;
-  hf_vol_unlock (v);
-  pthread_rwlock_unlock (&v->tree_lock);
+  /* Install phase; if a write committed meanwhile, drain and retry
+   * (the state at seq does not depend on the head). */
+  for (tries = 0;; tries++) {
+    r = hf_vol_rollback_install (v, &pt, &head, &old);
+    if (r != EAGAIN || tries + 1 == HF_VOL_ROLLBACK_TRIES)
+      break;
+    r = hf_vol_flush_wait (v);
+    if (r)
+      break;
+  }
+  hf_vol_point_free (&pt);
+  hf_vol_point_free (&old);
+  if (r == EAGAIN) {
+    hf_error ("volume: rollback to %" PRIu64 ": writes kept committing; "
+              "nothing changed", seq);
+    return EBUSY;
+  }
   if (r == 0)
     r = hf_vol_flush_wait (v);
   if (r) {

@@ -147,6 +147,38 @@ struct hf_vol_seg {
   uint64_t retry_at_us;         /* L: next upload attempt (monotonic) */
 };
 
+/* The CRC tables a delta's data runs point into (each taken from a
+ * segment's metadata, freed with the delta). */
+struct hf_vol_crctabs {
+  uint32_t **v;
+  size_t n, cap;
+};
+
+/* The state at a point in time, as recovery reads it from the store
+ * (hf_vol_point_read): what open installs into the volume, and what
+ * rollback installs in place of the current state.  Owned by whoever
+ * read it; installing moves tree, delta and tabs out (the fields are
+ * then cleared), hf_vol_point_free releases what is left. */
+struct hf_vol_point {
+  struct hf_btree *tree;        /* the index at the point's checkpoint,
+                                   reading nodes through v */
+  struct hf_runs delta;         /* the segments after the checkpoint */
+  struct hf_vol_crctabs tabs;   /* what delta's data runs point into */
+  uint64_t size;                /* the point's volume size */
+  uint64_t seq, ckpt_seq;       /* the point and its checkpoint (0: a
+                                   volume without segments; then size,
+                                   hdr_crc and the wal fields are unset) */
+  uint32_t hdr_crc;             /* the point's header CRC */
+  uint64_t wal_lsn, wal_id;     /* the point's sh_wal_lsn, sh_wal_id */
+  struct hf_btree_root root;    /* the checkpoint's root */
+  uint64_t mapped;              /* and its sh_mapped */
+  uint64_t segs_since, ext_since;       /* rolled forward */
+  uint64_t max_seen;            /* the newest seq seen (listed, or the
+                                   lease's record) */
+  bool older_head;              /* opened below a damaged or recorded
+                                   newer head (accept_older_head) */
+};
+
 /* ---- The volume ---- */
 struct hf_volume {
   struct hf_objstore *store;    /* I, borrowed */
@@ -176,8 +208,7 @@ struct hf_volume {
                                    checkpoint builder (while its segment
                                    is the oldest sealed) reads it without
                                    the lock */
-  uint32_t **crc_tabs;          /* L: CRC tables the delta points into */
-  size_t n_crc_tabs, cap_crc_tabs;      /* L */
+  struct hf_vol_crctabs crc_tabs;       /* L: the delta points into */
   uint64_t next_seq;            /* L: next seq to seal */
   uint64_t committed_seq;       /* L: every sealed seq <= this committed */
   uint64_t head_seq, ckpt_seq;  /* L */
@@ -349,6 +380,11 @@ extern int hf_vol_ckpt_build (struct hf_volume *v, struct hf_vol_seg *s,
                               uint8_t **obj, size_t *obj_cap);
 
 /* volume-upload.c */
+extern int hf_vol_delta_add (uint32_t bs, struct hf_runs *delta,
+                             struct hf_vol_crctabs *tabs,
+                             struct hf_seg_meta *m);
+extern void hf_vol_delta_free (struct hf_runs *delta,
+                               struct hf_vol_crctabs *tabs);
 extern int hf_vol_delta_add_locked (struct hf_volume *v,
                                     struct hf_seg_meta *m);
 extern void hf_vol_delta_clear_locked (struct hf_volume *v);
@@ -371,6 +407,9 @@ extern void *hf_vol_lease_thread (void *arg);
 extern void hf_vol_lease_note_head_locked (struct hf_volume *v);
 
 /* volume-recover.c */
+extern int hf_vol_point_read (struct hf_volume *v, uint64_t at_seq,
+                              struct hf_vol_point *pt);
+extern void hf_vol_point_free (struct hf_vol_point *pt);
 extern int hf_vol_recover (struct hf_volume *v, uint64_t at_seq);
 extern int hf_vol_chain_check (struct hf_volume *v, uint64_t seq);
 extern int hf_vol_wal_open (struct hf_volume *v);

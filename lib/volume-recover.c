@@ -17,10 +17,11 @@
  * checkpoint; the segments after it are rolled forward into the delta,
  * oldest first.
  *
- * Lock rule: open runs before any thread starts, so the state is set
- * without locks, except where the log is replayed (threads run then)
- * and rollback (volume-ckpt.c), which holds tree_lock exclusively and
- * has drained the pipeline.
+ * Lock rule: reading a point (hf_vol_point_read) touches none of the
+ * volume's mutable state: it fills a struct hf_vol_point that open
+ * installs before any thread starts (hf_vol_recover), and rollback
+ * (volume-ckpt.c) installs under tree_lock and v->lock.  The log is
+ * replayed while the threads run, through the write path.
  */
 #include <config.h>
 
@@ -303,10 +304,12 @@ hf_vol_chain_check (struct hf_volume *v, uint64_t seq)
   return r;
 }
 
-/* Recover the state at segment at_seq (0: the head) into v's tree,
- * delta, size, head and builder fields, which must be empty. */
+/* Read the state at segment at_seq (0: the head) into *pt (on error
+ * *pt holds nothing).  Reads the store; touches none of v's mutable
+ * state, so it runs beside reads and writes (rollback). */
 int
-hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
+hf_vol_point_read (struct hf_volume *v, uint64_t at_seq,
+                   struct hf_vol_point *pt)
 {
   struct hf_vol_seglist f = { 0 };
   struct hf_vol_recover rc = { .listed = &f };
@@ -318,6 +321,8 @@ hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
   uint64_t max_seen = 0, mapped = 0, known = 0, bad_seq = 0, *cand = NULL;
   size_t nchain = 0, ncand, i;
   int r = 0;
+
+  memset (pt, 0, sizeof *pt);
 
   /* How far the history is known to reach (lease.h): the last writer's
    * record, read with the lease (a writer's own acquire carried it).
@@ -386,7 +391,7 @@ hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
     if (r == ENOMEM)
       goto out;
     if (r == EBADMSG && v->o.accept_older_head)
-      v->older_head = true;
+      pt->older_head = true;
     if (r == ENOENT || (r == EBADMSG && v->o.accept_older_head)) {
       hf_warn ("volume: %s: rejecting segment %" PRIu64 " as head: %s",
                desc, cand[i], r == ENOENT ?
@@ -436,7 +441,7 @@ hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
              " as committed; opening at segment %" PRIu64
              " (accept_older_head)", desc, known,
              nchain ? chain[0]->h.seq : 0);
-    v->older_head = true;
+    pt->older_head = true;
   }
   if (known > max_seen)
     max_seen = known;           /* never reuse a committed seq's key */
@@ -456,23 +461,20 @@ hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
     }
     else
       cm = NULL;
-    v->size = head->h.volume_size;
-    v->head_seq = head->h.seq;
-    v->ckpt_seq = head->h.ckpt_seq;
-    v->b_parent_seq = head->h.seq;
-    v->b_parent_crc = head->h.hdr_crc;
-    v->b_ckpt_seq = head->h.ckpt_seq;
-    v->head_wal_lsn = head->h.wal_lsn;
-    v->head_wal_id = head->h.wal_id;
+    pt->size = head->h.volume_size;
+    pt->seq = head->h.seq;
+    pt->ckpt_seq = head->h.ckpt_seq;
+    pt->hdr_crc = head->h.hdr_crc;
+    pt->wal_lsn = head->h.wal_lsn;
+    pt->wal_id = head->h.wal_id;
   }
-  v->b_root = root;
-  v->b_mapped = mapped;
+  pt->root = root;
+  pt->mapped = mapped;
   r = hf_btree_open (&root, mapped, hf_vol_read_node, v, v->o.node_cache,
-                     &v->tree);
+                     &pt->tree);
   if (r) {
     hf_error ("volume: %s: opening the index at segment %" PRIu64 ": %s",
-              desc, v->ckpt_seq,
-              strerror (r));
+              desc, pt->ckpt_seq, strerror (r));
     goto out;
   }
   /* Roll forward, oldest first, skipping the checkpoint segment (its
@@ -482,27 +484,71 @@ hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
 
     if (m->h.flags & HF_SH_CHECKPOINT)
       continue;
-    hf_vol_lock (v);
-    r = hf_vol_delta_add_locked (v, m);
-    hf_vol_unlock (v);
+    r = hf_vol_delta_add (v->bs, &pt->delta, &pt->tabs, m);
     if (r)
       goto out;
-    v->b_segs_since++;
-    v->b_ext_since += m->h.n_ext;
+    pt->segs_since++;
+    pt->ext_since += m->h.n_ext;
   }
-  v->next_seq = (max_seen > v->head_seq ? max_seen : v->head_seq) + 1;
-  v->committed_seq = v->next_seq - 1;
-  hf_debug ("volume", "opened at head %" PRIu64 " (checkpoint %" PRIu64
-            ", %zu segments rolled forward, %zu delta runs), next seq %"
-            PRIu64, v->head_seq, v->ckpt_seq, (size_t) v->b_segs_since,
-            v->delta.n, v->next_seq);
+  pt->max_seen = max_seen;
  out:
+  if (r)
+    hf_vol_point_free (pt);
   free (chain);
   free (cand);
   free (f.v);
   hf_vol_recover_free (&rc);
   return r;
 }
+
+void
+hf_vol_point_free (struct hf_vol_point *pt)
+{
+  hf_btree_close (pt->tree);
+  pt->tree = NULL;
+  hf_vol_delta_free (&pt->delta, &pt->tabs);
+  free (pt->tabs.v);
+  memset (&pt->tabs, 0, sizeof pt->tabs);
+}
+
+/* Recover the state at segment at_seq (0: the head) into v at open,
+ * before any thread starts: tree, delta, size, head and the builder's
+ * fields. */
+int
+hf_vol_recover (struct hf_volume *v, uint64_t at_seq)
+{
+  struct hf_vol_point pt;
+  int r = hf_vol_point_read (v, at_seq, &pt);
+
+  if (r)
+    return r;
+  v->tree = pt.tree;
+  v->delta = pt.delta;
+  v->crc_tabs = pt.tabs;
+  v->older_head = pt.older_head;
+  if (pt.seq) {                 /* else a new volume: v's size stays */
+    v->size = pt.size;
+    v->head_seq = pt.seq;
+    v->ckpt_seq = pt.ckpt_seq;
+    v->b_parent_seq = pt.seq;
+    v->b_parent_crc = pt.hdr_crc;
+    v->b_ckpt_seq = pt.ckpt_seq;
+    v->head_wal_lsn = pt.wal_lsn;
+    v->head_wal_id = pt.wal_id;
+  }
+  v->b_root = pt.root;
+  v->b_mapped = pt.mapped;
+  v->b_segs_since = pt.segs_since;
+  v->b_ext_since = pt.ext_since;
+  v->next_seq = (pt.max_seen > pt.seq ? pt.max_seen : pt.seq) + 1;
+  v->committed_seq = v->next_seq - 1;
+  hf_debug ("volume", "opened at head %" PRIu64 " (checkpoint %" PRIu64
+            ", %zu segments rolled forward, %zu delta runs), next seq %"
+            PRIu64, v->head_seq, v->ckpt_seq, (size_t) v->b_segs_since,
+            v->delta.n, v->next_seq);
+  return 0;
+}
+
 
 /* ---- Write-ahead log at open ----
  *

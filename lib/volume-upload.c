@@ -32,49 +32,64 @@
 
 /* ---- The delta ---- */
 
-/* Add committed (or, at open, rolled-forward) segment m's extents to
- * the delta; the delta's data runs borrow m's CRC table, which moves to
- * v->crc_tabs (m->crcs becomes NULL).  Caller holds v->lock (or is open,
- * before any thread starts). */
+/* Add segment m's extents to delta (its data runs borrow m's CRC
+ * table, which moves to tabs: m->crcs becomes NULL).  The caller owns
+ * delta and tabs (v's under v->lock, or a point being read). */
 int
-hf_vol_delta_add_locked (struct hf_volume *v, struct hf_seg_meta *m)
+hf_vol_delta_add (uint32_t bs, struct hf_runs *delta,
+                  struct hf_vol_crctabs *tabs, struct hf_seg_meta *m)
 {
   struct hf_runs runs = { 0 };
-  int r = hf_runs_of_segment (m, v->bs, &runs);
+  int r = hf_runs_of_segment (m, bs, &runs);
 
-  HF_VOL_ASSERT_LOCKED (v);
   if (r == 0)
-    r = hf_runs_apply (&v->delta, runs.v, runs.n, false);
+    r = hf_runs_apply (delta, runs.v, runs.n, false);
   hf_runs_free (&runs);
-  if (r == 0 && v->n_crc_tabs == v->cap_crc_tabs) {
-    size_t nc = v->cap_crc_tabs ? v->cap_crc_tabs * 2 : 16;
-    uint32_t **nt = realloc (v->crc_tabs, nc * sizeof *nt);
+  if (r == 0 && tabs->n == tabs->cap) {
+    size_t nc = tabs->cap ? tabs->cap * 2 : 16;
+    uint32_t **nt = realloc (tabs->v, nc * sizeof *nt);
     if (nt == NULL)
       r = ENOMEM;
     else {
-      v->crc_tabs = nt;
-      v->cap_crc_tabs = nc;
+      tabs->v = nt;
+      tabs->cap = nc;
     }
   }
   if (r)
     return r;
-  v->crc_tabs[v->n_crc_tabs++] = m->crcs;
+  tabs->v[tabs->n++] = m->crcs;
   m->crcs = NULL;
   return 0;
 }
 
-/* Empty the delta (a checkpoint committed, or rollback).  Caller holds
- * v->lock. */
+/* Free delta's runs and tabs' tables; tabs keeps its array for reuse
+ * (free tabs->v when done with it). */
 void
-hf_vol_delta_clear_locked (struct hf_volume *v)
+hf_vol_delta_free (struct hf_runs *delta, struct hf_vol_crctabs *tabs)
 {
   size_t i;
 
+  hf_runs_free (delta);
+  for (i = 0; i < tabs->n; i++)
+    free (tabs->v[i]);
+  tabs->n = 0;
+}
+
+/* Add committed segment m's extents to the delta.  Caller holds
+ * v->lock. */
+int
+hf_vol_delta_add_locked (struct hf_volume *v, struct hf_seg_meta *m)
+{
   HF_VOL_ASSERT_LOCKED (v);
-  hf_runs_free (&v->delta);
-  for (i = 0; i < v->n_crc_tabs; i++)
-    free (v->crc_tabs[i]);
-  v->n_crc_tabs = 0;
+  return hf_vol_delta_add (v->bs, &v->delta, &v->crc_tabs, m);
+}
+
+/* Empty the delta (a checkpoint committed).  Caller holds v->lock. */
+void
+hf_vol_delta_clear_locked (struct hf_volume *v)
+{
+  HF_VOL_ASSERT_LOCKED (v);
+  hf_vol_delta_free (&v->delta, &v->crc_tabs);
 }
 
 /* ---- Commit ---- */

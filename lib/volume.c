@@ -185,7 +185,7 @@ hf_vol_free (struct hf_volume *v)
   hf_vol_lock (v);
   hf_vol_delta_clear_locked (v);
   hf_vol_unlock (v);
-  free (v->crc_tabs);
+  free (v->crc_tabs.v);
   free (v->uploaders);
   free (v->spare_slots.p);
   while (v->cacheq) {

@@ -193,12 +193,15 @@ extern void hf_volume_get_info (struct hf_volume *v,
  * with HF_SH_ROLLBACK | HF_SH_CHECKPOINT whose checkpoint is seq's whole
  * state and size (format.h, "Points in time"); the segments between seq
  * and the old head stay on the chain, readable with at_seq.  v must be
- * writable, and no other call may run on v meanwhile.  seq must be a
- * point on the head's chain (hf_history_point checks that; any intact
- * chain is accepted here) and older than the head (else EINVAL).  Data
- * written before the call is committed first.  On success *new_seq (may
- * be NULL) is the rollback segment's seq.  If reading seq fails nothing
- * is committed and v refuses further writes (EIO) until reopened. */
+ * writable.  seq must be a point on the head's chain (hf_history_point
+ * checks that; any intact chain is accepted here) and older than the
+ * head (else EINVAL).  Data written before the call is committed first.
+ * Reads go on meanwhile (the head's state until the rollback's is in
+ * place); a write made during the call lands before the rollback (it
+ * is undone) or after it.  On success *new_seq (may be NULL) is the
+ * rollback segment's seq.  If reading seq fails, nothing changes (the
+ * error is returned); if writes keep committing while seq's state is
+ * put in place, EBUSY and nothing changes. */
 extern int hf_volume_rollback (struct hf_volume *v, uint64_t seq,
                                uint64_t *new_seq);
 

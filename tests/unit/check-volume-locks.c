@@ -42,10 +42,50 @@ static atomic_bool slow;
 static atomic_uint slow_gets;           /* GETs served while slow */
 static unsigned slow_us = 20000;
 
+/* The gate: one thread's store requests (gate_thread's, once it has
+ * listed: rollback's read phase lists the segments, then GETs their
+ * metadata) stop until the test opens it, or fail with EACCES (not
+ * retried) while gate_fail is set. */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static pthread_t gate_thread;
+static bool gate_armed;         /* gate_lock: gate_thread is set */
+static bool gate_shut;          /* gate_lock: gate_thread has listed */
+static bool gate_open;          /* gate_lock */
+static bool gate_fail;          /* gate_lock */
+static unsigned gate_waiting;   /* gate_lock: requests held */
+
+static int
+gate (bool list)
+{
+  int r = 0;
+
+  pthread_mutex_lock (&gate_lock);
+  if (gate_armed && pthread_equal (pthread_self (), gate_thread)) {
+    if (list)
+      gate_shut = true;
+    if (gate_shut && gate_fail)
+      r = EACCES;
+    else if (gate_shut) {
+      gate_waiting++;
+      pthread_cond_broadcast (&gate_cv);
+      while (!gate_open)
+        pthread_cond_wait (&gate_cv, &gate_lock);
+      gate_waiting--;
+    }
+  }
+  pthread_mutex_unlock (&gate_lock);
+  return r;
+}
+
 static int
 slow_get (struct hf_objstore *s, const char *key, uint64_t off, size_t len,
           void *buf, size_t *got)
 {
+  int r = gate (false);
+
+  if (r)
+    return r;
   if (atomic_load (&slow)) {
     usleep (slow_us);
     atomic_fetch_add (&slow_gets, 1);
@@ -57,6 +97,10 @@ static int
 slow_get_all (struct hf_objstore *s, const char *key, size_t max,
               void **data, size_t *len)
 {
+  int r = gate (false);
+
+  if (r)
+    return r;
   return hf_objstore_get_all (slow_inner, key, max, data, len);
 }
 
@@ -90,7 +134,10 @@ static int
 slow_list (struct hf_objstore *s, const char *prefix,
            const char *start_after, hf_objstore_list_fn fn, void *opaque)
 {
-  return hf_objstore_list (slow_inner, prefix, start_after, fn, opaque);
+  int r = gate (true);
+
+  return r ? r : hf_objstore_list (slow_inner, prefix, start_after, fn,
+                                   opaque);
 }
 
 static const char *
@@ -468,6 +515,229 @@ START_TEST (test_cond_monotonic)
 }
 END_TEST
 
+/* ---- Rollback ---- */
+
+#define RB_BLOCKS 256
+
+/* The image the model says the volume holds: block i is fill (i,
+ * gen[i]), or zeros for gen[i] < 0. */
+static void
+check_image (struct hf_volume *v, const int *gen, const char *when)
+{
+  static uint8_t got[RB_BLOCKS * BS];
+  uint8_t want[BS];
+  unsigned i;
+
+  ck_assert_int_eq (hf_volume_pread (v, got, sizeof got, 0), 0);
+  for (i = 0; i < RB_BLOCKS; i++) {
+    if (gen[i] < 0)
+      memset (want, 0, BS);
+    else
+      fill (want, i, (unsigned) gen[i]);
+    ck_assert_msg (memcmp (got + (size_t) i * BS, want, BS) == 0,
+                   "%s: block %u differs from the model (generation %d)",
+                   when, i, gen[i]);
+  }
+}
+
+/* Write generation g to blocks [lo, hi) in v and the model. */
+static void
+write_gen (struct hf_volume *v, int *gen, unsigned lo, unsigned hi, int g)
+{
+  uint8_t blk[BS];
+  unsigned i;
+
+  for (i = lo; i < hi; i++) {
+    fill (blk, i, (unsigned) g);
+    ck_assert_int_eq (hf_volume_pwrite (v, blk, BS, (uint64_t) i * BS, 0),
+                      0);
+    gen[i] = g;
+  }
+}
+
+/* A volume with two points: P (generation 0 on every block, a
+ * checkpoint: reads of it go through the tree), then the head
+ * (generation 1 on the first half, in the delta). */
+static void
+rollback_setup (struct hf_volume **vp, int *gen_p, int *gen_head,
+                uint64_t *p)
+{
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX };
+  struct hf_volume_info vi;
+  struct hf_volume *v;
+  unsigned i;
+
+  ck_assert_int_eq (hf_volume_create (&slow_store, "",
+                                      (uint64_t) RB_BLOCKS * BS, BS), 0);
+  ck_assert_int_eq (hf_volume_open (&slow_store, "", &o, &v), 0);
+  for (i = 0; i < RB_BLOCKS; i++)
+    gen_p[i] = -1;
+  write_gen (v, gen_p, 0, RB_BLOCKS, 0);
+  ck_assert_int_eq (hf_volume_checkpoint (v), 0);
+  hf_volume_get_info (v, &vi);
+  *p = vi.head_seq;
+  memcpy (gen_head, gen_p, RB_BLOCKS * sizeof *gen_p);
+  write_gen (v, gen_head, 0, RB_BLOCKS / 2, 1);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  hf_volume_get_info (v, &vi);
+  ck_assert_uint_gt (vi.head_seq, *p);
+  check_image (v, gen_head, "before the rollback");
+  *vp = v;
+}
+
+struct rb_arg {
+  struct hf_volume *v;
+  uint64_t seq;
+  int r;
+  atomic_bool done;
+};
+
+static void *
+rb_thread (void *arg)
+{
+  struct rb_arg *a = arg;
+
+  pthread_mutex_lock (&gate_lock);
+  gate_thread = pthread_self ();
+  gate_armed = true;
+  pthread_mutex_unlock (&gate_lock);
+  a->r = hf_volume_rollback (a->v, a->seq, NULL);
+  atomic_store (&a->done, true);
+  pthread_mutex_lock (&gate_lock);
+  gate_armed = false;
+  pthread_cond_broadcast (&gate_cv);
+  pthread_mutex_unlock (&gate_lock);
+  return NULL;
+}
+
+struct rd_arg {
+  struct hf_volume *v;
+  uint64_t lba;
+  uint8_t buf[BS];
+  int r;
+  bool done;                    /* gate_lock */
+};
+
+static void *
+rd_thread (void *arg)
+{
+  struct rd_arg *a = arg;
+
+  a->r = hf_volume_pread (a->v, a->buf, BS, a->lba * BS);
+  pthread_mutex_lock (&gate_lock);
+  a->done = true;
+  pthread_cond_broadcast (&gate_cv);
+  pthread_mutex_unlock (&gate_lock);
+  return NULL;
+}
+
+/* While rollback reads the older point from the store (its requests
+ * held at the gate), a read whose index path is in memory completes:
+ * the read phase holds no tree lock.  (Before, rollback read the point
+ * under tree_lock held exclusively, and the read waited for the
+ * store.)  Then the volume holds the point's image, before and after a
+ * reopen, and writes go on on top of it. */
+START_TEST (test_rollback_reads_go_on)
+{
+  char *dir = make_tmpdir ();
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX };
+  struct hf_volume *v;
+  struct rb_arg ra = { 0 };
+  struct rd_arg rd = { 0 };
+  pthread_t rt, dt;
+  static int gen_p[RB_BLOCKS], gen[RB_BLOCKS];
+  uint64_t p;
+  uint8_t want[BS];
+  double t0;
+  bool read_done;
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &slow_inner), 0);
+  rollback_setup (&v, gen_p, gen, &p);
+  /* The probe (generation 0, in the tree) has its path in memory. */
+  rd.v = v;
+  rd.lba = RB_BLOCKS - 1;
+  ck_assert_int_eq (hf_volume_pread (v, rd.buf, BS, rd.lba * BS), 0);
+
+  ra.v = v;
+  ra.seq = p;
+  ck_assert_int_eq (pthread_create (&rt, NULL, rb_thread, &ra), 0);
+  /* Wait until rollback's read phase is held at the gate. */
+  pthread_mutex_lock (&gate_lock);
+  while (gate_waiting == 0 && !atomic_load (&ra.done))
+    pthread_cond_wait (&gate_cv, &gate_lock);
+  pthread_mutex_unlock (&gate_lock);
+  ck_assert_msg (!atomic_load (&ra.done), "rollback made no store request "
+                 "after listing (r = %d)", ra.r);
+  ck_assert_int_eq (pthread_create (&dt, NULL, rd_thread, &rd), 0);
+  /* The read needs nothing the gate holds; a read that waits for the
+   * rollback waits until the gate opens, which is after this bound. */
+  t0 = now ();
+  pthread_mutex_lock (&gate_lock);
+  while (!rd.done && now () - t0 < 20) {
+    pthread_mutex_unlock (&gate_lock);
+    usleep (10000);
+    pthread_mutex_lock (&gate_lock);
+  }
+  read_done = rd.done;
+  gate_open = true;
+  pthread_cond_broadcast (&gate_cv);
+  pthread_mutex_unlock (&gate_lock);
+  pthread_join (dt, NULL);
+  pthread_join (rt, NULL);
+  ck_assert_msg (read_done, "a read of a block whose index is in memory "
+                 "waited for rollback's store requests");
+  ck_assert_int_eq (rd.r, 0);
+  fill (want, rd.lba, 0);
+  ck_assert_int_eq (memcmp (rd.buf, want, BS), 0);
+  ck_assert_int_eq (ra.r, 0);
+
+  check_image (v, gen_p, "after the rollback");
+  memcpy (gen, gen_p, sizeof gen);
+  write_gen (v, gen, RB_BLOCKS / 4, RB_BLOCKS / 2 + 8, 2);
+  check_image (v, gen, "after writes on the rolled-back state");
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  ck_assert_int_eq (hf_volume_open (&slow_store, "", &o, &v), 0);
+  check_image (v, gen, "reopened after the rollback");
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (slow_inner);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* A rollback whose read of the older point fails changes nothing: the
+ * volume keeps its head's image and takes writes (before, it refused
+ * everything until reopened). */
+START_TEST (test_rollback_read_error)
+{
+  char *dir = make_tmpdir ();
+  struct hf_volume *v;
+  struct rb_arg ra = { 0 };
+  pthread_t rt;
+  static int gen_p[RB_BLOCKS], gen[RB_BLOCKS];
+  uint64_t p;
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &slow_inner), 0);
+  rollback_setup (&v, gen_p, gen, &p);
+  gate_fail = true;
+  ra.v = v;
+  ra.seq = p;
+  ck_assert_int_eq (pthread_create (&rt, NULL, rb_thread, &ra), 0);
+  pthread_join (rt, NULL);
+  ck_assert_int_eq (ra.r, EACCES);
+  check_image (v, gen, "after a failed rollback");
+  write_gen (v, gen, 3, 9, 3);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  check_image (v, gen, "after writes");
+  /* And a rollback that can read works. */
+  gate_fail = false;
+  ck_assert_int_eq (hf_volume_rollback (v, p, NULL), 0);
+  check_image (v, gen_p, "after the rollback");
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (slow_inner);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -483,6 +753,8 @@ main (void)
   tcase_add_test (tc, test_tree_lock_prefers_writers);
   tcase_add_test (tc, test_cond_monotonic);
   tcase_add_test (tc, test_reads_during_merge);
+  tcase_add_test (tc, test_rollback_reads_go_on);
+  tcase_add_test (tc, test_rollback_read_error);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }
