@@ -22,7 +22,8 @@
  * (--endpoint, --region, --access-key, --secret-key, --session-token,
  * --profile, --virtual-host, --tls-verify=false, --ca-file), so a URL that
  * works with `nbdkit hyperfile` works here.  Secrets accept the nbdkit
- * password syntax: +FILE reads the first line of FILE, - reads stdin.
+ * password syntax: +FILE reads the first line of FILE, -FD a line from
+ * file descriptor FD, - a line from stdin.
  *
  * POINT is a point in time as the plugin's at=: SEQ, an ISO 8601 UTC
  * TIMESTAMP or a SNAPSHOT name.  Each command is one function taking
@@ -46,6 +47,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -175,8 +177,8 @@ hf_tool_usage (FILE *fp)
 "  --virtual-host        virtual-host addressing with --endpoint\n"
 "  --region REGION\n"
 "  --access-key KEY\n"
-"  --secret-key SECRET   or +FILE, or - to read it from stdin\n"
-"  --session-token TOK   or +FILE, or -\n"
+"  --secret-key SECRET   or +FILE, -FD (a file descriptor), or - (stdin)\n"
+"  --session-token TOK   or +FILE, -FD, or -\n"
 "  --profile NAME        section of ~/.aws/credentials\n"
 "  --tls-verify=false    do not verify TLS certificates\n"
 "  --ca-file FILE\n"
@@ -223,18 +225,45 @@ hf_tool_parse_size (const char *s, uint64_t *out)
   return 0;
 }
 
-/* nbdkit password syntax: "+FILE" reads FILE's first line, "-" reads a
- * line from stdin, anything else is the secret itself. */
+/* nbdkit password syntax: "+FILE" reads FILE's first line, "-FD" a
+ * line from file descriptor FD (3 or above; closed after), "-" a line
+ * from stdin (on a terminal: prompted, without echo), anything else is
+ * the secret itself.  Unlike nbdkit, "-" also reads a pipe (nothing
+ * else uses our stdin). */
 static const char *
 hf_tool_read_secret (const char *arg, int slot)
 {
+  struct termios saved, quiet;
+  bool tty = false;
   FILE *fp;
   char *line = NULL;
   size_t n = 0;
   ssize_t len;
 
-  if (strcmp (arg, "-") == 0)
+  if (strcmp (arg, "-") == 0) {
     fp = stdin;
+    if (isatty (0) && tcgetattr (0, &saved) == 0) {
+      quiet = saved;
+      quiet.c_lflag &= ~(tcflag_t) ECHO;
+      tty = tcsetattr (0, TCSAFLUSH, &quiet) == 0;
+      fprintf (stderr, "secret: ");
+    }
+  }
+  else if (arg[0] == '-' && arg[1] >= '0' && arg[1] <= '9' &&
+           strspn (arg + 1, "0123456789") == strlen (arg + 1)) {
+    long fd = strtol (arg + 1, NULL, 10);
+
+    if (fd < 3 || fd > 1000000) {
+      fprintf (stderr, "hyperfile: %s: a file descriptor from 3 up (use "
+               "- for standard input)\n", arg);
+      exit (EXIT_USAGE);
+    }
+    fp = fdopen ((int) fd, "r");
+    if (fp == NULL) {
+      fprintf (stderr, "hyperfile: %s: file descriptor %ld: %m\n", arg, fd);
+      exit (EXIT_USAGE);
+    }
+  }
   else if (arg[0] == '+') {
     fp = fopen (arg + 1, "r");
     if (fp == NULL) {
@@ -245,11 +274,15 @@ hf_tool_read_secret (const char *arg, int slot)
   else
     return arg;
   len = getline (&line, &n, fp);
+  if (tty) {
+    tcsetattr (0, TCSAFLUSH, &saved);
+    fputc ('\n', stderr);
+  }
   if (fp != stdin)
     fclose (fp);
   if (len < 0) {
     fprintf (stderr, "hyperfile: could not read a secret from %s\n",
-             arg[0] == '+' ? arg + 1 : "stdin");
+             arg[0] == '+' ? arg + 1 : arg[1] ? arg : "stdin");
     exit (EXIT_USAGE);
   }
   while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
