@@ -182,6 +182,9 @@ hf_tool_usage (FILE *fp)
 "  --profile NAME        section of ~/.aws/credentials\n"
 "  --tls-verify=false    do not verify TLS certificates\n"
 "  --ca-file FILE\n"
+"  --request-timeout DUR an S3 request attempt's time, plus its bytes at\n"
+"                        256 KiB/s (default 60s)\n"
+"  --request-retries N   retries of a failed S3 request (default 8)\n"
 "  --clone-parent-any    a directory volume may be a clone of one in S3\n"
 "  -v, --verbose         debug messages (all areas)\n"
 "  --json                machine-readable output\n"
@@ -2806,7 +2809,8 @@ main (int argc, char *argv[])
 {
   enum { O_ENDPOINT = 256, O_VHOST, O_REGION, O_AK, O_SK, O_ST, O_PROFILE,
          O_TLS, O_CA, O_JSON, O_SIZE, O_BS, O_AT, O_TAKEOVER, O_DRY_RUN, O_PARENT_ANY,
-         O_RETAIN, O_GRACE, O_FORCE, O_CREATE, O_PRUNE, O_FROM, O_TO };
+         O_RETAIN, O_GRACE, O_FORCE, O_CREATE, O_PRUNE, O_FROM, O_TO,
+         O_REQ_TIMEOUT, O_REQ_RETRIES };
   static const struct option longopts[] = {
     { "endpoint", required_argument, NULL, O_ENDPOINT },
     { "virtual-host", no_argument, NULL, O_VHOST },
@@ -2817,6 +2821,8 @@ main (int argc, char *argv[])
     { "profile", required_argument, NULL, O_PROFILE },
     { "tls-verify", required_argument, NULL, O_TLS },
     { "ca-file", required_argument, NULL, O_CA },
+    { "request-timeout", required_argument, NULL, O_REQ_TIMEOUT },
+    { "request-retries", required_argument, NULL, O_REQ_RETRIES },
     { "json", no_argument, NULL, O_JSON },
     { "size", required_argument, NULL, O_SIZE },
     { "block-size", required_argument, NULL, O_BS },
@@ -2868,6 +2874,20 @@ main (int argc, char *argv[])
       }
       break;
     case O_CA: hf_tool_s3.ca_file = optarg; break;
+    case O_REQ_TIMEOUT:
+      if (hf_s3_config_request_timeout (&hf_tool_s3, optarg) != 0) {
+        fprintf (stderr, "hyperfile: --request-timeout=%s: expected "
+                 HF_S3_REQUEST_TIMEOUT_RANGE "\n", optarg);
+        return EXIT_USAGE;
+      }
+      break;
+    case O_REQ_RETRIES:
+      if (hf_s3_config_retries (&hf_tool_s3, optarg) != 0) {
+        fprintf (stderr, "hyperfile: --request-retries=%s: expected "
+                 HF_S3_RETRIES_RANGE "\n", optarg);
+        return EXIT_USAGE;
+      }
+      break;
     case O_JSON: hf_tool_json = true; break;
     case O_SIZE:
       if (hf_tool_parse_size (optarg, &hf_tool_size) == -1 ||
