@@ -35,7 +35,7 @@ expect ()
 expect resize res
 expect "create clone children" c
 expect "create list delete" snapshot ""
-expect "--region --retain" gc --re
+expect --retain gc --ret
 expect --dry-run --endpoint http://127.0.0.1:9 gc --dr
 expect "--force --from" export "$tmp" out --f
 expect "--profile --prune" children x --pr

@@ -50,7 +50,7 @@ _hyperfile ()
   # Options whose argument is not a path or a word list.
   case "$prev" in
     --endpoint|--region|--access-key|--profile|--size|--block-size| \
-    --retain|--grace|--at|--from|--to|--request-timeout)
+    --retain|--grace|--at|--from|--to|--request-timeout|--request-retries)
       return 0 ;;
     --secret-key|--session-token|--ca-file)
       COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
@@ -65,7 +65,7 @@ _hyperfile ()
     case "$w" in
       --endpoint|--region|--access-key|--secret-key|--session-token| \
       --profile|--tls-verify|--ca-file|--size|--block-size|--retain| \
-      --grace|--at|--from|--to|--request-timeout)
+      --grace|--at|--from|--to|--request-timeout|--request-retries)
         ((i++)) ;;
       -*) ;;
       *)
