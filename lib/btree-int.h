@@ -59,6 +59,14 @@ struct hf_btree_node {
   };
 };
 
+/* What the referrer expects of a node. */
+struct hf_btree_expect {
+  unsigned level;
+  uint64_t lo;          /* smallest key allowed */
+  uint64_t hi;          /* largest key allowed */
+  bool exact;           /* the smallest key must equal lo (a child) */
+};
+
 struct hf_btree {
   hf_btree_read_fn rd;
   void *rd_opaque;
@@ -79,6 +87,15 @@ struct hf_btree {
   struct hf_btree_node *spare_br[HF_BTREE_MAX_LEVEL + 1];
   unsigned nspare_br;
 
+  /* No-read mode (hf_btree_set_noread): a node that is not in memory
+   * is not read but remembered (missed, miss_ptr, miss_e) for
+   * hf_btree_pin_missed.  Set and used under the caller's exclusive
+   * access; read by the pinning thread after it. */
+  bool noread;
+  bool missed;
+  struct hf_disk_node_ptr miss_ptr;
+  struct hf_btree_expect miss_e;
+
   /* lock protects: the hash table (buckets, every node's hnext), the
    * LRU list (lru_head, lru_tail, lprev, lnext, in_lru), every clean
    * node's refs, ncached, and the node_reads / node_hits counters.  It
@@ -94,13 +111,6 @@ struct hf_btree {
 
 
 
-/* What the referrer expects of a node. */
-struct hf_btree_expect {
-  unsigned level;
-  uint64_t lo;          /* smallest key allowed */
-  uint64_t hi;          /* largest key allowed */
-  bool exact;           /* the smallest key must equal lo (a child) */
-};
 
 static inline uint64_t
 hf_btree_min_key (const struct hf_btree_node *n)

@@ -386,6 +386,13 @@ hf_btree_get (struct hf_btree *t, const struct hf_btree_ref *ref,
     return 0;
   }
 
+  if (t->noread) {
+    /* The caller holds its exclusive lock: no store request here. */
+    t->missed = true;
+    t->miss_ptr = *p;
+    t->miss_e = *e;
+    return EAGAIN;
+  }
   /* Miss: read without the lock. */
   r = t->rd (t->rd_opaque, p, buf);
   pthread_mutex_lock (&t->lock);

@@ -167,59 +167,119 @@ struct hf_btree_pins {
   size_t n, cap;
 };
 
+/* One hf_btree_pin_range walk. */
+struct hf_btree_pinwalk {
+  struct hf_btree_pins *p;
+  size_t max;
+  uint64_t lo, last;
+  bool leaf;                    /* a leaf's path is pinned */
+  bool full;                    /* stopped at max pins ... */
+  uint64_t stop;                /* ... before this key */
+};
+
+/* Keep n (a clean node, referenced by the caller) in p. */
+static int
+hf_btree_pins_add (struct hf_btree *t, struct hf_btree_pins *p,
+                   struct hf_btree_node *n)
+{
+  if (p->n == p->cap) {
+    size_t nc = p->cap ? p->cap * 2 : 64;
+    struct hf_btree_node **nv = realloc (p->v, nc * sizeof *nv);
+    if (nv == NULL) {
+      hf_btree_put (t, n);
+      return ENOMEM;
+    }
+    p->v = nv;
+    p->cap = nc;
+  }
+  p->v[p->n++] = n;             /* keeps the reference */
+  return 0;
+}
+
 static int
 hf_btree_pin_node (struct hf_btree *t, const struct hf_btree_ref *ref,
-                   const struct hf_btree_expect *e, uint64_t lo,
-                   uint64_t last, struct hf_btree_pins *p)
+                   const struct hf_btree_expect *e,
+                   struct hf_btree_pinwalk *w)
 {
   struct hf_btree_node *n;
   uint32_t i, i0, i1;
   int r;
 
-  if (p->n >= HF_BTREE_PIN_MAX)
-    return 0;
   r = hf_btree_get (t, ref, e, &n);
   if (r)
     return r;
-  if (!n->dirty) {
-    if (p->n == p->cap) {
-      size_t nc = p->cap ? p->cap * 2 : 64;
-      struct hf_btree_node **nv = realloc (p->v, nc * sizeof *nv);
-      if (nv == NULL) {
-        hf_btree_put (t, n);
-        return ENOMEM;
-      }
-      p->v = nv;
-      p->cap = nc;
-    }
-    p->v[p->n++] = n;           /* keeps the reference */
-  }
-  if (n->level == 0)
+  if (!n->dirty && (r = hf_btree_pins_add (t, w->p, n)) != 0)
+    return r;
+  if (n->level == 0) {
+    w->leaf = true;
     return 0;
-  i0 = hf_btree_branch_child (n, lo);
-  i1 = hf_btree_branch_child (n, last);
-  for (i = i0, r = 0; i <= i1 && r == 0; i++) {
+  }
+  i0 = hf_btree_branch_child (n, w->lo);
+  i1 = hf_btree_branch_child (n, w->last);
+  for (i = i0; i <= i1 && r == 0 && !w->full; i++) {
     struct hf_btree_expect ce;
 
+    /* Stop only between children and after one leaf's path, so that
+     * the keys below child i are covered and the walk covers some. */
+    if (w->leaf && w->p->n >= w->max) {
+      w->full = true;
+      w->stop = n->br[i].lba > w->lo ? n->br[i].lba : w->lo;
+      break;
+    }
     hf_btree_child_expect (n, i, e, &ce);
-    r = hf_btree_pin_node (t, &n->br[i].child, &ce, lo, last, p);
+    r = hf_btree_pin_node (t, &n->br[i].child, &ce, w);
   }
   return r;
 }
 
 int
 hf_btree_pin_range (struct hf_btree *t, uint64_t lba, uint64_t count,
-                    struct hf_btree_pins **pins)
+                    size_t max, struct hf_btree_pins **pins, uint64_t *done)
 {
+  struct hf_btree_pinwalk w = { .max = max, .lo = lba };
   struct hf_btree_expect e;
+  int r;
 
   if (*pins == NULL && (*pins = calloc (1, sizeof **pins)) == NULL)
     return ENOMEM;
+  *done = count;
   if (t->empty || count == 0)
     return 0;
+  w.p = *pins;
+  w.last = hf_btree_range_last (lba, count);
   hf_btree_root_expect (t, &e);
-  return hf_btree_pin_node (t, &t->root, &e, lba,
-                            hf_btree_range_last (lba, count), *pins);
+  r = hf_btree_pin_node (t, &t->root, &e, &w);
+  if (r == 0 && w.full) {
+    assert (w.stop > lba && w.stop <= w.last);
+    *done = w.stop - lba;
+  }
+  return r;
+}
+
+int
+hf_btree_pin_missed (struct hf_btree *t, struct hf_btree_pins **pins)
+{
+  struct hf_btree_ref ref = { .dirty = NULL };
+  struct hf_btree_node *n;
+  int r;
+
+  if (!t->missed)
+    return 0;
+  if (*pins == NULL && (*pins = calloc (1, sizeof **pins)) == NULL)
+    return ENOMEM;
+  ref.ptr = t->miss_ptr;
+  r = hf_btree_get (t, &ref, &t->miss_e, &n);
+  if (r == 0 && !n->dirty)
+    r = hf_btree_pins_add (t, *pins, n);
+  if (r == 0)
+    t->missed = false;
+  return r;
+}
+
+size_t
+hf_btree_pins_count (const struct hf_btree_pins *pins)
+{
+  return pins ? pins->n : 0;
 }
 
 void
@@ -233,6 +293,14 @@ hf_btree_unpin (struct hf_btree *t, struct hf_btree_pins *pins)
     hf_btree_put (t, pins->v[i]);
   free (pins->v);
   free (pins);
+}
+
+void
+hf_btree_set_noread (struct hf_btree *t, bool on)
+{
+  t->noread = on;
+  if (on)
+    t->missed = false;
 }
 
 /* ---- Lookup and iterate ---- */

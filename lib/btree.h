@@ -98,22 +98,41 @@ extern int hf_btree_remove_range (struct hf_btree *t, uint64_t lba,
 
 /* Pinning what a mutation will read.  A mutation reads the clean nodes
  * on its paths through the reader, which may go to the store; the
- * caller holds its exclusive lock then, so every lookup waits for those
- * reads.  hf_btree_pin_range, called beforehand under the caller's
- * shared lock (it may run beside lookups), reads and pins the nodes on
- * the paths to every leaf that an insert or removal in [lba, lba +
- * count) would visit, so that the mutation finds them in memory.  Pins
- * accumulate in *pins (allocated on first use; NULL to start) up to
- * HF_BTREE_PIN_MAX nodes, beyond which nodes are left to be read by the
- * mutation itself (a trim of a huge mapped range).  hf_btree_unpin
- * releases them all and frees *pins; it may run beside lookups, and
- * after a checkpoint (pinned nodes stay valid).  Both are for one
- * thread at a time per pins. */
-#define HF_BTREE_PIN_MAX 65536
+ * caller holds its exclusive lock then, so every lookup would wait for
+ * those reads.  Instead the caller pins beforehand, under its shared
+ * lock (beside lookups), and mutates in no-read mode:
+ *
+ * hf_btree_pin_range reads and pins the nodes on the paths to every
+ * leaf that an insert or removal in [lba, lba + count) would visit, in
+ * key order, into *pins (allocated on first use; NULL to start).  It
+ * stops between two children once *pins holds max nodes and at least
+ * one leaf's path of this call is pinned: *done is then the number of
+ * blocks from lba whose paths are all pinned (at least 1), else count.
+ * So memory stays bounded: a caller mutates [lba, lba + *done), unpins,
+ * and pins the rest.
+ *
+ * hf_btree_set_noread (t, true), under the caller's exclusive access,
+ * makes mutations fail with EAGAIN instead of reading a node that is
+ * not in memory (an insert then changed nothing; a removal may have
+ * removed part of its range: doing it again is harmless).  The missed
+ * node is remembered: hf_btree_pin_missed (under the shared lock
+ * again) reads and pins it.  A mutation can miss a node its range's
+ * paths do not hold (an insert after a removal emptied the child it
+ * used to go to lands in a neighbour); repeating pin and mutate
+ * converges, each round pinning one more node.
+ *
+ * hf_btree_unpin releases every pin and frees pins; it may run beside
+ * lookups, and after a checkpoint (pinned nodes stay valid).  Pins are
+ * for one thread at a time. */
 struct hf_btree_pins;
 extern int hf_btree_pin_range (struct hf_btree *t, uint64_t lba,
-                               uint64_t count, struct hf_btree_pins **pins);
+                               uint64_t count, size_t max,
+                               struct hf_btree_pins **pins, uint64_t *done);
+extern int hf_btree_pin_missed (struct hf_btree *t,
+                                struct hf_btree_pins **pins);
+extern size_t hf_btree_pins_count (const struct hf_btree_pins *pins);
 extern void hf_btree_unpin (struct hf_btree *t, struct hf_btree_pins *pins);
+extern void hf_btree_set_noread (struct hf_btree *t, bool on);
 
 /* Number of nodes the next checkpoint would write. */
 extern size_t hf_btree_dirty_count (struct hf_btree *t);

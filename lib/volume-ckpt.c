@@ -32,25 +32,134 @@
 #include "log.h"
 #include "volume-int.h"
 
-/* Insert the runs r into the tree (holes remove, data inserts with the
- * runs' block addresses).  Caller holds the tree's write lock. */
-static int
-hf_vol_tree_apply (struct hf_volume *v, const struct hf_runs *r)
-{
+/* ---- Merging runs into the tree ----
+ *
+ * In rounds.  A round first reads and pins, under the shared tree_lock
+ * (reads go on), the nodes that the next runs will visit, up to
+ * node_cache nodes (bounded memory: a trim of a huge mapped range pins
+ * one batch at a time), then applies those runs under the exclusive
+ * lock in no-read mode (btree.h): a node that is not in memory is not
+ * read there; the mutation stops with EAGAIN, and the next round pins
+ * that node too and goes on where it stopped.  So no store request is
+ * made under the exclusive lock.
+ *
+ * Between rounds readers see a partly merged tree, which is fine: every
+ * block a merge touches is shadowed, until the merge's segment commits,
+ * by the delta or by that segment's own buffer (volume-read.c resolves
+ * them first); and merging the same runs again changes nothing more,
+ * so a merge that fails half way may simply be done again. */
+
+/* A place in a run list: block k of run i. */
+struct hf_vol_rpos {
   size_t i;
   uint64_t k;
+};
+
+static bool
+hf_vol_rpos_before (const struct hf_vol_rpos *a, const struct hf_vol_rpos *b)
+{
+  return a->i < b->i || (a->i == b->i && a->k < b->k);
+}
+
+/* Apply runs r from *pos up to end to the tree (holes remove, data
+ * inserts with the runs' block addresses), advancing *pos.  Caller
+ * holds tree_lock exclusively; with no-read mode on, EAGAIN stops it at
+ * the piece to do again. */
+static int
+hf_vol_tree_apply (struct hf_volume *v, const struct hf_runs *r,
+                   struct hf_vol_rpos *pos, const struct hf_vol_rpos *end)
+{
   int e = 0;
 
-  for (i = 0; i < r->n && e == 0; i++) {
-    const struct hf_run *x = &r->v[i];
-    if (!x->data)
-      e = hf_btree_remove_range (v->tree, x->lba, x->n);
+  while (e == 0 && hf_vol_rpos_before (pos, end)) {
+    const struct hf_run *x = &r->v[pos->i];
+    uint64_t stop = pos->i == end->i ? end->k : x->n;
+
+    if (!x->data) {
+      e = hf_btree_remove_range (v->tree, x->lba + pos->k, stop - pos->k);
+      if (e == 0)
+        pos->k = stop;
+    }
     else
-      for (k = 0; k < x->n && e == 0; k++) {
-        struct hf_bmap m = { x->seq, x->blk + (uint32_t) k, x->crc[k] };
-        e = hf_btree_insert (v->tree, x->lba + k, &m);
+      for (; pos->k < stop && e == 0; pos->k += e == 0) {
+        struct hf_bmap m = { x->seq, x->blk + (uint32_t) pos->k,
+                             x->crc[pos->k] };
+        e = hf_btree_insert (v->tree, x->lba + pos->k, &m);
       }
+    if (pos->k == x->n) {
+      pos->i++;
+      pos->k = 0;
+    }
   }
+  return e;
+}
+
+/* Rounds without progress before the merge gives up: each pins one
+ * more missed node, and one mutation misses at most a path's worth. */
+#define HF_VOL_MERGE_STALLS (4 * 32)
+
+/* Merge the runs r into the tree in rounds (above).  Takes and drops
+ * tree_lock itself.  On error (the store's, ENOMEM) the tree may be
+ * partly merged (see above). */
+static int
+hf_vol_tree_merge (struct hf_volume *v, const struct hf_runs *r)
+{
+  struct hf_vol_rpos pos = { 0, 0 }, end;
+  struct hf_btree_pins *pins = NULL, *miss = NULL;
+  size_t max = v->o.node_cache;
+  unsigned stalls = 0;
+  int e = 0;
+
+  while (e == 0 && pos.i < r->n) {
+    struct hf_vol_rpos from = pos;
+
+    /* Read and pin what the next runs visit. */
+    pthread_rwlock_rdlock (&v->tree_lock);
+    e = hf_btree_pin_missed (v->tree, &miss);
+    for (end = pos; e == 0 && end.i < r->n;) {
+      const struct hf_run *x = &r->v[end.i];
+      uint64_t done;
+
+      if (hf_btree_pins_count (pins) >= max && hf_vol_rpos_before (&pos,
+                                                                   &end))
+        break;
+      e = hf_btree_pin_range (v->tree, x->lba + end.k, x->n - end.k, max,
+                              &pins, &done);
+      if (e)
+        break;
+      end.k += done;
+      if (end.k < x->n)
+        break;                  /* a full batch ends inside this run */
+      end.i++;
+      end.k = 0;
+    }
+    pthread_rwlock_unlock (&v->tree_lock);
+
+    /* Apply them, in memory only. */
+    if (e == 0) {
+      hf_vol_tree_wrlock (v);
+      hf_btree_set_noread (v->tree, true);
+      e = hf_vol_tree_apply (v, r, &pos, &end);
+      hf_btree_set_noread (v->tree, false);
+      hf_vol_tree_wrunlock (v);
+    }
+    hf_btree_unpin (v->tree, pins);
+    pins = NULL;
+    if (hf_vol_rpos_before (&from, &pos)) {
+      hf_btree_unpin (v->tree, miss);   /* what it missed is behind */
+      miss = NULL;
+      stalls = 0;
+    }
+    if (e == EAGAIN) {
+      e = 0;
+      if (++stalls > HF_VOL_MERGE_STALLS) {
+        hf_error ("volume: merging into the index: no progress after %u "
+                  "rounds at run %zu", stalls - 1, pos.i);
+        e = EIO;
+      }
+    }
+  }
+  hf_btree_unpin (v->tree, miss);
   return e;
 }
 
@@ -58,8 +167,10 @@ hf_vol_tree_apply (struct hf_volume *v, const struct hf_runs *r)
  * merge the delta and s's own extents into the tree, write the dirty
  * nodes into a new object's node area and publish the object in s (node
  * reads of s are served from it until it commits).  On success *obj and
- * *obj_cap are the object; on failure nothing is allocated, and a
- * failure after the tree changed breaks the volume (v->broken). */
+ * *obj_cap are the object.  On failure nothing is allocated; a failed
+ * merge leaves the tree partly merged, which is harmless (see above:
+ * the builder tries again); a failure in the layout that follows
+ * breaks the volume (v->broken). */
 int
 hf_vol_ckpt_build (struct hf_volume *v, struct hf_vol_seg *s,
                    uint8_t **objp, size_t *obj_capp)
@@ -68,9 +179,9 @@ hf_vol_ckpt_build (struct hf_volume *v, struct hf_vol_seg *s,
   struct hf_runs own = { 0 }, merged = { 0 };
   struct hf_btree_root root;
   struct hf_btree_stats bst;
-  struct hf_btree_pins *pins = NULL;
   uint8_t *obj = NULL;
-  size_t obj_cap = 0, dirty = 0, nn = 0, i;
+  size_t obj_cap = 0, dirty = 0, nn = 0;
+  struct hf_vol_rpos pos, end;
   int r, tries;
 
   /* Drain: every earlier segment must have committed, so that the
@@ -91,29 +202,24 @@ hf_vol_ckpt_build (struct hf_volume *v, struct hf_vol_seg *s,
   if (r == 0)
     r = hf_runs_overlay (v->delta.v, v->delta.n, own.v, own.n, false,
                          &merged);
-  /* First, under the shared lock (reads go on meanwhile), read and pin
-   * the nodes the merge will visit, so that no store request is made
-   * under the exclusive lock.  A failure here has changed nothing: the
-   * builder tries again. */
-  pthread_rwlock_rdlock (&v->tree_lock);
-  for (i = 0; i < merged.n && r == 0; i++)
-    r = hf_btree_pin_range (v->tree, merged.v[i].lba, merged.v[i].n, &pins);
-  pthread_rwlock_unlock (&v->tree_lock);
+  if (r == 0)
+    r = hf_vol_tree_merge (v, &merged);
+  hf_runs_free (&merged);
   if (r) {
-    hf_btree_unpin (v->tree, pins);
-    hf_runs_free (&merged);
+    /* The tree may be partly merged: harmless, the builder tries
+     * again (see above). */
     hf_runs_free (&own);
-    hf_error ("volume: checkpoint for segment %" PRIu64 ": reading the "
-              "index: %s", s->seq, strerror (r));
+    hf_error ("volume: checkpoint for segment %" PRIu64 ": merging into "
+              "the index: %s", s->seq, strerror (r));
     return r;
   }
-  /* Then the merge, in memory. */
-  pthread_rwlock_wrlock (&v->tree_lock);
-  r = hf_vol_tree_apply (v, &merged);
-  hf_runs_free (&merged);
+
   /* The own blocks' addresses depend on the node count, which depends
    * on the merge: re-insert them until the layout is stable (one
-   * extra pass at most: rewriting dirty leaves dirties nothing new). */
+   * extra pass at most: rewriting dirty leaves dirties nothing new).
+   * Their paths are dirty (in memory) since the merge inserted them. */
+  hf_vol_tree_wrlock (v);
+  hf_btree_set_noread (v->tree, true);
   for (tries = 0; r == 0; tries++) {
     uint64_t old_data_off = h->data_off;
     dirty = hf_btree_dirty_count (v->tree);
@@ -130,9 +236,17 @@ hf_vol_ckpt_build (struct hf_volume *v, struct hf_vol_seg *s,
       break;
     }
     r = hf_runs_of_segment (&s->meta, v->bs, &own);
+    pos = (struct hf_vol_rpos) { 0, 0 };
+    end = (struct hf_vol_rpos) { own.n, 0 };
     if (r == 0)
-      r = hf_vol_tree_apply (v, &own);
+      r = hf_vol_tree_apply (v, &own, &pos, &end);
+    if (r == EAGAIN) {
+      hf_error ("volume: checkpoint: an index path of the segment's own "
+                "blocks is not in memory");
+      r = EIO;
+    }
   }
+  hf_btree_set_noread (v->tree, false);
   hf_runs_free (&own);
   if (r == 0) {
     obj = hf_vol_obj_alloc (v, h->object_size, &obj_cap);
@@ -149,10 +263,9 @@ hf_vol_ckpt_build (struct hf_volume *v, struct hf_vol_seg *s,
     r = EIO;
   }
   if (r) {
-    pthread_rwlock_unlock (&v->tree_lock);
-    hf_btree_unpin (v->tree, pins);
+    hf_vol_tree_wrunlock (v);
     free (obj);
-    /* The tree now holds a half-merged state: stop writing. */
+    /* The tree's layout is half done: stop writing. */
     hf_vol_lock (v);
     v->broken = r == ENOMEM ? ENOMEM : EIO;
     hf_vol_wake_all_locked (v);
@@ -179,8 +292,7 @@ hf_vol_ckpt_build (struct hf_volume *v, struct hf_vol_seg *s,
   s->obj = obj;
   s->obj_cap = obj_cap;
   hf_vol_unlock (v);
-  pthread_rwlock_unlock (&v->tree_lock);
-  hf_btree_unpin (v->tree, pins);
+  hf_vol_tree_wrunlock (v);
   *objp = obj;
   *obj_capp = obj_cap;
   return 0;
@@ -213,7 +325,7 @@ hf_vol_rollback_install (struct hf_volume *v, struct hf_vol_point *pt,
   int r;
 
   memset (old, 0, sizeof *old);
-  pthread_rwlock_wrlock (&v->tree_lock);
+  hf_vol_tree_wrlock (v);
   hf_vol_lock (v);
   r = hf_vol_write_err_locked (v);
   if (r == 0 && (v->sealed != NULL || v->head_seq != *head)) {
@@ -222,7 +334,7 @@ hf_vol_rollback_install (struct hf_volume *v, struct hf_vol_point *pt,
   }
   if (r) {
     hf_vol_unlock (v);
-    pthread_rwlock_unlock (&v->tree_lock);
+    hf_vol_tree_wrunlock (v);
     return r;
   }
   /* What names the real head (the rollback segment chains onto it)
@@ -254,7 +366,7 @@ hf_vol_rollback_install (struct hf_volume *v, struct hf_vol_point *pt,
     hf_vol_wake_all_locked (v);
   }
   hf_vol_unlock (v);
-  pthread_rwlock_unlock (&v->tree_lock);
+  hf_vol_tree_wrunlock (v);
   return r;
 }
 
@@ -329,7 +441,10 @@ hf_volume_rollback (struct hf_volume *v, uint64_t seq, uint64_t *new_seq)
 int
 hf_volume_touch_index (struct hf_volume *v, uint64_t lba)
 {
+  struct hf_btree_pins *pins = NULL;
   struct hf_bmap m;
+  uint64_t done;
+  unsigned tries;
   int r;
 
   hf_vol_lock (v);
@@ -337,13 +452,34 @@ hf_volume_touch_index (struct hf_volume *v, uint64_t lba)
   hf_vol_unlock (v);
   if (r)
     return r;
-  pthread_rwlock_wrlock (&v->tree_lock);
-  r = hf_btree_lookup (v->tree, lba, &m);
-  if (r == 0)
-    r = hf_btree_insert (v->tree, lba, &m);     /* same value: copies the path */
-  else if (r == ENOENT)
-    r = 0;
-  pthread_rwlock_unlock (&v->tree_lock);
+  /* Pin lba's path (shared lock), then copy it (exclusive, no-read
+   * mode: see the merge above). */
+  for (tries = 0;; tries++) {
+    pthread_rwlock_rdlock (&v->tree_lock);
+    r = hf_btree_pin_missed (v->tree, &pins);
+    if (r == 0)
+      r = hf_btree_pin_range (v->tree, lba, 1, SIZE_MAX, &pins, &done);
+    pthread_rwlock_unlock (&v->tree_lock);
+    if (r)
+      break;
+    hf_vol_tree_wrlock (v);
+    hf_btree_set_noread (v->tree, true);
+    r = hf_btree_lookup (v->tree, lba, &m);
+    if (r == 0)
+      r = hf_btree_insert (v->tree, lba, &m);   /* same value: copies the path */
+    else if (r == ENOENT)
+      r = 0;
+    hf_btree_set_noread (v->tree, false);
+    hf_vol_tree_wrunlock (v);
+    if (r != EAGAIN || tries == HF_VOL_MERGE_STALLS)
+      break;
+  }
+  hf_btree_unpin (v->tree, pins);
+  if (r == EAGAIN) {
+    hf_error ("volume: touching the index at %" PRIu64 ": no progress",
+              lba);
+    r = EIO;
+  }
   return r;
 }
 

@@ -330,6 +330,30 @@ hf_vol_lock (struct hf_volume *v)
 
 #define HF_VOL_ASSERT_LOCKED(v) assert (hf_vol_lock_holder == (v))
 
+/* ---- tree_lock held exclusively (volume-ckpt.c) ---- */
+
+/* The volume whose tree_lock this thread holds exclusively (NULL:
+ * none): tests check that no store request is made meanwhile. */
+extern __thread const struct hf_volume *hf_vol_tree_writer;
+
+static inline void
+hf_vol_tree_wrlock (struct hf_volume *v)
+{
+  int r = pthread_rwlock_wrlock (&v->tree_lock);
+
+  if (r)
+    hf_cleanup_lock_failed ("volume tree lock", r);
+  hf_vol_tree_writer = v;
+}
+
+static inline void
+hf_vol_tree_wrunlock (struct hf_volume *v)
+{
+  assert (hf_vol_tree_writer == v);
+  hf_vol_tree_writer = NULL;
+  pthread_rwlock_unlock (&v->tree_lock);
+}
+
 static inline void
 hf_vol_unlock (struct hf_volume *v)
 {

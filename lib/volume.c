@@ -29,6 +29,7 @@
 /* ---- Shared by the volume's files ---- */
 
 __thread const struct hf_volume *hf_vol_lock_holder;
+__thread const struct hf_volume *hf_vol_tree_writer;
 
 /* Wait on cv (one of v's, CLOCK_MONOTONIC) until the monotonic time
  * deadline_us (0 = no deadline, but wake at least every second).

@@ -64,7 +64,9 @@ struct hf_volume_options {
                                    writers wait; 0 = 4 * segment_size */
   unsigned max_uploads;         /* segments uploading at once; 0 = 4 */
   size_t node_cache;            /* clean B+tree nodes kept in memory;
-                                   0 = default 16384 (64 MiB) */
+                                   0 = default 16384 (64 MiB); a
+                                   checkpoint merge pins up to as many
+                                   again, one batch at a time */
   uint64_t checkpoint_entries;  /* checkpoint when this many extent
                                    entries accumulated since the last one;
                                    0 = default 262144 */

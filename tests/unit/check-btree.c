@@ -2,8 +2,10 @@
  * plain array over many seeds (inserts, replaces, range removals,
  * lookups, iteration, checkpoints into an in-memory segment store,
  * reopening, and old roots staying readable), a small cache with a few
- * hundred thousand entries, concurrent lookups with a slow reader,
- * corruption detection, the cost of remove_range, and a scale check. */
+ * hundred thousand entries, mutations on pinned batches in no-read
+ * mode (the checkpoint merge's protocol), concurrent lookups with a
+ * slow reader, corruption detection, the cost of remove_range, and a
+ * scale check. */
 #include <config.h>
 
 #undef NDEBUG
@@ -552,6 +554,200 @@ START_TEST (test_small_cache_many)
 }
 END_TEST
 
+/* ---- Pinned mutations in no-read mode (btree.h, "Pinning") ----
+ *
+ * The volume's merge protocol, without its locks: pin a batch of at
+ * most MAXPIN nodes for the next operations, apply them in no-read
+ * mode, on EAGAIN pin the missed node and go on where it stopped.  The
+ * reader is never called in no-read mode, every batch covers some
+ * blocks and holds about MAXPIN pins, the rounds converge, and the tree
+ * matches the model (also after a checkpoint and a cold reopen). */
+
+#define MAXPIN 16
+
+struct pop {                    /* an operation: remove or insert a range */
+  uint64_t lba, n;
+  bool ins;
+  uint64_t gen;
+};
+
+static atomic_bool noread_on;
+static atomic_uint noread_reads;
+
+static int
+pin_store_read (void *opaque, const struct hf_disk_node_ptr *p, void *buf)
+{
+  if (atomic_load (&noread_on))
+    atomic_fetch_add (&noread_reads, 1);
+  return store_read (opaque, p, buf);
+}
+
+/* Map lba to *m in the model (NULL: unmap). */
+static void
+pin_model_set (struct model *md, uint64_t lba, const struct hf_bmap *m)
+{
+  if (m && !md->e[lba].present)
+    md->n++;
+  else if (!m && md->e[lba].present)
+    md->n--;
+  md->e[lba].present = m != NULL;
+  if (m)
+    md->e[lba].m = *m;
+}
+
+/* Apply ops from (*oi, *ok) to (ei, ek) in no-read mode. */
+static int
+pin_apply (struct hf_btree *t, const struct pop *ops, size_t *oi,
+           uint64_t *ok, size_t ei, uint64_t ek)
+{
+  int r = 0;
+
+  while (r == 0 && (*oi < ei || (*oi == ei && *ok < ek))) {
+    const struct pop *o = &ops[*oi];
+    uint64_t stop = *oi == ei ? ek : o->n;
+
+    if (!o->ins) {
+      r = hf_btree_remove_range (t, o->lba + *ok, stop - *ok);
+      if (r == 0)
+        *ok = stop;
+    }
+    else
+      for (; *ok < stop && r == 0; *ok += r == 0) {
+        struct hf_bmap m = mk (o->lba + *ok, o->gen);
+        r = hf_btree_insert (t, o->lba + *ok, &m);
+      }
+    if (*ok == o->n) {
+      (*oi)++;
+      *ok = 0;
+    }
+  }
+  return r;
+}
+
+START_TEST (test_pinned_mutations)
+{
+  struct store s = { 0 };
+  struct hf_btree *t;
+  struct hf_btree_root root;
+  struct hf_btree_stats st;
+  const uint64_t k = 60000;
+  struct model md;
+  struct pop ops[64];
+  uint64_t i, seq = 0, gen = 1, lba;
+  unsigned round, batches = 0, stalls_max = 0, misses = 0;
+  size_t nops;
+
+  srandom (11);
+  md.k = k;
+  md.n = 0;
+  md.e = calloc (k, sizeof *md.e);
+  CK_NONNULL (md.e);
+  CK_IEQ (hf_btree_open (NULL, 0, pin_store_read, &s, MAXPIN, &t), 0);
+  for (i = 0; i < 40000; i++) {
+    struct hf_bmap m;
+    lba = ((uint64_t) random () << 8 ^ random ()) % k;
+    m = mk (lba, gen);
+    CK_IEQ (hf_btree_insert (t, lba, &m), 0);
+    pin_model_set (&md, lba, &m);
+  }
+  ckpt (t, &s, ++seq, 0, &root);
+  hf_btree_close (t);
+
+  for (round = 0; round < (quick ? 4 : 12); round++) {
+    size_t oi = 0;
+    uint64_t ok = 0;
+    struct hf_btree_pins *miss = NULL;
+    unsigned stalls = 0;
+
+    /* Cold: only what the batches pin is in memory. */
+    CK_IEQ (hf_btree_open (&root, md.n, pin_store_read, &s, MAXPIN, &t), 0);
+    /* Sorted, disjoint operations: wide removals, inserts in their
+     * holes and elsewhere (an insert after a removal may land in a
+     * child its own path did not visit). */
+    gen++;
+    for (nops = 0, lba = (uint64_t) random () % 500;
+         nops < 64 && lba < k; nops++) {
+      struct pop *o = &ops[nops];
+      o->lba = lba;
+      o->ins = random () % 2;
+      o->n = o->ins ? 1 + (uint64_t) random () % 40
+        : 1 + (uint64_t) random () % (random () % 4 ? 300 : 8000);
+      if (o->lba + o->n > k)
+        o->n = k - o->lba;
+      o->gen = gen;
+      lba += o->n + (uint64_t) random () % 600;
+    }
+    while (oi < nops) {
+      struct hf_btree_pins *pins = NULL;
+      size_t ei = oi, oi0 = oi;
+      uint64_t ek = ok, ok0 = ok, done;
+      int r;
+
+      CK_IEQ (hf_btree_pin_missed (t, &miss), 0);
+      while (ei < nops) {
+        if (hf_btree_pins_count (pins) >= MAXPIN && (ei > oi || ek > ok))
+          break;
+        CK_IEQ (hf_btree_pin_range (t, ops[ei].lba + ek, ops[ei].n - ek,
+                                    MAXPIN, &pins, &done), 0);
+        CK_UGT (done, 0);
+        ek += done;
+        if (ek < ops[ei].n)
+          break;
+        ei++;
+        ek = 0;
+      }
+      /* At most the batch plus the path it stopped in. */
+      CK_ULE (hf_btree_pins_count (pins), MAXPIN + 8);
+      batches++;
+      atomic_store (&noread_on, true);
+      hf_btree_set_noread (t, true);
+      r = pin_apply (t, ops, &oi, &ok, ei, ek);
+      hf_btree_set_noread (t, false);
+      atomic_store (&noread_on, false);
+      hf_btree_unpin (t, pins);
+      if (oi > oi0 || ok > ok0) {
+        hf_btree_unpin (t, miss);
+        miss = NULL;
+        stalls = 0;
+      }
+      if (r == EAGAIN) {
+        misses++;
+        CK_ULT (++stalls, 64);
+        if (stalls > stalls_max)
+          stalls_max = stalls;
+        continue;
+      }
+      CK_IEQ (r, 0);
+    }
+    hf_btree_unpin (t, miss);
+    for (i = 0; i < nops; i++) {
+      uint64_t j;
+      for (j = 0; j < ops[i].n; j++) {
+        struct hf_bmap m = mk (ops[i].lba + j, ops[i].gen);
+        pin_model_set (&md, ops[i].lba + j, ops[i].ins ? &m : NULL);
+      }
+    }
+    hf_btree_get_stats (t, &st);
+    CK_UEQ (st.entries, md.n);
+    check_all (t, &md);
+    ckpt (t, &s, ++seq, 0, &root);
+    hf_btree_close (t);
+  }
+  CK_UEQ (atomic_load (&noread_reads), 0);
+  CK_UGT (batches, 4 * (quick ? 4 : 12));      /* the batches were small */
+  if (getenv ("HF_TEST_VERBOSE"))
+    fprintf (stderr, "pinned mutations: %u batches, %u misses, at most %u "
+             "in a row\n", batches, misses, stalls_max);
+  CK_IEQ (hf_btree_open (&root, md.n, pin_store_read, &s, MAXPIN, &t), 0);
+  check_all (t, &md);
+  for (i = 0; i < 2000; i++)
+    check_lookup (t, &md, (uint64_t) random () % k);
+  hf_btree_close (t);
+  free (md.e);
+  store_free (&s);
+}
+END_TEST
+
 /* ---- Concurrent lookups with a slow reader ---- */
 
 struct lk_arg {
@@ -849,6 +1045,7 @@ main (void)
   tcase_add_test (tc, test_empty_and_edges);
   tcase_add_test (tc, test_model_seeds);
   tcase_add_test (tc, test_corruption);
+  tcase_add_test (tc, test_pinned_mutations);
   if (!quick) {
     tcase_add_test (tc, test_model_long);
     tcase_add_test (tc, test_sequential_full_nodes);

@@ -11,13 +11,19 @@
  *   - every condition variable of the volume and its log is made on
  *     CLOCK_MONOTONIC, and every timed wait's deadline is monotonic
  *     (pthread_cond_init and pthread_cond_timedwait are wrapped with
- *     -Wl,--wrap, tests/Makefile.am).
+ *     -Wl,--wrap, tests/Makefile.am);
+ *   - a checkpoint merge many times larger than the node cache makes no
+ *     store GET while it holds tree_lock exclusively;
+ *   - rollback reads the older point with no tree lock (a read goes on
+ *     while its store requests are held), installs the point's image
+ *     (checked against a model), and a failed read changes nothing.
  */
 #include <config.h>
 
 #undef NDEBUG
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -78,12 +84,25 @@ gate (bool list)
   return r;
 }
 
+/* GETs made by a thread holding some volume's tree_lock exclusively
+ * (volume-int.h, hf_vol_tree_writer), and all GETs. */
+static atomic_uint excl_gets, all_gets;
+
+static void
+count_get (void)
+{
+  atomic_fetch_add (&all_gets, 1);
+  if (hf_vol_tree_writer != NULL)
+    atomic_fetch_add (&excl_gets, 1);
+}
+
 static int
 slow_get (struct hf_objstore *s, const char *key, uint64_t off, size_t len,
           void *buf, size_t *got)
 {
   int r = gate (false);
 
+  count_get ();
   if (r)
     return r;
   if (atomic_load (&slow)) {
@@ -99,6 +118,7 @@ slow_get_all (struct hf_objstore *s, const char *key, size_t max,
 {
   int r = gate (false);
 
+  count_get ();
   if (r)
     return r;
   return hf_objstore_get_all (slow_inner, key, max, data, len);
@@ -515,6 +535,98 @@ START_TEST (test_cond_monotonic)
 }
 END_TEST
 
+/* A checkpoint merge far larger than the node cache (a trim of most of
+ * a mapped volume, writes all over it), with a cold cache of 16 nodes:
+ * the merge pins its nodes in batches of that size, and makes no store
+ * GET while it holds tree_lock exclusively.  The volume then reads as
+ * the model says, and again after a reopen. */
+START_TEST (test_large_merge_no_get_under_lock)
+{
+  char *dir = make_tmpdir ();
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .checkpoint_segments = 1000,
+                                 .checkpoint_entries = 1 << 30,
+                                 .node_cache = 16 };
+  static uint8_t buf[64 * BS], got[64 * BS];
+  static int gen[NMAP];
+  uint8_t blk[BS];
+  struct hf_volume *v;
+  unsigned pass, merge_gets;
+  uint64_t i, k, st = 5;
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &slow_inner), 0);
+  ck_assert_int_eq (hf_volume_create (&slow_store, "",
+                                      (uint64_t) NMAP * BS, BS), 0);
+  ck_assert_int_eq (hf_volume_open (&slow_store, "", &o, &v), 0);
+  for (i = 0; i < NMAP; i += 64) {
+    for (k = 0; k < 64; k++) {
+      fill (buf + k * BS, i + k, 0);
+      gen[i + k] = 0;
+    }
+    ck_assert_int_eq (hf_volume_pwrite (v, buf, sizeof buf, i * BS, 0), 0);
+  }
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  /* Cold cache; a trim of most of the tree (some hundred leaves), then
+   * writes across all of it, waiting in the delta. */
+  ck_assert_int_eq (hf_volume_open (&slow_store, "", &o, &v), 0);
+  ck_assert_int_eq (hf_volume_trim (v, (uint64_t) (NMAP - 4000) * BS,
+                                    2000 * BS, 0), 0);
+  for (i = 2000; i < NMAP - 2000; i++)   /* count, then offset */
+    gen[i] = -1;
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  for (i = 0; i < 2000; i++) {
+    uint64_t lba = xorshift64 (&st) % NMAP;
+    fill (blk, lba, 1);
+    ck_assert_int_eq (hf_volume_pwrite (v, blk, BS, lba * BS, 0), 0);
+    gen[lba] = 1;
+  }
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  atomic_store (&excl_gets, 0);
+  atomic_store (&all_gets, 0);
+  ck_assert_int_eq (hf_volume_checkpoint (v), 0);
+  merge_gets = atomic_load (&all_gets);
+  ck_assert_msg (atomic_load (&excl_gets) == 0, "%u of the checkpoint's %u "
+                 "GETs were made under the exclusive tree lock",
+                 atomic_load (&excl_gets), merge_gets);
+  /* The merge did read the index, many times the node cache's worth. */
+  ck_assert_uint_gt (merge_gets, 10 * 16);
+  for (pass = 0; pass < 2; pass++) {
+    for (i = 0; i < NMAP; i += 64) {
+      ck_assert_int_eq (hf_volume_pread (v, got, sizeof got, i * BS), 0);
+      for (k = 0; k < 64; k++) {
+        if (gen[i + k] < 0)
+          memset (blk, 0, BS);
+        else
+          fill (blk, i + k, (unsigned) gen[i + k]);
+        ck_assert_msg (memcmp (got + k * BS, blk, BS) == 0,
+                       "block %" PRIu64 " differs from the model (pass %u)",
+                       i + k, pass);
+      }
+    }
+    ck_assert_int_eq (hf_volume_close (v), 0);
+    if (pass == 0)
+      ck_assert_int_eq (hf_volume_open (&slow_store, "", &o, &v), 0);
+  }
+
+  /* Touching the index (GC's compaction of index nodes) copies a path
+   * under the exclusive lock too: from a cold cache, its node reads
+   * happen before. */
+  ck_assert_int_eq (hf_volume_open (&slow_store, "", &o, &v), 0);
+  atomic_store (&excl_gets, 0);
+  atomic_store (&all_gets, 0);
+  for (i = 0; i < 20; i++)
+    ck_assert_int_eq (hf_volume_touch_index (v, xorshift64 (&st) % NMAP), 0);
+  ck_assert_uint_gt (atomic_load (&all_gets), 0);
+  ck_assert_msg (atomic_load (&excl_gets) == 0, "%u of touch_index's %u "
+                 "GETs were made under the exclusive tree lock",
+                 atomic_load (&excl_gets), atomic_load (&all_gets));
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (slow_inner);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 /* ---- Rollback ---- */
 
 #define RB_BLOCKS 256
@@ -753,6 +865,7 @@ main (void)
   tcase_add_test (tc, test_tree_lock_prefers_writers);
   tcase_add_test (tc, test_cond_monotonic);
   tcase_add_test (tc, test_reads_during_merge);
+  tcase_add_test (tc, test_large_merge_no_get_under_lock);
   tcase_add_test (tc, test_rollback_reads_go_on);
   tcase_add_test (tc, test_rollback_read_error);
   suite_add_tcase (s, tc);
