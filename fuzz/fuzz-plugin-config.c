@@ -13,7 +13,9 @@
  * Input: lines "key=value"; each is passed to .config in order, then
  * .config_complete runs.  Invariants: an accepted duration (retain,
  * gc-grace, gc-interval) of the form DIGITS[ms|s|m|h|d] is stored
- * exactly (never wrapped), and one too large to store is refused. */
+ * exactly (never wrapped), and one too large to store is refused;
+ * request-timeout is accepted exactly from 1s to 24h and kept in whole
+ * seconds, rounded up. */
 #include <config.h>
 
 #include <ctype.h>
@@ -150,6 +152,14 @@ check_duration (const char *key, const char *value, int accepted)
   else if (strcmp (key, "gc-interval") == 0) {
     stored = hf_gc_interval_ms;
     want = ms;
+  }
+  else if (strcmp (key, "request-timeout") == 0) {
+    /* 1s to 24h, kept in whole seconds rounded up. */
+    if (m < 0 || ms < 1000 || ms > 86400000)
+      FUZZ_CHECK (!accepted);
+    else
+      FUZZ_CHECK (accepted && hf_s3.request_timeout_s == (ms + 999) / 1000);
+    return;
   }
   else
     return;

@@ -149,6 +149,97 @@ hf_history_read_hdr (const struct hf_lineage *l, uint64_t seq,
                            seq, out);
 }
 
+/* ---- Changes between two points ---- */
+
+struct hf_history_run {
+  uint64_t lba, n;
+};
+
+static int
+hf_history_run_cmp (const void *x, const void *y)
+{
+  const struct hf_history_run *a = x, *b = y;
+
+  return a->lba < b->lba ? -1 : a->lba > b->lba;
+}
+
+int
+hf_history_changes (struct hf_history *h, uint64_t from, uint64_t to,
+                    hf_history_change_fn fn, void *opaque, bool *widened)
+{
+  const struct hf_lineage *l = h->lin;
+  uint64_t floor = l->lv[0].floor, seq = to;
+  struct hf_history_run *runs = NULL;
+  size_t n = 0, cap = 0, i;
+  bool wide = false;
+  int r = 0;
+
+  if (widened)
+    *widened = false;
+  if (from >= to) {
+    hf_error ("history: point %" PRIu64 " is not older than %" PRIu64,
+              from, to);
+    return EINVAL;
+  }
+  /* Walk to's chain down to from (or, after a rollback, to the first
+   * segment of this volume), each segment's extent table into runs. */
+  while (r == 0 && seq > (wide ? floor : from)) {
+    const struct hf_lineage_level *lv = hf_lineage_locate (l, seq);
+    struct hf_seg_meta *m = NULL;
+    uint32_t j;
+
+    r = hf_seg_read_meta (lv->store, lv->prefix, seq, lv->d.uuid,
+                          lv->d.block_size, HF_SEG_SIZE_UNKNOWN, &m);
+    if (r == ENOENT || r == ENODATA) {
+      hf_error ("history: segment %" PRIu64 " between the points is gone "
+                "(collected by gc): the changes since %" PRIu64 " cannot "
+                "be told; copy the whole volume instead", seq, from);
+      r = ENOENT;
+      break;
+    }
+    if (r)
+      break;                    /* logged */
+    if (m->h.flags & HF_SH_ROLLBACK)
+      wide = true;
+    for (j = 0; j < m->h.n_ext; j++) {
+      if (n == cap) {
+        size_t nc = cap ? 2 * cap : 256;
+        struct hf_history_run *nv = realloc (runs, nc * sizeof *nv);
+
+        if (nv == NULL) {
+          r = ENOMEM;
+          break;
+        }
+        runs = nv;
+        cap = nc;
+      }
+      runs[n].lba = m->ext[j].lba;
+      runs[n++].n = m->ext[j].nblocks;
+    }
+    seq = m->h.parent_seq;
+    hf_seg_meta_destroy (m);
+    if (r == 0 && !wide && seq < from) {
+      hf_error ("history: point %" PRIu64 " is not on the chain of point %"
+                PRIu64, from, to);
+      r = EINVAL;
+    }
+  }
+  if (widened)
+    *widened = wide;
+  if (r == 0)
+    qsort (runs, n, sizeof *runs, hf_history_run_cmp);
+  for (i = 0; r == 0 && i < n;) {
+    uint64_t lba = runs[i].lba, end = lba + runs[i].n;
+
+    for (i++; i < n && runs[i].lba <= end; i++)
+      if (runs[i].lba + runs[i].n > end)
+        end = runs[i].lba + runs[i].n;
+    r = fn (opaque, lba, end - lba);
+  }
+  free (runs);
+  return r;
+}
+
 struct hf_history_fetch {
   const struct hf_lineage *lin;
   const uint64_t *seqs;

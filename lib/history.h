@@ -99,6 +99,28 @@ extern int hf_history_resolve (struct hf_history *h, const char *at,
  * as above, or a snapshot name): 0, or EINVAL with one logged line. */
 extern int hf_history_check_at (const char *at);
 
+/* ---- Changes between two points ---- */
+
+/* Call fn (in increasing order, merged, not overlapping) for every run
+ * of logical blocks [lba, lba + n) that may differ between the points
+ * from and to (from < to, both on the head's chain: from an ancestor of
+ * to): the union of the extent tables (writes, zeroes, trims) of the
+ * segments after from up to to, read from the segments' metadata, never
+ * their data or the index.  A superset: a block written with the bytes
+ * it had (compaction moves blocks) is listed too.  A rollback segment
+ * between them replaces the state wholesale without listing its blocks,
+ * so then the union runs from the volume's first segment (a clone's
+ * base) instead, and *widened (may be NULL) is set.  EINVAL (logged) if
+ * from is not an older point of to's chain; ENOENT (logged) if a
+ * segment the union needs is gone (collected by gc): the changes cannot
+ * be told, a full copy is needed; or the store's error.  fn returns 0
+ * to go on, or an errno to stop (returned). */
+typedef int (*hf_history_change_fn) (void *opaque, uint64_t lba,
+                                     uint64_t n);
+extern int hf_history_changes (struct hf_history *h, uint64_t from,
+                               uint64_t to, hf_history_change_fn fn,
+                               void *opaque, bool *widened);
+
 /* ---- Named snapshots (snap/NAME) ---- */
 
 /* Name point seq (0 = the head) as name.  seq must be a point on the

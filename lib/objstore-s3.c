@@ -39,6 +39,7 @@
 #include <openssl/evp.h>
 
 #include "cleanup.h"
+#include "duration.h"
 #include "log.h"
 #include "objstore.h"
 #include "s3-int.h"
@@ -583,6 +584,39 @@ hf_s3_endpoint (struct hf_s3 *s, const char *ep, bool virtual_host)
 }
 
 int
+hf_s3_config_request_timeout (struct hf_s3_config *cfg, const char *s)
+{
+  uint64_t ns;
+  int r = hf_parse_duration (s, &ns);
+
+  if (r)
+    return r;
+  if (ns < UINT64_C (1000000000) ||
+      ns > (uint64_t) HF_S3_REQUEST_TIMEOUT_MAX_S * 1000000000)
+    return ERANGE;
+  cfg->request_timeout_s = (ns + 999999999) / 1000000000;
+  return 0;
+}
+
+int
+hf_s3_config_retries (struct hf_s3_config *cfg, const char *s)
+{
+  char *end;
+  unsigned long n;
+
+  if (*s < '0' || *s > '9')     /* no sign, no space */
+    return EINVAL;
+  errno = 0;
+  n = strtoul (s, &end, 10);
+  if (*end)
+    return EINVAL;
+  if (errno == ERANGE || n > HF_S3_MAX_RETRIES)
+    return ERANGE;
+  cfg->max_retries = n == 0 ? HF_S3_NO_RETRIES : (unsigned) n;
+  return 0;
+}
+
+int
 hf_objstore_s3_open (const struct hf_s3_config *cfg,
                      struct hf_objstore **out)
 {
@@ -622,7 +656,8 @@ hf_objstore_s3_open (const struct hf_s3_config *cfg,
     : 60;
   s->max_list_pages = cfg->max_list_pages ? cfg->max_list_pages
     : HF_S3_LIST_MAX_PAGES;
-  s->max_retries = cfg->max_retries ? cfg->max_retries : 8;
+  s->max_retries = cfg->max_retries == HF_S3_NO_RETRIES ? 0
+    : cfg->max_retries ? cfg->max_retries : 8;
   s->retry_base_ms = cfg->retry_base_ms ? cfg->retry_base_ms : 100;
   s->retry_max_ms = cfg->retry_max_ms ? cfg->retry_max_ms : 10000;
   s->multipart_threshold = cfg->multipart_threshold

@@ -40,6 +40,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -334,6 +335,12 @@ extern int hf_objstore_dir_open (const char *path, bool create,
  * (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
  * AWS_REGION / AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, AWS_PROFILE and
  * ~/.aws/credentials, AWS_SHARED_CREDENTIALS_FILE). */
+/* request-timeout= and request-retries= (plugin), --request-timeout
+ * and --request-retries (admin command): their limits. */
+#define HF_S3_REQUEST_TIMEOUT_MAX_S 86400u
+#define HF_S3_MAX_RETRIES 100u
+#define HF_S3_NO_RETRIES UINT_MAX
+
 struct hf_s3_config {
   const char *bucket;           /* required */
   const char *endpoint;         /* "http://127.0.0.1:4569"; NULL = AWS */
@@ -347,14 +354,17 @@ struct hf_s3_config {
   const char *ca_file;
   bool unsigned_payload;        /* UNSIGNED-PAYLOAD instead of SHA-256 */
   unsigned connect_timeout_s;   /* 0 = default 10 */
-  unsigned request_timeout_s;   /* 0 = default 60: an attempt fails (and
-                                   is retried) when no byte moved for
-                                   this long, or when it took longer
-                                   than this plus its bytes at 256 KiB/s
-                                   (its body, and the answer so far) */
+  unsigned request_timeout_s;   /* 0 = default 60, at most
+                                   HF_S3_REQUEST_TIMEOUT_MAX_S: an
+                                   attempt fails (and is retried) when
+                                   no byte moved for this long, or when
+                                   it took longer than this plus its
+                                   bytes at 256 KiB/s (its body, and the
+                                   answer so far) */
   unsigned max_list_pages;      /* 0 = default 100000: a listing with
                                    more pages fails with EIO */
-  unsigned max_retries;         /* 0 = default 8 */
+  unsigned max_retries;         /* retries of a failed attempt: 0 =
+                                   default 8, HF_S3_NO_RETRIES none */
   unsigned retry_base_ms;       /* 0 = default 100 (first backoff) */
   unsigned retry_max_ms;        /* 0 = default 10000 (backoff cap) */
   size_t multipart_threshold;   /* 0 = default 64 MiB */
@@ -374,6 +384,19 @@ struct hf_s3_config {
  * says what is wrong. */
 extern int hf_objstore_s3_open (const struct hf_s3_config *cfg,
                                 struct hf_objstore **out);
+
+/* request-timeout=DURATION (duration.h), 1 s to
+ * HF_S3_REQUEST_TIMEOUT_MAX_S, in whole seconds rounded up, into
+ * cfg->request_timeout_s; and request-retries=N, 0 to
+ * HF_S3_MAX_RETRIES, into cfg->max_retries.  0, or EINVAL (not a
+ * duration or number) or ERANGE (outside the limits); cfg is unchanged
+ * on error.  Log nothing: plugin and admin command say it their way
+ * (HF_S3_REQUEST_TIMEOUT_RANGE, HF_S3_RETRIES_RANGE). */
+extern int hf_s3_config_request_timeout (struct hf_s3_config *cfg,
+                                         const char *s);
+extern int hf_s3_config_retries (struct hf_s3_config *cfg, const char *s);
+#define HF_S3_REQUEST_TIMEOUT_RANGE "a duration from 1s to 24h"
+#define HF_S3_RETRIES_RANGE "a number from 0 to 100"
 
 /* Contact the server once (a one-key LIST of the bucket) to report
  * unreachable endpoints, missing buckets (ENOENT) and rejected

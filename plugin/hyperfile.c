@@ -329,6 +329,27 @@ hyperfile_set_flush_interval (const char *key, const char *value)
 }
 
 static int
+hyperfile_set_request_timeout (const char *key, const char *value)
+{
+  if (hf_s3_config_request_timeout (&hf_s3, value) != 0) {
+    nbdkit_error ("%s=%s: expected " HF_S3_REQUEST_TIMEOUT_RANGE, key,
+                  value);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+hyperfile_set_request_retries (const char *key, const char *value)
+{
+  if (hf_s3_config_retries (&hf_s3, value) != 0) {
+    nbdkit_error ("%s=%s: expected " HF_S3_RETRIES_RANGE, key, value);
+    return -1;
+  }
+  return 0;
+}
+
+static int
 hyperfile_set_at (const char *key, const char *value)
 {
   /* Syntax now; resolved to a seq against the volume in .get_ready. */
@@ -371,9 +392,9 @@ static const struct hyperfile_param hyperfile_params[] = {
   P_STR ("region", &hf_s3.region, "REGION", "S3 region"),
   P_STR ("access-key", &hf_s3.access_key, "KEY", "S3 access key id"),
   P_FN ("secret-key", hyperfile_set_secret_key, "SECRET",
-        "S3 secret (+FILE or - to read it)"),
+        "S3 secret (+FILE, -FD or - to read it)"),
   P_FN ("session-token", hyperfile_set_session_token, "TOKEN",
-        "S3 session token (+FILE or -)"),
+        "S3 session token (+FILE, -FD or -)"),
   P_STR ("profile", &hf_s3.profile, "NAME", "section of ~/.aws/credentials"),
   P_FN ("size", hyperfile_set_size, "SIZE",
         "create the volume this size if missing, or grow it"),
@@ -411,6 +432,11 @@ static const struct hyperfile_param hyperfile_params[] = {
   P_BOOL ("tls-verify", &hf_s3.tls_verify, "false",
           "do not verify TLS certificates"),
   P_STR ("ca-file", &hf_s3.ca_file, "FILE", "CA certificates for TLS"),
+  P_FN ("request-timeout", hyperfile_set_request_timeout, "DURATION",
+        "an S3 request attempt's time, plus its bytes\n"
+        "at 256 KiB/s (default 60s)"),
+  P_FN ("request-retries", hyperfile_set_request_retries, "N",
+        "retries of a failed S3 request (default 8)"),
   P_STR ("metrics", &hf_metrics, "FILE", "write Prometheus metrics to FILE"),
   P_BOOL ("clone-parent-any", &hf_s3.clone_parent_any, "true",
           "a directory volume may be a clone of one in S3"),

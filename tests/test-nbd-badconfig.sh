@@ -95,6 +95,16 @@ expect_fail 'gc-grace=-5m: expected a duration' "$tmp/v" size=1M gc-grace=-5m
 expect_fail 'gc-interval=.*expected a duration' "$tmp/v" size=1M \
   gc-interval=' 5s'
 expect_fail 'unknown parameter' "$tmp/v" size=1M colour=blue
+expect_fail 'request-timeout=0: expected a duration from 1s to 24h' \
+  "$tmp/v" size=1M request-timeout=0
+expect_fail 'request-timeout=25h: expected a duration from 1s to 24h' \
+  "$tmp/v" size=1M request-timeout=25h
+expect_fail 'request-timeout=-5s: expected a duration' "$tmp/v" size=1M \
+  request-timeout=-5s
+expect_fail 'request-retries=101: expected a number from 0 to 100' \
+  "$tmp/v" size=1M request-retries=101
+expect_fail 'request-retries=-1: expected a number' "$tmp/v" size=1M \
+  request-retries=-1
 expect_fail 'metrics=.*cannot create' "$tmp/v" size=1M metrics="$tmp/no/such/m"
 # An existing volume: a smaller size= (a larger one grows it:
 # test-tool-resize.sh), and at= out of range.

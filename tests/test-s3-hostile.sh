@@ -7,7 +7,9 @@
 # a bounded time (a hang is killed at 120 s and fails the test) and
 # bounded memory (peak RSS, measured by /usr/bin/time, under 200 MiB;
 # before the limits, one endless body took a `hyperfile info` to 19 GB).
-# The admin command against the flood endpoint fails the same way.
+# The admin command against the flood endpoint fails the same way.  A
+# short request-timeout and request-retries end the drip in seconds,
+# through the admin command and the plugin.
 set -e
 source "$abs_srcdir/functions.sh"
 
@@ -66,6 +68,35 @@ cat "$work/info"
   fail "hyperfile info against an endless body: exit status $status"
 grep -q "endpoint $endpoint for bucket flood: the answer is larger than" \
   "$work/info" || fail "hyperfile info did not say the answer was too large"
+
+# A short request timeout and retry budget, through the admin command
+# and the plugin: against the drip (2 bytes/s) the first request ends
+# with its clear error after 2 attempts of about 2 s (the defaults,
+# 60 s and 8 retries, take minutes).
+bounded drip-tool "$HYPERFILE" --endpoint "$endpoint" --request-timeout 2s \
+  --request-retries 1 info s3://drip/vol
+cat "$work/drip-tool"
+[ "$status" -ne 0 ] && [ "$status" -ne 137 ] && [ "${secs%.*}" -lt 30 ] ||
+  fail "hyperfile --request-timeout 2s against the drip: exit $status, $secs s"
+grep -q "bucket drip: no complete answer within 2\.[0-9] s" "$work/drip-tool" ||
+  fail "hyperfile --request-timeout 2s did not say it timed out"
+r=0
+"$HYPERFILE" --request-timeout 500ms info "$work/none" 2> "$work/out" || r=$?
+cat "$work/out"
+[ "$r" = 2 ] && grep -q "expected a duration from 1s to 24h" "$work/out" ||
+  fail "--request-timeout 500ms was not refused as a usage error"
+if nbdkit --version > /dev/null 2>&1 && nbdinfo --version > /dev/null 2>&1
+then
+  bounded drip-plugin nbdkit -U "$work/sock" "$PLUGIN" s3://drip/vol \
+    endpoint="$endpoint" request-timeout=2s request-retries=1 \
+    --run 'nbdinfo --size "$uri"'
+  cat "$work/drip-plugin"
+  [ "$status" -ne 0 ] && [ "$status" -ne 137 ] &&
+    [ "${secs%.*}" -lt 30 ] ||
+    fail "request-timeout=2s against the drip: exit $status, $secs s"
+  grep -q "bucket drip: no complete answer within 2\.[0-9] s" \
+    "$work/drip-plugin" || fail "request-timeout=2s did not say it timed out"
+fi
 
 # A clone's parent URL is read from the store.  A volume in S3 never
 # follows a parent in a local directory: a descriptor planted there

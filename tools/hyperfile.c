@@ -15,12 +15,15 @@
  *   hyperfile [STORE OPTIONS] resize URL SIZE
  *   hyperfile [STORE OPTIONS] children URL [--prune]
  *   hyperfile [STORE OPTIONS] flatten CLONE-URL
+ *   hyperfile [STORE OPTIONS] diff URL --from POINT [--to POINT]
+ *   hyperfile [STORE OPTIONS] export URL FILE --from POINT [--at POINT]
  *
  * Store options are the plugin's parameters spelled as long options
  * (--endpoint, --region, --access-key, --secret-key, --session-token,
  * --profile, --virtual-host, --tls-verify=false, --ca-file), so a URL that
  * works with `nbdkit hyperfile` works here.  Secrets accept the nbdkit
- * password syntax: +FILE reads the first line of FILE, - reads stdin.
+ * password syntax: +FILE reads the first line of FILE, -FD a line from
+ * file descriptor FD, - a line from stdin.
  *
  * POINT is a point in time as the plugin's at=: SEQ, an ISO 8601 UTC
  * TIMESTAMP or a SNAPSHOT name.  Each command is one function taking
@@ -44,6 +47,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -87,6 +91,8 @@ static char hf_tool_held[1024];         /* hf_tool_held, not printed */
 static bool hf_tool_create_missing;     /* import --create */
 static bool hf_tool_create_silent;      /* create: no report */
 static bool hf_tool_prune;              /* children --prune */
+static const char *hf_tool_from;        /* diff, export --from POINT */
+static const char *hf_tool_to;          /* diff --to POINT */
 
 static double
 hf_tool_now (void)
@@ -153,6 +159,8 @@ hf_tool_usage (FILE *fp)
 "  fsck URL [--json] [--retain=DUR]          verify every structure and CRC\n"
 "  import FILE|- URL [--takeover] [--create] raw image in (zero blocks skipped)\n"
 "  export URL FILE|- [--at POINT] [--force]  raw image out (sparse file)\n"
+"  export URL FILE --from POINT [--at POINT] only what changed since POINT\n"
+"  diff URL --from POINT [--to POINT]        extents written between points\n"
 "  delete URL [--force] [--json]             delete a volume or clone\n"
 "  du URL [--retain=DUR] [--json]            space in the store, live, reclaimable\n"
 "  resize URL SIZE [--json]                  grow the volume to SIZE\n"
@@ -169,11 +177,14 @@ hf_tool_usage (FILE *fp)
 "  --virtual-host        virtual-host addressing with --endpoint\n"
 "  --region REGION\n"
 "  --access-key KEY\n"
-"  --secret-key SECRET   or +FILE, or - to read it from stdin\n"
-"  --session-token TOK   or +FILE, or -\n"
+"  --secret-key SECRET   or +FILE, -FD (a file descriptor), or - (stdin)\n"
+"  --session-token TOK   or +FILE, -FD, or -\n"
 "  --profile NAME        section of ~/.aws/credentials\n"
 "  --tls-verify=false    do not verify TLS certificates\n"
 "  --ca-file FILE\n"
+"  --request-timeout DUR an S3 request attempt's time, plus its bytes at\n"
+"                        256 KiB/s (default 60s)\n"
+"  --request-retries N   retries of a failed S3 request (default 8)\n"
 "  --clone-parent-any    a directory volume may be a clone of one in S3\n"
 "  -v, --verbose         debug messages (all areas)\n"
 "  --json                machine-readable output\n"
@@ -217,18 +228,45 @@ hf_tool_parse_size (const char *s, uint64_t *out)
   return 0;
 }
 
-/* nbdkit password syntax: "+FILE" reads FILE's first line, "-" reads a
- * line from stdin, anything else is the secret itself. */
+/* nbdkit password syntax: "+FILE" reads FILE's first line, "-FD" a
+ * line from file descriptor FD (3 or above; closed after), "-" a line
+ * from stdin (on a terminal: prompted, without echo), anything else is
+ * the secret itself.  Unlike nbdkit, "-" also reads a pipe (nothing
+ * else uses our stdin). */
 static const char *
 hf_tool_read_secret (const char *arg, int slot)
 {
+  struct termios saved, quiet;
+  bool tty = false;
   FILE *fp;
   char *line = NULL;
   size_t n = 0;
   ssize_t len;
 
-  if (strcmp (arg, "-") == 0)
+  if (strcmp (arg, "-") == 0) {
     fp = stdin;
+    if (isatty (0) && tcgetattr (0, &saved) == 0) {
+      quiet = saved;
+      quiet.c_lflag &= ~(tcflag_t) ECHO;
+      tty = tcsetattr (0, TCSAFLUSH, &quiet) == 0;
+      fprintf (stderr, "secret: ");
+    }
+  }
+  else if (arg[0] == '-' && arg[1] >= '0' && arg[1] <= '9' &&
+           strspn (arg + 1, "0123456789") == strlen (arg + 1)) {
+    long fd = strtol (arg + 1, NULL, 10);
+
+    if (fd < 3 || fd > 1000000) {
+      fprintf (stderr, "hyperfile: %s: a file descriptor from 3 up (use "
+               "- for standard input)\n", arg);
+      exit (EXIT_USAGE);
+    }
+    fp = fdopen ((int) fd, "r");
+    if (fp == NULL) {
+      fprintf (stderr, "hyperfile: %s: file descriptor %ld: %m\n", arg, fd);
+      exit (EXIT_USAGE);
+    }
+  }
   else if (arg[0] == '+') {
     fp = fopen (arg + 1, "r");
     if (fp == NULL) {
@@ -239,11 +277,15 @@ hf_tool_read_secret (const char *arg, int slot)
   else
     return arg;
   len = getline (&line, &n, fp);
+  if (tty) {
+    tcsetattr (0, TCSAFLUSH, &saved);
+    fputc ('\n', stderr);
+  }
   if (fp != stdin)
     fclose (fp);
   if (len < 0) {
     fprintf (stderr, "hyperfile: could not read a secret from %s\n",
-             arg[0] == '+' ? arg + 1 : "stdin");
+             arg[0] == '+' ? arg + 1 : arg[1] ? arg : "stdin");
     exit (EXIT_USAGE);
   }
   while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
@@ -1655,6 +1697,288 @@ hf_tool_export_run (void *opaque, uint64_t offset, uint64_t length,
   return r;
 }
 
+/* ---- diff and incremental export ---- */
+
+/* A diff between two points: the volume open at the newer one. */
+struct hf_tool_diff {
+  struct hf_volume *v;          /* read-only at `to` */
+  uint32_t bs;
+  uint64_t size;                /* the volume's size at `to` */
+  json_object *a;               /* diff --json: the extents */
+  uint64_t changed;             /* bytes listed */
+  int fd;                       /* export --from: the image; else -1 */
+  bool regular;                 /* a regular file: holes are punched */
+  uint8_t *buf;                 /* HF_TOOL_CHUNK bytes */
+  uint64_t written, zeroed;
+  double t0;
+};
+
+/* One run of data or hole at `to` inside a changed run. */
+static int
+hf_tool_diff_run (void *opaque, uint64_t off, uint64_t len, bool hole)
+{
+  struct hf_tool_diff *x = opaque;
+  int r = 0;
+
+  if (x->fd < 0) {
+    if (x->a) {
+      json_object *o = hf_j_obj ();
+
+      hf_j_u64 (o, "offset", off);
+      hf_j_u64 (o, "length", len);
+      hf_j_bool (o, "data", !hole);
+      json_object_array_add (x->a, o);
+    }
+    else
+      printf ("%-20" PRIu64 " %-14" PRIu64 " %s\n", off, len,
+              hole ? "hole" : "data");
+    return 0;
+  }
+  if (hole) {
+    x->zeroed += len;
+    if (x->regular &&
+        fallocate (x->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                   (off_t) off, (off_t) len) == 0)
+      return 0;
+    /* Past the end of the file, or no hole punching: write zeros. */
+    memset (x->buf, 0, HF_TOOL_CHUNK);
+  }
+  while (len > 0 && r == 0) {
+    size_t k = len < HF_TOOL_CHUNK ? (size_t) len : HF_TOOL_CHUNK;
+    size_t done = 0;
+
+    if (!hole && (r = hf_volume_pread (x->v, x->buf, k, off)) != 0)
+      break;
+    while (done < k) {
+      ssize_t w = pwrite (x->fd, x->buf + done, k - done,
+                          (off_t) (off + done));
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w < 0) {
+        r = errno;
+        break;
+      }
+      done += (size_t) w;
+    }
+    if (!hole)
+      x->written += k;
+    off += k;
+    len -= k;
+    hf_tool_progress ("export", x->written + x->zeroed, x->changed, x->t0,
+                      false);
+  }
+  return r;
+}
+
+/* One changed run of blocks (hf_history_changes): split into data and
+ * holes as the volume is at `to`. */
+static int
+hf_tool_diff_change (void *opaque, uint64_t lba, uint64_t n)
+{
+  struct hf_tool_diff *x = opaque;
+  uint64_t off = lba * x->bs, len = n * x->bs;
+
+  if (off >= x->size)
+    return 0;                   /* past the end at `to` (a rollback) */
+  if (len > x->size - off)
+    len = x->size - off;
+  x->changed += len;
+  return hf_volume_extents (x->v, len, off, hf_tool_diff_run, x);
+}
+
+/* Resolve --from and the newer point (to: --to or --at; NULL = the
+ * head), and open the volume at it: 0, or the exit code. */
+static int
+hf_tool_diff_open (const char *cmd, const char *url, const char *to,
+                   struct hf_tool_vol *t, uint64_t *from_seq,
+                   uint64_t *to_seq, struct hf_tool_diff *x)
+{
+  struct hf_volume_options ro = { .readonly = true,
+                                  .parent_cfg = &hf_tool_s3 };
+  struct hf_volume_info vi;
+  int r;
+
+  if (hf_tool_from == NULL) {
+    fprintf (stderr, "hyperfile: %s: --from POINT is required\n", cmd);
+    return EXIT_USAGE;
+  }
+  if (hf_history_check_at (hf_tool_from) != 0 ||
+      (to && hf_history_check_at (to) != 0))
+    return EXIT_USAGE;
+  if ((r = hf_tool_vol_open (cmd, url, t)) != 0)
+    return r;
+  if ((r = hf_tool_resolve (cmd, t, hf_tool_from, from_seq)) != 0)
+    goto fail;
+  *to_seq = hf_history_head (t->h);
+  if (to && (r = hf_tool_resolve (cmd, t, to, to_seq)) != 0)
+    goto fail;
+  if (*from_seq > *to_seq) {
+    fprintf (stderr, "hyperfile: %s: --from %s (segment %" PRIu64 ") is "
+             "newer than %s (segment %" PRIu64 ")\n", cmd, hf_tool_from,
+             *from_seq, to ? to : "the head", *to_seq);
+    r = EXIT_USAGE;
+    goto fail;
+  }
+  ro.at_seq = *to_seq;
+  if (hf_volume_open (t->s, t->prefix, &ro, &x->v) != 0) {
+    r = EXIT_FAILURE;           /* the volume said why */
+    goto fail;
+  }
+  hf_volume_get_info (x->v, &vi);
+  x->bs = vi.block_size;
+  x->size = vi.size;
+  return 0;
+ fail:
+  hf_tool_vol_close (t);
+  return r;
+}
+
+/* Walk the changes (none when from == to): 0 or the exit code. */
+static int
+hf_tool_diff_walk (const char *cmd, struct hf_tool_vol *t, uint64_t from,
+                   uint64_t to, struct hf_tool_diff *x, bool *widened)
+{
+  int r;
+
+  *widened = false;
+  if (from == to)
+    return 0;
+  r = hf_history_changes (t->h, from, to, hf_tool_diff_change, x, widened);
+  if (r == 0)
+    return 0;
+  if (r != EINVAL && r != ENOENT)      /* those are logged */
+    fprintf (stderr, "hyperfile: %s: %s\n", cmd, strerror (r));
+  return r == EINVAL ? EXIT_NOPOINT : EXIT_FAILURE;
+}
+
+static int
+hf_tool_diff (int argc, char **argv)
+{
+  struct hf_tool_diff x = { .fd = -1 };
+  struct hf_tool_vol t;
+  uint64_t from, to;
+  bool widened;
+  int r;
+
+  (void) argc;
+  if ((r = hf_tool_diff_open ("diff", argv[0], hf_tool_to, &t, &from, &to,
+                              &x)) != 0)
+    return r;
+  if (hf_tool_json)
+    x.a = hf_j_arr ();
+  else
+    printf ("%-20s %-14s %s\n", "OFFSET", "LENGTH", "AT-TO");
+  r = hf_tool_diff_walk ("diff", &t, from, to, &x, &widened);
+  if (r == 0 && hf_tool_json) {
+    json_object *o = hf_j_obj ();
+
+    hf_j_str (o, "url", argv[0]);
+    hf_j_u64 (o, "from", from);
+    hf_j_u64 (o, "to", to);
+    hf_j_u64 (o, "size", x.size);
+    hf_j_bool (o, "widened", widened);
+    hf_j_u64 (o, "changed_bytes", x.changed);
+    json_object_object_add (o, "extents", x.a);
+    x.a = NULL;
+    hf_j_print (o, stdout);
+  }
+  else if (r == 0 && widened)
+    fprintf (stderr, "hyperfile: diff: a rollback lies between segments %"
+             PRIu64 " and %" PRIu64 ": every extent written since the "
+             "volume's first segment is listed\n", from, to);
+  json_object_put (x.a);
+  hf_volume_close (x.v);
+  hf_tool_vol_close (&t);
+  return r;
+}
+
+/* export --from POINT: bring an image of POINT (FILE, which must exist)
+ * to the newer point (--at, default the head) by writing only the
+ * extents written between them; a regular file is then cut or grown to
+ * the volume's size at that point. */
+static int
+hf_tool_export_from (const char *url, const char *out)
+{
+  struct hf_tool_diff x = { .fd = -1, .t0 = hf_tool_now () };
+  struct hf_tool_vol t;
+  struct stat st;
+  uint64_t from, to;
+  bool widened;
+  int r;
+
+  if (strcmp (out, "-") == 0) {
+    fprintf (stderr, "hyperfile: export: --from writes into an existing "
+             "image, not to standard output\n");
+    return EXIT_USAGE;
+  }
+  x.fd = open (out, O_WRONLY | O_CLOEXEC);
+  if (x.fd < 0 || fstat (x.fd, &st) != 0) {
+    fprintf (stderr, "hyperfile: export: %s: %m (--from %s writes the "
+             "changes into the image exported at that point)\n", out,
+             hf_tool_from);
+    if (x.fd >= 0)
+      close (x.fd);
+    return errno == ENOENT ? EXIT_USAGE : EXIT_FAILURE;
+  }
+  x.regular = S_ISREG (st.st_mode);
+  if ((r = hf_tool_diff_open ("export", url, hf_tool_at, &t, &from, &to,
+                              &x)) != 0) {
+    close (x.fd);
+    return r;
+  }
+  x.buf = malloc (HF_TOOL_CHUNK);
+  if (x.buf == NULL)
+    r = EXIT_FAILURE;
+  else if (!x.regular && S_ISBLK (st.st_mode)) {
+    off_t e = lseek (x.fd, 0, SEEK_END);
+
+    if (e < 0 || (uint64_t) e < x.size) {
+      fprintf (stderr, "hyperfile: export: %s is smaller than the volume "
+               "(%" PRIu64 " bytes)\n", out, x.size);
+      r = EXIT_FAILURE;
+    }
+  }
+  if (r == 0)
+    r = hf_tool_diff_walk ("export", &t, from, to, &x, &widened);
+  if (r == 0 && x.regular && ftruncate (x.fd, (off_t) x.size) != 0) {
+    fprintf (stderr, "hyperfile: export: %s: %m\n", out);
+    r = EXIT_FAILURE;
+  }
+  if (r == 0 && fsync (x.fd) != 0) {
+    fprintf (stderr, "hyperfile: export: %s: %m\n", out);
+    r = EXIT_FAILURE;
+  }
+  hf_tool_progress ("export", x.written + x.zeroed, x.changed, x.t0, true);
+  if (close (x.fd) != 0 && r == 0) {
+    fprintf (stderr, "hyperfile: export: %s: %m\n", out);
+    r = EXIT_FAILURE;
+  }
+  free (x.buf);
+  hf_volume_close (x.v);
+  hf_tool_vol_close (&t);
+  if (r)
+    return r;
+  if (hf_tool_json) {
+    json_object *o = hf_j_obj ();
+
+    hf_j_u64 (o, "from", from);
+    hf_j_u64 (o, "to", to);
+    hf_j_u64 (o, "bytes", x.size);
+    hf_j_u64 (o, "written", x.written);
+    hf_j_u64 (o, "zeroed", x.zeroed);
+    hf_j_bool (o, "widened", widened);
+    hf_j_dbl (o, "seconds", hf_tool_now () - x.t0);
+    hf_j_print (o, stdout);
+  }
+  else
+    printf ("updated %s from segment %" PRIu64 " to %" PRIu64 ": %" PRIu64
+            " bytes written, %" PRIu64 " zeroed%s in %.1f s\n", out, from,
+            to, x.written, x.zeroed, widened ? " (a rollback between: "
+            "every extent since the first segment)" : "",
+            hf_tool_now () - x.t0);
+  return EXIT_SUCCESS;
+}
+
 static int
 hf_tool_export (int argc, char **argv)
 {
@@ -1668,6 +1992,8 @@ hf_tool_export (int argc, char **argv)
   int r;
 
   (void) argc;
+  if (hf_tool_from)
+    return hf_tool_export_from (url, out);
   /* Keep an existing file unless told (a device is meant to be
    * written: nbdcopy's rule); checked again by O_EXCL at the open. */
   if (!hf_tool_force && strcmp (out, "-") != 0 && lstat (out, &st) == 0 &&
@@ -2399,9 +2725,12 @@ static const struct hf_tool_cmd {
     "must exist (hyperfile create) unless --create, which creates it the\n"
     "size of FILE.  Exit 5 if a server holds the writer lease.\n" },
   { "export", 2, 2, hf_tool_export,
-    "export URL FILE|- [--at POINT] [--force]",
+    "export URL FILE|- [--at POINT] [--force] | export URL FILE --from POINT"
+    " [--at POINT]",
     "Write the volume (or POINT) as a raw image, leaving holes sparse.  An\n"
-    "existing FILE is kept (exit 4) unless --force.\n" },
+    "existing FILE is kept (exit 4) unless --force.  With --from, FILE is\n"
+    "an image of that older point: only the extents written since are\n"
+    "written into it (incremental backup).\n" },
   { "delete", 1, 1, hf_tool_delete,
     "delete URL [--force] [--takeover] [--json]",
     "Delete the volume (or clone) and every object it has in the store.\n"
@@ -2423,6 +2752,11 @@ static const struct hf_tool_cmd {
     "parent, which may then be deleted.  Points of the clone before the\n"
     "flatten still read from the parent while it exists.  Exit 2 if it is\n"
     "not a clone, 5 if a server holds its writer lease.\n" },
+  { "diff", 1, 1, hf_tool_diff,
+    "diff URL --from POINT [--to POINT] [--json]",
+    "List the extents written between two points (--to: default the head)\n"
+    "from the segments' extent tables, each as data or a hole at --to.\n"
+    "Exit 2 if --from is newer than --to, 6 for an unknown point.\n" },
   { "resize", 2, 2, hf_tool_resize, "resize URL SIZE [--takeover] [--json]",
     "Grow the volume to SIZE bytes (K, M, G, T suffixes; rounded up to\n"
     "whole blocks).  The new end reads as zeros; older points keep their\n"
@@ -2475,7 +2809,8 @@ main (int argc, char *argv[])
 {
   enum { O_ENDPOINT = 256, O_VHOST, O_REGION, O_AK, O_SK, O_ST, O_PROFILE,
          O_TLS, O_CA, O_JSON, O_SIZE, O_BS, O_AT, O_TAKEOVER, O_DRY_RUN, O_PARENT_ANY,
-         O_RETAIN, O_GRACE, O_FORCE, O_CREATE, O_PRUNE };
+         O_RETAIN, O_GRACE, O_FORCE, O_CREATE, O_PRUNE, O_FROM, O_TO,
+         O_REQ_TIMEOUT, O_REQ_RETRIES };
   static const struct option longopts[] = {
     { "endpoint", required_argument, NULL, O_ENDPOINT },
     { "virtual-host", no_argument, NULL, O_VHOST },
@@ -2486,6 +2821,8 @@ main (int argc, char *argv[])
     { "profile", required_argument, NULL, O_PROFILE },
     { "tls-verify", required_argument, NULL, O_TLS },
     { "ca-file", required_argument, NULL, O_CA },
+    { "request-timeout", required_argument, NULL, O_REQ_TIMEOUT },
+    { "request-retries", required_argument, NULL, O_REQ_RETRIES },
     { "json", no_argument, NULL, O_JSON },
     { "size", required_argument, NULL, O_SIZE },
     { "block-size", required_argument, NULL, O_BS },
@@ -2501,6 +2838,8 @@ main (int argc, char *argv[])
     { "force", no_argument, NULL, O_FORCE },
     { "create", no_argument, NULL, O_CREATE },
     { "prune", no_argument, NULL, O_PRUNE },
+    { "from", required_argument, NULL, O_FROM },
+    { "to", required_argument, NULL, O_TO },
     { NULL, 0, NULL, 0 }
   };
   const struct hf_tool_cmd *cmd = NULL;
@@ -2535,6 +2874,20 @@ main (int argc, char *argv[])
       }
       break;
     case O_CA: hf_tool_s3.ca_file = optarg; break;
+    case O_REQ_TIMEOUT:
+      if (hf_s3_config_request_timeout (&hf_tool_s3, optarg) != 0) {
+        fprintf (stderr, "hyperfile: --request-timeout=%s: expected "
+                 HF_S3_REQUEST_TIMEOUT_RANGE "\n", optarg);
+        return EXIT_USAGE;
+      }
+      break;
+    case O_REQ_RETRIES:
+      if (hf_s3_config_retries (&hf_tool_s3, optarg) != 0) {
+        fprintf (stderr, "hyperfile: --request-retries=%s: expected "
+                 HF_S3_RETRIES_RANGE "\n", optarg);
+        return EXIT_USAGE;
+      }
+      break;
     case O_JSON: hf_tool_json = true; break;
     case O_SIZE:
       if (hf_tool_parse_size (optarg, &hf_tool_size) == -1 ||
@@ -2591,6 +2944,8 @@ main (int argc, char *argv[])
     case O_FORCE: hf_tool_force = true; break;
     case O_CREATE: hf_tool_create_missing = true; break;
     case O_PRUNE: hf_tool_prune = true; break;
+    case O_FROM: hf_tool_from = optarg; break;
+    case O_TO: hf_tool_to = optarg; break;
     default:
       hf_tool_usage (stderr);
       return EXIT_USAGE;

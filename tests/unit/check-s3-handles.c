@@ -31,6 +31,8 @@ static size_t nreplies;
 static atomic_int connections, requests;
 static int srv_fd = -1;
 static pthread_t srv_thread;
+/* The store's max_retries (hf_s3_config). */
+static unsigned start_retries = 1;
 
 /* Read one request (headers and Content-Length body); 0 at EOF. */
 static int
@@ -110,7 +112,7 @@ start (const char *const *script, size_t n)
   cfg.access_key = "AKIDEXAMPLE";
   cfg.secret_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
   cfg.tls_verify = true;
-  cfg.max_retries = 1;
+  cfg.max_retries = start_retries;
   cfg.retry_base_ms = 1;
   cfg.retry_max_ms = 1;
   ck_assert_int_eq (hf_objstore_s3_open (&cfg, &s), 0);
@@ -178,6 +180,57 @@ START_TEST (test_connection_reused)
 }
 END_TEST
 
+/* request-timeout= and request-retries= (plugin and admin command):
+ * checked parsing, and the retry budget is what the store does. */
+START_TEST (test_request_limits)
+{
+  static const char *const script[] = {
+    "HTTP/1.1 503 Slow Down\r\nContent-Length: 0\r\n\r\n"
+  };
+  struct hf_s3_config cfg = { .request_timeout_s = 7, .max_retries = 5 };
+  struct hf_objstore_info info;
+  struct hf_objstore *s;
+  int i;
+
+  ck_assert_int_eq (hf_s3_config_request_timeout (&cfg, "1500ms"), 0);
+  ck_assert_uint_eq (cfg.request_timeout_s, 2);         /* rounded up */
+  ck_assert_int_eq (hf_s3_config_request_timeout (&cfg, "24h"), 0);
+  ck_assert_uint_eq (cfg.request_timeout_s, 86400);
+  ck_assert_int_eq (hf_s3_config_request_timeout (&cfg, "1s"), 0);
+  ck_assert_uint_eq (cfg.request_timeout_s, 1);
+  ck_assert_int_eq (hf_s3_config_request_timeout (&cfg, "999ms"), ERANGE);
+  ck_assert_int_eq (hf_s3_config_request_timeout (&cfg, "0"), ERANGE);
+  ck_assert_int_eq (hf_s3_config_request_timeout (&cfg, "86401"), ERANGE);
+  ck_assert_int_eq (hf_s3_config_request_timeout (&cfg, "-5s"), EINVAL);
+  ck_assert_int_eq (hf_s3_config_request_timeout (&cfg, "soon"), EINVAL);
+  ck_assert_uint_eq (cfg.request_timeout_s, 1);         /* unchanged */
+  ck_assert_int_eq (hf_s3_config_retries (&cfg, "100"), 0);
+  ck_assert_uint_eq (cfg.max_retries, 100);
+  ck_assert_int_eq (hf_s3_config_retries (&cfg, "101"), ERANGE);
+  ck_assert_int_eq (hf_s3_config_retries (&cfg, "99999999999999999999"),
+                    ERANGE);
+  ck_assert_int_eq (hf_s3_config_retries (&cfg, "-1"), EINVAL);
+  ck_assert_int_eq (hf_s3_config_retries (&cfg, " 1"), EINVAL);
+  ck_assert_int_eq (hf_s3_config_retries (&cfg, "2x"), EINVAL);
+  ck_assert_int_eq (hf_s3_config_retries (&cfg, ""), EINVAL);
+  ck_assert_uint_eq (cfg.max_retries, 100);             /* unchanged */
+
+  /* N retries: N + 1 attempts, also for 0 (which in the config would
+   * mean the default). */
+  hf_log_set_sink (log_quiet);
+  for (i = 0; i < 2; i++) {
+    ck_assert_int_eq (hf_s3_config_retries (&cfg, i ? "3" : "0"), 0);
+    start_retries = cfg.max_retries;
+    s = start (script, 1);
+    ck_assert_int_ne (hf_objstore_head (s, "k", &info), 0);
+    ck_assert_int_eq (requests, i ? 4 : 1);
+    stop (s);
+  }
+  start_retries = 1;
+  hf_log_set_sink (NULL);
+}
+END_TEST
+
 static Suite *
 s3_handles_suite (void)
 {
@@ -187,6 +240,7 @@ s3_handles_suite (void)
   tcase_set_timeout (tc, 60);
   tcase_add_test (tc, test_folded_header);
   tcase_add_test (tc, test_connection_reused);
+  tcase_add_test (tc, test_request_limits);
   suite_add_tcase (s, tc);
   return s;
 }

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The bash completion (tools/hyperfile.bash): commands, snapshot's
+# subcommands, global and per-command options (taken from the command's
+# own --help, so every command and option it lists completes), words for
+# --tls-verify, paths for URLs; `make install` puts it where
+# bash-completion looks (share/bash-completion/completions/hyperfile).
+set -e
+. "$abs_srcdir/nbd-functions.sh"
+hf_tmpdir
+
+fail ()
+{
+  echo "$0: FAIL: $*" >&2
+  exit 1
+}
+# shellcheck source=/dev/null
+. "$abs_top_srcdir/tools/hyperfile.bash"
+complete -p hyperfile | grep -q _hyperfile || fail "not registered"
+# comp WORD...: what completing the last word offers.
+comp ()
+{
+  COMP_WORDS=("$HYPERFILE" "$@")
+  COMP_CWORD=$#
+  _hyperfile
+  echo "${COMPREPLY[*]}"
+}
+expect ()
+{
+  local want="$1" got
+  shift
+  got=$(comp "$@")
+  [ "$got" = "$want" ] || fail "completing '$*': '$got', want '$want'"
+}
+
+expect resize res
+expect "create clone children" c
+expect "create list delete" snapshot ""
+expect --retain gc --ret
+expect --dry-run --endpoint http://127.0.0.1:9 gc --dr
+expect "--force --from" export "$tmp" out --f
+expect "--profile --prune" children x --pr
+expect "--tls-verify --takeover" flatten x --t
+expect --endpoint --end
+expect false --tls-verify f
+expect flatten help fl
+mkdir "$tmp/vol1"
+expect "$tmp/vol1" info "$tmp/vo"
+expect "" resize "$tmp/vol1" --size
+
+# Every command and every option that --help and help COMMAND list.
+cmds=$("$HYPERFILE" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z]*\) .*/\1/p' |
+  sort -u)
+[ "$(echo "$cmds" | wc -l)" -ge 17 ] || fail "commands: $cmds"
+for c in $cmds; do
+  comp "$c" > /dev/null
+  case " $(comp "${c:0:${#c}}") " in *" $c "*) ;; *) fail "command $c" ;; esac
+  for o in $("$HYPERFILE" help "$c" | head -n 1 | grep -o -- '--[a-z-]*'); do
+    case " $(comp "$c" x "$o") " in
+      *" $o "*) ;;
+      *) fail "option $o of $c" ;;
+    esac
+  done
+done
+for o in $("$HYPERFILE" --help | sed -n '/^Store options/,$p' |
+           grep -o -- '--[a-z-]*' | sort -u); do
+  case " $(comp "$o") " in *" $o "*) ;; *) fail "option $o" ;; esac
+done
+
+# Installed where bash-completion finds it.
+make -s -C "$abs_top_builddir/tools" install-data DESTDIR="$tmp/inst" \
+  > /dev/null
+f=$(find "$tmp/inst" -path '*/share/bash-completion/completions/hyperfile')
+[ -n "$f" ] && cmp "$f" "$abs_top_srcdir/tools/hyperfile.bash" ||
+  fail "not installed"
+echo "$0: ok"
