@@ -331,7 +331,8 @@ hf_s3_put_multipart (struct hf_s3 *s, const char *key, const void *data,
   /* Create. */
   {
     struct hf_s3_req rq = HF_S3_REQ (.method = "POST", .key = key,
-                                     .query = "uploads", .op = HF_OP_PUT);
+                                     .query = "uploads", .new_object = true,
+                                     .op = HF_OP_PUT);
 
     err = hf_s3_request (s, &rq, &rp);
   }
@@ -445,7 +446,8 @@ hf_s3_put (struct hf_objstore *os, const char *key, const void *data,
                                    .body = data, .body_len = len,
                                    .if_none_match =
                                      (flags & HF_PUT_IF_NONE_MATCH) != 0,
-                                   .op = HF_OP_PUT, .cancel = cancel);
+                                   .new_object = true, .op = HF_OP_PUT,
+                                   .cancel = cancel);
   err = hf_s3_request (s, &rq, &rp);
   if (err == EEXIST && (flags & HF_PUT_IF_NONE_MATCH))
     err = hf_s3_landed (s, key, data, len);
@@ -496,16 +498,11 @@ hf_s3_free (struct hf_s3 *s)
   free (s->host);
   free (s->base_path);
   free (s->region);
-  free (s->access_key);
-  if (s->secret_key) {
-    memset (s->secret_key, 0, strlen (s->secret_key));
-    free (s->secret_key);
-  }
-  if (s->session_token) {
-    memset (s->session_token, 0, strlen (s->session_token));
-    free (s->session_token);
-  }
+  hf_s3_creds_free (s);
   free (s->ca_file);
+  free (s->sse);
+  free (s->sse_kms_key_id);
+  free (s->storage_class);
   free (s->desc);
   free (s);
 }
@@ -583,6 +580,63 @@ hf_s3_endpoint (struct hf_s3 *s, const char *ep, bool virtual_host)
   return 0;
 }
 
+/* Server-side encryption and storage class, checked here so that the
+ * plugin and the tool refuse the same values with the same words. */
+static int
+hf_s3_object_options (struct hf_s3 *s, const struct hf_s3_config *cfg)
+{
+  /* The storage classes S3 documents for PutObject, less GLACIER and
+   * DEEP_ARCHIVE: their objects cannot be read without a restore, and
+   * a volume reads its objects at any time. */
+  static const char *const classes[] = {
+    "STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
+    "INTELLIGENT_TIERING", "GLACIER_IR", "OUTPOSTS", "EXPRESS_ONEZONE",
+  };
+  size_t i;
+
+  if (cfg->sse && strcmp (cfg->sse, "AES256") != 0 &&
+      strcmp (cfg->sse, "aws:kms") != 0) {
+    hf_error ("s3://%s: sse=%s: expected AES256 or aws:kms", cfg->bucket,
+              cfg->sse);
+    return EINVAL;
+  }
+  if (cfg->sse_kms_key_id &&
+      (cfg->sse == NULL || strcmp (cfg->sse, "aws:kms") != 0)) {
+    hf_error ("s3://%s: sse-kms-key-id= needs sse=aws:kms", cfg->bucket);
+    return EINVAL;
+  }
+  if (cfg->sse_kms_key_id && (*cfg->sse_kms_key_id == '\0' ||
+                              strpbrk (cfg->sse_kms_key_id, "\r\n"))) {
+    hf_error ("s3://%s: sse-kms-key-id= is empty or holds a line break",
+              cfg->bucket);
+    return EINVAL;
+  }
+  if (cfg->storage_class) {
+    for (i = 0; i < sizeof classes / sizeof classes[0]; i++)
+      if (strcmp (cfg->storage_class, classes[i]) == 0)
+        break;
+    if (i == sizeof classes / sizeof classes[0]) {
+      hf_error ("s3://%s: storage-class=%s: %s", cfg->bucket,
+                cfg->storage_class,
+                strcmp (cfg->storage_class, "GLACIER") == 0 ||
+                strcmp (cfg->storage_class, "DEEP_ARCHIVE") == 0
+                ? "objects in it must be restored before they can be read, "
+                "so a volume cannot live there (GLACIER_IR can)"
+                : "expected STANDARD, REDUCED_REDUNDANCY, STANDARD_IA, "
+                "ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR, OUTPOSTS or "
+                "EXPRESS_ONEZONE");
+      return EINVAL;
+    }
+  }
+  if ((cfg->sse && (s->sse = strdup (cfg->sse)) == NULL) ||
+      (cfg->sse_kms_key_id &&
+       (s->sse_kms_key_id = strdup (cfg->sse_kms_key_id)) == NULL) ||
+      (cfg->storage_class &&
+       (s->storage_class = strdup (cfg->storage_class)) == NULL))
+    return ENOMEM;
+  return 0;
+}
+
 int
 hf_s3_config_request_timeout (struct hf_s3_config *cfg, const char *s)
 {
@@ -647,6 +701,8 @@ hf_objstore_s3_open (const struct hf_s3_config *cfg,
   if (s == NULL)
     return ENOMEM;
   pthread_mutex_init (&s->pool_lock, NULL);
+  pthread_mutex_init (&s->cred_lock, NULL);
+  pthread_cond_init (&s->cred_cond, NULL);
   s->base.ops = &hf_s3_ops;
   s->base.priv = s;
   s->tls_verify = cfg->tls_verify;
@@ -668,12 +724,21 @@ hf_objstore_s3_open (const struct hf_s3_config *cfg,
   err = ENOMEM;
   if ((s->bucket = strdup (cfg->bucket)) == NULL)
     goto fail;
+  if ((err = hf_s3_object_options (s, cfg)) != 0)
+    goto fail;
+  /* The region: region=, AWS_REGION, AWS_DEFAULT_REGION, the profile's
+   * region in ~/.aws/config, us-east-1. */
   region = cfg->region ? cfg->region
     : hf_s3_env ("AWS_REGION") ? hf_s3_env ("AWS_REGION")
     : hf_s3_env ("AWS_DEFAULT_REGION") ? hf_s3_env ("AWS_DEFAULT_REGION")
-    : "us-east-1";
-  if ((s->region = strdup (region)) == NULL)
+    : NULL;
+  if (region == NULL && (err = hf_s3_profile_region (cfg, &s->region)) != 0)
     goto fail;
+  err = ENOMEM;
+  if (s->region == NULL &&
+      (s->region = strdup (region ? region : "us-east-1")) == NULL)
+    goto fail;
+  region = s->region;
   if (cfg->ca_file && (s->ca_file = strdup (cfg->ca_file)) == NULL)
     goto fail;
 
@@ -706,8 +771,11 @@ hf_objstore_s3_open (const struct hf_s3_config *cfg,
     s->desc = NULL;
     goto fail;
   }
-  hf_debug ("s3", "opened %s (region %s, %s addressing)", s->desc,
-            s->region, virtual_host ? "virtual-host" : "path-style");
+  hf_debug ("s3", "opened %s (region %s, %s addressing%s%s%s%s)", s->desc,
+            s->region, virtual_host ? "virtual-host" : "path-style",
+            s->sse ? ", sse=" : "", s->sse ? s->sse : "",
+            s->storage_class ? ", storage-class=" : "",
+            s->storage_class ? s->storage_class : "");
   *out = &s->base;
   return 0;
 
@@ -746,9 +814,10 @@ hf_objstore_s3_check (struct hf_objstore *os)
               s->bucket, s->endpoint, rp.code[0] ? rp.code : "");
   else if (rp.status == 403 || rp.status == 401)
     hf_error ("s3: access to bucket %s at %s denied (HTTP %ld %s: %s); "
-              "check the access key, secret key and region (%s)",
+              "check the access key, secret key and region (%s; "
+              "credentials from %s)",
               s->bucket, s->endpoint, rp.status, rp.code, rp.message,
-              s->region);
+              s->region, s->prov.what);
   else
     hf_s3_fail (s, "LIST", NULL, &rp, err);
   hf_s3_resp_free (&rp);

@@ -331,10 +331,9 @@ extern int hf_objstore_dir_open (const char *path, bool create,
 
 /* S3 store configuration.  All strings are borrowed for the duration of
  * hf_objstore_s3_open, which copies what it keeps.  NULL means "not set":
- * credentials and region then come from the environment
- * (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
- * AWS_REGION / AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, AWS_PROFILE and
- * ~/.aws/credentials, AWS_SHARED_CREDENTIALS_FILE). */
+ * credentials and region then come from the AWS chain (lib/s3-creds.c:
+ * the environment, web identity, the profile in ~/.aws/credentials and
+ * ~/.aws/config, container credentials, EC2 instance metadata). */
 /* request-timeout= and request-retries= (plugin), --request-timeout
  * and --request-retries (admin command): their limits. */
 #define HF_S3_REQUEST_TIMEOUT_MAX_S 86400u
@@ -344,11 +343,15 @@ extern int hf_objstore_dir_open (const char *path, bool create,
 struct hf_s3_config {
   const char *bucket;           /* required */
   const char *endpoint;         /* "http://127.0.0.1:4569"; NULL = AWS */
-  const char *region;           /* default "us-east-1" */
+  const char *region;           /* default: AWS_REGION, AWS_DEFAULT_REGION,
+                                   the profile's, "us-east-1" */
   const char *access_key;
   const char *secret_key;
   const char *session_token;
-  const char *profile;          /* ~/.aws/credentials section */
+  const char *profile;          /* profile in the shared files */
+  const char *sse;              /* "AES256", "aws:kms" or NULL */
+  const char *sse_kms_key_id;   /* with sse "aws:kms", or NULL */
+  const char *storage_class;    /* x-amz-storage-class, or NULL */
   bool virtual_host;            /* bucket.host addressing */
   bool tls_verify;              /* default true: callers must set it */
   const char *ca_file;

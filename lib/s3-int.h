@@ -15,13 +15,15 @@
  *                  ListObjectsV2 pages, DeleteObjects results) and the
  *                  two operations whose answers are XML documents
  *                  (DeleteObjects, ListObjectsV2)
- *   s3-creds.c     credentials: the config, the environment, the
- *                  ~/.aws/credentials profile
+ *   s3-creds.c     credentials: the AWS chain (config, environment, web
+ *                  identity, the shared files with credential_process,
+ *                  container, IMDSv2) and their refresh before expiry
  *
  * Threads: every operation may run concurrently on one struct hf_s3.
  * Its fields are immutable after hf_objstore_s3_open (tagged I) except
  * the handle pool (tagged P: under pool_lock, a leaf lock never held
- * across a request).  A struct hf_s3_req or hf_s3_resp belongs to the
+ * across a request) and the credentials (tagged C: under cred_lock,
+ * another leaf, never held across a fetch or a request).  A struct hf_s3_req or hf_s3_resp belongs to the
  * one thread making the request (multipart part workers each have
  * their own).  Counters are atomics in lib/objstore.c.
  *
@@ -60,6 +62,37 @@
 /* Default cap on the pages of one listing (100 million keys). */
 #define HF_S3_LIST_MAX_PAGES 100000
 
+/* One set of credentials.  Immutable once made; shared by the requests
+ * signing with it (refs, under cred_lock) and freed by the last. */
+struct hf_s3_cred {
+  unsigned refs;                /* C */
+  uint64_t gen;                 /* 1, 2, ... as they replace each other */
+  char *access_key;
+  char *secret_key;             /* never logged */
+  char *session_token;          /* never logged; NULL if none */
+  int64_t expires;              /* Unix time; 0: never */
+  int64_t fetched;              /* Unix time it was made */
+};
+
+/* Where the credentials come from (s3-creds.c has the chain). */
+enum hf_s3_source {
+  HF_S3_SRC_STATIC,             /* parameters, environment, profile keys */
+  HF_S3_SRC_WEB_IDENTITY,       /* STS AssumeRoleWithWebIdentity */
+  HF_S3_SRC_PROCESS,            /* credential_process */
+  HF_S3_SRC_CONTAINER,          /* ECS/EKS container endpoint */
+  HF_S3_SRC_IMDS,               /* EC2 instance metadata, IMDSv2 */
+};
+
+struct hf_s3_provider {
+  enum hf_s3_source kind;
+  char *what;                   /* "profile X in FILE"... for messages */
+  char *url;                    /* STS, container or IMDS endpoint */
+  char *role_arn, *token_file, *session_name;   /* web identity */
+  char *process;                /* credential_process command */
+  char *auth_token;             /* container; never logged */
+  char *auth_token_file;        /* container */
+};
+
 struct hf_s3 {
   struct hf_objstore base;      /* base.priv == this */
 
@@ -71,10 +104,11 @@ struct hf_s3 {
   char *base_path;              /* "" or "/bucket" (path style), plus any
                                    path of the endpoint */
   char *region;
-  char *access_key;
-  char *secret_key;             /* never logged */
-  char *session_token;          /* never logged */
   char *ca_file;
+  char *sse;                    /* x-amz-server-side-encryption or NULL */
+  char *sse_kms_key_id;         /* ...-aws-kms-key-id or NULL */
+  char *storage_class;          /* x-amz-storage-class or NULL */
+  struct hf_s3_provider prov;   /* I: where credentials come from */
   char *desc;                   /* "s3://BUCKET at ENDPOINT" */
   bool tls_verify;
   bool unsigned_payload;
@@ -94,6 +128,16 @@ struct hf_s3 {
   pthread_mutex_t pool_lock;
   CURLM **pool;                 /* P */
   size_t npool, pool_cap;       /* P */
+
+  /* C: cred_lock protects these; cred_cond wakes requests waiting for a
+   * refresh (hf_s3_cred_get). */
+  pthread_mutex_t cred_lock;
+  pthread_cond_t cred_cond;
+  struct hf_s3_cred *cred;      /* C: the current credentials */
+  bool refreshing;              /* C: a thread is fetching new ones */
+  uint64_t stale_gen;           /* C: the server called this generation
+                                   and older ones expired */
+  int64_t next_try;             /* C: no advisory refresh before this */
 };
 
 /* One request, as the operations describe it. */
@@ -106,6 +150,8 @@ struct hf_s3_req {
   const char *payload_hash;     /* precomputed SHA-256 hex, or NULL */
   const char *content_md5;      /* base64, or NULL */
   bool if_none_match;           /* send If-None-Match: * */
+  bool new_object;              /* PUT of an object, multipart create:
+                                   send the SSE and storage class headers */
   bool has_range;
   uint64_t range_start, range_end; /* inclusive */
   enum hf_objstore_op op;
@@ -163,6 +209,9 @@ struct hf_s3_resp {
   uint64_t total;               /* from Content-Range "bytes a-b/TOTAL" */
   bool have_total;
 
+  char bucket_region[64];       /* x-amz-bucket-region, or <Region> of
+                                   the error XML */
+
   /* Parsed from the error XML. */
   char code[64];
   char message[256];
@@ -199,7 +248,22 @@ extern int hf_s3_list (struct hf_objstore *os, const char *prefix,
 
 /* s3-creds.c */
 extern const char *hf_s3_env (const char *name);
+extern int hf_s3_parse_time (const char *s, int64_t *t);
+/* The region of the config's profile in ~/.aws/config (or NULL);
+ * caller frees. */
+extern int hf_s3_profile_region (const struct hf_s3_config *cfg,
+                                 char **region);
+/* Choose the source and get the first credentials (logs why not). */
 extern int hf_s3_credentials (struct hf_s3 *s,
                               const struct hf_s3_config *cfg);
+extern void hf_s3_creds_free (struct hf_s3 *s);
+/* The credentials to sign with now (refreshed first if due); give them
+ * back with hf_s3_cred_put. */
+extern struct hf_s3_cred *hf_s3_cred_get (struct hf_s3 *s);
+extern void hf_s3_cred_put (struct hf_s3 *s, struct hf_s3_cred *c);
+extern void hf_s3_cred_unref_locked (struct hf_s3_cred *c);
+/* The server said c expired: true if a refresh may help (the next
+ * hf_s3_cred_get fetches new ones), false for fixed credentials. */
+extern bool hf_s3_cred_expired (struct hf_s3 *s, struct hf_s3_cred *c);
 
 #endif /* HF_S3_INT_H */

@@ -62,6 +62,7 @@ static const struct hf_s3_errmap hf_s3_errtab[] = {
   { 416, CURLE_OK, EINVAL, false },   /* get: handled as end of object */
   { 429, CURLE_OK, EIO, true },
   { 501, CURLE_OK, ENOTSUP, false },
+  { 301, CURLE_OK, EINVAL, false },  /* PermanentRedirect: the region */
   { 0, CURLE_COULDNT_CONNECT, EIO, true },
   { 0, CURLE_OPERATION_TIMEDOUT, ETIMEDOUT, true },
   { 0, CURLE_SEND_ERROR, EIO, true },
@@ -223,6 +224,7 @@ hf_s3_header_cb (char *line, size_t size, size_t nmemb, void *opaque)
     v = strchr (h, ' ');
     rp->status = v ? strtol (v + 1, NULL, 10) : 0;
     rp->etag[0] = '\0';
+    rp->bucket_region[0] = '\0';
     rp->have_clen = false;
     rp->have_total = false;
     rp->mtime = 0;
@@ -260,6 +262,12 @@ hf_s3_header_cb (char *line, size_t size, size_t nmemb, void *opaque)
       rp->total = strtoull (e + 1, NULL, 10);
       rp->have_total = true;
     }
+  }
+  else if (strcasecmp (h, "x-amz-bucket-region") == 0) {
+    size_t k = strspn (v, "abcdefghijklmnopqrstuvwxyz0123456789-");
+
+    if (k > 0 && k < sizeof rp->bucket_region && v[k] == '\0')
+      snprintf (rp->bucket_region, sizeof rp->bucket_region, "%s", v);
   }
   else if (strcasecmp (h, "last-modified") == 0) {
     time_t t = curl_getdate (v, NULL);
@@ -415,9 +423,9 @@ hf_s3_perform (CURLM *m, CURL *c, int poll_ms)
 static int
 hf_s3_attempt (struct hf_s3 *s, CURLM *m, const struct hf_s3_req *rq,
                const char *path, const char *url, const char *payload_hash,
-               struct hf_s3_resp *rp)
+               const struct hf_s3_cred *cr, struct hf_s3_resp *rp)
 {
-  struct hf_sigv4_header h[8];
+  struct hf_sigv4_header h[12];
   struct hf_sigv4_request sr;
   struct hf_sigv4_credentials cred;
   struct curl_slist *hl = NULL, *t;
@@ -431,9 +439,18 @@ hf_s3_attempt (struct hf_s3 *s, CURLM *m, const struct hf_s3_req *rq,
   h[n++] = (struct hf_sigv4_header) { "host", s->host };
   h[n++] = (struct hf_sigv4_header) { "x-amz-date", amz_date };
   h[n++] = (struct hf_sigv4_header) { "x-amz-content-sha256", payload_hash };
-  if (s->session_token)
+  if (cr->session_token)
     h[n++] = (struct hf_sigv4_header) { "x-amz-security-token",
-                                        s->session_token };
+                                        cr->session_token };
+  if (rq->new_object && s->sse)
+    h[n++] = (struct hf_sigv4_header) { "x-amz-server-side-encryption",
+                                        s->sse };
+  if (rq->new_object && s->sse_kms_key_id)
+    h[n++] = (struct hf_sigv4_header) {
+      "x-amz-server-side-encryption-aws-kms-key-id", s->sse_kms_key_id };
+  if (rq->new_object && s->storage_class)
+    h[n++] = (struct hf_sigv4_header) { "x-amz-storage-class",
+                                        s->storage_class };
   if (rq->content_md5)
     h[n++] = (struct hf_sigv4_header) { "content-md5", rq->content_md5 };
   if (rq->if_none_match)
@@ -450,7 +467,7 @@ hf_s3_attempt (struct hf_s3 *s, CURLM *m, const struct hf_s3_req *rq,
     .normalize_path = false, .double_encode_path = false,
   };
   cred = (struct hf_sigv4_credentials) {
-    s->access_key, s->secret_key, s->session_token
+    cr->access_key, cr->secret_key, cr->session_token
   };
   r = hf_sigv4_sign (&sr, &cred, s->region, "s3", amz_date,
                      NULL, NULL, &auth);
@@ -522,6 +539,7 @@ hf_s3_attempt (struct hf_s3 *s, CURLM *m, const struct hf_s3_req *rq,
   }
 
   rp->status = 0;
+  rp->bucket_region[0] = '\0';
   rp->len = 0;
   rp->elen = 0;
   rp->skip = 0;
@@ -618,6 +636,7 @@ hf_s3_request (struct hf_s3 *s, const struct hf_s3_req *rq,
   char hash[65];
   const char *payload_hash;
   unsigned max_retries, attempt;
+  bool refreshed = false;
   CURLM *c;
   int err = 0;
 
@@ -649,7 +668,8 @@ hf_s3_request (struct hf_s3 *s, const struct hf_s3_req *rq,
 
   for (attempt = 0;; attempt++) {
     uint64_t t0 = hf_objstore_now_us (), lat;
-    bool retry = false;
+    struct hf_s3_cred *cr;
+    bool retry = false, expired;
     int r;
 
     /* Called off before this attempt (or during the backoff): send
@@ -658,7 +678,8 @@ hf_s3_request (struct hf_s3 *s, const struct hf_s3_req *rq,
       err = ECANCELED;
       break;
     }
-    r = hf_s3_attempt (s, c, rq, path, url, payload_hash, rp);
+    cr = hf_s3_cred_get (s);
+    r = hf_s3_attempt (s, c, rq, path, url, payload_hash, cr, rp);
     lat = hf_objstore_now_us () - t0;
     rp->attempts = attempt + 1;
     err = r ? r : rp->cancelled ? ECANCELED : hf_s3_errno (rp, &retry);
@@ -679,6 +700,20 @@ hf_s3_request (struct hf_s3 *s, const struct hf_s3_req *rq,
                 rq->query ? rq->query : "", rp->status,
                 rp->code[0] ? " " : "", rp->code, lat / 1000.0,
                 attempt + 1);
+    /* Temporary credentials the server calls expired (its clock ahead
+     * of ours, or a refresh that failed): fetch new ones and send once
+     * more at once, outside the retry count. */
+    expired = r == 0 && rp->cc == CURLE_OK &&
+      (rp->status == 400 || rp->status == 403) &&
+      (strcmp (rp->code, "ExpiredToken") == 0 ||
+       strcmp (rp->code, "TokenRefreshRequired") == 0);
+    if (expired && !refreshed && hf_s3_cred_expired (s, cr)) {
+      refreshed = true;
+      hf_s3_cred_put (s, cr);
+      attempt--;                /* wraps to 0 again for the first */
+      continue;
+    }
+    hf_s3_cred_put (s, cr);
     if (r || !retry || attempt >= max_retries)
       break;
     hf_objstore_count_retry (&s->base);
@@ -704,6 +739,13 @@ hf_s3_fail (struct hf_s3 *s, const char *op, const char *key,
     snprintf (detail, sizeof detail, "%s", strerror (err));
   else if (rp->cc != CURLE_OK)
     snprintf (detail, sizeof detail, "%s", rp->curl_err);
+  else if (rp->bucket_region[0] &&
+           strcmp (rp->bucket_region, s->region) != 0 &&
+           (rp->status == 301 || rp->status == 400))
+    snprintf (detail, sizeof detail, "HTTP %ld%s%s: the bucket is in "
+              "region %s, not %s: set region=%s", rp->status,
+              rp->code[0] ? " " : "", rp->code, rp->bucket_region,
+              s->region, rp->bucket_region);
   else if (rp->code[0])
     snprintf (detail, sizeof detail, "HTTP %ld %s: %s", rp->status,
               rp->code, rp->message);

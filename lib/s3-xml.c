@@ -157,6 +157,11 @@ hf_s3_parse_error (struct hf_s3_resp *rp, const char *buf, size_t len)
   if (root && strcmp ((const char *) root->name, "Error") == 0) {
     hf_s3_xml_text (root, "Code", rp->code, sizeof rp->code);
     hf_s3_xml_text (root, "Message", rp->message, sizeof rp->message);
+    /* PermanentRedirect and AuthorizationHeaderMalformed name the
+     * bucket's region here too. */
+    if (rp->bucket_region[0] == '\0')
+      hf_s3_xml_text (root, "Region", rp->bucket_region,
+                      sizeof rp->bucket_region);
   }
   xmlFreeDoc (doc);
 }

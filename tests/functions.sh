@@ -161,6 +161,7 @@ _hf_s3rver_launch ()
   HF_S3RVER_TEMP_KEY="$S3_TEMP_ACCESS_KEY" \
   HF_S3RVER_TEMP_SECRET="$S3_TEMP_SECRET_KEY" \
   HF_S3RVER_TEMP_TOKEN="$S3_TEMP_SESSION_TOKEN" \
+  HF_S3RVER_CREDS_DIR="${HF_S3RVER_CREDS_DIR-}" \
   node --openssl-legacy-provider "$abs_top_srcdir/tests/s3rver/server.js" \
        "$S3RVER_DIR/data" "$port" "$S3_BUCKET" "${tls[@]}" \
        >"$out" 2>"$S3RVER_DIR/server.err" </dev/null &
@@ -248,6 +249,39 @@ restart_s3rver ()
   echo "$0: s3rver did not restart on port $S3RVER_PORT" >&2
   cat "$S3RVER_DIR/server.err" >&2
   return 1
+}
+
+# ---- fake AWS credential endpoints ----
+
+# start_creds_server DIR LIFETIME [CLAIMED]: start tests/aws-creds-server.py
+# (IMDSv2, container credentials, STS AssumeRoleWithWebIdentity, a bucket
+# in another region) handing out credentials valid for LIFETIME seconds
+# whose Expiration says CLAIMED seconds.  It keeps them in DIR/creds for
+# s3rver: set HF_S3RVER_CREDS_DIR=DIR before start_s3rver.  Exports
+# CREDS_URL (http://127.0.0.1:PORT) and CREDS_LOG (its stdout: ISSUE and
+# REFUSE lines); killed by the cleanup.
+start_creds_server ()
+{
+  local dir=$1 i
+  CREDS_LOG="$dir/creds-server.out"
+  : > "$CREDS_LOG"
+  /usr/bin/python3 "$abs_top_srcdir/tests/aws-creds-server.py" "$@" \
+    > "$CREDS_LOG" 2> "$dir/creds-server.err" < /dev/null &
+  CREDS_PID=$!
+  cleanup_add "kill_ours 9 $CREDS_PID aws-creds-server.py"
+  for (( i = 0; i < 100; i++ )); do
+    if grep -q '^PORT ' "$CREDS_LOG"; then
+      CREDS_URL=http://127.0.0.1:$(awk '/^PORT /{print $2; exit}' "$CREDS_LOG")
+      export CREDS_URL CREDS_LOG
+      echo "credential endpoints: $CREDS_URL (pid $CREDS_PID)"
+      return 0
+    fi
+    kill -0 "$CREDS_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "$0: aws-creds-server.py did not start:" >&2
+  cat "$dir/creds-server.err" >&2
+  exit 1
 }
 
 # ---- external S3 server ----

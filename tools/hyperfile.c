@@ -179,7 +179,10 @@ hf_tool_usage (FILE *fp)
 "  --access-key KEY\n"
 "  --secret-key SECRET   or +FILE, -FD (a file descriptor), or - (stdin)\n"
 "  --session-token TOK   or +FILE, -FD, or -\n"
-"  --profile NAME        section of ~/.aws/credentials\n"
+"  --profile NAME        profile in ~/.aws/credentials and ~/.aws/config\n"
+"  --sse AES256|aws:kms  server-side encryption of new objects\n"
+"  --sse-kms-key-id KEY  the KMS key for --sse aws:kms\n"
+"  --storage-class CLASS S3 storage class of new objects\n"
 "  --tls-verify=false    do not verify TLS certificates\n"
 "  --ca-file FILE\n"
 "  --request-timeout DUR an S3 request attempt's time, plus its bytes at\n"
@@ -2807,6 +2810,7 @@ hf_tool_help (int argc, char **argv)
 int
 main (int argc, char *argv[])
 {
+  enum { O_SSE = 200, O_SSE_KMS, O_STORAGE_CLASS };
   enum { O_ENDPOINT = 256, O_VHOST, O_REGION, O_AK, O_SK, O_ST, O_PROFILE,
          O_TLS, O_CA, O_JSON, O_SIZE, O_BS, O_AT, O_TAKEOVER, O_DRY_RUN, O_PARENT_ANY,
          O_RETAIN, O_GRACE, O_FORCE, O_CREATE, O_PRUNE, O_FROM, O_TO,
@@ -2823,6 +2827,9 @@ main (int argc, char *argv[])
     { "ca-file", required_argument, NULL, O_CA },
     { "request-timeout", required_argument, NULL, O_REQ_TIMEOUT },
     { "request-retries", required_argument, NULL, O_REQ_RETRIES },
+    { "sse", required_argument, NULL, O_SSE },
+    { "sse-kms-key-id", required_argument, NULL, O_SSE_KMS },
+    { "storage-class", required_argument, NULL, O_STORAGE_CLASS },
     { "json", no_argument, NULL, O_JSON },
     { "size", required_argument, NULL, O_SIZE },
     { "block-size", required_argument, NULL, O_BS },
@@ -2888,6 +2895,9 @@ main (int argc, char *argv[])
         return EXIT_USAGE;
       }
       break;
+    case O_SSE: hf_tool_s3.sse = optarg; break;
+    case O_SSE_KMS: hf_tool_s3.sse_kms_key_id = optarg; break;
+    case O_STORAGE_CLASS: hf_tool_s3.storage_class = optarg; break;
     case O_JSON: hf_tool_json = true; break;
     case O_SIZE:
       if (hf_tool_parse_size (optarg, &hf_tool_size) == -1 ||

@@ -18,14 +18,21 @@
  *       with this key must carry x-amz-security-token with exactly this
  *       token AND sign it, else 403 InvalidToken (shim 6 below).
  *
+ *   HF_S3RVER_CREDS_DIR      rotating temporary credentials, as the
+ *       fake credential endpoints (tests/aws-creds-server.py) hand them
+ *       out: a request whose key id is DIR/creds/KEYID.json is checked
+ *       against it (shim 6b below).
+ *
  * Addressing: path-style on 127.0.0.1 / localhost, virtual-host style
  * for Host BUCKET.s3.localhost (curl resolves every *.localhost name to
  * the loopback address itself, so no resolver setup is needed).
  *
  * HF_S3RVER_REQLOG=FILE appends one line per request to FILE:
  *   METHOD HOST URL ak=KEYID scope=DATE/REGION/SERVICE signed=H1;H2...
- *   token=yes|no
- * (never a signature, secret or token value) so that tests can check
+ *   token=yes|no sse=VALUE|- kms=yes|no class=VALUE|-
+ * (never a signature, secret or token value; sse, kms and class are the
+ * server-side encryption, KMS key id and storage class headers), and
+ * "EXPIRED ak=KEYID" for each request shim 6b refused as expired so that tests can check
  * what the client really sent: virtual-host Host headers, the region in
  * the credential scope, a signed session token.
  *
@@ -84,6 +91,11 @@
  *
  *  6. tempCredentialsShim: temporary credentials need a session token
  *     (see HF_S3RVER_TEMP_* above); s3rver has no notion of tokens.
+ *  6b. rotatingCredentialsShim (HF_S3RVER_CREDS_DIR): a key id that
+ *     DIR/creds/KEYID.json names is registered with its secret on first
+ *     use; its requests must carry and sign that token (else 403
+ *     InvalidToken) and arrive before "expires" (else 400 ExpiredToken,
+ *     as S3 answers once STS credentials have expired).
  *
  * C. Fault injection for tests, triggered only by key names that
  *    contain the path segment named here (ordinary keys never do):
@@ -224,7 +236,42 @@ async function requestLog(ctx, next) {
   fs.appendFileSync(reqlog,
     `${ctx.method} ${ctx.host} ${ctx.originalUrl} ak=${f.ak} ` +
     `scope=${f.scope} signed=${f.signed} ` +
-    `token=${ctx.get('x-amz-security-token') ? 'yes' : 'no'}\n`);
+    `token=${ctx.get('x-amz-security-token') ? 'yes' : 'no'} ` +
+    `sse=${ctx.get('x-amz-server-side-encryption') || '-'} ` +
+    `kms=${ctx.get('x-amz-server-side-encryption-aws-kms-key-id') ? 'yes' : 'no'} ` +
+    `class=${ctx.get('x-amz-storage-class') || '-'}\n`);
+  return next();
+}
+
+/* HYPERFILE TEST SHIM 6b: rotating temporary credentials. */
+const rotatingKnown = new Set();
+async function rotatingCredentialsShim(ctx, next) {
+  const f = authFields(ctx);
+  if (!/^[A-Z0-9]+$/.test(f.ak)) return next();
+  let c;
+  try {
+    c = JSON.parse(fs.readFileSync(
+      path.join(env.HF_S3RVER_CREDS_DIR, 'creds', f.ak + '.json'), 'utf8'));
+  } catch (e) {
+    return next();
+  }
+  if (!rotatingKnown.has(f.ak)) {
+    AWSAccount.DUMMY_ACCOUNT.createKeyPair(f.ak, c.secret);
+    rotatingKnown.add(f.ak);
+  }
+  if (ctx.get('x-amz-security-token') !== c.token ||
+      !f.signed.split(';').includes('x-amz-security-token')) {
+    s3error(ctx, 403, 'InvalidToken',
+            'The provided token is malformed or otherwise invalid ' +
+            '(hyperfile test shim 6b)');
+    return;
+  }
+  if (Date.now() / 1000 >= c.expires) {
+    if (reqlog) fs.appendFileSync(reqlog, `EXPIRED ak=${f.ak}\n`);
+    s3error(ctx, 400, 'ExpiredToken',
+            'The provided token has expired. (hyperfile test shim 6b)');
+    return;
+  }
   return next();
 }
 
@@ -602,6 +649,7 @@ async function main() {
    * in this order. */
   const shims = [tempCredentialsShim, statusShim, ifNoneMatchShim,
                  lostReplyShim, stallBodyShim, listKeyEscapeShim];
+  if (env.HF_S3RVER_CREDS_DIR) shims.unshift(rotatingCredentialsShim);
   if (reqlog) shims.unshift(requestLog);
   shims.unshift(accountingShim);        /* counts everything, bench/run */
   server.middleware.unshift(...shims);
