@@ -1,11 +1,17 @@
-/* hyperfile: libFuzzer harness for the AWS shared credentials file
- * parser (hf_s3_read_profile, reached through hf_objstore_s3_open with
- * AWS_SHARED_CREDENTIALS_FILE, as the plugin and the tool reach it).
+/* hyperfile: libFuzzer harness for the AWS shared files parser
+ * (hf_s3_read_profile and the choice of a source in lib/s3-creds.c,
+ * reached through hf_objstore_s3_open with AWS_SHARED_CREDENTIALS_FILE
+ * or AWS_CONFIG_FILE, as the plugin and the tool reach it).
  *
- * Input: a mode byte (bit 0: profile "work" instead of "default"), then
- * the file.  No server is contacted.  Invariant: no log line written
- * while opening contains a secret of the file (the value of an
- * aws_secret_access_key or aws_session_token line, 8 bytes or more).
+ * Input: a mode byte (bit 0: profile "work" instead of "default"; bit
+ * 1: the file is the config file, where profiles are [profile NAME],
+ * instead of the credentials file), then the file.  No server is
+ * contacted and nothing is run: instance metadata is off, and the keys
+ * that would run a command or read another file (credential_process,
+ * web_identity_token_file) are renamed in the input before it is used.
+ * Invariant: no log line written while opening contains a secret of the
+ * file (the value of an aws_secret_access_key or aws_session_token
+ * line, 8 bytes or more).
  *
  * A secret may also be a piece of the fixed text of a message ("a
  * profile in ~/.aws/credentials"), which is no leak.  So the file is
@@ -103,14 +109,17 @@ check_no_secret (char *v, void *arg)
 /* Open the store on the credentials file and keep what it logs in
  * logbuf. */
 static void
-open_store (const char *file, size_t len, bool work)
+open_store (const char *file, size_t len, bool work, bool config)
 {
   struct hf_s3_config cfg = { 0 };
   struct hf_objstore *s = NULL;
   char path[PATH_MAX];
 
   fuzz_write_file ("credentials", file, len, path);
-  setenv ("AWS_SHARED_CREDENTIALS_FILE", path, 1);
+  setenv (config ? "AWS_CONFIG_FILE" : "AWS_SHARED_CREDENTIALS_FILE", path,
+          1);
+  setenv (config ? "AWS_SHARED_CREDENTIALS_FILE" : "AWS_CONFIG_FILE",
+          "/nonexistent/hyperfile-fuzz", 1);
   loglen = 0;
   logbuf[0] = '\0';
   hf_log_set_sink (capture);
@@ -120,6 +129,28 @@ open_store (const char *file, size_t len, bool work)
   cfg.profile = work ? "work" : NULL;
   if (hf_objstore_s3_open (&cfg, &s) == 0)
     hf_objstore_close (s);
+}
+
+/* Rename the keys that would run a command or open another file (the
+ * parser matches keys exactly, so a changed last letter is another,
+ * ignored key). */
+static void
+defuse (char *file, size_t len)
+{
+  static const char *const keys[] = {
+    "credential_process", "web_identity_token_file",
+  };
+  size_t i;
+
+  for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    size_t k = strlen (keys[i]);
+    char *p = file;
+
+    while ((p = memmem (p, (size_t) (file + len - p), keys[i], k))) {
+      p[k - 1] = 'X';
+      p += k;
+    }
+  }
 }
 
 int
@@ -136,6 +167,13 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     unsetenv ("AWS_REGION");
     unsetenv ("AWS_DEFAULT_REGION");
     unsetenv ("AWS_ENDPOINT_URL");
+    unsetenv ("AWS_ROLE_ARN");
+    unsetenv ("AWS_WEB_IDENTITY_TOKEN_FILE");
+    unsetenv ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    unsetenv ("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    setenv ("AWS_EC2_METADATA_DISABLED", "true", 1);
+    /* A role_arn with a token file would ask STS: nobody listens. */
+    setenv ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9", 1);
     init = 1;
   }
   if (size < 1 || size > 65536)
@@ -145,14 +183,16 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     return 0;
   memcpy (file, data + 1, size - 1);
   file[size - 1] = '\0';
+  defuse (file, size - 1);
 
   /* The redacted file first, then the file as given. */
   each_secret (file, size - 1, redact, NULL);
-  open_store (file, size - 1, data[0] & 1);
+  open_store (file, size - 1, data[0] & 1, data[0] & 2);
   memcpy (redacted_log, logbuf, loglen + 1);
 
   memcpy (file, data + 1, size - 1);
-  open_store (file, size - 1, data[0] & 1);
+  defuse (file, size - 1);
+  open_store (file, size - 1, data[0] & 1, data[0] & 2);
   each_secret (file, size - 1, check_no_secret, NULL);
   free (file);
   return 0;

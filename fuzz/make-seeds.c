@@ -400,10 +400,23 @@ seeds_credentials (void)
     "aws_secret_access_key = secret-of-work\r\n"
     "aws_session_token = token-of-work-session\r\n; the end\n";
   static const char b[] = "[work]\naws_access_key_id=only-the-id\n";
+  /* The config file (mode bit 1): [profile NAME], region, the sources
+   * the harness defuses, a role that is not supported, SSO. */
+  static const char c[] =
+    "[default]\nregion = eu-west-1\ncredential_process = /bin/false\n"
+    "\n[profile work]\nregion=us-west-2\naws_access_key_id = AKIDCONF\n"
+    "aws_secret_access_key = secret-in-the-config-file\n"
+    "[profile role]\nrole_arn = arn:aws:iam::1:role/r\n"
+    "source_profile = work\n"
+    "[profile web]\nrole_arn = arn:aws:iam::1:role/w\n"
+    "web_identity_token_file = /nonexistent\n"
+    "[profile sso]\nsso_start_url = https://example.awsapps.com/start\n";
 
   seed ("credentials", "seed-two-profiles", 0, a, sizeof a - 1);
   seed ("credentials", "seed-work", 1, a, sizeof a - 1);
   seed ("credentials", "seed-half", 1, b, sizeof b - 1);
+  seed ("credentials", "seed-config-default", 2, c, sizeof c - 1);
+  seed ("credentials", "seed-config-work", 3, c, sizeof c - 1);
 }
 
 static void
