@@ -18,6 +18,8 @@
  *   s3-creds.c     credentials: the AWS chain (config, environment, web
  *                  identity, the shared files with credential_process,
  *                  container, IMDSv2) and their refresh before expiry
+ *   s3-fetch.c     fetching temporary credentials from STS, a container
+ *                  endpoint, instance metadata or credential_process
  *
  * Threads: every operation may run concurrently on one struct hf_s3.
  * Its fields are immutable after hf_objstore_s3_open (tagged I) except
@@ -248,7 +250,13 @@ extern int hf_s3_list (struct hf_objstore *os, const char *prefix,
 
 /* s3-creds.c */
 extern const char *hf_s3_env (const char *name);
-extern int hf_s3_parse_time (const char *s, int64_t *t);
+extern char *hf_s3_trim (char *p);
+/* Wipe a secret string and free it (NULL: nothing). */
+extern void hf_s3_free_secret (char *p);
+/* New credentials with one reference (tok may be NULL; expires 0:
+ * never), or NULL without memory. */
+extern struct hf_s3_cred *hf_s3_cred_new (const char *ak, const char *sk,
+                                          const char *tok, int64_t expires);
 /* The region of the config's profile in ~/.aws/config (or NULL);
  * caller frees. */
 extern int hf_s3_profile_region (const struct hf_s3_config *cfg,
@@ -265,5 +273,13 @@ extern void hf_s3_cred_unref_locked (struct hf_s3_cred *c);
 /* The server said c expired: true if a refresh may help (the next
  * hf_s3_cred_get fetches new ones), false for fixed credentials. */
 extern bool hf_s3_cred_expired (struct hf_s3 *s, struct hf_s3_cred *c);
+
+/* s3-fetch.c */
+extern int hf_s3_parse_time (const char *s, int64_t *t);
+/* Fetch fresh credentials from s->prov (not HF_S3_SRC_STATIC).  On 0
+ * *out is new (one reference); otherwise err says why, without
+ * secrets, and nothing is logged. */
+extern int hf_s3_fetch (struct hf_s3 *s, struct hf_s3_cred **out, char *err,
+                        size_t errlen);
 
 #endif /* HF_S3_INT_H */
