@@ -504,6 +504,7 @@ hf_s3_free (struct hf_s3 *s)
   free (s->sse_kms_key_id);
   free (s->storage_class);
   free (s->desc);
+  hf_s3_express_close (s);
   free (s);
 }
 
@@ -744,7 +745,17 @@ hf_objstore_s3_open (const struct hf_s3_config *cfg,
 
   ep = cfg->endpoint ? cfg->endpoint : hf_s3_env ("AWS_ENDPOINT_URL");
   virtual_host = cfg->virtual_host;
-  if (ep == NULL) {
+  s->express = cfg->express || hf_s3_express_bucket (s->bucket, NULL, 0);
+  if (s->express) {
+    /* Zonal endpoints take virtual-host requests only. */
+    if ((err = hf_s3_express_open (s, ep ? NULL : &default_ep)) != 0)
+      goto fail;
+    err = ENOMEM;
+    if (ep == NULL)
+      ep = default_ep;
+    virtual_host = true;
+  }
+  else if (ep == NULL) {
     if (asprintf (&default_ep, "https://s3.%s.amazonaws.com", region) < 0) {
       default_ep = NULL;
       goto fail;
@@ -771,11 +782,12 @@ hf_objstore_s3_open (const struct hf_s3_config *cfg,
     s->desc = NULL;
     goto fail;
   }
-  hf_debug ("s3", "opened %s (region %s, %s addressing%s%s%s%s)", s->desc,
+  hf_debug ("s3", "opened %s (region %s, %s addressing%s%s%s%s%s)", s->desc,
             s->region, virtual_host ? "virtual-host" : "path-style",
             s->sse ? ", sse=" : "", s->sse ? s->sse : "",
             s->storage_class ? ", storage-class=" : "",
-            s->storage_class ? s->storage_class : "");
+            s->storage_class ? s->storage_class : "",
+            s->express ? ", directory bucket: S3 Express sessions" : "");
   *out = &s->base;
   return 0;
 

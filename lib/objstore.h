@@ -353,6 +353,14 @@ struct hf_s3_config {
   const char *sse_kms_key_id;   /* with sse "aws:kms", or NULL */
   const char *storage_class;    /* x-amz-storage-class, or NULL */
   bool virtual_host;            /* bucket.host addressing */
+  bool express;                 /* a directory bucket (S3 Express One
+                                   Zone): implied by a bucket named
+                                   NAME--ZONEID--x-s3; sessions from
+                                   CreateSession, virtual-host
+                                   addressing, the zonal endpoint
+                                   https://s3express-ZONEID.REGION.
+                                   amazonaws.com unless endpoint is
+                                   set, unordered listings sorted here */
   bool tls_verify;              /* default true: callers must set it */
   const char *ca_file;
   bool unsigned_payload;        /* UNSIGNED-PAYLOAD instead of SHA-256 */

@@ -20,6 +20,9 @@
  *                  container, IMDSv2) and their refresh before expiry
  *   s3-fetch.c     fetching temporary credentials from STS, a container
  *                  endpoint, instance metadata or credential_process
+ *   s3-express.c   S3 Express One Zone (directory buckets): the bucket
+ *                  name and zonal endpoint, CreateSession and the
+ *                  session credentials that sign every other request
  *
  * Threads: every operation may run concurrently on one struct hf_s3.
  * Its fields are immutable after hf_objstore_s3_open (tagged I) except
@@ -123,6 +126,11 @@ struct hf_s3 {
   size_t multipart_threshold;
   size_t part_size;
   unsigned parallel_parts;
+  /* A directory bucket (S3 Express One Zone): requests are signed for
+   * service "s3express" with session credentials (s3-express.c, which
+   * has its own lock), and listings come unordered (s3-xml.c). */
+  bool express;
+  struct hf_s3_express *xs;     /* NULL unless express; see s3-express.c */
 
   /* P: pool_lock protects pool, npool and pool_cap: the idle curl
    * multi handles (with their connections).  A handle taken out of the
@@ -167,6 +175,9 @@ struct hf_s3_req {
                                    the body is sent whole, the request
                                    is cut off: ECANCELED (objstore.h,
                                    hf_objstore_put_cancel) */
+  bool base_credentials;        /* directory bucket: sign with the
+                                   store's own credentials, not a
+                                   session's (CreateSession itself) */
 };
 
 /* The answer to a request (the last attempt's). */
@@ -247,6 +258,33 @@ extern int hf_s3_list_page (struct hf_s3 *s, struct hf_s3_listing *ls,
 extern int hf_s3_list (struct hf_objstore *os, const char *prefix,
                        const char *start_after, hf_objstore_list_fn fn,
                        void *opaque);
+
+/* s3-express.c */
+struct hf_s3_session;
+/* Is bucket a directory bucket name, NAME--ZONEID--x-s3?  If so and zone
+ * is not NULL, the zone id is copied into zone (len bytes). */
+extern bool hf_s3_express_bucket (const char *bucket, char *zone,
+                                  size_t len);
+/* Set up s->xs and, when endpoint is NULL, *default_ep (malloc'd, the
+ * zonal endpoint https://s3express-ZONE.REGION.amazonaws.com).  Logs
+ * what is wrong. */
+extern int hf_s3_express_open (struct hf_s3 *s, char **default_ep);
+extern void hf_s3_express_close (struct hf_s3 *s);
+/* A usable session for one request attempt: *out is a reference the
+ * caller drops with hf_s3_express_put.  Runs CreateSession when there
+ * is none (or it has expired); when the current one nears its end, the
+ * first caller to notice renews it while the others go on with it. */
+extern int hf_s3_express_get (struct hf_s3 *s, struct hf_s3_session **out);
+extern void hf_s3_express_put (struct hf_s3 *s, struct hf_s3_session *ss);
+/* The session's credentials (borrowed while the reference is held). */
+extern const char *hf_s3_session_key (const struct hf_s3_session *ss);
+extern const char *hf_s3_session_secret (const struct hf_s3_session *ss);
+extern const char *hf_s3_session_token (const struct hf_s3_session *ss);
+/* Did the server refuse ss as expired or unknown?  Then forget it (if
+ * it is still the current one) and return true: the caller retries the
+ * request once with a new session. */
+extern bool hf_s3_express_refused (struct hf_s3 *s, struct hf_s3_session *ss,
+                                   const struct hf_s3_resp *rp);
 
 /* s3-creds.c */
 extern const char *hf_s3_env (const char *name);

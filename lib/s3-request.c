@@ -418,12 +418,14 @@ hf_s3_perform (CURLM *m, CURL *c, int poll_ms)
   return cc;
 }
 
-/* One attempt on multi handle m.  Returns 0 (the HTTP outcome is in rp)
- * or a local errno (ENOMEM, signing failure). */
+/* One attempt on multi handle m, signed with session ss (a directory
+ * bucket's, s3-express.c) or else with cr.  Returns 0 (the HTTP outcome
+ * is in rp) or a local errno (ENOMEM, signing failure). */
 static int
 hf_s3_attempt (struct hf_s3 *s, CURLM *m, const struct hf_s3_req *rq,
                const char *path, const char *url, const char *payload_hash,
-               const struct hf_s3_cred *cr, struct hf_s3_resp *rp)
+               const struct hf_s3_cred *cr, struct hf_s3_session *ss,
+               struct hf_s3_resp *rp)
 {
   struct hf_sigv4_header h[12];
   struct hf_sigv4_request sr;
@@ -439,7 +441,10 @@ hf_s3_attempt (struct hf_s3 *s, CURLM *m, const struct hf_s3_req *rq,
   h[n++] = (struct hf_sigv4_header) { "host", s->host };
   h[n++] = (struct hf_sigv4_header) { "x-amz-date", amz_date };
   h[n++] = (struct hf_sigv4_header) { "x-amz-content-sha256", payload_hash };
-  if (cr->session_token)
+  if (ss)
+    h[n++] = (struct hf_sigv4_header) { "x-amz-s3session-token",
+                                        hf_s3_session_token (ss) };
+  else if (cr->session_token)
     h[n++] = (struct hf_sigv4_header) { "x-amz-security-token",
                                         cr->session_token };
   if (rq->new_object && s->sse)
@@ -466,11 +471,17 @@ hf_s3_attempt (struct hf_s3 *s, CURLM *m, const struct hf_s3_req *rq,
     .headers = h, .nheaders = n, .payload_hash = payload_hash,
     .normalize_path = false, .double_encode_path = false,
   };
-  cred = (struct hf_sigv4_credentials) {
-    cr->access_key, cr->secret_key, cr->session_token
-  };
-  r = hf_sigv4_sign (&sr, &cred, s->region, "s3", amz_date,
-                     NULL, NULL, &auth);
+  if (ss)
+    cred = (struct hf_sigv4_credentials) {
+      hf_s3_session_key (ss), hf_s3_session_secret (ss), NULL
+    };
+  else
+    cred = (struct hf_sigv4_credentials) {
+      cr->access_key, cr->secret_key, cr->session_token
+    };
+  /* Directory buckets: every zonal request is signed for s3express. */
+  r = hf_sigv4_sign (&sr, &cred, s->region, s->express ? "s3express" : "s3",
+                     amz_date, NULL, NULL, &auth);
   if (r)
     return r;
 
@@ -636,7 +647,7 @@ hf_s3_request (struct hf_s3 *s, const struct hf_s3_req *rq,
   char hash[65];
   const char *payload_hash;
   unsigned max_retries, attempt;
-  bool refreshed = false;
+  bool refreshed = false, session_retried = false;
   CURLM *c;
   int err = 0;
 
@@ -669,6 +680,7 @@ hf_s3_request (struct hf_s3 *s, const struct hf_s3_req *rq,
   for (attempt = 0;; attempt++) {
     uint64_t t0 = hf_objstore_now_us (), lat;
     struct hf_s3_cred *cr;
+    struct hf_s3_session *ss = NULL;
     bool retry = false, expired;
     int r;
 
@@ -678,8 +690,15 @@ hf_s3_request (struct hf_s3 *s, const struct hf_s3_req *rq,
       err = ECANCELED;
       break;
     }
+    if (s->express && !rq->base_credentials) {
+      r = hf_s3_express_get (s, &ss);
+      if (r) {
+        err = r;                /* CreateSession failed, and said so */
+        break;
+      }
+    }
     cr = hf_s3_cred_get (s);
-    r = hf_s3_attempt (s, c, rq, path, url, payload_hash, cr, rp);
+    r = hf_s3_attempt (s, c, rq, path, url, payload_hash, cr, ss, rp);
     lat = hf_objstore_now_us () - t0;
     rp->attempts = attempt + 1;
     err = r ? r : rp->cancelled ? ECANCELED : hf_s3_errno (rp, &retry);
@@ -707,12 +726,25 @@ hf_s3_request (struct hf_s3 *s, const struct hf_s3_req *rq,
       (rp->status == 400 || rp->status == 403) &&
       (strcmp (rp->code, "ExpiredToken") == 0 ||
        strcmp (rp->code, "TokenRefreshRequired") == 0);
-    if (expired && !refreshed && hf_s3_cred_expired (s, cr)) {
+    if (ss) {
+      /* A directory bucket's session expired on the way (or the server
+       * forgot it): once more with a new one, at once. */
+      if (r == 0 && err && !session_retried
+          && hf_s3_express_refused (s, ss, rp)) {
+        session_retried = true;
+        hf_s3_express_put (s, ss);
+        hf_s3_cred_put (s, cr);
+        attempt--;
+        continue;
+      }
+    }
+    else if (expired && !refreshed && hf_s3_cred_expired (s, cr)) {
       refreshed = true;
       hf_s3_cred_put (s, cr);
       attempt--;                /* wraps to 0 again for the first */
       continue;
     }
+    hf_s3_express_put (s, ss);
     hf_s3_cred_put (s, cr);
     if (r || !retry || attempt >= max_retries)
       break;

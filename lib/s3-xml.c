@@ -271,6 +271,8 @@ struct hf_s3_listing {
   uint64_t dropped;             /* keys outside prefix or out of order */
   char first_dropped[128];      /* the first of them, for the log line */
   unsigned page_keys;           /* keys of the current page passed on */
+  bool unordered;               /* a directory bucket's: keys come in
+                                   any order (hf_s3_list sorts them) */
 };
 
 /* Pass one key of a page to the caller, unless it does not belong. */
@@ -283,7 +285,7 @@ hf_s3_list_key (struct hf_s3_listing *ls, const char *k, uint64_t size)
   if (strncmp (k, ls->prefix ? ls->prefix : "", plen) != 0 ||
       strlen (k) > HF_OBJSTORE_KEY_MAX ||
       (ls->start_after && strcmp (k, ls->start_after) <= 0) ||
-      (ls->have_last && strcmp (k, ls->last) <= 0)) {
+      (!ls->unordered && ls->have_last && strcmp (k, ls->last) <= 0)) {
     if (ls->dropped++ == 0)
       snprintf (ls->first_dropped, sizeof ls->first_dropped, "%s", k);
     return 0;
@@ -388,7 +390,7 @@ hf_s3_list_page (struct hf_s3 *s, struct hf_s3_listing *ls,
     else if (token && strcmp (*next_token, token) == 0)
       err = hf_s3_list_bad (rp, "the server repeated its continuation "
                             "token (a listing without end)");
-    else if (ls->page_keys == 0)
+    else if (ls->page_keys == 0 && !ls->unordered)
       err = hf_s3_list_bad (rp, "a truncated page without keys (of the "
                             "prefix, after the previous page's)");
     if (err) {
@@ -400,6 +402,103 @@ hf_s3_list_page (struct hf_s3 *s, struct hf_s3_listing *ls,
   return err;
 }
 
+/* ---- Directory buckets: unordered listings ----
+ *
+ * A directory bucket (S3 Express One Zone) lists keys in no particular
+ * order, takes only prefixes that end in '/' and has no start-after.
+ * The store's contract is a listing in key order from start_after, so
+ * there every listing is read whole (the prefix cut back to its last
+ * '/', the rest filtered here), sorted, and then passed on: one LIST
+ * page per 1,000 keys of the directory, whatever the caller stops at. */
+
+struct hf_s3x_entry {
+  char *key;
+  uint64_t size;
+};
+
+struct hf_s3x_all {
+  const char *prefix;           /* the caller's, "" for all */
+  size_t plen;
+  struct hf_s3x_entry *v;
+  size_t n, cap;
+};
+
+static int
+hf_s3x_collect (void *opaque, const char *key, uint64_t size)
+{
+  struct hf_s3x_all *a = opaque;
+
+  if (strncmp (key, a->prefix, a->plen) != 0)
+    return 0;
+  if (a->n == a->cap) {
+    size_t nc = a->cap ? a->cap * 2 : 256;
+    struct hf_s3x_entry *nv = realloc (a->v, nc * sizeof *nv);
+
+    if (nv == NULL)
+      return ENOMEM;
+    a->v = nv;
+    a->cap = nc;
+  }
+  if ((a->v[a->n].key = strdup (key)) == NULL)
+    return ENOMEM;
+  a->v[a->n++].size = size;
+  return 0;
+}
+
+static int
+hf_s3x_cmp (const void *x, const void *y)
+{
+  const struct hf_s3x_entry *a = x, *b = y;
+
+  return strcmp (a->key, b->key);
+}
+
+static int hf_s3_list_pages (struct hf_s3 *s, struct hf_s3_listing *ls,
+                             const char *prefix);
+
+static int
+hf_s3x_list (struct hf_s3 *s, const char *prefix, const char *start_after,
+             hf_objstore_list_fn fn, void *opaque)
+{
+  struct hf_s3x_all a = { .prefix = prefix ? prefix : "" };
+  struct hf_s3_listing ls = { .fn = hf_s3x_collect, .opaque = &a,
+                              .unordered = true };
+  CLEANUP_FREE char *dir = NULL;
+  const char *slash;
+  size_t i, dups = 0;
+  int err;
+
+  a.plen = strlen (a.prefix);
+  slash = strrchr (a.prefix, '/');
+  dir = strndup (a.prefix, slash ? (size_t) (slash + 1 - a.prefix) : 0);
+  if (dir == NULL)
+    return ENOMEM;
+  ls.prefix = dir;
+  err = hf_s3_list_pages (s, &ls, prefix);
+  if (err == 0)
+    qsort (a.v, a.n, sizeof *a.v, hf_s3x_cmp);
+  for (i = 0; err == 0 && i < a.n; i++) {
+    if (i > 0 && strcmp (a.v[i].key, a.v[i - 1].key) == 0) {
+      dups++;                   /* listed twice: once is enough */
+      continue;
+    }
+    if (start_after && strcmp (a.v[i].key, start_after) <= 0)
+      continue;
+    err = fn (opaque, a.v[i].key, a.v[i].size);
+    if (err == 1) {
+      err = 0;
+      break;
+    }
+  }
+  if (dups)
+    hf_debug ("s3", "LIST '%s' in bucket %s: %zu keys listed twice",
+              dir, s->bucket, dups);
+  for (i = 0; i < a.n; i++)
+    free (a.v[i].key);
+  free (a.v);
+  return err;
+}
+
 int
 hf_s3_list (struct hf_objstore *os, const char *prefix,
             const char *start_after, hf_objstore_list_fn fn, void *opaque)
@@ -407,6 +506,17 @@ hf_s3_list (struct hf_objstore *os, const char *prefix,
   struct hf_s3 *s = os->priv;
   struct hf_s3_listing ls = { .prefix = prefix, .start_after = start_after,
                               .fn = fn, .opaque = opaque };
+
+  if (s->express)
+    return hf_s3x_list (s, prefix, start_after, fn, opaque);
+  return hf_s3_list_pages (s, &ls, prefix);
+}
+
+/* Every page of listing ls (prefix: for the log lines). */
+static int
+hf_s3_list_pages (struct hf_s3 *s, struct hf_s3_listing *ls,
+                  const char *prefix)
+{
   char *token = NULL;
   unsigned pages = 0;
   int err;
@@ -424,19 +534,19 @@ hf_s3_list (struct hf_objstore *os, const char *prefix,
       err = EIO;
       break;
     }
-    err = hf_s3_list_page (s, &ls, token, 0, -1, &next, &rp);
+    err = hf_s3_list_page (s, ls, token, 0, -1, &next, &rp);
     if (err && (rp.status != 0 || rp.cc != CURLE_OK))
       hf_s3_fail (s, "LIST", prefix && *prefix ? prefix : NULL, &rp, err);
     hf_s3_resp_free (&rp);
     free (token);
     token = next;
-  } while (err == 0 && token != NULL && !ls.stop);
+  } while (err == 0 && token != NULL && !ls->stop);
   free (token);
-  if (ls.dropped)
+  if (ls->dropped)
     hf_warn ("s3: LIST %s%s%sin bucket %s at %s: dropped %" PRIu64 " keys "
              "outside the requested prefix or out of order (the first: "
              "'%s')", prefix && *prefix ? "'" : "", prefix ? prefix : "",
              prefix && *prefix ? "' " : "", s->bucket, s->endpoint,
-             ls.dropped, ls.first_dropped);
+             ls->dropped, ls->first_dropped);
   return err;
 }

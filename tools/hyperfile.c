@@ -175,6 +175,7 @@ hf_tool_usage (FILE *fp)
 "Store options (as the plugin's parameters):\n"
 "  --endpoint URL        S3-compatible endpoint (implies path-style)\n"
 "  --virtual-host        virtual-host addressing with --endpoint\n"
+"  --express             S3 Express directory bucket (implied by NAME--ZONE--x-s3)\n"
 "  --region REGION\n"
 "  --access-key KEY\n"
 "  --secret-key SECRET   or +FILE, -FD (a file descriptor), or - (stdin)\n"
@@ -2811,13 +2812,14 @@ int
 main (int argc, char *argv[])
 {
   enum { O_SSE = 200, O_SSE_KMS, O_STORAGE_CLASS };
-  enum { O_ENDPOINT = 256, O_VHOST, O_REGION, O_AK, O_SK, O_ST, O_PROFILE,
+  enum { O_ENDPOINT = 256, O_VHOST, O_EXPRESS, O_REGION, O_AK, O_SK, O_ST, O_PROFILE,
          O_TLS, O_CA, O_JSON, O_SIZE, O_BS, O_AT, O_TAKEOVER, O_DRY_RUN, O_PARENT_ANY,
          O_RETAIN, O_GRACE, O_FORCE, O_CREATE, O_PRUNE, O_FROM, O_TO,
          O_REQ_TIMEOUT, O_REQ_RETRIES };
   static const struct option longopts[] = {
     { "endpoint", required_argument, NULL, O_ENDPOINT },
     { "virtual-host", no_argument, NULL, O_VHOST },
+    { "express", no_argument, NULL, O_EXPRESS },
     { "region", required_argument, NULL, O_REGION },
     { "access-key", required_argument, NULL, O_AK },
     { "secret-key", required_argument, NULL, O_SK },
@@ -2861,6 +2863,7 @@ main (int argc, char *argv[])
     switch (c) {
     case O_ENDPOINT: hf_tool_s3.endpoint = optarg; break;
     case O_VHOST: hf_tool_s3.virtual_host = true; break;
+    case O_EXPRESS: hf_tool_s3.express = true; break;
     case O_REGION: hf_tool_s3.region = optarg; break;
     case O_AK: hf_tool_s3.access_key = optarg; break;
     case O_SK: hf_tool_s3.secret_key = hf_tool_read_secret (optarg, 0); break;
