@@ -13,6 +13,13 @@
 #                            (MARK, a unique path, on its command line)
 #   restart_s3rver           start it again on the same port and data dir
 #
+# With HF_TEST_S3_EXPRESS=1 the server emulates S3 Express One Zone
+# (server.js, shims 10-11): the bucket gets a directory bucket's name
+# (S3_BUCKET--use1-az4--x-s3), S3_ENDPOINT is http://s3.localhost:PORT
+# (virtual-host only), sessions last HF_TEST_S3_EXPRESS_TTL seconds
+# (default 4) and listings come unordered, HF_TEST_S3_EXPRESS_PAGE keys a
+# page (default 100).
+#
 # start_s3rver exports S3_ENDPOINT, S3_BUCKET, AWS_ACCESS_KEY_ID,
 # AWS_SECRET_ACCESS_KEY, AWS_REGION, S3RVER_PID, S3RVER_DIR, S3RVER_PORT
 # and S3RVER_PIDFILE, S3RVER_REQLOG (one line per request the server got:
@@ -162,6 +169,9 @@ _hf_s3rver_launch ()
   HF_S3RVER_TEMP_SECRET="$S3_TEMP_SECRET_KEY" \
   HF_S3RVER_TEMP_TOKEN="$S3_TEMP_SESSION_TOKEN" \
   HF_S3RVER_CREDS_DIR="${HF_S3RVER_CREDS_DIR-}" \
+  HF_S3RVER_EXPRESS="${HF_TEST_S3_EXPRESS-}" \
+  HF_S3RVER_EXPRESS_TTL="${HF_TEST_S3_EXPRESS_TTL:-4}" \
+  HF_S3RVER_EXPRESS_PAGE="${HF_TEST_S3_EXPRESS_PAGE:-100}" \
   node --openssl-legacy-provider "$abs_top_srcdir/tests/s3rver/server.js" \
        "$S3RVER_DIR/data" "$port" "$S3_BUCKET" "${tls[@]}" \
        >"$out" 2>"$S3RVER_DIR/server.err" </dev/null &
@@ -196,6 +206,11 @@ start_s3rver ()
   S3RVER_PIDFILE="$S3RVER_DIR/pid"
   S3RVER_REQLOG="$S3RVER_DIR/requests.log"
   S3_BUCKET=${S3_BUCKET:-hf-test}
+  if [ "${HF_TEST_S3_EXPRESS-}" = 1 ]; then
+    # The S3 Express emulation (tests/s3rver/server.js, shims 10-11): a
+    # directory bucket's name; the store then signs with sessions.
+    case $S3_BUCKET in *--x-s3) ;; *) S3_BUCKET=$S3_BUCKET--use1-az4--x-s3 ;; esac
+  fi
   # This server's own paths, fixed now: a later start_s3rver changes the
   # variables.  (The pid file's content changes on restart.)
   cleanup_add "kill_ours 9 \"\$(cat '$S3RVER_PIDFILE' 2>/dev/null)\" \
@@ -213,6 +228,10 @@ start_s3rver ()
   _hf_s3rver_launch 0 || exit 1
 
   S3_ENDPOINT=$scheme://127.0.0.1:$S3RVER_PORT
+  if [ "${HF_TEST_S3_EXPRESS-}" = 1 ]; then
+    # Virtual-host only: BUCKET.s3.localhost (curl resolves *.localhost).
+    S3_ENDPOINT=$scheme://s3.localhost:$S3RVER_PORT
+  fi
   AWS_ACCESS_KEY_ID=S3RVER
   AWS_SECRET_ACCESS_KEY=S3RVER
   AWS_REGION=us-east-1

@@ -29,7 +29,7 @@
  *
  * HF_S3RVER_REQLOG=FILE appends one line per request to FILE:
  *   METHOD HOST URL ak=KEYID scope=DATE/REGION/SERVICE signed=H1;H2...
- *   token=yes|no sse=VALUE|- kms=yes|no class=VALUE|-
+ *   token=yes|no sse=VALUE|- kms=yes|no class=VALUE|- s3session=yes|no
  * (never a signature, secret or token value; sse, kms and class are the
  * server-side encryption, KMS key id and storage class headers), and
  * "EXPIRED ak=KEYID" for each request shim 6b refused as expired so that tests can check
@@ -97,6 +97,32 @@
  *     InvalidToken) and arrive before "expires" (else 400 ExpiredToken,
  *     as S3 answers once STS credentials have expired).
  *
+ * E. EMULATION of S3 Express One Zone (directory buckets), on when the
+ *    environment has HF_S3RVER_EXPRESS=1.  AWS itself was not reachable
+ *    where this was written: this follows AWS's API reference (checked
+ *    against botocore's service model and endpoint rule set) and is
+ *    what hyperfile's Express support is tested against, no more.
+ *
+ * 10. expressShim: every request must be virtual-host style (BUCKET.
+ *     s3.localhost), signed for service "s3express"; GET /?session on
+ *     the bucket (CreateSession, signed with an account key) answers
+ *     <CreateSessionResult><Credentials> with a new key pair and token
+ *     that expire after HF_S3RVER_EXPRESS_TTL seconds (default 300, as
+ *     AWS); every other request must be signed with such a key pair and
+ *     carry its token in a signed x-amz-s3session-token header (else
+ *     403 AccessDenied / InvalidToken), and a session past its expiry
+ *     gets 400 ExpiredToken.  ListObjectsV2 refuses start-after and a
+ *     prefix that does not end in '/' (400 InvalidArgument), and
+ *     delimiters other than '/'.
+ * 11. unorderedListing (replaces shim 3): keys are listed in an order
+ *     that is not the keys' (sorted by an MD5 of a per-server salt and
+ *     the key), at most HF_S3RVER_EXPRESS_PAGE keys a page (default
+ *     1000), and continuation tokens continue in that order.
+ *     HF_S3RVER_EXPRESS_REFUSE=N also refuses the first request of
+ *     each of the first N sessions with 400 ExpiredToken although it
+ *     has not expired (a server that drops sessions early: the client
+ *     must retry with a new one).
+ *
  * C. Fault injection for tests, triggered only by key names that
  *    contain the path segment named here (ordinary keys never do):
  *
@@ -132,6 +158,7 @@ const path = require('path');
 const S3rver = require('@20minutes/s3rver');
 const AWSAccount = require('@20minutes/s3rver/lib/models/account');
 const S3Object = require('@20minutes/s3rver/lib/models/object');
+const bucketCtrl = require('@20minutes/s3rver/lib/controllers/bucket');
 const FilesystemStore = require('@20minutes/s3rver/lib/stores/filesystem');
 const v4 = require('@20minutes/s3rver/lib/signature/v4');
 const { ensureDir } = require('@20minutes/s3rver/lib/utils');
@@ -239,7 +266,8 @@ async function requestLog(ctx, next) {
     `token=${ctx.get('x-amz-security-token') ? 'yes' : 'no'} ` +
     `sse=${ctx.get('x-amz-server-side-encryption') || '-'} ` +
     `kms=${ctx.get('x-amz-server-side-encryption-aws-kms-key-id') ? 'yes' : 'no'} ` +
-    `class=${ctx.get('x-amz-storage-class') || '-'}\n`);
+    `class=${ctx.get('x-amz-storage-class') || '-'} ` +
+    `s3session=${ctx.get('x-amz-s3session-token') ? 'yes' : 'no'}\n`);
   return next();
 }
 
@@ -273,6 +301,100 @@ async function rotatingCredentialsShim(ctx, next) {
     return;
   }
   return next();
+}
+
+/* EMULATION 10: S3 Express One Zone sessions and request rules. */
+const express = env.HF_S3RVER_EXPRESS === '1';
+const expressTtl = Number(env.HF_S3RVER_EXPRESS_TTL || 300);
+const expressPage = Number(env.HF_S3RVER_EXPRESS_PAGE || 1000);
+const expressRefuse = Number(env.HF_S3RVER_EXPRESS_REFUSE || 0);
+const expressSalt = crypto.randomBytes(8).toString('hex');
+const sessions = new Map();     /* access key id -> {token, expires, refuse} */
+const expressStats = { sessions: 0, expired: 0, refused: 0 };
+
+function expressError(ctx, status, code, why) {
+  s3error(ctx, status, code,
+          `${why} (hyperfile S3 Express emulation, shim 10)`);
+}
+
+async function expressShim(ctx, next) {
+  const vm = VHOST_RE.exec(ctx.hostname);
+  if (!vm || !vm[1] || vm[1] !== bucket)
+    return expressError(ctx, 400, 'InvalidRequest',
+                        'directory buckets take virtual-host requests only');
+  const f = authFields(ctx);
+  const scope = f.scope.split('/');
+  if (scope[2] !== 's3express')
+    return expressError(ctx, 400, 'AuthorizationHeaderMalformed',
+                        `the credential scope names service '${scope[2]}', ` +
+                        'not s3express');
+  const createSession = ctx.method === 'GET' && ctx.path === '/' &&
+    ctx.query.session !== undefined;
+  const ss = sessions.get(f.ak);
+  if (createSession) {
+    if (ss)
+      return expressError(ctx, 403, 'AccessDenied',
+                          'CreateSession takes an account key, not a ' +
+                          'session\'s');
+    return next();    /* s3rver checks the signature; getBucket answers */
+  }
+  if (!ss)
+    return expressError(ctx, 403, 'AccessDenied',
+                        'zonal requests need session credentials from ' +
+                        'CreateSession');
+  if (ctx.get('x-amz-s3session-token') !== ss.token ||
+      !f.signed.split(';').includes('x-amz-s3session-token'))
+    return expressError(ctx, 403, 'InvalidToken',
+                        'missing, wrong or unsigned x-amz-s3session-token');
+  if (Date.now() >= ss.expires) {
+    expressStats.expired++;
+    return expressError(ctx, 400, 'ExpiredToken',
+                        'The provided token has expired.');
+  }
+  if (ss.refuse > 0) {
+    ss.refuse--;
+    expressStats.refused++;
+    return expressError(ctx, 400, 'ExpiredToken',
+                        'The provided token has expired. (refused early: ' +
+                        'HF_S3RVER_EXPRESS_REFUSE)');
+  }
+  if (ctx.method === 'GET' && ctx.path === '/' &&
+      ctx.query['list-type'] === '2') {
+    if (ctx.query['start-after'] !== undefined)
+      return expressError(ctx, 400, 'InvalidArgument',
+                          'StartAfter is not supported for directory buckets');
+    const p = ctx.query.prefix || '';
+    if (p && !p.endsWith('/'))
+      return expressError(ctx, 400, 'InvalidArgument',
+                          'directory buckets take only prefixes that end ' +
+                          'in /');
+    if (ctx.query.delimiter !== undefined && ctx.query.delimiter !== '/')
+      return expressError(ctx, 400, 'InvalidArgument',
+                          '/ is the only delimiter of directory buckets');
+  }
+  return next();
+}
+
+/* CreateSession itself, after s3rver verified the signature. */
+function createSession(ctx) {
+  const ak = 'HFXS' + crypto.randomBytes(8).toString('hex').toUpperCase();
+  const secret = crypto.randomBytes(30).toString('base64');
+  const token = crypto.randomBytes(48).toString('base64');
+  const expires = Date.now() + expressTtl * 1000;
+  AWSAccount.DUMMY_ACCOUNT.createKeyPair(ak, secret);
+  sessions.set(ak, { token, expires,
+                    refuse: expressStats.sessions < expressRefuse ? 1 : 0 });
+  expressStats.sessions++;
+  ctx.status = 200;
+  ctx.type = 'application/xml';
+  ctx.body =
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    '<CreateSessionResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+    `<Credentials><SessionToken>${token}</SessionToken>` +
+    `<SecretAccessKey>${secret}</SecretAccessKey>` +
+    `<AccessKeyId>${ak}</AccessKeyId>` +
+    `<Expiration>${new Date(expires).toISOString()}</Expiration>` +
+    '</Credentials></CreateSessionResult>';
 }
 
 /* HYPERFILE TEST SHIM 6: temporary credentials need their token. */
@@ -423,8 +545,9 @@ function byteOrderListing(store) {
 
   store.listObjects = async function (bucketName, options) {
     const { delimiter = '', startAfter = '', prefix = '' } = options;
-    const maxKeys = options.maxKeys === undefined ? Infinity
+    let maxKeys = options.maxKeys === undefined ? Infinity
       : options.maxKeys;
+    if (express) maxKeys = Math.min(maxKeys, expressPage);
     const bucketPath = this.getBucketPath(bucketName);
     const prefixPath = bucketPath + '/' +
       FilesystemStore.encodeKeyPath(prefix);
@@ -432,16 +555,25 @@ function byteOrderListing(store) {
     const it = walkFiles(bucketPath, (dirPath) =>
       dirPath.startsWith(prefixPath) || prefixPath.startsWith(dirPath + '/'));
 
-    const keys = [];
+    /* EMULATION 11 (express): an order that is not the keys', by an
+     * MD5 of a salt and the key; a continuation token's key (startAfter:
+     * never the client's, shim 10 refuses start-after) continues in it. */
+    const rank = (k) => express
+      ? crypto.createHash('md5').update(expressSalt).update(k)
+        .digest('hex') + '\0' + k
+      : k;
+    const after = startAfter ? rank(startAfter) : null;
+    let keys = [];
     for (const keyPath of it) {
       if (!keyPath.endsWith(OBJECT_SUFFIX)) continue;
       const key = FilesystemStore.decodeKeyPath(
         keyPath.slice(bucketPath.length + 1, -OBJECT_SUFFIX.length));
-      if (key.startsWith(prefix) &&
-          (!startAfter || byteCmp(key, startAfter) > 0))
-        keys.push(key);
+      if (!key.startsWith(prefix)) continue;
+      const r = rank(key);
+      if (after === null || byteCmp(r, after) > 0) keys.push([r, key]);
     }
-    keys.sort(byteCmp);
+    keys.sort((a, b) => byteCmp(a[0], b[0]));
+    keys = keys.map(([, k]) => k);
 
     /* Roll keys up into common prefixes, in order, up to maxKeys
      * entries (S3 counts both against max-keys). */
@@ -599,6 +731,8 @@ function requestKind(ctx) {
   if (m === 'POST' && q.uploadId !== undefined)
     return 'CompleteMultipartUpload';
   if (m === 'POST' && q.delete !== undefined) return 'DeleteObjects';
+  if (m === 'GET' && !hasKey && q.session !== undefined)
+    return 'CreateSession';
   if (m === 'GET' && hasKey) return 'GetObject';
   if (m === 'GET') return 'ListObjects';
   if (m === 'HEAD' && hasKey) return 'HeadObject';
@@ -609,7 +743,8 @@ function requestKind(ctx) {
 async function accountingShim(ctx, next) {
   if (ctx.method === 'GET' && ctx.path === '/__hyperfile_stats') {
     ctx.type = 'application/json';
-    ctx.body = JSON.stringify(stats);
+    ctx.body = JSON.stringify(express ? { ...stats, express: expressStats }
+                              : stats);
     return;
   }
   const kind = requestKind(ctx);
@@ -641,6 +776,16 @@ async function main() {
     ...(tlsKey ? { key: fs.readFileSync(tlsKey),
                    cert: fs.readFileSync(tlsCert) } : {}),
   });
+  if (express) {
+    if (!/^[a-z0-9-]+--[a-z0-9-]+--x-s3$/.test(bucket))
+      throw new Error(`HF_S3RVER_EXPRESS: bucket ${bucket} is not named ` +
+                      'like a directory bucket, NAME--ZONEID--x-s3');
+    const getBucket = bucketCtrl.getBucket;
+    bucketCtrl.getBucket = function (ctx) {
+      return ctx.query.session !== undefined ? createSession(ctx)
+        : getBucket.call(this, ctx);
+    };
+  }
   byteOrderListing(server.store);
   vhostSignatureFix();
   atomicObjects(server.store, path.resolve(dir) + '.hf-staging');
@@ -650,6 +795,7 @@ async function main() {
   const shims = [tempCredentialsShim, statusShim, ifNoneMatchShim,
                  lostReplyShim, stallBodyShim, listKeyEscapeShim];
   if (env.HF_S3RVER_CREDS_DIR) shims.unshift(rotatingCredentialsShim);
+  if (express) shims.unshift(expressShim);
   if (reqlog) shims.unshift(requestLog);
   shims.unshift(accountingShim);        /* counts everything, bench/run */
   server.middleware.unshift(...shims);

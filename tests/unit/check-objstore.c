@@ -1829,12 +1829,21 @@ add_common (TCase *tc)
   tcase_add_test (tc, test_overwrite);
   tcase_add_test (tc, test_conditional_put);
   tcase_add_test (tc, test_delete);
-  tcase_add_test (tc, test_delete_many);
-  tcase_add_test (tc, test_list);
   tcase_add_test (tc, test_large_object);
   tcase_add_test (tc, test_concurrent);
   tcase_add_test (tc, test_counters);
   tcase_add_test (tc, test_describe);
+}
+
+/* The cases of thousands of keys, in a TCase of their own against S3
+ * ("s3-bulk"), so that a run can leave them out by naming the other
+ * with CK_RUN_CASE (test-s3-express.sh, which lists through
+ * s3-errtest's shorter list). */
+static void
+add_bulk (TCase *tc)
+{
+  tcase_add_test (tc, test_delete_many);
+  tcase_add_test (tc, test_list);
 }
 
 /* ---- The retry policy (objstore.h, "One retry policy") ----
@@ -2060,10 +2069,14 @@ main (void)
     tc = new_tcase ("s3", setup_s3);
     add_common (tc);
     suite_add_tcase (s, tc);
+    tc = new_tcase ("s3-bulk", setup_s3);
+    add_bulk (tc);
+    suite_add_tcase (s, tc);
   }
   else {
     tc = new_tcase ("dir", setup_dir);
     add_common (tc);
+    add_bulk (tc);
     tcase_add_test (tc, test_dir_temp_files);
     tcase_add_test (tc, test_dir_direct);
     tcase_add_test (tc, test_dir_escape);
@@ -2077,6 +2090,7 @@ main (void)
 
     tc = new_tcase ("fault", setup_fault);
     add_common (tc);
+    add_bulk (tc);
     tcase_add_test (tc, test_fault_errors);
     tcase_add_test (tc, test_fault_lost_ack);
     tcase_add_test (tc, test_fault_torn_put);

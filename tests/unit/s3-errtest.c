@@ -49,6 +49,14 @@
  *                     S3_TEMP_SECRET_KEY, S3_TEMP_SESSION_TOKEN): without
  *                     the token and with a wrong one EACCES, with it put,
  *                     get, head, list, delete work
+ *   express SECONDS   S3 Express One Zone (the emulation of
+ *                     tests/s3rver/server.js, shims 10-11): the zonal
+ *                     endpoint made from a directory bucket's name and
+ *                     the region, names that are not directory buckets';
+ *                     then against the server, puts and gets for SECONDS
+ *                     (several session lives: the shell checks the
+ *                     server made new sessions) without one error, and
+ *                     listings of a prefix that does not end in '/'
  *   vhost ENDPOINT    virtual-host addressing against ENDPOINT
  *                     (http://s3.localhost:PORT): put, get, list, delete;
  *                     the shell checks the Host headers the server got
@@ -69,6 +77,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -916,6 +925,99 @@ errtest_cmd_token (void)
   return 0;
 }
 
+/* The store's description names the endpoint it would use. */
+static void
+errtest_express_name (const char *bucket, bool express, const char *want)
+{
+  struct hf_s3_config cfg;
+  struct hf_objstore *s;
+  char d[256];
+
+  errtest_config (&cfg);
+  cfg.bucket = bucket;
+  cfg.endpoint = NULL;
+  cfg.region = "us-west-2";
+  cfg.express = express;
+  if (want == NULL) {
+    CHECK_ERR (hf_objstore_s3_open (&cfg, &s), EINVAL);
+    return;
+  }
+  s = errtest_open (&cfg);
+  snprintf (d, sizeof d, "s3://%s at %s", bucket, want);
+  if (strcmp (hf_objstore_describe (s), d) != 0) {
+    fprintf (stderr, "s3-errtest: %s: described as '%s', want '%s'\n",
+             bucket, hf_objstore_describe (s), d);
+    exit (1);
+  }
+  hf_objstore_close (s);
+}
+
+static int
+errtest_cmd_express (unsigned seconds)
+{
+  struct hf_s3_config cfg;
+  struct hf_objstore *s;
+  struct errtest_list_state l;
+  unsigned char data[10], buf[64];
+  time_t end;
+  unsigned n = 0, i;
+  size_t got;
+
+  /* No request is made for these. */
+  errtest_express_name ("vol--usw2-az1--x-s3", false,
+                        "https://s3express-usw2-az1.us-west-2.amazonaws.com");
+  errtest_express_name ("a-b--use1-az4--x-s3", false,
+                        "https://s3express-use1-az4.us-west-2.amazonaws.com");
+  errtest_express_name ("vol--x-s3", false,
+                        "https://s3.us-west-2.amazonaws.com");
+  errtest_express_name ("--usw2-az1--x-s3", false,
+                        "https://s3.us-west-2.amazonaws.com");
+  errtest_express_name ("vol--USW2-AZ1--x-s3", false,
+                        "https://s3.us-west-2.amazonaws.com");
+  errtest_express_name ("plain-bucket", true, NULL);
+  printf ("express: zonal endpoints from bucket names: ok\n");
+
+  errtest_config (&cfg);
+  s = errtest_open (&cfg);
+  CHECK_ERR (hf_objstore_s3_check (s), 0);
+  end = time (NULL) + seconds;
+  do {
+    char key[64];
+
+    snprintf (key, sizeof key, "express/k%05u", n % 50);
+    /* 10 bytes: the size errtest_list_cb expects. */
+    errtest_fill (data, 10, n);
+    CHECK_ERR (hf_objstore_put (s, key, data, 10, 0), 0);
+    CHECK_ERR (hf_objstore_get (s, key, 0, sizeof buf, buf, &got), 0);
+    CHECK (got == 10 && memcmp (buf, data, got) == 0);
+    n++;
+    usleep (20000);
+  } while (time (NULL) < end || n < 50);
+  printf ("express: %u puts and gets over %u s: ok\n", n, seconds);
+
+  /* "express/k0001" is no directory: the listing is of "express/",
+   * filtered and sorted here. */
+  l = (struct errtest_list_state) { .ordered = true };
+  CHECK_ERR (hf_objstore_list (s, "express/k0001", NULL, errtest_list_cb,
+                               &l), 0);
+  CHECK (l.n == 10 && l.ordered);
+  CHECK (strcmp (l.last, "express/k00019") == 0);
+  l = (struct errtest_list_state) { .ordered = true };
+  CHECK_ERR (hf_objstore_list (s, "express/", "express/k00044",
+                               errtest_list_cb, &l), 0);
+  CHECK (l.n == 5 && strcmp (l.last, "express/k00049") == 0);
+  for (i = 0; i < 50; i++) {
+    char key[64];
+
+    snprintf (key, sizeof key, "express/k%05u", i);
+    CHECK_ERR (hf_objstore_delete (s, key), 0);
+  }
+  hf_objstore_close (s);
+  printf ("express: listings without start-after, prefixes cut to '/': "
+          "ok\n");
+  return 0;
+}
+
 static int
 errtest_cmd_vhost (const char *endpoint)
 {
@@ -980,10 +1082,12 @@ main (int argc, char *argv[])
     return errtest_cmd_tls (argv[2], argv[3]);
   if (strcmp (cmd, "token") == 0)
     return errtest_cmd_token ();
+  if (strcmp (cmd, "express") == 0 && argc == 3)
+    return errtest_cmd_express ((unsigned) atoi (argv[2]));
   if (strcmp (cmd, "vhost") == 0 && argc == 3)
     return errtest_cmd_vhost (argv[2]);
   fprintf (stderr, "usage: s3-errtest badsecret|nobucket|ranges|multipart|"
            "cond|condbig|cancel|list|bench|lostreply|status|token|restart PID CMD|"
-           "tls CAFILE OTHER-CAFILE|vhost ENDPOINT\n");
+           "tls CAFILE OTHER-CAFILE|vhost ENDPOINT|express SECONDS\n");
   return 2;
 }
