@@ -521,6 +521,48 @@ hf_volume_grow (struct hf_volume *v, uint64_t new_size)
   return hf_vol_grow (v, new_size, 0);
 }
 
+/* Unmap the blocks past new_size and commit that at the old size, then
+ * commit the new size (a segment of its own, like a grow), so that no
+ * segment holds an extent past its own size and a later grow reads
+ * zeros there.  Only without a log: replaying a GROW record only grows,
+ * and a shrink's two steps would have to replay as one. */
+int
+hf_volume_shrink (struct hf_volume *v, uint64_t new_size)
+{
+  uint64_t old;
+  int r;
+
+  hf_vol_lock (v);
+  r = hf_vol_write_err_locked (v);
+  if (r == 0 && v->wal)
+    r = ENOTSUP;
+  if (r == 0 && (new_size == 0 || new_size > v->size ||
+                 new_size % v->bs != 0))
+    r = EINVAL;
+  old = v->size;
+  hf_vol_unlock (v);
+  if (r || new_size == old)
+    return r;
+  r = hf_volume_trim (v, old - new_size, new_size, 0);
+  if (r == 0)
+    r = hf_vol_flush_wait (v);
+  if (r)
+    return r;
+  hf_vol_lock (v);
+  r = hf_vol_write_err_locked (v);
+  if (r == 0 && v->size != old)
+    r = EBUSY;                  /* grown meanwhile: the caller broke the
+                                   rule (no other call during a shrink) */
+  if (r == 0) {
+    v->size = new_size;
+    r = hf_vol_seal_locked (v, true, false);
+  }
+  hf_vol_unlock (v);
+  if (r == 0)
+    r = hf_vol_flush_wait (v);
+  return r;
+}
+
 /* ---- Compaction support (lib/gc.c) ----
  *
  * Compaction moves the live blocks of a mostly-dead segment into the

@@ -153,6 +153,15 @@ extern int hf_volume_prefetch (struct hf_volume *v, uint64_t count,
  * is smaller than the current size.  Committed with the next segment. */
 extern int hf_volume_grow (struct hf_volume *v, uint64_t new_size);
 
+/* Shrink to new_size bytes (a multiple of the block size, at least one
+ * block; EINVAL otherwise or if it is larger than the current size):
+ * the blocks past it are unmapped and committed, then the new size is
+ * committed; both are waited for.  Older points keep their size and
+ * data.  ENOTSUP on a volume opened with a write-ahead log.  No other
+ * call may run on v meanwhile (hyperfile resize holds the lease and is
+ * the only user). */
+extern int hf_volume_shrink (struct hf_volume *v, uint64_t new_size);
+
 struct hf_volume_info {
   uint64_t size;
   uint32_t block_size;

@@ -981,16 +981,18 @@ hyperfile_get_ready (void)
   hf_volume_close (v);
   hf_vinfo = vi;
   /* The volume rounds its size up to whole blocks.  A larger size= is
-   * a grow, done by the writer once it holds the lease; volumes never
-   * shrink (hyperfile resize says why). */
+   * a grow, done by the writer once it holds the lease; a server never
+   * shrinks (its clients could still address the end). */
   if (hf_size > 0) {
     uint64_t want = ((uint64_t) hf_size + vi.block_size - 1)
       / vi.block_size * vi.block_size;
 
     if (want < vi.size) {
       nbdkit_error ("%s: size=%" PRIi64 " is smaller than the existing "
-                    "volume's size %" PRIu64 ": volumes only grow (omit "
-                    "size= to use it)", hf_url, hf_size, vi.size);
+                    "volume's size %" PRIu64 ": a server never shrinks "
+                    "a volume (omit size= to use it; hyperfile resize "
+                    "--force shrinks it offline)", hf_url, hf_size,
+                    vi.size);
       return -1;
     }
     if (want > vi.size && hf_opts.readonly) {

@@ -109,7 +109,7 @@ expect_fail 'metrics=.*cannot create' "$tmp/v" size=1M metrics="$tmp/no/such/m"
 # An existing volume: a smaller size= (a larger one grows it:
 # test-tool-resize.sh), and at= out of range.
 nbdkit -U - "$PLUGIN" "$tmp/v" size=1M --run true
-expect_fail 'is smaller than the existing volume.*only grow' "$tmp/v" size=512K
+expect_fail 'is smaller than the existing volume.*never shrinks' "$tmp/v" size=512K
 expect_fail 'at=99 is out of range' "$tmp/v" at=99
 expect_fail 'no point in time yet' "$tmp/v" at=2026-11-25T10:00:00Z
 expect_fail 'snapshot nosuch does not exist' "$tmp/v" at=nosuch

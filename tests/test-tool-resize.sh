@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # hyperfile resize URL SIZE grows a volume (data kept, the new end reads
 # as zeros, older points keep their size); a smaller SIZE is refused
-# (exit 2, nothing changed); refused while a writer holds the lease
-# (exit 5).  The plugin's size= larger than the volume grows it (with a
+# (exit 2, nothing changed, what would be lost said) unless --force,
+# which drops the end (a later grow reads zeros there); refused while a
+# writer holds the lease (exit 5).  The plugin's size= larger than the volume grows it (with a
 # write-ahead log too, and the grow survives a crash before any upload);
 # a smaller size= and a larger one on a read-only server are refused.
 set -e
@@ -59,9 +60,10 @@ PY
 run 0 resize "$v" 8392704
 grep -q "already" "$tmp/out"
 
-# Shrinking is refused and changes nothing.
+# Shrinking without --force says what it would drop and changes nothing.
 run 2 resize "$v" 4M
-grep -q "shrink" "$tmp/out" || fail "shrink refusal does not say why"
+grep -q "drops the last 4198400 bytes from the head, 0 of them data.*--force" \
+  "$tmp/out" || fail "shrink refusal does not say what is lost"
 [ "$(size_of "$v")" = 8392704 ]
 run 2 resize "$v" 0
 run 2 resize "$v" 9E
@@ -114,5 +116,28 @@ cat "$tmp/out"
 [ "$r" = 1 ] && grep -q "read-only" "$tmp/out" ||
   fail "read-only server grew the volume"
 [ "$(size_of "$v")" = 16777216 ]
+run 0 fsck "$v"
+
+# Shrinking with --force: the head loses its end, a grow after it reads
+# zeros there (not the old data), the older point keeps it all.
+run 0 snapshot create "$v" big
+run 2 resize "$v" 8M
+grep -q "drops the last 8388608 bytes from the head, 8192 of them data" \
+  "$tmp/out" || fail "shrink refusal does not count the data"
+run 0 resize "$v" 8M --force
+grep -q "16777216 -> 8388608" "$tmp/out"
+[ "$(size_of "$v")" = 8388608 ] || fail "not shrunk"
+run 0 export "$v" "$tmp/c.img"
+[ "$(stat -c %s "$tmp/c.img")" = 8388608 ]
+cmp -n 4194304 "$tmp/a.img" "$tmp/c.img" || fail "shrink lost kept data"
+run 0 resize "$v" 16M
+run 0 export "$v" "$tmp/d.img" --force
+cmp -i 8388608 -n 8388608 "$tmp/d.img" /dev/zero ||
+  fail "the dropped end came back after a grow"
+run 0 export "$v" "$tmp/e.img" --at big
+cmp -i $((12582912 - 4096)):0 -n 4096 "$tmp/e.img" <(head -c 4096 /dev/zero | tr '\0' '\7') ||
+  fail "the older point lost its end"
+run 0 fsck "$v"
+run 0 gc "$v" --retain 0s --grace 0s
 run 0 fsck "$v"
 echo "$0: ok"

@@ -163,7 +163,7 @@ hf_tool_usage (FILE *fp)
 "  diff URL --from POINT [--to POINT]        extents written between points\n"
 "  delete URL [--force] [--json]             delete a volume or clone\n"
 "  du URL [--retain=DUR] [--json]            space in the store, live, reclaimable\n"
-"  resize URL SIZE [--json]                  grow the volume to SIZE\n"
+"  resize URL SIZE [--force] [--json]        grow (or with --force shrink)\n"
 "  children URL [--prune] [--json]           clones registered on the volume\n"
 "  flatten CLONE-URL [--json]                copy what a clone reads from its parent\n"
 "  help [COMMAND]                            this, or one command's usage\n"
@@ -2588,12 +2588,12 @@ hf_tool_flatten (int argc, char **argv)
 
 /* ---- resize ---- */
 
-/* Grow the volume to SIZE (rounded up to whole blocks).  Through the
+/* Resize the volume to SIZE (rounded up to whole blocks).  Through the
  * writer, so refused while another holds the lease; the new size is
  * committed in a segment of its own, so older points keep theirs.
- * Shrinking is refused: the blocks past the new end would have to be
- * unmapped first, and a client of a server that saw the larger size
- * could still address them. */
+ * Growing is always safe; shrinking drops the blocks past the new end
+ * from the head, so it needs --force (without it: what would be lost,
+ * and exit 2). */
 static int
 hf_tool_resize (int argc, char **argv)
 {
@@ -2633,13 +2633,31 @@ hf_tool_resize (int argc, char **argv)
   if (size > HF_MAX_VOLUME_SIZE)
     size -= vi.block_size;      /* the largest whole size (a multiple) */
   if (size < old) {
-    fprintf (stderr, "hyperfile: resize: refusing to shrink %s from %"
-             PRIu64 " to %" PRIu64 " bytes: volumes only grow (a client "
-             "may still address the blocks past the new end); to make a "
-             "smaller volume, create one and copy the first %" PRIu64
-             " bytes into it (hyperfile export, head -c, import)\n", url,
-             old, size, size);
-    ret = EXIT_USAGE;
+    uint64_t lost = 0;
+
+    r = hf_volume_extents (v, old - size, size, hf_tool_count_mapped, &lost);
+    if (r) {
+      fprintf (stderr, "hyperfile: resize: %s: %s\n", url, strerror (r));
+      ret = EXIT_FAILURE;
+    }
+    else if (!hf_tool_force) {
+      fprintf (stderr, "hyperfile: resize: shrinking %s from %" PRIu64
+               " to %" PRIu64 " bytes drops the last %" PRIu64 " bytes "
+               "from the head, %" PRIu64 " of them data; they stay "
+               "readable at the older points (hyperfile ls, export --at) "
+               "until gc.  Add --force to shrink\n", url, old, size,
+               old - size, lost);
+      ret = EXIT_USAGE;
+    }
+    else if ((r = hf_volume_shrink (v, size)) != 0) {
+      fprintf (stderr, "hyperfile: resize: shrinking %s: %s\n", url,
+               strerror (r));
+      ret = EXIT_FAILURE;
+    }
+    else
+      fprintf (stderr, "hyperfile: resize: dropped the last %" PRIu64
+               " bytes (%" PRIu64 " of them data) from the head of %s\n",
+               old - size, lost, url);
   }
   else if (size > old && (r = hf_volume_grow (v, size)) != 0) {
     fprintf (stderr, "hyperfile: resize: %s: %s\n", url, strerror (r));
@@ -2761,10 +2779,12 @@ static const struct hf_tool_cmd {
     "List the extents written between two points (--to: default the head)\n"
     "from the segments' extent tables, each as data or a hole at --to.\n"
     "Exit 2 if --from is newer than --to, 6 for an unknown point.\n" },
-  { "resize", 2, 2, hf_tool_resize, "resize URL SIZE [--takeover] [--json]",
+  { "resize", 2, 2, hf_tool_resize,
+    "resize URL SIZE [--force] [--takeover] [--json]",
     "Grow the volume to SIZE bytes (K, M, G, T suffixes; rounded up to\n"
     "whole blocks).  The new end reads as zeros; older points keep their\n"
-    "size.  Shrinking is refused (exit 2).  Exit 5 if a server holds the\n"
+    "size.  A smaller SIZE drops the end from the head: refused with what\n"
+    "would be lost (exit 2) unless --force.  Exit 5 if a server holds the\n"
     "writer lease (a running server grows with a larger size= instead).\n" },
   { "help", 0, 1, hf_tool_help, "help [COMMAND]",
     "Show the usage of every command, or of COMMAND.\n" },
