@@ -166,8 +166,51 @@ hf_put_le64 (void *p, uint64_t v)
  *                             e.g. "s3://bucket/prefix"
  *    328    8 vd_flat_seq     flattened clone: the head when it was
  *                             flattened (> vd_parent_seq); else zero
- *    336  172 vd_reserved     zero
+ *    336    4 vd_cipher       0 plaintext; HF_VD_CIPHER_AES256GCM: every
+ *                             other object of the volume is a sealed
+ *                             object (below); version 2 and
+ *                             HF_VD_ENCRYPTED exactly when not 0
+ *    340    4 vd_kdf          how the key-encryption key (KEK) comes from
+ *                             the user's key: HF_VD_KDF_KEYFILE (32-byte
+ *                             key file, HKDF-SHA256) or HF_VD_KDF_SCRYPT
+ *                             (passphrase)
+ *    344    1 vd_kdf_log2n    scrypt: log2 N (10..20); else 0
+ *    345    1 vd_kdf_r        scrypt: r (1..32); else 0
+ *    346    1 vd_kdf_p        scrypt: p (1..16); else 0
+ *    347    1 vd_reserved1    zero
+ *    348   16 vd_kdf_salt     random, new at every (re)wrap
+ *    364   16 vd_key_check    HMAC-SHA256(data key, "hyperfile key
+ *                             check"), first 16 bytes: a clone and its
+ *                             parent must show the same
+ *    380   12 vd_wrap_nonce   random, new at every (re)wrap
+ *    392   32 vd_wrap_key     the data key, AES-256-GCM under the KEK;
+ *                             additional data: "HFVW1", then bytes
+ *                             12..327 and 336..379 (every field but
+ *                             magic, version, size, flags, vd_flat_seq,
+ *                             the wrap and the CRC: flatten rewrites
+ *                             flags and vd_flat_seq)
+ *    424   16 vd_wrap_tag     its tag
+ *    440   68 vd_reserved     zero
  *    508    4 vd_crc          CRC32C of bytes 0..507
+ *
+ * Version 1 descriptors have zeros at 336..507 (no encryption); a
+ * volume created with a key is written as version 2, which readers
+ * before encryption refuse instead of misreading its sealed objects.
+ * The descriptor is the one object stored in the clear (it holds the
+ * wrapped key); `hyperfile rekey` replaces it (340..439 change) with an
+ * unconditional PUT, as flatten does (flags, vd_flat_seq).
+ *
+ * Sealed object (every object but "volume" of an encrypted volume):
+ * the plaintext cut in chunks of HF_CRYPT_CHUNK (4096) bytes, the last
+ * 0..4096 bytes (an empty object is one empty chunk), each stored as
+ *   nonce (12) || AES-256-GCM ciphertext || tag (16)
+ * so plaintext chunk i starts at stored offset i * 4124.  Keys: HKDF-
+ * SHA256 (ikm data key, salt vd_uuid, info "hyperfile object v1" NUL
+ * NAME) gives 32 bytes of encryption key and 32 of nonce key for the
+ * object; NAME is the key below the volume's prefix ("seg/...").
+ * Additional data of chunk i: "HFO1" || vd_uuid || le64 i || u8 last.
+ * Nonce: HMAC-SHA256 (nonce key, le64 i || u8 last || plaintext), first
+ * 12 bytes (lib/crypt.h; the nonce argument is in hyperfile-format(5)).
  */
 struct hf_disk_volume {
   uint32_t vd_magic;
@@ -182,11 +225,23 @@ struct hf_disk_volume {
   uint8_t vd_parent_uuid[HF_UUID_SIZE];
   char vd_parent_url[256];
   uint64_t vd_flat_seq;
-  uint8_t vd_reserved[172];
+  uint32_t vd_cipher;
+  uint32_t vd_kdf;
+  uint8_t vd_kdf_log2n;
+  uint8_t vd_kdf_r;
+  uint8_t vd_kdf_p;
+  uint8_t vd_reserved1;
+  uint8_t vd_kdf_salt[16];
+  uint8_t vd_key_check[16];
+  uint8_t vd_wrap_nonce[12];
+  uint8_t vd_wrap_key[32];
+  uint8_t vd_wrap_tag[16];
+  uint8_t vd_reserved[68];
   uint32_t vd_crc;
 } __attribute__ ((packed));
 #define HF_VD_MAGIC 0x44564648u /* "HFVD" */
 #define HF_VD_VERSION 1
+#define HF_VD_VERSION_CRYPT 2   /* written only for encrypted volumes */
 #define HF_VD_SIZE 512
 #define HF_VD_CLONE 0x1
 /* A flattened clone (hyperfile flatten): no point at or after
@@ -197,7 +252,13 @@ struct hf_disk_volume {
  * another volume is at its URL) the lineage ends at the clone, and a
  * seq <= vd_parent_seq names a segment that no longer exists. */
 #define HF_VD_FLATTENED 0x2
+#define HF_VD_ENCRYPTED 0x4
+#define HF_VD_CIPHER_AES256GCM 1
+#define HF_VD_KDF_KEYFILE 1
+#define HF_VD_KDF_SCRYPT 2
 _Static_assert (sizeof (struct hf_disk_volume) == HF_VD_SIZE, "vd size");
+_Static_assert (__builtin_offsetof (struct hf_disk_volume, vd_wrap_nonce)
+                == 380, "vd wrap nonce");
 
 /* ---- B+tree node pointer (16 bytes), used in headers and branches ----
  *

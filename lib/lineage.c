@@ -37,6 +37,21 @@ hf_vdesc_encode (const struct hf_vdesc *d, uint8_t o[HF_VD_SIZE])
     if (d->flags & HF_VD_FLATTENED)
       hf_put_le64 (o + VD (vd_flat_seq), d->flat_seq);
   }
+  if (d->flags & HF_VD_ENCRYPTED) {
+    const struct hf_crypt_desc *c = &d->crypt;
+
+    hf_put_le16 (o + VD (vd_version), HF_VD_VERSION_CRYPT);
+    hf_put_le32 (o + VD (vd_cipher), c->cipher);
+    hf_put_le32 (o + VD (vd_kdf), c->kdf);
+    o[VD (vd_kdf_log2n)] = c->kdf_log2n;
+    o[VD (vd_kdf_r)] = c->kdf_r;
+    o[VD (vd_kdf_p)] = c->kdf_p;
+    memcpy (o + VD (vd_kdf_salt), c->kdf_salt, 16);
+    memcpy (o + VD (vd_key_check), c->key_check, 16);
+    memcpy (o + VD (vd_wrap_nonce), c->wrap_nonce, HF_CRYPT_NONCE);
+    memcpy (o + VD (vd_wrap_key), c->wrap_key, HF_CRYPT_KEY_SIZE);
+    memcpy (o + VD (vd_wrap_tag), c->wrap_tag, HF_CRYPT_TAG);
+  }
   hf_put_le32 (o + VD (vd_crc), hf_crc32c (0, o, VD (vd_crc)));
 }
 
@@ -51,7 +66,8 @@ hf_vdesc_decode (const void *buf, size_t len, struct hf_vdesc *d,
     *bad_off = 0;
     return EBADMSG;
   }
-  if (hf_le16 (o + VD (vd_version)) != HF_VD_VERSION ||
+  if ((hf_le16 (o + VD (vd_version)) != HF_VD_VERSION &&
+       hf_le16 (o + VD (vd_version)) != HF_VD_VERSION_CRYPT) ||
       hf_le16 (o + VD (vd_hdr_size)) != HF_VD_SIZE) {
     *bad_off = VD (vd_version);
     return EBADMSG;
@@ -74,6 +90,35 @@ hf_vdesc_decode (const void *buf, size_t len, struct hf_vdesc *d,
   if (d->size == 0 || d->size > HF_MAX_VOLUME_SIZE) {
     *bad_off = VD (vd_size);
     return EBADMSG;
+  }
+  /* Version 2 exactly for an encrypted volume (a reader that ignored
+   * the flag would take sealed objects for damage, or worse). */
+  if ((hf_le16 (o + VD (vd_version)) == HF_VD_VERSION_CRYPT) !=
+      ((d->flags & HF_VD_ENCRYPTED) != 0)) {
+    *bad_off = VD (vd_flags);
+    return EBADMSG;
+  }
+  if (d->flags & HF_VD_ENCRYPTED) {
+    struct hf_crypt_desc *c = &d->crypt;
+
+    c->cipher = hf_le32 (o + VD (vd_cipher));
+    c->kdf = hf_le32 (o + VD (vd_kdf));
+    c->kdf_log2n = o[VD (vd_kdf_log2n)];
+    c->kdf_r = o[VD (vd_kdf_r)];
+    c->kdf_p = o[VD (vd_kdf_p)];
+    memcpy (c->kdf_salt, o + VD (vd_kdf_salt), 16);
+    memcpy (c->key_check, o + VD (vd_key_check), 16);
+    memcpy (c->wrap_nonce, o + VD (vd_wrap_nonce), HF_CRYPT_NONCE);
+    memcpy (c->wrap_key, o + VD (vd_wrap_key), HF_CRYPT_KEY_SIZE);
+    memcpy (c->wrap_tag, o + VD (vd_wrap_tag), HF_CRYPT_TAG);
+    if (c->cipher != HF_VD_CIPHER_AES256GCM) {
+      *bad_off = VD (vd_cipher);
+      return EBADMSG;
+    }
+    if (c->kdf != HF_VD_KDF_KEYFILE && c->kdf != HF_VD_KDF_SCRYPT) {
+      *bad_off = VD (vd_kdf);
+      return EBADMSG;
+    }
   }
   if (d->flags & HF_VD_CLONE) {
     const unsigned char *u;
@@ -213,6 +258,38 @@ hf_lineage_parent_present (const struct hf_lineage_level *c,
   return present;
 }
 
+/* A clone shares its parent's data key: wrap an encrypted parent's
+ * store in a crypt store with the key the volume (level 0) was opened
+ * with, after checking that the parent shows the same key check. */
+static int
+hf_lineage_crypt_parent (struct hf_lineage *l, struct hf_lineage_level *p)
+{
+  uint8_t dkey[HF_CRYPT_KEY_SIZE], check[16];
+  struct hf_objstore *w;
+  bool have = hf_objstore_crypt_key (l->lv[0].store, dkey);
+  int r;
+
+  if (!(p->d.flags & HF_VD_ENCRYPTED))
+    return 0;                   /* a plain parent reads as it is */
+  if (!have) {
+    hf_error ("volume: the parent %s of a clone is encrypted, but the "
+              "clone was opened without its key", p->url);
+    return ENOKEY;
+  }
+  r = hf_crypt_key_check (dkey, check);
+  if (r == 0 && memcmp (check, p->d.crypt.key_check, sizeof check) != 0) {
+    hf_error ("volume: the parent %s of a clone has another data key "
+              "than the clone", p->url);
+    r = EKEYREJECTED;
+  }
+  if (r == 0)
+    r = hf_objstore_crypt_open (p->store, p->prefix, p->d.uuid, dkey, &w);
+  memset (dkey, 0, sizeof dkey);
+  if (r == 0)
+    p->store = w;
+  return r;
+}
+
 int
 hf_lineage_open (struct hf_objstore *s, const char *prefix,
                  const struct hf_s3_config *cfg, struct hf_lineage **out)
@@ -293,6 +370,8 @@ hf_lineage_open (struct hf_objstore *s, const char *prefix,
       r = EBADMSG;
       break;
     }
+    if ((r = hf_lineage_crypt_parent (l, p)) != 0)
+      break;
     if (p->d.block_size != c->d.block_size ||
         ((p->d.flags & HF_VD_CLONE) && p->d.parent_seq > c->floor)) {
       hf_error ("volume: the parent at %s has another block size or a "

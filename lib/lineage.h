@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "crypt.h"
 #include "format.h"
 #include "objstore.h"
 
@@ -42,6 +43,7 @@ struct hf_vdesc {
   uint8_t parent_uuid[HF_UUID_SIZE];
   char parent_url[257];
   uint64_t flat_seq;            /* HF_VD_FLATTENED: the head then */
+  struct hf_crypt_desc crypt;   /* with HF_VD_ENCRYPTED; else zero */
 };
 
 struct hf_lineage_level {

@@ -163,6 +163,9 @@ hf_objstore_get_stats (struct hf_objstore *s, struct hf_objstore_stats *out)
 {
   int i;
 
+  while (s->ops->stats_store)
+    s = s->ops->stats_store (s);
+
   for (i = 0; i < HF_OP__MAX; i++) {
     out->requests[i] = __atomic_load_n (&s->stats.requests[i],
                                         __ATOMIC_RELAXED);
@@ -224,6 +227,8 @@ hf_objstore_errkind_name (enum hf_objstore_errkind k)
 void
 hf_objstore_count_retry (struct hf_objstore *s)
 {
+  while (s->ops->stats_store)
+    s = s->ops->stats_store (s);
   __atomic_add_fetch (&s->stats.retries, 1, __ATOMIC_RELAXED);
 }
 

@@ -9,6 +9,8 @@
  *   dir    (objstore-dir.c)   a local directory; the embedded default
  *   s3     (objstore-s3.c)    AWS S3 and S3-compatible servers
  *   fault  (objstore-fault.c) wraps another store and injects failures
+ *   crypt  (objstore-crypt.c) wraps a volume's store and encrypts it
+ *                             (crypt.h: constructor and key handling)
  *
  * Keys are byte strings without NUL, at most HF_OBJSTORE_KEY_MAX bytes,
  * relative to the store's root (the bucket for s3, the directory for dir).
@@ -133,6 +135,9 @@ struct hf_objstore_ops {
    * http://127.0.0.1:9000", "dir:/var/lib/hf".  Never contains secrets. */
   const char *(*describe) (struct hf_objstore *s);
   void (*close) (struct hf_objstore *s);
+  /* Optional (NULL: this store): the store whose counters stand for
+   * this one's, for a wrapper that makes no request of its own. */
+  struct hf_objstore *(*stats_store) (struct hf_objstore *s);
 };
 
 /* The handle.  Stores allocate it (embedding or pointing to their private

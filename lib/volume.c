@@ -21,6 +21,7 @@
 
 #include "clock.h"
 #include "crc32c.h"
+#include "crypt.h"
 #include "log.h"
 #include "volume-int.h"
 
@@ -78,9 +79,18 @@ int
 hf_volume_create (struct hf_objstore *store, const char *prefix,
                   uint64_t size, uint32_t block_size)
 {
+  return hf_volume_create_key (store, prefix, size, block_size, NULL);
+}
+
+int
+hf_volume_create_key (struct hf_objstore *store, const char *prefix,
+                      uint64_t size, uint32_t block_size,
+                      const struct hf_user_key *uk)
+{
   char key[HF_OBJSTORE_KEY_MAX + 1];
   uint8_t o[HF_VD_SIZE];
-  uint8_t uuid[HF_UUID_SIZE];
+  uint8_t dkey[HF_CRYPT_KEY_SIZE];
+  struct hf_vdesc d;
   int r;
 
   if (block_size == 0)
@@ -95,17 +105,24 @@ hf_volume_create (struct hf_objstore *store, const char *prefix,
     return EINVAL;
   }
   size = (size + block_size - 1) / block_size * block_size;
-  if (getrandom (uuid, sizeof uuid, 0) != (ssize_t) sizeof uuid)
+  memset (&d, 0, sizeof d);
+  if (getrandom (d.uuid, sizeof d.uuid, 0) != (ssize_t) sizeof d.uuid)
     return errno ? errno : EIO;
-  memset (o, 0, sizeof o);
-  hf_put_le32 (o + VD (vd_magic), HF_VD_MAGIC);
-  hf_put_le16 (o + VD (vd_version), HF_VD_VERSION);
-  hf_put_le16 (o + VD (vd_hdr_size), HF_VD_SIZE);
-  hf_put_le32 (o + VD (vd_block_size), block_size);
-  memcpy (o + VD (vd_uuid), uuid, HF_UUID_SIZE);
-  hf_put_le64 (o + VD (vd_size), size);
-  hf_put_le64 (o + VD (vd_created_ns), hf_clock_wall_ns ());
-  hf_put_le32 (o + VD (vd_crc), hf_crc32c (0, o, VD (vd_crc)));
+  d.block_size = block_size;
+  d.size = size;
+  d.created_ns = hf_clock_wall_ns ();
+  if (uk) {
+    r = hf_crypt_new_data_key (dkey);
+    if (r == 0)
+      r = hf_crypt_desc_seal (&d, uk, dkey);
+    memset (dkey, 0, sizeof dkey);
+    if (r) {
+      hf_error ("volume: %s: wrapping a new data key: %s",
+                hf_objstore_describe (store), strerror (r));
+      return r;
+    }
+  }
+  hf_vdesc_encode (&d, o);
   snprintf (key, sizeof key, "%svolume", prefix);
   r = hf_objstore_put (store, key, o, sizeof o, HF_PUT_IF_NONE_MATCH);
   if (r == EEXIST)

@@ -111,6 +111,14 @@ struct hf_volume_options {
  * volume descriptor.  EEXIST if a volume is already there. */
 extern int hf_volume_create (struct hf_objstore *store, const char *prefix,
                              uint64_t size, uint32_t block_size);
+/* The same, encrypted with the user's key uk (borrowed; NULL: not
+ * encrypted): a new random data key is wrapped into the descriptor
+ * (crypt.h).  Open it on a store passed through hf_crypt_attach. */
+struct hf_user_key;
+extern int hf_volume_create_key (struct hf_objstore *store,
+                                 const char *prefix, uint64_t size,
+                                 uint32_t block_size,
+                                 const struct hf_user_key *uk);
 
 /* Open the volume under prefix.  opts NULL = defaults (writable).  A
  * writable open takes the writer lease (EBUSY if another live writer

@@ -1,0 +1,566 @@
+/* Unit tests for lib/crypt (primitives) and lib/objstore-crypt (the
+ * encrypting store and the volume key): round trips at every chunk
+ * boundary, determinism of the synthetic nonce, that every stored byte
+ * is authenticated, binding to index, last flag, name and volume, key
+ * wrapping with key files and passphrases, wrong keys, rekey, and an
+ * encrypted volume end to end over the directory store with no
+ * plaintext in it. */
+#include <config.h>
+
+#undef NDEBUG
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypt.h"
+#include "lineage.h"
+#include "objstore.h"
+#include "test-util.h"
+#include "volume.h"
+
+static const uint8_t uuid_a[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+  13, 14, 15, 16 };
+static const uint8_t uuid_b[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+  13, 14, 15, 17 };
+static uint8_t dkey[32];
+
+static void
+fill (uint8_t *p, size_t n)
+{
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    p[i] = (uint8_t) rnd ();
+}
+
+static void
+objkey (const uint8_t *uuid, const char *name, struct hf_crypt_objkey *k)
+{
+  ck_assert_int_eq (hf_crypt_obj_key (dkey, uuid, name, k), 0);
+}
+
+START_TEST (test_sizes_roundtrip)
+{
+  static const size_t lens[] = { 0, 1, 100, 4095, 4096, 4097, 8192,
+    3 * 4096 + 5, 64 * 1024 };
+  struct hf_crypt_objkey k;
+  size_t i;
+
+  objkey (uuid_a, "seg/fffffffffffffffe", &k);
+  for (i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+    size_t len = lens[i], got = 0;
+    uint64_t slen = hf_crypt_stored_size (len), back = 0, bad = 0;
+    uint8_t *pt = malloc (len + 1), *st = malloc (slen), *out =
+      malloc (len + HF_CRYPT_CHUNK);
+
+    fill (pt, len);
+    ck_assert (hf_crypt_plain_size (slen, &back));
+    ck_assert_uint_eq (back, len);
+    ck_assert_int_eq (hf_crypt_seal (&k, uuid_a, pt, len, st), 0);
+    ck_assert_int_eq (hf_crypt_open (&k, uuid_a, st, slen, out, &got, &bad),
+                      0);
+    ck_assert_uint_eq (got, len);
+    ck_assert (len == 0 || memcmp (pt, out, len) == 0);
+    /* The plaintext does not appear in the stored bytes. */
+    ck_assert (len < 16 || memmem (st, slen, pt, 16) == NULL);
+    free (pt);
+    free (st);
+    free (out);
+  }
+  /* A tail shorter than a chunk's overhead is not a chunk. */
+  {
+    uint64_t l;
+
+    ck_assert (!hf_crypt_plain_size (HF_CRYPT_SCHUNK + 27, &l));
+    ck_assert_uint_eq (l, HF_CRYPT_CHUNK);
+    ck_assert (!hf_crypt_plain_size (0, &l));
+  }
+}
+END_TEST
+
+START_TEST (test_deterministic_nonce)
+{
+  struct hf_crypt_objkey k;
+  uint8_t pt[4096], a[HF_CRYPT_SCHUNK], b[HF_CRYPT_SCHUNK];
+
+  objkey (uuid_a, "seg/x", &k);
+  fill (pt, sizeof pt);
+  ck_assert_int_eq (hf_crypt_seal_chunk (&k, uuid_a, 3, false, pt, 4096, a),
+                    0);
+  ck_assert_int_eq (hf_crypt_seal_chunk (&k, uuid_a, 3, false, pt, 4096, b),
+                    0);
+  /* Same plaintext at the same place: the same bytes (a retried PUT). */
+  ck_assert (memcmp (a, b, sizeof a) == 0);
+  /* One bit of plaintext changed: another nonce. */
+  pt[4095] ^= 1;
+  ck_assert_int_eq (hf_crypt_seal_chunk (&k, uuid_a, 3, false, pt, 4096, b),
+                    0);
+  ck_assert (memcmp (a, b, HF_CRYPT_NONCE) != 0);
+  /* Same plaintext, another index: another nonce. */
+  pt[4095] ^= 1;
+  ck_assert_int_eq (hf_crypt_seal_chunk (&k, uuid_a, 4, false, pt, 4096, b),
+                    0);
+  ck_assert (memcmp (a, b, HF_CRYPT_NONCE) != 0);
+}
+END_TEST
+
+START_TEST (test_every_byte_authenticated)
+{
+  struct hf_crypt_objkey k, k2;
+  size_t len = 2 * 4096 + 300, got, i;
+  uint64_t slen = hf_crypt_stored_size (len), bad;
+  uint8_t pt[2 * 4096 + 300], st[3 * HF_CRYPT_SCHUNK], out[3 * 4096];
+
+  objkey (uuid_a, "seg/x", &k);
+  fill (pt, len);
+  ck_assert_int_eq (hf_crypt_seal (&k, uuid_a, pt, len, st), 0);
+  for (i = 0; i < slen; i++) {
+    st[i] ^= 0x10;
+    bad = UINT64_MAX;
+    ck_assert_int_eq (hf_crypt_open (&k, uuid_a, st, slen, out, &got, &bad),
+                      EBADMSG);
+    ck_assert_uint_eq (bad, i / HF_CRYPT_SCHUNK * HF_CRYPT_SCHUNK);
+    st[i] ^= 0x10;
+  }
+  /* Another volume, another object name: nothing verifies. */
+  ck_assert_int_eq (hf_crypt_open (&k, uuid_b, st, slen, out, &got, &bad),
+                    EBADMSG);
+  objkey (uuid_a, "seg/y", &k2);
+  ck_assert_int_eq (hf_crypt_open (&k2, uuid_a, st, slen, out, &got, &bad),
+                    EBADMSG);
+  /* Cut at a chunk boundary: the new last chunk was not sealed as last. */
+  ck_assert_int_eq (hf_crypt_open (&k, uuid_a, st, 2 * HF_CRYPT_SCHUNK, out,
+                                   &got, &bad), EBADMSG);
+  /* Chunks swapped. */
+  {
+    uint8_t tmp[HF_CRYPT_SCHUNK];
+
+    memcpy (tmp, st, HF_CRYPT_SCHUNK);
+    memcpy (st, st + HF_CRYPT_SCHUNK, HF_CRYPT_SCHUNK);
+    memcpy (st + HF_CRYPT_SCHUNK, tmp, HF_CRYPT_SCHUNK);
+    ck_assert_int_eq (hf_crypt_open (&k, uuid_a, st, slen, out, &got, &bad),
+                      EBADMSG);
+    ck_assert_uint_eq (bad, 0);
+  }
+}
+END_TEST
+
+static char *
+write_key_file (const char *dir, const char *name, const char *text,
+                mode_t mode)
+{
+  char *p;
+
+  ck_assert_int_ne (asprintf (&p, "%s/%s", dir, name), -1);
+  write_text (p, text);
+  ck_assert_int_eq (chmod (p, mode), 0);
+  return p;
+}
+
+#define HEXKEY1 \
+  "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
+#define HEXKEY2 \
+  "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+START_TEST (test_key_files)
+{
+  char *dir = make_tmpdir ();
+  char *good = write_key_file (dir, "k1", HEXKEY1, 0600);
+  char *open_to_all = write_key_file (dir, "k2", HEXKEY1, 0644);
+  char *short_key = write_key_file (dir, "k3", "00112233", 0600);
+  struct hf_user_key uk;
+
+  ck_assert_int_eq (hf_crypt_key_file (good, &uk), 0);
+  ck_assert_uint_eq (uk.len, 32);
+  ck_assert_uint_eq (uk.secret[1], 1);
+  ck_assert_uint_eq (uk.secret[31], 0x1f);
+  hf_user_key_clear (&uk);
+  last_error[0] = '\0';
+  ck_assert_int_eq (hf_crypt_key_file (open_to_all, &uk), EPERM);
+  ck_assert (strstr (last_error, "chmod 600") != NULL);
+  ck_assert_int_eq (hf_crypt_key_file (short_key, &uk), EINVAL);
+  ck_assert_int_eq (hf_crypt_passphrase ("", &uk), EINVAL);
+  free (good);
+  free (open_to_all);
+  free (short_key);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* Wrap and unwrap through a descriptor, as create and open do. */
+START_TEST (test_wrap)
+{
+  char *dir = make_tmpdir ();
+  char *k1 = write_key_file (dir, "k1", HEXKEY1, 0600);
+  char *k2 = write_key_file (dir, "k2", HEXKEY2, 0600);
+  struct hf_user_key u1, u2, p1, p2;
+  struct hf_vdesc d, e;
+  uint8_t o[HF_VD_SIZE];
+  size_t bad;
+
+  ck_assert_int_eq (hf_crypt_key_file (k1, &u1), 0);
+  ck_assert_int_eq (hf_crypt_key_file (k2, &u2), 0);
+  ck_assert_int_eq (hf_crypt_passphrase ("correct horse", &p1), 0);
+  ck_assert_int_eq (hf_crypt_passphrase ("correct horsf", &p2), 0);
+  memset (&d, 0, sizeof d);
+  memcpy (d.uuid, uuid_a, 16);
+  d.block_size = 4096;
+  d.size = 1 << 20;
+  ck_assert_int_eq (hf_crypt_desc_seal (&d, &u1, dkey), 0);
+  hf_vdesc_encode (&d, o);
+  ck_assert_uint_eq (hf_le16 (o + 4), HF_VD_VERSION_CRYPT);
+  ck_assert_int_eq (hf_vdesc_decode (o, sizeof o, &e, &bad), 0);
+  ck_assert (e.flags & HF_VD_ENCRYPTED);
+  ck_assert (memcmp (&e.crypt, &d.crypt, sizeof e.crypt) == 0);
+  /* The data key never appears in the descriptor. */
+  ck_assert (memmem (o, sizeof o, dkey, 16) == NULL);
+
+  {
+    char sdir[4096];
+    struct hf_objstore *s, *w;
+
+    snprintf (sdir, sizeof sdir, "%s/store", dir);
+    ck_assert_int_eq (hf_objstore_dir_open (sdir, true, &s), 0);
+    ck_assert_int_eq (hf_objstore_put (s, "v/volume", o, sizeof o, 0), 0);
+    w = s;
+    last_error[0] = '\0';
+    ck_assert_int_eq (hf_crypt_attach (&w, "v/", NULL), ENOKEY);
+    ck_assert (strstr (last_error, "is encrypted") != NULL);
+    ck_assert_int_eq (hf_crypt_attach (&w, "v/", &u2), EKEYREJECTED);
+    ck_assert (strstr (last_error, "wrong key for volume") != NULL);
+    ck_assert_int_eq (hf_crypt_attach (&w, "v/", &p1), EINVAL);
+    ck_assert (w == s);
+    /* Changing any authenticated byte of the descriptor (here the
+     * size; the CRC fixed up) makes the key fail to unwrap. */
+    {
+      struct hf_vdesc f = d;
+
+      f.size += 4096;
+      hf_vdesc_encode (&f, o);
+      ck_assert_int_eq (hf_objstore_put (s, "v/volume", o, sizeof o, 0), 0);
+      ck_assert_int_eq (hf_crypt_attach (&w, "v/", &u1), EKEYREJECTED);
+      hf_vdesc_encode (&d, o);
+      ck_assert_int_eq (hf_objstore_put (s, "v/volume", o, sizeof o, 0), 0);
+    }
+    ck_assert_int_eq (hf_crypt_attach (&w, "v/", &u1), 0);
+    ck_assert (w != s);
+    {
+      uint8_t got[32];
+
+      ck_assert (hf_objstore_crypt_key (w, got));
+      ck_assert (memcmp (got, dkey, 32) == 0);
+    }
+    /* Rekey to a passphrase: the old key is refused, the new one gives
+     * the same data key. */
+    setenv ("HF_CRYPT_SCRYPT_LOG2N", "10", 1);
+    ck_assert_int_eq (hf_crypt_rekey (s, "v/", &u2, &p1), EKEYREJECTED);
+    ck_assert_int_eq (hf_crypt_rekey (s, "v/", &u1, &p1), 0);
+    hf_objstore_close (w);      /* closes s too */
+    ck_assert_int_eq (hf_objstore_dir_open (sdir, false, &s), 0);
+    w = s;
+    ck_assert_int_eq (hf_crypt_attach (&w, "v/", &u1), EINVAL);
+    ck_assert_int_eq (hf_crypt_attach (&w, "v/", &p2), EKEYREJECTED);
+    ck_assert_int_eq (hf_crypt_attach (&w, "v/", &p1), 0);
+    {
+      uint8_t got[32];
+
+      ck_assert (hf_objstore_crypt_key (w, got));
+      ck_assert (memcmp (got, dkey, 32) == 0);
+    }
+    hf_objstore_close (w);
+  }
+  hf_user_key_clear (&u1);
+  hf_user_key_clear (&u2);
+  hf_user_key_clear (&p1);
+  hf_user_key_clear (&p2);
+  free (k1);
+  free (k2);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* Does any regular file under dir contain marker? */
+static int
+tree_contains (const char *dir, const char *marker)
+{
+  DIR *d = opendir (dir);
+  struct dirent *e;
+  int found = 0;
+
+  ck_assert_ptr_nonnull (d);
+  while (!found && (e = readdir (d)) != NULL) {
+    char p[4096];
+    struct stat st;
+
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf (p, sizeof p, "%s/%s", dir, e->d_name);
+    ck_assert_int_eq (lstat (p, &st), 0);
+    if (S_ISDIR (st.st_mode))
+      found = tree_contains (p, marker);
+    else if (S_ISREG (st.st_mode)) {
+      FILE *f = fopen (p, "r");
+      char *buf = malloc (st.st_size + 1);
+      size_t n = fread (buf, 1, st.st_size, f);
+
+      fclose (f);
+      found = memmem (buf, n, marker, strlen (marker)) != NULL;
+      free (buf);
+    }
+  }
+  closedir (d);
+  return found;
+}
+
+/* The store wrapper on its own: ranges, sizes, lists, damage. */
+START_TEST (test_store)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s, *w;
+  struct hf_objstore_info oi;
+  struct hf_objstore_stats st;
+  uint8_t obj[10000], buf[10000];
+  void *all;
+  size_t got, len;
+  char path[4096];
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_objstore_crypt_open (s, "p/", uuid_a, dkey, &w), 0);
+  fill (obj, sizeof obj);
+  memcpy (obj + 5000, "PLAINTEXT-MARKER", 16);
+  ck_assert_int_eq (hf_objstore_put (w, "p/seg/a", obj, sizeof obj,
+                                     HF_PUT_IF_NONE_MATCH), 0);
+  /* The same bytes again find their own object (deterministic). */
+  ck_assert_int_eq (hf_objstore_put (w, "p/seg/a", obj, sizeof obj,
+                                     HF_PUT_IF_NONE_MATCH), EEXIST);
+  ck_assert (!tree_contains (dir, "PLAINTEXT-MARKER"));
+  ck_assert_int_eq (hf_objstore_head (w, "p/seg/a", &oi), 0);
+  ck_assert_uint_eq (oi.size, sizeof obj);
+  /* Ranges across chunk boundaries and past the end. */
+  {
+    static const struct { uint64_t off; size_t len; } rg[] = {
+      { 0, 256 }, { 4000, 200 }, { 4096, 4096 }, { 8000, 2000 },
+      { 9990, 100 }, { 10000, 10 }, { 20000, 10 },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof rg / sizeof rg[0]; i++) {
+      size_t want = rg[i].off >= sizeof obj ? 0
+        : sizeof obj - rg[i].off < rg[i].len ? sizeof obj - rg[i].off
+        : rg[i].len;
+
+      ck_assert_int_eq (hf_objstore_get (w, "p/seg/a", rg[i].off, rg[i].len,
+                                         buf, &got), 0);
+      ck_assert_uint_eq (got, want);
+      ck_assert (memcmp (buf, obj + (want ? rg[i].off : 0), want) == 0);
+    }
+  }
+  ck_assert_int_eq (hf_objstore_get_all (w, "p/seg/a", 1 << 20, &all, &len),
+                    0);
+  ck_assert_uint_eq (len, sizeof obj);
+  ck_assert (memcmp (all, obj, len) == 0);
+  free (all);
+  /* Requests and bytes are the inner store's, in stored bytes. */
+  hf_objstore_get_stats (w, &st);
+  ck_assert_uint_ge (st.requests[HF_OP_PUT], 2);
+  ck_assert_uint_ge (st.bytes_out, hf_crypt_stored_size (sizeof obj));
+
+  /* A copy under another name is refused. */
+  snprintf (path, sizeof path, "%s/p%%/seg%%/a", dir);
+  {
+    char p2[4096];
+    char cmd[9000];
+
+    snprintf (p2, sizeof p2, "%s/p%%/seg%%/b", dir);
+    snprintf (cmd, sizeof cmd, "cp '%s' '%s'", path, p2);
+    ck_assert_int_eq (system (cmd), 0);
+    last_error[0] = '\0';
+    ck_assert_int_eq (hf_objstore_get (w, "p/seg/b", 0, 100, buf, &got),
+                      EBADMSG);
+    ck_assert (strstr (last_error, "p/seg/b") != NULL);
+    ck_assert (strstr (last_error, "authentication failed") != NULL);
+  }
+  /* A flipped byte in the middle chunk: that chunk's reads fail, naming
+   * the object and the offset; the others still read. */
+  xor_byte (path, HF_CRYPT_SCHUNK + 100, 0x01);
+  last_error[0] = '\0';
+  ck_assert_int_eq (hf_objstore_get (w, "p/seg/a", 4096, 10, buf, &got),
+                    EBADMSG);
+  ck_assert (strstr (last_error, "p/seg/a") != NULL);
+  ck_assert (strstr (last_error, "offset 4124") != NULL);
+  ck_assert_int_eq (hf_objstore_get (w, "p/seg/a", 0, 10, buf, &got), 0);
+  ck_assert_int_eq (hf_objstore_get_all (w, "p/seg/a", 1 << 20, &all, &len),
+                    EBADMSG);
+  /* The descriptor passes through in the clear. */
+  ck_assert_int_eq (hf_objstore_put (w, "p/volume", "clear", 5, 0), 0);
+  snprintf (path, sizeof path, "%s/p%%/volume", dir);
+  ck_assert (text_is (path, "clear"));
+  /* Keys outside the volume are refused. */
+  ck_assert_int_eq (hf_objstore_put (w, "q/seg/a", "x", 1, 0), EINVAL);
+  hf_objstore_close (w);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* An encrypted volume end to end: create, write a marker, reopen with
+ * the key and read it back; the store holds no plaintext. */
+START_TEST (test_volume)
+{
+  char *dir = make_tmpdir ();
+  char *kf = write_key_file (dir, "key", HEXKEY1, 0600);
+  char sdir[4096];
+  struct hf_user_key uk;
+  struct hf_objstore *s;
+  struct hf_volume *v;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .checkpoint_segments = 2 };
+  static uint8_t blk[64 * 1024], got[64 * 1024];
+  int i;
+
+  snprintf (sdir, sizeof sdir, "%s/store", dir);
+  ck_assert_int_eq (hf_crypt_key_file (kf, &uk), 0);
+  ck_assert_int_eq (hf_objstore_dir_open (sdir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create_key (s, "v/", 8 << 20, 4096, &uk), 0);
+  ck_assert_int_eq (hf_crypt_attach (&s, "v/", &uk), 0);
+  for (i = 0; i < (int) sizeof blk; i += 32)
+    memcpy (blk + i, "HF-SECRET-MARKER-0123456789abcde", 32);
+  ck_assert_int_eq (hf_volume_open (s, "v/", &o, &v), 0);
+  for (i = 0; i < 6; i++) {
+    ck_assert_int_eq (hf_volume_pwrite (v, blk, sizeof blk,
+                                        (uint64_t) i * 1048576, 0), 0);
+    ck_assert_int_eq (hf_volume_flush (v), 0);
+  }
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (s);
+  ck_assert (!tree_contains (sdir, "HF-SECRET-MARKER"));
+
+  ck_assert_int_eq (hf_objstore_dir_open (sdir, false, &s), 0);
+  ck_assert_int_eq (hf_crypt_attach (&s, "v/", &uk), 0);
+  o.readonly = true;
+  ck_assert_int_eq (hf_volume_open (s, "v/", &o, &v), 0);
+  for (i = 0; i < 6; i++) {
+    ck_assert_int_eq (hf_volume_pread (v, got, sizeof got,
+                                       (uint64_t) i * 1048576), 0);
+    ck_assert (memcmp (got, blk, sizeof blk) == 0);
+  }
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (s);
+
+  /* Without the crypt store the engine sees only damage: never the
+   * data. */
+  ck_assert_int_eq (hf_objstore_dir_open (sdir, false, &s), 0);
+  ck_assert_int_ne (hf_volume_open (s, "v/", &o, &v), 0);
+  hf_objstore_close (s);
+  hf_user_key_clear (&uk);
+  free (kf);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* A clone reads an encrypted parent only with the parent's data key:
+ * a parent showing another key check is refused, and so is a parent
+ * that is encrypted when the clone was opened without a key. */
+START_TEST (test_lineage_parent_key)
+{
+  char *dir = make_tmpdir ();
+  char *kf = write_key_file (dir, "key", HEXKEY1, 0600);
+  char pdir[4096], cdir[4096], url[4200];
+  struct hf_user_key uk;
+  struct hf_objstore *ps, *cs, *w;
+  struct hf_lineage *l = NULL;
+  struct hf_vdesc pd, cd;
+  uint8_t o[HF_VD_SIZE], other[32];
+  int i;
+
+  snprintf (pdir, sizeof pdir, "%s/parent", dir);
+  snprintf (cdir, sizeof cdir, "%s/clone", dir);
+  snprintf (url, sizeof url, "file://%s", pdir);
+  ck_assert_int_eq (hf_crypt_key_file (kf, &uk), 0);
+  for (i = 0; i < 32; i++)
+    other[i] = dkey[i] ^ 0x5a;
+  memset (&pd, 0, sizeof pd);
+  memcpy (pd.uuid, uuid_a, 16);
+  pd.block_size = 4096;
+  pd.size = 1 << 20;
+  ck_assert_int_eq (hf_crypt_desc_seal (&pd, &uk, dkey), 0);
+  hf_vdesc_encode (&pd, o);
+  ck_assert_int_eq (hf_objstore_dir_open (pdir, true, &ps), 0);
+  ck_assert_int_eq (hf_objstore_put (ps, "volume", o, sizeof o, 0), 0);
+  hf_objstore_close (ps);
+
+  memset (&cd, 0, sizeof cd);
+  memcpy (cd.uuid, uuid_b, 16);
+  cd.block_size = 4096;
+  cd.size = 1 << 20;
+  cd.flags = HF_VD_CLONE;
+  cd.parent_seq = 5;
+  memcpy (cd.parent_uuid, uuid_a, 16);
+  strcpy (cd.parent_url, url);
+  ck_assert_int_eq (hf_objstore_dir_open (cdir, true, &cs), 0);
+  /* The clone's own data key is another one: refused. */
+  ck_assert_int_eq (hf_crypt_desc_seal (&cd, &uk, other), 0);
+  hf_vdesc_encode (&cd, o);
+  ck_assert_int_eq (hf_objstore_put (cs, "volume", o, sizeof o, 0), 0);
+  w = cs;
+  ck_assert_int_eq (hf_crypt_attach (&w, "", &uk), 0);
+  last_error[0] = '\0';
+  ck_assert_int_eq (hf_lineage_open (w, "", NULL, &l), EKEYREJECTED);
+  ck_assert (strstr (last_error, "another data key") != NULL);
+  hf_objstore_close (w);
+  /* A plain clone descriptor naming an encrypted parent: ENOKEY. */
+  ck_assert_int_eq (hf_objstore_dir_open (cdir, false, &cs), 0);
+  cd.flags = HF_VD_CLONE;
+  memset (&cd.crypt, 0, sizeof cd.crypt);
+  hf_vdesc_encode (&cd, o);
+  ck_assert_int_eq (hf_objstore_put (cs, "volume", o, sizeof o, 0), 0);
+  ck_assert_int_eq (hf_lineage_open (cs, "", NULL, &l), ENOKEY);
+  /* The same data key: the parent's level is a crypt store. */
+  ck_assert_int_eq (hf_crypt_desc_seal (&cd, &uk, dkey), 0);
+  hf_vdesc_encode (&cd, o);
+  ck_assert_int_eq (hf_objstore_put (cs, "volume", o, sizeof o, 0), 0);
+  w = cs;
+  ck_assert_int_eq (hf_crypt_attach (&w, "", &uk), 0);
+  ck_assert_int_eq (hf_lineage_open (w, "", NULL, &l), 0);
+  ck_assert_uint_eq (l->n, 2);
+  {
+    uint8_t got[32];
+
+    ck_assert (hf_objstore_crypt_key (l->lv[1].store, got));
+    ck_assert (memcmp (got, dkey, 32) == 0);
+  }
+  hf_lineage_close (l);
+  hf_objstore_close (w);
+  hf_user_key_clear (&uk);
+  free (kf);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+int
+main (void)
+{
+  Suite *s = suite_create ("crypt");
+  TCase *tc = tcase_create ("core");
+
+  hf_log_set_sink (log_capture);
+  setenv ("HF_CRYPT_SCRYPT_LOG2N", "10", 1);
+  fill (dkey, sizeof dkey);
+  tcase_set_timeout (tc, 120);
+  tcase_add_test (tc, test_sizes_roundtrip);
+  tcase_add_test (tc, test_deterministic_nonce);
+  tcase_add_test (tc, test_every_byte_authenticated);
+  tcase_add_test (tc, test_key_files);
+  tcase_add_test (tc, test_wrap);
+  tcase_add_test (tc, test_store);
+  tcase_add_test (tc, test_volume);
+  tcase_add_test (tc, test_lineage_parent_key);
+  suite_add_tcase (s, tc);
+  return run_suite (s);
+}
