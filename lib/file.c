@@ -32,6 +32,7 @@
 #include "hyperfile.h"
 
 #include "cache.h"
+#include "crypt.h"
 #include "format.h"
 #include "gc.h"
 #include "history.h"
@@ -176,6 +177,13 @@ hf_file_open_store (const char *url, const struct hf_s3_config *c,
   if (r)
     return r;                   /* the store said why */
   if (strncmp (url, "s3://", 5) == 0 && (r = hf_objstore_s3_check (*s))) {
+    hf_objstore_close (*s);
+    free (*prefix);
+    return r;
+  }
+  /* hf_file_options has no key yet: an encrypted volume is ENOKEY with
+   * a line naming it, never read as damage. */
+  if ((r = hf_crypt_attach (s, *prefix, NULL)) != 0) {
     hf_objstore_close (*s);
     free (*prefix);
     return r;

@@ -158,6 +158,12 @@ hf_fsck_segment (struct hf_fsck *f, struct hf_fsck_seg *e)
                        : HF_SEG_MAX_OBJECT, &o, &len);
   if (r == ENOENT)
     return 0;                   /* deleted since the list (GC) */
+  if (r == EBADMSG) {
+    /* A store layer found it damaged (an encrypted volume's chunk that
+     * does not authenticate): damage to report, not a failure to run. */
+    hf_fsck_problem (f, key, 0, "%s", hf_log_last_error ());
+    return 0;
+  }
   if (r) {
     hf_error ("fsck: reading %s: %s", key, strerror (r));
     return r;

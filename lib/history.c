@@ -23,6 +23,7 @@
 
 #include "cleanup.h"
 #include "clock.h"
+#include "crypt.h"
 #include "history.h"
 #include "log.h"
 #include "segment.h"
@@ -1220,6 +1221,18 @@ hf_clone_create (struct hf_history *src, const char *src_url, uint64_t base,
                  struct hf_objstore *dst, const char *dst_prefix,
                  const char *dst_url, uint64_t *seq_out)
 {
+  return hf_clone_create_key (src, src_url, base, dst, dst_prefix, dst_url,
+                              NULL, seq_out);
+}
+
+int
+hf_clone_create_key (struct hf_history *src, const char *src_url,
+                     uint64_t base, struct hf_objstore *dst,
+                     const char *dst_prefix, const char *dst_url,
+                     const struct hf_user_key *uk, uint64_t *seq_out)
+{
+  uint8_t dkey[HF_CRYPT_KEY_SIZE];
+  bool encrypted = hf_objstore_crypt_key (src->store, dkey);
   const struct hf_vdesc *sd = &src->lin->lv[0].d;
   char key[HF_OBJSTORE_KEY_MAX + 1];
   struct hf_objstore_info oi;
@@ -1258,6 +1271,14 @@ hf_clone_create (struct hf_history *src, const char *src_url, uint64_t base,
   }
   if (r != ENOENT)
     return r;                   /* the store logged why */
+  /* A clone of an encrypted volume shares its data key (it reads the
+   * parent's segments), wrapped in its own descriptor with uk. */
+  if (encrypted && uk == NULL) {
+    hf_error ("clone: %s is encrypted: the clone needs a key to wrap its "
+              "data key with", src_url);
+    memset (dkey, 0, sizeof dkey);
+    return ENOKEY;
+  }
 
   if (getrandom (cr.clone_uuid, HF_UUID_SIZE, 0) != HF_UUID_SIZE)
     return EIO;
@@ -1277,6 +1298,15 @@ hf_clone_create (struct hf_history *src, const char *src_url, uint64_t base,
   d.parent_seq = base;
   memcpy (d.parent_uuid, sd->uuid, HF_UUID_SIZE);
   strcpy (d.parent_url, src_url);
+  if (encrypted) {
+    r = hf_crypt_desc_seal (&d, uk, dkey);
+    memset (dkey, 0, sizeof dkey);
+    if (r) {
+      hf_error ("clone: wrapping the data key: %s", strerror (r));
+      hf_clone_reg_delete (src->store, src->prefix, cr.clone_uuid);
+      return r;
+    }
+  }
   hf_vdesc_encode (&d, buf);
   r = hf_history_put (dst, key, buf, sizeof buf);
   if (r) {

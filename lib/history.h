@@ -191,5 +191,13 @@ extern int hf_clone_create (struct hf_history *src, const char *src_url,
                             uint64_t base, struct hf_objstore *dst,
                             const char *dst_prefix, const char *dst_url,
                             uint64_t *seq_out);
+/* The same; when src is encrypted (its store is a crypt store), the
+ * clone shares its data key, wrapped with uk (required: ENOKEY). */
+struct hf_user_key;
+extern int hf_clone_create_key (struct hf_history *src, const char *src_url,
+                                uint64_t base, struct hf_objstore *dst,
+                                const char *dst_prefix, const char *dst_url,
+                                const struct hf_user_key *uk,
+                                uint64_t *seq_out);
 
 #endif /* HF_HISTORY_H */

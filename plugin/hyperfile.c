@@ -43,6 +43,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "duration.h"
+#include "crypt.h"
 #include "gc.h"
 #include "history.h"
 #include "lease.h"
@@ -66,6 +67,10 @@ NBDKIT_DLL_PUBLIC int hyperfile_debug_gc = 0;
 static char *hf_url;
 static struct hf_s3_config hf_s3 = { .tls_verify = true };
 static char *hf_secret_key, *hf_session_token;  /* from password syntax */
+static const char *hf_key_file;       /* key-file=PATH */
+static char *hf_key_pass;             /* key=, from password syntax */
+static struct hf_user_key hf_ukey;    /* loaded in .config_complete */
+static bool hf_have_ukey;
 static int64_t hf_size = -1;
 static uint64_t hf_grow_to;             /* size= above the volume's size:
                                            grown to it in .after_fork */
@@ -171,6 +176,10 @@ hyperfile_unload (void)
   free (hf_secret_key);
   free (hf_session_token);
   free (hf_prefix);
+  if (hf_key_pass)
+    memset (hf_key_pass, 0, strlen (hf_key_pass));
+  free (hf_key_pass);
+  hf_user_key_clear (&hf_ukey);
 }
 
 /* Parse a duration (duration.h) into ms. */
@@ -269,6 +278,14 @@ hyperfile_set_secret_key (const char *key, const char *value)
     return -1;
   hf_s3.secret_key = hf_secret_key;
   return 0;
+}
+
+static int
+hyperfile_set_key (const char *key, const char *value)
+{
+  free (hf_key_pass);
+  hf_key_pass = NULL;
+  return nbdkit_read_password (value, &hf_key_pass);
 }
 
 static int
@@ -409,6 +426,10 @@ static const struct hyperfile_param hyperfile_params[] = {
         "create the volume this size if missing, or grow it"),
   P_FN ("block-size", hyperfile_set_block_size, "N",
         "block size of a new volume (default 4096)"),
+  P_STR ("key-file", &hf_key_file, "PATH",
+         "encryption key of the volume (32 bytes or 64 hex)"),
+  P_FN ("key", hyperfile_set_key, "PASSPHRASE",
+        "encryption passphrase (+FILE, -FD or -)"),
   P_DIR ("wal", &hf_wal_dir, "write-ahead log directory (default off)"),
   P_BYTES ("wal-size", &hf_opts.wal_max_bytes, MIB, 0, "at least 1M",
            "log space before writers wait (default 1G)"),
@@ -611,6 +632,24 @@ hyperfile_config_complete (void)
   if (hyperfile_debug_fault) hf_log_set_debug ("fault", true);
   if (hyperfile_debug_cache) hf_log_set_debug ("cache", true);
   if (hyperfile_debug_gc) hf_log_set_debug ("gc", true);
+  if (hf_key_file && hf_key_pass) {
+    nbdkit_error ("key-file= and key= are two ways to give one key: "
+                  "give one of them");
+    return -1;
+  }
+  if (hf_key_file || hf_key_pass) {
+    int r = hf_key_file ? hf_crypt_key_file (hf_key_file, &hf_ukey)
+      : hf_crypt_passphrase (hf_key_pass, &hf_ukey);
+
+    if (hf_key_pass) {
+      memset (hf_key_pass, 0, strlen (hf_key_pass));
+      free (hf_key_pass);
+      hf_key_pass = NULL;
+    }
+    if (r)
+      return -1;                /* logged what is wrong with it */
+    hf_have_ukey = true;
+  }
   if (hf_at)
     hf_opts.readonly = true;    /* at_seq is set in .get_ready */
   hf_opts.parent_cfg = &hf_s3;  /* a clone's parents: same endpoint */
@@ -943,6 +982,13 @@ hyperfile_get_ready (void)
     }
   }
 
+  /* An encrypted volume: everything but the descriptor goes through
+   * the crypt store, under the data key the user's key unwraps
+   * (refused here, before anything is written, without the right key). */
+  if (hf_crypt_attach (&hf_store, hf_prefix,
+                       hf_have_ukey ? &hf_ukey : NULL) != 0)
+    return -1;                  /* logged which volume and why */
+
   /* Look for the descriptor first, so a new volume is not an error. */
   {
     struct hf_objstore_info oi;
@@ -965,12 +1011,16 @@ hyperfile_get_ready (void)
       nbdkit_error ("%s: no volume there to open at=%s", hf_url, hf_at);
       return -1;
     }
-    r = hf_volume_create (hf_store, hf_prefix, hf_size, hf_block_size);
+    r = hf_volume_create_key (hf_store, hf_prefix, hf_size, hf_block_size,
+                              hf_have_ukey ? &hf_ukey : NULL);
     if (r && r != EEXIST) {
       nbdkit_error ("%s: could not create the volume: %s", hf_url,
                     strerror (r));
       return -1;
     }
+    if (hf_crypt_attach (&hf_store, hf_prefix,
+                         hf_have_ukey ? &hf_ukey : NULL) != 0)
+      return -1;
     nbdkit_debug ("created volume %s of %" PRIi64 " bytes", hf_url,
                   hf_size);
     r = hf_volume_open (hf_store, hf_prefix, &ro, &v);

@@ -17,6 +17,7 @@
  *   hyperfile [STORE OPTIONS] flatten CLONE-URL
  *   hyperfile [STORE OPTIONS] diff URL --from POINT [--to POINT]
  *   hyperfile [STORE OPTIONS] export URL FILE --from POINT [--at POINT]
+ *   hyperfile [STORE OPTIONS] rekey URL --new-key-file PATH|--new-key PASS
  *
  * Store options are the plugin's parameters spelled as long options
  * (--endpoint, --region, --access-key, --secret-key, --session-token,
@@ -54,6 +55,7 @@
 #include <json-c/json.h>
 
 #include "cleanup.h"
+#include "crypt.h"
 #include "fsck.h"
 #include "duration.h"
 #include "gc.h"
@@ -104,7 +106,13 @@ hf_tool_now (void)
 }
 
 /* Secrets read from +FILE / - are kept here to free at exit. */
-static char *hf_tool_secrets[3];
+static char *hf_tool_secrets[5];
+
+/* The volume key (--key-file, --key) and rekey's new one. */
+static const char *hf_tool_key_file, *hf_tool_key_pass;
+static const char *hf_tool_new_key_file, *hf_tool_new_key_pass;
+static struct hf_user_key hf_tool_ukey, hf_tool_new_ukey;
+static bool hf_tool_have_ukey;
 
 /* --json output is built with json-c, which quotes and escapes every
  * string (a URL or name may hold any byte but NUL), and printed as one
@@ -166,6 +174,7 @@ hf_tool_usage (FILE *fp)
 "  resize URL SIZE [--force] [--json]        grow (or with --force shrink)\n"
 "  children URL [--prune] [--json]           clones registered on the volume\n"
 "  flatten CLONE-URL [--json]                copy what a clone reads from its parent\n"
+"  rekey URL --new-key-file PATH|--new-key PASS  rewrap the data key\n"
 "  help [COMMAND]                            this, or one command's usage\n"
 "\n"
 "URL is s3://BUCKET[/PREFIX], file:///DIR or a directory path.\n"
@@ -190,6 +199,8 @@ hf_tool_usage (FILE *fp)
 "                        256 KiB/s (default 60s)\n"
 "  --request-retries N   retries of a failed S3 request (default 8)\n"
 "  --clone-parent-any    a directory volume may be a clone of one in S3\n"
+"  --key-file PATH       the volume's encryption key (32 bytes or 64 hex)\n"
+"  --key PASSPHRASE      or a passphrase: +FILE, or - to read it from stdin\n"
 "  -v, --verbose         debug messages (all areas)\n"
 "  --json                machine-readable output\n"
 "  -h, --help            this, or with a command its usage\n"
@@ -327,6 +338,14 @@ hf_tool_open_store (const char *url, bool create, struct hf_objstore **s,
     free (*prefix);
     return r;
   }
+  /* An encrypted volume is read and written through its crypt store;
+   * without the right key nothing goes further (crypt.h). */
+  if ((r = hf_crypt_attach (s, *prefix, hf_tool_have_ukey ? &hf_tool_ukey
+                            : NULL)) != 0) {
+    hf_objstore_close (*s);
+    free (*prefix);
+    return r;
+  }
   return 0;
 }
 
@@ -375,7 +394,8 @@ hf_tool_create (const char *url)
   }
   if ((r = hf_tool_open_store (url, true, &s, &prefix)) != 0)
     return EXIT_FAILURE;
-  r = hf_volume_create (s, prefix, hf_tool_size, hf_tool_block_size);
+  r = hf_volume_create_key (s, prefix, hf_tool_size, hf_tool_block_size,
+                            hf_tool_have_ukey ? &hf_tool_ukey : NULL);
   hf_objstore_close (s);
   free (prefix);
   if (r == EEXIST) {
@@ -503,6 +523,9 @@ hf_tool_info (const char *url)
       if (d.flags & HF_VD_FLATTENED)
         hf_j_u64 (o, "flattened_at", d.flat_seq);
     }
+    hf_j_str (o, "encryption", !(d.flags & HF_VD_ENCRYPTED) ? "none"
+              : d.crypt.kdf == HF_VD_KDF_SCRYPT ? "aes-256-gcm, passphrase"
+              : "aes-256-gcm, key file");
     hf_j_print (o, stdout);
   }
   else {
@@ -536,6 +559,10 @@ hf_tool_info (const char *url)
   if (!hf_tool_json && (d.flags & HF_VD_FLATTENED))
     printf ("flattened at segment %" PRIu64 " (the points since need "
             "nothing of the parent)\n", d.flat_seq);
+  if (!hf_tool_json && (d.flags & HF_VD_ENCRYPTED))
+    printf ("encryption:     AES-256-GCM, data key wrapped with a %s\n",
+            d.crypt.kdf == HF_VD_KDF_SCRYPT ? "passphrase (scrypt)"
+            : "key file");
   hf_volume_close (v);
   hf_objstore_close (s);
   free (prefix);
@@ -892,7 +919,8 @@ hf_tool_clone (int argc, char **argv)
   }
   if ((r = hf_tool_open_store (dst, true, &ds, &dprefix)) != 0)
     goto out;
-  r = hf_clone_create (t.h, src_abs, seq, ds, dprefix, dst_abs, &base);
+  r = hf_clone_create_key (t.h, src_abs, seq, ds, dprefix, dst_abs,
+                           hf_tool_have_ukey ? &hf_tool_ukey : NULL, &base);
   if (r) {                      /* history said why */
     ret = r == EEXIST ? EXIT_EXISTS : r == EINVAL ? EXIT_NOPOINT
       : EXIT_FAILURE;
@@ -2704,6 +2732,68 @@ hf_tool_cmd_info (int argc, char **argv)
 
 static int hf_tool_help (int argc, char **argv);
 
+/* --NAME-file PATH or --NAME PASS into *uk: 0 (also when neither was
+ * given: *have false), or -1 with a message. */
+static int
+hf_tool_load_key (const char *file, const char *pass, const char *name,
+                  struct hf_user_key *uk, bool *have)
+{
+  *have = false;
+  if (file && pass) {
+    fprintf (stderr, "hyperfile: --%s-file and --%s are two ways to give "
+             "one key: give one of them\n", name, name);
+    return -1;
+  }
+  if (file == NULL && pass == NULL)
+    return 0;
+  if ((file ? hf_crypt_key_file (file, uk) : hf_crypt_passphrase (pass, uk))
+      != 0)
+    return -1;                  /* logged what is wrong with it */
+  *have = true;
+  return 0;
+}
+
+/* rekey URL: rewrap the data key from the key to the new key. */
+static int
+hf_tool_rekey (int argc, char **argv)
+{
+  const char *url = argv[0];
+  struct hf_objstore *s;
+  char *prefix;
+  bool have_new;
+  int r;
+
+  (void) argc;
+  if (!hf_tool_have_ukey ||
+      hf_tool_load_key (hf_tool_new_key_file, hf_tool_new_key_pass,
+                        "new-key", &hf_tool_new_ukey, &have_new) != 0 ||
+      !have_new) {
+    fprintf (stderr, "hyperfile: rekey: give the current key (--key-file "
+             "or --key) and the new one (--new-key-file or --new-key)\n");
+    return EXIT_USAGE;
+  }
+  /* Opening checks the current key. */
+  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
+    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  r = hf_crypt_rekey (s, prefix, &hf_tool_ukey, &hf_tool_new_ukey);
+  hf_objstore_close (s);
+  free (prefix);
+  if (r)
+    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;   /* logged why */
+  if (hf_tool_json) {
+    json_object *o = hf_j_obj ();
+
+    hf_j_str (o, "url", url);
+    hf_j_bool (o, "rekeyed", true);
+    hf_j_print (o, stdout);
+  }
+  else
+    printf ("rekeyed %s: its data key is now wrapped with the new %s\n",
+            url, hf_tool_new_ukey.kdf == HF_VD_KDF_SCRYPT ? "passphrase"
+            : "key file");
+  return EXIT_SUCCESS;
+}
+
 static const struct hf_tool_cmd {
   const char *name;
   int min, max;
@@ -2786,6 +2876,12 @@ static const struct hf_tool_cmd {
     "size.  A smaller SIZE drops the end from the head: refused with what\n"
     "would be lost (exit 2) unless --force.  Exit 5 if a server holds the\n"
     "writer lease (a running server grows with a larger size= instead).\n" },
+  { "rekey", 1, 1, hf_tool_rekey,
+    "rekey URL (--key-file PATH | --key PASS) "
+    "(--new-key-file PATH | --new-key PASS)",
+    "Rewrap an encrypted volume's data key with a new key file or\n"
+    "passphrase: only the descriptor is rewritten, no data.  The old key\n"
+    "stops working; clones keep their own wrap (rekey them too).\n" },
   { "help", 0, 1, hf_tool_help, "help [COMMAND]",
     "Show the usage of every command, or of COMMAND.\n" },
 };
@@ -2835,7 +2931,8 @@ main (int argc, char *argv[])
   enum { O_ENDPOINT = 256, O_VHOST, O_EXPRESS, O_REGION, O_AK, O_SK, O_ST, O_PROFILE,
          O_TLS, O_CA, O_JSON, O_SIZE, O_BS, O_AT, O_TAKEOVER, O_DRY_RUN, O_PARENT_ANY,
          O_RETAIN, O_GRACE, O_FORCE, O_CREATE, O_PRUNE, O_FROM, O_TO,
-         O_REQ_TIMEOUT, O_REQ_RETRIES };
+         O_REQ_TIMEOUT, O_REQ_RETRIES, O_KEY_FILE, O_KEY, O_NEW_KEY_FILE,
+         O_NEW_KEY };
   static const struct option longopts[] = {
     { "endpoint", required_argument, NULL, O_ENDPOINT },
     { "virtual-host", no_argument, NULL, O_VHOST },
@@ -2869,6 +2966,10 @@ main (int argc, char *argv[])
     { "prune", no_argument, NULL, O_PRUNE },
     { "from", required_argument, NULL, O_FROM },
     { "to", required_argument, NULL, O_TO },
+    { "key-file", required_argument, NULL, O_KEY_FILE },
+    { "key", required_argument, NULL, O_KEY },
+    { "new-key-file", required_argument, NULL, O_NEW_KEY_FILE },
+    { "new-key", required_argument, NULL, O_NEW_KEY },
     { NULL, 0, NULL, 0 }
   };
   const struct hf_tool_cmd *cmd = NULL;
@@ -2979,6 +3080,12 @@ main (int argc, char *argv[])
     case O_PRUNE: hf_tool_prune = true; break;
     case O_FROM: hf_tool_from = optarg; break;
     case O_TO: hf_tool_to = optarg; break;
+    case O_KEY_FILE: hf_tool_key_file = optarg; break;
+    case O_KEY: hf_tool_key_pass = hf_tool_read_secret (optarg, 2); break;
+    case O_NEW_KEY_FILE: hf_tool_new_key_file = optarg; break;
+    case O_NEW_KEY:
+      hf_tool_new_key_pass = hf_tool_read_secret (optarg, 3);
+      break;
     default:
       hf_tool_usage (stderr);
       return EXIT_USAGE;
@@ -2994,6 +3101,9 @@ main (int argc, char *argv[])
     return EXIT_SUCCESS;
   }
   nargs = argc - optind - 1;
+  if (hf_tool_load_key (hf_tool_key_file, hf_tool_key_pass, "key",
+                        &hf_tool_ukey, &hf_tool_have_ukey) != 0)
+    return EXIT_USAGE;
   if (cmd == NULL) {
     if (optind < argc)
       fprintf (stderr, "hyperfile: unknown command '%s'\n", argv[optind]);
@@ -3008,7 +3118,12 @@ main (int argc, char *argv[])
   }
   else
     r = cmd->fn (nargs, argv + optind + 1);
-  for (i = 0; i < 3; i++)
+  hf_user_key_clear (&hf_tool_ukey);
+  hf_user_key_clear (&hf_tool_new_ukey);
+  for (i = 0; i < 5; i++) {
+    if (hf_tool_secrets[i])
+      memset (hf_tool_secrets[i], 0, strlen (hf_tool_secrets[i]));
     free (hf_tool_secrets[i]);
+  }
   return r;
 }
