@@ -40,10 +40,11 @@
  * authorization tokens) are never formatted into a log line or an
  * error, and never put on a command line.
  *
- * Lock rule: cred_lock (a leaf) guards s->cred, refreshing, stale_gen
- * and next_try; it is never held across a fetch.  One thread fetches at
- * a time (refreshing); the others go on with the current credentials
- * while they are valid, and wait for the fetch only when they are not.
+ * Lock rule: cred_lock (a leaf) guards s->cred, refreshing, stale_gen,
+ * next_try and fail_until; it is never held across a fetch.  One thread
+ * fetches at a time (refreshing); the others go on with the current
+ * credentials while they are valid, and wait for the fetch only when
+ * they are not.
  */
 #include <config.h>
 
@@ -117,7 +118,7 @@ hf_s3_cred_new (const char *ak, const char *sk, const char *tok,
   if ((c->access_key = strdup (ak)) == NULL ||
       (c->secret_key = strdup (sk)) == NULL ||
       (tok && *tok && (c->session_token = strdup (tok)) == NULL)) {
-    hf_s3_cred_unref_locked (c);
+    hf_s3_cred_unref (c);
     return NULL;
   }
   return c;
@@ -125,7 +126,7 @@ hf_s3_cred_new (const char *ak, const char *sk, const char *tok,
 
 /* Drop a reference; the caller holds cred_lock (or owns c alone). */
 void
-hf_s3_cred_unref_locked (struct hf_s3_cred *c)
+hf_s3_cred_unref (struct hf_s3_cred *c)
 {
   if (c == NULL || --c->refs > 0)
     return;
@@ -369,8 +370,10 @@ hf_s3_cred_get (struct hf_s3 *s)
       || (c->expires != 0 && now >= c->expires - hf_s3_advisory (c));
     if (!due)
       break;
+    /* A stale generation is fetched again at once, unless a fetch just
+     * failed: then at most once a second, like the others. */
     if (!s->refreshing && s->prov.kind != HF_S3_SRC_STATIC
-        && (now >= s->next_try || stale)) {
+        && (now >= s->next_try || (stale && now >= s->fail_until))) {
       struct hf_s3_cred *n = NULL;
       char err[512] = "";
       uint64_t gen = c->gen;
@@ -384,7 +387,7 @@ hf_s3_cred_get (struct hf_s3 *s)
       now = (int64_t) time (NULL);
       if (r == 0) {
         n->gen = gen + 1;
-        hf_s3_cred_unref_locked (s->cred);
+        hf_s3_cred_unref (s->cred);
         s->cred = n;
         /* A source may hand out the same credentials again until it
          * rotates them (IMDS does, minutes before the end): ask again
@@ -397,7 +400,7 @@ hf_s3_cred_get (struct hf_s3 *s)
       }
       else {
         /* Keep the old ones while they last; try again shortly. */
-        s->next_try = now + 1;
+        s->next_try = s->fail_until = now + 1;
         hf_warn ("s3://%s: refreshing credentials from %s failed: %s",
                  s->bucket, s->prov.what, err);
       }
@@ -424,7 +427,7 @@ void
 hf_s3_cred_put (struct hf_s3 *s, struct hf_s3_cred *c)
 {
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->cred_lock);
-  hf_s3_cred_unref_locked (c);
+  hf_s3_cred_unref (c);
 }
 
 bool
@@ -490,7 +493,7 @@ hf_s3_provider_free (struct hf_s3_provider *p)
 void
 hf_s3_creds_free (struct hf_s3 *s)
 {
-  hf_s3_cred_unref_locked (s->cred);
+  hf_s3_cred_unref (s->cred);
   s->cred = NULL;
   hf_s3_provider_free (&s->prov);
   pthread_cond_destroy (&s->cred_cond);

@@ -252,10 +252,16 @@ hf_s3_cred_json (const char *text, bool process, struct hf_s3_cred **out,
  out:
   if (o) {
     /* Wipe the secrets json-c holds before freeing them. */
-    if (json_object_object_get_ex (o, "SecretAccessKey", &v) &&
-        json_object_is_type (v, json_type_string))
-      memset ((char *) json_object_get_string (v), 0,
-              (size_t) json_object_get_string_len (v));
+    static const char *const secret[] = {
+      "SecretAccessKey", "Token", "SessionToken",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof secret / sizeof secret[0]; i++)
+      if (json_object_object_get_ex (o, secret[i], &v) &&
+          json_object_is_type (v, json_type_string))
+        memset ((char *) json_object_get_string (v), 0,
+                (size_t) json_object_get_string_len (v));
     json_object_put (o);
   }
   return r;

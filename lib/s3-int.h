@@ -148,6 +148,7 @@ struct hf_s3 {
   uint64_t stale_gen;           /* C: the server called this generation
                                    and older ones expired */
   int64_t next_try;             /* C: no advisory refresh before this */
+  int64_t fail_until;           /* C: a fetch failed: none before this */
 };
 
 /* One request, as the operations describe it. */
@@ -307,7 +308,7 @@ extern void hf_s3_creds_free (struct hf_s3 *s);
  * back with hf_s3_cred_put. */
 extern struct hf_s3_cred *hf_s3_cred_get (struct hf_s3 *s);
 extern void hf_s3_cred_put (struct hf_s3 *s, struct hf_s3_cred *c);
-extern void hf_s3_cred_unref_locked (struct hf_s3_cred *c);
+extern void hf_s3_cred_unref (struct hf_s3_cred *c);
 /* The server said c expired: true if a refresh may help (the next
  * hf_s3_cred_get fetches new ones), false for fixed credentials. */
 extern bool hf_s3_cred_expired (struct hf_s3 *s, struct hf_s3_cred *c);
