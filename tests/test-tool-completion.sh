@@ -54,17 +54,37 @@ cmds=$("$HYPERFILE" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z]*\) .*/\1/p' |
 for c in $cmds; do
   comp "$c" > /dev/null
   case " $(comp "${c:0:${#c}}") " in *" $c "*) ;; *) fail "command $c" ;; esac
-  for o in $("$HYPERFILE" help "$c" | head -n 1 | grep -o -- '--[a-z-]*'); do
+  for o in $("$HYPERFILE" help "$c" | head -n 1 |
+             grep -oE -- '(^|[ [|(])--[a-z][a-z-]*' | tr -d ' [|('); do
     case " $(comp "$c" x "$o") " in
       *" $o "*) ;;
       *) fail "option $o of $c" ;;
     esac
   done
 done
-for o in $("$HYPERFILE" --help | sed -n '/^Store options/,$p' |
-           grep -o -- '--[a-z-]*' | sort -u); do
+# (An option is what starts a line there: "  -v, --verbose", "  --sse
+# ..."; a word inside a description such as NAME--ZONE--x-s3 is not.)
+opts=$("$HYPERFILE" --help | sed -n '/^Store options/,$p' |
+  sed -nE 's/^ +(-[a-zA-Z], )?(--[a-z][a-z-]*).*/\2/p' | sort -u)
+[ "$(echo "$opts" | wc -l)" -ge 15 ] || fail "store options: $opts"
+for o in $opts; do
   case " $(comp "$o") " in *" $o "*) ;; *) fail "option $o" ;; esac
 done
+# An option's argument is skipped when looking for the command word:
+# "OPTION VALUE res" completes the command resize exactly when OPTION
+# takes an argument, as the help says ("--size SIZE", "--retain=DUR").
+argopts=$( { "$HYPERFILE" --help | sed -n '/^Store options/,$p'
+             for c in $cmds; do "$HYPERFILE" help "$c" | head -n 1; done; } |
+  grep -oE -- '--[a-z][a-z-]*(=| [A-Z+])' | sed 's/[= ].*//' | sort -u)
+for o in --size --retain --from --secret-key --tls-verify; do
+  echo "$argopts" | grep -qx -- "$o" || fail "$o not seen to take an argument"
+done
+for o in $argopts; do
+  expect resize "$o" value res
+done
+expect resize --json res
+expect "aws:kms" --sse aws
+expect "" --size 1
 
 # Installed where bash-completion finds it.
 make -s -C "$abs_top_builddir/tools" install-data DESTDIR="$tmp/inst" \
