@@ -36,6 +36,7 @@
 struct hf_fsck_seg {
   uint64_t seq, size;
   bool ok;                      /* header and tables verified */
+  bool incomplete;              /* an interrupted upload's body */
   bool on_chain;
   struct hf_seg_hdr h;
   uint32_t *crcs;               /* h.n_data, owned */
@@ -175,6 +176,7 @@ hf_fsck_segment (struct hf_fsck *f, struct hf_fsck_seg *e)
    * engine passes over it, see hf_seg_read_meta); if a chain needed it,
    * pass 2 says so. */
   if (hf_seg_incomplete (o, len)) {
+    e->incomplete = true;
     f->rep.incomplete++;
     hf_debug ("fsck", "%s: incomplete upload (%zu bytes)", key, len);
     return 0;
@@ -508,6 +510,25 @@ hf_fsck_run (struct hf_objstore *s, const char *prefix,
                        "the newest intact chain ends at segment %" PRIu64
                        ": newer segments were deleted or lost",
                        li.epoch, li.committed_seq, vi.head_seq);
+      /* Name the one that breaks it: from the recorded head down the
+       * parent links, the first missing or incomplete segment (a
+       * damaged one is reported by pass 1). */
+      for (seq = li.committed_seq; seq > vi.head_seq;) {
+        struct hf_fsck_seg *e = hf_fsck_find (&f, seq);
+        char key[HF_OBJSTORE_KEY_MAX + 1];
+
+        hf_seg_key (key, sizeof key, f.prefix, seq);
+        if (e == NULL || !e->ok) {
+          if (e == NULL || e->incomplete)
+            hf_fsck_problem (&f, key, 0, "segment %" PRIu64 " is %s, but "
+                             "the writer lease records segment %" PRIu64
+                             " as committed: deleted or lost", seq,
+                             e == NULL ? "missing" :
+                             "incomplete (cut short)", li.committed_seq);
+          break;
+        }
+        seq = e->h.parent_seq;
+      }
     }
   }
 

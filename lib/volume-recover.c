@@ -304,6 +304,33 @@ hf_vol_chain_check (struct hf_volume *v, uint64_t seq)
   return r;
 }
 
+/* Which segment breaks the history the lease records: from known (its
+ * ls_committed_seq) down the parent links towards head (where the
+ * intact chain ends), the first segment that is missing (ENOENT),
+ * incomplete (ENODATA), damaged (EBADMSG) or unreadable; else (the
+ * links lead elsewhere, e.g. a parent CRC that does not match) known
+ * itself, with 0.  *lost is that segment; returns why. */
+static int
+hf_vol_lost_seg (struct hf_volume *v, struct hf_vol_recover *rc,
+                 uint64_t known, uint64_t head, uint64_t *lost)
+{
+  uint64_t seq = known;
+  unsigned n;
+
+  *lost = known;
+  for (n = 0; seq > head && n < 100000; n++) {
+    struct hf_seg_meta *m;
+    int r = hf_vol_meta (v, rc, seq, &m);
+
+    if (r) {
+      *lost = seq;
+      return r;
+    }
+    seq = m->h.parent_seq;
+  }
+  return 0;
+}
+
 /* Read the state at segment at_seq (0: the head) into *pt (on error
  * *pt holds nothing).  Reads the store; touches none of v's mutable
  * state, so it runs beside reads and writes (rollback). */
@@ -426,13 +453,24 @@ hf_vol_point_read (struct hf_volume *v, uint64_t at_seq,
    * the ones above are damaged and were skipped on request. */
   if (known > (nchain ? chain[0]->h.seq : 0)) {
     if (!v->o.accept_older_head) {
+      uint64_t lost;
+      int why = hf_vol_lost_seg (v, &rc, known,
+                                 nchain ? chain[0]->h.seq : 0, &lost);
+      char key[HF_OBJSTORE_KEY_MAX + 1];
+
+      hf_seg_key (key, sizeof key, hf_lineage_locate (v->lin, lost)->prefix,
+                  lost);
       hf_error ("volume: %s: the writer lease records segment %" PRIu64
                 " as committed, but the newest intact chain ends at "
-                "segment %" PRIu64 ": segments were deleted or lost.  "
+                "segment %" PRIu64 ": segment %" PRIu64 " (%s) is %s; "
+                "segments were deleted or lost.  "
                 "Refusing to open at that older point (the volume would "
                 "roll back unnoticed); read it with at=%" PRIu64 ", or "
                 "make it the head with hyperfile rollback", desc,
-                known, nchain ? chain[0]->h.seq : 0,
+                known, nchain ? chain[0]->h.seq : 0, lost, key,
+                why == ENOENT ? "missing" : why == ENODATA ?
+                "incomplete (cut short after it was committed)" :
+                why == EBADMSG ? "damaged" : "not on the chain",
                 nchain ? chain[0]->h.seq : 0);
       r = ESTALE;
       goto out;
