@@ -484,8 +484,10 @@ _Static_assert (sizeof (struct hf_disk_extent) == HF_EXT_SIZE, "ext size");
  *
  * ls_committed_seq records, outside the segments, how far the volume's
  * history is known to reach: the holder writes the seq of its head (the
- * newest committed segment) into every renewal and into the release,
- * and a new holder starts from the previous holder's value.  Opening a
+ * newest committed segment) as each segment commits (before a flush
+ * that waits for the commit returns; with a log, before the log
+ * releases the segment's records), into every renewal and into the
+ * release, and a new holder starts from the previous holder's value.  Opening a
  * volume whose newest intact chain ends below the newest lease's
  * ls_committed_seq is refused (its newest segments were deleted or lost:
  * the volume would silently roll back), as is fsck's report of it.  The

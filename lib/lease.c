@@ -351,6 +351,12 @@ hf_lease_renew (struct hf_lease *lease, struct hf_lease_info *newer)
 }
 
 int
+hf_lease_record (struct hf_lease *lease)
+{
+  return hf_lease_put (lease, 0, 0);
+}
+
+int
 hf_lease_release (struct hf_lease *lease)
 {
   return hf_lease_put (lease, HF_LS_RELEASED, 0);

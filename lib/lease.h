@@ -99,6 +99,12 @@ extern int hf_lease_check (struct hf_lease *lease);
 extern int hf_lease_renew (struct hf_lease *lease,
                            struct hf_lease_info *newer);
 
+/* Write our lease object again as it is, now: one PUT, without looking
+ * for a newer epoch first (a newer epoch's object sorts first and
+ * wins whatever ours says).  The volume records lease->committed_seq
+ * this way as each segment commits.  It renews the lease too. */
+extern int hf_lease_record (struct hf_lease *lease);
+
 /* Write our lease with HF_LS_RELEASED so the next writer need not wait
  * for it to expire.  lease->held is left as is. */
 extern int hf_lease_release (struct hf_lease *lease);

@@ -13,8 +13,9 @@
  * called off (v->put_cancel): cut off before its last byte, it never
  * lands.
  *
- * Lock rule: v->fenced and lease_ok_us under v->lock; lease I/O with no
- * lock held.
+ * Lock rule: v->fenced and lease_ok_us under v->lock; writes of our
+ * lease object under lease_io_lock (which orders the renewal thread and
+ * the records of commits), with v->lock not held.
  */
 #include <config.h>
 
@@ -153,13 +154,123 @@ hf_vol_fence_taken_over_locked (struct hf_volume *v, const char *key)
 }
 
 /* What the next lease write records as committed (format.h, "Writer
- * lease"): the head, never less than what the lease already says. */
+ * lease"): the head, never less than what the lease already says.
+ * Caller holds lease_io_lock (or is alone: open, close) and v->lock. */
 void
 hf_vol_lease_note_head_locked (struct hf_volume *v)
 {
   HF_VOL_ASSERT_LOCKED (v);
   if (v->head_seq > v->lease.committed_seq)
     v->lease.committed_seq = v->head_seq;
+}
+
+/* ---- Recording the head ----
+ *
+ * The lease's ls_committed_seq is how an open tells "the newest
+ * segments were deleted or lost" from "never committed" (recovery
+ * refuses the first, ESTALE).  Written only at renewals (every ttl/3),
+ * it missed the head of a writer killed between a commit and its next
+ * renewal: that segment deleted, or cut short (which reads as an upload
+ * that never landed), the volume opened one point older, silently.  So
+ * every commit is recorded at once: the uploader that committed
+ * rewrites our lease object (one small PUT per segment, no LIST), and
+ *   - without a log, a flush (which waits for the commit) also waits
+ *     for that record (lease_rec_tried), so a flushed write is in a
+ *     segment the lease names before the client hears of it;
+ *   - with a log, the records a segment holds are released only once
+ *     the lease records it (wal_release_upto): until then, if the
+ *     segment goes, the log still replays them.
+ * A failed record (the store failing, after its retries) is logged and
+ * not waited for: the data is committed, only its witness is late; the
+ * next commit or renewal records the head.  Commits that land while a
+ * record is being written are recorded by the same thread's next turn,
+ * so there is at most one record in flight and it is always of the
+ * newest head. */
+
+/* One write of our lease object with the current head: a record, or
+ * (renew) a renewal, which first looks for a newer epoch (EEXIST,
+ * *newer filled in).  Caller holds v->lock, dropped around the store
+ * request (under lease_io_lock).  Returns its result; on success the
+ * head written is recorded. */
+static int
+hf_vol_lease_write_locked (struct hf_volume *v, bool renew,
+                           struct hf_lease_info *newer)
+{
+  uint64_t seq, lsn;
+  int r;
+
+  HF_VOL_ASSERT_LOCKED (v);
+  hf_vol_unlock (v);
+  pthread_mutex_lock (&v->lease_io_lock);
+  hf_vol_lock (v);
+  hf_vol_lease_note_head_locked (v);
+  seq = v->head_seq;
+  lsn = v->wal_commit_upto;
+  hf_vol_unlock (v);
+  r = renew ? hf_lease_renew (&v->lease, newer)
+    : hf_lease_record (&v->lease);
+  pthread_mutex_unlock (&v->lease_io_lock);
+  hf_vol_lock (v);
+  if (seq > v->lease_rec_tried)
+    v->lease_rec_tried = seq;
+  if (r == 0) {
+    if (seq > v->lease_rec_seq)
+      v->lease_rec_seq = seq;
+    if (lsn > v->wal_release_upto)
+      v->wal_release_upto = lsn;
+  }
+  pthread_cond_broadcast (&v->commit_cv);
+  return r;
+}
+
+void
+hf_vol_lease_record_locked (struct hf_volume *v)
+{
+  HF_VOL_ASSERT_LOCKED (v);
+  if (!v->lease.held) {         /* nothing to record in */
+    v->lease_rec_seq = v->lease_rec_tried = v->head_seq;
+    v->wal_release_upto = v->wal_commit_upto;
+    return;
+  }
+  while (!v->lease_recording && !v->fenced && !v->crashed &&
+         v->head_seq > v->lease_rec_tried) {
+    int r;
+
+    v->lease_recording = true;
+    r = hf_vol_lease_write_locked (v, false, NULL);
+    v->lease_recording = false;
+    if (r) {
+      /* Everything committed so far had its attempt: flushes go on. */
+      v->lease_rec_tried = v->head_seq;
+      hf_warn ("volume: recording segment %" PRIu64 " as committed in "
+               "the writer lease: %s; the next commit or renewal tries "
+               "again", v->lease_rec_tried, strerror (r));
+      break;
+    }
+  }
+}
+
+void
+hf_vol_lease_record_open (struct hf_volume *v)
+{
+  int r = 0;
+
+  /* The head found may be newer than the lease says (its writer died
+   * before recording it): record it before anything relies on it, the
+   * log's release at open among them. */
+  if (v->lease.held && v->head_seq > v->lease.committed_seq) {
+    v->lease.committed_seq = v->head_seq;
+    r = hf_lease_record (&v->lease);
+    if (r)
+      hf_warn ("volume: recording segment %" PRIu64 " as committed in "
+               "the writer lease: %s; the next commit or renewal tries "
+               "again", v->head_seq, strerror (r));
+  }
+  hf_vol_lock (v);
+  v->lease_rec_tried = v->head_seq;
+  if (r == 0)
+    v->lease_rec_seq = v->head_seq;
+  hf_vol_unlock (v);
 }
 
 void *
@@ -178,11 +289,8 @@ hf_vol_lease_thread (void *arg)
       hf_vol_wait (v, &v->work_cv, until);
     if (v->stop || v->fenced)
       break;
-    hf_vol_lease_note_head_locked (v);
-    hf_vol_unlock (v);
-    r = hf_lease_renew (&v->lease, &l);
+    r = hf_vol_lease_write_locked (v, true, &l);
     if (r == EEXIST) {
-      hf_vol_lock (v);
       hf_vol_fence_locked (v, "volume: writer lease epoch %" PRIu64
                            " taken by \"%s\" (ours %" PRIu64 "): this "
                            "writer is fenced and refuses further writes",
@@ -191,11 +299,13 @@ hf_vol_lease_thread (void *arg)
     }
     if (r)
       hf_warn ("volume: renewing the writer lease: %s", strerror (r));
-    hf_vol_lock (v);
     if (r == 0) {
       v->lease_ok_us = hf_clock_mono_us ();
       v->st.lease_renewals++;
       v->st.lease_renewed_ns = hf_clock_wall_ns ();
+      /* It recorded the head: log records a failed record of a commit
+       * kept (see "Recording the head") may go now. */
+      hf_vol_wal_release_locked (v);
     }
     else
       v->st.lease_renew_failures++;

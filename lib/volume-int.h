@@ -30,6 +30,12 @@
  * do (volume-read.c).
  *
  * Locks, in lock order (take only downwards):
+ *   lease_io_lock (mutex)  writes of our lease object (renewal,
+ *                       the record of each commit, volume-fence.c):
+ *                       held across that one store request, and it
+ *                       is what lets the threads share v->lease.  Taken
+ *                       with nothing else held; lock inside it only
+ *                       briefly, to read the head.
  *   tree_lock (rwlock)  the B+tree (fields tagged T): readers (lookup,
  *                       iterate) take it shared; insert, remove,
  *                       checkpoint and rollback take it exclusively, in
@@ -219,11 +225,22 @@ struct hf_volume {
   uint64_t ckpt_gen;            /* L: checkpoints committed (delta
                                    cleared) */
   uint64_t dirty_bytes;         /* L */
+  pthread_mutex_t lease_io_lock; /* see the top of the file */
   struct hf_lease lease;        /* I after open (lease.c; close releases),
-                                   but lease.committed_seq: written by the
-                                   lease thread, then by close once the
-                                   threads have stopped, both under L */
+                                   but lease.committed_seq: written under
+                                   lease_io_lock and L (the lease thread,
+                                   the record of a commit, close once the
+                                   threads have stopped), read by the
+                                   lease writes under lease_io_lock */
   uint64_t lease_ok_us;         /* L: monotonic time of the last renewal */
+  /* The record of the head in the lease (volume-fence.c, "Recording
+   * the head"): */
+  uint64_t lease_rec_seq;       /* L: the head the lease is known to
+                                   record (written and acknowledged) */
+  uint64_t lease_rec_tried;     /* L: heads up to this one had a record
+                                   attempt (done or failed); flush waits
+                                   for it to reach the head */
+  bool lease_recording;         /* L: a thread is writing the record */
   bool fenced;                  /* L: set in volume-fence.c only */
   atomic_bool put_cancel;       /* atomic, no lock: raised with fenced
                                    (volume-fence.c); the store reads it
@@ -241,7 +258,9 @@ struct hf_volume {
   uint64_t wal_id;              /* I (set under L at open, before any
                                    write) */
   uint64_t wal_applied;         /* L: newest record applied to a buffer */
-  uint64_t wal_release_upto;    /* L: committed: may be released */
+  uint64_t wal_commit_upto;     /* L: held by committed segments */
+  uint64_t wal_release_upto;    /* L: held by committed segments that the
+                                   lease records: may be released */
   uint64_t wal_released;        /* L */
   bool wal_replaying;           /* L: defer releases (replay reads the
                                    log) */
@@ -429,6 +448,11 @@ extern void hf_vol_fence_taken_over_locked (struct hf_volume *v,
 extern void *hf_vol_lease_thread (void *arg);
 /* Raise v->lease.committed_seq to the head before a lease write. */
 extern void hf_vol_lease_note_head_locked (struct hf_volume *v);
+/* Record the head in the lease after a commit (drops v->lock
+ * meanwhile). */
+extern void hf_vol_lease_record_locked (struct hf_volume *v);
+/* At open, before any thread starts: record the head found. */
+extern void hf_vol_lease_record_open (struct hf_volume *v);
 
 /* volume-recover.c */
 extern int hf_vol_point_read (struct hf_volume *v, uint64_t at_seq,

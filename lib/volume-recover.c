@@ -692,6 +692,10 @@ hf_vol_wal_open (struct hf_volume *v)
       hf_info ("volume: replayed %" PRIu64 " log records", rp.n);
     }
     hf_vol_lock (v);
+    /* The head was recorded in the lease at open (or its record
+     * failed, logged): what it holds may go. */
+    if (v->head_wal_lsn > v->wal_commit_upto)
+      v->wal_commit_upto = v->head_wal_lsn;
     if (v->head_wal_lsn > v->wal_release_upto)
       v->wal_release_upto = v->head_wal_lsn;
     hf_vol_wal_release_locked (v);

@@ -133,8 +133,8 @@ hf_vol_commit_locked (struct hf_volume *v)
     }
     v->head_seq = s->seq;
     v->committed_seq = s->seq;
-    if (s->wal_lsn > v->wal_release_upto)
-      v->wal_release_upto = s->wal_lsn;
+    if (s->wal_lsn > v->wal_commit_upto)
+      v->wal_commit_upto = s->wal_lsn;
     v->dirty_bytes -= s->buf->bytes;
     v->st.segments_committed++;
     v->st.last_commit_ns = hf_clock_wall_ns ();
@@ -286,6 +286,7 @@ hf_vol_uploader_thread (void *arg)
     if (r == 0) {
       s->state = HF_VSEG_LANDED;
       hf_vol_commit_locked (v);
+      hf_vol_lease_record_locked (v);
       hf_vol_wal_release_locked (v);
       if (!v->crashed)
         hf_vol_cache_drain_locked (v);

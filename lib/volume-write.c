@@ -431,12 +431,20 @@ hf_vol_flush_wait_force (struct hf_volume *v, bool force_ckpt)
   pthread_cond_broadcast (&v->work_cv);
   target = v->next_seq - 1;
   deadline = hf_clock_mono_us () + (uint64_t) v->o.flush_timeout_ms * 1000;
-  while (r == 0 && v->committed_seq < target) {
+  /* Committed, and the head recorded in the lease (or its record
+   * tried: volume-fence.c, "Recording the head"). */
+  while (r == 0 && (v->committed_seq < target ||
+                    (v->lease.held && v->lease_rec_tried < v->head_seq))) {
     if (hf_clock_mono_us () >= deadline) {
-      hf_error ("volume: flush: segment %" PRIu64
-                " not committed after %u ms (store failing?); data kept "
-                "in memory and retried", v->committed_seq + 1,
-                v->o.flush_timeout_ms);
+      if (v->committed_seq < target)
+        hf_error ("volume: flush: segment %" PRIu64
+                  " not committed after %u ms (store failing?); data kept "
+                  "in memory and retried", v->committed_seq + 1,
+                  v->o.flush_timeout_ms);
+      else
+        hf_error ("volume: flush: segment %" PRIu64 " committed but not "
+                  "recorded in the writer lease after %u ms (store "
+                  "failing?)", v->head_seq, v->o.flush_timeout_ms);
       r = EIO;
       break;
     }

@@ -158,6 +158,10 @@ hf_vol_stop_threads (struct hf_volume *v, bool crash)
   hf_vol_lock (v);
   v->stop = true;
   v->crashed = crash;
+  /* A crash ends the PUTs under way too, as the process's death would
+   * (what a held test PUT needs to be joined). */
+  if (crash)
+    atomic_store_explicit (&v->put_cancel, true, memory_order_release);
   hf_vol_wake_all_locked (v);
   hf_vol_unlock (v);
   if (v->builder_started)
@@ -225,6 +229,7 @@ hf_vol_free (struct hf_volume *v)
   pthread_cond_destroy (&v->commit_cv);
   pthread_cond_destroy (&v->room_cv);
   pthread_mutex_destroy (&v->lock);
+  pthread_mutex_destroy (&v->lease_io_lock);
   pthread_rwlock_destroy (&v->tree_lock);
   free (v);
 }
@@ -299,6 +304,7 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
   v->store = store;
   v->b_root.empty = true;
   pthread_mutex_init (&v->lock, NULL);
+  pthread_mutex_init (&v->lease_io_lock, NULL);
   {
     pthread_rwlockattr_t ra;
 
@@ -341,6 +347,7 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
   if (r)
     goto err1;
   if (!v->readonly) {
+    hf_vol_lease_record_open (v);
     r = hf_vol_start_threads (v);
     if (r) {
       hf_error ("volume: starting threads: %s", strerror (r));

@@ -581,39 +581,216 @@ START_TEST (test_deleted_head)
 }
 END_TEST
 
+/* A writer killed right after a commit, long before its next lease
+ * renewal (ttl 600 s): its newest segment is then deleted, or cut to
+ * half (what is left reads as an upload that never landed).  The lease
+ * recorded the segment when it committed, so the open refuses (ESTALE)
+ * naming it, instead of opening one point older. */
+static void
+lost_newest_case (bool trunc)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .checkpoint_segments = 100,
+                                 .lease_ttl_s = 600 };
+  struct hf_fsck_options fo = { .retain_ns = UINT64_MAX / 4 };
+  struct hf_fsck_report rep;
+  struct hf_volume *v = NULL;
+  uint8_t x[4 * 4096], y[4 * 4096], r[4 * 4096];
+  uint64_t h1, h2;
+  char key[64], want[64];
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  v = open_ok (s, &o);
+  pattern (x, sizeof x, 13);
+  pattern (y, sizeof y, 14);
+  ck_assert_int_eq (hf_volume_pwrite (v, x, sizeof x, 0, HF_VOL_FUA), 0);
+  h1 = head_of (v);
+  ck_assert_int_eq (hf_volume_pwrite (v, y, sizeof y, 0, HF_VOL_FUA), 0);
+  h2 = head_of (v);
+  ck_assert_uint_eq (h2, h1 + 1);
+  hf_volume_crash (v);                  /* no renewal, no release */
+  hf_seg_key (key, sizeof key, "", h2);
+  if (trunc) {
+    void *data;
+    size_t len;
+
+    ck_assert_int_eq (hf_objstore_get_all (s, key, SIZE_MAX, &data, &len),
+                      0);
+    ck_assert_int_eq (hf_objstore_put (s, key, data, len / 2, 0), 0);
+    free (data);
+  }
+  else
+    ck_assert_int_eq (hf_objstore_delete (s, key), 0);
+
+  o.break_lease = true;
+  last_error[0] = '\0';
+  v = NULL;
+  ck_assert_int_eq (hf_volume_open (s, "", &o, &v), ESTALE);
+  ck_assert_ptr_null (v);
+  snprintf (want, sizeof want, "segment %" PRIu64 " as committed", h2);
+  ck_assert_msg (strstr (last_error, want) != NULL,
+                 "the error names segment %" PRIu64 ": %s", h2, last_error);
+  memset (&rep, 0, sizeof rep);
+  ck_assert_int_eq (hf_fsck_run (s, "", &fo, &rep), 0);
+  ck_assert_uint_ge (rep.problems, 1);
+  /* The older point is still there to read, explicitly. */
+  {
+    struct hf_volume_options ro = { .at_seq = h1 };
+
+    v = open_ok (s, &ro);
+    ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
+    ck_assert (memcmp (r, x, sizeof x) == 0);
+    ck_assert_int_eq (hf_volume_close (v), 0);
+  }
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+
+START_TEST (test_lost_newest_deleted)
+{
+  lost_newest_case (false);
+}
+END_TEST
+
+START_TEST (test_lost_newest_truncated)
+{
+  lost_newest_case (true);
+}
+END_TEST
+
+/* -Wl,--wrap=hf_lease_record: the record of a commit can be made to
+ * fail (record_fail EIO). */
+extern int __real_hf_lease_record (struct hf_lease *);
+int __wrap_hf_lease_record (struct hf_lease *);
+static int record_fail;                 /* atomic: 0 or EIO */
+static int record_calls;                /* atomic */
+
+int
+__wrap_hf_lease_record (struct hf_lease *l)
+{
+  int r = __atomic_load_n (&record_fail, __ATOMIC_ACQUIRE);
+
+  __atomic_add_fetch (&record_calls, 1, __ATOMIC_ACQ_REL);
+  return r ? r : __real_hf_lease_record (l);
+}
+
+/* With a log: a commit the lease does not record (its record failed)
+ * keeps its records in the log, so that losing the segment loses no
+ * flushed write: the log replays them. */
+START_TEST (test_unrecorded_log_kept)
+{
+  char *dir = make_tmpdir (), *wdir = make_tmpdir (), *wal;
+  struct hf_objstore *s;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .segment_size = 16384,
+                                 .checkpoint_segments = 100,
+                                 .lease_ttl_s = 600 };
+  struct hf_volume *v;
+  static uint8_t a[32 * 4096], b[32 * 4096], r[32 * 4096];
+  uint64_t head0, h;
+  char key[64];
+  double t0;
+
+  ck_assert (asprintf (&wal, "%s/wal", wdir) > 0);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  o.wal_dir = wal;
+  v = open_ok (s, &o);
+  pattern (a, sizeof a, 15);
+  ck_assert_int_eq (hf_volume_pwrite (v, a, sizeof a, 0, HF_VOL_FUA), 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);    /* committed, recorded */
+
+  v = open_ok (s, &o);
+  head0 = head_of (v);
+  __atomic_store_n (&record_fail, EIO, __ATOMIC_RELEASE);
+  __atomic_store_n (&record_calls, 0, __ATOMIC_RELEASE);
+  pattern (b, sizeof b, 16);
+  /* Flushed to the log; the write fills a segment, which commits. */
+  ck_assert_int_eq (hf_volume_pwrite (v, b, sizeof b, 0, HF_VOL_FUA), 0);
+  t0 = now ();
+  while (__atomic_load_n (&record_calls, __ATOMIC_ACQUIRE) == 0 &&
+         now () - t0 < 60)
+    usleep (1000);
+  h = head_of (v);
+  ck_assert_uint_gt (h, head0);
+  hf_volume_crash (v);
+  __atomic_store_n (&record_fail, 0, __ATOMIC_RELEASE);
+  /* Everything above head0 goes. */
+  for (; h > head0; h--) {
+    hf_seg_key (key, sizeof key, "", h);
+    ck_assert_int_eq (hf_objstore_delete (s, key), 0);
+  }
+
+  o.break_lease = true;
+  v = open_ok (s, &o);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
+  ck_assert_msg (memcmp (r, b, sizeof b) == 0,
+                 "the flushed write is lost (the log released it)");
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (s);
+  free (wal);
+  rm_tmpdir (wdir);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 /* ---- Many orphans ---- */
 
 START_TEST (test_many_orphans)
 {
   char *dir = make_tmpdir ();
-  struct hf_objstore *s;
-  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+  struct hf_objstore *d, *s;
+  struct hf_objstore_info oi;
+  struct hf_fault_config fc = { .seed = 6 };
+  struct hf_volume_options o = { .flush_interval_ms = 20,
                                  .checkpoint_segments = 100 };
+  struct hf_volume_info info;
   struct hf_volume *v = NULL;
   uint8_t x[4096], y[4096], r[4096];
   uint64_t h1;
-  char key[64];
+  char key[64], hold[64];
+  double t0;
   int i;
 
-  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &d), 0);
+  ck_assert_int_eq (hf_objstore_fault_open (d, &fc, &s), 0);
   ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
   v = open_ok (s, &o);
   pattern (x, sizeof x, 9);
   ck_assert_int_eq (hf_volume_pwrite (v, x, sizeof x, 0, HF_VOL_FUA), 0);
   h1 = head_of (v);
+  /* The upload of h1 + 1 stalls; the 40 after it land: orphans above
+   * the head (uploads that landed while the oldest kept failing), and
+   * then the writer dies. */
+  hf_seg_key (hold, sizeof hold, "", h1 + 1);
+  fc.hold_key = hold;
+  hf_objstore_fault_set_config (s, &fc);
   for (i = 0; i < 41; i++) {
     pattern (y, sizeof y, 100 + i);
-    ck_assert_int_eq (hf_volume_pwrite (v, y, sizeof y, 4096, HF_VOL_FUA),
-                      0);
+    ck_assert_int_eq (hf_volume_pwrite (v, y, sizeof y, 4096, 0), 0);
+    t0 = now ();
+    do {                        /* the timer seals it */
+      usleep (1000);
+      hf_volume_get_info (v, &info);
+    } while (info.uploads_in_flight < (uint64_t) i + 1 && now () - t0 < 60);
+    ck_assert_uint_eq (info.uploads_in_flight, i + 1);
   }
-  ck_assert_uint_eq (head_of (v), h1 + 41);
+  for (i = 2; i <= 41; i++) {
+    hf_seg_key (key, sizeof key, "", h1 + i);
+    t0 = now ();
+    while (hf_objstore_head (d, key, &oi) == ENOENT && now () - t0 < 60)
+      usleep (1000);
+    ck_assert_int_eq (hf_objstore_head (d, key, &oi), 0);
+  }
+  ck_assert_uint_eq (head_of (v), h1);
   hf_volume_crash (v);
-  /* Without h1 + 1 the 40 above it are orphans (uploads that landed
-   * while the oldest kept failing, then a crash). */
-  hf_seg_key (key, sizeof key, "", h1 + 1);
-  ck_assert_int_eq (hf_objstore_delete (s, key), 0);
+  ck_assert_int_eq (hf_objstore_head (d, hold, &oi), ENOENT);
 
   o.break_lease = true;
+  o.flush_interval_ms = UINT32_MAX;
   v = open_ok (s, &o);
   ck_assert_uint_eq (head_of (v), h1);
   ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
@@ -645,6 +822,9 @@ main (void)
   tcase_add_test (tc, test_torn_retry);
   tcase_add_test (tc, test_damaged_head);
   tcase_add_test (tc, test_deleted_head);
+  tcase_add_test (tc, test_lost_newest_deleted);
+  tcase_add_test (tc, test_lost_newest_truncated);
+  tcase_add_test (tc, test_unrecorded_log_kept);
   tcase_add_test (tc, test_many_orphans);
   suite_add_tcase (s, tc);
   return run_suite (s);

@@ -1050,9 +1050,12 @@ START_TEST (test_orphan)
   hf_volume_get_info (v, &info);
   orphan_seq = info.head_seq;
   hf_volume_crash (v);
-  /* Remove the middle one: the newest becomes an orphan. */
+  /* Remove the middle one: the newest becomes an orphan (of a history
+   * whose writer died before recording it in the lease: an upload that
+   * landed while the one before it had not). */
   hf_seg_key (key, sizeof key, "", info.head_seq - 1);
   ck_assert_int_eq (hf_objstore_delete (s, key), 0);
+  test_lease_set_committed (s, "", info.head_seq - 2);
   o.break_lease = true;
   v = open_opts (s, &o);
   {

@@ -4,6 +4,9 @@
 #undef NDEBUG
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crc32c.h"
+#include "format.h"
+#include "lease.h"
+#include "objstore.h"
 #include "test-util.h"
 
 #if __has_include (<valgrind/valgrind.h>)
@@ -181,4 +188,28 @@ check_err_failed (const char *file, int line, const char *expr, int got,
            program_invocation_short_name, file, line, expr, got,
            strerror (got), want, strerror (want));
   exit (1);
+}
+
+void
+test_lease_set_committed (struct hf_objstore *store, const char *prefix,
+                          uint64_t seq)
+{
+  struct hf_lease_info li;
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  uint8_t *o = NULL;
+  size_t len = 0;
+  bool found = false;
+  const size_t at = offsetof (struct hf_disk_lease, ls_committed_seq);
+  const size_t crc = offsetof (struct hf_disk_lease, ls_crc);
+
+  ck_assert_int_eq (hf_lease_newest (store, prefix, &found, &li), 0);
+  ck_assert (found);
+  snprintf (key, sizeof key, "%slease/%016" PRIx64, prefix, ~li.epoch);
+  ck_assert_int_eq (hf_objstore_get_all (store, key, HF_OBJSTORE_SMALL_MAX,
+                                         (void **) &o, &len), 0);
+  ck_assert_uint_eq (len, HF_LS_SIZE);
+  hf_put_le64 (o + at, seq);
+  hf_put_le32 (o + crc, hf_crc32c (0, o, crc));
+  ck_assert_int_eq (hf_objstore_put (store, key, o, len, 0), 0);
+  free (o);
 }

@@ -65,6 +65,16 @@ extern int text_is (const char *path, const char *text);
  * head of every file mapped, looking for an ELF header.) */
 extern int under_valgrind (void);
 
+/* Rewrite the newest lease object of the volume at prefix in store
+ * (an struct hf_objstore *) with ls_committed_seq = seq: for fixtures
+ * that forge an orphan out of a committed segment (renamed or cut off
+ * its chain), so that the lease records only what the forged history
+ * committed, as if its writer had died before recording the rest.
+ * Asserts on failure. */
+struct hf_objstore;
+extern void test_lease_set_committed (struct hf_objstore *store,
+                                      const char *prefix, uint64_t seq);
+
 /* Run all tests of s (CK_NORMAL), free the runner, and return the exit
  * status for main. */
 extern int run_suite (Suite *s);
