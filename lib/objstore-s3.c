@@ -746,6 +746,13 @@ hf_objstore_s3_open (const struct hf_s3_config *cfg,
   ep = cfg->endpoint ? cfg->endpoint : hf_s3_env ("AWS_ENDPOINT_URL");
   virtual_host = cfg->virtual_host;
   s->express = cfg->express || hf_s3_express_bucket (s->bucket, NULL, 0);
+  if (s->express && cfg->storage_class
+      && strcmp (cfg->storage_class, "EXPRESS_ONEZONE") != 0) {
+    hf_error ("s3://%s: storage-class=%s: a directory bucket stores "
+              "EXPRESS_ONEZONE only", s->bucket, cfg->storage_class);
+    err = EINVAL;
+    goto fail;
+  }
   if (s->express) {
     /* Zonal endpoints take virtual-host requests only. */
     if ((err = hf_s3_express_open (s, ep ? NULL : &default_ep)) != 0)

@@ -975,6 +975,11 @@ errtest_cmd_express (unsigned seconds)
   errtest_express_name ("vol--USW2-AZ1--x-s3", false,
                         "https://s3.us-west-2.amazonaws.com");
   errtest_express_name ("plain-bucket", true, NULL);
+  errtest_config (&cfg);
+  cfg.storage_class = "STANDARD";
+  CHECK_ERR (hf_objstore_s3_open (&cfg, &s), EINVAL);
+  cfg.storage_class = "EXPRESS_ONEZONE";
+  hf_objstore_close (errtest_open (&cfg));
   printf ("express: zonal endpoints from bucket names: ok\n");
 
   errtest_config (&cfg);
