@@ -407,7 +407,7 @@ static const struct hyperfile_param hyperfile_params[] = {
   P_BOOL ("virtual-host", &hf_s3.virtual_host, "true",
           "virtual-host addressing with endpoint="),
   P_BOOL ("express", &hf_s3.express, "true",
-          "S3 Express directory bucket (implied by NAME--ZONE--x-s3)"),
+          "S3 Express directory bucket (implied by its name)"),
   P_STR ("region", &hf_s3.region, "REGION", "S3 region"),
   P_STR ("access-key", &hf_s3.access_key, "KEY", "S3 access key id"),
   P_FN ("secret-key", hyperfile_set_secret_key, "SECRET",

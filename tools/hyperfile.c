@@ -184,7 +184,7 @@ hf_tool_usage (FILE *fp)
 "Store options (as the plugin's parameters):\n"
 "  --endpoint URL        S3-compatible endpoint (implies path-style)\n"
 "  --virtual-host        virtual-host addressing with --endpoint\n"
-"  --express             S3 Express directory bucket (implied by NAME--ZONE--x-s3)\n"
+"  --express             S3 Express directory bucket (implied by its name)\n"
 "  --region REGION\n"
 "  --access-key KEY\n"
 "  --secret-key SECRET   or +FILE, -FD (a file descriptor), or - (stdin)\n"
