@@ -3,7 +3,8 @@
  *
  * What lives here: opening the store (defaults, region, endpoint and
  * path-style or virtual-host addressing; credentials come from
- * s3-creds.c), the startup check, the vtable, and the operations that
+ * s3-creds.c; a directory bucket's zonal endpoint and sessions from
+ * s3-express.c), the startup check, the vtable, and the operations that
  * are plain requests: ranged GET, HEAD, PUT (conditional with
  * If-None-Match: *, always one plain PUT; unconditional ones multipart
  * above a threshold with parts uploaded in parallel) and DELETE.  Each

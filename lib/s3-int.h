@@ -28,7 +28,9 @@
  * Its fields are immutable after hf_objstore_s3_open (tagged I) except
  * the handle pool (tagged P: under pool_lock, a leaf lock never held
  * across a request) and the credentials (tagged C: under cred_lock,
- * another leaf, never held across a fetch or a request).  A struct hf_s3_req or hf_s3_resp belongs to the
+ * another leaf, never held across a fetch or a request) and a directory
+ * bucket's session (xs: its own leaf lock, s3-express.c).  A struct
+ * hf_s3_req or hf_s3_resp belongs to the
  * one thread making the request (multipart part workers each have
  * their own).  Counters are atomics in lib/objstore.c.
  *
