@@ -29,7 +29,7 @@
  *
  * HF_S3RVER_REQLOG=FILE appends one line per request to FILE:
  *   METHOD HOST URL ak=KEYID scope=DATE/REGION/SERVICE signed=H1;H2...
- *   token=yes|no sse=VALUE|- kms=yes|no class=VALUE|- s3session=yes|no
+ *   token=yes|no s3session=yes|no sse=VALUE|- kms=yes|no class=VALUE|-
  * (never a signature, secret or token value; sse, kms and class are the
  * server-side encryption, KMS key id and storage class headers), and
  * "EXPIRED ak=KEYID" for each request shim 6b refused as expired so that tests can check
@@ -264,10 +264,10 @@ async function requestLog(ctx, next) {
     `${ctx.method} ${ctx.host} ${ctx.originalUrl} ak=${f.ak} ` +
     `scope=${f.scope} signed=${f.signed} ` +
     `token=${ctx.get('x-amz-security-token') ? 'yes' : 'no'} ` +
+    `s3session=${ctx.get('x-amz-s3session-token') ? 'yes' : 'no'} ` +
     `sse=${ctx.get('x-amz-server-side-encryption') || '-'} ` +
     `kms=${ctx.get('x-amz-server-side-encryption-aws-kms-key-id') ? 'yes' : 'no'} ` +
-    `class=${ctx.get('x-amz-storage-class') || '-'} ` +
-    `s3session=${ctx.get('x-amz-s3session-token') ? 'yes' : 'no'}\n`);
+    `class=${ctx.get('x-amz-storage-class') || '-'}\n`);
   return next();
 }
 
