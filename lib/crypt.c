@@ -391,8 +391,10 @@ hf_crypt_obj_key (const uint8_t dkey[HF_CRYPT_KEY_SIZE],
   size_t n = strlen (name);
   uint8_t info[sizeof label + HF_OBJSTORE_KEY_MAX];
   uint8_t out[2 * HF_CRYPT_KEY_SIZE];
+  OSSL_PARAM p[2];
   int r;
 
+  memset (k, 0, sizeof *k);
   if (n > HF_OBJSTORE_KEY_MAX)
     return EINVAL;
   memcpy (info, label, sizeof label);
@@ -402,15 +404,79 @@ hf_crypt_obj_key (const uint8_t dkey[HF_CRYPT_KEY_SIZE],
   if (r == 0) {
     memcpy (k->enc, out, HF_CRYPT_KEY_SIZE);
     memcpy (k->mac, out + HF_CRYPT_KEY_SIZE, HF_CRYPT_KEY_SIZE);
+    k->cctx = EVP_CIPHER_CTX_new ();
+    k->mctx = EVP_MAC_CTX_new (hf_crypt_hmac);
+    p[0] = OSSL_PARAM_construct_utf8_string (OSSL_MAC_PARAM_DIGEST,
+                                             (char *) "SHA256", 0);
+    p[1] = OSSL_PARAM_construct_end ();
+    if (k->cctx == NULL || k->mctx == NULL)
+      r = ENOMEM;
+    else if (EVP_CipherInit_ex2 (k->cctx, hf_crypt_gcm, k->enc, NULL, 1,
+                                 NULL) != 1 ||
+             EVP_MAC_init (k->mctx, k->mac, HF_CRYPT_KEY_SIZE, p) != 1)
+      r = EIO;
   }
   OPENSSL_cleanse (out, sizeof out);
+  if (r)
+    hf_crypt_obj_key_clear (k);
   return r;
 }
 
 void
 hf_crypt_obj_key_clear (struct hf_crypt_objkey *k)
 {
+  EVP_CIPHER_CTX_free (k->cctx);
+  EVP_MAC_CTX_free (k->mctx);
   OPENSSL_cleanse (k, sizeof *k);
+}
+
+/* AES-256-GCM of one chunk with the object's keyed context: only the
+ * nonce is set per chunk. */
+static int
+hf_crypt_gcm_chunk (const struct hf_crypt_objkey *k, bool enc,
+                    const uint8_t nonce[HF_CRYPT_NONCE], const uint8_t *aad,
+                    size_t aad_len, const uint8_t *in, size_t n,
+                    uint8_t *out, uint8_t tag[HF_CRYPT_TAG])
+{
+  EVP_CIPHER_CTX *c = k->cctx;
+  int l, ok;
+
+  ok = EVP_CipherInit_ex2 (c, NULL, NULL, nonce, enc ? 1 : 0, NULL) == 1 &&
+    EVP_CipherUpdate (c, NULL, &l, aad, (int) aad_len) == 1 &&
+    (n == 0 || EVP_CipherUpdate (c, out, &l, in, (int) n) == 1);
+  if (ok && !enc)
+    ok = EVP_CIPHER_CTX_ctrl (c, EVP_CTRL_GCM_SET_TAG, HF_CRYPT_TAG,
+                              tag) == 1;
+  if (ok)
+    ok = EVP_CipherFinal_ex (c, out + n, &l) == 1;
+  if (ok && enc)
+    ok = EVP_CIPHER_CTX_ctrl (c, EVP_CTRL_GCM_GET_TAG, HF_CRYPT_TAG,
+                              tag) == 1;
+  if (!ok && !enc && n)
+    OPENSSL_cleanse (out, n);     /* never hand out unverified bytes */
+  return ok ? 0 : enc ? EIO : EBADMSG;
+}
+
+/* The synthetic nonce: HMAC-SHA256 (nonce key, index, last, plaintext)
+ * with the object's keyed MAC context (copied, so it stays keyed). */
+static int
+hf_crypt_nonce (const struct hf_crypt_objkey *k, const uint8_t ixl[9],
+                const uint8_t *pt, size_t n, uint8_t nonce[HF_CRYPT_NONCE])
+{
+  EVP_MAC_CTX *m = EVP_MAC_CTX_dup (k->mctx);
+  uint8_t mac[32];
+  size_t outl = 0;
+  int ok;
+
+  if (m == NULL)
+    return ENOMEM;
+  ok = EVP_MAC_update (m, ixl, 9) == 1 &&
+    (n == 0 || EVP_MAC_update (m, pt, n) == 1) &&
+    EVP_MAC_final (m, mac, &outl, sizeof mac) == 1 && outl == sizeof mac;
+  EVP_MAC_CTX_free (m);
+  if (ok)
+    memcpy (nonce, mac, HF_CRYPT_NONCE);
+  return ok ? 0 : EIO;
 }
 
 static void
@@ -428,20 +494,18 @@ hf_crypt_seal_chunk (const struct hf_crypt_objkey *k,
                      const uint8_t uuid[HF_UUID_SIZE], uint64_t idx,
                      bool last, const uint8_t *pt, size_t n, uint8_t *out)
 {
-  uint8_t aad[29], mac[32];
+  uint8_t aad[29];
   int r;
 
   if (n > HF_CRYPT_CHUNK)
     return EINVAL;
   hf_crypt_chunk_aad (uuid, idx, last, aad);
-  /* Synthetic nonce: index, flag and plaintext (aad + 20, 9 bytes). */
-  r = hf_crypt_hmac3 (k->mac, HF_CRYPT_KEY_SIZE, aad + 20, 9, pt, n, NULL,
-                      0, mac);
+  /* Synthetic nonce: index, flag (aad + 20, 9 bytes) and plaintext. */
+  r = hf_crypt_nonce (k, aad + 20, pt, n, out);
   if (r)
     return r;
-  memcpy (out, mac, HF_CRYPT_NONCE);
-  return hf_crypt_gcm_do (true, k->enc, out, aad, sizeof aad, pt, n,
-                          out + HF_CRYPT_NONCE, out + HF_CRYPT_NONCE + n);
+  return hf_crypt_gcm_chunk (k, true, out, aad, sizeof aad, pt, n,
+                             out + HF_CRYPT_NONCE, out + HF_CRYPT_NONCE + n);
 }
 
 int
@@ -457,8 +521,8 @@ hf_crypt_open_chunk (const struct hf_crypt_objkey *k,
   n = slen - HF_CRYPT_OVERHEAD;
   hf_crypt_chunk_aad (uuid, idx, last, aad);
   memcpy (tag, in + HF_CRYPT_NONCE + n, HF_CRYPT_TAG);
-  return hf_crypt_gcm_do (false, k->enc, in, aad, sizeof aad,
-                          in + HF_CRYPT_NONCE, n, pt, tag);
+  return hf_crypt_gcm_chunk (k, false, in, aad, sizeof aad,
+                             in + HF_CRYPT_NONCE, n, pt, tag);
 }
 
 uint64_t

@@ -111,9 +111,14 @@ extern int hf_crypt_unwrap (const struct hf_crypt_desc *cd,
 struct hf_crypt_objkey {
   uint8_t enc[HF_CRYPT_KEY_SIZE];
   uint8_t mac[HF_CRYPT_KEY_SIZE];
+  /* OpenSSL contexts keyed once for all of the object's chunks (the
+   * key schedule and HMAC key setup cost as much as sealing a chunk):
+   * an EVP_CIPHER_CTX and an EVP_MAC_CTX.  One thread at a time. */
+  void *cctx, *mctx;
 };
 /* HKDF-SHA256 (ikm dkey, salt uuid, info "hyperfile object v1" NUL
- * name). */
+ * name).  On success release *k with hf_crypt_obj_key_clear; on error
+ * *k holds nothing to release (clearing it is harmless). */
 extern int hf_crypt_obj_key (const uint8_t dkey[HF_CRYPT_KEY_SIZE],
                              const uint8_t uuid[HF_UUID_SIZE],
                              const char *name, struct hf_crypt_objkey *k);
