@@ -14,14 +14,10 @@
  * Everything in struct hf_file is immutable after hf_file_open; the
  * engine, the store, the cache and the history do their own locking,
  * which is why every call but close may run concurrently on a handle.
- * The one exception is rollback, which the engine runs with no other
- * call on the volume: op_lock is held shared by every call that reaches
- * the volume and exclusively by rollback.
  */
 #include <config.h>
 
 #include <errno.h>
-#include <pthread.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -66,19 +62,7 @@ struct hf_file {
   char *str[HF_FILE_S3__MAX];   /* owned copies; secrets wiped at free */
   bool readonly;
   uint32_t block_size;
-  pthread_rwlock_t op_lock;     /* see the top of the file */
 };
-
-/* Hold f->op_lock shared for the rest of the calling block. */
-static void
-hf_file_op_unlock (struct hf_file **f)
-{
-  pthread_rwlock_unlock (&(*f)->op_lock);
-}
-#define HF_FILE_OP(f)                                                   \
-  struct hf_file *hf_file_op_ __attribute__ ((cleanup (hf_file_op_unlock), \
-                                              unused)) = (f);           \
-  pthread_rwlock_rdlock (&(f)->op_lock)
 
 /* ---- options ---- */
 
@@ -260,7 +244,6 @@ hf_file_free (struct hf_file *f)
       explicit_bzero (f->str[i], strlen (f->str[i]));
       free (f->str[i]);
     }
-  pthread_rwlock_destroy (&f->op_lock);
   free (f);
 }
 
@@ -321,7 +304,6 @@ hf_file_open (const char *url, const struct hf_file_options *opts,
     return r;
   if ((f = calloc (1, sizeof *f)) == NULL)
     return ENOMEM;
-  pthread_rwlock_init (&f->op_lock, NULL);
   f->readonly = (o.flags & HF_FILE_READONLY) || o.at != NULL;
   if ((r = hf_file_keep_s3 (f, &o)) != 0)
     goto err;
@@ -391,7 +373,6 @@ hf_file_close (struct hf_file *f)
 int
 hf_file_pread (struct hf_file *f, void *buf, size_t count, uint64_t offset)
 {
-  HF_FILE_OP (f);
   return hf_volume_pread (f->v, buf, count, offset);
 }
 
@@ -414,7 +395,6 @@ hf_file_pwrite (struct hf_file *f, const void *buf, size_t count,
 
   if ((r = hf_file_flags (flags, &vf)) != 0)
     return r;
-  HF_FILE_OP (f);
   return hf_volume_pwrite (f->v, buf, count, offset, vf);
 }
 
@@ -427,7 +407,6 @@ hf_file_trim (struct hf_file *f, uint64_t count, uint64_t offset,
 
   if ((r = hf_file_flags (flags, &vf)) != 0)
     return r;
-  HF_FILE_OP (f);
   return hf_volume_trim (f->v, count, offset, vf);
 }
 
@@ -440,33 +419,24 @@ hf_file_zero (struct hf_file *f, uint64_t count, uint64_t offset,
 
   if ((r = hf_file_flags (flags, &vf)) != 0)
     return r;
-  HF_FILE_OP (f);
   return hf_volume_zero (f->v, count, offset, vf);
 }
 
 int
 hf_file_flush (struct hf_file *f)
 {
-  HF_FILE_OP (f);
   return hf_volume_flush (f->v);
 }
 
 /* ---- size and extents ---- */
 
-static uint64_t
-hf_file_size_locked (struct hf_file *f)
+uint64_t
+hf_file_size (struct hf_file *f)
 {
   struct hf_volume_info vi;
 
   hf_volume_get_info (f->v, &vi);
   return vi.size;
-}
-
-uint64_t
-hf_file_size (struct hf_file *f)
-{
-  HF_FILE_OP (f);
-  return hf_file_size_locked (f);
 }
 
 uint32_t
@@ -478,8 +448,7 @@ hf_file_block_size (struct hf_file *f)
 int
 hf_file_resize (struct hf_file *f, uint64_t new_size)
 {
-  HF_FILE_OP (f);
-  uint64_t size = hf_file_size_locked (f);
+  uint64_t size = hf_file_size (f);
 
   if (f->readonly)
     return EROFS;
@@ -522,7 +491,6 @@ hf_file_extents (struct hf_file *f, uint64_t count, uint64_t offset,
 
   if (fn == NULL)
     return EINVAL;
-  HF_FILE_OP (f);
   return hf_volume_extents (f->v, count, offset, hf_file_extent_cb, &c);
 }
 
@@ -546,7 +514,6 @@ hf_file_snapshot_create (struct hf_file *f, const char *name, uint64_t *seq)
   }
   if (f->readonly)
     return EROFS;
-  HF_FILE_OP (f);
   /* Commit everything written so far to the store (with a write-ahead
    * log, flush alone only reaches the log); the head is then a point
    * holding all of it. */
@@ -606,14 +573,11 @@ hf_file_rollback (struct hf_file *f, const char *at, uint64_t *new_seq)
   }
   if (f->readonly)
     return EROFS;
-  /* The engine runs rollback with no other call on the volume. */
-  pthread_rwlock_wrlock (&f->op_lock);
   /* f holds the writer lease: only f moves the head, and the engine
    * refuses a point that is not older than it. */
   r = hf_file_resolve_at (f, "hf_file_rollback", at, &seq);
   if (r == 0)
     r = hf_volume_rollback (f->v, seq, &ns);   /* logs why */
-  pthread_rwlock_unlock (&f->op_lock);
   if (r == 0 && new_seq)
     *new_seq = ns;
   return r;
@@ -701,7 +665,6 @@ hf_file_gc (struct hf_file *f, uint64_t retain_ns, unsigned flags,
 
   if (flags & ~HF_FILE_GC_DRY_RUN)
     return EINVAL;
-  HF_FILE_OP (f);
   r = hf_gc_run (f->store, f->prefix, f->readonly ? NULL : f->v, &go, &gr);
   if (r == 0 && rep) {
     memset (rep, 0, sizeof *rep);

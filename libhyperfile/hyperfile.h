@@ -189,11 +189,12 @@ extern int hf_file_snapshot_delete (struct hf_file *f, const char *name);
  * snapshot name, as opts->at) the volume's state again.  Every write
  * completed before the call is committed first; then one segment is
  * committed whose state is that point's (size included); the points in
- * between stay readable with at=.  Other calls on f wait while it
- * runs.  On success *new_seq (may be NULL) is the new head.  EROFS on a
- * read-only handle, EINVAL if at is no point of the volume or is the
- * head already.  If reading the point fails, nothing is committed and
- * f refuses writes (EIO) until it is reopened. */
+ * between stay readable with at=.  Reads go on meanwhile; a write made
+ * during the call lands before the rollback (and is undone) or after
+ * it.  On success *new_seq (may be NULL) is the new head.  EROFS on a
+ * read-only handle, EINVAL if at is no point of the volume or is not
+ * older than the head, EBUSY if writes kept committing while the point
+ * was put in place.  On error nothing changed.  Thread safe. */
 extern int hf_file_rollback (struct hf_file *f, const char *at,
                              uint64_t *new_seq);
 
