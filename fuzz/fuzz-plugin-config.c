@@ -218,6 +218,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   hf_cache_dir = NULL;
   hf_at = NULL;
   hf_metrics = NULL;
+  hf_key_file = NULL;           /* pointed into a value freed below */
+  hf_have_ukey = false;
+  memset (&hf_opts, 0, sizeof hf_opts);
   for (i = 0; i < nkeep; i++)
     free (keep[i]);
   free (in);

@@ -179,6 +179,7 @@ hyperfile_unload (void)
   if (hf_key_pass)
     memset (hf_key_pass, 0, strlen (hf_key_pass));
   free (hf_key_pass);
+  hf_key_pass = NULL;
   hf_user_key_clear (&hf_ukey);
 }
 
