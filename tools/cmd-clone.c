@@ -1,0 +1,348 @@
+/* hyperfile admin command: clones.
+ *
+ *   clone, children, flatten
+ *
+ * Making a clone of a point, listing (and pruning) the clones a volume
+ * has registered, and making a clone independent of its parent.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <json-c/json.h>
+
+#include "crypt.h"
+#include "gc.h"
+#include "history.h"
+#include "lineage.h"
+#include "log.h"
+#include "objstore.h"
+#include "volume.h"
+#include "tool.h"
+
+int
+hf_tool_clone (int argc, char **argv)
+{
+  char *src = strdup (argv[0]), *at, *src_abs = NULL, *dst_abs = NULL;
+  const char *dst = argv[1];
+  struct hf_tool_vol t = { 0 };
+  struct hf_objstore *ds = NULL;
+  char *dprefix = NULL;
+  uint64_t seq = 0, base = 0;
+  int r, ret = EXIT_FAILURE;
+
+  (void) argc;
+  if (src == NULL)
+    return EXIT_FAILURE;
+  /* Before anything is made (the URLs end up in the store). */
+  if (hf_objstore_check_url ("clone", src) != 0 ||
+      hf_objstore_check_url ("clone", dst) != 0) {
+    ret = EXIT_USAGE;
+    goto out;
+  }
+  /* SRC@POINT: the last '@' (S3 keys and paths rarely hold one). */
+  at = strrchr (src, '@');
+  if (at) {
+    *at++ = '\0';
+    if (hf_history_check_at (at) != 0) {
+      ret = EXIT_USAGE;
+      goto out;
+    }
+  }
+  if ((r = hf_tool_vol_open ("clone", src, &t)) != 0) {
+    ret = r;
+    goto out;
+  }
+  if (at && (r = hf_tool_resolve ("clone", &t, at, &seq)) != 0) {
+    ret = r;
+    goto out;
+  }
+  {
+    /* Check the point before creating anything at the destination. */
+    struct hf_point pt;
+    if (seq == 0)
+      seq = hf_history_head (t.h);
+    if (hf_history_point (t.h, seq, &pt) != 0) {
+      ret = EXIT_NOPOINT;
+      goto out;
+    }
+  }
+  /* A directory destination is created (an empty new volume's home). */
+  if (strncmp (dst, "s3://", 5) != 0) {
+    const char *path = strncmp (dst, "file://", 7) == 0 ? dst + 7 : dst;
+    if (mkdir (path, 0700) == -1 && errno != EEXIST) {
+      fprintf (stderr, "hyperfile: clone: %s: %m\n", path);
+      goto out;
+    }
+  }
+  src_abs = hf_objstore_abs_url (src);
+  dst_abs = hf_objstore_abs_url (dst);
+  if (src_abs == NULL || dst_abs == NULL)
+    goto out;
+  if (strcmp (src_abs, dst_abs) == 0) {
+    fprintf (stderr, "hyperfile: clone: source and destination are the "
+             "same volume\n");
+    ret = EXIT_USAGE;
+    goto out;
+  }
+  if ((r = hf_tool_open_store (dst, true, &ds, &dprefix)) != 0)
+    goto out;
+  r = hf_clone_create_key (t.h, src_abs, seq, ds, dprefix, dst_abs,
+                           hf_tool_have_ukey ? &hf_tool_ukey : NULL, &base);
+  if (r) {                      /* history said why */
+    ret = r == EEXIST ? EXIT_EXISTS : r == EINVAL ? EXIT_NOPOINT
+      : EXIT_FAILURE;
+    goto out;
+  }
+  if (hf_tool_json) {
+    json_object *o = hf_j_obj ();
+
+    hf_j_str (o, "source", src_abs);
+    hf_j_str (o, "clone", dst_abs);
+    hf_j_u64 (o, "base_seq", base);
+    hf_j_print (o, stdout);
+  }
+  else
+    printf ("cloned %s at segment %" PRIu64 " as %s\n", src_abs, base,
+            dst_abs);
+  ret = EXIT_SUCCESS;
+
+ out:
+  hf_objstore_close (ds);
+  free (dprefix);
+  if (t.s)
+    hf_tool_vol_close (&t);
+  free (src_abs);
+  free (dst_abs);
+  free (src);
+  return ret;
+}
+
+/* The clones registered on the volume, each checked: "ok", or an orphan
+ * ("gone": nothing at its URL; "replaced": another volume there), or
+ * "unknown" (could not be read; a warning says why).  --prune deletes
+ * the orphans' registrations (never one that could not be checked), so
+ * that gc may collect what they kept. */
+int
+hf_tool_children (int argc, char **argv)
+{
+  const char *url = argv[0];
+  struct hf_clone_reg *cr = NULL;
+  struct hf_objstore *s;
+  json_object *a = NULL;
+  size_t n = 0, i, pruned = 0, orphans = 0;
+  char *prefix;
+  int r, ret = EXIT_FAILURE;
+
+  (void) argc;
+  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
+    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  {
+    struct hf_vdesc d;
+
+    if ((r = hf_vdesc_read (s, prefix, &d)) != 0) {
+      ret = r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+      goto out;                 /* logged why */
+    }
+  }
+  if (hf_clone_reg_list (s, prefix, &cr, &n) != 0)
+    goto out;                   /* logged why */
+  if (hf_tool_json)
+    a = hf_j_arr ();
+  else if (n == 0)
+    printf ("%s has no clones\n", url);
+  else
+    printf ("%-9s %-10s %-30s %s\n", "STATE", "BASE", "CREATED (UTC)",
+            "CLONE");
+  for (i = 0; i < n; i++) {
+    enum hf_clone_state st = hf_clone_reg_state
+      (&cr[i], strncmp (url, "s3://", 5) == 0, &hf_tool_s3);
+    bool orphan = st == HF_CLONE_GONE || st == HF_CLONE_REPLACED;
+    bool gone = false;
+    char ts[40];
+
+    orphans += orphan;
+    if (orphan && hf_tool_prune) {
+      if (hf_clone_reg_delete (s, prefix, cr[i].clone_uuid) != 0)
+        goto out;               /* logged why */
+      gone = true;
+      pruned++;
+    }
+    hf_history_format_time (cr[i].created_ns, ts, sizeof ts);
+    if (a) {
+      json_object *o = hf_j_obj ();
+
+      hf_j_str (o, "url", cr[i].clone_url);
+      hf_j_u64 (o, "base_seq", cr[i].base_seq);
+      hf_j_str (o, "created", ts);
+      hf_j_str (o, "state", hf_clone_state_name (st));
+      hf_j_bool (o, "orphan", orphan);
+      hf_j_bool (o, "pruned", gone);
+      json_object_array_add (a, o);
+    }
+    else
+      printf ("%-9s %-10" PRIu64 " %-30s %s%s\n",
+              orphan ? "orphan" : hf_clone_state_name (st),
+              cr[i].base_seq, ts, cr[i].clone_url,
+              gone ? " (pruned: registration deleted)"
+              : st == HF_CLONE_GONE ? " (gone: its descriptor is missing)"
+              : st == HF_CLONE_REPLACED ? " (another volume is there now)"
+              : "");
+  }
+  if (a) {
+    json_object *o = hf_j_obj ();
+
+    hf_j_str (o, "url", url);
+    json_object_object_add (o, "clones", a);
+    a = NULL;
+    hf_j_u64 (o, "orphans", orphans);
+    hf_j_u64 (o, "pruned", pruned);
+    hf_j_print (o, stdout);
+  }
+  else if (orphans && !hf_tool_prune)
+    printf ("%zu orphan registration(s) keep their base from gc: "
+            "hyperfile children %s --prune removes them\n", orphans, url);
+  else if (pruned)
+    printf ("pruned %zu orphan registration(s)\n", pruned);
+  ret = EXIT_SUCCESS;
+ out:
+  json_object_put (a);
+  free (cr);
+  hf_objstore_close (s);
+  free (prefix);
+  return ret;
+}
+
+static double hf_tool_flat_t0;
+
+static void
+hf_tool_flat_progress (void *opaque, uint64_t done, uint64_t total)
+{
+  uint64_t bs = *(const uint32_t *) opaque;
+
+  hf_tool_progress ("flatten", done * bs, total * bs, hf_tool_flat_t0,
+                    done == total);
+}
+
+/* Make a clone independent of its parent: every block and index node
+ * its head reads from the parent is copied into its own segments
+ * (hf_gc_flatten, through the writer: the lease is held), the
+ * descriptor says it is flattened (the parent is then followed only
+ * while it exists, for the older points), and the clone is unregistered
+ * from the parent, whose gc then frees the base and which may be
+ * deleted. */
+int
+hf_tool_flatten (int argc, char **argv)
+{
+  struct hf_volume_options wo = { .takeover = hf_tool_takeover,
+                                  .flush_interval_ms = UINT32_MAX,
+                                  .parent_cfg = &hf_tool_s3 };
+  const char *url = argv[0];
+  struct hf_gc_options go = { .cfg = &hf_tool_s3,
+                              .progress = hf_tool_flat_progress };
+  struct hf_gc_flatten_report rep;
+  struct hf_volume_info vi;
+  struct hf_objstore *s, *ps = NULL;
+  struct hf_volume *v;
+  struct hf_vdesc d;
+  char *prefix, *pprefix = NULL, key[HF_OBJSTORE_KEY_MAX + 1];
+  uint8_t buf[HF_VD_SIZE];
+  bool was_flat, unreg = false;
+  int r, ret = EXIT_FAILURE;
+
+  (void) argc;
+  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
+    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  if ((r = hf_vdesc_read (s, prefix, &d)) != 0) {
+    ret = r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+    goto out;                   /* logged why */
+  }
+  if (!(d.flags & HF_VD_CLONE)) {
+    fprintf (stderr, "hyperfile: flatten: %s is not a clone: it reads "
+             "nothing from another volume\n", url);
+    ret = EXIT_USAGE;
+    goto out;
+  }
+  was_flat = d.flags & HF_VD_FLATTENED;
+  r = hf_volume_open (s, prefix, &wo, &v);
+  if (r) {
+    ret = r == EBUSY ? EXIT_BUSY : EXIT_FAILURE;  /* the volume said why */
+    goto out;
+  }
+  hf_volume_get_info (v, &vi);
+  go.opaque = &vi.block_size;
+  hf_tool_flat_t0 = hf_tool_now ();
+  r = hf_gc_flatten (s, prefix, v, &go, &rep);
+  if (hf_volume_close (v) != 0 && r == 0)
+    r = EIO;
+  if (r)
+    goto out;                   /* logged why */
+  /* The descriptor last but one: from now on no point at or after
+   * flat_seq needs the parent.  A plain PUT replaces it (an object PUT
+   * is atomic: readers see the old or the new one). */
+  if (!was_flat || rep.moved_blocks || rep.touched_nodes) {
+    d.flags |= HF_VD_FLATTENED;
+    d.flat_seq = rep.head_seq;
+    hf_vdesc_encode (&d, buf);
+    snprintf (key, sizeof key, "%svolume", prefix);
+    r = hf_objstore_put_retry (s, key, buf, sizeof buf, 0);
+    if (r) {
+      fprintf (stderr, "hyperfile: flatten: %s: writing the descriptor: "
+               "%s (the data is copied; run flatten again)\n", url,
+               strerror (r));
+      goto out;
+    }
+  }
+  /* Then the parent's registration (its gc may free the base now). */
+  hf_tool_held[0] = '\0';
+  hf_tool_quiet = true;         /* a parent that is gone is fine */
+  r = hf_objstore_open_url (d.parent_url, &hf_tool_s3, false, &ps,
+                            &pprefix);
+  hf_tool_quiet = false;
+  if (r == 0)
+    r = hf_clone_reg_delete (ps, pprefix, d.uuid);
+  if (r == 0)
+    unreg = true;
+  else if (r != ENOENT)
+    fprintf (stderr, "hyperfile: flatten: could not unregister the clone "
+             "from %s: %s; it keeps the base until flatten runs again\n",
+             d.parent_url, strerror (r));
+  if (hf_tool_json) {
+    json_object *o = hf_j_obj ();
+
+    hf_j_str (o, "url", url);
+    hf_j_str (o, "parent", d.parent_url);
+    hf_j_u64 (o, "moved_blocks", rep.moved_blocks);
+    hf_j_u64 (o, "moved_bytes", rep.moved_blocks * vi.block_size);
+    hf_j_u64 (o, "touched_nodes", rep.touched_nodes);
+    hf_j_u64 (o, "flattened_at", d.flat_seq);
+    hf_j_bool (o, "unregistered", unreg);
+    hf_j_print (o, stdout);
+  }
+  else if (was_flat && rep.moved_blocks == 0 && rep.touched_nodes == 0)
+    printf ("%s is already flattened at segment %" PRIu64 ": its head "
+            "reads nothing from %s%s\n", url, d.flat_seq, d.parent_url,
+            unreg ? " (registration removed)" : "");
+  else
+    printf ("flattened %s: %" PRIu64 " blocks (%" PRIu64 " bytes) and %"
+            PRIu64 " index paths copied from %s into its own segments; "
+            "head segment %" PRIu64 ".\n%s; points before segment %" PRIu64
+            " still read from it while it exists.\n", url,
+            rep.moved_blocks, rep.moved_blocks * vi.block_size,
+            rep.touched_nodes, d.parent_url, d.flat_seq,
+            unreg ? "Unregistered from the parent, which may be deleted now"
+            : "The parent is gone", d.flat_seq);
+  ret = EXIT_SUCCESS;
+ out:
+  hf_objstore_close (ps);
+  free (pprefix);
+  hf_objstore_close (s);
+  free (prefix);
+  return ret;
+}
