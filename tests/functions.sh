@@ -12,6 +12,11 @@
 #   kill_ours SIG PID MARK   kill PID only if it is still our process
 #                            (MARK, a unique path, on its command line)
 #   restart_s3rver           start it again on the same port and data dir
+#   hf_tool_test             for the admin command's tests: defines
+#                            fail MSG (says "$0: FAIL: MSG", exits 1) and
+#                            run WANT ARGS... (hyperfile ${TOOL_ARGS[@]}
+#                            ARGS, its output in $tmp/out and shown; the
+#                            test fails unless it exits WANT)
 #
 # With HF_TEST_S3_EXPRESS=1 the server emulates S3 Express One Zone
 # (server.js, shims 10-11): the bucket gets a directory bucket's name
@@ -64,6 +69,27 @@ requires ()
     echo "$0: missing or broken: $*: test skipped"
     exit 77
   fi
+}
+
+# The admin command's tests (tests/test-tool-*.sh), after hf_tmpdir:
+# fail and run as said at the top.  TOOL_ARGS (an array, may be unset)
+# goes before each command's arguments, e.g. the S3 endpoint.
+hf_tool_test ()
+{
+  fail ()
+  {
+    echo "$0: FAIL: $*" >&2
+    exit 1
+  }
+  run ()
+  {
+    local want="$1" r=0
+    shift
+    "$HYPERFILE" ${TOOL_ARGS[@]+"${TOOL_ARGS[@]}"} "$@" > "$tmp/out" 2>&1 ||
+      r=$?
+    echo "--- hyperfile $* (exit $r)"; cat "$tmp/out"
+    [ "$r" = "$want" ] || fail "hyperfile $*: exit $r, want $want"
+  }
 }
 
 # ---- cleanup ----

@@ -9,21 +9,7 @@ set -e
 . "$abs_srcdir/nbd-functions.sh"
 hf_tmpdir
 
-fail ()
-{
-  echo "$0: FAIL: $*" >&2
-  exit 1
-}
-
-# run WANT-EXIT CMD...: run the tool, output in $tmp/out, check the exit.
-run ()
-{
-  local want="$1" r=0
-  shift
-  "$HYPERFILE" "$@" > "$tmp/out" 2>&1 || r=$?
-  echo "--- hyperfile $* (exit $r)"; cat "$tmp/out"
-  [ "$r" = "$want" ] || fail "hyperfile $*: exit $r, want $want"
-}
+hf_tool_test
 
 run 0 --version
 grep -qE '^hyperfile [0-9]+\.[0-9]+' "$tmp/out" || fail "--version output"

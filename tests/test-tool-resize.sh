@@ -13,19 +13,7 @@ requires nbdsh --version
 requires python3 --version
 hf_tmpdir
 
-fail ()
-{
-  echo "$0: FAIL: $*" >&2
-  exit 1
-}
-run ()
-{
-  local want="$1" r=0
-  shift
-  "$HYPERFILE" "$@" > "$tmp/out" 2>&1 || r=$?
-  echo "--- hyperfile $* (exit $r)"; cat "$tmp/out"
-  [ "$r" = "$want" ] || fail "hyperfile $*: exit $r, want $want"
-}
+hf_tool_test
 size_of ()
 {
   "$HYPERFILE" info "$1" --json |
