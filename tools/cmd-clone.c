@@ -240,9 +240,6 @@ hf_tool_flat_progress (void *opaque, uint64_t done, uint64_t total)
 int
 hf_tool_flatten (int argc, char **argv)
 {
-  struct hf_volume_options wo = { .takeover = hf_tool_takeover,
-                                  .flush_interval_ms = UINT32_MAX,
-                                  .parent_cfg = &hf_tool_s3 };
   const char *url = argv[0];
   struct hf_gc_options go = { .cfg = &hf_tool_s3,
                               .progress = hf_tool_flat_progress };
@@ -270,9 +267,8 @@ hf_tool_flatten (int argc, char **argv)
     goto out;
   }
   was_flat = d.flags & HF_VD_FLATTENED;
-  r = hf_volume_open (s, prefix, &wo, &v);
-  if (r) {
-    ret = r == EBUSY ? EXIT_BUSY : EXIT_FAILURE;  /* the volume said why */
+  if ((r = hf_tool_writer_open (s, prefix, HF_TOOL_W_BATCH, &v)) != 0) {
+    ret = r;
     goto out;
   }
   hf_volume_get_info (v, &vi);

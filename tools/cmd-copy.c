@@ -255,8 +255,6 @@ hf_tool_import_undo (struct hf_volume *v, const char *url,
 int
 hf_tool_import (int argc, char **argv)
 {
-  struct hf_volume_options wo = { .takeover = hf_tool_takeover,
-                                  .parent_cfg = &hf_tool_s3 };
   const char *in = argv[0], *url = argv[1];
   struct hf_volume_info vi;
   struct hf_volume *v;
@@ -316,14 +314,12 @@ hf_tool_import (int argc, char **argv)
       close (fd);
     return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
   }
-  r = hf_volume_open (s, prefix, &wo, &v);
-  if (r) {
+  if ((r = hf_tool_writer_open (s, prefix, 0, &v)) != 0) {
     hf_objstore_close (s);
     free (prefix);
     if (fd > 0)
       close (fd);
-    return r == ENOENT ? EXIT_NOVOLUME : r == EBUSY ? EXIT_BUSY
-      : EXIT_FAILURE;
+    return r;
   }
   hf_volume_get_info (v, &vi);
   fresh = vi.head_seq == 0;

@@ -249,12 +249,6 @@ hf_tool_snapshot (int argc, char **argv)
 int
 hf_tool_rollback (int argc, char **argv)
 {
-  /* accept_older_head: rollback is the explicit way past a damaged or
-   * lost newest segment (the open commits a segment above it). */
-  struct hf_volume_options o = { .takeover = hf_tool_takeover,
-                                 .flush_interval_ms = UINT32_MAX,
-                                 .accept_older_head = true,
-                                 .parent_cfg = &hf_tool_s3 };
   struct hf_tool_vol t;
   struct hf_volume *v;
   uint64_t seq, new_seq = 0;
@@ -266,11 +260,14 @@ hf_tool_rollback (int argc, char **argv)
   if ((r = hf_tool_vol_open ("rollback", argv[0], &t)) != 0)
     return r;
   /* The writer lease first: nobody commits between the check of the
-   * point and the rollback segment. */
-  r = hf_volume_open (t.s, t.prefix, &o, &v);
+   * point and the rollback segment.  Past a damaged or lost newest
+   * segment too: rollback is the explicit way out (the open commits a
+   * segment above it). */
+  r = hf_tool_writer_open (t.s, t.prefix,
+                           HF_TOOL_W_BATCH | HF_TOOL_W_OLDER_HEAD, &v);
   if (r) {
     hf_tool_vol_close (&t);
-    return r == EBUSY ? EXIT_BUSY : EXIT_FAILURE;  /* volume said why */
+    return r;
   }
   /* Re-read the history now that the head cannot move. */
   hf_history_close (t.h);

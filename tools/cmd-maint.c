@@ -84,9 +84,6 @@ hf_tool_gc (int argc, char **argv)
     .dry_run = hf_tool_dry_run, .compact = !hf_tool_dry_run,
     .cfg = &hf_tool_s3, .on_delete = hf_tool_gc_deleted,
     .on_pin = hf_tool_gc_pin, .opaque = pins };
-  struct hf_volume_options wo = { .flush_interval_ms = UINT32_MAX,
-                                  .takeover = hf_tool_takeover,
-                                  .parent_cfg = &hf_tool_s3 };
   struct hf_gc_report rep;
   struct hf_volume *w = NULL;
   struct hf_objstore *s;
@@ -101,8 +98,8 @@ hf_tool_gc (int argc, char **argv)
   /* Compaction writes through the writer: only when no server holds
    * the volume (then its own gc=on compacts). */
   if (!hf_tool_dry_run) {
-    r = hf_volume_open (s, prefix, &wo, &w);
-    if (r == EBUSY) {
+    r = hf_tool_writer_open (s, prefix, HF_TOOL_W_BATCH, &w);
+    if (r == EXIT_BUSY) {
       fprintf (stderr, "hyperfile: gc: a writer holds %s: collecting "
                "without compaction (its gc=on compacts)\n", argv[0]);
       w = NULL;
@@ -111,7 +108,7 @@ hf_tool_gc (int argc, char **argv)
       hf_objstore_close (s);
       free (prefix);
       json_object_put (pins);
-      return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+      return r;
     }
   }
   r = hf_gc_run (s, prefix, w, &go, &rep);

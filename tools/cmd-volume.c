@@ -363,9 +363,6 @@ hf_tool_delete (int argc, char **argv)
 int
 hf_tool_resize (int argc, char **argv)
 {
-  struct hf_volume_options wo = { .takeover = hf_tool_takeover,
-                                  .flush_interval_ms = UINT32_MAX,
-                                  .parent_cfg = &hf_tool_s3 };
   const char *url = argv[0];
   struct hf_volume_info vi;
   struct hf_volume *v;
@@ -384,14 +381,12 @@ hf_tool_resize (int argc, char **argv)
   }
   if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
     return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
-  r = hf_volume_open (s, prefix, &wo, &v);
-  if (r) {
+  if ((r = hf_tool_writer_open (s, prefix, HF_TOOL_W_BATCH, &v)) != 0) {
     hf_objstore_close (s);
     free (prefix);
-    if (r == ENOENT)
+    if (r == EXIT_NOVOLUME)
       fprintf (stderr, "hyperfile: resize: no volume at %s\n", url);
-    return r == ENOENT ? EXIT_NOVOLUME : r == EBUSY ? EXIT_BUSY
-      : EXIT_FAILURE;           /* the volume said why */
+    return r;                   /* the volume said why */
   }
   hf_volume_get_info (v, &vi);
   old = vi.size;

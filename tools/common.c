@@ -22,6 +22,7 @@
 #include "history.h"
 #include "log.h"
 #include "objstore.h"
+#include "volume.h"
 #include "tool.h"
 
 double
@@ -172,6 +173,23 @@ hf_tool_resolve (const char *cmd, struct hf_tool_vol *t, const char *point,
   fprintf (stderr, "hyperfile: %s: resolving %s: %s\n", cmd, point,
            strerror (r));
   return EXIT_FAILURE;
+}
+
+int
+hf_tool_writer_open (struct hf_objstore *s, const char *prefix,
+                     unsigned flags, struct hf_volume **v)
+{
+  struct hf_volume_options wo = {
+    .takeover = hf_tool_takeover,
+    .flush_interval_ms = (flags & HF_TOOL_W_BATCH) ? UINT32_MAX : 0,
+    .accept_older_head = (flags & HF_TOOL_W_OLDER_HEAD) != 0,
+    .parent_cfg = &hf_tool_s3 };
+  int r = hf_volume_open (s, prefix, &wo, v);
+
+  if (r == 0)
+    return 0;
+  return r == ENOENT ? EXIT_NOVOLUME : r == EBUSY ? EXIT_BUSY
+    : EXIT_FAILURE;
 }
 
 /* Progress on stderr when it is a terminal: done of total bytes (total

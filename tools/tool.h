@@ -23,6 +23,7 @@
 #include "crypt.h"
 #include "history.h"
 #include "objstore.h"
+#include "volume.h"
 
 /* Exit codes beside EXIT_SUCCESS (0) and EXIT_FAILURE (1). */
 #define EXIT_USAGE 2
@@ -122,6 +123,21 @@ extern void hf_tool_vol_close (struct hf_tool_vol *t);
 /* Resolve POINT on t's chain: 0 and *seq, or the exit code. */
 extern int hf_tool_resolve (const char *cmd, struct hf_tool_vol *t,
                             const char *point, uint64_t *seq);
+
+/* Flags of hf_tool_writer_open. */
+#define HF_TOOL_W_BATCH      0x1u /* no timed flushes: what the command
+                                     writes is committed at close */
+#define HF_TOOL_W_OLDER_HEAD 0x2u /* open past a lost or damaged newest
+                                     segment (rollback: the way out) */
+
+/* Open the volume in s (prefix; both borrowed, they must outlive *v)
+ * through its writer lease, which --takeover may claim when it expired:
+ * what every command that changes a volume does first.  0 with *v the
+ * caller's (hf_volume_close commits and releases the lease), or the
+ * exit code: EXIT_NOVOLUME, EXIT_BUSY (another writer holds it) or
+ * EXIT_FAILURE; the volume logged why. */
+extern int hf_tool_writer_open (struct hf_objstore *s, const char *prefix,
+                                unsigned flags, struct hf_volume **v);
 
 /* Progress on stderr when it is a terminal: done of total bytes (total
  * 0 = unknown), rate and ETA; final ends the line. */
