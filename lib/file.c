@@ -28,6 +28,7 @@
 #include "hyperfile.h"
 
 #include "cache.h"
+#include "file-int.h"
 #include "crypt.h"
 #include "format.h"
 #include "gc.h"
@@ -144,12 +145,10 @@ hf_file_s3_config (const struct hf_file_options *o, struct hf_s3_config *c)
   c->tls_verify = (o->flags & HF_FILE_NO_TLS_VERIFY) == 0;
 }
 
-/* Open url's store (creating a missing directory if create) and, for
- * S3, contact it once so that a wrong endpoint, bucket or key is one
- * clear error now.  On success *s and *prefix are the caller's. */
-static int
-hf_file_open_store (const char *url, const struct hf_s3_config *c,
-                    bool create, struct hf_objstore **s, char **prefix)
+int
+hf_file_store_open (const char *url, const struct hf_s3_config *c,
+                    bool create, const struct hf_user_key *key,
+                    struct hf_objstore **s, char **prefix)
 {
   int r;
 
@@ -165,14 +164,25 @@ hf_file_open_store (const char *url, const struct hf_s3_config *c,
     free (*prefix);
     return r;
   }
-  /* hf_file_options has no key yet: an encrypted volume is ENOKEY with
-   * a line naming it, never read as damage. */
-  if ((r = hf_crypt_attach (s, *prefix, NULL)) != 0) {
+  /* An encrypted volume is read and written through its crypt store;
+   * without the right key (hf_file_options has none yet) it is ENOKEY
+   * with a line naming it, never read as damage (crypt.h). */
+  if ((r = hf_crypt_attach (s, *prefix, key)) != 0) {
     hf_objstore_close (*s);
     free (*prefix);
     return r;
   }
   return 0;
+}
+
+/* Open url's store (creating a missing directory if create) and, for
+ * S3, contact it once so that a wrong endpoint, bucket or key is one
+ * clear error now.  On success *s and *prefix are the caller's. */
+static int
+hf_file_open_store (const char *url, const struct hf_s3_config *c,
+                    bool create, struct hf_objstore **s, char **prefix)
+{
+  return hf_file_store_open (url, c, create, NULL, s, prefix);
 }
 
 int
@@ -589,14 +599,36 @@ hf_file_clone (const char *parent_url, const char *at, const char *clone_url,
 {
   struct hf_file_options o;
   struct hf_s3_config c;
-  struct hf_objstore *ps = NULL, *cs = NULL;
-  struct hf_history *h = NULL;
-  char *pprefix = NULL, *cprefix = NULL, *pabs = NULL, *cabs = NULL;
-  uint64_t seq = 0;
+  enum hf_file_clone_step step;
   int r;
 
   if ((r = hf_file_get_options (opts, &o)) != 0)
     return r;
+  hf_file_s3_config (&o, &c);
+  r = hf_file_clone_ext (parent_url, at, clone_url, &c, NULL, &step,
+                         base_seq);
+  if (r == EINVAL && step == HF_FILE_CLONE_SAME)
+    hf_error ("hf_file_clone: %s: the parent and the clone are the same "
+              "volume", clone_url);
+  return r;
+}
+
+int
+hf_file_clone_ext (const char *parent_url, const char *at,
+                   const char *clone_url, const struct hf_s3_config *c,
+                   const struct hf_user_key *key,
+                   enum hf_file_clone_step *step, uint64_t *base_seq)
+{
+  struct hf_objstore *ps = NULL, *cs = NULL;
+  struct hf_history *h = NULL;
+  char *pprefix = NULL, *cprefix = NULL, *pabs = NULL, *cabs = NULL;
+  enum hf_file_clone_step st;
+  uint64_t seq = 0;
+  int r;
+
+  if (step == NULL)
+    step = &st;
+  *step = HF_FILE_CLONE_ARGS;
   if (parent_url == NULL || clone_url == NULL) {
     hf_error ("hf_file_clone: a URL is NULL");
     return EINVAL;
@@ -605,17 +637,21 @@ hf_file_clone (const char *parent_url, const char *at, const char *clone_url,
       hf_objstore_check_url ("clone", clone_url) != 0 ||
       (at && hf_history_check_at (at) != 0))
     return EINVAL;              /* logged */
-  hf_file_s3_config (&o, &c);
-  if ((r = hf_file_open_store (parent_url, &c, false, &ps, &pprefix)) != 0)
+  *step = HF_FILE_CLONE_PARENT_STORE;
+  if ((r = hf_file_store_open (parent_url, c, false, key, &ps,
+                               &pprefix)) != 0)
     return r;
-  if ((r = hf_history_open (ps, pprefix, &c, &h)) != 0)
+  *step = HF_FILE_CLONE_PARENT;
+  if ((r = hf_history_open (ps, pprefix, c, &h)) != 0)
     goto out;
+  *step = HF_FILE_CLONE_RESOLVE;
   if (at) {
     if ((r = hf_history_resolve (h, at, true, &seq)) != 0)
       goto out;
   }
   else
     seq = hf_history_head (h);
+  *step = HF_FILE_CLONE_POINT;
   {
     struct hf_point pt;         /* a point, before anything is made */
 
@@ -624,7 +660,9 @@ hf_file_clone (const char *parent_url, const char *at, const char *clone_url,
   }
   /* The clone's store first (a directory is created), then both URLs as
    * they are recorded. */
-  if ((r = hf_file_open_store (clone_url, &c, true, &cs, &cprefix)) != 0)
+  *step = HF_FILE_CLONE_TARGET;
+  if ((r = hf_file_store_open (clone_url, c, true, key, &cs,
+                               &cprefix)) != 0)
     goto out;
   pabs = hf_objstore_abs_url (parent_url);
   cabs = hf_objstore_abs_url (clone_url);
@@ -633,12 +671,12 @@ hf_file_clone (const char *parent_url, const char *at, const char *clone_url,
     goto out;
   }
   if (strcmp (pabs, cabs) == 0) {
-    hf_error ("hf_file_clone: %s: the parent and the clone are the same "
-              "volume", clone_url);
-    r = EINVAL;
+    *step = HF_FILE_CLONE_SAME;
+    r = EINVAL;                 /* the caller says it */
     goto out;
   }
-  r = hf_clone_create (h, pabs, seq, cs, cprefix, cabs, base_seq);
+  *step = HF_FILE_CLONE_CREATE;
+  r = hf_clone_create_key (h, pabs, seq, cs, cprefix, cabs, key, base_seq);
  out:
   hf_history_close (h);
   hf_objstore_close (cs);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# hyperfile children URL lists the clones registered on a volume and
-# marks those whose descriptor is gone (orphans); --prune removes only
-# the orphans' registrations.  gc and du say what keeps space (the
+# hyperfile clone: an exit code for each way it fails, nothing left
+# behind.  hyperfile children URL lists the clones registered on a
+# volume and marks those whose descriptor is gone (orphans); --prune
+# removes only the orphans' registrations.  gc and du say what keeps space (the
 # retain window, each snapshot, each clone by URL); gc and fsck warn
 # about an orphan registration (fsck still exits 0: it is no damage).
 set -e
@@ -22,6 +23,30 @@ run 0 import "$tmp/b.img" "$b"
 run 0 clone "$b" "$tmp/c1"
 run 0 import "$tmp/c.img" "$b"
 run 0 clone "$b@first" "$tmp/c2"
+
+# clone (hf_file_clone's implementation): each place it can stop has its
+# exit code and leaves nothing behind.
+mkdir "$tmp/empty"
+run 3 clone "$tmp/empty" "$tmp/x1"
+grep -q "clone: no volume at $tmp/empty" "$tmp/out" || fail "no volume"
+run 3 clone "$tmp/absent" "$tmp/x1"
+run 6 clone "$b@nosuch" "$tmp/x1"
+run 6 clone "$b@99999" "$tmp/x1"
+run 2 clone "$b@2026-13-45T00:00:00Z" "$tmp/x1"
+run 2 clone "$b" "$b"
+grep -q "source and destination are the same volume" "$tmp/out" ||
+  fail "same volume not said"
+run 2 clone "$b" "$tmp/x
+1"
+run 4 clone "$b" "$tmp/c1"
+[ ! -e "$tmp/x1" ] || fail "a failed clone left its directory"
+run 0 clone --json "$b@first" "$tmp/deep/er/c3"
+python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["clone"] == "file://" + sys.argv[2] + "/deep/er/c3", d
+assert d["base_seq"] > 0, d' "$tmp/out" "$(cd "$tmp" && pwd -P)" ||
+  fail "clone --json"
+run 0 delete "$tmp/deep/er/c3"
 
 run 0 children "$b"
 grep -q "$tmp/c1" "$tmp/out" && grep -q "$tmp/c2" "$tmp/out" ||

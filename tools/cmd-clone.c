@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 
 #include "crypt.h"
+#include "file-int.h"
 #include "gc.h"
 #include "history.h"
 #include "lineage.h"
@@ -26,80 +27,72 @@
 #include "volume.h"
 #include "tool.h"
 
+/* clone SRC[@POINT] DST: hf_file_clone's implementation
+ * (hf_file_clone_ext), with the store options and the key; each step
+ * it can stop at has its exit code. */
 int
 hf_tool_clone (int argc, char **argv)
 {
   char *src = strdup (argv[0]), *at, *src_abs = NULL, *dst_abs = NULL;
   const char *dst = argv[1];
-  struct hf_tool_vol t = { 0 };
-  struct hf_objstore *ds = NULL;
-  char *dprefix = NULL;
-  uint64_t seq = 0, base = 0;
+  enum hf_file_clone_step step;
+  uint64_t base = 0;
   int r, ret = EXIT_FAILURE;
 
   (void) argc;
   if (src == NULL)
     return EXIT_FAILURE;
-  /* Before anything is made (the URLs end up in the store). */
-  if (hf_objstore_check_url ("clone", src) != 0 ||
-      hf_objstore_check_url ("clone", dst) != 0) {
-    ret = EXIT_USAGE;
-    goto out;
-  }
   /* SRC@POINT: the last '@' (S3 keys and paths rarely hold one). */
   at = strrchr (src, '@');
-  if (at) {
+  if (at)
     *at++ = '\0';
-    if (hf_history_check_at (at) != 0) {
+  r = hf_file_clone_ext (src, at, dst, &hf_tool_s3,
+                         hf_tool_have_ukey ? &hf_tool_ukey : NULL, &step,
+                         &base);
+  if (r) {                      /* logged why, but for the cases below */
+    switch (step) {
+    case HF_FILE_CLONE_ARGS:
       ret = EXIT_USAGE;
-      goto out;
-    }
-  }
-  if ((r = hf_tool_vol_open ("clone", src, &t)) != 0) {
-    ret = r;
-    goto out;
-  }
-  if (at && (r = hf_tool_resolve ("clone", &t, at, &seq)) != 0) {
-    ret = r;
-    goto out;
-  }
-  {
-    /* Check the point before creating anything at the destination. */
-    struct hf_point pt;
-    if (seq == 0)
-      seq = hf_history_head (t.h);
-    if (hf_history_point (t.h, seq, &pt) != 0) {
+      break;
+    case HF_FILE_CLONE_PARENT_STORE:
+      ret = r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+      break;
+    case HF_FILE_CLONE_PARENT:
+      if (r == ENOENT)
+        fprintf (stderr, "hyperfile: clone: no volume at %s\n", src);
+      else
+        fprintf (stderr, "hyperfile: clone: %s: %s\n", src, strerror (r));
+      ret = r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+      break;
+    case HF_FILE_CLONE_RESOLVE:
+      if (r != EINVAL && r != ENOENT)
+        fprintf (stderr, "hyperfile: clone: resolving %s: %s\n", at,
+                 strerror (r));
+      ret = r == EINVAL || r == ENOENT ? EXIT_NOPOINT : EXIT_FAILURE;
+      break;
+    case HF_FILE_CLONE_POINT:
       ret = EXIT_NOPOINT;
-      goto out;
+      break;
+    case HF_FILE_CLONE_TARGET:
+      ret = EXIT_FAILURE;
+      break;
+    case HF_FILE_CLONE_SAME:
+      fprintf (stderr, "hyperfile: clone: source and destination are the "
+               "same volume\n");
+      ret = EXIT_USAGE;
+      break;
+    case HF_FILE_CLONE_CREATE:
+      ret = r == EEXIST ? EXIT_EXISTS : r == EINVAL ? EXIT_NOPOINT
+        : EXIT_FAILURE;
+      break;
     }
+    goto out;
   }
-  /* A directory destination is created (an empty new volume's home). */
-  if (strncmp (dst, "s3://", 5) != 0) {
-    const char *path = strncmp (dst, "file://", 7) == 0 ? dst + 7 : dst;
-    if (mkdir (path, 0700) == -1 && errno != EEXIST) {
-      fprintf (stderr, "hyperfile: clone: %s: %m\n", path);
-      goto out;
-    }
-  }
+  /* Both exist now: their URLs as the clone records them. */
   src_abs = hf_objstore_abs_url (src);
   dst_abs = hf_objstore_abs_url (dst);
   if (src_abs == NULL || dst_abs == NULL)
-    goto out;
-  if (strcmp (src_abs, dst_abs) == 0) {
-    fprintf (stderr, "hyperfile: clone: source and destination are the "
-             "same volume\n");
-    ret = EXIT_USAGE;
-    goto out;
-  }
-  if ((r = hf_tool_open_store (dst, true, &ds, &dprefix)) != 0)
-    goto out;
-  r = hf_clone_create_key (t.h, src_abs, seq, ds, dprefix, dst_abs,
-                           hf_tool_have_ukey ? &hf_tool_ukey : NULL, &base);
-  if (r) {                      /* history said why */
-    ret = r == EEXIST ? EXIT_EXISTS : r == EINVAL ? EXIT_NOPOINT
-      : EXIT_FAILURE;
-    goto out;
-  }
+    goto out;                   /* logged */
   if (hf_tool_json) {
     json_object *o = hf_j_obj ();
 
@@ -114,10 +107,6 @@ hf_tool_clone (int argc, char **argv)
   ret = EXIT_SUCCESS;
 
  out:
-  hf_objstore_close (ds);
-  free (dprefix);
-  if (t.s)
-    hf_tool_vol_close (&t);
   free (src_abs);
   free (dst_abs);
   free (src);

@@ -19,6 +19,7 @@
 #include <json-c/json.h>
 
 #include "crypt.h"
+#include "file-int.h"
 #include "history.h"
 #include "log.h"
 #include "objstore.h"
@@ -60,24 +61,9 @@ int
 hf_tool_open_store (const char *url, bool create, struct hf_objstore **s,
                     char **prefix)
 {
-  int r = hf_objstore_open_url (url, &hf_tool_s3, create, s, prefix);
-
-  if (r)
-    return r;
-  if (strncmp (url, "s3://", 5) == 0 && (r = hf_objstore_s3_check (*s))) {
-    hf_objstore_close (*s);
-    free (*prefix);
-    return r;
-  }
-  /* An encrypted volume is read and written through its crypt store;
-   * without the right key nothing goes further (crypt.h). */
-  if ((r = hf_crypt_attach (s, *prefix, hf_tool_have_ukey ? &hf_tool_ukey
-                            : NULL)) != 0) {
-    hf_objstore_close (*s);
-    free (*prefix);
-    return r;
-  }
-  return 0;
+  return hf_file_store_open (url, &hf_tool_s3, create,
+                             hf_tool_have_ukey ? &hf_tool_ukey : NULL, s,
+                             prefix);
 }
 
 /* Is there a volume at url?  false with *code EXIT_NOVOLUME if not (no
