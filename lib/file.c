@@ -14,6 +14,9 @@
  * Everything in struct hf_file is immutable after hf_file_open; the
  * engine, the store, the cache and the history do their own locking,
  * which is why every call but close may run concurrently on a handle.
+ *
+ * The plugin and the admin command open their volumes here too, through
+ * hf_file_open_ext (file-int.h), which takes what only they need.
  */
 #include <config.h>
 
@@ -55,11 +58,14 @@ enum { HF_FILE_S3_ENDPOINT, HF_FILE_S3_REGION, HF_FILE_S3_ACCESS,
 struct hf_file {
   /* All fields: I (immutable after hf_file_open). */
   struct hf_volume *v;          /* owned */
-  struct hf_objstore *store;    /* owned; v and the history borrow it */
+  struct hf_objstore *store;    /* owned unless store_borrowed; v and
+                                   the history borrow it */
+  bool store_borrowed;          /* hf_file_ext gave it: not closed */
   char *prefix;                 /* owned: the key prefix in store */
   struct hf_cache *cache;       /* owned; NULL without cache_dir */
   struct hf_volume_hooks hooks; /* v borrows it */
-  struct hf_s3_config s3;       /* strings point into str[] */
+  struct hf_s3_config s3;       /* strings point into str[], or are
+                                   hf_file_ext's (borrowed) */
   char *str[HF_FILE_S3__MAX];   /* owned copies; secrets wiped at free */
   bool readonly;
   uint32_t block_size;
@@ -247,7 +253,8 @@ hf_file_free (struct hf_file *f)
 
   if (f->cache)
     hf_cache_close (f->cache);  /* after the volume: it used the cache */
-  hf_objstore_close (f->store);
+  if (!f->store_borrowed)
+    hf_objstore_close (f->store);
   free (f->prefix);
   for (i = 0; i < HF_FILE_S3__MAX; i++)
     if (f->str[i]) {
@@ -304,6 +311,13 @@ int
 hf_file_open (const char *url, const struct hf_file_options *opts,
               struct hf_file **out)
 {
+  return hf_file_open_ext (url, opts, NULL, out);
+}
+
+int
+hf_file_open_ext (const char *url, const struct hf_file_options *opts,
+                  const struct hf_file_ext *ext, struct hf_file **out)
+{
   struct hf_volume_options vo = { 0 };
   struct hf_file_options o;
   struct hf_volume_info vi;
@@ -312,29 +326,53 @@ hf_file_open (const char *url, const struct hf_file_options *opts,
 
   if ((r = hf_file_get_options (opts, &o)) != 0)
     return r;
+  if (ext && ext->store && ext->prefix == NULL) {
+    hf_error ("hf_file_open_ext: a store without its prefix");
+    return EINVAL;
+  }
+  if (ext && ext->vopts)
+    vo = *ext->vopts;
   if ((f = calloc (1, sizeof *f)) == NULL)
     return ENOMEM;
-  f->readonly = (o.flags & HF_FILE_READONLY) || o.at != NULL;
-  if ((r = hf_file_keep_s3 (f, &o)) != 0)
+  f->readonly = (o.flags & HF_FILE_READONLY) || o.at != NULL || vo.readonly;
+  if (ext && ext->s3)
+    f->s3 = *ext->s3;           /* borrowed strings */
+  else if ((r = hf_file_keep_s3 (f, &o)) != 0)
     goto err;
-  if ((r = hf_file_open_store (url, &f->s3, false, &f->store,
-                               &f->prefix)) != 0)
+  if (ext && ext->store) {
+    f->store = ext->store;
+    f->store_borrowed = true;
+    if ((f->prefix = strdup (ext->prefix)) == NULL) {
+      r = ENOMEM;
+      goto err;
+    }
+  }
+  else if ((r = hf_file_open_store (url, &f->s3, false, &f->store,
+                                    &f->prefix)) != 0)
     goto err;
 
   if (o.at && (r = hf_file_resolve_at (f, url, o.at, &vo.at_seq)) != 0)
     goto err;
 
   /* The cache is keyed by the volume's uuid and block size: read them
-   * from the descriptor (the volume open reads it again). */
+   * from the descriptor (the volume open reads it again) unless the
+   * caller knows them. */
   if (o.cache_dir) {
     struct hf_cache_options co = { .dir = o.cache_dir,
                                    .max_bytes = o.cache_size };
-    struct hf_vdesc d;
 
-    if ((r = hf_vdesc_read (f->store, f->prefix, &d)) != 0)
-      goto err;                 /* logged */
-    co.block_size = d.block_size;
-    memcpy (co.volume_uuid, d.uuid, sizeof co.volume_uuid);
+    if (ext && ext->known) {
+      co.block_size = ext->known->block_size;
+      memcpy (co.volume_uuid, ext->known->uuid, sizeof co.volume_uuid);
+    }
+    else {
+      struct hf_vdesc d;
+
+      if ((r = hf_vdesc_read (f->store, f->prefix, &d)) != 0)
+        goto err;               /* logged */
+      co.block_size = d.block_size;
+      memcpy (co.volume_uuid, d.uuid, sizeof co.volume_uuid);
+    }
     if ((r = hf_cache_open (&co, &f->cache)) != 0) {
       if (r == EINVAL || r == ENOMEM)   /* the cache logs the others */
         hf_error ("%s: cache_dir %s: could not open the cache: %s", url,
@@ -346,10 +384,14 @@ hf_file_open (const char *url, const struct hf_file_options *opts,
     f->hooks.cache_put = hf_file_cache_put;
     vo.hooks = &f->hooks;
   }
+  else
+    vo.hooks = NULL;
 
-  vo.segment_size = o.segment_size;
-  vo.flush_interval_ms = o.flush_interval_ms;
-  vo.takeover = (o.flags & HF_FILE_TAKEOVER) != 0;
+  if (o.segment_size)
+    vo.segment_size = o.segment_size;
+  if (o.flush_interval_ms)
+    vo.flush_interval_ms = o.flush_interval_ms;
+  vo.takeover = vo.takeover || (o.flags & HF_FILE_TAKEOVER) != 0;
   vo.readonly = f->readonly;
   vo.parent_cfg = &f->s3;
   vo.wal_dir = f->readonly ? NULL : o.wal_dir;
@@ -363,6 +405,32 @@ hf_file_open (const char *url, const struct hf_file_options *opts,
  err:
   hf_file_free (f);
   return r;
+}
+
+/* ---- what the plugin and the admin command reach (file-int.h) ---- */
+
+struct hf_volume *
+hf_file_volume (struct hf_file *f)
+{
+  return f->v;
+}
+
+struct hf_objstore *
+hf_file_store (struct hf_file *f)
+{
+  return f->store;
+}
+
+struct hf_cache *
+hf_file_cache (struct hf_file *f)
+{
+  return f->cache;
+}
+
+const char *
+hf_file_prefix (struct hf_file *f)
+{
+  return f->prefix;
 }
 
 int
