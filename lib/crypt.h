@@ -111,10 +111,14 @@ extern int hf_crypt_unwrap (const struct hf_crypt_desc *cd,
 struct hf_crypt_objkey {
   uint8_t enc[HF_CRYPT_KEY_SIZE];
   uint8_t mac[HF_CRYPT_KEY_SIZE];
-  /* OpenSSL contexts keyed once for all of the object's chunks (the
+  /* OpenSSL contexts set up once for all of the object's chunks (the
    * key schedule and HMAC key setup cost as much as sealing a chunk):
-   * an EVP_CIPHER_CTX and an EVP_MAC_CTX.  One thread at a time. */
-  void *cctx, *mctx;
+   * an EVP_CIPHER_CTX keyed with enc, and an EVP_MD_CTX (SHA-256) that
+   * computes HMAC-SHA256 under mac from the key's padded blocks
+   * (RFC 2104), reused without an allocation per chunk.  One thread at
+   * a time. */
+  void *cctx, *mdctx;
+  uint8_t ipad[64], opad[64];   /* mac ^ 0x36.., mac ^ 0x5c.. */
 };
 /* HKDF-SHA256 (ikm dkey, salt uuid, info "hyperfile object v1" NUL
  * name).  On success release *k with hf_crypt_obj_key_clear; on error

@@ -27,6 +27,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,10 @@
 #include "log.h"
 #include "objstore.h"
 
+#define HF_CSTORE_ALIGN 4096
+#define HF_CSTORE_SPARE 4               /* the engine's uploads at once */
+#define HF_CSTORE_SPARE_MIN ((size_t) 1 << 20)
+
 struct hf_cstore {
   struct hf_objstore handle;    /* handle.priv points to this struct */
   struct hf_objstore *inner;    /* owned */
@@ -46,10 +52,83 @@ struct hf_cstore {
   size_t plen;
   uint8_t uuid[HF_UUID_SIZE];   /* the volume's */
   uint8_t dkey[HF_CRYPT_KEY_SIZE];  /* the data key; wiped at close */
+  /* Sealed-object buffers kept for the next puts: a fresh buffer of a
+   * segment's size costs a page fault and a zeroed page per 4 KiB,
+   * about a third of sealing it. */
+  pthread_mutex_t spare_lock;   /* protects spare and n_spare */
+  struct { uint8_t *p; size_t cap; } spare[HF_CSTORE_SPARE];
+  unsigned n_spare;
 };
-/* Immutable after open: no lock. */
+/* Everything else is immutable after open: no lock. */
 
 static const struct hf_objstore_ops hf_cstore_ops;
+
+/* A buffer of at least len bytes for a sealed object; *cap is what it
+ * holds.  Page-aligned, as the engine's own object buffers are: the
+ * directory store writes an aligned object of 1 MiB or more with
+ * O_DIRECT, and a buffered write of a fresh segment costs several times
+ * its sealing (objstore-dir.c). */
+static uint8_t *
+hf_cstore_buf_get (struct hf_cstore *c, size_t len, size_t *cap)
+{
+  uint8_t *p = NULL;
+  unsigned i, best = UINT_MAX;
+
+  if (len >= HF_CSTORE_SPARE_MIN) {
+    pthread_mutex_lock (&c->spare_lock);
+    for (i = 0; i < c->n_spare; i++)
+      if (c->spare[i].cap >= len &&
+          (best == UINT_MAX || c->spare[i].cap < c->spare[best].cap))
+        best = i;
+    if (best != UINT_MAX) {
+      p = c->spare[best].p;
+      *cap = c->spare[best].cap;
+      c->spare[best] = c->spare[--c->n_spare];
+    }
+    pthread_mutex_unlock (&c->spare_lock);
+    if (p)
+      return p;
+    /* 1/8 more, rounded to 1 MiB: the next segments are about as big. */
+    *cap = (len + len / 8 + HF_CSTORE_SPARE_MIN - 1)
+      & ~(size_t) (HF_CSTORE_SPARE_MIN - 1);
+  }
+  else
+    *cap = (len + HF_CSTORE_ALIGN - 1) & ~(size_t) (HF_CSTORE_ALIGN - 1);
+  if (posix_memalign ((void **) &p, HF_CSTORE_ALIGN, *cap) != 0)
+    return NULL;
+  return p;
+}
+
+/* Keep buffer p (cap bytes; it holds only ciphertext) for reuse, or
+ * free it; a full pool keeps the larger buffers. */
+static void
+hf_cstore_buf_put (struct hf_cstore *c, uint8_t *p, size_t cap)
+{
+  unsigned i, small = 0;
+
+  if (cap >= HF_CSTORE_SPARE_MIN) {
+    pthread_mutex_lock (&c->spare_lock);
+    if (c->n_spare < HF_CSTORE_SPARE) {
+      c->spare[c->n_spare].p = p;
+      c->spare[c->n_spare++].cap = cap;
+      p = NULL;
+    }
+    else {
+      for (i = 1; i < c->n_spare; i++)
+        if (c->spare[i].cap < c->spare[small].cap)
+          small = i;
+      if (c->spare[small].cap < cap) {
+        uint8_t *q = c->spare[small].p;
+
+        c->spare[small].p = p;
+        c->spare[small].cap = cap;
+        p = q;
+      }
+    }
+    pthread_mutex_unlock (&c->spare_lock);
+  }
+  free (p);
+}
 
 /* The name the object's key derives from (below the prefix), or NULL
  * for an object stored in the clear (the descriptor).  EINVAL (logged)
@@ -228,7 +307,7 @@ hf_cstore_put (struct hf_objstore *s, const char *key, const void *data,
   struct hf_crypt_objkey k;
   const char *name;
   uint8_t *sbuf;
-  size_t slen;
+  size_t slen, cap;
   int r;
 
   if ((r = hf_cstore_name (c, key, &name)) != 0)
@@ -236,8 +315,7 @@ hf_cstore_put (struct hf_objstore *s, const char *key, const void *data,
   if (name == NULL)
     return hf_objstore_put_cancel (c->inner, key, data, len, flags, cancel);
   slen = hf_crypt_stored_size (len);
-  sbuf = malloc (slen);
-  if (sbuf == NULL)
+  if ((sbuf = hf_cstore_buf_get (c, slen, &cap)) == NULL)
     return ENOMEM;
   if ((r = hf_crypt_obj_key (c->dkey, c->uuid, name, &k)) == 0)
     r = hf_crypt_seal (&k, c->uuid, data, len, sbuf);
@@ -246,7 +324,7 @@ hf_cstore_put (struct hf_objstore *s, const char *key, const void *data,
    * and the stores' lost-answer check (objstore.h) still holds. */
   if (r == 0)
     r = hf_objstore_put_cancel (c->inner, key, sbuf, slen, flags, cancel);
-  free (sbuf);
+  hf_cstore_buf_put (c, sbuf, cap);
   return r;
 }
 
@@ -317,8 +395,12 @@ static void
 hf_cstore_close (struct hf_objstore *s)
 {
   struct hf_cstore *c = s->priv;
+  unsigned i;
 
   hf_objstore_close (c->inner);
+  for (i = 0; i < c->n_spare; i++)
+    free (c->spare[i].p);
+  pthread_mutex_destroy (&c->spare_lock);
   OPENSSL_cleanse (c->dkey, sizeof c->dkey);
   free (c->prefix);
   free (c);
@@ -351,6 +433,7 @@ hf_objstore_crypt_open (struct hf_objstore *inner, const char *prefix,
     return ENOMEM;
   }
   c->plen = strlen (c->prefix);
+  pthread_mutex_init (&c->spare_lock, NULL);
   c->inner = inner;
   memcpy (c->uuid, uuid, HF_UUID_SIZE);
   memcpy (c->dkey, dkey, HF_CRYPT_KEY_SIZE);
