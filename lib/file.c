@@ -132,7 +132,35 @@ hf_file_get_options (const struct hf_file_options *in,
   }
   if (o->at && hf_history_check_at (o->at) != 0)
     return EINVAL;              /* logged what is wrong */
+  if (o->key_file && o->key) {
+    hf_error ("hf_file_options: key_file and key are both set (a volume "
+              "has one kind of key)");
+    return EINVAL;
+  }
+  if (o->key && o->key[0] == '\0') {
+    hf_error ("hf_file_options: key (a passphrase) is empty");
+    return EINVAL;
+  }
   return 0;
+}
+
+/* The user's key the options give, if any: *have tells.  Release *uk
+ * with hf_user_key_clear.  A key file that cannot be used is an error
+ * (logged by crypt.c: EPERM for one others can read, EINVAL for its
+ * content, or the errno of opening it). */
+static int
+hf_file_user_key (const struct hf_file_options *o, struct hf_user_key *uk,
+                  bool *have)
+{
+  int r = 0;
+
+  memset (uk, 0, sizeof *uk);
+  *have = o->key_file != NULL || o->key != NULL;
+  if (o->key_file)
+    r = hf_crypt_key_file (o->key_file, uk);
+  else if (o->key)
+    r = hf_crypt_passphrase (o->key, uk);
+  return r;
 }
 
 /* The S3 settings of o, with strings borrowed from o. */
@@ -151,44 +179,59 @@ hf_file_s3_config (const struct hf_file_options *o, struct hf_s3_config *c)
   c->tls_verify = (o->flags & HF_FILE_NO_TLS_VERIFY) == 0;
 }
 
-int
-hf_file_store_open (const char *url, const struct hf_s3_config *c,
-                    bool create, const struct hf_user_key *key,
-                    struct hf_objstore **s, char **prefix)
+/* Open url's store (creating a missing directory if create) and, for
+ * S3, contact it once so that a wrong endpoint, bucket or key is one
+ * clear error now; no crypt store (hf_file_create writes the descriptor
+ * on the raw store).  On success *s and *prefix are the caller's; on
+ * error they are unchanged (hf_file_open_ext frees what they point
+ * to). */
+static int
+hf_file_store_open_raw (const char *url, const struct hf_s3_config *c,
+                        bool create, struct hf_objstore **s, char **prefix)
 {
+  struct hf_objstore *ns;
+  char *np;
   int r;
 
   if (url == NULL) {
     hf_error ("hf_file: url is NULL");
     return EINVAL;
   }
-  r = hf_objstore_open_url (url, c, create, s, prefix);
+  r = hf_objstore_open_url (url, c, create, &ns, &np);
   if (r)
     return r;                   /* the store said why */
-  if (strncmp (url, "s3://", 5) == 0 && (r = hf_objstore_s3_check (*s))) {
-    hf_objstore_close (*s);
-    free (*prefix);
+  if (strncmp (url, "s3://", 5) == 0 && (r = hf_objstore_s3_check (ns))) {
+    hf_objstore_close (ns);
+    free (np);
     return r;
   }
-  /* An encrypted volume is read and written through its crypt store;
-   * without the right key (hf_file_options has none yet) it is ENOKEY
-   * with a line naming it, never read as damage (crypt.h). */
-  if ((r = hf_crypt_attach (s, *prefix, key)) != 0) {
-    hf_objstore_close (*s);
-    free (*prefix);
-    return r;
-  }
+  *s = ns;
+  *prefix = np;
   return 0;
 }
 
-/* Open url's store (creating a missing directory if create) and, for
- * S3, contact it once so that a wrong endpoint, bucket or key is one
- * clear error now.  On success *s and *prefix are the caller's. */
-static int
-hf_file_open_store (const char *url, const struct hf_s3_config *c,
-                    bool create, struct hf_objstore **s, char **prefix)
+int
+hf_file_store_open (const char *url, const struct hf_s3_config *c,
+                    bool create, const struct hf_user_key *key,
+                    struct hf_objstore **s, char **prefix)
 {
-  return hf_file_store_open (url, c, create, NULL, s, prefix);
+  struct hf_objstore *ns;
+  char *np;
+  int r;
+
+  if ((r = hf_file_store_open_raw (url, c, create, &ns, &np)) != 0)
+    return r;
+  /* An encrypted volume is read and written through its crypt store;
+   * without the right key it is ENOKEY or EKEYREJECTED with a line
+   * naming it, never read as damage (crypt.h). */
+  if ((r = hf_crypt_attach (&ns, np, key)) != 0) {
+    hf_objstore_close (ns);
+    free (np);
+    return r;
+  }
+  *s = ns;
+  *prefix = np;
+  return 0;
 }
 
 int
@@ -198,7 +241,9 @@ hf_file_create (const char *url, uint64_t size,
   struct hf_file_options o;
   struct hf_s3_config c;
   struct hf_objstore *s;
+  struct hf_user_key uk;
   char *prefix;
+  bool have_key;
   int r;
 
   if ((r = hf_file_get_options (opts, &o)) != 0)
@@ -208,9 +253,14 @@ hf_file_create (const char *url, uint64_t size,
               PRIu64 ")", url, size, HF_FILE_MAX_SIZE);
     return EINVAL;
   }
-  hf_file_s3_config (&o, &c);
-  if ((r = hf_file_open_store (url, &c, true, &s, &prefix)) != 0)
+  /* The key first: a key file that cannot be used leaves nothing made. */
+  if ((r = hf_file_user_key (&o, &uk, &have_key)) != 0)
     return r;
+  hf_file_s3_config (&o, &c);
+  if ((r = hf_file_store_open_raw (url, &c, true, &s, &prefix)) != 0) {
+    hf_user_key_clear (&uk);
+    return r;
+  }
   /* "Create unless it exists" is an ordinary pattern: answer EEXIST
    * without the engine's error line when the descriptor is there. */
   {
@@ -221,11 +271,13 @@ hf_file_create (const char *url, uint64_t size,
     r = hf_objstore_head (s, key, &oi);
     if (r == 0)
       r = EEXIST;
-    else if (r == ENOENT)
-      r = hf_volume_create (s, prefix, size, o.block_size);   /* logs why */
+    else if (r == ENOENT)               /* logs why */
+      r = hf_volume_create_key (s, prefix, size, o.block_size,
+                                have_key ? &uk : NULL);
   }
   hf_objstore_close (s);
   free (prefix);
+  hf_user_key_clear (&uk);
   return r;
 }
 
@@ -321,11 +373,18 @@ hf_file_open_ext (const char *url, const struct hf_file_options *opts,
   struct hf_volume_options vo = { 0 };
   struct hf_file_options o;
   struct hf_volume_info vi;
+  struct hf_user_key uk = { 0 };
   struct hf_file *f;
+  bool have_key = false;
   int r;
 
   if ((r = hf_file_get_options (opts, &o)) != 0)
     return r;
+  if (ext && ext->store && (o.key_file || o.key)) {
+    hf_error ("hf_file_open_ext: a key in the options with a store given "
+              "(attach the key to the store)");
+    return EINVAL;
+  }
   if (ext && ext->store && ext->prefix == NULL) {
     hf_error ("hf_file_open_ext: a store without its prefix");
     return EINVAL;
@@ -347,9 +406,16 @@ hf_file_open_ext (const char *url, const struct hf_file_options *opts,
       goto err;
     }
   }
-  else if ((r = hf_file_open_store (url, &f->s3, false, &f->store,
-                                    &f->prefix)) != 0)
-    goto err;
+  else {
+    /* The crypt store keeps the data key; the user's key is not
+     * needed after this. */
+    if ((r = hf_file_user_key (&o, &uk, &have_key)) == 0)
+      r = hf_file_store_open (url, &f->s3, false, have_key ? &uk : NULL,
+                              &f->store, &f->prefix);
+    hf_user_key_clear (&uk);
+    if (r)
+      goto err;
+  }
 
   if (o.at && (r = hf_file_resolve_at (f, url, o.at, &vo.at_seq)) != 0)
     goto err;
@@ -667,14 +733,21 @@ hf_file_clone (const char *parent_url, const char *at, const char *clone_url,
 {
   struct hf_file_options o;
   struct hf_s3_config c;
-  enum hf_file_clone_step step;
+  struct hf_user_key uk;
+  enum hf_file_clone_step step = HF_FILE_CLONE_ARGS;
+  bool have_key;
   int r;
 
   if ((r = hf_file_get_options (opts, &o)) != 0)
     return r;
+  if ((r = hf_file_user_key (&o, &uk, &have_key)) != 0)
+    return r;
   hf_file_s3_config (&o, &c);
-  r = hf_file_clone_ext (parent_url, at, clone_url, &c, NULL, &step,
-                         base_seq);
+  /* An encrypted parent is opened with the key, which the clone's
+   * descriptor then wraps the shared data key with. */
+  r = hf_file_clone_ext (parent_url, at, clone_url, &c,
+                         have_key ? &uk : NULL, &step, base_seq);
+  hf_user_key_clear (&uk);
   if (r == EINVAL && step == HF_FILE_CLONE_SAME)
     hf_error ("hf_file_clone: %s: the parent and the clone are the same "
               "volume", clone_url);

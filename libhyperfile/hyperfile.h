@@ -32,7 +32,7 @@ extern "C" {
 
 /* Version of this header (the library's is hf_file_version ()). */
 #define HF_FILE_VERSION_MAJOR 0
-#define HF_FILE_VERSION_MINOR 2
+#define HF_FILE_VERSION_MINOR 3
 
 /* The largest volume: INT64_MAX rounded down to the largest block size
  * (2^63 - 64 KiB). */
@@ -85,6 +85,17 @@ struct hf_file_options {
   const char *at;               /* open read-only at a point in time:
                                    segment seq (digits), ISO 8601 UTC
                                    time, or snapshot name; NULL = now */
+
+  /* Since 0.3.  Client-side encryption (hyperfile-format(5),
+   * ENCRYPTION): the user's key of an encrypted volume, at most one of
+   * the two.  hf_file_create with a key makes an encrypted volume;
+   * hf_file_open of one without its key is ENOKEY, with a wrong key
+   * EKEYREJECTED, with the other kind of key or a key for a volume that
+   * is not encrypted EINVAL; hf_file_clone of one needs a key, which
+   * wraps the clone's copy of the data key.  NULL = no key. */
+  const char *key_file;         /* a file of 32 random bytes or 64 hex
+                                   digits, readable by its owner only */
+  const char *key;              /* a passphrase (scrypt); never logged */
 };
 
 /* Fill *opts with the defaults and set opts->size.  Thread safe. */
