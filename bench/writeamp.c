@@ -274,7 +274,8 @@ timed_open (struct hf_objstore *s, const char *prefix, const char *what,
   hf_objstore_get_stats (s, &st1);
   hf_volume_get_info (v, &info);
   printf ("open %s segments %llu head %llu checkpoint %llu seconds %.6f "
-          "get %llu head_req %llu put %llu list %llu delete %llu\n", what,
+          "get %llu head_req %llu put %llu list %llu delete %llu session %llu\n",
+          what,
           (unsigned long long) segments, (unsigned long long) info.head_seq,
           (unsigned long long) info.ckpt_seq, t1 - t0,
           (unsigned long long) (st1.requests[HF_OP_GET] -
@@ -286,7 +287,9 @@ timed_open (struct hf_objstore *s, const char *prefix, const char *what,
           (unsigned long long) (st1.requests[HF_OP_LIST] -
                                 st0.requests[HF_OP_LIST]),
           (unsigned long long) (st1.requests[HF_OP_DELETE] -
-                                st0.requests[HF_OP_DELETE]));
+                                st0.requests[HF_OP_DELETE]),
+          (unsigned long long) (st1.requests[HF_OP_SESSION] -
+                                st0.requests[HF_OP_SESSION]));
   fflush (stdout);
   return v;
 }

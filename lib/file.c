@@ -108,7 +108,8 @@ hf_file_get_options (const struct hf_file_options *in,
   memcpy (o, in, in->size < sizeof *o ? in->size : sizeof *o);
   o->size = sizeof *o;
   if (o->flags & ~(HF_FILE_READONLY | HF_FILE_TAKEOVER |
-                   HF_FILE_VIRTUAL_HOST | HF_FILE_NO_TLS_VERIFY)) {
+                   HF_FILE_VIRTUAL_HOST | HF_FILE_NO_TLS_VERIFY |
+                   HF_FILE_EXPRESS)) {
     hf_error ("hf_file_options: unknown flags 0x%x", o->flags);
     return EINVAL;
   }
@@ -176,6 +177,7 @@ hf_file_s3_config (const struct hf_file_options *o, struct hf_s3_config *c)
   c->profile = o->profile;
   c->ca_file = o->ca_file;
   c->virtual_host = (o->flags & HF_FILE_VIRTUAL_HOST) != 0;
+  c->express = (o->flags & HF_FILE_EXPRESS) != 0;
   c->tls_verify = (o->flags & HF_FILE_NO_TLS_VERIFY) == 0;
 }
 

@@ -94,6 +94,7 @@ struct hf_fault_draw {
 static const char *const hf_fault_op_names[HF_OP__MAX] = {
   [HF_OP_GET] = "get", [HF_OP_HEAD] = "head", [HF_OP_PUT] = "put",
   [HF_OP_DELETE] = "delete", [HF_OP_LIST] = "list",
+  [HF_OP_SESSION] = "session",
 };
 
 /* splitmix64 step; caller holds f->lock. */

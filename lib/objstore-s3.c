@@ -818,7 +818,7 @@ hf_objstore_s3_check (struct hf_objstore *os)
                          s->max_retries < 2 ? (int) s->max_retries : 2,
                          &token, &rp);
   free (token);
-  if (err == 0)
+  if (err == 0 || rp.logged)
     ;
   else if (hf_s3_tls_refused (rp.cc) || rp.cc == CURLE_WRITE_ERROR ||
            (rp.cc == CURLE_OPERATION_TIMEDOUT &&

@@ -56,6 +56,7 @@ enum hf_objstore_op {
   HF_OP_PUT,            /* whole-object PUT, and each multipart part */
   HF_OP_DELETE,         /* single DELETE, and each DeleteObjects batch */
   HF_OP_LIST,           /* each ListObjectsV2 page */
+  HF_OP_SESSION,        /* each CreateSession (S3 Express One Zone) */
   HF_OP__MAX
 };
 

@@ -111,8 +111,8 @@ hf_s3_express_open (struct hf_s3 *s, char **default_ep)
 
   if (default_ep) {
     if (!hf_s3_express_bucket (s->bucket, zone, sizeof zone)) {
-      hf_error ("s3://%s: express=true needs endpoint= unless the bucket "
-                "is named like a directory bucket, NAME--ZONEID--x-s3",
+      hf_error ("s3://%s: a directory bucket (express=true) needs "
+                "endpoint= unless it is named like one, NAME--ZONEID--x-s3",
                 s->bucket);
       return EINVAL;
     }
@@ -208,7 +208,7 @@ static int
 hf_s3x_create (struct hf_s3 *s, struct hf_s3_session **out)
 {
   struct hf_s3_req rq = HF_S3_REQ (.method = "GET", .key = NULL,
-                                   .query = "session", .op = HF_OP_GET,
+                                   .query = "session", .op = HF_OP_SESSION,
                                    .base_credentials = true);
   struct hf_s3_resp rp = { 0 };
   struct hf_s3_session *ss = NULL;

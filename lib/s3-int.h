@@ -189,6 +189,11 @@ struct hf_s3_resp {
   CURLcode cc;
   char curl_err[CURL_ERROR_SIZE + 128]; /* curl's, and our words on TLS */
   unsigned attempts;
+  bool logged;                  /* the failure was logged where it
+                                   happened (CreateSession, for a
+                                   request that needed a session):
+                                   hf_s3_fail and the callers' own
+                                   messages say nothing more */
 
   /* 2xx payload: a caller buffer of fixed size (fixed) or a growing
    * malloc'd buffer (then the caller frees buf). */

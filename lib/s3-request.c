@@ -694,6 +694,7 @@ hf_s3_request (struct hf_s3 *s, const struct hf_s3_req *rq,
       r = hf_s3_express_get (s, &ss);
       if (r) {
         err = r;                /* CreateSession failed, and said so */
+        rp->logged = true;
         break;
       }
     }
@@ -755,7 +756,8 @@ hf_s3_request (struct hf_s3 *s, const struct hf_s3_req *rq,
   return err;
 }
 
-/* Log one line about a failed operation and return err. */
+/* Log one line about a failed operation and return err (nothing if the
+ * failure was logged already: rp->logged). */
 int
 hf_s3_fail (struct hf_s3 *s, const char *op, const char *key,
             const struct hf_s3_resp *rp, int err)
@@ -767,6 +769,8 @@ hf_s3_fail (struct hf_s3 *s, const char *op, const char *key,
     hf_debug ("s3", "%s %s: cancelled", op, key ? key : "");
     return err;
   }
+  if (rp && rp->logged)
+    return err;
   if (rp == NULL || (rp->status == 0 && rp->cc == CURLE_OK))
     snprintf (detail, sizeof detail, "%s", strerror (err));
   else if (rp->cc != CURLE_OK)

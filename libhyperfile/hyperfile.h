@@ -46,6 +46,11 @@ struct hf_file;
 #define HF_FILE_TAKEOVER      0x2u /* claim a writer lease that expired */
 #define HF_FILE_VIRTUAL_HOST  0x4u /* S3: bucket.host addressing */
 #define HF_FILE_NO_TLS_VERIFY 0x8u /* S3: do not verify certificates */
+/* Since 0.3.  S3: a directory bucket (S3 Express One Zone): sessions
+ * from CreateSession, virtual-host addressing, the zonal endpoint made
+ * from the bucket name unless endpoint is set.  Implied by a bucket
+ * named NAME--ZONEID--x-s3, as in the plugin (express=). */
+#define HF_FILE_EXPRESS       0x10u
 
 /* How to reach and run a volume.  Initialise with hf_file_options_init,
  * then set what you need; zero/NULL fields take the defaults.  Strings

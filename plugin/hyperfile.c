@@ -1109,7 +1109,7 @@ static void
 hyperfile_write_metrics (FILE *fp)
 {
   static const char *const ops[HF_OP__MAX] = {
-    "get", "head", "put", "delete", "list"
+    "get", "head", "put", "delete", "list", "session"
   };
   struct hf_objstore_stats st;
   struct hf_volume_info vi;
@@ -1454,7 +1454,7 @@ static void
 hyperfile_log_counters (void)
 {
   static const char *const ops[HF_OP__MAX] = {
-    "get", "head", "put", "delete", "list"
+    "get", "head", "put", "delete", "list", "session"
   };
   struct hf_objstore_stats st;
   struct hf_volume_info vi;

@@ -13,7 +13,9 @@
  * the build tree, so the sanitizer and valgrind runs cover lib/file.c).  With HF_API_ENDPOINT,
  * HF_API_ACCESS_KEY and HF_API_SECRET_KEY set, the S3 settings go
  * through the options struct (the script points the AWS_* environment
- * at other credentials, so the options must win).  Exit 0 on success,
+ * at other credentials, so the options must win); with HF_API_EXPRESS
+ * set too, HF_FILE_EXPRESS (a directory bucket: the S3 Express
+ * emulation).  Exit 0 on success,
  * 1 with a line naming the failed check.
  */
 #undef NDEBUG
@@ -132,6 +134,8 @@ base_options (struct hf_file_options *o)
   o->endpoint = getenv ("HF_API_ENDPOINT");
   o->access_key = getenv ("HF_API_ACCESS_KEY");
   o->secret_key = getenv ("HF_API_SECRET_KEY");
+  if (getenv ("HF_API_EXPRESS"))
+    o->flags |= HF_FILE_EXPRESS;
 }
 
 /* ---- concurrent sub-block writes ---- */
@@ -639,6 +643,23 @@ main (int argc, char **argv)
     big.newer = 0;              /* unset: accepted */
     big.o.flags = 0x100;
     CHECK_ERR (hf_file_create (url, VOL_SIZE, &big.o), EINVAL);
+  }
+  {
+    /* HF_FILE_EXPRESS reaches the S3 store: a directory bucket not
+     * named like one needs an endpoint (refused before any request). */
+    char *saved = getenv ("AWS_ENDPOINT_URL");
+
+    saved = saved ? strdup (saved) : NULL;
+    unsetenv ("AWS_ENDPOINT_URL");
+    base_options (&o);
+    o.endpoint = NULL;
+    o.flags |= HF_FILE_EXPRESS;
+    CHECK_ERR (hf_file_open ("s3://plain-bucket/v", &o, &f), EINVAL);
+    CHECK (strstr (log_last, "directory bucket") != NULL);
+    if (saved) {
+      setenv ("AWS_ENDPOINT_URL", saved, 1);
+      free (saved);
+    }
   }
   base_options (&o);
   o.block_size = 3000;

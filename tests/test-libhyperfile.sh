@@ -212,3 +212,22 @@ fi
 # The examples take S3 settings from the environment.
 AWS_ENDPOINT_URL="$S3_ENDPOINT" \
   run_examples "s3://$S3_BUCKET/ex/vol" "s3://$S3_BUCKET/ex/log" s3
+
+# A directory bucket: the S3 Express One Zone emulation (tests/s3rver,
+# shims 10-11; AWS itself was not reachable) with HF_FILE_EXPRESS set.
+kill_s3rver
+HF_TEST_S3_EXPRESS=1 start_s3rver
+mkdir "$tmp/w-x"
+HF_API_EXPRESS=1 HF_API_ENDPOINT="$S3_ENDPOINT" \
+HF_API_ACCESS_KEY="$S3_TEST_ACCESS_KEY" HF_API_SECRET_KEY="$S3_TEST_SECRET_KEY" \
+  "$tmp/api" "s3://$S3_BUCKET/api/vol" "$tmp/w-x" > "$tmp/x.out" 2>&1 || {
+  cat "$tmp/x.out"
+  exit 1
+}
+tail -3 "$tmp/x.out"
+# Sessions were made, and every other request was signed with one.
+grep -q '^[^ ]* [^ ]* /?session ' "$S3RVER_REQLOG"
+if grep -v '/?session \|^EXPIRED' "$S3RVER_REQLOG" | grep -q 's3session=no'; then
+  echo "$0: a request to the directory bucket was not signed with a session"
+  exit 1
+fi

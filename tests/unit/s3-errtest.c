@@ -958,6 +958,7 @@ errtest_cmd_express (unsigned seconds)
   struct hf_s3_config cfg;
   struct hf_objstore *s;
   struct errtest_list_state l;
+  struct hf_objstore_stats st0, st1;
   unsigned char data[10], buf[64];
   time_t end;
   unsigned n = 0, i;
@@ -985,6 +986,7 @@ errtest_cmd_express (unsigned seconds)
   errtest_config (&cfg);
   s = errtest_open (&cfg);
   CHECK_ERR (hf_objstore_s3_check (s), 0);
+  hf_objstore_get_stats (s, &st0);
   end = time (NULL) + seconds;
   do {
     char key[64];
@@ -998,6 +1000,13 @@ errtest_cmd_express (unsigned seconds)
     n++;
     usleep (20000);
   } while (time (NULL) < end || n < 50);
+  /* CreateSession has a counter of its own: the GETs are the loop's
+   * (an attempt refused as expired is counted as a failed one), and
+   * the sessions are what the server made (the shell compares). */
+  hf_objstore_get_stats (s, &st1);
+  CHECK (st1.requests[HF_OP_GET] - st0.requests[HF_OP_GET]
+         - (st1.errors[HF_OP_GET] - st0.errors[HF_OP_GET]) == n);
+  CHECK (st1.requests[HF_OP_SESSION] >= 3);
   printf ("express: %u puts and gets over %u s: ok\n", n, seconds);
 
   /* "express/k0001" is no directory: the listing is of "express/",
@@ -1017,9 +1026,12 @@ errtest_cmd_express (unsigned seconds)
     snprintf (key, sizeof key, "express/k%05u", i);
     CHECK_ERR (hf_objstore_delete (s, key), 0);
   }
+  hf_objstore_get_stats (s, &st1);
   hf_objstore_close (s);
   printf ("express: listings without start-after, prefixes cut to '/': "
           "ok\n");
+  printf ("express: CreateSession requests: %" PRIu64 "\n",
+          st1.requests[HF_OP_SESSION]);
   return 0;
 }
 
