@@ -515,6 +515,14 @@ hf_s3_close (struct hf_objstore *os)
   hf_s3_free (os->priv);
 }
 
+static bool
+hf_s3_lists_whole (struct hf_objstore *os)
+{
+  struct hf_s3 *s = os->priv;
+
+  return s->express;
+}
+
 static const struct hf_objstore_ops hf_s3_ops = {
   .name = "s3",
   .get = hf_s3_get,
@@ -526,6 +534,7 @@ static const struct hf_objstore_ops hf_s3_ops = {
   .list = hf_s3_list,
   .describe = hf_s3_describe,
   .close = hf_s3_close,
+  .lists_whole = hf_s3_lists_whole,
 };
 
 /* ---- Open and the startup check ---- */

@@ -158,6 +158,14 @@ hf_objstore_name (struct hf_objstore *s, const char *prefix, char *buf,
   return buf;
 }
 
+bool
+hf_objstore_lists_whole (struct hf_objstore *s)
+{
+  while (s->ops->stats_store)
+    s = s->ops->stats_store (s);
+  return s->ops->lists_whole && s->ops->lists_whole (s);
+}
+
 void
 hf_objstore_get_stats (struct hf_objstore *s, struct hf_objstore_stats *out)
 {

@@ -139,6 +139,8 @@ struct hf_objstore_ops {
   /* Optional (NULL: this store): the store whose counters stand for
    * this one's, for a wrapper that makes no request of its own. */
   struct hf_objstore *(*stats_store) (struct hf_objstore *s);
+  /* Optional (NULL: false): see hf_objstore_lists_whole. */
+  bool (*lists_whole) (struct hf_objstore *s);
 };
 
 /* The handle.  Stores allocate it (embedding or pointing to their private
@@ -245,6 +247,14 @@ extern int hf_objstore_list (struct hf_objstore *s, const char *prefix,
                              hf_objstore_list_fn fn, void *opaque);
 
 extern const char *hf_objstore_describe (struct hf_objstore *s);
+
+/* Does every listing cost all the pages of its directory, wherever it
+ * stops or starts (an S3 directory bucket: unordered, no start-after,
+ * so the store reads it whole and sorts it)?  A caller that would list
+ * in batches, to stop early, then takes it all at once instead of
+ * paying a whole listing per batch.  Wrappers answer for the store
+ * their counters stand for (stats_store). */
+extern bool hf_objstore_lists_whole (struct hf_objstore *s);
 
 /* The name of the volume at prefix in s for messages, in buf (caller
  * owns, len bytes, truncated to fit): "s3://bucket/prefix at ENDPOINT",

@@ -4,8 +4,12 @@
  *
  * The head is the newest segment (keys sort newest first) whose chain of
  * parents back to its checkpoint is intact: each parent's header CRC,
- * epoch and checkpoint match what the child names.  Every segment key is
- * listed, with its length.  A candidate that never landed (missing from
+ * epoch and checkpoint match what the child names.  Segment keys are
+ * listed with their lengths, newest first, in batches of a LIST page as
+ * far down as the open needs: every candidate above the head, and every
+ * segment on the head's chain back to its checkpoint (one page at an
+ * ordinary open, however many segments the volume holds; a directory
+ * bucket lists whole, hf_objstore_lists_whole).  A candidate that never landed (missing from
  * its chain, or incomplete: shorter than its header says, the body of an
  * interrupted PUT a store kept) or whose chain leads to another writer's
  * segment (an orphan) is passed over with a warning, however many there
@@ -38,17 +42,27 @@
 
 /* ---- Listing ---- */
 
-/* Every segment key of the volume with its length, newest first (LIST
- * order: keys hold ~seq).  All of them, not a first few: any number of
- * orphans may lie above the head (uploads that landed while an older
- * one kept failing, over several crashes), and the lengths are what
- * tells a complete segment from an interrupted upload. */
+/* Segment keys of the volume with their lengths, newest first (LIST
+ * order: keys hold ~seq), listed a batch at a time as far down as the
+ * open needs (hf_vol_list_upto): any number of orphans may lie above
+ * the head (uploads that landed while an older one kept failing, over
+ * several crashes), so candidates are taken until one is the head, and
+ * the lengths are what tells a complete segment from an interrupted
+ * upload, so the head's chain is listed too.  Everything older is never
+ * read: one LIST page opens a volume of any number of segments. */
+#define HF_VOL_LIST_BATCH 1000  /* keys per batch: S3's page */
+
 struct hf_vol_seglist {
   size_t plen;
   struct hf_vol_listed {
     uint64_t seq, size;
   } *v;
   size_t n, cap;
+  size_t n0;                    /* n when this batch started */
+  size_t batch;                 /* keys this batch may take; 0: all */
+  char after[HF_OBJSTORE_KEY_MAX + 1]; /* the last key listed */
+  bool more;                    /* the batch stopped before the end */
+  bool done;                    /* every key is listed */
 };
 
 static int
@@ -57,6 +71,11 @@ hf_vol_list_cb (void *opaque, const char *key, uint64_t size)
   struct hf_vol_seglist *f = opaque;
   uint64_t num;
 
+  if (f->batch && f->n - f->n0 == f->batch) {
+    f->more = true;             /* the batch is full: key is the next's */
+    return 1;
+  }
+  snprintf (f->after, sizeof f->after, "%s", key);
   if (strlen (key) <= f->plen || hf_seg_key_parse (key + f->plen, &num))
     return 0;
   if (f->n == f->cap) {
@@ -76,22 +95,51 @@ hf_vol_list_restart (void *opaque)
 {
   struct hf_vol_seglist *f = opaque;
 
-  f->n = 0;
+  f->n = f->n0;
+  f->more = false;
 }
 
+/* List the next batch of segment keys (all of them on a store that
+ * lists whole): it ends before its batch+1-th segment key, after any
+ * number of keys that are not segments'.  On error the batch is as if
+ * never listed. */
 static int
-hf_vol_list_segs (struct hf_volume *v, struct hf_vol_seglist *f)
+hf_vol_list_batch (struct hf_volume *v, struct hf_vol_seglist *f)
 {
-  char pfx[HF_OBJSTORE_KEY_MAX + 1];
+  char pfx[HF_OBJSTORE_KEY_MAX + 1], after[HF_OBJSTORE_KEY_MAX + 1];
+  int r;
 
   snprintf (pfx, sizeof pfx, "%sseg/", v->prefix);
-  f->plen = strlen (pfx);
-  return hf_objstore_list_retry (v->store, pfx, NULL, hf_vol_list_cb, f,
-                                 hf_vol_list_restart);
+  if (f->plen == 0) {           /* the first batch */
+    f->plen = strlen (pfx);
+    f->batch = hf_objstore_lists_whole (v->store) ? 0
+      : v->o.list_batch ? v->o.list_batch : HF_VOL_LIST_BATCH;
+  }
+  memcpy (after, f->after, sizeof after);
+  f->n0 = f->n;
+  f->more = false;
+  r = hf_objstore_list_retry (v->store, pfx, after[0] ? after : NULL,
+                              hf_vol_list_cb, f, hf_vol_list_restart);
+  if (r == 0 && !f->more)
+    f->done = true;
+  return r;
+}
+
+/* List until seq is listed or passed (or everything is). */
+static int
+hf_vol_list_upto (struct hf_volume *v, struct hf_vol_seglist *f,
+                  uint64_t seq)
+{
+  int r = 0;
+
+  while (r == 0 && !f->done && (f->n == 0 || f->v[f->n - 1].seq > seq))
+    r = hf_vol_list_batch (v, f);
+  return r;
 }
 
 /* The listed length of segment seq, or HF_SEG_SIZE_UNKNOWN (not in the
- * list: at_seq names a key that is missing, or one that landed since). */
+ * list: at_seq names a key that is missing, or one that landed since).
+ * The list reaches seq (hf_vol_list_upto). */
 static uint64_t
 hf_vol_listed_size (const struct hf_vol_seglist *f, uint64_t seq)
 {
@@ -122,7 +170,7 @@ struct hf_vol_mcache {
 struct hf_vol_recover {
   struct hf_vol_mcache *c;
   size_t n, cap;
-  const struct hf_vol_seglist *listed;  /* borrowed */
+  struct hf_vol_seglist *listed;        /* borrowed; NULL: none */
 };
 
 struct hf_vol_meta_args {
@@ -160,8 +208,13 @@ hf_vol_meta (struct hf_volume *v, struct hf_vol_recover *rc, uint64_t seq,
     struct hf_vol_meta_args a = { v, hf_lineage_locate (v->lin, seq), seq,
                                   HF_SEG_SIZE_UNKNOWN, &m };
 
-    if (a.lv == &v->lin->lv[0])
+    r = 0;
+    if (a.lv == &v->lin->lv[0] && rc->listed) {
+      r = hf_vol_list_upto (v, rc->listed, seq);
+      if (r)
+        return r;              /* not cached: the listing may work later */
       a.size = hf_vol_listed_size (rc->listed, seq);
+    }
     r = hf_objstore_retry (a.lv->store, hf_vol_meta_attempt, &a);
   }
   if (rc->n == rc->cap) {
@@ -345,8 +398,9 @@ hf_vol_point_read (struct hf_volume *v, uint64_t at_seq,
   char desc_buf[HF_OBJSTORE_NAME_MAX];
   const char *desc = hf_objstore_name (v->store, v->prefix, desc_buf,
                                       sizeof desc_buf);
-  uint64_t max_seen = 0, mapped = 0, known = 0, bad_seq = 0, *cand = NULL;
-  size_t nchain = 0, ncand, i;
+  uint64_t max_seen = 0, mapped = 0, known = 0, bad_seq = 0, one;
+  size_t nchain = 0, i;
+  bool have_head = false;
   int r = 0;
 
   memset (pt, 0, sizeof *pt);
@@ -379,7 +433,9 @@ hf_vol_point_read (struct hf_volume *v, uint64_t at_seq,
         known = li.committed_seq;
     }
   }
-  r = hf_vol_list_segs (v, &f);
+  /* The first batch: the newest keys (a batch may hold none that
+   * parse, then the next). */
+  r = hf_vol_list_upto (v, &f, UINT64_MAX);
   if (r) {
     hf_error ("volume: %s: listing segments: %s", desc,
               strerror (r));
@@ -388,40 +444,48 @@ hf_vol_point_read (struct hf_volume *v, uint64_t at_seq,
   if (f.n > 0)
     max_seen = f.v[0].seq;
 
-  ncand = at_seq ? 1 : f.n;
-  cand = malloc ((ncand ? ncand : 1) * sizeof *cand);
-  if (cand == NULL) {
-    r = ENOMEM;
-    goto out;
-  }
-  if (at_seq)
-    cand[0] = at_seq;
-  else
-    for (i = 0; i < f.n; i++)
-      cand[i] = f.v[i].seq;
-  if (ncand == 0 && v->lin->lv[0].floor) {
+  /* Candidates: at_seq, or the listed keys newest first, listing more
+   * as they run out. */
+  one = at_seq;
+  if (!one && f.n == 0 && v->lin->lv[0].floor)
     /* A clone without segments of its own: its state is the parent's
      * at the base (format.h, "Clones"). */
-    ncand = 1;
-    cand[0] = v->lin->lv[0].floor;
-  }
+    one = v->lin->lv[0].floor;
   /* Newest first.  A candidate that never landed, or an orphan, makes
    * way for the next older one; damage does not: opening an older head
    * then would serve stale data as current, and the next writer would
    * orphan the damaged segment's writes for good. */
-  for (i = 0; i < ncand; i++) {
+  for (i = 0;; i++) {
     char key[HF_OBJSTORE_KEY_MAX + 1];
+    uint64_t cand;
 
-    r = hf_vol_chain (v, &rc, cand[i], &chain, &nchain, &bad_seq);
-    if (r == 0)
+    if (one && i == 1)
       break;
+    if (!one && i == f.n) {
+      if (f.done)
+        break;
+      r = hf_vol_list_batch (v, &f);
+      if (r) {
+        hf_error ("volume: %s: listing segments: %s", desc,
+                  strerror (r));
+        goto out;
+      }
+      i--;
+      continue;
+    }
+    cand = one ? one : f.v[i].seq;
+    r = hf_vol_chain (v, &rc, cand, &chain, &nchain, &bad_seq);
+    if (r == 0) {
+      have_head = true;
+      break;
+    }
     if (r == ENOMEM)
       goto out;
     if (r == EBADMSG && v->o.accept_older_head)
       pt->older_head = true;
     if (r == ENOENT || (r == EBADMSG && v->o.accept_older_head)) {
       hf_warn ("volume: %s: rejecting segment %" PRIu64 " as head: %s",
-               desc, cand[i], r == ENOENT ?
+               desc, cand, r == ENOENT ?
                "not on an intact chain (an upload that never landed, or "
                "an orphan)" : "damaged (accept_older_head)");
       continue;
@@ -442,9 +506,10 @@ hf_vol_point_read (struct hf_volume *v, uint64_t at_seq,
                 "segment is the head", desc, key, strerror (r));
     goto out;
   }
-  if (ncand > 0 && i == ncand) {
+  r = 0;
+  if (i > 0 && !have_head) {
     hf_error ("volume: %s: no intact segment chain among the %zu "
-              "segments%s", desc, ncand,
+              "segments%s", desc, i,
               at_seq ? " (at_seq)" : "");
     r = at_seq ? ENOENT : EBADMSG;
     goto out;
@@ -533,7 +598,6 @@ hf_vol_point_read (struct hf_volume *v, uint64_t at_seq,
   if (r)
     hf_vol_point_free (pt);
   free (chain);
-  free (cand);
   free (f.v);
   hf_vol_recover_free (&rc);
   return r;

@@ -100,6 +100,9 @@ struct hf_volume_options {
                                    when the store keeps failing this
                                    long; the data stays queued and keeps
                                    being retried; 0 = 60000 */
+  unsigned list_batch;          /* segment keys listed at a time at open
+                                   (volume-recover.c); 0 = 1000, a LIST
+                                   page.  Tests set a few */
 };
 
 /* Write flags. */

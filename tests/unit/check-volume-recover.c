@@ -9,8 +9,12 @@
  *    still reads the older points;
  *  - deleting the newest segments is noticed through the lease's record
  *    of the committed head (open refuses, fsck reports it);
- *  - 40 orphans above the head (more than one listing batch) do not keep
- *    an intact volume from opening;
+ *  - 40 orphans above the head (more than one listing batch: ten of 4
+ *    keys) do not keep an intact volume from opening;
+ *  - an open lists the newest segment keys only, as far down as the
+ *    head's chain reaches, whatever the number of segments (counted by
+ *    a store that wraps the directory store), and at= lists down to the
+ *    point it reads;
  *  - a writer fenced between picking a segment and its PUT (forced with
  *    -Wl,--wrap of the lease calls) starts no PUT;
  *  - a writer fenced while its PUT is under way (held in the fault
@@ -64,6 +68,107 @@ head_of (struct hf_volume *v)
   hf_volume_get_info (v, &info);
   return info.head_seq;
 }
+
+/* ---- A store that counts the keys listings pass on ---- */
+
+static struct hf_objstore *count_inner;
+static uint64_t count_seg_keys;         /* keys under "seg/" passed on */
+static uint64_t count_seg_oldest;       /* the oldest seq passed on */
+
+struct count_list {
+  hf_objstore_list_fn fn;
+  void *opaque;
+};
+
+static int
+count_cb (void *opaque, const char *key, uint64_t size)
+{
+  struct count_list *cl = opaque;
+  uint64_t seq;
+
+  if (strncmp (key, "seg/", 4) == 0 && hf_seg_key_parse (key + 4, &seq) == 0) {
+    count_seg_keys++;
+    if (count_seg_oldest == 0 || seq < count_seg_oldest)
+      count_seg_oldest = seq;
+  }
+  return cl->fn (cl->opaque, key, size);
+}
+
+static int
+count_list (struct hf_objstore *s, const char *prefix,
+            const char *start_after, hf_objstore_list_fn fn, void *opaque)
+{
+  struct count_list cl = { fn, opaque };
+
+  (void) s;
+  return hf_objstore_list (count_inner, prefix, start_after, count_cb, &cl);
+}
+
+static int
+count_get (struct hf_objstore *s, const char *key, uint64_t off, size_t len,
+           void *buf, size_t *got)
+{
+  (void) s;
+  return hf_objstore_get (count_inner, key, off, len, buf, got);
+}
+
+static int
+count_get_all (struct hf_objstore *s, const char *key, size_t max,
+               void **data, size_t *len)
+{
+  (void) s;
+  return hf_objstore_get_all (count_inner, key, max, data, len);
+}
+
+static int
+count_head (struct hf_objstore *s, const char *key,
+            struct hf_objstore_info *info)
+{
+  (void) s;
+  return hf_objstore_head (count_inner, key, info);
+}
+
+static int
+count_put (struct hf_objstore *s, const char *key, const void *data,
+           size_t len, unsigned flags, const atomic_bool *cancel)
+{
+  (void) s;
+  return hf_objstore_put_cancel (count_inner, key, data, len, flags, cancel);
+}
+
+static int
+count_del (struct hf_objstore *s, const char *key)
+{
+  (void) s;
+  return hf_objstore_delete (count_inner, key);
+}
+
+static int
+count_delete_many (struct hf_objstore *s, const char *const *keys, size_t n)
+{
+  (void) s;
+  return hf_objstore_delete_many (count_inner, keys, n);
+}
+
+static const char *
+count_describe (struct hf_objstore *s)
+{
+  (void) s;
+  return "count";
+}
+
+static void
+count_close (struct hf_objstore *s)
+{
+  (void) s;
+}
+
+static const struct hf_objstore_ops count_ops = {
+  .name = "count", .get = count_get, .get_all = count_get_all,
+  .head = count_head, .put = count_put, .del = count_del,
+  .delete_many = count_delete_many, .list = count_list,
+  .describe = count_describe, .close = count_close,
+};
 
 /* Flip one byte of an object through the store API. */
 static void
@@ -791,6 +896,7 @@ START_TEST (test_many_orphans)
 
   o.break_lease = true;
   o.flush_interval_ms = UINT32_MAX;
+  o.list_batch = 4;             /* the 40 orphans take ten batches */
   v = open_ok (s, &o);
   ck_assert_uint_eq (head_of (v), h1);
   ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
@@ -803,6 +909,74 @@ START_TEST (test_many_orphans)
   ck_assert_uint_gt (head_of (v), h1 + 41);
   ck_assert_int_eq (hf_volume_close (v), 0);
   hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* An open lists the newest keys only: 60 segments, a checkpoint every
+ * 8, batches of 4 keys.  The head's chain reaches back at most 8
+ * or so segments, so the open passes on a few keys of 60 and none
+ * older than that checkpoint; at= an old point lists down to it (its
+ * chain, back to its own checkpoint), not to the end. */
+START_TEST (test_open_lists_newest)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore cs = { .ops = &count_ops };
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .checkpoint_segments = 8,
+                                 .list_batch = 4 };
+  struct hf_volume_info info;
+  struct hf_volume *v;
+  uint8_t x[4096], r[4096];
+  uint64_t head, ckpt, first, seqs[60];
+  int i;
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &count_inner), 0);
+  ck_assert_int_eq (hf_volume_create (&cs, "", 1 << 20, 4096), 0);
+  v = open_ok (&cs, &o);
+  for (i = 0; i < 60; i++) {
+    pattern (x, sizeof x, i);
+    ck_assert_int_eq (hf_volume_pwrite (v, x, sizeof x, 4096 * (i % 16),
+                                        HF_VOL_FUA), 0);
+    seqs[i] = head_of (v);
+  }
+  first = seqs[0];
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  o.flush_interval_ms = 0;
+  count_seg_keys = count_seg_oldest = 0;
+  v = open_ok (&cs, &o);
+  hf_volume_get_info (v, &info);
+  head = info.head_seq;
+  ckpt = info.ckpt_seq;
+  ck_assert_uint_ge (head, first + 59);
+  ck_assert_uint_gt (ckpt, first);
+  ck_assert_uint_le (count_seg_keys, 20);
+  ck_assert_uint_ge (count_seg_oldest, ckpt > 4 ? ckpt - 4 : 1);
+  for (i = 44; i < 60; i++) {
+    pattern (x, sizeof x, i);
+    ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 4096 * (i % 16)), 0);
+    ck_assert (memcmp (r, x, sizeof x) == 0);
+  }
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  /* at= the point of the 31st write: listed down to its chain's
+   * checkpoint (at most 8 below it) and a batch more at most, not to
+   * the first segment. */
+  o.readonly = true;
+  o.at_seq = seqs[30];
+  count_seg_keys = count_seg_oldest = 0;
+  v = open_ok (&cs, &o);
+  ck_assert_uint_eq (head_of (v), seqs[30]);
+  ck_assert_uint_ge (count_seg_oldest, seqs[30] - 8 - 4);
+  ck_assert_uint_gt (count_seg_oldest, first);
+  for (i = 15; i <= 30; i++) {
+    pattern (x, sizeof x, i);
+    ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 4096 * (i % 16)), 0);
+    ck_assert (memcmp (r, x, sizeof x) == 0);
+  }
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (count_inner);
   rm_tmpdir (dir);
 }
 END_TEST
@@ -826,6 +1000,7 @@ main (void)
   tcase_add_test (tc, test_lost_newest_truncated);
   tcase_add_test (tc, test_unrecorded_log_kept);
   tcase_add_test (tc, test_many_orphans);
+  tcase_add_test (tc, test_open_lists_newest);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }
