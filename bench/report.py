@@ -29,9 +29,17 @@ MIB = 1 << 20
 OOPB_PUTS_PER_GIB = GIB // 4096
 PUT_KINDS = ("PutObject", "UploadPart", "CreateMultipartUpload",
              "CompleteMultipartUpload")
-WRITE_WORKLOADS = ("seqwrite", "randwrite-qd1", "randwrite-qd32", "randrw")
+WRITE_WORKLOADS = ("seqwrite", "randwrite-qd1", "randwrite-qd32", "randrw",
+                   "slow-seqwrite", "slow-randwrite-qd32", "slow-readlat")
 WORKLOADS = ("seqwrite", "randread-cold", "seqread", "randread-warm",
-             "randwrite-qd1", "randwrite-qd32", "randrw")
+             "randwrite-qd1", "randwrite-qd32", "randrw", "slow-seqwrite",
+             "slow-randwrite-qd32", "slow-readlat")
+# Workloads whose figure of merit is the writes (the others: reads).
+WRITE_SIDE = ("seqwrite", "randwrite-qd1", "randwrite-qd32",
+              "slow-seqwrite", "slow-randwrite-qd32")
+# Workloads that both read and write: the table shows the writes'
+# latency too.
+MIXED = ("randrw", "slow-readlat")
 WORKLOAD_TEXT = {
     "seqwrite": "1 MiB sequential write, QD8",
     "seqread": "1 MiB sequential read (cold), QD8",
@@ -40,6 +48,12 @@ WORKLOAD_TEXT = {
     "randwrite-qd1": "4 KiB random write, QD1",
     "randwrite-qd32": "4 KiB random write, QD32",
     "randrw": "4 KiB random 70% read / 30% write, QD32",
+    "slow-seqwrite": "1 MiB sequential write, QD8, slow store (SEQ), "
+                     "default dirty-limit",
+    "slow-randwrite-qd32": "4 KiB random write, QD32, slow store (RAND), "
+                           "default dirty-limit",
+    "slow-readlat": "4 KiB random read, QD1, beside 1 MiB sequential "
+                    "writes at QD8 with checkpoints, slow store (RAND)",
 }
 SYSTEMS = ("memory", "file", "hf-s3-wal-cache", "hf-s3-wal", "hf-s3-nowal",
            "hf-dir-wal-cache", "hf-dir-wal", "hf-dir-nowal", "nbdkit-s3-4k",
@@ -85,6 +99,7 @@ def fio_side(side):
         "ios": side.get("total_ios", 0),
         "p50_us": pct.get("50.000000", 0) / 1000.0,
         "p99_us": pct.get("99.000000", 0) / 1000.0,
+        "p999_us": pct.get("99.900000", 0) / 1000.0,
     }
 
 
@@ -92,14 +107,19 @@ def cmd_record(a):
     r = {"system": a.system, "workload": a.workload, "status": a.status}
     if a.fio and os.path.exists(a.fio) and a.status == "ok":
         try:
-            job = load_json(a.fio)["jobs"][0]
-            r["read"] = fio_side(job["read"])
-            r["write"] = fio_side(job["write"])
-            r["runtime_s"] = job.get("job_runtime", 0) / 1000.0
+            # One job, or (slow-readlat) a writer and a reader: each
+            # side from the job that did most of it.
+            jobs = load_json(a.fio)["jobs"]
+            for side in ("read", "write"):
+                job = max(jobs, key=lambda j: j[side].get("total_ios", 0))
+                r[side] = fio_side(job[side])
+            r["runtime_s"] = max(j.get("job_runtime", 0)
+                                 for j in jobs) / 1000.0
             r["iops"] = r["read"]["iops"] + r["write"]["iops"]
             r["bw_bytes"] = r["read"]["bw_bytes"] + r["write"]["bw_bytes"]
-            if job.get("error"):
-                r["status"] = "failed: fio error %d" % job["error"]
+            for job in jobs:
+                if job.get("error"):
+                    r["status"] = "failed: fio error %d" % job["error"]
         except (ValueError, KeyError, IndexError) as e:
             r["status"] = "failed: unreadable fio output (%s)" % e
     if a.s3_before and a.s3_end and a.s3_after:
@@ -341,7 +361,7 @@ def plots(outdir, runs, systems, workloads, scale):
     def p99(r, m):
         if not r or r.get("status") != "ok":
             return None
-        side = "write" if r["workload"] in WRITE_WORKLOADS[:3] else "read"
+        side = "write" if r["workload"] in WRITE_SIDE else "read"
         return r[side]["p99_us"] or None
 
     write_dat("ratio.dat", iops_ratio)
@@ -481,6 +501,18 @@ def bar(runs, calib, scale):
         q = d.get("s3_bytes_per_byte")
         add("S3 bytes per byte written (randwrite QD32)", q, "<= 1.15",
             None if q is None else q <= 1.15, lambda v: "%.3f" % v)
+        # Issue #20: no cliffs when the store is slower than the writes.
+        for w, side, lim in (("slow-seqwrite", "write", 100000),
+                             ("slow-randwrite-qd32", "write", 20000),
+                             ("slow-readlat", "read", None)):
+            rr, _ = get(w)
+            if rr is None or rr.get("status") != "ok":
+                continue
+            q = rr[side]["p99_us"]
+            add("%s p99 (%s)" % (side, w), q,
+                "<= %d ms" % (lim // 1000) if lim else "-",
+                None if lim is None else q <= lim,
+                lambda v: "%.1f ms" % (v / 1000.0))
     amp = (scale or {}).get("writeamp", {})
     if amp.get("bytes_per_byte") is not None:
         rows.append(("writeamp (S3)", "S3 bytes per byte, random 4 KiB over "
@@ -602,27 +634,35 @@ def cmd_report(a):
     for w in workloads:
         L.append("**%s** (`%s`)" % (WORKLOAD_TEXT.get(w, w), w))
         L.append("")
-        L.append("| system | IOPS | MiB/s | ratio | p50 µs | p99 µs | "
-                 "server CPU s | peak RSS MiB | S3 requests (run + drain) "
-                 "| drain s |")
-        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+        side = "write" if w in WRITE_SIDE else "read"
+        mixed = w in MIXED
+        L.append("| system | IOPS | MiB/s | ratio | %sp50 µs | p99 µs | "
+                 "p99.9 µs | %sserver CPU s | peak RSS MiB | S3 requests "
+                 "(run + drain) | drain s |" % (
+                     "read " if mixed else "",
+                     "write p99 / p99.9 µs | " if mixed else ""))
+        L.append("|---|---:|---:|---:|---:|---:|---:|%s---:|---:|---|---:|"
+                 % ("---:|" if mixed else ""))
         for s in systems:
             r = runs.get((s, w))
             if r is None:
                 continue
             if r.get("status") != "ok":
-                L.append("| %s | %s |  |  |  |  |  |  |  |  |" % (
-                    s, r.get("status")))
+                L.append("| %s | %s |  |  |  |  |  |%s  |  |  |  |" % (
+                    s, r.get("status"), "  |" if mixed else ""))
                 continue
-            side = "write" if w in ("seqwrite", "randwrite-qd1",
-                                    "randwrite-qd32") else "read"
             cpu = r.get("cpu_s", 0) + r.get("drain_cpu_s", 0)
             rss = max(r.get("rss_kib", 0), r.get("drain_rss_kib", 0))
             reqs = r.get("s3_total", {}).get("requests", {})
-            L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s%s | %s | %s "
+                     "| %s |" % (
                 s, fmt(r["iops"]), fmt(r["bw_bytes"] / MIB, 1),
                 fmt_ratio(r["derived"].get("iops_vs_memory")),
                 fmt(r[side]["p50_us"]), fmt(r[side]["p99_us"]),
+                fmt(r[side].get("p999_us")),
+                ("%s / %s | " % (fmt(r["write"]["p99_us"]),
+                                 fmt(r["write"].get("p999_us"))))
+                if mixed else "",
                 fmt(cpu, 1), fmt(rss / 1024.0, 0),
                 ", ".join("%s %s" % (k, fmt(v)) for k, v in reqs.items())
                 or "0",

@@ -21,6 +21,10 @@
  *                   itself (the plugin's HF_TEST_TORN_PUT crash hook)
  *   max_delay_us    a uniform random delay in [0, max_delay_us] before
  *                   every operation
+ *   put_bw          puts share a link of put_bw bytes/s: each takes
+ *                   the next len / put_bw of it after those before it
+ *                   and waits until its share has passed (no random
+ *                   draw: the same puts take the same time)
  *   hold_key        a put whose key contains it waits before reaching
  *                   inner until hf_objstore_fault_release (a writer
  *                   stalled mid-upload, deterministically)
@@ -73,6 +77,8 @@ struct hf_fault {
   uint64_t torn_seen;           /* puts that matched torn_key */
   pthread_cond_t hold_cv;       /* with lock: hold_key released */
   unsigned held;                /* puts waiting in their hold now */
+  uint64_t bw_next_us;          /* when the put_bw link is next free
+                                   (monotonic) */
 
   uint64_t injected;            /* atomic */
 };
@@ -265,7 +271,7 @@ hf_fault_head (struct hf_objstore *s, const char *key,
  * (slept in slices) and the hold (hold_key), which ends when released
  * or cancelled. */
 static int
-hf_fault_before_put (struct hf_fault *f, const char *key,
+hf_fault_before_put (struct hf_fault *f, const char *key, size_t len,
                      struct hf_fault_draw *d, const atomic_bool *cancel)
 {
   uint64_t delay_us;
@@ -299,7 +305,20 @@ hf_fault_before_put (struct hf_fault *f, const char *key,
   }
   /* The delay, in slices, reading the flag between them. */
   hf_fault_draw (f, d);
-  for (delay_us = d->delay_us; delay_us > 0;) {
+  delay_us = d->delay_us;
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&f->lock);
+
+    if (f->cfg.put_bw) {
+      uint64_t now = hf_objstore_now_us (), start;
+
+      start = f->bw_next_us > now ? f->bw_next_us : now;
+      f->bw_next_us = start +
+        (uint64_t) ((double) len * 1e6 / (double) f->cfg.put_bw);
+      delay_us += f->bw_next_us - now;
+    }
+  }
+  for (; delay_us > 0;) {
     uint64_t n = delay_us < HF_OBJSTORE_CANCEL_POLL_MS * 1000u
       ? delay_us : HF_OBJSTORE_CANCEL_POLL_MS * 1000u;
 
@@ -322,7 +341,7 @@ hf_fault_put (struct hf_objstore *s, const char *key, const void *data,
   uint64_t t0 = hf_objstore_now_us ();
   int r;
 
-  r = hf_fault_before_put (f, key, &d, cancel);
+  r = hf_fault_before_put (f, key, len, &d, cancel);
   if (r == 0) {
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&f->lock);
     if (f->cfg.torn_nth &&

@@ -455,6 +455,10 @@ struct hf_fault_config {
   bool torn_kill;         /* after a torn put, SIGKILL this process: the
                              writer died mid-upload (crash tests) */
   unsigned max_delay_us;  /* uniform random delay per operation */
+  uint64_t put_bw;        /* bytes/s, 0 = no cap: puts pass one at a
+                             time through a link this fast (each waits
+                             len / put_bw after the one before it),
+                             a store slower than its clients */
   const char *hold_key;   /* borrowed (must outlive the store), NULL:
                              none: a put whose key contains it waits
                              before reaching inner until

@@ -982,6 +982,26 @@ hyperfile_get_ready (void)
                     " will be torn", fc.torn_nth);
     }
   }
+  /* Benchmark hook (bench/run's slow-store workloads): HF_TEST_STORE_BW
+   * =SIZE caps the store's PUT bandwidth at SIZE bytes per second, a
+   * store slower than its clients (the fault store's put_bw). */
+  {
+    const char *e = getenv ("HF_TEST_STORE_BW");
+
+    if (e && *e) {
+      int64_t bw = nbdkit_parse_size (e);
+      struct hf_fault_config fc = { .put_bw = bw > 0 ? (uint64_t) bw : 0 };
+      struct hf_objstore *f;
+
+      if (bw <= 0 || hf_objstore_fault_open (hf_store, &fc, &f)) {
+        nbdkit_error ("HF_TEST_STORE_BW=%s: not a positive size", e);
+        return -1;
+      }
+      hf_store = f;
+      nbdkit_debug ("HF_TEST_STORE_BW: PUTs capped at %" PRIi64 " bytes/s",
+                    bw);
+    }
+  }
 
   /* An encrypted volume: everything but the descriptor goes through
    * the crypt store, under the data key the user's key unwraps

@@ -36,6 +36,20 @@ for s in ("memory", "hf-s3-nowal", "hf-dir-nowal"):
         need(x["status"] == "ok", "%s %s: %s" % (s, w, x["status"]))
         need(x["iops"] > 0 and x["bw_bytes"] > 0, "%s %s: no I/O" % (s, w))
         need("iops_vs_memory" in x["derived"], "%s %s: no ratio" % (s, w))
+# The slow-store workloads (hyperfile only) record tail latencies; the
+# read-latency one both its reader and its writer.
+for s in ("hf-s3-nowal", "hf-dir-nowal"):
+    for w in ("slow-seqwrite", "slow-randwrite-qd32", "slow-readlat"):
+        x = runs.get((s, w))
+        need(x is not None and x["status"] == "ok",
+             "%s %s: %s" % (s, w, x and x["status"]))
+        need(x["write"]["ios"] > 0 and x["write"]["p999_us"] > 0,
+             "%s %s: no write tail latency" % (s, w))
+    need(runs[(s, "slow-readlat")]["read"]["p999_us"] > 0,
+         "%s slow-readlat: no read latency" % s)
+need(("memory", "slow-seqwrite") not in runs, "slow store run on memory")
+need("p99.9" in open(sys.argv[1].replace("results.json", "results.md")).read(),
+     "no p99.9 column")
 # The shim counted hyperfile's segment uploads, and none for the dir store.
 x = runs[("hf-s3-nowal", "seqwrite")]
 need(x["s3_total"]["requests"].get("PutObject", 0) > 0, "no PUTs counted")

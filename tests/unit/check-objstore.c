@@ -1413,6 +1413,59 @@ START_TEST (test_fault_seed)
 }
 END_TEST
 
+/* put_bw: puts share a link of put_bw bytes/s, so four puts of 25,000
+ * bytes, two threads at a time, take at least 100 ms at 1,000,000
+ * bytes/s (a lower bound: sleeps never end early, so this cannot fail
+ * by chance), and gets are not slowed. */
+struct bw_arg {
+  struct hf_objstore *f;
+  const char *k1, *k2;
+  const uint8_t *data;
+};
+
+static void *
+bw_putter (void *arg)
+{
+  struct bw_arg *a = arg;
+
+  ck_assert_int_eq (hf_objstore_put (a->f, a->k1, a->data, 25000, 0), 0);
+  ck_assert_int_eq (hf_objstore_put (a->f, a->k2, a->data, 25000, 0), 0);
+  return NULL;
+}
+
+START_TEST (test_fault_put_bw)
+{
+  struct hf_fault_config fc = { .put_bw = 1000000 };
+  struct hf_objstore *d, *f;
+  static uint8_t data[25000];
+  uint8_t buf[16];
+  size_t got;
+  pthread_t th;
+  char *path;
+  double t0, t1;
+  struct bw_arg a1, a2;
+
+  ck_assert (asprintf (&path, "%s/bw", case_dir) > 0);
+  ck_assert_int_eq (hf_objstore_dir_open (path, true, &d), 0);
+  ck_assert_int_eq (hf_objstore_fault_open (d, &fc, &f), 0);
+  memset (data, 'b', sizeof data);
+  a1 = (struct bw_arg) { f, "a1", "a2", data };
+  a2 = (struct bw_arg) { f, "b1", "b2", data };
+  t0 = now ();
+  ck_assert_int_eq (pthread_create (&th, NULL, bw_putter, &a1), 0);
+  bw_putter (&a2);
+  ck_assert_int_eq (pthread_join (th, NULL), 0);
+  t1 = now ();
+  ck_assert_msg (t1 - t0 >= 0.1, "4 x 25,000 bytes at 1 MB/s in %.3f s",
+                 t1 - t0);
+  ck_assert_int_eq (hf_objstore_get (f, "b2", 0, sizeof buf, buf, &got), 0);
+  ck_assert_uint_eq (got, sizeof buf);
+  ck_assert_int_eq (buf[0], 'b');
+  hf_objstore_close (f);
+  free (path);
+}
+END_TEST
+
 START_TEST (test_fault_down)
 {
   struct hf_fault_config fc = { .max_delay_us = 2000 };
@@ -2098,6 +2151,7 @@ main (void)
     tcase_add_test (tc, test_fault_torn_put);
     tcase_add_test (tc, test_fault_seed);
     tcase_add_test (tc, test_fault_down);
+    tcase_add_test (tc, test_fault_put_bw);
     tcase_add_test (tc, test_fault_concurrent);
     tcase_add_test (tc, test_fault_logging);
     suite_add_tcase (s, tc);
