@@ -80,6 +80,7 @@
 #include "lease.h"
 #include "lineage.h"
 #include "objstore.h"
+#include "pace.h"
 #include "runs.h"
 #include "segment.h"
 #include "volume.h"
@@ -133,6 +134,8 @@ enum hf_vol_seg_state {
 struct hf_vol_seg {
   struct hf_vol_seg *next, *prev; /* L: sealed list, seq order */
   uint64_t seq;                 /* fixed at seal */
+  uint64_t sealed_us;           /* fixed at seal (monotonic): pacing's
+                                   drain measurement */
   enum hf_vol_seg_state state;  /* L */
   struct hf_wbuf *buf;          /* frozen at seal; serves reads until
                                    commit; remapped by the builder (L) */
@@ -225,6 +228,8 @@ struct hf_volume {
   uint64_t ckpt_gen;            /* L: checkpoints committed (delta
                                    cleared) */
   uint64_t dirty_bytes;         /* L */
+  struct hf_pace pace;          /* L: admission of writes as dirty_bytes
+                                   nears dirty_limit (pace.c) */
   pthread_mutex_t lease_io_lock; /* see the top of the file */
   struct hf_lease lease;        /* I after open (lease.c; close releases),
                                    but lease.committed_seq: written under

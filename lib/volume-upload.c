@@ -136,6 +136,8 @@ hf_vol_commit_locked (struct hf_volume *v)
     if (s->wal_lsn > v->wal_commit_upto)
       v->wal_commit_upto = s->wal_lsn;
     v->dirty_bytes -= s->buf->bytes;
+    hf_pace_committed (&v->pace, hf_clock_mono_us (), s->sealed_us,
+                       s->buf->bytes);
     v->st.segments_committed++;
     v->st.last_commit_ns = hf_clock_wall_ns ();
     v->st.data_bytes_uploaded += (uint64_t) s->meta.h.n_data * v->bs;

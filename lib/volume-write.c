@@ -60,6 +60,7 @@ hf_vol_seal_locked (struct hf_volume *v, bool force, bool force_ckpt)
     return ENOMEM;
   }
   s->seq = v->next_seq++;
+  s->sealed_us = hf_clock_mono_us ();
   s->state = HF_VSEG_SEALED;
   s->buf = v->active;
   s->volume_size = v->size;
@@ -270,15 +271,29 @@ hf_vol_modify (struct hf_volume *v, const uint8_t *data, uint64_t count,
   struct hf_wal_ticket ticket;
   bool logged = false;
   size_t ne = 0, i;
+  uint64_t pace_us = 0;
   int r;
 
   hf_vol_lock (v);
   r = hf_vol_write_err_locked (v);
   if (r == 0 && (offset > v->size || count > v->size - offset))
     r = ENOSPC;
+  /* Near dirty_limit, a write with data waits its share of the drain
+   * (pace.c) instead of some writes waiting a whole upload at the
+   * limit.  Not a replayed record: the log is already written. */
+  if (r == 0 && data && count && replay_lsn == 0) {
+    pace_us = hf_pace_delay (&v->pace, hf_clock_mono_us (), v->dirty_bytes,
+                             count);
+    if (pace_us) {
+      v->st.paced_writes++;
+      v->st.paced_us += pace_us;
+    }
+  }
   hf_vol_unlock (v);
   if (r || count == 0)
     return r;
+  if (pace_us)
+    hf_clock_sleep_us (pace_us);
 
   /* Whole blocks [first, last); partial edges around them. */
   first = (offset + v->bs - 1) / v->bs;

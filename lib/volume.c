@@ -286,6 +286,7 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
     v->o.dirty_limit = 4 * v->o.segment_size;
   if (v->o.dirty_limit < v->o.segment_size)
     v->o.dirty_limit = v->o.segment_size;
+  hf_pace_init (&v->pace, v->o.dirty_limit, v->o.segment_size);
   if (v->o.max_uploads == 0)
     v->o.max_uploads = 4;
   if (v->o.node_cache == 0)

@@ -189,6 +189,8 @@ struct hf_volume_info {
   uint64_t checkpoints_written;
   uint64_t dirty_bytes;         /* buffered + uploading */
   uint64_t dirty_waits;         /* writes that waited for dirty_limit */
+  uint64_t paced_writes;        /* writes delayed by pacing (pace.c) */
+  uint64_t paced_us;            /* the delays they were given, in all */
   uint64_t uploads_in_flight;   /* segments sealed, not yet committed */
   uint64_t bytes_written;       /* by clients */
   uint64_t bytes_read;

@@ -1202,6 +1202,10 @@ hyperfile_write_metrics (FILE *fp)
   HF_M ("dirty_waits_total", "counter", "Writes that waited because "
         "dirty-limit was reached (the store is slower than the writes).",
         vi.dirty_waits);
+  HF_M ("paced_writes_total", "counter", "Writes delayed by pacing as "
+        "dirty data neared dirty-limit.", vi.paced_writes);
+  HF_MF ("paced_seconds_total", "counter", "The delays pacing gave "
+         "those writes, in all.", vi.paced_us / 1e6);
   HF_M ("client_written_bytes_total", "counter", "Bytes written by "
         "clients.", vi.bytes_written);
   HF_M ("client_read_bytes_total", "counter", "Bytes read by clients.",

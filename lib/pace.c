@@ -1,0 +1,109 @@
+/* hyperfile: write pacing.
+ *
+ * Without it, a writer that finds dirty_limit reached waits until the
+ * oldest sealed segment commits, which frees a whole segment at once:
+ * one upload of 32 MiB at the store's speed (sequential-write p99
+ * 0.35-0.83 s on s3rver), a disk that freezes and then bursts.
+ * Pacing admits writes, as dirty data approaches the limit, at about
+ * the rate uploads drain it, so that every writer waits a little (its
+ * share of the drain) instead of a few waiting a whole upload (the
+ * idea of Linux's balance_dirty_pages):
+ *
+ *   dirty < limit - zone     no delay
+ *   in the zone, at x        admitted at rate * (1 + 8 (1/2 - x)^3),
+ *   (0 where it starts,      x = (dirty - (limit - zone)) / zone:
+ *   1 at the limit)          twice the drain rate where the zone starts,
+ *                            the drain rate at its middle, nothing at
+ *                            the limit
+ *   dirty >= limit           the hard wait (volume-write.c), as before
+ *
+ * zone = min (limit / 2, 2 * segment_size): wider than the segment by
+ * which dirty data drops at each commit, so that writers admitted at
+ * the drain rate stay in the zone from one commit to the next instead
+ * of reaching the limit.  The cubic is flat in the middle (0.875 to
+ * 1.125 of the drain rate over the half of the zone that one segment
+ * spans), so the latency a writer sees hardly changes as dirty data
+ * rises and falls by a segment between commits; a line would swing it
+ * threefold.  What it converges to is Little's law: writers in flight
+ * x write size / drain rate (8 x 1 MiB at 100 MiB/s: 80 ms).
+ *
+ * The drain rate is measured from commits: a segment's bytes over the
+ * time the pipeline spent on it alone, from the later of the previous
+ * commit and its own seal to its commit (time with nothing to upload
+ * does not count), summed over windows of at least a segment and
+ * smoothed (rate = (rate + window's) / 2).  Until the first window
+ * closes, HF_PACE_INIT_RATE.
+ *
+ * Admission is serialised by a clock (next_us): a write takes the slot
+ * of bytes / admitted rate after the previous write's, so N writers in
+ * flight share the rate (4 KiB at QD32 wait about 32 slots).  No write
+ * is asked to wait more than HF_PACE_MAX_DELAY_US (a guard against an
+ * admitted rate near 0 just below the limit; an estimate that is too
+ * high ends at the hard wait, one that is too low below the zone, so
+ * the estimate corrects itself either way).
+ */
+#include <config.h>
+
+#include "pace.h"
+
+void
+hf_pace_init (struct hf_pace *p, uint64_t limit, uint64_t segment_size)
+{
+  *p = (struct hf_pace) { .limit = limit, .rate = HF_PACE_INIT_RATE };
+  p->zone = limit / 2;
+  if (p->zone > 2 * segment_size)
+    p->zone = 2 * segment_size;
+  p->window = segment_size;
+}
+
+void
+hf_pace_committed (struct hf_pace *p, uint64_t now_us, uint64_t sealed_us,
+                   uint64_t bytes)
+{
+  uint64_t from = sealed_us > p->last_commit_us ? sealed_us
+    : p->last_commit_us;
+
+  p->last_commit_us = now_us;
+  if (now_us > from)
+    p->w_us += now_us - from;
+  p->w_bytes += bytes;
+  if (p->w_bytes < p->window || p->w_us == 0)
+    return;
+  {
+    uint64_t r = (uint64_t) ((double) p->w_bytes * 1e6 / (double) p->w_us);
+
+    if (r == 0)
+      r = 1;
+    p->rate = (p->rate + r) / 2;
+    if (p->rate == 0)
+      p->rate = 1;
+  }
+  p->w_bytes = p->w_us = 0;
+}
+
+uint64_t
+hf_pace_delay (struct hf_pace *p, uint64_t now_us, uint64_t dirty,
+               uint64_t bytes)
+{
+  uint64_t start, slot_us;
+  double x, admit;
+
+  if (p->zone == 0 || dirty + p->zone < p->limit) {
+    p->next_us = 0;     /* below the zone: no backlog carried over */
+    return 0;
+  }
+  if (dirty >= p->limit)
+    return 0;           /* the hard wait's business */
+  x = (double) (dirty + p->zone - p->limit) / (double) p->zone; /* [0, 1) */
+  admit = (double) p->rate * (1.0 + 8.0 * (0.5 - x) * (0.5 - x) * (0.5 - x));
+  if (admit < 1.0)
+    admit = 1.0;
+  slot_us = (uint64_t) ((double) bytes * 1e6 / admit) + 1;
+  start = p->next_us > now_us ? p->next_us : now_us;
+  if (start - now_us + slot_us > HF_PACE_MAX_DELAY_US) {
+    p->next_us = now_us + HF_PACE_MAX_DELAY_US;
+    return HF_PACE_MAX_DELAY_US;
+  }
+  p->next_us = start + slot_us;
+  return p->next_us - now_us;
+}

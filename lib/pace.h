@@ -1,0 +1,44 @@
+/* hyperfile: write pacing (see pace.c for the policy and why).
+ *
+ * Pure arithmetic on times the caller passes in (monotonic
+ * microseconds): no clock, no lock of its own.  The volume keeps one
+ * struct hf_pace under v->lock; tests drive it with a made-up clock.
+ */
+#ifndef HF_PACE_H
+#define HF_PACE_H
+
+#include <stdint.h>
+
+/* The drain rate assumed until the first measurement (bytes/s). */
+#define HF_PACE_INIT_RATE (16ull << 20)
+/* Never ask one write to wait longer than this: beyond it the hard
+ * dirty_limit wait decides (the rate estimate is then too high). */
+#define HF_PACE_MAX_DELAY_US 1000000ull
+
+struct hf_pace {
+  uint64_t limit;               /* dirty_limit, bytes */
+  uint64_t zone;                /* the paced band below limit, bytes */
+  uint64_t window;              /* bytes per rate measurement */
+  uint64_t rate;                /* drain estimate, bytes/s (> 0) */
+  uint64_t w_bytes, w_us;       /* the measurement in progress */
+  uint64_t last_commit_us;      /* 0: no commit yet */
+  uint64_t next_us;             /* the admission clock: when the next
+                                   paced write's slot starts */
+};
+
+/* Set up for dirty_limit limit and segments of segment_size bytes. */
+extern void hf_pace_init (struct hf_pace *p, uint64_t limit,
+                          uint64_t segment_size);
+
+/* A segment of bytes sealed at sealed_us committed at now_us. */
+extern void hf_pace_committed (struct hf_pace *p, uint64_t now_us,
+                               uint64_t sealed_us, uint64_t bytes);
+
+/* A write of bytes arrives at now_us with dirty bytes buffered or
+ * uploading: how long (microseconds) it should wait before it enters
+ * the buffer; 0 below the paced zone.  Takes the write's slot on the
+ * admission clock. */
+extern uint64_t hf_pace_delay (struct hf_pace *p, uint64_t now_us,
+                               uint64_t dirty, uint64_t bytes);
+
+#endif /* HF_PACE_H */

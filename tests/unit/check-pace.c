@@ -1,0 +1,291 @@
+/* Unit tests for lib/pace: the admission arithmetic on its own, and a
+ * simulated writer/uploader pipeline driven by a made-up clock (no
+ * sleeps, no threads: every figure is deterministic).  The model:
+ * writers with a fixed number of writes in flight, each issuing its
+ * next write as soon as the last completes (a client faster than the
+ * store); a buffer sealed at segment_size; one upload at a time at a
+ * fixed rate, freeing a whole segment when it commits; the hard wait at
+ * dirty_limit exactly as volume-write.c does it. */
+#include <config.h>
+
+#undef NDEBUG
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pace.h"
+#include "test-util.h"
+
+#define MIB (1ull << 20)
+#define SEG (32 * MIB)
+#define LIMIT (4 * SEG)         /* the defaults */
+
+/* Below the zone nothing waits; in it, writes queue on the admission
+ * clock one slot after another. */
+START_TEST (test_zone_and_slots)
+{
+  struct hf_pace p;
+  uint64_t d1, d2, d3;
+
+  hf_pace_init (&p, LIMIT, SEG);
+  ck_assert_uint_eq (p.zone, 2 * SEG);
+  ck_assert_uint_eq (p.rate, HF_PACE_INIT_RATE);
+  ck_assert_uint_eq (hf_pace_delay (&p, 1000, LIMIT - 2 * SEG - 1, MIB), 0);
+  ck_assert_uint_eq (hf_pace_delay (&p, 1000, LIMIT, MIB), 0); /* hard */
+  /* Middle of the zone: admitted at the drain rate, 1 MiB at 16 MiB/s
+   * is 62.5 ms; three writes at once wait one, two and three slots. */
+  d1 = hf_pace_delay (&p, 1000, LIMIT - SEG, MIB);
+  d2 = hf_pace_delay (&p, 1000, LIMIT - SEG, MIB);
+  d3 = hf_pace_delay (&p, 1000, LIMIT - SEG, MIB);
+  ck_assert_uint_ge (d1, 62500);
+  ck_assert_uint_le (d1, 62502);
+  ck_assert_uint_eq (d2, 2 * d1);
+  ck_assert_uint_eq (d3, 3 * d1);
+  /* Later than the queue's end: a slot of its own. */
+  ck_assert_uint_eq (hf_pace_delay (&p, 1000 + 10 * d1, LIMIT - SEG, MIB),
+                     d1);
+  /* Nearer the limit the slots are longer, at its start shorter. */
+  ck_assert_uint_gt (hf_pace_delay (&p, 10000000, LIMIT - SEG / 8, MIB),
+                     d1);
+  ck_assert_uint_lt (hf_pace_delay (&p, 20000000, LIMIT - 2 * SEG + 1, MIB),
+                     d1);
+  /* Leaving the zone forgets the queue. */
+  ck_assert_uint_eq (hf_pace_delay (&p, 30000000, 0, MIB), 0);
+  ck_assert_uint_eq (p.next_us, 0);
+  /* Never more than the cap, however near the limit. */
+  ck_assert_uint_eq (hf_pace_delay (&p, 40000000, LIMIT - 1, 64 * MIB),
+                     HF_PACE_MAX_DELAY_US);
+}
+END_TEST
+
+/* The drain rate: bytes over busy time, idle time not counted,
+ * measured per window of a segment and averaged with the old figure. */
+START_TEST (test_rate)
+{
+  struct hf_pace p;
+  uint64_t t = 5000000;
+
+  hf_pace_init (&p, LIMIT, SEG);
+  /* Half a segment is not a window yet. */
+  hf_pace_committed (&p, t + 1000000, t, SEG / 2);
+  ck_assert_uint_eq (p.rate, HF_PACE_INIT_RATE);
+  /* Sealed 10 s after that commit (idle meanwhile), committed 1 s
+   * later: the window is a segment in 2 s, 16 MiB/s; the estimate
+   * goes half way to it. */
+  hf_pace_committed (&p, t + 12000000, t + 11000000, SEG / 2);
+  ck_assert_uint_eq (p.rate, (HF_PACE_INIT_RATE + 16 * MIB) / 2);
+  /* A segment sealed long ago commits 0.5 s after that: 64 MiB/s (the
+   * busy time runs from the previous commit). */
+  hf_pace_committed (&p, t + 12500000, t, SEG);
+  ck_assert_uint_eq (p.rate, (HF_PACE_INIT_RATE + 16 * MIB) / 4 + 32 * MIB);
+}
+END_TEST
+
+/* ---- The pipeline model ---- */
+
+#define SIM_BUCKETS 4096
+
+struct sim {
+  bool pacing;
+  uint64_t wsize;               /* bytes per write */
+  unsigned qd;                  /* writes in flight */
+  uint64_t store_bps;           /* upload rate */
+  uint64_t warmup_us, end_us;
+  /* results, after warm-up */
+  uint64_t max_lat_us, writes, hard_waits, bytes;
+  uint64_t lat_hist[SIM_BUCKETS]; /* latency in 1 ms buckets, last: more */
+};
+
+#define SIM_MAXQD 64
+#define SIM_MAXSEGS 16
+
+static uint64_t
+sim_pct (const struct sim *s, double pct)
+{
+  uint64_t want = (uint64_t) (pct * (double) s->writes), n = 0;
+  unsigned i;
+
+  for (i = 0; i < SIM_BUCKETS; i++) {
+    n += s->lat_hist[i];
+    if (n > want)
+      return (i + 1) * 1000ull;
+  }
+  return UINT64_MAX;
+}
+
+static void
+sim_run (struct sim *s)
+{
+  struct hf_pace p;
+  /* Writers: the time of their next step; arrive_us when waiting. */
+  uint64_t wt[SIM_MAXQD], arrive[SIM_MAXQD];
+  bool admitting[SIM_MAXQD], blocked[SIM_MAXQD];
+  /* Sealed segments waiting or uploading, FIFO: seal times and sizes. */
+  uint64_t q_sealed[SIM_MAXSEGS], q_bytes[SIM_MAXSEGS];
+  unsigned qh = 0, qn = 0, i;
+  uint64_t up_done = UINT64_MAX, dirty = 0, active = 0, t = 0;
+
+  ck_assert_uint_le (s->qd, SIM_MAXQD);
+  hf_pace_init (&p, LIMIT, SEG);
+  if (!s->pacing)
+    p.zone = 0;
+  for (i = 0; i < s->qd; i++) {
+    wt[i] = 0;
+    admitting[i] = blocked[i] = false;
+  }
+  while (t < s->end_us) {
+    unsigned w = s->qd;
+
+    /* The next event: an upload's commit, else the earliest writer. */
+    t = up_done;
+    for (i = 0; i < s->qd; i++)
+      if (!blocked[i] && wt[i] < t) {
+        t = wt[i];
+        w = i;
+      }
+    ck_assert_uint_ne (t, UINT64_MAX);  /* something always moves */
+    if (w == s->qd) {
+      /* The oldest sealed segment commits; the next one starts. */
+      dirty -= q_bytes[qh];
+      hf_pace_committed (&p, t, q_sealed[qh], q_bytes[qh]);
+      qh = (qh + 1) % SIM_MAXSEGS;
+      qn--;
+      up_done = qn ? t + q_bytes[qh] * 1000000 / s->store_bps : UINT64_MAX;
+      for (i = 0; i < s->qd; i++)
+        if (blocked[i]) {
+          blocked[i] = false;
+          wt[i] = t;
+        }
+      continue;
+    }
+    if (!admitting[w]) {
+      /* A write arrives: pacing decides when it may enter. */
+      arrive[w] = t;
+      admitting[w] = true;
+      wt[w] = t + hf_pace_delay (&p, t, dirty, s->wsize);
+      continue;
+    }
+    if (dirty >= LIMIT) {
+      /* The hard wait (volume-write.c), until a commit. */
+      if (t >= s->warmup_us)
+        s->hard_waits++;
+      blocked[w] = true;
+      continue;
+    }
+    /* Admitted: into the buffer, sealed when full. */
+    dirty += s->wsize;
+    active += s->wsize;
+    if (active >= SEG) {
+      ck_assert_uint_lt (qn, SIM_MAXSEGS);
+      q_sealed[(qh + qn) % SIM_MAXSEGS] = t;
+      q_bytes[(qh + qn) % SIM_MAXSEGS] = active;
+      if (qn++ == 0)
+        up_done = t + active * 1000000 / s->store_bps;
+      active = 0;
+    }
+    if (arrive[w] >= s->warmup_us) {
+      uint64_t lat = t - arrive[w];
+      unsigned b = lat / 1000 < SIM_BUCKETS - 1 ? (unsigned) (lat / 1000)
+        : SIM_BUCKETS - 1;
+
+      s->writes++;
+      s->bytes += s->wsize;
+      s->lat_hist[b]++;
+      if (lat > s->max_lat_us)
+        s->max_lat_us = lat;
+    }
+    admitting[w] = false;
+    wt[w] = t;                  /* the client sends the next at once */
+  }
+}
+
+/* The cliff this module removes: without pacing, writers that find the
+ * limit wait for a whole segment's upload (32 MiB at 100 MiB/s: 320 ms),
+ * and 1 in 4 writes does.  (This checks the model, so that the tests
+ * below measure something.) */
+START_TEST (test_cliff_without_pacing)
+{
+  struct sim s = { .pacing = false, .wsize = MIB, .qd = 8,
+                   .store_bps = 100 * MIB, .warmup_us = 5000000,
+                   .end_us = 65000000 };
+
+  sim_run (&s);
+  ck_assert_uint_gt (s.hard_waits, 0);
+  ck_assert_uint_ge (s.max_lat_us, 300000);
+  ck_assert_uint_gt (sim_pct (&s, 0.99), 100000);
+}
+END_TEST
+
+/* Sequential 1 MiB writes, 8 in flight, a store at 100 MiB/s: with
+ * pacing no write waits at the limit, every one is within 100 ms
+ * (Little's law: 8 MiB in flight at 100 MiB/s is 80 ms), and the
+ * throughput is the store's. */
+START_TEST (test_seq_1m_qd8)
+{
+  struct sim s = { .pacing = true, .wsize = MIB, .qd = 8,
+                   .store_bps = 100 * MIB, .warmup_us = 5000000,
+                   .end_us = 65000000 };
+  double bps;
+
+  sim_run (&s);
+  bps = (double) s.bytes * 1e6 / (double) (s.end_us - s.warmup_us);
+  ck_assert_uint_eq (s.hard_waits, 0);
+  ck_assert_uint_le (s.max_lat_us, 100000);
+  ck_assert (bps >= 0.95 * 100 * MIB && bps <= 1.05 * 100 * MIB);
+}
+END_TEST
+
+/* 4 KiB random writes at QD32 with a store at 20 MiB/s (slower than
+ * the client): no hard waits, every write within 20 ms, throughput the
+ * store's, from the first write on. */
+START_TEST (test_rand_4k_qd32)
+{
+  struct sim s = { .pacing = true, .wsize = 4096, .qd = 32,
+                   .store_bps = 20 * MIB, .warmup_us = 0,
+                   .end_us = 60000000 };
+  double bps;
+
+  sim_run (&s);
+  bps = (double) s.bytes * 1e6 / (double) s.end_us;
+  ck_assert_uint_eq (s.hard_waits, 0);
+  ck_assert_uint_le (s.max_lat_us, 20000);
+  /* The first 64 MiB go in at once (below the zone): over 60 s the
+   * client gets a little more than the store's rate. */
+  ck_assert (bps >= 0.95 * 20 * MIB && bps <= 1.1 * 20 * MIB);
+}
+END_TEST
+
+/* A store faster than the estimate (500 MiB/s): pacing lets writes
+ * through at the store's speed, not at the initial estimate. */
+START_TEST (test_fast_store)
+{
+  struct sim s = { .pacing = true, .wsize = MIB, .qd = 8,
+                   .store_bps = 500 * MIB, .warmup_us = 5000000,
+                   .end_us = 35000000 };
+  double bps;
+
+  sim_run (&s);
+  bps = (double) s.bytes * 1e6 / (double) (s.end_us - s.warmup_us);
+  ck_assert_uint_eq (s.hard_waits, 0);
+  ck_assert (bps >= 0.95 * 500 * MIB);
+  ck_assert_uint_le (s.max_lat_us, 30000);
+}
+END_TEST
+
+int
+main (void)
+{
+  Suite *s = suite_create ("pace");
+  TCase *tc = tcase_create ("core");
+
+  hf_log_set_sink (log_verbose);
+  tcase_add_test (tc, test_zone_and_slots);
+  tcase_add_test (tc, test_rate);
+  tcase_add_test (tc, test_cliff_without_pacing);
+  tcase_add_test (tc, test_seq_1m_qd8);
+  tcase_add_test (tc, test_rand_4k_qd32);
+  tcase_add_test (tc, test_fast_store);
+  suite_add_tcase (s, tc);
+  return run_suite (s);
+}
