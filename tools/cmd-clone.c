@@ -130,8 +130,8 @@ hf_tool_children (int argc, char **argv)
   int r, ret = EXIT_FAILURE;
 
   (void) argc;
-  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
-    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  if ((r = hf_tool_store (url, &s, &prefix)) != 0)
+    return r;
   {
     struct hf_vdesc d;
 
@@ -243,8 +243,8 @@ hf_tool_flatten (int argc, char **argv)
   int r, ret = EXIT_FAILURE;
 
   (void) argc;
-  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
-    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  if ((r = hf_tool_store (url, &s, &prefix)) != 0)
+    return r;
   if ((r = hf_vdesc_read (s, prefix, &d)) != 0) {
     ret = r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
     goto out;                   /* logged why */

@@ -309,10 +309,10 @@ hf_tool_import (int argc, char **argv)
       return r;
     }
   }
-  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0) {
+  if ((r = hf_tool_store (url, &s, &prefix)) != 0) {
     if (fd > 0)
       close (fd);
-    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+    return r;
   }
   if ((r = hf_tool_writer_open (s, prefix, 0, &v)) != 0) {
     hf_objstore_close (s);

@@ -166,8 +166,8 @@ hf_tool_snapshot_list (const char *url)
   size_t n = 0, i;
   int r;
 
-  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
-    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  if ((r = hf_tool_store (url, &s, &prefix)) != 0)
+    return r;
   r = hf_snapshot_list (s, prefix, &sn, &n);
   hf_objstore_close (s);
   free (prefix);
@@ -211,8 +211,8 @@ hf_tool_snapshot_delete (const char *url, const char *name)
 
   if (!hf_tool_snapshot_name_ok ("snapshot delete", name))
     return EXIT_USAGE;
-  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
-    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  if ((r = hf_tool_store (url, &s, &prefix)) != 0)
+    return r;
   r = hf_snapshot_delete (s, prefix, name);
   hf_objstore_close (s);
   free (prefix);

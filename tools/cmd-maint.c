@@ -91,9 +91,9 @@ hf_tool_gc (int argc, char **argv)
   int r;
 
   (void) argc;
-  if ((r = hf_tool_open_store (argv[0], false, &s, &prefix)) != 0) {
+  if ((r = hf_tool_store (argv[0], &s, &prefix)) != 0) {
     json_object_put (pins);
-    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+    return r;
   }
   /* Compaction writes through the writer: only when no server holds
    * the volume (then its own gc=on compacts). */
@@ -208,9 +208,9 @@ hf_tool_fsck (int argc, char **argv)
   int r;
 
   (void) argc;
-  if ((r = hf_tool_open_store (argv[0], false, &s, &prefix)) != 0) {
+  if ((r = hf_tool_store (argv[0], &s, &prefix)) != 0) {
     json_object_put (problems);
-    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+    return r;
   }
   hf_tool_fsck_t0 = hf_tool_now ();
   r = hf_fsck_run (s, prefix, &fo, &rep);
@@ -300,9 +300,9 @@ hf_tool_du (int argc, char **argv)
   int r, ret = EXIT_FAILURE;
 
   (void) argc;
-  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0) {
+  if ((r = hf_tool_store (url, &s, &prefix)) != 0) {
     json_object_put (pins);
-    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+    return r;
   }
   r = hf_tool_live_bytes (s, prefix, 0, &head_live);
   if (r) {

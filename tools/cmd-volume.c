@@ -81,8 +81,8 @@ hf_tool_info (const char *url)
   char *prefix, uuid[33];
   int r, i;
 
-  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
-    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  if ((r = hf_tool_store (url, &s, &prefix)) != 0)
+    return r;
   r = hf_volume_open (s, prefix, &opts, &v);
   if (r) {
     hf_objstore_close (s);
@@ -251,8 +251,8 @@ hf_tool_delete (int argc, char **argv)
   int r, ret = EXIT_FAILURE;
 
   (void) argc;
-  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
-    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  if ((r = hf_tool_store (url, &s, &prefix)) != 0)
+    return r;
   r = hf_vdesc_read (s, prefix, &d);
   if (r) {
     ret = r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
@@ -379,8 +379,8 @@ hf_tool_resize (int argc, char **argv)
              "suffix\n", argv[1], HF_MAX_VOLUME_SIZE);
     return EXIT_USAGE;
   }
-  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
-    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  if ((r = hf_tool_store (url, &s, &prefix)) != 0)
+    return r;
   if ((r = hf_tool_writer_open (s, prefix, HF_TOOL_W_BATCH, &v)) != 0) {
     hf_objstore_close (s);
     free (prefix);
@@ -482,8 +482,8 @@ hf_tool_rekey (int argc, char **argv)
     return EXIT_USAGE;
   }
   /* Opening checks the current key. */
-  if ((r = hf_tool_open_store (url, false, &s, &prefix)) != 0)
-    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  if ((r = hf_tool_store (url, &s, &prefix)) != 0)
+    return r;
   r = hf_crypt_rekey (s, prefix, &hf_tool_ukey, &hf_tool_new_ukey);
   hf_objstore_close (s);
   free (prefix);

@@ -66,6 +66,14 @@ hf_tool_open_store (const char *url, bool create, struct hf_objstore **s,
                              prefix);
 }
 
+int
+hf_tool_store (const char *url, struct hf_objstore **s, char **prefix)
+{
+  int r = hf_tool_open_store (url, false, s, prefix);
+
+  return r == 0 ? 0 : r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+}
+
 /* Is there a volume at url?  false with *code EXIT_NOVOLUME if not (no
  * message: the caller says what to do), or another exit code if the
  * store failed (the store said why). */
@@ -127,8 +135,8 @@ hf_tool_vol_open (const char *cmd, const char *url, struct hf_tool_vol *t)
   int r;
 
   memset (t, 0, sizeof *t);
-  if ((r = hf_tool_open_store (url, false, &t->s, &t->prefix)) != 0)
-    return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
+  if ((r = hf_tool_store (url, &t->s, &t->prefix)) != 0)
+    return r;
   r = hf_history_open (t->s, t->prefix, &hf_tool_s3, &t->h);
   if (r) {
     hf_tool_vol_close (t);

@@ -99,6 +99,11 @@ extern double hf_tool_now (void);
 extern int hf_tool_open_store (const char *url, bool create,
                                struct hf_objstore **s, char **prefix);
 
+/* The same for a command on an existing volume: 0, or the exit code
+ * (EXIT_NOVOLUME: no directory there). */
+extern int hf_tool_store (const char *url, struct hf_objstore **s,
+                          char **prefix);
+
 /* Is there a volume at url?  false with *code EXIT_NOVOLUME if not (no
  * message: the caller says what to do), or another exit code if the
  * store failed (the store said why). */
