@@ -235,7 +235,7 @@ hf_tool_flatten (int argc, char **argv)
   struct hf_gc_flatten_report rep;
   struct hf_volume_info vi;
   struct hf_objstore *s, *ps = NULL;
-  struct hf_volume *v;
+  struct hf_file *f;
   struct hf_vdesc d;
   char *prefix, *pprefix = NULL, key[HF_OBJSTORE_KEY_MAX + 1];
   uint8_t buf[HF_VD_SIZE];
@@ -256,15 +256,16 @@ hf_tool_flatten (int argc, char **argv)
     goto out;
   }
   was_flat = d.flags & HF_VD_FLATTENED;
-  if ((r = hf_tool_writer_open (s, prefix, HF_TOOL_W_BATCH, &v)) != 0) {
+  if ((r = hf_tool_writer_open (url, s, prefix, HF_TOOL_W_BATCH, &f)) != 0) {
     ret = r;
     goto out;
   }
-  hf_volume_get_info (v, &vi);
+  hf_volume_get_info (hf_file_volume (f), &vi);
   go.opaque = &vi.block_size;
   hf_tool_flat_t0 = hf_tool_now ();
-  r = hf_gc_flatten (s, prefix, v, &go, &rep);
-  if (hf_volume_close (v) != 0 && r == 0)
+  /* The engine's: the public API has no flatten. */
+  r = hf_gc_flatten (s, prefix, hf_file_volume (f), &go, &rep);
+  if (hf_file_close (f) != 0 && r == 0)
     r = EIO;
   if (r)
     goto out;                   /* logged why */

@@ -51,20 +51,21 @@ struct hf_tool_hole {
 };
 
 static int
-hf_tool_hole_fn (void *opaque, uint64_t offset, uint64_t length, bool hole)
+hf_tool_hole_fn (void *opaque, uint64_t offset, uint64_t length,
+                 unsigned type)
 {
   struct hf_tool_hole *h = opaque;
 
   (void) offset;
   (void) length;
-  if (!hole)
+  if (type != HF_FILE_EXTENT_HOLE)
     h->all_hole = false;
   return 0;
 }
 
 /* One import's state. */
 struct hf_tool_import {
-  struct hf_volume *v;
+  struct hf_file *f;
   bool fresh;                   /* nothing committed: holes stay holes */
   size_t bs;
   uint8_t *buf;                 /* HF_TOOL_CHUNK bytes */
@@ -84,10 +85,10 @@ hf_tool_import_zero (struct hf_tool_import *x, uint64_t off, uint64_t len)
   struct hf_tool_hole h = { true };
 
   if (!x->fresh &&
-      hf_volume_extents (x->v, len, off, hf_tool_hole_fn, &h) == 0 &&
+      hf_file_extents (x->f, len, off, hf_tool_hole_fn, &h) == 0 &&
       !h.all_hole) {
     x->zeroed = true;
-    if (hf_volume_zero (x->v, len, off, 0) != 0)
+    if (hf_file_zero (x->f, len, off, 0) != 0)
       return EXIT_FAILURE;
   }
   x->skipped += len;
@@ -113,7 +114,7 @@ hf_tool_import_buf (struct hf_tool_import *x, size_t n, uint64_t off)
       j += l;
     }
     if (!z) {
-      if (hf_volume_pwrite (x->v, x->buf + i, j - i, off + i, 0) != 0)
+      if (hf_file_pwrite (x->f, x->buf + i, j - i, off + i, 0) != 0)
         r = EXIT_FAILURE;
       x->written += j - i;
     }
@@ -211,16 +212,16 @@ hf_tool_import_sparse (struct hf_tool_import *x, int fd, const char *in,
  * empty (everything unmapped).  If that fails too (the store is down),
  * say how to do it by hand. */
 static void
-hf_tool_import_undo (struct hf_volume *v, const char *url,
+hf_tool_import_undo (struct hf_file *f, const char *url,
                      uint64_t head_seq, uint64_t size, uint64_t done)
 {
   uint64_t new_seq = 0;
   int r;
 
   if (head_seq == 0) {
-    r = hf_volume_trim (v, size, 0, 0);
+    r = hf_file_trim (f, size, 0, 0);
     if (r == 0)
-      r = hf_volume_flush (v);
+      r = hf_file_flush (f);
     if (r == 0) {
       fprintf (stderr, "hyperfile: import: failed after %" PRIu64 " bytes; "
                "%s had never been written and is left empty (nothing of "
@@ -229,7 +230,9 @@ hf_tool_import_undo (struct hf_volume *v, const char *url,
     }
   }
   else {
-    r = hf_volume_rollback (v, head_seq, &new_seq);
+    /* The engine's rollback to a seq: hf_file_rollback would resolve
+     * the point through the history again. */
+    r = hf_volume_rollback (hf_file_volume (f), head_seq, &new_seq);
     if (r == 0) {
       fprintf (stderr, "hyperfile: import: failed after %" PRIu64 " bytes; "
                "%s is rolled back to segment %" PRIu64 ", its state before "
@@ -257,7 +260,7 @@ hf_tool_import (int argc, char **argv)
 {
   const char *in = argv[0], *url = argv[1];
   struct hf_volume_info vi;
-  struct hf_volume *v;
+  struct hf_file *f;
   struct hf_objstore *s;
   struct stat st;
   uint64_t off = 0, total = 0, written = 0, skipped = 0;
@@ -314,14 +317,14 @@ hf_tool_import (int argc, char **argv)
       close (fd);
     return r;
   }
-  if ((r = hf_tool_writer_open (s, prefix, 0, &v)) != 0) {
+  if ((r = hf_tool_writer_open (url, s, prefix, 0, &f)) != 0) {
     hf_objstore_close (s);
     free (prefix);
     if (fd > 0)
       close (fd);
     return r;
   }
-  hf_volume_get_info (v, &vi);
+  hf_volume_get_info (hf_file_volume (f), &vi);  /* the head too */
   fresh = vi.head_seq == 0;
   if (total > vi.size) {
     fprintf (stderr, "hyperfile: import: %s is %" PRIu64 " bytes, the "
@@ -334,7 +337,7 @@ hf_tool_import (int argc, char **argv)
     r = EXIT_FAILURE;
     goto out;
   }
-  x.v = v;
+  x.f = f;
   x.fresh = fresh;
   x.bs = vi.block_size;
   x.buf = buf;
@@ -347,13 +350,13 @@ hf_tool_import (int argc, char **argv)
   off = x.off;
   written = x.written;
   skipped = x.skipped;
-  if (r == 0 && hf_volume_flush (v) != 0)
+  if (r == 0 && hf_file_flush (f) != 0)
     r = EXIT_FAILURE;
   hf_tool_progress ("import", off, total, t0, true);
   if (r && (x.written || x.zeroed))
-    hf_tool_import_undo (v, url, vi.head_seq, vi.size, off);
+    hf_tool_import_undo (f, url, vi.head_seq, vi.size, off);
  out:
-  if (hf_volume_close (v) != 0 && r == 0)
+  if (hf_file_close (f) != 0 && r == 0)
     r = EXIT_FAILURE;
   hf_objstore_close (s);
   free (prefix);
@@ -380,7 +383,7 @@ hf_tool_import (int argc, char **argv)
 
 /* Export state: the volume, the output and the counters. */
 struct hf_tool_export {
-  struct hf_volume *v;
+  struct hf_file *f;
   int fd;
   bool sparse;                  /* regular file: holes are seeks */
   uint8_t *buf;
@@ -424,9 +427,10 @@ hf_tool_export_zero (struct hf_tool_export *x, uint64_t n)
 
 static int
 hf_tool_export_run (void *opaque, uint64_t offset, uint64_t length,
-                    bool hole)
+                    unsigned type)
 {
   struct hf_tool_export *x = opaque;
+  bool hole = type == HF_FILE_EXTENT_HOLE;
   int r = 0;
 
   if (hole)
@@ -434,7 +438,7 @@ hf_tool_export_run (void *opaque, uint64_t offset, uint64_t length,
   while (!hole && length > 0 && r == 0) {
     size_t k = length < HF_TOOL_CHUNK ? (size_t) length : HF_TOOL_CHUNK, i;
 
-    r = hf_volume_pread (x->v, x->buf, k, offset);
+    r = hf_file_pread (x->f, x->buf, k, offset);
     /* Zero blocks inside data runs (sub-block writes of zeros) are
      * holes in a sparse output too. */
     for (i = 0; r == 0 && i < k;) {
@@ -462,11 +466,9 @@ hf_tool_export_run (void *opaque, uint64_t offset, uint64_t length,
 int
 hf_tool_export (int argc, char **argv)
 {
-  struct hf_volume_options ro = { .readonly = true,
-                                  .parent_cfg = &hf_tool_s3 };
+  uint64_t at_seq = 0, size;
   struct hf_tool_export x = { .t0 = hf_tool_now () };
   const char *url = argv[0], *out = argv[1];
-  struct hf_volume_info vi;
   struct hf_tool_vol t;
   struct stat st;
   int r;
@@ -485,18 +487,18 @@ hf_tool_export (int argc, char **argv)
   if ((r = hf_tool_vol_open ("export", url, &t)) != 0)
     return r;
   if (hf_tool_at && (r = hf_tool_resolve ("export", &t, hf_tool_at,
-                                          &ro.at_seq)) != 0) {
+                                          &at_seq)) != 0) {
     hf_tool_vol_close (&t);
     return r;
   }
-  r = hf_volume_open (t.s, t.prefix, &ro, &x.v);
+  r = hf_tool_reader_open (url, t.s, t.prefix, at_seq, &x.f);
   if (r) {
     hf_tool_vol_close (&t);
     return r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
   }
-  hf_volume_get_info (x.v, &vi);
-  x.total = vi.size;
-  x.bs = vi.block_size;
+  size = hf_file_size (x.f);
+  x.total = size;
+  x.bs = hf_file_block_size (x.f);
   if (strcmp (out, "-") == 0)
     x.fd = 1;
   else if (hf_tool_force || (lstat (out, &st) == 0 &&
@@ -517,9 +519,9 @@ hf_tool_export (int argc, char **argv)
     goto out;
   }
   x.sparse = fstat (x.fd, &st) == 0 && S_ISREG (st.st_mode);
-  r = hf_volume_extents (x.v, vi.size, 0, hf_tool_export_run, &x);
+  r = hf_file_extents (x.f, size, 0, hf_tool_export_run, &x);
   /* A trailing hole: the file gets its full size. */
-  if (r == 0 && x.sparse && ftruncate (x.fd, (off_t) vi.size) != 0)
+  if (r == 0 && x.sparse && ftruncate (x.fd, (off_t) size) != 0)
     r = errno;
   if (r == 0 && x.fd != 1 && fsync (x.fd) != 0)
     r = errno;
@@ -534,14 +536,14 @@ hf_tool_export (int argc, char **argv)
     r = EXIT_FAILURE;
   }
   free (x.buf);
-  hf_volume_close (x.v);
+  hf_file_close (x.f);           /* read-only: nothing to commit */
   hf_tool_vol_close (&t);
   if (r)
     return r;
   if (hf_tool_json) {
     json_object *o = hf_j_obj ();
 
-    hf_j_u64 (o, "bytes", vi.size);
+    hf_j_u64 (o, "bytes", size);
     hf_j_u64 (o, "data", x.data);
     hf_j_u64 (o, "holes", x.holes);
     hf_j_bool (o, "sparse", x.sparse);
@@ -550,7 +552,7 @@ hf_tool_export (int argc, char **argv)
   }
   else if (x.fd != 1)
     printf ("exported %" PRIu64 " bytes (%" PRIu64 " data, %" PRIu64
-            " holes%s) in %.1f s\n", vi.size, x.data, x.holes,
+            " holes%s) in %.1f s\n", size, x.data, x.holes,
             x.sparse ? " left sparse" : "", hf_tool_now () - x.t0);
   return EXIT_SUCCESS;
 }

@@ -28,7 +28,7 @@
 
 /* A diff between two points: the volume open at the newer one. */
 struct hf_tool_diff {
-  struct hf_volume *v;          /* read-only at `to` */
+  struct hf_file *f;            /* read-only at `to` */
   uint32_t bs;
   uint64_t size;                /* the volume's size at `to` */
   json_object *a;               /* diff --json: the extents */
@@ -42,9 +42,10 @@ struct hf_tool_diff {
 
 /* One run of data or hole at `to` inside a changed run. */
 static int
-hf_tool_diff_run (void *opaque, uint64_t off, uint64_t len, bool hole)
+hf_tool_diff_run (void *opaque, uint64_t off, uint64_t len, unsigned type)
 {
   struct hf_tool_diff *x = opaque;
+  bool hole = type == HF_FILE_EXTENT_HOLE;
   int r = 0;
 
   if (x->fd < 0) {
@@ -74,7 +75,7 @@ hf_tool_diff_run (void *opaque, uint64_t off, uint64_t len, bool hole)
     size_t k = len < HF_TOOL_CHUNK ? (size_t) len : HF_TOOL_CHUNK;
     size_t done = 0;
 
-    if (!hole && (r = hf_volume_pread (x->v, x->buf, k, off)) != 0)
+    if (!hole && (r = hf_file_pread (x->f, x->buf, k, off)) != 0)
       break;
     while (done < k) {
       ssize_t w = pwrite (x->fd, x->buf + done, k - done,
@@ -110,7 +111,7 @@ hf_tool_diff_change (void *opaque, uint64_t lba, uint64_t n)
   if (len > x->size - off)
     len = x->size - off;
   x->changed += len;
-  return hf_volume_extents (x->v, len, off, hf_tool_diff_run, x);
+  return hf_file_extents (x->f, len, off, hf_tool_diff_run, x);
 }
 
 /* Resolve --from and the newer point (to: --to or --at; NULL = the
@@ -120,9 +121,6 @@ hf_tool_diff_open (const char *cmd, const char *url, const char *to,
                    struct hf_tool_vol *t, uint64_t *from_seq,
                    uint64_t *to_seq, struct hf_tool_diff *x)
 {
-  struct hf_volume_options ro = { .readonly = true,
-                                  .parent_cfg = &hf_tool_s3 };
-  struct hf_volume_info vi;
   int r;
 
   if (hf_tool_from == NULL) {
@@ -146,14 +144,12 @@ hf_tool_diff_open (const char *cmd, const char *url, const char *to,
     r = EXIT_USAGE;
     goto fail;
   }
-  ro.at_seq = *to_seq;
-  if (hf_volume_open (t->s, t->prefix, &ro, &x->v) != 0) {
+  if (hf_tool_reader_open (url, t->s, t->prefix, *to_seq, &x->f) != 0) {
     r = EXIT_FAILURE;           /* the volume said why */
     goto fail;
   }
-  hf_volume_get_info (x->v, &vi);
-  x->bs = vi.block_size;
-  x->size = vi.size;
+  x->bs = hf_file_block_size (x->f);
+  x->size = hf_file_size (x->f);
   return 0;
  fail:
   hf_tool_vol_close (t);
@@ -214,7 +210,7 @@ hf_tool_diff (int argc, char **argv)
              PRIu64 " and %" PRIu64 ": every extent written since the "
              "volume's first segment is listed\n", from, to);
   json_object_put (x.a);
-  hf_volume_close (x.v);
+  hf_file_close (x.f);
   hf_tool_vol_close (&t);
   return r;
 }
@@ -281,7 +277,7 @@ hf_tool_export_from (const char *url, const char *out)
     r = EXIT_FAILURE;
   }
   free (x.buf);
-  hf_volume_close (x.v);
+  hf_file_close (x.f);
   hf_tool_vol_close (&t);
   if (r)
     return r;

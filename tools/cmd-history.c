@@ -250,7 +250,7 @@ int
 hf_tool_rollback (int argc, char **argv)
 {
   struct hf_tool_vol t;
-  struct hf_volume *v;
+  struct hf_file *f;
   uint64_t seq, new_seq = 0;
   int r;
 
@@ -263,8 +263,8 @@ hf_tool_rollback (int argc, char **argv)
    * point and the rollback segment.  Past a damaged or lost newest
    * segment too: rollback is the explicit way out (the open commits a
    * segment above it). */
-  r = hf_tool_writer_open (t.s, t.prefix,
-                           HF_TOOL_W_BATCH | HF_TOOL_W_OLDER_HEAD, &v);
+  r = hf_tool_writer_open (argv[0], t.s, t.prefix,
+                           HF_TOOL_W_BATCH | HF_TOOL_W_OLDER_HEAD, &f);
   if (r) {
     hf_tool_vol_close (&t);
     return r;
@@ -282,9 +282,11 @@ hf_tool_rollback (int argc, char **argv)
              "(segment %" PRIu64 ")\n", argv[1], seq);
     r = EXIT_NOPOINT;
   }
-  if (r == 0 && hf_volume_rollback (v, seq, &new_seq) != 0)
+  /* The engine's rollback to the seq resolved above (for the exit
+   * codes and messages): hf_file_rollback would resolve it again. */
+  if (r == 0 && hf_volume_rollback (hf_file_volume (f), seq, &new_seq) != 0)
     r = EXIT_FAILURE;           /* volume said why */
-  if (hf_volume_close (v) != 0 && r == 0)
+  if (hf_file_close (f) != 0 && r == 0)
     r = EXIT_FAILURE;
   hf_tool_vol_close (&t);
   if (r)

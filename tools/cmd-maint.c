@@ -85,7 +85,7 @@ hf_tool_gc (int argc, char **argv)
     .cfg = &hf_tool_s3, .on_delete = hf_tool_gc_deleted,
     .on_pin = hf_tool_gc_pin, .opaque = pins };
   struct hf_gc_report rep;
-  struct hf_volume *w = NULL;
+  struct hf_file *w = NULL;
   struct hf_objstore *s;
   char *prefix;
   int r;
@@ -98,7 +98,7 @@ hf_tool_gc (int argc, char **argv)
   /* Compaction writes through the writer: only when no server holds
    * the volume (then its own gc=on compacts). */
   if (!hf_tool_dry_run) {
-    r = hf_tool_writer_open (s, prefix, HF_TOOL_W_BATCH, &w);
+    r = hf_tool_writer_open (argv[0], s, prefix, HF_TOOL_W_BATCH, &w);
     if (r == EXIT_BUSY) {
       fprintf (stderr, "hyperfile: gc: a writer holds %s: collecting "
                "without compaction (its gc=on compacts)\n", argv[0]);
@@ -111,8 +111,9 @@ hf_tool_gc (int argc, char **argv)
       return r;
     }
   }
-  r = hf_gc_run (s, prefix, w, &go, &rep);
-  if (w && hf_volume_close (w) != 0 && r == 0)
+  /* The engine's: hf_file_gc has no callbacks, grace or full report. */
+  r = hf_gc_run (s, prefix, w ? hf_file_volume (w) : NULL, &go, &rep);
+  if (w && hf_file_close (w) != 0 && r == 0)
     r = EIO;
   hf_objstore_close (s);
   free (prefix);
@@ -259,23 +260,19 @@ hf_tool_fsck (int argc, char **argv)
   return rep.problems ? EXIT_DAMAGED : EXIT_SUCCESS;
 }
 
-/* Bytes mapped at point seq (0: the head) of the volume in s. */
+/* Bytes mapped at point seq (0: the head) of the volume at url, in s. */
 static int
-hf_tool_live_bytes (struct hf_objstore *s, const char *prefix, uint64_t seq,
-                    uint64_t *out)
+hf_tool_live_bytes (const char *url, struct hf_objstore *s,
+                    const char *prefix, uint64_t seq, uint64_t *out)
 {
-  struct hf_volume_options ro = { .readonly = true, .at_seq = seq,
-                                  .parent_cfg = &hf_tool_s3 };
-  struct hf_volume_info vi;
-  struct hf_volume *v;
+  struct hf_file *f;
   int r;
 
   *out = 0;
-  if ((r = hf_volume_open (s, prefix, &ro, &v)) != 0)
+  if ((r = hf_tool_reader_open (url, s, prefix, seq, &f)) != 0)
     return r;
-  hf_volume_get_info (v, &vi);
-  r = hf_volume_extents (v, vi.size, 0, hf_tool_count_mapped, out);
-  hf_volume_close (v);
+  r = hf_file_extents (f, hf_file_size (f), 0, hf_tool_count_mapped, out);
+  hf_file_close (f);
   return r;
 }
 
@@ -304,7 +301,7 @@ hf_tool_du (int argc, char **argv)
     json_object_put (pins);
     return r;
   }
-  r = hf_tool_live_bytes (s, prefix, 0, &head_live);
+  r = hf_tool_live_bytes (url, s, prefix, 0, &head_live);
   if (r) {
     ret = r == ENOENT ? EXIT_NOVOLUME : EXIT_FAILURE;
     goto out;                   /* the volume said why */
@@ -316,7 +313,7 @@ hf_tool_du (int argc, char **argv)
   if (r == 0 && nsn && (snap_live = calloc (nsn, sizeof *snap_live)) == NULL)
     r = ENOMEM;
   for (i = 0; r == 0 && i < nsn; i++)
-    r = hf_tool_live_bytes (s, prefix, sn[i].seq, &snap_live[i]);
+    r = hf_tool_live_bytes (url, s, prefix, sn[i].seq, &snap_live[i]);
   if (r == 0)
     r = hf_gc_run (s, prefix, NULL, &go, &rep);
   if (r) {

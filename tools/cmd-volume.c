@@ -69,11 +69,9 @@ hf_tool_create (const char *url)
 static int
 hf_tool_info (const char *url)
 {
-  struct hf_volume_options opts = { .readonly = true,
-                                    .parent_cfg = &hf_tool_s3 };
   struct hf_volume_info vi;
   struct hf_vdesc d;
-  struct hf_volume *v;
+  struct hf_file *f;
   struct hf_objstore *s;
   struct hf_lease_info li;
   bool have_lease;
@@ -83,7 +81,7 @@ hf_tool_info (const char *url)
 
   if ((r = hf_tool_store (url, &s, &prefix)) != 0)
     return r;
-  r = hf_volume_open (s, prefix, &opts, &v);
+  r = hf_tool_reader_open (url, s, prefix, 0, &f);
   if (r) {
     hf_objstore_close (s);
     free (prefix);
@@ -94,19 +92,20 @@ hf_tool_info (const char *url)
     fprintf (stderr, "hyperfile: info: %s: %s\n", url, strerror (r));
     return EXIT_FAILURE;
   }
-  hf_volume_get_info (v, &vi);
+  hf_volume_get_info (hf_file_volume (f), &vi);  /* uuid, head: the
+                                                   engine's */
   for (i = 0; i < 16; i++)
     sprintf (uuid + 2 * i, "%02x", vi.uuid[i]);
   /* The blocks mapped at the head now: the index's count is as of the
    * last checkpoint, so walk the extents (index and the segments since
    * it, as a reader sees them). */
-  r = hf_volume_extents (v, vi.size, 0, hf_tool_count_mapped, &mapped_bytes);
+  r = hf_file_extents (f, vi.size, 0, hf_tool_count_mapped, &mapped_bytes);
   if (r == 0)
     /* The writer's lease (read beside it, never written). */
     r = hf_lease_newest (s, prefix, &have_lease, &li);
   if (r) {
     fprintf (stderr, "hyperfile: info: %s: %s\n", url, strerror (r));
-    hf_volume_close (v);
+    hf_file_close (f);
     hf_objstore_close (s);
     free (prefix);
     return EXIT_FAILURE;
@@ -194,7 +193,7 @@ hf_tool_info (const char *url)
     printf ("encryption:     AES-256-GCM, data key wrapped with a %s\n",
             d.crypt.kdf == HF_VD_KDF_SCRYPT ? "passphrase (scrypt)"
             : "key file");
-  hf_volume_close (v);
+  hf_file_close (f);
   hf_objstore_close (s);
   free (prefix);
   return EXIT_SUCCESS;
@@ -364,10 +363,10 @@ int
 hf_tool_resize (int argc, char **argv)
 {
   const char *url = argv[0];
-  struct hf_volume_info vi;
-  struct hf_volume *v;
+  struct hf_file *f;
   struct hf_objstore *s;
   uint64_t want, size, old;
+  uint32_t bs;
   char *prefix;
   int r, ret = EXIT_SUCCESS;
 
@@ -381,22 +380,22 @@ hf_tool_resize (int argc, char **argv)
   }
   if ((r = hf_tool_store (url, &s, &prefix)) != 0)
     return r;
-  if ((r = hf_tool_writer_open (s, prefix, HF_TOOL_W_BATCH, &v)) != 0) {
+  if ((r = hf_tool_writer_open (url, s, prefix, HF_TOOL_W_BATCH, &f)) != 0) {
     hf_objstore_close (s);
     free (prefix);
     if (r == EXIT_NOVOLUME)
       fprintf (stderr, "hyperfile: resize: no volume at %s\n", url);
     return r;                   /* the volume said why */
   }
-  hf_volume_get_info (v, &vi);
-  old = vi.size;
-  size = (want + vi.block_size - 1) / vi.block_size * vi.block_size;
+  old = hf_file_size (f);
+  bs = hf_file_block_size (f);
+  size = (want + bs - 1) / bs * bs;
   if (size > HF_MAX_VOLUME_SIZE)
-    size -= vi.block_size;      /* the largest whole size (a multiple) */
+    size -= bs;                 /* the largest whole size (a multiple) */
   if (size < old) {
     uint64_t lost = 0;
 
-    r = hf_volume_extents (v, old - size, size, hf_tool_count_mapped, &lost);
+    r = hf_file_extents (f, old - size, size, hf_tool_count_mapped, &lost);
     if (r) {
       fprintf (stderr, "hyperfile: resize: %s: %s\n", url, strerror (r));
       ret = EXIT_FAILURE;
@@ -410,7 +409,8 @@ hf_tool_resize (int argc, char **argv)
                old - size, lost);
       ret = EXIT_USAGE;
     }
-    else if ((r = hf_volume_shrink (v, size)) != 0) {
+    /* The engine's: hf_file_resize only grows. */
+    else if ((r = hf_volume_shrink (hf_file_volume (f), size)) != 0) {
       fprintf (stderr, "hyperfile: resize: shrinking %s: %s\n", url,
                strerror (r));
       ret = EXIT_FAILURE;
@@ -420,12 +420,12 @@ hf_tool_resize (int argc, char **argv)
                " bytes (%" PRIu64 " of them data) from the head of %s\n",
                old - size, lost, url);
   }
-  else if (size > old && (r = hf_volume_grow (v, size)) != 0) {
+  else if (size > old && (r = hf_file_resize (f, size)) != 0) {
     fprintf (stderr, "hyperfile: resize: %s: %s\n", url, strerror (r));
     ret = EXIT_FAILURE;
   }
   /* The close commits the new size (and waits for it). */
-  if (hf_volume_close (v) != 0 && ret == EXIT_SUCCESS)
+  if (hf_file_close (f) != 0 && ret == EXIT_SUCCESS)
     ret = EXIT_FAILURE;
   hf_objstore_close (s);
   free (prefix);

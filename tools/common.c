@@ -109,12 +109,12 @@ hf_tool_volume_exists (const char *url, int *code)
 /* hf_volume_extents callback: count the blocks in data runs. */
 int
 hf_tool_count_mapped (void *opaque, uint64_t offset, uint64_t length,
-                      bool hole)
+                      unsigned type)
 {
   uint64_t *bytes = opaque;
 
   (void) offset;
-  if (!hole)
+  if (type != HF_FILE_EXTENT_HOLE)
     *bytes += length;
   return 0;
 }
@@ -169,21 +169,42 @@ hf_tool_resolve (const char *cmd, struct hf_tool_vol *t, const char *point,
   return EXIT_FAILURE;
 }
 
+/* hf_file_open_ext on the store the command opened, with the store
+ * options (a clone's parents are reached with them) and vo. */
+static int
+hf_tool_file_open (const char *url, struct hf_objstore *s,
+                   const char *prefix, const struct hf_volume_options *vo,
+                   struct hf_file **f)
+{
+  struct hf_file_ext x = { .store = s, .prefix = prefix, .s3 = &hf_tool_s3,
+                           .vopts = vo };
+
+  return hf_file_open_ext (url, NULL, &x, f);
+}
+
 int
-hf_tool_writer_open (struct hf_objstore *s, const char *prefix,
-                     unsigned flags, struct hf_volume **v)
+hf_tool_writer_open (const char *url, struct hf_objstore *s,
+                     const char *prefix, unsigned flags, struct hf_file **f)
 {
   struct hf_volume_options wo = {
     .takeover = hf_tool_takeover,
     .flush_interval_ms = (flags & HF_TOOL_W_BATCH) ? UINT32_MAX : 0,
-    .accept_older_head = (flags & HF_TOOL_W_OLDER_HEAD) != 0,
-    .parent_cfg = &hf_tool_s3 };
-  int r = hf_volume_open (s, prefix, &wo, v);
+    .accept_older_head = (flags & HF_TOOL_W_OLDER_HEAD) != 0 };
+  int r = hf_tool_file_open (url, s, prefix, &wo, f);
 
   if (r == 0)
     return 0;
   return r == ENOENT ? EXIT_NOVOLUME : r == EBUSY ? EXIT_BUSY
     : EXIT_FAILURE;
+}
+
+int
+hf_tool_reader_open (const char *url, struct hf_objstore *s,
+                     const char *prefix, uint64_t at_seq, struct hf_file **f)
+{
+  struct hf_volume_options ro = { .readonly = true, .at_seq = at_seq };
+
+  return hf_tool_file_open (url, s, prefix, &ro, f);
 }
 
 /* Progress on stderr when it is a terminal: done of total bytes (total

@@ -21,6 +21,7 @@
 #include <json-c/json.h>
 
 #include "crypt.h"
+#include "file-int.h"
 #include "history.h"
 #include "objstore.h"
 #include "volume.h"
@@ -109,10 +110,10 @@ extern int hf_tool_store (const char *url, struct hf_objstore **s,
  * store failed (the store said why). */
 extern bool hf_tool_volume_exists (const char *url, int *code);
 
-/* hf_volume_extents callback: add the bytes of data runs to *opaque
- * (a uint64_t). */
+/* hf_file_extents callback: add the bytes of data runs to *opaque (a
+ * uint64_t). */
 extern int hf_tool_count_mapped (void *opaque, uint64_t offset,
-                                 uint64_t length, bool hole);
+                                 uint64_t length, unsigned type);
 
 /* An open store and the history of the volume in it. */
 struct hf_tool_vol {
@@ -135,14 +136,21 @@ extern int hf_tool_resolve (const char *cmd, struct hf_tool_vol *t,
 #define HF_TOOL_W_OLDER_HEAD 0x2u /* open past a lost or damaged newest
                                      segment (rollback: the way out) */
 
-/* Open the volume in s (prefix; both borrowed, they must outlive *v)
- * through its writer lease, which --takeover may claim when it expired:
- * what every command that changes a volume does first.  0 with *v the
- * caller's (hf_volume_close commits and releases the lease), or the
- * exit code: EXIT_NOVOLUME, EXIT_BUSY (another writer holds it) or
- * EXIT_FAILURE; the volume logged why. */
-extern int hf_tool_writer_open (struct hf_objstore *s, const char *prefix,
-                                unsigned flags, struct hf_volume **v);
+/* Open the volume at url, whose store s (prefix; both borrowed, they
+ * must outlive *f) the command opened, as a libhyperfile handle
+ * (hf_file_open_ext) through its writer lease, which --takeover may
+ * claim when it expired: what every command that changes a volume does
+ * first.  0 with *f the caller's (hf_file_close commits and releases
+ * the lease), or the exit code: EXIT_NOVOLUME, EXIT_BUSY (another
+ * writer holds it) or EXIT_FAILURE; the volume logged why. */
+extern int hf_tool_writer_open (const char *url, struct hf_objstore *s,
+                                const char *prefix, unsigned flags,
+                                struct hf_file **f);
+/* The same read-only, at point at_seq (0: the head): 0, or an errno
+ * (the volume logged why, but for ENOENT). */
+extern int hf_tool_reader_open (const char *url, struct hf_objstore *s,
+                                const char *prefix, uint64_t at_seq,
+                                struct hf_file **f);
 
 /* Progress on stderr when it is a terminal: done of total bytes (total
  * 0 = unknown), rate and ETA; final ends the line. */
