@@ -29,6 +29,7 @@ hf_tmpdir
 H="$HYPERFILE"
 T=60                            # seconds any one command may take
 srv_pid=                        # the read server running, if any
+srv_env=()                      # NAME=VALUE for it (see the shim below)
 cleanup_fn '[ -n "$srv_pid" ] && kill -9 "$srv_pid" 2>/dev/null'
 
 # CASE-ID (object class:mutation, see case_id) -> why it fails today.
@@ -76,26 +77,33 @@ h.flush()
 # server exited without serving), eio, hang or ok.  (Not nbdkit --run:
 # when the volume fails to open in .after_fork, nbdkit 1.32 has already
 # started the --run command, which then waits for ever on the socket.)
+# The client starts when nbdkit has written its pidfile, which it does
+# after listen(2) and before .after_fork: a connection made then waits
+# for the volume to open, or sees the server exit having logged why.
+# (The socket file appears at bind(2), before listen: a client started
+# then was refused, and the server killed before it could say why.)
 read_vol ()
 {
   local dir="$1" out="$2" log="$3" r=0 pid i
   shift 3
-  rm -f "$out" "$tmp/m.sock"
-  nbdkit -f -r -U "$tmp/m.sock" "$PLUGIN" "$dir" "$@" > "$log" 2>&1 &
+  rm -f "$out" "$tmp/m.sock" "$tmp/m.pid"
+  : > "$log"                    # both append: neither overwrites the other
+  env "${srv_env[@]}" nbdkit -f -r -U "$tmp/m.sock" -P "$tmp/m.pid" \
+    "$PLUGIN" "$dir" "$@" >> "$log" 2>&1 &
   pid=$!
   srv_pid=$pid
   for i in $(seq 1 $((T * 10))); do
-    [ -S "$tmp/m.sock" ] && break
+    [ -s "$tmp/m.pid" ] && break
     kill -0 $pid 2>/dev/null || break
     sleep 0.1
   done
-  if ! kill -0 $pid 2>/dev/null; then
+  if ! [ -s "$tmp/m.pid" ] && ! kill -0 $pid 2>/dev/null; then
     wait $pid 2>/dev/null || :   # exited without serving
     srv_pid=
     echo refused
     return
   fi
-  if ! [ -S "$tmp/m.sock" ]; then
+  if ! [ -s "$tmp/m.pid" ]; then
     kill -9 $pid; wait $pid 2>/dev/null || :; srv_pid=
     echo hang                   # neither serving nor gone
     return
@@ -178,10 +186,25 @@ build "$tmp/A/v" 0
 build "$tmp/B/v" 100
 timeout $T "$H" fsck "$tmp/A/v" > "$tmp/fsck.out" 2>&1 ||
   { cat "$tmp/fsck.out"; echo "$0: the intact volume fails fsck"; exit 1; }
+# The reference reads run with nbdkit's listen(2) delayed 1 s by the
+# shim (tests/shim/listen-delay.c): its socket file exists a second
+# before anyone can connect, which a busy machine does for a moment, and
+# read_vol must wait for a listening server all the same.
+shim="$abs_builddir/shim/.libs/listen-delay.so"
+[ -f "$shim" ] || { echo "$0: $shim is not built"; exit 1; }
+srv_env=(LD_PRELOAD="$shim${LD_PRELOAD:+:$LD_PRELOAD}" HF_LISTEN_DELAY_MS=1000)
 [ "$(read_vol "$tmp/A/v" "$tmp/ref-head" "$tmp/log")" = ok ] ||
   { cat "$tmp/log"; exit 1; }
 [ "$(read_vol "$tmp/A/v" "$tmp/ref-snap" "$tmp/log" at=snap1)" = ok ] ||
   { cat "$tmp/log"; exit 1; }
+# And a server that refuses to open the volume (in .after_fork, after
+# listen) names what it lacks instead of being killed unheard.
+rm -rf "$tmp/work"; cp -a "$tmp/A" "$tmp/work"
+rm "$(key_path "$tmp/work/v" snap/snap1)"
+res="$(read_vol "$tmp/work/v" "$tmp/out" "$tmp/log" at=snap1)"
+case "$res" in refused|eio) names "$tmp/log" snap/snap1 ;; *) false ;; esac ||
+  { cat "$tmp/log"; echo "$0: at=snap1 without snap1: $res"; exit 1; }
+srv_env=()
 cmp -s "$tmp/ref-head" "$tmp/ref-snap" &&
   { echo "$0: head and snapshot should differ"; exit 1; }
 
