@@ -467,6 +467,36 @@ errtest_cmd_list (void)
   return 0;
 }
 
+/* Whether process pid has ended (gone, or a zombie: its sockets are
+ * closed by then), waiting up to 30 s.  A SIGKILLed server is not gone
+ * when kill(2) returns: it closes its sockets as it exits, later on a
+ * busy machine. */
+static bool
+errtest_wait_dead (pid_t pid)
+{
+  char path[64], buf[512], *p;
+  int i;
+
+  snprintf (path, sizeof path, "/proc/%ld/stat", (long) pid);
+  for (i = 0; i < 3000; i++) {
+    FILE *f = fopen (path, "r");
+    size_t n;
+
+    if (f == NULL)
+      return true;              /* reaped */
+    n = fread (buf, 1, sizeof buf - 1, f);
+    fclose (f);
+    buf[n] = '\0';
+    p = strrchr (buf, ')');     /* "pid (comm) S ..." */
+    if (p == NULL || p[1] == '\0')
+      return true;              /* went away while read */
+    if (p[2] == 'Z' || p[2] == 'X')
+      return true;
+    usleep (10000);
+  }
+  return false;
+}
+
 static int
 errtest_cmd_restart (pid_t pid, const char *restart_cmd)
 {
@@ -482,7 +512,7 @@ errtest_cmd_restart (pid_t pid, const char *restart_cmd)
   CHECK_ERR (hf_objstore_put (s, "restart/k", "before", 6, 0), 0);
 
   CHECK (kill (pid, SIGKILL) == 0);
-  usleep (200000);
+  CHECK (errtest_wait_dead (pid));
   hf_objstore_get_stats (s, &st0);
   r = hf_objstore_get (s, "restart/k", 0, sizeof buf, buf, &got);
   CHECK_ERR (r, EIO);
