@@ -187,10 +187,10 @@ build "$tmp/B/v" 100
 timeout $T "$H" fsck "$tmp/A/v" > "$tmp/fsck.out" 2>&1 ||
   { cat "$tmp/fsck.out"; echo "$0: the intact volume fails fsck"; exit 1; }
 # The reference reads run with nbdkit's listen(2) delayed 1 s by the
-# shim (tests/shim/listen-delay.c): its socket file exists a second
+# shim (tests/shim/delay.c): its socket file exists a second
 # before anyone can connect, which a busy machine does for a moment, and
 # read_vol must wait for a listening server all the same.
-shim="$abs_builddir/shim/.libs/listen-delay.so"
+shim="$abs_builddir/shim/.libs/hf-delay.so"
 [ -f "$shim" ] || { echo "$0: $shim is not built"; exit 1; }
 srv_env=(LD_PRELOAD="$shim${LD_PRELOAD:+:$LD_PRELOAD}" HF_LISTEN_DELAY_MS=1000)
 [ "$(read_vol "$tmp/A/v" "$tmp/ref-head" "$tmp/log")" = ok ] ||
