@@ -96,6 +96,27 @@ count_get (void)
     atomic_fetch_add (&excl_gets, 1);
 }
 
+/* The hold: while slow, the hold_at-th GET stops until the test sets
+ * hold_open (test_reads_during_merge holds the merge in the middle of
+ * its node reads).  0: no hold. */
+static unsigned hold_at;        /* gate_lock */
+static bool hold_open;          /* gate_lock */
+static bool hold_held;          /* gate_lock: a GET is held */
+
+static void
+hold (unsigned n)
+{
+  pthread_mutex_lock (&gate_lock);
+  if (hold_at != 0 && n == hold_at) {
+    hold_held = true;
+    pthread_cond_broadcast (&gate_cv);
+    while (!hold_open)
+      pthread_cond_wait (&gate_cv, &gate_lock);
+    hold_held = false;
+  }
+  pthread_mutex_unlock (&gate_lock);
+}
+
 static int
 slow_get (struct hf_objstore *s, const char *key, uint64_t off, size_t len,
           void *buf, size_t *got)
@@ -107,7 +128,7 @@ slow_get (struct hf_objstore *s, const char *key, uint64_t off, size_t len,
     return r;
   if (atomic_load (&slow)) {
     usleep (slow_us);
-    atomic_fetch_add (&slow_gets, 1);
+    hold (atomic_fetch_add (&slow_gets, 1) + 1);
   }
   return hf_objstore_get (slow_inner, key, off, len, buf, got);
 }
@@ -334,6 +355,27 @@ ckpt_thread (void *arg)
   return NULL;
 }
 
+struct read_arg {
+  struct hf_volume *v;
+  uint64_t lba;
+  uint8_t buf[BS];
+  int r;
+  bool done;                    /* gate_lock */
+};
+
+static void *
+read_thread (void *arg)
+{
+  struct read_arg *a = arg;
+
+  a->r = hf_volume_pread (a->v, a->buf, BS, a->lba * BS);
+  pthread_mutex_lock (&gate_lock);
+  a->done = true;
+  pthread_cond_broadcast (&gate_cv);
+  pthread_mutex_unlock (&gate_lock);
+  return NULL;
+}
+
 #define NMAP 40000              /* mapped blocks: a few hundred leaves */
 #define NNEW 4000               /* blocks in the delta, across them */
 
@@ -348,8 +390,10 @@ START_TEST (test_reads_during_merge)
   uint8_t blk[BS], rd[BS];
   struct hf_volume *v;
   struct ckpt_arg ca = { 0 };
-  pthread_t th;
-  unsigned at_read, total;
+  static struct read_arg ra;
+  pthread_t th, rth;
+  bool held = false, read_done, still_held;
+  unsigned total;
   uint64_t i, probe = 1;        /* odd lbas are never rewritten */
   uint64_t st = 7;
 
@@ -378,29 +422,60 @@ START_TEST (test_reads_during_merge)
   /* The probe's path is in memory: its read needs no store request. */
   ck_assert_int_eq (hf_volume_pread (v, rd, BS, probe * BS), 0);
 
+  /* The merge is held in its 5th node read (a store GET); a read of
+   * the probe then completes while it is held, or it waited for the
+   * merge.  (Counted node reads, "the read done before half of them",
+   * failed when the reading thread lost its CPU for a while.)  The
+   * minute's bound only ends a test that would hang. */
   atomic_store (&slow_gets, 0);
+  hold_at = 5;
+  hold_open = false;
   atomic_store (&slow, true);
   ca.v = v;
   ck_assert_int_eq (pthread_create (&th, NULL, ckpt_thread, &ca), 0);
-  /* Wait until the merge is reading nodes, then read through the tree. */
-  while (atomic_load (&slow_gets) < 5 && !atomic_load (&ca.done))
+  while (!atomic_load (&ca.done)) {
+    pthread_mutex_lock (&gate_lock);
+    held = hold_held;
+    pthread_mutex_unlock (&gate_lock);
+    if (held)
+      break;
     usleep (1000);
-  ck_assert_int_eq (hf_volume_pread (v, rd, BS, probe * BS), 0);
-  at_read = atomic_load (&slow_gets);
+  }
+  ck_assert_msg (held, "the merge made fewer than 5 node reads");
+  ra.v = v;
+  ra.lba = probe;
+  ck_assert_int_eq (pthread_create (&rth, NULL, read_thread, &ra), 0);
+  for (i = 0; i < 60000; i++) {
+    pthread_mutex_lock (&gate_lock);
+    read_done = ra.done;
+    pthread_mutex_unlock (&gate_lock);
+    if (read_done)
+      break;
+    usleep (1000);
+  }
+  pthread_mutex_lock (&gate_lock);
+  read_done = ra.done;
+  still_held = hold_held;
+  hold_open = true;             /* let the merge (and a waiting read) go */
+  pthread_cond_broadcast (&gate_cv);
+  pthread_mutex_unlock (&gate_lock);
+  pthread_join (rth, NULL);
   pthread_join (th, NULL);
   total = atomic_load (&slow_gets);
   atomic_store (&slow, false);
+  pthread_mutex_lock (&gate_lock);
+  hold_at = 0;
+  pthread_mutex_unlock (&gate_lock);
   ck_assert_int_eq (ca.r, 0);
+  ck_assert_int_eq (ra.r, 0);
   if (getenv ("HF_TEST_VERBOSE"))
-    fprintf (stderr, "merge node reads %u, read done after %u\n", total,
-             at_read);
+    fprintf (stderr, "merge node reads %u\n", total);
+  ck_assert_msg (read_done && still_held,
+                 "the read waited for the merge's node read");
   fill (blk, probe, 0);
-  ck_assert_int_eq (memcmp (rd, blk, BS), 0);
-  /* The merge read many nodes; the read did not wait for them. */
+  ck_assert_int_eq (memcmp (ra.buf, blk, BS), 0);
+  /* The merge went on to read many nodes after the read. */
   ck_assert_uint_ge (total, 50);
-  ck_assert_msg (at_read < total / 2,
-                 "the read completed after %u of the merge's %u node "
-                 "reads", at_read, total);
   ck_assert_int_eq (hf_volume_close (v), 0);
   hf_objstore_close (slow_inner);
   rm_tmpdir (dir);
