@@ -1,7 +1,8 @@
 /* Unit tests for lib/cleanup.h: the scope-bound lock macros evaluate
  * their argument once, hold the lock for the scope and drop it at its
  * end, and a failed lock call stops the program instead of running the
- * scope unlocked. */
+ * scope unlocked.  And for the tests' own cleanup: a test that dies
+ * leaves no directory behind (test-util.c, run_suite). */
 #include <config.h>
 
 #undef NDEBUG
@@ -9,7 +10,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "test-util.h"
@@ -82,6 +87,46 @@ START_TEST (test_mutex_failure_aborts)
 }
 END_TEST
 
+/* The tests' own cleanup (tests/unit/test-util.c): a test whose
+ * assertion fails ends its forked process before its rm_tmpdir, and
+ * run_suite removes what it made all the same.  The dying test runs in
+ * a suite of its own, silently; it tells its directory through shared
+ * memory. */
+static char *dying_dir;         /* shared with the dying test's process */
+
+START_TEST (test_dies_with_a_tmpdir)
+{
+  char *d = make_tmpdir ();
+
+  snprintf (dying_dir, 4096, "%s", d);
+  ck_abort_msg ("dies before rm_tmpdir (%s)", d);
+}
+END_TEST
+
+START_TEST (test_run_removes_tmpdirs)
+{
+  Suite *s = suite_create ("dying");
+  TCase *tc = tcase_create ("dying");
+  char *slash;
+
+  dying_dir = mmap (NULL, 4096, PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ck_assert (dying_dir != MAP_FAILED);
+  dying_dir[0] = '\0';
+  tcase_add_test (tc, test_dies_with_a_tmpdir);
+  suite_add_tcase (s, tc);
+  ck_assert_int_eq (run_suite_print (s, CK_SILENT), EXIT_FAILURE);
+  ck_assert_msg (dying_dir[0] == '/', "the dying test made no directory");
+  ck_assert_msg (access (dying_dir, F_OK) == -1 && errno == ENOENT,
+                 "%s is left behind", dying_dir);
+  slash = strrchr (dying_dir, '/');
+  *slash = '\0';               /* the run's directory */
+  ck_assert_msg (access (dying_dir, F_OK) == -1 && errno == ENOENT,
+                 "%s is left behind", dying_dir);
+  munmap (dying_dir, 4096);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -91,6 +136,7 @@ main (void)
   tcase_add_test (tc, test_mutex_once);
   tcase_add_test (tc, test_rwlock_once);
   tcase_add_test_raise_signal (tc, test_mutex_failure_aborts, SIGABRT);
+  tcase_add_test (tc, test_run_removes_tmpdirs);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }

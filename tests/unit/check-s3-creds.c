@@ -347,12 +347,6 @@ s3_creds_suite (void)
 int
 main (void)
 {
-  SRunner *sr = srunner_create (s3_creds_suite ());
-  int failed;
-
   hf_log_set_sink (log_quiet);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return run_suite (s3_creds_suite ());
 }

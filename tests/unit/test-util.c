@@ -27,13 +27,22 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
+/* The run's directory: run_suite makes it in the parent before the
+ * tests fork and removes it after them, so that what a test leaves when
+ * it dies (a failed assertion ends its forked process before its
+ * rm_tmpdir) goes too.  NULL outside run_suite. */
+static char *run_dir;
+
 char *
 make_tmpdir (void)
 {
   char *d = NULL;
 
-  ck_assert (asprintf (&d, "/tmp/%s-XXXXXX",
-                       program_invocation_short_name) > 0);
+  if (run_dir)
+    ck_assert (asprintf (&d, "%s/t-XXXXXX", run_dir) > 0);
+  else
+    ck_assert (asprintf (&d, "/tmp/%s-XXXXXX",
+                         program_invocation_short_name) > 0);
   ck_assert (mkdtemp (d) != NULL);
   return d;
 }
@@ -157,12 +166,34 @@ text_is (const char *path, const char *text)
 int
 run_suite (Suite *s)
 {
+  return run_suite_print (s, CK_NORMAL);
+}
+
+int
+run_suite_print (Suite *s, enum print_output mode)
+{
   SRunner *sr = srunner_create (s);
+  char *outer = run_dir, *d = NULL, cmd[300];
   int failed;
 
-  srunner_run_all (sr, CK_NORMAL);
+  if (asprintf (&d, "/tmp/%s-XXXXXX", program_invocation_short_name) < 0
+      || mkdtemp (d) == NULL) {
+    fprintf (stderr, "%s: cannot make the run's directory in /tmp: %m\n",
+             program_invocation_short_name);
+    exit (EXIT_FAILURE);
+  }
+  run_dir = d;
+  srunner_run_all (sr, mode);
   failed = srunner_ntests_failed (sr);
   srunner_free (sr);
+  run_dir = outer;
+  snprintf (cmd, sizeof cmd, "rm -rf '%s'", d);
+  if (system (cmd) != 0) {
+    fprintf (stderr, "%s: could not remove %s\n",
+             program_invocation_short_name, d);
+    failed++;
+  }
+  free (d);
   return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 

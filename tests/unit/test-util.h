@@ -17,8 +17,10 @@
 
 /* ---- Temporary directories ---- */
 
-/* Create /tmp/<program>-XXXXXX (asserting success).  Caller owns the
- * name and gives it back to rm_tmpdir. */
+/* Create a new directory (asserting success): under run_suite, in the
+ * run's directory, which run_suite removes after the tests even when a
+ * test died before its rm_tmpdir; otherwise /tmp/<program>-XXXXXX.
+ * Caller owns the name and gives it back to rm_tmpdir. */
 extern char *make_tmpdir (void);
 /* rm -rf d (asserting success), then free d. */
 extern void rm_tmpdir (char *d);
@@ -76,8 +78,12 @@ extern void test_lease_set_committed (struct hf_objstore *store,
                                       const char *prefix, uint64_t seq);
 
 /* Run all tests of s (CK_NORMAL), free the runner, and return the exit
- * status for main. */
+ * status for main.  The tests' make_tmpdir directories live in one
+ * directory of the run, made before and removed after the tests (in
+ * this, the parent process): a test that dies leaves nothing behind. */
 extern int run_suite (Suite *s);
+/* The same with libcheck's output MODE (CK_SILENT ...). */
+extern int run_suite_print (Suite *s, enum print_output mode);
 
 /* ---- Checks for the plain test programs ----
  *
