@@ -170,6 +170,39 @@ static const struct hf_objstore_ops count_ops = {
   .describe = count_describe, .close = count_close,
 };
 
+/* A new 1 MiB volume (4 KiB blocks) on the fault store, configured by
+ * *fc, over the directory store in dir.  *inner is that directory store
+ * (borrowed: closing the fault store closes it), to look behind the
+ * faults. */
+static struct hf_objstore *
+fault_volume (const char *dir, const struct hf_fault_config *fc,
+              struct hf_objstore **inner)
+{
+  struct hf_objstore *s;
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, inner), 0);
+  ck_assert_int_eq (hf_objstore_fault_open (*inner, fc, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  return s;
+}
+
+/* Opened at segment seq, the volume's first n bytes are want's. */
+static void
+check_at (struct hf_objstore *s, uint64_t seq, const uint8_t *want,
+          size_t n)
+{
+  struct hf_volume_options ro = { .at_seq = seq };
+  struct hf_volume *v = open_ok (s, &ro);
+  uint8_t *r = malloc (n);
+
+  ck_assert_ptr_nonnull (r);
+  ck_assert_int_eq (hf_volume_pread (v, r, n, 0), 0);
+  ck_assert_msg (memcmp (r, want, n) == 0, "at=%" PRIu64 " reads other "
+                 "bytes", seq);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  free (r);
+}
+
 /* Flip one byte of an object through the store API. */
 static void
 damage (struct hf_objstore *s, const char *key, uint64_t off)
@@ -316,9 +349,7 @@ START_TEST (test_fenced_put_cancelled)
   char key[64];
   double t0;
 
-  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &d), 0);
-  ck_assert_int_eq (hf_objstore_fault_open (d, &fc, &s), 0);
-  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  s = fault_volume (dir, &fc, &d);
   v = open_ok (s, &o);
   h0 = head_of (v);
   fc.hold_key = "seg/";
@@ -392,9 +423,7 @@ torn_case (double keep)
   uint64_t head0;
 
   ck_assert (asprintf (&wal, "%s/wal", wdir) > 0);
-  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &d), 0);
-  ck_assert_int_eq (hf_objstore_fault_open (d, &fc, &s), 0);
-  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  s = fault_volume (dir, &fc, &d);
   o.wal_dir = wal;
   v = open_ok (s, &o);
   pattern (a, sizeof a, 1);
@@ -486,9 +515,7 @@ START_TEST (test_torn_retry)
   static uint8_t b[32 * 4096], r[32 * 4096];
 
   ck_assert (asprintf (&wal, "%s/wal", wdir) > 0);
-  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &d), 0);
-  ck_assert_int_eq (hf_objstore_fault_open (d, &fc, &s), 0);
-  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  s = fault_volume (dir, &fc, &d);
   o.wal_dir = wal;
   v = open_ok (s, &o);
   fc.p_put_torn = 1.0;
@@ -662,15 +689,7 @@ START_TEST (test_deleted_head)
   ck_assert_msg (strstr (fsck_seen, "deleted or lost") != NULL &&
                  strstr (fsck_seen, key) != NULL, "fsck: %s", fsck_seen);
   /* at= reads what is left; accept_older_head moves on past it. */
-  {
-    struct hf_volume_options ro = { .at_seq = h1 };
-    uint8_t r[sizeof y];
-
-    v = open_ok (s, &ro);
-    ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
-    ck_assert (memcmp (r, x, sizeof x) == 0);
-    ck_assert_int_eq (hf_volume_close (v), 0);
-  }
+  check_at (s, h1, x, sizeof x);
   o.accept_older_head = true;
   v = open_ok (s, &o);
   o.accept_older_head = false;
@@ -702,7 +721,7 @@ lost_newest_case (bool trunc)
   struct hf_fsck_options fo = { .retain_ns = UINT64_MAX / 4 };
   struct hf_fsck_report rep;
   struct hf_volume *v = NULL;
-  uint8_t x[4 * 4096], y[4 * 4096], r[4 * 4096];
+  uint8_t x[4 * 4096], y[4 * 4096];
   uint64_t h1, h2;
   char key[64], want[64];
 
@@ -742,14 +761,7 @@ lost_newest_case (bool trunc)
   ck_assert_int_eq (hf_fsck_run (s, "", &fo, &rep), 0);
   ck_assert_uint_ge (rep.problems, 1);
   /* The older point is still there to read, explicitly. */
-  {
-    struct hf_volume_options ro = { .at_seq = h1 };
-
-    v = open_ok (s, &ro);
-    ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
-    ck_assert (memcmp (r, x, sizeof x) == 0);
-    ck_assert_int_eq (hf_volume_close (v), 0);
-  }
+  check_at (s, h1, x, sizeof x);
   hf_objstore_close (s);
   rm_tmpdir (dir);
 }
@@ -860,9 +872,7 @@ START_TEST (test_many_orphans)
   double t0;
   int i;
 
-  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &d), 0);
-  ck_assert_int_eq (hf_objstore_fault_open (d, &fc, &s), 0);
-  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  s = fault_volume (dir, &fc, &d);
   v = open_ok (s, &o);
   pattern (x, sizeof x, 9);
   ck_assert_int_eq (hf_volume_pwrite (v, x, sizeof x, 0, HF_VOL_FUA), 0);
