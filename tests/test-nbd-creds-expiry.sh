@@ -80,48 +80,41 @@ PY
        "$expired requests refused as expired"
 }
 
+# part NAME SECONDS LIFETIME [CLAIMED]: with a fresh request log and
+# a credential server issuing credentials for LIFETIME s that claim to
+# last CLAIMED s (start_creds_server), run the workload for SECONDS on
+# volume expiry-NAME, stop, and check_run (keys, expired, issued).
+part ()
+{
+  local name=$1 secs=$2
+  shift 2
+  : > "$S3RVER_REQLOG"
+  rm -f "$tmp/fake/creds"/*
+  start_creds_server "$tmp/fake" "$@"
+  export AWS_EC2_METADATA_SERVICE_ENDPOINT=$CREDS_URL
+  log=$tmp/$name.log
+  hf_start "s3://$S3_BUCKET/expiry-${name,,}" endpoint="$S3_ENDPOINT" \
+    size=8M flush-interval=200ms -D hyperfile.s3=1
+  workload "$secs"
+  hf_stop
+  kill_ours 9 "$CREDS_PID" aws-creds-server.py
+  wait "$CREDS_PID" 2>/dev/null || :
+  check_run "$name"
+}
+
 # A. Refreshed while they expire.
-start_creds_server "$tmp/fake" 5
-export AWS_EC2_METADATA_SERVICE_ENDPOINT=$CREDS_URL
-log=$tmp/a.log
-hf_start "s3://$S3_BUCKET/expiry-a" endpoint="$S3_ENDPOINT" size=8M \
-  flush-interval=200ms -D hyperfile.s3=1
-workload 12
-hf_stop
-check_run A
+part A 12 5
 [ "$keys" -ge 3 ] || fail "A: requests were signed by only $keys credentials"
-kill_ours 9 "$CREDS_PID" aws-creds-server.py
-wait "$CREDS_PID" 2>/dev/null || :
 
 # A2. Refreshed because of the Expiration, before the server minds.
-: > "$S3RVER_REQLOG"
-rm -f "$tmp/fake/creds"/*
-start_creds_server "$tmp/fake" 60 4
-export AWS_EC2_METADATA_SERVICE_ENDPOINT=$CREDS_URL
-log=$tmp/a2.log
-hf_start "s3://$S3_BUCKET/expiry-a2" endpoint="$S3_ENDPOINT" size=8M \
-  flush-interval=200ms -D hyperfile.s3=1
-workload 11
-hf_stop
-check_run A2
+part A2 11 60 4
 [ "$keys" -ge 3 ] || fail "A2: requests were signed by only $keys credentials"
 [ "$expired" = 0 ] || fail "A2: $expired requests refused as expired"
 grep -q "credentials from EC2 instance metadata (IMDSv2) refreshed" "$log" ||
   fail "A2: no refresh in the log"
-kill_ours 9 "$CREDS_PID" aws-creds-server.py
-wait "$CREDS_PID" 2>/dev/null || :
 
 # B. The server calls them expired long before their Expiration.
-: > "$S3RVER_REQLOG"
-rm -f "$tmp/fake/creds"/*
-start_creds_server "$tmp/fake" 4 3600
-export AWS_EC2_METADATA_SERVICE_ENDPOINT=$CREDS_URL
-log=$tmp/b.log
-hf_start "s3://$S3_BUCKET/expiry-b" endpoint="$S3_ENDPOINT" size=8M \
-  flush-interval=200ms -D hyperfile.s3=1
-workload 8
-hf_stop
-check_run B
+part B 8 4 3600
 [ "$expired" -ge 1 ] || fail "B: no request was refused as expired"
 [ "$keys" -ge 2 ] || fail "B: requests were signed by only $keys credentials"
 if grep -q "error: .*ExpiredToken" "$log"; then
