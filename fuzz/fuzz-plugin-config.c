@@ -169,6 +169,74 @@ check_duration (const char *key, const char *value, int accepted)
     FUZZ_CHECK (stored == want);
 }
 
+/* The plugin's configuration as loaded, before any input: the structs
+ * and scalars the parameters set go back to it between inputs, so that
+ * no input depends on the ones before it. */
+static struct {
+  bool saved;
+  struct hf_s3_config s3;
+  struct hf_volume_options opts;
+  struct hf_gc_options gc_opts;
+  int64_t size;
+  uint32_t block_size;
+  uint64_t cache_size, gc_interval_ms;
+  bool gc_on;
+} fuzz_init;
+
+static void
+fuzz_config_save (void)
+{
+  if (fuzz_init.saved)
+    return;
+  fuzz_init.s3 = hf_s3;
+  fuzz_init.opts = hf_opts;
+  fuzz_init.gc_opts = hf_gc_opts;
+  fuzz_init.size = hf_size;
+  fuzz_init.block_size = hf_block_size;
+  fuzz_init.cache_size = hf_cache_size;
+  fuzz_init.gc_interval_ms = hf_gc_interval_ms;
+  fuzz_init.gc_on = hf_gc_on;
+  fuzz_init.saved = true;
+}
+
+/* Back to the plugin as loaded, for the next input.  EVERY POINTER that
+ * a parameter sets (P_STR, P_DIR, P_FN in plugin/hyperfile.c's
+ * hyperfile_params, and what .config_complete sets) must be cleared
+ * here: a P_STR or P_DIR pointer points into the value that the caller
+ * frees after this call, a P_FN one owns memory that hyperfile_unload
+ * frees, and one left set is read by the next input (key-file= was
+ * missed once: a use-after-free in this harness).  A new parameter that
+ * stores a pointer outside hf_s3 and hf_opts (restored whole below)
+ * needs its line here.  Today: url, secret-key, session-token, key
+ * (hyperfile_unload frees and clears it), key-file, wal, cache, at,
+ * metrics; hf_prefix; the key loaded from key-file= or key=. */
+static void
+fuzz_config_reset (void)
+{
+  hyperfile_unload ();          /* frees url, secret/session, key, prefix */
+  hf_url = NULL;
+  hf_secret_key = NULL;
+  hf_session_token = NULL;
+  hf_prefix = NULL;
+  hf_key_file = NULL;
+  hf_wal_dir = NULL;
+  hf_cache_dir = NULL;
+  hf_at = NULL;
+  hf_metrics = NULL;
+  hf_have_ukey = false;
+  /* Structs whose pointer members are P_STR values (hf_s3: endpoint,
+   * region ...) or set by .config_complete (hf_opts.parent_cfg), and
+   * the scalars. */
+  hf_s3 = fuzz_init.s3;
+  hf_opts = fuzz_init.opts;
+  hf_gc_opts = fuzz_init.gc_opts;
+  hf_size = fuzz_init.size;
+  hf_block_size = fuzz_init.block_size;
+  hf_cache_size = fuzz_init.cache_size;
+  hf_gc_interval_ms = fuzz_init.gc_interval_ms;
+  hf_gc_on = fuzz_init.gc_on;
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -176,6 +244,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   size_t nkeep = 0, i;
 
   fuzz_quiet ();
+  fuzz_config_save ();
   if (size > 4096)
     return 0;
   in = malloc (size + 1);
@@ -206,21 +275,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   }
   hyperfile_config_complete ();
 
-  /* Back to the defaults for the next input. */
-  hyperfile_unload ();
-  hf_url = NULL;
-  hf_secret_key = NULL;
-  hf_session_token = NULL;
-  hf_prefix = NULL;
-  memset (&hf_s3, 0, sizeof hf_s3);
-  hf_s3.tls_verify = true;
-  hf_wal_dir = NULL;
-  hf_cache_dir = NULL;
-  hf_at = NULL;
-  hf_metrics = NULL;
-  hf_key_file = NULL;           /* pointed into a value freed below */
-  hf_have_ukey = false;
-  memset (&hf_opts, 0, sizeof hf_opts);
+  fuzz_config_reset ();
   for (i = 0; i < nkeep; i++)
     free (keep[i]);
   free (in);
