@@ -585,6 +585,11 @@ def cmd_report(a):
         runs[(r["system"], r["workload"])] = r
     systems = [s for s in SYSTEMS if any(k[0] == s for k in runs)]
     systems += sorted({k[0] for k in runs} - set(systems))
+    # A baseline (SYS-base, bench/run --base-plugin) right above SYS.
+    bases = [s for s in systems if s.endswith("-base") and s[:-5] in systems]
+    systems = [s for s in systems if s not in bases]
+    for b in bases:
+        systems.insert(systems.index(b[:-5]), b)
     workloads = [w for w in WORKLOADS if any(k[1] == w for k in runs)]
     for r in recs:
         m = runs.get(("memory", r["workload"]))
