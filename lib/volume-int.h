@@ -90,10 +90,12 @@
 #define HF_VOL_MAX_ZERO_RUNS 65536
 /* Object buffers kept for reuse (see struct hf_volume). */
 #define HF_VOL_SPARE_OBJS 3
-/* Committed objects waiting to enter the cache.  Every uploader that
- * commits then drains the queue, so it rarely holds more than one
- * commit's worth; beyond this bound (memory) a segment is not cached. */
-#define HF_VOL_CACHEQ_MAX 4
+/* Bytes of committed objects that may wait to enter the cache: what
+ * one commit can free at once (every sealed segment, up to dirty_limit,
+ * when the oldest upload was the last to land), and a checkpoint's
+ * nodes on top.  Beyond it (a cache disk slower than the store for a
+ * long time) a segment is not cached; one is always queued. */
+#define HF_VOL_CACHEQ_BYTES(v) ((v)->o.dirty_limit + 2 * (v)->o.segment_size)
 #define HF_VOL_READ_CHUNK 1024          /* blocks planned at once */
 #define HF_VOL_READ_THREADS 8
 #define HF_VOL_RA_BYTES (2u << 20)
@@ -105,7 +107,8 @@ struct hf_vol_rjob;
 struct hf_vol_cacheq {
   struct hf_vol_cacheq *next;
   uint8_t *obj;
-  size_t cap;
+  size_t cap;                   /* allocated at obj */
+  uint64_t bytes;               /* the object's size */
   uint64_t seq, node_off, data_off;
   uint32_t n_nodes, n_data;
 };
@@ -281,7 +284,7 @@ struct hf_volume {
   /* Committed segments whose blocks are still to enter the local cache
    * (see hf_vol_cache_or_recycle_locked). */
   struct hf_vol_cacheq *cacheq, *cacheq_tail;   /* L */
-  unsigned n_cacheq;            /* L */
+  uint64_t cacheq_bytes;        /* L: their objects' sizes */
 
   /* Builder state: the chain the next segment links to and the
    * checkpoint bookkeeping. */

@@ -181,8 +181,14 @@ hf_vol_wal_release_locked (struct hf_volume *v)
  * Caching costs local disk time, so it happens after the commit, by the
  * thread that committed, from a short queue: commits (and the writers
  * waiting for dirty-limit) do not wait for it; uploaders do, which paces
- * them to the cache disk.  A full queue (not seen in practice) leaves
- * the segment out of the cache; its blocks are read from the store. */
+ * them to the cache disk.  The queue holds a whole burst of commits
+ * (HF_VOL_CACHEQ_BYTES: it held four segments, and a commit of the
+ * oldest upload after eight had landed left four out of the cache,
+ * whose blocks were then read from the store again); so committed
+ * objects on their way into the cache may add up to dirty_limit (plus
+ * two segments) of memory to the dirty data.  A queue fuller than that
+ * (a cache disk slower than the store for long) leaves the segment out
+ * of the cache (counted: cache_skipped). */
 static void
 hf_vol_cache_or_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s)
 {
@@ -192,10 +198,13 @@ hf_vol_cache_or_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s)
   HF_VOL_ASSERT_LOCKED (v);
   if (s->obj == NULL)
     return;
-  if (hk && hk->cache_put && !v->crashed && v->n_cacheq < HF_VOL_CACHEQ_MAX &&
+  if (hk && hk->cache_put && !v->crashed &&
+      (v->cacheq == NULL ||
+       v->cacheq_bytes + s->meta.h.object_size <= HF_VOL_CACHEQ_BYTES (v)) &&
       (q = calloc (1, sizeof *q)) != NULL) {
     q->obj = s->obj;
     q->cap = s->obj_cap;
+    q->bytes = s->meta.h.object_size;
     q->seq = s->seq;
     q->node_off = s->meta.h.node_off;
     q->n_nodes = s->meta.h.n_nodes;
@@ -206,10 +215,16 @@ hf_vol_cache_or_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s)
     else
       v->cacheq = q;
     v->cacheq_tail = q;
-    v->n_cacheq++;
+    v->cacheq_bytes += s->meta.h.object_size;
   }
-  else
+  else {
+    if (hk && hk->cache_put && !v->crashed) {
+      v->st.cache_skipped++;
+      hf_debug ("volume", "segment %" PRIu64 " not cached (queue full)",
+                s->seq);
+    }
     hf_vol_obj_recycle_locked (v, s->obj, s->obj_cap);
+  }
   s->obj = NULL;
 }
 
@@ -225,7 +240,7 @@ hf_vol_cache_drain_locked (struct hf_volume *v)
     v->cacheq = q->next;
     if (v->cacheq == NULL)
       v->cacheq_tail = NULL;
-    v->n_cacheq--;
+    v->cacheq_bytes -= q->bytes;
     hf_vol_unlock (v);
     if (q->n_nodes)
       hk->cache_put (hk->opaque, q->seq, q->node_off, q->obj + q->node_off,

@@ -198,6 +198,8 @@ struct hf_volume_info {
   uint64_t meta_bytes_uploaded; /* headers, tables, nodes */
   uint64_t cache_hits;
   uint64_t cache_misses;
+  uint64_t cache_skipped;       /* committed segments left out of the
+                                   cache (its queue was full) */
   uint64_t node_cache_nodes;
   bool wal;                     /* a write-ahead log is in use */
   uint64_t wal_bytes_live;      /* log bytes not yet released */

@@ -1217,6 +1217,9 @@ hyperfile_write_metrics (FILE *fp)
   HF_M ("cache_hits_total", "counter", "Block cache hits.", vi.cache_hits);
   HF_M ("cache_misses_total", "counter", "Block cache misses.",
         vi.cache_misses);
+  HF_M ("cache_skipped_segments_total", "counter", "Committed segments "
+        "left out of the cache (its insert queue was full).",
+        vi.cache_skipped);
   if (vi.cache_hits + vi.cache_misses)
     HF_MF ("cache_hit_ratio", "gauge", "Block cache hits over lookups "
            "since the server started.",

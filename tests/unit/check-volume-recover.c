@@ -24,6 +24,7 @@
 
 #undef NDEBUG
 #include <check.h>
+#include <pthread.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
@@ -854,6 +855,106 @@ START_TEST (test_unrecorded_log_kept)
 }
 END_TEST
 
+/* ---- A burst of commits enters the cache ---- */
+
+/* The cache hooks of test_commit_burst_cached: which segments were
+ * offered (data or nodes). */
+static pthread_mutex_t burst_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t burst_put[64];
+static unsigned burst_n;
+
+static int
+burst_cache_get (void *opaque, uint64_t seq, uint64_t off, void *buf,
+                 size_t len)
+{
+  return ENOENT;
+}
+
+static void
+burst_cache_put (void *opaque, uint64_t seq, uint64_t off, const void *buf,
+                 size_t len)
+{
+  pthread_mutex_lock (&burst_lock);
+  if (burst_n < 64 && (burst_n == 0 || burst_put[burst_n - 1] != seq))
+    burst_put[burst_n++] = seq;
+  pthread_mutex_unlock (&burst_lock);
+}
+
+/* The oldest upload is held while the next seven land: its commit then
+ * commits all eight at once, and every one of them is offered to the
+ * cache (a queue of four used to leave the other four out: their blocks
+ * were read from the store again). */
+START_TEST (test_commit_burst_cached)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *d, *s;
+  struct hf_objstore_info oi;
+  struct hf_fault_config fc = { .seed = 7 };
+  struct hf_volume_hooks hk = { .cache_get = burst_cache_get,
+                                .cache_put = burst_cache_put };
+  struct hf_volume_options o = { .flush_interval_ms = 20,
+                                 .checkpoint_segments = 100,
+                                 .max_uploads = 8, .hooks = &hk };
+  struct hf_volume_info info;
+  struct hf_volume *v = NULL;
+  uint8_t x[4096];
+  uint64_t h1;
+  char key[64], hold[64];
+  double t0;
+  unsigned i, j;
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &d), 0);
+  ck_assert_int_eq (hf_objstore_fault_open (d, &fc, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  v = open_ok (s, &o);
+  pattern (x, sizeof x, 1);
+  ck_assert_int_eq (hf_volume_pwrite (v, x, sizeof x, 0, HF_VOL_FUA), 0);
+  h1 = head_of (v);
+  hf_seg_key (hold, sizeof hold, "", h1 + 1);
+  fc.hold_key = hold;
+  hf_objstore_fault_set_config (s, &fc);
+  for (i = 0; i < 8; i++) {
+    pattern (x, sizeof x, 10 + i);
+    ck_assert_int_eq (hf_volume_pwrite (v, x, sizeof x, 4096 * i, 0), 0);
+    t0 = now ();
+    do {                        /* the timer seals it */
+      usleep (1000);
+      hf_volume_get_info (v, &info);
+    } while (info.uploads_in_flight < (uint64_t) i + 1 && now () - t0 < 60);
+    ck_assert_uint_eq (info.uploads_in_flight, i + 1);
+  }
+  for (i = 2; i <= 8; i++) {
+    hf_seg_key (key, sizeof key, "", h1 + i);
+    t0 = now ();
+    while (hf_objstore_head (d, key, &oi) == ENOENT && now () - t0 < 60)
+      usleep (1000);
+    ck_assert_int_eq (hf_objstore_head (d, key, &oi), 0);
+  }
+  ck_assert_uint_eq (head_of (v), h1);
+  pthread_mutex_lock (&burst_lock);
+  burst_n = 0;
+  pthread_mutex_unlock (&burst_lock);
+  hf_objstore_fault_release (s);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  ck_assert_uint_eq (head_of (v), h1 + 8);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.cache_skipped, 0);
+  /* The uploaders put them in the cache after the commit; close waits
+   * for what they left. */
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  pthread_mutex_lock (&burst_lock);
+  for (i = 1; i <= 8; i++) {
+    for (j = 0; j < burst_n && burst_put[j] != h1 + i; j++)
+      ;
+    ck_assert_msg (j < burst_n, "segment %u of 8 not offered to the cache "
+                   "(%u were)", i, burst_n);
+  }
+  pthread_mutex_unlock (&burst_lock);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 /* ---- Many orphans ---- */
 
 START_TEST (test_many_orphans)
@@ -1010,6 +1111,7 @@ main (void)
   tcase_add_test (tc, test_lost_newest_truncated);
   tcase_add_test (tc, test_unrecorded_log_kept);
   tcase_add_test (tc, test_many_orphans);
+  tcase_add_test (tc, test_commit_burst_cached);
   tcase_add_test (tc, test_open_lists_newest);
   suite_add_tcase (s, tc);
   return run_suite (s);
