@@ -32,6 +32,9 @@ grep -q "clone: no volume at $tmp/empty" "$tmp/out" || fail "no volume"
 run 3 clone "$tmp/absent" "$tmp/x1"
 run 6 clone "$b@nosuch" "$tmp/x1"
 run 6 clone "$b@99999" "$tmp/x1"
+run 0 create "$tmp/fresh" --size 1M
+run 6 clone "$tmp/fresh" "$tmp/x1"
+grep -q "no point in time yet" "$tmp/out" || fail "a fresh volume cloned"
 run 2 clone "$b@2026-13-45T00:00:00Z" "$tmp/x1"
 run 2 clone "$b" "$b"
 grep -q "source and destination are the same volume" "$tmp/out" ||
@@ -39,6 +42,7 @@ grep -q "source and destination are the same volume" "$tmp/out" ||
 run 2 clone "$b" "$tmp/x
 1"
 run 4 clone "$b" "$tmp/c1"
+run 1 clone "$b" "/proc/hf-no-such-dir-$$/c"
 [ ! -e "$tmp/x1" ] || fail "a failed clone left its directory"
 run 0 clone --json "$b@first" "$tmp/deep/er/c3"
 python3 -c 'import json, sys
