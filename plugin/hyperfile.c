@@ -1,6 +1,15 @@
 /* hyperfile: the nbdkit plugin.  Glue only: parameters, callbacks, and
  * errno translation.  Everything durable lives in lib/volume*.c.
  *
+ * The plugin is a user of libhyperfile (hyperfile.h): it opens its
+ * volume as a struct hf_file and serves every NBD request through the
+ * public hf_file_* calls.  What the public API does not carry stays
+ * internal (lib/file-int.h): hf_file_open_ext takes the store .get_ready
+ * opened and checked (S3 check, encryption key, test fault store) and
+ * the engine's tuning (dirty-limit, wal-size, at= resolved to a seq);
+ * hf_file_volume / hf_file_cache give metrics, -v counters, background
+ * GC and NBD_CMD_CACHE (prefetch) the engine behind the handle.
+ *
  *   nbdkit hyperfile s3://BUCKET/PREFIX size=10G endpoint=...
  *   nbdkit hyperfile /var/lib/hyperfile/vol1 size=10G
  *
@@ -44,6 +53,7 @@
 #include "clock.h"
 #include "duration.h"
 #include "crypt.h"
+#include "file-int.h"
 #include "gc.h"
 #include "history.h"
 #include "lease.h"
@@ -93,15 +103,13 @@ static struct hf_gc_options hf_gc_opts = {
 static struct hf_gc_sched *hf_gc_sched;
 static const char *hf_wal_dir;          /* NULL: no write-ahead log */
 
-/* State.  hf_store and hf_volume are set in .get_ready/.after_fork and
+/* State.  hf_store and hf_handle are set in .get_ready/.after_fork and
  * torn down in .cleanup; the callbacks in between only read them. */
-static struct hf_objstore *hf_store;
+static struct hf_objstore *hf_store;    /* hf_handle borrows it */
 static char *hf_prefix;
-static struct hf_volume *hf_volume;
-static struct hf_cache *hf_cache;       /* NULL without cache=DIR */
+static struct hf_file *hf_handle;       /* the volume (and its cache) */
 static struct hf_volume_info hf_vinfo;  /* from .get_ready: uuid, block
                                            size for the cache */
-static struct hf_volume_hooks hf_hooks;
 
 /* The metrics thread: hf_metrics_lock protects hf_metrics_stop. */
 static pthread_t hf_metrics_thread;
@@ -905,9 +913,14 @@ hyperfile_get_ready (void)
                                   .at_seq = 0,
                                   .accept_older_head = hf_at != NULL,
                                   .parent_cfg = &hf_s3 };
+  struct hf_file_ext ext = { .s3 = &hf_s3, .vopts = &ro };
+  struct hf_file_options fo;
   struct hf_volume_info vi;
-  struct hf_volume *v;
+  struct hf_file *probe;
   int r;
+
+  hf_file_options_init (&fo);
+  fo.flags = HF_FILE_READONLY;
 
   /* The cache and the log open in .after_fork; catch a bad directory
    * now. */
@@ -1020,8 +1033,10 @@ hyperfile_get_ready (void)
     if (r && r != ENOENT)
       return -1;                /* the store logged why */
   }
+  ext.store = hf_store;
+  ext.prefix = hf_prefix;
   if (r == 0)
-    r = hf_volume_open (hf_store, hf_prefix, &ro, &v);
+    r = hf_file_open_ext (hf_url, &fo, &ext, &probe);
   if (r == ENOENT) {
     if (hf_size <= 0) {
       nbdkit_error ("%s: no volume there; add size=SIZE to create one",
@@ -1044,12 +1059,13 @@ hyperfile_get_ready (void)
       return -1;
     nbdkit_debug ("created volume %s of %" PRIi64 " bytes", hf_url,
                   hf_size);
-    r = hf_volume_open (hf_store, hf_prefix, &ro, &v);
+    ext.store = hf_store;       /* hf_crypt_attach may have wrapped it */
+    r = hf_file_open_ext (hf_url, &fo, &ext, &probe);
   }
   if (r)
-    return -1;                  /* hf_volume_open logged why */
-  hf_volume_get_info (v, &vi);
-  hf_volume_close (v);
+    return -1;                  /* the open logged why */
+  hf_volume_get_info (hf_file_volume (probe), &vi);
+  hf_file_close (probe);            /* read-only: nothing to commit */
   hf_vinfo = vi;
   /* The volume rounds its size up to whole blocks.  A larger size= is
    * a grow, done by the writer once it holds the lease; a server never
@@ -1086,7 +1102,7 @@ hyperfile_get_ready (void)
   /* A writer: refuse now if another holds the lease, not after the fork
    * (in daemon mode nbdkit would exit 0 and the reason go to syslog;
    * --run would wait for a socket that never comes).  The claim itself
-   * stays in .after_fork (hf_volume_open). */
+   * stays in .after_fork (hf_file_open_ext). */
   if (!hf_opts.readonly &&
       hf_lease_probe (hf_store, hf_prefix, hf_opts.takeover,
                       hf_opts.break_lease) != 0)
@@ -1138,7 +1154,7 @@ hyperfile_write_metrics (FILE *fp)
 
   hyperfile_volume_label (vl, sizeof vl);
   hf_objstore_get_stats (hf_store, &st);
-  hf_volume_get_info (hf_volume, &vi);
+  hf_volume_get_info (hf_file_volume (hf_handle), &vi);
 #define HF_HEAD(name, type, help)                                       \
   fprintf (fp, "# HELP hyperfile_" name " " help "\n# TYPE hyperfile_"   \
            name " " type "\n")
@@ -1243,10 +1259,10 @@ hyperfile_write_metrics (FILE *fp)
     HF_M ("wal_replayed_records", "gauge", "Log records replayed at open.",
           vi.wal_replayed);
   }
-  if (hf_cache) {
+  if (hf_file_cache (hf_handle)) {
     struct hf_cache_stats cs;
 
-    hf_cache_get_stats (hf_cache, &cs);
+    hf_cache_get_stats (hf_file_cache (hf_handle), &cs);
     HF_M ("local_cache_inserts_total", "counter", "Blocks put in the local "
           "cache.", cs.inserts);
     HF_M ("local_cache_evictions_total", "counter", "Blocks evicted from "
@@ -1333,21 +1349,6 @@ hyperfile_metrics_loop (void *arg)
   return NULL;
 }
 
-/* Volume hooks onto the local block cache (opaque is the cache). */
-static int
-hyperfile_cache_get (void *opaque, uint64_t seq, uint64_t off, void *buf,
-                     size_t len)
-{
-  return hf_cache_get (opaque, seq, off, buf, len);
-}
-
-static void
-hyperfile_cache_put (void *opaque, uint64_t seq, uint64_t off,
-                     const void *buf, size_t len)
-{
-  hf_cache_put (opaque, seq, off, buf, len);    /* failure: not cached */
-}
-
 
 /* .after_fork failed, and nbdkit will exit.  Under --run its parent
  * (server/captive.c in nbdkit 1.32) holds the listening sockets open
@@ -1403,41 +1404,32 @@ hyperfile_after_fork (void)
 static int
 hyperfile_open_volume (void)
 {
+  /* The cache's io_uring rings and lock, and the log's, must belong to
+   * this process, so the handle is opened here, not in .get_ready; on
+   * the store .get_ready opened and checked, with the uuid and block
+   * size it read. */
+  struct hf_file_ext ext = { .store = hf_store, .prefix = hf_prefix,
+                             .s3 = &hf_s3, .vopts = &hf_opts,
+                             .known = &hf_vinfo };
+  struct hf_file_options fo;
   int r;
 
-  /* The cache's io_uring rings and lock must belong to this process,
-   * so it is opened here too, not in .get_ready. */
-  if (hf_cache_dir) {
-    struct hf_cache_options co = { .dir = hf_cache_dir,
-                                   .block_size = hf_vinfo.block_size,
-                                   .max_bytes = hf_cache_size };
-
-    memcpy (co.volume_uuid, hf_vinfo.uuid, sizeof co.volume_uuid);
-    r = hf_cache_open (&co, &hf_cache);
-    if (r) {
-      if (r == EINVAL || r == ENOMEM)   /* the others are logged */
-        nbdkit_error ("cache=%s: could not open the cache: %s",
-                      hf_cache_dir, strerror (r));
-      return -1;
-    }
-    hf_hooks.opaque = hf_cache;
-    hf_hooks.cache_get = hyperfile_cache_get;
-    hf_hooks.cache_put = hyperfile_cache_put;
-    hf_opts.hooks = &hf_hooks;
-  }
-  hf_opts.wal_dir = hf_wal_dir;       /* the volume opens it (and its ring) */
-
-  r = hf_volume_open (hf_store, hf_prefix, &hf_opts, &hf_volume);
+  hf_file_options_init (&fo);
+  fo.flags = hf_opts.readonly ? HF_FILE_READONLY : 0;
+  fo.wal_dir = hf_wal_dir;      /* the volume opens it (and its ring) */
+  fo.cache_dir = hf_cache_dir;
+  fo.cache_size = hf_cache_size;
+  r = hf_file_open_ext (hf_url, &fo, &ext, &hf_handle);
   if (r)
-    return -1;                  /* hf_volume_open logged why */
+    return -1;                  /* the open logged why */
   if (hf_grow_to) {
     struct hf_volume_info vi;
 
     /* Logged (WAL GROW record) and committed like a write; a replayed
      * log may have grown it already. */
-    hf_volume_get_info (hf_volume, &vi);
+    hf_volume_get_info (hf_file_volume (hf_handle), &vi);
     if (hf_grow_to > vi.size &&
-        (r = hf_volume_grow (hf_volume, hf_grow_to)) != 0) {
+        (r = hf_file_resize (hf_handle, hf_grow_to)) != 0) {
       nbdkit_error ("%s: growing the volume from %" PRIu64 " to %" PRIu64
                     " bytes (size=): %s", hf_url, vi.size, hf_grow_to,
                     strerror (r));
@@ -1466,7 +1458,8 @@ hyperfile_open_volume (void)
      * says why this is safe beside clients' writes, readers of old
      * points and other GCs). */
     hf_gc_opts.cfg = &hf_s3;
-    r = hf_gc_sched_start (hf_store, hf_prefix, hf_volume, &hf_gc_opts,
+    r = hf_gc_sched_start (hf_store, hf_prefix, hf_file_volume (hf_handle),
+                           &hf_gc_opts,
                            hf_gc_interval_ms, hf_url, &hf_gc_sched);
     if (r) {
       nbdkit_error ("starting background gc: %s", strerror (r));
@@ -1488,7 +1481,7 @@ hyperfile_log_counters (void)
   int i;
 
   hf_objstore_get_stats (hf_store, &st);
-  hf_volume_get_info (hf_volume, &vi);
+  hf_volume_get_info (hf_file_volume (hf_handle), &vi);
   for (i = 0; i < HF_OP__MAX; i++)
     if (st.requests[i] || st.errors[i])
       nbdkit_debug ("store %s: %s: %" PRIu64 " requests, %" PRIu64
@@ -1511,10 +1504,10 @@ hyperfile_log_counters (void)
                 vi.bytes_written, vi.bytes_read, vi.data_bytes_uploaded,
                 vi.meta_bytes_uploaded, vi.dirty_bytes, vi.uploads_in_flight,
                 vi.dirty_waits, vi.cache_hits, vi.cache_misses);
-  if (hf_cache) {
+  if (hf_file_cache (hf_handle)) {
     struct hf_cache_stats cs;
 
-    hf_cache_get_stats (hf_cache, &cs);
+    hf_cache_get_stats (hf_file_cache (hf_handle), &cs);
     nbdkit_debug ("cache %s: %" PRIu64 " hits, %" PRIu64 " misses, %"
                   PRIu64 " inserts, %" PRIu64 " evictions, %" PRIu64
                   " damaged, %" PRIu64 " of %" PRIu64 " bytes used",
@@ -1539,24 +1532,20 @@ hyperfile_cleanup (void)
     pthread_cond_destroy (&hf_metrics_cond);
     hf_metrics_running = false;
   }
-  if (hf_volume) {
+  if (hf_handle) {
     int r;
     if (hf_metrics)
       hyperfile_metrics_once ();
     hyperfile_log_counters ();
-    r = hf_volume_close (hf_volume);
-    hf_volume = NULL;
+    r = hf_file_close (hf_handle);      /* the volume, then its cache */
+    hf_handle = NULL;
     if (r)
       nbdkit_error ("%s: closing the volume failed: %s; data not yet "
                     "committed is lost", hf_url, strerror (r));
     else
       nbdkit_debug ("%s: everything committed", hf_url);
   }
-  if (hf_cache) {
-    hf_cache_close (hf_cache);  /* after the volume: it uses the cache */
-    hf_cache = NULL;
-  }
-  hf_objstore_close (hf_store);
+  hf_objstore_close (hf_store);        /* after the handle: it borrowed it */
   hf_store = NULL;
 }
 
@@ -1567,27 +1556,21 @@ hyperfile_open (int readonly)
 {
   /* The volume is shared by every connection: flush is volume-wide,
    * which is what makes multi-conn safe. */
-  return hf_volume;
+  return hf_handle;
 }
 
 static int64_t
 hyperfile_get_size (void *handle)
 {
-  struct hf_volume_info vi;
-
-  hf_volume_get_info (hf_volume, &vi);
-  return vi.size;
+  return hf_file_size (hf_handle);
 }
 
 static int
 hyperfile_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
                       uint32_t *maximum)
 {
-  struct hf_volume_info vi;
-
-  hf_volume_get_info (hf_volume, &vi);
   *minimum = 1;
-  *preferred = vi.block_size;
+  *preferred = hf_file_block_size (hf_handle);
   *maximum = 32 * 1024 * 1024;
   return 0;
 }
@@ -1628,7 +1611,7 @@ static int
 hyperfile_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
                  uint32_t flags)
 {
-  int r = hf_volume_pread (hf_volume, buf, count, offset);
+  int r = hf_file_pread (hf_handle, buf, count, offset);
   return r ? hyperfile_fail (r) : 0;
 }
 
@@ -1636,15 +1619,15 @@ static int
 hyperfile_pwrite (void *handle, const void *buf, uint32_t count,
                   uint64_t offset, uint32_t flags)
 {
-  int r = hf_volume_pwrite (hf_volume, buf, count, offset,
-                            flags & NBDKIT_FLAG_FUA ? HF_VOL_FUA : 0);
+  int r = hf_file_pwrite (hf_handle, buf, count, offset,
+                          flags & NBDKIT_FLAG_FUA ? HF_FILE_FUA : 0);
   return r ? hyperfile_fail (r) : 0;
 }
 
 static int
 hyperfile_flush (void *handle, uint32_t flags)
 {
-  int r = hf_volume_flush (hf_volume);
+  int r = hf_file_flush (hf_handle);
   return r ? hyperfile_fail (r) : 0;
 }
 
@@ -1652,8 +1635,8 @@ static int
 hyperfile_trim (void *handle, uint32_t count, uint64_t offset,
                 uint32_t flags)
 {
-  int r = hf_volume_trim (hf_volume, count, offset,
-                          flags & NBDKIT_FLAG_FUA ? HF_VOL_FUA : 0);
+  int r = hf_file_trim (hf_handle, count, offset,
+                        flags & NBDKIT_FLAG_FUA ? HF_FILE_FUA : 0);
   return r ? hyperfile_fail (r) : 0;
 }
 
@@ -1662,19 +1645,20 @@ hyperfile_zero (void *handle, uint32_t count, uint64_t offset,
                 uint32_t flags)
 {
   /* Zeroing unmaps whole blocks, so it is always fast. */
-  int r = hf_volume_zero (hf_volume, count, offset,
-                          flags & NBDKIT_FLAG_FUA ? HF_VOL_FUA : 0);
+  int r = hf_file_zero (hf_handle, count, offset,
+                        flags & NBDKIT_FLAG_FUA ? HF_FILE_FUA : 0);
   return r ? hyperfile_fail (r) : 0;
 }
 
 static int
 hyperfile_add_extent (void *opaque, uint64_t offset, uint64_t length,
-                      bool hole)
+                      unsigned type)
 {
   struct nbdkit_extents *extents = opaque;
 
   if (nbdkit_add_extent (extents, offset, length,
-                         hole ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO
+                         type == HF_FILE_EXTENT_HOLE
+                         ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO
                          : 0) == -1)
     return errno ? errno : EIO;
   return 0;
@@ -1684,8 +1668,8 @@ static int
 hyperfile_extents (void *handle, uint32_t count, uint64_t offset,
                    uint32_t flags, struct nbdkit_extents *extents)
 {
-  int r = hf_volume_extents (hf_volume, count, offset, hyperfile_add_extent,
-                             extents);
+  int r = hf_file_extents (hf_handle, count, offset, hyperfile_add_extent,
+                           extents);
   return r ? hyperfile_fail (r) : 0;
 }
 
@@ -1693,7 +1677,8 @@ static int
 hyperfile_cache (void *handle, uint32_t count, uint64_t offset,
                  uint32_t flags)
 {
-  int r = hf_volume_prefetch (hf_volume, count, offset);
+  /* Not in the public API: the engine behind the handle. */
+  int r = hf_volume_prefetch (hf_file_volume (hf_handle), count, offset);
   return r ? hyperfile_fail (r) : 0;
 }
 
