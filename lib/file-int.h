@@ -101,7 +101,7 @@ extern int hf_file_open_ext (const char *url,
 
 /* The engine, store and cache behind an open handle, borrowed for its
  * lifetime (the cache is NULL without cache_dir).  For what the public
- * API does not cover: metrics, background GC, prefetch, admin work.
+ * API does not cover: metrics, background GC, admin work.
  * Thread safe (immutable after open). */
 extern struct hf_volume *hf_file_volume (struct hf_file *f);
 extern struct hf_objstore *hf_file_store (struct hf_file *f);

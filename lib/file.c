@@ -574,6 +574,12 @@ hf_file_flush (struct hf_file *f)
   return hf_volume_flush (f->v);
 }
 
+int
+hf_file_prefetch (struct hf_file *f, uint64_t count, uint64_t offset)
+{
+  return hf_volume_prefetch (f->v, count, offset);
+}
+
 /* ---- size and extents ---- */
 
 uint64_t

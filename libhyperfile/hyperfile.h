@@ -150,6 +150,16 @@ extern int hf_file_zero (struct hf_file *f, uint64_t count, uint64_t offset,
  * no-op on a read-only handle.  Thread safe. */
 extern int hf_file_flush (struct hf_file *f);
 
+/* Since 0.3. Hint that [offset, offset + count) will be read soon.
+ * With a cache_dir, what of it is in the store is read into the local
+ * block cache (at most 8 MiB from offset per call; data not yet
+ * uploaded is in memory already) before the call returns; without
+ * one, read-ahead from offset is started in the background.  Nothing
+ * is returned to the caller; a later read is served locally.  Out of
+ * range: EINVAL; store errors as for hf_file_pread.  Thread safe. */
+extern int hf_file_prefetch (struct hf_file *f, uint64_t count,
+                             uint64_t offset);
+
 /* Grow the volume to new_size bytes (a multiple of the block size, at
  * most HF_FILE_MAX_SIZE: else EINVAL).  Shrinking is not supported by the engine: EOPNOTSUPP.
  * The same size is a no-op.  Thread safe; a write beyond the old size

@@ -7,8 +7,8 @@
  * internal (lib/file-int.h): hf_file_open_ext takes the store .get_ready
  * opened and checked (S3 check, encryption key, test fault store) and
  * the engine's tuning (dirty-limit, wal-size, at= resolved to a seq);
- * hf_file_volume / hf_file_cache give metrics, -v counters, background
- * GC and NBD_CMD_CACHE (prefetch) the engine behind the handle.
+ * hf_file_volume / hf_file_cache give metrics, -v counters and
+ * background GC the engine behind the handle.
  *
  *   nbdkit hyperfile s3://BUCKET/PREFIX size=10G endpoint=...
  *   nbdkit hyperfile /var/lib/hyperfile/vol1 size=10G
@@ -1677,8 +1677,7 @@ static int
 hyperfile_cache (void *handle, uint32_t count, uint64_t offset,
                  uint32_t flags)
 {
-  /* Not in the public API: the engine behind the handle. */
-  int r = hf_volume_prefetch (hf_file_volume (hf_handle), count, offset);
+  int r = hf_file_prefetch (hf_handle, count, offset);
   return r ? hyperfile_fail (r) : 0;
 }
 

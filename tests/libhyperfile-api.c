@@ -755,6 +755,10 @@ main (int argc, char **argv)
   CHECK_ERR (hf_file_trim (f, BS, UINT64_MAX - 10, 0), ENOSPC);
   CHECK_ERR (hf_file_pwrite (f, buf, 1, 0, 0x80), EINVAL);
   OK (hf_file_pread (f, buf, 0, model_size));   /* empty, at the end */
+  OK (hf_file_prefetch (f, model_size, 0));      /* into the cache */
+  OK (hf_file_prefetch (f, 0, model_size));
+  CHECK_ERR (hf_file_prefetch (f, 2, model_size - 1), EINVAL);
+  check_model (f, "after prefetch");
 
   test_concurrent_partial (f);
   test_extents (f);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cache=DIR: reads fill the local block cache, a restarted server hits
-# the persisted cache without asking the store, a damaged cache file is
+# the persisted cache without asking the store, NBD CACHE fills it ahead
+# of reads, a damaged cache file is
 # never returned as data (every block is CRC-checked), and blocks written
 # enter the cache when their segment commits.
 set -e
@@ -48,6 +49,20 @@ read_all
 [ "$(metric hyperfile_cache_hits_total)" -gt 0 ]
 [ "$(metric hyperfile_cache_misses_total)" -eq 0 ]
 [ "$(metric hyperfile_store_bytes_in_total)" -lt 1048576 ]
+# NBD CACHE (hf_file_prefetch) fills the cache before the client reads:
+# the read after it is all hits (without it the one read misses every
+# block, as the first server above did).
+hf_start "$tmp/vol" cache="$tmp/cache3" cache-size=16M metrics="$tmp/m"
+nbdsh -u "$uri" -c '
+want = open("'"$tmp"'/expect", "rb").read()
+assert h.can_cache()
+h.cache(len(want), 12345)
+assert h.pread(len(want), 12345) == want
+'
+hf_stop TERM
+grep cache_ "$tmp/m"
+[ "$(metric hyperfile_local_cache_inserts_total)" -gt 0 ]
+[ "$(metric hyperfile_cache_hits_total)" -gt 0 ]
 # A cache directory serves one server: a second one fails at startup.
 hf_start "$tmp/vol" cache="$tmp/cache"
 if nbdkit -r -U - "$PLUGIN" "$tmp/vol" cache="$tmp/cache" --run true \

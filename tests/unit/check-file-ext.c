@@ -158,6 +158,43 @@ START_TEST (test_known_saves_a_get)
 }
 END_TEST
 
+/* hf_file_prefetch (public, 0.3) puts what the store holds of the range
+ * into the cache before it returns: the next read of it is a hit. */
+START_TEST (test_prefetch_fills_cache)
+{
+  struct hf_file_ext ext = { .store = store, .prefix = "" };
+  struct hf_cache_stats before, after;
+  struct hf_file_options o;
+  struct hf_file *f;
+  char buf[4 * BS], back[4 * BS];
+  char cache[4096];
+
+  memset (buf, 0x3c, sizeof buf);
+  ck_assert_int_eq (hf_file_open_ext ("p", NULL, &ext, &f), 0);
+  ck_assert_int_eq (hf_file_pwrite (f, buf, sizeof buf, 8 * BS, 0), 0);
+  ck_assert_int_eq (hf_file_close (f), 0);      /* committed */
+
+  snprintf (cache, sizeof cache, "%s/cache", tmp);
+  hf_file_options_init (&o);
+  o.flags = HF_FILE_READONLY;
+  o.cache_dir = cache;
+  o.cache_size = 1 << 20;
+  ck_assert_int_eq (hf_file_open_ext ("p", &o, &ext, &f), 0);
+  hf_cache_get_stats (hf_file_cache (f), &before);
+  ck_assert_int_eq (hf_file_prefetch (f, sizeof buf, 8 * BS), 0);
+  hf_cache_get_stats (hf_file_cache (f), &after);
+  ck_assert_uint_gt (after.inserts, before.inserts);
+  before = after;
+  ck_assert_int_eq (hf_file_pread (f, back, sizeof back, 8 * BS), 0);
+  ck_assert_mem_eq (back, buf, sizeof buf);
+  hf_cache_get_stats (hf_file_cache (f), &after);
+  ck_assert_uint_gt (after.hits, before.hits);
+  ck_assert_uint_eq (after.misses, before.misses);
+  ck_assert_int_eq (hf_file_prefetch (f, 2, VOL - 1), EINVAL);
+  ck_assert_int_eq (hf_file_close (f), 0);
+}
+END_TEST
+
 static Suite *
 file_ext_suite (void)
 {
@@ -169,6 +206,7 @@ file_ext_suite (void)
   tcase_add_test (tc, test_store_needs_prefix);
   tcase_add_test (tc, test_vopts);
   tcase_add_test (tc, test_known_saves_a_get);
+  tcase_add_test (tc, test_prefetch_fills_cache);
   suite_add_tcase (s, tc);
   return s;
 }
