@@ -52,8 +52,9 @@ WORKLOAD_TEXT = {
                      "default dirty-limit",
     "slow-randwrite-qd32": "4 KiB random write, QD32, slow store (RAND), "
                            "default dirty-limit",
-    "slow-readlat": "4 KiB random read, QD1, beside 1 MiB sequential "
-                    "writes at QD8 with checkpoints, slow store (RAND)",
+    "slow-readlat": "4 KiB random read, QD1, beside 4 KiB random "
+                    "writes at QD32 with checkpoints (segment-size=2M), "
+                    "slow store (RAND)",
 }
 SYSTEMS = ("memory", "file", "hf-s3-wal-cache", "hf-s3-wal", "hf-s3-nowal",
            "hf-dir-wal-cache", "hf-dir-wal", "hf-dir-nowal", "nbdkit-s3-4k",
