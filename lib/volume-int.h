@@ -257,6 +257,8 @@ struct hf_volume {
   int broken;                   /* L: sticky error (tree merge failed) */
   bool stop, crashed;           /* L */
   unsigned uploading;           /* L */
+  uint64_t flush_gen;           /* L: flushes so far; an upload that fails
+                                   after a flush began retries at once */
   struct hf_volume_info st;     /* L: counters part of the info, but: */
   /* Counted by the read path, which takes no lock just to count. */
   atomic_uint_fast64_t cache_hits, cache_misses, bytes_read;

@@ -264,6 +264,7 @@ hf_vol_uploader_thread (void *arg)
   while (!v->stop) {
     struct hf_vol_seg *s, *pick = NULL;
     uint64_t now = hf_clock_mono_us (), wake = 0;
+    uint64_t gen;
     bool stale;
     int r;
 
@@ -284,6 +285,7 @@ hf_vol_uploader_thread (void *arg)
     s = pick;
     s->state = HF_VSEG_UPLOADING;
     v->uploading++;
+    gen = v->flush_gen;
     stale = hf_vol_lease_stale_locked (v, now);
     hf_vol_unlock (v);
 
@@ -319,8 +321,11 @@ hf_vol_uploader_thread (void *arg)
       unsigned sh = s->attempts < 6 ? s->attempts : 6;
       s->state = HF_VSEG_BUILT;
       s->attempts++;
-      s->retry_at_us = hf_clock_mono_us () + (50000ull << sh) +
-        (uint64_t) (rand () % 50000);
+      /* A flush that began during the attempt asked for a retry now:
+       * its reset of retry_at_us found the segment uploading.  (With a
+       * backoff it waited seconds for a store that is back.) */
+      s->retry_at_us = v->flush_gen != gen ? 0 : hf_clock_mono_us () +
+        (50000ull << sh) + (uint64_t) (rand () % 50000);
       if (s->attempts == 1 || s->attempts % 20 == 0)
         hf_warn ("volume: upload of %s failed (%s), attempt %u; retrying",
                  key, strerror (r), s->attempts);

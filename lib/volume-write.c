@@ -440,9 +440,11 @@ hf_vol_flush_wait_force (struct hf_volume *v, bool force_ckpt)
   r = hf_vol_write_err_locked (v);
   if (r == 0)
     r = hf_vol_seal_locked (v, false, force_ckpt);
-  /* A flush retries failed uploads now rather than after their backoff. */
+  /* A flush retries failed uploads now rather than after their backoff
+   * (and one failing while it waits: flush_gen, volume-upload.c). */
   for (s = v->sealed; s; s = s->next)
     s->retry_at_us = 0;
+  v->flush_gen++;
   pthread_cond_broadcast (&v->work_cv);
   target = v->next_seq - 1;
   deadline = hf_clock_mono_us () + (uint64_t) v->o.flush_timeout_ms * 1000;

@@ -152,10 +152,40 @@ slow_head (struct hf_objstore *s, const char *key,
   return hf_objstore_head (slow_inner, key, info);
 }
 
+/* Segment PUTs failing (test_flush_retries_upload_under_way): with
+ * put_down they fail with EIO; with put_hold one waits until put_hold
+ * is cleared and then fails (the store was down when it was sent). */
+static bool put_down;           /* gate_lock */
+static bool put_hold;           /* gate_lock */
+static bool put_held;           /* gate_lock: a PUT waits in put_hold */
+static unsigned put_fails;      /* gate_lock: segment PUTs failed */
+
 static int
 slow_put (struct hf_objstore *s, const char *key, const void *data,
           size_t len, unsigned flags, const atomic_bool *cancel)
 {
+  bool fail = false;
+
+  if (strncmp (key, "seg/", 4) == 0) {
+    pthread_mutex_lock (&gate_lock);
+    if (put_hold) {
+      put_held = true;
+      pthread_cond_broadcast (&gate_cv);
+      while (put_hold)
+        pthread_cond_wait (&gate_cv, &gate_lock);
+      put_held = false;
+      fail = true;
+    }
+    else
+      fail = put_down;
+    if (fail) {
+      put_fails++;
+      pthread_cond_broadcast (&gate_cv);
+    }
+    pthread_mutex_unlock (&gate_lock);
+  }
+  if (fail)
+    return EIO;
   return hf_objstore_put_cancel (slow_inner, key, data, len, flags, cancel);
 }
 
@@ -610,6 +640,110 @@ START_TEST (test_cond_monotonic)
 }
 END_TEST
 
+/* A flush retries failed uploads at once instead of after their
+ * backoff, also the upload that is under way when the flush begins and
+ * fails after it (flush_gen): the store came back during the flush, and
+ * the flush succeeds.  Before, that attempt's failure set a backoff the
+ * flush's reset had missed (after seven failures 3.2 s, longer than
+ * this flush waits) and the flush failed with EIO with the store up:
+ * check-volume's test_store_down on a loaded machine.  The attempt is
+ * held in the store until the flush has begun. */
+struct flush_arg {
+  struct hf_volume *v;
+  int r;
+};
+
+static void *
+flush_thread (void *arg)
+{
+  struct flush_arg *a = arg;
+
+  a->r = hf_volume_flush (a->v);
+  return NULL;
+}
+
+static unsigned
+put_fails_now (void)
+{
+  unsigned n;
+
+  pthread_mutex_lock (&gate_lock);
+  n = put_fails;
+  pthread_mutex_unlock (&gate_lock);
+  return n;
+}
+
+START_TEST (test_flush_retries_upload_under_way)
+{
+  char *dir = make_tmpdir ();
+  /* No lease renewal in the test's time. */
+  struct hf_volume_options o = { .flush_interval_ms = 20,
+                                 .flush_timeout_ms = 3000,
+                                 .lease_ttl_s = 600 };
+  struct hf_volume *v;
+  struct flush_arg fa;
+  pthread_t th;
+  uint8_t blk[BS];
+  uint64_t gen0, gen;
+  bool held;
+  unsigned i, fails;
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &slow_inner), 0);
+  ck_assert_int_eq (hf_volume_create (&slow_store, "", 1 << 20, BS), 0);
+  ck_assert_int_eq (hf_volume_open (&slow_store, "", &o, &v), 0);
+  /* The store is down: six failed attempts (1.6 s of backoff). */
+  pthread_mutex_lock (&gate_lock);
+  put_down = true;
+  put_fails = 0;
+  pthread_mutex_unlock (&gate_lock);
+  fill (blk, 3, 0);
+  ck_assert_int_eq (hf_volume_pwrite (v, blk, BS, 3 * BS, 0), 0);
+  for (i = 0; put_fails_now () < 6; i++) {
+    ck_assert_msg (i < 60000, "no six failed uploads in a minute");
+    usleep (1000);
+  }
+  /* The next attempt waits in the store. */
+  pthread_mutex_lock (&gate_lock);
+  put_hold = true;
+  pthread_mutex_unlock (&gate_lock);
+  for (i = 0;; i++) {
+    pthread_mutex_lock (&gate_lock);
+    held = put_held;
+    pthread_mutex_unlock (&gate_lock);
+    if (held)
+      break;
+    ck_assert_msg (i < 60000, "no upload attempt in a minute");
+    usleep (1000);
+  }
+  /* A flush begins while it is held ... */
+  hf_vol_lock (v);
+  gen0 = v->flush_gen;
+  hf_vol_unlock (v);
+  fa.v = v;
+  ck_assert_int_eq (pthread_create (&th, NULL, flush_thread, &fa), 0);
+  do {
+    usleep (1000);
+    hf_vol_lock (v);
+    gen = v->flush_gen;
+    hf_vol_unlock (v);
+  } while (gen == gen0);
+  /* ... the store comes back, and the attempt sent before fails. */
+  pthread_mutex_lock (&gate_lock);
+  fails = put_fails;
+  put_down = false;
+  put_hold = false;
+  pthread_cond_broadcast (&gate_cv);
+  pthread_mutex_unlock (&gate_lock);
+  pthread_join (th, NULL);
+  ck_assert_uint_eq (put_fails_now (), fails + 1);
+  ck_assert_msg (fa.r == 0, "the flush failed (%s) with the store back",
+                 strerror (fa.r));
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (slow_inner);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 /* A checkpoint merge far larger than the node cache (a trim of most of
  * a mapped volume, writes all over it), with a cold cache of 16 nodes:
  * the merge pins its nodes in batches of that size, and makes no store
@@ -943,6 +1077,7 @@ main (void)
   tcase_add_test (tc, test_large_merge_no_get_under_lock);
   tcase_add_test (tc, test_rollback_reads_go_on);
   tcase_add_test (tc, test_rollback_read_error);
+  tcase_add_test (tc, test_flush_retries_upload_under_way);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }
