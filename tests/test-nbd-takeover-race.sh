@@ -121,10 +121,13 @@ PY
   # ---- B, once A's lease has expired ----
   sock="$tmp/b.sock" log="$tmp/b.log"
   for (( i = 0; i < 60; i++ )); do
-    # The lease is taken after nbdkit has made its socket: started is
-    # when it still runs a moment later.
+    # The lease is taken in .after_fork, once nbdkit listens: started
+    # is when a client's handshake completes (nbdkit accepts only after
+    # .after_fork; a failed one closes the waiting connections).  Not
+    # "still running a second later": a claim slower than that on a busy
+    # machine passed for a start.
     if hf_start "$url" takeover=true "${common[@]}" >/dev/null 2>&1 &&
-       sleep 1 && kill -0 "$hf_pid" 2>/dev/null; then
+       nbdsh -u "$uri" -c 'h.get_size()' >/dev/null 2>&1; then
       break
     fi
     hf_stop KILL
