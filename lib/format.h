@@ -23,6 +23,13 @@
  *                                   the name is the bitwise complement of
  *                                   seq in 16 lowercase hex digits, so the
  *                                   newest segment sorts first in a LIST
+ *   PREFIX "seg/" HEX16(~(seq >> 9)) "/" HEX16(~seq)
+ *                                   the same in a volume with
+ *                                   HF_VD_SEG_GROUPS (version 3): grouped
+ *                                   by 512 seqs, the newest group first,
+ *                                   so that a store that can only list a
+ *                                   whole directory (an S3 directory
+ *                                   bucket) lists the newest groups only
  *   PREFIX "lease/" HEX16(~epoch)   writer lease of the given epoch
  *   PREFIX "snap/" NAME             named snapshot: a point in time kept
  *                                   by GC until the object is deleted
@@ -242,6 +249,7 @@ struct hf_disk_volume {
 #define HF_VD_MAGIC 0x44564648u /* "HFVD" */
 #define HF_VD_VERSION 1
 #define HF_VD_VERSION_CRYPT 2   /* written only for encrypted volumes */
+#define HF_VD_VERSION_GROUPS 3  /* written only with HF_VD_SEG_GROUPS */
 #define HF_VD_SIZE 512
 #define HF_VD_CLONE 0x1
 /* A flattened clone (hyperfile flatten): no point at or after
@@ -253,6 +261,12 @@ struct hf_disk_volume {
  * seq <= vd_parent_seq names a segment that no longer exists. */
 #define HF_VD_FLATTENED 0x2
 #define HF_VD_ENCRYPTED 0x4
+/* Segment keys grouped by HF_SEG_GROUP_SHIFT bits of seq (see the key
+ * table at the top).  Written with version 3, which older readers
+ * refuse instead of taking the volume for empty.  Set at create on a
+ * store that lists whole (an S3 directory bucket). */
+#define HF_VD_SEG_GROUPS 0x8
+#define HF_SEG_GROUP_SHIFT 9
 #define HF_VD_CIPHER_AES256GCM 1
 #define HF_VD_KDF_KEYFILE 1
 #define HF_VD_KDF_SCRYPT 2

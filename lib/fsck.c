@@ -83,7 +83,7 @@ hf_fsck_problem (struct hf_fsck *f, const char *object, uint64_t off,
 static void
 hf_fsck_key (struct hf_fsck *f, uint64_t seq, char *key, size_t n)
 {
-  hf_seg_key (key, n, f->prefix, seq);
+  hf_seg_key_vd (key, n, f->prefix, f->d.flags, seq);
 }
 
 static int
@@ -300,6 +300,7 @@ hf_fsck_read_node (void *opaque, const struct hf_disk_node_ptr *ptr,
   char key[HF_OBJSTORE_KEY_MAX + 1];
   struct hf_objstore *s = f->s;
   const char *prefix = f->prefix;
+  uint32_t vd_flags = f->d.flags;
   size_t got = 0;
   int r;
 
@@ -309,8 +310,9 @@ hf_fsck_read_node (void *opaque, const struct hf_disk_node_ptr *ptr,
                                                            ptr->np_seq);
     s = lv->store;
     prefix = lv->prefix;
+    vd_flags = lv->d.flags;
   }
-  hf_seg_key (key, sizeof key, prefix, ptr->np_seq);
+  hf_seg_key_vd (key, sizeof key, prefix, vd_flags, ptr->np_seq);
   r = hf_objstore_get_retry (s, key, (uint64_t) ptr->np_off * HF_NODE_SIZE,
                              HF_NODE_SIZE, buf, &got);
   if (r == 0 && got != HF_NODE_SIZE)
@@ -356,7 +358,8 @@ hf_fsck_ent_fn (void *opaque, uint64_t lba, const struct hf_bmap *m)
   else if (e->crcs[m->blk - e->h.data_off / e->h.block_size] != m->crc)
     bad = "CRC differs from the segment's block CRC table";
   if (bad) {
-    hf_seg_key (key, sizeof key, f->prefix, f->cur_leaf.np_seq);
+    hf_seg_key_vd (key, sizeof key, f->prefix, f->d.flags,
+                   f->cur_leaf.np_seq);
     hf_fsck_problem (f, key, (uint64_t) f->cur_leaf.np_off * HF_NODE_SIZE,
                      "leaf entry for block %" PRIu64 " (segment %" PRIu64
                      ", block %" PRIu32 ") %s", lba, m->seq, m->blk, bad);
@@ -394,7 +397,8 @@ hf_fsck_tree (struct hf_fsck *f, uint64_t c)
   r = hf_btree_walk_full (t, hf_fsck_node_fn, hf_fsck_ent_fn, f);
   hf_btree_close (t);
   if (r == EBADMSG) {
-    hf_seg_key (key, sizeof key, f->prefix, f->last_read.np_seq);
+    hf_seg_key_vd (key, sizeof key, f->prefix, f->d.flags,
+                   f->last_read.np_seq);
     hf_fsck_problem (f, key, (uint64_t) f->last_read.np_off * HF_NODE_SIZE,
                      "index of checkpoint %" PRIu64 ": %s", c,
                      hf_log_last_error ());
@@ -517,7 +521,7 @@ hf_fsck_run (struct hf_objstore *s, const char *prefix,
         struct hf_fsck_seg *e = hf_fsck_find (&f, seq);
         char key[HF_OBJSTORE_KEY_MAX + 1];
 
-        hf_seg_key (key, sizeof key, f.prefix, seq);
+        hf_seg_key_vd (key, sizeof key, f.prefix, f.d.flags, seq);
         if (e == NULL || !e->ok) {
           if (e == NULL || e->incomplete)
             hf_fsck_problem (&f, key, 0, "segment %" PRIu64 " is %s, but "

@@ -69,6 +69,7 @@ struct hf_gc {
   struct hf_lineage *lin;       /* a clone's ancestors (nodes of theirs) */
   uint8_t uuid[HF_UUID_SIZE];
   uint32_t bs;
+  uint32_t vd_flags;            /* the descriptor's (segment key layout) */
   uint64_t floor;               /* seqs <= floor belong to a parent */
   uint64_t head, head_ckpt, now, cutoff;
   uint64_t chain_low;           /* lowest seq of the head's chain walked */
@@ -228,13 +229,13 @@ hf_gc_hdr_get (struct hf_gc *g, uint64_t seq, struct hf_seg_hdr *h)
     /* A parent's segment (flatten reads the parent's checkpoint). */
     const struct hf_lineage_level *lv = hf_lineage_locate (g->lin, seq);
 
-    hf_seg_key (key, sizeof key, lv->prefix, seq);
+    hf_seg_key_vd (key, sizeof key, lv->prefix, lv->d.flags, seq);
     r = hf_objstore_get_retry (lv->store, key, 0, sizeof buf, buf, &got);
     if (r)
       return r;
     return hf_seg_parse_hdr (buf, got, key, lv->d.uuid, g->bs, seq, h);
   }
-  hf_seg_key (key, sizeof key, g->prefix, seq);
+  hf_seg_key_vd (key, sizeof key, g->prefix, g->vd_flags, seq);
   r = hf_objstore_get_retry (g->s, key, 0, sizeof buf, buf, &got);
   if (r)
     return r;
@@ -418,6 +419,7 @@ hf_gc_read_node (void *opaque, const struct hf_disk_node_ptr *ptr, void *buf)
   char key[HF_OBJSTORE_KEY_MAX + 1];
   struct hf_objstore *s = g->s;
   const char *prefix = g->prefix;
+  uint32_t vd_flags = g->vd_flags;
   size_t got = 0;
   int r;
 
@@ -426,8 +428,9 @@ hf_gc_read_node (void *opaque, const struct hf_disk_node_ptr *ptr, void *buf)
                                                            ptr->np_seq);
     s = lv->store;
     prefix = lv->prefix;
+    vd_flags = lv->d.flags;
   }
-  hf_seg_key (key, sizeof key, prefix, ptr->np_seq);
+  hf_seg_key_vd (key, sizeof key, prefix, vd_flags, ptr->np_seq);
   r = hf_objstore_get_retry (s, key, (uint64_t) ptr->np_off * HF_NODE_SIZE,
                              HF_NODE_SIZE, buf, &got);
   if (r == ENOENT && (g->head_walk || hf_gc_find (g, ptr->np_seq))) {
@@ -703,6 +706,7 @@ hf_gc_scan (struct hf_gc *g)
   hf_volume_close (v);
   memcpy (g->uuid, vi.uuid, HF_UUID_SIZE);
   g->bs = vi.block_size;
+  g->vd_flags = vi.vd_flags;
   g->head = vi.head_seq;
   g->head_ckpt = vi.ckpt_seq;
   g->rep.head_seq = g->head;
@@ -869,7 +873,7 @@ hf_gc_old_enough (struct hf_gc *g, uint64_t seq)
     char key[HF_OBJSTORE_KEY_MAX + 1];
     struct hf_objstore_info info;
 
-    hf_seg_key (key, sizeof key, g->prefix, seq);
+    hf_seg_key_vd (key, sizeof key, g->prefix, g->vd_flags, seq);
     r = hf_objstore_head (g->s, key, &info);
     if (r == ENOENT)
       return -1;
@@ -935,7 +939,7 @@ hf_gc_sweep (struct hf_gc *g)
               why);
     if (g->o.dry_run)
       continue;
-    hf_seg_key (key, sizeof key, g->prefix, e->seq);
+    hf_seg_key_vd (key, sizeof key, g->prefix, g->vd_flags, e->seq);
     keys[nk] = strdup (key);
     if (keys[nk] == NULL) {
       r = ENOMEM;
@@ -1188,6 +1192,7 @@ hf_gc_flatten (struct hf_objstore *s, const char *prefix,
     hf_volume_get_info (w, &vi);
     memcpy (g.uuid, vi.uuid, HF_UUID_SIZE);
     g.bs = vi.block_size;
+    g.vd_flags = vi.vd_flags;
     g.head = vi.head_seq;
     g.head_ckpt = vi.ckpt_seq;
     g.nseg = 0;

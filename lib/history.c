@@ -142,7 +142,7 @@ hf_history_read_hdr (const struct hf_lineage *l, uint64_t seq,
   size_t got = 0;
   int r;
 
-  hf_seg_key (key, sizeof key, lv->prefix, seq);
+  hf_seg_key_vd (key, sizeof key, lv->prefix, lv->d.flags, seq);
   r = hf_objstore_get_retry (lv->store, key, 0, sizeof buf, buf, &got);
   if (r)
     return r;
@@ -189,8 +189,9 @@ hf_history_changes (struct hf_history *h, uint64_t from, uint64_t to,
     struct hf_seg_meta *m = NULL;
     uint32_t j;
 
-    r = hf_seg_read_meta (lv->store, lv->prefix, seq, lv->d.uuid,
-                          lv->d.block_size, HF_SEG_SIZE_UNKNOWN, &m);
+    r = hf_seg_read_meta_vd (lv->store, lv->prefix, lv->d.flags, seq,
+                             lv->d.uuid, lv->d.block_size,
+                             HF_SEG_SIZE_UNKNOWN, &m);
     if (r == ENOENT || r == ENODATA) {
       hf_error ("history: segment %" PRIu64 " between the points is gone "
                 "(collected by gc): the changes since %" PRIu64 " cannot "
@@ -358,7 +359,7 @@ hf_history_list_seg (void *opaque, const char *key, uint64_t size)
 
   (void) size;
   snprintf (q->last, sizeof q->last, "%s", key);
-  if (hf_seg_key_parse (key + q->plen, &seq) == 0 &&
+  if (hf_seg_name_parse (key + q->plen, &seq) == 0 &&
       seq <= q->h->head && seq > q->h->lin->lv[0].floor &&
       (q->h->nlisted == 0 || seq < q->h->listed[q->h->nlisted - 1])) {
     r = hf_history_push_listed (q->h, seq);
@@ -1290,7 +1291,8 @@ hf_clone_create_key (struct hf_history *src, const char *src_url,
   if (r)
     return r;
 
-  d.flags = HF_VD_CLONE;
+  d.flags = HF_VD_CLONE | (hf_objstore_lists_whole (dst)
+                           ? HF_VD_SEG_GROUPS : 0);
   d.block_size = sd->block_size;
   memcpy (d.uuid, cr.clone_uuid, HF_UUID_SIZE);
   d.size = pt.volume_size;

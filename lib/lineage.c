@@ -40,7 +40,8 @@ hf_vdesc_encode (const struct hf_vdesc *d, uint8_t o[HF_VD_SIZE])
   if (d->flags & HF_VD_ENCRYPTED) {
     const struct hf_crypt_desc *c = &d->crypt;
 
-    hf_put_le16 (o + VD (vd_version), HF_VD_VERSION_CRYPT);
+    if (!(d->flags & HF_VD_SEG_GROUPS))
+      hf_put_le16 (o + VD (vd_version), HF_VD_VERSION_CRYPT);
     hf_put_le32 (o + VD (vd_cipher), c->cipher);
     hf_put_le32 (o + VD (vd_kdf), c->kdf);
     o[VD (vd_kdf_log2n)] = c->kdf_log2n;
@@ -52,6 +53,8 @@ hf_vdesc_encode (const struct hf_vdesc *d, uint8_t o[HF_VD_SIZE])
     memcpy (o + VD (vd_wrap_key), c->wrap_key, HF_CRYPT_KEY_SIZE);
     memcpy (o + VD (vd_wrap_tag), c->wrap_tag, HF_CRYPT_TAG);
   }
+  if (d->flags & HF_VD_SEG_GROUPS)
+    hf_put_le16 (o + VD (vd_version), HF_VD_VERSION_GROUPS);
   hf_put_le32 (o + VD (vd_crc), hf_crc32c (0, o, VD (vd_crc)));
 }
 
@@ -67,7 +70,8 @@ hf_vdesc_decode (const void *buf, size_t len, struct hf_vdesc *d,
     return EBADMSG;
   }
   if ((hf_le16 (o + VD (vd_version)) != HF_VD_VERSION &&
-       hf_le16 (o + VD (vd_version)) != HF_VD_VERSION_CRYPT) ||
+       hf_le16 (o + VD (vd_version)) != HF_VD_VERSION_CRYPT &&
+       hf_le16 (o + VD (vd_version)) != HF_VD_VERSION_GROUPS) ||
       hf_le16 (o + VD (vd_hdr_size)) != HF_VD_SIZE) {
     *bad_off = VD (vd_version);
     return EBADMSG;
@@ -91,10 +95,15 @@ hf_vdesc_decode (const void *buf, size_t len, struct hf_vdesc *d,
     *bad_off = VD (vd_size);
     return EBADMSG;
   }
-  /* Version 2 exactly for an encrypted volume (a reader that ignored
-   * the flag would take sealed objects for damage, or worse). */
-  if ((hf_le16 (o + VD (vd_version)) == HF_VD_VERSION_CRYPT) !=
-      ((d->flags & HF_VD_ENCRYPTED) != 0)) {
+  /* Version 3 exactly for grouped segment keys (an older reader would
+   * find no segment and take the volume for empty), else version 2
+   * exactly for an encrypted volume (a reader that ignored the flag
+   * would take sealed objects for damage, or worse). */
+  if ((hf_le16 (o + VD (vd_version)) == HF_VD_VERSION_GROUPS) !=
+      ((d->flags & HF_VD_SEG_GROUPS) != 0) ||
+      (!(d->flags & HF_VD_SEG_GROUPS) &&
+       (hf_le16 (o + VD (vd_version)) == HF_VD_VERSION_CRYPT) !=
+       ((d->flags & HF_VD_ENCRYPTED) != 0))) {
     *bad_off = VD (vd_flags);
     return EBADMSG;
   }

@@ -31,6 +31,59 @@ hf_seg_key (char *out, size_t outlen, const char *prefix, uint64_t seq)
   snprintf (out, outlen, "%sseg/%016" PRIx64, prefix, ~seq);
 }
 
+void
+hf_seg_key_vd (char *out, size_t outlen, const char *prefix,
+               uint32_t vd_flags, uint64_t seq)
+{
+  if (vd_flags & HF_VD_SEG_GROUPS)
+    snprintf (out, outlen, "%sseg/%016" PRIx64 "/%016" PRIx64, prefix,
+              ~(seq >> HF_SEG_GROUP_SHIFT), ~seq);
+  else
+    hf_seg_key (out, outlen, prefix, seq);
+}
+
+void
+hf_seg_group_dir (char *out, size_t outlen, const char *prefix,
+                  uint64_t group)
+{
+  snprintf (out, outlen, "%sseg/%016" PRIx64 "/", prefix, ~group);
+}
+
+/* 16 lowercase hex digits at p. */
+static int
+hf_seg_hex16 (const char *p, uint64_t *out)
+{
+  uint64_t v = 0;
+  int i;
+
+  for (i = 0; i < 16; i++) {
+    char c = p[i];
+    if (c >= '0' && c <= '9')
+      v = v << 4 | (uint64_t) (c - '0');
+    else if (c >= 'a' && c <= 'f')
+      v = v << 4 | (uint64_t) (c - 'a' + 10);
+    else
+      return EINVAL;
+  }
+  *out = v;
+  return 0;
+}
+
+int
+hf_seg_name_parse (const char *name, uint64_t *seq)
+{
+  size_t n = strlen (name);
+  uint64_t g;
+
+  if (n == 16)
+    return hf_seg_key_parse (name, seq);
+  if (n != 33 || name[16] != '/' || hf_seg_hex16 (name, &g) != 0
+      || hf_seg_key_parse (name + 17, seq) != 0
+      || *seq >> HF_SEG_GROUP_SHIFT != ~g)
+    return EINVAL;
+  return 0;
+}
+
 int
 hf_seg_key_parse (const char *name, uint64_t *seq)
 {
@@ -356,6 +409,16 @@ hf_seg_read_meta (struct hf_objstore *s, const char *prefix, uint64_t seq,
                   const uint8_t *uuid, uint32_t block_size, uint64_t size,
                   struct hf_seg_meta **out)
 {
+  return hf_seg_read_meta_vd (s, prefix, 0, seq, uuid, block_size, size,
+                              out);
+}
+
+int
+hf_seg_read_meta_vd (struct hf_objstore *s, const char *prefix,
+                     uint32_t vd_flags, uint64_t seq, const uint8_t *uuid,
+                     uint32_t block_size, uint64_t size,
+                     struct hf_seg_meta **out)
+{
   char key[HF_OBJSTORE_KEY_MAX + 1];
   CLEANUP_FREE uint8_t *buf = NULL;
   struct hf_seg_hdr h;
@@ -363,7 +426,7 @@ hf_seg_read_meta (struct hf_objstore *s, const char *prefix, uint64_t seq,
   size_t got = 0;
   int r;
 
-  hf_seg_key (key, sizeof key, prefix, seq);
+  hf_seg_key_vd (key, sizeof key, prefix, vd_flags, seq);
   if (size == HF_SEG_SIZE_UNKNOWN) {
     struct hf_objstore_info info;
 

@@ -37,8 +37,9 @@
 /* Bytes fetched by the first GET of a segment's metadata. */
 #define HF_SEG_META_READ (64 * 1024)
 
-/* Longest key hf_seg_key produces: prefix + "seg/" + 16 hex digits. */
-#define HF_SEG_KEY_LEN(prefix_len) ((prefix_len) + 4 + 16 + 1)
+/* Longest key hf_seg_key_vd produces: prefix + "seg/" + 16 hex digits
+ * of the group + "/" + 16 hex digits. */
+#define HF_SEG_KEY_LEN(prefix_len) ((prefix_len) + 4 + 17 + 16 + 1)
 
 /* Upper bound accepted for sh_object_size (sanity, 64 GiB). */
 #define HF_SEG_MAX_OBJECT ((uint64_t) 64 << 30)
@@ -92,10 +93,26 @@ struct hf_seg_meta {
 extern void hf_seg_key (char *out, size_t outlen, const char *prefix,
                         uint64_t seq);
 
+/* The key of segment seq in a volume whose descriptor has vd_flags:
+ * grouped with HF_VD_SEG_GROUPS, else hf_seg_key's (format.h). */
+extern void hf_seg_key_vd (char *out, size_t outlen, const char *prefix,
+                           uint32_t vd_flags, uint64_t seq);
+
+/* The directory of group g's segment keys, PREFIX "seg/" HEX16(~g) "/"
+ * (a volume with HF_VD_SEG_GROUPS; group of seq: seq >>
+ * HF_SEG_GROUP_SHIFT). */
+extern void hf_seg_group_dir (char *out, size_t outlen, const char *prefix,
+                              uint64_t group);
+
 /* Parse the last path element of a segment key ("seg/" HEX16(~seq)):
  * 0 and *seq set, or EINVAL if name is not 16 lowercase hex digits
  * naming a seq >= 1. */
 extern int hf_seg_key_parse (const char *name, uint64_t *seq);
+
+/* Parse what follows "seg/" in a segment key of either layout:
+ * HEX16(~seq), or HEX16(~group) "/" HEX16(~seq) with the group that of
+ * seq.  0 and *seq set, or EINVAL. */
+extern int hf_seg_name_parse (const char *name, uint64_t *seq);
 
 /* Compute ext_off, crc_off, node_off, data_off and object_size of *h
  * from h->n_ext, h->n_data, h->n_nodes and h->block_size.  EINVAL if the
@@ -142,6 +159,11 @@ extern int hf_seg_read_meta (struct hf_objstore *s, const char *prefix,
                              uint64_t seq, const uint8_t *uuid,
                              uint32_t block_size, uint64_t size,
                              struct hf_seg_meta **out);
+/* The same for a volume whose descriptor has vd_flags (the layout). */
+extern int hf_seg_read_meta_vd (struct hf_objstore *s, const char *prefix,
+                                uint32_t vd_flags, uint64_t seq,
+                                const uint8_t *uuid, uint32_t block_size,
+                                uint64_t size, struct hf_seg_meta **out);
 
 /* Is buf (the whole object, len bytes) an incomplete upload: shorter
  * than a header, or than the sh_object_size of a header that verifies

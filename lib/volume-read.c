@@ -42,7 +42,7 @@ hf_vol_seg_loc (const struct hf_volume *v, uint64_t seq, char *key,
 {
   const struct hf_lineage_level *lv = hf_lineage_locate (v->lin, seq);
 
-  hf_seg_key (key, len, lv->prefix, seq);
+  hf_seg_key_vd (key, len, lv->prefix, lv->d.flags, seq);
   return lv->store;
 }
 

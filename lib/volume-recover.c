@@ -63,6 +63,15 @@ struct hf_vol_seglist {
   char after[HF_OBJSTORE_KEY_MAX + 1]; /* the last key listed */
   bool more;                    /* the batch stopped before the end */
   bool done;                    /* every key is listed */
+  /* Grouped keys (HF_VD_SEG_GROUPS): listed a group directory at a
+   * time, from the group of from (the lease's committed head, or
+   * at_seq) up to the first empty group above it, then older groups
+   * one by one as the open needs them. */
+  uint64_t from;                /* 0: unknown, list seg/ as above */
+  bool up;                      /* list the groups above from's too (not
+                                   for at_seq: only its chain counts) */
+  bool grouped;
+  uint64_t g_lo;                /* the oldest group listed */
 };
 
 static int
@@ -76,7 +85,7 @@ hf_vol_list_cb (void *opaque, const char *key, uint64_t size)
     return 1;
   }
   snprintf (f->after, sizeof f->after, "%s", key);
-  if (strlen (key) <= f->plen || hf_seg_key_parse (key + f->plen, &num))
+  if (strlen (key) <= f->plen || hf_seg_name_parse (key + f->plen, &num))
     return 0;
   if (f->n == f->cap) {
     size_t nc = f->cap ? f->cap * 2 : 64;
@@ -104,6 +113,52 @@ hf_vol_list_restart (void *opaque)
  * number of keys that are not segments'.  On error the batch is as if
  * never listed. */
 static int
+hf_vol_list_group (struct hf_volume *v, struct hf_vol_seglist *f,
+                   uint64_t g)
+{
+  char dir[HF_OBJSTORE_KEY_MAX + 1];
+
+  hf_seg_group_dir (dir, sizeof dir, v->prefix, g);
+  f->n0 = f->n;
+  f->more = false;
+  return hf_objstore_list_retry (v->store, dir, NULL, hf_vol_list_cb, f,
+                                 hf_vol_list_restart);
+}
+
+static int
+hf_vol_seq_cmp_desc (const void *x, const void *y)
+{
+  const struct hf_vol_listed *a = x, *b = y;
+
+  return a->seq < b->seq ? 1 : a->seq > b->seq ? -1 : 0;
+}
+
+/* The first listing of a grouped volume: the group of f->from and those
+ * above it up to the first empty one.  Segments above the committed
+ * head are never a group apart: a writer numbers its segments one by
+ * one from above every seq it saw, and a gap is an upload that never
+ * landed, at most max_uploads of them in a row. */
+static int
+hf_vol_list_groups_first (struct hf_volume *v, struct hf_vol_seglist *f)
+{
+  uint64_t g = f->from >> HF_SEG_GROUP_SHIFT;
+  int r;
+
+  f->g_lo = g;
+  for (;; g++) {
+    r = hf_vol_list_group (v, f, g);
+    if (r)
+      return r;
+    if (!f->up || (g > f->g_lo && f->n == f->n0))
+      break;
+  }
+  qsort (f->v, f->n, sizeof *f->v, hf_vol_seq_cmp_desc);
+  if (f->g_lo == 0)
+    f->done = true;
+  return 0;
+}
+
+static int
 hf_vol_list_batch (struct hf_volume *v, struct hf_vol_seglist *f)
 {
   char pfx[HF_OBJSTORE_KEY_MAX + 1], after[HF_OBJSTORE_KEY_MAX + 1];
@@ -112,8 +167,25 @@ hf_vol_list_batch (struct hf_volume *v, struct hf_vol_seglist *f)
   snprintf (pfx, sizeof pfx, "%sseg/", v->prefix);
   if (f->plen == 0) {           /* the first batch */
     f->plen = strlen (pfx);
-    f->batch = hf_objstore_lists_whole (v->store) ? 0
+    f->grouped = (v->lin->lv[0].d.flags & HF_VD_SEG_GROUPS) && f->from;
+    f->batch = f->grouped || hf_objstore_lists_whole (v->store) ? 0
       : v->o.list_batch ? v->o.list_batch : HF_VOL_LIST_BATCH;
+    if (f->grouped) {
+      r = hf_vol_list_groups_first (v, f);
+      if (r) {
+        f->plen = 0;            /* all again next time */
+        f->n = 0;
+      }
+      return r;
+    }
+  }
+  else if (f->grouped) {        /* the next older group */
+    r = hf_vol_list_group (v, f, f->g_lo - 1);
+    if (r)
+      return r;
+    if (--f->g_lo == 0)
+      f->done = true;
+    return 0;
   }
   memcpy (after, f->after, sizeof after);
   f->n0 = f->n;
@@ -186,7 +258,8 @@ hf_vol_meta_attempt (void *arg, unsigned attempt)
 {
   struct hf_vol_meta_args *a = arg;
 
-  return hf_seg_read_meta (a->lv->store, a->lv->prefix, a->seq,
+  return hf_seg_read_meta_vd (a->lv->store, a->lv->prefix,
+                              a->lv->d.flags, a->seq,
                            a->lv->d.uuid, a->v->bs, a->size, a->m);
 }
 
@@ -435,6 +508,8 @@ hf_vol_point_read (struct hf_volume *v, uint64_t at_seq,
   }
   /* The first batch: the newest keys (a batch may hold none that
    * parse, then the next). */
+  f.from = at_seq ? at_seq : known;
+  f.up = !at_seq;
   r = hf_vol_list_upto (v, &f, UINT64_MAX);
   if (r) {
     hf_error ("volume: %s: listing segments: %s", desc,
@@ -490,9 +565,9 @@ hf_vol_point_read (struct hf_volume *v, uint64_t at_seq,
                "an orphan)" : "damaged (accept_older_head)");
       continue;
     }
-    hf_seg_key (key, sizeof key, hf_lineage_locate (v->lin,
-                                                     bad_seq)->prefix,
-                bad_seq);
+    hf_seg_key_vd (key, sizeof key,
+                   hf_lineage_locate (v->lin, bad_seq)->prefix,
+                   hf_lineage_locate (v->lin, bad_seq)->d.flags, bad_seq);
     if (r == EBADMSG && at_seq)
       hf_error ("volume: %s: segment %s is damaged", desc,
                 key);
@@ -523,8 +598,9 @@ hf_vol_point_read (struct hf_volume *v, uint64_t at_seq,
                                  nchain ? chain[0]->h.seq : 0, &lost);
       char key[HF_OBJSTORE_KEY_MAX + 1];
 
-      hf_seg_key (key, sizeof key, hf_lineage_locate (v->lin, lost)->prefix,
-                  lost);
+      hf_seg_key_vd (key, sizeof key,
+                     hf_lineage_locate (v->lin, lost)->prefix,
+                     hf_lineage_locate (v->lin, lost)->d.flags, lost);
       hf_error ("volume: %s: the writer lease records segment %" PRIu64
                 " as committed, but the newest intact chain ends at "
                 "segment %" PRIu64 ": segment %" PRIu64 " (%s) is %s; "

@@ -289,7 +289,8 @@ hf_vol_uploader_thread (void *arg)
     stale = hf_vol_lease_stale_locked (v, now);
     hf_vol_unlock (v);
 
-    hf_seg_key (key, sizeof key, v->prefix, s->seq);
+    hf_seg_key_vd (key, sizeof key, v->prefix, v->lin->lv[0].d.flags,
+                   s->seq);
     r = hf_vol_fence_before_put (v, stale);
     if (r == 0) {
       r = hf_objstore_put_cancel (v->store, key, s->obj,

@@ -82,10 +82,33 @@ hf_volume_create (struct hf_objstore *store, const char *prefix,
   return hf_volume_create_key (store, prefix, size, block_size, NULL);
 }
 
+static int hf_vol_create (struct hf_objstore *store, const char *prefix,
+                          uint64_t size, uint32_t block_size,
+                          const struct hf_user_key *uk, bool grouped);
+
 int
 hf_volume_create_key (struct hf_objstore *store, const char *prefix,
                       uint64_t size, uint32_t block_size,
                       const struct hf_user_key *uk)
+{
+  /* Grouped segment keys where a listing costs its whole directory
+   * (format.h, HF_VD_SEG_GROUPS): there only they let an open list the
+   * newest segments alone. */
+  return hf_vol_create (store, prefix, size, block_size, uk,
+                        hf_objstore_lists_whole (store));
+}
+
+int
+hf_volume_create_grouped (struct hf_objstore *store, const char *prefix,
+                          uint64_t size, uint32_t block_size)
+{
+  return hf_vol_create (store, prefix, size, block_size, NULL, true);
+}
+
+static int
+hf_vol_create (struct hf_objstore *store, const char *prefix,
+               uint64_t size, uint32_t block_size,
+               const struct hf_user_key *uk, bool grouped)
 {
   char key[HF_OBJSTORE_KEY_MAX + 1];
   uint8_t o[HF_VD_SIZE];
@@ -111,6 +134,8 @@ hf_volume_create_key (struct hf_objstore *store, const char *prefix,
   d.block_size = block_size;
   d.size = size;
   d.created_ns = hf_clock_wall_ns ();
+  if (grouped)
+    d.flags |= HF_VD_SEG_GROUPS;
   if (uk) {
     r = hf_crypt_new_data_key (dkey);
     if (r == 0)
@@ -456,6 +481,7 @@ hf_volume_get_info (struct hf_volume *v, struct hf_volume_info *out)
   pthread_rwlock_unlock (&v->tree_lock);
   hf_vol_lock (v);
   *out = v->st;
+  out->vd_flags = v->lin->lv[0].d.flags;
   out->cache_hits = atomic_load_explicit (&v->cache_hits,
                                           memory_order_relaxed);
   out->cache_misses = atomic_load_explicit (&v->cache_misses,

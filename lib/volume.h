@@ -111,9 +111,17 @@ struct hf_volume_options {
 /* Create a volume of size bytes (rounded up to block_size; block_size 0
  * = 4096) under prefix (borrowed; "" or ending in '/') in store
  * (borrowed; must outlive every volume opened on it).  Writes only the
- * volume descriptor.  EEXIST if a volume is already there. */
+ * volume descriptor (with grouped segment keys on a store that lists
+ * whole, format.h HF_VD_SEG_GROUPS).  EEXIST if a volume is already
+ * there. */
 extern int hf_volume_create (struct hf_objstore *store, const char *prefix,
                              uint64_t size, uint32_t block_size);
+/* The same with grouped segment keys (format.h, HF_VD_SEG_GROUPS) on
+ * any store; hf_volume_create groups them on a store that lists whole
+ * (hf_objstore_lists_whole) only.  For tests. */
+extern int hf_volume_create_grouped (struct hf_objstore *store,
+                                     const char *prefix, uint64_t size,
+                                     uint32_t block_size);
 /* The same, encrypted with the user's key uk (borrowed; NULL: not
  * encrypted): a new random data key is wrapped into the descriptor
  * (crypt.h).  Open it on a store passed through hf_crypt_attach. */
@@ -177,6 +185,8 @@ struct hf_volume_info {
   uint64_t size;
   uint32_t block_size;
   uint8_t uuid[16];
+  uint32_t vd_flags;            /* the descriptor's HF_VD_* (format.h):
+                                   the segment key layout */
   bool readonly;
   bool fenced;                  /* another writer took over: EROFS */
   uint64_t head_seq;            /* newest committed segment (0: none) */

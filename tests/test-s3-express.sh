@@ -20,7 +20,8 @@
 #  3. The store conformance suite (unit/check-objstore: ranges, key
 #     names, conditional puts, multipart, concurrency ...), paged
 #     listings with start-after and early stops (s3-errtest list), a
-#     wrong secret.
+#     wrong secret (CreateSession's failure logged once); a volume made
+#     there has grouped segment keys, which fsck reads.
 #  4. The S3 halves of the plugin read/write, restart, crash, GC and
 #     history tests, each against its own emulated server.
 set -e
@@ -100,6 +101,13 @@ grep -q "CreateSession in bucket $S3_BUCKET at $S3_ENDPOINT failed: HTTP 403" \
 if grep -q "WRONG-SECRET" "$S3RVER_DIR/badsecret.log"; then
   fail "the secret key appeared in the log"
 fi
+# A volume made on a directory bucket has grouped segment keys
+# (HF_VD_SEG_GROUPS: seg/GROUP/SEQ), and fsck reads them.
+nbdkit -U - "$PLUGIN" "s3://$S3_BUCKET/grp" endpoint="$S3_ENDPOINT" size=1M \
+  wal=off --run 'nbdsh -u "$uri" -c "h.pwrite(b\"g\" * 4096, 8192); h.flush()"'
+grep -Eq '^PUT [^ ]* /grp/seg/[0-9a-f]{16}/[0-9a-f]{16} ' "$S3RVER_REQLOG" ||
+  fail "no grouped segment key: $(grep ' /grp/seg/' "$S3RVER_REQLOG" | head -3)"
+"$HYPERFILE" --endpoint "$S3_ENDPOINT" fsck "s3://$S3_BUCKET/grp"
 kill_s3rver
 echo "$0: store: ok ($(( $(date +%s) - t0 )) s)"
 

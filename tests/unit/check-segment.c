@@ -103,6 +103,33 @@ START_TEST (test_keys)
     hf_seg_key (b, sizeof b, "", 10);
     ck_assert_int_lt (strcmp (b, a), 0);
   }
+  /* Grouped keys (HF_VD_SEG_GROUPS): 512 seqs a group, newest first. */
+  hf_seg_key_vd (key, sizeof key, "vol/", 0, 1);
+  ck_assert_str_eq (key, "vol/seg/fffffffffffffffe");
+  hf_seg_key_vd (key, sizeof key, "vol/", HF_VD_SEG_GROUPS, 1);
+  ck_assert_str_eq (key, "vol/seg/ffffffffffffffff/fffffffffffffffe");
+  hf_seg_key_vd (key, sizeof key, "", HF_VD_SEG_GROUPS, 512);
+  ck_assert_str_eq (key, "seg/fffffffffffffffe/fffffffffffffdff");
+  ck_assert_int_eq (hf_seg_name_parse (key + 4, &seq), 0);
+  ck_assert_uint_eq (seq, 512);
+  ck_assert_int_eq (hf_seg_name_parse ("fffffffffffffdff", &seq), 0);
+  ck_assert_uint_eq (seq, 512);
+  /* 512 is in group 1, not 0; and no other shapes. */
+  ck_assert_int_eq (hf_seg_name_parse ("ffffffffffffffff/fffffffffffffdff",
+                                       &seq), EINVAL);
+  ck_assert_int_eq (hf_seg_name_parse ("fffffffffffffffe/fffffffffffffdff/",
+                                       &seq), EINVAL);
+  ck_assert_int_eq (hf_seg_name_parse ("fffffffffffffffe-fffffffffffffdff",
+                                       &seq), EINVAL);
+  hf_seg_group_dir (key, sizeof key, "p/", 1);
+  ck_assert_str_eq (key, "p/seg/fffffffffffffffe/");
+  {
+    char a[64], b[64];
+    hf_seg_key_vd (a, sizeof a, "", HF_VD_SEG_GROUPS, 511);
+    hf_seg_key_vd (b, sizeof b, "", HF_VD_SEG_GROUPS, 512);
+    ck_assert_int_lt (strcmp (b, a), 0);
+    ck_assert_uint_le (strlen (a) + 1, HF_SEG_KEY_LEN (0));
+  }
 }
 END_TEST
 

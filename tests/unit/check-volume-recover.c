@@ -15,6 +15,12 @@
  *    head's chain reaches, whatever the number of segments (counted by
  *    a store that wraps the directory store), and at= lists down to the
  *    point it reads;
+ *  - with grouped segment keys (HF_VD_SEG_GROUPS, what a directory bucket
+ *    gets) over three groups of 512: the keys are grouped, an open lists
+ *    the newest group and the empty one above it (and the one below
+ *    when the head's chain reaches into it), at= an old point lists its
+ *    group, a volume without its lease (no record of the head) lists
+ *    seg/ as a flat volume does, and the data reads back each time;
  *  - a writer fenced between picking a segment and its PUT (forced with
  *    -Wl,--wrap of the lease calls) starts no PUT;
  *  - a writer fenced while its PUT is under way (held in the fault
@@ -87,7 +93,7 @@ count_cb (void *opaque, const char *key, uint64_t size)
   struct count_list *cl = opaque;
   uint64_t seq;
 
-  if (strncmp (key, "seg/", 4) == 0 && hf_seg_key_parse (key + 4, &seq) == 0) {
+  if (strncmp (key, "seg/", 4) == 0 && hf_seg_name_parse (key + 4, &seq) == 0) {
     count_seg_keys++;
     if (count_seg_oldest == 0 || seq < count_seg_oldest)
       count_seg_oldest = seq;
@@ -202,6 +208,18 @@ check_at (struct hf_objstore *s, uint64_t seq, const uint8_t *want,
                  "bytes", seq);
   ck_assert_int_eq (hf_volume_close (v), 0);
   free (r);
+}
+
+/* List callback: keep up to 8 keys (struct keys below). */
+static int
+collect_key (void *opaque, const char *key, uint64_t size)
+{
+  struct { char k[8][HF_OBJSTORE_KEY_MAX + 1]; size_t n; } *ks = opaque;
+
+  (void) size;
+  if (ks->n < 8)
+    snprintf (ks->k[ks->n++], sizeof ks->k[0], "%s", key);
+  return 0;
 }
 
 /* Flip one byte of an object through the store API. */
@@ -1092,6 +1110,108 @@ START_TEST (test_open_lists_newest)
 }
 END_TEST
 
+/* Grouped segment keys: 1,030 segments over groups 0, 1 and 2. */
+START_TEST (test_grouped_keys)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore cs = { .ops = &count_ops };
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .checkpoint_segments = 8 };
+  struct hf_objstore_info oi;
+  struct hf_objstore_stats st0, st1;
+  struct hf_volume_info info;
+  struct hf_volume *v;
+  uint8_t x[4096], r[4096];
+  uint64_t seqs[1030], lists;
+  char key[HF_OBJSTORE_KEY_MAX + 1];
+  int i;
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &count_inner), 0);
+  ck_assert_int_eq (hf_volume_create_grouped (&cs, "", 1 << 20, 4096), 0);
+  v = open_ok (&cs, &o);
+  for (i = 0; i < 1030; i++) {
+    pattern (x, sizeof x, i);
+    ck_assert_int_eq (hf_volume_pwrite (v, x, sizeof x, 4096 * (i % 16),
+                                        HF_VOL_FUA), 0);
+    seqs[i] = head_of (v);
+  }
+  hf_volume_get_info (v, &info);
+  ck_assert (info.vd_flags & HF_VD_SEG_GROUPS);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  ck_assert_uint_ge (seqs[1029] >> HF_SEG_GROUP_SHIFT, 2);
+  hf_seg_key_vd (key, sizeof key, "", HF_VD_SEG_GROUPS, seqs[600]);
+  ck_assert_int_eq (hf_objstore_head (count_inner, key, &oi), 0);
+  ck_assert_str_eq (key + 21, key + 4 + 17);
+  ck_assert (key[20] == '/');
+  hf_seg_key (key, sizeof key, "", seqs[600]);
+  ck_assert_int_eq (hf_objstore_head (count_inner, key, &oi), ENOENT);
+
+  /* The head's group and the empty one above (and at most the one
+   * below, for the chain): never group 0. */
+  o.flush_interval_ms = 0;
+  count_seg_keys = count_seg_oldest = 0;
+  hf_objstore_get_stats (count_inner, &st0);
+  v = open_ok (&cs, &o);
+  hf_objstore_get_stats (count_inner, &st1);
+  lists = st1.requests[HF_OP_LIST] - st0.requests[HF_OP_LIST];
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_ge (info.head_seq, seqs[1029]);
+  ck_assert_uint_le (lists, 4);  /* lease/, and 2 or 3 groups */
+  ck_assert_uint_ge (count_seg_oldest, (uint64_t) 1 << HF_SEG_GROUP_SHIFT);
+  for (i = 1014; i < 1030; i++) {
+    pattern (x, sizeof x, i);
+    ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 4096 * (i % 16)), 0);
+    ck_assert (memcmp (r, x, sizeof x) == 0);
+  }
+  /* A write lands in the newest group and the next open finds it. */
+  pattern (x, sizeof x, 5000);
+  ck_assert_int_eq (hf_volume_pwrite (v, x, sizeof x, 0, HF_VOL_FUA), 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  v = open_ok (&cs, &o);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
+  ck_assert (memcmp (r, x, sizeof x) == 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  /* at= a point in group 0: that group only (its chain is there). */
+  o.readonly = true;
+  o.at_seq = seqs[100];
+  count_seg_keys = count_seg_oldest = 0;
+  v = open_ok (&cs, &o);
+  ck_assert_uint_eq (head_of (v), seqs[100]);
+  ck_assert_uint_le (count_seg_keys, 1u << HF_SEG_GROUP_SHIFT);
+  for (i = 85; i <= 100; i++) {
+    pattern (x, sizeof x, i);
+    ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 4096 * (i % 16)), 0);
+    ck_assert (memcmp (r, x, sizeof x) == 0);
+  }
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  /* Without a lease nothing says where the head is: seg/ itself is
+   * listed, newest first (here a batch of 1,000 keys, more than a
+   * group; a store that lists whole reads every group). */
+  {
+    struct keys { char k[8][HF_OBJSTORE_KEY_MAX + 1]; size_t n; } ks = { 0 };
+
+    ck_assert_int_eq (hf_objstore_list (count_inner, "lease/", NULL,
+                                        collect_key, &ks), 0);
+    ck_assert_uint_ge (ks.n, 1);
+    for (i = 0; i < (int) ks.n; i++)
+      ck_assert_int_eq (hf_objstore_delete (count_inner, ks.k[i]), 0);
+  }
+  o.at_seq = 0;
+  count_seg_keys = count_seg_oldest = 0;
+  v = open_ok (&cs, &o);
+  ck_assert_uint_gt (head_of (v), seqs[1029]);
+  ck_assert_uint_gt (count_seg_keys, 1u << HF_SEG_GROUP_SHIFT);
+  ck_assert_int_eq (hf_volume_pread (v, r, sizeof r, 0), 0);
+  pattern (x, sizeof x, 5000);
+  ck_assert (memcmp (r, x, sizeof x) == 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (count_inner);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -1113,6 +1233,7 @@ main (void)
   tcase_add_test (tc, test_many_orphans);
   tcase_add_test (tc, test_commit_burst_cached);
   tcase_add_test (tc, test_open_lists_newest);
+  tcase_add_test (tc, test_grouped_keys);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }
