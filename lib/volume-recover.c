@@ -80,10 +80,6 @@ hf_vol_list_cb (void *opaque, const char *key, uint64_t size)
   struct hf_vol_seglist *f = opaque;
   uint64_t num;
 
-  if (f->batch && f->n - f->n0 == f->batch) {
-    f->more = true;             /* the batch is full: key is the next's */
-    return 1;
-  }
   snprintf (f->after, sizeof f->after, "%s", key);
   if (strlen (key) <= f->plen || hf_seg_name_parse (key + f->plen, &num))
     return 0;
@@ -96,6 +92,12 @@ hf_vol_list_cb (void *opaque, const char *key, uint64_t size)
     f->cap = nc;
   }
   f->v[f->n++] = (struct hf_vol_listed) { num, size };
+  if (f->batch && f->n - f->n0 == f->batch) {
+    /* Full: stop here, not at the next key (which could take another
+     * LIST page); the next batch starts after this one. */
+    f->more = true;
+    return 1;
+  }
   return 0;
 }
 
@@ -109,9 +111,10 @@ hf_vol_list_restart (void *opaque)
 }
 
 /* List the next batch of segment keys (all of them on a store that
- * lists whole): it ends before its batch+1-th segment key, after any
- * number of keys that are not segments'.  On error the batch is as if
- * never listed. */
+ * lists whole): it ends at its batch-th segment key, after any number
+ * of keys that are not segments'; a batch that ends exactly at the last
+ * key is followed by an empty one.  On error the batch is as if never
+ * listed. */
 static int
 hf_vol_list_group (struct hf_volume *v, struct hf_vol_seglist *f,
                    uint64_t g)
