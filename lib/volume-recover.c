@@ -110,11 +110,7 @@ hf_vol_list_restart (void *opaque)
   f->more = false;
 }
 
-/* List the next batch of segment keys (all of them on a store that
- * lists whole): it ends at its batch-th segment key, after any number
- * of keys that are not segments'; a batch that ends exactly at the last
- * key is followed by an empty one.  On error the batch is as if never
- * listed. */
+/* List group g's directory of a grouped volume, whole. */
 static int
 hf_vol_list_group (struct hf_volume *v, struct hf_vol_seglist *f,
                    uint64_t g)
@@ -161,6 +157,12 @@ hf_vol_list_groups_first (struct hf_volume *v, struct hf_vol_seglist *f)
   return 0;
 }
 
+/* List the next batch of segment keys (all of them on a store that
+ * lists whole): it ends at its batch-th segment key, after any number
+ * of keys that are not segments'; a batch that ends exactly at the last
+ * key is followed by an empty one.  On error the batch is as if never
+ * listed.  A grouped volume: its first groups, then the next older
+ * group each time. */
 static int
 hf_vol_list_batch (struct hf_volume *v, struct hf_vol_seglist *f)
 {
@@ -262,8 +264,8 @@ hf_vol_meta_attempt (void *arg, unsigned attempt)
   struct hf_vol_meta_args *a = arg;
 
   return hf_seg_read_meta_vd (a->lv->store, a->lv->prefix,
-                              a->lv->d.flags, a->seq,
-                           a->lv->d.uuid, a->v->bs, a->size, a->m);
+                              a->lv->d.flags, a->seq, a->lv->d.uuid,
+                              a->v->bs, a->size, a->m);
 }
 
 /* Segment seq's metadata, read once per recovery (rc caches it). */
