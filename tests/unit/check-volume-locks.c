@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "objstore.h"
 #include "test-util.h"
 #include "volume-int.h"
@@ -642,12 +643,15 @@ END_TEST
 
 /* A flush retries failed uploads at once instead of after their
  * backoff, also the upload that is under way when the flush begins and
- * fails after it (flush_gen): the store came back during the flush, and
- * the flush succeeds.  Before, that attempt's failure set a backoff the
- * flush's reset had missed (after seven failures 3.2 s, longer than
- * this flush waits) and the flush failed with EIO with the store up:
- * check-volume's test_store_down on a loaded machine.  The attempt is
- * held in the store until the flush has begun. */
+ * fails after it (flush_gen): the store came back during the flush.
+ * Before, that attempt's failure set a backoff the flush's reset had
+ * missed (after seven failures 3.2 s, longer than a 300 ms flush
+ * waits), and the flush failed with EIO with the store up: check-
+ * volume's test_store_down on a loaded machine.  The attempt is held in
+ * the store until the flush has begun; after its failure the segment
+ * is due now (retry_at_us 0) or already sent again, never waiting out a
+ * backoff.  (Read under the lock, not timed: with a flush timeout below
+ * the backoff it was a race with the retry under valgrind.) */
 struct flush_arg {
   struct hf_volume *v;
   int r;
@@ -678,15 +682,15 @@ START_TEST (test_flush_retries_upload_under_way)
   char *dir = make_tmpdir ();
   /* No lease renewal in the test's time. */
   struct hf_volume_options o = { .flush_interval_ms = 20,
-                                 .flush_timeout_ms = 3000,
                                  .lease_ttl_s = 600 };
   struct hf_volume *v;
   struct flush_arg fa;
   pthread_t th;
   uint8_t blk[BS];
-  uint64_t gen0, gen;
-  bool held;
-  unsigned i, fails;
+  uint64_t gen0, gen, retry_at = 0;
+  bool held, due = false;
+  double left = 0;
+  unsigned i, fails, attempts;
 
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &slow_inner), 0);
   ck_assert_int_eq (hf_volume_create (&slow_store, "", 1 << 20, BS), 0);
@@ -718,6 +722,9 @@ START_TEST (test_flush_retries_upload_under_way)
   /* A flush begins while it is held ... */
   hf_vol_lock (v);
   gen0 = v->flush_gen;
+  ck_assert_ptr_nonnull (v->sealed);
+  ck_assert_int_eq (v->sealed->state, HF_VSEG_UPLOADING);
+  attempts = v->sealed->attempts;
   hf_vol_unlock (v);
   fa.v = v;
   ck_assert_int_eq (pthread_create (&th, NULL, flush_thread, &fa), 0);
@@ -734,7 +741,32 @@ START_TEST (test_flush_retries_upload_under_way)
   put_hold = false;
   pthread_cond_broadcast (&gate_cv);
   pthread_mutex_unlock (&gate_lock);
+  /* Once the failure is handled: due now, sent again, or landed. */
+  for (;;) {
+    struct hf_vol_seg *sg;
+
+    hf_vol_lock (v);
+    sg = v->sealed;
+    if (sg == NULL || sg->state == HF_VSEG_LANDED ||
+        (sg->state == HF_VSEG_UPLOADING && sg->attempts > attempts))
+      due = true;
+    else if (sg->state == HF_VSEG_BUILT) {
+      retry_at = sg->retry_at_us;
+      due = retry_at == 0;
+      left = (double) ((int64_t) retry_at
+                       - (int64_t) hf_clock_mono_us ()) / 1e6;
+    }
+    else {
+      hf_vol_unlock (v);        /* the held attempt, not yet failed */
+      usleep (1000);
+      continue;
+    }
+    hf_vol_unlock (v);
+    break;
+  }
   pthread_join (th, NULL);
+  ck_assert_msg (due, "the upload that failed during the flush waits "
+                 "for its backoff (retry in %.1f s)", left);
   ck_assert_uint_eq (put_fails_now (), fails + 1);
   ck_assert_msg (fa.r == 0, "the flush failed (%s) with the store back",
                  strerror (fa.r));
