@@ -6,7 +6,12 @@
  * first (fuzz.h).  On success the decoded header and tables must keep
  * every promise segment.h makes: the areas in order and inside the
  * object, the extents inside the volume, the data extents covering
- * exactly sh_n_data blocks, a checkpoint root inside the node area. */
+ * exactly sh_n_data blocks, a checkpoint root inside the node area;
+ * for a compressed segment, frames that tile the data area.  Then each
+ * frame the input holds is decoded (hf_seg_frame_decode) into a buffer
+ * of exactly its size (ASan sees any write past it); mode bit 2 sets
+ * each fr_crc to the stored bytes' CRC first, so that mutations reach
+ * the zstd decoder. */
 #include <config.h>
 
 #include <stdbool.h>
@@ -48,10 +53,21 @@ check_hdr (const struct hf_seg_hdr *h, size_t len, bool whole)
               (h->block_size & (h->block_size - 1)) == 0);
   FUZZ_CHECK (h->ext_off == HF_SH_SIZE);
   FUZZ_CHECK (h->crc_off == h->ext_off + (uint64_t) h->n_ext * HF_EXT_SIZE);
-  FUZZ_CHECK (h->node_off >= h->crc_off + (uint64_t) h->n_data * 4);
+  FUZZ_CHECK (h->node_off >= h->crc_off + (uint64_t) h->n_data * 4 +
+              (uint64_t) h->n_frames * HF_FR_SIZE);
   FUZZ_CHECK (h->data_off >= nodes_end);
-  FUZZ_CHECK (h->object_size ==
-              h->data_off + (uint64_t) h->n_data * h->block_size);
+  if (h->codec == 0)
+    FUZZ_CHECK (h->object_size ==
+                h->data_off + (uint64_t) h->n_data * h->block_size);
+  else {
+    FUZZ_CHECK (h->codec == HF_SH_CODEC_ZSTD);
+    FUZZ_CHECK (h->frame_blocks >= 1 && (uint64_t) h->frame_blocks *
+                h->block_size <= HF_SEG_FRAME_MAX);
+    FUZZ_CHECK (h->n_frames == ((uint64_t) h->n_data + h->frame_blocks - 1)
+                / h->frame_blocks);
+    FUZZ_CHECK (h->object_size >= h->data_off + h->n_frames &&
+                h->object_size <= hf_seg_image_size (h));
+  }
   FUZZ_CHECK (h->object_size <= HF_SEG_MAX_OBJECT +
               (uint64_t) UINT32_MAX * HF_MAX_BLOCK_SIZE);
   if (whole)
@@ -118,6 +134,30 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     if (m.h.n_data)
       FUZZ_CHECK (m.crcs[m.h.n_data - 1] ==
                   hf_le32 (o + m.h.crc_off + (m.h.n_data - 1) * 4ull));
+    if (m.h.codec) {
+      uint64_t pos = m.h.data_off;
+
+      for (i = 0; i < m.h.n_frames; i++) {
+        size_t want = (size_t) hf_seg_frame_nblocks (&m.h, i) *
+          m.h.block_size;
+        struct hf_seg_frame f = m.frames[i];
+        uint8_t *out;
+
+        FUZZ_CHECK (f.off == pos && f.len >= 1 && f.len <= want);
+        FUZZ_CHECK (((f.flags & HF_FR_RAW) != 0) == (f.len == want));
+        pos += f.len;
+        if (f.off + f.len > size)
+          continue;
+        if (mode & 4)
+          f.crc = hf_crc32c (0, o + f.off, f.len);
+        out = malloc (want);
+        if (out == NULL)
+          continue;
+        (void) hf_seg_frame_decode (&m.h, i, &f, o + f.off, "seg/fuzz", out);
+        free (out);
+      }
+      FUZZ_CHECK (pos == m.h.object_size);
+    }
     hf_seg_meta_free (&m);
   }
   free (o);

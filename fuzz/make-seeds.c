@@ -180,6 +180,47 @@ seeds_segment (void)
   seed ("segment", "seed-whole", 2, o, h.object_size);
   seed ("segment", "seed-head", 0, o, h.data_off);
   free (o);
+
+  /* Compressed (version 2): 40 blocks of 512 bytes in frames of 32,
+   * text (a zstd frame) and random (a raw one). */
+  {
+    struct hf_seg_ext zext[1] = { { .lba = 0, .nblocks = 40,
+                                    .flags = HF_EXT_DATA } };
+    uint32_t zcrcs[40];
+    struct hf_seg_frame fr[2];
+    uint8_t *u;
+    uint64_t x = 88172645463325252ull;
+
+    memset (&h, 0, sizeof h);
+    h.block_size = 512;
+    memcpy (h.volume_uuid, "fuzz-volume-uuid", 16);
+    h.seq = 2;
+    h.parent_seq = 1;
+    h.volume_size = 1 << 20;
+    h.n_ext = 1;
+    h.n_data = 40;
+    h.codec = HF_SH_CODEC_ZSTD;
+    h.frame_blocks = 32;
+    if (hf_seg_layout (&h) != 0)
+      die ("hf_seg_layout zstd");
+    o = calloc (1, h.object_size);
+    u = calloc (1, h.object_size);
+    for (i = 0; i < 40 * 512; i++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      o[h.data_off + i] = i < 32 * 512 ? "hyperfile "[i % 10] : (uint8_t) x;
+    }
+    for (i = 0; i < 40; i++)
+      zcrcs[i] = hf_crc32c (0, o + h.data_off + i * 512, 512);
+    if (hf_seg_compress (o + h.data_off, &h, 1, u + h.data_off, fr) != 0)
+      die ("hf_seg_compress");
+    hf_seg_write_meta_frames (o, &h, zext, zcrcs, fr);
+    memcpy (u, o, h.data_off);
+    seed ("segment", "seed-zstd-whole", 2, u, h.object_size);
+    seed ("segment", "seed-zstd-frames", 4, u, h.object_size);
+    seed ("segment", "seed-zstd-head", 0, u, h.data_off);
+    free (o);
+    free (u);
+  }
 }
 
 /* ---- Small objects ---- */

@@ -246,6 +246,7 @@ hf_file_create (const char *url, uint64_t size,
   struct hf_user_key uk;
   char *prefix;
   bool have_key;
+  unsigned codec = 0, level = 0;
   int r;
 
   if ((r = hf_file_get_options (opts, &o)) != 0)
@@ -253,6 +254,11 @@ hf_file_create (const char *url, uint64_t size,
   if (size == 0 || size > HF_FILE_MAX_SIZE) {
     hf_error ("hf_file_create: %s: size %" PRIu64 " out of range (1 to %"
               PRIu64 ")", url, size, HF_FILE_MAX_SIZE);
+    return EINVAL;
+  }
+  if (o.compress && hf_codec_parse (o.compress, &codec, &level) != 0) {
+    hf_error ("hf_file_create: %s: compress \"%s\": zstd, zstd:LEVEL (1 "
+              "to %d) or off", url, o.compress, HF_VD_CODEC_LEVEL_MAX);
     return EINVAL;
   }
   /* The key first: a key file that cannot be used leaves nothing made. */
@@ -274,8 +280,8 @@ hf_file_create (const char *url, uint64_t size,
     if (r == 0)
       r = EEXIST;
     else if (r == ENOENT)               /* logs why */
-      r = hf_volume_create_key (s, prefix, size, o.block_size,
-                                have_key ? &uk : NULL);
+      r = hf_volume_create_codec (s, prefix, size, o.block_size,
+                                  have_key ? &uk : NULL, codec, level);
   }
   hf_objstore_close (s);
   free (prefix);

@@ -197,12 +197,22 @@ hf_put_le64 (void *p, uint64_t v)
  *                             the wrap and the CRC: flatten rewrites
  *                             flags and vd_flat_seq)
  *    424   16 vd_wrap_tag     its tag
- *    440   68 vd_reserved     zero
+ *    440    1 vd_codec        0: segments store data blocks as they
+ *                             are; HF_SH_CODEC_ZSTD: writers compress
+ *                             (segment version 2, frames); version 4
+ *                             exactly when not 0
+ *    441    1 vd_codec_level  zstd level writers use (1..19); 0 when
+ *                             vd_codec is 0
+ *    442   66 vd_reserved     zero
  *    508    4 vd_crc          CRC32C of bytes 0..507
  *
  * Version 1 descriptors have zeros at 336..507 (no encryption); a
  * volume created with a key is written as version 2, which readers
  * before encryption refuse instead of misreading its sealed objects.
+ * A volume created with compression is written as version 4 (whatever
+ * its flags say: HF_VD_ENCRYPTED, HF_VD_SEG_GROUPS), which readers before
+ * compression refuse; its segments say themselves how they are stored
+ * (sh_codec), so a clone and its parent may differ.
  * The descriptor is the one object stored in the clear (it holds the
  * wrapped key); `hyperfile rekey` replaces it (340..439 change) with an
  * unconditional PUT, as flatten does (flags, vd_flat_seq).
@@ -243,13 +253,17 @@ struct hf_disk_volume {
   uint8_t vd_wrap_nonce[12];
   uint8_t vd_wrap_key[32];
   uint8_t vd_wrap_tag[16];
-  uint8_t vd_reserved[68];
+  uint8_t vd_codec;
+  uint8_t vd_codec_level;
+  uint8_t vd_reserved[66];
   uint32_t vd_crc;
 } __attribute__ ((packed));
 #define HF_VD_MAGIC 0x44564648u /* "HFVD" */
 #define HF_VD_VERSION 1
 #define HF_VD_VERSION_CRYPT 2   /* written only for encrypted volumes */
 #define HF_VD_VERSION_GROUPS 3  /* written only with HF_VD_SEG_GROUPS */
+#define HF_VD_VERSION_CODEC 4   /* written only for compressed volumes */
+#define HF_VD_CODEC_LEVEL_MAX 19
 #define HF_VD_SIZE 512
 #define HF_VD_CLONE 0x1
 /* A flattened clone (hyperfile flatten): no point at or after
@@ -421,7 +435,16 @@ _Static_assert (sizeof (struct hf_disk_branch_ent) == HF_BN_ENT_SIZE, "br ent");
  *                             above sh_wal_lsn of the head only when the
  *                             head names its log (see hyperfile-format(5),
  *                             WAL RECORDS)
- *    188   64 sh_reserved     zero
+ *    188    4 sh_codec        0: the data area holds the blocks as they
+ *                             are (version 1); HF_SH_CODEC_ZSTD: it holds
+ *                             frames (below; version 2 exactly then)
+ *    192    4 sh_frame_blocks codec: data blocks per frame (1 or more,
+ *                             at most HF_SEG_FRAME_MAX bytes); else 0
+ *    196    4 sh_n_frames     codec: frames, ceil(sh_n_data /
+ *                             sh_frame_blocks); else 0
+ *    200    8 sh_frame_off    codec: byte offset of the frame table,
+ *                             sh_crc_off + 4 * sh_n_data; else 0
+ *    208   44 sh_reserved     zero
  *    252    4 sh_hdr_crc      CRC32C of bytes 0..251
  *
  * Extent table entry (16 bytes), applied in table order:
@@ -435,6 +458,33 @@ _Static_assert (sizeof (struct hf_disk_branch_ent) == HF_BN_ENT_SIZE, "br ent");
  *     14    2 ex_reserved  zero
  * Data extents consume data blocks in table order: the first data
  * extent's blocks are data blocks 0..n-1, the next's follow, and so on.
+ *
+ * Compressed segments (sh_codec != 0, sh_version 2).  Block addresses
+ * do not change: data block i is still "at" byte sh_data_off + i *
+ * sh_block_size of the segment's *image* (what the object would be
+ * uncompressed, sh_data_off + sh_n_data * sh_block_size bytes), and
+ * index entries (le_blk) and the local cache use image offsets.  The
+ * header, tables and node area are stored exactly as in the image; only
+ * the data area differs: data blocks are grouped in frames of
+ * sh_frame_blocks consecutive blocks (the last frame may hold fewer),
+ * frame f holding data blocks f * sh_frame_blocks onwards, and frame f
+ * is stored at sh_data_off + the sum of fr_len of frames 0..f-1.  The
+ * frames fill the object exactly (sh_object_size = sh_data_off + the
+ * sum of all fr_len).  The frame table (sh_n_frames entries of 16
+ * bytes, between the block CRC table and the node area, covered by
+ * sh_meta_crc) says how each frame is stored:
+ * OFFSET SIZE DESCRIPTION
+ *      0    4 fr_len       stored bytes (1 .. the frame's image bytes)
+ *      4    4 fr_crc       CRC32C of the fr_len stored bytes
+ *      8    2 fr_flags     HF_FR_RAW: stored as is (fr_len equals the
+ *                          frame's image bytes); else one zstd frame
+ *                          (RFC 8878) that decompresses to exactly the
+ *                          frame's image bytes, and fr_len is smaller
+ *     10    6 fr_reserved  zero
+ * A reader fetches only the frames that hold the blocks it wants,
+ * checks fr_crc before decompressing, decompresses into a buffer of
+ * exactly the frame's image bytes (anything else is damage), then
+ * checks each block against the block CRC table as for version 1.
  */
 struct hf_disk_seg_hdr {
   uint32_t sh_magic;
@@ -466,12 +516,18 @@ struct hf_disk_seg_hdr {
   uint32_t sh_parent_crc;
   uint64_t sh_wal_lsn;
   uint64_t sh_wal_id;
-  uint8_t sh_reserved[64];
+  uint32_t sh_codec;
+  uint32_t sh_frame_blocks;
+  uint32_t sh_n_frames;
+  uint64_t sh_frame_off;
+  uint8_t sh_reserved[44];
   uint32_t sh_hdr_crc;
 } __attribute__ ((packed));
 #define HF_SH_MAGIC 0x47534648u /* "HFSG" */
 #define HF_SH_VERSION 1
+#define HF_SH_VERSION_FRAMES 2  /* sh_codec != 0 */
 #define HF_SH_SIZE 256
+#define HF_SH_CODEC_ZSTD 1
 #define HF_SH_CHECKPOINT 0x1
 #define HF_SH_ROLLBACK 0x2
 _Static_assert (sizeof (struct hf_disk_seg_hdr) == HF_SH_SIZE, "sh size");
@@ -486,6 +542,21 @@ struct hf_disk_extent {
 #define HF_EXT_ZERO 0x2
 #define HF_EXT_SIZE 16
 _Static_assert (sizeof (struct hf_disk_extent) == HF_EXT_SIZE, "ext size");
+
+struct hf_disk_frame {
+  uint32_t fr_len;
+  uint32_t fr_crc;
+  uint16_t fr_flags;
+  uint8_t fr_reserved[6];
+} __attribute__ ((packed));
+#define HF_FR_RAW 0x1
+#define HF_FR_SIZE 16
+/* The largest frame (image bytes): bounds what one frame can make a
+ * reader allocate and decompress. */
+#define HF_SEG_FRAME_MAX (1024 * 1024)
+_Static_assert (sizeof (struct hf_disk_frame) == HF_FR_SIZE, "fr size");
+_Static_assert (__builtin_offsetof (struct hf_disk_seg_hdr, sh_codec) == 188,
+                "sh codec");
 
 /* ---- Writer lease: object PREFIX "lease/" HEX16(~epoch), 256 bytes ----
  *

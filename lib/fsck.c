@@ -143,6 +143,45 @@ hf_fsck_find (struct hf_fsck *f, uint64_t seq)
   return lo < f->nseg && f->seg[lo].seq == seq ? &f->seg[lo] : NULL;
 }
 
+/* Pass 1 for a compressed segment's data area: every frame checks
+ * (fr_crc, decodes to exactly its size) and every block in it matches
+ * its CRC.  Takes m's frames (frees them). */
+static int
+hf_fsck_frames (struct hf_fsck *f, const char *key, const uint8_t *o,
+                struct hf_seg_meta *m)
+{
+  size_t fb = (size_t) m->h.frame_blocks * m->h.block_size;
+  CLEANUP_FREE uint8_t *tmp = malloc (fb ? fb : 1);
+  uint32_t i, b;
+  int r = 0;
+
+  if (tmp == NULL)
+    r = ENOMEM;
+  for (i = 0; i < m->h.n_frames && r == 0; i++) {
+    uint32_t nb = hf_seg_frame_nblocks (&m->h, i);
+    int e = hf_seg_frame_decode (&m->h, i, &m->frames[i],
+                                 o + m->frames[i].off, key, tmp);
+
+    f->rep.data_blocks += nb;
+    if (e == ENOMEM)
+      r = e;
+    else if (e) {
+      hf_fsck_problem (f, key, m->frames[i].off, "%s", hf_log_last_error ());
+      continue;
+    }
+    for (b = 0; b < nb && e == 0; b++) {
+      uint32_t d = i * m->h.frame_blocks + b;
+      if (hf_crc32c (0, tmp + (size_t) b * m->h.block_size,
+                     m->h.block_size) != m->crcs[d])
+        hf_fsck_problem (f, key, m->frames[i].off, "data block %" PRIu32
+                         " (frame %" PRIu32 ") CRC mismatch", d, i);
+    }
+  }
+  free (m->frames);
+  m->frames = NULL;
+  return r;
+}
+
 static int
 hf_fsck_segment (struct hf_fsck *f, struct hf_fsck_seg *e)
 {
@@ -200,6 +239,7 @@ hf_fsck_segment (struct hf_fsck *f, struct hf_fsck_seg *e)
                      m.h.object_size);
     if (len < m.h.object_size) {
       e->ok = false;
+      free (m.frames);
       return 0;
     }
   }
@@ -213,6 +253,8 @@ hf_fsck_segment (struct hf_fsck *f, struct hf_fsck_seg *e)
       hf_fsck_problem (f, key, (uint64_t) off * HF_NODE_SIZE, "%s",
                        hf_log_last_error ());
   }
+  if (m.h.codec)
+    return hf_fsck_frames (f, key, o, &m);
   for (i = 0; i < m.h.n_data; i++) {
     uint64_t off = m.h.data_off + (uint64_t) i * m.h.block_size;
 

@@ -1300,6 +1300,9 @@ hf_clone_create_key (struct hf_history *src, const char *src_url,
   d.parent_seq = base;
   memcpy (d.parent_uuid, sd->uuid, HF_UUID_SIZE);
   strcpy (d.parent_url, src_url);
+  /* A clone compresses as its parent does. */
+  d.codec = sd->codec;
+  d.codec_level = sd->codec_level;
   if (encrypted) {
     r = hf_crypt_desc_seal (&d, uk, dkey);
     memset (dkey, 0, sizeof dkey);

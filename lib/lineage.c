@@ -55,6 +55,11 @@ hf_vdesc_encode (const struct hf_vdesc *d, uint8_t o[HF_VD_SIZE])
   }
   if (d->flags & HF_VD_SEG_GROUPS)
     hf_put_le16 (o + VD (vd_version), HF_VD_VERSION_GROUPS);
+  if (d->codec) {
+    hf_put_le16 (o + VD (vd_version), HF_VD_VERSION_CODEC);
+    o[VD (vd_codec)] = d->codec;
+    o[VD (vd_codec_level)] = d->codec_level;
+  }
   hf_put_le32 (o + VD (vd_crc), hf_crc32c (0, o, VD (vd_crc)));
 }
 
@@ -64,14 +69,15 @@ hf_vdesc_decode (const void *buf, size_t len, struct hf_vdesc *d,
 {
   const uint8_t *o = buf;
   uint32_t bs;
+  uint16_t version;
 
   if (len != HF_VD_SIZE || hf_le32 (o + VD (vd_magic)) != HF_VD_MAGIC) {
     *bad_off = 0;
     return EBADMSG;
   }
-  if ((hf_le16 (o + VD (vd_version)) != HF_VD_VERSION &&
-       hf_le16 (o + VD (vd_version)) != HF_VD_VERSION_CRYPT &&
-       hf_le16 (o + VD (vd_version)) != HF_VD_VERSION_GROUPS) ||
+  version = hf_le16 (o + VD (vd_version));
+  if ((version != HF_VD_VERSION && version != HF_VD_VERSION_CRYPT &&
+       version != HF_VD_VERSION_GROUPS && version != HF_VD_VERSION_CODEC) ||
       hf_le16 (o + VD (vd_hdr_size)) != HF_VD_SIZE) {
     *bad_off = VD (vd_version);
     return EBADMSG;
@@ -95,17 +101,32 @@ hf_vdesc_decode (const void *buf, size_t len, struct hf_vdesc *d,
     *bad_off = VD (vd_size);
     return EBADMSG;
   }
-  /* Version 3 exactly for grouped segment keys (an older reader would
-   * find no segment and take the volume for empty), else version 2
-   * exactly for an encrypted volume (a reader that ignored the flag
+  /* Version 4 exactly for a compressed volume (whatever its flags);
+   * else version 3 exactly for grouped segment keys (an older reader
+   * would find no segment and take the volume for empty), else version
+   * 2 exactly for an encrypted volume (a reader that ignored the flag
    * would take sealed objects for damage, or worse). */
-  if ((hf_le16 (o + VD (vd_version)) == HF_VD_VERSION_GROUPS) !=
-      ((d->flags & HF_VD_SEG_GROUPS) != 0) ||
-      (!(d->flags & HF_VD_SEG_GROUPS) &&
-       (hf_le16 (o + VD (vd_version)) == HF_VD_VERSION_CRYPT) !=
-       ((d->flags & HF_VD_ENCRYPTED) != 0))) {
+  if (version != HF_VD_VERSION_CODEC &&
+      ((version == HF_VD_VERSION_GROUPS) !=
+       ((d->flags & HF_VD_SEG_GROUPS) != 0) ||
+       (!(d->flags & HF_VD_SEG_GROUPS) &&
+        (version == HF_VD_VERSION_CRYPT) !=
+        ((d->flags & HF_VD_ENCRYPTED) != 0)))) {
     *bad_off = VD (vd_flags);
     return EBADMSG;
+  }
+  /* Version 3 exactly for a compressed volume (with or without a key). */
+  if (version == HF_VD_VERSION_CODEC) {
+    d->codec = o[VD (vd_codec)];
+    d->codec_level = o[VD (vd_codec_level)];
+    if (d->codec != HF_SH_CODEC_ZSTD) {
+      *bad_off = VD (vd_codec);
+      return EBADMSG;
+    }
+    if (d->codec_level < 1 || d->codec_level > HF_VD_CODEC_LEVEL_MAX) {
+      *bad_off = VD (vd_codec_level);
+      return EBADMSG;
+    }
   }
   if (d->flags & HF_VD_ENCRYPTED) {
     struct hf_crypt_desc *c = &d->crypt;

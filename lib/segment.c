@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,9 @@
 #include "format.h"
 #include "log.h"
 #include "segment.h"
+
+#include <zstd.h>
+#include <zstd_errors.h>
 
 #define SH(field) offsetof (struct hf_disk_seg_hdr, field)
 
@@ -118,10 +122,26 @@ hf_seg_layout (struct hf_seg_hdr *h)
     : HF_NODE_SIZE;
   uint64_t end;
 
+  uint64_t tables_end;
+
   h->ext_off = HF_SH_SIZE;
   h->crc_off = h->ext_off + (uint64_t) h->n_ext * HF_EXT_SIZE;
-  h->node_off = hf_seg_round_up (h->crc_off + (uint64_t) h->n_data * 4,
-                                 HF_NODE_SIZE);
+  tables_end = h->crc_off + (uint64_t) h->n_data * 4;
+  if (h->codec) {
+    if (h->frame_blocks == 0 ||
+        (uint64_t) h->frame_blocks * h->block_size > HF_SEG_FRAME_MAX)
+      return EINVAL;
+    h->n_frames = (uint32_t) (((uint64_t) h->n_data + h->frame_blocks - 1) /
+                              h->frame_blocks);
+    h->frame_off = tables_end;
+    tables_end += (uint64_t) h->n_frames * HF_FR_SIZE;
+  }
+  else {
+    h->frame_blocks = 0;
+    h->n_frames = 0;
+    h->frame_off = 0;
+  }
+  h->node_off = hf_seg_round_up (tables_end, HF_NODE_SIZE);
   h->data_off = hf_seg_round_up (h->node_off +
                                  (uint64_t) h->n_nodes * HF_NODE_SIZE, align);
   end = h->data_off + (uint64_t) h->n_data * h->block_size;
@@ -131,9 +151,180 @@ hf_seg_layout (struct hf_seg_hdr *h)
   return 0;
 }
 
+uint64_t
+hf_seg_image_size (const struct hf_seg_hdr *h)
+{
+  if (h->codec == 0)
+    return h->object_size;
+  return h->data_off + (uint64_t) h->n_data * h->block_size;
+}
+
+uint32_t
+hf_seg_frame_nblocks (const struct hf_seg_hdr *h, uint32_t i)
+{
+  uint64_t first = (uint64_t) i * h->frame_blocks;
+
+  if (first >= h->n_data)
+    return 0;
+  return h->n_data - first < h->frame_blocks ? (uint32_t) (h->n_data - first)
+    : h->frame_blocks;
+}
+
+uint32_t
+hf_seg_frame_blocks_for (uint32_t block_size, uint32_t frame_bytes)
+{
+  uint32_t n;
+
+  if (frame_bytes > HF_SEG_FRAME_MAX)
+    frame_bytes = HF_SEG_FRAME_MAX;
+  n = frame_bytes / block_size;
+  return n ? n : 1;
+}
+
+int
+hf_seg_compress (const uint8_t *data, struct hf_seg_hdr *h, int level,
+                 uint8_t *dst, struct hf_seg_frame *fr)
+{
+  ZSTD_CCtx *cc;
+  uint64_t pos = 0;
+  uint32_t i;
+
+  if (h->n_frames == 0) {
+    h->object_size = h->data_off;
+    return 0;
+  }
+  cc = ZSTD_createCCtx ();
+  if (cc == NULL)
+    return ENOMEM;
+  for (i = 0; i < h->n_frames; i++) {
+    const uint8_t *src = data + (uint64_t) i * h->frame_blocks * h->block_size;
+    size_t len = (size_t) hf_seg_frame_nblocks (h, i) * h->block_size;
+    /* Room for one byte less than the frame: what does not fit is not
+     * worth keeping compressed, and is stored raw. */
+    size_t z = ZSTD_compressCCtx (cc, dst + pos, len - 1, src, len, level);
+
+    fr[i].off = h->data_off + pos;
+    if (ZSTD_isError (z)) {
+      if (ZSTD_getErrorCode (z) == ZSTD_error_memory_allocation) {
+        ZSTD_freeCCtx (cc);
+        return ENOMEM;
+      }
+      if (ZSTD_getErrorCode (z) != ZSTD_error_dstSize_tooSmall) {
+        hf_error ("segment %" PRIu64 ": zstd: %s", h->seq,
+                  ZSTD_getErrorName (z));
+        ZSTD_freeCCtx (cc);
+        return EIO;
+      }
+      memcpy (dst + pos, src, len);
+      fr[i].len = (uint32_t) len;
+      fr[i].flags = HF_FR_RAW;
+    }
+    else {
+      fr[i].len = (uint32_t) z;
+      fr[i].flags = 0;
+    }
+    fr[i].crc = hf_crc32c (0, dst + pos, fr[i].len);
+    pos += fr[i].len;
+  }
+  ZSTD_freeCCtx (cc);
+  h->object_size = h->data_off + pos;
+  return 0;
+}
+
+/* One decompression context per thread that decodes frames, freed when
+ * the thread ends. */
+static pthread_key_t hf_seg_dctx_key;
+static pthread_once_t hf_seg_dctx_once = PTHREAD_ONCE_INIT;
+
+static void
+hf_seg_dctx_free (void *p)
+{
+  ZSTD_freeDCtx (p);
+}
+
+static void
+hf_seg_dctx_init (void)
+{
+  if (pthread_key_create (&hf_seg_dctx_key, hf_seg_dctx_free) != 0)
+    abort ();
+}
+
+static ZSTD_DCtx *
+hf_seg_dctx (void)
+{
+  ZSTD_DCtx *d;
+
+  pthread_once (&hf_seg_dctx_once, hf_seg_dctx_init);
+  d = pthread_getspecific (hf_seg_dctx_key);
+  if (d == NULL) {
+    d = ZSTD_createDCtx ();
+    if (d && pthread_setspecific (hf_seg_dctx_key, d) != 0) {
+      ZSTD_freeDCtx (d);
+      d = NULL;
+    }
+  }
+  return d;
+}
+
+int
+hf_seg_frame_decode (const struct hf_seg_hdr *h, uint32_t i,
+                     const struct hf_seg_frame *fr, const void *stored,
+                     const char *key, void *out)
+{
+  size_t want = (size_t) hf_seg_frame_nblocks (h, i) * h->block_size;
+  unsigned long long csize;
+  ZSTD_DCtx *d;
+  size_t z;
+
+  if (hf_crc32c (0, stored, fr->len) != fr->crc) {
+    hf_error ("segment %s: corrupt at byte offset %" PRIu64 ": frame %"
+              PRIu32 " CRC mismatch", key, fr->off, i);
+    return EBADMSG;
+  }
+  if (fr->flags & HF_FR_RAW) {
+    if (fr->len != want) {      /* hf_seg_parse checked; stay safe */
+      hf_error ("segment %s: corrupt at byte offset %" PRIu64 ": raw frame %"
+                PRIu32 " is %" PRIu32 " bytes, not %zu", key, fr->off, i,
+                fr->len, want);
+      return EBADMSG;
+    }
+    memcpy (out, stored, want);
+    return 0;
+  }
+  /* The frame must say it decodes to exactly the frame's bytes; the
+   * one-shot decoder writes into out only (no window buffer of its own)
+   * and never past want bytes. */
+  csize = ZSTD_getFrameContentSize (stored, fr->len);
+  if (csize != want) {
+    hf_error ("segment %s: corrupt at byte offset %" PRIu64 ": frame %"
+              PRIu32 " declares %llu bytes, not %zu", key, fr->off, i,
+              csize, want);
+    return EBADMSG;
+  }
+  d = hf_seg_dctx ();
+  if (d == NULL)
+    return ENOMEM;
+  z = ZSTD_decompressDCtx (d, out, want, stored, fr->len);
+  if (ZSTD_isError (z) || z != want) {
+    hf_error ("segment %s: corrupt at byte offset %" PRIu64 ": frame %"
+              PRIu32 " does not decompress (%s)", key, fr->off, i,
+              ZSTD_isError (z) ? ZSTD_getErrorName (z) : "short");
+    return EBADMSG;
+  }
+  return 0;
+}
+
 void
 hf_seg_write_meta (void *obj, struct hf_seg_hdr *h,
                    const struct hf_seg_ext *ext, const uint32_t *crcs)
+{
+  hf_seg_write_meta_frames (obj, h, ext, crcs, NULL);
+}
+
+void
+hf_seg_write_meta_frames (void *obj, struct hf_seg_hdr *h,
+                          const struct hf_seg_ext *ext, const uint32_t *crcs,
+                          const struct hf_seg_frame *fr)
 {
   uint8_t *o = obj;
   uint8_t *p;
@@ -149,10 +340,17 @@ hf_seg_write_meta (void *obj, struct hf_seg_hdr *h,
   p = o + h->crc_off;
   for (i = 0; i < h->n_data; i++, p += 4)
     hf_put_le32 (p, crcs[i]);
+  if (h->codec && fr)
+    for (i = 0, p = o + h->frame_off; i < h->n_frames; i++, p += HF_FR_SIZE) {
+      hf_put_le32 (p, fr[i].len);
+      hf_put_le32 (p + 4, fr[i].crc);
+      hf_put_le16 (p + 8, fr[i].flags);
+    }
   h->meta_crc = hf_crc32c (0, o + h->ext_off, h->node_off - h->ext_off);
 
   hf_put_le32 (o + SH (sh_magic), HF_SH_MAGIC);
-  hf_put_le16 (o + SH (sh_version), HF_SH_VERSION);
+  hf_put_le16 (o + SH (sh_version),
+               h->codec ? HF_SH_VERSION_FRAMES : HF_SH_VERSION);
   hf_put_le16 (o + SH (sh_hdr_size), HF_SH_SIZE);
   hf_put_le32 (o + SH (sh_flags), h->flags);
   hf_put_le32 (o + SH (sh_block_size), h->block_size);
@@ -181,6 +379,12 @@ hf_seg_write_meta (void *obj, struct hf_seg_hdr *h,
   hf_put_le32 (o + SH (sh_parent_crc), h->parent_crc);
   hf_put_le64 (o + SH (sh_wal_lsn), h->wal_lsn);
   hf_put_le64 (o + SH (sh_wal_id), h->wal_id);
+  if (h->codec) {
+    hf_put_le32 (o + SH (sh_codec), h->codec);
+    hf_put_le32 (o + SH (sh_frame_blocks), h->frame_blocks);
+    hf_put_le32 (o + SH (sh_n_frames), h->n_frames);
+    hf_put_le64 (o + SH (sh_frame_off), h->frame_off);
+  }
   h->hdr_crc = hf_crc32c (0, o, SH (sh_hdr_crc));
   hf_put_le32 (o + SH (sh_hdr_crc), h->hdr_crc);
 }
@@ -210,7 +414,8 @@ hf_seg_incomplete (const void *buf, size_t len)
   if (len < HF_SH_SIZE)
     return true;
   return hf_le32 (o + SH (sh_magic)) == HF_SH_MAGIC &&
-    hf_le16 (o + SH (sh_version)) == HF_SH_VERSION &&
+    (hf_le16 (o + SH (sh_version)) == HF_SH_VERSION ||
+     hf_le16 (o + SH (sh_version)) == HF_SH_VERSION_FRAMES) &&
     hf_le16 (o + SH (sh_hdr_size)) == HF_SH_SIZE &&
     hf_crc32c (0, o, SH (sh_hdr_crc)) == hf_le32 (o + SH (sh_hdr_crc)) &&
     len < hf_le64 (o + SH (sh_object_size));
@@ -224,15 +429,16 @@ hf_seg_parse_hdr (const void *buf, size_t len, const char *key,
   const uint8_t *o = buf;
   struct hf_seg_hdr h;
   uint64_t nodes_end, min_node_off;
+  uint16_t version;
 
   if (len < HF_SH_SIZE)
     BAD (len, "object too short for a header (%zu bytes)", len);
   if (hf_le32 (o + SH (sh_magic)) != HF_SH_MAGIC)
     BAD (SH (sh_magic), "bad magic 0x%08" PRIx32,
          hf_le32 (o + SH (sh_magic)));
-  if (hf_le16 (o + SH (sh_version)) != HF_SH_VERSION)
-    BAD (SH (sh_version), "unsupported version %u",
-         (unsigned) hf_le16 (o + SH (sh_version)));
+  version = hf_le16 (o + SH (sh_version));
+  if (version != HF_SH_VERSION && version != HF_SH_VERSION_FRAMES)
+    BAD (SH (sh_version), "unsupported version %u", (unsigned) version);
   if (hf_le16 (o + SH (sh_hdr_size)) != HF_SH_SIZE)
     BAD (SH (sh_hdr_size), "bad header size %u",
          (unsigned) hf_le16 (o + SH (sh_hdr_size)));
@@ -267,6 +473,14 @@ hf_seg_parse_hdr (const void *buf, size_t len, const char *key,
   h.parent_crc = hf_le32 (o + SH (sh_parent_crc));
   h.wal_lsn = hf_le64 (o + SH (sh_wal_lsn));
   h.wal_id = hf_le64 (o + SH (sh_wal_id));
+  h.codec = h.frame_blocks = h.n_frames = 0;
+  h.frame_off = 0;
+  if (version == HF_SH_VERSION_FRAMES) {
+    h.codec = hf_le32 (o + SH (sh_codec));
+    h.frame_blocks = hf_le32 (o + SH (sh_frame_blocks));
+    h.n_frames = hf_le32 (o + SH (sh_n_frames));
+    h.frame_off = hf_le64 (o + SH (sh_frame_off));
+  }
 
   if (h.block_size < HF_MIN_BLOCK_SIZE || h.block_size > HF_MAX_BLOCK_SIZE ||
       (h.block_size & (h.block_size - 1)) != 0)
@@ -304,6 +518,22 @@ hf_seg_parse_hdr (const void *buf, size_t len, const char *key,
     BAD (SH (sh_crc_off), "CRC table at %" PRIu64 " does not follow %"
          PRIu32 " extents", h.crc_off, h.n_ext);
   min_node_off = h.crc_off + (uint64_t) h.n_data * 4;
+  if (version == HF_SH_VERSION_FRAMES) {
+    if (h.codec != HF_SH_CODEC_ZSTD)
+      BAD (SH (sh_codec), "unknown codec %" PRIu32, h.codec);
+    if (h.frame_blocks == 0 ||
+        (uint64_t) h.frame_blocks * h.block_size > HF_SEG_FRAME_MAX)
+      BAD (SH (sh_frame_blocks), "bad frame size of %" PRIu32 " blocks",
+           h.frame_blocks);
+    if (h.n_frames != ((uint64_t) h.n_data + h.frame_blocks - 1) /
+        h.frame_blocks)
+      BAD (SH (sh_n_frames), "%" PRIu32 " frames for %" PRIu32
+           " data blocks", h.n_frames, h.n_data);
+    if (h.frame_off != min_node_off)
+      BAD (SH (sh_frame_off), "frame table at %" PRIu64 " does not follow "
+           "the CRC table", h.frame_off);
+    min_node_off += (uint64_t) h.n_frames * HF_FR_SIZE;
+  }
   if (h.node_off < min_node_off || h.node_off % HF_NODE_SIZE != 0 ||
       h.node_off > HF_SEG_MAX_OBJECT)
     BAD (SH (sh_node_off), "bad node area offset %" PRIu64, h.node_off);
@@ -311,9 +541,17 @@ hf_seg_parse_hdr (const void *buf, size_t len, const char *key,
   if (h.data_off < nodes_end || h.data_off % h.block_size != 0 ||
       h.data_off % HF_NODE_SIZE != 0 || h.data_off > HF_SEG_MAX_OBJECT)
     BAD (SH (sh_data_off), "bad data area offset %" PRIu64, h.data_off);
-  if (h.object_size != h.data_off + (uint64_t) h.n_data * h.block_size)
+  if (h.codec == 0 &&
+      h.object_size != h.data_off + (uint64_t) h.n_data * h.block_size)
     BAD (SH (sh_object_size), "object size %" PRIu64
          " does not match %" PRIu32 " data blocks", h.object_size, h.n_data);
+  /* Frames: at least a byte each, at most the image's data area. */
+  if (h.codec != 0 &&
+      (h.object_size < h.data_off + h.n_frames ||
+       h.object_size > h.data_off + (uint64_t) h.n_data * h.block_size))
+    BAD (SH (sh_object_size), "object size %" PRIu64
+         " does not fit %" PRIu32 " frames of %" PRIu32 " data blocks",
+         h.object_size, h.n_frames, h.n_data);
   if (h.flags & HF_SH_CHECKPOINT) {
     bool empty = h.ckpt_root.np_seq == 0 && h.ckpt_root.np_off == 0 &&
       h.ckpt_root.np_crc == 0;
@@ -337,7 +575,8 @@ hf_seg_parse (const void *buf, size_t len, bool whole, const char *key,
   struct hf_seg_hdr h;
   struct hf_seg_ext *ext = NULL;
   uint32_t *crcs = NULL;
-  uint64_t ndata = 0, max_lba;
+  struct hf_seg_frame *fr = NULL;
+  uint64_t ndata = 0, max_lba, pos;
   uint32_t i;
   int r;
 
@@ -388,7 +627,83 @@ hf_seg_parse (const void *buf, size_t len, bool whole, const char *key,
   }
   for (i = 0; i < h.n_data; i++)
     crcs[i] = hf_le32 (o + h.crc_off + (uint64_t) i * 4);
-  if (whole) {
+  if (h.codec) {
+    fr = malloc (sizeof *fr * (h.n_frames ? h.n_frames : 1));
+    if (fr == NULL) {
+      free (ext);
+      free (crcs);
+      return ENOMEM;
+    }
+    pos = h.data_off;
+    for (i = 0; i < h.n_frames; i++) {
+      const uint8_t *p = o + h.frame_off + (uint64_t) i * HF_FR_SIZE;
+      uint64_t off = h.frame_off + (uint64_t) i * HF_FR_SIZE;
+      uint64_t want = (uint64_t) hf_seg_frame_nblocks (&h, i) * h.block_size;
+
+      fr[i].off = pos;
+      fr[i].len = hf_le32 (p);
+      fr[i].crc = hf_le32 (p + 4);
+      fr[i].flags = hf_le16 (p + 8);
+      if ((fr[i].flags & ~HF_FR_RAW) || fr[i].len == 0 ||
+          fr[i].len > want ||
+          ((fr[i].flags & HF_FR_RAW) != 0) != (fr[i].len == want) ||
+          fr[i].len > h.object_size - pos) {
+        uint32_t flen = fr[i].len, fl = fr[i].flags;
+        free (ext);
+        free (crcs);
+        free (fr);
+        BAD (off, "bad frame %" PRIu32 " (%" PRIu32 " bytes, flags 0x%"
+             PRIx32 ")", i, flen, fl);
+      }
+      pos += fr[i].len;
+    }
+    if (pos != h.object_size) {
+      free (ext);
+      free (crcs);
+      free (fr);
+      BAD (SH (sh_object_size), "frames end at %" PRIu64 ", header says %"
+           PRIu64, pos, h.object_size);
+    }
+  }
+  if (whole && h.codec) {
+    size_t fb = (size_t) h.frame_blocks * h.block_size;
+    uint8_t *tmp = malloc (fb ? fb : 1);
+
+    if (tmp == NULL) {
+      free (ext);
+      free (crcs);
+      free (fr);
+      return ENOMEM;
+    }
+    for (i = 0; i < h.n_frames; i++) {
+      uint32_t b, nb = hf_seg_frame_nblocks (&h, i);
+
+      r = hf_seg_frame_decode (&h, i, &fr[i], o + fr[i].off, key, tmp);
+      if (r) {
+        hf_seg_bad = fr[i].off;
+        free (tmp);
+        free (ext);
+        free (crcs);
+        free (fr);
+        return r;
+      }
+      for (b = 0; b < nb; b++) {
+        uint32_t d = i * h.frame_blocks + b;
+        if (hf_crc32c (0, tmp + (size_t) b * h.block_size, h.block_size) !=
+            crcs[d]) {
+          uint64_t off = h.data_off + (uint64_t) d * h.block_size;
+          free (tmp);
+          free (ext);
+          free (crcs);
+          free (fr);
+          BAD (off, "data block %" PRIu32 " CRC mismatch (image offset; "
+               "frame %" PRIu32 ")", d, i);
+        }
+      }
+    }
+    free (tmp);
+  }
+  else if (whole) {
     for (i = 0; i < h.n_data; i++) {
       uint64_t off = h.data_off + (uint64_t) i * h.block_size;
       if (hf_crc32c (0, o + off, h.block_size) != crcs[i]) {
@@ -401,6 +716,7 @@ hf_seg_parse (const void *buf, size_t len, bool whole, const char *key,
   out->h = h;
   out->ext = ext;
   out->crcs = crcs;
+  out->frames = fr;
   return 0;
 }
 
@@ -455,6 +771,8 @@ hf_seg_read_meta_vd (struct hf_objstore *s, const char *prefix,
   /* The header is intact: the object must be as long as it says.  A
    * shorter one is a prefix of an upload that did not finish (a store
    * may keep the body of an interrupted PUT); a longer one is damage. */
+  if (size == HF_SEG_SIZE_ANY)
+    size = h.object_size;
   if (size < h.object_size) {
     hf_warn ("segment %s is incomplete: %" PRIu64 " bytes, its header "
              "says %" PRIu64 " (an upload that did not finish)", key, size,
@@ -496,8 +814,10 @@ hf_seg_meta_free (struct hf_seg_meta *m)
 {
   free (m->ext);
   free (m->crcs);
+  free (m->frames);
   m->ext = NULL;
   m->crcs = NULL;
+  m->frames = NULL;
 }
 
 void

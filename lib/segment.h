@@ -21,6 +21,11 @@
  * extent.  Damage is EBADMSG with an hf_error line naming the object key
  * and the byte offset of the bad field.
  *
+ * Compressed segments (version 2, format.h) keep the image's layout up
+ * to the data area, which holds frames; hf_seg_compress makes them and
+ * hf_seg_frame_decode checks and decodes one (bounded: a frame never
+ * decodes to more than its image bytes).
+ *
  * Thread safety: every function is reentrant; a struct hf_seg_meta is
  * immutable after parsing and may be shared by readers.
  */
@@ -71,7 +76,19 @@ struct hf_seg_hdr {
   uint64_t live_bytes;
   uint64_t wal_lsn;             /* newest WAL record held (0: no WAL) */
   uint64_t wal_id;              /* that WAL's log id */
+  uint32_t codec;               /* 0 or HF_SH_CODEC_ZSTD (frames) */
+  uint32_t frame_blocks;        /* codec: data blocks per frame */
+  uint32_t n_frames;            /* codec: set by hf_seg_layout */
+  uint64_t frame_off;           /* codec: set by hf_seg_layout */
   uint32_t hdr_crc;             /* set by write_meta and parse */
+};
+
+/* A decoded frame table entry (compressed segments). */
+struct hf_seg_frame {
+  uint64_t off;                 /* byte offset in the object (derived) */
+  uint32_t len;                 /* stored bytes */
+  uint32_t crc;                 /* CRC32C of the stored bytes */
+  uint16_t flags;               /* HF_FR_RAW */
 };
 
 /* A decoded extent table entry. */
@@ -86,6 +103,8 @@ struct hf_seg_meta {
   struct hf_seg_hdr h;
   struct hf_seg_ext *ext;       /* h.n_ext entries, owned */
   uint32_t *crcs;               /* h.n_data entries, owned */
+  struct hf_seg_frame *frames;  /* h.n_frames entries, owned (NULL
+                                   when h.codec is 0) */
 };
 
 /* Write the key of segment seq under prefix (borrowed) into out
@@ -119,6 +138,40 @@ extern int hf_seg_name_parse (const char *name, uint64_t *seq);
  * object would exceed HF_SEG_MAX_OBJECT. */
 extern int hf_seg_layout (struct hf_seg_hdr *h);
 
+/* Bytes of the segment's image (format.h, "Compressed segments"): the
+ * object as it would be with its data area uncompressed.  Equals
+ * h->object_size when h->codec is 0. */
+extern uint64_t hf_seg_image_size (const struct hf_seg_hdr *h);
+
+/* Data blocks in frame i of *h. */
+extern uint32_t hf_seg_frame_nblocks (const struct hf_seg_hdr *h, uint32_t i);
+
+/* Blocks per frame for frames of about frame_bytes (rounded down to
+ * whole blocks, at least one, at most HF_SEG_FRAME_MAX bytes). */
+extern uint32_t hf_seg_frame_blocks_for (uint32_t block_size,
+                                         uint32_t frame_bytes);
+
+/* Compress the data area of an image laid out for *h (h->codec set,
+ * hf_seg_layout called): data is its h->n_data blocks; each frame is
+ * compressed with zstd at level, or kept raw when that does not make it
+ * smaller.  The stored frames go to dst (room for h->n_data blocks,
+ * which is always enough), their table to fr (h->n_frames entries), and
+ * h->object_size becomes h->data_off plus the stored bytes.  ENOMEM, or
+ * EIO if zstd fails otherwise (logged). */
+extern int hf_seg_compress (const uint8_t *data, struct hf_seg_hdr *h,
+                            int level, uint8_t *dst,
+                            struct hf_seg_frame *fr);
+
+/* Check and decode frame i of *h: stored (fr->len bytes, as fetched
+ * from the object key, borrowed for messages) must match fr->crc and
+ * decode to exactly hf_seg_frame_nblocks (h, i) blocks, written to out
+ * (that many blocks of room; nothing beyond is ever written).  EBADMSG,
+ * logged with key and the frame's byte offset, if it does not; ENOMEM. */
+extern int hf_seg_frame_decode (const struct hf_seg_hdr *h, uint32_t i,
+                                const struct hf_seg_frame *fr,
+                                const void *stored, const char *key,
+                                void *out);
+
 /* Write the header and tables of the segment described by *h (laid out
  * with hf_seg_layout) into obj (caller owns, h->object_size bytes, node
  * and data areas already filled), computing h->meta_crc and
@@ -126,6 +179,13 @@ extern int hf_seg_layout (struct hf_seg_hdr *h);
 extern void hf_seg_write_meta (void *obj, struct hf_seg_hdr *h,
                                const struct hf_seg_ext *ext,
                                const uint32_t *crcs);
+/* The same for a compressed segment: fr has h->n_frames entries (from
+ * hf_seg_compress); obj may be the image or the stored object (their
+ * bytes before h->data_off are the same). */
+extern void hf_seg_write_meta_frames (void *obj, struct hf_seg_hdr *h,
+                                      const struct hf_seg_ext *ext,
+                                      const uint32_t *crcs,
+                                      const struct hf_seg_frame *fr);
 
 /* Decode and verify the header in buf (len bytes from offset 0 of the
  * object key, borrowed, for messages).  uuid (NULL: not checked),
@@ -155,6 +215,9 @@ extern int hf_seg_parse (const void *buf, size_t len, bool whole,
  * store's error.  On success *out is a new meta the caller owns (free
  * with hf_seg_meta_destroy). */
 #define HF_SEG_SIZE_UNKNOWN UINT64_MAX
+/* size for a reader that only wants the tables of a segment it knows
+ * to be committed (the read path's frame tables): no HEAD, no check. */
+#define HF_SEG_SIZE_ANY (UINT64_MAX - 1)
 extern int hf_seg_read_meta (struct hf_objstore *s, const char *prefix,
                              uint64_t seq, const uint8_t *uuid,
                              uint32_t block_size, uint64_t size,

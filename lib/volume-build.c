@@ -158,6 +158,10 @@ hf_vol_build_tables (struct hf_volume *v, struct hf_vol_seg *s,
   h->wal_id = v->wal_id;
   h->n_ext = (uint32_t) next;
   h->n_data = (uint32_t) n;
+  if (v->codec) {
+    h->codec = v->codec;
+    h->frame_blocks = hf_seg_frame_blocks_for (v->bs, HF_VOL_FRAME_BYTES);
+  }
   s->meta.ext = ext;
   s->meta.crcs = crcs;
   *ents_out = ents;
@@ -205,6 +209,44 @@ hf_vol_plain_layout (struct hf_volume *v, struct hf_vol_seg *s,
   return *obj ? 0 : ENOMEM;
 }
 
+/* Compress the data area of the image obj (laid out for *h, tables
+ * still to write) into the stored object *up (h->object_size becomes
+ * its length) and write the tables into both: the header and tables
+ * are the same bytes in the image and in the stored object, so the
+ * header CRC that chains segments is the same too. */
+static int
+hf_vol_compress (struct hf_volume *v, struct hf_vol_seg *s, uint8_t *obj,
+                 uint8_t **up)
+{
+  struct hf_seg_hdr *h = &s->meta.h;
+  uint64_t image = h->object_size;
+  struct hf_seg_frame *fr;
+  uint8_t *u, *shrunk;
+  int r;
+
+  u = malloc (image);
+  fr = calloc (h->n_frames ? h->n_frames : 1, sizeof *fr);
+  if (u == NULL || fr == NULL) {
+    free (u);
+    free (fr);
+    return ENOMEM;
+  }
+  r = hf_seg_compress (obj + h->data_off, h, v->codec_level, u + h->data_off,
+                       fr);
+  if (r) {
+    h->object_size = image;
+    free (u);
+    free (fr);
+    return r;
+  }
+  hf_seg_write_meta_frames (obj, h, s->meta.ext, s->meta.crcs, fr);
+  memcpy (u, obj, h->data_off);
+  shrunk = realloc (u, h->object_size);
+  *up = shrunk ? shrunk : u;
+  s->meta.frames = fr;
+  return 0;
+}
+
 /* Build segment s into an object (see the top of the file).  Runs in
  * the builder thread without v->lock, except where noted. */
 static int
@@ -213,8 +255,9 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
   struct hf_wbuf *b = s->buf;
   struct hf_seg_hdr *h = &s->meta.h;
   CLEANUP_FREE struct hf_wbuf_ent *ents = NULL;
-  uint8_t *obj = NULL, *old_slots;
+  uint8_t *obj = NULL, *old_slots, *up = NULL;
   size_t obj_cap = 0;
+  uint64_t image;
   size_t n = 0, i;
   bool ckpt;
   int r;
@@ -244,7 +287,28 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
   else
     memset (obj + h->node_off + (size_t) h->n_nodes * HF_NODE_SIZE, 0,
             h->data_off - h->node_off - (size_t) h->n_nodes * HF_NODE_SIZE);
-  hf_seg_write_meta (obj, h, s->meta.ext, s->meta.crcs);
+  image = h->object_size;
+  if (h->codec) {
+    r = hf_vol_compress (v, s, obj, &up);
+    if (r && ckpt) {
+      /* The checkpoint changed the builder's tree state: like a failed
+       * checkpoint (volume-ckpt.c), stop writing. */
+      hf_vol_lock (v);
+      v->broken = r == ENOMEM ? ENOMEM : EIO;
+      hf_vol_wake_all_locked (v);
+      hf_vol_unlock (v);
+      hf_error ("volume: compressing segment %" PRIu64 ": %s; the volume "
+                "refuses writes until reopened", s->seq, strerror (r));
+      return r;
+    }
+    if (r) {
+      free (obj);
+      hf_seg_meta_free (&s->meta);
+      return r;
+    }
+  }
+  else
+    hf_seg_write_meta (obj, h, s->meta.ext, s->meta.crcs);
 
   /* s may be uploaded, committed and freed as soon as it is BUILT:
    * take what the builder keeps first. */
@@ -259,14 +323,17 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
     v->b_ext_since += h->n_ext;
   }
   hf_debug ("volume", "built seq %" PRIu64 ": %" PRIu32 " extents, %" PRIu32
-            " blocks, %" PRIu32 " nodes%s", s->seq, h->n_ext, h->n_data,
-            h->n_nodes, ckpt ? " (checkpoint)" : "");
+            " blocks, %" PRIu32 " nodes%s, %" PRIu64 " of %" PRIu64
+            " bytes stored", s->seq, h->n_ext, h->n_data, h->n_nodes,
+            ckpt ? " (checkpoint)" : "", h->object_size, image);
 
   /* Reads of s now come from the object's data area. */
   hf_vol_lock (v);
   old_slots = hf_wbuf_remap (b, ents, n, obj + h->data_off);
   s->obj = obj;
   s->obj_cap = obj_cap;
+  s->obj_len = image;
+  s->up = up;
   s->ckpt = ckpt;
   s->state = HF_VSEG_BUILT;
   if (v->spare_slots.p == NULL && old_slots && b->cap_slots >= 1024) {

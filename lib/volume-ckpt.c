@@ -291,6 +291,7 @@ hf_vol_ckpt_build (struct hf_volume *v, struct hf_vol_seg *s,
   hf_vol_lock (v);
   s->obj = obj;
   s->obj_cap = obj_cap;
+  s->obj_len = h->object_size;  /* the image (before any compression) */
   hf_vol_unlock (v);
   hf_vol_tree_wrunlock (v);
   *objp = obj;

@@ -53,6 +53,8 @@
  *   ra_lock (mutex)     the read-ahead state (tagged R); a leaf: nothing
  *                       else is taken while holding it.
  *   rp_lock (mutex)     the read pool's queue (tagged P); a leaf.
+ *   ft_lock (mutex)     the frame tables of compressed segments (tagged
+ *                       F, volume-read.c); a leaf.
  * Other tags: I immutable after open (set before any thread starts);
  * B the builder thread only (and open or rollback while the builder is
  * idle, see there); O open and close only.
@@ -96,6 +98,20 @@
  * nodes on top.  Beyond it (a cache disk slower than the store for a
  * long time) a segment is not cached; one is always queued. */
 #define HF_VOL_CACHEQ_BYTES(v) ((v)->o.dirty_limit + 2 * (v)->o.segment_size)
+/* Frame tables of compressed segments kept for reads (volume-read.c):
+ * about 24 bytes per 16 KiB frame, so 64 tables of 32 MiB segments
+ * take 3 MiB. */
+#define HF_VOL_FTABS 64
+/* Frame size written (image bytes): 16 KiB measured best (design.md). */
+#define HF_VOL_FRAME_BYTES (16 * 1024)
+
+/* The frame table of one compressed segment, as the read path needs it. */
+struct hf_vol_ftab {
+  uint64_t seq;                 /* 0: slot unused */
+  uint64_t used;                /* LRU tick */
+  struct hf_seg_hdr h;          /* codec 0: the segment is not compressed */
+  struct hf_seg_frame *frames;  /* h.n_frames, owned */
+};
 #define HF_VOL_READ_CHUNK 1024          /* blocks planned at once */
 #define HF_VOL_READ_THREADS 8
 #define HF_VOL_RA_BYTES (2u << 20)
@@ -147,8 +163,12 @@ struct hf_vol_seg {
   bool rollback;                /* L: checkpoint flagged HF_SH_ROLLBACK */
   uint64_t wal_lsn;             /* fixed at seal: newest WAL record held
                                    (with earlier segments) */
-  uint8_t *obj;                 /* L: the whole object, set by the
-                                   builder */
+  uint8_t *obj;                 /* L: the whole object (its image if
+                                   compressed), set by the builder */
+  uint64_t obj_len;             /* L: bytes of obj that are the image */
+  uint8_t *up;                  /* L: compressed: the stored object
+                                   (meta.h.object_size bytes) that is
+                                   uploaded; NULL: obj is uploaded */
   size_t obj_cap;               /* L: bytes allocated at obj */
   struct hf_seg_meta meta;      /* builder until BUILT, then read-only;
                                    commit takes meta.crcs (L) */
@@ -199,6 +219,7 @@ struct hf_volume {
   struct hf_volume_options o;   /* I: defaults filled in */
   uint32_t bs;                  /* I */
   uint8_t uuid[HF_UUID_SIZE];   /* I */
+  uint8_t codec, codec_level;   /* I: the descriptor's vd_codec... */
   bool readonly;                /* I */
   bool auto_ckpt;               /* I: thresholds left at their defaults */
 
@@ -314,6 +335,11 @@ struct hf_volume {
   uint32_t ra_blk, ra_n;        /* R */
   uint8_t *ra_data;             /* R (allocated at open) */
   pthread_t ra_thread;          /* O */
+
+  /* Frame tables of compressed segments (volume-read.c). */
+  pthread_mutex_t ft_lock;      /* leaf lock, see the top of the file */
+  struct hf_vol_ftab ftabs[HF_VOL_FTABS];       /* F */
+  uint64_t ft_tick;             /* F */
   bool ra_started;              /* R (set at open, cleared at close) */
 
   /* The read pool (volume-read.c).  rp_lock is a leaf lock: nothing
@@ -424,6 +450,14 @@ extern int hf_vol_flush_wait (struct hf_volume *v);
 /* volume-build.c */
 extern uint8_t *hf_vol_obj_alloc (struct hf_volume *v, size_t len,
                                   size_t *cap);
+/* Keep the frame table of committed segment seq for reads (takes
+ * frames, h->n_frames entries).  Caller holds no lock but may hold
+ * v->lock (ft_lock is a leaf). */
+extern void hf_vol_ftab_put (struct hf_volume *v, uint64_t seq,
+                             const struct hf_seg_hdr *h,
+                             struct hf_seg_frame *frames);
+/* Free every frame table (close). */
+extern void hf_vol_ftab_clear (struct hf_volume *v);
 extern void hf_vol_obj_recycle_locked (struct hf_volume *v, uint8_t *obj,
                                        size_t cap);
 extern void *hf_vol_builder_thread (void *arg);

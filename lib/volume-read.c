@@ -17,6 +17,15 @@
  *
  * Store reads go through the object-store layer's retry policy
  * (hf_objstore_get_retry, objstore.h).
+ *
+ * Compressed segments (format.h): blocks keep their image addresses, so
+ * everything above the store read is unchanged (the cache, the
+ * read-ahead buffer and pending objects hold image bytes).  A store
+ * read of a compressed segment's blocks fetches the frames that hold
+ * them with one ranged GET, located by the segment's frame table: kept
+ * in v->ftabs (the builder's own at commit; others read with the
+ * segment's tables on first use, one GET), under ft_lock, a leaf that
+ * is never held across I/O.
  */
 #include <config.h>
 
@@ -61,7 +70,7 @@ hf_vol_mem_object (struct hf_volume *v, uint64_t seq, uint64_t off,
   for (s = v->sealed; s; s = s->next)
     if (s->seq == seq)
       break;
-  if (s == NULL || s->obj == NULL || off + len > s->meta.h.object_size) {
+  if (s == NULL || s->obj == NULL || off + len > s->obj_len) {
     hf_vol_unlock (v);
     return ENOENT;
   }
@@ -125,6 +134,188 @@ hf_vol_read_node (void *opaque, const struct hf_disk_node_ptr *ptr, void *buf)
   return 0;
 }
 
+/* ---- Frame tables ---- */
+
+static void
+hf_vol_ftab_drop (struct hf_vol_ftab *t)
+{
+  free (t->frames);
+  memset (t, 0, sizeof *t);
+}
+
+void
+hf_vol_ftab_put (struct hf_volume *v, uint64_t seq,
+                 const struct hf_seg_hdr *h, struct hf_seg_frame *frames)
+{
+  struct hf_vol_ftab *t = NULL;
+  unsigned i;
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&v->ft_lock);
+
+  for (i = 0; i < HF_VOL_FTABS; i++) {
+    struct hf_vol_ftab *c = &v->ftabs[i];
+    if (c->seq == seq) {        /* another reader was first */
+      c->used = ++v->ft_tick;
+      free (frames);
+      return;
+    }
+    if (t == NULL || c->seq == 0 || (t->seq != 0 && c->used < t->used))
+      t = c;
+  }
+  hf_vol_ftab_drop (t);
+  t->seq = seq;
+  t->used = ++v->ft_tick;
+  t->h = *h;
+  t->frames = frames;
+}
+
+void
+hf_vol_ftab_clear (struct hf_volume *v)
+{
+  unsigned i;
+
+  for (i = 0; i < HF_VOL_FTABS; i++)
+    hf_vol_ftab_drop (&v->ftabs[i]);
+}
+
+/* The frames of a table (header th, frames tf) that hold blocks
+ * [blk, blk + n): *h = *th and fr[0..*nf) (allocated, caller frees),
+ * the first being frame *f0.  EBADMSG (logged) if the blocks are not
+ * in the data area. */
+static int
+hf_vol_frames_pick (const struct hf_seg_hdr *th,
+                    const struct hf_seg_frame *tf, const char *key,
+                    uint32_t blk, uint32_t n, struct hf_seg_hdr *h,
+                    struct hf_seg_frame **fr, uint32_t *f0, uint32_t *nf)
+{
+  uint64_t d0;
+
+  *h = *th;
+  *fr = NULL;
+  *f0 = *nf = 0;
+  if (h->codec == 0)
+    return 0;
+  d0 = (uint64_t) blk - h->data_off / h->block_size;
+  if (blk < h->data_off / h->block_size || n == 0 ||
+      d0 + n > h->n_data) {
+    hf_error ("segment %s: corrupt at byte offset %" PRIu64 ": the index "
+              "names data blocks outside its data area", key,
+              (uint64_t) blk * h->block_size);
+    return EBADMSG;
+  }
+  *f0 = (uint32_t) (d0 / h->frame_blocks);
+  *nf = (uint32_t) ((d0 + n - 1) / h->frame_blocks) - *f0 + 1;
+  *fr = malloc (*nf * sizeof **fr);
+  if (*fr == NULL)
+    return ENOMEM;
+  memcpy (*fr, tf + *f0, *nf * sizeof **fr);
+  return 0;
+}
+
+/* The same from the kept table of segment seq: ENOENT if not kept. */
+static int
+hf_vol_ftab_find (struct hf_volume *v, uint64_t seq, const char *key,
+                  uint32_t blk, uint32_t n, struct hf_seg_hdr *h,
+                  struct hf_seg_frame **fr, uint32_t *f0, uint32_t *nf)
+{
+  unsigned i;
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&v->ft_lock);
+
+  for (i = 0; i < HF_VOL_FTABS; i++)
+    if (v->ftabs[i].seq == seq)
+      break;
+  if (i == HF_VOL_FTABS)
+    return ENOENT;
+  v->ftabs[i].used = ++v->ft_tick;
+  return hf_vol_frames_pick (&v->ftabs[i].h, v->ftabs[i].frames, key, blk, n,
+                             h, fr, f0, nf);
+}
+
+struct hf_vol_ftab_args {
+  const struct hf_lineage_level *lv;
+  uint64_t seq;
+  uint32_t bs;
+  struct hf_seg_meta **m;
+};
+
+static int
+hf_vol_ftab_attempt (void *arg, unsigned attempt)
+{
+  struct hf_vol_ftab_args *a = arg;
+
+  return hf_seg_read_meta_vd (a->lv->store, a->lv->prefix, a->lv->d.flags,
+                              a->seq, a->lv->d.uuid, a->bs, HF_SEG_SIZE_ANY,
+                              a->m);
+}
+
+/* Read blocks [blk, blk + n) of segment seq (key in store st) into buf:
+ * from the frames that hold them if the segment is compressed, else as
+ * they are.  Block CRCs are the caller's to check. */
+static int
+hf_vol_get_blocks (struct hf_volume *v, struct hf_objstore *st,
+                   const char *key, uint64_t seq, uint32_t blk, uint32_t n,
+                   uint8_t *buf)
+{
+  const struct hf_lineage_level *lv = hf_lineage_locate (v->lin, seq);
+  CLEANUP_FREE struct hf_seg_frame *fr = NULL;
+  CLEANUP_FREE uint8_t *stored = NULL, *tmp = NULL;
+  struct hf_seg_hdr h;
+  uint32_t f0, nf, i;
+  uint64_t first, end;
+  int r;
+
+  if (lv->d.codec == 0)
+    return hf_vol_get_exact (st, key, (uint64_t) blk * v->bs,
+                             (size_t) n * v->bs, buf, "data block");
+  r = hf_vol_ftab_find (v, seq, key, blk, n, &h, &fr, &f0, &nf);
+  if (r == ENOENT) {
+    struct hf_seg_meta *m = NULL;
+    struct hf_vol_ftab_args a = { lv, seq, v->bs, &m };
+
+    r = hf_objstore_retry (lv->store, hf_vol_ftab_attempt, &a);
+    if (r == ENOENT || r == ENODATA) {
+      hf_error ("volume: data block at %s offset %" PRIu64 ": object "
+                "missing", key, (uint64_t) blk * v->bs);
+      return EBADMSG;
+    }
+    if (r)
+      return r;
+    r = hf_vol_frames_pick (&m->h, m->frames, key, blk, n, &h, &fr, &f0,
+                            &nf);
+    hf_vol_ftab_put (v, seq, &m->h, m->frames);
+    m->frames = NULL;
+    hf_seg_meta_destroy (m);
+  }
+  if (r)
+    return r;
+  if (h.codec == 0)
+    return hf_vol_get_exact (st, key, (uint64_t) blk * v->bs,
+                             (size_t) n * v->bs, buf, "data block");
+
+  first = fr[0].off;
+  end = fr[nf - 1].off + fr[nf - 1].len;
+  stored = malloc (end - first);
+  tmp = malloc ((size_t) h.frame_blocks * v->bs);
+  if (stored == NULL || tmp == NULL)
+    return ENOMEM;
+  r = hf_vol_get_exact (st, key, first, end - first, stored, "frame");
+  if (r)
+    return r;
+  for (i = 0; i < nf; i++) {
+    uint64_t fb0 = h.data_off / v->bs + (uint64_t) (f0 + i) * h.frame_blocks;
+    uint64_t fb1 = fb0 + hf_seg_frame_nblocks (&h, f0 + i);
+    uint64_t a = fb0 > blk ? fb0 : blk;
+    uint64_t e = fb1 < (uint64_t) blk + n ? fb1 : (uint64_t) blk + n;
+
+    r = hf_seg_frame_decode (&h, f0 + i, &fr[i], stored + (fr[i].off - first),
+                             key, tmp);
+    if (r)
+      return r;
+    memcpy (buf + (a - blk) * v->bs, tmp + (a - fb0) * v->bs,
+            (e - a) * v->bs);
+  }
+  return 0;
+}
+
 /* Copy blocks [blk, blk + n) of segment seq from the read-ahead
  * buffer: 0, or ENOENT if it does not hold all of them. */
 static int
@@ -176,7 +367,7 @@ hf_vol_fetch (struct hf_volume *v, uint64_t seq, uint32_t blk, uint32_t n,
   }
   if (hk && hk->cache_get)
     atomic_fetch_add_explicit (&v->cache_misses, 1, memory_order_relaxed);
-  r = hf_vol_get_exact (st, key, off, len, buf, "data block");
+  r = hf_vol_get_blocks (v, st, key, seq, blk, n, buf);
   if (r)
     return r;
   for (i = 0; i < n; i++)

@@ -141,8 +141,18 @@ hf_vol_commit_locked (struct hf_volume *v)
     v->st.segments_committed++;
     v->st.last_commit_ns = hf_clock_wall_ns ();
     v->st.data_bytes_uploaded += (uint64_t) s->meta.h.n_data * v->bs;
-    v->st.meta_bytes_uploaded += s->meta.h.object_size -
-      (uint64_t) s->meta.h.n_data * v->bs;
+    if (s->meta.h.codec == 0) {
+      v->st.meta_bytes_uploaded += s->meta.h.object_size -
+        (uint64_t) s->meta.h.n_data * v->bs;
+      v->st.data_bytes_stored += (uint64_t) s->meta.h.n_data * v->bs;
+    }
+    else {
+      v->st.meta_bytes_uploaded += s->meta.h.data_off;
+      v->st.data_bytes_stored += s->meta.h.object_size - s->meta.h.data_off;
+      /* Reads of s's blocks that miss the cache need its frames. */
+      hf_vol_ftab_put (v, s->seq, &s->meta.h, s->meta.frames);
+      s->meta.frames = NULL;
+    }
     v->sealed = s->next;
     if (v->sealed)
       v->sealed->prev = NULL;
@@ -200,11 +210,11 @@ hf_vol_cache_or_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s)
     return;
   if (hk && hk->cache_put && !v->crashed &&
       (v->cacheq == NULL ||
-       v->cacheq_bytes + s->meta.h.object_size <= HF_VOL_CACHEQ_BYTES (v)) &&
+       v->cacheq_bytes + s->obj_len <= HF_VOL_CACHEQ_BYTES (v)) &&
       (q = calloc (1, sizeof *q)) != NULL) {
     q->obj = s->obj;
     q->cap = s->obj_cap;
-    q->bytes = s->meta.h.object_size;
+    q->bytes = s->obj_len;      /* the image (uncompressed) */
     q->seq = s->seq;
     q->node_off = s->meta.h.node_off;
     q->n_nodes = s->meta.h.n_nodes;
@@ -215,7 +225,7 @@ hf_vol_cache_or_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s)
     else
       v->cacheq = q;
     v->cacheq_tail = q;
-    v->cacheq_bytes += s->meta.h.object_size;
+    v->cacheq_bytes += s->obj_len;
   }
   else {
     if (hk && hk->cache_put && !v->crashed) {
@@ -226,6 +236,8 @@ hf_vol_cache_or_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s)
     hf_vol_obj_recycle_locked (v, s->obj, s->obj_cap);
   }
   s->obj = NULL;
+  free (s->up);
+  s->up = NULL;
 }
 
 /* Put the queued objects into the cache (drops v->lock meanwhile). */
@@ -293,7 +305,7 @@ hf_vol_uploader_thread (void *arg)
                    s->seq);
     r = hf_vol_fence_before_put (v, stale);
     if (r == 0) {
-      r = hf_objstore_put_cancel (v->store, key, s->obj,
+      r = hf_objstore_put_cancel (v->store, key, s->up ? s->up : s->obj,
                                   s->meta.h.object_size,
                                   HF_PUT_IF_NONE_MATCH, &v->put_cancel);
       r = hf_vol_fence_after_put (v, key, s, r);

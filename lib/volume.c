@@ -66,12 +66,38 @@ hf_vol_seg_free (struct hf_vol_seg *s)
   if (s) {
     hf_wbuf_free (s->buf);
     free (s->obj);
+    free (s->up);
     hf_seg_meta_free (&s->meta);
     free (s);
   }
 }
 
 /* ---- Volume descriptor ---- */
+
+int
+hf_codec_parse (const char *s, unsigned *codec, unsigned *level)
+{
+  unsigned long l = 1;
+  char *end;
+
+  if (strcmp (s, "off") == 0) {
+    *codec = *level = 0;
+    return 0;
+  }
+  if (strncmp (s, "zstd", 4) != 0 || (s[4] != '\0' && s[4] != ':'))
+    return EINVAL;
+  if (s[4] == ':') {
+    if (s[5] < '0' || s[5] > '9')
+      return EINVAL;
+    errno = 0;
+    l = strtoul (s + 5, &end, 10);
+    if (errno || *end || l < 1 || l > HF_VD_CODEC_LEVEL_MAX)
+      return EINVAL;
+  }
+  *codec = HF_SH_CODEC_ZSTD;
+  *level = (unsigned) l;
+  return 0;
+}
 
 #define VD(field) offsetof (struct hf_disk_volume, field)
 
@@ -84,31 +110,42 @@ hf_volume_create (struct hf_objstore *store, const char *prefix,
 
 static int hf_vol_create (struct hf_objstore *store, const char *prefix,
                           uint64_t size, uint32_t block_size,
-                          const struct hf_user_key *uk, bool grouped);
+                          const struct hf_user_key *uk, bool grouped,
+                          unsigned codec, unsigned level);
 
 int
 hf_volume_create_key (struct hf_objstore *store, const char *prefix,
                       uint64_t size, uint32_t block_size,
                       const struct hf_user_key *uk)
 {
+  return hf_volume_create_codec (store, prefix, size, block_size, uk, 0, 0);
+}
+
+int
+hf_volume_create_codec (struct hf_objstore *store, const char *prefix,
+                        uint64_t size, uint32_t block_size,
+                        const struct hf_user_key *uk, unsigned codec,
+                        unsigned level)
+{
   /* Grouped segment keys where a listing costs its whole directory
    * (format.h, HF_VD_SEG_GROUPS): there only they let an open list the
    * newest segments alone. */
   return hf_vol_create (store, prefix, size, block_size, uk,
-                        hf_objstore_lists_whole (store));
+                        hf_objstore_lists_whole (store), codec, level);
 }
 
 int
 hf_volume_create_grouped (struct hf_objstore *store, const char *prefix,
                           uint64_t size, uint32_t block_size)
 {
-  return hf_vol_create (store, prefix, size, block_size, NULL, true);
+  return hf_vol_create (store, prefix, size, block_size, NULL, true, 0, 0);
 }
 
 static int
 hf_vol_create (struct hf_objstore *store, const char *prefix,
                uint64_t size, uint32_t block_size,
-               const struct hf_user_key *uk, bool grouped)
+               const struct hf_user_key *uk, bool grouped, unsigned codec,
+               unsigned level)
 {
   char key[HF_OBJSTORE_KEY_MAX + 1];
   uint8_t o[HF_VD_SIZE];
@@ -120,6 +157,10 @@ hf_vol_create (struct hf_objstore *store, const char *prefix,
     block_size = HF_DEFAULT_BLOCK_SIZE;
   if (block_size < HF_MIN_BLOCK_SIZE || block_size > HF_MAX_BLOCK_SIZE ||
       (block_size & (block_size - 1)) || size == 0)
+    return EINVAL;
+  if ((codec != 0 && codec != HF_SH_CODEC_ZSTD) ||
+      (codec && (level < 1 || level > HF_VD_CODEC_LEVEL_MAX)) ||
+      (!codec && level))
     return EINVAL;
   if (size > HF_MAX_VOLUME_SIZE) {
     hf_error ("volume: %s: size %" PRIu64 " is larger than a volume can be "
@@ -136,6 +177,8 @@ hf_vol_create (struct hf_objstore *store, const char *prefix,
   d.created_ns = hf_clock_wall_ns ();
   if (grouped)
     d.flags |= HF_VD_SEG_GROUPS;
+  d.codec = (uint8_t) codec;
+  d.codec_level = (uint8_t) level;
   if (uk) {
     r = hf_crypt_new_data_key (dkey);
     if (r == 0)
@@ -170,6 +213,8 @@ hf_vol_read_descriptor (struct hf_volume *v)
   v->bs = v->lin->lv[0].d.block_size;
   memcpy (v->uuid, v->lin->lv[0].d.uuid, HF_UUID_SIZE);
   v->size = v->lin->lv[0].d.size;
+  v->codec = v->lin->lv[0].d.codec;
+  v->codec_level = v->lin->lv[0].d.codec_level;
   return 0;
 }
 
@@ -250,6 +295,8 @@ hf_vol_free (struct hf_volume *v)
   pthread_cond_destroy (&v->rp_cv);
   pthread_mutex_destroy (&v->rp_lock);
   pthread_mutex_destroy (&v->ra_lock);
+  hf_vol_ftab_clear (v);
+  pthread_mutex_destroy (&v->ft_lock);
   pthread_cond_destroy (&v->work_cv);
   pthread_cond_destroy (&v->commit_cv);
   pthread_cond_destroy (&v->room_cv);
@@ -346,6 +393,7 @@ hf_volume_open (struct hf_objstore *store, const char *prefix,
     pthread_rwlockattr_destroy (&ra);
   }
   pthread_mutex_init (&v->ra_lock, NULL);
+  pthread_mutex_init (&v->ft_lock, NULL);
   hf_clock_cond_init (&v->ra_cv);
   pthread_mutex_init (&v->rp_lock, NULL);
   hf_clock_cond_init (&v->rp_cv);
@@ -490,6 +538,8 @@ hf_volume_get_info (struct hf_volume *v, struct hf_volume_info *out)
                                           memory_order_relaxed);
   out->size = v->size;
   out->block_size = v->bs;
+  out->codec = v->codec;
+  out->codec_level = v->codec_level;
   memcpy (out->uuid, v->uuid, HF_UUID_SIZE);
   out->readonly = v->readonly;
   out->fenced = v->fenced;

@@ -130,6 +130,18 @@ extern int hf_volume_create_key (struct hf_objstore *store,
                                  const char *prefix, uint64_t size,
                                  uint32_t block_size,
                                  const struct hf_user_key *uk);
+/* The same, its segments compressed: codec 0 (not compressed) or
+ * HF_SH_CODEC_ZSTD with level 1..19 (hf_codec_parse reads the user's
+ * "zstd[:LEVEL]|off").  Recorded in the descriptor, so every writer of
+ * the volume compresses alike.  EINVAL for anything else. */
+extern int hf_volume_create_codec (struct hf_objstore *store,
+                                   const char *prefix, uint64_t size,
+                                   uint32_t block_size,
+                                   const struct hf_user_key *uk,
+                                   unsigned codec, unsigned level);
+/* Parse "off", "zstd" (level 1) or "zstd:LEVEL" (1..19) into *codec
+ * and *level; EINVAL otherwise. */
+extern int hf_codec_parse (const char *s, unsigned *codec, unsigned *level);
 
 /* Open the volume under prefix.  opts NULL = defaults (writable).  A
  * writable open takes the writer lease (EBUSY if another live writer
@@ -187,6 +199,7 @@ struct hf_volume_info {
   uint8_t uuid[16];
   uint32_t vd_flags;            /* the descriptor's HF_VD_* (format.h):
                                    the segment key layout */
+  unsigned codec, codec_level;  /* the descriptor's (0: not compressed) */
   bool readonly;
   bool fenced;                  /* another writer took over: EROFS */
   uint64_t head_seq;            /* newest committed segment (0: none) */
@@ -206,6 +219,8 @@ struct hf_volume_info {
   uint64_t bytes_read;
   uint64_t data_bytes_uploaded; /* data-block bytes in segments */
   uint64_t meta_bytes_uploaded; /* headers, tables, nodes */
+  uint64_t data_bytes_stored;   /* what data_bytes_uploaded took in the
+                                   store (less when compressed) */
   uint64_t cache_hits;
   uint64_t cache_misses;
   uint64_t cache_skipped;       /* committed segments left out of the

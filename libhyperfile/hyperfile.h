@@ -101,6 +101,11 @@ struct hf_file_options {
   const char *key_file;         /* a file of 32 random bytes or 64 hex
                                    digits, readable by its owner only */
   const char *key;              /* a passphrase (scrypt); never logged */
+
+  /* Added after 0.3. */
+  const char *compress;         /* hf_file_create only: "zstd",
+                                   "zstd:LEVEL" (1 to 19) or "off";
+                                   NULL = off */
 };
 
 /* Fill *opts with the defaults and set opts->size.  Thread safe. */
@@ -109,7 +114,8 @@ extern void hf_file_options_init (struct hf_file_options *opts);
 /* Create a volume of size bytes (1 to HF_FILE_MAX_SIZE, rounded up to
  * the block size) at url:
  * s3://BUCKET[/PREFIX], file:///DIR or a directory path (created if
- * missing).  Only opts' store fields and block_size are used; opts may
+ * missing).  Only opts' store fields, block_size and compress are
+ * used; opts may
  * be NULL.  EEXIST if a volume is already there (not logged: "create
  * unless it exists" is an ordinary pattern).  Thread safe. */
 extern int hf_file_create (const char *url, uint64_t size,

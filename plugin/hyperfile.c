@@ -85,6 +85,8 @@ static int64_t hf_size = -1;
 static uint64_t hf_grow_to;             /* size= above the volume's size:
                                            grown to it in .after_fork */
 static uint32_t hf_block_size;
+static const char *hf_compress;         /* compress=, checked at config */
+static unsigned hf_codec, hf_codec_level;
 static struct hf_volume_options hf_opts;
 static const char *hf_at;             /* at=SEQ|TIMESTAMP|SNAPSHOT */
 static const char *hf_metrics;
@@ -343,6 +345,18 @@ hyperfile_set_block_size (const char *key, const char *value)
 }
 
 static int
+hyperfile_set_compress (const char *key, const char *value)
+{
+  if (hf_codec_parse (value, &hf_codec, &hf_codec_level) != 0) {
+    nbdkit_error ("compress=%s: zstd, zstd:LEVEL (1 to %d) or off", value,
+                  HF_VD_CODEC_LEVEL_MAX);
+    return -1;
+  }
+  hf_compress = value;
+  return 0;
+}
+
+static int
 hyperfile_set_flush_interval (const char *key, const char *value)
 {
   uint64_t ms;
@@ -435,6 +449,8 @@ static const struct hyperfile_param hyperfile_params[] = {
         "create the volume this size if missing, or grow it"),
   P_FN ("block-size", hyperfile_set_block_size, "N",
         "block size of a new volume (default 4096)"),
+  P_FN ("compress", hyperfile_set_compress, "zstd[:LEVEL]|off",
+        "compress a new volume's data (default off)"),
   P_STR ("key-file", &hf_key_file, "PATH",
          "encryption key of the volume (32 bytes or 64 hex)"),
   P_FN ("key", hyperfile_set_key, "PASSPHRASE",
@@ -1047,8 +1063,9 @@ hyperfile_get_ready (void)
       nbdkit_error ("%s: no volume there to open at=%s", hf_url, hf_at);
       return -1;
     }
-    r = hf_volume_create_key (hf_store, hf_prefix, hf_size, hf_block_size,
-                              hf_have_ukey ? &hf_ukey : NULL);
+    r = hf_volume_create_codec (hf_store, hf_prefix, hf_size, hf_block_size,
+                                hf_have_ukey ? &hf_ukey : NULL, hf_codec,
+                                hf_codec_level);
     if (r && r != EEXIST) {
       nbdkit_error ("%s: could not create the volume: %s", hf_url,
                     strerror (r));
@@ -1095,6 +1112,17 @@ hyperfile_get_ready (void)
     nbdkit_error ("%s: block-size=%" PRIu32 " disagrees with the existing "
                   "volume's block size %" PRIu32, hf_url, hf_block_size,
                   vi.block_size);
+    return -1;
+  }
+  if (hf_compress &&
+      (hf_codec != vi.codec || hf_codec_level != vi.codec_level)) {
+    char cur[32] = "off";
+
+    if (vi.codec)
+      snprintf (cur, sizeof cur, "zstd:%u", vi.codec_level);
+    nbdkit_error ("%s: compress=%s disagrees with the existing volume's "
+                  "compression (%s; it is chosen at create)", hf_url,
+                  hf_compress, cur);
     return -1;
   }
   if (hf_at)

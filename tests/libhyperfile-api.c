@@ -686,6 +686,31 @@ main (int argc, char **argv)
   CHECK_ERR (hf_file_create (url, VOL_SIZE, &o), EEXIST);
   CHECK (log_lines == 0);       /* an ordinary answer, not an error */
 
+  /* compress: refused unless valid; a compressed volume reads back
+   * what was written, after a close (from the store's frames). */
+  {
+    char zurl[4200];
+    struct hf_file *z;
+    uint8_t wb[3 * BS], rb[3 * BS];
+
+    snprintf (zurl, sizeof zurl, "%s-z", url);
+    base_options (&o);
+    o.compress = "lz4";
+    CHECK_ERR (hf_file_create (zurl, VOL_SIZE, &o), EINVAL);
+    o.compress = "zstd:2";
+    OK (hf_file_create (zurl, VOL_SIZE, &o));
+    base_options (&o);
+    OK (hf_file_open (zurl, &o, &z));
+    for (i = 0; i < sizeof wb; i++)
+      wb[i] = (uint8_t) "libhyperfile "[i % 13];
+    OK (hf_file_pwrite (z, wb, sizeof wb, 100, 0));
+    OK (hf_file_close (z));
+    OK (hf_file_open (zurl, &o, &z));
+    OK (hf_file_pread (z, rb, sizeof rb, 100));
+    CHECK (memcmp (wb, rb, sizeof wb) == 0);
+    OK (hf_file_close (z));
+  }
+
   /* A local directory that is a file fails the open, holding nothing:
    * the next open below takes the lease. */
   {

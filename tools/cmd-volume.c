@@ -38,8 +38,9 @@ hf_tool_create (const char *url)
   }
   if ((r = hf_tool_open_store (url, true, &s, &prefix)) != 0)
     return EXIT_FAILURE;
-  r = hf_volume_create_key (s, prefix, hf_tool_size, hf_tool_block_size,
-                            hf_tool_have_ukey ? &hf_tool_ukey : NULL);
+  r = hf_volume_create_codec (s, prefix, hf_tool_size, hf_tool_block_size,
+                              hf_tool_have_ukey ? &hf_tool_ukey : NULL,
+                              hf_tool_codec, hf_tool_codec_level);
   hf_objstore_close (s);
   free (prefix);
   if (r == EEXIST) {
@@ -153,6 +154,9 @@ hf_tool_info (const char *url)
       if (d.flags & HF_VD_FLATTENED)
         hf_j_u64 (o, "flattened_at", d.flat_seq);
     }
+    hf_j_str (o, "compression", d.codec ? "zstd" : "none");
+    if (d.codec)
+      hf_j_u64 (o, "compression_level", d.codec_level);
     hf_j_str (o, "encryption", !(d.flags & HF_VD_ENCRYPTED) ? "none"
               : d.crypt.kdf == HF_VD_KDF_SCRYPT ? "aes-256-gcm, passphrase"
               : "aes-256-gcm, key file");
@@ -189,6 +193,9 @@ hf_tool_info (const char *url)
   if (!hf_tool_json && (d.flags & HF_VD_FLATTENED))
     printf ("flattened at segment %" PRIu64 " (the points since need "
             "nothing of the parent)\n", d.flat_seq);
+  if (!hf_tool_json && d.codec)
+    printf ("compression:    zstd level %u (16 KiB frames)\n",
+            (unsigned) d.codec_level);
   if (!hf_tool_json && (d.flags & HF_VD_ENCRYPTED))
     printf ("encryption:     AES-256-GCM, data key wrapped with a %s\n",
             d.crypt.kdf == HF_VD_KDF_SCRYPT ? "passphrase (scrypt)"

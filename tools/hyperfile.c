@@ -1,6 +1,7 @@
 /* hyperfile: the admin command.
  *
  *   hyperfile [STORE OPTIONS] create URL --size SIZE [--block-size N]
+ *             [--compress METHOD]
  *   hyperfile [STORE OPTIONS] info URL [--json]
  *   hyperfile [STORE OPTIONS] ls URL [--json]
  *   hyperfile [STORE OPTIONS] snapshot create URL NAME [--at POINT]
@@ -74,6 +75,7 @@ struct hf_s3_config hf_tool_s3 = { .tls_verify = true };
 bool hf_tool_json;
 uint64_t hf_tool_size;
 uint32_t hf_tool_block_size;
+unsigned hf_tool_codec, hf_tool_codec_level;    /* --compress */
 bool hf_tool_verbose;
 const char *hf_tool_at;          /* --at POINT */
 bool hf_tool_takeover;           /* --takeover */
@@ -109,7 +111,8 @@ hf_tool_usage (FILE *fp)
 "usage: hyperfile [OPTIONS] COMMAND URL [ARGS]\n"
 "\n"
 "Commands:\n"
-"  create URL --size SIZE [--block-size N]   create a volume\n"
+"  create URL --size SIZE [--block-size N] [--compress METHOD]\n"
+"                                            create a volume\n"
 "  info URL [--json]                         show a volume's state\n"
 "  ls URL [--json]                           list its points in time\n"
 "  snapshot create URL NAME [--at POINT]     name a point (default: head)\n"
@@ -309,9 +312,12 @@ static const struct hf_tool_cmd {
   const char *help;             /* what it does, its own options */
 } hf_tool_cmds[] = {
   { "create", 1, 1, hf_tool_cmd_create,
-    "create URL --size SIZE [--block-size N] [--json]",
+    "create URL --size SIZE [--block-size N] [--compress METHOD] [--json]",
     "Create an empty (sparse) volume of SIZE bytes (K, M, G, T suffixes)\n"
     "with blocks of N bytes (a power of 2 from 512 to 65536; default 4K).\n"
+    "--compress METHOD: zstd stores its data compressed (zstd level 1),\n"
+    "zstd:LEVEL at LEVEL (1 to 19), off not (the default); chosen once\n"
+    "for the volume.\n"
     "Exit 4 if a volume exists there already.\n" },
   { "info", 1, 1, hf_tool_cmd_info, "info URL [--json]",
     "Show a volume's size, block size, head and checkpoint, mapped blocks,\n"
@@ -434,7 +440,7 @@ hf_tool_help (int argc, char **argv)
 int
 main (int argc, char *argv[])
 {
-  enum { O_SSE = 200, O_SSE_KMS, O_STORAGE_CLASS };
+  enum { O_SSE = 200, O_SSE_KMS, O_STORAGE_CLASS, O_COMPRESS };
   enum { O_ENDPOINT = 256, O_VHOST, O_EXPRESS, O_REGION, O_AK, O_SK, O_ST, O_PROFILE,
          O_TLS, O_CA, O_JSON, O_SIZE, O_BS, O_AT, O_TAKEOVER, O_DRY_RUN, O_PARENT_ANY,
          O_RETAIN, O_GRACE, O_FORCE, O_CREATE, O_PRUNE, O_FROM, O_TO,
@@ -459,6 +465,7 @@ main (int argc, char *argv[])
     { "json", no_argument, NULL, O_JSON },
     { "size", required_argument, NULL, O_SIZE },
     { "block-size", required_argument, NULL, O_BS },
+    { "compress", required_argument, NULL, O_COMPRESS },
     { "at", required_argument, NULL, O_AT },
     { "takeover", no_argument, NULL, O_TAKEOVER },
     { "clone-parent-any", no_argument, NULL, O_PARENT_ANY },
@@ -550,6 +557,13 @@ main (int argc, char *argv[])
         return EXIT_USAGE;
       }
       hf_tool_block_size = bs;
+      break;
+    case O_COMPRESS:
+      if (hf_codec_parse (optarg, &hf_tool_codec, &hf_tool_codec_level)) {
+        fprintf (stderr, "hyperfile: --compress=%s: zstd, zstd:LEVEL (1 to "
+                 "%d) or off\n", optarg, HF_VD_CODEC_LEVEL_MAX);
+        return EXIT_USAGE;
+      }
       break;
     case O_AT: hf_tool_at = optarg; break;
     case O_TAKEOVER: hf_tool_takeover = true; break;

@@ -40,6 +40,7 @@ extern struct hf_s3_config hf_tool_s3;  /* the store options */
 extern bool hf_tool_json;
 extern uint64_t hf_tool_size;
 extern uint32_t hf_tool_block_size;
+extern unsigned hf_tool_codec, hf_tool_codec_level;
 extern bool hf_tool_verbose;
 extern const char *hf_tool_at;          /* --at POINT */
 extern bool hf_tool_takeover;           /* --takeover */

@@ -1,7 +1,9 @@
 /* Unit tests for lib/segment: build/parse round trips of every header
  * field and table, keys, and each kind of damage (header byte, table
  * byte, data byte, truncation, wrong uuid / block size / seq) giving
- * EBADMSG.  Reading through a store uses the dir store. */
+ * EBADMSG; compressed segments (frame table, raw fallback, a corrupt
+ * frame, hostile tables and frames).  Reading through a store uses the
+ * dir store. */
 #include <config.h>
 
 #undef NDEBUG
@@ -19,6 +21,8 @@
 #include "objstore.h"
 #include "segment.h"
 #include "test-util.h"
+
+#include <zstd.h>
 
 static const uint8_t test_uuid[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
                                        13, 14, 15, 16 };
@@ -382,6 +386,413 @@ START_TEST (test_read_meta)
 }
 END_TEST
 
+/* ---- Compressed segments (version 2, frames) ---- */
+
+/* Build a compressed segment of n_data blocks of bs bytes: block i is
+ * random when random_mask has bit i % 64 set, else compressible text.
+ * *img is the image, *obj the stored object (h->object_size bytes),
+ * *fr the frame table; caller frees all four. */
+static void
+build_z (uint32_t bs, uint32_t n_data, uint32_t n_nodes, uint64_t random_mask,
+         uint8_t **img, uint8_t **obj, struct hf_seg_hdr *h,
+         struct hf_seg_frame **fr_out, uint32_t **crcs_out)
+{
+  struct hf_seg_ext ext[2] = { { 1000, 5, HF_EXT_ZERO },
+                               { 0, n_data, HF_EXT_DATA } };
+  uint32_t *crcs = calloc (n_data + 1, sizeof *crcs);
+  struct hf_seg_frame *fr;
+  uint8_t *o, *u;
+  uint64_t image;
+  uint32_t i, j;
+
+  ck_assert (crcs != NULL);
+  memset (h, 0, sizeof *h);
+  h->flags = n_nodes ? HF_SH_CHECKPOINT : 0;
+  h->block_size = bs;
+  memcpy (h->volume_uuid, test_uuid, 16);
+  h->seq = 42;
+  h->parent_seq = 41;
+  h->volume_size = (uint64_t) 1 << 30;
+  h->n_ext = n_data ? 2 : 1;
+  h->n_data = n_data;
+  h->n_nodes = n_nodes;
+  h->ckpt_seq = n_nodes ? 42 : 40;
+  h->codec = HF_SH_CODEC_ZSTD;
+  h->frame_blocks = hf_seg_frame_blocks_for (bs, 16384);
+  ck_assert_int_eq (hf_seg_layout (h), 0);
+  ck_assert_uint_eq (h->n_frames, (n_data + h->frame_blocks - 1) /
+                     h->frame_blocks);
+  ck_assert_uint_eq (h->frame_off, h->crc_off + 4 * (uint64_t) n_data);
+  ck_assert_uint_ge (h->node_off, h->frame_off + 16 * (uint64_t) h->n_frames);
+  image = h->object_size;
+  ck_assert_uint_eq (hf_seg_image_size (h), image);
+  o = calloc (1, image);
+  u = calloc (1, image);
+  fr = calloc (h->n_frames + 1, sizeof *fr);
+  ck_assert (o && u && fr);
+  for (i = 0; i < n_nodes; i++)
+    memset (o + h->node_off + (size_t) i * HF_NODE_SIZE, 0xa0 + i,
+            HF_NODE_SIZE);
+  for (i = 0; i < n_data; i++) {
+    uint8_t *b = o + h->data_off + (size_t) i * bs;
+    if (random_mask >> (i % 64) & 1)
+      for (j = 0; j < bs; j++)
+        b[j] = (uint8_t) rnd ();
+    else
+      for (j = 0; j < bs; j += 16)
+        snprintf ((char *) b + j, 16, "blk %6u %3u", i % 100000, j % 1000);
+    crcs[i] = hf_crc32c (0, b, bs);
+  }
+  ck_assert_int_eq (hf_seg_compress (o + h->data_off, h, 1, u + h->data_off,
+                                     fr), 0);
+  ck_assert_uint_le (h->object_size, image);
+  hf_seg_write_meta_frames (o, h, ext, crcs, fr);
+  memcpy (u, o, h->data_off);
+  *img = o;
+  *obj = u;
+  *fr_out = fr;
+  *crcs_out = crcs;
+}
+
+/* Frames round trip: every size and mix parses whole, each frame
+ * decodes to the image's blocks, text frames shrink, random ones are
+ * raw, and the header and tables are the image's. */
+START_TEST (test_frames_round_trip)
+{
+  static const uint32_t sizes[] = { 512, 4096, 65536 };
+  static const uint32_t counts[] = { 0, 1, 4, 5, 13, 64 };
+  size_t si, ci;
+
+  for (si = 0; si < 3; si++)
+    for (ci = 0; ci < 6; ci++) {
+      uint32_t bs = sizes[si], nd = counts[ci], i;
+      struct hf_seg_hdr h;
+      struct hf_seg_frame *fr;
+      struct hf_seg_meta m;
+      uint32_t *crcs;
+      uint8_t *img, *obj, *tmp;
+      bool any_raw = false, any_z = false;
+
+      build_z (bs, nd, ci & 1, 0x00f0f0f0f0f0f0f0ull, &img, &obj, &h, &fr,
+               &crcs);
+      ck_assert_int_eq (hf_seg_parse (obj, h.object_size, true, "k",
+                                      test_uuid, bs, 42, &m), 0);
+      ck_assert_uint_eq (m.h.codec, HF_SH_CODEC_ZSTD);
+      ck_assert_uint_eq (m.h.n_frames, h.n_frames);
+      ck_assert_uint_eq (m.h.hdr_crc, h.hdr_crc);
+      ck_assert_int_eq (memcmp (obj, img, h.data_off), 0);
+      tmp = malloc ((size_t) h.frame_blocks * bs);
+      for (i = 0; i < m.h.n_frames; i++) {
+        uint32_t nb = hf_seg_frame_nblocks (&m.h, i);
+        ck_assert_uint_eq (m.frames[i].off, fr[i].off);
+        ck_assert_uint_eq (m.frames[i].len, fr[i].len);
+        ck_assert_int_eq (hf_seg_frame_decode (&m.h, i, &m.frames[i],
+                                               obj + m.frames[i].off, "k",
+                                               tmp), 0);
+        ck_assert_int_eq (memcmp (tmp, img + h.data_off +
+                                  (size_t) i * h.frame_blocks * bs,
+                                  (size_t) nb * bs), 0);
+        if (m.frames[i].flags & HF_FR_RAW)
+          any_raw = true;
+        else
+          any_z = true;
+      }
+      /* 64 KiB blocks: 1 block per frame, block i random when bit i. */
+      if (nd >= 13) {
+        ck_assert (any_z);
+        ck_assert (bs == 512 || any_raw);
+      }
+      if (nd && !any_raw)
+        ck_assert_uint_lt (h.object_size, hf_seg_image_size (&h));
+      free (tmp);
+      hf_seg_meta_free (&m);
+      free (img);
+      free (obj);
+      free (fr);
+      free (crcs);
+    }
+}
+END_TEST
+
+/* Incompressible data is stored raw: no frame grows, the object is the
+ * image's size exactly, and a v1 reader's layout rules still hold. */
+START_TEST (test_frames_raw_fallback)
+{
+  struct hf_seg_hdr h;
+  struct hf_seg_frame *fr;
+  struct hf_seg_meta m;
+  uint32_t *crcs, i;
+  uint8_t *img, *obj;
+
+  build_z (4096, 17, 0, ~(uint64_t) 0, &img, &obj, &h, &fr, &crcs);
+  ck_assert_uint_eq (h.object_size, hf_seg_image_size (&h));
+  for (i = 0; i < h.n_frames; i++) {
+    ck_assert_uint_eq (fr[i].flags, HF_FR_RAW);
+    ck_assert_uint_eq (fr[i].len, hf_seg_frame_nblocks (&h, i) * 4096);
+  }
+  ck_assert_int_eq (memcmp (obj + h.data_off, img + h.data_off,
+                            17 * 4096), 0);
+  ck_assert_int_eq (hf_seg_parse (obj, h.object_size, true, "k", test_uuid,
+                                  4096, 42, &m), 0);
+  hf_seg_meta_free (&m);
+  free (img);
+  free (obj);
+  free (fr);
+  free (crcs);
+}
+END_TEST
+
+/* A flipped byte anywhere in a frame (compressed or raw) fails its CRC:
+ * EBADMSG naming the frame's offset, never bytes. */
+START_TEST (test_frames_corrupt)
+{
+  struct hf_seg_hdr h;
+  struct hf_seg_frame *fr;
+  struct hf_seg_meta m;
+  uint32_t *crcs, i;
+  uint8_t *img, *obj, *tmp;
+
+  hf_log_set_sink (log_capture);
+  build_z (4096, 16, 0, 0xf0, &img, &obj, &h, &fr, &crcs);
+  tmp = malloc (16384);
+  for (i = 0; i < h.n_frames; i++) {
+    uint64_t at = fr[i].off + fr[i].len / 2;
+    obj[at] ^= 0x20;
+    ck_assert_int_eq (hf_seg_parse (obj, h.object_size, true, "seg/x",
+                                    test_uuid, 4096, 42, &m), EBADMSG);
+    ck_assert_uint_eq (hf_seg_bad_offset (), fr[i].off);
+    ck_assert_ptr_nonnull (strstr (last_error, "seg/x"));
+    ck_assert_ptr_nonnull (strstr (last_error, "frame"));
+    memset (tmp, 0x5a, 16384);
+    ck_assert_int_eq (hf_seg_frame_decode (&h, i, &fr[i], obj + fr[i].off,
+                                           "seg/x", tmp), EBADMSG);
+    obj[at] ^= 0x20;
+  }
+  /* Both kinds were hit. */
+  ck_assert_uint_eq (fr[1].flags, HF_FR_RAW);
+  ck_assert_uint_eq (fr[0].flags, 0);
+  /* Not whole: the tables alone still parse (frames are read later). */
+  obj[fr[0].off] ^= 1;
+  ck_assert_int_eq (hf_seg_parse (obj, h.object_size, false, "seg/x",
+                                  test_uuid, 4096, 42, &m), 0);
+  hf_seg_meta_free (&m);
+  free (tmp);
+  free (img);
+  free (obj);
+  free (fr);
+  free (crcs);
+  hf_log_set_sink (NULL);
+}
+END_TEST
+
+/* Rewrite the frame table entry i of obj (and the CRCs), as damage
+ * that CRCs do not catch would look. */
+static void
+set_frame (uint8_t *obj, struct hf_seg_hdr *h, uint32_t i, uint32_t len,
+           uint16_t flags)
+{
+  uint8_t *p = obj + h->frame_off + (uint64_t) i * HF_FR_SIZE;
+  uint32_t crc;
+
+  hf_put_le32 (p, len);
+  hf_put_le16 (p + 8, flags);
+  crc = hf_crc32c (0, obj + h->ext_off, h->node_off - h->ext_off);
+  hf_put_le32 (obj + offsetof (struct hf_disk_seg_hdr, sh_meta_crc), crc);
+  hf_put_le32 (obj + offsetof (struct hf_disk_seg_hdr, sh_hdr_crc),
+               hf_crc32c (0, obj, offsetof (struct hf_disk_seg_hdr,
+                                            sh_hdr_crc)));
+}
+
+/* Hostile tables and frames with valid CRCs: refused at parse, or at
+ * decode without writing a byte past the frame's size. */
+START_TEST (test_frames_hostile)
+{
+  struct hf_seg_hdr h, h2;
+  struct hf_seg_frame *fr, f;
+  struct hf_seg_meta m;
+  uint32_t *crcs;
+  uint8_t *img, *obj, *tmp, *big, *z;
+  size_t zn, zcap;
+
+  hf_log_set_sink (log_capture);
+  build_z (4096, 8, 0, 0, &img, &obj, &h, &fr, &crcs);
+  ck_assert_uint_eq (h.n_frames, 2);
+  ck_assert_uint_eq (fr[0].flags, 0);
+  /* Table entries: zero length, longer than the frame, raw but short,
+   * compressed but full size, unknown flag, not ending at the object's
+   * end. */
+  set_frame (obj, &h, 0, 0, 0);
+  ck_assert_int_eq (hf_seg_parse (obj, h.object_size, false, "k", test_uuid,
+                                  4096, 42, &m), EBADMSG);
+  set_frame (obj, &h, 0, 16385, 0);
+  ck_assert_int_eq (hf_seg_parse (obj, h.object_size, false, "k", test_uuid,
+                                  4096, 42, &m), EBADMSG);
+  set_frame (obj, &h, 0, fr[0].len, HF_FR_RAW);
+  ck_assert_int_eq (hf_seg_parse (obj, h.object_size, false, "k", test_uuid,
+                                  4096, 42, &m), EBADMSG);
+  set_frame (obj, &h, 0, 16384, 0);
+  ck_assert_int_eq (hf_seg_parse (obj, h.object_size, false, "k", test_uuid,
+                                  4096, 42, &m), EBADMSG);
+  set_frame (obj, &h, 0, fr[0].len, 0x4);
+  ck_assert_int_eq (hf_seg_parse (obj, h.object_size, false, "k", test_uuid,
+                                  4096, 42, &m), EBADMSG);
+  set_frame (obj, &h, 0, fr[0].len - 1, 0);
+  ck_assert_int_eq (hf_seg_parse (obj, h.object_size, false, "k", test_uuid,
+                                  4096, 42, &m), EBADMSG);
+  ck_assert_ptr_nonnull (strstr (last_error, "frames end at"));
+  set_frame (obj, &h, 0, fr[0].len, 0);
+  ck_assert_int_eq (hf_seg_parse (obj, h.object_size, true, "k", test_uuid,
+                                  4096, 42, &m), 0);
+  hf_seg_meta_free (&m);
+
+  /* Header: frame geometry that does not add up. */
+  h2 = h;
+  h2.frame_blocks = 1024;               /* 4 MiB frames: too big */
+  h2.n_frames = 1;
+  {
+    uint8_t *o2 = malloc (h.object_size);
+    memcpy (o2, obj, h.object_size);
+    hf_put_le32 (o2 + offsetof (struct hf_disk_seg_hdr, sh_frame_blocks),
+                 h2.frame_blocks);
+    hf_put_le32 (o2 + offsetof (struct hf_disk_seg_hdr, sh_hdr_crc),
+                 hf_crc32c (0, o2, offsetof (struct hf_disk_seg_hdr,
+                                             sh_hdr_crc)));
+    ck_assert_int_eq (hf_seg_parse (o2, h.object_size, false, "k",
+                                    test_uuid, 4096, 42, &m), EBADMSG);
+    ck_assert_uint_eq (hf_seg_bad_offset (),
+                       offsetof (struct hf_disk_seg_hdr, sh_frame_blocks));
+    memcpy (o2, obj, h.object_size);
+    hf_put_le32 (o2 + offsetof (struct hf_disk_seg_hdr, sh_codec), 9);
+    hf_put_le32 (o2 + offsetof (struct hf_disk_seg_hdr, sh_hdr_crc),
+                 hf_crc32c (0, o2, offsetof (struct hf_disk_seg_hdr,
+                                             sh_hdr_crc)));
+    ck_assert_int_eq (hf_seg_parse (o2, h.object_size, false, "k",
+                                    test_uuid, 4096, 42, &m), EBADMSG);
+    memcpy (o2, obj, h.object_size);
+    hf_put_le32 (o2 + offsetof (struct hf_disk_seg_hdr, sh_n_frames), 3);
+    hf_put_le32 (o2 + offsetof (struct hf_disk_seg_hdr, sh_hdr_crc),
+                 hf_crc32c (0, o2, offsetof (struct hf_disk_seg_hdr,
+                                             sh_hdr_crc)));
+    ck_assert_int_eq (hf_seg_parse (o2, h.object_size, false, "k",
+                                    test_uuid, 4096, 42, &m), EBADMSG);
+    /* Version 1 with frames: the codec fields are not read, and its
+     * size does not fit blocks stored as they are. */
+    memcpy (o2, obj, h.object_size);
+    hf_put_le16 (o2 + offsetof (struct hf_disk_seg_hdr, sh_version), 1);
+    hf_put_le32 (o2 + offsetof (struct hf_disk_seg_hdr, sh_hdr_crc),
+                 hf_crc32c (0, o2, offsetof (struct hf_disk_seg_hdr,
+                                             sh_hdr_crc)));
+    ck_assert_int_eq (hf_seg_parse (o2, h.object_size, false, "k",
+                                    test_uuid, 4096, 42, &m), EBADMSG);
+    free (o2);
+  }
+
+  /* Frames whose CRC is right but whose content is not: a zstd frame
+   * of 1 MiB where 16 KiB belong, one with no content size, and
+   * garbage.  The output buffer has a guard after the frame's size. */
+  tmp = malloc (16384 + 4096);
+  big = calloc (1, 1 << 20);
+  zcap = ZSTD_compressBound (1 << 20);
+  z = malloc (zcap);
+  ck_assert (tmp && big && z);
+  zn = ZSTD_compress (z, zcap, big, 1 << 20, 1);
+  ck_assert (!ZSTD_isError (zn));
+  f = (struct hf_seg_frame) { .off = 4096, .len = (uint32_t) zn,
+                              .crc = hf_crc32c (0, z, zn), .flags = 0 };
+  memset (tmp, 0x77, 16384 + 4096);
+  ck_assert_int_eq (hf_seg_frame_decode (&h, 0, &f, z, "seg/h", tmp),
+                    EBADMSG);
+  ck_assert_ptr_nonnull (strstr (last_error, "seg/h"));
+  ck_assert_ptr_nonnull (strstr (last_error, "4096"));
+  {
+    size_t k;
+    for (k = 16384; k < 16384 + 4096; k++)
+      ck_assert_uint_eq (tmp[k], 0x77);
+  }
+  /* No content size in the frame header (streaming): refused. */
+  {
+    ZSTD_CCtx *cc = ZSTD_createCCtx ();
+    ck_assert (!ZSTD_isError (ZSTD_CCtx_setParameter
+                              (cc, ZSTD_c_contentSizeFlag, 0)));
+    zn = ZSTD_compress2 (cc, z, zcap, big, 16384);
+    ck_assert (!ZSTD_isError (zn));
+    ck_assert_uint_eq (ZSTD_getFrameContentSize (z, zn),
+                       ZSTD_CONTENTSIZE_UNKNOWN);
+    ZSTD_freeCCtx (cc);
+    f.len = (uint32_t) zn;
+    f.crc = hf_crc32c (0, z, zn);
+    ck_assert_int_eq (hf_seg_frame_decode (&h, 0, &f, z, "seg/h", tmp),
+                      EBADMSG);
+  }
+  /* Garbage with a right CRC. */
+  memset (z, 0xab, 100);
+  f.len = 100;
+  f.crc = hf_crc32c (0, z, 100);
+  ck_assert_int_eq (hf_seg_frame_decode (&h, 0, &f, z, "seg/h", tmp),
+                    EBADMSG);
+  /* An 8 KiB frame in a 16 KiB slot. */
+  zn = ZSTD_compress (z, zcap, big, 8192, 1);
+  f.len = (uint32_t) zn;
+  f.crc = hf_crc32c (0, z, zn);
+  ck_assert_int_eq (hf_seg_frame_decode (&h, 0, &f, z, "seg/h", tmp),
+                    EBADMSG);
+  free (z);
+  free (big);
+  free (tmp);
+  free (img);
+  free (obj);
+  free (fr);
+  free (crcs);
+  hf_log_set_sink (NULL);
+}
+END_TEST
+
+/* hf_seg_read_meta reads a compressed segment's frame table, and the
+ * listed size is the stored (compressed) size. */
+START_TEST (test_frames_read_meta)
+{
+  char *dir = make_tmpdir (), key[64];
+  struct hf_objstore *s;
+  struct hf_seg_hdr h;
+  struct hf_seg_frame *fr;
+  struct hf_seg_meta *m = NULL;
+  uint32_t *crcs, i;
+  uint8_t *img, *obj;
+
+  hf_log_set_sink (log_quiet);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  /* Tables past the first GET (second GET), a node. */
+  build_z (4096, 12000, 1, 0x1, &img, &obj, &h, &fr, &crcs);
+  ck_assert_uint_gt (h.node_off, HF_SEG_META_READ);
+  hf_seg_key (key, sizeof key, "p/", 42);
+  ck_assert_int_eq (hf_objstore_put (s, key, obj, h.object_size, 0), 0);
+  ck_assert_int_eq (hf_seg_read_meta (s, "p/", 42, test_uuid, 4096,
+                                      HF_SEG_SIZE_UNKNOWN, &m), 0);
+  ck_assert_uint_eq (m->h.n_frames, 3000);
+  for (i = 0; i < 3000; i++)
+    ck_assert_uint_eq (m->frames[i].off, fr[i].off);
+  hf_seg_meta_destroy (m);
+  ck_assert_int_eq (hf_seg_read_meta (s, "p/", 42, test_uuid, 4096,
+                                      HF_SEG_SIZE_ANY, &m), 0);
+  hf_seg_meta_destroy (m);
+  /* The image's size is not the object's: an interrupted upload of the
+   * stored object is still told apart. */
+  ck_assert_int_eq (hf_seg_read_meta (s, "p/", 42, test_uuid, 4096,
+                                      h.object_size - 1, &m), ENODATA);
+  ck_assert_int_eq (hf_seg_read_meta (s, "p/", 42, test_uuid, 4096,
+                                      hf_seg_image_size (&h), &m), EBADMSG);
+  ck_assert (hf_seg_incomplete (obj, h.object_size - 1));
+  ck_assert (!hf_seg_incomplete (obj, h.object_size));
+  free (img);
+  free (obj);
+  free (fr);
+  free (crcs);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+  hf_log_set_sink (NULL);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -394,6 +805,11 @@ main (void)
   tcase_add_test (tc, test_insane);
   tcase_add_test (tc, test_root_offset_wrap);
   tcase_add_test (tc, test_read_meta);
+  tcase_add_test (tc, test_frames_round_trip);
+  tcase_add_test (tc, test_frames_raw_fallback);
+  tcase_add_test (tc, test_frames_corrupt);
+  tcase_add_test (tc, test_frames_hostile);
+  tcase_add_test (tc, test_frames_read_meta);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }

@@ -279,6 +279,8 @@ struct run_cfg {
   uint32_t bs;
   bool fault;
   bool wal;                     /* with a write-ahead log */
+  bool zstd;                    /* compressed volume, half the writes
+                                   compressible */
 };
 
 /* The write-ahead log directory open_vol uses (NULL: none). */
@@ -345,7 +347,9 @@ run_model (const struct run_cfg *cfg)
     int r;
     /* create is not retried by the volume: retry here on injected EIO */
     do
-      r = hf_volume_create (s, "v/", size, cfg->bs);
+      r = hf_volume_create_codec (s, "v/", size, cfg->bs, NULL,
+                                  cfg->zstd ? HF_SH_CODEC_ZSTD : 0,
+                                  cfg->zstd ? 1 + cfg->seed % 3 : 0);
     while (cfg->fault && (r == EIO || r == ETIMEDOUT));
     ck_assert_msg (r == 0 || (cfg->fault && r == EEXIST), "create: %s",
                    strerror (r));
@@ -381,6 +385,11 @@ run_model (const struct run_cfg *cfg)
         off = rndn (m.size - len);
       }
       fill_random (buf, len);
+      if (cfg->zstd && rndn (2) == 0) { /* compressible */
+        uint64_t k;
+        for (k = 0; k < len; k++)
+          buf[k] = (uint8_t) ('a' + (k / 7 + step) % 5);
+      }
       if (rndn (4) == 0) {              /* some all-zero blocks */
         uint64_t z = rndn (len), zl = rndn (2 * cfg->bs);
         if (z + zl > len)
@@ -494,7 +503,7 @@ START_TEST (test_model_dir)
   hf_log_set_sink (log_capture);
   for (i = 0; i < seeds; i++) {
     struct run_cfg c = { seed_base + 1000 + i, SCALE (2000, 500, 150),
-                         i % 3 == 2 ? 512 : 4096, false, false };
+                         i % 3 == 2 ? 512 : 4096, false, false, false };
     run_model (&c);
   }
 }
@@ -511,7 +520,7 @@ START_TEST (test_model_fault)
   hf_log_set_sink (log_capture);
   for (i = 0; i < seeds; i++) {
     struct run_cfg c = { seed_base + 5000 + i, SCALE (1500, 300, 100),
-                         4096, true, false };
+                         4096, true, false, false };
     run_model (&c);
   }
 }
@@ -524,7 +533,7 @@ START_TEST (test_model_wal)
   hf_log_set_sink (log_capture);
   for (i = 0; i < seeds; i++) {
     struct run_cfg c = { seed_base + 7000 + i, SCALE (2000, 400, 150),
-                         i % 3 == 2 ? 512 : 4096, false, true };
+                         i % 3 == 2 ? 512 : 4096, false, true, false };
     run_model (&c);
   }
 }
@@ -539,7 +548,21 @@ START_TEST (test_model_wal_fault)
   hf_log_set_sink (log_capture);
   for (i = 0; i < seeds; i++) {
     struct run_cfg c = { seed_base + 9000 + i, SCALE (1500, 300, 100),
-                         4096, true, true };
+                         4096, true, true, false };
+    run_model (&c);
+  }
+}
+END_TEST
+
+START_TEST (test_model_zstd)
+{
+  unsigned seeds = SCALE (30, 4, 1), i;
+
+  hf_log_set_sink (log_capture);
+  for (i = 0; i < seeds; i++) {
+    struct run_cfg c = { seed_base + 11000 + i, SCALE (2000, 400, 150),
+                         i % 3 == 2 ? 512 : 4096, i % 2 == 1 && have_fault (),
+                         i % 4 == 3, true };
     run_model (&c);
   }
 }
@@ -902,6 +925,90 @@ START_TEST (test_corruption)
   ck_assert (memcmp (r, w2, 4096) == 0);
   ck_assert_int_eq (hf_volume_close (v), 0);
 
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* A compressed volume: smaller objects for compressible data, the
+ * same bytes back after a reopen (through the frames: no cache here),
+ * a clone of it compresses too, and a flipped byte in a frame is
+ * EBADMSG naming the object and offset. */
+START_TEST (test_compressed)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume *v;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX };
+  struct hf_volume_info info;
+  struct hf_seg_meta *m;
+  uint8_t *w = malloc (64 * 4096), *r = malloc (64 * 4096);
+  char key[64];
+  unsigned i;
+
+  hf_log_set_sink (log_capture);
+  ck_assert (w && r);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create_codec (s, "", 1 << 20, 4096, NULL, 7, 1),
+                    EINVAL);
+  ck_assert_int_eq (hf_volume_create_codec (s, "", 1 << 20, 4096, NULL,
+                                            HF_SH_CODEC_ZSTD, 20), EINVAL);
+  ck_assert_int_eq (hf_volume_create_codec (s, "", 1 << 20, 4096, NULL,
+                                            HF_SH_CODEC_ZSTD, 3), 0);
+  v = open_opts (s, &o);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.codec, HF_SH_CODEC_ZSTD);
+  ck_assert_uint_eq (info.codec_level, 3);
+  /* Blocks 0..31 text, 32..63 random. */
+  for (i = 0; i < 32 * 4096; i++)
+    w[i] = (uint8_t) ("hyperfile compresses "[i % 21]);
+  fill_random (w + 32 * 4096, 32 * 4096);
+  ck_assert_int_eq (hf_volume_pwrite (v, w, 64 * 4096, 0, 0), 0);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.data_bytes_uploaded, 64 * 4096);
+  ck_assert_uint_lt (info.data_bytes_stored, 33 * 4096);
+  ck_assert_uint_gt (info.data_bytes_stored, 32 * 4096);
+  /* Reads of pending and committed data. */
+  ck_assert_int_eq (hf_volume_pread (v, r, 64 * 4096, 0), 0);
+  ck_assert (memcmp (r, w, 64 * 4096) == 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  o.readonly = true;
+  v = open_opts (s, &o);
+  /* Unaligned, across frames, one block, the last block. */
+  ck_assert_int_eq (hf_volume_pread (v, r, 64 * 4096 - 1000, 500), 0);
+  ck_assert (memcmp (r, w + 500, 64 * 4096 - 1000) == 0);
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 5 * 4096), 0);
+  ck_assert (memcmp (r, w + 5 * 4096, 4096) == 0);
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 63 * 4096), 0);
+  ck_assert (memcmp (r, w + 63 * 4096, 4096) == 0);
+  hf_volume_get_info (v, &info);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  /* Flip a byte in the frame holding block 9 (text, compressed). */
+  ck_assert_int_eq (hf_seg_read_meta (s, "", 1, info.uuid, 4096,
+                                      HF_SEG_SIZE_UNKNOWN, &m), 0);
+  ck_assert_uint_eq (m->h.codec, HF_SH_CODEC_ZSTD);
+  ck_assert_uint_eq (m->h.frame_blocks, 4);
+  ck_assert_uint_eq (m->frames[2].flags, 0);
+  ck_assert_uint_eq (m->frames[10].flags, HF_FR_RAW);
+  hf_seg_key (key, sizeof key, "", 1);
+  damage (s, key, m->frames[2].off + 3);
+  v = open_opts (s, &o);
+  last_error[0] = '\0';
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 9 * 4096), EBADMSG);
+  ck_assert_msg (strstr (last_error, key) && strstr (last_error, "offset"),
+                 "error names object and offset: %s", last_error);
+  ck_assert_int_eq (hf_volume_pread (v, r, 8 * 4096, 0), 0);
+  ck_assert (memcmp (r, w, 8 * 4096) == 0);
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 12 * 4096), 0);
+  ck_assert (memcmp (r, w + 12 * 4096, 4096) == 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_seg_meta_destroy (m);
+
+  free (w);
+  free (r);
   hf_objstore_close (s);
   rm_tmpdir (dir);
 }
@@ -1391,6 +1498,7 @@ main (void)
   tcase_set_timeout (tc, long_run ? 7200 : 600);
   tcase_add_test (tc, test_basic);
   tcase_add_test (tc, test_corruption);
+  tcase_add_test (tc, test_compressed);
   tcase_add_test (tc, test_time_travel);
   tcase_add_test (tc, test_orphan);
   tcase_add_test (tc, test_two_writers);
@@ -1403,6 +1511,7 @@ main (void)
   tcase_add_test (tc, test_model_fault);
   tcase_add_test (tc, test_model_wal);
   tcase_add_test (tc, test_model_wal_fault);
+  tcase_add_test (tc, test_model_zstd);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }
