@@ -47,6 +47,17 @@ mkdir "$tmp/vol1"
 expect "$tmp/vol1" info "$tmp/vo"
 expect "" resize "$tmp/vol1" --size
 
+# A usage word in lower case after an option, with brackets of its own
+# (the scan once looped for ever on it; timeout ends that as a failure).
+# shellcheck disable=SC2016
+timeout 10 bash -c '. "$1"; _hyperfile_scan_usage "$2";
+                    echo "$_hyperfile_all|$_hyperfile_argopts"' _ \
+  "$abs_top_srcdir/tools/hyperfile.bash" \
+  'usage: hyperfile x [--codec zstd[:LEVEL]|off] [--at POINT] URL' \
+  > "$tmp/scan" || fail "scanning a usage line: exit $?"
+[ "$(cat "$tmp/scan")" = " --codec --at| --at" ] ||
+  fail "scanning a usage line: $(cat "$tmp/scan")"
+
 # Every command and every option that --help and help COMMAND list.
 cmds=$("$HYPERFILE" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z]*\) .*/\1/p' |
   sort -u)

@@ -14,11 +14,15 @@
 # a space, "[", "|" or "(") and whether it takes an argument.
 _hyperfile_scan_usage ()
 {
-  local rest=$1 re='(^|[ [|(])(--[a-z][a-z-]*)([ =]?)([^] )]*)'
+  local rest=$1 re='(^|[ [|(])(--[a-z][a-z-]*)([ =]?)([^] )]*)' m
   while [[ "$rest" =~ $re ]]; do
+    # Keep the match: _hyperfile_note's own =~ replaces BASH_REMATCH
+    # (and empties it when it fails, which left rest as it was: a loop
+    # without end on "--opt lowercase-word").
+    m=${BASH_REMATCH[0]}
     _hyperfile_note "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}" \
                     "${BASH_REMATCH[4]}"
-    rest=${rest#*"${BASH_REMATCH[0]}"}
+    rest=${rest#*"$m"}
   done
 }
 
