@@ -32,15 +32,24 @@
  * commit and its own seal to its commit (time with nothing to upload
  * does not count), summed over windows of at least a segment and
  * smoothed (rate = (rate + window's) / 2).  Until the first window
- * closes, HF_PACE_INIT_RATE.
+ * closes, HF_PACE_INIT_RATE.  A writer that reaches the limit cuts it
+ * to the lower of half and the last window's measurement: the smoothing
+ * alone halves an error per commit, and an estimate far too high (4 GiB/s
+ * for a 16 MiB/s store) had writers meet the hard wait at each commit
+ * for a dozen (check-pace test_estimate_too_high: 85 hard waits in 2
+ * minutes, 19 with the cut).  Once per admission: the writers that
+ * reach the limit together were all admitted at the old rate and are
+ * one piece of evidence; a write admitted after the cut that reaches it
+ * too cuts again.  A cut too deep only lets dirty data fall below the
+ * zone until the next window raises the estimate.
  *
  * Admission is serialised by a clock (next_us): a write takes the slot
  * of bytes / admitted rate after the previous write's, so N writers in
  * flight share the rate (4 KiB at QD32 wait about 32 slots).  No write
  * is asked to wait more than HF_PACE_MAX_DELAY_US (a guard against an
  * admitted rate near 0 just below the limit; an estimate that is too
- * high ends at the hard wait, one that is too low below the zone, so
- * the estimate corrects itself either way).
+ * high ends at the hard wait and is cut there, one that is too low
+ * below the zone, so the estimate corrects itself either way).
  */
 #include <config.h>
 
@@ -74,11 +83,25 @@ hf_pace_committed (struct hf_pace *p, uint64_t now_us, uint64_t sealed_us,
 
     if (r == 0)
       r = 1;
+    p->measured = r;
     p->rate = (p->rate + r) / 2;
     if (p->rate == 0)
       p->rate = 1;
   }
   p->w_bytes = p->w_us = 0;
+}
+
+void
+hf_pace_limit (struct hf_pace *p)
+{
+  if (p->cut)
+    return;
+  p->cut = true;
+  p->rate /= 2;
+  if (p->measured && p->measured < p->rate)
+    p->rate = p->measured;
+  if (p->rate == 0)
+    p->rate = 1;
 }
 
 uint64_t
@@ -94,6 +117,7 @@ hf_pace_delay (struct hf_pace *p, uint64_t now_us, uint64_t dirty,
   }
   if (dirty >= p->limit)
     return 0;           /* the hard wait's business */
+  p->cut = false;       /* admitted at the rate as it now stands */
   x = (double) (dirty + p->zone - p->limit) / (double) p->zone; /* [0, 1) */
   admit = (double) p->rate * (1.0 + 8.0 * (0.5 - x) * (0.5 - x) * (0.5 - x));
   if (admit < 1.0)

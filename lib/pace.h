@@ -7,6 +7,7 @@
 #ifndef HF_PACE_H
 #define HF_PACE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* The drain rate assumed until the first measurement (bytes/s). */
@@ -20,10 +21,13 @@ struct hf_pace {
   uint64_t zone;                /* the paced band below limit, bytes */
   uint64_t window;              /* bytes per rate measurement */
   uint64_t rate;                /* drain estimate, bytes/s (> 0) */
+  uint64_t measured;            /* the last window's rate; 0: none yet */
   uint64_t w_bytes, w_us;       /* the measurement in progress */
   uint64_t last_commit_us;      /* 0: no commit yet */
   uint64_t next_us;             /* the admission clock: when the next
                                    paced write's slot starts */
+  bool cut;                     /* the estimate was cut at the limit and
+                                   no write was paced since */
 };
 
 /* Set up for dirty_limit limit and segments of segment_size bytes. */
@@ -33,6 +37,12 @@ extern void hf_pace_init (struct hf_pace *p, uint64_t limit,
 /* A segment of bytes sealed at sealed_us committed at now_us. */
 extern void hf_pace_committed (struct hf_pace *p, uint64_t now_us,
                                uint64_t sealed_us, uint64_t bytes);
+
+/* A writer found dirty_limit reached: the estimate was too high.  Cuts
+ * it to half, or to the last measurement if lower; once until the next
+ * paced write (writers that reach the limit together were admitted at
+ * the same rate: one piece of evidence, not several). */
+extern void hf_pace_limit (struct hf_pace *p);
 
 /* A write of bytes arrives at now_us with dirty bytes buffered or
  * uploading: how long (microseconds) it should wait before it enters

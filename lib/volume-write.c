@@ -113,6 +113,9 @@ hf_vol_wait_room_locked (struct hf_volume *v)
     if (!waited) {
       waited = true;
       v->st.dirty_waits++;
+      /* Pacing let this writer reach the limit: its drain estimate
+       * is too high. */
+      hf_pace_limit (&v->pace);
     }
     if (v->active && v->active->changed &&
         v->active->bytes * 2 >= v->dirty_bytes) {
