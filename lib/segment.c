@@ -91,19 +91,9 @@ hf_seg_name_parse (const char *name, uint64_t *seq)
 int
 hf_seg_key_parse (const char *name, uint64_t *seq)
 {
-  uint64_t v = 0;
-  int i;
+  uint64_t v;
 
-  for (i = 0; i < 16; i++) {
-    char c = name[i];
-    if (c >= '0' && c <= '9')
-      v = v << 4 | (uint64_t) (c - '0');
-    else if (c >= 'a' && c <= 'f')
-      v = v << 4 | (uint64_t) (c - 'a' + 10);
-    else
-      return EINVAL;
-  }
-  if (name[16] != '\0' || ~v == 0)
+  if (hf_seg_hex16 (name, &v) != 0 || name[16] != '\0' || ~v == 0)
     return EINVAL;
   *seq = ~v;
   return 0;
