@@ -44,6 +44,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
@@ -156,6 +157,32 @@ hyperfile_warning (const char *msg)
   }
 }
 
+/* The daemon's start status (see hyperfile_start_wait).  nbdkit's
+ * daemonising parent exits 0 at the fork, before .after_fork opens the
+ * volume in the child, so a writer that then loses the lease, or may
+ * not write it, used to leave "exit 0" and a dead server.  The parent's
+ * exit runs atexit handlers: ours waits there for the child to report
+ * through hf_start_pipe (one status byte, then the errors the child
+ * logged, which nbdkit sent to syslog) and exits 1 if it failed.
+ * hf_start_lock guards hf_start_msg, written by any thread that logs
+ * an error during the open. */
+static int hf_start_pipe[2] = { -1, -1 };
+static bool hf_start_capture;           /* in the child, opening */
+static char hf_start_msg[2048];
+static pthread_mutex_t hf_start_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+hyperfile_start_keep (const char *msg)
+{
+  size_t n;
+
+  pthread_mutex_lock (&hf_start_lock);
+  n = strlen (hf_start_msg);
+  if (hf_start_capture && n + 2 < sizeof hf_start_msg)
+    snprintf (hf_start_msg + n, sizeof hf_start_msg - n, "%s\n", msg);
+  pthread_mutex_unlock (&hf_start_lock);
+}
+
 static void
 hyperfile_log_sink (enum hf_log_level level, const char *msg)
 {
@@ -164,6 +191,8 @@ hyperfile_log_sink (enum hf_log_level level, const char *msg)
       snprintf (hf_log_held, sizeof hf_log_held, "%s", msg);
     return;
   }
+  if (level == HF_LOG_ERROR)
+    hyperfile_start_keep (msg);
   switch (level) {
   case HF_LOG_ERROR: nbdkit_error ("%s", msg); break;
   case HF_LOG_WARN: hyperfile_warning (msg); break;
@@ -920,7 +949,7 @@ hyperfile_check_space (void)
 /* Open the store and check the volume against the parameters.  Opens
  * the volume read-only briefly (no lease, no writes) to read its state. */
 static int
-hyperfile_get_ready (void)
+hyperfile_get_ready_checks (void)
 {
   /* With at= a damaged or lost newest segment does not stop us: at= is
    * the way to read the older points then (the open warns). */
@@ -1127,10 +1156,10 @@ hyperfile_get_ready (void)
   }
   if (hf_at)
     return hyperfile_resolve_at (&vi);
-  /* A writer: refuse now if another holds the lease, not after the fork
-   * (in daemon mode nbdkit would exit 0 and the reason go to syslog;
-   * --run would wait for a socket that never comes).  The claim itself
-   * stays in .after_fork (hf_file_open_ext). */
+  /* A writer: refuse now if another holds the lease, before nbdkit
+   * makes its socket (after the fork the failure costs a full open and
+   * leaves the socket file; hyperfile_start_wait reports it).  The claim
+   * itself stays in .after_fork (hf_file_open_ext). */
   if (!hf_opts.readonly &&
       hf_lease_probe (hf_store, hf_prefix, hf_opts.takeover,
                       hf_opts.break_lease) != 0)
@@ -1140,6 +1169,66 @@ hyperfile_get_ready (void)
   if (hf_wal_dir && !hf_opts.readonly &&
       hf_wal_check (hf_wal_dir, vi.uuid) != 0)
     return -1;                  /* logged whose log it is */
+  return 0;
+}
+
+/* In the daemonising parent's exit (atexit, registered by .get_ready):
+ * wait for the child's start status and exit 1 if it failed to open
+ * the volume, printing what it logged (nbdkit sent it to syslog).
+ * Only in the process that loaded the plugin, only if a child exists
+ * (nbdkit --run's parent has reaped its server by now, and a failure
+ * before any fork has none), and only if .after_fork did not run here
+ * (-f, -s, socket activation: no daemonising fork). */
+static void
+hyperfile_start_wait (void)
+{
+  char buf[sizeof hf_start_msg + 1], *p, *nl;
+  size_t got = 0;
+  ssize_t n;
+
+  if (getpid () != hf_load_pid || hf_start_pipe[0] == -1 ||
+      (waitpid (-1, NULL, WNOHANG) == -1 && errno == ECHILD))
+    return;
+  close (hf_start_pipe[1]);
+  while (got < sizeof buf - 1 &&
+         ((n = read (hf_start_pipe[0], buf + got, sizeof buf - 1 - got)) > 0
+          || (n == -1 && errno == EINTR)))
+    if (n > 0)
+      got += n;
+  buf[got] = '\0';
+  if (got > 0 && buf[0] == '0')
+    return;                     /* the server is up */
+  for (p = buf + 1; got > 1 && *p; p = nl + 1) {
+    if ((nl = strchr (p, '\n')) == NULL)
+      nl = p + strlen (p) - 1;
+    fprintf (stderr, "nbdkit: hyperfile: error: %.*s\n", (int) (nl - p), p);
+  }
+  fprintf (stderr, "nbdkit: hyperfile: error: the server in the background "
+           "failed to open %s and has exited%s\n", hf_url,
+           got == 0 ? " (see syslog)" : "");
+  /* Return once it is gone, so that no server is left when we report
+   * failure (bounded: 30 s). */
+  for (n = 0; n < 300 && waitpid (-1, NULL, WNOHANG) == 0; n++)
+    nanosleep (&(struct timespec) { .tv_nsec = 100000000 }, NULL);
+  _exit (EXIT_FAILURE);
+}
+
+static int
+hyperfile_get_ready (void)
+{
+  static bool registered;
+
+  if (hyperfile_get_ready_checks () == -1)
+    return -1;
+  if (pipe2 (hf_start_pipe, O_CLOEXEC) == -1) {
+    nbdkit_error ("pipe2: %m");
+    return -1;
+  }
+  if (!registered && atexit (hyperfile_start_wait) != 0) {
+    nbdkit_error ("atexit: cannot register the start check");
+    return -1;
+  }
+  registered = true;
   return 0;
 }
 
@@ -1418,11 +1507,38 @@ static int hyperfile_open_volume (void);
 static int
 hyperfile_after_fork (void)
 {
-  if (hyperfile_open_volume () == -1) {
-    hyperfile_stop_listening ();
-    return -1;
+  bool child = getpid () != hf_load_pid;
+  int r;
+
+  /* In a forked child nbdkit sends errors to syslog (daemon mode, even
+   * with -v): keep them for the parent to print (under --run, where
+   * they reach stderr, the parent does not read them). */
+  if (child) {
+    pthread_mutex_lock (&hf_start_lock);
+    hf_start_capture = true;
+    pthread_mutex_unlock (&hf_start_lock);
   }
-  return 0;
+  r = hyperfile_open_volume ();
+  if (r == -1)
+    hyperfile_stop_listening ();
+  if (hf_start_pipe[0] != -1) {
+    char st0 = r == -1 ? '1' : '0';
+
+    close (hf_start_pipe[0]);
+    if (child) {
+      pthread_mutex_lock (&hf_start_lock);
+      hf_start_capture = false;
+      if (write (hf_start_pipe[1], &st0, 1) == 1 && r == -1 &&
+          hf_start_msg[0] &&
+          write (hf_start_pipe[1], hf_start_msg, strlen (hf_start_msg)) == -1) {
+        /* the parent prints its own line */
+      }
+      pthread_mutex_unlock (&hf_start_lock);
+    }
+    close (hf_start_pipe[1]);
+    hf_start_pipe[0] = hf_start_pipe[1] = -1;
+  }
+  return r;
 }
 
 /* Open the volume for real: the cache, the log, the writer lease, the
@@ -1458,9 +1574,9 @@ hyperfile_open_volume (void)
     hf_volume_get_info (hf_file_volume (hf_handle), &vi);
     if (hf_grow_to > vi.size &&
         (r = hf_file_resize (hf_handle, hf_grow_to)) != 0) {
-      nbdkit_error ("%s: growing the volume from %" PRIu64 " to %" PRIu64
-                    " bytes (size=): %s", hf_url, vi.size, hf_grow_to,
-                    strerror (r));
+      hf_error ("%s: growing the volume from %" PRIu64 " to %" PRIu64
+                " bytes (size=): %s", hf_url, vi.size, hf_grow_to,
+                strerror (r));
       return -1;
     }
     if (hf_grow_to > vi.size)
@@ -1476,7 +1592,7 @@ hyperfile_open_volume (void)
         pthread_cond_destroy (&hf_metrics_cond);
     }
     if (r) {
-      nbdkit_error ("pthread_create: %s", strerror (r));
+      hf_error ("pthread_create: %s", strerror (r));
       return -1;
     }
     hf_metrics_running = true;
@@ -1490,7 +1606,7 @@ hyperfile_open_volume (void)
                            &hf_gc_opts,
                            hf_gc_interval_ms, hf_url, &hf_gc_sched);
     if (r) {
-      nbdkit_error ("starting background gc: %s", strerror (r));
+      hf_error ("starting background gc: %s", strerror (r));
       return -1;
     }
   }

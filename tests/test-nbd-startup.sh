@@ -151,15 +151,36 @@ refused wal-other "wal: $tmp/wo/wal-.*belongs to volume .*, not to this volume" 
 
 # ---- S3: found only after the fork ----
 # Credentials that may read but not write: .get_ready reads the volume
-# and the lease; the claim of the lease after the fork gets a 403.  In
-# daemon mode nbdkit has then exited 0 (its parent returns at the fork),
-# so only --run is checked.
+# and the lease; the claim of the lease after the fork gets a 403.
+# nbdkit's daemonising parent returns at the fork (exit 0): the plugin's
+# exit handler waits there for the child's open and exits 1 with its
+# errors (it exited 0, the error only in syslog, before).  With -v the
+# child's stderr stays open and the error is printed once.
 hostile_start "$tmp"
-AWS_ACCESS_KEY_ID=AK AWS_SECRET_ACCESS_KEY=SK AWS_REGION=us-east-1 \
-  "$HYPERFILE" --endpoint "$HOSTILE_ENDPOINT" create s3://ok/ro --size 1M
-AWS_ACCESS_KEY_ID=AK AWS_SECRET_ACCESS_KEY=SK AWS_REGION=us-east-1 \
-  refused_client readonly-s3 "s3://readonly/ro at $HOSTILE_ENDPOINT: cannot write the writer lease: Permission denied" \
+export AWS_ACCESS_KEY_ID=AK AWS_SECRET_ACCESS_KEY=SK AWS_REGION=us-east-1
+"$HYPERFILE" --endpoint "$HOSTILE_ENDPOINT" create s3://ok/ro --size 1M
+ro_err="s3://readonly/ro at $HOSTILE_ENDPOINT: cannot write the writer lease: Permission denied"
+for v in "" -v; do
+  rm -f "$tmp/b.sock" "$tmp/b.pid"
+  r=0
+  timeout 60 nbdkit $v -U "$tmp/b.sock" -P "$tmp/b.pid" "$PLUGIN" \
+    s3://readonly/ro endpoint="$HOSTILE_ENDPOINT" gc=false \
+    > "$tmp/out" 2>&1 || r=$?
+  echo "--- readonly-s3 (daemon $v): exit $r"; grep -v debug: "$tmp/out" || :
+  [ "$r" = 1 ] || fail "readonly-s3: daemon mode $v exited $r, not 1"
+  [ "$(grep -c "error: .*$ro_err" "$tmp/out")" = 1 ] ||
+    fail "readonly-s3: daemon mode $v: not exactly one /$ro_err/"
+  grep -q "failed to open s3://readonly/ro and has exited" "$tmp/out" ||
+    fail "readonly-s3: daemon mode $v: no closing line"
+  # The child has exited: nothing answers on the socket.
+  if [ -s "$tmp/b.pid" ] && kill -0 "$(cat "$tmp/b.pid")" 2>/dev/null; then
+    kill "$(cat "$tmp/b.pid")"
+    fail "readonly-s3: daemon mode $v: the server is still running"
+  fi
+done
+refused_client readonly-s3 "$ro_err" \
   s3://readonly/ro endpoint="$HOSTILE_ENDPOINT" gc=false
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
 
 # ---- S3: the volume's name in the lease message ----
 if hf_s3rver_start; then
