@@ -1347,6 +1347,9 @@ hyperfile_write_metrics (FILE *fp)
         "committed segments.", vi.data_bytes_uploaded);
   HF_M ("uploaded_meta_bytes_total", "counter", "Metadata bytes in "
         "committed segments.", vi.meta_bytes_uploaded);
+  HF_M ("stored_data_bytes_total", "counter", "Bytes the data blocks of "
+        "committed segments take in the store: less than "
+        "uploaded_data_bytes_total when compressed, equal when not.", vi.data_bytes_stored);
   HF_M ("cache_hits_total", "counter", "Block cache hits.", vi.cache_hits);
   HF_M ("cache_misses_total", "counter", "Block cache misses.",
         vi.cache_misses);
@@ -1640,13 +1643,13 @@ hyperfile_log_counters (void)
                 st.retries, st.bytes_in, st.bytes_out);
   nbdkit_debug ("volume: head %" PRIu64 ", segments committed %" PRIu64
                 ", checkpoints %" PRIu64 ", written %" PRIu64 " read %"
-                PRIu64 ", uploaded data %" PRIu64 " meta %" PRIu64
-                ", dirty %" PRIu64 ", uploads in flight %" PRIu64
+                PRIu64 ", uploaded data %" PRIu64 " (stored %" PRIu64
+                ") meta %" PRIu64 ", dirty %" PRIu64 ", uploads in flight %" PRIu64
                 ", writes that waited for dirty-limit %" PRIu64
                 ", cache hits %" PRIu64 " misses %" PRIu64,
                 vi.head_seq, vi.segments_committed, vi.checkpoints_written,
                 vi.bytes_written, vi.bytes_read, vi.data_bytes_uploaded,
-                vi.meta_bytes_uploaded, vi.dirty_bytes, vi.uploads_in_flight,
+                vi.data_bytes_stored, vi.meta_bytes_uploaded, vi.dirty_bytes, vi.uploads_in_flight,
                 vi.dirty_waits, vi.cache_hits, vi.cache_misses);
   if (hf_file_cache (hf_handle)) {
     struct hf_cache_stats cs;

@@ -3,7 +3,8 @@
 # node_exporter textfile directory collided: "collected before" and one
 # volume dropped), hyperfile_build_info, and what operators watch (dirty
 # bytes and upload backlog, store errors by kind, cache hit ratio, log
-# bytes against wal-size, lease age and renewals, last commit time), in
+# bytes against wal-size, lease age and renewals, last commit time, data
+# bytes stored against uploaded: the compression ratio), in
 # a format tests/prom-check.py (a strict stand-in for `promtool check
 # metrics`, whose Debian package is ~100 MB) accepts, alone and merged.
 set -e
@@ -81,6 +82,12 @@ hf_stop
 hf_start "$tmp/vol2" size=4M metrics="$tmp/m/v2.prom" gc=false
 nbdsh -u "$uri" -c 'h.pwrite(b"\x02" * 65536, 0); h.flush()'
 hf_stop
+# Volume 3, compressed: text compresses, so the data stored is less
+# than the data uploaded (no log: the flush returns once committed, and
+# the file is written once more as the server stops).
+hf_start "$tmp/vol3" size=4M compress=zstd metrics="$tmp/m/v3.prom" gc=false
+nbdsh -u "$uri" -c 'h.pwrite(b"hyperfile metrics " * 58254, 0); h.flush()'
+hf_stop
 # (Its file is elsewhere: the same volume twice in one directory would
 # collide, as two servers of one volume are the same series.)
 nbdkit -U - -r "$PLUGIN" "$v1" metrics="$tmp/v1-ro.prom" \
@@ -123,6 +130,15 @@ lc=$(value hyperfile_last_commit_timestamp_seconds "$m1")
 lc=${lc%.*}
 [ "$lc" -ge "$t0" ] && [ "$lc" -le "$(date +%s)" ] ||
   fail "last commit time $lc not in [$t0, now]"
+# Stored data: as uploaded without compression, less with it.
+up=$(value hyperfile_uploaded_data_bytes_total "$m1")
+st=$(value hyperfile_stored_data_bytes_total "$m1")
+[ "$up" -ge 1048576 ] && [ "$st" = "$up" ] ||
+  fail "uncompressed: stored $st, uploaded $up"
+up=$(value hyperfile_uploaded_data_bytes_total "$tmp/m/v3.prom")
+st=$(value hyperfile_stored_data_bytes_total "$tmp/m/v3.prom")
+[ "$up" -ge 1048576 ] && [ "$st" -gt 0 ] && [ "$st" -lt $((up / 4)) ] ||
+  fail "compressed: stored $st, uploaded $up"
 # Reads: three reads of the same MiB: hits/(hits+misses) as the ratio.
 hits=$(value hyperfile_cache_hits_total "$tmp/m/v1.prom")
 miss=$(value hyperfile_cache_misses_total "$tmp/m/v1.prom")
