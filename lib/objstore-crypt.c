@@ -20,6 +20,17 @@
  * flag, so an object cannot be cut at a chunk boundary unnoticed by a
  * whole-object read.
  *
+ * Object keys.  Deriving an object's keys (HKDF and three cipher key
+ * schedules, hf_crypt_obj_key) cost about as much as opening 2-3
+ * chunks, and a segment is read many times (one ranged GET per read
+ * that misses the cache), so derived keys are kept, by name, in a small
+ * table (HF_CSTORE_KEYS, least recently used out).  Their OpenSSL
+ * contexts serve one thread at a time, so a request takes its key out
+ * of the table and puts it back when done; a second request for the
+ * same object meanwhile derives its own (the one returned last is
+ * kept, the other wiped).  Evicted keys and those left at close are
+ * wiped (hf_crypt_obj_key_clear: OPENSSL_cleanse).
+ *
  * Counters: the crypt store makes no request of its own; its stats are
  * the inner store's (stats_store), in stored bytes.
  */
@@ -44,6 +55,17 @@
 #define HF_CSTORE_ALIGN 4096
 #define HF_CSTORE_SPARE 4               /* the engine's uploads at once */
 #define HF_CSTORE_SPARE_MIN ((size_t) 1 << 20)
+/* Derived object keys kept: the segments a volume reads at once (8
+ * read threads, read-ahead, the frame tables of 64 segments) and then
+ * some; about 1.7 KiB each with OpenSSL's contexts. */
+#define HF_CSTORE_KEYS 64
+
+/* A kept object key (slot free when name[0] is NUL). */
+struct hf_cstore_key {
+  char name[HF_OBJSTORE_KEY_MAX + 1];
+  uint64_t used;                /* LRU tick */
+  struct hf_crypt_objkey k;
+};
 
 struct hf_cstore {
   struct hf_objstore handle;    /* handle.priv points to this struct */
@@ -58,6 +80,10 @@ struct hf_cstore {
   pthread_mutex_t spare_lock;   /* protects spare and n_spare */
   struct { uint8_t *p; size_t cap; } spare[HF_CSTORE_SPARE];
   unsigned n_spare;
+  pthread_mutex_t key_lock;     /* protects keys and key_tick; a leaf,
+                                   never held while deriving */
+  struct hf_cstore_key *keys;   /* HF_CSTORE_KEYS, owned */
+  uint64_t key_tick;
 };
 /* Everything else is immutable after open: no lock. */
 
@@ -128,6 +154,67 @@ hf_cstore_buf_put (struct hf_cstore *c, uint8_t *p, size_t cap)
     pthread_mutex_unlock (&c->spare_lock);
   }
   free (p);
+}
+
+/* The keys of object name into *k: the kept ones (taken out of the
+ * table), or derived.  Give them back with hf_cstore_key_put. */
+static int
+hf_cstore_key_get (struct hf_cstore *c, const char *name,
+                   struct hf_crypt_objkey *k)
+{
+  unsigned i;
+
+  pthread_mutex_lock (&c->key_lock);
+  for (i = 0; i < HF_CSTORE_KEYS; i++)
+    if (c->keys[i].name[0] && strcmp (c->keys[i].name, name) == 0) {
+      *k = c->keys[i].k;
+      memset (&c->keys[i].k, 0, sizeof c->keys[i].k);
+      c->keys[i].name[0] = '\0';
+      pthread_mutex_unlock (&c->key_lock);
+      return 0;
+    }
+  pthread_mutex_unlock (&c->key_lock);
+  return hf_crypt_obj_key (c->dkey, c->uuid, name, k);
+}
+
+/* Keep the keys *k of object name (taken over: *k is cleared), wiping
+ * the least recently used ones if the table is full. */
+static void
+hf_cstore_key_put (struct hf_cstore *c, const char *name,
+                   struct hf_crypt_objkey *k)
+{
+  struct hf_crypt_objkey old;
+  struct hf_cstore_key *t = NULL;
+  size_t n = strlen (name);
+  unsigned i;
+
+  memset (&old, 0, sizeof old);
+  if (n > HF_OBJSTORE_KEY_MAX) {
+    hf_crypt_obj_key_clear (k);
+    return;
+  }
+  pthread_mutex_lock (&c->key_lock);
+  for (i = 0; i < HF_CSTORE_KEYS; i++) {
+    struct hf_cstore_key *e = &c->keys[i];
+
+    if (e->name[0] && strcmp (e->name, name) == 0) {
+      t = NULL;                 /* another request gave its back first */
+      old = *k;
+      break;
+    }
+    if (t == NULL || (t->name[0] && (!e->name[0] || e->used < t->used)))
+      t = e;
+  }
+  if (t) {
+    if (t->name[0])
+      old = t->k;
+    memcpy (t->name, name, n + 1);
+    t->k = *k;
+    t->used = ++c->key_tick;
+  }
+  pthread_mutex_unlock (&c->key_lock);
+  memset (k, 0, sizeof *k);
+  hf_crypt_obj_key_clear (&old);        /* NULL contexts: only a wipe */
 }
 
 /* The name the object's key derives from (below the prefix), or NULL
@@ -229,11 +316,11 @@ hf_cstore_get (struct hf_objstore *s, const char *key, uint64_t offset,
   r = hf_objstore_get (c->inner, key, a * HF_CRYPT_SCHUNK, slen, sbuf, &sgot);
   if (r)
     return r;
-  if ((r = hf_crypt_obj_key (c->dkey, c->uuid, name, &k)) != 0)
+  if ((r = hf_cstore_key_get (c, name, &k)) != 0)
     return r;
   r = hf_cstore_open_run (c, &k, key, a, sbuf, sgot, sgot < slen, pbuf,
                           &plen);
-  hf_crypt_obj_key_clear (&k);
+  hf_cstore_key_put (c, name, &k);
   if (r)
     return r;
   skip = offset - a * HF_CRYPT_CHUNK;
@@ -266,9 +353,10 @@ hf_cstore_get_all (struct hf_objstore *s, const char *key, size_t max,
   pbuf = malloc (slen > 0 ? slen : 1);
   if (pbuf == NULL)
     return ENOMEM;
-  if ((r = hf_crypt_obj_key (c->dkey, c->uuid, name, &k)) == 0)
+  if ((r = hf_cstore_key_get (c, name, &k)) == 0) {
     r = hf_cstore_open_run (c, &k, key, 0, sbuf, slen, true, pbuf, &plen);
-  hf_crypt_obj_key_clear (&k);
+    hf_cstore_key_put (c, name, &k);
+  }
   if (r == 0 && plen > max) {
     hf_error ("%s: get '%s': larger than %zu bytes",
               hf_objstore_describe (c->inner), key, max);
@@ -317,9 +405,10 @@ hf_cstore_put (struct hf_objstore *s, const char *key, const void *data,
   slen = hf_crypt_stored_size (len);
   if ((sbuf = hf_cstore_buf_get (c, slen, &cap)) == NULL)
     return ENOMEM;
-  if ((r = hf_crypt_obj_key (c->dkey, c->uuid, name, &k)) == 0)
+  if ((r = hf_cstore_key_get (c, name, &k)) == 0) {
     r = hf_crypt_seal (&k, c->uuid, data, len, sbuf);
-  hf_crypt_obj_key_clear (&k);
+    hf_cstore_key_put (c, name, &k);
+  }
   /* Sealing is deterministic, so a retried put sends the same bytes
    * and the stores' lost-answer check (objstore.h) still holds. */
   if (r == 0)
@@ -401,6 +490,10 @@ hf_cstore_close (struct hf_objstore *s)
   for (i = 0; i < c->n_spare; i++)
     free (c->spare[i].p);
   pthread_mutex_destroy (&c->spare_lock);
+  for (i = 0; i < HF_CSTORE_KEYS; i++)
+    hf_crypt_obj_key_clear (&c->keys[i].k);
+  free (c->keys);
+  pthread_mutex_destroy (&c->key_lock);
   OPENSSL_cleanse (c->dkey, sizeof c->dkey);
   free (c->prefix);
   free (c);
@@ -428,12 +521,16 @@ hf_objstore_crypt_open (struct hf_objstore *inner, const char *prefix,
 {
   struct hf_cstore *c = calloc (1, sizeof *c);
 
-  if (c == NULL || (c->prefix = strdup (prefix ? prefix : "")) == NULL) {
+  if (c == NULL || (c->prefix = strdup (prefix ? prefix : "")) == NULL ||
+      (c->keys = calloc (HF_CSTORE_KEYS, sizeof *c->keys)) == NULL) {
+    if (c)
+      free (c->prefix);
     free (c);
     return ENOMEM;
   }
   c->plen = strlen (c->prefix);
   pthread_mutex_init (&c->spare_lock, NULL);
+  pthread_mutex_init (&c->key_lock, NULL);
   c->inner = inner;
   memcpy (c->uuid, uuid, HF_UUID_SIZE);
   memcpy (c->dkey, dkey, HF_CRYPT_KEY_SIZE);

@@ -12,11 +12,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crypt.h"
@@ -490,6 +493,146 @@ START_TEST (test_store)
 }
 END_TEST
 
+/* Object key derivations (hf_crypt_obj_key is wrapped at link time to
+ * count them, tests/Makefile.am). */
+static atomic_uint derivations;
+extern int __real_hf_crypt_obj_key (const uint8_t *, const uint8_t *,
+                                    const char *, struct hf_crypt_objkey *);
+extern int __wrap_hf_crypt_obj_key (const uint8_t *, const uint8_t *,
+                                    const char *, struct hf_crypt_objkey *);
+int
+__wrap_hf_crypt_obj_key (const uint8_t *dk, const uint8_t *uuid,
+                         const char *name, struct hf_crypt_objkey *k)
+{
+  atomic_fetch_add (&derivations, 1);
+  return __real_hf_crypt_obj_key (dk, uuid, name, k);
+}
+
+struct key_reader {
+  struct hf_objstore *w;
+  const uint8_t *objs;          /* 8 objects of 10000 bytes */
+  int bad;
+};
+
+static void *
+key_reader (void *arg)
+{
+  struct key_reader *kr = arg;
+  uint8_t buf[4096];
+  char name[32];
+  size_t got;
+  unsigned i;
+
+  for (i = 0; i < 400; i++) {
+    unsigned o = i % 8, off = (i * 977) % 5900;
+    snprintf (name, sizeof name, "p/seg/k%u", o);
+    if (hf_objstore_get (kr->w, name, off, 4096, buf, &got) != 0 ||
+        got != 4096 || memcmp (buf, kr->objs + o * 10000 + off, 4096) != 0)
+      kr->bad++;
+  }
+  return NULL;
+}
+
+static double
+cpu_us (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/* An object's keys are derived once, not per request (a segment is read
+ * many times), and kept for the 64 objects used last: the 65th evicts
+ * the oldest.  Threads reading the same objects at once get the right
+ * bytes (a kept key serves one request at a time).  With
+ * HF_CRYPT_BENCH=N set, also prints the CPU time of a 4 KiB ranged GET
+ * whose key is kept and of one whose key is not (derived, as every
+ * request did before keys were kept): run by hand, no timing asserted. */
+START_TEST (test_keys_kept)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s, *w;
+  uint8_t *objs = malloc (8 * 10000), obj[10000], buf[4096];
+  struct key_reader kr[4];
+  pthread_t t[4];
+  char name[32];
+  unsigned d0, i;
+  size_t got;
+
+  ck_assert (objs != NULL);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_objstore_crypt_open (s, "p/", uuid_a, dkey, &w), 0);
+  fill (obj, sizeof obj);
+  d0 = atomic_load (&derivations);
+  ck_assert_int_eq (hf_objstore_put (w, "p/seg/a", obj, sizeof obj, 0), 0);
+  for (i = 0; i < 10; i++) {
+    ck_assert_int_eq (hf_objstore_get (w, "p/seg/a", i * 500, 4096, buf,
+                                       &got), 0);
+    ck_assert_uint_eq (got, 4096);
+    ck_assert (memcmp (buf, obj + i * 500, 4096) == 0);
+  }
+  ck_assert_uint_eq (atomic_load (&derivations) - d0, 1);
+  /* 64 other objects: "p/seg/a" is the least recently used and goes;
+   * the newest stays. */
+  for (i = 0; i < 64; i++) {
+    snprintf (name, sizeof name, "p/seg/o%u", i);
+    ck_assert_int_eq (hf_objstore_put (w, name, obj, 100, 0), 0);
+  }
+  ck_assert_uint_eq (atomic_load (&derivations) - d0, 65);
+  ck_assert_int_eq (hf_objstore_get (w, "p/seg/o63", 0, 100, buf, &got), 0);
+  ck_assert_uint_eq (atomic_load (&derivations) - d0, 65);
+  ck_assert_int_eq (hf_objstore_get (w, "p/seg/a", 0, 4096, buf, &got), 0);
+  ck_assert (memcmp (buf, obj, 4096) == 0);
+  ck_assert_uint_eq (atomic_load (&derivations) - d0, 66);
+
+  /* Four threads on eight objects. */
+  fill (objs, 8 * 10000);
+  for (i = 0; i < 8; i++) {
+    snprintf (name, sizeof name, "p/seg/k%u", i);
+    ck_assert_int_eq (hf_objstore_put (w, name, objs + i * 10000, 10000, 0),
+                      0);
+  }
+  for (i = 0; i < 4; i++) {
+    kr[i] = (struct key_reader) { w, objs, 0 };
+    ck_assert_int_eq (pthread_create (&t[i], NULL, key_reader, &kr[i]), 0);
+  }
+  for (i = 0; i < 4; i++) {
+    ck_assert_int_eq (pthread_join (t[i], NULL), 0);
+    ck_assert_int_eq (kr[i].bad, 0);
+  }
+
+  if (getenv ("HF_CRYPT_BENCH")) {
+    unsigned n = (unsigned) atoi (getenv ("HF_CRYPT_BENCH")), j;
+    double t0, kept, derived;
+
+    t0 = cpu_us ();
+    for (j = 0; j < n; j++)
+      ck_assert_int_eq (hf_objstore_get (w, "p/seg/a", 4096, 4096, buf,
+                                         &got), 0);
+    kept = (cpu_us () - t0) / n;
+    /* 80 objects in turn: each request misses the 64 kept keys. */
+    for (i = 0; i < 80; i++) {
+      snprintf (name, sizeof name, "p/seg/b%u", i);
+      ck_assert_int_eq (hf_objstore_put (w, name, obj, sizeof obj, 0), 0);
+    }
+    t0 = cpu_us ();
+    for (j = 0; j < n; j++) {
+      snprintf (name, sizeof name, "p/seg/b%u", j % 80);
+      ck_assert_int_eq (hf_objstore_get (w, name, 4096, 4096, buf, &got),
+                        0);
+    }
+    derived = (cpu_us () - t0) / n;
+    printf ("crypt store, 4 KiB ranged GET over the directory store, "
+            "CPU per GET (%u GETs): key kept %.1f us, key derived %.1f us\n",
+            n, kept, derived);
+  }
+  hf_objstore_close (w);
+  free (objs);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 /* An encrypted volume end to end: create, write a marker, reopen with
  * the key and read it back; the store holds no plaintext. */
 START_TEST (test_volume)
@@ -641,6 +784,7 @@ main (void)
   tcase_add_test (tc, test_key_files);
   tcase_add_test (tc, test_wrap);
   tcase_add_test (tc, test_store);
+  tcase_add_test (tc, test_keys_kept);
   tcase_add_test (tc, test_volume);
   tcase_add_test (tc, test_lineage_parent_key);
   suite_add_tcase (s, tc);
