@@ -694,7 +694,7 @@ hf_cache_get (struct hf_cache *c, uint64_t seq, uint64_t off,
 /* Put n <= HF_CACHE_CHUNK blocks. */
 static int
 hf_cache_put_chunk (struct hf_cache *c, uint64_t seq, uint64_t off,
-                    const char *buf, unsigned n)
+                    const char *buf, const uint32_t *crcs, unsigned n)
 {
   uint32_t crc[HF_CACHE_CHUNK], slot[HF_CACHE_CHUNK], gen[HF_CACHE_CHUNK];
   unsigned blk[HF_CACHE_CHUNK];
@@ -703,7 +703,8 @@ hf_cache_put_chunk (struct hf_cache *c, uint64_t seq, uint64_t off,
   int err = 0;
 
   for (k = 0; k < n; k++)
-    crc[k] = hf_crc32c (0, buf + ((size_t) k << c->bs_shift), c->bs);
+    crc[k] = crcs ? crcs[k] :
+      hf_crc32c (0, buf + ((size_t) k << c->bs_shift), c->bs);
 
   /* Reserve. */
   pthread_mutex_lock (&c->lock);
@@ -772,6 +773,13 @@ int
 hf_cache_put (struct hf_cache *c, uint64_t seq, uint64_t off,
               const void *buf, size_t len)
 {
+  return hf_cache_put_crcs (c, seq, off, buf, len, NULL);
+}
+
+int
+hf_cache_put_crcs (struct hf_cache *c, uint64_t seq, uint64_t off,
+                   const void *buf, size_t len, const uint32_t *crcs)
+{
   size_t nblocks, done, n;
   int err;
 
@@ -782,7 +790,8 @@ hf_cache_put (struct hf_cache *c, uint64_t seq, uint64_t off,
   for (done = 0; done < nblocks; done += n) {
     n = nblocks - done < HF_CACHE_CHUNK ? nblocks - done : HF_CACHE_CHUNK;
     err = hf_cache_put_chunk (c, seq, off + ((uint64_t) done << c->bs_shift),
-                              (const char *) buf + (done << c->bs_shift), n);
+                              (const char *) buf + (done << c->bs_shift),
+                              crcs ? crcs + done : NULL, n);
     if (err)
       return err;
   }

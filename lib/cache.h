@@ -55,6 +55,15 @@ extern int hf_cache_get (struct hf_cache *c, uint64_t seq, uint64_t off,
 extern int hf_cache_put (struct hf_cache *c, uint64_t seq, uint64_t off,
                          const void *buf, size_t len);
 
+/* Like hf_cache_put, with crcs[i] the CRC32C of block i of buf
+ * (borrowed; NULL: computed here), from whoever computed it when the
+ * block was written or verified.  The cache stores it as the entry's
+ * CRC and checks the bytes against it on every hit, so a block whose
+ * bytes do not match its CRC is never served: its get is a miss. */
+extern int hf_cache_put_crcs (struct hf_cache *c, uint64_t seq,
+                              uint64_t off, const void *buf, size_t len,
+                              const uint32_t *crcs);
+
 /* Forget every block of segment seq (after GC deleted it). */
 extern void hf_cache_drop_segment (struct hf_cache *c, uint64_t seq);
 

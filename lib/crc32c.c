@@ -129,3 +129,62 @@ hf_crc32c (uint32_t crc, const void *buf, size_t len)
 #endif
   return ~hf_crc32c_sw (crc, buf, len);
 }
+
+/* Combine (see crc32c.h).  Polynomials are reflected 32-bit words: bit
+ * 31 is x^0.  hf_crc32c_multmodp is a * b modulo P; hf_crc32c_x2n[k] is
+ * x^(2^k) modulo P, so x^n is the product of those for n's set bits. */
+#define HF_CRC32C_POLY 0x82F63B78u
+
+static uint32_t
+hf_crc32c_multmodp (uint32_t a, uint32_t b)
+{
+  uint32_t m = UINT32_C (1) << 31, p = 0;
+
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1)) == 0)
+        break;
+    }
+    m >>= 1;
+    b = b & 1 ? (b >> 1) ^ HF_CRC32C_POLY : b >> 1;
+  }
+  return p;
+}
+
+static uint32_t hf_crc32c_x2n[3 + 64];   /* len_b < 2^64 bytes */
+static pthread_once_t hf_crc32c_x2n_once = PTHREAD_ONCE_INIT;
+
+static void
+hf_crc32c_x2n_init (void)
+{
+  uint32_t p = UINT32_C (1) << 30;      /* x^1 */
+  unsigned k;
+
+  for (k = 0; k < 3 + 64; k++) {
+    hf_crc32c_x2n[k] = p;
+    p = hf_crc32c_multmodp (p, p);
+  }
+}
+
+uint32_t
+hf_crc32c_combine (uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+  uint32_t p = UINT32_C (1) << 31;      /* x^0 */
+  unsigned k = 3;                       /* bytes: x^(8 len_b) */
+  bool one = true;                      /* p is still x^0: a power of
+                                           two costs no product */
+
+  if (len_b == 0)
+    return crc_a ^ crc_b;
+  pthread_once (&hf_crc32c_x2n_once, hf_crc32c_x2n_init);
+  while (len_b) {
+    if (len_b & 1) {
+      p = one ? hf_crc32c_x2n[k] : hf_crc32c_multmodp (hf_crc32c_x2n[k], p);
+      one = false;
+    }
+    len_b >>= 1;
+    k++;
+  }
+  return hf_crc32c_multmodp (p, crc_a) ^ crc_b;
+}

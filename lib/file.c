@@ -300,9 +300,10 @@ hf_file_cache_get (void *opaque, uint64_t seq, uint64_t off, void *buf,
 
 static void
 hf_file_cache_put (void *opaque, uint64_t seq, uint64_t off,
-                   const void *buf, size_t len)
+                   const void *buf, size_t len, const uint32_t *crcs)
 {
-  hf_cache_put (opaque, seq, off, buf, len);    /* failure: not cached */
+  /* failure: not cached */
+  hf_cache_put_crcs (opaque, seq, off, buf, len, crcs);
 }
 
 /* Free what hf_file_open built so far (any field may be NULL). */

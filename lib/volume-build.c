@@ -25,7 +25,6 @@
 
 #include "cleanup.h"
 #include "clock.h"
-#include "crc32c.h"
 #include "log.h"
 #include "volume-int.h"
 
@@ -134,7 +133,10 @@ hf_vol_build_tables (struct hf_volume *v, struct hf_vol_seg *s,
     }
   }
   for (i = 0; i < n; i++) {
-    crcs[i] = hf_crc32c (0, b->slots + (size_t) ents[i].slot * v->bs, v->bs);
+    /* Computed by the writer on the bytes it put (volume-write.c), not
+     * again here: a block changed in memory since then no longer
+     * matches and fails its read from the segment or the cache. */
+    crcs[i] = ents[i].crc;
     if (i > 0 && ents[i].lba == ents[i - 1].lba + 1 &&
         ext[next - 1].flags == HF_EXT_DATA)
       ext[next - 1].nblocks++;

@@ -90,6 +90,8 @@
 #include "wbuf.h"
 
 #define HF_VOL_MAX_ZERO_RUNS 65536
+/* Block CRCs of a write kept on the stack (more: allocated). */
+#define HF_VOL_CRC_STACK 64
 /* Object buffers kept for reuse (see struct hf_volume). */
 #define HF_VOL_SPARE_OBJS 3
 /* Bytes of committed objects that may wait to enter the cache: what
@@ -127,6 +129,7 @@ struct hf_vol_cacheq {
   uint64_t bytes;               /* the object's size */
   uint64_t seq, node_off, data_off;
   uint32_t n_nodes, n_data;
+  uint32_t *crcs;               /* n_data block CRCs (owned), or NULL */
 };
 
 /* ---- Sealed segments ----

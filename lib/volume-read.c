@@ -130,7 +130,7 @@ hf_vol_read_node (void *opaque, const struct hf_disk_node_ptr *ptr, void *buf)
   if (r)
     return r;
   if (hk && hk->cache_put)
-    hk->cache_put (hk->opaque, ptr->np_seq, off, buf, HF_NODE_SIZE);
+    hk->cache_put (hk->opaque, ptr->np_seq, off, buf, HF_NODE_SIZE, NULL);
   return 0;
 }
 
@@ -378,7 +378,7 @@ hf_vol_fetch (struct hf_volume *v, uint64_t seq, uint32_t blk, uint32_t n,
       return EBADMSG;
     }
   if (hk && hk->cache_put)
-    hk->cache_put (hk->opaque, seq, off, buf, len);
+    hk->cache_put (hk->opaque, seq, off, buf, len, crcs);  /* checked */
   return 0;
 }
 

@@ -95,7 +95,8 @@ hf_vol_delta_clear_locked (struct hf_volume *v)
 /* ---- Commit ---- */
 
 static void hf_vol_cache_or_recycle_locked (struct hf_volume *v,
-                                            struct hf_vol_seg *s);
+                                            struct hf_vol_seg *s,
+                                            const uint32_t *crcs);
 
 /* Move landed segments, oldest first, from the sealed list into the
  * delta and advance the head.  Caller holds v->lock. */
@@ -106,6 +107,10 @@ hf_vol_commit_locked (struct hf_volume *v)
 
   HF_VOL_ASSERT_LOCKED (v);
   while ((s = v->sealed) != NULL && s->state == HF_VSEG_LANDED) {
+    /* The block CRCs, for the cache: the delta takes the table, and it
+     * lives until the next checkpoint commits (maybe in this loop). */
+    const uint32_t *crcs = s->meta.crcs;
+
     if (s->pins) {
       /* A reader is copying from s->obj without the lock (volume-
        * read.c): the object must not be recycled under it. */
@@ -159,7 +164,7 @@ hf_vol_commit_locked (struct hf_volume *v)
     else
       v->sealed_tail = NULL;
     hf_debug ("volume", "committed seq %" PRIu64, s->seq);
-    hf_vol_cache_or_recycle_locked (v, s);
+    hf_vol_cache_or_recycle_locked (v, s, crcs);
     hf_vol_seg_free (s);
   }
   pthread_cond_broadcast (&v->commit_cv);
@@ -198,9 +203,12 @@ hf_vol_wal_release_locked (struct hf_volume *v)
  * objects on their way into the cache may add up to dirty_limit (plus
  * two segments) of memory to the dirty data.  A queue fuller than that
  * (a cache disk slower than the store for long) leaves the segment out
- * of the cache (counted: cache_skipped). */
+ * of the cache (counted: cache_skipped).  The cache takes the blocks'
+ * CRCs from the segment's table (crcs, borrowed; copied into the queue)
+ * instead of hashing every block again. */
 static void
-hf_vol_cache_or_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s)
+hf_vol_cache_or_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s,
+                                const uint32_t *crcs)
 {
   const struct hf_volume_hooks *hk = v->o.hooks;
   struct hf_vol_cacheq *q;
@@ -220,6 +228,10 @@ hf_vol_cache_or_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s)
     q->n_nodes = s->meta.h.n_nodes;
     q->data_off = s->meta.h.data_off;
     q->n_data = s->meta.h.n_data;
+    /* Without the copy (no memory) the cache computes them. */
+    if (crcs && q->n_data &&
+        (q->crcs = malloc ((size_t) q->n_data * sizeof *q->crcs)) != NULL)
+      memcpy (q->crcs, crcs, (size_t) q->n_data * sizeof *q->crcs);
     if (v->cacheq_tail)
       v->cacheq_tail->next = q;
     else
@@ -256,12 +268,13 @@ hf_vol_cache_drain_locked (struct hf_volume *v)
     hf_vol_unlock (v);
     if (q->n_nodes)
       hk->cache_put (hk->opaque, q->seq, q->node_off, q->obj + q->node_off,
-                     (size_t) q->n_nodes * HF_NODE_SIZE);
+                     (size_t) q->n_nodes * HF_NODE_SIZE, NULL);
     if (q->n_data)
       hk->cache_put (hk->opaque, q->seq, q->data_off, q->obj + q->data_off,
-                     (size_t) q->n_data * v->bs);
+                     (size_t) q->n_data * v->bs, q->crcs);
     hf_vol_lock (v);
     hf_vol_obj_recycle_locked (v, q->obj, q->cap);
+    free (q->crcs);
     free (q);
   }
 }

@@ -38,6 +38,7 @@
 
 #include "cleanup.h"
 #include "clock.h"
+#include "crc32c.h"
 #include "log.h"
 #include "volume-int.h"
 
@@ -149,10 +150,11 @@ hf_vol_active_locked (struct hf_volume *v)
   return v->active;
 }
 
-/* Put one whole block into the active buffer.  Caller holds lock. */
+/* Put one whole block, whose CRC32C is crc, into the active buffer.
+ * Caller holds lock. */
 static int
 hf_vol_put_block_locked (struct hf_volume *v, uint64_t lba,
-                         const uint8_t *data)
+                         const uint8_t *data, uint32_t crc)
 {
   struct hf_wbuf *b = hf_vol_active_locked (v);
   bool added;
@@ -163,7 +165,7 @@ hf_vol_put_block_locked (struct hf_volume *v, uint64_t lba,
     return ENOMEM;
   if (hf_vol_all_zero (data, v->bs))
     return hf_wbuf_zero (b, lba, 1);
-  r = hf_wbuf_put (b, v->bs, lba, data, &v->spare_slots, &added);
+  r = hf_wbuf_put (b, v->bs, lba, data, crc, &v->spare_slots, &added);
   if (r == 0 && added)
     v->dirty_bytes += v->bs;
   return r;
@@ -271,6 +273,8 @@ hf_vol_modify (struct hf_volume *v, const uint8_t *data, uint64_t count,
   uint64_t end = offset + count, first, last, k;
   struct hf_vol_edge edge[2];
   CLEANUP_FREE uint8_t *scratch = NULL;
+  CLEANUP_FREE uint32_t *crc_heap = NULL;
+  uint32_t crc_stack[HF_VOL_CRC_STACK], *crcs = crc_stack, data_crc = 0;
   struct hf_wal_ticket ticket;
   bool logged = false;
   size_t ne = 0, i;
@@ -322,6 +326,24 @@ hf_vol_modify (struct hf_volume *v, const uint8_t *data, uint64_t count,
       return ENOMEM;
     for (i = 0; i < ne; i++)
       edge[i].old = scratch + i * 2 * (size_t) v->bs;
+  }
+  /* The CRC32C of each whole block, computed here once, without the
+   * lock and while the bytes are in the CPU's cache: it is the block's
+   * CRC in the segment and in the cache, and (folded together) the
+   * log record's data CRC.  Edges get theirs under the lock, once
+   * merged. */
+  if (data && last > first) {
+    if (last - first > HF_VOL_CRC_STACK) {
+      crc_heap = malloc ((size_t) (last - first) * sizeof *crc_heap);
+      if (crc_heap == NULL)
+        return ENOMEM;
+      crcs = crc_heap;
+    }
+    for (k = first; k < last; k++) {
+      crcs[k - first] = hf_crc32c (0, data + (k * v->bs - offset), v->bs);
+      data_crc = k == first ? crcs[0] :
+        hf_crc32c_combine (data_crc, crcs[k - first], v->bs);
+    }
   }
 
   for (;;) {
@@ -376,12 +398,14 @@ hf_vol_modify (struct hf_volume *v, const uint8_t *data, uint64_t count,
       memcpy (e->old + e->boff, data + (bstart - offset), e->len);
     else
       memset (e->old + e->boff, 0, e->len);
-    r = hf_vol_put_block_locked (v, e->lba, e->old);
+    r = hf_vol_put_block_locked (v, e->lba, e->old,
+                                 hf_crc32c (0, e->old, v->bs));
   }
   if (r == 0 && last > first) {
     if (data)
       for (k = first; k < last && r == 0; k++)
-        r = hf_vol_put_block_locked (v, k, data + (k * v->bs - offset));
+        r = hf_vol_put_block_locked (v, k, data + (k * v->bs - offset),
+                                     crcs[k - first]);
     else
       r = hf_vol_put_zero_locked (v, first, last - first);
   }
@@ -395,8 +419,11 @@ hf_vol_modify (struct hf_volume *v, const uint8_t *data, uint64_t count,
    * (hf_wal_sync waits for it).  Failure: the client hears of it; the
    * blocks may still reach the store, as after any failed write. */
   if (logged) {
-    int wr = hf_wal_write_reserved (v->wal, &ticket, wal_type, offset,
-                                    data, count);
+    /* A write of whole blocks only: its data CRC is the blocks'. */
+    bool whole = data && ne == 0 && last > first;
+    int wr = hf_wal_write_reserved_crc (v->wal, &ticket, wal_type, offset,
+                                        data, count,
+                                        whole ? &data_crc : NULL);
     if (r == 0)
       r = wr;
   }
@@ -679,8 +706,8 @@ hf_volume_relocate (struct hf_volume *v, uint64_t lba, uint32_t n,
         l = tl[i];
       current = l.where == HF_VW_STORE && l.seq == seq && l.blk == blk + i;
       if (current) {
-        r = hf_vol_put_block_locked (v, lba + i,
-                                     buf + (size_t) i * v->bs);
+        r = hf_vol_put_block_locked (v, lba + i, buf + (size_t) i * v->bs,
+                                     crcs[i]);      /* checked by fetch */
         if (r == 0)
           (*moved)++;
       }

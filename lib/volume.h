@@ -50,9 +50,12 @@ struct hf_volume_hooks {
    * ENOENT on a miss.  Data returned is still CRC-checked by the volume. */
   int (*cache_get) (void *opaque, uint64_t seq, uint64_t off, void *buf,
                     size_t len);
-  /* Offer verified bytes of a committed segment to the cache. */
+  /* Offer verified bytes of a committed segment to the cache, with
+   * the CRC32C of each block of len (the segment's, borrowed: the cache
+   * keeps them instead of hashing the bytes again), or crcs NULL (the
+   * cache computes them: index nodes). */
   void (*cache_put) (void *opaque, uint64_t seq, uint64_t off,
-                     const void *buf, size_t len);
+                     const void *buf, size_t len, const uint32_t *crcs);
 };
 
 struct hf_volume_options {

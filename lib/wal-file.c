@@ -157,7 +157,8 @@ hf_wal_encode_fhdr (const struct hf_wal *w, uint8_t *h, uint64_t first_lsn,
 void
 hf_wal_encode_rhdr (const struct hf_wal *w, uint8_t *h, uint32_t type,
                     uint64_t lsn, uint64_t offset, uint64_t len,
-                    uint64_t rec_size, const void *data, uint64_t datalen)
+                    uint64_t rec_size, const void *data, uint64_t datalen,
+                    const uint32_t *data_crc)
 {
   uint32_t crc;
 
@@ -172,7 +173,11 @@ hf_wal_encode_rhdr (const struct hf_wal *w, uint8_t *h, uint32_t type,
   hf_put_le64 (h + HF_WAL_WR_RSIZE_OFF, rec_size);
   hf_put_le64 (h + HF_WAL_WR_LOGID_OFF, w->log_id);
   crc = hf_crc32c (0, h, HF_WAL_WR_CRC_OFF);
-  if (datalen > 0)
+  /* The same wr_crc either way: a data CRC the caller already has is
+   * folded in instead of hashing the data a second time. */
+  if (datalen > 0 && data_crc)
+    crc = hf_crc32c_combine (crc, *data_crc, datalen);
+  else if (datalen > 0)
     crc = hf_crc32c (crc, data, datalen);
   hf_put_le32 (h + HF_WAL_WR_CRC_OFF, crc);
 }

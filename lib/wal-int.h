@@ -287,7 +287,8 @@ extern void hf_wal_encode_fhdr (const struct hf_wal *w, uint8_t *h,
 extern void hf_wal_encode_rhdr (const struct hf_wal *w, uint8_t *h,
                                 uint32_t type, uint64_t lsn, uint64_t offset,
                                 uint64_t len, uint64_t rec_size,
-                                const void *data, uint64_t datalen);
+                                const void *data, uint64_t datalen,
+                                const uint32_t *data_crc);
 extern uint64_t hf_wal_datalen (uint32_t type, uint64_t len);
 extern bool hf_wal_all_zero (const uint8_t *p, size_t n);
 extern int hf_wal_fsync_dir (struct hf_wal *w);

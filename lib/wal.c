@@ -350,9 +350,9 @@ hf_wal_reserve (struct hf_wal *w, uint32_t type, const void *data,
 }
 
 int
-hf_wal_write_reserved (struct hf_wal *w, const struct hf_wal_ticket *t,
-                       uint32_t type, uint64_t offset, const void *data,
-                       uint64_t len)
+hf_wal_write_reserved_crc (struct hf_wal *w, const struct hf_wal_ticket *t,
+                           uint32_t type, uint64_t offset, const void *data,
+                           uint64_t len, const uint32_t *data_crc)
 {
   struct hf_wal_file *f = t->file;
   uint64_t datalen = hf_wal_datalen (type, len), off = t->off;
@@ -362,7 +362,8 @@ hf_wal_write_reserved (struct hf_wal *w, const struct hf_wal_ticket *t,
   int err, niov;
 
   /* Write without the lock. */
-  hf_wal_encode_rhdr (w, h, type, lsn, offset, len, rec_size, data, datalen);
+  hf_wal_encode_rhdr (w, h, type, lsn, offset, len, rec_size, data, datalen,
+                      data_crc);
   iov[0].iov_base = h;
   iov[0].iov_len = HF_WAL_RHDR_SIZE;
   niov = 1;
@@ -382,7 +383,7 @@ hf_wal_write_reserved (struct hf_wal *w, const struct hf_wal_ticket *t,
 
     /* Leave no hole: fill the slot with a padding record so that the
      * records after it stay reachable. */
-    hf_wal_encode_rhdr (w, h, HF_WAL_PAD, lsn, 0, 0, rec_size, NULL, 0);
+    hf_wal_encode_rhdr (w, h, HF_WAL_PAD, lsn, 0, 0, rec_size, NULL, 0, NULL);
     perr = hf_wal_pwrite_all (f->fd, h, HF_WAL_RHDR_SIZE, off);
     pthread_mutex_lock (&w->lock);
     if ((err != ENOSPC && err != EDQUOT) || !w->enospc_logged)
@@ -409,6 +410,14 @@ hf_wal_write_reserved (struct hf_wal *w, const struct hf_wal_ticket *t,
   pthread_mutex_unlock (&w->lock);
   hf_wal_file_unref (f);
   return err;
+}
+
+int
+hf_wal_write_reserved (struct hf_wal *w, const struct hf_wal_ticket *t,
+                       uint32_t type, uint64_t offset, const void *data,
+                       uint64_t len)
+{
+  return hf_wal_write_reserved_crc (w, t, type, offset, data, len, NULL);
 }
 
 static int

@@ -111,6 +111,16 @@ extern int hf_wal_write_reserved (struct hf_wal *w,
                                   const struct hf_wal_ticket *t,
                                   uint32_t type, uint64_t offset,
                                   const void *data, uint64_t len);
+/* Like hf_wal_write_reserved, with the CRC32C of the data (all len
+ * bytes of an HF_WAL_WRITE; borrowed, may be NULL) when the caller has
+ * it: the record's CRC is then combined from it without reading the
+ * data again.  It must be the data's CRC (a wrong one makes a record
+ * that open rejects, as damage). */
+extern int hf_wal_write_reserved_crc (struct hf_wal *w,
+                                      const struct hf_wal_ticket *t,
+                                      uint32_t type, uint64_t offset,
+                                      const void *data, uint64_t len,
+                                      const uint32_t *data_crc);
 
 /* Wait until a record of this type and len fits under max_bytes (or the
  * log is empty).  Returns 0, or the log's sticky error. */

@@ -17,6 +17,7 @@ hf_wbuf_free (struct hf_wbuf *b)
     free (b->keys);
     free (b->vals);
     free (b->slots);
+    free (b->crcs);
     hf_runs_free (&b->zeros);
     free (b);
   }
@@ -171,7 +172,8 @@ hf_wbuf_touch (struct hf_wbuf *b)
 
 int
 hf_wbuf_put (struct hf_wbuf *b, uint32_t bs, uint64_t lba,
-             const uint8_t *data, struct hf_wbuf_spare *spare, bool *added)
+             const uint8_t *data, uint32_t crc, struct hf_wbuf_spare *spare,
+             bool *added)
 {
   size_t pos;
   int r;
@@ -184,10 +186,20 @@ hf_wbuf_put (struct hf_wbuf *b, uint32_t bs, uint64_t lba,
     if (b->n_slots == b->cap_slots) {
       uint32_t nc = b->cap_slots ? b->cap_slots * 2 : 64;
       uint8_t *ns;
+      uint32_t *nk;
+      bool from_spare = false;
 
       if (b->cap_slots == 0 && spare && spare->p && spare->len / bs >= nc) {
-        ns = spare->p;
         nc = (uint32_t) (spare->len / bs);
+        from_spare = true;
+      }
+      /* The CRCs first: a failure leaves the slots as they were. */
+      nk = realloc (b->crcs, (size_t) nc * sizeof *nk);
+      if (nk == NULL)
+        return ENOMEM;
+      b->crcs = nk;
+      if (from_spare) {
+        ns = spare->p;
         spare->p = NULL;
       }
       else
@@ -203,6 +215,7 @@ hf_wbuf_put (struct hf_wbuf *b, uint32_t bs, uint64_t lba,
     *added = true;
   }
   memcpy (b->slots + (size_t) b->vals[pos] * bs, data, bs);
+  b->crcs[b->vals[pos]] = crc;
   hf_wbuf_touch (b);
   return 0;
 }
@@ -248,6 +261,7 @@ hf_wbuf_sorted (const struct hf_wbuf *b, struct hf_wbuf_ent **out, size_t *n)
     if (b->keys[i] && b->vals[i] != HF_WBUF_NO_SLOT) {
       ents[k].lba = b->keys[i] - 1;
       ents[k].slot = b->vals[i];
+      ents[k].crc = b->crcs[b->vals[i]];
       ents[k].hpos = i;
       k++;
     }
@@ -267,6 +281,8 @@ hf_wbuf_remap (struct hf_wbuf *b, const struct hf_wbuf_ent *ents, size_t n,
   for (i = 0; i < n; i++)
     b->vals[ents[i].hpos] = (uint32_t) i;
   b->slots = NULL;
+  free (b->crcs);
+  b->crcs = NULL;
   b->rdata = rdata;
   return old;
 }

@@ -32,6 +32,9 @@ struct hf_wbuf {
   uint32_t *vals;               /* slot, or HF_WBUF_NO_SLOT (zeroed) */
   size_t cap, used;             /* hash capacity (power of 2), keys used */
   uint8_t *slots;               /* n_slots blocks; NULL after remap */
+  uint32_t *crcs;               /* CRC32C of each slot, as the writer
+                                   computed it (cap_slots entries); NULL
+                                   after remap */
   const uint8_t *rdata;         /* where vals point: slots, or the
                                    object's data area after remap */
   uint32_t n_slots, cap_slots;
@@ -52,6 +55,7 @@ struct hf_wbuf_spare {
 struct hf_wbuf_ent {
   uint64_t lba;
   uint32_t slot;
+  uint32_t crc;                 /* the slot's CRC32C (b->crcs) */
   size_t hpos;                  /* its position in the hash */
 };
 
@@ -69,12 +73,15 @@ extern size_t hf_wbuf_find (const struct hf_wbuf *b, uint64_t lba);
 extern const uint8_t *hf_wbuf_lookup (const struct hf_wbuf *b, uint32_t bs,
                                       uint64_t lba, bool *zero);
 
-/* Store one block of bs bytes at lba.  A new slot may take the slot
- * array from *spare (if spare is not NULL and it is large enough);
- * *added is set when a slot was added (b->bytes grew by bs). */
+/* Store one block of bs bytes at lba, with crc, the CRC32C of those
+ * bytes (the caller computed it, once: it becomes the segment's block
+ * CRC and the cache's, and a wrong one is caught when the block is read
+ * back from either).  A new slot may take the slot array from *spare
+ * (if spare is not NULL and it is large enough); *added is set when a
+ * slot was added (b->bytes grew by bs). */
 extern int hf_wbuf_put (struct hf_wbuf *b, uint32_t bs, uint64_t lba,
-                        const uint8_t *data, struct hf_wbuf_spare *spare,
-                        bool *added);
+                        const uint8_t *data, uint32_t crc,
+                        struct hf_wbuf_spare *spare, bool *added);
 
 /* Zero [lba, lba + n): tombstone the hash entries inside it and add the
  * zero run. */
@@ -87,7 +94,8 @@ extern int hf_wbuf_sorted (const struct hf_wbuf *b, struct hf_wbuf_ent **out,
 
 /* After the builder copied the blocks ents[0 .. n-1] (from
  * hf_wbuf_sorted) to rdata in that order: point the hash there.
- * Returns the old slot array (caller owns it). */
+ * Returns the old slot array (caller owns it); the CRCs are freed (the
+ * segment's CRC table has them). */
 extern uint8_t *hf_wbuf_remap (struct hf_wbuf *b,
                                const struct hf_wbuf_ent *ents, size_t n,
                                const uint8_t *rdata);

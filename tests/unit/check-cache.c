@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "crc32c.h"
 #include "log.h"
 #include "test-util.h"
 
@@ -408,6 +409,48 @@ START_TEST (test_corrupt_data)
   ck_assert_uint_eq (st.bytes_used, 0);
   put (c, 7, 0, 4 * BS, BS);
   ck_assert_int_eq (check_get (c, 7, 0, 4 * BS, BS), 0);
+  hf_cache_close (c);
+}
+END_TEST
+
+/* Carried CRCs (hf_cache_put_crcs): blocks whose CRCs came with them
+ * read back; a block whose bytes changed after its CRC was taken is
+ * never served (a miss, counted corrupt), now and after a restart;
+ * the blocks beside it still are. */
+START_TEST (test_carried_crcs)
+{
+  struct hf_cache *c = open_cache (1, BS, 16);
+  struct hf_cache_stats st;
+  uint32_t crcs[4];
+  char *buf = malloc (4 * BS);
+  int k;
+
+  ck_assert_ptr_nonnull (buf);
+  fill (9, 0, buf, 4 * BS, BS);
+  for (k = 0; k < 4; k++)
+    crcs[k] = hf_crc32c (0, buf + k * BS, BS);
+  buf[2 * BS + 123] ^= 0x01;    /* block 2 changes after its CRC */
+  ck_assert_int_eq (hf_cache_put_crcs (c, 9, 0, buf, 4 * BS, crcs), 0);
+  free (buf);
+  for (k = 0; k < 4; k++)
+    if (k != 2)
+      ck_assert_int_eq (check_get (c, 9, (uint64_t) k * BS, BS, BS), 0);
+  ck_assert_int_eq (check_get (c, 9, 2 * BS, BS, BS), ENOENT);
+  ck_assert_int_eq (check_get (c, 9, 0, 4 * BS, BS), ENOENT);
+  stats (c, &st);
+  ck_assert_uint_eq (st.corrupt, 1);
+
+  /* Persisted as put: the same after a restart. */
+  fill (9, 0, (buf = malloc (4 * BS)), 4 * BS, BS);
+  buf[3 * BS + 7] ^= 0x80;
+  ck_assert_int_eq (hf_cache_put_crcs (c, 9, 3 * BS, buf + 3 * BS, BS,
+                                       crcs + 3), 0);   /* present: kept */
+  free (buf);
+  hf_cache_close (c);
+  c = open_cache (1, BS, 16);
+  ck_assert_int_eq (check_get (c, 9, 0, 2 * BS, BS), 0);
+  ck_assert_int_eq (check_get (c, 9, 3 * BS, BS, BS), 0);
+  ck_assert_int_eq (check_get (c, 9, 2 * BS, BS, BS), ENOENT);
   hf_cache_close (c);
 }
 END_TEST
@@ -913,6 +956,7 @@ main (void)
   tcase_add_test (tc, test_persistence);
   tcase_add_test (tc, test_crash);
   tcase_add_test (tc, test_corrupt_data);
+  tcase_add_test (tc, test_carried_crcs);
   tcase_add_test (tc, test_damaged_index);
   tcase_add_test (tc, test_other_volume);
   tcase_add_test (tc, test_ebusy);

@@ -70,6 +70,55 @@ START_TEST (test_long_lanes)
 }
 END_TEST
 
+/* hf_crc32c_combine against straight computation: random buffers cut
+ * at random points (every length from 0 to 70, then up to 64 KiB), and
+ * a whole block's CRC folded into a record header's the way the log
+ * does it. */
+START_TEST (test_combine)
+{
+  static uint8_t buf[65536 + 64];
+  uint64_t st = 987654321;
+  size_t i, a, b;
+
+  for (i = 0; i < sizeof buf; i++)
+    buf[i] = (uint8_t) xorshift64 (&st);
+  for (a = 0; a <= 70; a++)
+    for (b = 0; b <= 70; b++) {
+      uint32_t ca = hf_crc32c (0, buf, a), cb = hf_crc32c (0, buf + a, b);
+      ck_assert_uint_eq (hf_crc32c_combine (ca, cb, b),
+                         hf_crc32c (0, buf, a + b));
+    }
+  for (i = 0; i < 2000; i++) {
+    size_t off = xorshift64 (&st) % 64;
+    a = xorshift64 (&st) % 32768;
+    b = xorshift64 (&st) % 32769;
+    ck_assert_uint_eq (hf_crc32c_combine (hf_crc32c (0, buf + off, a),
+                                          hf_crc32c (0, buf + off + a, b), b),
+                       hf_crc32c (0, buf + off, a + b));
+  }
+  /* A 60-byte header then 16 blocks of 4 KiB, from per-block CRCs. */
+  {
+    uint32_t c = hf_crc32c (0, buf, 60), d = 0;
+    for (i = 0; i < 16; i++) {
+      uint32_t blk = hf_crc32c (0, buf + 60 + i * 4096, 4096);
+      c = hf_crc32c_combine (c, blk, 4096);
+      d = i ? hf_crc32c_combine (d, blk, 4096) : blk;
+    }
+    ck_assert_uint_eq (c, hf_crc32c (0, buf, 60 + 16 * 4096));
+    ck_assert_uint_eq (hf_crc32c_combine (hf_crc32c (0, buf, 60), d,
+                                          16 * 4096), c);
+  }
+  /* One flipped bit in B changes the result. */
+  {
+    uint32_t ca = hf_crc32c (0, buf, 100), cb = hf_crc32c (0, buf + 100, 4096);
+    buf[100 + 4000] ^= 0x10;
+    ck_assert_uint_ne (hf_crc32c_combine (ca, cb, 4096),
+                       hf_crc32c (0, buf, 100 + 4096));
+    buf[100 + 4000] ^= 0x10;
+  }
+}
+END_TEST
+
 int
 main (void)
 {
@@ -79,6 +128,7 @@ main (void)
   tcase_add_test (tc, test_known_answers);
   tcase_add_test (tc, test_incremental);
   tcase_add_test (tc, test_long_lanes);
+  tcase_add_test (tc, test_combine);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }

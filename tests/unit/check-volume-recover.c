@@ -890,7 +890,7 @@ burst_cache_get (void *opaque, uint64_t seq, uint64_t off, void *buf,
 
 static void
 burst_cache_put (void *opaque, uint64_t seq, uint64_t off, const void *buf,
-                 size_t len)
+                 size_t len, const uint32_t *crcs)
 {
   pthread_mutex_lock (&burst_lock);
   if (burst_n < 64 && (burst_n == 0 || burst_put[burst_n - 1] != seq))

@@ -33,6 +33,7 @@
 #include <unistd.h>
 #include <pthread.h>
 
+#include "cache.h"
 #include "format.h"
 #include "lineage.h"
 #include "log.h"
@@ -40,6 +41,7 @@
 #include "segment.h"
 #include "test-util.h"
 #include "volume.h"
+#include "volume-int.h"             /* test_carried_crc spoils a slot */
 #include "wal.h"
 
 static bool long_run;                   /* HF_TEST_LONG */
@@ -930,6 +932,105 @@ START_TEST (test_corruption)
 }
 END_TEST
 
+/* The block CRC is computed once, by the writer, and carried into the
+ * segment's CRC table and the cache: a block whose bytes change in
+ * memory after that (here: flipped in the write buffer's slot) is
+ * caught where it is read back, from the cache (a miss, counted
+ * corrupt) and from the store (EBADMSG naming the object and offset),
+ * never served.  Whole blocks (CRC before the lock) and an edge block
+ * (merged, then its CRC under the lock) alike. */
+static int
+cc_cache_get (void *opaque, uint64_t seq, uint64_t off, void *buf,
+              size_t len)
+{
+  return hf_cache_get (opaque, seq, off, buf, len);
+}
+
+static void
+cc_cache_put (void *opaque, uint64_t seq, uint64_t off, const void *buf,
+              size_t len, const uint32_t *crcs)
+{
+  hf_cache_put_crcs (opaque, seq, off, buf, len, crcs);
+}
+
+static void
+cc_spoil (struct hf_volume *v, uint64_t lba, size_t at)
+{
+  struct hf_wbuf *b;
+  size_t pos;
+
+  hf_vol_lock (v);
+  b = v->active;
+  ck_assert_ptr_nonnull (b);
+  pos = hf_wbuf_find (b, lba);
+  ck_assert_uint_ne (pos, SIZE_MAX);
+  ck_assert_uint_ne (b->vals[pos], HF_WBUF_NO_SLOT);
+  b->slots[(size_t) b->vals[pos] * v->bs + at] ^= 0x21;
+  hf_vol_unlock (v);
+}
+
+START_TEST (test_carried_crc)
+{
+  char *dir = make_tmpdir (), cdir[256], key[64];
+  struct hf_objstore *s;
+  struct hf_volume *v;
+  struct hf_cache *c;
+  struct hf_cache_options co = { .block_size = 4096, .max_bytes = 1 << 20 };
+  struct hf_cache_stats cst;
+  struct hf_volume_hooks hk = { .cache_get = cc_cache_get,
+                                .cache_put = cc_cache_put };
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .hooks = &hk };
+  struct hf_volume_info info;
+  uint8_t w[4 * 4096], r[4 * 4096], e[4096];
+  int i;
+
+  hf_log_set_sink (log_capture);
+  snprintf (cdir, sizeof cdir, "%s/cache", dir);
+  co.dir = cdir;
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create (s, "", 1 << 20, 4096), 0);
+  ck_assert_int_eq (hf_cache_open (&co, &c), 0);
+  hk.opaque = c;
+  v = open_opts (s, &o);
+  pattern (w, sizeof w, 5);
+  pattern (e, sizeof e, 6);
+  ck_assert_int_eq (hf_volume_pwrite (v, w, sizeof w, 0, 0), 0);
+  ck_assert_int_eq (hf_volume_pwrite (v, e + 100, 200, 4 * 4096 + 100, 0),
+                    0);
+  cc_spoil (v, 2, 3000);        /* a whole block */
+  cc_spoil (v, 4, 150);         /* the edge block, inside the write */
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  hf_volume_get_info (v, &info);
+  ck_assert_int_eq (hf_volume_close (v), 0);   /* drains into the cache */
+
+  v = open_opts (s, &o);
+  hf_seg_key (key, sizeof key, "", info.head_seq);
+  for (i = 0; i < 4; i++) {
+    last_error[0] = '\0';
+    if (i == 2) {
+      ck_assert_int_eq (hf_volume_pread (v, r, 4096, 2 * 4096), EBADMSG);
+      ck_assert_msg (strstr (last_error, key) && strstr (last_error, "offset"),
+                     "error names object and offset: %s", last_error);
+    }
+    else {
+      ck_assert_int_eq (hf_volume_pread (v, r, 4096, (uint64_t) i * 4096), 0);
+      ck_assert (memcmp (r, w + i * 4096, 4096) == 0);
+    }
+  }
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 4 * 4096), EBADMSG);
+  ck_assert_int_eq (hf_volume_pread (v, r, 100, 4 * 4096), EBADMSG);
+  /* Both were in the cache, and its check caught them first. */
+  hf_cache_get_stats (c, &cst);
+  ck_assert_uint_ge (cst.corrupt, 2);
+  ck_assert_uint_ge (cst.hits, 3);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_cache_close (c);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 /* A compressed volume: smaller objects for compressible data, the
  * same bytes back after a reopen (through the frames: no cache here),
  * a clone of it compresses too, and a flipped byte in a frame is
@@ -1498,6 +1599,7 @@ main (void)
   tcase_set_timeout (tc, long_run ? 7200 : 600);
   tcase_add_test (tc, test_basic);
   tcase_add_test (tc, test_corruption);
+  tcase_add_test (tc, test_carried_crc);
   tcase_add_test (tc, test_compressed);
   tcase_add_test (tc, test_time_travel);
   tcase_add_test (tc, test_orphan);

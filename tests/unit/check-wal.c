@@ -797,6 +797,73 @@ START_TEST (test_corrupt_middle)
 }
 END_TEST
 
+/* A record whose data CRC the caller carried (hf_wal_write_reserved_crc,
+ * from per-block CRCs folded with hf_crc32c_combine, as the volume
+ * does): the same record on disk as one the log hashed itself, so it
+ * replays; and one whose bytes changed after their CRC was taken is
+ * damage that open finds and cuts, like any corrupt record. */
+static void
+append_carried (struct hf_wal *w, uint64_t k, uint64_t nblk, bool spoil,
+                struct recs *exp)
+{
+  uint64_t len = nblk * 4096, b;
+  uint8_t *buf = malloc (len);
+  struct rec x = { .type = HF_WAL_WRITE, .off = k, .len = len };
+  struct hf_wal_ticket t;
+  uint32_t dcrc = 0;
+
+  ck_assert_ptr_nonnull (buf);
+  fill (k, buf, len);
+  for (b = 0; b < nblk; b++) {
+    uint32_t c = hf_crc32c (0, buf + b * 4096, 4096);
+    dcrc = b ? hf_crc32c_combine (dcrc, c, 4096) : c;
+  }
+  x.crc = hf_crc32c (0, buf, len);
+  ck_assert_uint_eq (dcrc, x.crc);
+  if (spoil)
+    buf[len - 100] ^= 0x08;     /* the bytes change after their CRC */
+  ck_assert_int_eq (hf_wal_try_reserve (w, HF_WAL_WRITE, buf, len, &t), 0);
+  ck_assert_int_eq (hf_wal_write_reserved_crc (w, &t, HF_WAL_WRITE, k, buf,
+                                               len, &dcrc), 0);
+  x.lsn = t.lsn;
+  recs_add (exp, &x);
+  free (buf);
+}
+
+START_TEST (test_carried_crc)
+{
+  struct hf_wal_options o = opts_for (6, 1 << 20, 0);
+  struct recs exp = { 0 };
+  struct hf_wal *w;
+  uint64_t i;
+  int errs;
+
+  w = open_wal (&o);
+  for (i = 1; i <= 5; i++)
+    append_carried (w, i, i, false, &exp);
+  ck_assert_int_eq (append_rec (w, HF_WAL_TRIM, 6, 8192, &exp), 0);
+  append_carried (w, 7, 2, true, &exp);
+  for (i = 8; i <= 10; i++)
+    append_carried (w, i, 1, false, &exp);
+  ck_assert_int_eq (hf_wal_sync (w), 0);
+  hf_wal_close (w);
+
+  pthread_mutex_lock (&sink_lock);
+  errs = n_errors;
+  pthread_mutex_unlock (&sink_lock);
+  w = open_wal (&o);
+  /* The log ends before the spoiled record (LSN 7), with a line. */
+  ck_assert_uint_eq (hf_wal_last_lsn (w), 6);
+  pthread_mutex_lock (&sink_lock);
+  ck_assert_int_gt (n_errors, errs);
+  pthread_mutex_unlock (&sink_lock);
+  exp.n = 6;
+  check_replay (w, 0, &exp);
+  hf_wal_close (w);
+  free (exp.v);
+}
+END_TEST
+
 START_TEST (test_other_volume)
 {
   struct hf_wal_options o = opts_for (6, 0, 0), o2 = opts_for (7, 0, 0);
@@ -1217,6 +1284,7 @@ main (void)
   tcase_add_test (tc, test_concurrent);
   tcase_add_test (tc, test_torn_tail);
   tcase_add_test (tc, test_corrupt_middle);
+  tcase_add_test (tc, test_carried_crc);
   tcase_add_test (tc, test_other_volume);
   tcase_add_test (tc, test_busy);
   tcase_add_test (tc, test_hostile_dir);

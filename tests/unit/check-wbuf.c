@@ -80,7 +80,7 @@ START_TEST (test_model)
       else {
         bool added;
         fill (mdata[lba], lba, op);
-        ck_assert_int_eq (hf_wbuf_put (b, BS, lba, mdata[lba], NULL,
+        ck_assert_int_eq (hf_wbuf_put (b, BS, lba, mdata[lba], 0, NULL,
                                        &added), 0);
         if (added)
           slots++;
@@ -108,13 +108,13 @@ START_TEST (test_grow)
   ck_assert_ptr_nonnull (b);
   for (i = 0; i < n; i++) {
     fill (blk, i * 977, 1);
-    ck_assert_int_eq (hf_wbuf_put (b, BS, i * 977, blk, NULL, &added), 0);
+    ck_assert_int_eq (hf_wbuf_put (b, BS, i * 977, blk, 0, NULL, &added), 0);
     ck_assert (added);
   }
   ck_assert_uint_ge (b->cap, 2 * n);
   ck_assert_uint_eq (b->used, n);
   fill (blk, 3 * 977, 2);
-  ck_assert_int_eq (hf_wbuf_put (b, BS, 3 * 977, blk, NULL, &added), 0);
+  ck_assert_int_eq (hf_wbuf_put (b, BS, 3 * 977, blk, 0, NULL, &added), 0);
   ck_assert (!added);
   ck_assert_uint_eq (b->n_slots, n);
   for (i = 0; i < n; i++) {
@@ -169,7 +169,7 @@ START_TEST (test_tombstone)
   ck_assert_ptr_nonnull (b);
   for (i = 0; i < 10; i++) {
     fill (blk, i, 0);
-    ck_assert_int_eq (hf_wbuf_put (b, BS, i, blk, NULL, &added), 0);
+    ck_assert_int_eq (hf_wbuf_put (b, BS, i, blk, 0, NULL, &added), 0);
   }
   ck_assert_int_eq (hf_wbuf_zero (b, 2, 3), 0);               /* short */
   ck_assert_int_eq (hf_wbuf_zero (b, 6, (uint64_t) 1 << 20), 0); /* long */
@@ -180,7 +180,7 @@ START_TEST (test_tombstone)
     ck_assert_int_eq (zero, z);
   }
   fill (blk, 3, 9);
-  ck_assert_int_eq (hf_wbuf_put (b, BS, 3, blk, NULL, &added), 0);
+  ck_assert_int_eq (hf_wbuf_put (b, BS, 3, blk, 0, NULL, &added), 0);
   /* The tombstone dropped the old slot: a new one is taken (the old
    * one is left out of the segment at build). */
   ck_assert (added);
@@ -202,11 +202,11 @@ START_TEST (test_spare)
   ck_assert_ptr_nonnull (b);
   ck_assert_ptr_nonnull (c);
   fill (blk, 1, 1);
-  ck_assert_int_eq (hf_wbuf_put (b, BS, 1, blk, &sp, &added), 0);
+  ck_assert_int_eq (hf_wbuf_put (b, BS, 1, blk, 0, &sp, &added), 0);
   ck_assert_ptr_eq (b->slots, p);
   ck_assert_ptr_null (sp.p);
   ck_assert_uint_eq (b->cap_slots, 128);
-  ck_assert_int_eq (hf_wbuf_put (c, BS, 1, blk, &small, &added), 0);
+  ck_assert_int_eq (hf_wbuf_put (c, BS, 1, blk, 0, &small, &added), 0);
   ck_assert_ptr_nonnull (small.p);      /* too small: not taken */
   ck_assert_ptr_ne (c->slots, small.p);
   free (small.p);
@@ -229,13 +229,23 @@ START_TEST (test_sorted_remap)
   ck_assert_ptr_nonnull (b);
   for (i = 0; i < 6; i++) {
     fill (blk, lbas[i], 0);
-    ck_assert_int_eq (hf_wbuf_put (b, BS, lbas[i], blk, NULL, &added), 0);
+    /* The caller's CRC (any value: the buffer only carries it). */
+    ck_assert_int_eq (hf_wbuf_put (b, BS, lbas[i], blk,
+                                   (uint32_t) lbas[i] * 1000003u, NULL,
+                                   &added), 0);
   }
+  /* An overwrite carries the new CRC. */
+  fill (blk, 70, 0);
+  ck_assert_int_eq (hf_wbuf_put (b, BS, 70, blk, 0xabcdef, NULL, &added), 0);
+  ck_assert (!added);
   ck_assert_int_eq (hf_wbuf_zero (b, 50, 1), 0);
   ck_assert_int_eq (hf_wbuf_sorted (b, &ents, &n), 0);
   ck_assert_uint_eq (n, 5);
   for (i = 1; i < n; i++)
     ck_assert_uint_lt (ents[i - 1].lba, ents[i].lba);
+  for (i = 0; i < n; i++)
+    ck_assert_uint_eq (ents[i].crc, ents[i].lba == 70 ? 0xabcdef :
+                       (uint32_t) ents[i].lba * 1000003u);
   copy = malloc (n * BS);
   ck_assert_ptr_nonnull (copy);
   for (i = 0; i < n; i++)
@@ -245,6 +255,7 @@ START_TEST (test_sorted_remap)
   memset (old, 0xee, (size_t) b->cap_slots * BS);       /* gone for reads */
   free (old);
   ck_assert_ptr_null (b->slots);
+  ck_assert_ptr_null (b->crcs);
   for (i = 0; i < 6; i++) {
     const uint8_t *p = hf_wbuf_lookup (b, BS, lbas[i], &zero);
     if (lbas[i] == 50) {
@@ -275,9 +286,9 @@ START_TEST (test_extent_runs)
   ck_assert_ptr_nonnull (b);
   fill (blk, 0, 0);
   ck_assert_int_eq (hf_wbuf_zero (b, 10, 30), 0);
-  ck_assert_int_eq (hf_wbuf_put (b, BS, 20, blk, NULL, &added), 0);
-  ck_assert_int_eq (hf_wbuf_put (b, BS, 21, blk, NULL, &added), 0);
-  ck_assert_int_eq (hf_wbuf_put (b, BS, 150, blk, NULL, &added), 0);
+  ck_assert_int_eq (hf_wbuf_put (b, BS, 20, blk, 0, NULL, &added), 0);
+  ck_assert_int_eq (hf_wbuf_put (b, BS, 21, blk, 0, NULL, &added), 0);
+  ck_assert_int_eq (hf_wbuf_put (b, BS, 150, blk, 0, NULL, &added), 0);
   ck_assert_int_eq (hf_runs_push (&acc, &old, true), 0);
   ck_assert_int_eq (hf_wbuf_extent_runs (b, 5, 120, &acc), 0);
   /* 0-9 data, 10-19 hole, 20-21 data, 22-39 hole, 40-99 data; 150 is
