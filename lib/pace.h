@@ -24,6 +24,11 @@ struct hf_pace {
   uint64_t measured;            /* the last window's rate; 0: none yet */
   uint64_t w_bytes, w_us;       /* the measurement in progress */
   uint64_t last_commit_us;      /* 0: no commit yet */
+  /* The window that closed at last_commit_us, and the estimate before
+   * it: a segment committed at the same instant reopens it. */
+  uint64_t c_bytes, c_us, c_rate, c_measured;
+  bool c_open;                  /* c_* describe a window closed at
+                                   last_commit_us */
   uint64_t next_us;             /* the admission clock: when the next
                                    paced write's slot starts */
   bool cut;                     /* the estimate was cut at the limit and
@@ -34,7 +39,9 @@ struct hf_pace {
 extern void hf_pace_init (struct hf_pace *p, uint64_t limit,
                           uint64_t segment_size);
 
-/* A segment of bytes sealed at sealed_us committed at now_us. */
+/* A segment of bytes sealed at sealed_us committed at now_us.
+ * Segments that commit together (one commit step) are passed with the
+ * same now_us: they are one drain step, measured together. */
 extern void hf_pace_committed (struct hf_pace *p, uint64_t now_us,
                                uint64_t sealed_us, uint64_t bytes);
 

@@ -103,6 +103,9 @@ static void hf_vol_cache_or_recycle_locked (struct hf_volume *v,
 static void
 hf_vol_commit_locked (struct hf_volume *v)
 {
+  /* One instant for the whole step: the drain estimate measures the
+   * segments committed together as one (pace.c). */
+  uint64_t now_us = hf_clock_mono_us ();
   struct hf_vol_seg *s;
 
   HF_VOL_ASSERT_LOCKED (v);
@@ -141,7 +144,7 @@ hf_vol_commit_locked (struct hf_volume *v)
     if (s->wal_lsn > v->wal_commit_upto)
       v->wal_commit_upto = s->wal_lsn;
     v->dirty_bytes -= s->buf->bytes;
-    hf_pace_committed (&v->pace, hf_clock_mono_us (), s->sealed_us,
+    hf_pace_committed (&v->pace, now_us, s->sealed_us,
                        s->buf->bytes);
     v->st.segments_committed++;
     v->st.last_commit_ns = hf_clock_wall_ns ();

@@ -548,6 +548,7 @@ hf_volume_get_info (struct hf_volume *v, struct hf_volume_info *out)
   out->lease_epoch = v->lease.epoch;
   out->mapped_blocks = bs.entries;
   out->dirty_bytes = v->dirty_bytes;
+  out->pace_rate = v->pace.rate;
   out->uploads_in_flight = 0;
   for (s = v->sealed; s; s = s->next)
     out->uploads_in_flight++;

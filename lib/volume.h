@@ -217,6 +217,7 @@ struct hf_volume_info {
   uint64_t dirty_waits;         /* writes that waited for dirty_limit */
   uint64_t paced_writes;        /* writes delayed by pacing (pace.c) */
   uint64_t paced_us;            /* the delays they were given, in all */
+  uint64_t pace_rate;           /* pacing's drain estimate, bytes/s */
   uint64_t uploads_in_flight;   /* segments sealed, not yet committed */
   uint64_t bytes_written;       /* by clients */
   uint64_t bytes_read;

@@ -1339,6 +1339,8 @@ hyperfile_write_metrics (FILE *fp)
         "dirty data neared dirty-limit.", vi.paced_writes);
   HF_MF ("paced_seconds_total", "counter", "The delays pacing gave "
          "those writes, in all.", vi.paced_us / 1e6);
+  HF_M ("pace_drain_bytes_per_second", "gauge", "Pacing's estimate of "
+        "the rate uploads drain dirty data.", vi.pace_rate);
   HF_M ("client_written_bytes_total", "counter", "Bytes written by "
         "clients.", vi.bytes_written);
   HF_M ("client_read_bytes_total", "counter", "Bytes read by clients.",

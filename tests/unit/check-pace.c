@@ -73,14 +73,56 @@ START_TEST (test_rate)
   hf_pace_committed (&p, t + 1000000, t, SEG / 2);
   ck_assert_uint_eq (p.rate, HF_PACE_INIT_RATE);
   /* Sealed 10 s after that commit (idle meanwhile), committed 1 s
-   * later: the window is a segment in 2 s, 16 MiB/s; the estimate
-   * goes half way to it. */
+   * later: the window is a segment in 2 s, 16 MiB/s, and the first
+   * measurement replaces the initial guess. */
+  p.rate = 256 * MIB;
   hf_pace_committed (&p, t + 12000000, t + 11000000, SEG / 2);
-  ck_assert_uint_eq (p.rate, (HF_PACE_INIT_RATE + 16 * MIB) / 2);
+  ck_assert_uint_eq (p.rate, 16 * MIB);
   /* A segment sealed long ago commits 0.5 s after that: 64 MiB/s (the
-   * busy time runs from the previous commit). */
+   * busy time runs from the previous commit); the estimate goes half
+   * way to it. */
   hf_pace_committed (&p, t + 12500000, t, SEG);
-  ck_assert_uint_eq (p.rate, (HF_PACE_INIT_RATE + 16 * MIB) / 4 + 32 * MIB);
+  ck_assert_uint_eq (p.rate, (16 * MIB + 64 * MIB) / 2);
+}
+END_TEST
+
+/* Segments that commit together are one measurement.  The oldest
+ * upload lands last (its PUT stalled 1.25 s), and its commit commits
+ * the next one too, at the same instant.  Measured alone the second
+ * had spent no time in the pipeline: the estimate went to 1.4 TB/s and
+ * writes ran unpaced into the limit (seen in a traced slow-seqwrite
+ * run).  Together: 64 MiB in 0.9 s. */
+START_TEST (test_commit_burst)
+{
+  struct hf_pace p;
+  uint64_t t = 10000000, rate;
+
+  hf_pace_init (&p, LIMIT, SEG);
+  p.rate = 96 * MIB;
+  p.measured = 96 * MIB;
+  hf_pace_committed (&p, t, t - 1000000, SEG);          /* 32 MiB/s */
+  ck_assert_uint_eq (p.rate, 64 * MIB);
+  /* Two segments, sealed 0.3 s apart, both committed 0.9 s later. */
+  hf_pace_committed (&p, t + 900000, t - 200000, SEG);
+  hf_pace_committed (&p, t + 900000, t + 100000, SEG);
+  rate = (uint64_t) (2.0 * SEG * 1e6 / 900000);
+  ck_assert_uint_eq (p.measured, rate);
+  ck_assert_uint_eq (p.rate, (64 * MIB + rate) / 2);
+  /* A third at the same instant joins them too; the next commit, later,
+   * starts a window of its own. */
+  hf_pace_committed (&p, t + 900000, t + 200000, SEG);
+  rate = (uint64_t) (3.0 * SEG * 1e6 / 900000);
+  ck_assert_uint_eq (p.measured, rate);
+  ck_assert_uint_eq (p.rate, (64 * MIB + rate) / 2);
+  hf_pace_committed (&p, t + 1400000, t + 300000, SEG);
+  ck_assert_uint_eq (p.measured, 64 * MIB);
+  ck_assert_uint_eq (p.rate, ((64 * MIB + rate) / 2 + 64 * MIB) / 2);
+  /* The first measurement (which replaces the initial estimate) from
+   * two segments at once. */
+  hf_pace_init (&p, LIMIT, SEG);
+  hf_pace_committed (&p, t, t - 1000000, SEG);
+  hf_pace_committed (&p, t, t - 500000, SEG);
+  ck_assert_uint_eq (p.rate, 64 * MIB);
 }
 END_TEST
 
@@ -284,7 +326,8 @@ END_TEST
  * smoothing alone halves the error per commit (2 s each here), and the
  * writers met the hard wait 85 times in 2 minutes; cut at the limit to
  * the last window's measurement, 19 (8 of them the first fill, before
- * any commit).  The throughput stays the store's. */
+ * any commit); 11 once the first measurement replaces the estimate
+ * instead of being averaged with it.  The throughput stays the store's. */
 START_TEST (test_estimate_too_high)
 {
   struct sim s = { .pacing = true, .wsize = MIB, .qd = 8,
@@ -310,6 +353,7 @@ main (void)
   hf_log_set_sink (log_verbose);
   tcase_add_test (tc, test_zone_and_slots);
   tcase_add_test (tc, test_rate);
+  tcase_add_test (tc, test_commit_burst);
   tcase_add_test (tc, test_cliff_without_pacing);
   tcase_add_test (tc, test_seq_1m_qd8);
   tcase_add_test (tc, test_rand_4k_qd32);
