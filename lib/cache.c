@@ -8,6 +8,9 @@
  *   DIR/cache.data   n_slots slots of block_size bytes; slot i at byte
  *                    i * block_size; no headers, only block data
  *   DIR/cache.index  index header (64 bytes) + n_entries entries (24 bytes)
+ *   DIR/cache.tables/  compressed segments' frame tables, a file each
+ *                    (cache-tables.c has their format), within a budget
+ *                    of their own (HF_CACHE_TABLES_MAX)
  *
  *   Index header
  *    OFFSET SIZE DESCRIPTION
@@ -134,6 +137,7 @@
 #endif
 
 #include "cache.h"
+#include "cache-tables.h"
 #include "cleanup.h"
 #include "crc32c.h"
 #include "localdir.h"
@@ -216,6 +220,8 @@ struct hf_cache {
 
   struct hf_cache_ring rings[HF_CACHE_NRINGS];
   unsigned nrings;              /* initialized rings; 0 = pread/pwrite */
+
+  struct hf_ctab *tabs;         /* cache.tables/ (its own lock) */
 };
 
 /* One contiguous I/O: a run of consecutive slots <-> consecutive blocks
@@ -803,6 +809,7 @@ hf_cache_drop_segment (struct hf_cache *c, uint64_t seq)
 {
   uint32_t i;
 
+  hf_ctab_drop (c->tabs, seq);
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&c->lock);
   for (i = 0; i < c->nslots; i++) {
     struct hf_cache_slot *s = &c->slots[i];
@@ -819,9 +826,24 @@ hf_cache_drop_segment (struct hf_cache *c, uint64_t seq)
   }
 }
 
+int
+hf_cache_tables_get (struct hf_cache *c, uint64_t seq, void **buf,
+                     size_t *len)
+{
+  return hf_ctab_get (c->tabs, seq, buf, len);
+}
+
+void
+hf_cache_tables_put (struct hf_cache *c, uint64_t seq, const void *buf,
+                     size_t len)
+{
+  hf_ctab_put (c->tabs, seq, buf, len);
+}
+
 void
 hf_cache_get_stats (struct hf_cache *c, struct hf_cache_stats *out)
 {
+  hf_ctab_usage (c->tabs, &out->tables_used, &out->tables_max);
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&c->lock);
   out->hits = __atomic_load_n (&c->hits, __ATOMIC_RELAXED);
   out->misses = __atomic_load_n (&c->misses, __ATOMIC_RELAXED);
@@ -1005,6 +1027,7 @@ hf_cache_free (struct hf_cache *c)
 {
   unsigned k;
 
+  hf_ctab_close (c->tabs);
   for (k = 0; k < c->nrings; k++) {
     io_uring_queue_exit (&c->rings[k].ring);
     pthread_mutex_destroy (&c->rings[k].lock);
@@ -1152,6 +1175,11 @@ hf_cache_open (const struct hf_cache_options *opts, struct hf_cache **out)
     hf_debug ("cache", "open %s with O_DIRECT: %m; buffered writes",
               c->data_path);
   c->direct_ok = c->direct_fd >= 0;
+
+  err = hf_ctab_open (c->dir_fd, c->dir, c->uuid,
+                      HF_CACHE_TABLES_MAX (max_bytes), wipe, &c->tabs);
+  if (err)
+    goto err_free;
 
   /* From now on slots may change: the on-disk index must say nothing. */
   err = hf_cache_write_index (c, false);

@@ -32,9 +32,17 @@ struct hf_cache_options {
   uint64_t max_bytes;           /* data capacity; 0 = 1 GiB */
 };
 
+/* The budget of the table files (below) for a cache of max data
+ * bytes, on top of it: a sixteenth (frame tables are 1/1024 of the
+ * image data they describe, so they cover 64 times what the cache
+ * holds), at least 4 MiB. */
+#define HF_CACHE_TABLES_MAX(max) \
+  ((max) / 16 > (UINT64_C (4) << 20) ? (max) / 16 : (UINT64_C (4) << 20))
+
 struct hf_cache_stats {
   uint64_t hits, misses, inserts, evictions, corrupt;
   uint64_t bytes_used, bytes_max;
+  uint64_t tables_used, tables_max;     /* cache.tables/ bytes */
 };
 
 /* Open (or create) the cache in opts->dir, rebuilding or loading its
@@ -64,7 +72,20 @@ extern int hf_cache_put_crcs (struct hf_cache *c, uint64_t seq,
                               uint64_t off, const void *buf, size_t len,
                               const uint32_t *crcs);
 
-/* Forget every block of segment seq (after GC deleted it). */
+/* Tables of a compressed segment (opaque bytes: the volume's
+ * hf_seg_tables_encode), kept in files of their own beside the blocks
+ * (cache-tables.h): they survive restarts and crashes, within a budget
+ * of a sixteenth of max_bytes (at least 4 MiB) on top of it, least
+ * recently used out.  Get: 0 and *buf (caller frees), *len; ENOENT on
+ * a miss or a damaged file (removed with a warning).  Put: failure only
+ * means not kept. */
+extern int hf_cache_tables_get (struct hf_cache *c, uint64_t seq,
+                                void **buf, size_t *len);
+extern void hf_cache_tables_put (struct hf_cache *c, uint64_t seq,
+                                 const void *buf, size_t len);
+
+/* Forget every block and the tables of segment seq (after GC deleted
+ * it). */
 extern void hf_cache_drop_segment (struct hf_cache *c, uint64_t seq);
 
 extern void hf_cache_get_stats (struct hf_cache *c,

@@ -306,6 +306,19 @@ hf_file_cache_put (void *opaque, uint64_t seq, uint64_t off,
   hf_cache_put_crcs (opaque, seq, off, buf, len, crcs);
 }
 
+static int
+hf_file_tables_get (void *opaque, uint64_t seq, void **buf, size_t *len)
+{
+  return hf_cache_tables_get (opaque, seq, buf, len);
+}
+
+static void
+hf_file_tables_put (void *opaque, uint64_t seq, const void *buf,
+                    size_t len)
+{
+  hf_cache_tables_put (opaque, seq, buf, len);  /* failure: not kept */
+}
+
 /* Free what hf_file_open built so far (any field may be NULL). */
 static void
 hf_file_free (struct hf_file *f)
@@ -457,6 +470,8 @@ hf_file_open_ext (const char *url, const struct hf_file_options *opts,
     f->hooks.opaque = f->cache;
     f->hooks.cache_get = hf_file_cache_get;
     f->hooks.cache_put = hf_file_cache_put;
+    f->hooks.tables_get = hf_file_tables_get;
+    f->hooks.tables_put = hf_file_tables_put;
     vo.hooks = &f->hooks;
   }
   else

@@ -556,6 +556,89 @@ hf_seg_parse_hdr (const void *buf, size_t len, const char *key,
   return 0;
 }
 
+/* Decode and check the frame table of *h (h->n_frames entries at tab):
+ * *out is a new array the caller frees.  EBADMSG (logged) or ENOMEM. */
+static int
+hf_seg_parse_frames (const struct hf_seg_hdr *h, const uint8_t *tab,
+                     const char *key, struct hf_seg_frame **out)
+{
+  struct hf_seg_frame *fr;
+  uint64_t pos = h->data_off;
+  uint32_t i;
+
+  fr = malloc (sizeof *fr * (h->n_frames ? h->n_frames : 1));
+  if (fr == NULL)
+    return ENOMEM;
+  for (i = 0; i < h->n_frames; i++) {
+    const uint8_t *p = tab + (uint64_t) i * HF_FR_SIZE;
+    uint64_t off = h->frame_off + (uint64_t) i * HF_FR_SIZE;
+    uint64_t want = (uint64_t) hf_seg_frame_nblocks (h, i) * h->block_size;
+
+    fr[i].off = pos;
+    fr[i].len = hf_le32 (p);
+    fr[i].crc = hf_le32 (p + 4);
+    fr[i].flags = hf_le16 (p + 8);
+    if ((fr[i].flags & ~HF_FR_RAW) || fr[i].len == 0 ||
+        fr[i].len > want ||
+        ((fr[i].flags & HF_FR_RAW) != 0) != (fr[i].len == want) ||
+        fr[i].len > h->object_size - pos) {
+      uint32_t flen = fr[i].len, fl = fr[i].flags;
+      free (fr);
+      BAD (off, "bad frame %" PRIu32 " (%" PRIu32 " bytes, flags 0x%"
+           PRIx32 ")", i, flen, fl);
+    }
+    pos += fr[i].len;
+  }
+  if (pos != h->object_size) {
+    free (fr);
+    BAD (SH (sh_object_size), "frames end at %" PRIu64 ", header says %"
+         PRIu64, pos, h->object_size);
+  }
+  *out = fr;
+  return 0;
+}
+
+void *
+hf_seg_tables_encode (const void *obj, const struct hf_seg_hdr *h,
+                      size_t *len)
+{
+  size_t ft = (size_t) h->n_frames * HF_FR_SIZE;
+  uint8_t *t;
+
+  if (h->codec == 0)
+    return NULL;
+  t = malloc (HF_SH_SIZE + ft);
+  if (t == NULL)
+    return NULL;
+  memcpy (t, obj, HF_SH_SIZE);
+  memcpy (t + HF_SH_SIZE, (const uint8_t *) obj + h->frame_off, ft);
+  *len = HF_SH_SIZE + ft;
+  return t;
+}
+
+int
+hf_seg_tables_decode (const void *buf, size_t len, const char *key,
+                      const uint8_t *uuid, uint32_t block_size, uint64_t seq,
+                      struct hf_seg_hdr *h, struct hf_seg_frame **fr)
+{
+  const uint8_t *o = buf;
+  struct hf_seg_hdr t;
+  int r;
+
+  r = hf_seg_parse_hdr (buf, len, key, uuid, block_size, seq, &t);
+  if (r)
+    return r;
+  if (t.codec == 0)
+    BAD (SH (sh_codec), "not a compressed segment's header");
+  if (len != HF_SH_SIZE + (uint64_t) t.n_frames * HF_FR_SIZE)
+    BAD (len, "%zu bytes of tables for %" PRIu32 " frames", len,
+         t.n_frames);
+  r = hf_seg_parse_frames (&t, o + HF_SH_SIZE, key, fr);
+  if (r == 0)
+    *h = t;
+  return r;
+}
+
 int
 hf_seg_parse (const void *buf, size_t len, bool whole, const char *key,
               const uint8_t *uuid, uint32_t block_size, uint64_t seq,
@@ -566,7 +649,7 @@ hf_seg_parse (const void *buf, size_t len, bool whole, const char *key,
   struct hf_seg_ext *ext = NULL;
   uint32_t *crcs = NULL;
   struct hf_seg_frame *fr = NULL;
-  uint64_t ndata = 0, max_lba, pos;
+  uint64_t ndata = 0, max_lba;
   uint32_t i;
   int r;
 
@@ -618,41 +701,11 @@ hf_seg_parse (const void *buf, size_t len, bool whole, const char *key,
   for (i = 0; i < h.n_data; i++)
     crcs[i] = hf_le32 (o + h.crc_off + (uint64_t) i * 4);
   if (h.codec) {
-    fr = malloc (sizeof *fr * (h.n_frames ? h.n_frames : 1));
-    if (fr == NULL) {
+    r = hf_seg_parse_frames (&h, o + h.frame_off, key, &fr);
+    if (r) {
       free (ext);
       free (crcs);
-      return ENOMEM;
-    }
-    pos = h.data_off;
-    for (i = 0; i < h.n_frames; i++) {
-      const uint8_t *p = o + h.frame_off + (uint64_t) i * HF_FR_SIZE;
-      uint64_t off = h.frame_off + (uint64_t) i * HF_FR_SIZE;
-      uint64_t want = (uint64_t) hf_seg_frame_nblocks (&h, i) * h.block_size;
-
-      fr[i].off = pos;
-      fr[i].len = hf_le32 (p);
-      fr[i].crc = hf_le32 (p + 4);
-      fr[i].flags = hf_le16 (p + 8);
-      if ((fr[i].flags & ~HF_FR_RAW) || fr[i].len == 0 ||
-          fr[i].len > want ||
-          ((fr[i].flags & HF_FR_RAW) != 0) != (fr[i].len == want) ||
-          fr[i].len > h.object_size - pos) {
-        uint32_t flen = fr[i].len, fl = fr[i].flags;
-        free (ext);
-        free (crcs);
-        free (fr);
-        BAD (off, "bad frame %" PRIu32 " (%" PRIu32 " bytes, flags 0x%"
-             PRIx32 ")", i, flen, fl);
-      }
-      pos += fr[i].len;
-    }
-    if (pos != h.object_size) {
-      free (ext);
-      free (crcs);
-      free (fr);
-      BAD (SH (sh_object_size), "frames end at %" PRIu64 ", header says %"
-           PRIu64, pos, h.object_size);
+      return r;
     }
   }
   if (whole && h.codec) {
@@ -725,6 +778,17 @@ hf_seg_read_meta_vd (struct hf_objstore *s, const char *prefix,
                      uint32_t block_size, uint64_t size,
                      struct hf_seg_meta **out)
 {
+  return hf_seg_read_meta_tables (s, prefix, vd_flags, seq, uuid,
+                                  block_size, size, out, NULL, NULL);
+}
+
+int
+hf_seg_read_meta_tables (struct hf_objstore *s, const char *prefix,
+                         uint32_t vd_flags, uint64_t seq,
+                         const uint8_t *uuid, uint32_t block_size,
+                         uint64_t size, struct hf_seg_meta **out,
+                         void **tables, size_t *tables_len)
+{
   char key[HF_OBJSTORE_KEY_MAX + 1];
   CLEANUP_FREE uint8_t *buf = NULL;
   struct hf_seg_hdr h;
@@ -795,6 +859,8 @@ hf_seg_read_meta_vd (struct hf_objstore *s, const char *prefix,
     free (m);
     return r;
   }
+  if (tables)
+    *tables = hf_seg_tables_encode (buf, &m->h, tables_len);
   *out = m;
   return 0;
 }

@@ -228,6 +228,36 @@ extern int hf_seg_read_meta_vd (struct hf_objstore *s, const char *prefix,
                                 const uint8_t *uuid, uint32_t block_size,
                                 uint64_t size, struct hf_seg_meta **out);
 
+/* The same, and for a compressed segment (when tables is not NULL)
+ * *tables = hf_seg_tables_encode of it (NULL if not compressed or out
+ * of memory; caller frees), *tables_len its length. */
+extern int hf_seg_read_meta_tables (struct hf_objstore *s,
+                                    const char *prefix, uint32_t vd_flags,
+                                    uint64_t seq, const uint8_t *uuid,
+                                    uint32_t block_size, uint64_t size,
+                                    struct hf_seg_meta **out,
+                                    void **tables, size_t *tables_len);
+
+/* What a reader needs of a compressed segment to find its frames, as
+ * one buffer to keep locally (the cache's table files): the header
+ * (HF_SH_SIZE bytes) followed by the frame table (sh_n_frames entries),
+ * both exactly as stored.  Encode from obj (the image or the stored
+ * object, at least h->node_off bytes, already verified as *h): a new
+ * buffer of *len bytes the caller frees, or NULL (not compressed, or
+ * out of memory). */
+extern void *hf_seg_tables_encode (const void *obj,
+                                   const struct hf_seg_hdr *h, size_t *len);
+/* Decode and check such a buffer (len bytes; key, uuid, block_size and
+ * seq as for hf_seg_parse_hdr): header CRC, fields, frame table (the
+ * extent and block CRC tables, and so sh_meta_crc, are not there).  On
+ * success *h is set and *fr is a new array of h->n_frames entries the
+ * caller frees; EBADMSG (logged with key) or ENOMEM. */
+extern int hf_seg_tables_decode (const void *buf, size_t len,
+                                 const char *key, const uint8_t *uuid,
+                                 uint32_t block_size, uint64_t seq,
+                                 struct hf_seg_hdr *h,
+                                 struct hf_seg_frame **fr);
+
 /* Is buf (the whole object, len bytes) an incomplete upload: shorter
  * than a header, or than the sh_object_size of a header that verifies
  * (magic, version, size, CRC)?  Logs nothing. */

@@ -130,6 +130,9 @@ struct hf_vol_cacheq {
   uint64_t seq, node_off, data_off;
   uint32_t n_nodes, n_data;
   uint32_t *crcs;               /* n_data block CRCs (owned), or NULL */
+  void *tables;                 /* compressed: for hooks->tables_put
+                                   (hf_seg_tables_encode), owned; or NULL */
+  size_t tables_len;
 };
 
 /* ---- Sealed segments ----
@@ -286,6 +289,8 @@ struct hf_volume {
   struct hf_volume_info st;     /* L: counters part of the info, but: */
   /* Counted by the read path, which takes no lock just to count. */
   atomic_uint_fast64_t cache_hits, cache_misses, bytes_read;
+  /* Frame tables loaded from the store, and from hooks->tables_get. */
+  atomic_uint_fast64_t ftab_gets, ftab_local;
 
   /* Write-ahead log (NULL: none). */
   struct hf_wal *wal;           /* I */

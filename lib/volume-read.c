@@ -25,7 +25,12 @@
  * them with one ranged GET, located by the segment's frame table: kept
  * in v->ftabs (the builder's own at commit; others read with the
  * segment's tables on first use, one GET), under ft_lock, a leaf that
- * is never held across I/O.
+ * is never held across I/O.  A table read from the store, and the
+ * builder's own at commit (volume-upload.c), are also given to
+ * hooks->tables_put (the cache's table files), and a table not in
+ * memory is asked of hooks->tables_get before the store: after a
+ * restart a read that misses the block cache costs one GET, as for an
+ * uncompressed segment, not a table GET and then the frames' GET.
  */
 #include <config.h>
 
@@ -235,6 +240,8 @@ struct hf_vol_ftab_args {
   uint64_t seq;
   uint32_t bs;
   struct hf_seg_meta **m;
+  void **tables;                /* hf_seg_tables_encode of it, or NULL */
+  size_t *tables_len;
 };
 
 static int
@@ -242,9 +249,38 @@ hf_vol_ftab_attempt (void *arg, unsigned attempt)
 {
   struct hf_vol_ftab_args *a = arg;
 
-  return hf_seg_read_meta_vd (a->lv->store, a->lv->prefix, a->lv->d.flags,
-                              a->seq, a->lv->d.uuid, a->bs, HF_SEG_SIZE_ANY,
-                              a->m);
+  free (*a->tables);
+  *a->tables = NULL;
+  return hf_seg_read_meta_tables (a->lv->store, a->lv->prefix,
+                                  a->lv->d.flags, a->seq, a->lv->d.uuid,
+                                  a->bs, HF_SEG_SIZE_ANY, a->m, a->tables,
+                                  a->tables_len);
+}
+
+/* Load the frame table of compressed segment seq (key) from the kept
+ * table files (hooks->tables_get) into v->ftabs.  0, or ENOENT if not
+ * kept or not usable (then the store is asked). */
+static int
+hf_vol_ftab_local (struct hf_volume *v, const struct hf_lineage_level *lv,
+                   uint64_t seq, const char *key)
+{
+  const struct hf_volume_hooks *hk = v->o.hooks;
+  char what[HF_OBJSTORE_KEY_MAX + 64];
+  CLEANUP_FREE void *buf = NULL;
+  struct hf_seg_frame *fr;
+  struct hf_seg_hdr h;
+  size_t len;
+
+  if (hk == NULL || hk->tables_get == NULL ||
+      hk->tables_get (hk->opaque, seq, &buf, &len) != 0)
+    return ENOENT;
+  snprintf (what, sizeof what, "%s (its tables kept in the cache)", key);
+  if (hf_seg_tables_decode (buf, len, what, lv->d.uuid, v->bs, seq, &h,
+                            &fr) != 0)
+    return ENOENT;              /* logged; the store has them */
+  hf_vol_ftab_put (v, seq, &h, fr);
+  atomic_fetch_add_explicit (&v->ftab_local, 1, memory_order_relaxed);
+  return 0;
 }
 
 /* Read blocks [blk, blk + n) of segment seq (key in store st) into buf:
@@ -267,9 +303,14 @@ hf_vol_get_blocks (struct hf_volume *v, struct hf_objstore *st,
     return hf_vol_get_exact (st, key, (uint64_t) blk * v->bs,
                              (size_t) n * v->bs, buf, "data block");
   r = hf_vol_ftab_find (v, seq, key, blk, n, &h, &fr, &f0, &nf);
+  if (r == ENOENT && hf_vol_ftab_local (v, lv, seq, key) == 0)
+    r = hf_vol_ftab_find (v, seq, key, blk, n, &h, &fr, &f0, &nf);
   if (r == ENOENT) {
+    const struct hf_volume_hooks *hk = v->o.hooks;
     struct hf_seg_meta *m = NULL;
-    struct hf_vol_ftab_args a = { lv, seq, v->bs, &m };
+    CLEANUP_FREE void *tables = NULL;
+    size_t tables_len = 0;
+    struct hf_vol_ftab_args a = { lv, seq, v->bs, &m, &tables, &tables_len };
 
     r = hf_objstore_retry (lv->store, hf_vol_ftab_attempt, &a);
     if (r == ENOENT || r == ENODATA) {
@@ -279,6 +320,9 @@ hf_vol_get_blocks (struct hf_volume *v, struct hf_objstore *st,
     }
     if (r)
       return r;
+    atomic_fetch_add_explicit (&v->ftab_gets, 1, memory_order_relaxed);
+    if (tables && hk && hk->tables_put)
+      hk->tables_put (hk->opaque, seq, tables, tables_len);
     r = hf_vol_frames_pick (&m->h, m->frames, key, blk, n, &h, &fr, &f0,
                             &nf);
     hf_vol_ftab_put (v, seq, &m->h, m->frames);

@@ -235,6 +235,11 @@ hf_vol_cache_or_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s,
     if (crcs && q->n_data &&
         (q->crcs = malloc ((size_t) q->n_data * sizeof *q->crcs)) != NULL)
       memcpy (q->crcs, crcs, (size_t) q->n_data * sizeof *q->crcs);
+    /* A compressed segment's frame table for the table files: the
+     * image's header and table are the stored object's. */
+    if (s->meta.h.codec && hk->tables_put)
+      q->tables = hf_seg_tables_encode (s->obj, &s->meta.h,
+                                        &q->tables_len);
     if (v->cacheq_tail)
       v->cacheq_tail->next = q;
     else
@@ -275,6 +280,9 @@ hf_vol_cache_drain_locked (struct hf_volume *v)
     if (q->n_data)
       hk->cache_put (hk->opaque, q->seq, q->data_off, q->obj + q->data_off,
                      (size_t) q->n_data * v->bs, q->crcs);
+    if (q->tables)
+      hk->tables_put (hk->opaque, q->seq, q->tables, q->tables_len);
+    free (q->tables);
     hf_vol_lock (v);
     hf_vol_obj_recycle_locked (v, q->obj, q->cap);
     free (q->crcs);

@@ -284,6 +284,8 @@ hf_vol_free (struct hf_volume *v)
     struct hf_vol_cacheq *q = v->cacheq;
     v->cacheq = q->next;
     free (q->obj);
+    free (q->crcs);
+    free (q->tables);
     free (q);
   }
   while (v->n_spare_obj > 0)
@@ -536,6 +538,10 @@ hf_volume_get_info (struct hf_volume *v, struct hf_volume_info *out)
                                             memory_order_relaxed);
   out->bytes_read = atomic_load_explicit (&v->bytes_read,
                                           memory_order_relaxed);
+  out->frame_table_gets = atomic_load_explicit (&v->ftab_gets,
+                                                memory_order_relaxed);
+  out->frame_table_local = atomic_load_explicit (&v->ftab_local,
+                                                 memory_order_relaxed);
   out->size = v->size;
   out->block_size = v->bs;
   out->codec = v->codec;

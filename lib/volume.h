@@ -56,6 +56,14 @@ struct hf_volume_hooks {
    * cache computes them: index nodes). */
   void (*cache_put) (void *opaque, uint64_t seq, uint64_t off,
                      const void *buf, size_t len, const uint32_t *crcs);
+  /* Persistent keeping of compressed segments' frame tables (NULL:
+   * none), so that after a restart a read that misses the cache costs
+   * one GET, not a table GET first: get copies what was put for seq
+   * into a new *buf (the caller frees) of *len bytes and returns 0, or
+   * returns ENOENT; the volume checks it again (hf_seg_tables_decode). */
+  int (*tables_get) (void *opaque, uint64_t seq, void **buf, size_t *len);
+  void (*tables_put) (void *opaque, uint64_t seq, const void *buf,
+                      size_t len);
 };
 
 struct hf_volume_options {
@@ -225,6 +233,11 @@ struct hf_volume_info {
   uint64_t meta_bytes_uploaded; /* headers, tables, nodes */
   uint64_t data_bytes_stored;   /* what data_bytes_uploaded took in the
                                    store (less when compressed) */
+  uint64_t frame_table_gets;    /* compressed segments' frame tables read
+                                   from the store (a GET before a read's
+                                   own), and from the cache's table files
+                                   (hooks->tables_get) */
+  uint64_t frame_table_local;
   uint64_t cache_hits;
   uint64_t cache_misses;
   uint64_t cache_skipped;       /* committed segments left out of the

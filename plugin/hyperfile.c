@@ -920,6 +920,7 @@ hyperfile_check_space (void)
   bool use_wal = hf_wal_dir && !hf_opts.readonly;
 
   c.want = hf_cache_size ? hf_cache_size : UINT64_C (1) << 30;
+  c.want += HF_CACHE_TABLES_MAX (c.want);       /* its table files */
   w.want = hf_opts.wal_max_bytes ? hf_opts.wal_max_bytes
                                  : UINT64_C (1) << 30;
   if (hf_cache_dir && hyperfile_space_stat (&c, "cache.lock") == -1)
@@ -1349,6 +1350,12 @@ hyperfile_write_metrics (FILE *fp)
         "committed segments.", vi.data_bytes_uploaded);
   HF_M ("uploaded_meta_bytes_total", "counter", "Metadata bytes in "
         "committed segments.", vi.meta_bytes_uploaded);
+  HF_M ("frame_table_gets_total", "counter", "Compressed segments' frame "
+        "tables read from the store (each a GET before the read that "
+        "needed it).", vi.frame_table_gets);
+  HF_M ("frame_table_local_total", "counter", "Compressed segments' frame "
+        "tables read from the local cache's table files instead.",
+        vi.frame_table_local);
   HF_M ("stored_data_bytes_total", "counter", "Bytes the data blocks of "
         "committed segments take in the store: less than "
         "uploaded_data_bytes_total when compressed, equal when not.", vi.data_bytes_stored);
@@ -1395,6 +1402,11 @@ hyperfile_write_metrics (FILE *fp)
           cs.bytes_used);
     HF_M ("local_cache_max_bytes", "gauge", "Local cache capacity.",
           cs.bytes_max);
+    HF_M ("local_cache_tables_used_bytes", "gauge", "Bytes of compressed "
+          "segments' frame tables kept in the local cache.",
+          cs.tables_used);
+    HF_M ("local_cache_tables_max_bytes", "gauge", "Their budget.",
+          cs.tables_max);
   }
   if (!vi.readonly) {
     struct timespec now;

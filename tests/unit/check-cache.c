@@ -128,6 +128,117 @@ stats (struct hf_cache *c, struct hf_cache_stats *st)
   ck_assert_uint_le (st->bytes_used, st->bytes_max);
 }
 
+/* Table files: payload for seq, checkable. */
+#define TAB_LEN (200 * 1024)
+
+static void
+tab_put (struct hf_cache *c, uint64_t seq)
+{
+  char *buf = malloc (TAB_LEN);
+
+  ck_assert_ptr_nonnull (buf);
+  fill (seq, 0, buf, TAB_LEN, BS);
+  hf_cache_tables_put (c, seq, buf, TAB_LEN);
+  free (buf);
+}
+
+static int
+tab_get (struct hf_cache *c, uint64_t seq)
+{
+  char *want = malloc (TAB_LEN);
+  void *buf;
+  size_t len;
+  int r;
+
+  ck_assert_ptr_nonnull (want);
+  r = hf_cache_tables_get (c, seq, &buf, &len);
+  if (r == 0) {
+    fill (seq, 0, want, TAB_LEN, BS);
+    ck_assert_uint_eq (len, TAB_LEN);
+    ck_assert (memcmp (buf, want, TAB_LEN) == 0);
+    free (buf);
+  }
+  free (want);
+  return r;
+}
+
+/* Table files (cache-tables.c): kept within their budget (4 MiB for a
+ * small cache: twenty of these), least recently used out; kept across
+ * a restart whose block index was lost (as after a crash); a damaged
+ * file is a miss with a warning, and removed; leftovers of an
+ * interrupted write are removed at open; another volume's cache starts
+ * with none. */
+START_TEST (test_tables)
+{
+  struct hf_cache *c = open_cache (1, BS, 64);
+  struct hf_cache_stats st;
+  char path[300];
+  uint64_t k;
+  FILE *f;
+
+  hf_log_set_sink (log_capture);
+  for (k = 1; k <= 10; k++)
+    tab_put (c, k);
+  ck_assert_int_eq (tab_get (c, 1), 0);
+  for (k = 11; k <= 22; k++)
+    tab_put (c, k);
+  stats (c, &st);
+  ck_assert_uint_eq (st.tables_max, 4 << 20);
+  ck_assert_uint_le (st.tables_used, st.tables_max);
+  ck_assert_uint_eq (st.tables_used, 20 * (TAB_LEN + 48));
+  ck_assert_int_eq (tab_get (c, 1), 0);
+  ck_assert_int_eq (tab_get (c, 2), ENOENT);
+  ck_assert_int_eq (tab_get (c, 3), ENOENT);
+  for (k = 4; k <= 22; k++)
+    ck_assert_int_eq (tab_get (c, k), 0);
+  /* A replaced table counts once. */
+  tab_put (c, 22);
+  stats (c, &st);
+  ck_assert_uint_eq (st.tables_used, 20 * (TAB_LEN + 48));
+  hf_cache_close (c);
+
+  /* The block index lost, a leftover temporary file. */
+  snprintf (path, sizeof path, "%s/cache.index", cachedir);
+  ck_assert_int_eq (unlink (path), 0);
+  snprintf (path, sizeof path, "%s/cache.tables/tmp.0000000000000005.7",
+            cachedir);
+  ck_assert ((f = fopen (path, "w")) != NULL);
+  ck_assert_int_eq (fclose (f), 0);
+  c = open_cache (1, BS, 64);
+  ck_assert_int_ne (access (path, F_OK), 0);
+  stats (c, &st);
+  ck_assert_uint_eq (st.tables_used, 20 * (TAB_LEN + 48));
+  ck_assert_int_eq (tab_get (c, 1), 0);
+  ck_assert_int_eq (tab_get (c, 22), 0);
+  /* Damage: a miss, a warning naming the file, the file gone. */
+  snprintf (path, sizeof path, "%s/cache.tables/%016x", cachedir, 7);
+  ck_assert ((f = fopen (path, "r+")) != NULL);
+  ck_assert_int_eq (fseek (f, 5000, SEEK_SET), 0);
+  ck_assert_int_eq (fputc (0x55, f), 0x55);
+  ck_assert_int_eq (fclose (f), 0);
+  last_warn[0] = '\0';
+  ck_assert_int_eq (tab_get (c, 7), ENOENT);
+  ck_assert_msg (strstr (last_warn, "0000000000000007") &&
+                 strstr (last_warn, "damaged"), "warning: %s", last_warn);
+  ck_assert_int_ne (access (path, F_OK), 0);
+  stats (c, &st);
+  ck_assert_uint_eq (st.tables_used, 19 * (TAB_LEN + 48));
+  /* A truncated one (a torn write). */
+  snprintf (path, sizeof path, "%s/cache.tables/%016x", cachedir, 8);
+  ck_assert_int_eq (truncate (path, 1000), 0);
+  ck_assert_int_eq (tab_get (c, 8), ENOENT);
+  hf_cache_close (c);
+
+  /* Another volume's cache: no tables. */
+  c = open_cache (2, BS, 64);
+  stats (c, &st);
+  ck_assert_uint_eq (st.tables_used, 0);
+  ck_assert_int_eq (tab_get (c, 1), ENOENT);
+  hf_cache_close (c);
+  hf_log_set_sink (NULL);
+}
+END_TEST
+
 START_TEST (test_roundtrip)
 {
   struct hf_cache *c = open_cache (1, BS, 256);
@@ -951,6 +1062,7 @@ main (void)
   tcase_add_checked_fixture (tc, setup, teardown);
   tcase_set_timeout (tc, 120);
   tcase_add_test (tc, test_roundtrip);
+  tcase_add_test (tc, test_tables);
   tcase_add_test (tc, test_bad_options);
   tcase_add_test (tc, test_eviction);
   tcase_add_test (tc, test_persistence);

@@ -1115,6 +1115,243 @@ START_TEST (test_compressed)
 }
 END_TEST
 
+static int
+tc_cache_get (void *opaque, uint64_t seq, uint64_t off, void *buf,
+              size_t len)
+{
+  return hf_cache_get (opaque, seq, off, buf, len);
+}
+
+static void
+tc_cache_put (void *opaque, uint64_t seq, uint64_t off, const void *buf,
+              size_t len, const uint32_t *crcs)
+{
+  hf_cache_put_crcs (opaque, seq, off, buf, len, crcs);
+}
+
+static int
+tc_tables_get (void *opaque, uint64_t seq, void **buf, size_t *len)
+{
+  return hf_cache_tables_get (opaque, seq, buf, len);
+}
+
+static void
+tc_tables_put (void *opaque, uint64_t seq, const void *buf, size_t len)
+{
+  hf_cache_tables_put (opaque, seq, buf, len);
+}
+
+static uint64_t
+store_gets (struct hf_objstore *s)
+{
+  struct hf_objstore_stats st;
+
+  hf_objstore_get_stats (s, &st);
+  return st.requests[HF_OP_GET];
+}
+
+/* Open (tables_only: a cache that lost its blocks, as after a crash,
+ * but kept its table files) the cache in cdir for the volume in s, with
+ * hooks in hk. */
+static struct hf_cache *
+tc_cache_open (struct hf_objstore *s, const char *cdir, bool blocks_lost,
+               struct hf_volume_hooks *hk)
+{
+  struct hf_cache_options co = { .dir = cdir, .block_size = 4096,
+                                 .max_bytes = 8 << 20 };
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
+                                 .readonly = true };
+  struct hf_volume_info info;
+  struct hf_volume *v = open_opts (s, &o);
+  struct hf_cache *c;
+  char path[4096];
+
+  hf_volume_get_info (v, &info);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  memcpy (co.volume_uuid, info.uuid, 16);
+  if (blocks_lost) {
+    snprintf (path, sizeof path, "%s/cache.index", cdir);
+    unlink (path);
+  }
+  ck_assert_int_eq (hf_cache_open (&co, &c), 0);
+  *hk = (struct hf_volume_hooks) { c, tc_cache_get, tc_cache_put,
+                                   tc_tables_get, tc_tables_put };
+  return c;
+}
+
+/* Eight blocks of text for segment i of test_compressed_cold_read. */
+static void
+cold_text (uint8_t *w, unsigned i)
+{
+  unsigned k;
+
+  for (k = 0; k < 8 * 4096; k++)
+    w[k] = (uint8_t) ("segment N of six "[k % 17] + (k % 17 == 8) * i);
+}
+
+/* A cold read of compressed segments after a restart costs one GET per
+ * segment read, as for uncompressed ones: the frame tables (fetched by
+ * the first reader, or the builder's own at commit) are kept in the
+ * cache's table files, which survive a crash that empties the block
+ * cache.  A damaged table file is a miss (a warning), never a wrong
+ * read. */
+START_TEST (test_compressed_cold_read)
+{
+  char *dir = make_tmpdir ();
+  char cdir[4096], path[4200];
+  struct hf_objstore *s;
+  struct hf_volume *v;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX };
+  struct hf_volume_hooks hk;
+  struct hf_volume_info info;
+  struct hf_cache *c;
+  uint8_t w[8 * 4096], r[4096];
+  uint64_t g0;
+  unsigned i;
+  FILE *f;
+
+  hf_log_set_sink (log_capture);
+  snprintf (cdir, sizeof cdir, "%s/cache", dir);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create_codec (s, "", 1 << 20, 4096, NULL,
+                                            HF_SH_CODEC_ZSTD, 3), 0);
+  /* Six segments of text (compressed), written with no cache. */
+  v = open_opts (s, &o);
+  for (i = 0; i < 6; i++) {
+    cold_text (w, i);
+    ck_assert_int_eq (hf_volume_pwrite (v, w, sizeof w, i * 16 * 4096, 0),
+                      0);
+    ck_assert_int_eq (hf_volume_flush (v), 0);
+  }
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  /* A first reader: a table GET and a data GET per segment; it keeps
+   * the tables. */
+  c = tc_cache_open (s, cdir, false, &hk);
+  o.readonly = true;
+  o.hooks = &hk;
+  v = open_opts (s, &o);
+  /* (A hole: the index's nodes are read, not counted below.) */
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 150 * 4096), 0);
+  g0 = store_gets (s);
+  for (i = 0; i < 6; i++)
+    ck_assert_int_eq (hf_volume_pread (v, r, 4096, (i * 16 + 3) * 4096), 0);
+  ck_assert_uint_eq (store_gets (s) - g0, 12);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.frame_table_gets, 6);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_cache_close (c);
+
+  /* Restarted after a crash: the blocks are gone, the tables are not. */
+  c = tc_cache_open (s, cdir, true, &hk);
+  v = open_opts (s, &o);
+  /* (A hole: the index's nodes are read, not counted below.) */
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 150 * 4096), 0);
+  g0 = store_gets (s);
+  for (i = 0; i < 6; i++) {
+    ck_assert_int_eq (hf_volume_pread (v, r, 4096, (i * 16 + 5) * 4096), 0);
+    cold_text (w, i);
+    ck_assert (memcmp (r, w + 5 * 4096, 4096) == 0);
+  }
+  ck_assert_uint_eq (store_gets (s) - g0, 6);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.frame_table_gets, 0);
+  ck_assert_uint_eq (info.frame_table_local, 6);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_cache_close (c);
+
+  /* A damaged table file (segment 2's): a warning, the store's table,
+   * the right bytes. */
+  snprintf (path, sizeof path, "%s/cache.tables/%016x", cdir, 2);
+  ck_assert ((f = fopen (path, "r+")) != NULL);
+  ck_assert_int_eq (fseek (f, 100, SEEK_SET), 0);
+  ck_assert_int_eq (fputc ('!', f), '!');
+  ck_assert_int_eq (fclose (f), 0);
+  c = tc_cache_open (s, cdir, true, &hk);
+  v = open_opts (s, &o);
+  last_warn[0] = '\0';
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, (1 * 16 + 6) * 4096), 0);
+  cold_text (w, 1);
+  ck_assert (memcmp (r, w + 6 * 4096, 4096) == 0);
+  ck_assert_msg (strstr (last_warn, "cache.tables") &&
+                 strstr (last_warn, "damaged"), "warning: %s", last_warn);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.frame_table_gets, 1);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_cache_close (c);
+
+  /* A writer with the cache keeps its own segments' tables at commit. */
+  rm_tmpdir (strdup (cdir));
+  c = tc_cache_open (s, cdir, false, &hk);
+  o.readonly = false;
+  v = open_opts (s, &o);
+  ck_assert_int_eq (hf_volume_pwrite (v, w, sizeof w, 200 * 4096, 0), 0);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  hf_volume_get_info (v, &info);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_cache_close (c);
+  c = tc_cache_open (s, cdir, true, &hk);
+  o.readonly = true;
+  v = open_opts (s, &o);
+  /* (A hole: the index's nodes are read, not counted below.) */
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 150 * 4096), 0);
+  g0 = store_gets (s);
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 201 * 4096), 0);
+  ck_assert_uint_eq (store_gets (s) - g0, 1);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_cache_close (c);
+
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
+/* The frame tables kept in memory are bounded (HF_VOL_FTABS, least
+ * recently used out): reading 65 compressed segments and then the
+ * first again fetches its table again; the last one's stays. */
+START_TEST (test_ftabs_bounded)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume *v;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX };
+  struct hf_volume_info info;
+  uint8_t w[4096], r[4096];
+  unsigned i;
+
+  hf_log_set_sink (log_capture);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create_codec (s, "", 4 << 20, 4096, NULL,
+                                            HF_SH_CODEC_ZSTD, 1), 0);
+  v = open_opts (s, &o);
+  memset (w, 'x', sizeof w);
+  for (i = 0; i < 65; i++) {
+    w[0] = (uint8_t) i;
+    ck_assert_int_eq (hf_volume_pwrite (v, w, 4096, i * 8 * 4096, 0), 0);
+    ck_assert_int_eq (hf_volume_flush (v), 0);
+  }
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  o.readonly = true;
+  v = open_opts (s, &o);
+  for (i = 0; i < 65; i++) {
+    ck_assert_int_eq (hf_volume_pread (v, r, 4096, i * 8 * 4096), 0);
+    ck_assert_uint_eq (r[0], i);
+  }
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.frame_table_gets, 65);
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 64 * 8 * 4096), 0);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.frame_table_gets, 65);
+  ck_assert_int_eq (hf_volume_pread (v, r, 4096, 0), 0);
+  ck_assert_uint_eq (r[0], 0);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.frame_table_gets, 66);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 START_TEST (test_two_writers)
 {
   char *dir = make_tmpdir ();
@@ -1601,6 +1838,8 @@ main (void)
   tcase_add_test (tc, test_corruption);
   tcase_add_test (tc, test_carried_crc);
   tcase_add_test (tc, test_compressed);
+  tcase_add_test (tc, test_compressed_cold_read);
+  tcase_add_test (tc, test_ftabs_bounded);
   tcase_add_test (tc, test_time_travel);
   tcase_add_test (tc, test_orphan);
   tcase_add_test (tc, test_two_writers);
