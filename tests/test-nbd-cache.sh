@@ -2,8 +2,9 @@
 # cache=DIR: reads fill the local block cache, a restarted server hits
 # the persisted cache without asking the store, NBD CACHE fills it ahead
 # of reads, a damaged cache file is
-# never returned as data (every block is CRC-checked), and blocks written
-# enter the cache when their segment commits.
+# never returned as data (every block is CRC-checked), blocks written
+# enter the cache when their segment commits, and a compressed volume's
+# frame tables are kept there and used after a crash.
 set -e
 . "$abs_srcdir/nbd-functions.sh"
 requires nbdkit --version
@@ -104,4 +105,32 @@ hf_stop TERM
 grep cache_ "$tmp/m"
 [ "$(metric hyperfile_cache_misses_total)" -eq 0 ]
 [ "$(metric hyperfile_cache_hits_total)" -gt 0 ]
+
+# A compressed volume: the writer keeps its segments' frame tables in
+# cache.tables/ at commit.  After a crash (the block index lost, so every
+# read misses) the reads find the tables there: no table is read from
+# the store, each read that misses costs its one GET.
+hf_start "$tmp/vol3" size=8M segment-size=256K compress=zstd \
+  cache="$tmp/cache4" cache-size=16M metrics="$tmp/m"
+nbdsh -u "$uri" -c '
+data = (b"hyperfile keeps frame tables " * 110000)[:3 * 1024 * 1024]
+open("'"$tmp"'/expect3", "wb").write(data)
+for off in range(0, len(data), 262144):
+    h.pwrite(data[off:off + 262144], off)
+h.flush()
+'
+hf_stop TERM
+ls "$tmp/cache4/cache.tables" | grep -qE '^[0-9a-f]{16}$'
+rm "$tmp/cache4/cache.index"
+hf_start "$tmp/vol3" cache="$tmp/cache4" cache-size=16M metrics="$tmp/m"
+nbdsh -u "$uri" -c '
+want = open("'"$tmp"'/expect3", "rb").read()
+assert h.pread(len(want), 0) == want
+'
+hf_stop TERM
+grep -E 'cache_|frame_table' "$tmp/m"
+[ "$(metric hyperfile_cache_misses_total)" -gt 0 ]
+[ "$(metric hyperfile_frame_table_gets_total)" -eq 0 ]
+[ "$(metric hyperfile_frame_table_local_total)" -gt 1 ]
+[ "$(metric hyperfile_local_cache_tables_used_bytes)" -gt 0 ]
 echo "$0: ok"
