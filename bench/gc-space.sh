@@ -19,7 +19,7 @@ abs_srcdir="$(cd "$(dirname "$0")/../tests" && pwd)"
 . "$abs_srcdir/functions.sh"
 PLUGIN="$build/plugin/.libs/nbdkit-hyperfile-plugin.so"
 H="$build/tools/hyperfile"
-tmp="$(mktemp -d /tmp/hf-gc-space.XXXXXX)"
+tmp="$(mktemp -d --tmpdir hf-gc-space.XXXXXX)"
 cleanup_add "rm -rf '$tmp'"
 
 if [ -n "$HF_BENCH_DIR" ]; then

@@ -16,7 +16,7 @@ rounds="${4:-3}"
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 PLUGIN="$build/plugin/.libs/nbdkit-hyperfile-plugin.so"
 H="$build/tools/hyperfile"
-tmp="$(mktemp -d /tmp/hf-import.XXXXXX)"
+tmp="$(mktemp -d --tmpdir hf-import.XXXXXX)"
 trap 'rm -rf "$tmp"' EXIT
 
 img="$tmp/img"

@@ -5,7 +5,8 @@
 # tests once more under ASan + UBSan, then each libFuzzer harness for a
 # short time (clang), then the unit tests (with the multi-threaded volume
 # stress test) under ThreadSanitizer and under valgrind (make
-# check-valgrind).  This is what CI runs.
+# check-valgrind).  This is what CI runs.  Anything the tests leave in
+# TMPDIR (a fresh directory for the run) fails it.
 #
 # Environment: JOBS (default: number of CPUs), HF_SKIP_SANITIZERS=1,
 # HF_SKIP_RGW=1, HF_SKIP_FUZZ=1, HF_FUZZ_SECONDS (per harness, default 15),
@@ -18,6 +19,16 @@ cd "$top"
 jobs="${JOBS:-$(nproc)}"
 
 contrib/install-deps.sh --test
+
+# Every test keeps its temporary files under $TMPDIR (here a directory
+# of this run's own, so that what other programs on the machine make in
+# /tmp meanwhile does not count) and removes them, even when it fails or
+# kills a server: what is left there at the end fails the run, named.
+# (nbdkit's `-U -` makes /tmp/nbdkitXXXXXX whatever TMPDIR says:
+# tests/bin/nbdkit refuses it.)
+suite_tmp="$(mktemp -d /tmp/hf-ci.XXXXXX)"
+trap 'rm -rf "$suite_tmp"' EXIT
+export TMPDIR="$suite_tmp"
 
 if [ ! -x configure ] || [ configure.ac -nt configure ]; then
   autoreconf -fi
@@ -119,6 +130,13 @@ if [ "${HF_SKIP_VALGRIND-}" != 1 ]; then
     || { status=1; show_failures _build; }
   grep -E '^(PASS|FAIL|SKIP|ERROR|#)' _build/check-valgrind.out || true
   [ -f _build/check-valgrind.out ] && collect _build/check-valgrind.out
+fi
+
+left="$(ls -A "$suite_tmp")"
+if [ -n "$left" ]; then
+  echo "FAIL: the tests left these behind in TMPDIR ($suite_tmp):"
+  ( cd "$suite_tmp" && ls -ld -- $left )
+  summary_fail=$((summary_fail + 1))
 fi
 
 echo "${summary_pass} passed, ${summary_fail} failed, ${summary_skip} skipped"

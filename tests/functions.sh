@@ -228,7 +228,7 @@ start_s3rver ()
     exit 77
   fi
 
-  S3RVER_DIR=$(mktemp -d /tmp/hf-s3rver.XXXXXX)
+  S3RVER_DIR=$(mktemp -d --tmpdir hf-s3rver.XXXXXX)
   S3RVER_PIDFILE="$S3RVER_DIR/pid"
   S3RVER_REQLOG="$S3RVER_DIR/requests.log"
   S3_BUCKET=${S3_BUCKET:-hf-test}

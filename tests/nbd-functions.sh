@@ -2,7 +2,8 @@
 # Source it after `set -e`.  It provides:
 #   requires CMD ARGS...    exit 77 (skip) unless the command succeeds
 #   cleanup_fn CMD...       run CMD at exit, even on failure (LIFO)
-#   hf_tmpdir               make $tmp, removed at exit
+#   hf_tmpdir               make $tmp (in $TMPDIR), removed at exit
+#   hf_usock                a new socket path in $tmp for nbdkit -U
 #   hf_start DIR/URL ARGS   start the plugin on $sock in the background
 #   hf_stop [SIGNAL]        stop it (default SIGTERM) and wait
 #   hf_s3rver_start         S3 for the test's S3 half (see below)
@@ -12,8 +13,9 @@
 : "${abs_srcdir:=$(cd "$(dirname "$0")" && pwd)}"
 : "${PLUGIN:?PLUGIN must point at nbdkit-hyperfile-plugin.so}"
 
-# Debian's python3 (with the nbd module) before any other in PATH.
-PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+# Debian's python3 (with the nbd module) before any other in PATH; before
+# it tests/bin, whose nbdkit refuses `-U -` (use hf_usock, below).
+PATH=$abs_srcdir/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
 if [ -s "$abs_srcdir/functions.sh" ]; then
   # shellcheck source=/dev/null
@@ -81,10 +83,20 @@ trap 'exit 143' TERM
 
 hf_tmpdir ()
 {
-  tmp="$(mktemp -d /tmp/hf-test.XXXXXX)"
+  tmp="$(mktemp -d --tmpdir hf-test.XXXXXX)"
   cleanup_fn "rm -rf '$tmp'"
   sock="$tmp/nbd.sock"
   log="$tmp/nbdkit.log"
+}
+
+# hf_usock: a new socket path in $tmp, for `nbdkit -U "$(hf_usock)"
+# ... --run CMD`.  Never `-U -` (tests/bin/nbdkit refuses it: nbdkit
+# leaves /tmp/nbdkitXXXXXX behind when it fails or is killed), and a
+# new name each time: nbdkit neither removes its socket nor binds over
+# one that is left.
+hf_usock ()
+{
+  mktemp -u "${tmp:?hf_usock needs hf_tmpdir}/nbdkit-XXXXXX"
 }
 
 # hf_start URL [PARAMS...]: serve on $sock; output goes to $log.
@@ -160,3 +172,4 @@ hf_dir_half ()
 {
   [ "${HF_TEST_S3_ONLY-}" != 1 ]
 }
+

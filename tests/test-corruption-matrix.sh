@@ -48,7 +48,7 @@ declare -A KNOWN_FAILURES=(
 build ()
 {
   local dir="$1" seed="$2"
-  timeout $T nbdkit -U - "$PLUGIN" "$dir" size=1M segment-size=64K \
+  timeout $T nbdkit -U "$(hf_usock)" "$PLUGIN" "$dir" size=1M segment-size=64K \
     --run "nbdsh -u \"\$uri\" -c '
 for i in range(4):
     h.pwrite(bytes([($seed + 65 + i) % 256]) * 65536, i * 131072)
@@ -56,7 +56,7 @@ for i in range(4):
 '"
   timeout $T "$H" snapshot create "$dir" snap1 > /dev/null
   timeout $T "$H" gc "$dir" --retain=1000d > /dev/null
-  timeout $T nbdkit -U - "$PLUGIN" "$dir" \
+  timeout $T nbdkit -U "$(hf_usock)" "$PLUGIN" "$dir" \
     --run "nbdsh -u \"\$uri\" -c '
 h.pwrite(bytes([($seed + 90) % 256]) * 8192, 4096)
 h.flush()

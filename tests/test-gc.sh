@@ -124,7 +124,7 @@ for i in range(20):
 # Two `hyperfile gc` at once beside the writer (which collects too) and a
 # server reading the snapshot: every run succeeds (without compaction:
 # the writer holds the lease), the snapshot reads exact throughout.
-nbdkit -U - "$PLUGIN" "$tmp/g" at=keep --run "
+nbdkit -U "$(hf_usock)" "$PLUGIN" "$tmp/g" at=keep --run "
   ( for i in 1 2 3; do \"$H\" gc \"$tmp/g\" --retain=0 --grace=0 > \"$tmp/gc1.out\" 2>&1 || exit 1; done ) &
   p1=\$!
   ( for i in 1 2 3; do \"$H\" gc \"$tmp/g\" --retain=0 --grace=0 > \"$tmp/gc2.out\" 2>&1 || exit 1; done ) &
@@ -152,7 +152,7 @@ for i in $(seq 1 100); do
 done
 echo "store bytes after background GC: $b"
 [ -n "$ok" ]
-nbdkit -U - "$PLUGIN" "$tmp/g" at=keep --run "nbdsh -u \"\$uri\" -c '
+nbdkit -U "$(hf_usock)" "$PLUGIN" "$tmp/g" at=keep --run "nbdsh -u \"\$uri\" -c '
 assert h.pread(2 << 20, 0) == b\"S\" * (2 << 20)'"
 nbdsh -u "$uri" -c "assert h.pread(2 << 20, 0) == b'T' * (2 << 20)"
 hf_stop TERM

@@ -30,7 +30,7 @@ expect ()
 {
   local url="$1" c="$2"
   shift 2
-  nbdkit -U - "$PLUGIN" "$url" "$ep" "$@" --run "nbdsh -u \"\$uri\" -c '
+  nbdkit -U "$(hf_usock)" "$PLUGIN" "$url" "$ep" "$@" --run "nbdsh -u \"\$uri\" -c '
 assert h.pread(8192, 4096) == b\"$c\" * 8192, h.pread(16, 4096)'"
 }
 write ()
@@ -89,7 +89,7 @@ seqs = [x["seq"] for x in p]
 assert seqs == list(range(seqs[0], 0, -1)) and len(seqs) >= 300, seqs[:5]
 # The point of the 10th write (the 10th segment).
 print([x["time"] for x in p if x["seq"] == 10][0])' "$tmp/ls")"
-nbdkit -U - "$PLUGIN" "$long" "$ep" at="$t" --run 'nbdsh -u "$uri" -c "
+nbdkit -U "$(hf_usock)" "$PLUGIN" "$long" "$ep" at="$t" --run 'nbdsh -u "$uri" -c "
 assert h.pread(4096, 9 * 4096) == bytes([10]) * 4096
 assert h.pread(4096, 10 * 4096) == bytes(4096)
 "'

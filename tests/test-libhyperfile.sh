@@ -21,7 +21,7 @@ requires readelf --version
 requires cc --version
 : "${abs_top_builddir:?abs_top_builddir must point at the build tree}"
 
-tmp="$(mktemp -d /tmp/hf-libtest.XXXXXX)"
+tmp="$(mktemp -d --tmpdir hf-libtest.XXXXXX)"
 cleanup_add "rm -rf '$tmp'"
 dest="$tmp/inst"
 

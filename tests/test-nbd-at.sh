@@ -24,7 +24,7 @@ nbdsh -u "$uri" -c 'h.pwrite(b"B" * 5000, 1777); h.flush()'
 seq_b="$(head_seq)"
 
 # While the writer runs: at=A sees A only, and is read-only.
-nbdkit -U - "$PLUGIN" "$tmp/vol" at="$seq_a" --run 'nbdsh -u "$uri" -c "
+nbdkit -U "$(hf_usock)" "$PLUGIN" "$tmp/vol" at="$seq_a" --run 'nbdsh -u "$uri" -c "
 assert h.is_read_only()
 assert h.pread(10000, 777) == b\"A\" * 10000
 try:
@@ -37,10 +37,10 @@ else:
 hf_stop TERM
 seq_b="$(head_seq)"
 [ "$seq_b" -gt "$seq_a" ]
-nbdkit -U - "$PLUGIN" "$tmp/vol" at="$seq_b" --run 'nbdsh -u "$uri" -c "
+nbdkit -U "$(hf_usock)" "$PLUGIN" "$tmp/vol" at="$seq_b" --run 'nbdsh -u "$uri" -c "
 assert h.pread(10000, 777) == b\"A\" * 1000 + b\"B\" * 5000 + b\"A\" * 4000
 "'
-if nbdkit -U - "$PLUGIN" "$tmp/vol" at=999999 --run true \
+if nbdkit -U "$(hf_usock)" "$PLUGIN" "$tmp/vol" at=999999 --run true \
     > "$tmp/out" 2>&1; then
   echo "$0: at= beyond the head was accepted"; exit 1
 fi

@@ -69,7 +69,7 @@ expect_fail 'wal=: expected a directory' "$tmp/v" size=1M wal=
     ls -la; echo "$0: a boolean made a directory"; exit 1; }
 )
 for p in wal=off cache=off wal=no cache=false wal=0 cache=OFF; do
-  nbdkit -U - "$PLUGIN" "$tmp/offvol" size=1M "$p" --run true
+  nbdkit -U "$(hf_usock)" "$PLUGIN" "$tmp/offvol" size=1M "$p" --run true
 done
 [ ! -e off ] && [ ! -e no ] && [ ! -e 0 ] && [ ! -e false ]
 expect_fail 'wal-size=.*at least' "$tmp/v" size=1M wal="$tmp/wal" wal-size=10
@@ -108,7 +108,7 @@ expect_fail 'request-retries=-1: expected a number' "$tmp/v" size=1M \
 expect_fail 'metrics=.*cannot create' "$tmp/v" size=1M metrics="$tmp/no/such/m"
 # An existing volume: a smaller size= (a larger one grows it:
 # test-tool-resize.sh), and at= out of range.
-nbdkit -U - "$PLUGIN" "$tmp/v" size=1M --run true
+nbdkit -U "$(hf_usock)" "$PLUGIN" "$tmp/v" size=1M --run true
 expect_fail 'is smaller than the existing volume.*never shrinks' "$tmp/v" size=512K
 expect_fail 'at=99 is out of range' "$tmp/v" at=99
 expect_fail 'no point in time yet' "$tmp/v" at=2026-11-25T10:00:00Z
@@ -147,7 +147,7 @@ expect_fail 'wal=.*wal.lock: a symbolic link' "$tmp/v" wal="$tmp/planted"
 [ -z "$(ls -A "$tmp/realdir")" ] && [ -z "$(ls -A "$tmp/openwal")" ]
 # Verbose output of a working server does not show the secret either
 # (given as +FILE; a literal value would be echoed by nbdkit -v itself).
-nbdkit -v -U - "$PLUGIN" "$tmp/v" access-key=AK secret-key=+"$tmp/secret" \
+nbdkit -v -U "$(hf_usock)" "$PLUGIN" "$tmp/v" access-key=AK secret-key=+"$tmp/secret" \
   session-token=+"$tmp/secret" --run true > "$tmp/out" 2>&1
 if grep -q "$secret" "$tmp/out"; then
   echo "$0: the secret leaked into verbose output"; exit 1

@@ -66,7 +66,7 @@ grep cache_ "$tmp/m"
 [ "$(metric hyperfile_cache_hits_total)" -gt 0 ]
 # A cache directory serves one server: a second one fails at startup.
 hf_start "$tmp/vol" cache="$tmp/cache"
-if nbdkit -r -U - "$PLUGIN" "$tmp/vol" cache="$tmp/cache" --run true \
+if nbdkit -r -U "$(hf_usock)" "$PLUGIN" "$tmp/vol" cache="$tmp/cache" --run true \
     > "$tmp/out" 2>&1; then
   echo "$0: two servers shared a cache"; exit 1
 fi

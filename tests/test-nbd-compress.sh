@@ -142,7 +142,7 @@ run_store ()
   fi
   grep -q "disagrees with the existing volume's compression (zstd:1" \
     "$log" || { cat "$log"; fail "no disagreement in the log"; }
-  r=0; nbdkit -U - "$PLUGIN" "$base-zstd" compress=lz4 --run true \
+  r=0; nbdkit -U "$(hf_usock)" "$PLUGIN" "$base-zstd" compress=lz4 --run true \
     > "$tmp/out" 2>&1 || r=$?
   [ "$r" != 0 ] && grep -q "compress=lz4: zstd, zstd:LEVEL" "$tmp/out" ||
     fail "compress=lz4 accepted"

@@ -17,7 +17,7 @@ expect ()
 {
   local url="$1" c="$2"
   shift 2
-  nbdkit -U - "$PLUGIN" "$url" "$@" --run "nbdsh -u \"\$uri\" -c '
+  nbdkit -U "$(hf_usock)" "$PLUGIN" "$url" "$@" --run "nbdsh -u \"\$uri\" -c '
 assert h.pread(8192, 0) == b\"$c\" * 8192, h.pread(16, 0)'"
 }
 
@@ -116,7 +116,7 @@ grep 'already exists' "$tmp/out"
 [ "$(status "$H" snapshot delete "$tmp/vol" nosuch)" = 6 ]
 [ "$(status "$H" snapshot create "$tmp/vol" 'bad/name')" = 2 ]
 [ "$(status "$H" ls "$tmp/absent")" = 3 ]
-if nbdkit -U - "$PLUGIN" "$tmp/vol" at=nosuch --run true > "$tmp/out" 2>&1
+if nbdkit -U "$(hf_usock)" "$PLUGIN" "$tmp/vol" at=nosuch --run true > "$tmp/out" 2>&1
 then
   echo "$0: at=nosuch was accepted"; exit 1
 fi

@@ -90,7 +90,7 @@ nbdsh -u "$uri" -c 'h.pwrite(b"hyperfile metrics " * 58254, 0); h.flush()'
 hf_stop
 # (Its file is elsewhere: the same volume twice in one directory would
 # collide, as two servers of one volume are the same series.)
-nbdkit -U - -r "$PLUGIN" "$v1" metrics="$tmp/v1-ro.prom" \
+nbdkit -U "$(hf_usock)" -r "$PLUGIN" "$v1" metrics="$tmp/v1-ro.prom" \
   --run 'nbdsh -u "$uri" -c "h.pread(4096, 0)"'
 for f in "$tmp"/m/*.prom "$tmp/v1-ro.prom"; do echo "--- $f"; cat "$f"; done
 

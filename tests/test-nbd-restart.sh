@@ -39,7 +39,7 @@ with open("'"$tmp"'/expect", "wb") as f:
     cat "$tmp/second.log"
     grep -qi 'lease\|held\|busy\|in use' "$tmp/second.log"
     # ... but a read-only server (nbdkit -r) takes no lease: it runs.
-    nbdkit -r -U - "$PLUGIN" "$url$n" "$@" \
+    nbdkit -r -U "$(hf_usock)" "$PLUGIN" "$url$n" "$@" \
       --run 'nbdsh -u "$uri" -c "assert h.is_read_only(); h.pread(4096, 0)"'
 
     hf_stop "$sig"

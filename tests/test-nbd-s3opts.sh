@@ -63,7 +63,7 @@ serve ()
 {
   local out=$1 run=$2
   shift 2
-  nbdkit -f -v -D hyperfile.s3=1 -U - "$PLUGIN" "$@" --run "$run" \
+  nbdkit -f -v -D hyperfile.s3=1 -U "$(hf_usock)" "$PLUGIN" "$@" --run "$run" \
     > "$out" 2>&1 || { cat "$out"; fail "nbdkit $*"; }
   no_secrets "$out"
 }
@@ -73,7 +73,7 @@ expect_refusal ()
 {
   local out=$1 pattern=$2
   shift 2
-  if nbdkit -f -U - "$PLUGIN" "$@" --run true > "$out" 2>&1; then
+  if nbdkit -f -U "$(hf_usock)" "$PLUGIN" "$@" --run true > "$out" 2>&1; then
     cat "$out"
     fail "nbdkit started with $*"
   fi

@@ -21,7 +21,7 @@ requires test -x "$abs_builddir/unit/check-objstore"
 start_ext_s3
 
 errtest="$abs_builddir/unit/s3-errtest"
-work=$(mktemp -d /tmp/hf-s3ext.XXXXXX)
+work=$(mktemp -d --tmpdir hf-s3ext.XXXXXX)
 cleanup_add "rm -rf '$work'"
 log=$work/log
 

@@ -35,7 +35,7 @@ requires openssl version
 start_s3rver
 
 errtest="$abs_builddir/unit/s3-errtest"
-work=$(mktemp -d /tmp/hf-s3test.XXXXXX)
+work=$(mktemp -d --tmpdir hf-s3test.XXXXXX)
 cleanup_add "rm -rf '$work'"
 log=$work/log
 

@@ -310,7 +310,7 @@ fi
 echo "ok: the tool sends x-amz-server-side-encryption (aws:kms, key id)" \
      "and x-amz-storage-class on $n PUTs"
 mark
-nbdkit -f -U - "$PLUGIN" "s3://$S3_BUCKET/sse" endpoint="$S3_ENDPOINT" \
+nbdkit -f -U "$(hf_usock)" "$PLUGIN" "s3://$S3_BUCKET/sse" endpoint="$S3_ENDPOINT" \
   sse=AES256 storage-class=ONEZONE_IA \
   --run 'nbdsh -u "$uri" -c "h.pwrite(b\"x\" * 65536, 0)" -c "h.flush()"' \
   > "$tmp/plugin-sse.out" 2>&1 || { cat "$tmp/plugin-sse.out"; fail "plugin sse"; }
@@ -333,7 +333,7 @@ grep -q "storage-class=GLACIER: objects in it must be restored" \
 run 1 class-bad2 info "s3://$S3_BUCKET/sse" "${ep[@]}" --storage-class cold
 grep -q "storage-class=cold: expected STANDARD" "$tmp/class-bad2.out" ||
   fail "storage-class=cold not refused clearly"
-if nbdkit -f -U - "$PLUGIN" "s3://$S3_BUCKET/sse" endpoint="$S3_ENDPOINT" \
+if nbdkit -f -U "$(hf_usock)" "$PLUGIN" "s3://$S3_BUCKET/sse" endpoint="$S3_ENDPOINT" \
      sse=kms --run true > "$tmp/plugin-sse-bad.out" 2>&1; then
   fail "the plugin started with sse=kms"
 fi

@@ -52,7 +52,7 @@ stats () { curl -sf "http://127.0.0.1:$S3RVER_PORT/__hyperfile_stats"; }
 # compute, so they overlap: 4's tests start now in the background (each
 # has its own server and cleanup; killed with TERM if this one stops
 # first), 1 runs beside 2 and 3, and each is checked as it was alone.
-logs=$(mktemp -d /tmp/hf-s3-express.XXXXXX)
+logs=$(mktemp -d --tmpdir hf-s3-express.XXXXXX)
 cleanup_add "rm -rf '$logs'"
 part4="test-nbd-rw.sh test-nbd-restart.sh test-nbd-crash.sh test-gc.sh
        test-history-s3.sh"
@@ -103,8 +103,8 @@ if grep -q "WRONG-SECRET" "$S3RVER_DIR/badsecret.log"; then
 fi
 # A volume made on a directory bucket has grouped segment keys
 # (HF_VD_SEG_GROUPS: seg/GROUP/SEQ), and fsck reads them.
-nbdkit -U - "$PLUGIN" "s3://$S3_BUCKET/grp" endpoint="$S3_ENDPOINT" size=1M \
-  wal=off --run 'nbdsh -u "$uri" -c "h.pwrite(b\"g\" * 4096, 8192); h.flush()"'
+nbdkit -U "$logs/grp.sock" "$PLUGIN" "s3://$S3_BUCKET/grp" \
+  endpoint="$S3_ENDPOINT" size=1M wal=off --run 'nbdsh -u "$uri" -c "h.pwrite(b\"g\" * 4096, 8192); h.flush()"'
 grep -Eq '^PUT [^ ]* /grp/seg/[0-9a-f]{16}/[0-9a-f]{16} ' "$S3RVER_REQLOG" ||
   fail "no grouped segment key: $(grep ' /grp/seg/' "$S3RVER_REQLOG" | head -3)"
 "$HYPERFILE" --endpoint "$S3_ENDPOINT" fsck "s3://$S3_BUCKET/grp"

@@ -19,7 +19,7 @@ requires /usr/bin/time true
 requires timeout --version
 requires curl --version
 
-work=$(mktemp -d /tmp/hf-hostile.XXXXXX)
+work=$(mktemp -d --tmpdir hf-hostile.XXXXXX)
 cleanup_add "rm -rf '$work'"
 
 fail ()

@@ -23,7 +23,7 @@ case "${1-}" in
 ns)
   # pid 1 of the namespace: run each case in a child shell, whose exit
   # runs the cleanups, then see whether the stand-in survived.
-  dir="$(mktemp -d /tmp/hf-stalepid.XXXXXX)"
+  dir="$(mktemp -d --tmpdir hf-stalepid.XXXXXX)"
   trap 'rm -rf "$dir"' EXIT
   fail=0
   for what in nbdkit s3rver; do

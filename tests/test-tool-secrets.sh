@@ -65,10 +65,10 @@ nbdsh -u "$uri" -c 'h.pwrite(b"fd" * 2048, 0); h.flush()'
 hf_stop
 no_secret "$log"
 # The man page's pipe example: the pipe on stdin, handed over as fd 3.
-cat "$tmp/secret" | nbdkit -U - "$PLUGIN" "$url" "${P[@]}" secret-key=-3 \
+cat "$tmp/secret" | nbdkit -U "$(hf_usock)" "$PLUGIN" "$url" "${P[@]}" secret-key=-3 \
   --run 'nbdsh -u "$uri" -c "assert h.pread(4, 0) == b\"fdfd\""' 3<&0 ||
   fail "secret-key=-3 3<&0 from a pipe"
-if nbdkit -U - "$PLUGIN" "$url" "${P[@]}" secret-key=-3 --run true \
+if nbdkit -U "$(hf_usock)" "$PLUGIN" "$url" "${P[@]}" secret-key=-3 --run true \
      3<"$tmp/wrong" > "$tmp/out" 2>&1; then
   fail "the plugin started with a wrong secret"
 fi
@@ -76,7 +76,7 @@ cat "$tmp/out"
 grep -q "403" "$tmp/out" || fail "no 403 for a wrong secret"
 # secret-key=- reads only from a terminal (nbdkit's rule): a pipe is
 # refused with a message, not read.
-if echo "$S3_TEST_SECRET_KEY" | nbdkit -U - "$PLUGIN" "$url" "${P[@]}" \
+if echo "$S3_TEST_SECRET_KEY" | nbdkit -U "$(hf_usock)" "$PLUGIN" "$url" "${P[@]}" \
      secret-key=- --run true > "$tmp/out" 2>&1; then
   fail "secret-key=- read a pipe"
 fi

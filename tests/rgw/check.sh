@@ -30,7 +30,7 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 start=$(date +%s)
-rgw_dir="$(mktemp -d /tmp/hf-rgw.XXXXXX)"
+rgw_dir="$(mktemp -d --tmpdir hf-rgw.XXXXXX)"
 r=0
 "$here/start.sh" "$rgw_dir" > "$rgw_dir.env" || r=$?
 if [ "$r" -ne 0 ]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start a single-node Ceph cluster and a RADOS Gateway (S3) for tests:
 #
-#   tests/rgw/start.sh [DIR]       (DIR: default a new /tmp/hf-rgw.XXXXXX)
+#   tests/rgw/start.sh [DIR]       (DIR: default a new $TMPDIR/hf-rgw.XXXXXX)
 #   tests/rgw/stop.sh DIR
 #
 # One monitor, one bluestore OSD on a sparse file, pools of size 1, no
@@ -55,7 +55,7 @@ if [ $# -ge 1 ]; then
     exit 1
   fi
 else
-  dir="$(mktemp -d /tmp/hf-rgw.XXXXXX)"
+  dir="$(mktemp -d --tmpdir hf-rgw.XXXXXX)"
   made_dir=1
 fi
 dir="$(cd "$dir" && pwd)"

@@ -1733,8 +1733,9 @@ static char mnt_why[256];
 static void
 mnt_setup (void)
 {
-  mnt_dir = strdup ("/tmp/check-objstore-mnt-XXXXXX");
-  ck_assert (mnt_dir && mkdtemp (mnt_dir));
+  ck_assert (asprintf (&mnt_dir, "%s/check-objstore-mnt-XXXXXX",
+                       tmp_base ()) > 0);
+  ck_assert (mkdtemp (mnt_dir));
   mnt_ok = mount ("hf-test", mnt_dir, "tmpfs", 0, "size=1m") == 0;
   if (!mnt_ok)
     snprintf (mnt_why, sizeof mnt_why, "mount tmpfs on %s: %s", mnt_dir,

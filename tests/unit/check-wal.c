@@ -1123,13 +1123,18 @@ END_TEST
 
 /* ---- ENOSPC on a small tmpfs ---- */
 
-static char mnt[64];
+static char mnt[100];
 static const char *mnt_skip;    /* why the ENOSPC case is skipped */
 
 static void
 mnt_setup (void)
 {
-  snprintf (mnt, sizeof mnt, "/tmp/check-wal-mnt.XXXXXX");
+  if (snprintf (mnt, sizeof mnt, "%s/check-wal-mnt.XXXXXX", tmp_base ())
+      >= (int) sizeof mnt) {
+    mnt_skip = "TMPDIR is too long";
+    mnt[0] = '\0';
+    return;
+  }
   if (mkdtemp (mnt) == NULL) {
     mnt_skip = "mkdtemp failed";
     return;
@@ -1147,6 +1152,8 @@ mnt_teardown (void)
 {
   char cmd[128];
 
+  if (mnt[0] == '\0')
+    return;
   if (mnt_skip == NULL && umount2 (mnt, MNT_DETACH) == -1)
     fprintf (stderr, "check-wal: umount %s: %m\n", mnt);
   snprintf (cmd, sizeof cmd, "rm -rf '%s'", mnt);

@@ -33,6 +33,14 @@
  * rm_tmpdir) goes too.  NULL outside run_suite. */
 static char *run_dir;
 
+const char *
+tmp_base (void)
+{
+  const char *t = getenv ("TMPDIR");
+
+  return t && *t ? t : "/tmp";
+}
+
 char *
 make_tmpdir (void)
 {
@@ -41,7 +49,7 @@ make_tmpdir (void)
   if (run_dir)
     ck_assert (asprintf (&d, "%s/t-XXXXXX", run_dir) > 0);
   else
-    ck_assert (asprintf (&d, "/tmp/%s-XXXXXX",
+    ck_assert (asprintf (&d, "%s/%s-XXXXXX", tmp_base (),
                          program_invocation_short_name) > 0);
   ck_assert (mkdtemp (d) != NULL);
   return d;
@@ -176,10 +184,11 @@ run_suite_print (Suite *s, enum print_output mode)
   char *outer = run_dir, *d = NULL, cmd[300];
   int failed;
 
-  if (asprintf (&d, "/tmp/%s-XXXXXX", program_invocation_short_name) < 0
+  if (asprintf (&d, "%s/%s-XXXXXX", tmp_base (),
+                program_invocation_short_name) < 0
       || mkdtemp (d) == NULL) {
-    fprintf (stderr, "%s: cannot make the run's directory in /tmp: %m\n",
-             program_invocation_short_name);
+    fprintf (stderr, "%s: cannot make the run's directory in %s: %m\n",
+             program_invocation_short_name, tmp_base ());
     exit (EXIT_FAILURE);
   }
   run_dir = d;

@@ -17,9 +17,13 @@
 
 /* ---- Temporary directories ---- */
 
+/* Where temporary files go: $TMPDIR, or /tmp (contrib/check-all.sh
+ * points TMPDIR at a directory of its own and fails the run when a
+ * test leaves something there). */
+extern const char *tmp_base (void);
 /* Create a new directory (asserting success): under run_suite, in the
  * run's directory, which run_suite removes after the tests even when a
- * test died before its rm_tmpdir; otherwise /tmp/<program>-XXXXXX.
+ * test died before its rm_tmpdir; otherwise tmp_base()/<program>-XXXXXX.
  * Caller owns the name and gives it back to rm_tmpdir. */
 extern char *make_tmpdir (void);
 /* rm -rf d (asserting success), then free d. */
