@@ -8,6 +8,8 @@
 #   hf_stop [SIGNAL]        stop it (default SIGTERM) and wait
 #   hf_s3rver_start         S3 for the test's S3 half (see below)
 #   hf_dir_half             whether to run the directory-store half
+#   hf_torn_round ...       one round of a crash loop with a torn upload
+#   hf_image_check URI FILE the export reads as FILE (or --eio: fails)
 # and sources tests/functions.sh (the S3 server helpers) when present.
 
 : "${abs_srcdir:=$(cd "$(dirname "$0")" && pwd)}"
@@ -173,3 +175,99 @@ hf_dir_half ()
   [ "${HF_TEST_S3_ONLY-}" != 1 ]
 }
 
+# ---- torn uploads (test-nbd-torn-crash.sh, test-tool-crypt.sh) ----
+
+# hf_torn_count: torn uploads so far, the distinct keys in the fault
+# store's warnings in $log (a warning may be logged more than once).
+hf_torn_count ()
+{
+  grep -o 'fault: seg/[0-9a-f]*: torn put of' "$log" | sort -u | wc -l
+}
+
+# hf_torn_round URL JOURNAL NBLOCKS N SEED PARAMS...: serve URL with
+# PARAMS while tests/wal-client.py writes NBLOCKS blocks (seed SEED,
+# acknowledged writes in JOURNAL), the N-th segment upload torn
+# (HF_TEST_TORN_PUT, a testing hook: the fault store keeps a prefix of
+# the object, then SIGKILLs the server).  The server must die of that
+# torn upload; restarted, it must serve every acknowledged write; it is
+# then killed again.  Sets torn_what: how the round went.
+hf_torn_round ()
+{
+  local url=$1 j=$2 nblocks=$3 n=$4 seed=$5 torn0 cpid i
+  local client="$abs_srcdir/wal-client.py"
+  shift 5
+  torn0=$(hf_torn_count)
+  rm -f "$tmp/ready"
+  export HF_TEST_TORN_PUT=$n
+  if hf_start "$url" "$@" > "$tmp/start.out"; then
+    WAL_CLIENT_READY="$tmp/ready" \
+      python3 "$client" write "$uri" "$j" "$nblocks" "$seed" 60 \
+      > "$tmp/client.out" 2>&1 &
+    cpid=$!
+    # The server kills itself at the torn upload; the client then ends.
+    for (( i = 0; i < 1200; i++ )); do
+      kill -0 "$hf_pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    if kill -0 "$hf_pid" 2>/dev/null; then
+      tail -30 "$log"
+      echo "$0: FAIL: upload $n of $url: no torn upload within 60 s" >&2
+      exit 1
+    fi
+    hf_stop KILL                        # reaps it
+    if wait $cpid; then
+      torn_what="$(tail -1 "$tmp/client.out")"
+    elif [ ! -e "$tmp/ready" ]; then
+      # The open replayed records from the last round's log and went
+      # on committing them once it listened: the torn upload was one of
+      # those, before the client had connected (it wrote nothing).
+      torn_what="torn before the client connected"
+    else
+      cat "$tmp/client.out"; tail -40 "$log"
+      echo "$0: FAIL: upload $n of $url: the client failed" >&2
+      exit 1
+    fi
+  else
+    # Torn while the open committed what the log replayed.
+    torn_what="torn during the open"
+  fi
+  unset HF_TEST_TORN_PUT
+  if [ "$(hf_torn_count)" -ne $(( torn0 + 1 )) ]; then
+    cat "$tmp/start.out"; tail -30 "$log"
+    echo "$0: FAIL: upload $n of $url: the server did not die of a" \
+         "torn upload" >&2
+    exit 1
+  fi
+  hf_start "$url" "$@"
+  python3 "$client" verify "$uri" "$j" "$nblocks" || {
+    tail -40 "$log"
+    echo "$0: FAIL: upload $n of $url: acknowledged writes lost" >&2
+    exit 1; }
+  hf_stop KILL
+}
+
+# hf_image_check URI FILE: every byte of the export at URI is FILE's.
+# hf_image_check URI --eio: reading the whole export fails (a damaged
+# volume), as it must.
+hf_image_check ()
+{
+  python3 - "$@" <<'PY'
+import sys, nbd
+uri, what = sys.argv[1:3]
+h = nbd.NBD()
+h.connect_uri(uri)
+if what == "--eio":
+    try:
+        h.pread(h.get_size(), 0)
+    except nbd.Error as e:
+        print("read failed as expected:", e)
+    else:
+        raise AssertionError("a damaged volume read without an error")
+else:
+    model = open(what, "rb").read()
+    got = h.pread(len(model), 0)
+    assert got == model, "differs from %s at %d" % (what, next(
+        i for i in range(len(model)) if got[i] != model[i]))
+print("ok", what)
+PY
+}

@@ -33,40 +33,27 @@ chmod 600 "$tmp/k1" "$tmp/k2"
 echo "pass phrase one" > "$tmp/pw"
 MARK="HF-PLAINTEXT-MARKER-4f1c"
 
-cat > "$tmp/io.py" <<'PY'
+cat > "$tmp/write.py" <<'PY'
 import sys, nbd, random
-uri, mode, model_path, mark = sys.argv[1:5]
+uri, model_path, mark = sys.argv[1:4]
 h = nbd.NBD()
 h.connect_uri(uri)
 bs = 4096
-if mode == "write":
-    rnd = random.Random(7)
-    model = bytearray(h.get_size())
-    # Text that compresses and a marker the store must never show.
-    for i in range(300):
-        blk = (mark + " block %d " % i).encode() * (bs // 48)
-        blk = blk[:bs].ljust(bs, b".")
-        off = rnd.randrange(0, len(model) // bs) * bs
-        h.pwrite(blk, off)
-        model[off:off + bs] = blk
-    data = bytes(rnd.getrandbits(8) for _ in range(200000))
-    h.pwrite(data, 1000003)
-    model[1000003:1000003 + len(data)] = data
-    h.flush()
-    open(model_path, "wb").write(model)
-elif mode == "read":
-    model = open(model_path, "rb").read()
-    got = h.pread(len(model), 0)
-    assert got == model, "differs at %d" % next(
-        i for i in range(len(model)) if got[i] != model[i])
-elif mode == "eio":
-    try:
-        h.pread(h.get_size(), 0)
-    except nbd.Error as e:
-        print("read failed as expected:", e)
-    else:
-        raise AssertionError("a damaged volume read without an error")
-print("ok", mode)
+rnd = random.Random(7)
+model = bytearray(h.get_size())
+# Text that compresses and a marker the store must never show.
+for i in range(300):
+    blk = (mark + " block %d " % i).encode() * (bs // 48)
+    blk = blk[:bs].ljust(bs, b".")
+    off = rnd.randrange(0, len(model) // bs) * bs
+    h.pwrite(blk, off)
+    model[off:off + bs] = blk
+data = bytes(rnd.getrandbits(8) for _ in range(200000))
+h.pwrite(data, 1000003)
+model[1000003:1000003 + len(data)] = data
+h.flush()
+open(model_path, "wb").write(model)
+print("ok write")
 PY
 
 # The store's files, for "nothing written".
@@ -98,7 +85,7 @@ run_store ()
 
   hf_start "$url" size=8M segment-size=256K key-file="$tmp/k1" \
     ${S3OPTS[@]+"${S3OPTS[@]}"}
-  python3 "$tmp/io.py" "$uri" write "$tmp/model" "$MARK"
+  python3 "$tmp/write.py" "$uri" "$tmp/model" "$MARK"
   hf_stop TERM
   if [ -d "$sdir" ] && grep -r -q -a -- "$MARK" "$sdir"; then
     fail "plaintext marker found in the store"
@@ -116,14 +103,14 @@ run_store ()
   cp "$tmp/model" "$tmp/model-s1"
   hf_start "$url" key-file="$tmp/k1" wal="$tmp/wal" \
     ${S3OPTS[@]+"${S3OPTS[@]}"}
-  python3 "$tmp/io.py" "$uri" write "$tmp/model" "$MARK-2"
+  python3 "$tmp/write.py" "$uri" "$tmp/model" "$MARK-2"
   hf_stop KILL
   hf_start "$url" key-file="$tmp/k1" wal="$tmp/wal" \
     ${S3OPTS[@]+"${S3OPTS[@]}"}
-  python3 "$tmp/io.py" "$uri" read "$tmp/model" x
+  hf_image_check "$uri" "$tmp/model"
   hf_stop TERM
   hf_start "$url" key-file="$tmp/k1" at=s1 ${S3OPTS[@]+"${S3OPTS[@]}"}
-  python3 "$tmp/io.py" "$uri" read "$tmp/model-s1" x
+  hf_image_check "$uri" "$tmp/model-s1"
   hf_stop TERM
 
   # The admin command: fsck, export, gc, rekey.
@@ -138,7 +125,7 @@ run_store ()
   expect_refused "$sdir" "encrypted with a passphrase" "$url" \
     key-file="$tmp/k1" ${S3OPTS[@]+"${S3OPTS[@]}"}
   hf_start "$url" key=+"$tmp/pw" ${S3OPTS[@]+"${S3OPTS[@]}"}
-  python3 "$tmp/io.py" "$uri" read "$tmp/model" x
+  hf_image_check "$uri" "$tmp/model"
   hf_stop TERM
   "${T[@]}" fsck "$url" --key +"$tmp/pw"
   if [ -d "$sdir" ] && grep -r -q -a -- "$MARK" "$sdir"; then
@@ -154,7 +141,7 @@ if hf_dir_half; then
   "$HYPERFILE" clone "$tmp/vol@s1" "$tmp/clone" --key +"$tmp/pw"
   "$HYPERFILE" info "$tmp/clone" --key +"$tmp/pw" | grep -q "AES-256-GCM"
   hf_start "$tmp/clone" key=+"$tmp/pw"
-  python3 "$tmp/io.py" "$uri" read "$tmp/model-s1" x
+  hf_image_check "$uri" "$tmp/model-s1"
   hf_stop TERM
 
   # A flipped byte in the data of a segment: EIO, naming the object.
@@ -169,7 +156,7 @@ f.seek(n); b = f.read(1); f.seek(n); f.write(bytes([b[0] ^ 1]))
 PY
   : > "$log"
   hf_start "$tmp/flip" key=+"$tmp/pw"
-  python3 "$tmp/io.py" "$uri" eio x x
+  hf_image_check "$uri" --eio
   hf_stop TERM
   grep -q "seg/$(basename "$seg").*authentication failed" "$log" ||
     fail "the damaged object is not named"
@@ -182,7 +169,7 @@ PY
   # one of ours with its name: refused (bound to the volume's uuid).
   "$HYPERFILE" create "$tmp/other" --size 8M --key-file "$tmp/k1"
   hf_start "$tmp/other" key-file="$tmp/k1" segment-size=256K
-  python3 "$tmp/io.py" "$uri" write "$tmp/model-other" "OTHER"
+  python3 "$tmp/write.py" "$uri" "$tmp/model-other" "OTHER"
   hf_stop TERM
   cp -a "$tmp/vol" "$tmp/swap"
   for f in "$tmp/other/seg%/"*; do

@@ -150,41 +150,14 @@ run 0 fsck "$c2"
 no_marker "$p" "$c2"
 
 # Torn uploads of sealed segments, with the log: three rounds.
-client="$abs_srcdir/wal-client.py"
 t="$tmp/torn" j="$tmp/journal" nblocks=512
 params=(size=16M segment-size=64K flush-interval=100ms wal="$tmp/wal"
         gc=off key-file="$tmp/k1")
-torn_count ()
-{
-  grep -o 'fault: seg/[0-9a-f]*: torn put of' "$log" | sort -u | wc -l
-}
 hf_start "$t" "${params[@]}"
 hf_stop TERM
 for r in 1 2 3; do
-  export HF_TEST_TORN_PUT=$(( 2 + r ))
-  torn0=$(torn_count)
-  rm -f "$tmp/ready"
-  if hf_start "$t" "${params[@]}" > "$tmp/start.out"; then
-    WAL_CLIENT_READY="$tmp/ready" \
-      python3 "$client" write "$uri" "$j" $nblocks $((r * 7919)) 60 \
-      > "$tmp/client.out" 2>&1 &
-    cpid=$!
-    for (( i = 0; i < 1200; i++ )); do
-      kill -0 "$hf_pid" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill -0 "$hf_pid" 2>/dev/null && fail "round $r: no torn upload in 60 s"
-    hf_stop KILL
-    wait $cpid || [ ! -e "$tmp/ready" ] || {
-      cat "$tmp/client.out"; tail -40 "$log"; fail "round $r: client"; }
-  fi
-  unset HF_TEST_TORN_PUT
-  [ "$(torn_count)" -eq $(( torn0 + 1 )) ] || {
-    tail -30 "$log"; fail "round $r: the server did not die of a torn upload"; }
-  hf_start "$t" "${params[@]}"
-  python3 "$client" verify "$uri" "$j" $nblocks || {
-    tail -40 "$log"; fail "round $r lost data"; }
-  hf_stop KILL
+  hf_torn_round "$t" "$j" $nblocks $(( 2 + r )) $((r * 7919)) "${params[@]}"
+  echo "round $r: $torn_what"
 done
 hf_start "$t" "${params[@]}"
 hf_stop TERM
@@ -192,6 +165,6 @@ run 0 fsck "$t"
 grep -q "^$t: 3 incomplete upload(s)" "$tmp/out" ||
   fail "expected 3 incomplete uploads"
 hf_start "$t" "${params[@]/wal=*/wal=off}"
-python3 "$client" verify "$uri" "$j" $nblocks
+python3 "$abs_srcdir/wal-client.py" verify "$uri" "$j" $nblocks
 hf_stop TERM
 echo "$0: ok"

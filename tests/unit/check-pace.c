@@ -159,6 +159,29 @@ sim_pct (const struct sim *s, double pct)
   return UINT64_MAX;
 }
 
+/* Throughput after the warm-up, in bytes per second. */
+static double
+sim_bps (const struct sim *s)
+{
+  return (double) s->bytes * 1e6 / (double) (s->end_us - s->warmup_us);
+}
+
+/* What pacing promises: no writer met the hard wait, none took more
+ * than max_lat_us, and the throughput was the store's: from lo to hi
+ * times its rate (hi 0: no upper bound). */
+static void
+check_paced (const struct sim *s, double lo, double hi, uint64_t max_lat_us)
+{
+  double bps = sim_bps (s);
+
+  ck_assert_uint_eq (s->hard_waits, 0);
+  ck_assert_uint_le (s->max_lat_us, max_lat_us);
+  ck_assert_msg (bps >= lo * (double) s->store_bps,
+                 "%.1f MiB/s: below %.2f of the store's rate", bps / MIB, lo);
+  ck_assert_msg (hi == 0 || bps <= hi * (double) s->store_bps,
+                 "%.1f MiB/s: above %.2f of the store's rate", bps / MIB, hi);
+}
+
 static void
 sim_run (struct sim *s)
 {
@@ -274,13 +297,9 @@ START_TEST (test_seq_1m_qd8)
   struct sim s = { .pacing = true, .wsize = MIB, .qd = 8,
                    .store_bps = 100 * MIB, .warmup_us = 5000000,
                    .end_us = 65000000 };
-  double bps;
 
   sim_run (&s);
-  bps = (double) s.bytes * 1e6 / (double) (s.end_us - s.warmup_us);
-  ck_assert_uint_eq (s.hard_waits, 0);
-  ck_assert_uint_le (s.max_lat_us, 100000);
-  ck_assert (bps >= 0.95 * 100 * MIB && bps <= 1.05 * 100 * MIB);
+  check_paced (&s, 0.95, 1.05, 100000);
 }
 END_TEST
 
@@ -292,15 +311,11 @@ START_TEST (test_rand_4k_qd32)
   struct sim s = { .pacing = true, .wsize = 4096, .qd = 32,
                    .store_bps = 20 * MIB, .warmup_us = 0,
                    .end_us = 60000000 };
-  double bps;
 
   sim_run (&s);
-  bps = (double) s.bytes * 1e6 / (double) s.end_us;
-  ck_assert_uint_eq (s.hard_waits, 0);
-  ck_assert_uint_le (s.max_lat_us, 20000);
   /* The first 64 MiB go in at once (below the zone): over 60 s the
    * client gets a little more than the store's rate. */
-  ck_assert (bps >= 0.95 * 20 * MIB && bps <= 1.1 * 20 * MIB);
+  check_paced (&s, 0.95, 1.1, 20000);
 }
 END_TEST
 
@@ -311,13 +326,9 @@ START_TEST (test_fast_store)
   struct sim s = { .pacing = true, .wsize = MIB, .qd = 8,
                    .store_bps = 500 * MIB, .warmup_us = 5000000,
                    .end_us = 35000000 };
-  double bps;
 
   sim_run (&s);
-  bps = (double) s.bytes * 1e6 / (double) (s.end_us - s.warmup_us);
-  ck_assert_uint_eq (s.hard_waits, 0);
-  ck_assert (bps >= 0.95 * 500 * MIB);
-  ck_assert_uint_le (s.max_lat_us, 30000);
+  check_paced (&s, 0.95, 0, 30000);
 }
 END_TEST
 
@@ -338,9 +349,9 @@ START_TEST (test_estimate_too_high)
   fprintf (stderr, "test_estimate_too_high: %" PRIu64 " hard waits, "
            "p99 %" PRIu64 " us, max %" PRIu64 " us, %.1f MiB/s\n",
            s.hard_waits, sim_pct (&s, 0.99), s.max_lat_us,
-           (double) s.bytes / (double) s.end_us * 1e6 / MIB);
+           sim_bps (&s) / MIB);
   ck_assert_uint_le (s.hard_waits, 3 * 8);
-  ck_assert (s.bytes * 1e6 / (double) s.end_us >= 0.95 * 16 * MIB);
+  ck_assert (sim_bps (&s) >= 0.95 * 16 * MIB);
 }
 END_TEST
 

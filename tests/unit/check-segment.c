@@ -585,6 +585,15 @@ START_TEST (test_frames_corrupt)
 }
 END_TEST
 
+/* Make the header CRC of segment obj right again after a change. */
+static void
+reseal_hdr (uint8_t *obj)
+{
+  hf_put_le32 (obj + offsetof (struct hf_disk_seg_hdr, sh_hdr_crc),
+               hf_crc32c (0, obj, offsetof (struct hf_disk_seg_hdr,
+                                            sh_hdr_crc)));
+}
+
 /* Rewrite the frame table entry i of obj (and the CRCs), as damage
  * that CRCs do not catch would look. */
 static void
@@ -598,16 +607,36 @@ set_frame (uint8_t *obj, struct hf_seg_hdr *h, uint32_t i, uint32_t len,
   hf_put_le16 (p + 8, flags);
   crc = hf_crc32c (0, obj + h->ext_off, h->node_off - h->ext_off);
   hf_put_le32 (obj + offsetof (struct hf_disk_seg_hdr, sh_meta_crc), crc);
-  hf_put_le32 (obj + offsetof (struct hf_disk_seg_hdr, sh_hdr_crc),
-               hf_crc32c (0, obj, offsetof (struct hf_disk_seg_hdr,
-                                            sh_hdr_crc)));
+  reseal_hdr (obj);
+}
+
+/* A copy of segment obj (size bytes) whose header field at off (width
+ * 2 or 4 bytes) says val, its header CRC right: a header that does not
+ * add up, which hf_seg_parse must refuse with EBADMSG. */
+static void
+expect_bad_hdr (const uint8_t *obj, size_t size, size_t off,
+                unsigned width, uint32_t val)
+{
+  struct hf_seg_meta m;
+  uint8_t *o2 = malloc (size);
+
+  ck_assert_ptr_nonnull (o2);
+  memcpy (o2, obj, size);
+  if (width == 2)
+    hf_put_le16 (o2 + off, (uint16_t) val);
+  else
+    hf_put_le32 (o2 + off, val);
+  reseal_hdr (o2);
+  ck_assert_int_eq (hf_seg_parse (o2, size, false, "k", test_uuid, 4096, 42,
+                                  &m), EBADMSG);
+  free (o2);
 }
 
 /* Hostile tables and frames with valid CRCs: refused at parse, or at
  * decode without writing a byte past the frame's size. */
 START_TEST (test_frames_hostile)
 {
-  struct hf_seg_hdr h, h2;
+  struct hf_seg_hdr h;
   struct hf_seg_frame *fr, f;
   struct hf_seg_meta m;
   uint32_t *crcs;
@@ -645,47 +674,21 @@ START_TEST (test_frames_hostile)
                                   4096, 42, &m), 0);
   hf_seg_meta_free (&m);
 
-  /* Header: frame geometry that does not add up. */
-  h2 = h;
-  h2.frame_blocks = 1024;               /* 4 MiB frames: too big */
-  h2.n_frames = 1;
-  {
-    uint8_t *o2 = malloc (h.object_size);
-    memcpy (o2, obj, h.object_size);
-    hf_put_le32 (o2 + offsetof (struct hf_disk_seg_hdr, sh_frame_blocks),
-                 h2.frame_blocks);
-    hf_put_le32 (o2 + offsetof (struct hf_disk_seg_hdr, sh_hdr_crc),
-                 hf_crc32c (0, o2, offsetof (struct hf_disk_seg_hdr,
-                                             sh_hdr_crc)));
-    ck_assert_int_eq (hf_seg_parse (o2, h.object_size, false, "k",
-                                    test_uuid, 4096, 42, &m), EBADMSG);
-    ck_assert_uint_eq (hf_seg_bad_offset (),
-                       offsetof (struct hf_disk_seg_hdr, sh_frame_blocks));
-    memcpy (o2, obj, h.object_size);
-    hf_put_le32 (o2 + offsetof (struct hf_disk_seg_hdr, sh_codec), 9);
-    hf_put_le32 (o2 + offsetof (struct hf_disk_seg_hdr, sh_hdr_crc),
-                 hf_crc32c (0, o2, offsetof (struct hf_disk_seg_hdr,
-                                             sh_hdr_crc)));
-    ck_assert_int_eq (hf_seg_parse (o2, h.object_size, false, "k",
-                                    test_uuid, 4096, 42, &m), EBADMSG);
-    memcpy (o2, obj, h.object_size);
-    hf_put_le32 (o2 + offsetof (struct hf_disk_seg_hdr, sh_n_frames), 3);
-    hf_put_le32 (o2 + offsetof (struct hf_disk_seg_hdr, sh_hdr_crc),
-                 hf_crc32c (0, o2, offsetof (struct hf_disk_seg_hdr,
-                                             sh_hdr_crc)));
-    ck_assert_int_eq (hf_seg_parse (o2, h.object_size, false, "k",
-                                    test_uuid, 4096, 42, &m), EBADMSG);
-    /* Version 1 with frames: the codec fields are not read, and its
-     * size does not fit blocks stored as they are. */
-    memcpy (o2, obj, h.object_size);
-    hf_put_le16 (o2 + offsetof (struct hf_disk_seg_hdr, sh_version), 1);
-    hf_put_le32 (o2 + offsetof (struct hf_disk_seg_hdr, sh_hdr_crc),
-                 hf_crc32c (0, o2, offsetof (struct hf_disk_seg_hdr,
-                                             sh_hdr_crc)));
-    ck_assert_int_eq (hf_seg_parse (o2, h.object_size, false, "k",
-                                    test_uuid, 4096, 42, &m), EBADMSG);
-    free (o2);
-  }
+  /* Header: frame geometry that does not add up: 4 MiB frames (too
+   * big), an unknown codec, a frame count that is not the table's. */
+  expect_bad_hdr (obj, h.object_size,
+                  offsetof (struct hf_disk_seg_hdr, sh_frame_blocks), 4,
+                  1024);
+  ck_assert_uint_eq (hf_seg_bad_offset (),
+                     offsetof (struct hf_disk_seg_hdr, sh_frame_blocks));
+  expect_bad_hdr (obj, h.object_size,
+                  offsetof (struct hf_disk_seg_hdr, sh_codec), 4, 9);
+  expect_bad_hdr (obj, h.object_size,
+                  offsetof (struct hf_disk_seg_hdr, sh_n_frames), 4, 3);
+  /* Version 1 with frames: the codec fields are not read, and its
+   * size does not fit blocks stored as they are. */
+  expect_bad_hdr (obj, h.object_size,
+                  offsetof (struct hf_disk_seg_hdr, sh_version), 2, 1);
 
   /* Frames whose CRC is right but whose content is not: a zstd frame
    * of 1 MiB where 16 KiB belong, one with no content size, and

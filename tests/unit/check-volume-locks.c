@@ -386,6 +386,8 @@ ckpt_thread (void *arg)
   return NULL;
 }
 
+/* A read in a thread of its own, for the tests that hold the store at
+ * the gate: done is set and gate_cv broadcast when it returns. */
 struct read_arg {
   struct hf_volume *v;
   uint64_t lba;
@@ -963,27 +965,6 @@ rb_thread (void *arg)
   return NULL;
 }
 
-struct rd_arg {
-  struct hf_volume *v;
-  uint64_t lba;
-  uint8_t buf[BS];
-  int r;
-  bool done;                    /* gate_lock */
-};
-
-static void *
-rd_thread (void *arg)
-{
-  struct rd_arg *a = arg;
-
-  a->r = hf_volume_pread (a->v, a->buf, BS, a->lba * BS);
-  pthread_mutex_lock (&gate_lock);
-  a->done = true;
-  pthread_cond_broadcast (&gate_cv);
-  pthread_mutex_unlock (&gate_lock);
-  return NULL;
-}
-
 /* While rollback reads the older point from the store (its requests
  * held at the gate), a read whose index path is in memory completes:
  * the read phase holds no tree lock.  (Before, rollback read the point
@@ -996,7 +977,7 @@ START_TEST (test_rollback_reads_go_on)
   struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX };
   struct hf_volume *v;
   struct rb_arg ra = { 0 };
-  struct rd_arg rd = { 0 };
+  struct read_arg rd = { 0 };
   pthread_t rt, dt;
   static int gen_p[RB_BLOCKS], gen[RB_BLOCKS];
   uint64_t p;
@@ -1021,7 +1002,7 @@ START_TEST (test_rollback_reads_go_on)
   pthread_mutex_unlock (&gate_lock);
   ck_assert_msg (!atomic_load (&ra.done), "rollback made no store request "
                  "after listing (r = %d)", ra.r);
-  ck_assert_int_eq (pthread_create (&dt, NULL, rd_thread, &rd), 0);
+  ck_assert_int_eq (pthread_create (&dt, NULL, read_thread, &rd), 0);
   /* The read needs nothing the gate holds; a read that waits for the
    * rollback waits until the gate opens, which is after this bound. */
   t0 = now ();

@@ -873,6 +873,45 @@ START_TEST (test_unrecorded_log_kept)
 }
 END_TEST
 
+/* ---- Segments behind a held upload ---- */
+
+/* With the upload of segment h1 + 1 held in the fault store: n writes of
+ * a block (pattern seed + i at off + i * step), each sealed into a
+ * segment of its own by the timer (n uploads in flight), then the n - 1
+ * after the held one landed in the inner store d, and the head still
+ * h1: a hole below uploads that landed. */
+static void
+seal_behind_hold (struct hf_volume *v, struct hf_objstore *d, uint64_t h1,
+                  unsigned n, unsigned seed, uint64_t off, uint64_t step)
+{
+  struct hf_objstore_info oi;
+  struct hf_volume_info info;
+  uint8_t x[4096];
+  char key[64];
+  double t0;
+  unsigned i;
+
+  for (i = 0; i < n; i++) {
+    pattern (x, sizeof x, seed + i);
+    ck_assert_int_eq (hf_volume_pwrite (v, x, sizeof x, off + i * step, 0),
+                      0);
+    t0 = now ();
+    do {                        /* the timer seals it */
+      usleep (1000);
+      hf_volume_get_info (v, &info);
+    } while (info.uploads_in_flight < (uint64_t) i + 1 && now () - t0 < 60);
+    ck_assert_uint_eq (info.uploads_in_flight, i + 1);
+  }
+  for (i = 2; i <= n; i++) {
+    hf_seg_key (key, sizeof key, "", h1 + i);
+    t0 = now ();
+    while (hf_objstore_head (d, key, &oi) == ENOENT && now () - t0 < 60)
+      usleep (1000);
+    ck_assert_int_eq (hf_objstore_head (d, key, &oi), 0);
+  }
+  ck_assert_uint_eq (head_of (v), h1);
+}
+
 /* ---- A burst of commits enters the cache ---- */
 
 /* The cache hooks of test_commit_burst_cached: which segments were
@@ -906,7 +945,6 @@ START_TEST (test_commit_burst_cached)
 {
   char *dir = make_tmpdir ();
   struct hf_objstore *d, *s;
-  struct hf_objstore_info oi;
   struct hf_fault_config fc = { .seed = 7 };
   struct hf_volume_hooks hk = { .cache_get = burst_cache_get,
                                 .cache_put = burst_cache_put };
@@ -917,8 +955,7 @@ START_TEST (test_commit_burst_cached)
   struct hf_volume *v = NULL;
   uint8_t x[4096];
   uint64_t h1;
-  char key[64], hold[64];
-  double t0;
+  char hold[64];
   unsigned i, j;
 
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &d), 0);
@@ -931,24 +968,7 @@ START_TEST (test_commit_burst_cached)
   hf_seg_key (hold, sizeof hold, "", h1 + 1);
   fc.hold_key = hold;
   hf_objstore_fault_set_config (s, &fc);
-  for (i = 0; i < 8; i++) {
-    pattern (x, sizeof x, 10 + i);
-    ck_assert_int_eq (hf_volume_pwrite (v, x, sizeof x, 4096 * i, 0), 0);
-    t0 = now ();
-    do {                        /* the timer seals it */
-      usleep (1000);
-      hf_volume_get_info (v, &info);
-    } while (info.uploads_in_flight < (uint64_t) i + 1 && now () - t0 < 60);
-    ck_assert_uint_eq (info.uploads_in_flight, i + 1);
-  }
-  for (i = 2; i <= 8; i++) {
-    hf_seg_key (key, sizeof key, "", h1 + i);
-    t0 = now ();
-    while (hf_objstore_head (d, key, &oi) == ENOENT && now () - t0 < 60)
-      usleep (1000);
-    ck_assert_int_eq (hf_objstore_head (d, key, &oi), 0);
-  }
-  ck_assert_uint_eq (head_of (v), h1);
+  seal_behind_hold (v, d, h1, 8, 10, 0, 4096);
   pthread_mutex_lock (&burst_lock);
   burst_n = 0;
   pthread_mutex_unlock (&burst_lock);
@@ -983,13 +1003,10 @@ START_TEST (test_many_orphans)
   struct hf_fault_config fc = { .seed = 6 };
   struct hf_volume_options o = { .flush_interval_ms = 20,
                                  .checkpoint_segments = 100 };
-  struct hf_volume_info info;
   struct hf_volume *v = NULL;
   uint8_t x[4096], y[4096], r[4096];
   uint64_t h1;
-  char key[64], hold[64];
-  double t0;
-  int i;
+  char hold[64];
 
   s = fault_volume (dir, &fc, &d);
   v = open_ok (s, &o);
@@ -1002,24 +1019,7 @@ START_TEST (test_many_orphans)
   hf_seg_key (hold, sizeof hold, "", h1 + 1);
   fc.hold_key = hold;
   hf_objstore_fault_set_config (s, &fc);
-  for (i = 0; i < 41; i++) {
-    pattern (y, sizeof y, 100 + i);
-    ck_assert_int_eq (hf_volume_pwrite (v, y, sizeof y, 4096, 0), 0);
-    t0 = now ();
-    do {                        /* the timer seals it */
-      usleep (1000);
-      hf_volume_get_info (v, &info);
-    } while (info.uploads_in_flight < (uint64_t) i + 1 && now () - t0 < 60);
-    ck_assert_uint_eq (info.uploads_in_flight, i + 1);
-  }
-  for (i = 2; i <= 41; i++) {
-    hf_seg_key (key, sizeof key, "", h1 + i);
-    t0 = now ();
-    while (hf_objstore_head (d, key, &oi) == ENOENT && now () - t0 < 60)
-      usleep (1000);
-    ck_assert_int_eq (hf_objstore_head (d, key, &oi), 0);
-  }
-  ck_assert_uint_eq (head_of (v), h1);
+  seal_behind_hold (v, d, h1, 41, 100, 4096, 0);
   hf_volume_crash (v);
   ck_assert_int_eq (hf_objstore_head (d, hold, &oi), ENOENT);
 
