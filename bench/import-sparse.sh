@@ -35,7 +35,7 @@ best ()
   local name="$1" b="" t0 t1 t i
   shift
   for (( i = 0; i < rounds; i++ )); do
-    rm -rf "$tmp/vol"
+    rm -rf "$tmp/vol" "$tmp/nbd.sock"
     vol="$tmp/vol"
     "$H" create "$vol" --size "${size_mib}M" > /dev/null
     t0=$(date +%s%N)
@@ -53,9 +53,9 @@ if [ -n "$HF_OLD" ]; then
 fi
 if command -v nbdcopy > /dev/null; then
   best "nbdcopy into the plugin" \
-    'nbdkit -U - "$PLUGIN" "$vol" gc=false --run "nbdcopy \"$img\" \"\$uri\""'
+    'nbdkit -U "$tmp/nbd.sock" "$PLUGIN" "$vol" gc=false --run "nbdcopy \"$img\" \"\$uri\""'
 fi
 if command -v qemu-img > /dev/null; then
   best "qemu-img convert into the plugin" \
-    'nbdkit -U - "$PLUGIN" "$vol" gc=false --run "qemu-img convert -n -f raw -O raw \"$img\" \"\$uri\""'
+    'nbdkit -U "$tmp/nbd.sock" "$PLUGIN" "$vol" gc=false --run "qemu-img convert -n -f raw -O raw \"$img\" \"\$uri\""'
 fi
