@@ -31,6 +31,7 @@
 #undef NDEBUG
 #include <check.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
@@ -46,6 +47,7 @@
 #include "objstore.h"
 #include "segment.h"
 #include "test-util.h"
+#include "volume-int.h"
 #include "volume.h"
 
 static void
@@ -1103,6 +1105,86 @@ START_TEST (test_pace_commit_burst)
 }
 END_TEST
 
+/* Reads never wait for an upload (issue #20): while a segment's PUT
+ * is held in the store, reads of a block in that segment (memory), of
+ * a committed block (the store) and of one in the active buffer all
+ * complete.  A thread reads, so that a read that waited ends the test
+ * instead of hanging it (the minute is only that bound). */
+struct upload_read_arg {
+  struct hf_volume *v;
+  uint8_t buf[3][4096];
+  int r;
+  atomic_bool done;
+};
+
+static void *
+upload_read_thread (void *arg)
+{
+  struct upload_read_arg *a = arg;
+  int i;
+
+  for (i = 0; i < 3 && a->r == 0; i++)
+    a->r = hf_volume_pread (a->v, a->buf[i], 4096, (uint64_t) i * 4096);
+  atomic_store (&a->done, true);
+  return NULL;
+}
+
+START_TEST (test_reads_during_upload)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s, *d;
+  struct hf_fault_config fc = { .seed = 13 };
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX };
+  struct hf_volume *v;
+  static struct upload_read_arg ra;
+  uint8_t x[3][4096];
+  uint64_t h0;
+  char hold[64];
+  pthread_t th;
+  double t0;
+  bool done;
+  int i;
+
+  s = fault_volume (dir, &fc, &d);
+  v = open_ok (s, &o);
+  for (i = 0; i < 3; i++)
+    pattern (x[i], 4096, 40 + i);
+  /* Block 0 committed (in the store only: no cache here). */
+  ck_assert_int_eq (hf_volume_pwrite (v, x[0], 4096, 0, 0), 0);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  h0 = head_of (v);
+  /* Block 1's segment: its PUT is held.  Block 2: the active buffer. */
+  hf_seg_key (hold, sizeof hold, "", h0 + 1);
+  fc.hold_key = hold;
+  hf_objstore_fault_set_config (s, &fc);
+  ck_assert_int_eq (hf_volume_pwrite (v, x[1], 4096, 4096, 0), 0);
+  hf_vol_lock (v);
+  ck_assert_int_eq (hf_vol_seal_locked (v, false, false), 0);
+  hf_vol_unlock (v);
+  t0 = now ();
+  while (hf_objstore_fault_held (s) == 0 && now () - t0 < 60)
+    usleep (1000);
+  ck_assert_uint_eq (hf_objstore_fault_held (s), 1);
+  ck_assert_int_eq (hf_volume_pwrite (v, x[2], 4096, 8192, 0), 0);
+  ra.v = v;
+  ck_assert_int_eq (pthread_create (&th, NULL, upload_read_thread, &ra), 0);
+  t0 = now ();
+  while (!atomic_load (&ra.done) && now () - t0 < 60)
+    usleep (1000);
+  done = atomic_load (&ra.done);
+  ck_assert_uint_eq (hf_objstore_fault_held (s), 1);
+  hf_objstore_fault_release (s);
+  pthread_join (th, NULL);
+  ck_assert_msg (done, "a read waited for the upload");
+  ck_assert_int_eq (ra.r, 0);
+  for (i = 0; i < 3; i++)
+    ck_assert (memcmp (ra.buf[i], x[i], 4096) == 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 /* An open lists the newest keys only: 60 segments, a checkpoint every
  * 8, batches of 4 keys.  The head's chain reaches back at most 8
  * or so segments, so the open passes on a few keys of 60 and none
@@ -1294,6 +1376,7 @@ main (void)
   tcase_add_test (tc, test_many_orphans);
   tcase_add_test (tc, test_commit_burst_cached);
   tcase_add_test (tc, test_pace_commit_burst);
+  tcase_add_test (tc, test_reads_during_upload);
   tcase_add_test (tc, test_open_lists_newest);
   tcase_add_test (tc, test_grouped_keys);
   suite_add_tcase (s, tc);
