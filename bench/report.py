@@ -40,6 +40,9 @@ WRITE_SIDE = ("seqwrite", "randwrite-qd1", "randwrite-qd32",
 # Workloads that both read and write: the table shows the writes'
 # latency too.
 MIXED = ("randrw", "slow-readlat")
+# The data-set workloads: an ext4 image of real files written onto a
+# fresh device (no fio), for the S3 bytes stored per byte written.
+DATASETS = ("fs-usrshare", "fs-binary")
 WORKLOAD_TEXT = {
     "seqwrite": "1 MiB sequential write, QD8",
     "seqread": "1 MiB sequential read (cold), QD8",
@@ -142,6 +145,13 @@ def cmd_record(a):
         v = getattr(a, k)
         if v is not None:
             r[k] = int(v)
+    # A data-set run: what the image holds and what the client wrote.
+    if a.dataset and a.ds_run and a.status == "ok":
+        try:
+            r["dataset"] = load_json(a.dataset)
+            r["dataset"].update(load_json(a.ds_run))
+        except (OSError, ValueError) as e:
+            r["status"] = "failed: unreadable data-set record (%s)" % e
     json.dump(r, sys.stdout, indent=1, sort_keys=True)
     print()
 
@@ -322,7 +332,33 @@ def derive(r, calib):
     if r["workload"] == "fs" and "s3_total" in r:
         d["s3_puts"] = put_requests(r["s3_total"])
         d["s3_bytes_in"] = sum(r["s3_total"].get("bytes_in", {}).values())
+    ds = r.get("dataset")
+    if ds and ds.get("written_bytes"):
+        written = ds["written_bytes"]
+        d["written_bytes"] = written
+        if ds.get("write_s"):
+            d["write_bw_bytes"] = written / ds["write_s"]
+        if "s3_total" in r:
+            d["s3_puts"] = put_requests(r["s3_total"])
+            d["s3_bytes_in"] = sum(r["s3_total"].get("bytes_in",
+                                                     {}).values())
+            # The directory store makes no S3 requests: no figure.
+            if d["s3_bytes_in"]:
+                d["s3_bytes_per_byte"] = d["s3_bytes_in"] / written
     return d
+
+
+VARIANT = re.compile(r"^(hf-.*?)((?:-zstd\d*|-enc)+)$")
+
+
+def variant_of(s):
+    """hf-s3-wal-cache-zstd3-enc -> hf-s3-wal-cache; None for a base."""
+    m = VARIANT.match(s)
+    return m.group(1) if m else None
+
+
+def natural(s):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
 
 
 def gnuplot(script, outdir):
@@ -552,11 +588,109 @@ def bar(runs, calib, scale):
     return rows
 
 
+def dataset_tables(runs, systems):
+    """The data-set workloads: S3 bytes stored per byte written."""
+    L = []
+    for w in DATASETS:
+        rows = [(s, runs[(s, w)]) for s in systems if (s, w) in runs]
+        if not rows:
+            continue
+        L.append("### Data set `%s`: an ext4 image of real files written "
+                 "onto a fresh device (S3 bytes of run + drain)" % w)
+        L.append("")
+        ds = next((r["dataset"] for s, r in rows if r.get("dataset")), None)
+        if ds:
+            L.append("%d files (%.1f MiB) of %s (the first in the order of "
+                     "the CRC-32 of their paths), in "
+                     "an ext4 image of %.0f MiB (mkfs.ext4 -d) of which "
+                     "%.1f MiB are not zeros and written, in %d requests "
+                     "of up to 1 MiB, 8 in flight." % (
+                         ds["files"], ds["file_bytes"] / MIB, ds["source"],
+                         ds["image_bytes"] / MIB, ds["written_bytes"] / MIB,
+                         ds["requests"]))
+            L.append("")
+        L.append("| system | MiB written | write + flush MiB/s | drain s | "
+                 "S3 PUT-type requests | S3 MiB in | S3 bytes per byte | "
+                 "server CPU s |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for s, r in rows:
+            if r.get("status") != "ok":
+                L.append("| %s | %s |  |  |  |  |  |  |" % (s, r["status"]))
+                continue
+            d = r["derived"]
+            L.append("| %s | %.1f | %s | %.2f | %s | %s | %s | %s |" % (
+                s, d["written_bytes"] / MIB,
+                fmt(d.get("write_bw_bytes", 0) / MIB, 1), r["drain_s"],
+                fmt(d.get("s3_puts")),
+                fmt(d["s3_bytes_in"] / MIB, 1) if "s3_bytes_in" in d
+                else "-",
+                "%.3f" % d["s3_bytes_per_byte"]
+                if "s3_bytes_per_byte" in d else "-",
+                fmt(r.get("cpu_s", 0) + r.get("drain_cpu_s", 0), 1)))
+        L.append("")
+    return L
+
+
+def variant_table(runs, systems, workloads):
+    """Each compressed or encrypted system (SYS-zstdN, SYS-enc) against
+    SYS in the same run: the cost as ratios."""
+    L = []
+    for v in systems:
+        b = variant_of(v)
+        if b is None or b not in systems:
+            continue
+        for w in list(workloads) + list(DATASETS):
+            r, r0 = runs.get((v, w)), runs.get((b, w))
+            if not r or not r0 or r.get("status") != "ok" or \
+               r0.get("status") != "ok":
+                continue
+            d, d0 = r["derived"], r0["derived"]
+            if w in DATASETS:
+                rate = ratio(d.get("write_bw_bytes"), d0.get("write_bw_bytes"))
+                ios, ios0 = d.get("written_bytes"), d0.get("written_bytes")
+                unit = 1 << 20              # CPU per MiB written
+            else:
+                rate = ratio(r.get("iops"), r0.get("iops"))
+                ios = r["read"]["ios"] + r["write"]["ios"]
+                ios0 = r0["read"]["ios"] + r0["write"]["ios"]
+                unit = 1
+
+            def cpu_per(x, n):
+                if not n:
+                    return None
+                return 1e6 * (x.get("cpu_s", 0) + x.get("drain_cpu_s", 0)) \
+                    / (n / unit)
+            c, c0 = cpu_per(r, ios), cpu_per(r0, ios0)
+            bpb, bpb0 = d.get("s3_bytes_per_byte"), d0.get("s3_bytes_per_byte")
+            if not L:
+                L.append("### Compression and encryption: each against the "
+                         "same configuration without, same run")
+                L.append("")
+                L.append("Rate: IOPS (data sets: MiB/s of write + flush); "
+                         "server CPU per I/O (data sets: per MiB written), "
+                         "run + drain.")
+                L.append("")
+                L.append("| system | against | workload | rate ratio | "
+                         "server CPU µs per I/O (or MiB) | S3 bytes per "
+                         "byte |")
+                L.append("|---|---|---|---:|---|---|")
+            L.append("| %s | %s | %s | %s | %s | %s |" % (
+                v, b, w, fmt_ratio(rate),
+                "%s / %s" % (fmt(c, 1 if c < 100 else 0),
+                             fmt(c0, 1 if c0 < 100 else 0))
+                if c is not None and c0 is not None else "-",
+                "%.3f / %.3f (%s)" % (bpb, bpb0, fmt_ratio(ratio(bpb, bpb0)))
+                if bpb is not None and bpb0 else "-"))
+    if L:
+        L.append("")
+    return L
+
+
 def cmd_report(a):
     outdir = a.outdir
     recs = []
     for p in sorted(glob.glob(os.path.join(outdir, "raw", "*.json"))):
-        if p.endswith((".fio.json",)) or re.search(r"\.s3-\d\.json$", p):
+        if p.endswith((".fio.json", ".ds.json")) or re.search(r"\.s3-\d\.json$", p):
             continue
         base = os.path.basename(p)
         if base in ("calibration.json", "scale.json"):
@@ -585,7 +719,7 @@ def cmd_report(a):
         r["derived"] = derive(r, calib)
         runs[(r["system"], r["workload"])] = r
     systems = [s for s in SYSTEMS if any(k[0] == s for k in runs)]
-    systems += sorted({k[0] for k in runs} - set(systems))
+    systems += sorted({k[0] for k in runs} - set(systems), key=natural)
     # A baseline (SYS-base, bench/run --base-plugin) right above SYS.
     bases = [s for s in systems if s.endswith("-base") and s[:-5] in systems]
     systems = [s for s in systems if s not in bases]
@@ -726,6 +860,8 @@ def cmd_report(a):
             L.append("Tree: %d files, tar of %.1f MiB." % (
                 r0["fs_files"], r0["fs_bytes"] / MIB))
         L.append("")
+    L += dataset_tables(runs, systems)
+    L += variant_table(runs, systems, workloads)
     if scale.get("open"):
         L.append("### Open time against segments (S3 store, writeamp -o)")
         L.append("")
@@ -816,7 +952,7 @@ def main():
     for k in ("fio", "s3-before", "s3-end", "s3-after", "cpu-s",
               "s3server-cpu-s", "flush-s", "drain-s", "drain-cpu-s",
               "drain-s3server-cpu-s", "fs-mkfs-s", "fs-unpack-s", "rss-kib",
-              "drain-rss-kib", "fs-files", "fs-bytes"):
+              "drain-rss-kib", "fs-files", "fs-bytes", "dataset", "ds-run"):
         p.add_argument("--" + k)
     p = sub.add_parser("calibration")
     p.add_argument("--bytes", type=int, required=True)

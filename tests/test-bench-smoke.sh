@@ -48,6 +48,23 @@ for s in ("hf-s3-nowal", "hf-dir-nowal"):
     need(runs[(s, "slow-readlat")]["read"]["p999_us"] > 0,
          "%s slow-readlat: no read latency" % s)
 need(("memory", "slow-seqwrite") not in runs, "slow store run on memory")
+# The data sets (hyperfile only): an image written whole, and on S3 at
+# least its bytes stored (uncompressed); the directory store makes no
+# S3 requests and gets no figure.
+for s in ("hf-s3-nowal", "hf-dir-nowal"):
+    for w in ("fs-usrshare", "fs-binary"):
+        x = runs.get((s, w))
+        need(x is not None and x["status"] == "ok",
+             "%s %s: %s" % (s, w, x and x["status"]))
+        ds = x["dataset"]
+        need(ds["files"] > 0 and ds["written_bytes"] > 0 and
+             ds["written_bytes"] <= ds["image_bytes"],
+             "%s %s: nothing written" % (s, w))
+need(runs[("hf-s3-nowal", "fs-usrshare")]["derived"]["s3_bytes_per_byte"]
+     >= 1.0, "fs-usrshare: S3 bytes below data")
+need("s3_bytes_per_byte" not in runs[("hf-dir-nowal", "fs-binary")]["derived"],
+     "fs-binary: S3 bytes per byte on the directory store")
+need(("memory", "fs-usrshare") not in runs, "data set run on memory")
 need("p99.9" in open(sys.argv[1].replace("results.json", "results.md")).read(),
      "no p99.9 column")
 # The shim counted hyperfile's segment uploads, and none for the dir store.
@@ -69,6 +86,40 @@ need(r["scale"]["memory"] and "read_rss_kib" in r["scale"]["memory"][0] and
 need(r["scale"]["writeamp"].get("puts", 0) > 0, "no writeamp figures")
 need(r["calibration"]["put_bw_bytes"] > 0, "no calibration")
 print("test-bench-smoke: results.json complete")
+PY
+
+# A compression level and encryption named in the system
+# (-zstdLEVEL-enc), against the same system without, on a data set:
+# the volume is created with that level and a key, stores fewer bytes
+# than the data, and the report gives the ratios.
+"$abs_top_srcdir/bench/run" --smoke --out "$tmp/out2" --no-fs --no-scale \
+  --systems hf-s3-nowal,hf-s3-nowal-zstd3-enc \
+  --workloads fs-usrshare,randwrite-qd32 > "$tmp/run2.log" 2>&1 ||
+  { cat "$tmp/run2.log"; exit 1; }
+grep -q ' compress=zstd:3 key-file=' "$tmp/out2/raw/hf-s3-nowal-zstd3-enc.args"
+if grep -q 'compress=' "$tmp/out2/raw/hf-s3-nowal.args"; then
+  echo "$0: hf-s3-nowal started compressed" >&2
+  exit 1
+fi
+python3 - "$tmp/out2/results.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+runs = {(x["system"], x["workload"]): x for x in r["runs"]}
+def need(cond, what):
+    if not cond:
+        sys.exit("test-bench-smoke: " + what)
+for w in ("fs-usrshare", "randwrite-qd32"):
+    for s in ("hf-s3-nowal", "hf-s3-nowal-zstd3-enc"):
+        need(runs[(s, w)]["status"] == "ok",
+             "%s %s: %s" % (s, w, runs[(s, w)]["status"]))
+z = runs[("hf-s3-nowal-zstd3-enc", "fs-usrshare")]["derived"]
+need(z["s3_bytes_per_byte"] < 1.0,
+     "fs-usrshare at zstd 3: %.3f S3 bytes per byte" % z["s3_bytes_per_byte"])
+md = open(sys.argv[1].replace("results.json", "results.md")).read()
+for w in ("fs-usrshare", "randwrite-qd32"):
+    need("| hf-s3-nowal-zstd3-enc | hf-s3-nowal | %s |" % w in md,
+         "no cost row for %s" % w)
+print("test-bench-smoke: levels and ratios complete")
 PY
 if command -v gnuplot >/dev/null; then
   for p in ratio p99 s3cost open memory; do
