@@ -215,18 +215,22 @@ hf_vol_plain_layout (struct hf_volume *v, struct hf_vol_seg *s,
  * still to write) into the stored object *up (h->object_size becomes
  * its length) and write the tables into both: the header and tables
  * are the same bytes in the image and in the stored object, so the
- * header CRC that chains segments is the same too. */
+ * header CRC that chains segments is the same too.  *up is a buffer
+ * of the pool, page-aligned like obj: the directory store writes such
+ * an object with O_DIRECT, anything else through the page cache (a
+ * fifth of a compressed volume's CPU on 4 KiB random writes), and a
+ * fresh buffer per segment would fault its pages in every time. */
 static int
 hf_vol_compress (struct hf_volume *v, struct hf_vol_seg *s, uint8_t *obj,
-                 uint8_t **up)
+                 uint8_t **up, size_t *up_cap)
 {
   struct hf_seg_hdr *h = &s->meta.h;
   uint64_t image = h->object_size;
   struct hf_seg_frame *fr;
-  uint8_t *u, *shrunk;
+  uint8_t *u;
   int r;
 
-  u = malloc (image);
+  u = hf_vol_obj_alloc (v, image, up_cap);
   fr = calloc (h->n_frames ? h->n_frames : 1, sizeof *fr);
   if (u == NULL || fr == NULL) {
     free (u);
@@ -243,8 +247,7 @@ hf_vol_compress (struct hf_volume *v, struct hf_vol_seg *s, uint8_t *obj,
   }
   hf_seg_write_meta_frames (obj, h, s->meta.ext, s->meta.crcs, fr);
   memcpy (u, obj, h->data_off);
-  shrunk = realloc (u, h->object_size);
-  *up = shrunk ? shrunk : u;
+  *up = u;
   s->meta.frames = fr;
   return 0;
 }
@@ -258,6 +261,7 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
   struct hf_seg_hdr *h = &s->meta.h;
   CLEANUP_FREE struct hf_wbuf_ent *ents = NULL;
   uint8_t *obj = NULL, *old_slots, *up = NULL;
+  size_t up_cap = 0;
   size_t obj_cap = 0;
   uint64_t image;
   size_t n = 0, i;
@@ -291,7 +295,7 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
             h->data_off - h->node_off - (size_t) h->n_nodes * HF_NODE_SIZE);
   image = h->object_size;
   if (h->codec) {
-    r = hf_vol_compress (v, s, obj, &up);
+    r = hf_vol_compress (v, s, obj, &up, &up_cap);
     if (r && ckpt) {
       /* The checkpoint changed the builder's tree state: like a failed
        * checkpoint (volume-ckpt.c), stop writing. */
@@ -336,6 +340,7 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
   s->obj_cap = obj_cap;
   s->obj_len = image;
   s->up = up;
+  s->up_cap = up_cap;
   s->ckpt = ckpt;
   s->state = HF_VSEG_BUILT;
   if (v->spare_slots.p == NULL && old_slots && b->cap_slots >= 1024) {

@@ -175,6 +175,7 @@ struct hf_vol_seg {
   uint8_t *up;                  /* L: compressed: the stored object
                                    (meta.h.object_size bytes) that is
                                    uploaded; NULL: obj is uploaded */
+  size_t up_cap;                /* L: bytes allocated at up */
   size_t obj_cap;               /* L: bytes allocated at obj */
   struct hf_seg_meta meta;      /* builder until BUILT, then read-only;
                                    commit takes meta.crcs (L) */

@@ -256,7 +256,7 @@ hf_vol_cache_or_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s,
     hf_vol_obj_recycle_locked (v, s->obj, s->obj_cap);
   }
   s->obj = NULL;
-  free (s->up);
+  hf_vol_obj_recycle_locked (v, s->up, s->up_cap);
   s->up = NULL;
 }
 

@@ -1361,6 +1361,71 @@ START_TEST (test_ftabs_bounded)
 }
 END_TEST
 
+/* Every put goes through here (-Wl,--wrap): test_compressed_aligned
+ * counts the large objects handed to the store and those of them that
+ * are not page-aligned. */
+int __real_hf_objstore_put_cancel (struct hf_objstore *s, const char *key,
+                                   const void *data, size_t len,
+                                   unsigned flags, const atomic_bool *cancel);
+int __wrap_hf_objstore_put_cancel (struct hf_objstore *s, const char *key,
+                                   const void *data, size_t len,
+                                   unsigned flags, const atomic_bool *cancel);
+static _Atomic unsigned large_puts, large_puts_unaligned;
+
+int
+__wrap_hf_objstore_put_cancel (struct hf_objstore *s, const char *key,
+                               const void *data, size_t len, unsigned flags,
+                               const atomic_bool *cancel)
+{
+  if (len >= (1 << 20)) {
+    large_puts++;
+    if ((uintptr_t) data % 4096)
+      large_puts_unaligned++;
+  }
+  return __real_hf_objstore_put_cancel (s, key, data, len, flags, cancel);
+}
+
+/* A compressed segment goes to the store in a page-aligned buffer, as
+ * an uncompressed one does: the directory store writes a large aligned
+ * object with O_DIRECT and anything else through the page cache, which
+ * cost a compressed volume a fifth of its CPU on 4 KiB random writes. */
+START_TEST (test_compressed_aligned)
+{
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume *v;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX };
+  struct hf_volume_info info;
+  size_t n = 4 << 20, i;
+  uint8_t *w = malloc (n);
+
+  ck_assert (w);
+  /* Half of every block random, half text: about 2 MiB stored. */
+  fill_random (w, n);
+  for (i = 0; i < n; i++)
+    if (i % 4096 >= 2048)
+      w[i] = (uint8_t) ("hyperfile compresses "[i % 21]);
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create_codec (s, "", 64 << 20, 4096, NULL,
+                                            HF_SH_CODEC_ZSTD, 1), 0);
+  v = open_opts (s, &o);
+  large_puts = large_puts_unaligned = 0;
+  ck_assert_int_eq (hf_volume_pwrite (v, w, n, 0, 0), 0);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_gt (info.data_bytes_stored, 1 << 20);
+  ck_assert_uint_lt (info.data_bytes_stored, 3 << 20);
+  ck_assert_uint_ge (large_puts, 1);
+  ck_assert_msg (large_puts_unaligned == 0,
+                 "%u of %u large puts not page-aligned",
+                 large_puts_unaligned, large_puts);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  free (w);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 START_TEST (test_two_writers)
 {
   char *dir = make_tmpdir ();
@@ -1850,6 +1915,7 @@ main (void)
     tcase_add_test (tc, test_compressed);
     tcase_add_test (tc, test_compressed_cold_read);
     tcase_add_test (tc, test_ftabs_bounded);
+    tcase_add_test (tc, test_compressed_aligned);
     tcase_add_test (tc, test_time_travel);
     tcase_add_test (tc, test_orphan);
     tcase_add_test (tc, test_two_writers);
