@@ -567,6 +567,7 @@ hf_volume_get_info (struct hf_volume *v, struct hf_volume_info *out)
     out->wal = true;
     out->wal_bytes_live = ws.bytes_live;
     out->wal_appends = ws.appends;
+    out->wal_writes = ws.writes;
     out->wal_syncs = ws.syncs;
     out->wal_sync_waiters = ws.sync_waiters;
     out->wal_waits = ws.waits;

@@ -246,6 +246,8 @@ struct hf_volume_info {
   bool wal;                     /* a write-ahead log is in use */
   uint64_t wal_bytes_live;      /* log bytes not yet released */
   uint64_t wal_appends, wal_syncs, wal_sync_waiters, wal_waits;
+  uint64_t wal_writes;          /* record writes (several records each
+                                   under concurrent appends) */
   uint64_t wal_replayed;        /* records replayed at open */
   uint64_t last_commit_ns;      /* wall clock of this open's newest
                                    commit (0: none yet) */

@@ -90,8 +90,8 @@
  *
  * CONCURRENCY.  One mutex (w->lock) protects the in-memory state (see
  * struct hf_wal).  An append reserves its LSN and file offset under the
- * lock, then writes header, data and padding with one pwritev without
- * it, then retakes the lock to mark its LSN written.  Writes therefore
+ * lock, then writes header, data and padding without it (GROUP WRITE),
+ * then retakes the lock to mark its LSN written.  Writes therefore
  * complete out of order; w->written_lsn is the highest LSN L such that
  * every record <= L is written (a ring of done flags tracks the ones
  * above it).  Rotation (creating the next file) is done by one appender
@@ -99,6 +99,33 @@
  * files are reference counted: the list holds one reference, and each
  * in-flight write or sync holds one, so release can unlink a file while
  * a write or sync still uses its descriptor.
+ *
+ * GROUP WRITE.  One record write is in flight at a time (w->writing;
+ * concurrent writes to one file serialize on its inode lock anyway).
+ * An appender that finds none in flight writes its record at once,
+ * alone: no waiting, no added latency at queue depth 1.  One that finds
+ * a write in flight queues its record (w->wq, in LSN order, on its own
+ * stack) and sleeps on its semaphore; when the write completes, its
+ * writer wakes the first queued as the lead, which writes everything
+ * queued by then: each run of records that follow each other in one
+ * file (reserved one after the other) is one pwritev of up to
+ * HF_WAL_BATCH_IOV iovecs.  A batch holds only reserved records, so it
+ * never exceeds the log's space; a full log still makes reserve wait.
+ * Each record keeps its own header and CRC, so a batch torn anywhere by
+ * a crash replays the records before the tear (open stops at the first
+ * bad one).  A failed write fails every record of its run (each slot is
+ * overwritten with a padding record, see FAILURE RULES).
+ *
+ * ACKNOWLEDGEMENT.  An append returns only once its record AND every
+ * record reserved before it are written (LSN <= written_lsn): replay
+ * stops at the first slot not written, so a record acknowledged behind
+ * an unwritten one would be lost if the process were killed at that
+ * moment, and the contract is that a killed process loses nothing
+ * acknowledged (the page cache keeps it).  A record written before its
+ * predecessors waits in w->ackq (LSN order); whoever writes the record
+ * that advances written_lsn past it wakes it.  A reserved record is
+ * always written (the API requires it, failures write padding), so
+ * every wait ends.
  *
  * GROUP COMMIT.  hf_wal_sync (w) takes target = the highest LSN reserved
  * when it is called (that covers every record appended before the call).
@@ -211,9 +238,12 @@ _Static_assert (HF_WAL_FHDR_SIZE % HF_WAL_ALIGN == 0, "alignment");
 #define HF_WAL_MIN_FILE_SIZE      (UINT64_C (8) << 10)
 #define HF_WAL_READ_CHUNK         ((size_t) 1 << 20)
 #define HF_WAL_RING_ENTRIES       16
+#define HF_WAL_BATCH_IOV          256   /* iovecs of one record write */
 #define HF_WAL_LOCK_NAME          "wal.lock"
 #define HF_WAL_NAME_LEN           24    /* "wal-" HEX16 ".log" */
 #define HF_WAL_SPARE_NAME         "wal-spare"   /* a released file kept */
+
+struct hf_wal_pending;          /* wal.c: a record waiting for its write */
 
 /* One log file.  Every field but refs is protected by w->lock; the
  * immutable ones (name, first_lsn, fd) may be read by a holder of a
@@ -266,6 +296,12 @@ struct hf_wal {
   uint8_t *done;                /* done[lsn & (done_cap - 1)] for LSNs
                                    in (written_lsn, next_lsn) */
   uint64_t done_cap;            /* power of 2 */
+  struct hf_wal_pending *wq;    /* records waiting for the next write,
+                                   in LSN order (GROUP WRITE) */
+  struct hf_wal_pending *ackq;  /* written records waiting for one
+                                   reserved before them, in LSN order */
+  bool writing;                 /* a leader owns the record writes
+                                   (atomic; cleared under lock) */
   uint64_t dir_gen, dir_synced_gen;     /* directory changes / synced */
   uint64_t syncs_started;       /* for the test hook */
   int sticky_err;               /* 0, or EIO after a failed sync */

@@ -3,11 +3,12 @@
  *
  * Appending: an append reserves its LSN and file offset under w->lock
  * (rotating to a new or reused file when the current one is full),
- * writes header, data and padding with one pwritev without the lock,
- * then marks its LSN written.  Group commit (hf_wal_sync): one syncer
- * at a time issues the fdatasyncs for every caller waiting.  Release
- * deletes (or keeps as the spare) files whose records are all
- * released; queries read the counters.
+ * writes header, data and padding without the lock (concurrent records
+ * in one pwritev: GROUP WRITE in wal-int.h), marks its LSN written and
+ * returns once every record before it is written too.  Group commit
+ * (hf_wal_sync): one syncer at a time issues the fdatasyncs for every
+ * caller waiting.  Release deletes (or keeps as the spare) files whose
+ * records are all released; queries read the counters.
  *
  * Lock rule: w->lock guards the log's mutable state and is never held
  * across file I/O; rotation runs without it (w->rotating), the sync
@@ -23,6 +24,7 @@
 #include <inttypes.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -349,67 +351,219 @@ hf_wal_reserve (struct hf_wal *w, uint32_t type, const void *data,
   return err;
 }
 
+/* A record waiting for its write (GROUP WRITE in wal-int.h).  It lives
+ * on its appender's stack; the leader of its batch touches it until it
+ * posts wake, and nothing touches it after. */
+struct hf_wal_pending {
+  struct hf_wal_pending *next;  /* w->wq in LSN order, then the batch */
+  struct hf_wal_file *f;        /* the ticket's (its reference) */
+  uint64_t lsn, off, rec_size;
+  struct iovec iov[3];          /* header, data, padding */
+  int niov;
+  uint8_t h[HF_WAL_RHDR_SIZE];
+  int err, perr;                /* the write's and the padding's result */
+  bool lead;                    /* woken to write the next batch */
+  sem_t wake;                   /* posted once: written, or lead */
+};
+
+/* Write the records of batch (in LSN order): each run of records that
+ * follow each other in one file is one pwritev.  Sets every record's
+ * err (and perr); returns the number of writes issued.  Runs without
+ * w->lock, by the leader only. */
+static uint64_t
+hf_wal_write_batch (struct hf_wal *w, struct hf_wal_pending *batch)
+{
+  struct iovec iov[HF_WAL_BATCH_IOV];
+  struct hf_wal_pending *run, *p, *end;
+  uint64_t writes = 0;
+
+  for (run = batch; run; run = end) {
+    int niov = 0, err;
+
+    for (p = run;; p = end) {
+      memcpy (iov + niov, p->iov, (size_t) p->niov * sizeof *iov);
+      niov += p->niov;
+      end = p->next;
+      if (end == NULL || end->f != p->f ||
+          end->off != p->off + p->rec_size ||
+          niov + end->niov > HF_WAL_BATCH_IOV)
+        break;
+    }
+    err = hf_wal_pwritev_all (run->f->fd, iov, niov, run->off);
+    writes++;
+    for (p = run; p != end; p = p->next) {
+      p->err = err;
+      p->perr = 0;
+      if (err) {
+        /* Leave no hole: fill each slot of the run with a padding
+         * record so that the records after it stay reachable (any of
+         * the run may have reached the file, or none). */
+        hf_wal_encode_rhdr (w, p->h, HF_WAL_PAD, p->lsn, 0, 0, p->rec_size,
+                            NULL, 0, NULL);
+        p->perr = hf_wal_pwrite_all (p->f->fd, p->h, HF_WAL_RHDR_SIZE,
+                                     p->off);
+      }
+    }
+  }
+  return writes;
+}
+
+/* Account for the written record p, or log its failure; mark it
+ * written.  w->lock held. */
+static void
+hf_wal_finish_locked (struct hf_wal *w, struct hf_wal_pending *p)
+{
+  int err = p->err;
+
+  if (err) {
+    if ((err != ENOSPC && err != EDQUOT) || !w->enospc_logged)
+      hf_error ("wal: write %s/%s at offset %" PRIu64 ": %s", w->dir,
+                p->f->name, p->off, strerror (err));
+    if (err == ENOSPC || err == EDQUOT) {
+      w->enospc_logged = true;
+      p->err = ENOSPC;
+    }
+    if (p->perr) {
+      hf_error ("wal: %s/%s: cannot pad the failed record at offset %"
+                PRIu64 " (%s); the log refuses writes until reopened",
+                w->dir, p->f->name, p->off, strerror (p->perr));
+      hf_wal_set_dead (w);
+    }
+  }
+  else {
+    w->st.appends++;
+    w->st.bytes_appended += p->rec_size;
+    w->enospc_logged = false;
+  }
+  hf_wal_mark_written (w, p->lsn);
+}
+
+/* Move the written records of batch (in LSN order) to w->ackq, keeping
+ * it in LSN order, then take off it every record with nothing unwritten
+ * before it: returns those (linked by next), to be acknowledged.
+ * w->lock held. */
+static struct hf_wal_pending *
+hf_wal_ackable_locked (struct hf_wal *w, struct hf_wal_pending *batch)
+{
+  struct hf_wal_pending *q = w->ackq, *out = NULL, **tail = &out, *ack;
+
+  while (batch || q) {
+    struct hf_wal_pending **from = q == NULL ||
+      (batch && batch->lsn < q->lsn) ? &batch : &q;
+    *tail = *from;
+    *from = (*from)->next;
+    tail = &(*tail)->next;
+  }
+  *tail = NULL;
+  ack = out;
+  for (tail = &ack; *tail && (*tail)->lsn <= w->written_lsn;
+       tail = &(*tail)->next)
+    ;
+  w->ackq = *tail;
+  *tail = NULL;
+  return ack;
+}
+
 int
 hf_wal_write_reserved_crc (struct hf_wal *w, const struct hf_wal_ticket *t,
                            uint32_t type, uint64_t offset, const void *data,
                            uint64_t len, const uint32_t *data_crc)
 {
-  struct hf_wal_file *f = t->file;
-  uint64_t datalen = hf_wal_datalen (type, len), off = t->off;
-  uint64_t lsn = t->lsn, rec_size = t->rec_size;
-  uint8_t h[HF_WAL_RHDR_SIZE];
-  struct iovec iov[3];
-  int err, niov;
+  uint64_t datalen = hf_wal_datalen (type, len), writes;
+  struct hf_wal_pending me, *batch, *p, *next, *lead, *ack, **pp;
+  bool acked = false;
 
-  /* Write without the lock. */
-  hf_wal_encode_rhdr (w, h, type, lsn, offset, len, rec_size, data, datalen,
-                      data_crc);
-  iov[0].iov_base = h;
-  iov[0].iov_len = HF_WAL_RHDR_SIZE;
-  niov = 1;
+  /* Header (its CRC covers the data) without the lock. */
+  me.f = t->file;
+  me.lsn = t->lsn;
+  me.off = t->off;
+  me.rec_size = t->rec_size;
+  me.err = me.perr = 0;
+  me.lead = false;
+  hf_wal_encode_rhdr (w, me.h, type, me.lsn, offset, len, me.rec_size, data,
+                      datalen, data_crc);
+  me.iov[0].iov_base = me.h;
+  me.iov[0].iov_len = HF_WAL_RHDR_SIZE;
+  me.niov = 1;
   if (datalen > 0) {
-    iov[niov].iov_base = (void *) data;
-    iov[niov].iov_len = datalen;
-    niov++;
+    me.iov[me.niov].iov_base = (void *) data;
+    me.iov[me.niov].iov_len = datalen;
+    me.niov++;
   }
-  if (rec_size > HF_WAL_RHDR_SIZE + datalen) {
-    iov[niov].iov_base = (void *) hf_wal_zeros;
-    iov[niov].iov_len = rec_size - HF_WAL_RHDR_SIZE - datalen;
-    niov++;
+  if (me.rec_size > HF_WAL_RHDR_SIZE + datalen) {
+    me.iov[me.niov].iov_base = (void *) hf_wal_zeros;
+    me.iov[me.niov].iov_len = me.rec_size - HF_WAL_RHDR_SIZE - datalen;
+    me.niov++;
   }
-  err = hf_wal_pwritev_all (f->fd, iov, niov, off);
-  if (err) {
-    int perr;
+  sem_init (&me.wake, 0, 0);
 
-    /* Leave no hole: fill the slot with a padding record so that the
-     * records after it stay reachable. */
-    hf_wal_encode_rhdr (w, h, HF_WAL_PAD, lsn, 0, 0, rec_size, NULL, 0, NULL);
-    perr = hf_wal_pwrite_all (f->fd, h, HF_WAL_RHDR_SIZE, off);
-    pthread_mutex_lock (&w->lock);
-    if ((err != ENOSPC && err != EDQUOT) || !w->enospc_logged)
-      hf_error ("wal: write %s/%s at offset %" PRIu64 ": %s", w->dir,
-                f->name, off, strerror (err));
-    if (err == ENOSPC || err == EDQUOT) {
-      w->enospc_logged = true;
-      err = ENOSPC;
-    }
-    if (perr) {
-      hf_error ("wal: %s/%s: cannot pad the failed record at offset %"
-                PRIu64 " (%s); the log refuses writes until reopened",
-                w->dir, f->name, off, strerror (perr));
-      hf_wal_set_dead (w);
-    }
+  /* No write in flight: ours goes out at once, alone (the queue is
+   * empty while writing is false). */
+  if (__atomic_exchange_n (&w->writing, true, __ATOMIC_ACQUIRE) == false) {
+    me.next = NULL;
+    batch = &me;
   }
   else {
     pthread_mutex_lock (&w->lock);
-    w->st.appends++;
-    w->st.bytes_appended += rec_size;
-    w->enospc_logged = false;
+    if (__atomic_exchange_n (&w->writing, true, __ATOMIC_ACQUIRE)) {
+      /* A write is in flight: ours goes in the next one, written by the
+       * first queued (woken as the lead) when this one completes.
+       * Queued in LSN order: records reserved one after the other lie
+       * one after the other in the file, and go out in one write. */
+      for (pp = &w->wq; *pp && (*pp)->lsn < me.lsn; pp = &(*pp)->next)
+        ;
+      me.next = *pp;
+      *pp = &me;
+      pthread_mutex_unlock (&w->lock);
+      while (sem_wait (&me.wake) == -1)
+        assert (errno == EINTR);
+      if (!me.lead) {
+        acked = true;           /* written by another, and acknowledged */
+        goto out;
+      }
+      pthread_mutex_lock (&w->lock);
+      /* The lead: write everything queued, ours included. */
+      batch = w->wq;
+      w->wq = NULL;
+    }
+    else {
+      me.next = NULL;
+      batch = &me;
+    }
+    pthread_mutex_unlock (&w->lock);
   }
-  hf_wal_mark_written (w, lsn);
+
+  writes = hf_wal_write_batch (w, batch);
+
+  pthread_mutex_lock (&w->lock);
+  for (p = batch; p; p = p->next)
+    hf_wal_finish_locked (w, p);
+  w->st.writes += writes;
+  ack = hf_wal_ackable_locked (w, batch);
+  /* Records queued meanwhile: the first one leads the next write. */
+  lead = w->wq;
+  if (lead)
+    lead->lead = true;
+  else
+    __atomic_store_n (&w->writing, false, __ATOMIC_RELEASE);
   pthread_mutex_unlock (&w->lock);
-  hf_wal_file_unref (f);
-  return err;
+  for (p = ack; p; p = next) {
+    next = p->next;             /* p is gone once posted */
+    if (p == &me)
+      acked = true;
+    else
+      sem_post (&p->wake);
+  }
+  if (lead)
+    sem_post (&lead->wake);
+  /* Ours waits in ackq for a record reserved before it: acknowledged
+   * by the writer of that one. */
+  while (!acked && sem_wait (&me.wake) == -1)
+    assert (errno == EINTR);
+ out:
+  sem_destroy (&me.wake);
+  hf_wal_file_unref (me.f);
+  return me.err;
 }
 
 int

@@ -1,6 +1,8 @@
 /* hyperfile: local write-ahead log (`wal=DIR`).
  *
- * Writes are acknowledged once their record is in the log (page cache);
+ * Writes are acknowledged once their record, and every record appended
+ * before it, is in the log (page cache: a killed process loses none);
+ * records appended at the same time go out in one write;
  * a FLUSH or FUA write calls hf_wal_sync, which makes every record
  * appended before it durable with one fdatasync shared by all concurrent
  * callers (group commit), issued through io_uring.  When the segment that
@@ -48,6 +50,8 @@ struct hf_wal_options {
 
 struct hf_wal_stats {
   uint64_t appends, bytes_appended;
+  uint64_t writes;              /* writes of records (< appends: records
+                                   appended together shared one) */
   uint64_t syncs;               /* fdatasyncs issued */
   uint64_t sync_waiters;        /* hf_wal_sync calls (>= syncs: grouping) */
   uint64_t bytes_live;          /* appended and not released */
@@ -98,8 +102,11 @@ extern int hf_wal_try_append (struct hf_wal *w, uint32_t type,
  * hf_wal_try_append; never blocks on I/O unless it must create the next
  * log file), hf_wal_write_reserved writes the record into it (without
  * the caller's lock) and must follow every successful reserve exactly
- * once.  Records reserved later may be written first; hf_wal_sync
- * waits for every record reserved before it was called. */
+ * once.  Records reserved later may be written first, but
+ * hf_wal_write_reserved returns only once every record reserved before
+ * its own is written too (so a thread holding a reservation must not
+ * wait for another append, and writes its own in reservation order);
+ * hf_wal_sync waits for every record reserved before it was called. */
 struct hf_wal_ticket {
   void *file;
   uint64_t lsn, off, rec_size;

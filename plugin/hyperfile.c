@@ -1379,6 +1379,9 @@ hyperfile_write_metrics (FILE *fp)
                                 : UINT64_C (1) << 30);
     HF_M ("wal_appends_total", "counter", "Write-ahead log records "
           "appended.", vi.wal_appends);
+    HF_M ("wal_writes_total", "counter", "Writes of write-ahead log "
+          "records (records appended at the same time share one).",
+          vi.wal_writes);
     HF_M ("wal_syncs_total", "counter", "fdatasyncs of the write-ahead log "
           "(group commit: one per batch of flushes).", vi.wal_syncs);
     HF_M ("wal_sync_requests_total", "counter", "Flushes and FUA writes "

@@ -1,6 +1,11 @@
 /* Unit tests for lib/wal: append/replay round trips, LSN continuity
  * across reopen, rotation and release, 8 threads appending and syncing
- * (everything replays intact, syncs are grouped), torn tails and corrupt
+ * (everything replays intact, syncs are grouped), records appended
+ * during a write batched into the next one and that batch torn at
+ * every record boundary and inside every record, 16 threads appending
+ * in a process killed with SIGKILL (every acknowledged record replays),
+ * a record never acknowledged before one reserved earlier is written,
+ * torn tails and corrupt
  * records in the middle, another volume's log, a second opener, back-
  * pressure, ENOSPC on a small tmpfs (as root), and a failed fdatasync
  * making the log refuse writes.  Prints (never asserts) append and sync
@@ -16,12 +21,16 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -695,6 +704,472 @@ START_TEST (test_concurrent)
 }
 END_TEST
 
+/* ---- Batched record writes (GROUP WRITE in lib/wal-int.h) ---- */
+
+/* -Wl,--wrap=pwritev,--wrap=sem_wait (tests/Makefile.am): when
+ * gate_armed, the next record write (the log's only pwritev) holds
+ * until gate_want appenders wait behind it (sem_wait is where a record
+ * waits for the write in flight), so that they are queued together
+ * deterministically. */
+extern ssize_t __real_pwritev (int, const struct iovec *, int, off_t);
+ssize_t __wrap_pwritev (int, const struct iovec *, int, off_t);
+extern int __real_sem_wait (sem_t *);
+int __wrap_sem_wait (sem_t *);
+static int gate_armed, gate_entered, gate_want, gate_timeout;
+static int sem_waiters;
+
+ssize_t
+__wrap_pwritev (int fd, const struct iovec *iov, int n, off_t off)
+{
+  if (__atomic_exchange_n (&gate_armed, 0, __ATOMIC_ACQ_REL)) {
+    double deadline = now () + 30;
+
+    __atomic_store_n (&gate_entered, 1, __ATOMIC_RELEASE);
+    while (__atomic_load_n (&sem_waiters, __ATOMIC_ACQUIRE) < gate_want) {
+      if (now () > deadline) {
+        gate_timeout = 1;       /* asserted by the test */
+        break;
+      }
+      usleep (1000);
+    }
+  }
+  return __real_pwritev (fd, iov, n, off);
+}
+
+int
+__wrap_sem_wait (sem_t *s)
+{
+  __atomic_add_fetch (&sem_waiters, 1, __ATOMIC_ACQ_REL);
+  return __real_sem_wait (s);
+}
+
+struct batch_arg {
+  pthread_t tid;
+  struct hf_wal *w;
+  uint32_t type;
+  uint64_t k, len;
+  struct recs exp;
+};
+
+static void *
+batch_run (void *arg)
+{
+  struct batch_arg *a = arg;
+
+  ck_assert_int_eq (append_rec (a->w, a->type, a->k, a->len, &a->exp), 0);
+  return NULL;
+}
+
+/* Records appended while a record write is in flight go out in one
+ * write; a batch torn anywhere (the file cut there, or zeros from there
+ * on, as a crash before the page cache reached the disk leaves a
+ * preallocated file) replays exactly its records before the tear, and
+ * appends continue after them. */
+START_TEST (test_batch_torn)
+{
+  static const struct { uint32_t type; uint64_t len; } spec[] = {
+    { HF_WAL_WRITE, 3000 },     /* the write in flight, alone */
+    { HF_WAL_WRITE, 100 }, { HF_WAL_WRITE, 4096 }, { HF_WAL_TRIM, 1 << 20 },
+    { HF_WAL_WRITE, 5000 }, { HF_WAL_WRITE, 700 }, { HF_WAL_WRITE, 8192 },
+    { HF_WAL_WRITE, 1 },
+  };
+  enum { N = sizeof spec / sizeof spec[0] };
+  struct hf_wal_options o = opts_for (13, 64 << 10, 0);
+  struct batch_arg a[N];
+  struct recs exp = { 0 };
+  uint64_t bound[N + 1], datalen[N], cuts[8 * N];
+  struct hf_wal_stats st;
+  char names[8][64], p[256];
+  uint8_t *image;
+  size_t ncut = 0, i, j;
+  struct stat sb;
+  struct hf_wal *w;
+  int fd, mode;
+
+  w = open_wal (&o);
+  memset (a, 0, sizeof a);
+  for (i = 0; i < N; i++) {
+    a[i].w = w;
+    a[i].type = spec[i].type;
+    a[i].k = 1000 + i;
+    a[i].len = spec[i].len;
+  }
+  sem_waiters = 0;
+  gate_entered = gate_timeout = 0;
+  gate_want = N - 1;
+  gate_armed = 1;
+  ck_assert_int_eq (pthread_create (&a[0].tid, NULL, batch_run, &a[0]), 0);
+  while (!__atomic_load_n (&gate_entered, __ATOMIC_ACQUIRE))
+    usleep (1000);
+  for (i = 1; i < N; i++)
+    ck_assert_int_eq (pthread_create (&a[i].tid, NULL, batch_run, &a[i]),
+                      0);
+  for (i = 0; i < N; i++) {
+    pthread_join (a[i].tid, NULL);
+    ck_assert_uint_eq (a[i].exp.n, 1);
+    recs_add (&exp, &a[i].exp.v[0]);
+    free (a[i].exp.v);
+  }
+  ck_assert_int_eq (gate_timeout, 0);
+  hf_wal_get_stats (w, &st);
+  ck_assert_uint_eq (st.appends, N);
+  ck_assert_uint_eq (st.writes, 2);     /* the first alone, then the rest */
+  hf_wal_close (w);                     /* no sync: the page cache stays */
+
+  /* Where each record lies: LSN order from the start of the file. */
+  qsort (exp.v, exp.n, sizeof *exp.v, rec_cmp);
+  ck_assert_uint_eq (exp.v[0].off, 1000);     /* the first one first */
+  bound[0] = FHDR;
+  for (i = 0; i < N; i++) {
+    ck_assert_uint_eq (exp.v[i].lsn, i + 1);
+    datalen[i] = exp.v[i].type == HF_WAL_WRITE ? exp.v[i].len : 0;
+    bound[i + 1] = bound[i] + REC_SIZE (datalen[i]);
+  }
+  /* Every boundary of the batch, and inside each of its records: in
+   * the header, in the data, in the padding. */
+  for (i = 1; i <= N; i++) {
+    cuts[ncut++] = bound[i];
+    if (i == N)
+      break;
+    cuts[ncut++] = bound[i] + 1;
+    cuts[ncut++] = bound[i] + RHDR / 2;
+    if (datalen[i] > 1)
+      cuts[ncut++] = bound[i] + RHDR + datalen[i] / 2;
+    if (RHDR + datalen[i] < bound[i + 1] - bound[i])
+      cuts[ncut++] = bound[i] + RHDR + datalen[i] + 1;
+  }
+
+  ck_assert_int_eq (list_files (waldir, names, 8), 1);
+  path_of (p, sizeof p, waldir, names[0]);
+  ck_assert_int_eq (stat (p, &sb), 0);
+  image = malloc (sb.st_size);
+  ck_assert_ptr_nonnull (image);
+  fd = open (p, O_RDONLY);
+  ck_assert_int_ge (fd, 0);
+  ck_assert_int_eq (pread (fd, image, sb.st_size, 0), sb.st_size);
+  close (fd);
+
+  for (mode = 0; mode < 2; mode++)
+    for (j = 0; j < ncut; j++) {
+      uint64_t c = cuts[j];
+      size_t good = 0;
+      bool clean;
+      struct recs e2 = { 0 };
+
+      /* The intact file, then the tear. */
+      fd = open (p, O_WRONLY);
+      ck_assert_int_ge (fd, 0);
+      ck_assert_int_eq (pwrite (fd, image, sb.st_size, 0), sb.st_size);
+      if (mode == 0)
+        ck_assert_int_eq (ftruncate (fd, c), 0);
+      else {
+        uint8_t z[4096] = { 0 };
+        uint64_t q;
+        for (q = c; q < bound[N]; q += sizeof z)
+          ck_assert_int_eq (pwrite (fd, z, q + sizeof z > bound[N] ?
+                                    bound[N] - q : sizeof z, q) >= 0, 1);
+      }
+      ck_assert_int_eq (close (fd), 0);
+      /* Cut: whole records before c.  Zeros: a record whose header and
+       * data are before c is whole (its padding is zeros anyway). */
+      while (good < N &&
+             (mode == 0 ? bound[good + 1] <= c :
+              bound[good] + RHDR + datalen[good] <= c))
+        good++;
+      clean = good == N || c == bound[good] ||
+        (mode == 1 && c <= bound[good]);
+      for (i = 0; i < good; i++)
+        recs_add (&e2, &exp.v[i]);
+
+      n_errors = 0;
+      w = open_wal (&o);
+      ck_assert_msg (n_errors == (clean ? 0 : 1),
+                     "mode %d cut at %" PRIu64 ": %d errors logged", mode, c,
+                     n_errors);
+      ck_assert_uint_eq (hf_wal_last_lsn (w), good);
+      check_replay (w, 0, &e2);
+      /* Appends follow the last whole record. */
+      ck_assert_int_eq (append_rec (w, HF_WAL_WRITE, 5000 + j, 512, &e2), 0);
+      ck_assert_uint_eq (e2.v[e2.n - 1].lsn, good + 1);
+      hf_wal_close (w);
+      n_errors = 0;
+      w = open_wal (&o);
+      ck_assert_int_eq (n_errors, 0);
+      check_replay (w, 0, &e2);
+      hf_wal_close (w);
+      free (e2.v);
+    }
+  free (image);
+  free (exp.v);
+}
+END_TEST
+
+/* Many threads append records of every size while the process is
+ * killed (SIGKILL, in a child): every record an append acknowledged is
+ * replayed, intact, and the LSNs replayed are dense.  The page cache
+ * survives a killed process, so nothing acknowledged may be missing:
+ * a record acknowledged before its write completed, or one a batch
+ * left out, would be. */
+struct ack {
+  uint64_t lsn, k, len;
+  uint32_t type, crc;
+};
+
+struct kill_arg {
+  pthread_t tid;
+  struct hf_wal *w;
+  int id, pipefd;
+};
+
+static void *
+kill_run (void *arg)
+{
+  struct kill_arg *a = arg;
+  uint64_t s = 0x5151 + (uint64_t) a->id, i;
+  static const uint64_t sizes[] = { 0, 1, 100, 448, 449, 4096, 5000, 16384 };
+
+  for (i = 0;; i++) {
+    struct ack m = { .k = (uint64_t) a->id << 32 | i };
+    uint8_t *buf;
+
+    m.type = xorshift64 (&s) % 6 == 0 ? HF_WAL_ZERO : HF_WAL_WRITE;
+    m.len = sizes[xorshift64 (&s) % 8];
+    buf = malloc (m.len + 1);
+    if (buf == NULL)
+      abort ();
+    fill (m.k, buf, m.len);
+    m.crc = m.type == HF_WAL_WRITE ? hf_crc32c (0, buf, m.len) : 0;
+    if (hf_wal_append (a->w, m.type, m.k, m.type == HF_WAL_WRITE ? buf : NULL,
+                       m.len, &m.lsn) != 0)
+      abort ();
+    free (buf);
+    if (write (a->pipefd, &m, sizeof m) != sizeof m)
+      abort ();
+  }
+  return NULL;
+}
+
+struct kill_check {
+  uint64_t n, bad;
+  struct ack *got;              /* by LSN - 1 */
+  uint64_t cap;
+};
+
+static int
+kill_collect (void *opaque, uint64_t lsn, uint32_t type, uint64_t offset,
+              uint64_t len, const void *data)
+{
+  struct kill_check *c = opaque;
+  struct ack m = { .lsn = lsn, .k = offset, .len = len, .type = type };
+
+  if (lsn != c->n + 1)
+    c->bad++;                   /* not dense */
+  if (type == HF_WAL_WRITE) {
+    uint8_t *buf = malloc (len + 1);
+    ck_assert_ptr_nonnull (buf);
+    fill (offset, buf, len);
+    if (memcmp (buf, data, len) != 0)
+      c->bad++;                 /* replayed data is not what was written */
+    m.crc = hf_crc32c (0, data, len);
+    free (buf);
+  }
+  if (c->n == c->cap) {
+    c->cap = c->cap ? 2 * c->cap : 1024;
+    c->got = realloc (c->got, c->cap * sizeof *c->got);
+    ck_assert_ptr_nonnull (c->got);
+  }
+  c->got[c->n++] = m;
+  return 0;
+}
+
+#define KILL_THREADS 16
+
+START_TEST (test_concurrent_kill)
+{
+  struct hf_wal_options o = opts_for (14, 256 << 10, 0);
+  struct kill_check c = { 0 };
+  struct ack *acks = NULL, m;
+  size_t nack = 0, cap = 0, i, want = quick ? 2000 : 20000;
+  int pfd[2], status;
+  struct hf_wal *w;
+  pid_t pid;
+  ssize_t r;
+
+  ck_assert_int_eq (pipe (pfd), 0);
+  pid = fork ();
+  ck_assert_int_ge (pid, 0);
+  if (pid == 0) {
+    struct kill_arg a[KILL_THREADS];
+
+    close (pfd[0]);
+    if (hf_wal_open (&o, &w) != 0)
+      _exit (2);
+    for (i = 0; i < KILL_THREADS; i++) {
+      a[i].w = w;
+      a[i].id = (int) i;
+      a[i].pipefd = pfd[1];
+      if (pthread_create (&a[i].tid, NULL, kill_run, &a[i]) != 0)
+        _exit (3);
+    }
+    for (;;)
+      pause ();
+  }
+  close (pfd[1]);
+  while ((r = read (pfd[0], &m, sizeof m)) != 0) {
+    if (r == -1 && errno == EINTR)
+      continue;
+    ck_assert_int_eq (r, sizeof m);
+    if (nack == cap) {
+      cap = cap ? 2 * cap : 4096;
+      acks = realloc (acks, cap * sizeof *acks);
+      ck_assert_ptr_nonnull (acks);
+    }
+    acks[nack++] = m;
+    if (nack == want)
+      ck_assert_int_eq (kill (pid, SIGKILL), 0);
+  }
+  close (pfd[0]);
+  ck_assert_int_eq (waitpid (pid, &status, 0), pid);
+  ck_assert (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
+
+  n_errors = 0;
+  w = open_wal (&o);
+  ck_assert_int_eq (hf_wal_replay (w, 0, kill_collect, &c), 0);
+  hf_wal_close (w);
+  fprintf (stderr, "check-wal: concurrent kill: %zu acknowledged, %" PRIu64
+           " replayed\n", nack, c.n);
+  ck_assert_uint_eq (c.bad, 0);
+  ck_assert_uint_ge (c.n, nack);
+  for (i = 0; i < nack; i++) {
+    const struct ack *a = &acks[i], *g;
+    ck_assert_uint_ge (a->lsn, 1);
+    ck_assert_msg (a->lsn <= c.n, "acknowledged LSN %" PRIu64
+                   " not replayed (%" PRIu64 " were)", a->lsn, c.n);
+    g = &c.got[a->lsn - 1];
+    ck_assert_uint_eq (g->k, a->k);
+    ck_assert_uint_eq (g->type, a->type);
+    ck_assert_uint_eq (g->len, a->len);
+    ck_assert_uint_eq (g->crc, a->crc);
+  }
+  free (c.got);
+  free (acks);
+}
+END_TEST
+
+/* Copy the regular files of src into dst (created): what a process
+ * started after a kill finds of a log (the page cache). */
+static void
+copy_dir (const char *src, const char *dst)
+{
+  struct dirent *d;
+  DIR *dp = opendir (src);
+  char p[512], q[512], buf[65536];
+
+  ck_assert_ptr_nonnull (dp);
+  ck_assert_int_eq (mkdir (dst, 0700), 0);
+  while ((d = readdir (dp)) != NULL) {
+    int in, out;
+    ssize_t n;
+
+    if (d->d_name[0] == '.')
+      continue;
+    snprintf (p, sizeof p, "%s/%s", src, d->d_name);
+    snprintf (q, sizeof q, "%s/%s", dst, d->d_name);
+    in = open (p, O_RDONLY);
+    ck_assert_int_ge (in, 0);
+    out = open (q, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ck_assert_int_ge (out, 0);
+    while ((n = read (in, buf, sizeof buf)) > 0)
+      ck_assert_int_eq (write (out, buf, (size_t) n), n);
+    ck_assert_int_eq (n, 0);
+    close (in);
+    ck_assert_int_eq (close (out), 0);
+  }
+  closedir (dp);
+}
+
+struct prefix_arg {
+  struct hf_wal *w;
+  struct recs exp;
+  int done;
+};
+
+static void *
+prefix_run (void *arg)
+{
+  struct prefix_arg *a = arg;
+
+  ck_assert_int_eq (append_rec (a->w, HF_WAL_WRITE, 2, 4096, &a->exp), 0);
+  __atomic_store_n (&a->done, 1, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+/* A record is acknowledged only once every record reserved before it
+ * is written: replay stops at the first slot not written, so a record
+ * acknowledged behind one would be lost by a kill at that moment
+ * (nbdkit-hyperfile-plugin(1): "If the server process is killed, every
+ * acknowledged write survives").  Record 1 is reserved and held back;
+ * the append of record 2 must wait for it. */
+START_TEST (test_ack_prefix)
+{
+  struct hf_wal_options o = opts_for (15, 0, 0), oc;
+  struct prefix_arg a = { 0 };
+  struct hf_wal_ticket t1;
+  struct recs exp = { 0 }, none = { 0 };
+  struct rec x1 = { .type = HF_WAL_WRITE, .off = 1, .len = 4096 };
+  char copy[160];
+  uint8_t buf[4096];
+  pthread_t tid;
+  double deadline;
+  struct hf_wal *w;
+
+  w = open_wal (&o);
+  fill (1, buf, sizeof buf);
+  x1.crc = hf_crc32c (0, buf, sizeof buf);
+  ck_assert_int_eq (hf_wal_try_reserve (w, HF_WAL_WRITE, buf, sizeof buf,
+                                        &t1), 0);
+  ck_assert_uint_eq (t1.lsn, 1);
+  x1.lsn = t1.lsn;
+  a.w = w;
+  sem_waiters = 0;
+  ck_assert_int_eq (pthread_create (&tid, NULL, prefix_run, &a), 0);
+  deadline = now () + 30;
+  while (!__atomic_load_n (&a.done, __ATOMIC_ACQUIRE) &&
+         __atomic_load_n (&sem_waiters, __ATOMIC_ACQUIRE) == 0 &&
+         now () < deadline)
+    usleep (1000);
+  ck_assert_msg (!__atomic_load_n (&a.done, __ATOMIC_ACQUIRE),
+                 "record 2 acknowledged while record 1 was not written");
+  ck_assert_int_eq (sem_waiters, 1);
+  /* Killed now: the log ends before the hole, and nothing it loses was
+   * acknowledged. */
+  snprintf (copy, sizeof copy, "%s/killed", tmpdir);
+  copy_dir (waldir, copy);
+  oc = o;
+  oc.dir = copy;
+  {
+    struct hf_wal *wc = open_wal (&oc);
+    ck_assert_uint_eq (hf_wal_last_lsn (wc), 0);
+    check_replay (wc, 0, &none);
+    hf_wal_close (wc);
+  }
+  /* Record 1 written: record 2 is acknowledged too. */
+  ck_assert_int_eq (hf_wal_write_reserved (w, &t1, HF_WAL_WRITE, 1, buf,
+                                           sizeof buf), 0);
+  pthread_join (tid, NULL);
+  ck_assert_int_eq (a.done, 1);
+  ck_assert_uint_eq (a.exp.v[0].lsn, 2);
+  recs_add (&exp, &x1);
+  recs_add (&exp, &a.exp.v[0]);
+  hf_wal_close (w);
+  w = open_wal (&o);
+  check_replay (w, 0, &exp);
+  hf_wal_close (w);
+  free (a.exp.v);
+  free (exp.v);
+}
+END_TEST
+
 /* ---- Damage ---- */
 
 START_TEST (test_torn_tail)
@@ -1289,6 +1764,9 @@ main (void)
   tcase_add_test (tc, test_reuse_release_race);
   tcase_add_test (tc, test_old_lsn_fresh);
   tcase_add_test (tc, test_concurrent);
+  tcase_add_test (tc, test_batch_torn);
+  tcase_add_test (tc, test_concurrent_kill);
+  tcase_add_test (tc, test_ack_prefix);
   tcase_add_test (tc, test_torn_tail);
   tcase_add_test (tc, test_corrupt_middle);
   tcase_add_test (tc, test_carried_crc);
