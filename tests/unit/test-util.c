@@ -118,20 +118,38 @@ log_verbose (enum hf_log_level level, const char *msg)
 char last_error[1024], last_warn[1024];
 atomic_int errors_logged;
 
+/* Background threads log too: one writer of the buffers at a time, and
+ * a test whose volume still has threads reads them under it as well
+ * (log_error_clear, log_error_copy). */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void
+log_error_clear (void)
+{
+  pthread_mutex_lock (&log_lock);
+  last_error[0] = '\0';
+  pthread_mutex_unlock (&log_lock);
+}
+
+void
+log_error_copy (char *dst, size_t len)
+{
+  pthread_mutex_lock (&log_lock);
+  snprintf (dst, len, "%s", last_error);
+  pthread_mutex_unlock (&log_lock);
+}
+
 void
 log_capture (enum hf_log_level level, const char *msg)
 {
-  /* Background threads log too: one writer of the buffers at a time. */
-  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-
-  pthread_mutex_lock (&lock);
+  pthread_mutex_lock (&log_lock);
   if (level == HF_LOG_ERROR) {
     atomic_fetch_add (&errors_logged, 1);
     snprintf (last_error, sizeof last_error, "%s", msg);
   }
   if (level == HF_LOG_WARN)
     snprintf (last_warn, sizeof last_warn, "%s", msg);
-  pthread_mutex_unlock (&lock);
+  pthread_mutex_unlock (&log_lock);
   log_verbose (level, msg);
 }
 

@@ -56,6 +56,10 @@ extern void log_verbose (enum hf_log_level level, const char *msg);
 extern char last_error[1024], last_warn[1024];
 extern atomic_int errors_logged;
 extern void log_capture (enum hf_log_level level, const char *msg);
+/* Clear or copy last_error under log_capture's lock: for tests whose
+ * volume threads may be logging meanwhile. */
+extern void log_error_clear (void);
+extern void log_error_copy (char *dst, size_t len);
 
 /* XOR the byte at off of the file path with mask (asserting that it
  * can be read and written back). */
