@@ -947,7 +947,9 @@ END_TEST
  * caught where it is read back, from the cache (a miss, counted
  * corrupt) and from the store (EBADMSG naming the object and offset),
  * never served.  Whole blocks (CRC before the lock) and an edge block
- * (merged, then its CRC under the lock) alike. */
+ * (merged, then its CRC under the lock) alike.  cc_cache_get and
+ * cc_cache_put are the volume's cache hooks on an hf_cache (opaque);
+ * test_compressed_cold_read uses them too. */
 static int
 cc_cache_get (void *opaque, uint64_t seq, uint64_t off, void *buf,
               size_t len)
@@ -1128,20 +1130,6 @@ START_TEST (test_compressed)
 END_TEST
 
 static int
-tc_cache_get (void *opaque, uint64_t seq, uint64_t off, void *buf,
-              size_t len)
-{
-  return hf_cache_get (opaque, seq, off, buf, len);
-}
-
-static void
-tc_cache_put (void *opaque, uint64_t seq, uint64_t off, const void *buf,
-              size_t len, const uint32_t *crcs)
-{
-  hf_cache_put_crcs (opaque, seq, off, buf, len, crcs);
-}
-
-static int
 tc_tables_get (void *opaque, uint64_t seq, void **buf, size_t *len)
 {
   return hf_cache_tables_get (opaque, seq, buf, len);
@@ -1186,7 +1174,7 @@ tc_cache_open (struct hf_objstore *s, const char *cdir, bool blocks_lost,
     unlink (path);
   }
   ck_assert_int_eq (hf_cache_open (&co, &c), 0);
-  *hk = (struct hf_volume_hooks) { c, tc_cache_get, tc_cache_put,
+  *hk = (struct hf_volume_hooks) { c, cc_cache_get, cc_cache_put,
                                    tc_tables_get, tc_tables_put };
   return c;
 }
