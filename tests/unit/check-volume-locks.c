@@ -161,6 +161,26 @@ static bool put_hold;           /* gate_lock */
 static bool put_held;           /* gate_lock: a PUT waits in put_hold */
 static unsigned put_fails;      /* gate_lock: segment PUTs failed */
 
+/* The gate_lock fields the tests wait on, read together under it. */
+struct gate_snap {
+  unsigned gate_waiting, put_fails;
+  bool hold_held, put_held;
+};
+
+static struct gate_snap
+gate_now (void)
+{
+  struct gate_snap g;
+
+  pthread_mutex_lock (&gate_lock);
+  g.gate_waiting = gate_waiting;
+  g.put_fails = put_fails;
+  g.hold_held = hold_held;
+  g.put_held = put_held;
+  pthread_mutex_unlock (&gate_lock);
+  return g;
+}
+
 static int
 slow_put (struct hf_objstore *s, const char *key, const void *data,
           size_t len, unsigned flags, const atomic_bool *cancel)
@@ -427,6 +447,7 @@ START_TEST (test_reads_during_merge)
   pthread_t th, rth;
   bool held = false, read_done, still_held;
   unsigned total;
+  double t0;
   uint64_t i, probe = 1;        /* odd lbas are never rewritten */
   uint64_t st = 7;
 
@@ -466,23 +487,18 @@ START_TEST (test_reads_during_merge)
   atomic_store (&slow, true);
   ca.v = v;
   ck_assert_int_eq (pthread_create (&th, NULL, ckpt_thread, &ca), 0);
-  while (!atomic_load (&ca.done)) {
-    pthread_mutex_lock (&gate_lock);
-    held = hold_held;
-    pthread_mutex_unlock (&gate_lock);
-    if (held)
-      break;
-    usleep (1000);
-  }
+  WAIT_UNTIL ((held = gate_now ().hold_held) || atomic_load (&ca.done), 60,
+              "the merge's 5th node read, or its end");
   ck_assert_msg (held, "the merge made fewer than 5 node reads");
   ra.v = v;
   ra.lba = probe;
   ck_assert_int_eq (pthread_create (&rth, NULL, read_thread, &ra), 0);
-  for (i = 0; i < 60000; i++) {
+  t0 = now ();
+  for (;;) {
     pthread_mutex_lock (&gate_lock);
     read_done = ra.done;
     pthread_mutex_unlock (&gate_lock);
-    if (read_done)
+    if (read_done || now () - t0 >= 60)
       break;
     usleep (1000);
   }
@@ -492,8 +508,8 @@ START_TEST (test_reads_during_merge)
   hold_open = true;             /* let the merge (and a waiting read) go */
   pthread_cond_broadcast (&gate_cv);
   pthread_mutex_unlock (&gate_lock);
-  pthread_join (rth, NULL);
-  pthread_join (th, NULL);
+  join_within (rth, 120, "the probe's read");
+  join_within (th, 120, "the checkpoint");
   total = atomic_load (&slow_gets);
   atomic_store (&slow, false);
   pthread_mutex_lock (&gate_lock);
@@ -573,10 +589,10 @@ START_TEST (test_tree_lock_prefers_writers)
   ck_assert_int_eq (pthread_rwlock_rdlock (&v->tree_lock), 0);
   ck_assert_int_eq (pthread_create (&w, NULL, prefer_writer, &a), 0);
   ck_assert_int_eq (pthread_create (&t, NULL, prefer_tryer, &a), 0);
-  pthread_join (t, NULL);
+  join_within (t, 60, "the new readers");
   ck_assert (!atomic_load (&a.got));    /* the first reader holds it */
   pthread_rwlock_unlock (&v->tree_lock);
-  pthread_join (w, NULL);
+  join_within (w, 60, "the writer");
   ck_assert (atomic_load (&a.got));
   ck_assert_msg (atomic_load (&a.refused), "new readers kept getting "
                  "tree_lock while a writer waited: it prefers readers");
@@ -668,15 +684,42 @@ flush_thread (void *arg)
   return NULL;
 }
 
-static unsigned
-put_fails_now (void)
+static uint64_t
+flush_gen_now (struct hf_volume *v)
 {
-  unsigned n;
+  uint64_t gen;
 
-  pthread_mutex_lock (&gate_lock);
-  n = put_fails;
-  pthread_mutex_unlock (&gate_lock);
-  return n;
+  hf_vol_lock (v);
+  gen = v->flush_gen;
+  hf_vol_unlock (v);
+  return gen;
+}
+
+/* Whether the held attempt's failure has been handled (false while it
+ * is still held or failing); then *due says whether the segment is due
+ * now, sent again or landed, and *left how long its backoff has yet to
+ * run otherwise. */
+static bool
+failure_handled (struct hf_volume *v, unsigned attempts, bool *due,
+                 double *left)
+{
+  struct hf_vol_seg *sg;
+  bool handled = true;
+
+  hf_vol_lock (v);
+  sg = v->sealed;
+  if (sg == NULL || sg->state == HF_VSEG_LANDED ||
+      (sg->state == HF_VSEG_UPLOADING && sg->attempts > attempts))
+    *due = true;
+  else if (sg->state == HF_VSEG_BUILT) {
+    *due = sg->retry_at_us == 0;
+    *left = (double) ((int64_t) sg->retry_at_us
+                      - (int64_t) hf_clock_mono_us ()) / 1e6;
+  }
+  else
+    handled = false;
+  hf_vol_unlock (v);
+  return handled;
 }
 
 START_TEST (test_flush_retries_upload_under_way)
@@ -689,10 +732,10 @@ START_TEST (test_flush_retries_upload_under_way)
   struct flush_arg fa;
   pthread_t th;
   uint8_t blk[BS];
-  uint64_t gen0, gen, retry_at = 0;
-  bool held, due = false;
+  uint64_t gen0;
+  bool due = false;
   double left = 0;
-  unsigned i, fails, attempts;
+  unsigned fails, attempts;
 
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &slow_inner), 0);
   ck_assert_int_eq (hf_volume_create (&slow_store, "", 1 << 20, BS), 0);
@@ -704,23 +747,13 @@ START_TEST (test_flush_retries_upload_under_way)
   pthread_mutex_unlock (&gate_lock);
   fill (blk, 3, 0);
   ck_assert_int_eq (hf_volume_pwrite (v, blk, BS, 3 * BS, 0), 0);
-  for (i = 0; put_fails_now () < 6; i++) {
-    ck_assert_msg (i < 60000, "no six failed uploads in a minute");
-    usleep (1000);
-  }
+  WAIT_UNTIL (gate_now ().put_fails >= 6, 60, "six failed uploads (%u so far)",
+              gate_now ().put_fails);
   /* The next attempt waits in the store. */
   pthread_mutex_lock (&gate_lock);
   put_hold = true;
   pthread_mutex_unlock (&gate_lock);
-  for (i = 0;; i++) {
-    pthread_mutex_lock (&gate_lock);
-    held = put_held;
-    pthread_mutex_unlock (&gate_lock);
-    if (held)
-      break;
-    ck_assert_msg (i < 60000, "no upload attempt in a minute");
-    usleep (1000);
-  }
+  WAIT_UNTIL (gate_now ().put_held, 60, "an upload attempt after the backoff");
   /* A flush begins while it is held ... */
   hf_vol_lock (v);
   gen0 = v->flush_gen;
@@ -730,12 +763,8 @@ START_TEST (test_flush_retries_upload_under_way)
   hf_vol_unlock (v);
   fa.v = v;
   ck_assert_int_eq (pthread_create (&th, NULL, flush_thread, &fa), 0);
-  do {
-    usleep (1000);
-    hf_vol_lock (v);
-    gen = v->flush_gen;
-    hf_vol_unlock (v);
-  } while (gen == gen0);
+  WAIT_UNTIL (flush_gen_now (v) != gen0, 60, "the flush to begin "
+              "(flush_gen still %" PRIu64 ")", gen0);
   /* ... the store comes back, and the attempt sent before fails. */
   pthread_mutex_lock (&gate_lock);
   fails = put_fails;
@@ -744,32 +773,12 @@ START_TEST (test_flush_retries_upload_under_way)
   pthread_cond_broadcast (&gate_cv);
   pthread_mutex_unlock (&gate_lock);
   /* Once the failure is handled: due now, sent again, or landed. */
-  for (;;) {
-    struct hf_vol_seg *sg;
-
-    hf_vol_lock (v);
-    sg = v->sealed;
-    if (sg == NULL || sg->state == HF_VSEG_LANDED ||
-        (sg->state == HF_VSEG_UPLOADING && sg->attempts > attempts))
-      due = true;
-    else if (sg->state == HF_VSEG_BUILT) {
-      retry_at = sg->retry_at_us;
-      due = retry_at == 0;
-      left = (double) ((int64_t) retry_at
-                       - (int64_t) hf_clock_mono_us ()) / 1e6;
-    }
-    else {
-      hf_vol_unlock (v);        /* the held attempt, not yet failed */
-      usleep (1000);
-      continue;
-    }
-    hf_vol_unlock (v);
-    break;
-  }
-  pthread_join (th, NULL);
+  WAIT_UNTIL (failure_handled (v, attempts, &due, &left), 60,
+              "the held upload to fail once released");
+  join_within (th, 120, "the flush (its own timeout is 60 s)");
   ck_assert_msg (due, "the upload that failed during the flush waits "
                  "for its backoff (retry in %.1f s)", left);
-  ck_assert_uint_eq (put_fails_now (), fails + 1);
+  ck_assert_uint_eq (gate_now ().put_fails, fails + 1);
   ck_assert_msg (fa.r == 0, "the flush failed (%s) with the store back",
                  strerror (fa.r));
   ck_assert_int_eq (hf_volume_close (v), 0);
@@ -996,10 +1005,8 @@ START_TEST (test_rollback_reads_go_on)
   ra.seq = p;
   ck_assert_int_eq (pthread_create (&rt, NULL, rb_thread, &ra), 0);
   /* Wait until rollback's read phase is held at the gate. */
-  pthread_mutex_lock (&gate_lock);
-  while (gate_waiting == 0 && !atomic_load (&ra.done))
-    pthread_cond_wait (&gate_cv, &gate_lock);
-  pthread_mutex_unlock (&gate_lock);
+  WAIT_UNTIL (gate_now ().gate_waiting > 0 || atomic_load (&ra.done), 60,
+              "rollback's store request at the gate, or its end");
   ck_assert_msg (!atomic_load (&ra.done), "rollback made no store request "
                  "after listing (r = %d)", ra.r);
   ck_assert_int_eq (pthread_create (&dt, NULL, read_thread, &rd), 0);
@@ -1016,8 +1023,8 @@ START_TEST (test_rollback_reads_go_on)
   gate_open = true;
   pthread_cond_broadcast (&gate_cv);
   pthread_mutex_unlock (&gate_lock);
-  pthread_join (dt, NULL);
-  pthread_join (rt, NULL);
+  join_within (dt, 120, "the read");
+  join_within (rt, 120, "the rollback");
   ck_assert_msg (read_done, "a read of a block whose index is in memory "
                  "waited for rollback's store requests");
   ck_assert_int_eq (rd.r, 0);
@@ -1056,7 +1063,7 @@ START_TEST (test_rollback_read_error)
   ra.v = v;
   ra.seq = p;
   ck_assert_int_eq (pthread_create (&rt, NULL, rb_thread, &ra), 0);
-  pthread_join (rt, NULL);
+  join_within (rt, 120, "the rollback");
   ck_assert_int_eq (ra.r, EACCES);
   check_image (v, gen, "after a failed rollback");
   write_gen (v, gen, 3, 9, 3);

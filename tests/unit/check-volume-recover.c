@@ -316,8 +316,8 @@ START_TEST (test_fenced_no_put)
   __atomic_store_n (&renews_started, 0, __ATOMIC_RELEASE);
   v = open_ok (s, &o);
   h0 = head_of (v);
-  while (__atomic_load_n (&renews_started, __ATOMIC_ACQUIRE) == 0)
-    usleep (1000);
+  WAIT_UNTIL (__atomic_load_n (&renews_started, __ATOMIC_ACQUIRE) != 0, 60,
+              "a lease renewal to start");
   /* Renewals fail from now on: after 2/3 of the ttl the uploader checks
    * the lease before each PUT.  The last success is older than the first
    * failure (one renewal at a time), so 2/3 of the ttl are counted from

@@ -799,8 +799,8 @@ START_TEST (test_batch_torn)
   gate_want = N - 1;
   gate_armed = 1;
   ck_assert_int_eq (pthread_create (&a[0].tid, NULL, batch_run, &a[0]), 0);
-  while (!__atomic_load_n (&gate_entered, __ATOMIC_ACQUIRE))
-    usleep (1000);
+  WAIT_UNTIL (__atomic_load_n (&gate_entered, __ATOMIC_ACQUIRE), 60,
+              "the first appender's record write at the gate");
   for (i = 1; i < N; i++)
     ck_assert_int_eq (pthread_create (&a[i].tid, NULL, batch_run, &a[i]),
                       0);

@@ -4,6 +4,7 @@
 #undef NDEBUG
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -230,6 +231,39 @@ int
 under_valgrind (void)
 {
   return RUNNING_ON_VALGRIND;
+}
+
+void
+wait_failed (const char *file, int line, double waited, const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  _ck_assert_failed (file, line, "WAIT_UNTIL", "%s (gave up after %.1f s)",
+                     msg, waited);
+}
+
+void
+join_within_at (const char *file, int line, pthread_t th, unsigned secs,
+                const char *what)
+{
+  struct timespec ts;
+  int r;
+
+  /* pthread_timedjoin_np's deadline is on CLOCK_REALTIME (and it is
+   * the timed join ThreadSanitizer knows). */
+  clock_gettime (CLOCK_REALTIME, &ts);
+  ts.tv_sec += secs;
+  r = pthread_timedjoin_np (th, NULL, &ts);
+  if (r == ETIMEDOUT)
+    _ck_assert_failed (file, line, "join_within", "%s: the thread has not "
+                       "ended after %u s", what, secs);
+  if (r != 0)
+    _ck_assert_failed (file, line, "join_within", "%s: pthread_timedjoin_np:"
+                       " %s", what, strerror (r));
 }
 
 void

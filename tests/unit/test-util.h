@@ -7,9 +7,11 @@
 #ifndef HF_TEST_UTIL_H
 #define HF_TEST_UTIL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <check.h>
 
@@ -42,6 +44,32 @@ extern uint64_t rndn (uint64_t n);
 
 /* CLOCK_MONOTONIC in seconds. */
 extern double now (void);
+
+/* Poll cond (an expression, evaluated again every millisecond) until it
+ * holds; once secs seconds of the monotonic clock have passed, fail the
+ * test with the printf-style message that follows, plus how long it
+ * waited.  A wait in a test is bounded in time, not in iterations (a
+ * count of 1 ms sleeps takes many times as long on a loaded machine),
+ * and well inside the case's libcheck timeout, so that a wait that
+ * never ends says what it waited for instead of being killed. */
+#define WAIT_UNTIL(cond, secs, ...)                                     \
+  do {                                                                  \
+    double wu_t0_ = now ();                                             \
+    while (!(cond)) {                                                   \
+      if (now () - wu_t0_ >= (secs))                                    \
+        wait_failed (__FILE__, __LINE__, now () - wu_t0_, __VA_ARGS__); \
+      usleep (1000);                                                    \
+    }                                                                   \
+  } while (0)
+extern void wait_failed (const char *file, int line, double waited,
+                         const char *fmt, ...)
+  __attribute__ ((noreturn, format (printf, 4, 5)));
+/* pthread_join th, failing the test (message what) if th has not ended
+ * within secs seconds. */
+#define join_within(th, secs, what)                                     \
+  join_within_at (__FILE__, __LINE__, (th), (secs), (what))
+extern void join_within_at (const char *file, int line, pthread_t th,
+                            unsigned secs, const char *what);
 
 /* ---- Log sinks for hf_log_set_sink ---- */
 
