@@ -35,7 +35,7 @@ $H create "$url" --size $((live_mib * 2))M >/dev/null
 nbdkit -f -U "$tmp/sock" -P "$tmp/pid" "$PLUGIN" "$url" "${opts[@]}" \
   gc=on gc-interval=1s gc-grace=0 retain=0 segment-size=4M \
   flush-interval=1s > "$tmp/log" 2>&1 &
-cleanup_add "kill \$(cat '$tmp/pid' 2>/dev/null) 2>/dev/null || :"
+cleanup_add "kill_ours TERM \$(cat '$tmp/pid' 2>/dev/null) '$tmp/sock'"
 for i in $(seq 1 100); do [ -S "$tmp/sock" ] && break; sleep 0.1; done
 uri="nbd+unix:///?socket=$tmp/sock"
 

@@ -144,6 +144,28 @@ kill_ours ()
   fi
 }
 
+# The start time of pid (clock ticks after boot, field 22 of
+# /proc/PID/stat; the fields after the command's closing parenthesis
+# start at 3): with the pid it names one process for good.  Empty when
+# pid is gone.
+proc_start ()
+{
+  local st
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  set -- ${st##*) }
+  echo "${20}"
+}
+
+# kill_started SIGNAL PID START: signal pid only while it is the process
+# that started at START (proc_start PID, read when it was started): for
+# a process with nothing unique on its command line for kill_ours.
+kill_started ()
+{
+  if [ -n "$3" ] && [ "$(proc_start "$2")" = "$3" ]; then
+    kill -"$1" "$2" 2>/dev/null || :
+  fi
+}
+
 # ---- S3 test server ----
 
 # Fake credentials the test server accepts besides S3RVER / S3RVER.
@@ -391,7 +413,7 @@ s3_errtest_basics ()
 
 # hostile_start DIR: start tests/s3-hostile-server.py (its bucket names
 # pick the misbehaviour), stopped at exit; its request log goes to
-# DIR/server.out.  Sets HOSTILE_ENDPOINT.
+# DIR/server.out.  Sets HOSTILE_ENDPOINT and HOSTILE_PID.
 hostile_start ()
 {
   local d=$1 port= i
@@ -400,7 +422,8 @@ hostile_start ()
   : > "$d/server.out"
   python3 "$abs_top_srcdir/tests/s3-hostile-server.py" > "$d/server.out" \
     2> "$d/server.err" &
-  cleanup_add "kill $! 2>/dev/null"
+  HOSTILE_PID=$!
+  cleanup_add "kill_started TERM $HOSTILE_PID '$(proc_start $HOSTILE_PID)'"
   for (( i = 0; i < 100; i++ )); do
     port=$(awk '/^PORT /{print $2}' "$d/server.out")
     [ -n "$port" ] && break

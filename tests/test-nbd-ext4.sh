@@ -27,7 +27,7 @@ attach ()
   hf_start "$@"
   nbdfuse "$tmp/fuse/disk" "$uri" &
   fuse_pid=$!
-  cleanup_fn "fusermount3 -u '$tmp/fuse' 2>/dev/null; kill $fuse_pid 2>/dev/null"
+  cleanup_fn "fusermount3 -u '$tmp/fuse' 2>/dev/null; kill_ours TERM $fuse_pid '$tmp/fuse/disk'"
   local i
   for i in $(seq 1 100); do
     [ -e "$tmp/fuse/disk" ] && break

@@ -88,7 +88,7 @@ except nbd.Error as e:
     print("A: flush failed:", e)
 PY
   a_client=$!
-  cleanup_fn "kill $a_client 2>/dev/null"
+  cleanup_fn "kill_ours TERM $a_client '$tmp/a.sock'"
   for (( i = 0; i < 600; i++ )); do
     [ -e "$tmp/a.written" ] && break
     sleep 0.05

@@ -103,7 +103,7 @@ botocore_server ()
   : > "$work/$name.out"       # before the background job opens it
   "$py" "$abs_srcdir/s3-botocore-server.py" "$S3_BUCKET" "$@" \
     >"$work/$name.out" 2>"$work/$name.err" &
-  cleanup_add "kill $! 2>/dev/null"
+  cleanup_add "kill_started TERM $! '$(proc_start $!)'"
   for (( i = 0; i < 100; i++ )); do
     boto_port=$(awk '/^PORT /{print $2}' "$work/$name.out")
     [ -n "$boto_port" ] && return 0

@@ -6,7 +6,8 @@
 # a test running beside this one), which a blind `kill -9 PID` would
 # take down.  Here the pid is reused on purpose: in a new pid namespace
 # (root and unshare needed) the next pid can be chosen through
-# /proc/sys/kernel/ns_last_pid.
+# /proc/sys/kernel/ns_last_pid.  (bench/run stopped each of its servers
+# and kill -9'd all their pids again at its exit, minutes later.)
 set -e
 case "${1-}" in
 '')
@@ -26,7 +27,7 @@ ns)
   dir="$(mktemp -d --tmpdir hf-stalepid.XXXXXX)"
   trap 'rm -rf "$dir"' EXIT
   fail=0
-  for what in nbdkit s3rver; do
+  for what in nbdkit s3rver hostile; do
     st=0
     "$BASH" "$0" case "$what" "$dir" || st=$?
     if [ "$st" = 77 ]; then
@@ -54,11 +55,18 @@ case)
     hf_start "$tmp/vol" size=1M
     p=$hf_pid
     hf_stop
-  else
+  elif [ "$what" = s3rver ]; then
     unset HF_EXT_S3_ENDPOINT
     hf_s3rver_start > /dev/null || exit 77      # not installed: skip
     p="$(cat "$S3RVER_PIDFILE")"
     kill_s3rver
+  else
+    # A server with nothing of its own on its command line: its cleanup
+    # goes by pid and start time (kill_started).
+    hostile_start "$tmp"
+    p=$HOSTILE_PID
+    kill "$p"
+    wait "$p" 2>/dev/null || :
   fi
   # The stand-in gets the server's old pid.
   echo $(( p - 1 )) > /proc/sys/kernel/ns_last_pid
