@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -1175,20 +1176,27 @@ hyperfile_get_ready_checks (void)
 
 /* In the daemonising parent's exit (atexit, registered by .get_ready):
  * wait for the child's start status and exit 1 if it failed to open
- * the volume, printing what it logged (nbdkit sent it to syslog).
- * Only in the process that loaded the plugin, only if a child exists
- * (nbdkit --run's parent has reaped its server by now, and a failure
- * before any fork has none), and only if .after_fork did not run here
- * (-f, -s, socket activation: no daemonising fork). */
+ * the volume, printing what it logged (nbdkit sent it to syslog), or
+ * how it ended if it died before it reported (killed, or crashed: the
+ * pipe closes with nothing in it).  Only in the process that loaded the
+ * plugin, only if a child exists (nbdkit --run's parent has reaped its
+ * server by now, and a failure before any fork has none), and only if
+ * .after_fork did not run here (-f, -s, socket activation: no
+ * daemonising fork). */
 static void
 hyperfile_start_wait (void)
 {
-  char buf[sizeof hf_start_msg + 1], *p, *nl;
+  char buf[sizeof hf_start_msg + 1], *p, *nl, how[64] = "";
   size_t got = 0;
   ssize_t n;
+  pid_t pid;
+  int status;
 
-  if (getpid () != hf_load_pid || hf_start_pipe[0] == -1 ||
-      (waitpid (-1, NULL, WNOHANG) == -1 && errno == ECHILD))
+  if (getpid () != hf_load_pid || hf_start_pipe[0] == -1)
+    return;
+  /* (The server may be dead already: this reaps it.) */
+  pid = waitpid (-1, &status, WNOHANG);
+  if (pid == -1 && errno == ECHILD)
     return;
   close (hf_start_pipe[1]);
   while (got < sizeof buf - 1 &&
@@ -1204,13 +1212,27 @@ hyperfile_start_wait (void)
       nl = p + strlen (p) - 1;
     fprintf (stderr, "nbdkit: hyperfile: error: %.*s\n", (int) (nl - p), p);
   }
-  fprintf (stderr, "nbdkit: hyperfile: error: the server in the background "
-           "failed to open %s and has exited%s\n", hf_url,
-           got == 0 ? " (see syslog)" : "");
-  /* Return once it is gone, so that no server is left when we report
-   * failure (bounded: 30 s). */
-  for (n = 0; n < 300 && waitpid (-1, NULL, WNOHANG) == 0; n++)
-    nanosleep (&(struct timespec) { .tv_nsec = 100000000 }, NULL);
+  /* Wait until it is gone, so that no server is left when we report
+   * failure (bounded: 30 s), and say how it ended if it did not say. */
+  for (n = 0; pid <= 0 && n < 300; n++) {
+    pid = waitpid (-1, &status, WNOHANG);
+    if (pid == 0)
+      nanosleep (&(struct timespec) { .tv_nsec = 100000000 }, NULL);
+  }
+  if (got == 0 && pid > 0 && WIFSIGNALED (status))
+    snprintf (how, sizeof how, "was killed by signal %d (%s)",
+              WTERMSIG (status), strsignal (WTERMSIG (status)));
+  else if (got == 0 && pid > 0 && WIFEXITED (status))
+    snprintf (how, sizeof how, "exited with status %d",
+              WEXITSTATUS (status));
+  if (how[0])
+    fprintf (stderr, "nbdkit: hyperfile: error: the server in the "
+             "background %s before it opened %s (see syslog)\n", how,
+             hf_url);
+  else
+    fprintf (stderr, "nbdkit: hyperfile: error: the server in the "
+             "background failed to open %s and has exited%s\n", hf_url,
+             got == 0 ? " (see syslog)" : "");
   _exit (EXIT_FAILURE);
 }
 
@@ -1524,6 +1546,25 @@ hyperfile_stop_listening (void)
 
 static int hyperfile_open_volume (void);
 
+/* Testing hook (tests/test-nbd-startup.sh), like HF_TEST_TORN_PUT:
+ * HF_TEST_DIE_IN_OPEN=kill (SIGKILL) or =exit (_exit (3)) ends the
+ * server in .after_fork before it opens the volume or reports, as a
+ * server killed or crashing in its open: the daemonising parent must
+ * then exit 1 saying so, not 0 (nor wait). */
+static void
+hyperfile_test_die_in_open (void)
+{
+  const char *e = getenv ("HF_TEST_DIE_IN_OPEN");
+
+  if (e == NULL || *e == '\0')
+    return;
+  if (strcmp (e, "kill") == 0)
+    raise (SIGKILL);
+  if (strcmp (e, "exit") == 0)
+    _exit (3);
+  nbdkit_error ("HF_TEST_DIE_IN_OPEN=%s: not kill or exit", e);
+}
+
 static int
 hyperfile_after_fork (void)
 {
@@ -1538,6 +1579,7 @@ hyperfile_after_fork (void)
     hf_start_capture = true;
     pthread_mutex_unlock (&hf_start_lock);
   }
+  hyperfile_test_die_in_open ();
   r = hyperfile_open_volume ();
   if (r == -1)
     hyperfile_stop_listening ();

@@ -12,6 +12,10 @@
 # credentials that may read but not write, so the writer lease cannot be
 # written) ends `nbdkit --run` at once with the error, a client of the
 # command failing instead of waiting for ever (it did, until killed).
+# A server killed or exiting in its open before it reports (the
+# HF_TEST_DIE_IN_OPEN hook) makes the daemon-mode command exit 1 saying
+# how it ended (it said "failed to open ... (see syslog)", with nothing
+# in syslog).
 set -e
 . "$abs_srcdir/nbd-functions.sh"
 requires nbdkit --version
@@ -181,6 +185,35 @@ done
 refused_client readonly-s3 "$ro_err" \
   s3://readonly/ro endpoint="$HOSTILE_ENDPOINT" gc=false
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
+
+# ---- the server dies in its open, before it reports ----
+# Killed (SIGKILL) or gone (_exit) in .after_fork: the daemonising
+# parent exits 1 saying how the server ended, within the timeout (not
+# 0, not waiting for a report that never comes).
+for how in kill exit; do
+  case $how in
+  kill) said="was killed by signal 9" ;;
+  exit) said="exited with status 3" ;;
+  esac
+  for v in "" -v; do
+    rm -f "$tmp/b.sock" "$tmp/b.pid"
+    r=0
+    HF_TEST_DIE_IN_OPEN=$how timeout 60 nbdkit $v -U "$tmp/b.sock" \
+      -P "$tmp/b.pid" "$PLUGIN" "$tmp/die" size=1M gc=false \
+      > "$tmp/out" 2>&1 || r=$?
+    echo "--- die-in-open $how (daemon $v): exit $r"
+    grep -v debug: "$tmp/out" || :
+    [ "$r" != 124 ] || fail "die-in-open $how $v: nbdkit waited 60 s"
+    [ "$r" = 1 ] || fail "die-in-open $how $v: daemon mode exited $r, not 1"
+    grep -q "error: the server in the background $said.* before it opened $tmp/die" \
+      "$tmp/out" || fail "die-in-open $how $v: no /$said/"
+    if [ -s "$tmp/b.pid" ] && kill -0 "$(cat "$tmp/b.pid")" 2>/dev/null; then
+      kill "$(cat "$tmp/b.pid")"
+      fail "die-in-open $how $v: the server is still running"
+    fi
+  done
+done
+rm -f "$tmp/b.sock"
 
 # ---- S3: the volume's name in the lease message ----
 if hf_s3rver_start; then
