@@ -8,6 +8,7 @@
 #undef NDEBUG
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,21 +35,25 @@ check_invariants (const struct hf_runs *r, bool any_data)
   size_t i;
 
   for (i = 0; i < r->n; i++) {
-    ck_assert_uint_gt (r->v[i].n, 0);
+    ck_check_msg (r->v[i].n > 0, "run %zu is empty", i);
     if (i > 0) {
       const struct hf_run *a = &r->v[i - 1], *b = &r->v[i];
-      ck_assert_uint_le (a->lba + a->n, b->lba);
+      ck_check_msg (a->lba + a->n <= b->lba, "run %zu (%" PRIu64 "+%" PRIu64
+                    ") overlaps or precedes run %zu (%" PRIu64 ")", i - 1,
+                    a->lba, (uint64_t) a->n, i, b->lba);
       /* Adjacent runs that could coalesce must have. */
       if (a->lba + a->n == b->lba && a->data == b->data) {
         if (!a->data || any_data)
           ck_abort_msg ("runs %zu and %zu not coalesced", i - 1, i);
-        ck_assert (a->seq != b->seq || a->blk + a->n != b->blk);
+        ck_check_msg (a->seq != b->seq || a->blk + a->n != b->blk,
+                      "data runs %zu and %zu not coalesced", i - 1, i);
       }
     }
   }
 }
 
-/* Does r say of every block in [0, NB) what model m says? */
+/* Does r say of every block in [0, NB) what model m says?  (Checked
+ * with ck_check_msg: this runs for every block of 1,400 lists.) */
 static void
 check_model (const struct hf_runs *r, const struct mblk *m)
 {
@@ -57,17 +62,21 @@ check_model (const struct hf_runs *r, const struct mblk *m)
   for (lba = 0; lba < NB; lba++) {
     ssize_t k = hf_runs_find (r, lba);
     if (!m[lba].known) {
-      ck_assert_int_eq (k, -1);
+      ck_check_msg (k == -1, "block %" PRIu64 ": in run %zd, not in the "
+                    "model", lba, k);
       continue;
     }
-    ck_assert_int_ge (k, 0);
+    ck_check_msg (k >= 0, "block %" PRIu64 ": in the model, in no run", lba);
     const struct hf_run *x = &r->v[k];
-    ck_assert_int_eq (x->data, m[lba].data);
+    ck_check_msg (x->data == m[lba].data, "block %" PRIu64 ": data %d, the "
+                  "model says %d", lba, x->data, m[lba].data);
     if (x->data) {
       uint64_t d = lba - x->lba;
-      ck_assert_uint_eq (x->seq, m[lba].seq);
-      ck_assert_uint_eq (x->blk + d, m[lba].blk);
-      ck_assert_ptr_eq (x->crc + d, m[lba].crc);
+      ck_check_msg (x->seq == m[lba].seq && x->blk + d == m[lba].blk &&
+                    x->crc + d == m[lba].crc, "block %" PRIu64 ": segment "
+                    "%" PRIu64 " block %" PRIu64 ", the model says %" PRIu64
+                    " block %" PRIu32 " (or another CRC address)", lba,
+                    x->seq, (uint64_t) (x->blk + d), m[lba].seq, m[lba].blk);
     }
   }
 }
@@ -94,7 +103,7 @@ random_list (struct hf_runs *r, struct mblk *m, uint64_t seq)
       x.crc = &crctab[seq][blk];
       blk += (uint32_t) x.n + (uint32_t) rndn (2);
     }
-    ck_assert_int_eq (hf_runs_push (r, &x, false), 0);
+    ck_check_msg (hf_runs_push (r, &x, false) == 0, "hf_runs_push failed");
     for (k = 0; k < x.n; k++)
       m[x.lba + k] = (struct mblk) {
         true, x.data, x.seq, x.blk + (uint32_t) k,
