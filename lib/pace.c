@@ -40,13 +40,35 @@
  * 1.4 TB/s, and pacing let writers run into the limit for a dozen
  * commits; check-pace test_commit_burst).  Until the first window
  * closes, HF_PACE_INIT_RATE, which the first measurement replaces (it
- * is a guess, not evidence).  A writer that reaches the limit cuts it
+ * is a guess, not evidence).
+ *
+ * The start: a guess is wrong one way or the other (16 MiB/s held
+ * writers to a third of a 96 MiB/s store's rate; a higher one runs a
+ * slower store into the limit), and the first 32 MiB segment commits
+ * only after it has been uploaded whole (0.4 s at 96 MiB/s, 2 s at
+ * 16), while a client at 400 MiB/s reaches the zone in 0.16 s: its
+ * writers queued on the guess for 250-330 ms, four times the steady
+ * median (slow-seqwrite's p99.9).  So the first segment, sealed while
+ * nothing is uploading and nothing is measured, is a probe of an eighth
+ * of a segment (hf_pace_seal_size), and the first window is the probe's
+ * size: 4 MiB commit in 0.05 s at 96 MiB/s, before the client reaches
+ * the zone, and the writers meet it with the store's rate (check-pace
+ * test_start: the longest wait 291 -> 85 ms, the steady median 84).
+ * One PUT more per volume opened, and the probe's rate includes one
+ * PUT's latency (an underestimate, which the next window, a segment,
+ * corrects).  Segments under 8 MiB have no probe: they commit soon
+ * anyway, and a probe under 1 MiB would measure mostly latency.
+ * Measuring the first upload's progress instead would need every store
+ * to report it (the directory store writes a segment in one call).
+ *
+ * A writer that reaches the limit cuts the estimate
  * to the lower of half and the last window's measurement: the smoothing
  * alone halves an error per commit, and an estimate far too high (4 GiB/s
  * for a 16 MiB/s store) had writers meet the hard wait at each commit
  * for a dozen (check-pace test_estimate_too_high: 85 hard waits in 2
  * minutes, 19 with the cut, 11 once the first measurement replaces the
- * estimate).  Once per admission: the writers that
+ * estimate, 16 with the probe, whose commit frees only 4 MiB of a limit
+ * the model's instant client filled first).  Once per admission: the writers that
  * reach the limit together were all admitted at the old rate and are
  * one piece of evidence; a write admitted after the cut that reaches it
  * too cuts again.  A cut too deep only lets dirty data fall below the
@@ -72,6 +94,15 @@ hf_pace_init (struct hf_pace *p, uint64_t limit, uint64_t segment_size)
   if (p->zone > 2 * segment_size)
     p->zone = 2 * segment_size;
   p->window = segment_size;
+  p->probe = segment_size / HF_PACE_PROBE_DIV;
+  if (p->probe < HF_PACE_PROBE_MIN)
+    p->probe = segment_size;
+}
+
+uint64_t
+hf_pace_seal_size (const struct hf_pace *p, bool uploading)
+{
+  return p->measured || uploading ? p->window : p->probe;
 }
 
 void
@@ -93,7 +124,7 @@ hf_pace_committed (struct hf_pace *p, uint64_t now_us, uint64_t sealed_us,
   if (now_us > from)
     p->w_us += now_us - from;
   p->w_bytes += bytes;
-  if (p->w_bytes < p->window || p->w_us == 0)
+  if (p->w_bytes < (p->measured ? p->window : p->probe) || p->w_us == 0)
     return;
   {
     uint64_t r = (uint64_t) ((double) p->w_bytes * 1e6 / (double) p->w_us);

@@ -12,6 +12,13 @@
 
 /* The drain rate assumed until the first measurement (bytes/s). */
 #define HF_PACE_INIT_RATE (16ull << 20)
+/* Before the first measurement the volume seals a segment of
+ * segment_size / HF_PACE_PROBE_DIV, the probe, so that it commits soon
+ * (pace.c); not one below HF_PACE_PROBE_MIN bytes (per-PUT latency
+ * would be most of its time, and a segment that small commits soon
+ * anyway): the first segment is then a whole one. */
+#define HF_PACE_PROBE_DIV 8
+#define HF_PACE_PROBE_MIN (1ull << 20)
 /* Never ask one write to wait longer than this: beyond it the hard
  * dirty_limit wait decides (the rate estimate is then too high). */
 #define HF_PACE_MAX_DELAY_US 1000000ull
@@ -20,6 +27,8 @@ struct hf_pace {
   uint64_t limit;               /* dirty_limit, bytes */
   uint64_t zone;                /* the paced band below limit, bytes */
   uint64_t window;              /* bytes per rate measurement */
+  uint64_t probe;               /* the first one's, and the size of the
+                                   segment sealed to take it */
   uint64_t rate;                /* drain estimate, bytes/s (> 0) */
   uint64_t measured;            /* the last window's rate; 0: none yet */
   uint64_t w_bytes, w_us;       /* the measurement in progress */
@@ -38,6 +47,11 @@ struct hf_pace {
 /* Set up for dirty_limit limit and segments of segment_size bytes. */
 extern void hf_pace_init (struct hf_pace *p, uint64_t limit,
                           uint64_t segment_size);
+
+/* The size at which the active buffer is to be sealed: segment_size,
+ * but the probe's smaller size before the first measurement while no
+ * sealed segment is uploading (uploading: one is). */
+extern uint64_t hf_pace_seal_size (const struct hf_pace *p, bool uploading);
 
 /* A segment of bytes sealed at sealed_us committed at now_us.
  * Segments that commit together (one commit step) are passed with the

@@ -9,7 +9,8 @@
  * one critical section, so a seal never splits a write.
  *
  * The active buffer is sealed (moved to the sealed list and given the
- * next seq) when it holds segment_size bytes, when it is
+ * next seq) when it holds segment_size bytes (the first one, before
+ * pacing has measured the store, less: pace.c), when it is
  * flush_interval_ms old (timer thread, volume-upload.c), on flush, grow
  * and close.  A sealed buffer is immutable and still serves reads.
  *
@@ -187,8 +188,10 @@ static int
 hf_vol_maybe_seal_locked (struct hf_volume *v)
 {
   HF_VOL_ASSERT_LOCKED (v);
+  /* Before pacing has a measured drain rate the first segment is
+   * sealed small, so that it commits soon and gives one (pace.c). */
   if (v->active &&
-      (v->active->bytes >= v->o.segment_size ||
+      (v->active->bytes >= hf_pace_seal_size (&v->pace, v->sealed != NULL) ||
        v->active->zeros.n >= HF_VOL_MAX_ZERO_RUNS))
     return hf_vol_seal_locked (v, false, false);
   return 0;

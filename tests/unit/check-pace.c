@@ -3,7 +3,9 @@
  * sleeps, no threads: every figure is deterministic).  The model:
  * writers with a fixed number of writes in flight, each issuing its
  * next write as soon as the last completes (a client faster than the
- * store); a buffer sealed at segment_size; one upload at a time at a
+ * store; an admitted write completes at once, or at the client's rate
+ * where a test gives one); a buffer sealed at hf_pace_seal_size (the
+ * volume's rule); one upload at a time at a
  * fixed rate, freeing a whole segment when it commits; the hard wait at
  * dirty_limit exactly as volume-write.c does it. */
 #include <config.h>
@@ -62,27 +64,45 @@ START_TEST (test_zone_and_slots)
 END_TEST
 
 /* The drain rate: bytes over busy time, idle time not counted,
- * measured per window of a segment and averaged with the old figure. */
+ * measured per window (the probe's size first, then a segment) and
+ * averaged with the old figure. */
 START_TEST (test_rate)
 {
   struct hf_pace p;
   uint64_t t = 5000000;
 
+  /* No probe below HF_PACE_PROBE_MIN: the first segment is whole. */
+  hf_pace_init (&p, 4 * 8 * MIB, 8 * MIB);
+  ck_assert_uint_eq (p.probe, MIB);
+  hf_pace_init (&p, 4 * 4 * MIB, 4 * MIB);
+  ck_assert_uint_eq (p.probe, 4 * MIB);
+  ck_assert_uint_eq (hf_pace_seal_size (&p, false), 4 * MIB);
   hf_pace_init (&p, LIMIT, SEG);
-  /* Half a segment is not a window yet. */
-  hf_pace_committed (&p, t + 1000000, t, SEG / 2);
+  ck_assert_uint_eq (p.probe, SEG / HF_PACE_PROBE_DIV);
+  /* Before the first measurement the probe is sealed, unless a
+   * segment is uploading already; after it, whole segments. */
+  ck_assert_uint_eq (hf_pace_seal_size (&p, false), p.probe);
+  ck_assert_uint_eq (hf_pace_seal_size (&p, true), SEG);
+  /* Half a probe is not a window yet. */
+  hf_pace_committed (&p, t + 1000000, t, p.probe / 2);
   ck_assert_uint_eq (p.rate, HF_PACE_INIT_RATE);
+  ck_assert_uint_eq (p.measured, 0);
   /* Sealed 10 s after that commit (idle meanwhile), committed 1 s
-   * later: the window is a segment in 2 s, 16 MiB/s, and the first
+   * later: the window is a probe in 2 s, 2 MiB/s, and the first
    * measurement replaces the initial guess. */
   p.rate = 256 * MIB;
-  hf_pace_committed (&p, t + 12000000, t + 11000000, SEG / 2);
-  ck_assert_uint_eq (p.rate, 16 * MIB);
-  /* A segment sealed long ago commits 0.5 s after that: 64 MiB/s (the
-   * busy time runs from the previous commit); the estimate goes half
-   * way to it. */
+  hf_pace_committed (&p, t + 12000000, t + 11000000, p.probe / 2);
+  ck_assert_uint_eq (p.rate, 2 * MIB);
+  ck_assert_uint_eq (hf_pace_seal_size (&p, false), SEG);
+  /* A probe's worth is no longer a window: a segment is. */
+  hf_pace_committed (&p, t + 12100000, t, p.probe);
+  ck_assert_uint_eq (p.rate, 2 * MIB);
+  /* A segment sealed long ago commits 0.4 s after that: with the
+   * probe's worth, 36 MiB in 0.5 s (the busy time runs from the
+   * previous commit); the estimate goes half way to it. */
   hf_pace_committed (&p, t + 12500000, t, SEG);
-  ck_assert_uint_eq (p.rate, (16 * MIB + 64 * MIB) / 2);
+  ck_assert_uint_eq (p.measured, (uint64_t) (36.0 * MIB / 0.5));
+  ck_assert_uint_eq (p.rate, (2 * MIB + p.measured) / 2);
 }
 END_TEST
 
@@ -137,8 +157,12 @@ struct sim {
   uint64_t store_bps;           /* upload rate */
   uint64_t warmup_us, end_us;
   uint64_t init_rate;           /* the starting estimate; 0: the default */
+  uint64_t client_bps;          /* how fast admitted writes complete, all
+                                   writers together (the log write); 0:
+                                   at once */
   /* results, after warm-up */
   uint64_t max_lat_us, writes, hard_waits, bytes;
+  uint64_t max_wait_us;         /* the longest pacing delay asked */
   uint64_t lat_hist[SIM_BUCKETS]; /* latency in 1 ms buckets, last: more */
 };
 
@@ -193,6 +217,7 @@ sim_run (struct sim *s)
   uint64_t q_sealed[SIM_MAXSEGS], q_bytes[SIM_MAXSEGS];
   unsigned qh = 0, qn = 0, i;
   uint64_t up_done = UINT64_MAX, dirty = 0, active = 0, t = 0;
+  uint64_t client_free = 0;     /* when the client path is next idle */
 
   ck_assert_uint_le (s->qd, SIM_MAXQD);
   hf_pace_init (&p, LIMIT, SEG);
@@ -206,6 +231,7 @@ sim_run (struct sim *s)
   }
   while (t < s->end_us) {
     unsigned w = s->qd;
+    uint64_t done;
 
     /* The next event: an upload's commit, else the earliest writer. */
     t = up_done;
@@ -232,9 +258,13 @@ sim_run (struct sim *s)
     }
     if (!admitting[w]) {
       /* A write arrives: pacing decides when it may enter. */
+      uint64_t d = hf_pace_delay (&p, t, dirty, s->wsize);
+
       arrive[w] = t;
       admitting[w] = true;
-      wt[w] = t + hf_pace_delay (&p, t, dirty, s->wsize);
+      wt[w] = t + d;
+      if (t >= s->warmup_us && d > s->max_wait_us)
+        s->max_wait_us = d;
       continue;
     }
     if (dirty >= LIMIT) {
@@ -245,10 +275,17 @@ sim_run (struct sim *s)
       blocked[w] = true;
       continue;
     }
-    /* Admitted: into the buffer, sealed when full. */
+    /* Admitted: into the buffer, sealed when full; the write then
+     * completes on the client path. */
     dirty += s->wsize;
+    done = t;
+    if (s->client_bps) {
+      client_free = (client_free > t ? client_free : t) +
+        s->wsize * 1000000 / s->client_bps;
+      done = client_free;
+    }
     active += s->wsize;
-    if (active >= SEG) {
+    if (active >= hf_pace_seal_size (&p, qn > 0)) {
       ck_check_msg (qn < SIM_MAXSEGS, "%u sealed segments", qn);
       q_sealed[(qh + qn) % SIM_MAXSEGS] = t;
       q_bytes[(qh + qn) % SIM_MAXSEGS] = active;
@@ -257,7 +294,7 @@ sim_run (struct sim *s)
       active = 0;
     }
     if (arrive[w] >= s->warmup_us) {
-      uint64_t lat = t - arrive[w];
+      uint64_t lat = done - arrive[w];
       unsigned b = lat / 1000 < SIM_BUCKETS - 1 ? (unsigned) (lat / 1000)
         : SIM_BUCKETS - 1;
 
@@ -268,7 +305,8 @@ sim_run (struct sim *s)
         s->max_lat_us = lat;
     }
     admitting[w] = false;
-    wt[w] = t;                  /* the client sends the next at once */
+    /* the client sends the next at once */
+    wt[w] = done;
   }
 }
 
@@ -339,7 +377,10 @@ END_TEST
  * writers met the hard wait 85 times in 2 minutes; cut at the limit to
  * the last window's measurement, 19 (8 of them the first fill, before
  * any commit); 11 once the first measurement replaces the estimate
- * instead of being averaged with it.  The throughput stays the store's. */
+ * instead of being averaged with it; 16 with the probe (an eighth of a
+ * segment, committed first), whose commit frees 4 MiB of a limit that
+ * this model's client (instant) had filled before it.  The throughput
+ * stays the store's. */
 START_TEST (test_estimate_too_high)
 {
   struct sim s = { .pacing = true, .wsize = MIB, .qd = 8,
@@ -353,6 +394,41 @@ START_TEST (test_estimate_too_high)
            sim_bps (&s) / MIB);
   ck_assert_uint_le (s.hard_waits, 3 * 8);
   ck_assert (sim_bps (&s) >= 0.95 * 16 * MIB);
+}
+END_TEST
+
+/* The first seconds, with no measurement yet: a client at 400 MiB/s
+ * (about what the log takes on the bench machine) against a store at
+ * 96 MiB/s (bench/run slow-seqwrite), 1 MiB writes at QD8.  The client
+ * reaches the paced zone in 0.16 s; with only the initial estimate
+ * (16 MiB/s) until the first 32 MiB segment committed (0.42 s) the
+ * writers queued for 250-330 ms, four times the steady median (the
+ * p99.9 of the quiet-machine runs).  No write may wait more than twice
+ * the steady median, and the start may not cost throughput. */
+START_TEST (test_start)
+{
+  struct sim steady = { .pacing = true, .wsize = MIB, .qd = 8,
+                        .store_bps = 96 * MIB, .client_bps = 400 * MIB,
+                        .warmup_us = 5000000, .end_us = 35000000 };
+  struct sim start = { .pacing = true, .wsize = MIB, .qd = 8,
+                       .store_bps = 96 * MIB, .client_bps = 400 * MIB,
+                       .warmup_us = 0, .end_us = 5000000 };
+  uint64_t p50;
+
+  sim_run (&steady);
+  sim_run (&start);
+  p50 = sim_pct (&steady, 0.5);
+  fprintf (stderr, "test_start: steady p50 %" PRIu64 " us, max wait %"
+           PRIu64 " us, %.1f MiB/s; start: max wait %" PRIu64 " us, max "
+           "latency %" PRIu64 " us, %" PRIu64 " hard waits, %.1f MiB/s\n",
+           p50, steady.max_wait_us, sim_bps (&steady) / MIB,
+           start.max_wait_us, start.max_lat_us, start.hard_waits,
+           sim_bps (&start) / MIB);
+  check_paced (&steady, 0.95, 1.05, 100000);
+  ck_assert_uint_le (start.hard_waits, 0);
+  ck_assert_uint_le (start.max_wait_us, 2 * p50);
+  /* 5 s: the first 64 MiB unpaced, then the store's rate. */
+  ck_assert (sim_bps (&start) >= 0.95 * 96 * MIB);
 }
 END_TEST
 
@@ -371,6 +447,7 @@ main (void)
   tcase_add_test (tc, test_rand_4k_qd32);
   tcase_add_test (tc, test_fast_store);
   tcase_add_test (tc, test_estimate_too_high);
+  tcase_add_test (tc, test_start);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }
