@@ -59,6 +59,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "iov.h"
 #include "log.h"
 #include "objstore.h"
 
@@ -333,8 +334,9 @@ hf_fault_before_put (struct hf_fault *f, const char *key, size_t len,
 }
 
 static int
-hf_fault_put (struct hf_objstore *s, const char *key, const void *data,
-              size_t len, unsigned flags, const atomic_bool *cancel)
+hf_fault_putv (struct hf_objstore *s, const char *key,
+               const struct iovec *iov, int iovcnt, size_t len,
+               unsigned flags, const atomic_bool *cancel)
 {
   struct hf_fault *f = hf_fault_of (s);
   struct hf_fault_draw d;
@@ -359,7 +361,14 @@ hf_fault_put (struct hf_objstore *s, const char *key, const void *data,
       keep = 1;
     if (keep >= len)
       keep = len - 1;
-    r = hf_objstore_put_cancel (f->inner, key, data, keep, flags, cancel);
+    {
+      int n;
+      struct iovec *pre = hf_iov_slice (iov, iovcnt, 0, keep, &n);
+
+      r = pre ? hf_objstore_putv (f->inner, key, pre, n, flags, cancel)
+        : ENOMEM;
+      free (pre);
+    }
     {
       ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&f->lock);
       f->cfg.down = true;
@@ -374,7 +383,7 @@ hf_fault_put (struct hf_objstore *s, const char *key, const void *data,
     r = EIO;
   }
   else if (r == 0) {
-    r = hf_objstore_put_cancel (f->inner, key, data, len, flags, cancel);
+    r = hf_objstore_putv (f->inner, key, iov, iovcnt, flags, cancel);
     if (r == 0 && d.u_after < d.p_put_lost_ack) {
       hf_fault_note (f, HF_OP_PUT, key, "lost ack (EIO after the put)");
       r = EIO;
@@ -455,7 +464,7 @@ static const struct hf_objstore_ops hf_fault_ops = {
   .get = hf_fault_get,
   .get_all = hf_fault_get_all,
   .head = hf_fault_head,
-  .put = hf_fault_put,
+  .putv = hf_fault_putv,
   .del = hf_fault_del,
   .delete_many = hf_fault_delete_many,
   .list = hf_fault_list,

@@ -126,6 +126,11 @@ struct hf_vol_cacheq {
   struct hf_vol_cacheq *next;
   uint8_t *obj;
   size_t cap;                   /* allocated at obj */
+  const uint8_t **blocks;       /* uncompressed: data block i at
+                                   blocks[i] (owned array), in slots */
+  uint8_t *slots;               /* the write buffer's slot array they
+                                   are in (owned), or NULL */
+  size_t slots_cap;             /* bytes allocated at slots */
   uint64_t bytes;               /* the object's size */
   uint64_t seq, node_off, data_off;
   uint32_t n_nodes, n_data;
@@ -169,9 +174,21 @@ struct hf_vol_seg {
   bool rollback;                /* L: checkpoint flagged HF_SH_ROLLBACK */
   uint64_t wal_lsn;             /* fixed at seal: newest WAL record held
                                    (with earlier segments) */
-  uint8_t *obj;                 /* L: the whole object (its image if
-                                   compressed), set by the builder */
-  uint64_t obj_len;             /* L: bytes of obj that are the image */
+  uint8_t *obj;                 /* L: the object (its image if
+                                   compressed), set by the builder; if
+                                   blocks is set, its data area is not
+                                   here but there */
+  uint64_t obj_len;             /* L: bytes of the image */
+  const uint8_t **blocks;       /* L: uncompressed: data block i of the
+                                   object is at blocks[i] (n_data, the
+                                   array owned), in buf's slots, which
+                                   stay until the blocks are cached
+                                   after the commit: no copy of the
+                                   data into obj (volume-build.c) */
+  struct iovec *iov;            /* L: with blocks: the object to PUT,
+                                   obj's first data_off bytes and the
+                                   blocks (owned array) */
+  int iovcnt;                   /* L: entries at iov */
   uint8_t *up;                  /* L: compressed: the stored object
                                    (meta.h.object_size bytes) that is
                                    uploaded; NULL: obj is uploaded */
@@ -469,6 +486,9 @@ extern void hf_vol_ftab_put (struct hf_volume *v, uint64_t seq,
 extern void hf_vol_ftab_clear (struct hf_volume *v);
 extern void hf_vol_obj_recycle_locked (struct hf_volume *v, uint8_t *obj,
                                        size_t cap);
+extern void hf_vol_slots_recycle_locked (struct hf_volume *v,
+                                         uint8_t *slots, size_t cap);
+extern void hf_vol_spare_slots_locked (struct hf_volume *v);
 extern void *hf_vol_builder_thread (void *arg);
 
 /* volume-ckpt.c */
