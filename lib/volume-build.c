@@ -5,16 +5,17 @@
  * lba order, so data wins within a segment), block CRC table, node area
  * (checkpoints only, volume-ckpt.c), data area (format.h).  Headers chain
  * to the previously built segment (sh_parent_seq and sh_parent_crc).
- * The data area of an uncompressed segment is not copied into the
- * object: the object buffer holds what comes before it (header, tables,
- * nodes), and the PUT gathers the blocks from the write buffer's slots
- * (hf_objstore_putv, s->iov); the slots keep serving reads through the
- * buffer's hash until the commit, and the blocks enter the cache from
- * there (volume-upload.c).  Copying them was 8% of the server's CPU
- * under 4 KiB random writes (docs/benchmarks.md).  A compressed
- * segment's image is still copied together (zstd compresses frames of
- * it); then the buffer's hash is remapped onto the image's data area and
- * the slots are freed (or kept as the spare slot array).
+ * The data area of an uncompressed segment of page-sized blocks
+ * (hf_vol_gathered) is not copied into the object: the object buffer
+ * holds what precedes it (header, tables, nodes), and the PUT gathers
+ * the blocks from the write buffer's slots (hf_objstore_putv, s->iov);
+ * the slots keep serving reads through the buffer's hash until the
+ * commit, and the blocks enter the cache from there (volume-upload.c).
+ * Copying them was 8% of the server's CPU under 4 KiB random writes
+ * (docs/benchmarks.md).  Otherwise the image is still copied together
+ * (zstd compresses frames of it; 512-byte blocks would not go O_DIRECT
+ * from the slots); then the buffer's hash is remapped onto the image's
+ * data area and the slots are freed (or kept as the spare slot array).
  *
  * Lock rule: the builder's b_* fields are its own (no lock); it takes
  * v->lock only to read the lease epoch, to take or give spare buffers
@@ -284,9 +285,9 @@ hf_vol_plain_layout (struct hf_volume *v, struct hf_vol_seg *s,
   h->mapped = v->b_mapped;
   if (hf_seg_layout (h))
     return EFBIG;
-  /* Uncompressed: the data area stays in the slots. */
-  *obj = hf_vol_obj_alloc (v, h->codec ? h->object_size : h->data_off,
-                           obj_cap);
+  /* Gathered: the data area stays in the slots. */
+  *obj = hf_vol_obj_alloc (v, hf_vol_gathered (v) ? h->data_off
+                           : h->object_size, obj_cap);
   return *obj ? 0 : ENOMEM;
 }
 
@@ -354,7 +355,7 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
   r = hf_vol_build_tables (v, s, &ents, &n);
   if (r)
     return r;
-  if (v->codec == 0) {
+  if (hf_vol_gathered (v)) {
     /* Before the checkpoint, which cannot be undone. */
     blocks = malloc ((n ? n : 1) * sizeof *blocks);
     iov = malloc ((n + 1) * sizeof *iov);
@@ -379,9 +380,9 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
     return r;
   }
 
-  /* Data area in lba order (compressed: copied into the image; else
-   * pieces of the slots), then header and tables. */
-  if (h->codec)
+  /* Data area in lba order (gathered: pieces of the slots; else
+   * copied into the image), then header and tables. */
+  if (!hf_vol_gathered (v))
     for (i = 0; i < n; i++)
       memcpy (obj + h->data_off + i * v->bs,
               b->slots + (size_t) ents[i].slot * v->bs, v->bs);
@@ -432,10 +433,10 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
             " bytes stored", s->seq, h->n_ext, h->n_data, h->n_nodes,
             ckpt ? " (checkpoint)" : "", h->object_size, image);
 
-  /* Compressed: reads of s now come from the image's data area.  Else
+  /* Copied: reads of s now come from the image's data area.  Gathered:
    * they go on coming from the slots. */
   hf_vol_lock (v);
-  if (h->codec)
+  if (!hf_vol_gathered (v))
     old_slots = hf_wbuf_remap (b, ents, n, obj + h->data_off);
   s->blocks = blocks;
   s->iov = iov;

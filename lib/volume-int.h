@@ -474,6 +474,15 @@ extern int hf_vol_flush_wait_force (struct hf_volume *v, bool force_ckpt);
 extern int hf_vol_flush_wait (struct hf_volume *v);
 
 /* volume-build.c */
+/* Are v's segments PUT from the slots (no copy of the blocks into the
+ * object; volume-build.c)?  Not when compressed (zstd reads the image),
+ * nor with blocks smaller than a page (O_DIRECT could not write them
+ * from the slots; the copy is one contiguous write). */
+static inline bool
+hf_vol_gathered (const struct hf_volume *v)
+{
+  return v->codec == 0 && v->bs % 4096 == 0;
+}
 extern uint8_t *hf_vol_obj_alloc (struct hf_volume *v, size_t len,
                                   size_t *cap);
 /* Keep the frame table of committed segment seq for reads (takes
