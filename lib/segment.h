@@ -151,13 +151,19 @@ extern uint32_t hf_seg_frame_nblocks (const struct hf_seg_hdr *h, uint32_t i);
 extern uint32_t hf_seg_frame_blocks_for (uint32_t block_size,
                                          uint32_t frame_bytes);
 
+/* Should a frame of len bytes at src be given to zstd?  False when a
+ * sample of it looks incompressible (segment.c says how it is judged). */
+extern bool hf_seg_frame_worth (const uint8_t *src, size_t len);
+
 /* Compress the data area of an image laid out for *h (h->codec set,
  * hf_seg_layout called): data is its h->n_data blocks; each frame is
- * compressed with zstd at level, or kept raw when that does not make it
- * smaller.  The stored frames go to dst (room for h->n_data blocks,
- * which is always enough), their table to fr (h->n_frames entries), and
- * h->object_size becomes h->data_off plus the stored bytes.  ENOMEM, or
- * EIO if zstd fails otherwise (logged). */
+ * compressed with zstd at level, or kept raw when hf_seg_frame_worth
+ * says no or zstd does not make it smaller.  The stored frames go to dst
+ * (room for h->n_data blocks, which is always enough), their table to fr
+ * (h->n_frames entries), and h->object_size becomes h->data_off plus the
+ * stored bytes.  If that equals hf_seg_image_size (every frame raw), dst
+ * is left unwritten: the image's data area is the stored one.  ENOMEM,
+ * or EIO if zstd fails otherwise (logged). */
 extern int hf_seg_compress (const uint8_t *data, struct hf_seg_hdr *h,
                             int level, uint8_t *dst,
                             struct hf_seg_frame *fr);

@@ -295,7 +295,8 @@ hf_vol_plain_layout (struct hf_volume *v, struct hf_vol_seg *s,
  * still to write) into the stored object *up (h->object_size becomes
  * its length) and write the tables into both: the header and tables
  * are the same bytes in the image and in the stored object, so the
- * header CRC that chains segments is the same too.  *up is a buffer
+ * header CRC that chains segments is the same too.  If no frame shrank,
+ * *up is NULL and the image is uploaded.  *up is a buffer
  * of the pool, page-aligned like obj: the directory store writes such
  * an object with O_DIRECT, anything else through the page cache (a
  * fifth of a compressed volume's CPU on 4 KiB random writes), and a
@@ -326,9 +327,19 @@ hf_vol_compress (struct hf_volume *v, struct hf_vol_seg *s, uint8_t *obj,
     return r;
   }
   hf_seg_write_meta_frames (obj, h, s->meta.ext, s->meta.crcs, fr);
+  s->meta.frames = fr;
+  if (h->object_size == image) {
+    /* Every frame raw (random data): the image is the stored object,
+     * and is uploaded as it is, without a copy. */
+    hf_vol_lock (v);
+    hf_vol_obj_recycle_locked (v, u, *up_cap);
+    hf_vol_unlock (v);
+    *up = NULL;
+    *up_cap = 0;
+    return 0;
+  }
   memcpy (u, obj, h->data_off);
   *up = u;
-  s->meta.frames = fr;
   return 0;
 }
 
