@@ -140,7 +140,6 @@
 #include "cache-tables.h"
 #include "cleanup.h"
 #include "crc32c.h"
-#include "iov.h"
 #include "localdir.h"
 #include "log.h"
 
@@ -419,95 +418,34 @@ hf_cache_pio (int fd, bool write, char *buf, size_t len, uint64_t off)
   return 0;
 }
 
+/* Does run r go through the O_DIRECT descriptor?  Buffer, offset and
+ * length must be multiples of HF_CACHE_DIO_ALIGN, and the run long: a
+ * direct 4 KiB write costs more CPU (~30 us here) than a buffered one. */
+static bool
+hf_cache_direct_fits (const struct hf_cache *c, const struct hf_cache_run *r)
+{
+  return c->direct_fd >= 0 && r->len >= HF_CACHE_DIO_MIN &&
+    __atomic_load_n (&c->direct_ok, __ATOMIC_RELAXED) &&
+    (((uintptr_t) r->buf | r->file_off | r->len) &
+     (HF_CACHE_DIO_ALIGN - 1)) == 0;
+}
+
 static int
-hf_cache_pio_runs (struct hf_cache *c, const struct hf_cache_run *runs,
-                   unsigned n)
+hf_cache_pio_runs (struct hf_cache *c, bool write,
+                   const struct hf_cache_run *runs, unsigned n)
 {
   unsigned k;
   int err;
 
   for (k = 0; k < n; k++) {
-    err = hf_cache_pio (c->data_fd, false, runs[k].buf, runs[k].len,
-                        runs[k].file_off);
-    if (err) {
-      hf_warn ("cache: read %s at offset %" PRIu64 ": %s", c->data_path,
-               runs[k].file_off, strerror (err));
-      return err;
-    }
-  }
-  return 0;
-}
-
-/* pwritev all of the len bytes of iov at off. */
-static int
-hf_cache_pwritev_all (int fd, const struct iovec *iov, int cnt, size_t len,
-                      uint64_t off)
-{
-  struct hf_iov_cur cur;
-  size_t done = 0;
-
-  hf_iov_start (&cur, iov, cnt);
-  while (done < len) {
-    struct iovec v[HF_CACHE_CHUNK];
-    struct hf_iov_cur at = cur;
-    size_t b;
-    int k = hf_iov_next (&at, v, HF_CACHE_CHUNK, len - done, &b);
-    ssize_t r = pwritev (fd, v, k, (off_t) (off + done));
-
-    if (r < 0) {
-      if (errno == EINTR)
-        continue;
-      return errno;
-    }
-    if (r == 0)
-      return EIO;
-    hf_iov_skip (&cur, (size_t) r);
-    done += (size_t) r;
-  }
-  return 0;
-}
-
-/* Write n reserved blocks, block k (at p[k], borrowed) into cache slot
- * slot[k]: each run of consecutive slots is one pwritev, its pieces
- * wherever the blocks lie in memory (a committed segment's blocks stay
- * in the write buffer's slots, in the order they were written, not in
- * lba order).  A run goes through the O_DIRECT descriptor when it is
- * long and every piece is aligned: filling fresh page cache pages cost
- * as much CPU as the NBD socket in a random-write profile, the block was
- * just written by the client anyway, and a direct 4 KiB write costs
- * more CPU (~30 us here) than a buffered one.  Reads stay buffered (the
- * page cache is the warm tier). */
-static int
-hf_cache_write_blocks (struct hf_cache *c, const uint32_t *slot,
-                       const char *const *p, unsigned n)
-{
-  struct iovec iov[HF_CACHE_CHUNK];
-  unsigned k = 0, e, j;
-  int err;
-
-  while (k < n) {
-    uint64_t off = (uint64_t) slot[k] << c->bs_shift;
-    bool aligned = (off & (HF_CACHE_DIO_ALIGN - 1)) == 0 &&
-      (c->bs & (HF_CACHE_DIO_ALIGN - 1)) == 0;
-    size_t len;
-    int ni = 0;
-
-    for (e = k + 1; e < n && slot[e] == slot[e - 1] + 1; e++)
-      ;
-    for (j = k; j < e; j++) {
-      if (ni > 0 && (const char *) iov[ni - 1].iov_base +
-          iov[ni - 1].iov_len == p[j])
-        iov[ni - 1].iov_len += c->bs;
-      else
-        iov[ni++] = (struct iovec) { (void *) p[j], c->bs };
-      if (((uintptr_t) p[j] & (HF_CACHE_DIO_ALIGN - 1)) != 0)
-        aligned = false;
-    }
-    len = (size_t) (e - k) << c->bs_shift;
     err = EINVAL;
-    if (aligned && c->direct_fd >= 0 && len >= HF_CACHE_DIO_MIN &&
-        __atomic_load_n (&c->direct_ok, __ATOMIC_RELAXED)) {
-      err = hf_cache_pwritev_all (c->direct_fd, iov, ni, len, off);
+    /* Writes bypass the page cache when they can: filling fresh page
+     * cache pages cost as much CPU as the NBD socket in a random-write
+     * profile, and the block was just written by the client anyway.
+     * Reads stay buffered (the page cache is the warm tier). */
+    if (write && hf_cache_direct_fits (c, &runs[k])) {
+      err = hf_cache_pio (c->direct_fd, true, runs[k].buf, runs[k].len,
+                          runs[k].file_off);
       if (err == EINVAL) {
         hf_debug ("cache", "O_DIRECT write refused by %s; buffered from now",
                   c->data_path);
@@ -515,13 +453,14 @@ hf_cache_write_blocks (struct hf_cache *c, const uint32_t *slot,
       }
     }
     if (err == EINVAL)
-      err = hf_cache_pwritev_all (c->data_fd, iov, ni, len, off);
+      err = hf_cache_pio (c->data_fd, write, runs[k].buf, runs[k].len,
+                          runs[k].file_off);
     if (err) {
-      hf_warn ("cache: write %s at offset %" PRIu64 ": %s", c->data_path,
-               off, strerror (err));
+      hf_warn ("cache: %s %s at offset %" PRIu64 ": %s",
+               write ? "write" : "read", c->data_path, runs[k].file_off,
+               strerror (err));
       return err;
     }
-    k = e;
   }
   return 0;
 }
@@ -568,7 +507,7 @@ hf_cache_read_runs (struct hf_cache *c, const struct hf_cache_run *runs,
   assert (n <= HF_CACHE_RING_DEPTH);
   r = hf_cache_ring_get (c);
   if (r == NULL)
-    return hf_cache_pio_runs (c, runs, n);
+    return hf_cache_pio_runs (c, false, runs, n);
 
   for (k = 0; k < n; k++) {
     struct io_uring_sqe *sqe = io_uring_get_sqe (&r->ring);
@@ -590,7 +529,7 @@ hf_cache_read_runs (struct hf_cache *c, const struct hf_cache_run *runs,
              ret < 0 ? strerror (-ret) : "short submit");
     r->ok = false;
     pthread_mutex_unlock (&r->lock);
-    return hf_cache_pio_runs (c, runs, n);
+    return hf_cache_pio_runs (c, false, runs, n);
   }
 
   for (done = 0; done < n; done++) {
@@ -758,18 +697,20 @@ hf_cache_get (struct hf_cache *c, uint64_t seq, uint64_t off,
   return 0;
 }
 
-/* Put n <= HF_CACHE_CHUNK blocks, block k at p[k]. */
+/* Put n <= HF_CACHE_CHUNK blocks. */
 static int
 hf_cache_put_chunk (struct hf_cache *c, uint64_t seq, uint64_t off,
-                    const char *const *p, const uint32_t *crcs, unsigned n)
+                    const char *buf, const uint32_t *crcs, unsigned n)
 {
   uint32_t crc[HF_CACHE_CHUNK], slot[HF_CACHE_CHUNK], gen[HF_CACHE_CHUNK];
-  const char *bp[HF_CACHE_CHUNK];
-  unsigned k, nres = 0;
+  unsigned blk[HF_CACHE_CHUNK];
+  struct hf_cache_run runs[HF_CACHE_CHUNK];
+  unsigned k, nres = 0, nr;
   int err = 0;
 
   for (k = 0; k < n; k++)
-    crc[k] = crcs ? crcs[k] : hf_crc32c (0, p[k], c->bs);
+    crc[k] = crcs ? crcs[k] :
+      hf_crc32c (0, buf + ((size_t) k << c->bs_shift), c->bs);
 
   /* Reserve. */
   pthread_mutex_lock (&c->lock);
@@ -795,17 +736,18 @@ hf_cache_put_chunk (struct hf_cache *c, uint64_t seq, uint64_t off,
     hf_cache_hash_insert (c, i);
     slot[nres] = i;
     gen[nres] = s->gen;
-    bp[nres] = p[k];
+    blk[nres] = k;
     nres++;
   }
   pthread_mutex_unlock (&c->lock);
   if (nres == 0)
     return err;
 
-  /* Write without the lock.  pwritev, not io_uring: buffered writes
+  /* Write without the lock.  pwrite, not io_uring: buffered writes
    * through io_uring go to a kernel worker thread here and measured 2-3
    * times slower than a plain pwrite into the page cache. */
-  if (hf_cache_write_blocks (c, slot, bp, nres) != 0)
+  nr = hf_cache_make_runs (c, slot, blk, nres, (char *) buf, runs);
+  if (hf_cache_pio_runs (c, true, runs, nr) != 0)
     err = EIO;
 
   /* Publish. */
@@ -844,7 +786,7 @@ int
 hf_cache_put_crcs (struct hf_cache *c, uint64_t seq, uint64_t off,
                    const void *buf, size_t len, const uint32_t *crcs)
 {
-  size_t nblocks, done, n, k;
+  size_t nblocks, done, n;
   int err;
 
   err = hf_cache_check_range (c, off, len);
@@ -852,35 +794,10 @@ hf_cache_put_crcs (struct hf_cache *c, uint64_t seq, uint64_t off,
     return err;
   nblocks = len >> c->bs_shift;
   for (done = 0; done < nblocks; done += n) {
-    const char *p[HF_CACHE_CHUNK];
-
     n = nblocks - done < HF_CACHE_CHUNK ? nblocks - done : HF_CACHE_CHUNK;
-    for (k = 0; k < n; k++)
-      p[k] = (const char *) buf + ((done + k) << c->bs_shift);
     err = hf_cache_put_chunk (c, seq, off + ((uint64_t) done << c->bs_shift),
-                              p, crcs ? crcs + done : NULL, n);
-    if (err)
-      return err;
-  }
-  return 0;
-}
-
-int
-hf_cache_put_blocks (struct hf_cache *c, uint64_t seq, uint64_t off,
-                     const void *const *blocks, size_t n,
-                     const uint32_t *crcs)
-{
-  size_t done, k;
-  int err;
-
-  err = hf_cache_check_range (c, off, 0);
-  if (err)
-    return err;
-  for (done = 0; done < n; done += k) {
-    k = n - done < HF_CACHE_CHUNK ? n - done : HF_CACHE_CHUNK;
-    err = hf_cache_put_chunk (c, seq, off + ((uint64_t) done << c->bs_shift),
-                              (const char *const *) blocks + done,
-                              crcs ? crcs + done : NULL, (unsigned) k);
+                              (const char *) buf + (done << c->bs_shift),
+                              crcs ? crcs + done : NULL, n);
     if (err)
       return err;
   }

@@ -72,13 +72,6 @@ extern int hf_cache_put_crcs (struct hf_cache *c, uint64_t seq,
                               uint64_t off, const void *buf, size_t len,
                               const uint32_t *crcs);
 
-/* Like hf_cache_put_crcs for the n blocks of segment seq from off on,
- * block i's bytes at blocks[i] (borrowed; anywhere in memory: a
- * committed segment's blocks in the write buffer's slots). */
-extern int hf_cache_put_blocks (struct hf_cache *c, uint64_t seq,
-                                uint64_t off, const void *const *blocks,
-                                size_t n, const uint32_t *crcs);
-
 /* Tables of a compressed segment (opaque bytes: the volume's
  * hf_seg_tables_encode), kept in files of their own beside the blocks
  * (cache-tables.h): they survive restarts and crashes, within a budget

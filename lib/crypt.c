@@ -18,7 +18,6 @@
 
 #include "cleanup.h"
 #include "crypt.h"
-#include "iov.h"
 #include "log.h"
 #include "objstore.h"
 
@@ -567,41 +566,16 @@ hf_crypt_seal (const struct hf_crypt_objkey *k,
                const uint8_t uuid[HF_UUID_SIZE], const uint8_t *pt,
                size_t len, uint8_t *out)
 {
-  struct iovec iov = { .iov_base = (void *) pt, .iov_len = len };
-
-  return hf_crypt_sealv (k, uuid, &iov, 1, len, out);
-}
-
-int
-hf_crypt_sealv (const struct hf_crypt_objkey *k,
-                const uint8_t uuid[HF_UUID_SIZE], const struct iovec *iov,
-                int cnt, size_t len, uint8_t *out)
-{
-  struct hf_iov_cur c;
   uint64_t i = 0;
   size_t off = 0;
   int r;
 
-  hf_iov_start (&c, iov, cnt);
   do {
     size_t n = len - off < HF_CRYPT_CHUNK ? len - off : HF_CRYPT_CHUNK;
     bool last = off + n == len;
-    uint8_t *o = out + i * HF_CRYPT_SCHUNK;
-    struct iovec piece;
-    size_t got = 0;
-    struct hf_iov_cur at = c;
 
-    /* In one piece: from there.  Else gathered where its ciphertext
-     * goes (in-place GCM; the nonce is written before it). */
-    if (n > 0 && (hf_iov_next (&at, &piece, 1, n, &got), got == n)) {
-      c = at;
-      r = hf_crypt_seal_chunk (k, uuid, i, last, piece.iov_base, n, o);
-    }
-    else {
-      if (hf_iov_copy (&c, o + HF_CRYPT_NONCE, n) != n)
-        return EINVAL;
-      r = hf_crypt_seal_chunk (k, uuid, i, last, o + HF_CRYPT_NONCE, n, o);
-    }
+    r = hf_crypt_seal_chunk (k, uuid, i, last, pt + off, n,
+                             out + i * HF_CRYPT_SCHUNK);
     if (r)
       return r;
     off += n;

@@ -34,7 +34,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/uio.h>
 
 #include "format.h"
 
@@ -159,14 +158,6 @@ extern bool hf_crypt_plain_size (uint64_t slen, uint64_t *len);
 extern int hf_crypt_seal (const struct hf_crypt_objkey *k,
                           const uint8_t uuid[HF_UUID_SIZE],
                           const uint8_t *pt, size_t len, uint8_t *out);
-/* The same for the object made of the bytes of iov[0 .. cnt - 1] (len:
- * their sum): the stored bytes are those of hf_crypt_seal on the
- * concatenation.  A chunk that lies in one piece is sealed from it, one
- * that spans pieces is gathered into its place in out and sealed there. */
-extern int hf_crypt_sealv (const struct hf_crypt_objkey *k,
-                           const uint8_t uuid[HF_UUID_SIZE],
-                           const struct iovec *iov, int cnt, size_t len,
-                           uint8_t *out);
 /* Open a whole stored object (slen bytes) into pt (at least the plain
  * size).  EBADMSG with *bad_off (stored byte offset of the chunk) if any
  * chunk fails, or if slen is not a valid stored size. */

@@ -306,15 +306,6 @@ hf_file_cache_put (void *opaque, uint64_t seq, uint64_t off,
   hf_cache_put_crcs (opaque, seq, off, buf, len, crcs);
 }
 
-static void
-hf_file_cache_put_blocks (void *opaque, uint64_t seq, uint64_t off,
-                          const void *const *blocks, size_t n,
-                          const uint32_t *crcs)
-{
-  /* failure: not cached */
-  hf_cache_put_blocks (opaque, seq, off, blocks, n, crcs);
-}
-
 static int
 hf_file_tables_get (void *opaque, uint64_t seq, void **buf, size_t *len)
 {
@@ -479,7 +470,6 @@ hf_file_open_ext (const char *url, const struct hf_file_options *opts,
     f->hooks.opaque = f->cache;
     f->hooks.cache_get = hf_file_cache_get;
     f->hooks.cache_put = hf_file_cache_put;
-    f->hooks.cache_put_blocks = hf_file_cache_put_blocks;
     f->hooks.tables_get = hf_file_tables_get;
     f->hooks.tables_put = hf_file_tables_put;
     vo.hooks = &f->hooks;

@@ -388,9 +388,8 @@ hf_cstore_head (struct hf_objstore *s, const char *key,
 }
 
 static int
-hf_cstore_putv (struct hf_objstore *s, const char *key,
-                const struct iovec *iov, int iovcnt, size_t len,
-                unsigned flags, const atomic_bool *cancel)
+hf_cstore_put (struct hf_objstore *s, const char *key, const void *data,
+               size_t len, unsigned flags, const atomic_bool *cancel)
 {
   struct hf_cstore *c = s->priv;
   struct hf_crypt_objkey k;
@@ -402,12 +401,12 @@ hf_cstore_putv (struct hf_objstore *s, const char *key,
   if ((r = hf_cstore_name (c, key, &name)) != 0)
     return r;
   if (name == NULL)
-    return hf_objstore_putv (c->inner, key, iov, iovcnt, flags, cancel);
+    return hf_objstore_put_cancel (c->inner, key, data, len, flags, cancel);
   slen = hf_crypt_stored_size (len);
   if ((sbuf = hf_cstore_buf_get (c, slen, &cap)) == NULL)
     return ENOMEM;
   if ((r = hf_cstore_key_get (c, name, &k)) == 0) {
-    r = hf_crypt_sealv (&k, c->uuid, iov, iovcnt, len, sbuf);
+    r = hf_crypt_seal (&k, c->uuid, data, len, sbuf);
     hf_cstore_key_put (c, name, &k);
   }
   /* Sealing is deterministic, so a retried put sends the same bytes
@@ -505,7 +504,7 @@ static const struct hf_objstore_ops hf_cstore_ops = {
   .get = hf_cstore_get,
   .get_all = hf_cstore_get_all,
   .head = hf_cstore_head,
-  .putv = hf_cstore_putv,
+  .put = hf_cstore_put,
   .del = hf_cstore_del,
   .delete_many = hf_cstore_delete_many,
   .list = hf_cstore_list,

@@ -42,7 +42,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "iov.h"
 #include "log.h"
 #include "objstore.h"
 
@@ -333,108 +332,79 @@ hf_dir_head (struct hf_objstore *s, const char *key,
   return 0;
 }
 
-/* Write len bytes from the cursor c, in chunks of at most
- * HF_OBJSTORE_CANCEL_CHUNK so that a raised cancel flag (objstore.h)
- * stops the put between two: ECANCELED.  Chunks keep O_DIRECT's
- * alignment (the chunk size is a multiple of the page). */
-#define HF_DIR_CHUNK_IOV 1024       /* IOV_MAX on Linux */
+/* Write len bytes of data, in chunks of at most HF_OBJSTORE_CANCEL_CHUNK
+ * so that a raised cancel flag (objstore.h) stops the put between two:
+ * ECANCELED.  Chunks keep O_DIRECT's alignment (the chunk size is a
+ * multiple of the page). */
 static int
-hf_dir_write_all (int fd, struct hf_iov_cur *c, size_t len,
+hf_dir_write_all (int fd, const void *data, size_t len,
                   const atomic_bool *cancel)
 {
   size_t done = 0;
 
   while (done < len) {
-    struct iovec v[HF_DIR_CHUNK_IOV];
-    struct hf_iov_cur at = *c;
     size_t want = len - done;
     ssize_t n;
-    int k;
 
     if (hf_objstore_cancelled (cancel))
       return ECANCELED;
     if (want > HF_OBJSTORE_CANCEL_CHUNK)
       want = HF_OBJSTORE_CANCEL_CHUNK;
-    k = hf_iov_next (&at, v, HF_DIR_CHUNK_IOV, want, &want);
-    n = writev (fd, v, k);
+    n = write (fd, (const char *) data + done, want);
     if (n == -1) {
       if (errno == EINTR)
         continue;
       return errno;
     }
-    hf_iov_skip (c, (size_t) n);
     done += n;
   }
   return 0;
 }
 
-/* Write a large object with O_DIRECT (head bytes: the pieces from the
- * start that are page-aligned in place and length, hf_dir_direct_head;
- * the rest buffered).  Filling fresh page-cache pages costs ~2 ms of
- * CPU per MiB on the VMs measured, ~0.3 ms direct, and a segment
- * written here is read back rarely (the block cache has it).  EINVAL
- * from the kernel (a file system without O_DIRECT): the caller writes
- * it buffered from the start. */
+/* Write a large page-aligned object with O_DIRECT (its page-aligned
+ * prefix; the tail buffered).  Filling fresh page-cache pages costs
+ * ~2 ms of CPU per MiB on the VMs measured, ~0.3 ms direct, and a
+ * segment written here is read back rarely (the block cache has it).
+ * EINVAL from the kernel (a file system without O_DIRECT): the caller
+ * writes it buffered from the start. */
 #define HF_DIR_DIO_ALIGN 4096
 #define HF_DIR_DIO_MIN   (1024 * 1024)
 static int
-hf_dir_write_direct (int fd, struct hf_iov_cur *c, size_t head, size_t len,
+hf_dir_write_direct (int fd, const void *data, size_t len,
                      const atomic_bool *cancel)
 {
+  size_t head = len & ~(size_t) (HF_DIR_DIO_ALIGN - 1);
   int fl = fcntl (fd, F_GETFL), r;
 
   if (fl == -1 || fcntl (fd, F_SETFL, fl | O_DIRECT) == -1)
     return EINVAL;
-  r = hf_dir_write_all (fd, c, head, cancel);
+  r = hf_dir_write_all (fd, data, head, cancel);
   if (fcntl (fd, F_SETFL, fl) == -1 && r == 0)
     r = errno;
   if (r == 0 && head < len)
-    r = hf_dir_write_all (fd, c, len - head, cancel);
+    r = hf_dir_write_all (fd, (const char *) data + head, len - head,
+                          cancel);
   return r;
 }
 
-/* How many bytes from the start of iov O_DIRECT can write: whole
- * pieces at page-aligned addresses with page-multiple lengths, and the
- * aligned part of the first one whose length is not. */
-static size_t
-hf_dir_direct_head (const struct iovec *iov, int iovcnt)
-{
-  size_t head = 0;
-  int i;
-
-  for (i = 0; i < iovcnt; i++) {
-    if (((uintptr_t) iov[i].iov_base & (HF_DIR_DIO_ALIGN - 1)) != 0)
-      break;
-    head += iov[i].iov_len & ~(size_t) (HF_DIR_DIO_ALIGN - 1);
-    if ((iov[i].iov_len & (HF_DIR_DIO_ALIGN - 1)) != 0)
-      break;
-  }
-  return head;
-}
-
 static int
-hf_dir_write_object (int fd, const struct iovec *iov, int iovcnt,
-                     size_t len, const atomic_bool *cancel)
+hf_dir_write_object (int fd, const void *data, size_t len,
+                     const atomic_bool *cancel)
 {
-  size_t head = hf_dir_direct_head (iov, iovcnt);
-  struct hf_iov_cur c;
-
-  hf_iov_start (&c, iov, iovcnt);
-  if (head >= HF_DIR_DIO_MIN) {
-    int r = hf_dir_write_direct (fd, &c, head, len, cancel);
+  if (len >= HF_DIR_DIO_MIN &&
+      ((uintptr_t) data & (HF_DIR_DIO_ALIGN - 1)) == 0) {
+    int r = hf_dir_write_direct (fd, data, len, cancel);
     if (r != EINVAL)
       return r;
     if (lseek (fd, 0, SEEK_SET) == -1 || ftruncate (fd, 0) == -1)
       return errno;
-    hf_iov_start (&c, iov, iovcnt);
   }
-  return hf_dir_write_all (fd, &c, len, cancel);
+  return hf_dir_write_all (fd, data, len, cancel);
 }
 
 static int
-hf_dir_putv (struct hf_objstore *s, const char *key, const struct iovec *iov,
-             int iovcnt, size_t len, unsigned flags,
-             const atomic_bool *cancel)
+hf_dir_put (struct hf_objstore *s, const char *key, const void *data,
+            size_t len, unsigned flags, const atomic_bool *cancel)
 {
   struct hf_dir_store *d = hf_dir_priv (s);
   char path[PATH_MAX], tmp[PATH_MAX + 32], dir[PATH_MAX];
@@ -461,7 +431,7 @@ hf_dir_putv (struct hf_objstore *s, const char *key, const struct iovec *iov,
     r = errno;
     goto out;
   }
-  if ((r = hf_dir_write_object (fd, iov, iovcnt, len, cancel)) != 0)
+  if ((r = hf_dir_write_object (fd, data, len, cancel)) != 0)
     goto out_unlink;
   if (fsync (fd) == -1) {
     r = errno;
@@ -681,7 +651,7 @@ static const struct hf_objstore_ops hf_dir_ops = {
   .get = hf_dir_get,
   .get_all = hf_dir_get_all,
   .head = hf_dir_head,
-  .putv = hf_dir_putv,
+  .put = hf_dir_put,
   .del = hf_dir_del,
   .delete_many = hf_dir_delete_many,
   .list = hf_dir_list,

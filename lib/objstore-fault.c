@@ -59,7 +59,6 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "iov.h"
 #include "log.h"
 #include "objstore.h"
 
@@ -334,9 +333,8 @@ hf_fault_before_put (struct hf_fault *f, const char *key, size_t len,
 }
 
 static int
-hf_fault_putv (struct hf_objstore *s, const char *key,
-               const struct iovec *iov, int iovcnt, size_t len,
-               unsigned flags, const atomic_bool *cancel)
+hf_fault_put (struct hf_objstore *s, const char *key, const void *data,
+              size_t len, unsigned flags, const atomic_bool *cancel)
 {
   struct hf_fault *f = hf_fault_of (s);
   struct hf_fault_draw d;
@@ -361,14 +359,7 @@ hf_fault_putv (struct hf_objstore *s, const char *key,
       keep = 1;
     if (keep >= len)
       keep = len - 1;
-    {
-      int n;
-      struct iovec *pre = hf_iov_slice (iov, iovcnt, 0, keep, &n);
-
-      r = pre ? hf_objstore_putv (f->inner, key, pre, n, flags, cancel)
-        : ENOMEM;
-      free (pre);
-    }
+    r = hf_objstore_put_cancel (f->inner, key, data, keep, flags, cancel);
     {
       ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&f->lock);
       f->cfg.down = true;
@@ -383,7 +374,7 @@ hf_fault_putv (struct hf_objstore *s, const char *key,
     r = EIO;
   }
   else if (r == 0) {
-    r = hf_objstore_putv (f->inner, key, iov, iovcnt, flags, cancel);
+    r = hf_objstore_put_cancel (f->inner, key, data, len, flags, cancel);
     if (r == 0 && d.u_after < d.p_put_lost_ack) {
       hf_fault_note (f, HF_OP_PUT, key, "lost ack (EIO after the put)");
       r = EIO;
@@ -464,7 +455,7 @@ static const struct hf_objstore_ops hf_fault_ops = {
   .get = hf_fault_get,
   .get_all = hf_fault_get_all,
   .head = hf_fault_head,
-  .putv = hf_fault_putv,
+  .put = hf_fault_put,
   .del = hf_fault_del,
   .delete_many = hf_fault_delete_many,
   .list = hf_fault_list,

@@ -41,7 +41,6 @@
 
 #include "cleanup.h"
 #include "duration.h"
-#include "iov.h"
 #include "log.h"
 #include "objstore.h"
 #include "s3-int.h"
@@ -170,12 +169,14 @@ hf_s3_head (struct hf_objstore *os, const char *key,
  * has gone again: it was not ours to claim), or the errno of a failed
  * HEAD/GET (logged). */
 static int
-hf_s3_landed (struct hf_s3 *s, const char *key, const struct iovec *iov,
-              int iovcnt, size_t len)
+hf_s3_landed (struct hf_s3 *s, const char *key, const void *data,
+              size_t len)
 {
   struct hf_s3_resp rp = { 0 };
   struct hf_s3_req rq = HF_S3_REQ (.method = "HEAD", .key = key,
                                    .op = HF_OP_HEAD);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0, i;
   char md5hex[2 * EVP_MAX_MD_SIZE + 1];
   void *cur = NULL;
   size_t curlen = 0;
@@ -186,7 +187,9 @@ hf_s3_landed (struct hf_s3 *s, const char *key, const struct iovec *iov,
   if (err == 0 && (!rp.have_clen || rp.clen != len))
     err = EEXIST;
   else if (err == 0
-           && hf_sigv4_digest_iov_hex (EVP_md5 (), iov, iovcnt, md5hex)) {
+           && EVP_Digest (data, len, md, &mdlen, EVP_md5 (), NULL) == 1) {
+    for (i = 0; i < mdlen; i++)
+      snprintf (md5hex + 2 * i, 3, "%02x", md[i]);
     if (strcasecmp (rp.etag, md5hex) == 0)
       goto ours;
   }
@@ -210,7 +213,7 @@ hf_s3_landed (struct hf_s3 *s, const char *key, const struct iovec *iov,
   hf_s3_resp_free (&rp);
   if (err)
     return err;
-  same = curlen == len && hf_iov_equal (iov, iovcnt, cur, curlen);
+  same = curlen == len && memcmp (cur, data, len) == 0;
   free (cur);
   if (!same)
     return EEXIST;
@@ -235,8 +238,7 @@ struct hf_s3_mpu {
   struct hf_s3 *s;
   const char *key;
   const char *upload_id_enc;    /* percent-encoded */
-  const struct iovec *iov;      /* the object's pieces */
-  int iovcnt;
+  const char *data;
   size_t len, part_size, nparts;
   char (*etags)[128];
   const atomic_bool *cancel;    /* the put's (objstore.h) */
@@ -256,8 +258,7 @@ hf_s3_mpu_worker (void *opaque)
     struct hf_s3_resp rp = { 0 };
     char query[512];
     size_t i, off, n;
-    struct iovec *part;
-    int err, np;
+    int err;
 
     {
       ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&m->lock);
@@ -269,18 +270,11 @@ hf_s3_mpu_worker (void *opaque)
     n = m->len - off < m->part_size ? m->len - off : m->part_size;
     snprintf (query, sizeof query, "partNumber=%zu&uploadId=%s", i + 1,
               m->upload_id_enc);
-    part = hf_iov_slice (m->iov, m->iovcnt, off, n, &np);
     struct hf_s3_req rq = HF_S3_REQ (.method = "PUT", .key = m->key,
-                                     .query = query,
-                                     .body = part && np == 1
-                                       ? part[0].iov_base : NULL,
-                                     .body_iov = part && np == 1 ? NULL
-                                       : part,
-                                     .body_iovcnt = np,
+                                     .query = query, .body = m->data + off,
                                      .body_len = n, .op = HF_OP_PUT,
                                      .cancel = m->cancel);
-    err = part ? hf_s3_request (m->s, &rq, &rp) : ENOMEM;
-    free (part);
+    err = hf_s3_request (m->s, &rq, &rp);
     if (err == 0 && rp.etag[0] == '\0')
       err = EIO;
     if (err == 0)
@@ -317,13 +311,12 @@ hf_s3_mpu_abort (struct hf_s3 *s, const char *key, const char *query)
 /* An unconditional put by multipart upload (a conditional one is
  * always a plain PUT: see the top of the file). */
 static int
-hf_s3_put_multipart (struct hf_s3 *s, const char *key,
-                     const struct iovec *iov, int iovcnt, size_t len,
-                     const atomic_bool *cancel)
+hf_s3_put_multipart (struct hf_s3 *s, const char *key, const void *data,
+                     size_t len, const atomic_bool *cancel)
 {
   struct hf_s3_resp rp = { 0 };
-  struct hf_s3_mpu m = { .s = s, .key = key, .iov = iov, .iovcnt = iovcnt,
-                         .len = len, .cancel = cancel };
+  struct hf_s3_mpu m = { .s = s, .key = key, .data = data, .len = len,
+                         .cancel = cancel };
   struct hf_strbuf body = { 0 };
   CLEANUP_FREE char *upload_id = NULL, *id_enc = NULL, *query = NULL;
   pthread_t th[64];
@@ -421,7 +414,7 @@ hf_s3_put_multipart (struct hf_s3 *s, const char *key,
     if (err == ENOENT && strcmp (rp.code, "NoSuchUpload") == 0) {
       /* A resent Complete whose first copy completed finds the upload
        * gone: the object says whether that copy was ours. */
-      err = hf_s3_landed (s, key, iov, iovcnt, len);
+      err = hf_s3_landed (s, key, data, len);
       if (err == EEXIST)
         err = EIO;
     }
@@ -436,12 +429,9 @@ hf_s3_put_multipart (struct hf_s3 *s, const char *key,
   return err;
 }
 
-/* One piece is sent from memory by curl itself (POSTFIELDS), several
- * through the read callback (s3-request.c). */
 static int
-hf_s3_putv (struct hf_objstore *os, const char *key, const struct iovec *iov,
-            int iovcnt, size_t len, unsigned flags,
-            const atomic_bool *cancel)
+hf_s3_put (struct hf_objstore *os, const char *key, const void *data,
+           size_t len, unsigned flags, const atomic_bool *cancel)
 {
   struct hf_s3 *s = os->priv;
   struct hf_s3_resp rp = { 0 };
@@ -451,21 +441,17 @@ hf_s3_putv (struct hf_objstore *os, const char *key, const struct iovec *iov,
    * the file says why; hf_objstore_put bounds it). */
   if (!(flags & HF_PUT_IF_NONE_MATCH) && len >= s->multipart_threshold &&
       len > 0)
-    return hf_s3_put_multipart (s, key, iov, iovcnt, len, cancel);
+    return hf_s3_put_multipart (s, key, data, len, cancel);
 
   struct hf_s3_req rq = HF_S3_REQ (.method = "PUT", .key = key,
-                                   .body = iovcnt == 1 ? iov[0].iov_base
-                                     : NULL,
-                                   .body_iov = iovcnt == 1 ? NULL : iov,
-                                   .body_iovcnt = iovcnt,
-                                   .body_len = len,
+                                   .body = data, .body_len = len,
                                    .if_none_match =
                                      (flags & HF_PUT_IF_NONE_MATCH) != 0,
                                    .new_object = true, .op = HF_OP_PUT,
                                    .cancel = cancel);
   err = hf_s3_request (s, &rq, &rp);
   if (err == EEXIST && (flags & HF_PUT_IF_NONE_MATCH))
-    err = hf_s3_landed (s, key, iov, iovcnt, len);
+    err = hf_s3_landed (s, key, data, len);
   if (err && err != EEXIST)
     hf_s3_fail (s, "PUT", key, &rp, err);
   hf_s3_resp_free (&rp);
@@ -542,7 +528,7 @@ static const struct hf_objstore_ops hf_s3_ops = {
   .get = hf_s3_get,
   .get_all = hf_s3_get_all,
   .head = hf_s3_head,
-  .putv = hf_s3_putv,
+  .put = hf_s3_put,
   .del = hf_s3_del,
   .delete_many = hf_s3_delete_many,
   .list = hf_s3_list,

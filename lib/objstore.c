@@ -9,7 +9,6 @@
 #include <time.h>
 
 #include "clock.h"
-#include "iov.h"
 #include "log.h"
 #include "objstore.h"
 
@@ -80,25 +79,11 @@ hf_objstore_put_cancel (struct hf_objstore *s, const char *key,
                         const void *data, size_t len, unsigned flags,
                         const atomic_bool *cancel)
 {
-  struct iovec iov = { .iov_base = (void *) data, .iov_len = len };
-
-  return hf_objstore_putv (s, key, &iov, 1, flags, cancel);
-}
-
-int
-hf_objstore_putv (struct hf_objstore *s, const char *key,
-                  const struct iovec *iov, int iovcnt, unsigned flags,
-                  const atomic_bool *cancel)
-{
   int r = hf_objstore_check_key (key);
-  size_t len;
 
   if (r)
     return r;
-  if ((flags & ~HF_PUT_IF_NONE_MATCH) || iovcnt < 1)
-    return EINVAL;
-  len = hf_iov_total (iov, iovcnt);
-  if (len == SIZE_MAX)
+  if (flags & ~HF_PUT_IF_NONE_MATCH)
     return EINVAL;
   /* Every store, so that what works on dir also works on s3. */
   if ((flags & HF_PUT_IF_NONE_MATCH) && len > HF_OBJSTORE_COND_PUT_MAX) {
@@ -108,7 +93,7 @@ hf_objstore_putv (struct hf_objstore *s, const char *key,
   }
   if (hf_objstore_cancelled (cancel))
     return ECANCELED;
-  return s->ops->putv (s, key, iov, iovcnt, len, flags, cancel);
+  return s->ops->put (s, key, data, len, flags, cancel);
 }
 
 int

@@ -46,7 +46,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/uio.h>
 
 #define HF_OBJSTORE_KEY_MAX 1024
 
@@ -125,11 +124,8 @@ struct hf_objstore_ops {
                   void **data, size_t *len);
   int (*head) (struct hf_objstore *s, const char *key,
                struct hf_objstore_info *info);
-  /* The object is the bytes of iov[0 .. iovcnt - 1] one after the
-   * other (len: their sum, at least 1 entry): hf_objstore_putv. */
-  int (*putv) (struct hf_objstore *s, const char *key,
-               const struct iovec *iov, int iovcnt, size_t len,
-               unsigned flags, const atomic_bool *cancel);
+  int (*put) (struct hf_objstore *s, const char *key, const void *data,
+              size_t len, unsigned flags, const atomic_bool *cancel);
   int (*del) (struct hf_objstore *s, const char *key);
   int (*delete_many) (struct hf_objstore *s, const char *const *keys,
                       size_t n);
@@ -226,22 +222,6 @@ extern int hf_objstore_put_cancel (struct hf_objstore *s, const char *key,
                                    const void *data, size_t len,
                                    unsigned flags,
                                    const atomic_bool *cancel);
-
-/* hf_objstore_put_cancel of an object gathered from several buffers:
- * the bytes of iov[0], then iov[1] ... iov[iovcnt - 1] (the array and
- * the buffers borrowed; any lengths, empty ones too; iovcnt >= 1), so
- * that a caller whose object lies in pieces (a segment: its header and
- * tables in one buffer, its blocks in the write buffer's slots) does
- * not copy it together first.  The same contract otherwise; every
- * store sends the same bytes as for one buffer holding them: the
- * directory store writes page-aligned pieces of page-multiple length
- * with O_DIRECT like a page-aligned buffer, the s3 store sends the
- * body from the pieces (and reads them again from the start for a
- * retried attempt), the encrypting store seals them into its own
- * buffer, the fault store passes them on. */
-extern int hf_objstore_putv (struct hf_objstore *s, const char *key,
-                             const struct iovec *iov, int iovcnt,
-                             unsigned flags, const atomic_bool *cancel);
 
 /* Has cancel (NULL: never) been raised? */
 static inline bool

@@ -159,12 +159,7 @@ struct hf_s3_req {
   const char *key;              /* NULL: the bucket itself */
   const char *query;            /* raw, already percent-encoded, or NULL */
   const void *body;             /* PUT/POST payload (borrowed) */
-  const struct iovec *body_iov; /* or this one's pieces (borrowed, NULL:
-                                   body), body_iovcnt of them: sent
-                                   through a read callback, from the
-                                   start again on every attempt */
-  int body_iovcnt;
-  size_t body_len;              /* body's length, or the pieces' sum */
+  size_t body_len;
   const char *payload_hash;     /* precomputed SHA-256 hex, or NULL */
   const char *content_md5;      /* base64, or NULL */
   bool if_none_match;           /* send If-None-Match: * */

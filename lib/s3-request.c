@@ -33,7 +33,6 @@
 #include <curl/curl.h>
 
 #include "cleanup.h"
-#include "iov.h"
 #include "log.h"
 #include "objstore.h"
 #include "s3-int.h"
@@ -419,27 +418,6 @@ hf_s3_perform (CURLM *m, CURL *c, int poll_ms)
   return cc;
 }
 
-/* A body sent from pieces (rq->body_iov): curl asks for it in pieces of
- * its own, and to start again (seek to 0) when it resends it on a new
- * connection. */
-static size_t
-hf_s3_read_cb (char *buf, size_t size, size_t nitems, void *opaque)
-{
-  return hf_iov_copy (opaque, buf, size * nitems);
-}
-
-static int
-hf_s3_seek_cb (void *opaque, curl_off_t offset, int origin)
-{
-  struct hf_iov_cur *c = opaque;
-
-  if (origin != SEEK_SET || offset < 0)
-    return CURL_SEEKFUNC_CANTSEEK;
-  hf_iov_start (c, c->iov, c->cnt);
-  return hf_iov_skip (c, (size_t) offset) == (size_t) offset
-    ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_FAIL;
-}
-
 /* One attempt on multi handle m, signed with session ss (a directory
  * bucket's, s3-express.c) or else with cr.  Returns 0 (the HTTP outcome
  * is in rp) or a local errno (ENOMEM, signing failure). */
@@ -456,7 +434,6 @@ hf_s3_attempt (struct hf_s3 *s, CURLM *m, const struct hf_s3_req *rq,
   CURL *c;
   CLEANUP_FREE char *auth = NULL;
   char amz_date[17], range[64], line[2048];
-  struct hf_iov_cur body;       /* rq->body_iov: from the start */
   size_t n = 0, i;
   int r;
 
@@ -564,20 +541,10 @@ hf_s3_attempt (struct hf_s3 *s, CURLM *m, const struct hf_s3_req *rq,
     curl_easy_setopt (c, CURLOPT_CUSTOMREQUEST, "DELETE");
   else {
     /* PUT / POST: the body from memory, with Content-Length (never
-     * chunked).  Pieces go through the read callback (POST with no
-     * POSTFIELDS reads from it). */
+     * chunked). */
     curl_easy_setopt (c, CURLOPT_POSTFIELDSIZE_LARGE,
                       (curl_off_t) rq->body_len);
-    if (rq->body_iov) {
-      hf_iov_start (&body, rq->body_iov, rq->body_iovcnt);
-      curl_easy_setopt (c, CURLOPT_POST, 1L);
-      curl_easy_setopt (c, CURLOPT_READFUNCTION, hf_s3_read_cb);
-      curl_easy_setopt (c, CURLOPT_READDATA, &body);
-      curl_easy_setopt (c, CURLOPT_SEEKFUNCTION, hf_s3_seek_cb);
-      curl_easy_setopt (c, CURLOPT_SEEKDATA, &body);
-    }
-    else
-      curl_easy_setopt (c, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
+    curl_easy_setopt (c, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
     if (strcmp (rq->method, "POST") != 0)
       curl_easy_setopt (c, CURLOPT_CUSTOMREQUEST, rq->method);
   }
@@ -698,10 +665,7 @@ hf_s3_request (struct hf_s3 *s, const struct hf_s3_req *rq,
   else if (s->unsigned_payload && rq->body_len > 0)
     payload_hash = "UNSIGNED-PAYLOAD";
   else {
-    if (rq->body_iov)
-      hf_sigv4_sha256_iov_hex (rq->body_iov, rq->body_iovcnt, hash);
-    else
-      hf_sigv4_sha256_hex (rq->body ? rq->body : "", rq->body_len, hash);
+    hf_sigv4_sha256_hex (rq->body ? rq->body : "", rq->body_len, hash);
     payload_hash = hash;
   }
   max_retries = rq->max_retries >= 0 ? (unsigned) rq->max_retries

@@ -115,33 +115,6 @@ hf_sigv4_sha256_hex (const void *data, size_t len, char *hex)
     hex[0] = '\0';
 }
 
-bool
-hf_sigv4_digest_iov_hex (const void *md, const struct iovec *iov, int cnt,
-                         char *hex)
-{
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int outlen = 0;
-  EVP_MD_CTX *x = EVP_MD_CTX_new ();
-  bool ok = x != NULL && EVP_DigestInit_ex (x, md, NULL) == 1;
-  int i;
-
-  for (i = 0; ok && i < cnt; i++)
-    ok = EVP_DigestUpdate (x, iov[i].iov_base, iov[i].iov_len) == 1;
-  ok = ok && EVP_DigestFinal_ex (x, out, &outlen) == 1;
-  EVP_MD_CTX_free (x);
-  if (ok)
-    hf_sigv4_to_hex (out, outlen, hex);
-  return ok;
-}
-
-void
-hf_sigv4_sha256_iov_hex (const struct iovec *iov, int cnt, char *hex)
-{
-  /* As hf_sigv4_sha256_hex: an empty string never matches. */
-  if (!hf_sigv4_digest_iov_hex (EVP_sha256 (), iov, cnt, hex))
-    hex[0] = '\0';
-}
-
 static bool
 hf_sigv4_hmac (const void *key, size_t keylen, const char *msg,
                unsigned char out[32])

@@ -23,7 +23,6 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <sys/uio.h>
 #include <time.h>
 
 struct hf_sigv4_header {
@@ -57,16 +56,6 @@ extern void hf_sigv4_amz_date (time_t t, char *buf);
 
 /* Lowercase hex SHA-256 of data into hex (at least 65 bytes). */
 extern void hf_sigv4_sha256_hex (const void *data, size_t len, char *hex);
-
-/* The same of the bytes of iov[0 .. cnt - 1] one after the other. */
-extern void hf_sigv4_sha256_iov_hex (const struct iovec *iov, int cnt,
-                                     char *hex);
-
-/* Lowercase hex of the digest md (an EVP_MD *, e.g. EVP_md5 ()) of the
- * bytes of iov into hex (at least 2 * EVP_MAX_MD_SIZE + 1 bytes);
- * false if libcrypto failed. */
-extern bool hf_sigv4_digest_iov_hex (const void *md, const struct iovec *iov,
-                                     int cnt, char *hex);
 
 /* Build the canonical request, string to sign and Authorization header
  * value.  amz_date is the x-amz-date value; region and service ("s3")

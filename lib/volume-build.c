@@ -5,17 +5,8 @@
  * lba order, so data wins within a segment), block CRC table, node area
  * (checkpoints only, volume-ckpt.c), data area (format.h).  Headers chain
  * to the previously built segment (sh_parent_seq and sh_parent_crc).
- * The data area of an uncompressed segment of page-sized blocks
- * (hf_vol_gathered) is not copied into the object: the object buffer
- * holds what precedes it (header, tables, nodes), and the PUT gathers
- * the blocks from the write buffer's slots (hf_objstore_putv, s->iov);
- * the slots keep serving reads through the buffer's hash until the
- * commit, and the blocks enter the cache from there (volume-upload.c).
- * Copying them was 8% of the server's CPU under 4 KiB random writes
- * (docs/benchmarks.md).  Otherwise the image is still copied together
- * (zstd compresses frames of it; 512-byte blocks would not go O_DIRECT
- * from the slots); then the buffer's hash is remapped onto the image's
- * data area and the slots are freed (or kept as the spare slot array).
+ * Once built, the buffer's hash is remapped onto the object's data area
+ * and the slots are freed (or kept as the spare slot array).
  *
  * Lock rule: the builder's b_* fields are its own (no lock); it takes
  * v->lock only to read the lease epoch, to take or give spare buffers
@@ -47,8 +38,7 @@ hf_vol_obj_alloc (struct hf_volume *v, size_t len, size_t *cap)
   unsigned i, best = UINT_MAX;
 
   hf_vol_lock (v);
-  /* The pool holds large buffers only: a small object takes none. */
-  for (i = 0; len >= (1u << 20) && i < v->n_spare_obj; i++)
+  for (i = 0; i < v->n_spare_obj; i++)
     if (v->spare_obj[i].cap >= len &&
         (best == UINT_MAX || v->spare_obj[i].cap < v->spare_obj[best].cap))
       best = i;
@@ -74,8 +64,8 @@ hf_vol_obj_alloc (struct hf_volume *v, size_t len, size_t *cap)
   return p;
 }
 
-/* Keep a committed segment's object buffer (or slot array) for reuse
- * (caller holds v->lock); a full pool keeps the larger buffers. */
+/* Keep a committed segment's object buffer for reuse (caller holds
+ * v->lock); a full pool keeps the larger buffers. */
 void
 hf_vol_obj_recycle_locked (struct hf_volume *v, uint8_t *obj, size_t cap)
 {
@@ -102,74 +92,6 @@ hf_vol_obj_recycle_locked (struct hf_volume *v, uint8_t *obj, size_t cap)
     else
       free (obj);
   }
-}
-
-/* Keep a slot array (cap bytes, page-aligned) given back by a built or
- * committed segment: as the spare slot array that the next buffer
- * takes whole, else in the pool.  Caller holds v->lock. */
-void
-hf_vol_slots_recycle_locked (struct hf_volume *v, uint8_t *slots,
-                             size_t cap)
-{
-  HF_VOL_ASSERT_LOCKED (v);
-  if (slots == NULL)
-    return;
-  if (v->spare_slots.p == NULL && cap >= (size_t) 1024 * v->bs) {
-    v->spare_slots.p = slots;
-    v->spare_slots.len = cap;
-  }
-  else
-    hf_vol_obj_recycle_locked (v, slots, cap);
-}
-
-/* Before a new buffer takes its first slot: a spare slot array for it
- * from the pool if there is none (slot arrays now stay with their
- * segment until it is cached, and come back into the pool).  Caller
- * holds v->lock. */
-void
-hf_vol_spare_slots_locked (struct hf_volume *v)
-{
-  unsigned i, best = UINT_MAX;
-
-  HF_VOL_ASSERT_LOCKED (v);
-  if (v->spare_slots.p)
-    return;
-  for (i = 0; i < v->n_spare_obj; i++)
-    if (v->spare_obj[i].cap >= (size_t) 1024 * v->bs &&
-        (best == UINT_MAX || v->spare_obj[i].cap > v->spare_obj[best].cap))
-      best = i;
-  if (best == UINT_MAX)
-    return;
-  v->spare_slots.p = v->spare_obj[best].p;
-  v->spare_slots.len = v->spare_obj[best].cap;
-  v->spare_obj[best] = v->spare_obj[--v->n_spare_obj];
-}
-
-/* The pieces of the uncompressed segment s, whose first data_off bytes
- * are at obj: block i of ents (lba order) at blocks[i], in the slots;
- * iov (the PUT's pieces: obj's part, then the blocks, neighbours in
- * memory merged) has room for n + 1 entries. */
-static int
-hf_vol_build_iov (struct hf_volume *v, const struct hf_wbuf *b,
-                  const uint8_t *obj, uint64_t data_off,
-                  const struct hf_wbuf_ent *ents, size_t n,
-                  const uint8_t **blocks, struct iovec *iov)
-{
-  size_t i;
-  int k = 0;
-
-  iov[k++] = (struct iovec) { (void *) obj, data_off };
-  for (i = 0; i < n; i++) {
-    const uint8_t *p = b->slots + (size_t) ents[i].slot * v->bs;
-
-    blocks[i] = p;
-    if (k > 1 && (const uint8_t *) iov[k - 1].iov_base +
-        iov[k - 1].iov_len == p)
-      iov[k - 1].iov_len += v->bs;
-    else
-      iov[k++] = (struct iovec) { (void *) p, v->bs };
-  }
-  return k;
 }
 
 /* The extent and CRC tables and the header fields of s that do not
@@ -285,9 +207,7 @@ hf_vol_plain_layout (struct hf_volume *v, struct hf_vol_seg *s,
   h->mapped = v->b_mapped;
   if (hf_seg_layout (h))
     return EFBIG;
-  /* Gathered: the data area stays in the slots. */
-  *obj = hf_vol_obj_alloc (v, hf_vol_gathered (v) ? h->data_off
-                           : h->object_size, obj_cap);
+  *obj = hf_vol_obj_alloc (v, h->object_size, obj_cap);
   return *obj ? 0 : ENOMEM;
 }
 
@@ -351,10 +271,7 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
   struct hf_wbuf *b = s->buf;
   struct hf_seg_hdr *h = &s->meta.h;
   CLEANUP_FREE struct hf_wbuf_ent *ents = NULL;
-  const uint8_t **blocks = NULL;
-  struct iovec *iov = NULL;
-  int iovcnt = 0;
-  uint8_t *obj = NULL, *old_slots = NULL, *up = NULL;
+  uint8_t *obj = NULL, *old_slots, *up = NULL;
   size_t up_cap = 0;
   size_t obj_cap = 0;
   uint64_t image;
@@ -366,17 +283,6 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
   r = hf_vol_build_tables (v, s, &ents, &n);
   if (r)
     return r;
-  if (hf_vol_gathered (v)) {
-    /* Before the checkpoint, which cannot be undone. */
-    blocks = malloc ((n ? n : 1) * sizeof *blocks);
-    iov = malloc ((n + 1) * sizeof *iov);
-    if (blocks == NULL || iov == NULL) {
-      free (blocks);
-      free (iov);
-      hf_seg_meta_free (&s->meta);
-      return ENOMEM;
-    }
-  }
   ckpt = hf_vol_ckpt_due (v, s);
   if (ckpt)
     r = hf_vol_ckpt_build (v, s, &obj, &obj_cap);
@@ -385,20 +291,14 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
   if (r) {
     if (!ckpt)
       free (obj);
-    free (blocks);
-    free (iov);
     hf_seg_meta_free (&s->meta);
     return r;
   }
 
-  /* Data area in lba order (gathered: pieces of the slots; else
-   * copied into the image), then header and tables. */
-  if (!hf_vol_gathered (v))
-    for (i = 0; i < n; i++)
-      memcpy (obj + h->data_off + i * v->bs,
-              b->slots + (size_t) ents[i].slot * v->bs, v->bs);
-  else
-    iovcnt = hf_vol_build_iov (v, b, obj, h->data_off, ents, n, blocks, iov);
+  /* Data area in lba order, then header and tables. */
+  for (i = 0; i < n; i++)
+    memcpy (obj + h->data_off + i * v->bs,
+            b->slots + (size_t) ents[i].slot * v->bs, v->bs);
   if (!ckpt)
     memset (obj + h->node_off, 0, h->data_off - h->node_off);
   else
@@ -444,14 +344,9 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
             " bytes stored", s->seq, h->n_ext, h->n_data, h->n_nodes,
             ckpt ? " (checkpoint)" : "", h->object_size, image);
 
-  /* Copied: reads of s now come from the image's data area.  Gathered:
-   * they go on coming from the slots. */
+  /* Reads of s now come from the object's data area. */
   hf_vol_lock (v);
-  if (!hf_vol_gathered (v))
-    old_slots = hf_wbuf_remap (b, ents, n, obj + h->data_off);
-  s->blocks = blocks;
-  s->iov = iov;
-  s->iovcnt = iovcnt;
+  old_slots = hf_wbuf_remap (b, ents, n, obj + h->data_off);
   s->obj = obj;
   s->obj_cap = obj_cap;
   s->obj_len = image;
@@ -459,9 +354,14 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
   s->up_cap = up_cap;
   s->ckpt = ckpt;
   s->state = HF_VSEG_BUILT;
-  hf_vol_slots_recycle_locked (v, old_slots, (size_t) b->cap_slots * v->bs);
+  if (v->spare_slots.p == NULL && old_slots && b->cap_slots >= 1024) {
+    v->spare_slots.p = old_slots;
+    v->spare_slots.len = (size_t) b->cap_slots * v->bs;
+    old_slots = NULL;
+  }
   pthread_cond_broadcast (&v->work_cv);
   hf_vol_unlock (v);
+  free (old_slots);
   return 0;
 }
 

@@ -249,9 +249,7 @@ hf_vol_ckpt_build (struct hf_volume *v, struct hf_vol_seg *s,
   hf_btree_set_noread (v->tree, false);
   hf_runs_free (&own);
   if (r == 0) {
-    /* Gathered: the data area stays in the slots. */
-    obj = hf_vol_obj_alloc (v, hf_vol_gathered (v) ? h->data_off
-                            : h->object_size, &obj_cap);
+    obj = hf_vol_obj_alloc (v, h->object_size, &obj_cap);
     if (obj == NULL)
       r = ENOMEM;
   }
@@ -293,9 +291,7 @@ hf_vol_ckpt_build (struct hf_volume *v, struct hf_vol_seg *s,
   hf_vol_lock (v);
   s->obj = obj;
   s->obj_cap = obj_cap;
-  /* The image (before any compression); gathered, only what precedes
-   * the data area until the builder publishes the blocks. */
-  s->obj_len = hf_vol_gathered (v) ? h->data_off : h->object_size;
+  s->obj_len = h->object_size;  /* the image (before any compression) */
   hf_vol_unlock (v);
   hf_vol_tree_wrunlock (v);
   *objp = obj;

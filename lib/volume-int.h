@@ -126,11 +126,6 @@ struct hf_vol_cacheq {
   struct hf_vol_cacheq *next;
   uint8_t *obj;
   size_t cap;                   /* allocated at obj */
-  const uint8_t **blocks;       /* uncompressed: data block i at
-                                   blocks[i] (owned array), in slots */
-  uint8_t *slots;               /* the write buffer's slot array they
-                                   are in (owned), or NULL */
-  size_t slots_cap;             /* bytes allocated at slots */
   uint64_t bytes;               /* the object's size */
   uint64_t seq, node_off, data_off;
   uint32_t n_nodes, n_data;
@@ -174,21 +169,9 @@ struct hf_vol_seg {
   bool rollback;                /* L: checkpoint flagged HF_SH_ROLLBACK */
   uint64_t wal_lsn;             /* fixed at seal: newest WAL record held
                                    (with earlier segments) */
-  uint8_t *obj;                 /* L: the object (its image if
-                                   compressed), set by the builder; if
-                                   blocks is set, its data area is not
-                                   here but there */
-  uint64_t obj_len;             /* L: bytes of the image */
-  const uint8_t **blocks;       /* L: uncompressed: data block i of the
-                                   object is at blocks[i] (n_data, the
-                                   array owned), in buf's slots, which
-                                   stay until the blocks are cached
-                                   after the commit: no copy of the
-                                   data into obj (volume-build.c) */
-  struct iovec *iov;            /* L: with blocks: the object to PUT,
-                                   obj's first data_off bytes and the
-                                   blocks (owned array) */
-  int iovcnt;                   /* L: entries at iov */
+  uint8_t *obj;                 /* L: the whole object (its image if
+                                   compressed), set by the builder */
+  uint64_t obj_len;             /* L: bytes of obj that are the image */
   uint8_t *up;                  /* L: compressed: the stored object
                                    (meta.h.object_size bytes) that is
                                    uploaded; NULL: obj is uploaded */
@@ -474,15 +457,6 @@ extern int hf_vol_flush_wait_force (struct hf_volume *v, bool force_ckpt);
 extern int hf_vol_flush_wait (struct hf_volume *v);
 
 /* volume-build.c */
-/* Are v's segments PUT from the slots (no copy of the blocks into the
- * object; volume-build.c)?  Not when compressed (zstd reads the image),
- * nor with blocks smaller than a page (O_DIRECT could not write them
- * from the slots; the copy is one contiguous write). */
-static inline bool
-hf_vol_gathered (const struct hf_volume *v)
-{
-  return v->codec == 0 && v->bs % 4096 == 0;
-}
 extern uint8_t *hf_vol_obj_alloc (struct hf_volume *v, size_t len,
                                   size_t *cap);
 /* Keep the frame table of committed segment seq for reads (takes
@@ -495,9 +469,6 @@ extern void hf_vol_ftab_put (struct hf_volume *v, uint64_t seq,
 extern void hf_vol_ftab_clear (struct hf_volume *v);
 extern void hf_vol_obj_recycle_locked (struct hf_volume *v, uint8_t *obj,
                                        size_t cap);
-extern void hf_vol_slots_recycle_locked (struct hf_volume *v,
-                                         uint8_t *slots, size_t cap);
-extern void hf_vol_spare_slots_locked (struct hf_volume *v);
 extern void *hf_vol_builder_thread (void *arg);
 
 /* volume-ckpt.c */

@@ -60,37 +60,6 @@ hf_vol_seg_loc (const struct hf_volume *v, uint64_t seq, char *key,
   return lv->store;
 }
 
-/* Copy len bytes at off of the pending segment s's object into buf:
- * from obj, and from the slots for its data area when that stays there
- * (s->blocks). */
-static void
-hf_vol_mem_copy (const struct hf_volume *v, const struct hf_vol_seg *s,
-                 const uint8_t *obj, const uint8_t *const *blocks,
-                 uint64_t off, uint8_t *buf, size_t len)
-{
-  uint64_t data_off = s->meta.h.data_off;
-
-  if (blocks == NULL || off + len <= data_off) {
-    memcpy (buf, obj + off, len);
-    return;
-  }
-  if (off < data_off) {
-    memcpy (buf, obj + off, data_off - off);
-    buf += data_off - off;
-    len -= data_off - off;
-    off = data_off;
-  }
-  while (len > 0) {
-    uint64_t blk = (off - data_off) / v->bs, in = (off - data_off) % v->bs;
-    size_t k = v->bs - in < len ? v->bs - in : len;
-
-    memcpy (buf, blocks[blk] + in, k);
-    buf += k;
-    len -= k;
-    off += k;
-  }
-}
-
 /* Copy bytes of segment seq at off from its in-memory object, if it is
  * still pending.  0, or ENOENT if not in memory.  The copy (up to a
  * read chunk, 4 MiB) is made without v->lock: the segment is pinned
@@ -101,7 +70,6 @@ hf_vol_mem_object (struct hf_volume *v, uint64_t seq, uint64_t off,
 {
   struct hf_vol_seg *s;
   const uint8_t *obj;
-  const uint8_t *const *blocks;
 
   hf_vol_lock (v);
   for (s = v->sealed; s; s = s->next)
@@ -113,9 +81,8 @@ hf_vol_mem_object (struct hf_volume *v, uint64_t seq, uint64_t off,
   }
   s->pins++;
   obj = s->obj;
-  blocks = s->blocks;
   hf_vol_unlock (v);
-  hf_vol_mem_copy (v, s, obj, blocks, off, buf, len);
+  memcpy (buf, obj + off, len);
   hf_vol_lock (v);
   if (--s->pins == 0)
     pthread_cond_broadcast (&v->commit_cv);

@@ -226,14 +226,6 @@ hf_vol_cache_or_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s,
     q->obj = s->obj;
     q->cap = s->obj_cap;
     q->bytes = s->obj_len;      /* the image (uncompressed) */
-    if (s->blocks) {
-      /* The blocks stay where they are until cached. */
-      q->blocks = s->blocks;
-      q->slots = s->buf->slots;
-      q->slots_cap = (size_t) s->buf->cap_slots * v->bs;
-      s->blocks = NULL;
-      s->buf->slots = NULL;
-    }
     q->seq = s->seq;
     q->node_off = s->meta.h.node_off;
     q->n_nodes = s->meta.h.n_nodes;
@@ -262,34 +254,10 @@ hf_vol_cache_or_recycle_locked (struct hf_volume *v, struct hf_vol_seg *s,
                 s->seq);
     }
     hf_vol_obj_recycle_locked (v, s->obj, s->obj_cap);
-    if (s->blocks) {
-      hf_vol_slots_recycle_locked (v, s->buf->slots,
-                                   (size_t) s->buf->cap_slots * v->bs);
-      s->buf->slots = NULL;
-    }
   }
   s->obj = NULL;
   hf_vol_obj_recycle_locked (v, s->up, s->up_cap);
   s->up = NULL;
-}
-
-/* The data blocks of q, which are where they were written (q->blocks):
- * all at once if the hooks take blocks, else one by one. */
-static void
-hf_vol_cache_put_blocks (struct hf_volume *v, const struct hf_vol_cacheq *q)
-{
-  const struct hf_volume_hooks *hk = v->o.hooks;
-  uint32_t i;
-
-  if (hk->cache_put_blocks) {
-    hk->cache_put_blocks (hk->opaque, q->seq, q->data_off,
-                          (const void *const *) q->blocks, q->n_data,
-                          q->crcs);
-    return;
-  }
-  for (i = 0; i < q->n_data; i++)
-    hk->cache_put (hk->opaque, q->seq, q->data_off + (uint64_t) i * v->bs,
-                   q->blocks[i], v->bs, q->crcs ? q->crcs + i : NULL);
 }
 
 /* Put the queued objects into the cache (drops v->lock meanwhile). */
@@ -309,9 +277,7 @@ hf_vol_cache_drain_locked (struct hf_volume *v)
     if (q->n_nodes)
       hk->cache_put (hk->opaque, q->seq, q->node_off, q->obj + q->node_off,
                      (size_t) q->n_nodes * HF_NODE_SIZE, NULL);
-    if (q->n_data && q->blocks)
-      hf_vol_cache_put_blocks (v, q);
-    else if (q->n_data)
+    if (q->n_data)
       hk->cache_put (hk->opaque, q->seq, q->data_off, q->obj + q->data_off,
                      (size_t) q->n_data * v->bs, q->crcs);
     if (q->tables)
@@ -319,8 +285,6 @@ hf_vol_cache_drain_locked (struct hf_volume *v)
     free (q->tables);
     hf_vol_lock (v);
     hf_vol_obj_recycle_locked (v, q->obj, q->cap);
-    hf_vol_slots_recycle_locked (v, q->slots, q->slots_cap);
-    free (q->blocks);
     free (q->crcs);
     free (q);
   }
@@ -365,10 +329,7 @@ hf_vol_uploader_thread (void *arg)
                    s->seq);
     r = hf_vol_fence_before_put (v, stale);
     if (r == 0) {
-      r = s->iov
-        ? hf_objstore_putv (v->store, key, s->iov, s->iovcnt,
-                            HF_PUT_IF_NONE_MATCH, &v->put_cancel)
-        : hf_objstore_put_cancel (v->store, key, s->up ? s->up : s->obj,
+      r = hf_objstore_put_cancel (v->store, key, s->up ? s->up : s->obj,
                                   s->meta.h.object_size,
                                   HF_PUT_IF_NONE_MATCH, &v->put_cancel);
       r = hf_vol_fence_after_put (v, key, s, r);

@@ -166,8 +166,6 @@ hf_vol_put_block_locked (struct hf_volume *v, uint64_t lba,
     return ENOMEM;
   if (hf_vol_all_zero (data, v->bs))
     return hf_wbuf_zero (b, lba, 1);
-  if (b->cap_slots == 0)
-    hf_vol_spare_slots_locked (v);
   r = hf_wbuf_put (b, v->bs, lba, data, crc, &v->spare_slots, &added);
   if (r == 0 && added)
     v->dirty_bytes += v->bs;

@@ -67,8 +67,6 @@ hf_vol_seg_free (struct hf_vol_seg *s)
     hf_wbuf_free (s->buf);
     free (s->obj);
     free (s->up);
-    free (s->blocks);
-    free (s->iov);
     hf_seg_meta_free (&s->meta);
     free (s);
   }
@@ -286,8 +284,6 @@ hf_vol_free (struct hf_volume *v)
     struct hf_vol_cacheq *q = v->cacheq;
     v->cacheq = q->next;
     free (q->obj);
-    free (q->blocks);
-    free (q->slots);
     free (q->crcs);
     free (q->tables);
     free (q);

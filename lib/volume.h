@@ -56,12 +56,6 @@ struct hf_volume_hooks {
    * cache computes them: index nodes). */
   void (*cache_put) (void *opaque, uint64_t seq, uint64_t off,
                      const void *buf, size_t len, const uint32_t *crcs);
-  /* The same for the n blocks of segment seq from off on, block i's
-   * bytes at blocks[i] (borrowed, anywhere in memory; crcs as for
-   * cache_put).  NULL: the volume calls cache_put for each block. */
-  void (*cache_put_blocks) (void *opaque, uint64_t seq, uint64_t off,
-                            const void *const *blocks, size_t n,
-                            const uint32_t *crcs);
   /* Persistent keeping of compressed segments' frame tables (NULL:
    * none), so that after a restart a read that misses the cache costs
    * one GET, not a table GET first: get copies what was put for seq

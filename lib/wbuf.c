@@ -202,15 +202,10 @@ hf_wbuf_put (struct hf_wbuf *b, uint32_t bs, uint64_t lba,
         ns = spare->p;
         spare->p = NULL;
       }
-      else {
-        /* Page-aligned, not realloc: the directory store writes the
-         * slots with O_DIRECT (volume-build.c). */
-        if (posix_memalign ((void **) &ns, 4096, (size_t) nc * bs) != 0)
-          return ENOMEM;
-        if (b->n_slots)
-          memcpy (ns, b->slots, (size_t) b->n_slots * bs);
-        free (b->slots);
-      }
+      else
+        ns = realloc (b->slots, (size_t) nc * bs);
+      if (ns == NULL)
+        return ENOMEM;
       b->slots = ns;
       b->rdata = ns;
       b->cap_slots = nc;

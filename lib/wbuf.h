@@ -8,11 +8,9 @@
  * than the zero runs covering them: zeroing a block that is in the hash
  * marks its entry HF_WBUF_NO_SLOT (a zero tombstone).
  *
- * A sealed buffer is read-only.  An uncompressed segment's PUT and its
- * cache entries take the blocks from the slots (volume-build.c), which
- * serve reads until the commit.  Once the builder has copied the slots
- * into a compressed segment's image it calls hf_wbuf_remap: the hash
- * then points into the image's data area (rdata) and the slots go.
+ * Once the builder has copied the slots into a segment object it calls
+ * hf_wbuf_remap: the hash then points into the object's data area
+ * (rdata) and the slots are freed; the buffer is read-only from then on.
  *
  * No locks here: the volume holds v->lock around every call on a buffer
  * that other threads can see (volume-int.h).  Functions return 0 or
@@ -33,10 +31,7 @@ struct hf_wbuf {
   uint64_t *keys;               /* lba + 1; 0 = empty */
   uint32_t *vals;               /* slot, or HF_WBUF_NO_SLOT (zeroed) */
   size_t cap, used;             /* hash capacity (power of 2), keys used */
-  uint8_t *slots;               /* n_slots blocks, page-aligned (a
-                                   segment's PUT writes them with
-                                   O_DIRECT); NULL after remap, or once
-                                   the volume took the array */
+  uint8_t *slots;               /* n_slots blocks; NULL after remap */
   uint32_t *crcs;               /* CRC32C of each slot, as the writer
                                    computed it (cap_slots entries); NULL
                                    after remap */

@@ -843,59 +843,6 @@ START_TEST (test_direct_put)
 }
 END_TEST
 
-/* hf_cache_put_blocks: blocks scattered in memory (a committed
- * segment's, still in the write buffer's slots) go in under their
- * offsets, with their carried CRCs; aligned and in runs of 64 they are
- * written with O_DIRECT like a contiguous put, and read back right. */
-START_TEST (test_put_blocks)
-{
-  enum { N = 100 };
-  struct hf_cache *c = open_cache (1, BS, 256);
-  const void *blk[N];
-  uint32_t crcs[N];
-  char path[256], *slots;
-  bool direct = !under_valgrind ();
-  int fd, k;
-
-  snprintf (path, sizeof path, "%s/cache.data", cachedir);
-  fd = open (path, O_RDWR | O_DIRECT);
-  if (fd >= 0)
-    close (fd);
-  else
-    direct = false;
-  ck_assert_int_eq (posix_memalign ((void **) &slots, 4096, N * BS), 0);
-  for (k = 0; k < N; k++) {
-    char *p = slots + (size_t) ((k * 37) % N) * BS;   /* scattered */
-
-    fill (4, (uint64_t) k * BS, p, BS, BS);
-    blk[k] = p;
-    crcs[k] = hf_crc32c (0, p, BS);
-  }
-  ck_assert_int_eq (hf_cache_put_blocks (c, 4, 0, blk, N, crcs), 0);
-  if (direct)
-    ck_assert_uint_eq (resident_pages (path, N * BS / 4096), 0);
-  ck_assert_int_eq (check_get (c, 4, 0, N * BS, BS), 0);
-  /* A block whose bytes changed after its CRC is a miss, its
-   * neighbours are not. */
-  slots[5] ^= 1;
-  for (k = 0; k < N && blk[k] != slots; k++)
-    ;
-  ck_assert_int_lt (k, N);
-  ck_assert_int_eq (hf_cache_put_blocks (c, 5, 0, blk, N, crcs), 0);
-  {
-    char back[BS];
-    int o = (k + 1) % N;
-
-    ck_assert_int_eq (hf_cache_get (c, 5, (uint64_t) k * BS, back, BS),
-                      ENOENT);
-    ck_assert_int_eq (hf_cache_get (c, 5, (uint64_t) o * BS, back, BS), 0);
-    ck_assert (memcmp (back, blk[o], BS) == 0);
-  }
-  free (slots);
-  hf_cache_close (c);
-}
-END_TEST
-
 START_TEST (test_drop_segment)
 {
   struct hf_cache *c = open_cache (1, BS, 64);
@@ -1128,7 +1075,6 @@ main (void)
   tcase_add_test (tc, test_hostile_dir);
   tcase_add_test (tc, test_drop_segment);
   tcase_add_test (tc, test_direct_put);
-  tcase_add_test (tc, test_put_blocks);
   tcase_add_test (tc, test_concurrency);
   tcase_add_test (tc, test_rates);
   suite_add_tcase (s, tc);

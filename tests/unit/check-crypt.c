@@ -89,71 +89,6 @@ START_TEST (test_sizes_roundtrip)
 }
 END_TEST
 
-/* Sealing pieces (hf_crypt_sealv) stores the bytes of sealing them
- * together: pieces that split chunks, empty ones, one per chunk; and
- * the encrypting store's gathered put reads back as the concatenation
- * (and finds its own object again: EEXIST on the same bytes). */
-START_TEST (test_sealv)
-{
-  static const size_t cuts[][6] = {
-    { 1, 0, 4095, 4097, 5000, 1 },      /* across chunk boundaries */
-    { 4096, 4096, 4096, 0, 4096, 1 },   /* a chunk per piece */
-    { 0, 0, 0, 0, 0, 0 },               /* nothing */
-    { 0, 7, 0, 0, 0, 0 },               /* less than a chunk */
-  };
-  char *dir = make_tmpdir ();
-  struct hf_objstore *s, *w;
-  struct hf_crypt_objkey k;
-  size_t c;
-
-  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
-  ck_assert_int_eq (hf_objstore_crypt_open (s, "p/", uuid_a, dkey, &w), 0);
-  objkey (uuid_a, "seg/fffffffffffffffd", &k);
-  for (c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
-    struct iovec iov[6];
-    size_t len = 0, i, got = 0;
-    uint8_t *pt, *p, *st1, *st2;
-    uint64_t slen;
-    void *all;
-    char key[64];
-
-    for (i = 0; i < 6; i++)
-      len += cuts[c][i];
-    pt = malloc (len + 1);
-    fill (pt, len);
-    for (i = 0, p = pt; i < 6; p += cuts[c][i], i++) {
-      iov[i].iov_base = malloc (cuts[c][i] + 1);
-      memcpy (iov[i].iov_base, p, cuts[c][i]);
-      iov[i].iov_len = cuts[c][i];
-    }
-    slen = hf_crypt_stored_size (len);
-    st1 = malloc (slen);
-    st2 = malloc (slen);
-    ck_assert_int_eq (hf_crypt_seal (&k, uuid_a, pt, len, st1), 0);
-    ck_assert_int_eq (hf_crypt_sealv (&k, uuid_a, iov, 6, len, st2), 0);
-    ck_assert (memcmp (st1, st2, slen) == 0);
-
-    snprintf (key, sizeof key, "p/seg/v%zu", c);
-    ck_assert_int_eq (hf_objstore_putv (w, key, iov, 6,
-                                        HF_PUT_IF_NONE_MATCH, NULL), 0);
-    ck_assert_int_eq (hf_objstore_put (w, key, pt, len,
-                                       HF_PUT_IF_NONE_MATCH), EEXIST);
-    ck_assert_int_eq (hf_objstore_get_all (w, key, 1 << 20, &all, &got), 0);
-    ck_assert_uint_eq (got, len);
-    ck_assert (len == 0 || memcmp (all, pt, len) == 0);
-    free (all);
-    for (i = 0; i < 6; i++)
-      free (iov[i].iov_base);
-    free (pt);
-    free (st1);
-    free (st2);
-  }
-  hf_crypt_obj_key_clear (&k);
-  hf_objstore_close (w);
-  rm_tmpdir (dir);
-}
-END_TEST
-
 START_TEST (test_deterministic_nonce)
 {
   struct hf_crypt_objkey k;
@@ -843,7 +778,6 @@ main (void)
   fill (dkey, sizeof dkey);
   tcase_set_timeout (tc, 120);
   tcase_add_test (tc, test_sizes_roundtrip);
-  tcase_add_test (tc, test_sealv);
   tcase_add_test (tc, test_deterministic_nonce);
   tcase_add_test (tc, test_known_answer);
   tcase_add_test (tc, test_every_byte_authenticated);

@@ -1343,28 +1343,6 @@ START_TEST (test_fault_torn_put)
 }
 END_TEST
 
-/* A torn gathered put keeps a prefix of the pieces together. */
-START_TEST (test_fault_torn_putv)
-{
-  struct hf_fault_config fc = { .p_put_torn = 1.0, .torn_keep = 0.5 };
-  char a[300], b[400], c[300], all[1000];
-  struct iovec iov[3] = { { a, 300 }, { b, 400 }, { c, 300 } };
-
-  fill (all, sizeof all, 9);
-  memcpy (a, all, 300);
-  memcpy (b, all + 300, 400);
-  memcpy (c, all + 700, 300);
-  hf_objstore_fault_set_config (store, &fc);
-  ck_assert_int_eq (hf_objstore_putv (store, K ("tv"), iov, 3, 0, NULL), EIO);
-  hf_objstore_fault_set_down (store, false);
-  fc.p_put_torn = 0;
-  hf_objstore_fault_set_config (store, &fc);
-  check_content (K ("tv"), all, 500);
-  ck_assert_int_eq (hf_objstore_putv (store, K ("tv"), iov, 3, 0, NULL), 0);
-  check_content (K ("tv"), all, 1000);
-}
-END_TEST
-
 /* Run a fixed single-threaded workload on a fresh fault store over dir
  * path with cfg; record each result in res (n entries). */
 static void
@@ -1849,83 +1827,6 @@ START_TEST (test_dir_direct)
 }
 END_TEST
 
-/* A gathered put on dir: page-aligned pieces of page-multiple length go
- * with O_DIRECT (not left in the page cache), from the first piece that
- * is not (an unaligned length, or address) on buffered; the bytes are
- * right either way. */
-static size_t
-resident_pages (const char *key, size_t len)
-{
-  unsigned char vec[1024];
-  char *path = dir_path_of (key);
-  size_t i, n = 0;
-  int fd = open (path, O_RDONLY);
-  void *m;
-
-  ck_assert_int_ge (fd, 0);
-  ck_assert_uint_le (len / 4096, sizeof vec);
-  m = mmap (NULL, len, PROT_READ, MAP_SHARED, fd, 0);
-  ck_assert_ptr_ne (m, MAP_FAILED);
-  ck_assert_int_eq (mincore (m, len, vec), 0);
-  for (i = 0; i < len / 4096; i++)
-    n += vec[i] & 1;
-  munmap (m, len);
-  close (fd);
-  free (path);
-  return n;
-}
-
-START_TEST (test_dir_putv_direct)
-{
-  /* 300 aligned 4 KiB pieces (1.2 MiB), one of 4096 + 100, 100 more. */
-  enum { N = 402 };
-  struct iovec iov[N];
-  uint8_t *slots, *data, *p;
-  size_t total = 0, i;
-  bool direct = !under_valgrind ();
-  int fd;
-
-  ck_assert_int_eq (posix_memalign ((void **) &slots, 4096, N * 8192), 0);
-  fill (slots, N * 8192, 5);
-  for (i = 0; i < N; i++) {
-    /* Out of order in memory, as a segment's blocks in the slots. */
-    iov[i].iov_base = slots + ((i * 7) % N) * 8192;
-    iov[i].iov_len = i == 300 ? 4096 + 100 : 4096;
-    total += iov[i].iov_len;
-  }
-  data = xmalloc (total);
-  for (i = 0, p = data; i < N; p += iov[i].iov_len, i++)
-    memcpy (p, iov[i].iov_base, iov[i].iov_len);
-  ck_assert_int_eq (hf_objstore_putv (store, K ("d"), iov, N, 0, NULL), 0);
-  {
-    char *path = dir_path_of (K ("d"));
-    fd = open (path, O_RDONLY | O_DIRECT);
-    free (path);
-  }
-  if (fd >= 0)
-    close (fd);
-  else
-    direct = false;
-  if (direct) {
-    /* The aligned pieces (and the aligned part of the 301st) direct,
-     * the rest through the page cache. */
-    ck_assert_uint_eq (resident_pages (K ("d"), 301 * 4096), 0);
-    ck_assert_uint_eq (resident_pages (K ("d"), 303 * 4096), 2);
-  }
-  check_content (K ("d"), data, total);
-
-  /* An unaligned first piece: all buffered, the same bytes. */
-  iov[0].iov_base = slots + 1;
-  memcpy (data, slots + 1, 4096);
-  ck_assert_int_eq (hf_objstore_putv (store, K ("u"), iov, N, 0, NULL), 0);
-  if (direct)
-    ck_assert_uint_eq (resident_pages (K ("u"), 301 * 4096), 301);
-  check_content (K ("u"), data, total);
-  free (data);
-  free (slots);
-}
-END_TEST
-
 START_TEST (test_dir_enospc)
 {
   struct hf_objstore *d;
@@ -1971,54 +1872,6 @@ START_TEST (test_dir_enospc)
 }
 END_TEST
 
-/* hf_objstore_putv: the object is its pieces one after the other, with
- * empty pieces, odd lengths and a piece that is most of it; the same
- * as a put of the bytes together, and conditional like it. */
-START_TEST (test_putv)
-{
-  const size_t big = scaled (3 * MiB + 5, 300 * 1024 + 5);
-  const size_t lens[] = { 1, 0, 4095, 4097, 0, 7, 0 };
-  struct iovec iov[8];
-  uint8_t *data, *p;
-  size_t total = 0, i;
-
-  for (i = 0; i < 7; i++)
-    total += lens[i];
-  total += big;
-  data = xmalloc (total);
-  fill (data, total, 31);
-  /* Pieces in their own buffers, not slices of data. */
-  for (i = 0, p = data; i < 8; i++) {
-    size_t n = i == 3 ? big : i < 3 ? lens[i] : lens[i - 1];
-
-    iov[i].iov_base = xmalloc (n);
-    memcpy (iov[i].iov_base, p, n);
-    iov[i].iov_len = n;
-    p += n;
-  }
-  ck_assert_int_eq (hf_objstore_putv (store, K ("v"), iov, 8, 0, NULL), 0);
-  check_content (K ("v"), data, total);
-  ck_assert_int_eq (hf_objstore_putv (store, K ("vc"), iov, 8,
-                                      HF_PUT_IF_NONE_MATCH, NULL), 0);
-  check_content (K ("vc"), data, total);
-  ((uint8_t *) iov[3].iov_base)[0] ^= 1;
-  ck_assert_int_eq (hf_objstore_putv (store, K ("vc"), iov, 8,
-                                      HF_PUT_IF_NONE_MATCH, NULL), EEXIST);
-  check_content (K ("vc"), data, total);
-  /* One piece, and only empty ones. */
-  ck_assert_int_eq (hf_objstore_putv (store, K ("v1"), iov, 1, 0, NULL), 0);
-  check_content (K ("v1"), data, 1);
-  ck_assert_int_eq (hf_objstore_putv (store, K ("v0"), iov + 1, 1, 0, NULL),
-                    0);
-  check_content (K ("v0"), "", 0);
-  ck_assert_int_eq (hf_objstore_putv (store, K ("vx"), iov, 0, 0, NULL),
-                    EINVAL);
-  for (i = 0; i < 8; i++)
-    free (iov[i].iov_base);
-  free (data);
-}
-END_TEST
-
 /* ---- Suites ---- */
 
 static void
@@ -2036,7 +1889,6 @@ add_common (TCase *tc)
   tcase_add_test (tc, test_concurrent);
   tcase_add_test (tc, test_counters);
   tcase_add_test (tc, test_describe);
-  tcase_add_test (tc, test_putv);
 }
 
 /* The cases of thousands of keys, in a TCase of their own against S3
@@ -2283,7 +2135,6 @@ main (void)
     add_bulk (tc);
     tcase_add_test (tc, test_dir_temp_files);
     tcase_add_test (tc, test_dir_direct);
-    tcase_add_test (tc, test_dir_putv_direct);
     tcase_add_test (tc, test_dir_escape);
     suite_add_tcase (s, tc);
 
@@ -2299,7 +2150,6 @@ main (void)
     tcase_add_test (tc, test_fault_errors);
     tcase_add_test (tc, test_fault_lost_ack);
     tcase_add_test (tc, test_fault_torn_put);
-    tcase_add_test (tc, test_fault_torn_putv);
     tcase_add_test (tc, test_fault_seed);
     tcase_add_test (tc, test_fault_down);
     tcase_add_test (tc, test_fault_put_bw);

@@ -182,9 +182,8 @@ gate_now (void)
 }
 
 static int
-slow_putv (struct hf_objstore *s, const char *key, const struct iovec *iov,
-           int iovcnt, size_t len, unsigned flags,
-           const atomic_bool *cancel)
+slow_put (struct hf_objstore *s, const char *key, const void *data,
+          size_t len, unsigned flags, const atomic_bool *cancel)
 {
   bool fail = false;
 
@@ -208,7 +207,7 @@ slow_putv (struct hf_objstore *s, const char *key, const struct iovec *iov,
   }
   if (fail)
     return EIO;
-  return hf_objstore_putv (slow_inner, key, iov, iovcnt, flags, cancel);
+  return hf_objstore_put_cancel (slow_inner, key, data, len, flags, cancel);
 }
 
 static int
@@ -246,7 +245,7 @@ slow_close (struct hf_objstore *s)
 
 static const struct hf_objstore_ops slow_ops = {
   .name = "slow", .get = slow_get, .get_all = slow_get_all,
-  .head = slow_head, .putv = slow_putv, .del = slow_del,
+  .head = slow_head, .put = slow_put, .del = slow_del,
   .delete_many = slow_delete_many, .list = slow_list,
   .describe = slow_describe, .close = slow_close,
 };

@@ -138,13 +138,11 @@ count_head (struct hf_objstore *s, const char *key,
 }
 
 static int
-count_putv (struct hf_objstore *s, const char *key, const struct iovec *iov,
-            int iovcnt, size_t len, unsigned flags,
-            const atomic_bool *cancel)
+count_put (struct hf_objstore *s, const char *key, const void *data,
+           size_t len, unsigned flags, const atomic_bool *cancel)
 {
   (void) s;
-  (void) len;
-  return hf_objstore_putv (count_inner, key, iov, iovcnt, flags, cancel);
+  return hf_objstore_put_cancel (count_inner, key, data, len, flags, cancel);
 }
 
 static int
@@ -176,7 +174,7 @@ count_close (struct hf_objstore *s)
 
 static const struct hf_objstore_ops count_ops = {
   .name = "count", .get = count_get, .get_all = count_get_all,
-  .head = count_head, .putv = count_putv, .del = count_del,
+  .head = count_head, .put = count_put, .del = count_del,
   .delete_many = count_delete_many, .list = count_list,
   .describe = count_describe, .close = count_close,
 };

@@ -948,8 +948,7 @@ END_TEST
  * corrupt) and from the store (EBADMSG naming the object and offset),
  * never served.  Whole blocks (CRC before the lock) and an edge block
  * (merged, then its CRC under the lock) alike.  cc_cache_get and
- * cc_cache_put(_blocks) are the volume's cache hooks on an hf_cache
- * (opaque);
+ * cc_cache_put are the volume's cache hooks on an hf_cache (opaque);
  * test_compressed_cold_read uses them too. */
 static int
 cc_cache_get (void *opaque, uint64_t seq, uint64_t off, void *buf,
@@ -963,14 +962,6 @@ cc_cache_put (void *opaque, uint64_t seq, uint64_t off, const void *buf,
               size_t len, const uint32_t *crcs)
 {
   hf_cache_put_crcs (opaque, seq, off, buf, len, crcs);
-}
-
-static void
-cc_cache_put_blocks (void *opaque, uint64_t seq, uint64_t off,
-                     const void *const *blocks, size_t n,
-                     const uint32_t *crcs)
-{
-  hf_cache_put_blocks (opaque, seq, off, blocks, n, crcs);
 }
 
 static void
@@ -998,8 +989,7 @@ START_TEST (test_carried_crc)
   struct hf_cache_options co = { .block_size = 4096, .max_bytes = 1 << 20 };
   struct hf_cache_stats cst;
   struct hf_volume_hooks hk = { .cache_get = cc_cache_get,
-                                .cache_put = cc_cache_put,
-                                .cache_put_blocks = cc_cache_put_blocks };
+                                .cache_put = cc_cache_put };
   struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX,
                                  .hooks = &hk };
   struct hf_volume_info info;
@@ -1185,8 +1175,7 @@ tc_cache_open (struct hf_objstore *s, const char *cdir, bool blocks_lost,
   }
   ck_assert_int_eq (hf_cache_open (&co, &c), 0);
   *hk = (struct hf_volume_hooks) { c, cc_cache_get, cc_cache_put,
-                                   cc_cache_put_blocks, tc_tables_get,
-                                   tc_tables_put };
+                                   tc_tables_get, tc_tables_put };
   return c;
 }
 

@@ -264,37 +264,7 @@ errtest_cmd_multipart (void)
   CHECK (got == 1 && buf[0] == (data[0] ^ 1));
   CHECK_ERR (hf_objstore_delete (s, "mp/a"), 0);
   CHECK_ERR (hf_objstore_delete (s, "mp/b"), 0);
-
-  /* Gathered (hf_objstore_putv): pieces that straddle the part
-   * boundaries, some empty; the parts are cut from them. */
-  {
-    static const size_t cuts[] = { 1, 0, 5 * 1024 * 1024 - 2, 3, 4096, 0 };
-    struct iovec iov[7];
-    unsigned char *p = data;
-    size_t i, left = n;
-
-    data[0] ^= 1;               /* undo the flip above */
-    for (i = 0; i < 6; p += cuts[i], left -= cuts[i], i++) {
-      iov[i].iov_base = p;
-      iov[i].iov_len = cuts[i];
-    }
-    iov[6].iov_base = p;
-    iov[6].iov_len = left;
-    hf_objstore_get_stats (s, &st);
-    CHECK_ERR (hf_objstore_putv (s, "mp/v", iov, 7, 0, NULL), 0);
-    {
-      struct hf_objstore_stats st2;
-
-      hf_objstore_get_stats (s, &st2);
-      CHECK (st2.requests[HF_OP_PUT] - st.requests[HF_OP_PUT] == 5);
-    }
-    CHECK_ERR (hf_objstore_get_all (s, "mp/v", SIZE_MAX, &all, &alen), 0);
-    CHECK (alen == n && memcmp (all, data, n) == 0);
-    free (all);
-    CHECK_ERR (hf_objstore_delete (s, "mp/v"), 0);
-  }
-  printf ("multipart: ok (12 MiB in 3 parts, from one buffer and from "
-          "pieces)\n");
+  printf ("multipart: ok (12 MiB in 3 parts)\n");
   hf_objstore_close (s);
   free (data);
   free (buf);
@@ -864,40 +834,6 @@ errtest_cmd_status (void)
   hf_objstore_get_stats (s, &st1);
   CHECK (st1.retries - st0.retries == 2);
   CHECK_ERR (hf_objstore_delete (s, "hf-shim-status-500-once/k"), 0);
-
-  /* A gathered put (pieces through curl's read callback) answered 500:
-   * the retry sends the pieces again from the start, and the object is
-   * all of them, once. */
-  {
-    static const size_t lens[] = { 4096, 1, 0, 70000, 4095, 3 };
-    struct iovec iov[6];
-    unsigned char *all, *p;
-    size_t n = 0, i;
-    void *back;
-    size_t blen;
-
-    for (i = 0; i < 6; i++)
-      n += lens[i];
-    all = malloc (n);
-    CHECK (all != NULL);
-    errtest_fill (all, n, 8);
-    for (i = 0, p = all; i < 6; p += lens[i], i++) {
-      iov[i].iov_base = p;
-      iov[i].iov_len = lens[i];
-    }
-    hf_objstore_get_stats (s, &st0);
-    CHECK_ERR (hf_objstore_putv (s, "hf-shim-status-500-once/v", iov, 6,
-                                 HF_PUT_IF_NONE_MATCH, NULL), 0);
-    hf_objstore_get_stats (s, &st1);
-    CHECK (st1.retries - st0.retries == 1);
-    CHECK (st1.requests[HF_OP_PUT] - st0.requests[HF_OP_PUT] == 2);
-    CHECK_ERR (hf_objstore_get_all (s, "hf-shim-status-500-once/v", n + 1,
-                                    &back, &blen), 0);
-    CHECK (blen == n && memcmp (back, all, n) == 0);
-    free (back);
-    CHECK_ERR (hf_objstore_delete (s, "hf-shim-status-500-once/v"), 0);
-    free (all);
-  }
   printf ("status: 503 -> EIO after %u attempts; 500 once -> retried\n",
           cfg.max_retries + 1);
   hf_objstore_close (s);
