@@ -35,15 +35,6 @@ static const uint8_t uuid_b[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
 static uint8_t dkey[32];
 
 static void
-fill (uint8_t *p, size_t n)
-{
-  size_t i;
-
-  for (i = 0; i < n; i++)
-    p[i] = (uint8_t) rnd ();
-}
-
-static void
 objkey (const uint8_t *uuid, const char *name, struct hf_crypt_objkey *k)
 {
   ck_assert_int_eq (hf_crypt_obj_key (dkey, uuid, name, k), 0);
@@ -63,7 +54,7 @@ START_TEST (test_sizes_roundtrip)
     uint8_t *pt = malloc (len + 1), *st = malloc (slen), *out =
       malloc (len + HF_CRYPT_CHUNK);
 
-    fill (pt, len);
+    fill_rnd (pt, len);
     ck_assert (hf_crypt_plain_size (slen, &back));
     ck_assert_uint_eq (back, len);
     ck_assert_int_eq (hf_crypt_seal (&k, uuid_a, pt, len, st), 0);
@@ -95,7 +86,7 @@ START_TEST (test_deterministic_nonce)
   uint8_t pt[4096], a[HF_CRYPT_SCHUNK], b[HF_CRYPT_SCHUNK];
 
   objkey (uuid_a, "seg/x", &k);
-  fill (pt, sizeof pt);
+  fill_rnd (pt, sizeof pt);
   ck_assert_int_eq (hf_crypt_seal_chunk (&k, uuid_a, 3, false, pt, 4096, a),
                     0);
   ck_assert_int_eq (hf_crypt_seal_chunk (&k, uuid_a, 3, false, pt, 4096, b),
@@ -201,7 +192,7 @@ START_TEST (test_every_byte_authenticated)
   uint8_t pt[2 * 4096 + 300], st[3 * HF_CRYPT_SCHUNK], out[3 * 4096];
 
   objkey (uuid_a, "seg/x", &k);
-  fill (pt, len);
+  fill_rnd (pt, len);
   ck_assert_int_eq (hf_crypt_seal (&k, uuid_a, pt, len, st), 0);
   for (i = 0; i < slen; i++) {
     st[i] ^= 0x10;
@@ -417,7 +408,7 @@ START_TEST (test_store)
 
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
   ck_assert_int_eq (hf_objstore_crypt_open (s, "p/", uuid_a, dkey, &w), 0);
-  fill (obj, sizeof obj);
+  fill_rnd (obj, sizeof obj);
   memcpy (obj + 5000, "PLAINTEXT-MARKER", 16);
   ck_assert_int_eq (hf_objstore_put (w, "p/seg/a", obj, sizeof obj,
                                      HF_PUT_IF_NONE_MATCH), 0);
@@ -563,7 +554,7 @@ START_TEST (test_keys_kept)
   ck_assert (objs != NULL);
   ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
   ck_assert_int_eq (hf_objstore_crypt_open (s, "p/", uuid_a, dkey, &w), 0);
-  fill (obj, sizeof obj);
+  fill_rnd (obj, sizeof obj);
   d0 = atomic_load (&derivations);
   ck_assert_int_eq (hf_objstore_put (w, "p/seg/a", obj, sizeof obj, 0), 0);
   for (i = 0; i < 10; i++) {
@@ -587,7 +578,7 @@ START_TEST (test_keys_kept)
   ck_assert_uint_eq (atomic_load (&derivations) - d0, 66);
 
   /* Four threads on eight objects. */
-  fill (objs, 8 * 10000);
+  fill_rnd (objs, 8 * 10000);
   for (i = 0; i < 8; i++) {
     snprintf (name, sizeof name, "p/seg/k%u", i);
     ck_assert_int_eq (hf_objstore_put (w, name, objs + i * 10000, 10000, 0),
@@ -775,7 +766,7 @@ main (void)
 
   hf_log_set_sink (log_capture);
   setenv ("HF_CRYPT_SCRYPT_LOG2N", "10", 1);
-  fill (dkey, sizeof dkey);
+  fill_rnd (dkey, sizeof dkey);
   tcase_set_timeout (tc, 120);
   tcase_add_test (tc, test_sizes_roundtrip);
   tcase_add_test (tc, test_deterministic_nonce);

@@ -436,8 +436,7 @@ build_z (uint32_t bs, uint32_t n_data, uint32_t n_nodes, uint64_t random_mask,
   for (i = 0; i < n_data; i++) {
     uint8_t *b = o + h->data_off + (size_t) i * bs;
     if (random_mask >> (i % 64) & 1)
-      for (j = 0; j < bs; j++)
-        b[j] = (uint8_t) rnd ();
+      fill_rnd (b, bs);
     else
       for (j = 0; j < bs; j += 16)
         snprintf ((char *) b + j, 16, "blk %6u %3u", i % 100000, j % 1000);
@@ -562,15 +561,6 @@ __wrap_ZSTD_compressCCtx (ZSTD_CCtx *cc, void *dst, size_t cap,
 }
 
 static void
-fill_random (uint8_t *p, size_t len)
-{
-  size_t i;
-
-  for (i = 0; i < len; i++)
-    p[i] = (uint8_t) rnd ();
-}
-
-static void
 fill_text (uint8_t *p, size_t len)
 {
   static const char words[] = "the quick brown fox jumps over a lazy "
@@ -622,7 +612,7 @@ START_TEST (test_frames_early_abort)
   /* Random: 200 frames, never tried (their samples measure 7.87-7.94
    * bits per byte against 7.8). */
   for (i = 0; i < 200; i++) {
-    fill_random (f, 16384);
+    fill_rnd (f, 16384);
     ck_assert (!hf_seg_frame_worth (f, 16384));
     ck_assert_uint_eq (compress_frame (f, &fr), 0);
     ck_assert_uint_eq (fr.flags, HF_FR_RAW);
@@ -643,39 +633,39 @@ START_TEST (test_frames_early_abort)
   /* First half random, second half text; then the other way round: the
    * sample spans the frame, so half of it is text (about 5 bits per
    * byte), and zstd stores a little over half. */
-  fill_random (f, 8192);
+  fill_rnd (f, 8192);
   fill_text (f + 8192, 8192);
   ck_assert_uint_eq (compress_frame (f, &fr), 1);
   ck_assert_uint_eq (fr.flags, 0);
   ck_assert_uint_lt (fr.len, 16384 * 6 / 10);
   fill_text (f, 8192);
-  fill_random (f + 8192, 8192);
+  fill_rnd (f + 8192, 8192);
   ck_assert_uint_eq (compress_frame (f, &fr), 1);
   ck_assert_uint_lt (fr.len, 16384 * 6 / 10);
   /* Random with one block of zeros (fio's buffer_compress_percentage
    * of 25, or a file's zero-padded tail): compressed. */
-  fill_random (f, 12288);
+  fill_rnd (f, 12288);
   memset (f + 12288, 0, 4096);
   ck_assert_uint_eq (compress_frame (f, &fr), 1);
   ck_assert_uint_lt (fr.len, 16384 * 8 / 10);
   /* Random with 2 KiB of zeros (7.43 bits): zstd saves 12%. */
-  fill_random (f, 14336);
+  fill_rnd (f, 14336);
   memset (f + 14336, 0, 2048);
   ck_assert_uint_eq (compress_frame (f, &fr), 1);
   ck_assert_uint_eq (fr.flags, 0);
   /* The same random 8 KiB twice: as random per byte as the rest, but
    * the sample's halves match. */
-  fill_random (f, 8192);
+  fill_rnd (f, 8192);
   memcpy (f + 8192, f, 8192);
   ck_assert_uint_eq (compress_frame (f, &fr), 1);
   ck_assert_uint_lt (fr.len, 16384 * 6 / 10);
   /* What is given up: random with 512 zero bytes at the end (zstd
    * would save 2.3%) is stored raw untried. */
-  fill_random (f, 16384 - 512);
+  fill_rnd (f, 16384 - 512);
   memset (f + 16384 - 512, 0, 512);
   ck_assert (!hf_seg_frame_worth (f, 16384));
   /* Frames too small to sample (under 64 bytes) are always tried. */
-  fill_random (f, 48);
+  fill_rnd (f, 48);
   ck_assert (hf_seg_frame_worth (f, 48));
   free (f);
 }

@@ -93,6 +93,15 @@ rndn (uint64_t n)
   return n ? rnd () % n : 0;
 }
 
+void
+fill_rnd (uint8_t *p, size_t len)
+{
+  size_t i;
+
+  for (i = 0; i < len; i++)
+    p[i] = (uint8_t) rnd ();
+}
+
 double
 now (void)
 {

@@ -41,6 +41,8 @@ extern __thread uint64_t rng_state;
 extern uint64_t rnd (void);
 /* rnd () % n, and 0 for n == 0. */
 extern uint64_t rndn (uint64_t n);
+/* len bytes of the calling thread's stream (incompressible data). */
+extern void fill_rnd (uint8_t *p, size_t len);
 
 /* CLOCK_MONOTONIC in seconds. */
 extern double now (void);
