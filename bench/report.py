@@ -348,7 +348,7 @@ def derive(r, calib):
     return d
 
 
-VARIANT = re.compile(r"^(hf-.*?)((?:-zstd\d*|-enc)+)$")
+VARIANT = re.compile(r"^(hf-.*?)((?:-zstd(?:fast)?\d*|-enc)+)$")
 
 
 def variant_of(s):
@@ -632,7 +632,8 @@ def dataset_tables(runs, systems):
 
 
 def variant_table(runs, systems, workloads):
-    """Each compressed or encrypted system (SYS-zstdN, SYS-enc) against
+    """Each compressed or encrypted system (SYS-zstdN, SYS-zstdfastN,
+    SYS-enc) against
     SYS in the same run: the cost as ratios."""
     L = []
     for v in systems:

@@ -246,7 +246,8 @@ hf_file_create (const char *url, uint64_t size,
   struct hf_user_key uk;
   char *prefix;
   bool have_key;
-  unsigned codec = 0, level = 0;
+  unsigned codec = 0;
+  int level = 0;
   int r;
 
   if ((r = hf_file_get_options (opts, &o)) != 0)
@@ -257,8 +258,8 @@ hf_file_create (const char *url, uint64_t size,
     return EINVAL;
   }
   if (o.compress && hf_codec_parse (o.compress, &codec, &level) != 0) {
-    hf_error ("hf_file_create: %s: compress \"%s\": zstd, zstd:LEVEL (1 "
-              "to %d) or off", url, o.compress, HF_VD_CODEC_LEVEL_MAX);
+    hf_error ("hf_file_create: %s: compress \"%s\": " HF_CODEC_SYNTAX,
+              url, o.compress);
     return EINVAL;
   }
   /* The key first: a key file that cannot be used leaves nothing made. */

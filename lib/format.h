@@ -200,8 +200,10 @@ hf_put_le64 (void *p, uint64_t v)
  *    440    1 vd_codec        0: segments store data blocks as they
  *                             are; HF_SH_CODEC_ZSTD: writers compress
  *                             (segment version 2, frames); version 4
- *                             exactly when not 0
- *    441    1 vd_codec_level  zstd level writers use (1..19); 0 when
+ *                             or 5 exactly when not 0
+ *    441    1 vd_codec_level  zstd level writers use, a signed byte:
+ *                             1..19 (version 4) or one of zstd's fast
+ *                             levels -1..-10 (version 5); 0 when
  *                             vd_codec is 0
  *    442   66 vd_reserved     zero
  *    508    4 vd_crc          CRC32C of bytes 0..507
@@ -212,7 +214,11 @@ hf_put_le64 (void *p, uint64_t v)
  * A volume created with compression is written as version 4 (whatever
  * its flags say: HF_VD_ENCRYPTED, HF_VD_SEG_GROUPS), which readers before
  * compression refuse; its segments say themselves how they are stored
- * (sh_codec), so a clone and its parent may differ.
+ * (sh_codec), so a clone and its parent may differ.  With a fast
+ * (negative) level it is version 5 instead: readers of version 4 check
+ * the level is 1..19 and would report 0xf6..0xff there as damage;
+ * version 5 makes them refuse the version, which is the true reason.
+ * Its segments are the same as version 4's (the level is not in them).
  * The descriptor is the one object stored in the clear (it holds the
  * wrapped key); `hyperfile rekey` replaces it (340..439 change) with an
  * unconditional PUT, as flatten does (flags, vd_flat_seq).
@@ -254,7 +260,7 @@ struct hf_disk_volume {
   uint8_t vd_wrap_key[32];
   uint8_t vd_wrap_tag[16];
   uint8_t vd_codec;
-  uint8_t vd_codec_level;
+  int8_t vd_codec_level;
   uint8_t vd_reserved[66];
   uint32_t vd_crc;
 } __attribute__ ((packed));
@@ -263,7 +269,14 @@ struct hf_disk_volume {
 #define HF_VD_VERSION_CRYPT 2   /* written only for encrypted volumes */
 #define HF_VD_VERSION_GROUPS 3  /* written only with HF_VD_SEG_GROUPS */
 #define HF_VD_VERSION_CODEC 4   /* written only for compressed volumes */
+#define HF_VD_VERSION_FAST 5    /* written only for a negative level */
 #define HF_VD_CODEC_LEVEL_MAX 19
+/* zstd's fast levels go down to ZSTD_minCLevel () (-131072), but on
+ * data like fio's (a fifth of the 8-byte words zero) 16 KiB frames
+ * shrink to 0.86 at -1, 0.88 at -5, 0.92 at -10 and 0.96 at -20, where
+ * the early abort (segment.c) already stores most frames raw: below -10
+ * a level only costs CPU and saves nothing (docs/benchmarks.md). */
+#define HF_VD_CODEC_LEVEL_MIN (-10)
 #define HF_VD_SIZE 512
 #define HF_VD_CLONE 0x1
 /* A flattened clone (hyperfile flatten): no point at or after

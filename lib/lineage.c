@@ -56,9 +56,10 @@ hf_vdesc_encode (const struct hf_vdesc *d, uint8_t o[HF_VD_SIZE])
   if (d->flags & HF_VD_SEG_GROUPS)
     hf_put_le16 (o + VD (vd_version), HF_VD_VERSION_GROUPS);
   if (d->codec) {
-    hf_put_le16 (o + VD (vd_version), HF_VD_VERSION_CODEC);
+    hf_put_le16 (o + VD (vd_version), d->codec_level < 0 ?
+                 HF_VD_VERSION_FAST : HF_VD_VERSION_CODEC);
     o[VD (vd_codec)] = d->codec;
-    o[VD (vd_codec_level)] = d->codec_level;
+    o[VD (vd_codec_level)] = (uint8_t) d->codec_level;
   }
   hf_put_le32 (o + VD (vd_crc), hf_crc32c (0, o, VD (vd_crc)));
 }
@@ -77,7 +78,8 @@ hf_vdesc_decode (const void *buf, size_t len, struct hf_vdesc *d,
   }
   version = hf_le16 (o + VD (vd_version));
   if ((version != HF_VD_VERSION && version != HF_VD_VERSION_CRYPT &&
-       version != HF_VD_VERSION_GROUPS && version != HF_VD_VERSION_CODEC) ||
+       version != HF_VD_VERSION_GROUPS && version != HF_VD_VERSION_CODEC &&
+       version != HF_VD_VERSION_FAST) ||
       hf_le16 (o + VD (vd_hdr_size)) != HF_VD_SIZE) {
     *bad_off = VD (vd_version);
     return EBADMSG;
@@ -101,12 +103,12 @@ hf_vdesc_decode (const void *buf, size_t len, struct hf_vdesc *d,
     *bad_off = VD (vd_size);
     return EBADMSG;
   }
-  /* Version 4 exactly for a compressed volume (whatever its flags);
-   * else version 3 exactly for grouped segment keys (an older reader
-   * would find no segment and take the volume for empty), else version
-   * 2 exactly for an encrypted volume (a reader that ignored the flag
-   * would take sealed objects for damage, or worse). */
-  if (version != HF_VD_VERSION_CODEC &&
+  /* Version 4 or 5 exactly for a compressed volume (whatever its
+   * flags); else version 3 exactly for grouped segment keys (an older
+   * reader would find no segment and take the volume for empty), else
+   * version 2 exactly for an encrypted volume (a reader that ignored the
+   * flag would take sealed objects for damage, or worse). */
+  if (version != HF_VD_VERSION_CODEC && version != HF_VD_VERSION_FAST &&
       ((version == HF_VD_VERSION_GROUPS) !=
        ((d->flags & HF_VD_SEG_GROUPS) != 0) ||
        (!(d->flags & HF_VD_SEG_GROUPS) &&
@@ -115,15 +117,18 @@ hf_vdesc_decode (const void *buf, size_t len, struct hf_vdesc *d,
     *bad_off = VD (vd_flags);
     return EBADMSG;
   }
-  /* Version 3 exactly for a compressed volume (with or without a key). */
-  if (version == HF_VD_VERSION_CODEC) {
+  /* A compressed volume (with or without a key): version 4 with a level
+   * of 1..19, version 5 exactly with a fast one. */
+  if (version == HF_VD_VERSION_CODEC || version == HF_VD_VERSION_FAST) {
     d->codec = o[VD (vd_codec)];
-    d->codec_level = o[VD (vd_codec_level)];
+    d->codec_level = (int8_t) o[VD (vd_codec_level)];
     if (d->codec != HF_SH_CODEC_ZSTD) {
       *bad_off = VD (vd_codec);
       return EBADMSG;
     }
-    if (d->codec_level < 1 || d->codec_level > HF_VD_CODEC_LEVEL_MAX) {
+    if (version == HF_VD_VERSION_CODEC ?
+        d->codec_level < 1 || d->codec_level > HF_VD_CODEC_LEVEL_MAX :
+        d->codec_level < HF_VD_CODEC_LEVEL_MIN || d->codec_level > -1) {
       *bad_off = VD (vd_codec_level);
       return EBADMSG;
     }

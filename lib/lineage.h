@@ -45,7 +45,7 @@ struct hf_vdesc {
   uint64_t flat_seq;            /* HF_VD_FLATTENED: the head then */
   struct hf_crypt_desc crypt;   /* with HF_VD_ENCRYPTED; else zero */
   uint8_t codec;                /* vd_codec: 0 or HF_SH_CODEC_ZSTD */
-  uint8_t codec_level;          /* vd_codec_level */
+  int8_t codec_level;           /* vd_codec_level: 1..19 or -1..-10 */
 };
 
 struct hf_lineage_level {

@@ -226,7 +226,8 @@ struct hf_volume {
   struct hf_volume_options o;   /* I: defaults filled in */
   uint32_t bs;                  /* I */
   uint8_t uuid[HF_UUID_SIZE];   /* I */
-  uint8_t codec, codec_level;   /* I: the descriptor's vd_codec... */
+  uint8_t codec;                /* I: the descriptor's vd_codec... */
+  int8_t codec_level;           /* I: ...and vd_codec_level */
   bool readonly;                /* I */
   bool auto_ckpt;               /* I: thresholds left at their defaults */
 

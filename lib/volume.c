@@ -74,28 +74,47 @@ hf_vol_seg_free (struct hf_vol_seg *s)
 
 /* ---- Volume descriptor ---- */
 
-int
-hf_codec_parse (const char *s, unsigned *codec, unsigned *level)
+_Static_assert (HF_VD_CODEC_LEVEL_MAX == 19 && HF_VD_CODEC_LEVEL_MIN == -10,
+                "HF_CODEC_SYNTAX names the levels");
+
+bool
+hf_codec_level_ok (unsigned codec, int level)
 {
-  unsigned long l = 1;
+  if (codec == 0)
+    return level == 0;
+  return codec == HF_SH_CODEC_ZSTD &&
+    ((level >= 1 && level <= HF_VD_CODEC_LEVEL_MAX) ||
+     (level >= HF_VD_CODEC_LEVEL_MIN && level <= -1));
+}
+
+int
+hf_codec_parse (const char *s, unsigned *codec, int *level)
+{
+  long l = 1;
   char *end;
+  const char *n;
 
   if (strcmp (s, "off") == 0) {
-    *codec = *level = 0;
+    *codec = 0;
+    *level = 0;
     return 0;
   }
   if (strncmp (s, "zstd", 4) != 0 || (s[4] != '\0' && s[4] != ':'))
     return EINVAL;
   if (s[4] == ':') {
-    if (s[5] < '0' || s[5] > '9')
+    /* Digits, or a minus sign and digits: strtol alone would take
+     * spaces and a plus sign too. */
+    n = s[5] == '-' ? s + 6 : s + 5;
+    if (*n < '0' || *n > '9')
       return EINVAL;
     errno = 0;
-    l = strtoul (s + 5, &end, 10);
-    if (errno || *end || l < 1 || l > HF_VD_CODEC_LEVEL_MAX)
+    l = strtol (s + 5, &end, 10);
+    if (errno || *end || !hf_codec_level_ok (HF_SH_CODEC_ZSTD, (int) l) ||
+        l != (int) l)
       return EINVAL;
   }
   *codec = HF_SH_CODEC_ZSTD;
-  *level = (unsigned) l;
+  *level = (int) l;
   return 0;
 }
 
@@ -111,7 +130,7 @@ hf_volume_create (struct hf_objstore *store, const char *prefix,
 static int hf_vol_create (struct hf_objstore *store, const char *prefix,
                           uint64_t size, uint32_t block_size,
                           const struct hf_user_key *uk, bool grouped,
-                          unsigned codec, unsigned level);
+                          unsigned codec, int level);
 
 int
 hf_volume_create_key (struct hf_objstore *store, const char *prefix,
@@ -125,7 +144,7 @@ int
 hf_volume_create_codec (struct hf_objstore *store, const char *prefix,
                         uint64_t size, uint32_t block_size,
                         const struct hf_user_key *uk, unsigned codec,
-                        unsigned level)
+                        int level)
 {
   /* Grouped segment keys where a listing costs its whole directory
    * (format.h, HF_VD_SEG_GROUPS): there only they let an open list the
@@ -145,7 +164,7 @@ static int
 hf_vol_create (struct hf_objstore *store, const char *prefix,
                uint64_t size, uint32_t block_size,
                const struct hf_user_key *uk, bool grouped, unsigned codec,
-               unsigned level)
+               int level)
 {
   char key[HF_OBJSTORE_KEY_MAX + 1];
   uint8_t o[HF_VD_SIZE];
@@ -158,9 +177,7 @@ hf_vol_create (struct hf_objstore *store, const char *prefix,
   if (block_size < HF_MIN_BLOCK_SIZE || block_size > HF_MAX_BLOCK_SIZE ||
       (block_size & (block_size - 1)) || size == 0)
     return EINVAL;
-  if ((codec != 0 && codec != HF_SH_CODEC_ZSTD) ||
-      (codec && (level < 1 || level > HF_VD_CODEC_LEVEL_MAX)) ||
-      (!codec && level))
+  if (!hf_codec_level_ok (codec, level))
     return EINVAL;
   if (size > HF_MAX_VOLUME_SIZE) {
     hf_error ("volume: %s: size %" PRIu64 " is larger than a volume can be "
@@ -178,7 +195,7 @@ hf_vol_create (struct hf_objstore *store, const char *prefix,
   if (grouped)
     d.flags |= HF_VD_SEG_GROUPS;
   d.codec = (uint8_t) codec;
-  d.codec_level = (uint8_t) level;
+  d.codec_level = (int8_t) level;
   if (uk) {
     r = hf_crypt_new_data_key (dkey);
     if (r == 0)

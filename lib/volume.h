@@ -142,17 +142,24 @@ extern int hf_volume_create_key (struct hf_objstore *store,
                                  uint32_t block_size,
                                  const struct hf_user_key *uk);
 /* The same, its segments compressed: codec 0 (not compressed) or
- * HF_SH_CODEC_ZSTD with level 1..19 (hf_codec_parse reads the user's
- * "zstd[:LEVEL]|off").  Recorded in the descriptor, so every writer of
- * the volume compresses alike.  EINVAL for anything else. */
+ * HF_SH_CODEC_ZSTD with level 1..19 or a fast level -1..-10
+ * (hf_codec_parse reads the user's "zstd[:LEVEL]|off").  Recorded in
+ * the descriptor, so every writer of the volume compresses alike.
+ * EINVAL for anything else. */
 extern int hf_volume_create_codec (struct hf_objstore *store,
                                    const char *prefix, uint64_t size,
                                    uint32_t block_size,
                                    const struct hf_user_key *uk,
-                                   unsigned codec, unsigned level);
-/* Parse "off", "zstd" (level 1) or "zstd:LEVEL" (1..19) into *codec
- * and *level; EINVAL otherwise. */
-extern int hf_codec_parse (const char *s, unsigned *codec, unsigned *level);
+                                   unsigned codec, int level);
+/* Parse "off", "zstd" (level 1) or "zstd:LEVEL" (1..19, or -1..-10:
+ * zstd's fast levels) into *codec and *level; EINVAL otherwise. */
+extern int hf_codec_parse (const char *s, unsigned *codec, int *level);
+/* Is level one a volume can be created with for codec (0 without)? */
+extern bool hf_codec_level_ok (unsigned codec, int level);
+/* What the user may write after compress=, for error messages. */
+#define HF_CODEC_SYNTAX "zstd, zstd:LEVEL (1 to 19, or -1 to -10: " \
+  "zstd's fast levels) or off"
+
 
 /* Open the volume under prefix.  opts NULL = defaults (writable).  A
  * writable open takes the writer lease (EBUSY if another live writer
@@ -210,7 +217,8 @@ struct hf_volume_info {
   uint8_t uuid[16];
   uint32_t vd_flags;            /* the descriptor's HF_VD_* (format.h):
                                    the segment key layout */
-  unsigned codec, codec_level;  /* the descriptor's (0: not compressed) */
+  unsigned codec;               /* the descriptor's (0: not compressed) */
+  int codec_level;              /* its level (1..19, -1..-10; 0) */
   bool readonly;
   bool fenced;                  /* another writer took over: EROFS */
   uint64_t head_seq;            /* newest committed segment (0: none) */

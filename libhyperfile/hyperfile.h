@@ -104,7 +104,8 @@ struct hf_file_options {
 
   /* Added after 0.3. */
   const char *compress;         /* hf_file_create only: "zstd",
-                                   "zstd:LEVEL" (1 to 19) or "off";
+                                   "zstd:LEVEL" (1 to 19, or -1 to -10:
+                                   zstd's fast levels) or "off";
                                    NULL = off */
 };
 

@@ -88,7 +88,8 @@ static uint64_t hf_grow_to;             /* size= above the volume's size:
                                            grown to it in .after_fork */
 static uint32_t hf_block_size;
 static const char *hf_compress;         /* compress=, checked at config */
-static unsigned hf_codec, hf_codec_level;
+static unsigned hf_codec;
+static int hf_codec_level;
 static struct hf_volume_options hf_opts;
 static const char *hf_at;             /* at=SEQ|TIMESTAMP|SNAPSHOT */
 static const char *hf_metrics;
@@ -378,8 +379,7 @@ static int
 hyperfile_set_compress (const char *key, const char *value)
 {
   if (hf_codec_parse (value, &hf_codec, &hf_codec_level) != 0) {
-    nbdkit_error ("compress=%s: zstd, zstd:LEVEL (1 to %d) or off", value,
-                  HF_VD_CODEC_LEVEL_MAX);
+    nbdkit_error ("compress=%s: " HF_CODEC_SYNTAX, value);
     return -1;
   }
   hf_compress = value;
@@ -480,7 +480,8 @@ static const struct hyperfile_param hyperfile_params[] = {
   P_FN ("block-size", hyperfile_set_block_size, "N",
         "block size of a new volume (default 4096)"),
   P_FN ("compress", hyperfile_set_compress, "zstd[:LEVEL]|off",
-        "compress a new volume's data (default off)"),
+        "compress a new volume's data (default off); LEVEL 1 to 19, "
+        "or -1 to -10: zstd's fast levels"),
   P_STR ("key-file", &hf_key_file, "PATH",
          "encryption key of the volume (32 bytes or 64 hex)"),
   P_FN ("key", hyperfile_set_key, "PASSPHRASE",
@@ -1150,7 +1151,7 @@ hyperfile_get_ready_checks (void)
     char cur[32] = "off";
 
     if (vi.codec)
-      snprintf (cur, sizeof cur, "zstd:%u", vi.codec_level);
+      snprintf (cur, sizeof cur, "zstd:%d", vi.codec_level);
     nbdkit_error ("%s: compress=%s disagrees with the existing volume's "
                   "compression (%s; it is chosen at create)", hf_url,
                   hf_compress, cur);

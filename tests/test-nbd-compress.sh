@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Compressed volumes end to end (hyperfile-format(5), Compressed
 # segments), through the plugin and the admin command, on the directory
-# store and on the S3 test server: four volumes with the same writes
-# (plain, compress=zstd, encrypted, encrypted and compressed) read back
-# every byte through the plugin and through export, fsck clean; the
-# compressed ones take less than 0.7 of the store bytes of the others
-# for text; compress= that disagrees with the volume is refused; the
+# store and on the S3 test server: five volumes with the same writes
+# (plain, compress=zstd, zstd's fast level -5 made by hyperfile create,
+# encrypted, encrypted and compressed) read back every byte through the
+# plugin and through export, fsck clean; the compressed ones take less
+# than 0.7 of the store bytes of the others for text; info reports each
+# level; a fast level made by the plugin is reported as such; levels out
+# of range are refused with the range named; compress= that disagrees
+# with the volume is refused; the
 # encrypted+compressed volume survives a SIGKILL with its log (flushed
 # writes kept), GC and a snapshot read with at=.  On the directory store
 # also: a clone of a compressed volume, and a flipped byte inside a
@@ -73,13 +76,16 @@ run_store ()
   TOOLOPTS=("$@")
   local -a T=("$HYPERFILE" "$@")
 
-  for cfg in off zstd enc both; do
+  for cfg in off zstd fast enc both; do
     v="$base-$cfg"
     rm -f "$tmp/model"
     case $cfg in
       off)  hf_start "$v" size=8M segment-size=256K compress=off \
               ${S3OPTS[@]+"${S3OPTS[@]}"} ;;
       zstd) hf_start "$v" size=8M segment-size=256K compress=zstd \
+              ${S3OPTS[@]+"${S3OPTS[@]}"} ;;
+      fast) "${T[@]}" create "$v" --size 8M --compress zstd:-5
+            hf_start "$v" segment-size=256K compress=zstd:-5 \
               ${S3OPTS[@]+"${S3OPTS[@]}"} ;;
       enc)  "${T[@]}" create "$v" --size 8M --key-file "$tmp/k1"
             hf_start "$v" segment-size=256K key-file="$tmp/k1" \
@@ -105,6 +111,8 @@ run_store ()
     case $cfg in
       zstd) grep -q "compression: *zstd level 1" "$tmp/out" ||
               fail "info: no compression" ;;
+      fast) grep -q "compression: *zstd level -5 " "$tmp/out" ||
+              fail "info: no fast level" ;;
       both) grep -q "compression: *zstd level 3" "$tmp/out" ||
               fail "info: no compression" ;;
       *)    ! grep -q "compression" "$tmp/out" ||
@@ -114,9 +122,11 @@ run_store ()
     cp "$tmp/model" "$tmp/model-$cfg"
   done
   echo "store bytes: off ${bytes[off]} zstd ${bytes[zstd]}" \
-       "enc ${bytes[enc]} both ${bytes[both]}"
+       "fast ${bytes[fast]} enc ${bytes[enc]} both ${bytes[both]}"
   [ $(( bytes[zstd] * 10 )) -lt $(( bytes[off] * 7 )) ] ||
     fail "compressed volume not smaller: ${bytes[zstd]} vs ${bytes[off]}"
+  [ $(( bytes[fast] * 10 )) -lt $(( bytes[off] * 7 )) ] ||
+    fail "zstd:-5 volume not smaller: ${bytes[fast]} vs ${bytes[off]}"
   [ $(( bytes[both] * 10 )) -lt $(( bytes[enc] * 7 )) ] ||
     fail "encrypted+compressed not smaller: ${bytes[both]} vs ${bytes[enc]}"
 
@@ -136,6 +146,34 @@ run_store ()
   r=0; "${T[@]}" create "$base-bad" --size 1M --compress zstd:20 \
     > "$tmp/out" 2>&1 || r=$?
   [ "$r" = 2 ] || fail "--compress zstd:20: exit $r"
+  r=0; "${T[@]}" create "$base-bad" --size 1M --compress zstd:-11 \
+    > "$tmp/out" 2>&1 || r=$?
+  [ "$r" = 2 ] && grep -q "zstd:-11: .*-1 to -10" "$tmp/out" ||
+    { cat "$tmp/out"; fail "--compress zstd:-11: exit $r"; }
+  : > "$log"
+  if hf_start "$base-bad" size=1M compress=zstd:-11 \
+       ${S3OPTS[@]+"${S3OPTS[@]}"} 2>/dev/null; then
+    hf_stop TERM
+    fail "compress=zstd:-11 accepted"
+  fi
+  grep -q "compress=zstd:-11: .*-1 to -10" "$log" ||
+    { cat "$log"; fail "compress=zstd:-11: no range in the log"; }
+  "${T[@]}" info "$base-bad" > /dev/null 2>&1 &&
+    fail "a refused level made a volume"
+  # A fast level chosen through the plugin; the level must match too.
+  hf_start "$base-fast1" size=1M compress=zstd:-1 ${S3OPTS[@]+"${S3OPTS[@]}"}
+  hf_stop TERM
+  "${T[@]}" info "$base-fast1" --json > "$tmp/out"
+  grep -q '"compression_level": *-1\b' "$tmp/out" ||
+    { cat "$tmp/out"; fail "info --json: no level -1"; }
+  : > "$log"
+  if hf_start "$base-fast" compress=zstd:5 ${S3OPTS[@]+"${S3OPTS[@]}"} \
+       2>/dev/null; then
+    hf_stop TERM
+    fail "compress=zstd:5 started on a zstd:-5 volume"
+  fi
+  grep -q "disagrees with the existing volume's compression (zstd:-5" \
+    "$log" || { cat "$log"; fail "no disagreement for zstd:-5"; }
 
   # Encrypted and compressed: a snapshot, more writes with the log on,
   # SIGKILL, then everything flushed is there; GC; the snapshot reads.

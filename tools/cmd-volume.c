@@ -156,7 +156,7 @@ hf_tool_info (const char *url)
     }
     hf_j_str (o, "compression", d.codec ? "zstd" : "none");
     if (d.codec)
-      hf_j_u64 (o, "compression_level", d.codec_level);
+      hf_j_i64 (o, "compression_level", d.codec_level);
     hf_j_str (o, "encryption", !(d.flags & HF_VD_ENCRYPTED) ? "none"
               : d.crypt.kdf == HF_VD_KDF_SCRYPT ? "aes-256-gcm, passphrase"
               : "aes-256-gcm, key file");
@@ -194,8 +194,8 @@ hf_tool_info (const char *url)
     printf ("flattened at segment %" PRIu64 " (the points since need "
             "nothing of the parent)\n", d.flat_seq);
   if (!hf_tool_json && d.codec)
-    printf ("compression:    zstd level %u (16 KiB frames)\n",
-            (unsigned) d.codec_level);
+    printf ("compression:    zstd level %d (16 KiB frames)\n",
+            d.codec_level);
   if (!hf_tool_json && (d.flags & HF_VD_ENCRYPTED))
     printf ("encryption:     AES-256-GCM, data key wrapped with a %s\n",
             d.crypt.kdf == HF_VD_KDF_SCRYPT ? "passphrase (scrypt)"

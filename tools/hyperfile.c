@@ -75,7 +75,8 @@ struct hf_s3_config hf_tool_s3 = { .tls_verify = true };
 bool hf_tool_json;
 uint64_t hf_tool_size;
 uint32_t hf_tool_block_size;
-unsigned hf_tool_codec, hf_tool_codec_level;    /* --compress */
+unsigned hf_tool_codec;         /* --compress */
+int hf_tool_codec_level;
 bool hf_tool_verbose;
 const char *hf_tool_at;          /* --at POINT */
 bool hf_tool_takeover;           /* --takeover */
@@ -316,8 +317,9 @@ static const struct hf_tool_cmd {
     "Create an empty (sparse) volume of SIZE bytes (K, M, G, T suffixes)\n"
     "with blocks of N bytes (a power of 2 from 512 to 65536; default 4K).\n"
     "--compress METHOD: zstd stores its data compressed (zstd level 1),\n"
-    "zstd:LEVEL at LEVEL (1 to 19), off not (the default); chosen once\n"
-    "for the volume.\n"
+    "zstd:LEVEL at LEVEL (1 to 19, or -1 to -10: zstd's fast levels,\n"
+    "cheaper in CPU, larger), off not (the default); chosen once for the\n"
+    "volume.\n"
     "Exit 4 if a volume exists there already.\n" },
   { "info", 1, 1, hf_tool_cmd_info, "info URL [--json]",
     "Show a volume's size, block size, head and checkpoint, mapped blocks,\n"
@@ -560,8 +562,8 @@ main (int argc, char *argv[])
       break;
     case O_COMPRESS:
       if (hf_codec_parse (optarg, &hf_tool_codec, &hf_tool_codec_level)) {
-        fprintf (stderr, "hyperfile: --compress=%s: zstd, zstd:LEVEL (1 to "
-                 "%d) or off\n", optarg, HF_VD_CODEC_LEVEL_MAX);
+        fprintf (stderr, "hyperfile: --compress=%s: " HF_CODEC_SYNTAX "\n",
+                 optarg);
         return EXIT_USAGE;
       }
       break;

@@ -40,7 +40,8 @@ extern struct hf_s3_config hf_tool_s3;  /* the store options */
 extern bool hf_tool_json;
 extern uint64_t hf_tool_size;
 extern uint32_t hf_tool_block_size;
-extern unsigned hf_tool_codec, hf_tool_codec_level;
+extern unsigned hf_tool_codec;
+extern int hf_tool_codec_level;
 extern bool hf_tool_verbose;
 extern const char *hf_tool_at;          /* --at POINT */
 extern bool hf_tool_takeover;           /* --takeover */
@@ -87,6 +88,8 @@ extern void hf_j_print (json_object *o, FILE *fp);
 #define hf_j_u64(o, k, v) \
   json_object_object_add ((o), (k), \
                           hf_j_new (json_object_new_uint64 (v)))
+#define hf_j_i64(o, k, v) \
+  json_object_object_add ((o), (k), hf_j_new (json_object_new_int64 (v)))
 #define hf_j_bool(o, k, v) \
   json_object_object_add ((o), (k), json_object_new_boolean (v))
 #define hf_j_dbl(o, k, v) \

@@ -34,6 +34,7 @@
 #include <pthread.h>
 
 #include "cache.h"
+#include "crc32c.h"
 #include "format.h"
 #include "lineage.h"
 #include "log.h"
@@ -1129,6 +1130,120 @@ START_TEST (test_compressed)
 }
 END_TEST
 
+/* zstd's fast levels (compress=zstd:-N): parsed with their range, the
+ * descriptor says version 5 and the level as a signed byte, an open
+ * reports it and the volume compresses at it; a version 4 descriptor
+ * with a negative level, or a version 5 one with a positive or too low
+ * level, is damage. */
+START_TEST (test_fast_level)
+{
+  static const char *bad[] = { "zstd:-11", "zstd:-0", "zstd:0", "zstd:20",
+                               "zstd:-", "zstd:- 1", "zstd:+1", "zstd: 1",
+                               "zstd:-1x", "zstd:-9999999999999999999",
+                               "zstd-1", "lz4" };
+  char *dir = make_tmpdir ();
+  struct hf_objstore *s;
+  struct hf_volume *v;
+  struct hf_volume_options o = { .flush_interval_ms = UINT32_MAX };
+  struct hf_volume_info info;
+  struct hf_vdesc d;
+  uint8_t *w = malloc (64 * 4096), *r = malloc (64 * 4096), *enc = NULL;
+  size_t len = 0, bad_off, i;
+  unsigned codec;
+  int level;
+
+  hf_log_set_sink (log_capture);
+  ck_assert (w && r);
+  ck_assert_int_eq (hf_codec_parse ("zstd:-1", &codec, &level), 0);
+  ck_assert_uint_eq (codec, HF_SH_CODEC_ZSTD);
+  ck_assert_int_eq (level, -1);
+  ck_assert_int_eq (hf_codec_parse ("zstd:-10", &codec, &level), 0);
+  ck_assert_int_eq (level, -10);
+  ck_assert_int_eq (hf_codec_parse ("zstd:19", &codec, &level), 0);
+  ck_assert_int_eq (level, 19);
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg (hf_codec_parse (bad[i], &codec, &level) == EINVAL,
+                   "%s accepted", bad[i]);
+
+  ck_assert_int_eq (hf_objstore_dir_open (dir, true, &s), 0);
+  ck_assert_int_eq (hf_volume_create_codec (s, "", 1 << 20, 4096, NULL,
+                                            HF_SH_CODEC_ZSTD, -11), EINVAL);
+  ck_assert_int_eq (hf_volume_create_codec (s, "", 1 << 20, 4096, NULL,
+                                            HF_SH_CODEC_ZSTD, 0), EINVAL);
+  ck_assert_int_eq (hf_volume_create_codec (s, "", 1 << 20, 4096, NULL,
+                                            0, -5), EINVAL);
+  ck_assert_int_eq (hf_volume_create_codec (s, "", 1 << 20, 4096, NULL,
+                                            HF_SH_CODEC_ZSTD, -5), 0);
+  ck_assert_int_eq (hf_objstore_get_all (s, "volume", HF_VD_SIZE,
+                                         (void **) &enc, &len), 0);
+  ck_assert_uint_eq (len, HF_VD_SIZE);
+  ck_assert_uint_eq (hf_le16 (enc + offsetof (struct hf_disk_volume,
+                                              vd_version)),
+                     HF_VD_VERSION_FAST);
+  ck_assert_uint_eq (enc[offsetof (struct hf_disk_volume, vd_codec_level)],
+                     0xfb);
+
+  v = open_opts (s, &o);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.codec, HF_SH_CODEC_ZSTD);
+  ck_assert_int_eq (info.codec_level, -5);
+  for (i = 0; i < 64 * 4096; i++)
+    w[i] = (uint8_t) ("fast levels still compress text "[i % 32]);
+  ck_assert_int_eq (hf_volume_pwrite (v, w, 64 * 4096, 0, 0), 0);
+  ck_assert_int_eq (hf_volume_flush (v), 0);
+  hf_volume_get_info (v, &info);
+  ck_assert_uint_eq (info.data_bytes_uploaded, 64 * 4096);
+  ck_assert_uint_lt (info.data_bytes_stored, 4 * 4096);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+  o.readonly = true;
+  v = open_opts (s, &o);
+  memset (r, 0, 64 * 4096);
+  ck_assert_int_eq (hf_volume_pread (v, r, 64 * 4096, 0), 0);
+  ck_assert (memcmp (r, w, 64 * 4096) == 0);
+  ck_assert_int_eq (hf_volume_close (v), 0);
+
+  /* The level must agree with the version. */
+  ck_assert_int_eq (hf_vdesc_decode (enc, len, &d, &bad_off), 0);
+  ck_assert_int_eq (d.codec_level, -5);
+  d.codec_level = -10;
+  hf_vdesc_encode (&d, enc);
+  ck_assert_int_eq (hf_vdesc_decode (enc, len, &d, &bad_off), 0);
+  ck_assert_int_eq (d.codec_level, -10);
+  d.codec_level = -11;
+  hf_vdesc_encode (&d, enc);
+  ck_assert_int_eq (hf_vdesc_decode (enc, len, &d, &bad_off), EBADMSG);
+  ck_assert_uint_eq (bad_off, offsetof (struct hf_disk_volume,
+                                        vd_codec_level));
+  d.codec_level = -5;
+  hf_vdesc_encode (&d, enc);
+  hf_put_le16 (enc + offsetof (struct hf_disk_volume, vd_version),
+               HF_VD_VERSION_CODEC);
+  hf_put_le32 (enc + offsetof (struct hf_disk_volume, vd_crc),
+               hf_crc32c (0, enc, offsetof (struct hf_disk_volume, vd_crc)));
+  ck_assert_int_eq (hf_vdesc_decode (enc, len, &d, &bad_off), EBADMSG);
+  ck_assert_uint_eq (bad_off, offsetof (struct hf_disk_volume,
+                                        vd_codec_level));
+  d.codec_level = 3;
+  hf_vdesc_encode (&d, enc);
+  ck_assert_uint_eq (hf_le16 (enc + offsetof (struct hf_disk_volume,
+                                              vd_version)),
+                     HF_VD_VERSION_CODEC);
+  hf_put_le16 (enc + offsetof (struct hf_disk_volume, vd_version),
+               HF_VD_VERSION_FAST);
+  hf_put_le32 (enc + offsetof (struct hf_disk_volume, vd_crc),
+               hf_crc32c (0, enc, offsetof (struct hf_disk_volume, vd_crc)));
+  ck_assert_int_eq (hf_vdesc_decode (enc, len, &d, &bad_off), EBADMSG);
+  ck_assert_uint_eq (bad_off, offsetof (struct hf_disk_volume,
+                                        vd_codec_level));
+
+  free (enc);
+  free (w);
+  free (r);
+  hf_objstore_close (s);
+  rm_tmpdir (dir);
+}
+END_TEST
+
 static int
 tc_tables_get (void *opaque, uint64_t seq, void **buf, size_t *len)
 {
@@ -1904,6 +2019,7 @@ main (void)
     tcase_add_test (tc, test_corruption);
     tcase_add_test (tc, test_carried_crc);
     tcase_add_test (tc, test_compressed);
+    tcase_add_test (tc, test_fast_level);
     tcase_add_test (tc, test_compressed_cold_read);
     tcase_add_test (tc, test_ftabs_bounded);
     tcase_add_test (tc, test_compressed_aligned);
