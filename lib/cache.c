@@ -155,8 +155,16 @@
 #define HF_CACHE_ENTRY_SIZE 24
 #define HF_CACHE_HDR_CRC_OFF 60
 
-/* Gets and puts are processed in chunks of at most this many blocks. */
+/* Gets are processed in chunks of at most this many blocks, and puts
+ * reserve slots that many at a time under the lock. */
 #define HF_CACHE_CHUNK 64
+/* Puts write in batches of up to this many blocks (4 KiB blocks: 4 MiB,
+ * the store's write size).  A direct write has a fixed cost (the
+ * submission, the disk's doorbell, the wait and the wake-up): in 256 KiB
+ * runs the cache's writes of a segment cost 3.4 times the CPU of the
+ * directory store's writes of the same bytes (docs/benchmarks.md, "The
+ * cache's writes in segment-sized runs"). */
+#define HF_CACHE_PUT_BATCH 1024
 /* Alignment of buffer, offset and length for an O_DIRECT write. */
 #define HF_CACHE_DIO_ALIGN 4096
 #define HF_CACHE_DIO_MIN (64 * 1024)   /* shorter runs: buffered */
@@ -697,19 +705,28 @@ hf_cache_get (struct hf_cache *c, uint64_t seq, uint64_t off,
   return 0;
 }
 
-/* Put n <= HF_CACHE_CHUNK blocks. */
+/* Per-block arrays of one put batch (n <= their length). */
+struct hf_cache_putv {
+  uint32_t *crc, *slot, *gen;
+  unsigned *blk;
+  struct hf_cache_run *runs;
+};
+
+/* Put n blocks (at most the length of a's arrays).  Slots are reserved
+ * HF_CACHE_CHUNK at a time, so that gets do not wait on c->lock behind
+ * a whole batch, then written as a whole: a segment's blocks get slots
+ * the CLOCK hand or the free stack hands out in order, so a batch is a
+ * few long runs. */
 static int
-hf_cache_put_chunk (struct hf_cache *c, uint64_t seq, uint64_t off,
-                    const char *buf, const uint32_t *crcs, unsigned n)
+hf_cache_put_batch (struct hf_cache *c, uint64_t seq, uint64_t off,
+                    const char *buf, const uint32_t *crcs, unsigned n,
+                    const struct hf_cache_putv *a)
 {
-  uint32_t crc[HF_CACHE_CHUNK], slot[HF_CACHE_CHUNK], gen[HF_CACHE_CHUNK];
-  unsigned blk[HF_CACHE_CHUNK];
-  struct hf_cache_run runs[HF_CACHE_CHUNK];
   unsigned k, nres = 0, nr;
   int err = 0;
 
   for (k = 0; k < n; k++)
-    crc[k] = crcs ? crcs[k] :
+    a->crc[k] = crcs ? crcs[k] :
       hf_crc32c (0, buf + ((size_t) k << c->bs_shift), c->bs);
 
   /* Reserve. */
@@ -719,6 +736,10 @@ hf_cache_put_chunk (struct hf_cache *c, uint64_t seq, uint64_t off,
     struct hf_cache_slot *s;
     int32_t i;
 
+    if (k > 0 && k % HF_CACHE_CHUNK == 0) {
+      pthread_mutex_unlock (&c->lock);
+      pthread_mutex_lock (&c->lock);
+    }
     if (hf_cache_lookup (c, seq, boff) >= 0)
       continue;                 /* present or being written */
     i = hf_cache_alloc_slot (c);
@@ -730,13 +751,13 @@ hf_cache_put_chunk (struct hf_cache *c, uint64_t seq, uint64_t off,
     hf_cache_bump_gen (s);
     s->seq = seq;
     s->off = boff;
-    s->crc = crc[k];
+    s->crc = a->crc[k];
     s->state = HF_CACHE_WRITING;
     s->ref = 0;
     hf_cache_hash_insert (c, i);
-    slot[nres] = i;
-    gen[nres] = s->gen;
-    blk[nres] = k;
+    a->slot[nres] = i;
+    a->gen[nres] = s->gen;
+    a->blk[nres] = k;
     nres++;
   }
   pthread_mutex_unlock (&c->lock);
@@ -746,24 +767,24 @@ hf_cache_put_chunk (struct hf_cache *c, uint64_t seq, uint64_t off,
   /* Write without the lock.  pwrite, not io_uring: buffered writes
    * through io_uring go to a kernel worker thread here and measured 2-3
    * times slower than a plain pwrite into the page cache. */
-  nr = hf_cache_make_runs (c, slot, blk, nres, (char *) buf, runs);
-  if (hf_cache_pio_runs (c, true, runs, nr) != 0)
+  nr = hf_cache_make_runs (c, a->slot, a->blk, nres, (char *) buf, a->runs);
+  if (hf_cache_pio_runs (c, true, a->runs, nr) != 0)
     err = EIO;
 
   /* Publish. */
   pthread_mutex_lock (&c->lock);
   for (k = 0; k < nres; k++) {
-    struct hf_cache_slot *s = &c->slots[slot[k]];
+    struct hf_cache_slot *s = &c->slots[a->slot[k]];
 
-    if (s->gen != gen[k]) {
+    if (s->gen != a->gen[k]) {
       assert (s->state == HF_CACHE_DROPPED);
-      hf_cache_free_slot (c, slot[k]);
+      hf_cache_free_slot (c, a->slot[k]);
     }
     else if (err == EIO) {
       assert (s->state == HF_CACHE_WRITING);
-      hf_cache_hash_remove (c, slot[k]);
+      hf_cache_hash_remove (c, a->slot[k]);
       hf_cache_bump_gen (s);
-      hf_cache_free_slot (c, slot[k]);
+      hf_cache_free_slot (c, a->slot[k]);
     }
     else {
       assert (s->state == HF_CACHE_WRITING);
@@ -786,18 +807,39 @@ int
 hf_cache_put_crcs (struct hf_cache *c, uint64_t seq, uint64_t off,
                    const void *buf, size_t len, const uint32_t *crcs)
 {
-  size_t nblocks, done, n;
+  uint32_t crc[HF_CACHE_CHUNK], slot[HF_CACHE_CHUNK], gen[HF_CACHE_CHUNK];
+  unsigned blk[HF_CACHE_CHUNK];
+  struct hf_cache_run runs[HF_CACHE_CHUNK];
+  struct hf_cache_putv a = { crc, slot, gen, blk, runs };
+  CLEANUP_FREE char *heap = NULL;
+  size_t nblocks, done, n, batch = HF_CACHE_CHUNK;
   int err;
 
   err = hf_cache_check_range (c, off, len);
   if (err)
     return err;
   nblocks = len >> c->bs_shift;
+  /* A segment's worth in batches of HF_CACHE_PUT_BATCH (arrays on the
+   * heap; without them, HF_CACHE_CHUNK at a time). */
+  if (nblocks > HF_CACHE_CHUNK) {
+    size_t m = nblocks < HF_CACHE_PUT_BATCH ? nblocks : HF_CACHE_PUT_BATCH;
+
+    heap = malloc (m * (3 * sizeof (uint32_t) + sizeof (unsigned) +
+                        sizeof (struct hf_cache_run)));
+    if (heap) {
+      a.runs = (struct hf_cache_run *) heap;
+      a.crc = (uint32_t *) (a.runs + m);
+      a.slot = a.crc + m;
+      a.gen = a.slot + m;
+      a.blk = (unsigned *) (a.gen + m);
+      batch = m;
+    }
+  }
   for (done = 0; done < nblocks; done += n) {
-    n = nblocks - done < HF_CACHE_CHUNK ? nblocks - done : HF_CACHE_CHUNK;
-    err = hf_cache_put_chunk (c, seq, off + ((uint64_t) done << c->bs_shift),
+    n = nblocks - done < batch ? nblocks - done : batch;
+    err = hf_cache_put_batch (c, seq, off + ((uint64_t) done << c->bs_shift),
                               (const char *) buf + (done << c->bs_shift),
-                              crcs ? crcs + done : NULL, n);
+                              crcs ? crcs + done : NULL, (unsigned) n, &a);
     if (err)
       return err;
   }

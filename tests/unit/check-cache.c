@@ -843,6 +843,59 @@ START_TEST (test_direct_put)
 }
 END_TEST
 
+/* pwrite, counted (-Wl,--wrap=pwrite): the writes of block data. */
+static unsigned long data_writes;       /* atomic */
+
+ssize_t __real_pwrite (int fd, const void *buf, size_t n, off_t off);
+ssize_t __wrap_pwrite (int fd, const void *buf, size_t n, off_t off);
+
+ssize_t
+__wrap_pwrite (int fd, const void *buf, size_t n, off_t off)
+{
+  ssize_t r = __real_pwrite (fd, buf, n, off);
+
+  if (r > 0 && n >= BS)
+    __atomic_fetch_add (&data_writes, 1, __ATOMIC_RELAXED);
+  return r;
+}
+
+/* A segment's worth of blocks is written in a few long runs, not one
+ * per HF_CACHE_CHUNK (each write has a fixed cost): 2,148 blocks, more
+ * than two batches, into free slots and then into slots evicted by the
+ * CLOCK hand, three writes each, every block intact and carrying the
+ * CRC it was put with. */
+START_TEST (test_segment_put)
+{
+  const unsigned n = 2 * 1024 + 100;
+  struct hf_cache *c = open_cache (1, BS, n);
+  struct hf_cache_stats st;
+  uint32_t *crcs = malloc (n * sizeof *crcs);
+  void *buf;
+  unsigned i;
+
+  ck_assert_ptr_nonnull (crcs);
+  ck_assert_int_eq (posix_memalign (&buf, 4096, (size_t) n * BS), 0);
+  for (uint64_t seq = 1; seq <= 2; seq++) {
+    fill (seq, 0, buf, (size_t) n * BS, BS);
+    for (i = 0; i < n; i++)
+      crcs[i] = hf_crc32c (0, (char *) buf + (size_t) i * BS, BS);
+    __atomic_store_n (&data_writes, 0, __ATOMIC_RELAXED);
+    ck_assert_int_eq (hf_cache_put_crcs (c, seq, 0, buf, (size_t) n * BS,
+                                         crcs), 0);
+    ck_assert_uint_eq (__atomic_load_n (&data_writes, __ATOMIC_RELAXED), 3);
+  }
+  stats (c, &st);
+  ck_assert_uint_eq (st.evictions, n);
+  for (i = 0; i < n; i++) {
+    ck_assert_int_eq (check_get (c, 2, (uint64_t) i * BS, BS, BS), 0);
+    ck_assert_int_eq (check_get (c, 1, (uint64_t) i * BS, BS, BS), ENOENT);
+  }
+  free (buf);
+  free (crcs);
+  hf_cache_close (c);
+}
+END_TEST
+
 START_TEST (test_drop_segment)
 {
   struct hf_cache *c = open_cache (1, BS, 64);
@@ -1075,6 +1128,7 @@ main (void)
   tcase_add_test (tc, test_hostile_dir);
   tcase_add_test (tc, test_drop_segment);
   tcase_add_test (tc, test_direct_put);
+  tcase_add_test (tc, test_segment_put);
   tcase_add_test (tc, test_concurrency);
   tcase_add_test (tc, test_rates);
   suite_add_tcase (s, tc);
