@@ -28,19 +28,23 @@
  * x write size / drain rate (8 x 1 MiB at 100 MiB/s: 80 ms).
  *
  * The drain rate is measured from commits: a segment's bytes over the
- * time the pipeline spent on it alone, from the later of the previous
- * commit and its own seal to its commit (time with nothing to upload
- * does not count), summed over windows of at least a segment and
- * smoothed (rate = (rate + window's) / 2).  Segments that commit in
- * one step (the oldest upload lands after younger ones, and its commit
- * commits them all) are one measurement: the caller passes them at one
- * instant, and one that comes at the instant a window closed reopens it
+ * time the store spent on it alone, from the later of the previous
+ * commit and the end of its own build to its commit (time with nothing
+ * to upload does not count, nor the build before the first upload:
+ * 69 ms for the first 32 MiB segment of a traced run, which put the
+ * first whole window at 0.77 of the store's rate), summed over windows
+ * of at least a segment and smoothed (rate = (rate + window's) / 2).
+ * Segments that commit in one step (the oldest upload lands after
+ * younger ones, and its commit commits them all) are one measurement:
+ * the caller passes them at one instant, and one that comes at the
+ * instant a window closed reopens it
  * (measured alone, the second of two had spent no time of its own in
  * the pipeline: a window of 32 MiB in 12 us put the estimate at
  * 1.4 TB/s, and pacing let writers run into the limit for a dozen
  * commits; check-pace test_commit_burst).  Until the first window
  * closes, HF_PACE_INIT_RATE, which the first measurement replaces (it
- * is a guess, not evidence).
+ * is a guess, not evidence); the probe's measurement (below) is
+ * replaced in turn by the first whole window's, not averaged with it.
  *
  * The start: a guess is wrong one way or the other (16 MiB/s held
  * writers to a third of a 96 MiB/s store's rate; a higher one runs a
@@ -49,15 +53,23 @@
  * 16), while a client at 400 MiB/s reaches the zone in 0.16 s: its
  * writers queued on the guess for 250-330 ms, four times the steady
  * median (slow-seqwrite's p99.9).  So the first segment, sealed while
- * nothing is uploading and nothing is measured, is a probe of an eighth
+ * nothing is uploading and nothing is measured, is a probe of a quarter
  * of a segment (hf_pace_seal_size), and the first window is the probe's
- * size: 4 MiB commit in 0.05 s at 96 MiB/s, before the client reaches
+ * size: 8 MiB commit in 0.1 s at 96 MiB/s, before the client reaches
  * the zone, and the writers meet it with the store's rate (check-pace
  * test_start: the longest wait 291 -> 85 ms, the steady median 84).
- * One PUT more per volume opened, and the probe's rate includes one
- * PUT's latency (an underestimate, which the next window, a segment,
- * corrects).  Segments under 8 MiB have no probe: they commit soon
- * anyway, and a probe under 1 MiB would measure mostly latency.
+ * One PUT more per volume opened.  The probe's rate includes one PUT's
+ * latency, which a whole segment's upload hides behind the next one's
+ * transfer but the probe's cannot: an underestimate, 0.64 of a 96 MiB/s
+ * fault store for a probe of an eighth in a traced run, and writers
+ * waited 100-130 ms (median 83) until the estimate had climbed, half
+ * way per commit, to the store's rate at the fourth commit: the p99 of
+ * a 20 s run (check-pace test_start_latency).  So the first whole
+ * window replaces the probe's figure instead of being averaged with it,
+ * and the probe is a quarter (a latency of 13 ms costs it 0.13 of its
+ * rate, an eighth 0.24).  Segments under 4 MiB have no probe: they
+ * commit soon anyway, and a probe under 1 MiB would measure mostly
+ * latency.
  * Measuring the first upload's progress instead would need every store
  * to report it (the directory store writes a segment in one call).
  *
@@ -68,7 +80,10 @@
  * for a dozen (check-pace test_estimate_too_high: 85 hard waits in 2
  * minutes, 19 with the cut, 11 once the first measurement replaces the
  * estimate, 16 with the probe, whose commit frees only 4 MiB of a limit
- * the model's instant client filled first).  Once per admission: the writers that
+ * the model's instant client filled first; 19 once the first whole
+ * window replaces the probe's figure: it also replaces the cut that
+ * followed the probe, where averaging had left the estimate at 0.75 of
+ * the store's rate).  Once per admission: the writers that
  * reach the limit together were all admitted at the old rate and are
  * one piece of evidence; a write admitted after the cut that reaches it
  * too cuts again.  A cut too deep only lets dirty data fall below the
@@ -106,7 +121,7 @@ hf_pace_seal_size (const struct hf_pace *p, bool uploading)
 }
 
 void
-hf_pace_committed (struct hf_pace *p, uint64_t now_us, uint64_t sealed_us,
+hf_pace_committed (struct hf_pace *p, uint64_t now_us, uint64_t built_us,
                    uint64_t bytes)
 {
   uint64_t from;
@@ -117,9 +132,10 @@ hf_pace_committed (struct hf_pace *p, uint64_t now_us, uint64_t sealed_us,
     p->w_us += p->c_us;
     p->rate = p->c_rate;
     p->measured = p->c_measured;
+    p->whole = p->c_whole;
   }
   p->c_open = false;
-  from = sealed_us > p->last_commit_us ? sealed_us : p->last_commit_us;
+  from = built_us > p->last_commit_us ? built_us : p->last_commit_us;
   p->last_commit_us = now_us;
   if (now_us > from)
     p->w_us += now_us - from;
@@ -135,11 +151,15 @@ hf_pace_committed (struct hf_pace *p, uint64_t now_us, uint64_t sealed_us,
     p->c_us = p->w_us;
     p->c_rate = p->rate;
     p->c_measured = p->measured;
+    p->c_whole = p->whole;
     p->c_open = true;
     /* The first measurement replaces the initial guess (no evidence:
      * averaged with it, 16 MiB/s held a 96 MiB/s store's writers to
-     * half its rate for a second commit). */
-    p->rate = p->measured ? (p->rate + r) / 2 : r;
+     * half its rate for a second commit), and the first whole window
+     * the probe's (an underestimate, above). */
+    p->rate = p->whole ? (p->rate + r) / 2 : r;
+    if (p->w_bytes >= p->window)
+      p->whole = true;
     p->measured = r;
     if (p->rate == 0)
       p->rate = 1;

@@ -17,7 +17,7 @@
  * (pace.c); not one below HF_PACE_PROBE_MIN bytes (per-PUT latency
  * would be most of its time, and a segment that small commits soon
  * anyway): the first segment is then a whole one. */
-#define HF_PACE_PROBE_DIV 8
+#define HF_PACE_PROBE_DIV 4
 #define HF_PACE_PROBE_MIN (1ull << 20)
 /* Never ask one write to wait longer than this: beyond it the hard
  * dirty_limit wait decides (the rate estimate is then too high). */
@@ -31,11 +31,14 @@ struct hf_pace {
                                    segment sealed to take it */
   uint64_t rate;                /* drain estimate, bytes/s (> 0) */
   uint64_t measured;            /* the last window's rate; 0: none yet */
+  bool whole;                   /* rate rests on a window of a whole
+                                   segment (not the guess or the probe) */
   uint64_t w_bytes, w_us;       /* the measurement in progress */
   uint64_t last_commit_us;      /* 0: no commit yet */
   /* The window that closed at last_commit_us, and the estimate before
    * it: a segment committed at the same instant reopens it. */
   uint64_t c_bytes, c_us, c_rate, c_measured;
+  bool c_whole;
   bool c_open;                  /* c_* describe a window closed at
                                    last_commit_us */
   uint64_t next_us;             /* the admission clock: when the next
@@ -53,11 +56,11 @@ extern void hf_pace_init (struct hf_pace *p, uint64_t limit,
  * sealed segment is uploading (uploading: one is). */
 extern uint64_t hf_pace_seal_size (const struct hf_pace *p, bool uploading);
 
-/* A segment of bytes sealed at sealed_us committed at now_us.
- * Segments that commit together (one commit step) are passed with the
- * same now_us: they are one drain step, measured together. */
+/* A segment of bytes, built (ready to upload) at built_us, committed at
+ * now_us.  Segments that commit together (one commit step) are passed
+ * with the same now_us: they are one drain step, measured together. */
 extern void hf_pace_committed (struct hf_pace *p, uint64_t now_us,
-                               uint64_t sealed_us, uint64_t bytes);
+                               uint64_t built_us, uint64_t bytes);
 
 /* A writer found dirty_limit reached: the estimate was too high.  Cuts
  * it to half, or to the last measurement if lower; once until the next

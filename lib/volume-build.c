@@ -354,6 +354,7 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
   s->up_cap = up_cap;
   s->ckpt = ckpt;
   s->state = HF_VSEG_BUILT;
+  s->built_us = hf_clock_mono_us ();
   if (v->spare_slots.p == NULL && old_slots && b->cap_slots >= 1024) {
     v->spare_slots.p = old_slots;
     v->spare_slots.len = (size_t) b->cap_slots * v->bs;

@@ -159,9 +159,10 @@ enum hf_vol_seg_state {
 struct hf_vol_seg {
   struct hf_vol_seg *next, *prev; /* L: sealed list, seq order */
   uint64_t seq;                 /* fixed at seal */
-  uint64_t sealed_us;           /* fixed at seal (monotonic): pacing's
-                                   drain measurement */
   enum hf_vol_seg_state state;  /* L */
+  uint64_t built_us;            /* L: when the builder published BUILT
+                                   (monotonic): pacing's drain
+                                   measurement */
   struct hf_wbuf *buf;          /* frozen at seal; serves reads until
                                    commit; remapped by the builder (L) */
   uint64_t volume_size;         /* fixed at seal */

@@ -144,8 +144,7 @@ hf_vol_commit_locked (struct hf_volume *v)
     if (s->wal_lsn > v->wal_commit_upto)
       v->wal_commit_upto = s->wal_lsn;
     v->dirty_bytes -= s->buf->bytes;
-    hf_pace_committed (&v->pace, now_us, s->sealed_us,
-                       s->buf->bytes);
+    hf_pace_committed (&v->pace, now_us, s->built_us, s->buf->bytes);
     v->st.segments_committed++;
     v->st.last_commit_ns = hf_clock_wall_ns ();
     v->st.data_bytes_uploaded += (uint64_t) s->meta.h.n_data * v->bs;
@@ -166,7 +165,9 @@ hf_vol_commit_locked (struct hf_volume *v)
       v->sealed->prev = NULL;
     else
       v->sealed_tail = NULL;
-    hf_debug ("volume", "committed seq %" PRIu64, s->seq);
+    hf_debug ("volume", "committed seq %" PRIu64 " (%" PRIu64 " bytes; "
+              "pace rate %" PRIu64 ", measured %" PRIu64 ")", s->seq,
+              s->buf->bytes, v->pace.rate, v->pace.measured);
     hf_vol_cache_or_recycle_locked (v, s, crcs);
     hf_vol_seg_free (s);
   }

@@ -62,7 +62,6 @@ hf_vol_seal_locked (struct hf_volume *v, bool force, bool force_ckpt)
     return ENOMEM;
   }
   s->seq = v->next_seq++;
-  s->sealed_us = hf_clock_mono_us ();
   s->state = HF_VSEG_SEALED;
   s->buf = v->active;
   s->volume_size = v->size;
