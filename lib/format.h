@@ -273,9 +273,10 @@ struct hf_disk_volume {
 #define HF_VD_CODEC_LEVEL_MAX 19
 /* zstd's fast levels go down to ZSTD_minCLevel () (-131072), but on
  * data like fio's (a fifth of the 8-byte words zero) 16 KiB frames
- * shrink to 0.86 at -1, 0.88 at -5, 0.92 at -10 and 0.96 at -20, where
- * the early abort (segment.c) already stores most frames raw: below -10
- * a level only costs CPU and saves nothing (docs/benchmarks.md). */
+ * shrink to 0.86 at -1, 0.88 at -5, 0.92 at -10, 0.96 at -20 and 0.99
+ * at -50: below -10 a level saves 5% or less, the margin the early
+ * abort (segment.c) already gives up on as not worth the CPU
+ * (docs/benchmarks.md, "zstd's fast levels"). */
 #define HF_VD_CODEC_LEVEL_MIN (-10)
 #define HF_VD_SIZE 512
 #define HF_VD_CLONE 0x1
