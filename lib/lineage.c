@@ -213,7 +213,17 @@ hf_vdesc_read (struct hf_objstore *s, const char *prefix,
     return r;
   }
   r = hf_vdesc_decode (o, len, out, &bad);
-  if (r)
+  /* A version above the newest known, with the right magic and size,
+   * is most likely a newer hyperfile's volume (as version 5 is to the
+   * readers before it): say so rather than "corrupt". */
+  if (r && bad == VD (vd_version) && len == HF_VD_SIZE &&
+      hf_le16 (o + VD (vd_version)) > HF_VD_VERSION_FAST &&
+      hf_le16 (o + VD (vd_hdr_size)) == HF_VD_SIZE)
+    hf_error ("volume %s: descriptor version %u is newer than this "
+              "hyperfile reads (1 to %d): open it with a newer hyperfile",
+              key, (unsigned) hf_le16 (o + VD (vd_version)),
+              HF_VD_VERSION_FAST);
+  else if (r)
     hf_error ("volume %s: corrupt at byte offset %zu: bad descriptor "
               "(%zu bytes; magic, version, CRC, block size, size or clone "
               "fields)", key, bad, len);

@@ -1134,7 +1134,8 @@ END_TEST
  * descriptor says version 5 and the level as a signed byte, an open
  * reports it and the volume compresses at it; a version 4 descriptor
  * with a negative level, or a version 5 one with a positive or too low
- * level, is damage. */
+ * level, is damage; a version 6 one is refused as a newer hyperfile's,
+ * not as damage. */
 START_TEST (test_fast_level)
 {
   static const char *bad[] = { "zstd:-11", "zstd:-0", "zstd:0", "zstd:20",
@@ -1235,6 +1236,22 @@ START_TEST (test_fast_level)
   ck_assert_int_eq (hf_vdesc_decode (enc, len, &d, &bad_off), EBADMSG);
   ck_assert_uint_eq (bad_off, offsetof (struct hf_disk_volume,
                                         vd_codec_level));
+
+  /* A version above 5 (a newer hyperfile's volume): refused, and the
+   * log says why instead of calling it corrupt. */
+  d.codec_level = -5;
+  hf_vdesc_encode (&d, enc);
+  hf_put_le16 (enc + offsetof (struct hf_disk_volume, vd_version),
+               HF_VD_VERSION_FAST + 1);
+  hf_put_le32 (enc + offsetof (struct hf_disk_volume, vd_crc),
+               hf_crc32c (0, enc, offsetof (struct hf_disk_volume, vd_crc)));
+  ck_assert_int_eq (hf_objstore_put (s, "n/volume", enc, len, 0), 0);
+  v = NULL;
+  last_error[0] = '\0';
+  ck_assert_int_eq (hf_volume_open (s, "n/", &o, &v), EBADMSG);
+  ck_assert_ptr_null (v);
+  ck_assert_msg (strstr (last_error, "descriptor version 6 is newer") &&
+                 !strstr (last_error, "corrupt"), "error: %s", last_error);
 
   free (enc);
   free (w);
