@@ -53,23 +53,25 @@
  * 16), while a client at 400 MiB/s reaches the zone in 0.16 s: its
  * writers queued on the guess for 250-330 ms, four times the steady
  * median (slow-seqwrite's p99.9).  So the first segment, sealed while
- * nothing is uploading and nothing is measured, is a probe of a quarter
+ * nothing is uploading and nothing is measured, is a probe of an eighth
  * of a segment (hf_pace_seal_size), and the first window is the probe's
- * size: 8 MiB commit in 0.1 s at 96 MiB/s, before the client reaches
+ * size: 4 MiB commit in 0.05 s at 96 MiB/s, before the client reaches
  * the zone, and the writers meet it with the store's rate (check-pace
  * test_start: the longest wait 291 -> 85 ms, the steady median 84).
  * One PUT more per volume opened.  The probe's rate includes one PUT's
  * latency, which a whole segment's upload hides behind the next one's
  * transfer but the probe's cannot: an underestimate, 0.64 of a 96 MiB/s
- * fault store for a probe of an eighth in a traced run, and writers
- * waited 100-130 ms (median 83) until the estimate had climbed, half
- * way per commit, to the store's rate at the fourth commit: the p99 of
- * a 20 s run (check-pace test_start_latency).  So the first whole
- * window replaces the probe's figure instead of being averaged with it,
- * and the probe is a quarter (a latency of 13 ms costs it 0.13 of its
- * rate, an eighth 0.24).  Segments under 4 MiB have no probe: they
- * commit soon anyway, and a probe under 1 MiB would measure mostly
- * latency.
+ * fault store in a traced run (with its build), and writers waited
+ * 100-130 ms (median 83) until the estimate had climbed, half way per
+ * commit, to the store's rate at the fourth commit: the p99 of a 20 s
+ * run (check-pace test_start_latency).  So the first whole window
+ * replaces the probe's figure instead of being averaged with it.  A
+ * probe of a quarter measured better (0.82-0.9) but commits later: a
+ * client at 600-800 MiB/s (the server without debug output) reached
+ * the zone first and its writers waited on the guess, 250-275 ms
+ * (test_start_latency's second client).  Segments under 8 MiB have no
+ * probe: they commit soon anyway, and a probe under 1 MiB would measure
+ * mostly latency.
  * Measuring the first upload's progress instead would need every store
  * to report it (the directory store writes a segment in one call).
  *

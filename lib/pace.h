@@ -17,7 +17,7 @@
  * (pace.c); not one below HF_PACE_PROBE_MIN bytes (per-PUT latency
  * would be most of its time, and a segment that small commits soon
  * anyway): the first segment is then a whole one. */
-#define HF_PACE_PROBE_DIV 4
+#define HF_PACE_PROBE_DIV 8
 #define HF_PACE_PROBE_MIN (1ull << 20)
 /* Never ask one write to wait longer than this: beyond it the hard
  * dirty_limit wait decides (the rate estimate is then too high). */
