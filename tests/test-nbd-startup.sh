@@ -133,12 +133,23 @@ damaged ()                      # damaged NAME PATTERN: after the damage
   rm -rf "$tmp/d"
   cp -a "$tmp/d.good" "$tmp/d"
 }
-printf 'X' | dd of="$tmp/d/seg%/$head_seg" bs=1 seek=100 conv=notrunc \
-  status=none
+flip_byte ()                    # flip_byte FILE OFFSET: invert one byte
+{
+  # Not a fixed byte: where the byte is random (byte 40 of the
+  # descriptor is the creation time's lowest) a fixed one left the file
+  # unchanged 1 time in 256, and the "damaged" volume opened.
+  local b
+  b=$(od -An -j "$2" -N1 -tu1 "$1" | tr -d ' ')
+  printf "\\$(printf %03o $(( b ^ 255 )))" |
+    dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+  [ "$(od -An -j "$2" -N1 -tu1 "$1" | tr -d ' ')" = $(( b ^ 255 )) ] ||
+    fail "flip_byte: $1 byte $2 unchanged"
+}
+flip_byte "$tmp/d/seg%/$head_seg" 100
 damaged head-corrupt "segment seg/$head_seg: corrupt at byte offset .*CRC"
 rm "$tmp/d/seg%/$head_seg"
 damaged head-deleted "segments were deleted or lost"
-printf 'X' | dd of="$tmp/d/volume" bs=1 seek=40 conv=notrunc status=none
+flip_byte "$tmp/d/volume" 40
 damaged descriptor-corrupt "volume volume: corrupt at byte offset .*descriptor"
 
 # ---- another volume's write-ahead log ----
