@@ -22,7 +22,8 @@
 # started is stopped and DIR removed (if it made DIR), and the daemons'
 # logs go to stderr.
 #
-# Environment: HF_RGW_PORT (the S3 port; default a free one),
+# Environment: HF_RGW_PORT (the S3 port; default: the one the kernel
+# gives the gateway when it binds),
 # HF_RGW_OSD_SIZE (the OSD's sparse file, default 64G).
 #
 # Facts this relies on (issue 16): a memstore OSD loses everything when
@@ -79,12 +80,29 @@ failed ()
 trap failed EXIT
 trap 'exit 1' INT TERM
 
+# free_port: a port nobody listens on now.  Only a moment's truth:
+# bind(0) of any other process on the machine (another test's server)
+# may be handed the same port before the monitor binds it (see below).
 free_port ()
 {
   python3 -c 'import socket
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
+}
+
+# listen_port PID: the TCP port PID listens on at 127.0.0.1 (nothing
+# while it listens on none).
+listen_port ()
+{
+  ss -Hltnp src 127.0.0.1 2>/dev/null |
+    awk -v p="pid=$1," 'index($0, p) { n = split($4, a, ":"); print a[n]; exit }'
+}
+
+# listening PIDFILE PORT: the daemon of PIDFILE listens on PORT.
+listening ()
+{
+  [ -s "$1" ] && [ "$(listen_port "$(cat "$1")")" = "$2" ]
 }
 
 # wait_for SECONDS WHAT CMD...: retry CMD every 0.2 s.
@@ -100,14 +118,23 @@ wait_for ()
   return 1
 }
 
-mon_port=$(free_port)
-rgw_port=${HF_RGW_PORT:-$(free_port)}
+# The gateway's port: HF_RGW_PORT, or 0 for the kernel to choose as the
+# gateway binds (read back from its socket below).  It was a port
+# picked by free_port a minute before the gateway started: a bind(0)
+# of any other process in that minute (each one draws from the ~14,000
+# odd ports of the ephemeral range) could be handed it, and then the
+# gateway failed ("failed to bind address ... Address already in use")
+# and the whole run with it.
+rgw_port=${HF_RGW_PORT:-0}
 fsid=$(cat /proc/sys/kernel/random/uuid)
 osd_uuid=$(cat /proc/sys/kernel/random/uuid)
 conf="$dir/ceph.conf"
 mkdir -p "$dir/mon" "$dir/osd" "$dir/log" "$dir/run" "$dir/rgw"
 : > "$dir/keyring"
 
+# write_conf: ceph.conf for the monitor at $mon_port.
+write_conf ()
+{
 cat > "$conf" <<EOF
 [global]
 fsid = $fsid
@@ -168,12 +195,36 @@ rgw_data = $dir/rgw
 rgw_enable_usage_log = false
 rgw_thread_pool_size = 64
 EOF
+}
 
+# The monitor's port is in the monmap before the monitor runs, so it
+# cannot be the kernel's choice at bind time: a free port, and if it
+# was taken in the seconds before the monitor bound it (ceph-mon tries
+# for 10 s, then exits 1 logging "unable to bind monitor"), another
+# one, on a new monitor.
+for (( try = 1; ; try++ )); do
+  mon_port=$(free_port)
+  write_conf
+  rm -rf "$dir/mon/hf" "$dir/monmap"
+  monmaptool --create --fsid "$fsid" --addv hf "[v2:127.0.0.1:$mon_port]" \
+    "$dir/monmap" >/dev/null
+  ceph-mon -c "$conf" -i hf --mkfs --monmap "$dir/monmap"
+  if timeout 60 ceph-mon -c "$conf" -i hf &&
+     wait_for 30 "the monitor on 127.0.0.1:$mon_port" \
+       listening "$dir/run/mon.hf.pid" "$mon_port"; then
+    break
+  fi
+  if [ "$try" -ge 5 ] ||
+     ! grep -q 'unable to bind monitor' "$dir/log/mon.hf.log" 2>/dev/null; then
+    echo "rgw/start: the monitor did not start" >&2
+    exit 1
+  fi
+  echo "rgw/start: port $mon_port was taken before the monitor bound it:" \
+       "another one" >&2
+  "$here/stop.sh" "$dir" --keep >&2 || :
+  mv "$dir/log/mon.hf.log" "$dir/log/mon.hf.log.$try"
+done
 echo "rgw/start: cluster in $dir (mon 127.0.0.1:$mon_port)" >&2
-monmaptool --create --fsid "$fsid" --addv hf "[v2:127.0.0.1:$mon_port]" \
-  "$dir/monmap" >/dev/null
-ceph-mon -c "$conf" -i hf --mkfs --monmap "$dir/monmap"
-timeout 60 ceph-mon -c "$conf" -i hf
 wait_for 30 "the monitor" ceph -c "$conf" --connect-timeout 5 mon stat
 
 osd_id=$(ceph -c "$conf" osd new "$osd_uuid")
@@ -191,6 +242,15 @@ timeout 120 radosgw-admin -c "$conf" -n client.rgw.hf user create \
   --access-key="$HF_RGW_ACCESS_KEY" --secret-key="$HF_RGW_SECRET_KEY" \
   >/dev/null
 timeout 60 radosgw -c "$conf" -n client.rgw.hf
+rgw_listens ()
+{
+  local p
+  [ -s "$dir/run/client.rgw.hf.pid" ] || return 1
+  p=$(listen_port "$(cat "$dir/run/client.rgw.hf.pid")")
+  [ -n "$p" ] && { [ "$rgw_port" = 0 ] || [ "$p" = "$rgw_port" ]; } &&
+    rgw_port=$p
+}
+wait_for 60 "radosgw to listen on 127.0.0.1:$rgw_port" rgw_listens
 wait_for 60 "radosgw on 127.0.0.1:$rgw_port" \
   curl -sf -o /dev/null "http://127.0.0.1:$rgw_port/"
 
