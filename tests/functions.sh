@@ -5,7 +5,8 @@
 #   cleanup_add 'CMD'        run CMD when the test exits, however it exits
 #                            (EXIT, INT, TERM), last added first
 #   start_s3rver [--tls]     start the S3 test server (tests/s3rver) on a
-#                            free port of 127.0.0.1 with a fresh data dir;
+#                            free port of 127.0.0.1 (held for it until the
+#                            test ends) with a fresh data dir;
 #                            --tls: https, with a certificate from a CA
 #                            made here by openssl ($S3_CA_FILE)
 #   kill_s3rver              SIGKILL it (data dir kept)
@@ -240,6 +241,44 @@ _hf_s3rver_launch ()
   return 1
 }
 
+# Reserve a port for the server for as long as this shell runs: a
+# process of its own keeps it bound, not listening (SO_REUSEADDR), so
+# the server (node sets SO_REUSEADDR too) can listen on it, connections
+# are refused while the server is down, and no other process can have
+# it meanwhile: bind(0) and connect() pass over a bound port.  Without
+# it, restart_s3rver needed the port that kill_s3rver had let go, and
+# failed when any bind(0) on the machine had been handed it in between.
+# Sets S3RVER_PORT.
+_hf_s3rver_hold_port ()
+{
+  local out="$S3RVER_DIR/port-holder.out" pid i
+  : > "$out"
+  python3 -c '
+import os, signal, socket, sys, time
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0))
+print("PORT %d" % s.getsockname()[1], flush=True)
+parent = os.getppid()
+while os.getppid() == parent:   # ends with the shell that started it
+    time.sleep(1)
+' "$S3RVER_DIR" > "$out" 2> "$S3RVER_DIR/port-holder.err" < /dev/null &
+  pid=$!
+  cleanup_add "kill_ours TERM $pid '$S3RVER_DIR'"
+  for (( i = 0; i < 300; i++ )); do
+    if grep -q '^PORT ' "$out"; then
+      S3RVER_PORT=$(awk '/^PORT /{print $2; exit}' "$out")
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "$0: no port for s3rver:" >&2
+  cat "$S3RVER_DIR/port-holder.err" >&2
+  return 1
+}
+
 start_s3rver ()
 {
   local scheme=http
@@ -273,7 +312,8 @@ start_s3rver ()
     export S3_CA_FILE
     scheme=https
   fi
-  _hf_s3rver_launch 0 || exit 1
+  _hf_s3rver_hold_port || exit 1
+  _hf_s3rver_launch "$S3RVER_PORT" || exit 1
 
   S3_ENDPOINT=$scheme://127.0.0.1:$S3RVER_PORT
   if [ "${HF_TEST_S3_EXPRESS-}" = 1 ]; then
@@ -304,7 +344,8 @@ restart_s3rver ()
 {
   local i
   kill_s3rver
-  # The port may linger briefly; retry binding it for a few seconds.
+  # The port is held for it (_hf_s3rver_hold_port); a start that fails
+  # all the same is tried again for a few seconds.
   for (( i = 0; i < 50; i++ )); do
     if _hf_s3rver_launch "$S3RVER_PORT" 2>/dev/null; then
       export S3RVER_PID
