@@ -202,10 +202,32 @@ _hf_s3rver_make_tls ()
     -extfile "$d/server.ext" 2>/dev/null
 }
 
+# _hf_wait_port FILE PID: wait up to 30 s for the "PORT n" line that
+# process PID writes to FILE once it listens (or holds a port); prints
+# n.  Fails when PID ends without writing it, or after the 30 s.
+_hf_wait_port ()
+{
+  local file=$1 pid=$2 i port
+  for (( i = 0; i < 300; i++ )); do
+    port=$(awk '/^PORT /{print $2; exit}' "$file" 2>/dev/null)
+    if [ -z "$port" ] && ! kill -0 "$pid" 2>/dev/null; then
+      # It may have written the line just before it ended.
+      port=$(awk '/^PORT /{print $2; exit}' "$file" 2>/dev/null)
+      [ -n "$port" ] || return 1
+    fi
+    if [ -n "$port" ]; then
+      echo "$port"
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
 # Start server.js with the saved settings; wait for its "PORT n" line.
 _hf_s3rver_launch ()
 {
-  local port=$1 out="$S3RVER_DIR/server.out" i
+  local port=$1 out="$S3RVER_DIR/server.out"
   local -a tls=()
 
   if [ -f "$S3RVER_DIR/tls/server.pem" ]; then
@@ -226,16 +248,10 @@ _hf_s3rver_launch ()
        >"$out" 2>"$S3RVER_DIR/server.err" </dev/null &
   S3RVER_PID=$!
   echo "$S3RVER_PID" > "$S3RVER_PIDFILE"
-  for (( i = 0; i < 300; i++ )); do
-    if grep -q '^PORT ' "$out"; then
-      S3RVER_PORT=$(awk '/^PORT /{print $2; exit}' "$out")
-      return 0
-    fi
-    if ! kill -0 "$S3RVER_PID" 2>/dev/null; then
-      break
-    fi
-    sleep 0.1
-  done
+  if port=$(_hf_wait_port "$out" "$S3RVER_PID"); then
+    S3RVER_PORT=$port
+    return 0
+  fi
   echo "$0: s3rver did not start:" >&2
   cat "$S3RVER_DIR/server.err" >&2
   return 1
@@ -251,7 +267,7 @@ _hf_s3rver_launch ()
 # Sets S3RVER_PORT.
 _hf_s3rver_hold_port ()
 {
-  local out="$S3RVER_DIR/port-holder.out" pid i
+  local out="$S3RVER_DIR/port-holder.out" pid
   : > "$out"
   python3 -c '
 import os, signal, socket, sys, time
@@ -266,14 +282,9 @@ while os.getppid() == parent:   # ends with the shell that started it
 ' "$S3RVER_DIR" > "$out" 2> "$S3RVER_DIR/port-holder.err" < /dev/null &
   pid=$!
   cleanup_add "kill_ours TERM $pid '$S3RVER_DIR'"
-  for (( i = 0; i < 300; i++ )); do
-    if grep -q '^PORT ' "$out"; then
-      S3RVER_PORT=$(awk '/^PORT /{print $2; exit}' "$out")
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
+  if S3RVER_PORT=$(_hf_wait_port "$out" "$pid"); then
+    return 0
+  fi
   echo "$0: no port for s3rver:" >&2
   cat "$S3RVER_DIR/port-holder.err" >&2
   return 1
@@ -370,23 +381,19 @@ restart_s3rver ()
 # REFUSE lines); killed by the cleanup.
 start_creds_server ()
 {
-  local dir=$1 i
+  local dir=$1 port
   CREDS_LOG="$dir/creds-server.out"
   : > "$CREDS_LOG"
   /usr/bin/python3 "$abs_top_srcdir/tests/aws-creds-server.py" "$@" \
     > "$CREDS_LOG" 2> "$dir/creds-server.err" < /dev/null &
   CREDS_PID=$!
   cleanup_add "kill_ours 9 $CREDS_PID aws-creds-server.py"
-  for (( i = 0; i < 100; i++ )); do
-    if grep -q '^PORT ' "$CREDS_LOG"; then
-      CREDS_URL=http://127.0.0.1:$(awk '/^PORT /{print $2; exit}' "$CREDS_LOG")
-      export CREDS_URL CREDS_LOG
-      echo "credential endpoints: $CREDS_URL (pid $CREDS_PID)"
-      return 0
-    fi
-    kill -0 "$CREDS_PID" 2>/dev/null || break
-    sleep 0.1
-  done
+  if port=$(_hf_wait_port "$CREDS_LOG" "$CREDS_PID"); then
+    CREDS_URL=http://127.0.0.1:$port
+    export CREDS_URL CREDS_LOG
+    echo "credential endpoints: $CREDS_URL (pid $CREDS_PID)"
+    return 0
+  fi
   echo "$0: aws-creds-server.py did not start:" >&2
   cat "$dir/creds-server.err" >&2
   exit 1
@@ -457,20 +464,13 @@ s3_errtest_basics ()
 # DIR/server.out.  Sets HOSTILE_ENDPOINT and HOSTILE_PID.
 hostile_start ()
 {
-  local d=$1 port= i
-  # server.out exists before the background job opens it, so awk below
-  # never finds it missing (set -e would end the test).
+  local d=$1 port
   : > "$d/server.out"
   python3 "$abs_top_srcdir/tests/s3-hostile-server.py" > "$d/server.out" \
     2> "$d/server.err" &
   HOSTILE_PID=$!
   cleanup_add "kill_started TERM $HOSTILE_PID '$(proc_start $HOSTILE_PID)'"
-  for (( i = 0; i < 100; i++ )); do
-    port=$(awk '/^PORT /{print $2}' "$d/server.out")
-    [ -n "$port" ] && break
-    sleep 0.1
-  done
-  if [ -z "$port" ]; then
+  if ! port=$(_hf_wait_port "$d/server.out" "$HOSTILE_PID"); then
     cat "$d/server.err"
     echo "$0: FAIL: the hostile S3 server did not start" >&2
     exit 1
