@@ -107,6 +107,45 @@ def fio_side(side):
     }
 
 
+def pct_of(v, p):
+    """fio's percentile: the value at rank ceil(p * n) of the sorted v."""
+    k = -(-int(p * 1000000) * len(v) // 1000000)
+    return v[max(0, min(len(v), k) - 1)]
+
+
+def clat_from_logs(prefix):
+    """Completion latencies (ns) by direction (0 read, 1 write) from
+    fio's per-I/O logs PREFIX_clat.N.log (one per job), and how many
+    each side lost: the I/Os in flight when a job ended.  fio reaps
+    those in one final wait and stamps them all with the time of the
+    last one to complete, so they are the log's last lines, sharing its
+    last timestamp; their own completion times are unknown."""
+    lat = {0: [], 1: []}
+    dropped = {0: 0, 1: 0}
+    paths = sorted(glob.glob(glob.escape(prefix) + "_clat.*.log"))
+    for path in paths:
+        rows = []
+        with open(path) as f:
+            for line in f:
+                x = line.split(",")
+                if len(x) >= 3:
+                    rows.append((int(x[0]), int(x[1]), int(x[2])))
+        if not rows:
+            continue
+        end = rows[-1][0]
+        n = 0
+        while n < len(rows) and rows[-1 - n][0] == end:
+            n += 1
+        if n > 1:
+            for t, v, d in rows[-n:]:
+                dropped[d] = dropped.get(d, 0) + 1
+            rows = rows[:-n]
+        for t, v, d in rows:
+            if d in lat:
+                lat[d].append(v)
+    return (lat, dropped) if paths else (None, None)
+
+
 def cmd_record(a):
     r = {"system": a.system, "workload": a.workload, "status": a.status}
     if a.fio and os.path.exists(a.fio) and a.status == "ok":
@@ -124,7 +163,18 @@ def cmd_record(a):
             for job in jobs:
                 if job.get("error"):
                     r["status"] = "failed: fio error %d" % job["error"]
-        except (ValueError, KeyError, IndexError) as e:
+            lat, dropped = (clat_from_logs(a.clat_logs) if a.clat_logs
+                            else (None, None))
+            for d, side in ((0, "read"), (1, "write")):
+                v = sorted(lat[d]) if lat else []
+                if not v:
+                    continue
+                r[side]["p50_us"] = pct_of(v, 0.50) / 1000.0
+                r[side]["p99_us"] = pct_of(v, 0.99) / 1000.0
+                r[side]["p999_us"] = pct_of(v, 0.999) / 1000.0
+                r[side]["pct_from_log"] = len(v)
+                r[side]["end_batch_dropped"] = dropped.get(d, 0)
+        except (ValueError, KeyError, IndexError, OSError) as e:
             r["status"] = "failed: unreadable fio output (%s)" % e
     if a.s3_before and a.s3_end and a.s3_after:
         s0, s1, s2 = (load_json(p) for p in
@@ -808,6 +858,21 @@ def cmd_report(a):
                 ", ".join("%s %s" % (k, fmt(v)) for k, v in reqs.items())
                 or "0",
                 fmt(r.get("drain_s"), 2) if "drain_s" in r else ""))
+        logged = [(s, r) for s in systems
+                  for r in [runs.get((s, w))]
+                  if r and r.get("status") == "ok"
+                  and r[side].get("pct_from_log")]
+        if logged:
+            L.append("")
+            L.append("Percentiles from fio's log of every completion, "
+                     "without the I/Os in flight when the run ended (fio "
+                     "stamps them all with the last one's completion "
+                     "time): %s." % ", ".join(
+                         "%s %s of %s" % (
+                             s, fmt(r[side].get("end_batch_dropped", 0)),
+                             fmt(r[side]["pct_from_log"] +
+                                 r[side].get("end_batch_dropped", 0)))
+                         for s, r in logged))
         L.append("")
     L.append("### S3 cost of writes (run + drain)")
     L.append("")
@@ -953,7 +1018,8 @@ def main():
     for k in ("fio", "s3-before", "s3-end", "s3-after", "cpu-s",
               "s3server-cpu-s", "flush-s", "drain-s", "drain-cpu-s",
               "drain-s3server-cpu-s", "fs-mkfs-s", "fs-unpack-s", "rss-kib",
-              "drain-rss-kib", "fs-files", "fs-bytes", "dataset", "ds-run"):
+              "drain-rss-kib", "fs-files", "fs-bytes", "dataset", "ds-run",
+              "clat-logs"):
         p.add_argument("--" + k)
     p = sub.add_parser("calibration")
     p.add_argument("--bytes", type=int, required=True)
