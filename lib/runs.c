@@ -137,24 +137,39 @@ hf_runs_lower_bound (const struct hf_runs *r, uint64_t lba)
   return lo;
 }
 
+/* Overlay r (in place) with nw, building into spare's storage. */
+int
+hf_runs_apply_spare (struct hf_runs *r, struct hf_runs *spare,
+                     const struct hf_run *nw, size_t nn, bool any_data)
+{
+  struct hf_runs out = *spare;
+  int e;
+
+  if (nn == 0)
+    return 0;
+  out.n = 0;
+  e = hf_runs_overlay (r->v, r->n, nw, nn, any_data, &out);
+  if (e) {
+    out.n = 0;
+    *spare = out;
+    return e;
+  }
+  *spare = *r;
+  spare->n = 0;
+  *r = out;
+  return 0;
+}
+
 /* Overlay r (in place) with nw. */
 int
 hf_runs_apply (struct hf_runs *r, const struct hf_run *nw,
                    size_t nn, bool any_data)
 {
-  struct hf_runs out = { 0 };
-  int e;
+  struct hf_runs spare = { 0 };
+  int e = hf_runs_apply_spare (r, &spare, nw, nn, any_data);
 
-  if (nn == 0)
-    return 0;
-  e = hf_runs_overlay (r->v, r->n, nw, nn, any_data, &out);
-  if (e) {
-    hf_runs_free (&out);
-    return e;
-  }
-  hf_runs_free (r);
-  *r = out;
-  return 0;
+  hf_runs_free (&spare);
+  return e;
 }
 
 /* The runs a segment's extent table describes, in table order resolved

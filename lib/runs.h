@@ -63,6 +63,16 @@ extern int hf_runs_overlay (const struct hf_run *old, size_t on,
 extern int hf_runs_apply (struct hf_runs *r, const struct hf_run *nw,
                           size_t nn, bool any_data);
 
+/* The same, building the result in spare's storage (a list kept for
+ * this; its runs are dropped) and leaving r's old storage in spare for
+ * the next call.  A list rebuilt at every call (the volume's delta, at
+ * every commit) then goes back and forth between two arrays whose
+ * pages are in place, instead of a new one, a page fault per 4 KiB of
+ * it, each time.  On failure r is as it was. */
+extern int hf_runs_apply_spare (struct hf_runs *r, struct hf_runs *spare,
+                                const struct hf_run *nw, size_t nn,
+                                bool any_data);
+
 /* Index of the run containing lba, or -1. */
 extern ssize_t hf_runs_find (const struct hf_runs *r, uint64_t lba);
 

@@ -355,10 +355,15 @@ hf_vol_build (struct hf_volume *v, struct hf_vol_seg *s)
   s->ckpt = ckpt;
   s->state = HF_VSEG_BUILT;
   s->built_us = hf_clock_mono_us ();
-  if (v->spare_slots.p == NULL && old_slots && b->cap_slots >= 1024) {
-    v->spare_slots.p = old_slots;
-    v->spare_slots.len = (size_t) b->cap_slots * v->bs;
-    old_slots = NULL;
+  if (old_slots && b->cap_slots >= 1024) {
+    struct hf_wbuf_spare *sp = v->spare_slots.p == NULL ? &v->spare_slots
+      : v->spare_slots2.p == NULL ? &v->spare_slots2 : NULL;
+
+    if (sp) {
+      sp->p = old_slots;
+      sp->len = (size_t) b->cap_slots * v->bs;
+      old_slots = NULL;
+    }
   }
   pthread_cond_broadcast (&v->work_cv);
   hf_vol_unlock (v);

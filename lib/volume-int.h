@@ -250,6 +250,10 @@ struct hf_volume {
                                    checkpoint builder (while its segment
                                    is the oldest sealed) reads it without
                                    the lock */
+  struct hf_runs delta_spare;   /* L: the storage the next commit
+                                   builds the delta in (the one before
+                                   last; hf_runs_apply_spare): at most
+                                   the largest delta's size */
   struct hf_vol_crctabs crc_tabs;       /* L: the delta points into */
   uint64_t next_seq;            /* L: next seq to seal */
   uint64_t committed_seq;       /* L: every sealed seq <= this committed */
@@ -310,9 +314,16 @@ struct hf_volume {
 
   /* Spare buffers recycled from built and committed segments: fresh
    * 32 MiB buffers cost a page fault and a cleared page per 4 KiB, which
-   * at full write speed was a tenth of the CPU.  Bounded: one slot
-   * array, and up to HF_VOL_SPARE_OBJS object buffers. */
-  struct hf_wbuf_spare spare_slots;     /* L */
+   * at full write speed was a tenth of the CPU.  Bounded: two slot
+   * arrays, and up to HF_VOL_SPARE_OBJS object buffers.  Two, because
+   * a new active buffer takes one at its first write, right after the
+   * seal, while the builder has not yet given back the sealed one's:
+   * with one, every other buffer found none and grew a fresh array
+   * (68% of the server's page faults at 4 KiB QD32; on a VM whose
+   * first touches cost 15 us a page, about 2 us per write). */
+  struct hf_wbuf_spare spare_slots;     /* L: the one the next buffer
+                                           takes */
+  struct hf_wbuf_spare spare_slots2;    /* L: refills spare_slots */
   struct { uint8_t *p; size_t cap; } spare_obj[HF_VOL_SPARE_OBJS]; /* L */
   unsigned n_spare_obj;         /* L */
   /* Committed segments whose blocks are still to enter the local cache
@@ -479,6 +490,7 @@ extern int hf_vol_ckpt_build (struct hf_volume *v, struct hf_vol_seg *s,
 
 /* volume-upload.c */
 extern int hf_vol_delta_add (uint32_t bs, struct hf_runs *delta,
+                             struct hf_runs *spare,
                              struct hf_vol_crctabs *tabs,
                              struct hf_seg_meta *m);
 extern void hf_vol_delta_free (struct hf_runs *delta,

@@ -668,7 +668,7 @@ hf_vol_point_read (struct hf_volume *v, uint64_t at_seq,
 
     if (m->h.flags & HF_SH_CHECKPOINT)
       continue;
-    r = hf_vol_delta_add (v->bs, &pt->delta, &pt->tabs, m);
+    r = hf_vol_delta_add (v->bs, &pt->delta, NULL, &pt->tabs, m);
     if (r)
       goto out;
     pt->segs_since++;

@@ -36,14 +36,15 @@
  * table, which moves to tabs: m->crcs becomes NULL).  The caller owns
  * delta and tabs (v's under v->lock, or a point being read). */
 int
-hf_vol_delta_add (uint32_t bs, struct hf_runs *delta,
+hf_vol_delta_add (uint32_t bs, struct hf_runs *delta, struct hf_runs *spare,
                   struct hf_vol_crctabs *tabs, struct hf_seg_meta *m)
 {
   struct hf_runs runs = { 0 };
   int r = hf_runs_of_segment (m, bs, &runs);
 
   if (r == 0)
-    r = hf_runs_apply (delta, runs.v, runs.n, false);
+    r = spare ? hf_runs_apply_spare (delta, spare, runs.v, runs.n, false)
+      : hf_runs_apply (delta, runs.v, runs.n, false);
   hf_runs_free (&runs);
   if (r == 0 && tabs->n == tabs->cap) {
     size_t nc = tabs->cap ? tabs->cap * 2 : 16;
@@ -81,7 +82,8 @@ int
 hf_vol_delta_add_locked (struct hf_volume *v, struct hf_seg_meta *m)
 {
   HF_VOL_ASSERT_LOCKED (v);
-  return hf_vol_delta_add (v->bs, &v->delta, &v->crc_tabs, m);
+  return hf_vol_delta_add (v->bs, &v->delta, &v->delta_spare, &v->crc_tabs,
+                           m);
 }
 
 /* Empty the delta (a checkpoint committed).  Caller holds v->lock. */
@@ -89,6 +91,15 @@ void
 hf_vol_delta_clear_locked (struct hf_volume *v)
 {
   HF_VOL_ASSERT_LOCKED (v);
+  /* The larger array stays as the spare: the delta grows back to about
+   * its size before the next checkpoint. */
+  if (v->delta.cap > v->delta_spare.cap) {
+    struct hf_runs t = v->delta_spare;
+
+    v->delta_spare = v->delta;
+    v->delta_spare.n = 0;
+    v->delta = t;
+  }
   hf_vol_delta_free (&v->delta, &v->crc_tabs);
 }
 

@@ -168,6 +168,10 @@ hf_vol_put_block_locked (struct hf_volume *v, uint64_t lba,
   r = hf_wbuf_put (b, v->bs, lba, data, crc, &v->spare_slots, &added);
   if (r == 0 && added)
     v->dirty_bytes += v->bs;
+  if (v->spare_slots.p == NULL && v->spare_slots2.p != NULL) {
+    v->spare_slots = v->spare_slots2;
+    v->spare_slots2.p = NULL;
+  }
   return r;
 }
 

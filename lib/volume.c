@@ -293,10 +293,12 @@ hf_vol_free (struct hf_volume *v)
   hf_wbuf_free (v->active);
   hf_vol_lock (v);
   hf_vol_delta_clear_locked (v);
+  hf_runs_free (&v->delta_spare);
   hf_vol_unlock (v);
   free (v->crc_tabs.v);
   free (v->uploaders);
   free (v->spare_slots.p);
+  free (v->spare_slots2.p);
   while (v->cacheq) {
     struct hf_vol_cacheq *q = v->cacheq;
     v->cacheq = q->next;

@@ -146,6 +146,64 @@ START_TEST (test_apply_model)
 }
 END_TEST
 
+/* hf_runs_apply_spare says what hf_runs_apply says, and from the
+ * second call on builds in the array the call before last left: two
+ * arrays, reused, never a new one while they are large enough. */
+START_TEST (test_apply_spare)
+{
+  int round;
+
+  for (round = 0; round < 100; round++) {
+    struct hf_runs a = { 0 }, b = { 0 }, spare = { 0 }, nw = { 0 };
+    struct mblk m[NB], tmp[NB];
+    struct hf_run *prev[2] = { NULL, NULL };
+    uint64_t seq;
+    size_t i;
+
+    memset (m, 0, sizeof m);
+    /* Room enough from the start, so that no call has to grow them. */
+    for (i = 0; i < 2; i++) {
+      struct hf_runs *x = i ? &spare : &b;
+
+      ck_assert_int_eq (hf_runs_room (x), 0);
+      x->v = realloc (x->v, 4 * NB * sizeof *x->v);
+      ck_assert_ptr_nonnull (x->v);
+      x->cap = 4 * NB;
+    }
+    for (seq = 1; seq < 8; seq++) {
+      memset (tmp, 0, sizeof tmp);
+      random_list (&nw, tmp, seq);
+      ck_assert_int_eq (hf_runs_apply (&a, nw.v, nw.n, false), 0);
+      ck_assert_int_eq (hf_runs_apply_spare (&b, &spare, nw.v, nw.n, false),
+                        0);
+      ck_assert_uint_eq (spare.n, 0);
+      ck_assert_uint_eq (a.n, b.n);
+      for (i = 0; i < a.n; i++) {
+        /* (Field by field: the padding after data is not the runs'.) */
+        ck_assert_uint_eq (a.v[i].lba, b.v[i].lba);
+        ck_assert_uint_eq (a.v[i].n, b.v[i].n);
+        ck_assert_int_eq (a.v[i].data, b.v[i].data);
+        if (a.v[i].data) {
+          ck_assert_uint_eq (a.v[i].seq, b.v[i].seq);
+          ck_assert_uint_eq (a.v[i].blk, b.v[i].blk);
+          ck_assert_ptr_eq (a.v[i].crc, b.v[i].crc);
+        }
+      }
+      /* b's array is the one it had two calls ago. */
+      if (prev[1])
+        ck_assert_ptr_eq (b.v, prev[1]);
+      prev[1] = prev[0];
+      prev[0] = b.v;
+      ck_assert_ptr_eq (spare.v, prev[1] ? prev[1] : spare.v);
+    }
+    hf_runs_free (&a);
+    hf_runs_free (&b);
+    hf_runs_free (&spare);
+    hf_runs_free (&nw);
+  }
+}
+END_TEST
+
 /* Pushing coalesces contiguous holes, and data only where the physical
  * blocks and CRCs continue too (or always with any_data). */
 START_TEST (test_push_coalesce)
@@ -286,6 +344,7 @@ main (void)
 
   hf_log_set_sink (log_verbose);
   tcase_add_test (tc, test_apply_model);
+  tcase_add_test (tc, test_apply_spare);
   tcase_add_test (tc, test_push_coalesce);
   tcase_add_test (tc, test_piece);
   tcase_add_test (tc, test_find_bounds);
