@@ -320,10 +320,11 @@ struct hf_volume {
    * seal, while the builder has not yet given back the sealed one's:
    * with one, every other buffer found none and grew a fresh array
    * (68% of the server's page faults at 4 KiB QD32; on a VM whose
-   * first touches cost 15 us a page, about 2 us per write). */
+   * first touches cost 15 us a page, 0.7-2 us per write). */
   struct hf_wbuf_spare spare_slots;     /* L: the one the next buffer
                                            takes */
-  struct hf_wbuf_spare spare_slots2;    /* L: refills spare_slots */
+  struct hf_wbuf_spare spare_slots2;    /* L: refills spare_slots at
+                                           each seal */
   struct { uint8_t *p; size_t cap; } spare_obj[HF_VOL_SPARE_OBJS]; /* L */
   unsigned n_spare_obj;         /* L */
   /* Committed segments whose blocks are still to enter the local cache

@@ -81,6 +81,11 @@ hf_vol_seal_locked (struct hf_volume *v, bool force, bool force_ckpt)
       return ENOMEM;    /* active stays NULL: allocated on next write */
   }
   v->active = nb;
+  /* The new buffer's first write takes spare_slots (volume-int.h). */
+  if (v->spare_slots.p == NULL && v->spare_slots2.p != NULL) {
+    v->spare_slots = v->spare_slots2;
+    v->spare_slots2.p = NULL;
+  }
   hf_debug ("volume", "sealed seq %" PRIu64 " (%" PRIu64 " bytes)",
             s->seq, s->buf->bytes);
   pthread_cond_broadcast (&v->work_cv);
@@ -168,10 +173,6 @@ hf_vol_put_block_locked (struct hf_volume *v, uint64_t lba,
   r = hf_wbuf_put (b, v->bs, lba, data, crc, &v->spare_slots, &added);
   if (r == 0 && added)
     v->dirty_bytes += v->bs;
-  if (v->spare_slots.p == NULL && v->spare_slots2.p != NULL) {
-    v->spare_slots = v->spare_slots2;
-    v->spare_slots2.p = NULL;
-  }
   return r;
 }
 

@@ -207,18 +207,17 @@ _hf_s3rver_make_tls ()
 # n.  Fails when PID ends without writing it, or after the 30 s.
 _hf_wait_port ()
 {
-  local file=$1 pid=$2 i port
+  local file=$1 pid=$2 i port alive
   for (( i = 0; i < 300; i++ )); do
+    # Alive before the read: a line written just before the end counts.
+    alive=0
+    kill -0 "$pid" 2>/dev/null && alive=1
     port=$(awk '/^PORT /{print $2; exit}' "$file" 2>/dev/null)
-    if [ -z "$port" ] && ! kill -0 "$pid" 2>/dev/null; then
-      # It may have written the line just before it ended.
-      port=$(awk '/^PORT /{print $2; exit}' "$file" 2>/dev/null)
-      [ -n "$port" ] || return 1
-    fi
     if [ -n "$port" ]; then
       echo "$port"
       return 0
     fi
+    [ "$alive" = 1 ] || return 1
     sleep 0.1
   done
   return 1

@@ -250,11 +250,9 @@ rgw_listens ()
   [ -n "$p" ] && { [ "$rgw_port" = 0 ] || [ "$p" = "$rgw_port" ]; } &&
     rgw_port=$p
 }
-if [ "$rgw_port" = 0 ]; then
-  wait_for 60 "radosgw to listen on 127.0.0.1 (a port of its choice)" rgw_listens
-else
-  wait_for 60 "radosgw to listen on 127.0.0.1:$rgw_port" rgw_listens
-fi
+where=127.0.0.1:$rgw_port
+[ "$rgw_port" = 0 ] && where="127.0.0.1 (a port of its choice)"
+wait_for 60 "radosgw to listen on $where" rgw_listens
 wait_for 60 "radosgw on 127.0.0.1:$rgw_port" \
   curl -sf -o /dev/null "http://127.0.0.1:$rgw_port/"
 
