@@ -53,7 +53,7 @@
  * 16), while a client at 400 MiB/s reaches the zone in 0.16 s: its
  * writers queued on the guess for 250-330 ms, four times the steady
  * median (slow-seqwrite's p99.9).  So the first segment, sealed while
- * nothing is uploading and nothing is measured, is a probe of an eighth
+ * nothing is measured, is a probe of an eighth
  * of a segment (hf_pace_seal_size), and the first window is the probe's
  * size: 4 MiB commit in 0.05 s at 96 MiB/s, before the client reaches
  * the zone, and the writers meet it with the store's rate (check-pace
@@ -72,6 +72,22 @@
  * (test_start_latency's second client).  Segments under 8 MiB have no
  * probe: they commit soon anyway, and a probe under 1 MiB would measure
  * mostly latency.
+ * One probe and then whole segments still rested on one small
+ * measurement: on the bench machine the probe measured 0.54-0.57 of a
+ * 100 MiB/s link in the bad runs (the directory store's fsyncs behind
+ * the log's burst, the uploader waiting for a core; 0.85-0.9 in good
+ * ones), and no commit came for 0.5-1.1 s after it, while the writers
+ * queued on its figure in the middle of the zone: 24-27 writes over
+ * 100 ms, slow-seqwrite p99 105-115 ms.  So the segments ramp up: the
+ * probe, then twice its size at each seal that filled the size before
+ * (hf_pace_sealed: 4, 8, 16, then 32 MiB), until a whole segment's
+ * window has been measured.  Each commit of the ramp is a window of its
+ * own and replaces the figure before (a larger one hides more of a
+ * PUT's latency behind the upload before it), so the estimate is
+ * corrected within 0.1-0.3 s instead of a second (check-pace
+ * test_start_slow_probe, a probe at 0.55-0.6 of the store: 16-21 of
+ * 2,000 writes over 100 ms -> 0-5).  Two PUTs more per volume opened
+ * than the one probe.
  * Measuring the first upload's progress instead would need every store
  * to report it (the directory store writes a segment in one call).
  *
@@ -114,12 +130,20 @@ hf_pace_init (struct hf_pace *p, uint64_t limit, uint64_t segment_size)
   p->probe = segment_size / HF_PACE_PROBE_DIV;
   if (p->probe < HF_PACE_PROBE_MIN)
     p->probe = segment_size;
+  p->ramp = p->probe;
+}
+
+void
+hf_pace_sealed (struct hf_pace *p, uint64_t bytes)
+{
+  if (bytes >= p->ramp && p->ramp < p->window)
+    p->ramp *= 2;
 }
 
 uint64_t
-hf_pace_seal_size (const struct hf_pace *p, bool uploading)
+hf_pace_seal_size (const struct hf_pace *p)
 {
-  return p->measured || uploading ? p->window : p->probe;
+  return p->whole || p->ramp > p->window ? p->window : p->ramp;
 }
 
 void
@@ -142,7 +166,7 @@ hf_pace_committed (struct hf_pace *p, uint64_t now_us, uint64_t built_us,
   if (now_us > from)
     p->w_us += now_us - from;
   p->w_bytes += bytes;
-  if (p->w_bytes < (p->measured ? p->window : p->probe) || p->w_us == 0)
+  if (p->w_bytes < (p->whole ? p->window : p->probe) || p->w_us == 0)
     return;
   {
     uint64_t r = (uint64_t) ((double) p->w_bytes * 1e6 / (double) p->w_us);

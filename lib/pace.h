@@ -29,6 +29,7 @@ struct hf_pace {
   uint64_t window;              /* bytes per rate measurement */
   uint64_t probe;               /* the first one's, and the size of the
                                    segment sealed to take it */
+  uint64_t ramp;                /* the next seal size until whole */
   uint64_t rate;                /* drain estimate, bytes/s (> 0) */
   uint64_t measured;            /* the last window's rate; 0: none yet */
   bool whole;                   /* rate rests on a window of a whole
@@ -52,9 +53,13 @@ extern void hf_pace_init (struct hf_pace *p, uint64_t limit,
                           uint64_t segment_size);
 
 /* The size at which the active buffer is to be sealed: segment_size,
- * but the probe's smaller size before the first measurement while no
- * sealed segment is uploading (uploading: one is). */
-extern uint64_t hf_pace_seal_size (const struct hf_pace *p, bool uploading);
+ * but smaller ones (the ramp: the probe, then twice its size at each
+ * seal) until a whole segment's window is measured (pace.c). */
+extern uint64_t hf_pace_seal_size (const struct hf_pace *p);
+
+/* A buffer of bytes was sealed: one that filled the ramp's size moves
+ * the ramp on. */
+extern void hf_pace_sealed (struct hf_pace *p, uint64_t bytes);
 
 /* A segment of bytes, built (ready to upload) at built_us, committed at
  * now_us.  Segments that commit together (one commit step) are passed

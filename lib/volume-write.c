@@ -9,8 +9,8 @@
  * one critical section, so a seal never splits a write.
  *
  * The active buffer is sealed (moved to the sealed list and given the
- * next seq) when it holds segment_size bytes (the first one, before
- * pacing has measured the store, less: pace.c), when it is
+ * next seq) when it holds segment_size bytes (the first few, until
+ * pacing has measured a whole one's drain, less: pace.c), when it is
  * flush_interval_ms old (timer thread, volume-upload.c), on flush, grow
  * and close.  A sealed buffer is immutable and still serves reads.
  *
@@ -86,6 +86,7 @@ hf_vol_seal_locked (struct hf_volume *v, bool force, bool force_ckpt)
     v->spare_slots = v->spare_slots2;
     v->spare_slots2.p = NULL;
   }
+  hf_pace_sealed (&v->pace, s->buf->bytes);
   hf_debug ("volume", "sealed seq %" PRIu64 " (%" PRIu64 " bytes)",
             s->seq, s->buf->bytes);
   pthread_cond_broadcast (&v->work_cv);
@@ -192,10 +193,10 @@ static int
 hf_vol_maybe_seal_locked (struct hf_volume *v)
 {
   HF_VOL_ASSERT_LOCKED (v);
-  /* Before pacing has a measured drain rate the first segment is
-   * sealed small, so that it commits soon and gives one (pace.c). */
+  /* Until pacing has measured a whole segment's drain the segments are
+   * sealed smaller, so that they commit soon and measure it (pace.c). */
   if (v->active &&
-      (v->active->bytes >= hf_pace_seal_size (&v->pace, v->sealed != NULL) ||
+      (v->active->bytes >= hf_pace_seal_size (&v->pace) ||
        v->active->zeros.n >= HF_VOL_MAX_ZERO_RUNS))
     return hf_vol_seal_locked (v, false, false);
   return 0;

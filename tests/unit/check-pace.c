@@ -67,9 +67,10 @@ START_TEST (test_zone_and_slots)
 END_TEST
 
 /* The drain rate: bytes over busy time, idle time not counted,
- * measured per window (the probe's size first, then a segment); the
- * first whole window replaces the probe's figure, later ones are
- * averaged with the old one. */
+ * measured per window (a probe's worth or more while the segments
+ * ramp up, a segment's once one was measured); each window of the ramp
+ * replaces the figure before, the first whole window too, later ones
+ * are averaged with the old one. */
 START_TEST (test_rate)
 {
   struct hf_pace p;
@@ -80,13 +81,24 @@ START_TEST (test_rate)
   ck_assert_uint_eq (p.probe, MIB);
   hf_pace_init (&p, 4 * 4 * MIB, 4 * MIB);
   ck_assert_uint_eq (p.probe, 4 * MIB);
-  ck_assert_uint_eq (hf_pace_seal_size (&p, false), 4 * MIB);
+  ck_assert_uint_eq (hf_pace_seal_size (&p), 4 * MIB);
   hf_pace_init (&p, LIMIT, SEG);
   ck_assert_uint_eq (p.probe, SEG / HF_PACE_PROBE_DIV);
-  /* Before the first measurement the probe is sealed, unless a
-   * segment is uploading already; after it, whole segments. */
-  ck_assert_uint_eq (hf_pace_seal_size (&p, false), p.probe);
-  ck_assert_uint_eq (hf_pace_seal_size (&p, true), SEG);
+  /* The ramp: the probe, then twice the size at each seal that filled
+   * it (a smaller one, sealed by the timer or a flush, does not move
+   * it), up to a segment. */
+  ck_assert_uint_eq (hf_pace_seal_size (&p), p.probe);
+  hf_pace_sealed (&p, p.probe / 2);
+  ck_assert_uint_eq (hf_pace_seal_size (&p), p.probe);
+  hf_pace_sealed (&p, p.probe);
+  ck_assert_uint_eq (hf_pace_seal_size (&p), 2 * p.probe);
+  hf_pace_sealed (&p, 2 * p.probe);
+  ck_assert_uint_eq (hf_pace_seal_size (&p), 4 * p.probe);
+  hf_pace_sealed (&p, 4 * p.probe);
+  ck_assert_uint_eq (hf_pace_seal_size (&p), SEG);
+  hf_pace_sealed (&p, SEG);
+  ck_assert_uint_eq (hf_pace_seal_size (&p), SEG);
+  hf_pace_init (&p, LIMIT, SEG);
   /* Half a probe is not a window yet. */
   hf_pace_committed (&p, t + 1000000, t, p.probe / 2);
   ck_assert_uint_eq (p.rate, HF_PACE_INIT_RATE);
@@ -98,28 +110,33 @@ START_TEST (test_rate)
   hf_pace_committed (&p, t + 12000000, t + 11000000, p.probe / 2);
   ck_assert_uint_eq (p.rate, 2 * MIB);
   ck_assert (!p.whole);
-  ck_assert_uint_eq (hf_pace_seal_size (&p, false), SEG);
-  /* A probe's worth is no longer a window: a segment is. */
+  ck_assert_uint_eq (hf_pace_seal_size (&p), p.probe);
+  /* Until a segment's window, a probe's worth is one, and replaces
+   * the figure before (4 MiB in 0.1 s). */
   hf_pace_committed (&p, t + 12100000, t, p.probe);
-  ck_assert_uint_eq (p.rate, 2 * MIB);
-  /* A segment built long ago commits 0.4 s after that: with the
-   * probe's worth, 36 MiB in 0.5 s (the busy time runs from the
-   * previous commit).  The first whole window: it replaces the probe's
-   * figure. */
+  ck_assert_uint_eq (p.rate, 40 * MIB);
+  ck_assert (!p.whole);
+  /* A segment built long ago commits 0.4 s after that: 32 MiB in
+   * 0.4 s (the busy time runs from the previous commit).  The first
+   * whole window: it replaces the ramp's figure. */
   hf_pace_committed (&p, t + 12500000, t, SEG);
-  ck_assert_uint_eq (p.measured, (uint64_t) (36.0 * MIB / 0.5));
+  ck_assert_uint_eq (p.measured, 80 * MIB);
   ck_assert_uint_eq (p.rate, p.measured);
   ck_assert (p.whole);
-  /* The next, 32 MiB in 0.5 s, goes half way from it. */
+  ck_assert_uint_eq (hf_pace_seal_size (&p), SEG);
+  /* A probe's worth is no longer a window: a segment is. */
+  hf_pace_committed (&p, t + 12600000, t, p.probe);
+  ck_assert_uint_eq (p.rate, 80 * MIB);
+  /* The next, 36 MiB in 0.5 s with it, goes half way from it. */
   hf_pace_committed (&p, t + 13000000, t, SEG);
-  ck_assert_uint_eq (p.measured, (uint64_t) (32.0 * MIB / 0.5));
-  ck_assert_uint_eq (p.rate, (72 * MIB + 64 * MIB) / 2);
+  ck_assert_uint_eq (p.measured, (uint64_t) (36.0 * MIB / 0.5));
+  ck_assert_uint_eq (p.rate, (80 * MIB + 72 * MIB) / 2);
   /* The build before the upload is not the store's time: a segment
    * built 0.1 s after the last commit and committed 0.5 s after it was
    * 0.4 s in the store (80 MiB/s). */
   hf_pace_committed (&p, t + 13500000, t + 13100000, SEG);
   ck_assert_uint_eq (p.measured, 80 * MIB);
-  ck_assert_uint_eq (p.rate, (68 * MIB + 80 * MIB) / 2);
+  ck_assert_uint_eq (p.rate, (76 * MIB + 80 * MIB) / 2);
 }
 END_TEST
 
@@ -205,6 +222,18 @@ sim_pct (const struct sim *s, double pct)
       return (i + 1) * 1000ull;
   }
   return UINT64_MAX;
+}
+
+/* How many writes after the warm-up took ms milliseconds or more. */
+static uint64_t
+sim_over (const struct sim *s, unsigned ms)
+{
+  uint64_t n = 0;
+  unsigned i;
+
+  for (i = ms; i < SIM_BUCKETS; i++)
+    n += s->lat_hist[i];
+  return n;
 }
 
 /* Throughput after the warm-up, in bytes per second. */
@@ -311,7 +340,7 @@ sim_run (struct sim *s)
       done = client_free;
     }
     active += s->wsize;
-    if (active >= hf_pace_seal_size (&p, qn > 0)) {
+    if (active >= hf_pace_seal_size (&p)) {
       ck_check_msg (qn < SIM_MAXSEGS, "%u sealed segments", qn);
       uint64_t built = t;       /* its upload may start */
       unsigned k = (qh + qn) % SIM_MAXSEGS;
@@ -323,6 +352,7 @@ sim_run (struct sim *s)
       q_built[k] = built;
       q_bytes[k] = active;
       q_done[k] = link_free + s->put_us;
+      hf_pace_sealed (&p, active);
       if (qn++ == 0)
         up_done = q_done[k];
       active = 0;
@@ -416,7 +446,11 @@ END_TEST
  * this model's client (instant) had filled before it; 19 once the
  * first whole window replaces the probe's figure (and with it the cut
  * that followed the probe; averaged, the two had left the estimate at
- * 0.75 of the store's rate, below what reaches the limit).  The
+ * 0.75 of the store's rate, below what reaches the limit); 29 with
+ * the ramp (4, 8 and 16 MiB segments before whole ones), whose first
+ * commits free less of the limit this client had filled, so that the
+ * writers that the delay's cap lets in near the limit meet it again
+ * until the first whole segment commits (5.8 s in; none after).  The
  * throughput stays the store's. */
 START_TEST (test_estimate_too_high)
 {
@@ -429,7 +463,7 @@ START_TEST (test_estimate_too_high)
            "p99 %" PRIu64 " us, max %" PRIu64 " us, %.1f MiB/s\n",
            s.hard_waits, sim_pct (&s, 0.99), s.max_lat_us,
            sim_bps (&s) / MIB);
-  ck_assert_uint_le (s.hard_waits, 3 * 8);
+  ck_assert_uint_le (s.hard_waits, 4 * 8);
   ck_assert (sim_bps (&s) >= 0.95 * 16 * MIB);
 }
 END_TEST
@@ -529,6 +563,50 @@ START_TEST (test_start_latency)
 }
 END_TEST
 
+
+/* A probe that measures well below the store's rate, as on the bench
+ * machine in slow-seqwrite's bad runs (54-57 MiB/s of a 100 MiB/s
+ * link: a PUT that lands 30-45 ms after its share of the link, here a
+ * stand-in for whatever else holds it up: the store's two fsyncs
+ * behind the log's burst, the uploader waiting for a core).  With one
+ * probe and then whole segments, no commit came for 0.5-1.1 s after
+ * the probe, while the client's writers queued on its figure in the
+ * middle of the zone: 16-21 of 2,000 writes over 100 ms in a 20 s run
+ * (p99 up to 110 ms; the bench's bad runs 24-27, p99 105-115 ms).
+ * With the ramp (4, 8, 16, then 32 MiB segments) each commit measures
+ * a larger window sooner: 0-5, all of them the client at 800 MiB/s
+ * reaching the zone before the probe commits.  At most 10 (0.5%), and
+ * a p99 of at most 1.2 x the steady median (84 ms), with either client
+ * and either latency; no hard waits, no lost throughput. */
+START_TEST (test_start_slow_probe)
+{
+  const uint64_t clients[] = { 400 * MIB, 800 * MIB };  /* bytes/s */
+  const uint64_t puts[] = { 30000, 45000 };             /* us */
+  unsigned i, j;
+
+  for (j = 0; j < sizeof puts / sizeof puts[0]; j++)
+    for (i = 0; i < sizeof clients / sizeof clients[0]; i++) {
+      struct sim s = { .pacing = true, .wsize = MIB, .qd = 8,
+                       .store_bps = 96 * MIB, .client_bps = clients[i],
+                       .build_bps = 500 * MIB, .put_us = puts[j],
+                       .warmup_us = 0, .end_us = 20000000 };
+
+      sim_run (&s);
+      fprintf (stderr, "test_start_slow_probe: PUT latency %" PRIu64
+               " ms, client %" PRIu64 " MiB/s: p50 %" PRIu64 " us, p99 %"
+               PRIu64 " us, max %" PRIu64 " us, %" PRIu64 " of %" PRIu64
+               " writes over 100 ms, %.1f MiB/s\n", puts[j] / 1000,
+               (uint64_t) (clients[i] / MIB), sim_pct (&s, 0.5),
+               sim_pct (&s, 0.99), s.max_lat_us, sim_over (&s, 100),
+               s.writes, sim_bps (&s) / MIB);
+      ck_assert_uint_eq (s.hard_waits, 0);
+      ck_assert_uint_le (sim_over (&s, 100), s.writes / 200);
+      ck_assert_uint_le (sim_pct (&s, 0.99), 84000 * 12 / 10);
+      ck_assert (sim_bps (&s) >= 0.97 * 96 * MIB);
+    }
+}
+END_TEST
+
 int
 main (void)
 {
@@ -546,6 +624,7 @@ main (void)
   tcase_add_test (tc, test_estimate_too_high);
   tcase_add_test (tc, test_start);
   tcase_add_test (tc, test_start_latency);
+  tcase_add_test (tc, test_start_slow_probe);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }
