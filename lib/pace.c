@@ -180,7 +180,7 @@ hf_pace_committed (struct hf_pace *p, uint64_t now_us, uint64_t built_us,
   }
   if (now_us == p->last_commit_us)
     p->step += bytes;           /* one commit step */
-  else
+  else if (bytes)               /* (an empty segment frees nothing) */
     p->step = bytes;
   p->c_open = false;
   from = built_us > p->last_commit_us ? built_us : p->last_commit_us;

@@ -137,6 +137,14 @@ START_TEST (test_rate)
   hf_pace_committed (&p, t + 13500000, t + 13100000, SEG);
   ck_assert_uint_eq (p.measured, 80 * MIB);
   ck_assert_uint_eq (p.rate, (76 * MIB + 80 * MIB) / 2);
+  /* The step the writers' figure averages over: a commit's bytes, the
+   * segments committed at one instant together, not an empty one. */
+  ck_assert_uint_eq (p.step, SEG);
+  hf_pace_committed (&p, t + 14000000, t, SEG);
+  hf_pace_committed (&p, t + 14000000, t, p.probe);
+  ck_assert_uint_eq (p.step, SEG + p.probe);
+  hf_pace_committed (&p, t + 14100000, t, 0);
+  ck_assert_uint_eq (p.step, SEG + p.probe);
 }
 END_TEST
 
