@@ -628,16 +628,15 @@ START_TEST (test_start_slow_probe)
 END_TEST
 
 /* A store that slows down (100 MiB/s, then 80 or 50 from 10 s on)
- * while the estimate still has the old rate.  Seen with dirty data as
- * it stands at the time of the commit (the step's progress counted
- * from 0), a slower store's overdue commit leaves the writers admitted
- * at the old rate until the limit: 6 and 16 hard waits.  Seen as the
- * average over the time between commits (half a step less progress),
- * the writers stay in the zone: to 80 MiB/s no hard wait and every
- * write within 1.05 x Little's law at the new rate (100 ms; dirty data
- * as it stood, without the progress: 132 ms); to 50 MiB/s, 8 hard
- * waits in 30 s (5 without the progress; 1 per writer), p99 199 ms
- * (239).  The throughput stays the store's. */
+ * while the estimate still has the old rate.  Counting the upload's
+ * progress without adding half a step back (dirty data as the store
+ * has it), the slower store's overdue commits let the writers in at
+ * the old rate until the limit: 6 and 16 hard waits.  With the half
+ * step (the average between commits, pace.c): to 80 MiB/s no hard
+ * wait and every write within 1.05 x Little's law at the new rate
+ * (100 ms; by dirty data as it stands, no progress counted: 132 ms);
+ * to 50 MiB/s, 8 hard waits in 30 s, one per writer (5 as it stands),
+ * p99 199 ms (239).  The throughput stays the store's. */
 START_TEST (test_store_slows)
 {
   struct sim s80 = { .pacing = true, .wsize = MIB, .qd = 8,
