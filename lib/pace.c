@@ -33,7 +33,8 @@
  * to upload does not count, nor the build before the first upload:
  * 69 ms for the first 32 MiB segment of a traced run, which put the
  * first whole window at 0.77 of the store's rate), summed over windows
- * of at least a segment and smoothed (rate = (rate + window's) / 2).
+ * of at least a segment (a probe's worth while the segments ramp up,
+ * below) and smoothed (rate = (rate + window's) / 2).
  * Segments that commit in one step (the oldest upload lands after
  * younger ones, and its commit commits them all) are one measurement:
  * the caller passes them at one instant, and one that comes at the
@@ -43,8 +44,9 @@
  * 1.4 TB/s, and pacing let writers run into the limit for a dozen
  * commits; check-pace test_commit_burst).  Until the first window
  * closes, HF_PACE_INIT_RATE, which the first measurement replaces (it
- * is a guess, not evidence); the probe's measurement (below) is
- * replaced in turn by the first whole window's, not averaged with it.
+ * is a guess, not evidence); each window of the ramp (below) replaces
+ * the one before in turn, up to the first whole window's, instead of
+ * being averaged with it.
  *
  * The start: a guess is wrong one way or the other (16 MiB/s held
  * writers to a third of a 96 MiB/s store's rate; a higher one runs a
@@ -84,7 +86,7 @@
  * window has been measured.  Each commit of the ramp is a window of its
  * own and replaces the figure before (a larger one hides more of a
  * PUT's latency behind the upload before it), so the estimate is
- * corrected within 0.1-0.3 s instead of a second (check-pace
+ * corrected every 0.2-0.4 s instead of after a second (check-pace
  * test_start_slow_probe, a probe at 0.55-0.6 of the store: 16-21 of
  * 2,000 writes over 100 ms -> 0-5).  Two PUTs more per volume opened
  * than the one probe.
