@@ -156,14 +156,14 @@ hf_pace_init (struct hf_pace *p, uint64_t limit, uint64_t segment_size)
 void
 hf_pace_sealed (struct hf_pace *p, uint64_t bytes)
 {
-  if (bytes >= p->ramp && p->ramp < p->window)
-    p->ramp *= 2;
+  if (bytes >= p->ramp)
+    p->ramp = 2 * p->ramp < p->window ? 2 * p->ramp : p->window;
 }
 
 uint64_t
 hf_pace_seal_size (const struct hf_pace *p)
 {
-  return p->whole || p->ramp > p->window ? p->window : p->ramp;
+  return p->whole ? p->window : p->ramp;
 }
 
 void
@@ -180,10 +180,12 @@ hf_pace_committed (struct hf_pace *p, uint64_t now_us, uint64_t built_us,
     p->measured = p->c_measured;
     p->whole = p->c_whole;
   }
-  if (now_us == p->last_commit_us)
+  if (now_us == p->step_us)
     p->step += bytes;           /* one commit step */
-  else if (bytes)               /* (an empty segment frees nothing) */
+  else if (bytes) {             /* (an empty segment frees nothing) */
     p->step = bytes;
+    p->step_us = now_us;
+  }
   p->c_open = false;
   from = built_us > p->last_commit_us ? built_us : p->last_commit_us;
   p->last_commit_us = now_us;
@@ -235,32 +237,29 @@ hf_pace_delay (struct hf_pace *p, uint64_t now_us, uint64_t dirty,
                uint64_t bytes)
 {
   uint64_t start, slot_us, seen = dirty;
-  double x, admit;
+  double x, admit, gone;
 
   if (dirty >= p->limit)
     return 0;           /* the hard wait's business */
   /* Dirty data as it stands on average over the time between commits
    * (pace.c): less the upload in progress, taken at the measured rate
-   * since the last commit (at most the last step's bytes), plus half a
-   * step. */
-  if (p->measured && p->step && now_us > p->last_commit_us) {
-    uint64_t r = p->rate < p->measured ? p->rate : p->measured;
-    double gone = (double) r * (double) (now_us - p->last_commit_us) / 1e6;
-
+   * since the last step committed (at most its bytes), plus half a
+   * step; never past the limit. */
+  if (p->measured && p->step && now_us > p->step_us) {
+    gone = (double) (p->rate < p->measured ? p->rate : p->measured) *
+      (double) (now_us - p->step_us) / 1e6;
     if (gone > (double) p->step)
       gone = (double) p->step;
-    gone -= (double) (p->step / 2);
-    if (gone >= 0)
-      seen -= gone < (double) dirty ? (uint64_t) gone : dirty;
-    else
-      seen += (uint64_t) -gone;
+    gone = (double) dirty - gone + (double) (p->step / 2);
+    seen = gone <= 0 ? 0 : gone >= (double) p->limit ? p->limit
+      : (uint64_t) gone;
   }
   if (p->zone == 0 || seen + p->zone < p->limit) {
     p->next_us = 0;     /* below the zone: no backlog carried over */
     return 0;
   }
   p->cut = false;       /* admitted at the rate as it now stands */
-  x = (double) (seen + p->zone - p->limit) / (double) p->zone; /* [0, 1) */
+  x = (double) (seen + p->zone - p->limit) / (double) p->zone; /* [0, 1] */
   admit = (double) p->rate * (1.0 + 8.0 * (0.5 - x) * (0.5 - x) * (0.5 - x));
   if (admit < 1.0)
     admit = 1.0;

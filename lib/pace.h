@@ -36,7 +36,8 @@ struct hf_pace {
                                    segment (not the guess or the probe) */
   uint64_t w_bytes, w_us;       /* the measurement in progress */
   uint64_t last_commit_us;      /* 0: no commit yet */
-  uint64_t step;                /* bytes committed at last_commit_us */
+  uint64_t step, step_us;       /* the bytes of the last commit step
+                                   that freed any, and when */
   /* The window that closed at last_commit_us, and the estimate before
    * it: a segment committed at the same instant reopens it. */
   uint64_t c_bytes, c_us, c_rate, c_measured;

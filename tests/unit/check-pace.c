@@ -143,8 +143,18 @@ START_TEST (test_rate)
   hf_pace_committed (&p, t + 14000000, t, SEG);
   hf_pace_committed (&p, t + 14000000, t, p.probe);
   ck_assert_uint_eq (p.step, SEG + p.probe);
-  hf_pace_committed (&p, t + 14100000, t, 0);
-  ck_assert_uint_eq (p.step, SEG + p.probe);
+  {
+    /* An empty segment's commit: the upload in progress went on, so
+     * the writers' figure is as it was without it. */
+    struct hf_pace q = p;
+    uint64_t dq;
+
+    hf_pace_committed (&p, t + 14100000, t, 0);
+    ck_assert_uint_eq (p.step, SEG + p.probe);
+    ck_assert_uint_eq (p.step_us, t + 14000000);
+    dq = hf_pace_delay (&q, t + 14200000, LIMIT - SEG, MIB);
+    ck_assert_uint_eq (hf_pace_delay (&p, t + 14200000, LIMIT - SEG, MIB), dq);
+  }
 }
 END_TEST
 
